@@ -1,0 +1,172 @@
+"""`LiLAWConfig`: the LiLAW knobs on top of `transformers.TrainingArguments`."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field, fields
+from typing import Any, Literal
+
+from transformers import TrainingArguments
+
+
+@dataclass
+class LiLAWConfig(TrainingArguments):
+    r"""
+    Configuration class for [`LiLAWTrainer`].
+
+    Only the LiLAW parameters are listed here; every [`~transformers.TrainingArguments`] field works as usual.
+    Through [`~transformers.HfArgumentParser`] each field is a command-line flag (`--lilaw_alpha 10`).
+    A [`LiLAWTrainer`] given a plain `TrainingArguments` uses the defaults below.
+
+    Parameters:
+        > Initial values of the three learnable scalars (paper §4.2)
+
+        lilaw_alpha (`float`, *optional*, defaults to `10.0`):
+            α, scale of the "easy" weight `W_α = sigmoid(α·s_y − max s)`. Kept ≥ 1.
+        lilaw_beta (`float`, *optional*, defaults to `2.0`):
+            β, scale of the "hard" weight `W_β = sigmoid(−(β·s_y − max s))`.
+        lilaw_delta (`float`, *optional*, defaults to `6.0`):
+            δ, scale of the "moderate" weight `W_δ = exp(−(δ·s_y − max s)²/2)`. Kept ≥ β.
+
+        > Meta optimisation (plain SGD with weight decay, one step per optimizer step)
+
+        lilaw_lr (`float`, *optional*, defaults to `0.005`):
+            Learning rate of α, β and δ.
+        lilaw_weight_decay (`float`, *optional*, defaults to `1e-4`):
+            Weight decay of α, β and δ.
+        lilaw_alpha_lr, lilaw_beta_lr, lilaw_delta_lr (`float` or `None`, *optional*):
+            Per-parameter learning rates; `None` uses `lilaw_lr`.
+        lilaw_alpha_weight_decay, lilaw_beta_weight_decay, lilaw_delta_weight_decay (`float` or `None`, *optional*):
+            Per-parameter weight decays; `None` uses `lilaw_weight_decay`.
+
+        > Schedule
+
+        lilaw_warmup_epochs (`float`, *optional*, defaults to `1.0`):
+            Epochs of plain, unweighted training before LiLAW starts (no meta steps meanwhile).
+        lilaw_warmup_steps (`int` or `None`, *optional*):
+            Warm-up in optimizer steps instead; overrides `lilaw_warmup_epochs`. Required for streamed data.
+
+        > Meta data
+
+        lilaw_meta_batch_size (`int` or `None`, *optional*):
+            Meta batch size per device; `None` uses `per_device_train_batch_size`.
+        lilaw_meta_fraction (`float`, *optional*, defaults to `0.15`):
+            Fraction of `train_dataset` carved off (seeded, class-stratified) as the meta set when no
+            `meta_dataset` is given.
+        lilaw_seed (`int` or `None`, *optional*):
+            Seed of the meta split and the meta sampler; `None` uses `seed`.
+
+        > Loss and meta forward
+
+        lilaw_base_loss (`str`, *optional*, defaults to `"cross_entropy"`):
+            Per-sample base loss: `"cross_entropy"` or `"focal"`.
+        lilaw_focal_gamma (`float`, *optional*, defaults to `2.0`):
+            γ of the focal loss.
+        lilaw_detach_weights (`bool`, *optional*, defaults to `False`):
+            Treat the weights as constants in the model's backward. The authors' code does not detach them.
+        lilaw_meta_forward_mode (`str`, *optional*, defaults to `"eval"`):
+            Mode of the model during the meta forward: `"eval"` (no dropout, BatchNorm statistics untouched by
+            meta data) or `"train"`. The model's previous mode is restored afterwards.
+    """
+
+    # Initial values
+    lilaw_alpha: float = field(default=10.0, metadata={"help": "Initial α (easy-sample scale). Kept >= 1."})
+    lilaw_beta: float = field(default=2.0, metadata={"help": "Initial β (hard-sample scale)."})
+    lilaw_delta: float = field(default=6.0, metadata={"help": "Initial δ (moderate-sample scale). Kept >= β."})
+
+    # Meta optimisation
+    lilaw_lr: float = field(default=0.005, metadata={"help": "SGD learning rate of α, β, δ."})
+    lilaw_weight_decay: float = field(default=1e-4, metadata={"help": "SGD weight decay of α, β, δ."})
+    lilaw_alpha_lr: float | None = field(default=None, metadata={"help": "Learning rate of α (default: lilaw_lr)."})
+    lilaw_beta_lr: float | None = field(default=None, metadata={"help": "Learning rate of β (default: lilaw_lr)."})
+    lilaw_delta_lr: float | None = field(default=None, metadata={"help": "Learning rate of δ (default: lilaw_lr)."})
+    lilaw_alpha_weight_decay: float | None = field(
+        default=None, metadata={"help": "Weight decay of α (default: lilaw_weight_decay)."}
+    )
+    lilaw_beta_weight_decay: float | None = field(
+        default=None, metadata={"help": "Weight decay of β (default: lilaw_weight_decay)."}
+    )
+    lilaw_delta_weight_decay: float | None = field(
+        default=None, metadata={"help": "Weight decay of δ (default: lilaw_weight_decay)."}
+    )
+
+    # Schedule
+    lilaw_warmup_epochs: float = field(
+        default=1.0, metadata={"help": "Epochs of plain unweighted training (no meta steps) before LiLAW starts."}
+    )
+    lilaw_warmup_steps: int | None = field(
+        default=None,
+        metadata={"help": "Warm-up in optimizer steps; overrides lilaw_warmup_epochs. Required for streamed data."},
+    )
+
+    # Meta data
+    lilaw_meta_batch_size: int | None = field(
+        default=None, metadata={"help": "Meta batch size per device (default: per_device_train_batch_size)."}
+    )
+    lilaw_meta_fraction: float = field(
+        default=0.15,
+        metadata={"help": "Fraction of train_dataset split off as the meta set when no meta_dataset is given."},
+    )
+    lilaw_seed: int | None = field(
+        default=None, metadata={"help": "Seed of the meta split and meta sampler (default: seed)."}
+    )
+
+    # Loss and meta forward
+    lilaw_base_loss: Literal["cross_entropy", "focal"] = field(
+        default="cross_entropy", metadata={"help": "Per-sample base loss."}
+    )
+    lilaw_focal_gamma: float = field(default=2.0, metadata={"help": "Gamma of the focal base loss."})
+    lilaw_detach_weights: bool = field(
+        default=False, metadata={"help": "Treat the LiLAW weights as constants in the model's backward."}
+    )
+    lilaw_meta_forward_mode: Literal["eval", "train"] = field(
+        default="eval", metadata={"help": "Model mode during the meta forward (restored afterwards)."}
+    )
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        validate_lilaw_options(lilaw_options(self))
+
+
+def lilaw_options(args: TrainingArguments) -> dict[str, Any]:
+    """The LiLAW fields of ``args``; a plain ``TrainingArguments`` gets the `LiLAWConfig` defaults."""
+    return {
+        f.name: getattr(args, f.name, f.default)
+        for f in fields(LiLAWConfig)
+        if f.name.startswith("lilaw_")
+    }
+
+
+def validate_lilaw_options(options: dict[str, Any]) -> None:
+    """Raise ``ValueError`` naming the field and a valid value for any bad LiLAW option."""
+    non_negative = [name for name in options if name.endswith(("_lr", "_weight_decay"))]
+    for name in ("lilaw_alpha", "lilaw_beta", "lilaw_delta", "lilaw_focal_gamma", "lilaw_warmup_epochs", *non_negative):
+        value = options[name]
+        if value is None:
+            continue
+        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+    if options["lilaw_alpha"] < 1:
+        raise ValueError(f"lilaw_alpha must be >= 1 (LiLAW keeps α >= 1), got {options['lilaw_alpha']}.")
+    if options["lilaw_delta"] < options["lilaw_beta"]:
+        raise ValueError(
+            f"lilaw_delta ({options['lilaw_delta']}) must be >= lilaw_beta ({options['lilaw_beta']}): "
+            "LiLAW keeps δ >= β. Raise lilaw_delta or lower lilaw_beta."
+        )
+    if not 0 < options["lilaw_meta_fraction"] < 1:
+        raise ValueError(
+            f"lilaw_meta_fraction must be in (0, 1), got {options['lilaw_meta_fraction']}; "
+            "the paper's default is 0.15, or pass meta_dataset= to LiLAWTrainer."
+        )
+    for name in ("lilaw_warmup_steps", "lilaw_meta_batch_size"):
+        value = options[name]
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+            raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}.")
+    if options["lilaw_meta_batch_size"] == 0:
+        raise ValueError("lilaw_meta_batch_size must be >= 1, or None to use per_device_train_batch_size.")
+    if options["lilaw_base_loss"] not in ("cross_entropy", "focal"):
+        raise ValueError(f"lilaw_base_loss must be 'cross_entropy' or 'focal', got {options['lilaw_base_loss']!r}.")
+    if options["lilaw_meta_forward_mode"] not in ("eval", "train"):
+        raise ValueError(
+            f"lilaw_meta_forward_mode must be 'eval' or 'train', got {options['lilaw_meta_forward_mode']!r}."
+        )

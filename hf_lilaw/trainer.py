@@ -1,0 +1,397 @@
+"""`LiLAWTrainer`: `transformers.Trainer` with LiLAW per-sample loss weighting and its meta step."""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable
+from typing import Any
+
+import datasets
+import torch
+from torch import nn
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+
+from .config import LiLAWConfig, lilaw_options, validate_lilaw_options
+from .meta_sampler import MetaBatchSampler
+from .meta_split import find_label_column, label_array, split_meta_set
+from .state import PARAMETER_NAMES, LiLAWState
+from .weighting import IGNORE_INDEX, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
+
+logger = logging.getLogger(__name__)
+
+LILAW_STATE_NAME = "lilaw_state.pt"
+
+
+def extract_logits(outputs: Any) -> torch.Tensor:
+    """Logits from a model output: a `ModelOutput`/dict with ``logits``, a tuple (first item) or a tensor."""
+    if isinstance(outputs, torch.Tensor):
+        logits = outputs
+    elif isinstance(outputs, dict):
+        logits = outputs.get("logits")
+    elif isinstance(outputs, (tuple, list)) and outputs:
+        logits = outputs[0]
+    else:
+        logits = None
+    if not isinstance(logits, torch.Tensor) or logits.ndim != 2:
+        raise ValueError(
+            "LiLAW needs classification logits of shape (batch, num_classes) from the model's forward, as a "
+            f"tensor, a tuple whose first item is the logits, or an output with a 'logits' field; got {type(outputs).__name__}"
+            + (f" with logits of shape {tuple(logits.shape)}" if isinstance(logits, torch.Tensor) else "")
+            + ". Make forward return {'logits': ...}."
+        )
+    return logits
+
+
+class LiLAWTrainer(Trainer):
+    """A drop-in `Trainer` that weights each sample's loss with LiLAW (``spec/lilaw.md``).
+
+    Each training loss is ``mean(W_i · ℓ_i)`` with ``W = W_α + W_β + W_δ`` computed from the model's own
+    softmax and three learned scalars α, β, δ. After every optimizer step past the warm-up, one meta step
+    updates α, β, δ on a random batch of the meta set: a no-grad forward, the gradient of ``mean(W·ℓ)`` in the
+    three scalars (averaged across processes), SGD with weight decay, then ``α ≥ 1`` and ``δ ≥ β``. The scalars
+    live outside the model: its optimizer, scheduler, clipping and weight decay never see them.
+
+    Args:
+        meta_dataset: the meta (validation) set, with labels, noisy or clean. When ``None``, a seeded,
+            class-stratified ``lilaw_meta_fraction`` of ``train_dataset`` is split off and used instead.
+        All other arguments are those of `transformers.Trainer`. ``args`` may be a `LiLAWConfig` or a plain
+        `TrainingArguments` (then LiLAW uses `LiLAWConfig`'s defaults). ``compute_loss_func`` is not accepted:
+        LiLAW owns the loss (see ``lilaw_base_loss``).
+    """
+
+    _tag_names = ["lilaw", "hf_lilaw"]
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        data_collator: Callable | None = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        model_init: Callable[..., nn.Module] | None = None,
+        compute_loss_func: Callable | None = None,
+        compute_metrics: Callable | None = None,
+        callbacks: list | None = None,
+        optimizers: tuple[torch.optim.Optimizer | None, torch.optim.lr_scheduler.LambdaLR | None] = (None, None),
+        optimizer_cls_and_kwargs: tuple[type[torch.optim.Optimizer], dict[str, Any]] | None = None,
+        preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+        *,
+        meta_dataset: Any = None,
+    ) -> None:
+        if compute_loss_func is not None:
+            raise ValueError(
+                "LiLAWTrainer computes its own per-sample loss, so it does not take compute_loss_func. "
+                "Choose the base loss with lilaw_base_loss ('cross_entropy' or 'focal'), or use transformers.Trainer."
+            )
+        if args is None:
+            args = LiLAWConfig(output_dir="trainer_output")
+        self.lilaw_args = lilaw_options(args)
+        validate_lilaw_options(self.lilaw_args)
+        seed = args.seed if self.lilaw_args["lilaw_seed"] is None else self.lilaw_args["lilaw_seed"]
+
+        if meta_dataset is None and train_dataset is not None:
+            if not isinstance(train_dataset, datasets.Dataset):
+                raise ValueError(
+                    f"LiLAWTrainer can only split a meta set off a datasets.Dataset, not {type(train_dataset).__name__}. "
+                    "Pass meta_dataset= (a few hundred labelled samples, noisy labels are fine)."
+                )
+            fraction = self.lilaw_args["lilaw_meta_fraction"]
+            full_size = len(train_dataset)
+            train_dataset, meta_dataset = split_meta_set(train_dataset, fraction=fraction, seed=seed)
+            logger.warning(
+                "LiLAW: no meta_dataset given, so a class-stratified %.0f%% split (seed %d) of train_dataset is the "
+                "meta set: %d meta samples, %d of %d left for training. Pass meta_dataset= to choose it yourself.",
+                100 * fraction, seed, len(meta_dataset), len(train_dataset), full_size,
+            )
+        self.meta_dataset = meta_dataset
+
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            model_init=model_init,
+            compute_loss_func=self._lilaw_loss,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        if not self.label_names:
+            # A plain nn.Module whose forward takes no labels: the collator still yields them as "labels".
+            self.label_names = ["labels"]
+        if self.meta_dataset is not None:
+            self._check_meta_dataset()
+
+        opts = self.lilaw_args
+        per_param = lambda key, default: [  # noqa: E731
+            opts[f"lilaw_{name}_{key}"] if opts[f"lilaw_{name}_{key}"] is not None else default
+            for name in PARAMETER_NAMES
+        ]
+        device = self.args.device
+        self._meta_lr = torch.tensor(per_param("lr", opts["lilaw_lr"]), dtype=torch.float32, device=device)
+        self._meta_weight_decay = torch.tensor(
+            per_param("weight_decay", opts["lilaw_weight_decay"]), dtype=torch.float32, device=device
+        )
+        meta_batch_size = opts["lilaw_meta_batch_size"] or self.args.per_device_train_batch_size
+        sampler = MetaBatchSampler(
+            len(self.meta_dataset) if self.meta_dataset is not None else 1,
+            meta_batch_size,
+            seed=seed + self.args.process_index,
+        )
+        initial = (opts["lilaw_alpha"], opts["lilaw_beta"], opts["lilaw_delta"])
+        self.lilaw_state = LiLAWState(initial, sampler, device)
+        self._meta_collator: Callable | None = None
+        self._in_training_step = False
+        # Sums of (w_alpha, w_beta, w_delta, w) and the sample count since the last log, kept on the device.
+        self._weight_sums = torch.zeros(5, dtype=torch.float32, device=device)
+        self._skipped_at_last_log = 0
+
+    # ---- public API -------------------------------------------------------------------------------------
+
+    def lilaw_parameters(self) -> dict[str, float]:
+        """The current ``{"alpha": α, "beta": β, "delta": δ}``."""
+        return self.lilaw_state.parameters()
+
+    # ---- Trainer overrides ------------------------------------------------------------------------------
+
+    def train(
+        self,
+        resume_from_checkpoint: str | bool | None = None,
+        trial: Any = None,
+        ignore_keys_for_eval: list[str] | None = None,
+        **kwargs: Any,
+    ):
+        if self.meta_dataset is None:
+            raise ValueError("LiLAWTrainer.train() needs a train_dataset or a meta_dataset to draw meta batches from.")
+        if isinstance(resume_from_checkpoint, bool) and resume_from_checkpoint:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir}).")
+        if resume_from_checkpoint:
+            self._load_lilaw_state(resume_from_checkpoint)
+        else:
+            self.lilaw_state.last_step_seen, self.lilaw_state.current_step_weighted = -1, False
+        return super().train(
+            resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
+        )
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        state = self.lilaw_state
+        # Trainer calls training_step once per micro-batch and bumps global_step after each optimizer step, so a
+        # new global_step marks the first micro-batch of an optimizer step. The meta step owed by the previous
+        # optimizer step runs here, before anything uses α, β, δ again: the paper's order (θ update, then the
+        # meta step on the updated θ), once per optimizer step whatever gradient_accumulation_steps is.
+        if self.state.global_step != state.last_step_seen:
+            if state.current_step_weighted:  # the step that just ended was weighted: its meta step is owed
+                self._meta_step(model)
+            state.last_step_seen = self.state.global_step
+            state.current_step_weighted = not self._in_warmup()
+        self._in_training_step = True
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        finally:
+            self._in_training_step = False
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        # The parent pops the labels, runs the forward and hands (outputs, labels, num_items_in_batch) to
+        # _lilaw_loss (registered as compute_loss_func), which applies the weights. Reusing that path keeps the
+        # parent's num_items_in_batch bookkeeping: counts over the whole accumulated batch and across processes.
+        loss, outputs = super().compute_loss(
+            model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
+        )
+        if isinstance(outputs, torch.Tensor):
+            outputs = {"logits": outputs}
+        return (loss, outputs) if return_outputs else loss
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if "loss" in logs:  # a training log; every process gets here together
+            logs.update(self._lilaw_logs())
+        super().log(logs, start_time)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        # Written before the parent's files, so a checkpoint pushed to the Hub by the parent includes it.
+        run_dir = self._get_output_dir(trial=trial)
+        output_dir = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        os.makedirs(output_dir, exist_ok=True)
+        torch.save(self.lilaw_state.state_dict(), os.path.join(output_dir, self._lilaw_state_file()))
+        super()._save_checkpoint(model, trial)
+
+    # ---- LiLAW internals ----------------------------------------------------------------------------------
+
+    def _lilaw_loss(
+        self, outputs: Any, labels: torch.Tensor | None, num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        if labels is None:
+            raise ValueError(
+                "LiLAWTrainer got a batch without labels. Keep the label column (named 'label' or 'labels') in "
+                "the data set; with a custom collator, return it as 'labels'."
+            )
+        if labels.is_floating_point() or labels.ndim != 1:
+            raise ValueError(
+                f"LiLAW weights single-label classification: labels must be integer class indices of shape (batch,), "
+                f"got dtype {labels.dtype} and shape {tuple(labels.shape)}. Cast the label column to int (ClassLabel); "
+                "multi-label and regression targets are not supported."
+            )
+        logits = extract_logits(outputs)
+        opts = self.lilaw_args
+        losses = per_sample_loss(
+            logits,
+            labels,
+            kind=opts["lilaw_base_loss"],
+            focal_gamma=opts["lilaw_focal_gamma"],
+            label_smoothing=self.args.label_smoothing_factor,
+        )
+        labelled = labels != IGNORE_INDEX
+        if self._in_training_step:
+            probs = logits.float().softmax(dim=-1)
+            alpha, beta, delta = self.lilaw_state.params.detach()
+            weights = lilaw_weights(probs, labels.clamp_min(0), alpha=alpha, beta=beta, delta=delta)
+            mask = labelled.float()
+            with torch.no_grad():
+                stacked = torch.stack([*weights, mask], dim=1) * mask.unsqueeze(1)
+                self._weight_sums += stacked.sum(dim=0)
+            if self.lilaw_state.current_step_weighted:  # past the warm-up: this step is weighted
+                total = weights.total.detach() if opts["lilaw_detach_weights"] else weights.total
+                losses = total * losses
+        total_loss = (losses * labelled).sum()
+        if num_items_in_batch is not None:
+            return total_loss / num_items_in_batch
+        # No item count (e.g. evaluation): a per-batch mean, which Trainer scales for accumulation itself.
+        mean = total_loss / labelled.sum().clamp_min(1)
+        if self._in_training_step:
+            mean = mean / self.current_gradient_accumulation_steps
+        return mean
+
+    def _in_warmup(self) -> bool:
+        steps = self.lilaw_args["lilaw_warmup_steps"]
+        if steps is not None:
+            return self.state.global_step < steps
+        # 1e-9: state.epoch is a float sum of step fractions.
+        return (self.state.epoch or 0.0) < self.lilaw_args["lilaw_warmup_epochs"] - 1e-9
+
+    def _next_meta_batch(self) -> dict[str, Any]:
+        if self._meta_collator is None:
+            self._meta_collator = self._get_collator_with_removed_columns(self.data_collator, description="meta")
+        indices = self.lilaw_state.sampler.next_batch()
+        batch = self._meta_collator([self.meta_dataset[i] for i in indices])
+        return self._prepare_inputs(batch)
+
+    @torch.no_grad()
+    def _meta_step(self, model: nn.Module) -> None:
+        state = self.lilaw_state
+        batch = self._next_meta_batch()
+        labels = batch.pop("labels", None)
+        if labels is None:
+            raise ValueError("The meta batch has no labels: give meta_dataset a 'label' or 'labels' column.")
+        was_training = model.training
+        model.train(self.lilaw_args["lilaw_meta_forward_mode"] == "train")
+        try:
+            with self.compute_loss_context_manager():
+                logits = extract_logits(model(**batch)).float()
+        finally:
+            model.train(was_training)
+        labelled = labels != IGNORE_INDEX
+        labels = labels[labelled]
+        logits = logits[labelled]
+        losses = per_sample_loss(
+            logits, labels, kind=self.lilaw_args["lilaw_base_loss"], focal_gamma=self.lilaw_args["lilaw_focal_gamma"]
+        )
+        grad = lilaw_meta_gradient(logits.softmax(dim=-1), labels, losses, state.params)
+        self._apply_meta_gradient(grad)
+
+    def _apply_meta_gradient(self, grad: torch.Tensor) -> None:
+        """The one place α, β, δ change: average across processes, then SGD + constraints, unless non-finite."""
+        state = self.lilaw_state
+        if self.accelerator.num_processes > 1:
+            grad = self.accelerator.reduce(grad, reduction="mean")
+        finite = torch.isfinite(grad).all()
+        updated = lilaw_meta_update(state.params, grad, lr=self._meta_lr, weight_decay=self._meta_weight_decay)
+        # torch.where rather than an `if`: no host sync per step on accelerators.
+        state.params = torch.where(finite, updated, state.params)
+        state.skipped_meta_steps += (~finite).long()
+        state.meta_steps += 1
+
+    def _lilaw_logs(self) -> dict[str, float]:
+        state = self.lilaw_state
+        sums = self._weight_sums
+        if self.accelerator.num_processes > 1:
+            sums = self.accelerator.reduce(sums.clone(), reduction="sum")
+        count = float(sums[4])
+        logs = {f"lilaw/{name}": value for name, value in state.parameters().items()}
+        if count > 0:
+            for i, name in enumerate(("w_alpha", "w_beta", "w_delta", "w")):
+                logs[f"lilaw/{name}"] = float(sums[i]) / count
+        logs["lilaw/meta_steps"] = state.meta_steps
+        skipped = int(state.skipped_meta_steps)
+        logs["lilaw/skipped_meta_steps"] = skipped
+        if skipped > self._skipped_at_last_log:
+            logger.warning(
+                "LiLAW skipped %d meta step(s) since the last log because the meta loss or its gradient was not "
+                "finite; α, β, δ were left unchanged for those steps.",
+                skipped - self._skipped_at_last_log,
+            )
+            self._skipped_at_last_log = skipped
+        self._weight_sums.zero_()
+        return logs
+
+    def _lilaw_state_file(self) -> str:
+        if self.args.world_size > 1:
+            return LILAW_STATE_NAME.replace(".pt", f"_{self.args.process_index}.pt")
+        return LILAW_STATE_NAME
+
+    def _load_lilaw_state(self, checkpoint: str) -> None:
+        path = os.path.join(checkpoint, self._lilaw_state_file())
+        if not os.path.isfile(path):
+            logger.warning(
+                "Checkpoint %s has no %s: LiLAW restarts from its initial α, β, δ (was it saved by plain Trainer?).",
+                checkpoint, self._lilaw_state_file(),
+            )
+            return
+        self.lilaw_state.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
+
+    def _check_meta_dataset(self) -> None:
+        meta = self.meta_dataset
+        if hasattr(meta, "__len__") and len(meta) == 0:
+            raise ValueError("meta_dataset is empty; pass a few hundred labelled samples, or omit it to split one off.")
+        if isinstance(meta, datasets.Dataset):
+            find_label_column(meta)
+        if (
+            self.train_dataset is not None
+            and hasattr(self.train_dataset, "__len__")
+            and hasattr(meta, "__len__")
+            and len(meta) > len(self.train_dataset)
+        ):
+            raise ValueError(
+                f"meta_dataset ({len(meta)} samples) is larger than train_dataset ({len(self.train_dataset)}). "
+                "LiLAW's meta set is a small validation set (the paper uses 15% of the data): swap them or shrink it."
+            )
+        num_labels = getattr(getattr(self.model, "config", None), "num_labels", None)
+        if num_labels:
+            for name, dataset in (("train_dataset", self.train_dataset), ("meta_dataset", meta)):
+                if isinstance(dataset, datasets.Dataset):
+                    labels = label_array(dataset)
+                    labelled = labels[labels != IGNORE_INDEX]
+                    if labelled.size and (labelled.min() < 0 or labelled.max() >= num_labels):
+                        raise ValueError(
+                            f"{name} has labels in [{labelled.min()}, {labelled.max()}] but the model has "
+                            f"num_labels={num_labels}: labels must lie in [0, {num_labels}) (or be -100 to ignore a "
+                            "row). Fix the labels, or build the model with the right num_labels."
+                        )

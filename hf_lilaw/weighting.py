@@ -1,0 +1,124 @@
+"""LiLAW math: the three per-sample weights, the per-sample base loss and the meta update of α, β, δ.
+
+Pure tensor code, no Trainer: paper eqs. 2–6 and Algorithm 1 lines 12–19, with the choices fixed by
+``spec/lilaw.md`` (float32 math, constraints ``α ≥ 1`` and ``δ ≥ β`` after each meta step).
+"""
+
+from __future__ import annotations
+
+from typing import Literal, NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+IGNORE_INDEX = -100
+BaseLoss = Literal["cross_entropy", "focal"]
+
+
+class LiLAWWeights(NamedTuple):
+    """Per-sample weights; each field has shape ``(batch,)`` and dtype float32."""
+
+    w_alpha: torch.Tensor
+    w_beta: torch.Tensor
+    w_delta: torch.Tensor
+    total: torch.Tensor
+
+
+def lilaw_weights(
+    probs: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    alpha: float | torch.Tensor,
+    beta: float | torch.Tensor,
+    delta: float | torch.Tensor,
+) -> LiLAWWeights:
+    """LiLAW weights of eqs. 2–5.
+
+    Args:
+        probs: class probabilities ``softmax(z)``, shape ``(batch, num_classes)``; any float dtype, the math
+            runs in float32.
+        labels: observed labels, shape ``(batch,)``, each in ``[0, num_classes)``.
+        alpha, beta, delta: the three learnable scalars (floats or 0-d tensors; gradients flow through tensors).
+
+    Returns:
+        ``(w_alpha, w_beta, w_delta, total)``, differentiable in ``probs`` and in the three scalars.
+    """
+    if probs.ndim != 2:
+        raise ValueError(f"probs must have shape (batch, num_classes), got {tuple(probs.shape)}.")
+    if labels.shape != probs.shape[:1]:
+        raise ValueError(f"labels must have shape ({probs.shape[0]},), got {tuple(labels.shape)}.")
+    probs = probs.float()
+    s_y = probs.gather(1, labels.long().unsqueeze(1)).squeeze(1)
+    m = probs.max(dim=1).values
+    w_alpha = torch.sigmoid(alpha * s_y - m)
+    w_beta = torch.sigmoid(-(beta * s_y - m))
+    w_delta = torch.exp(-((delta * s_y - m) ** 2) / 2)
+    return LiLAWWeights(w_alpha, w_beta, w_delta, w_alpha + w_beta + w_delta)
+
+
+def per_sample_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    *,
+    kind: BaseLoss = "cross_entropy",
+    focal_gamma: float = 2.0,
+    label_smoothing: float = 0.0,
+) -> torch.Tensor:
+    """Per-sample base loss ``ℓ_i`` in float32; rows whose label is ``-100`` get 0.
+
+    Args:
+        logits: shape ``(batch, num_classes)``.
+        labels: shape ``(batch,)``; ``-100`` marks an unlabelled row (the transformers convention).
+        kind: ``"cross_entropy"`` or ``"focal"`` (Lin et al., ``(1 − p_y)^γ · CE``).
+        focal_gamma: γ of the focal loss.
+        label_smoothing: as in ``torch.nn.functional.cross_entropy``.
+    """
+    ce = F.cross_entropy(
+        logits.float(), labels.long(), reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+    )
+    if kind == "cross_entropy":
+        return ce
+    if kind == "focal":
+        safe = labels.long().clamp_min(0).unsqueeze(1)
+        p_y = logits.float().softmax(dim=1).gather(1, safe).squeeze(1)
+        return (1 - p_y).pow(focal_gamma) * ce
+    raise ValueError(f"Unknown base loss {kind!r}; use 'cross_entropy' or 'focal'.")
+
+
+def lilaw_meta_gradient(
+    probs: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor, params: torch.Tensor
+) -> torch.Tensor:
+    """Gradient of the meta loss ``mean(W · ℓ)`` with respect to ``(α, β, δ)`` only.
+
+    ``probs`` and ``losses`` are constants here (they come from a no-grad forward), which is why no
+    backward through the model is needed.
+
+    Args:
+        probs: meta-batch probabilities, ``(batch, num_classes)``, labelled rows only.
+        labels: meta-batch labels, ``(batch,)``.
+        losses: per-sample base losses, ``(batch,)``.
+        params: the float32 tensor ``[α, β, δ]``.
+
+    Returns:
+        A float32 tensor of shape ``(3,)``: ``[∂L/∂α, ∂L/∂β, ∂L/∂δ]``.
+    """
+    with torch.enable_grad():
+        p = params.detach().float().requires_grad_(True)
+        w = lilaw_weights(probs.detach(), labels, alpha=p[0], beta=p[1], delta=p[2]).total
+        meta_loss = (w * losses.detach().float()).mean()
+        (grad,) = torch.autograd.grad(meta_loss, p)
+    return grad
+
+
+def lilaw_meta_update(
+    params: torch.Tensor, grad: torch.Tensor, *, lr: torch.Tensor, weight_decay: torch.Tensor
+) -> torch.Tensor:
+    """One SGD step with weight decay per parameter, then the constraints ``α ≥ 1`` and ``δ ≥ β``.
+
+    ``p ← p − lr_p · (∂L/∂p + wd_p · p)`` (Algorithm 1, lines 17–19). ``lr`` and ``weight_decay`` are
+    length-3 tensors (one value per scalar).
+    """
+    new = params - lr * (grad + weight_decay * params)
+    alpha = new[0].clamp_min(1.0)
+    delta = torch.maximum(new[2], new[1])
+    return torch.stack([alpha, new[1], delta])
