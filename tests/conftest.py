@@ -1,0 +1,50 @@
+"""Tiny offline models and data shared by the trainer tests."""
+
+import os
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import datasets  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+from torch import nn  # noqa: E402
+
+NUM_FEATURES, NUM_CLASSES = 8, 3
+
+
+class TinyNet(nn.Module):
+    """A plain nn.Module classifier over a feature vector ``x``; returns ``{"logits": ...}``."""
+
+    def __init__(self, num_features: int = NUM_FEATURES, num_classes: int = NUM_CLASSES, dropout: float = 0.0):
+        super().__init__()
+        self.body = nn.Sequential(nn.Linear(num_features, 16), nn.Tanh(), nn.Dropout(dropout))
+        self.head = nn.Linear(16, num_classes)
+
+    def forward(self, x, labels=None):
+        return {"logits": self.head(self.body(x))}
+
+
+def blobs(n: int = 192, *, noise_rate: float = 0.3, seed: int = 0) -> datasets.Dataset:
+    """Separable 3-class Gaussian blobs with a fraction of labels flipped to the next class."""
+    centres = np.random.default_rng(1234).normal(scale=1.5, size=(NUM_CLASSES, NUM_FEATURES))
+    rng = np.random.default_rng(seed)
+    clean = rng.integers(0, NUM_CLASSES, n)
+    x = (centres[clean] + rng.normal(size=(n, NUM_FEATURES))).astype(np.float32)
+    noisy = clean.copy()
+    flip = rng.random(n) < noise_rate
+    noisy[flip] = (clean[flip] + 1) % NUM_CLASSES
+    return datasets.Dataset.from_dict({"x": x, "label": noisy, "clean_label": clean, "is_noisy": flip})
+
+
+@pytest.fixture
+def tiny_model():
+    torch.manual_seed(0)
+    return TinyNet()
+
+
+@pytest.fixture(scope="session")
+def blob_splits():
+    return {"train": blobs(192, seed=0), "meta": blobs(48, seed=1), "test": blobs(96, noise_rate=0.0, seed=2)}

@@ -1,0 +1,64 @@
+import pytest
+from transformers import HfArgumentParser
+
+from hf_lilaw import LiLAWConfig
+from hf_lilaw.config import lilaw_options
+
+
+def test_command_line_through_hfargumentparser(tmp_path):
+    (args,) = HfArgumentParser(LiLAWConfig).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--lilaw_alpha", "9", "--lilaw_beta", "3", "--lilaw_delta", "7",
+         "--lilaw_lr", "0.01", "--lilaw_beta_lr", "0.02", "--lilaw_warmup_steps", "100",
+         "--lilaw_meta_batch_size", "64", "--lilaw_detach_weights", "--lilaw_meta_forward_mode", "train",
+         "--lilaw_base_loss", "focal", "--report_to", "none"]
+    )
+    assert (args.lilaw_alpha, args.lilaw_beta, args.lilaw_delta) == (9.0, 3.0, 7.0)
+    assert args.lilaw_lr == 0.01 and args.lilaw_beta_lr == 0.02 and args.lilaw_alpha_lr is None
+    assert args.lilaw_warmup_steps == 100 and args.lilaw_meta_batch_size == 64
+    assert args.lilaw_detach_weights is True
+    assert args.lilaw_meta_forward_mode == "train" and args.lilaw_base_loss == "focal"
+
+
+def test_invalid_choice_is_rejected_by_the_parser(tmp_path):
+    with pytest.raises(SystemExit):
+        HfArgumentParser(LiLAWConfig).parse_args_into_dataclasses(
+            ["--output_dir", str(tmp_path), "--lilaw_meta_forward_mode", "sometimes"]
+        )
+
+
+def test_defaults_are_the_papers(tmp_path):
+    args = LiLAWConfig(output_dir=str(tmp_path))
+    assert (args.lilaw_alpha, args.lilaw_beta, args.lilaw_delta) == (10.0, 2.0, 6.0)
+    assert args.lilaw_lr == 0.005 and args.lilaw_weight_decay == 1e-4
+    assert args.lilaw_warmup_epochs == 1.0 and args.lilaw_warmup_steps is None
+    assert args.lilaw_meta_fraction == 0.15 and args.lilaw_meta_batch_size is None
+    assert args.lilaw_detach_weights is False and args.lilaw_meta_forward_mode == "eval"
+    every_field_documented = [f for f in LiLAWConfig.__dataclass_fields__.values() if f.name.startswith("lilaw_")]
+    assert all(f.metadata.get("help") for f in every_field_documented)
+    assert all(f"{f.name}" in LiLAWConfig.__doc__ for f in every_field_documented)
+
+
+def test_options_of_a_plain_trainingarguments_are_the_defaults(tmp_path):
+    from transformers import TrainingArguments
+
+    options = lilaw_options(TrainingArguments(output_dir=str(tmp_path)))
+    assert options == lilaw_options(LiLAWConfig(output_dir=str(tmp_path)))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"lilaw_alpha": 0.5}, "lilaw_alpha must be >= 1"),
+        ({"lilaw_beta": -1.0}, "lilaw_beta must be a finite number"),
+        ({"lilaw_delta": float("nan")}, "lilaw_delta must be a finite number"),
+        ({"lilaw_beta": 7.0}, "lilaw_delta .* must be >= lilaw_beta"),
+        ({"lilaw_weight_decay": -1e-4}, "lilaw_weight_decay"),
+        ({"lilaw_delta_weight_decay": float("inf")}, "lilaw_delta_weight_decay"),
+        ({"lilaw_meta_fraction": 1.5}, "lilaw_meta_fraction must be in"),
+        ({"lilaw_meta_batch_size": 0}, "lilaw_meta_batch_size must be >= 1"),
+        ({"lilaw_warmup_steps": -3}, "lilaw_warmup_steps"),
+    ],
+)
+def test_bad_values_name_the_field(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        LiLAWConfig(output_dir=str(tmp_path), **overrides)

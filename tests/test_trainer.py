@@ -1,0 +1,272 @@
+import logging
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from hf_lilaw import LiLAWConfig, LiLAWTrainer
+from hf_lilaw.trainer import LILAW_STATE_NAME
+
+from conftest import TinyNet, blobs
+
+
+def config(tmp_path, **overrides) -> LiLAWConfig:
+    base = dict(
+        output_dir=str(tmp_path),
+        per_device_train_batch_size=16,
+        num_train_epochs=3,
+        learning_rate=0.05,
+        logging_steps=4,
+        save_strategy="no",
+        report_to=[],
+        seed=0,
+        lilaw_warmup_epochs=1,
+        lilaw_lr=0.5,  # larger than the paper's 0.005 so a few dozen steps move the scalars visibly
+        disable_tqdm=True,
+    )
+    base.update(overrides)
+    return LiLAWConfig(**base)
+
+
+def model_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def test_drop_in_swap_moves_scalars_logs_and_checkpoints(tmp_path, blob_splits):
+    """An unchanged Trainer script with Trainer replaced by LiLAWTrainer."""
+    torch.manual_seed(0)
+    args = TrainingArguments(
+        output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=4, learning_rate=0.05,
+        logging_steps=4, save_strategy="epoch", eval_strategy="epoch", report_to=[], disable_tqdm=True,
+    )
+    trainer = LiLAWTrainer(
+        model=TinyNet(), args=args, train_dataset=blob_splits["train"], eval_dataset=blob_splits["test"]
+    )
+    trainer.train()
+
+    params = trainer.lilaw_parameters()
+    assert set(params) == {"alpha", "beta", "delta"}
+    # Appendix A.2: dL/dα >= 0 and dL/dβ <= 0, so α falls and β rises from the defaults 10, 2, 6.
+    assert params["alpha"] < 10.0
+    assert params["beta"] > 2.0
+    assert params["delta"] >= params["beta"]
+
+    train_logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert train_logs
+    for key in ("lilaw/alpha", "lilaw/beta", "lilaw/delta", "lilaw/w_alpha", "lilaw/w_beta", "lilaw/w_delta", "lilaw/w"):
+        assert all(key in h for h in train_logs), key
+    assert train_logs[-1]["lilaw/meta_steps"] > 0
+
+    checkpoints = sorted(d for d in os.listdir(tmp_path) if d.startswith("checkpoint-"))
+    assert checkpoints
+    for ckpt in checkpoints:
+        assert any("lilaw" in f for f in os.listdir(tmp_path / ckpt)), ckpt
+    saved = torch.load(tmp_path / checkpoints[-1] / LILAW_STATE_NAME, weights_only=False)
+    assert saved["parameters"] == pytest.approx(params, abs=0.05)
+
+
+def test_plain_trainingarguments_use_lilaw_defaults(tmp_path, blob_splits, tiny_model):
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[])
+    trainer = LiLAWTrainer(model=tiny_model, args=args, train_dataset=blob_splits["train"])
+    assert trainer.lilaw_parameters() == {"alpha": 10.0, "beta": 2.0, "delta": 6.0}
+    assert trainer.lilaw_args["lilaw_lr"] == 0.005
+    assert trainer.lilaw_args["lilaw_weight_decay"] == 1e-4
+    assert trainer.lilaw_state.sampler.batch_size == args.per_device_train_batch_size
+
+
+def test_meta_split_is_stratified_seeded_and_logged(tmp_path, blob_splits, tiny_model, caplog):
+    train = blob_splits["train"]
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw"):
+        trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=train)
+    assert "meta set" in caplog.text and "15%" in caplog.text
+    meta = trainer.meta_dataset
+    assert len(meta) + len(trainer.train_dataset) == len(train)
+    assert len(meta) == pytest.approx(0.15 * len(train), abs=1)
+    counts_all = np.bincount(train["label"], minlength=3) * 0.15
+    np.testing.assert_allclose(np.bincount(meta["label"], minlength=3), counts_all, atol=1)
+    again = LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=train)
+    assert again.meta_dataset["x"] == meta["x"]
+
+
+def test_warmup_makes_lilaw_identical_to_trainer(tmp_path, blob_splits):
+    """During warm-up the loss is Trainer's plain mean CE and the data order is Trainer's."""
+    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05,
+                  save_strategy="no", report_to=[], seed=0, disable_tqdm=True)
+    torch.manual_seed(0)
+    plain_model = TinyNet()
+    Trainer(model=plain_model, args=TrainingArguments(**common), train_dataset=blob_splits["train"],
+            compute_loss_func=lambda out, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
+                out["logits"], labels, reduction="sum") / num_items_in_batch).train()
+    torch.manual_seed(0)
+    lilaw_model = TinyNet()
+    trainer = LiLAWTrainer(model=lilaw_model, args=LiLAWConfig(**common, lilaw_warmup_epochs=2),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    trainer.train()
+    assert trainer.lilaw_state.meta_steps == 0
+    for name, value in model_state(plain_model).items():
+        torch.testing.assert_close(model_state(lilaw_model)[name], value, rtol=0, atol=0)
+
+
+def test_meta_steps_once_per_optimizer_step_after_warmup(tmp_path, blob_splits, tiny_model):
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, lilaw_warmup_steps=5),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    trainer.train()
+    steps = trainer.state.global_step  # 192 / 16 * 3 = 36
+    assert steps == 36
+    # Steps 6..36 are weighted; each is followed by a meta step, the last one's would come after training ends.
+    assert trainer.lilaw_state.meta_steps == steps - 5 - 1
+
+
+class GradientRecorder(TrainerCallback):
+    def __init__(self):
+        self.grads = []
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        self.grads.append(torch.cat([p.grad.flatten().clone() for p in model.parameters()]))
+
+
+def test_gradient_accumulation_matches_a_large_batch(tmp_path, blob_splits):
+    def run(batch_size, accumulation):
+        torch.manual_seed(0)
+        recorder = GradientRecorder()
+        trainer = LiLAWTrainer(
+            model=TinyNet(),
+            args=config(tmp_path / f"{batch_size}x{accumulation}", per_device_train_batch_size=batch_size,
+                        gradient_accumulation_steps=accumulation, lilaw_warmup_steps=2, lilaw_meta_batch_size=16,
+                        num_train_epochs=2),
+            train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"], callbacks=[recorder],
+        )
+        trainer.train()
+        return trainer, recorder.grads
+
+    big, big_grads = run(16, 1)
+    small, small_grads = run(8, 2)
+    assert big.state.global_step == small.state.global_step == 24
+    assert big.lilaw_state.meta_steps == small.lilaw_state.meta_steps == 24 - 2 - 1
+    assert len(big_grads) == len(small_grads)
+    for g_big, g_small in zip(big_grads, small_grads):
+        torch.testing.assert_close(g_small, g_big, rtol=1e-4, atol=1e-6)
+    assert small.lilaw_parameters() == pytest.approx(big.lilaw_parameters(), rel=1e-5)
+
+
+class StopAfter(TrainerCallback):
+    """Simulates a crash right after the checkpoint of ``step`` (same schedule as the full run)."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, blob_splits):
+    def make(output_dir, callbacks=None):
+        torch.manual_seed(0)
+        return LiLAWTrainer(
+            model=TinyNet(dropout=0.1),
+            args=config(output_dir, save_strategy="steps", save_steps=10, lilaw_warmup_steps=4),
+            train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"], callbacks=callbacks,
+        )
+
+    full = make(tmp_path / "full")
+    full.train()
+
+    interrupted = make(tmp_path / "resumed", callbacks=[StopAfter(20)])  # checkpoint-20 is mid-epoch (12/epoch)
+    interrupted.train()
+    assert interrupted.state.global_step == 20
+    assert os.path.isfile(tmp_path / "resumed" / "checkpoint-20" / LILAW_STATE_NAME)
+    resumed = make(tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-20"))
+
+    assert resumed.lilaw_state.meta_steps == full.lilaw_state.meta_steps
+    assert resumed.lilaw_parameters() == pytest.approx(full.lilaw_parameters(), rel=1e-6, abs=1e-7)
+    for name, value in model_state(full.model).items():
+        torch.testing.assert_close(model_state(resumed.model)[name], value, rtol=1e-6, atol=1e-7)
+
+
+def test_eval_loss_is_the_plain_mean_cross_entropy(tmp_path, blob_splits, tiny_model):
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=blob_splits["train"],
+                           meta_dataset=blob_splits["meta"], eval_dataset=blob_splits["test"])
+    trainer.train()
+    metrics = trainer.evaluate()
+    test = blob_splits["test"]
+    with torch.no_grad():
+        logits = trainer.model(torch.tensor(test["x"]))["logits"]
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(test["label"])).item()
+    assert metrics["eval_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+def test_meta_forward_restores_train_mode_and_keeps_global_rng(tmp_path, blob_splits, tiny_model):
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=blob_splits["train"],
+                           meta_dataset=blob_splits["meta"])
+    tiny_model.train()
+    before = torch.random.get_rng_state()
+    trainer._meta_step(tiny_model)
+    assert tiny_model.training
+    assert torch.equal(before, torch.random.get_rng_state())
+    assert trainer.lilaw_state.meta_steps == 1
+
+
+def test_detached_weights_change_the_model_gradient(tmp_path, blob_splits):
+    def grads(detach):
+        torch.manual_seed(0)
+        recorder = GradientRecorder()
+        LiLAWTrainer(model=TinyNet(), args=config(tmp_path, lilaw_warmup_steps=0, max_steps=2, lilaw_detach_weights=detach),
+                     train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"], callbacks=[recorder]).train()
+        return recorder.grads
+
+    attached, detached = grads(False), grads(True)
+    assert not torch.allclose(attached[0], detached[0])
+
+
+@pytest.mark.parametrize("kind", ["vit", "timm", "plain"])
+def test_works_with_transformers_timm_and_plain_models(tmp_path, kind):
+    from datasets import Dataset
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification, ViTConfig, ViTForImageClassification
+
+    rng = np.random.default_rng(0)
+    data = Dataset.from_dict({"pixel_values": rng.normal(size=(48, 3, 16, 16)).astype(np.float32),
+                              "label": rng.integers(0, 3, 48)})
+    torch.manual_seed(0)
+    if kind == "vit":
+        model = ViTForImageClassification(ViTConfig(image_size=16, patch_size=8, hidden_size=16, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=32, num_labels=3))
+    elif kind == "timm":
+        model = TimmWrapperForImageClassification(TimmWrapperConfig(architecture="test_resnet", num_labels=3))
+    else:
+        class Flat(torch.nn.Module):
+            def __init__(self):
+                super().__init__()
+                self.fc = torch.nn.Linear(3 * 16 * 16, 3)
+
+            def forward(self, pixel_values):
+                return self.fc(pixel_values.flatten(1))  # a bare tensor of logits
+
+        model = Flat()
+    trainer = LiLAWTrainer(model=model, args=config(tmp_path, per_device_train_batch_size=8, num_train_epochs=2,
+                                                     lilaw_warmup_steps=1), train_dataset=data)
+    trainer.train()
+    assert trainer.lilaw_state.meta_steps > 0
+    assert trainer.lilaw_parameters()["alpha"] < 10.0
+    assert np.isfinite(trainer.evaluate(data)["eval_loss"])
+
+
+def test_bad_input_is_refused_with_the_fix(tmp_path, blob_splits, tiny_model):
+    train, meta = blob_splits["train"], blob_splits["meta"]
+    with pytest.raises(ValueError, match="lilaw_base_loss"):
+        LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=train, compute_loss_func=lambda *a, **k: 0)
+    with pytest.raises(ValueError, match="larger than train_dataset"):
+        LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=meta, meta_dataset=train)
+    with pytest.raises(ValueError, match="empty"):
+        LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=train, meta_dataset=meta.select([]))
+    with pytest.raises(ValueError, match="meta_dataset="):
+        LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=torch.utils.data.TensorDataset(torch.ones(4)))
+    with pytest.raises(ValueError, match="lilaw_delta"):
+        config(tmp_path, lilaw_delta=1.0, lilaw_beta=2.0)
+    with pytest.raises(ValueError, match="lilaw_lr"):
+        config(tmp_path, lilaw_lr=float("nan"))
+    with pytest.raises(ValueError, match="lilaw_alpha_lr"):
+        config(tmp_path, lilaw_alpha_lr=-1.0)
