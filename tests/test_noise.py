@@ -1,0 +1,562 @@
+import io
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+import torch
+from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, Image, Value
+from PIL import Image as PILImage
+
+from hf_lilaw import noise
+from hf_lilaw.noise import (
+    CIFAR100_COARSE_LABELS,
+    IMAGE_NOISE_TYPES,
+    INPUT_NOISE_TYPES,
+    INSTANCE_RULES,
+    LABEL_NOISE_TYPES,
+    NOISE_TYPES,
+    TIME_SERIES_NOISE_TYPES,
+    add_input_noise,
+    add_label_noise,
+    asymmetric_transition_matrix,
+    noisy_labels,
+    realised_noise_rate,
+)
+
+ALWAYS_CHANGING = ("uniform", "asymmetric", "adjacent")
+
+
+@pytest.fixture(autouse=True)
+def _quiet_progress_bars():
+    import datasets
+
+    datasets.disable_progress_bars()
+    yield
+    datasets.enable_progress_bars()
+
+
+def _labels(n, k, seed=0):
+    return np.random.default_rng(seed).integers(0, k, size=n)
+
+
+def _label_ds(n=40, k=4, split=None, classlabel=True):
+    y = _labels(n, k).tolist()
+    label = ClassLabel(names=[f"c{i}" for i in range(k)]) if classlabel else Value("int64")
+    features = Features({"text": Value("string"), "label": label})
+    return Dataset.from_dict({"text": [f"row {i}" for i in range(n)], "label": y}, features=features, split=split)
+
+
+def _rgb_images(n, size=8, seed=0):
+    # Values in [40, 215] so covariate noise cannot be a no-op and no image is black.
+    return [np.random.default_rng(seed + i).integers(40, 216, (size, size, 3), dtype=np.uint8) for i in range(n)]
+
+
+def _image_ds(arrays, mode=None):
+    images = [PILImage.fromarray(a if mode is None else a[..., 0]) for a in arrays]  # HxW uint8 -> "L"
+    features = Features({"image": Image(), "label": ClassLabel(num_classes=3)})
+    return Dataset.from_dict({"image": images, "label": [i % 3 for i in range(len(arrays))]}, features=features)
+
+
+def _pixels(ds, column="image"):
+    return [np.asarray(row[column]) for row in ds]
+
+
+# ----------------------------------------------------------------------------- constants
+
+
+def test_type_tuples_partition_noise_types():
+    assert LABEL_NOISE_TYPES == ("uniform", "asymmetric", "adjacent", "instance", "noise_matrix")
+    assert INPUT_NOISE_TYPES == IMAGE_NOISE_TYPES + TIME_SERIES_NOISE_TYPES
+    assert NOISE_TYPES == LABEL_NOISE_TYPES + INPUT_NOISE_TYPES
+    assert set(INSTANCE_RULES) == {"mnist", "fashion_mnist", "cifar10", "cifar100"}
+
+
+def test_cifar100_table_has_20_superclasses_of_5():
+    assert len(CIFAR100_COARSE_LABELS) == 100
+    assert Counter(CIFAR100_COARSE_LABELS) == {c: 5 for c in range(20)}
+    # Spot checks against the published table: apple, aquarium_fish, baby, bear, worm.
+    assert [CIFAR100_COARSE_LABELS[i] for i in (0, 1, 2, 3, 99)] == [4, 1, 14, 8, 13]
+
+
+# ----------------------------------------------------------------------------- label noise on arrays
+
+
+@pytest.mark.parametrize("noise_type", ALWAYS_CHANGING)
+@pytest.mark.parametrize(("n", "rate"), [(97, 0.0), (97, 0.2), (97, 0.45), (101, 0.5), (50, 1.0)])
+def test_exact_hit_count(noise_type, n, rate):
+    y = _labels(n, 5)
+    out = noisy_labels(y, noise_type=noise_type, rate=rate, seed=3, num_classes=5)
+    assert out.dtype == np.int64 and out.shape == y.shape
+    assert int((out != y).sum()) == round(rate * n)
+
+
+def test_instance_hit_count_when_every_class_has_a_rule():
+    y = _labels(99, 3)
+    out = noisy_labels(y, noise_type="instance", rate=0.3, seed=0, rules={0: [1], 1: [2], 2: [0]})
+    assert int((out != y).sum()) == round(0.3 * 99)
+    assert np.array_equal(out[out != y], (y[out != y] + 1) % 3)
+
+
+def test_uniform_never_keeps_label_and_covers_other_classes():
+    k = 5
+    y = np.repeat(np.arange(k), 400)
+    out = noisy_labels(y, noise_type="uniform", rate=1.0, seed=0)
+    assert (out != y).all()
+    for c in range(k):
+        counts = Counter(out[y == c].tolist())
+        assert set(counts) == set(range(k)) - {c}
+        assert min(counts.values()) > 60  # ~100 expected each
+
+
+def test_uniform_keep_original_draw_is_hcat_behaviour():
+    y = np.repeat(np.arange(4), 500)
+    out = noisy_labels(y, noise_type="uniform", rate=1.0, seed=0, keep_original_draw=True)
+    assert set(out[y == 0].tolist()) == {0, 1, 2, 3}
+    # Realised rate p * (K-1) / K = 0.75.
+    assert abs((out != y).mean() - 0.75) < 0.04
+
+
+def test_asymmetric_matrix_fixed_per_seed_with_zero_diagonal():
+    m = asymmetric_transition_matrix(6, seed=7)
+    assert m.shape == (6, 6)
+    assert np.all(np.diag(m) == 0)
+    assert np.allclose(m.sum(axis=1), 1)
+    assert np.array_equal(m, asymmetric_transition_matrix(6, seed=7))
+    assert not np.allclose(m, asymmetric_transition_matrix(6, seed=8))
+    # Rows are not all uniform, i.e. really asymmetric.
+    assert np.ptp(m[~np.eye(6, dtype=bool)]) > 0.1
+
+
+def test_asymmetric_draws_follow_the_seeded_rows():
+    k = 4
+    y = np.repeat(np.arange(k), 5000)
+    out = noisy_labels(y, noise_type="asymmetric", rate=1.0, seed=11)
+    m = asymmetric_transition_matrix(k, seed=11)
+    empirical = np.array([np.bincount(out[y == c], minlength=k) / 5000 for c in range(k)])
+    assert np.all(np.diag(empirical) == 0)
+    assert np.abs(empirical - m).max() < 0.03
+    # The rows depend on the seed only, not on N or the rate.
+    small = noisy_labels(np.repeat(np.arange(k), 3000), noise_type="asymmetric", rate=1.0, seed=11)
+    y_small = np.repeat(np.arange(k), 3000)
+    small_emp = np.array([np.bincount(small[y_small == c], minlength=k) / 3000 for c in range(k)])
+    assert np.abs(small_emp - m).max() < 0.04
+
+
+def test_adjacent_moves_one_step_either_way():
+    k = 6
+    y = np.repeat(np.arange(k), 300)
+    out = noisy_labels(y, noise_type="adjacent", rate=1.0, seed=2)
+    step = (out - y) % k
+    assert set(step.tolist()) == {1, k - 1}
+    assert abs((step == 1).mean() - 0.5) < 0.05
+    assert set(out[y == 0].tolist()) == {1, 5}  # wraps around
+    assert set(out[y == 5].tolist()) == {4, 0}
+
+
+@pytest.mark.parametrize(("name", "k"), [("mnist", 10), ("fashion_mnist", 10), ("cifar10", 10), ("cifar100", 100)])
+def test_instance_follows_builtin_rules(name, k):
+    y = np.repeat(np.arange(k), 40)
+    out = noisy_labels(y, noise_type="instance", rate=1.0, seed=0, rules=name)
+    rules = INSTANCE_RULES[name]
+    for c in range(k):
+        moved = set(out[y == c].tolist())
+        if c in rules:
+            assert moved == set(rules[c]), (name, c)
+        else:
+            assert moved == {c}, (name, c)
+
+
+def test_instance_spec_maps_exactly():
+    mnist = {1: {7}, 2: {7}, 3: {8}, 5: {6}, 6: {5}, 7: {1, 2}, 8: {3}, 9: {7}}
+    cifar10 = {0: {2}, 1: {9}, 2: {9}, 3: {5}, 4: {5, 7}, 5: {3, 4}, 7: {5}, 8: {7}}
+    assert {c: set(t) for c, t in INSTANCE_RULES["mnist"].items()} == mnist
+    assert {c: set(t) for c, t in INSTANCE_RULES["cifar10"].items()} == cifar10
+    fashion = INSTANCE_RULES["fashion_mnist"]
+    assert fashion[0] == (6,) and fashion[6] == (0,) and fashion[2] == (4,) and fashion[4] == (2,)
+    assert 1 not in fashion and 8 not in fashion  # Trouser, Bag keep their label
+
+
+def test_cifar100_moves_stay_in_superclass():
+    coarse = np.array(CIFAR100_COARSE_LABELS)
+    y = np.repeat(np.arange(100), 20)
+    out = noisy_labels(y, noise_type="instance", rate=1.0, seed=5, rules="cifar100")
+    assert (out != y).all()
+    assert np.array_equal(coarse[out], coarse[y])
+    assert all(len(INSTANCE_RULES["cifar100"][c]) == 4 for c in range(100))
+
+
+def test_instance_user_rules_and_realised_rate():
+    y = np.repeat(np.arange(4), 25)
+    out = noisy_labels(y, noise_type="instance", rate=1.0, seed=0, rules={0: 3, 1: [2, 2, 0]})
+    assert set(out[y == 0].tolist()) == {3}
+    assert set(out[y == 1].tolist()) == {0, 2}
+    assert np.array_equal(out[y >= 2], y[y >= 2])
+    assert (out != y).mean() == 0.5  # below rate=1: classes 2, 3 have no rule
+
+
+@pytest.mark.parametrize("noise_type", ["uniform", "asymmetric", "adjacent", "instance", "noise_matrix"])
+def test_label_noise_deterministic_per_seed(noise_type):
+    y = np.repeat(np.arange(10), 30)
+    kw = {"rules": "cifar10"} if noise_type == "instance" else {}
+    a = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=1, **kw)
+    b = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=1, **kw)
+    c = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=2, **kw)
+    assert np.array_equal(a, b)
+    assert not np.array_equal(a, c)
+
+
+def test_noise_matrix_uses_cleanlab_and_keeps_global_rng():
+    pytest.importorskip("cleanlab")
+    y = np.repeat(np.arange(4), 250)
+    np.random.seed(123)
+    expected_next = np.random.rand()
+    np.random.seed(123)
+    out = noisy_labels(y, noise_type="noise_matrix", rate=0.3, seed=0)
+    assert np.random.rand() == expected_next
+    assert abs((out != y).mean() - 0.3) < 0.05
+    # An explicit column-stochastic matrix: class j -> j+1 for a quarter of each class.
+    nm = 0.75 * np.eye(4) + 0.25 * np.roll(np.eye(4), 1, axis=0)
+    out = noisy_labels(y, noise_type="noise_matrix", rate=0.0, seed=0, noise_matrix=nm)
+    assert np.array_equal(out[out != y], (y[out != y] + 1) % 4)
+    assert (out != y).sum() == 4 * round(0.25 * 250)
+
+
+def test_noise_matrix_without_cleanlab_says_how_to_install(monkeypatch):
+    monkeypatch.setitem(sys.modules, "cleanlab.benchmarking.noise_generation", None)
+    with pytest.raises(ImportError, match=r"pip install hf_lilaw\[cleanlab\]"):
+        noisy_labels(np.arange(10) % 2, noise_type="noise_matrix", rate=0.2, seed=0)
+
+
+def test_noisy_labels_errors():
+    y = np.arange(10) % 3
+    with pytest.raises(ValueError, match="uniform, asymmetric, adjacent, instance, noise_matrix"):
+        noisy_labels(y, noise_type="symmetric", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match="add_input_noise"):
+        noisy_labels(y, noise_type="crop_shift", rate=0.1, seed=0)
+    for bad in (-0.1, 1.5):
+        with pytest.raises(ValueError, match=r"rate must be a fraction in \[0, 1\]"):
+            noisy_labels(y, noise_type="uniform", rate=bad, seed=0)
+    with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
+        noisy_labels(y, noise_type="uniform", rate=0.1, seed=0, num_classes=2)
+    with pytest.raises(ValueError, match="integer class ids"):
+        noisy_labels(y.astype(float), noise_type="uniform", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match="needs rules="):
+        noisy_labels(y, noise_type="instance", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match="Unknown instance rule map 'svhn'"):
+        noisy_labels(y, noise_type="instance", rate=0.1, seed=0, rules="svhn")
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        noisy_labels(y, noise_type="instance", rate=0.1, seed=0, rules={0: [7]})
+    with pytest.raises(ValueError, match="only used by noise_type='instance'"):
+        noisy_labels(y, noise_type="uniform", rate=0.1, seed=0, rules="mnist")
+    with pytest.raises(ValueError, match="only used by noise_type='uniform'"):
+        noisy_labels(y, noise_type="adjacent", rate=0.1, seed=0, keep_original_draw=True)
+    with pytest.raises(ValueError, match="seed must be an int"):
+        noisy_labels(y, noise_type="uniform", rate=0.1, seed=-1)
+
+
+# ----------------------------------------------------------------------------- label noise on a Dataset
+
+
+@pytest.mark.parametrize("classlabel", [True, False])
+def test_add_label_noise_columns(classlabel):
+    ds = _label_ds(n=40, k=4, classlabel=classlabel)
+    out = add_label_noise(ds, noise_type="uniform", rate=0.25, seed=0)
+    assert out.column_names == ["text", "label", "clean_label", "is_noisy"]
+    assert out.features["label"] == ds.features["label"]
+    assert out.features["clean_label"] == ds.features["label"]
+    assert out.features["is_noisy"] == Value("bool")
+    label, clean, flag = (np.array(out[c]) for c in ("label", "clean_label", "is_noisy"))
+    assert np.array_equal(clean, ds["label"])
+    assert np.array_equal(flag, label != clean)
+    assert flag.sum() == 10
+    assert out["text"] == ds["text"]
+    assert np.array_equal(label, noisy_labels(clean, noise_type="uniform", rate=0.25, seed=0, num_classes=4))
+
+
+def test_add_label_noise_deterministic_and_seed_sensitive():
+    ds = _label_ds(n=60, k=5)
+    a = add_label_noise(ds, noise_type="asymmetric", rate=0.3, seed=4)
+    b = add_label_noise(ds, noise_type="asymmetric", rate=0.3, seed=4)
+    c = add_label_noise(ds, noise_type="asymmetric", rate=0.3, seed=5)
+    assert a["label"] == b["label"] and a["is_noisy"] == b["is_noisy"]
+    assert a["label"] != c["label"]
+
+
+def test_add_label_noise_uses_classlabel_num_classes():
+    # Only classes 0 and 1 occur, but the ClassLabel says 3: uniform must also reach class 2.
+    features = Features({"label": ClassLabel(names=["a", "b", "c"])})
+    ds = Dataset.from_dict({"label": [0, 1] * 50}, features=features)
+    out = add_label_noise(ds, noise_type="uniform", rate=1.0, seed=0)
+    assert 2 in set(out["label"])
+
+
+def test_add_label_noise_instance_realised_rate_below_rate(caplog):
+    ds = Dataset.from_dict({"label": list(range(10)) * 10})
+    with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
+        out = add_label_noise(ds, noise_type="instance", rate=1.0, seed=0, rules="mnist")
+    assert realised_noise_rate(out) == 0.8  # classes 0 and 4 have no MNIST rule
+    assert "realised rate 0.8000 < rate 1.0000" in caplog.text
+    flags, label, clean = (np.array(out[c]) for c in ("is_noisy", "label", "clean_label"))
+    assert np.array_equal(flags, label != clean)
+
+
+def test_add_label_noise_after_select_uses_logical_rows():
+    ds = _label_ds(n=30, k=3).shuffle(seed=0).select(range(20))
+    out = add_label_noise(ds, noise_type="adjacent", rate=0.5, seed=0)
+    assert out["clean_label"] == ds["label"]
+    assert out["text"] == ds["text"]
+
+
+def test_label_noise_refuses_test_split_unless_allowed():
+    ds = _label_ds(split="test")
+    with pytest.raises(ValueError, match="allow_test_split=True"):
+        add_label_noise(ds, noise_type="uniform", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match="test split"):
+        add_label_noise(_label_ds(split="test[:50%]"), noise_type="uniform", rate=0.1, seed=0)
+    out = add_label_noise(ds, noise_type="uniform", rate=0.1, seed=0, allow_test_split=True)
+    assert sum(out["is_noisy"]) == 4
+    assert sum(add_label_noise(_label_ds(split="train"), noise_type="uniform", rate=0.1, seed=0)["is_noisy"]) == 4
+
+
+def test_add_label_noise_errors():
+    ds = _label_ds()
+    with pytest.raises(TypeError, match=r"dataset\['train'\]"):
+        add_label_noise(DatasetDict({"train": ds}), noise_type="uniform", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match="Label column 'labels' not found.*label_column="):
+        add_label_noise(ds, noise_type="uniform", rate=0.1, seed=0, label_column="labels")
+    with pytest.raises(ValueError, match="ClassLabel or an integer"):
+        add_label_noise(ds, noise_type="uniform", rate=0.1, seed=0, label_column="text")
+    with pytest.raises(ValueError, match="disagrees with the ClassLabel"):
+        add_label_noise(ds, noise_type="uniform", rate=0.1, seed=0, num_classes=7)
+    with pytest.raises(ValueError, match="add_input_noise"):
+        add_label_noise(ds, noise_type="ood_covariate", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match=r"rate must be a fraction in \[0, 1\]"):
+        add_label_noise(ds, noise_type="uniform", rate=2, seed=0)
+    bad = Dataset.from_dict({"label": [0, 1, -1]}, features=Features({"label": ClassLabel(num_classes=2)}))
+    with pytest.raises(ValueError, match=r"outside \[0, 2\).*unlabelled"):
+        add_label_noise(bad, noise_type="uniform", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
+        add_label_noise(Dataset.from_dict({"label": [0, 1, 5]}), noise_type="uniform", rate=0.5, seed=0, num_classes=3)
+    noisy = add_label_noise(ds, noise_type="uniform", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match="'clean_label' already exists"):
+        add_label_noise(noisy, noise_type="uniform", rate=0.1, seed=0)
+
+
+# ----------------------------------------------------------------------------- image noise
+
+
+@pytest.mark.parametrize("noise_type", IMAGE_NOISE_TYPES)
+def test_image_noise_changes_exactly_hit_images(noise_type):
+    arrays = _rgb_images(10, size=16)
+    ds = _image_ds(arrays)
+    out = add_input_noise(ds, noise_type=noise_type, rate=0.3, seed=0)
+    assert out.features["image"] == Image()
+    assert out["label"] == ds["label"] == out["clean_label"]
+    flags = np.array(out["is_noisy"])
+    assert flags.sum() == 3
+    for a, b, hit in zip(arrays, _pixels(out), flags):
+        assert b.shape == (16, 16, 3) and b.dtype == np.uint8
+        assert (not np.array_equal(a, b)) == hit
+    again = add_input_noise(ds, noise_type=noise_type, rate=0.3, seed=0)
+    assert all(np.array_equal(a, b) for a, b in zip(_pixels(out), _pixels(again)))
+    other = add_input_noise(ds, noise_type=noise_type, rate=0.3, seed=1)
+    assert not all(np.array_equal(a, b) for a, b in zip(_pixels(out), _pixels(other)))
+
+
+def test_image_noise_keeps_grayscale_mode_and_untouched_jpeg_bytes():
+    arrays = _rgb_images(6)
+    buffers = []
+    for a in arrays:
+        buf = io.BytesIO()
+        PILImage.fromarray(a).save(buf, format="JPEG")
+        buffers.append({"bytes": buf.getvalue(), "path": None})
+    ds = Dataset.from_dict({"image": buffers, "label": [0, 1, 2] * 2},
+                           features=Features({"image": Image(), "label": ClassLabel(num_classes=3)}))  # fmt: skip
+    out = add_input_noise(ds, noise_type="crop_shift", rate=0.5, seed=0)
+    raw = out.cast_column("image", Image(decode=False))
+    for before, after, hit in zip(buffers, raw["image"], out["is_noisy"]):
+        assert (after["bytes"] == before["bytes"]) == (not hit)
+    gray = add_input_noise(_image_ds(arrays, mode="L"), noise_type="zoom_shift", rate=0.5, seed=0)
+    assert {img.mode for img in gray["image"]} == {"L"}
+    assert all(np.asarray(img).shape == (8, 8) for img in gray["image"])
+
+
+def test_crop_shift_zero_columns_on_the_left():
+    arrays = _rgb_images(4, size=16)
+    out = add_input_noise(_image_ds(arrays), noise_type="crop_shift", rate=1.0, seed=0)
+    shift = round(10 / 32 * 16)  # 5 pixels
+    for a, b in zip(arrays, _pixels(out)):
+        assert np.all(b[:, :shift] == 0)
+        assert np.array_equal(b[:, shift:], a[:, : 16 - shift])
+    left = add_input_noise(_image_ds(arrays), noise_type="crop_shift", rate=1.0, seed=0, shift_fraction=-0.25)
+    b = _pixels(left)[0]
+    assert np.all(b[:, -4:] == 0) and np.array_equal(b[:, :-4], arrays[0][:, 4:])
+
+
+def test_zoom_shift_is_centre_crop_resized_bilinearly():
+    a = np.random.default_rng(0).random((2, 16, 16, 1)).astype(np.float32)
+    ds = Dataset.from_dict({"image": a, "label": [0, 1]})
+    out = add_input_noise(ds, noise_type="zoom_shift", rate=1.0, seed=0, zoom_factor=1.75)
+    got = out.with_format("numpy")["image"][:]
+    assert got.shape == (2, 16, 16, 1) and got.dtype == np.float32
+    crop = torch.from_numpy(a[:, 3:12, 3:12, 0])[:, None]  # int(16 / 1.75) = 9, top = (16 - 9) // 2 = 3
+    ref = torch.nn.functional.interpolate(crop, size=(16, 16), mode="bilinear", align_corners=False)[:, 0]
+    assert np.allclose(got[..., 0], ref.numpy(), atol=1e-5)
+
+
+def test_ood_covariate_scale_range_and_sigma():
+    arrays = _rgb_images(4)
+    ds = _image_ds(arrays)
+    out = _pixels(add_input_noise(ds, noise_type="ood_covariate", rate=1.0, seed=0, sigma=0.5))
+    diff = np.abs(np.stack(out).astype(int) - np.stack(arrays))
+    assert diff.mean() > 40 and (np.stack(out) == 255).any() and (np.stack(out) == 0).any()  # clamped
+    small = _pixels(add_input_noise(ds, noise_type="ood_covariate", rate=1.0, seed=0, sigma=0.01))
+    assert np.abs(np.stack(small).astype(int) - np.stack(arrays)).max() <= 12
+    same = add_input_noise(ds, noise_type="ood_covariate", rate=1.0, seed=0, sigma=0.0)
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, _pixels(same)))
+    assert all(same["is_noisy"])
+
+
+def test_domain_shift_cartoon_masks_dark_edges_and_smooths():
+    step = np.zeros((16, 16, 1), dtype=np.float32)
+    step[:, 8:] = 1.0
+    ds = Dataset.from_dict({"image": np.stack([step, np.full_like(step, 0.5)]), "label": [0, 1]})
+    out = add_input_noise(ds, noise_type="domain_shift", rate=1.0, seed=0, sigma=0.0)
+    edge, flat = out.with_format("numpy")["image"][:]
+    assert edge.shape == (16, 16, 1) and edge.dtype == np.float32
+    assert np.all(edge[:, :8] == 0)  # dark side: below the local mean - C, masked out
+    assert np.allclose(edge[:, 13:], 1.0)  # bright side out of the bilateral window: unchanged
+    assert np.all(edge[:, 8] < 0.95) and np.all(edge[:, 8] > 0.5)  # smoothed across the edge
+    assert np.allclose(flat, 0.5)  # flat image: no edges, bilateral is a no-op
+    noisy = add_input_noise(ds, noise_type="domain_shift", rate=1.0, seed=0)
+    values = noisy.with_format("numpy")["image"][:]
+    assert values.min() >= 0 and values.max() <= 1 and (values == 0).any()
+
+
+def test_far_ood_from_pool_dataset_matches_size_and_channels():
+    pool_values = [30, 90, 150, 210]
+    pool = Dataset.from_dict(
+        {"img": [PILImage.new("RGB", (5, 7), (v, v, v)) for v in pool_values]}, features=Features({"img": Image()})
+    )
+    ds = _image_ds(_rgb_images(6), mode="L")
+    out = add_input_noise(ds, noise_type="far_ood", rate=0.5, seed=0, pool=pool, pool_column="img")
+    for img, hit in zip(out["image"], out["is_noisy"]):
+        a = np.asarray(img)
+        assert img.mode == "L" and a.shape == (8, 8)
+        if hit:
+            assert len(np.unique(a)) == 1 and int(a[0, 0]) in pool_values
+    gray_pool = np.stack([np.full((4, 4), v, dtype=np.uint8) for v in pool_values])
+    rgb = add_input_noise(_image_ds(_rgb_images(4)), noise_type="far_ood", rate=1.0, seed=0, pool=gray_pool)
+    for a in _pixels(rgb):
+        assert a.shape == (8, 8, 3) and len(np.unique(a)) == 1 and int(a[0, 0, 0]) in pool_values
+    fallback = _pixels(add_input_noise(_image_ds(_rgb_images(2)), noise_type="far_ood", rate=1.0, seed=0))
+    assert all(a.shape == (8, 8, 3) and a.std() > 50 for a in fallback)  # uniform noise: std ~ 74
+
+
+def test_array_images_keep_feature_layout_and_dtype():
+    rng = np.random.default_rng(0)
+    hwc = rng.integers(0, 256, (4, 8, 8, 3), dtype=np.uint8)
+    features = Features({"image": Array3D((8, 8, 3), "uint8"), "label": Value("int64")})
+    ds = Dataset.from_dict({"image": hwc, "label": [0, 1, 0, 1]}, features=features)
+    out = add_input_noise(ds, noise_type="crop_shift", rate=0.5, seed=0)
+    assert out.features["image"] == features["image"]
+    got = np.array(out["image"])  # the numpy formatter widens uint8 to int64; the stored feature stays uint8
+    flags = np.array(out["is_noisy"])
+    assert np.array_equal(got[~flags], hwc[~flags])
+    assert np.all(got[flags][:, :, :2] == 0)  # round(10/32 * 8) = 2 zero columns
+    chw = rng.random((3, 3, 16, 16)).astype(np.float32)  # (N, C, H, W)
+    out = add_input_noise(Dataset.from_dict({"image": chw}), noise_type="crop_shift", rate=1.0, seed=0,
+                          label_column=None)  # fmt: skip
+    assert out.column_names == ["image", "is_noisy"]
+    got = out.with_format("numpy")["image"][:]
+    assert got.shape == chw.shape and np.all(got[..., :5] == 0) and np.allclose(got[..., 5:], chw[..., :11])
+
+
+def test_input_noise_keeps_dataset_format():
+    ds = Dataset.from_dict({"image": np.zeros((2, 4, 4), np.float32) + 0.5, "label": [0, 1]}).with_format("numpy")
+    out = add_input_noise(ds, noise_type="ood_covariate", rate=0.5, seed=0)
+    assert out.format["type"] == "numpy" and out.format["columns"] == out.column_names
+    plain = add_input_noise(ds.with_format(None), noise_type="ood_covariate", rate=0.5, seed=0)
+    assert plain.format["type"] is None
+
+
+def test_input_noise_errors():
+    ds = _image_ds(_rgb_images(4))
+    with pytest.raises(ValueError, match="ood_covariate, domain_shift, far_ood.*add_label_noise"):
+        add_input_noise(ds, noise_type="uniform", rate=0.1, seed=0)
+    with pytest.raises(ValueError, match=r"rate must be a fraction in \[0, 1\]"):
+        add_input_noise(ds, noise_type="crop_shift", rate=-0.5, seed=0)
+    with pytest.raises(ValueError, match="Input column 'pixels' not found.*input_column="):
+        add_input_noise(ds, noise_type="crop_shift", rate=0.1, seed=0, input_column="pixels")
+    with pytest.raises(ValueError, match="Label column 'y' not found"):
+        add_input_noise(ds, noise_type="crop_shift", rate=0.1, seed=0, label_column="y")
+    with pytest.raises(ValueError, match="allow_test_split=True"):
+        add_input_noise(Dataset.from_dict(ds.to_dict(), features=ds.features, split="test"),
+                        noise_type="crop_shift", rate=0.1, seed=0)  # fmt: skip
+    with pytest.raises(ValueError, match="pool= is only used by far_ood"):
+        add_input_noise(ds, noise_type="crop_shift", rate=0.1, seed=0, pool=np.zeros((2, 4, 4)))
+    with pytest.raises(ValueError, match="zoom_factor must be >= 1"):
+        add_input_noise(ds, noise_type="zoom_shift", rate=0.1, seed=0, zoom_factor=0.5)
+    with pytest.raises(ValueError, match="needs a column of float sequences"):
+        add_input_noise(ds, noise_type="ts_covariate", rate=0.1, seed=0, input_column="image")
+    normalised = Dataset.from_dict({"image": np.full((2, 4, 4), -1.0, np.float32), "label": [0, 1]})
+    with pytest.raises(ValueError, match=r"Float images must be in \[0, 1\].*before normalisation"):
+        add_input_noise(normalised, noise_type="crop_shift", rate=1.0, seed=0)
+
+
+# ----------------------------------------------------------------------------- time series
+
+
+def _series_ds(n=8, length=20, seed=0):
+    x = np.random.default_rng(seed).standard_normal((n, length)).astype(np.float32)
+    return x, Dataset.from_dict({"series": x, "label": [i % 2 for i in range(n)]})
+
+
+@pytest.mark.parametrize("noise_type", TIME_SERIES_NOISE_TYPES)
+def test_time_series_noise_keeps_length_and_hits_exactly(noise_type):
+    x, ds = _series_ds()
+    out = add_input_noise(ds, noise_type=noise_type, rate=0.5, seed=0)
+    assert out.features["series"] == ds.features["series"]
+    got = out.with_format("numpy")["series"][:]
+    flags = np.array(out["is_noisy"])
+    assert got.shape == x.shape and got.dtype == np.float32 and flags.sum() == 4
+    assert np.array_equal(got[~flags], x[~flags])
+    assert all(not np.array_equal(a, b) for a, b in zip(got[flags], x[flags]))
+    assert out["clean_label"] == out["label"] == ds["label"]
+    again = add_input_noise(ds, noise_type=noise_type, rate=0.5, seed=0).with_format("numpy")["series"][:]
+    assert np.array_equal(got, again)
+
+
+def test_time_series_values():
+    ramp = np.arange(32, dtype=np.float64)
+    ds = Dataset.from_dict({"series": [ramp], "label": [0]})
+    shifted = add_input_noise(ds, noise_type="ts_time_shift", rate=1.0, seed=0)["series"][0]
+    assert np.array_equal(shifted, np.r_[np.zeros(10), ramp[:22]])
+    zoomed = np.array(add_input_noise(ds, noise_type="ts_time_zoom", rate=1.0, seed=0)["series"][0])
+    # int(32 / 1.75) = 18 middle steps starting at 7, stretched linearly to 32.
+    assert len(zoomed) == 32 and np.allclose(zoomed, np.linspace(7, 24, 32))
+    walk = np.array(add_input_noise(ds, noise_type="ts_far_ood", rate=1.0, seed=0)["series"][0])
+    assert len(walk) == 32 and np.isclose(walk.min(), 0) and np.isclose(walk.max(), 31)
+    assert not np.allclose(walk, ramp)
+    noisy = np.array(add_input_noise(ds, noise_type="ts_covariate", rate=1.0, seed=0, sigma=0.1)["series"][0])
+    assert 1.0 < np.std(noisy - ramp) < 5.0  # sigma * range = 3.1
+
+
+def test_time_series_pool_and_multivariate():
+    x = np.random.default_rng(0).standard_normal((3, 12, 2)).astype(np.float32)
+    ds = Dataset.from_dict({"values": x, "label": [0, 1, 0]})
+    pool = [np.full(5, 7.0), np.full(9, -3.0)]
+    out = add_input_noise(ds, noise_type="ts_far_ood", rate=1.0, seed=0, input_column="values", pool=pool)
+    got = out.with_format("numpy")["values"][:]
+    assert got.shape == (3, 12, 2)
+    assert all(len(np.unique(s)) == 1 and s[0, 0] in (7.0, -3.0) for s in got)
+    zoom = add_input_noise(ds, noise_type="ts_time_zoom", rate=1.0, seed=0, input_column="values")
+    assert zoom.with_format("numpy")["values"][:].shape == (3, 12, 2)
+    ints = Dataset.from_dict({"series": [[1, 2, 3]], "label": [0]})
+    with pytest.raises(ValueError, match="float series"):
+        add_input_noise(ints, noise_type="ts_covariate", rate=1.0, seed=0)
+
+
+def test_module_exports():
+    assert set(noise.__all__) >= {"add_label_noise", "add_input_noise", "noisy_labels", "NOISE_TYPES"}
