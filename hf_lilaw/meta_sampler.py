@@ -58,3 +58,62 @@ class MetaBatchSampler:
         self.generator.set_state(state["generator"])
         self.permutation = state["permutation"].clone()
         self.position = state["position"]
+
+
+class StreamedMetaBatches:
+    """Meta batches from an iterable (streamed) meta set, for data that has no length or random access.
+
+    Each pass over the stream is shuffled with a seeded buffer when the stream supports it
+    (`datasets.IterableDataset`), and a batch may straddle two passes. The state is the pass number and the
+    examples consumed in it, so a resumed run re-opens the same pass and skips what was already drawn.
+
+    Args:
+        dataset: a `datasets.IterableDataset` or any iterable of examples.
+        batch_size: examples per batch.
+        seed: seed of the shuffle; give each process its own.
+        buffer_size: shuffle buffer of a `datasets.IterableDataset`.
+    """
+
+    def __init__(self, dataset: Any, batch_size: int, seed: int, buffer_size: int = 1000) -> None:
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        self.dataset = dataset
+        self.batch_size = batch_size
+        self.seed = seed
+        self.buffer_size = buffer_size
+        self.epoch = 0
+        self.consumed = 0
+        self._iterator: Any = None
+
+    def _open(self) -> None:
+        stream = self.dataset
+        if hasattr(stream, "shuffle"):
+            stream = stream.shuffle(seed=self.seed + self.epoch, buffer_size=self.buffer_size)
+        self._iterator = iter(stream)
+        for _ in range(self.consumed):
+            next(self._iterator)
+
+    def next_batch(self) -> list[Any]:
+        """The next ``batch_size`` examples."""
+        if self._iterator is None:
+            self._open()
+        batch: list[Any] = []
+        while len(batch) < self.batch_size:
+            try:
+                batch.append(next(self._iterator))
+                self.consumed += 1
+            except StopIteration:
+                if self.consumed == 0:
+                    raise ValueError("The streamed meta set yielded no examples; pass a non-empty meta_dataset.")
+                self.epoch, self.consumed = self.epoch + 1, 0
+                self._open()
+        return batch
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state.get("seed", self.seed) != self.seed:
+            raise ValueError("The checkpoint's streamed meta sampler used another seed; resume with the same lilaw_seed.")
+        self.epoch, self.consumed = state["epoch"], state["consumed"]
+        self._iterator = None

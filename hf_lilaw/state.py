@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .meta_sampler import MetaBatchSampler
+from .meta_sampler import MetaBatchSampler, StreamedMetaBatches
 
 PARAMETER_NAMES = ("alpha", "beta", "delta")
 
@@ -16,11 +16,16 @@ class LiLAWState:
 
     Args:
         initial: initial ``(α, β, δ)``.
-        sampler: this process's meta batch sampler.
+        sampler: this process's meta batch sampler (indices of a map-style set, or examples of a stream).
         device: where the scalars live (the model's device, so the meta step needs no host sync).
     """
 
-    def __init__(self, initial: tuple[float, float, float], sampler: MetaBatchSampler, device: torch.device) -> None:
+    def __init__(
+        self,
+        initial: tuple[float, float, float],
+        sampler: MetaBatchSampler | StreamedMetaBatches,
+        device: torch.device,
+    ) -> None:
         self.params = torch.tensor(initial, dtype=torch.float32, device=device)
         self.sampler = sampler
         self.meta_steps = 0

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import logging
 import os
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import datasets
+import numpy as np
 import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, has_length
 
 from .config import LiLAWConfig, lilaw_options, validate_lilaw_options
-from .meta_sampler import MetaBatchSampler
+from .meta_sampler import MetaBatchSampler, StreamedMetaBatches
 from .meta_split import find_label_column, label_array, split_meta_set
 from .state import PARAMETER_NAMES, LiLAWState
 from .weighting import IGNORE_INDEX, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
@@ -42,6 +46,20 @@ def extract_logits(outputs: Any) -> torch.Tensor:
             + ". Make forward return {'logits': ...}."
         )
     return logits
+
+
+@contextlib.contextmanager
+def preserved_global_rng() -> Iterator[None]:
+    """Restore Python's, NumPy's and torch's global RNGs on exit.
+
+    Meta batches and the pre-flight forward may run random data transforms (augmentation); without this they
+    would shift the RNG stream that shuffles and augments the training data.
+    """
+    py_state, np_state = random.getstate(), np.random.get_state()
+    with torch.random.fork_rng(devices=[]):
+        yield
+    random.setstate(py_state)
+    np.random.set_state(np_state)
 
 
 class LiLAWTrainer(Trainer):
@@ -126,6 +144,7 @@ class LiLAWTrainer(Trainer):
         if not self.label_names:
             # A plain nn.Module whose forward takes no labels: the collator still yields them as "labels".
             self.label_names = ["labels"]
+        self._check_task()
         if self.meta_dataset is not None:
             self._check_meta_dataset()
 
@@ -140,15 +159,19 @@ class LiLAWTrainer(Trainer):
             per_param("weight_decay", opts["lilaw_weight_decay"]), dtype=torch.float32, device=device
         )
         meta_batch_size = opts["lilaw_meta_batch_size"] or self.args.per_device_train_batch_size
-        sampler = MetaBatchSampler(
-            len(self.meta_dataset) if self.meta_dataset is not None else 1,
-            meta_batch_size,
-            seed=seed + self.args.process_index,
-        )
+        meta_seed = seed + self.args.process_index  # each process draws its own meta batches
+        if self.meta_dataset is not None and not has_length(self.meta_dataset):
+            sampler: MetaBatchSampler | StreamedMetaBatches = StreamedMetaBatches(
+                self.meta_dataset, meta_batch_size, seed=meta_seed
+            )
+        else:
+            num_meta = len(self.meta_dataset) if self.meta_dataset is not None else 1
+            sampler = MetaBatchSampler(num_meta, meta_batch_size, seed=meta_seed)
         initial = (opts["lilaw_alpha"], opts["lilaw_beta"], opts["lilaw_delta"])
         self.lilaw_state = LiLAWState(initial, sampler, device)
         self._meta_collator: Callable | None = None
         self._in_training_step = False
+        self._first_batch_checked = False
         # Sums of (w_alpha, w_beta, w_delta, w) and the sample count since the last log, kept on the device.
         self._weight_sums = torch.zeros(5, dtype=torch.float32, device=device)
         self._skipped_at_last_log = 0
@@ -178,6 +201,7 @@ class LiLAWTrainer(Trainer):
             self._load_lilaw_state(resume_from_checkpoint)
         else:
             self.lilaw_state.last_step_seen, self.lilaw_state.current_step_weighted = -1, False
+        self._preflight()
         return super().train(
             resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
         )
@@ -244,13 +268,10 @@ class LiLAWTrainer(Trainer):
                 "LiLAWTrainer got a batch without labels. Keep the label column (named 'label' or 'labels') in "
                 "the data set; with a custom collator, return it as 'labels'."
             )
-        if labels.is_floating_point() or labels.ndim != 1:
-            raise ValueError(
-                f"LiLAW weights single-label classification: labels must be integer class indices of shape (batch,), "
-                f"got dtype {labels.dtype} and shape {tuple(labels.shape)}. Cast the label column to int (ClassLabel); "
-                "multi-label and regression targets are not supported."
-            )
         logits = extract_logits(outputs)
+        if not self._first_batch_checked:  # one host sync, once: labels vs the model's real output size
+            self._check_labels(labels, logits.shape[-1], "train_dataset")
+            self._first_batch_checked = True
         opts = self.lilaw_args
         losses = per_sample_loss(
             logits,
@@ -287,34 +308,52 @@ class LiLAWTrainer(Trainer):
         # 1e-9: state.epoch is a float sum of step fractions.
         return (self.state.epoch or 0.0) < self.lilaw_args["lilaw_warmup_epochs"] - 1e-9
 
-    def _next_meta_batch(self) -> dict[str, Any]:
-        if self._meta_collator is None:
-            self._meta_collator = self._get_collator_with_removed_columns(self.data_collator, description="meta")
-        indices = self.lilaw_state.sampler.next_batch()
-        batch = self._meta_collator([self.meta_dataset[i] for i in indices])
-        return self._prepare_inputs(batch)
+    def _next_meta_examples(self) -> list[Any]:
+        sampler = self.lilaw_state.sampler
+        if isinstance(sampler, MetaBatchSampler):
+            return [self.meta_dataset[i] for i in sampler.next_batch()]
+        return sampler.next_batch()
 
     @torch.no_grad()
-    def _meta_step(self, model: nn.Module) -> None:
-        state = self.lilaw_state
-        batch = self._next_meta_batch()
+    def _meta_forward(
+        self, model: nn.Module, fetch_examples: Callable[[], list[Any]], *, train_mode: bool
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """No-grad forward of ``model`` on a collated meta batch; returns ``(logits, labels)``.
+
+        The model's mode is set to ``train_mode`` for the forward and restored after it.
+        """
+        if self._meta_collator is None:
+            self._meta_collator = self._get_collator_with_removed_columns(self.data_collator, description="meta")
+        with preserved_global_rng():
+            examples = fetch_examples()
+            if not examples:
+                raise ValueError("meta_dataset yielded no examples; pass a non-empty meta set.")
+            batch = self._prepare_inputs(self._meta_collator(examples))
         labels = batch.pop("labels", None)
         if labels is None:
-            raise ValueError("The meta batch has no labels: give meta_dataset a 'label' or 'labels' column.")
+            raise ValueError(
+                "meta_dataset batches have no labels: give it a 'label' or 'labels' column (and keep it through "
+                "your collator)."
+            )
         was_training = model.training
-        model.train(self.lilaw_args["lilaw_meta_forward_mode"] == "train")
+        model.train(train_mode)
         try:
             with self.compute_loss_context_manager():
-                logits = extract_logits(model(**batch)).float()
+                logits = extract_logits(model(**batch))
         finally:
             model.train(was_training)
+        return logits, labels
+
+    def _meta_step(self, model: nn.Module) -> None:
+        logits, labels = self._meta_forward(
+            model, self._next_meta_examples, train_mode=self.lilaw_args["lilaw_meta_forward_mode"] == "train"
+        )
         labelled = labels != IGNORE_INDEX
-        labels = labels[labelled]
-        logits = logits[labelled]
+        logits, labels = logits[labelled].float(), labels[labelled]
         losses = per_sample_loss(
             logits, labels, kind=self.lilaw_args["lilaw_base_loss"], focal_gamma=self.lilaw_args["lilaw_focal_gamma"]
         )
-        grad = lilaw_meta_gradient(logits.softmax(dim=-1), labels, losses, state.params)
+        grad = lilaw_meta_gradient(logits.softmax(dim=-1), labels, losses, self.lilaw_state.params)
         self._apply_meta_gradient(grad)
 
     def _apply_meta_gradient(self, grad: torch.Tensor) -> None:
@@ -367,11 +406,76 @@ class LiLAWTrainer(Trainer):
             return
         self.lilaw_state.load_state_dict(torch.load(path, map_location="cpu", weights_only=False))
 
+    def _check_task(self) -> None:
+        config = getattr(self.model, "config", None)
+        problem_type = getattr(config, "problem_type", None)
+        num_labels = getattr(config, "num_labels", None)
+        if problem_type in ("regression", "multi_label_classification") or num_labels == 1:
+            raise ValueError(
+                f"LiLAW weights single-label classification, but the model is set up for "
+                f"{problem_type or 'regression (num_labels=1)'}. Use problem_type='single_label_classification' "
+                "with num_labels >= 2 and integer class labels, or train with transformers.Trainer."
+            )
+        if (
+            self.train_dataset is not None
+            and not has_length(self.train_dataset)
+            and self.lilaw_args["lilaw_warmup_steps"] is None
+            and self.lilaw_args["lilaw_warmup_epochs"] > 0
+        ):
+            raise ValueError(
+                "train_dataset is streamed (it has no length), so LiLAW cannot count warm-up epochs. "
+                "Set lilaw_warmup_steps (e.g. the number of optimizer steps in one pass over your data), or 0."
+            )
+        for name, dataset in (("train_dataset", self.train_dataset), ("meta_dataset", self.meta_dataset)):
+            features = getattr(dataset, "features", None)
+            if isinstance(dataset, (datasets.Dataset, datasets.IterableDataset)) and features:
+                column = next((c for c in ("label", "labels", "label_ids") if c in features), None)
+                feature = features[column] if column else None
+                if isinstance(feature, datasets.Value) and not feature.dtype.startswith(("int", "uint")):
+                    raise ValueError(
+                        f"{name}'s '{column}' column has dtype {feature.dtype}; LiLAW needs integer class indices. "
+                        f"Cast it, e.g. dataset.cast_column('{column}', datasets.ClassLabel(num_classes=K))."
+                    )
+                if feature is not None and not isinstance(feature, (datasets.Value, datasets.ClassLabel)):
+                    raise ValueError(
+                        f"{name}'s '{column}' column holds {type(feature).__name__} values (multi-label?); LiLAW "
+                        "weights single-label classification: give one integer class index per sample."
+                    )
+
+    def _preflight(self) -> None:
+        """One no-grad forward on two meta examples, so bad data or models fail before any training step."""
+        if self.model_init is not None or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return  # the model is built or sharded inside train(); the first batch checks the same things
+        meta = self.meta_dataset
+
+        def first_examples() -> list[Any]:
+            if has_length(meta):
+                return [meta[i] for i in range(min(2, len(meta)))]
+            return list(itertools.islice(iter(meta), 2))
+
+        logits, labels = self._meta_forward(self.model, first_examples, train_mode=False)
+        self._check_labels(labels, logits.shape[-1], "meta_dataset")
+
+    @staticmethod
+    def _check_labels(labels: torch.Tensor, num_classes: int, where: str) -> None:
+        if labels.is_floating_point() or labels.ndim != 1:
+            raise ValueError(
+                f"LiLAW weights single-label classification: {where} labels must be integer class indices of shape "
+                f"(batch,), got dtype {labels.dtype} and shape {tuple(labels.shape)}. Cast the label column to int "
+                "(ClassLabel); multi-label and regression targets are not supported."
+            )
+        labelled = labels[labels != IGNORE_INDEX]
+        if labelled.numel() and (int(labelled.min()) < 0 or int(labelled.max()) >= num_classes):
+            raise ValueError(
+                f"{where} has labels in [{int(labelled.min())}, {int(labelled.max())}] but the model outputs "
+                f"{num_classes} classes: labels must lie in [0, {num_classes}) (or be -100 to ignore a row)."
+            )
+
     def _check_meta_dataset(self) -> None:
         meta = self.meta_dataset
         if hasattr(meta, "__len__") and len(meta) == 0:
             raise ValueError("meta_dataset is empty; pass a few hundred labelled samples, or omit it to split one off.")
-        if isinstance(meta, datasets.Dataset):
+        if isinstance(meta, (datasets.Dataset, datasets.IterableDataset)) and meta.column_names is not None:
             find_label_column(meta)
         if (
             self.train_dataset is not None
