@@ -270,3 +270,131 @@ def test_bad_input_is_refused_with_the_fix(tmp_path, blob_splits, tiny_model):
         config(tmp_path, lilaw_lr=float("nan"))
     with pytest.raises(ValueError, match="lilaw_alpha_lr"):
         config(tmp_path, lilaw_alpha_lr=-1.0)
+
+
+# ---- precision, compilation, data shapes, bad input (issue: "at scale and under stress") -------------------------
+
+
+def test_bf16_autocast_keeps_weights_and_meta_gradients_in_float32(tmp_path, blob_splits, tiny_model):
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, bf16=True, use_cpu=True, lilaw_warmup_steps=1,
+                                                         max_steps=8),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    head_dtypes = []
+    tiny_model.head.register_forward_hook(lambda module, args, output: head_dtypes.append((module.training, output.dtype)))
+    trainer.train()
+    # Training and meta (eval-mode) forwards both ran under bf16 autocast; accelerate hands back float32 outputs.
+    assert (True, torch.bfloat16) in head_dtypes and (False, torch.bfloat16) in head_dtypes
+    assert trainer.lilaw_state.params.dtype == torch.float32
+    assert trainer.lilaw_state.meta_steps == 6
+    assert all(np.isfinite(v) for v in trainer.lilaw_parameters().values())
+    assert trainer.lilaw_parameters()["alpha"] < 10.0
+
+
+def test_torch_compile(tmp_path, blob_splits, tiny_model):
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, torch_compile=True, lilaw_warmup_steps=1,
+                                                         max_steps=4),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    trainer.train()
+    assert trainer.lilaw_state.meta_steps == 2
+    assert trainer.lilaw_parameters()["alpha"] < 10.0
+
+
+def test_non_finite_meta_batches_are_skipped_with_a_warning(tmp_path, blob_splits, tiny_model, caplog):
+    meta = blob_splits["meta"].map(lambda row: {"x": [float("nan")] * len(row["x"])})
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, lilaw_warmup_steps=1, max_steps=9, logging_steps=3),
+                           train_dataset=blob_splits["train"], meta_dataset=meta)
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw"):
+        trainer.train()
+    assert trainer.lilaw_parameters() == {"alpha": 10.0, "beta": 2.0, "delta": 6.0}
+    assert trainer.lilaw_state.meta_steps == 7
+    assert int(trainer.lilaw_state.skipped_meta_steps) == 7
+    assert trainer.state.log_history[-2]["lilaw/skipped_meta_steps"] == 7
+    assert "skipped" in caplog.text and "not finite" in caplog.text
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_streamed_train_and_meta_sets(tmp_path, blob_splits, tiny_model):
+    train = blob_splits["train"].to_iterable_dataset(num_shards=2)
+    meta = blob_splits["meta"].to_iterable_dataset(num_shards=1)
+    with pytest.raises(ValueError, match="lilaw_warmup_steps"):
+        LiLAWTrainer(model=tiny_model, args=config(tmp_path, max_steps=10), train_dataset=train, meta_dataset=meta)
+    with pytest.raises(ValueError, match="meta_dataset="):
+        LiLAWTrainer(model=tiny_model, args=config(tmp_path, max_steps=10, lilaw_warmup_steps=2), train_dataset=train)
+    # 48 meta rows / 16 per batch: 9 meta steps use up the third pass of the stream exactly.
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, max_steps=12, lilaw_warmup_steps=2),
+                           train_dataset=train, meta_dataset=meta)
+    trainer.train()
+    assert trainer.lilaw_state.meta_steps == 9
+    assert trainer.lilaw_state.sampler.state_dict() == {"epoch": 2, "consumed": 48, "seed": 0}
+    assert trainer.lilaw_parameters()["alpha"] < 10.0
+
+
+def test_remove_unused_columns_keeps_labels_and_drops_the_rest(tmp_path, blob_splits, tiny_model):
+    # blobs carry clean_label and is_noisy, which TinyNet.forward does not take: they must be dropped, labels kept.
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, remove_unused_columns=True, max_steps=3,
+                                                         lilaw_warmup_steps=0),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    trainer.train()
+    assert trainer.lilaw_state.meta_steps == 2
+
+
+def test_class_imbalance_and_batches_missing_a_class(tmp_path, tiny_model):
+    data = blobs(400, noise_rate=0.2, seed=3)
+    keep = [i for i, y in enumerate(data["label"]) if y != 2 or i % 10 == 0]  # class 2 becomes ~4% of the data
+    data = data.select(keep)
+    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, per_device_train_batch_size=8),
+                           train_dataset=data)
+    trainer.train()
+    counts = np.bincount(trainer.meta_dataset["label"], minlength=3)
+    assert counts[2] >= 1  # stratification keeps the rare class in the meta set
+    assert all(np.isfinite(v) for v in trainer.lilaw_parameters().values())
+
+
+class NoLogits(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = torch.nn.Linear(8, 3)
+
+    def forward(self, x, labels=None):
+        return {"embedding": self.fc(x)}
+
+
+@pytest.mark.parametrize(
+    ("case", "message"),
+    [
+        ("label_out_of_range", r"labels in \[0, 3\] but the model outputs 3 classes|labels must lie in \[0, 3\)"),
+        ("float_labels", "integer class indices"),
+        ("multi_label", "multi-label"),
+        ("meta_without_labels", "no label column"),
+        ("no_logits", "needs classification logits"),
+        ("regression_config", "single-label classification"),
+    ],
+)
+def test_bad_input_fails_before_any_training_step(tmp_path, blob_splits, case, message):
+    from transformers import ViTConfig, ViTForImageClassification
+
+    train, meta, model = blob_splits["train"], blob_splits["meta"], TinyNet()
+    if case == "label_out_of_range":
+        meta = meta.map(lambda row: {"label": 3 if row["label"] == 2 else row["label"]})
+    elif case == "float_labels":
+        train = train.cast_column("label", __import__("datasets").Value("float32"))
+    elif case == "multi_label":
+        train = train.map(lambda row: {"label": [row["label"], 0]})
+    elif case == "meta_without_labels":
+        meta = meta.remove_columns("label")
+    elif case == "no_logits":
+        model = NoLogits()
+    elif case == "regression_config":
+        model = ViTForImageClassification(ViTConfig(image_size=8, patch_size=4, hidden_size=8, num_hidden_layers=1,
+                                                    num_attention_heads=2, intermediate_size=8, num_labels=1))
+    steps = []
+
+    class CountSteps(TrainerCallback):
+        def on_step_begin(self, *args, **kwargs):
+            steps.append(1)
+
+    with pytest.raises(ValueError, match=message):
+        trainer = LiLAWTrainer(model=model, args=config(tmp_path), train_dataset=train, meta_dataset=meta,
+                               callbacks=[CountSteps()])
+        trainer.train()
+    assert steps == []
