@@ -1,0 +1,202 @@
+"""Configuration of the meta label correction trainers (EBOMLC, MLC-D, MLC)."""
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+from transformers import TrainingArguments
+
+MLC_METHODS = ("ebomlc", "mlc_d", "mlc")
+
+
+@dataclass
+class MetaLabelCorrectionConfig(TrainingArguments):
+    r"""
+    Configuration of [`MetaLabelCorrectionTrainer`].
+
+    Only the parameters specific to meta label correction are listed here; see
+    [`~transformers.TrainingArguments`] for the rest. [`~transformers.HfArgumentParser`] turns this class into
+    command-line arguments.
+
+    Parameters:
+        > Method
+
+        mlc_method (`str`, *optional*, defaults to `"ebomlc"`):
+            `"ebomlc"`: one kept inner step, mixture upper loss, alignment-aware barrier (first order).
+            `"mlc_d"`: MLC solved with BOME's dynamic barrier after `mlc_inner_steps` discarded inner steps.
+            `"mlc"`: the original MLC, a one-step look-ahead with a second-order hypergradient.
+        mlc_rho (`float`, *optional*, defaults to `0.2`):
+            EBOMLC's mixture weight of the main model in the upper loss
+            `CE(ρ·main_logits + (1−ρ)·log meta_probs, y)`.
+        mlc_mixture_space (`str`, *optional*, defaults to `"log_probs"`):
+            How the meta output enters the mixture: `"log_probs"` (default, same scale as logits) or `"probs"`
+            (the authors' released code).
+
+        > Dynamic barrier
+
+        mlc_barrier_threshold (`float`, *optional*, defaults to `0.25`):
+            EBOMLC's δ_b in `λ = ξ·max((δ_b·‖∇q‖² − ⟨∇_w q, ∇_w f⟩)/(‖∇q‖² + ε), 0)`.
+        mlc_barrier_scale (`float`, *optional*, defaults to `0.5`):
+            EBOMLC's ξ in the formula above.
+        mlc_barrier_eta (`float`, *optional*, defaults to `0.5`):
+            MLC-D's η_b in BOME's `φ = η_b·‖∇q‖²`.
+        mlc_inner_steps (`int`, *optional*, defaults to `1`):
+            MLC-D's number T of inner steps on the lower loss. EBOMLC and MLC take exactly one.
+        mlc_inner_lr (`float` or `None`, *optional*, defaults to `None`):
+            Step size of MLC-D's inner steps and of MLC's look-ahead (plain SGD). `None` uses the main optimizer's
+            current learning rate.
+
+        > Meta model (label correction network)
+
+        mlc_meta_lr (`float`, *optional*, defaults to `3e-4`):
+            Learning rate of the meta model's Adam optimizer.
+        mlc_meta_weight_decay (`float`, *optional*, defaults to `0.0`):
+            Weight decay (L2) of the meta model's Adam optimizer.
+        mlc_meta_amsgrad (`bool`, *optional*, defaults to `True`):
+            Whether the meta optimizer uses AMSGrad.
+        mlc_label_embedding_dim (`int`, *optional*, defaults to `128`):
+            Size of the noisy-label embedding fed to the meta model.
+        mlc_meta_hidden_dim (`int`, *optional*, defaults to `128`):
+            Width of the meta model's two hidden layers.
+
+        > Data and features
+
+        mlc_clean_batch_size (`int` or `None`, *optional*, defaults to `None`):
+            Clean examples drawn per step and process; half feed the upper loss, half the lower loss. `None` uses
+            `per_device_train_batch_size`.
+        mlc_lower_loss_weights (`list[float]`, *optional*, defaults to `[1.0, 0.5]`):
+            Weights (noisy, clean) of the lower loss, normalised by their sum; the released code's 100:50.
+        mlc_feature_module (`str` or `None`, *optional*, defaults to `None`):
+            Dotted name of the classification head; its *input* is the penultimate feature fed to the meta model.
+            `None` detects it (`classifier`, a timm model's `get_classifier()`, else the last `nn.Linear`).
+
+    Defaults that differ from [`~transformers.TrainingArguments`]:
+        - `logging_steps`: 10 instead of 500, so that short runs log the `mlc/*` metrics.
+
+    Not supported (rejected here): `gradient_accumulation_steps > 1` (every step is a bilevel step with its own
+    clean batch and meta update) and `fp16` (the gradients are formed by hand, outside the gradient scaler; use
+    `bf16`).
+    """
+
+    # Parameters whose defaults are overridden from TrainingArguments
+    logging_steps: float = field(
+        default=10,
+        metadata={"help": "Log every X update steps (an integer), or every ratio of the total steps if < 1."},
+    )
+
+    # Method
+    mlc_method: Literal["ebomlc", "mlc_d", "mlc"] = field(
+        default="ebomlc",
+        metadata={"help": "Meta label correction algorithm: 'ebomlc' (default), 'mlc_d' or 'mlc'."},
+    )
+    mlc_rho: float = field(
+        default=0.2,
+        metadata={"help": "EBOMLC: weight of the main model's logits in the mixture upper loss, in [0, 1]."},
+    )
+    mlc_mixture_space: Literal["log_probs", "probs"] = field(
+        default="log_probs",
+        metadata={"help": "EBOMLC: mix the meta output as 'log_probs' (default) or 'probs' (the released code)."},
+    )
+
+    # Dynamic barrier
+    mlc_barrier_threshold: float = field(
+        default=0.25, metadata={"help": "EBOMLC: threshold delta_b of the alignment-aware barrier."}
+    )
+    mlc_barrier_scale: float = field(
+        default=0.5, metadata={"help": "EBOMLC: scale xi of the alignment-aware barrier."}
+    )
+    mlc_barrier_eta: float = field(
+        default=0.5, metadata={"help": "MLC-D: eta_b of BOME's dynamic barrier, phi = eta_b * ||grad q||^2."}
+    )
+    mlc_inner_steps: int = field(
+        default=1, metadata={"help": "MLC-D: number of inner steps T on the lower loss (EBOMLC and MLC use 1)."}
+    )
+    mlc_inner_lr: float | None = field(
+        default=None,
+        metadata={
+            "help": "MLC-D inner steps and MLC look-ahead step size (plain SGD); default: the main learning rate."
+        },
+    )
+
+    # Meta model
+    mlc_meta_lr: float = field(default=3e-4, metadata={"help": "Learning rate of the meta model's Adam."})
+    mlc_meta_weight_decay: float = field(
+        default=0.0, metadata={"help": "Weight decay (L2) of the meta model's Adam."}
+    )
+    mlc_meta_amsgrad: bool = field(default=True, metadata={"help": "Use AMSGrad in the meta model's Adam."})
+    mlc_label_embedding_dim: int = field(
+        default=128, metadata={"help": "Size of the noisy-label embedding of the meta model."}
+    )
+    mlc_meta_hidden_dim: int = field(default=128, metadata={"help": "Width of the meta model's hidden layers."})
+
+    # Data and features
+    mlc_clean_batch_size: int | None = field(
+        default=None,
+        metadata={"help": "Clean examples per step and process (default: per_device_train_batch_size)."},
+    )
+    mlc_lower_loss_weights: list[float] = field(
+        default_factory=lambda: [1.0, 0.5],
+        metadata={"help": "Weights (noisy clean) of the lower loss, normalised by their sum (default: 1.0 0.5)."},
+    )
+    mlc_feature_module: str | None = field(
+        default=None,
+        metadata={
+            "help": "Dotted name of the classification head whose input is the penultimate feature "
+            "(default: detected, e.g. 'classifier' or 'fc')."
+        },
+    )
+
+    def __post_init__(self):
+        if self.mlc_clean_batch_size is None:
+            self.mlc_clean_batch_size = self.per_device_train_batch_size
+        self.mlc_lower_loss_weights = [float(w) for w in self.mlc_lower_loss_weights]
+        # Before the parent's checks, so that an unsupported setting gets the message that names its fix.
+        self._validate_mlc()
+        super().__post_init__()
+
+    def _validate_mlc(self) -> None:
+        if self.mlc_method not in MLC_METHODS:
+            raise ValueError(f"mlc_method must be one of {MLC_METHODS}, got {self.mlc_method!r}.")
+        if self.mlc_mixture_space not in ("log_probs", "probs"):
+            raise ValueError(f"mlc_mixture_space must be 'log_probs' or 'probs', got {self.mlc_mixture_space!r}.")
+        if not 0.0 <= self.mlc_rho <= 1.0:
+            raise ValueError(f"mlc_rho must lie in [0, 1], got {self.mlc_rho}.")
+        for name in ("mlc_barrier_threshold", "mlc_barrier_scale", "mlc_barrier_eta", "mlc_meta_weight_decay"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        if self.mlc_inner_steps < 1:
+            raise ValueError(f"mlc_inner_steps must be >= 1, got {self.mlc_inner_steps}.")
+        if self.mlc_method != "mlc_d" and self.mlc_inner_steps != 1:
+            raise ValueError(
+                f"mlc_method={self.mlc_method!r} takes exactly one inner step: set mlc_inner_steps=1, "
+                "or use mlc_method='mlc_d' for T > 1 inner steps."
+            )
+        if self.mlc_inner_lr is not None and self.mlc_inner_lr <= 0:
+            raise ValueError(f"mlc_inner_lr must be > 0 or None (the main learning rate), got {self.mlc_inner_lr}.")
+        if self.mlc_meta_lr <= 0:
+            raise ValueError(f"mlc_meta_lr must be > 0, got {self.mlc_meta_lr}.")
+        for name in ("mlc_label_embedding_dim", "mlc_meta_hidden_dim"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
+        weights = self.mlc_lower_loss_weights
+        if len(weights) != 2 or min(weights) < 0 or weights[0] == 0:
+            raise ValueError(
+                "mlc_lower_loss_weights must be two non-negative weights (noisy, clean) with a positive noisy "
+                f"weight, e.g. [1.0, 0.5]; got {weights}."
+            )
+        min_clean = 2 if weights[1] > 0 else 1
+        if self.mlc_clean_batch_size < min_clean:
+            raise ValueError(
+                f"mlc_clean_batch_size must be >= {min_clean} (the clean batch is split between the upper and the "
+                f"lower loss), got {self.mlc_clean_batch_size}."
+            )
+        if self.gradient_accumulation_steps != 1:
+            raise ValueError(
+                "Meta label correction makes one bilevel step (with its own clean batch and meta update) per "
+                f"optimizer step and does not support gradient_accumulation_steps={self.gradient_accumulation_steps}"
+                ": set gradient_accumulation_steps=1 and raise per_device_train_batch_size instead."
+            )
+        if self.fp16:
+            raise ValueError(
+                "fp16 is not supported by meta label correction (its gradients bypass the fp16 gradient scaler): "
+                "use bf16=True or full precision."
+            )

@@ -1,0 +1,605 @@
+"""Trainer glue for meta label correction: EBOMLC, MLC-D and MLC as `transformers.Trainer` subclasses."""
+
+import contextlib
+import copy
+import os
+from collections import defaultdict
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from transformers import Trainer, TrainingArguments
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers.utils import logging
+
+from .barrier import (
+    alignment_barrier_coefficient,
+    dynamic_barrier_coefficient,
+    lower_loss,
+    mixture_upper_loss,
+)
+from .clean_data import CleanBatchSampler
+from .config import MetaLabelCorrectionConfig
+from .features import PenultimateFeatures
+from .meta_model import LabelCorrectionNetwork
+
+__all__ = [
+    "MLC_STATE_NAME",
+    "EBOMLCTrainer",
+    "MLCDTrainer",
+    "MLCTrainer",
+    "MetaLabelCorrectionState",
+    "MetaLabelCorrectionTrainer",
+]
+
+logger = logging.get_logger(__name__)
+
+MLC_STATE_NAME = "mlc_state.pt"
+_LABEL_KEYS = ("labels", "label", "label_ids")
+
+Batch = tuple[dict[str, Any], Tensor]  # model inputs without the labels, labels
+
+
+class MetaLabelCorrectionState:
+    """Everything of meta label correction that must survive a resume: meta model, its optimizer, clean stream.
+
+    Args:
+        meta_model: The label correction network.
+        meta_optimizer: Its optimizer.
+        clean_sampler: The clean-batch stream.
+    """
+
+    def __init__(
+        self,
+        *,
+        meta_model: LabelCorrectionNetwork,
+        meta_optimizer: torch.optim.Optimizer,
+        clean_sampler: CleanBatchSampler,
+    ):
+        self.meta_model = meta_model
+        self.meta_optimizer = meta_optimizer
+        self.clean_sampler = clean_sampler
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "meta_model": self.meta_model.state_dict(),
+            "meta_optimizer": self.meta_optimizer.state_dict(),
+            "clean_sampler": self.clean_sampler.state_dict(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.meta_model.load_state_dict(state["meta_model"])
+        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        self.clean_sampler.load_state_dict(state["clean_sampler"])
+
+    def save(self, checkpoint_dir: str) -> None:
+        """Write the state to `checkpoint_dir/mlc_state.pt`."""
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        torch.save(self.state_dict(), os.path.join(checkpoint_dir, MLC_STATE_NAME))
+
+    def load(self, checkpoint_dir: str) -> bool:
+        """Restore the state from `checkpoint_dir/mlc_state.pt`; returns `False` if the file is missing."""
+        path = os.path.join(checkpoint_dir, MLC_STATE_NAME)
+        if not os.path.isfile(path):
+            return False
+        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        return True
+
+
+class MetaLabelCorrectionTrainer(Trainer):
+    """Trains a classifier on noisy labels with a meta model that corrects them, guided by a small clean set.
+
+    Every optimizer step is one bilevel step of `args.mlc_method` (see [`MetaLabelCorrectionConfig`]) on the noisy
+    batch of the Trainer's loop and a fresh clean batch of `mlc_clean_batch_size` examples: its first half feeds the
+    upper loss, its second half joins the lower loss (with a zero clean weight in `mlc_lower_loss_weights`, the whole
+    clean batch feeds the upper loss). The meta model and its Adam live outside the main optimizer: the main
+    optimizer, scheduler, clipping and weight decay never see them. Evaluation reports the plain cross-entropy.
+
+    Supported: single-label classifiers whose head takes the penultimate features (transformers image and text
+    classifiers, `TimmWrapperForImageClassification`, timm models, plain `nn.Module`s returning logits), one process
+    or DDP, fp32 or bf16. Not supported: `gradient_accumulation_steps > 1`, fp16, DeepSpeed and FSDP (gradients are
+    taken with `torch.autograd.grad` on the unwrapped model and averaged across processes by hand), `model_init`.
+
+    Args:
+        model: The classifier to train.
+        args: A [`MetaLabelCorrectionConfig`]; a plain `TrainingArguments` is converted with the `mlc_*` defaults.
+        data_collator: As in `Trainer`; also used for the clean set.
+        train_dataset: The noisy training set.
+        eval_dataset: As in `Trainer`.
+        processing_class: As in `Trainer`.
+        clean_dataset: The small trusted set (MLC uses 2 % of the data, class-balanced), same columns as
+            `train_dataset`.
+        **kwargs: Passed to `Trainer`.
+    """
+
+    _method: str | None = None
+    _tag_names = ["hf_lilaw", "meta-label-correction"]
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        data_collator: Any = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        *,
+        clean_dataset: Any = None,
+        **kwargs: Any,
+    ):
+        args = self._resolve_args(args)
+        if model is None or kwargs.get("model_init") is not None:
+            raise ValueError(f"{type(self).__name__} needs model= (model_init is not supported).")
+        if clean_dataset is None:
+            raise ValueError(
+                f"{type(self).__name__} needs a small clean (trusted) set: pass clean_dataset=, e.g. a "
+                "class-balanced ~2 % split of your data whose labels were verified."
+            )
+        if not (hasattr(clean_dataset, "__len__") and hasattr(clean_dataset, "__getitem__")):
+            raise TypeError("clean_dataset must be a map-style dataset (with __len__ and __getitem__).")
+        if len(clean_dataset) == 0:
+            raise ValueError("clean_dataset is empty: pass at least mlc_clean_batch_size clean examples.")
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            **kwargs,
+        )
+        self._features = PenultimateFeatures(self.model, module_name=args.mlc_feature_module)
+        self.clean_dataset, self._clean_collator = self._prepare_clean_dataset(clean_dataset)
+        feature_dim, self.num_labels = self._probe_model()
+        self._check_labels(self.clean_dataset, "clean_dataset", strict=True)
+        if train_dataset is not None:
+            self._check_labels(train_dataset, "train_dataset", strict=False)
+
+        meta_model = LabelCorrectionNetwork(
+            feature_dim=feature_dim,
+            num_labels=self.num_labels,
+            label_embedding_dim=args.mlc_label_embedding_dim,
+            hidden_dim=args.mlc_meta_hidden_dim,
+        ).to(args.device)
+        meta_optimizer = torch.optim.Adam(
+            meta_model.parameters(),
+            lr=args.mlc_meta_lr,
+            weight_decay=args.mlc_meta_weight_decay,
+            amsgrad=args.mlc_meta_amsgrad,
+        )
+        sampler = CleanBatchSampler(
+            len(self.clean_dataset), batch_size=args.mlc_clean_batch_size, seed=args.seed + args.process_index
+        )
+        self.mlc_state = MetaLabelCorrectionState(
+            meta_model=meta_model, meta_optimizer=meta_optimizer, clean_sampler=sampler
+        )
+        self._mlc_metrics: dict[str, list[Tensor]] = defaultdict(list)
+        if hasattr(self.model, "add_model_tags"):
+            self.model.add_model_tags([*self._tag_names, args.mlc_method])
+
+    @property
+    def meta_model(self) -> LabelCorrectionNetwork:
+        return self.mlc_state.meta_model
+
+    @property
+    def meta_optimizer(self) -> torch.optim.Optimizer:
+        return self.mlc_state.meta_optimizer
+
+    # ---- set-up -------------------------------------------------------------------------------------------------
+
+    @classmethod
+    def _resolve_args(cls, args: TrainingArguments | None) -> MetaLabelCorrectionConfig:
+        if args is None:
+            args = MetaLabelCorrectionConfig()
+        elif not isinstance(args, MetaLabelCorrectionConfig):
+            if not isinstance(args, TrainingArguments):
+                raise TypeError(f"args must be a MetaLabelCorrectionConfig, got {type(args).__name__}.")
+            values = args.to_dict()
+            values["hub_token"] = args.hub_token  # to_dict() masks it
+            args = MetaLabelCorrectionConfig(**values)
+        if cls._method is not None and args.mlc_method != cls._method:
+            if args.mlc_method != MetaLabelCorrectionConfig.mlc_method:
+                raise ValueError(
+                    f"{cls.__name__} runs mlc_method={cls._method!r} but args.mlc_method={args.mlc_method!r}: "
+                    f"drop the setting or use MetaLabelCorrectionTrainer."
+                )
+            args = copy.copy(args)
+            args.mlc_method = cls._method
+            args._validate_mlc()
+        return args
+
+    def _prepare_clean_dataset(self, dataset: Any) -> tuple[Any, Any]:
+        import datasets
+
+        if isinstance(dataset, datasets.Dataset):
+            return self._remove_unused_columns(dataset, description="clean"), self.data_collator
+        return dataset, self._get_collator_with_removed_columns(self.data_collator, description="clean")
+
+    def _probe_model(self) -> tuple[int, int]:
+        """One no-grad forward on clean examples: checks the head hook and returns (feature dim, num labels)."""
+        x, _ = self._clean_batch(list(range(min(2, len(self.clean_dataset)))))
+        was_training = self.model.training
+        self.model.eval()
+        try:
+            with torch.no_grad():
+                logits, features = self._forward(self.model, x)
+        finally:
+            self.model.train(was_training)
+        if logits.dim() != 2:
+            raise ValueError(
+                f"Meta label correction needs single-label logits of shape (batch, num_labels); the model gives "
+                f"{tuple(logits.shape)}."
+            )
+        return features.shape[-1], logits.shape[-1]
+
+    def _check_labels(self, dataset: Any, name: str, *, strict: bool) -> None:
+        """Labels must be class indices in [0, num_labels): the meta model embeds them."""
+        import datasets
+
+        if isinstance(dataset, datasets.Dataset):
+            column = next((c for c in _LABEL_KEYS if c in dataset.column_names), None)
+            if column is None:
+                raise ValueError(f"{name} has no label column: name it one of {_LABEL_KEYS}.")
+            labels = np.asarray(dataset.with_format("numpy", columns=[column])[column])
+        elif strict:
+            rows = [dataset[i] for i in range(len(dataset))]
+            column = next((c for c in _LABEL_KEYS if isinstance(rows[0], Mapping) and c in rows[0]), None)
+            if column is None:
+                raise ValueError(f"{name} examples carry no label: give them one of the keys {_LABEL_KEYS}.")
+            labels = np.asarray([np.asarray(row[column]) for row in rows])
+        else:
+            return
+        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+            raise ValueError(
+                f"{name} labels must be one integer class index per example, got {labels.dtype} of shape "
+                f"{labels.shape}."
+            )
+        bad = labels[(labels < 0) | (labels >= self.num_labels)]
+        if bad.size:
+            raise ValueError(
+                f"{name} has labels outside [0, {self.num_labels}) (e.g. {sorted(set(bad.tolist()))[:5]}); the "
+                f"model has {self.num_labels} outputs: remap the labels or build the model with the right num_labels."
+            )
+
+    # ---- batches and forwards -----------------------------------------------------------------------------------
+
+    @staticmethod
+    def _split_labels(inputs: Mapping[str, Any], what: str) -> Batch:
+        inputs = dict(inputs)
+        labels = next((inputs.pop(k) for k in _LABEL_KEYS if k in inputs), None)
+        if labels is None:
+            raise ValueError(f"{what} batches carry no 'labels': give the dataset a 'label' or 'labels' column.")
+        for k in _LABEL_KEYS:
+            inputs.pop(k, None)
+        return inputs, labels
+
+    def _clean_batch(self, indices: Sequence[int]) -> Batch:
+        getitems = getattr(self.clean_dataset, "__getitems__", None)
+        rows = getitems(list(indices)) if getitems else [self.clean_dataset[i] for i in indices]
+        return self._split_labels(self._prepare_inputs(self._clean_collator(rows)), "clean_dataset")
+
+    def _next_clean_batches(self) -> tuple[Batch, Batch | None]:
+        """(upper batch, lower batch): the two halves of the next clean batch."""
+        indices = next(self.mlc_state.clean_sampler)
+        if self.args.mlc_lower_loss_weights[1] == 0:
+            return self._clean_batch(indices), None
+        half = len(indices) // 2
+        return self._clean_batch(indices[:half]), self._clean_batch(indices[half:])
+
+    def _forward(
+        self, net: nn.Module, inputs: dict[str, Any], params: dict[str, Tensor] | None = None
+    ) -> tuple[Tensor, Tensor]:
+        """Logits and pooled penultimate features, at `params` (a functional copy) when given."""
+        with self._features.capturing():
+            if params is None:
+                outputs = net(**inputs)
+            else:
+                outputs = functional_call(net, params, args=(), kwargs=inputs)
+            features = self._features.pop()
+        return _logits(outputs), features
+
+    def _lower(
+        self,
+        net: nn.Module,
+        noisy: Batch,
+        lower: Batch | None,
+        params: dict[str, Tensor] | None = None,
+        *,
+        with_clean: bool = True,
+    ) -> Tensor:
+        """The lower loss G at the model's parameters or at `params`."""
+        logits, features = self._forward(net, noisy[0], params)
+        soft_labels = self.meta_model(features, noisy[1])
+        weights = self.args.mlc_lower_loss_weights
+        if lower is None or weights[1] == 0:
+            return lower_loss(logits, soft_labels, weights=weights)
+        if not with_clean:
+            # The clean term does not depend on the meta model: same meta gradient as G, one forward fewer.
+            return lower_loss(logits, soft_labels, weights=weights) * (weights[0] / sum(weights))
+        clean_logits, _ = self._forward(net, lower[0], params)
+        return lower_loss(logits, soft_labels, clean_logits, lower[1], weights=weights)
+
+    # ---- gradients ----------------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _grads(
+        loss: Tensor, tensors: Sequence[Tensor], *, create_graph: bool = False
+    ) -> tuple[list[Tensor], list[bool]]:
+        """Gradients of `loss` (zeros where unused) and which tensors it uses."""
+        grads = torch.autograd.grad(loss, list(tensors), allow_unused=True, create_graph=create_graph)
+        used = [g is not None for g in grads]
+        return [torch.zeros_like(t) if g is None else g for t, g in zip(tensors, grads)], used
+
+    def _mean_across_processes(self, grads: Sequence[Tensor]) -> list[Tensor]:
+        """The one place where gradients are averaged across processes (main and meta blocks alike)."""
+        if self.accelerator.num_processes == 1:
+            return list(grads)
+        flat = self.accelerator.reduce(torch.cat([g.detach().float().reshape(-1) for g in grads]), reduction="mean")
+        return [t.view_as(g).to(g.dtype) for t, g in zip(flat.split([g.numel() for g in grads]), grads)]
+
+    @staticmethod
+    def _set_grads(params: Sequence[Tensor], grads: Sequence[Tensor], used: Sequence[bool]) -> None:
+        # Unused parameters keep grad None, as after a normal backward, so the optimizer skips them.
+        for p, g, u in zip(params, grads, used):
+            p.grad = g.detach().to(p.dtype).clone() if u else None
+
+    def _meta_step(self, grads: Sequence[Tensor]) -> None:
+        meta_params = list(self.meta_model.parameters())
+        self._set_grads(meta_params, grads, [True] * len(meta_params))
+        self.meta_optimizer.step()
+        self.meta_optimizer.zero_grad(set_to_none=True)
+
+    def _inner_lr(self) -> float:
+        if self.args.mlc_inner_lr is not None:
+            return self.args.mlc_inner_lr
+        return self.optimizer.param_groups[0]["lr"]
+
+    # ---- the bilevel steps --------------------------------------------------------------------------------------
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Tensor | Any],
+        num_items_in_batch: Tensor | int | None = None,
+    ) -> Tensor:
+        """One bilevel step of `args.mlc_method` on the noisy batch `inputs` and the next clean batch.
+
+        It leaves the main model's update direction in the parameters' `.grad`; the Trainer's loop then clips, steps
+        the main optimizer and the scheduler and zeroes the gradients as usual. The meta optimizer steps here.
+        `super().training_step` is not called: every method needs per-block gradients (taken with
+        `torch.autograd.grad` and averaged across processes before λ is formed), and the EBOMLC and MLC-D directions
+        combine gradients taken at two points, so no single backward produces them; re-running the parent's
+        forward-backward would only add cost. `num_items_in_batch` is unused: losses are per-batch means and
+        gradient accumulation is 1.
+
+        Returns:
+            The lower loss at the parameters the step started from (detached), for the Trainer's `loss` log.
+        """
+        model.train()
+        self.meta_model.train()
+        if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
+            self.optimizer.train()
+        net = self.accelerator.unwrap_model(model)
+        noisy = self._split_labels(self._prepare_inputs(inputs), "train_dataset")
+        upper, lower = self._next_clean_batches()
+        step = {"ebomlc": self._ebomlc_step, "mlc_d": self._mlc_d_step, "mlc": self._mlc_step}[self.args.mlc_method]
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(self.compute_loss_context_manager())
+            if self.args.mlc_method == "mlc":
+                # The fused SDPA kernels have no double backward; MLC's hypergradient needs one.
+                stack.enter_context(sdpa_kernel(SDPBackend.MATH))
+            loss = step(net, noisy, upper, lower)
+        return loss.detach()
+
+    def _ebomlc_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
+        """The spec's clean reading of one EBOMLC step (first order, three forwards and three backwards)."""
+        args = self.args
+        params = [p for p in net.parameters() if p.requires_grad]
+        meta = list(self.meta_model.parameters())
+        n = len(params)
+
+        lower_0 = self._lower(net, noisy, lower)
+        g0, used = self._grads(lower_0, params + meta)
+        g0 = self._mean_across_processes(g0)
+
+        # w' = w − η·(main optimizer step with g0_w): EBOMLC keeps it as a real update of the main model, so it is
+        # clipped like the Trainer's own step. The scheduler advances once per training step, not here.
+        self._set_grads(params, g0[:n], used[:n])
+        if args.max_grad_norm > 0:
+            self.accelerator.clip_grad_norm_(params, args.max_grad_norm)
+        self.optimizer.step()
+        self.optimizer.zero_grad(set_to_none=True)
+
+        g1, _ = self._grads(self._lower(net, noisy, lower), params + meta)
+        g1 = self._mean_across_processes(g1)
+        grad_q = [a - b for a, b in zip(g0, g1)]
+        del g0, g1
+
+        x_up, y_up = upper
+        logits, features = self._forward(net, x_up)
+        upper_loss = mixture_upper_loss(
+            logits, self.meta_model.log_probs(features, y_up), y_up, rho=args.mlc_rho, space=args.mlc_mixture_space
+        )
+        grad_f, used_f = self._grads(upper_loss, params + meta)
+        grad_f = self._mean_across_processes(grad_f)
+
+        lam = alignment_barrier_coefficient(
+            grad_f_main=grad_f[:n],
+            grad_q_main=grad_q[:n],
+            grad_q_meta=grad_q[n:],
+            threshold=args.mlc_barrier_threshold,
+            scale=args.mlc_barrier_scale,
+        )
+        direction = [f + lam * q for f, q in zip(grad_f, grad_q)]
+        self._set_grads(params, direction[:n], [a or b for a, b in zip(used[:n], used_f[:n])])
+        self._meta_step(direction[n:])
+        self._record({"lambda": lam, "upper_loss": upper_loss, "lower_loss": lower_0})
+        return lower_0
+
+    def _mlc_d_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
+        """MLC with BOME's dynamic barrier: T discarded inner steps, then one first-order step of both blocks.
+
+        `q(w, a) = G(w, a) − G(w_T, a)` with `w_T` a stop-gradient constant (as in BOME), so
+        `∇_w q = ∇_w G(w, a)` and `∇_a q = ∇_a G(w, a) − ∇_a G(w_T, a)`. The upper loss is the main model's plain
+        CE on the clean batch at `w`, so `∇_a f = 0`. Inner steps are plain SGD on the current noisy batch.
+        """
+        args = self.args
+        named = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
+        names, params = [name for name, _ in named], [p for _, p in named]
+        meta = list(self.meta_model.parameters())
+        n = len(params)
+
+        lower_0 = self._lower(net, noisy, lower)
+        g0, used = self._grads(lower_0, params + meta)
+        g0 = self._mean_across_processes(g0)
+
+        # The first inner step reuses ∇_w G(w, a); the copy is functional, so w itself is never moved.
+        lr = self._inner_lr()
+        fast = [p.detach() - lr * g for p, g in zip(params, g0[:n])]
+        for _ in range(args.mlc_inner_steps - 1):
+            fast = [t.requires_grad_() for t in fast]
+            grads, _ = self._grads(self._lower(net, noisy, lower, dict(zip(names, fast))), fast)
+            grads = self._mean_across_processes(grads)
+            fast = [t.detach() - lr * g for t, g in zip(fast, grads)]
+        g1_meta, _ = self._grads(self._lower(net, noisy, lower, dict(zip(names, fast)), with_clean=False), meta)
+        g1_meta = self._mean_across_processes(g1_meta)
+        del fast
+
+        x_up, y_up = upper
+        logits, _ = self._forward(net, x_up)
+        upper_loss = F.cross_entropy(logits.float(), y_up)
+        grad_f, used_f = self._grads(upper_loss, params)
+        grad_f = self._mean_across_processes(grad_f)
+
+        grad_q_meta = [a - b for a, b in zip(g0[n:], g1_meta)]
+        lam = dynamic_barrier_coefficient(
+            grad_f=grad_f + [torch.zeros_like(p) for p in meta],
+            grad_q=g0[:n] + grad_q_meta,
+            eta=args.mlc_barrier_eta,
+        )
+        self._set_grads(
+            params, [f + lam * q for f, q in zip(grad_f, g0[:n])], [a or b for a, b in zip(used[:n], used_f)]
+        )
+        self._meta_step([lam * q for q in grad_q_meta])
+        self._record({"lambda": lam, "upper_loss": upper_loss, "lower_loss": lower_0})
+        return lower_0
+
+    def _mlc_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
+        """MLC: a one-step SGD look-ahead `w' = w − η·∇_w G(w, a)` kept in the graph, the clean CE at `w'`, its
+        second-order hypergradient to the meta model, then the main update with `∇_w G(w, a)`."""
+        named = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
+        params = [p for _, p in named]
+
+        lower_0 = self._lower(net, noisy, lower)
+        grads, used = self._grads(lower_0, params, create_graph=True)
+        lr = self._inner_lr()
+        ahead = {name: p - lr * g for (name, p), g in zip(named, grads)}
+
+        x_up, y_up = upper
+        logits, _ = self._forward(net, x_up, ahead)
+        upper_loss = F.cross_entropy(logits.float(), y_up)
+        hypergrad, _ = self._grads(upper_loss, list(self.meta_model.parameters()))
+        self._meta_step(self._mean_across_processes(hypergrad))
+        del ahead, hypergrad
+
+        self._set_grads(params, self._mean_across_processes([g.detach() for g in grads]), used)
+        self._record({"upper_loss": upper_loss, "lower_loss": lower_0})
+        return lower_0
+
+    # ---- evaluation, logging, checkpoints -----------------------------------------------------------------------
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: Tensor | int | None = None,
+    ) -> Tensor | tuple[Tensor, Any]:
+        """Plain cross-entropy of the logits (used by evaluation; training goes through `training_step`)."""
+        if not any(k in inputs for k in _LABEL_KEYS):
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        x, labels = self._split_labels(inputs, "eval")
+        outputs = model(**x)
+        logits = _logits(outputs)
+        loss = F.cross_entropy(logits.float(), labels)
+        if not return_outputs:
+            return loss
+        return loss, outputs if isinstance(outputs, Mapping) else {"logits": logits}
+
+    def _record(self, values: dict[str, Tensor]) -> None:
+        # Kept as device tensors: a .item() per step would synchronise the device; log() reduces them.
+        for name, value in values.items():
+            self._mlc_metrics[name].append(value.detach().float())
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        """Adds the means of `mlc/lambda`, `mlc/upper_loss`, `mlc/lower_loss` since the last training log."""
+        if self._mlc_metrics and not any(k.startswith("eval_") for k in logs):
+            names = sorted(self._mlc_metrics)
+            means = torch.stack([torch.stack(self._mlc_metrics[k]).mean() for k in names])
+            means = self.accelerator.reduce(means, reduction="mean")
+            logs = {**logs, **{f"mlc/{k}": v for k, v in zip(names, means.tolist())}}
+            self._mlc_metrics.clear()
+        super().log(logs, start_time)
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        # Written before super() so that a checkpoint that super() pushes to the Hub already holds it.
+        checkpoint_folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
+        checkpoint_dir = os.path.join(self._get_output_dir(trial=trial), checkpoint_folder)
+        if self.args.should_save:
+            self.mlc_state.save(checkpoint_dir)
+        super()._save_checkpoint(model, trial)
+
+    def train(
+        self,
+        resume_from_checkpoint: str | bool | None = None,
+        trial: Any = None,
+        ignore_keys_for_eval: list[str] | None = None,
+    ):
+        """`Trainer.train`, also restoring the meta model, its optimizer and the clean stream on resume."""
+        if resume_from_checkpoint is True:
+            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
+            if resume_from_checkpoint is None:
+                raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
+        if isinstance(resume_from_checkpoint, str) and not self.mlc_state.load(resume_from_checkpoint):
+            logger.warning(
+                f"{resume_from_checkpoint} holds no {MLC_STATE_NAME}: the meta model and the clean stream start fresh."
+            )
+        return super().train(
+            resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval
+        )
+
+
+class EBOMLCTrainer(MetaLabelCorrectionTrainer):
+    """[`MetaLabelCorrectionTrainer`] with `mlc_method="ebomlc"`."""
+
+    _method = "ebomlc"
+
+
+class MLCDTrainer(MetaLabelCorrectionTrainer):
+    """[`MetaLabelCorrectionTrainer`] with `mlc_method="mlc_d"` (MLC with BOME's dynamic barrier)."""
+
+    _method = "mlc_d"
+
+
+class MLCTrainer(MetaLabelCorrectionTrainer):
+    """[`MetaLabelCorrectionTrainer`] with `mlc_method="mlc"` (the original second-order MLC)."""
+
+    _method = "mlc"
+
+
+def _logits(outputs: Any) -> Tensor:
+    if isinstance(outputs, Tensor):
+        return outputs
+    if isinstance(outputs, Mapping) and outputs.get("logits") is not None:
+        return outputs["logits"]
+    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], Tensor):
+        return outputs[0]
+    raise TypeError(
+        f"Cannot find logits in the model output ({type(outputs).__name__}): return a tensor, a tuple starting with "
+        "the logits or a mapping with a 'logits' entry."
+    )

@@ -1,0 +1,310 @@
+"""MetaLabelCorrectionTrainer on tiny random-init models and tiny in-memory data (CPU, no Hub)."""
+
+import math
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from datasets import Dataset
+from torch import nn
+from transformers import (
+    HfArgumentParser,
+    ResNetConfig,
+    ResNetForImageClassification,
+    TimmWrapperConfig,
+    TimmWrapperForImageClassification,
+    TrainingArguments,
+    ViTConfig,
+    ViTForImageClassification,
+)
+
+from hf_lilaw.mlc import (
+    MLC_STATE_NAME,
+    EBOMLCTrainer,
+    MetaLabelCorrectionConfig,
+    MetaLabelCorrectionTrainer,
+    MLCTrainer,
+    PenultimateFeatures,
+)
+
+NUM_LABELS = 3
+_PROTOTYPES = np.random.default_rng(0).normal(size=(NUM_LABELS, 3, 8, 8)).astype("float32")
+
+
+def make_dataset(n: int, seed: int, noise: float = 0.0, label_offset: int = 0) -> Dataset:
+    """Class prototypes plus noise; a fraction `noise` of the labels is resampled at random."""
+    rng = np.random.default_rng(seed)
+    y = rng.integers(0, NUM_LABELS, n)
+    x = _PROTOTYPES[y] + 0.5 * rng.normal(size=(n, 3, 8, 8)).astype("float32")
+    flip = rng.random(n) < noise
+    y[flip] = rng.integers(0, NUM_LABELS, int(flip.sum()))
+    return Dataset.from_dict({"pixel_values": x.tolist(), "label": (y + label_offset).tolist()})
+
+
+TRAIN = make_dataset(48, seed=1, noise=0.4)
+CLEAN = make_dataset(16, seed=2)
+
+
+class TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 16), nn.ReLU())
+        self.fc = nn.Linear(16, NUM_LABELS)
+
+    def forward(self, pixel_values, labels=None):
+        return self.fc(self.body(pixel_values))
+
+
+class NoLinearNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, NUM_LABELS, 3)
+
+    def forward(self, pixel_values, labels=None):
+        return self.conv(pixel_values).mean((2, 3))
+
+
+def tiny_vit() -> ViTForImageClassification:
+    config = ViTConfig(
+        image_size=8, patch_size=4, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+        intermediate_size=32, num_labels=NUM_LABELS,
+    )
+    return ViTForImageClassification(config)
+
+
+def tiny_timm() -> TimmWrapperForImageClassification:
+    # timm's `test_resnet` is a ~0.4M-parameter ResNet; random init, nothing downloaded.
+    return TimmWrapperForImageClassification(TimmWrapperConfig(architecture="test_resnet", num_labels=NUM_LABELS))
+
+
+def make_args(tmp_path, **overrides) -> MetaLabelCorrectionConfig:
+    values = dict(
+        output_dir=str(tmp_path), max_steps=6, per_device_train_batch_size=8, learning_rate=1e-2,
+        logging_steps=2, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0,
+    )
+    values.update(overrides)
+    return MetaLabelCorrectionConfig(**values)
+
+
+def make_trainer(tmp_path, model=None, cls=MetaLabelCorrectionTrainer, clean=CLEAN, **overrides):
+    torch.manual_seed(0)
+    model = TinyNet() if model is None else model
+    return cls(model=model, args=make_args(tmp_path, **overrides), train_dataset=TRAIN, clean_dataset=clean)
+
+
+# ---- config -----------------------------------------------------------------------------------------------------
+
+
+def test_config_through_hf_argument_parser(tmp_path):
+    (args,) = HfArgumentParser(MetaLabelCorrectionConfig).parse_args_into_dataclasses(
+        ["--output_dir", str(tmp_path), "--mlc_method", "mlc_d", "--mlc_inner_steps", "3",
+         "--mlc_lower_loss_weights", "1.0", "0.25", "--mlc_feature_module", "fc", "--per_device_train_batch_size", "4"]
+    )
+    assert (args.mlc_method, args.mlc_inner_steps, args.mlc_feature_module) == ("mlc_d", 3, "fc")
+    assert args.mlc_lower_loss_weights == [1.0, 0.25]
+    assert args.mlc_clean_batch_size == 4 and args.logging_steps == 10
+    defaults = (args.mlc_rho, args.mlc_barrier_threshold, args.mlc_barrier_scale, args.mlc_barrier_eta, args.mlc_meta_lr)
+    assert defaults == (0.2, 0.25, 0.5, 0.5, 3e-4)
+    mlc_fields = [f for f in MetaLabelCorrectionConfig.__dataclass_fields__.values() if f.name.startswith("mlc_")]
+    assert len(mlc_fields) >= 15 and all(f.metadata.get("help") for f in mlc_fields)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "match"),
+    [
+        ({"gradient_accumulation_steps": 2}, "set gradient_accumulation_steps=1"),
+        ({"fp16": True}, "use bf16=True"),
+        ({"mlc_method": "bome"}, "mlc_method must be one of"),
+        ({"mlc_rho": 1.5}, r"mlc_rho must lie in \[0, 1\]"),
+        ({"mlc_inner_steps": 2}, "use mlc_method='mlc_d'"),
+        ({"mlc_clean_batch_size": 1}, "mlc_clean_batch_size must be >= 2"),
+        ({"mlc_lower_loss_weights": [0.0, 1.0]}, "positive noisy weight"),
+        ({"mlc_barrier_scale": -1.0}, "mlc_barrier_scale must be >= 0"),
+    ],
+)
+def test_config_errors_name_the_fix(tmp_path, overrides, match):
+    with pytest.raises(ValueError, match=match):
+        make_args(tmp_path, **overrides)
+
+
+# ---- features ---------------------------------------------------------------------------------------------------
+
+
+def _capture(model: nn.Module, x: torch.Tensor, **kwargs) -> tuple[PenultimateFeatures, torch.Tensor]:
+    features = PenultimateFeatures(model, **kwargs)
+    with torch.no_grad(), features.capturing():
+        model(x)
+        return features, features.pop()
+
+
+def test_features_vit_head_input_is_the_pooled_cls_token():
+    torch.manual_seed(0)
+    model, x = tiny_vit().eval(), torch.randn(4, 3, 8, 8)
+    features, h = _capture(model, x)
+    assert features.module_name == "classifier"
+    with torch.no_grad():
+        cls_token = model.vit(x).last_hidden_state[:, 0]
+    torch.testing.assert_close(h, cls_token)
+
+
+def test_features_timm_wrapper_uses_get_classifier():
+    torch.manual_seed(0)
+    model, x = tiny_timm().eval(), torch.randn(4, 3, 16, 16)
+    features, h = _capture(model, x)
+    assert features.head is model.timm_model.get_classifier()
+    with torch.no_grad():
+        expected = model.timm_model.forward_head(model.timm_model.forward_features(x), pre_logits=True)
+    torch.testing.assert_close(h, expected)
+
+
+def test_features_transformers_resnet_pools_the_4d_head_input():
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], num_labels=NUM_LABELS)
+    model, x = ResNetForImageClassification(config).eval(), torch.randn(2, 3, 16, 16)
+    features, h = _capture(model, x)
+    assert features.module_name == "classifier" and h.shape == (2, 16)
+    with torch.no_grad():
+        torch.testing.assert_close(h, model.resnet(x).pooler_output.flatten(1))
+
+
+@pytest.mark.parametrize("module_name", [None, "fc"])
+def test_features_plain_module(module_name):
+    torch.manual_seed(0)
+    model, x = TinyNet(), torch.randn(4, 3, 8, 8)
+    features, h = _capture(model, x, module_name=module_name)
+    assert features.module_name == "fc"
+    torch.testing.assert_close(h, model.body(x))
+
+
+def test_features_errors_name_mlc_feature_module():
+    with pytest.raises(ValueError, match="mlc_feature_module"):
+        PenultimateFeatures(NoLinearNet())
+    with pytest.raises(ValueError, match="mlc_feature_module='head'"):
+        PenultimateFeatures(TinyNet(), module_name="head")
+
+
+# ---- errors before training -------------------------------------------------------------------------------------
+
+
+def test_error_without_clean_set(tmp_path):
+    with pytest.raises(ValueError, match="clean_dataset="):
+        MetaLabelCorrectionTrainer(model=TinyNet(), args=make_args(tmp_path), train_dataset=TRAIN)
+
+
+def test_error_clean_labels_out_of_range(tmp_path):
+    with pytest.raises(ValueError, match=r"clean_dataset has labels outside \[0, 3\)"):
+        make_trainer(tmp_path, clean=make_dataset(16, seed=2, label_offset=1))
+
+
+def test_error_head_not_found(tmp_path):
+    with pytest.raises(ValueError, match="mlc_feature_module"):
+        make_trainer(tmp_path, model=NoLinearNet())
+
+
+def test_error_head_not_called(tmp_path):
+    model = TinyNet()
+    model.unused_head = nn.Linear(16, NUM_LABELS)
+    with pytest.raises(ValueError, match="'unused_head' was not called during the forward"):
+        make_trainer(tmp_path, model=model, mlc_feature_module="unused_head")
+
+
+def test_error_clean_batch_larger_than_clean_set(tmp_path):
+    with pytest.raises(ValueError, match="pass a smaller mlc_clean_batch_size"):
+        make_trainer(tmp_path, mlc_clean_batch_size=32)
+
+
+def test_method_aliases(tmp_path):
+    assert make_trainer(tmp_path, cls=MLCTrainer).args.mlc_method == "mlc"
+    with pytest.raises(ValueError, match="EBOMLCTrainer runs mlc_method='ebomlc'"):
+        make_trainer(tmp_path, cls=EBOMLCTrainer, mlc_method="mlc")
+
+
+def test_plain_training_arguments_are_converted(tmp_path):
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=4, report_to="none", use_cpu=True)
+    trainer = MetaLabelCorrectionTrainer(model=TinyNet(), args=args, train_dataset=TRAIN, clean_dataset=CLEAN)
+    assert isinstance(trainer.args, MetaLabelCorrectionConfig)
+    assert (trainer.args.mlc_method, trainer.args.mlc_clean_batch_size) == ("ebomlc", 4)
+
+
+# ---- training ---------------------------------------------------------------------------------------------------
+
+
+def _clean_ce(model: nn.Module) -> float:
+    x, y = torch.tensor(CLEAN["pixel_values"]), torch.tensor(CLEAN["label"])
+    model.eval()
+    with torch.no_grad():
+        out = model(pixel_values=x)
+    return F.cross_entropy(getattr(out, "logits", out), y).item()
+
+
+@pytest.mark.parametrize(("method", "extra"), [("ebomlc", {}), ("mlc_d", {"mlc_inner_steps": 2}), ("mlc", {})])
+def test_training_plain_module(tmp_path, method, extra):
+    trainer = make_trainer(tmp_path, mlc_method=method, max_steps=10, **extra)
+    meta_before = [p.detach().clone() for p in trainer.meta_model.parameters()]
+    clean_before = _clean_ce(trainer.model)
+    trainer.train()
+
+    assert _clean_ce(trainer.model) < clean_before
+    assert any(not torch.equal(a, b) for a, b in zip(meta_before, trainer.meta_model.parameters()))
+    main_ids = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert main_ids == {id(p) for p in trainer.model.parameters()}
+    assert main_ids.isdisjoint(id(p) for p in trainer.meta_model.parameters())
+
+    logs = [log for log in trainer.state.log_history if "mlc/upper_loss" in log]
+    assert len(logs) == 5
+    keys = ["mlc/upper_loss", "mlc/lower_loss"] + (["mlc/lambda"] if method != "mlc" else [])
+    assert all(math.isfinite(log[k]) for log in logs for k in keys)
+    if method != "mlc":
+        assert all(log["mlc/lambda"] >= 0 for log in logs)
+
+
+@pytest.mark.parametrize("method", ["ebomlc", "mlc_d", "mlc"])
+def test_training_tiny_vit(tmp_path, method):
+    trainer = make_trainer(tmp_path, model=tiny_vit(), mlc_method=method, max_steps=4)
+    trainer.train()
+    logs = [log for log in trainer.state.log_history if "mlc/lower_loss" in log]
+    assert logs and all(math.isfinite(v) for log in logs for k, v in log.items() if k.startswith("mlc/"))
+
+
+def test_training_tiny_timm_wrapper(tmp_path):
+    trainer = make_trainer(tmp_path, model=tiny_timm(), max_steps=2, logging_steps=1, per_device_train_batch_size=4)
+    trainer.train()
+    assert trainer._features.head is trainer.model.timm_model.get_classifier()
+    logs = [log for log in trainer.state.log_history if "mlc/lambda" in log]
+    assert len(logs) == 2 and all(math.isfinite(log["mlc/upper_loss"]) for log in logs)
+
+
+def test_evaluation_reports_plain_cross_entropy(tmp_path):
+    trainer = make_trainer(tmp_path)
+    metrics = trainer.evaluate(eval_dataset=CLEAN)
+    assert metrics["eval_loss"] == pytest.approx(_clean_ce(trainer.model), rel=1e-5)
+
+
+def test_resume_restores_meta_model_and_optimizer(tmp_path):
+    run = dict(max_steps=6, save_strategy="steps", save_steps=3)
+    full = make_trainer(tmp_path / "full", **run)
+    full.train()
+    checkpoint = tmp_path / "full" / "checkpoint-3"
+    assert (checkpoint / MLC_STATE_NAME).is_file()
+
+    resumed = make_trainer(tmp_path / "resumed", **run)
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.mlc_state.clean_sampler.batches_drawn == full.mlc_state.clean_sampler.batches_drawn == 6
+    for a, b in zip(full.meta_model.parameters(), resumed.meta_model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    for a, b in zip(full.model.parameters(), resumed.model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=1e-6)
+    state_full = full.meta_optimizer.state_dict()["state"]
+    state_resumed = resumed.meta_optimizer.state_dict()["state"]
+    assert state_full[0]["step"] == state_resumed[0]["step"] == 6
+
+
+def test_resume_without_mlc_state_starts_the_meta_model_fresh(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
+    trainer.train()
+    os.remove(tmp_path / "checkpoint-2" / MLC_STATE_NAME)
+    fresh = make_trainer(tmp_path, max_steps=4)
+    fresh.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert fresh.state.global_step == 4 and fresh.mlc_state.clean_sampler.batches_drawn == 2
