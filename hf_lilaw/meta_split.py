@@ -8,10 +8,9 @@ import datasets
 import numpy as np
 from sklearn.model_selection import train_test_split
 
+from .columns import LABEL_COLUMNS
+
 logger = logging.getLogger(__name__)
-
-LABEL_COLUMNS = ("label", "labels", "label_ids")
-
 
 def find_label_column(dataset: datasets.Dataset | datasets.IterableDataset) -> str:
     """The first of ``label``, ``labels``, ``label_ids`` that ``dataset`` has."""
@@ -28,7 +27,8 @@ def find_label_column(dataset: datasets.Dataset | datasets.IterableDataset) -> s
 def label_array(dataset: datasets.Dataset, label_column: str | None = None) -> np.ndarray:
     """The label column as a NumPy array, read without running any user transform."""
     column = label_column or find_label_column(dataset)
-    return np.asarray(dataset.with_format("numpy", columns=[column])[column])
+    # One batched read: column access row by row is ~10 s per 20k rows.
+    return np.asarray(dataset.with_format("numpy", columns=[column])[:][column])
 
 
 def split_meta_set(

@@ -17,6 +17,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, has_length
 
+from .columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS, SAMPLE_ID_COLUMN
 from .config import LiLAWConfig, lilaw_options, validate_lilaw_options
 from .meta_sampler import MetaBatchSampler, StreamedMetaBatches
 from .meta_split import find_label_column, label_array, split_meta_set
@@ -238,6 +239,7 @@ class LiLAWTrainer(Trainer):
         # The parent pops the labels, runs the forward and hands (outputs, labels, num_items_in_batch) to
         # _lilaw_loss (registered as compute_loss_func), which applies the weights. Reusing that path keeps the
         # parent's num_items_in_batch bookkeeping: counts over the whole accumulated batch and across processes.
+        inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
         )
@@ -249,6 +251,12 @@ class LiLAWTrainer(Trainer):
         if "loss" in logs:  # a training log; every process gets here together
             logs.update(self._lilaw_logs())
         super().log(logs, start_time)
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        # remove_unused_columns must keep a row's identity for training dynamics; compute_loss pops it again.
+        if SAMPLE_ID_COLUMN not in self._signature_columns:
+            self._signature_columns.append(SAMPLE_ID_COLUMN)
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         # Written before the parent's files, so a checkpoint pushed to the Hub by the parent includes it.
@@ -329,6 +337,8 @@ class LiLAWTrainer(Trainer):
             if not examples:
                 raise ValueError("meta_dataset yielded no examples; pass a non-empty meta set.")
             batch = self._prepare_inputs(self._meta_collator(examples))
+        for column in BOOKKEEPING_COLUMNS:
+            batch.pop(column, None)
         labels = batch.pop("labels", None)
         if labels is None:
             raise ValueError(
@@ -429,7 +439,7 @@ class LiLAWTrainer(Trainer):
         for name, dataset in (("train_dataset", self.train_dataset), ("meta_dataset", self.meta_dataset)):
             features = getattr(dataset, "features", None)
             if isinstance(dataset, (datasets.Dataset, datasets.IterableDataset)) and features:
-                column = next((c for c in ("label", "labels", "label_ids") if c in features), None)
+                column = next((c for c in LABEL_COLUMNS if c in features), None)
                 feature = features[column] if column else None
                 if isinstance(feature, datasets.Value) and not feature.dtype.startswith(("int", "uint")):
                     raise ValueError(

@@ -17,6 +17,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging
 
+from ..columns import LABEL_COLUMNS
 from .barrier import (
     alignment_barrier_coefficient,
     dynamic_barrier_coefficient,
@@ -40,7 +41,6 @@ __all__ = [
 logger = logging.get_logger(__name__)
 
 MLC_STATE_NAME = "mlc_state.pt"
-_LABEL_KEYS = ("labels", "label", "label_ids")
 
 Batch = tuple[dict[str, Any], Tensor]  # model inputs without the labels, labels
 
@@ -242,15 +242,15 @@ class MetaLabelCorrectionTrainer(Trainer):
         import datasets
 
         if isinstance(dataset, datasets.Dataset):
-            column = next((c for c in _LABEL_KEYS if c in dataset.column_names), None)
+            column = next((c for c in LABEL_COLUMNS if c in dataset.column_names), None)
             if column is None:
-                raise ValueError(f"{name} has no label column: name it one of {_LABEL_KEYS}.")
+                raise ValueError(f"{name} has no label column: name it one of {LABEL_COLUMNS}.")
             labels = np.asarray(dataset.with_format("numpy", columns=[column])[column])
         elif strict:
             rows = [dataset[i] for i in range(len(dataset))]
-            column = next((c for c in _LABEL_KEYS if isinstance(rows[0], Mapping) and c in rows[0]), None)
+            column = next((c for c in LABEL_COLUMNS if isinstance(rows[0], Mapping) and c in rows[0]), None)
             if column is None:
-                raise ValueError(f"{name} examples carry no label: give them one of the keys {_LABEL_KEYS}.")
+                raise ValueError(f"{name} examples carry no label: give them one of the keys {LABEL_COLUMNS}.")
             labels = np.asarray([np.asarray(row[column]) for row in rows])
         else:
             return
@@ -271,10 +271,10 @@ class MetaLabelCorrectionTrainer(Trainer):
     @staticmethod
     def _split_labels(inputs: Mapping[str, Any], what: str) -> Batch:
         inputs = dict(inputs)
-        labels = next((inputs.pop(k) for k in _LABEL_KEYS if k in inputs), None)
+        labels = next((inputs.pop(k) for k in LABEL_COLUMNS if k in inputs), None)
         if labels is None:
             raise ValueError(f"{what} batches carry no 'labels': give the dataset a 'label' or 'labels' column.")
-        for k in _LABEL_KEYS:
+        for k in LABEL_COLUMNS:
             inputs.pop(k, None)
         return inputs, labels
 
@@ -521,7 +521,7 @@ class MetaLabelCorrectionTrainer(Trainer):
         num_items_in_batch: Tensor | int | None = None,
     ) -> Tensor | tuple[Tensor, Any]:
         """Plain cross-entropy of the logits (used by evaluation; training goes through `training_step`)."""
-        if not any(k in inputs for k in _LABEL_KEYS):
+        if not any(k in inputs for k in LABEL_COLUMNS):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         x, labels = self._split_labels(inputs, "eval")
         outputs = model(**x)

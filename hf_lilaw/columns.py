@@ -1,0 +1,13 @@
+"""Column names that hf_lilaw's data sets, noise injectors and trainers agree on."""
+
+LABEL_COLUMNS = ("label", "labels", "label_ids")
+"""Accepted names of the class-index column, in order of preference."""
+
+SAMPLE_ID_COLUMN = "sample_id"
+"""A row's stable identity: survives shuffling, splits and multiple processes (training dynamics use it)."""
+
+CLEAN_LABEL_COLUMN = "clean_label"
+NOISY_FLAG_COLUMN = "is_noisy"
+
+BOOKKEEPING_COLUMNS = (SAMPLE_ID_COLUMN, NOISY_FLAG_COLUMN, CLEAN_LABEL_COLUMN)
+"""Columns that travel with a batch for analysis but never reach the model's forward."""

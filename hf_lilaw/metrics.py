@@ -1,0 +1,204 @@
+"""Metrics for `Trainer(compute_metrics=...)`: the paper's top-1, top-5 and AUROC, and group fairness.
+
+Accuracy and AUROC go through `evaluate` (``evaluate.load("accuracy")`` / ``"roc_auc"``) when its metric
+scripts can be loaded. They live on the Hub, so offline, without a cached copy, every `evaluate.load`
+fails; then the same numbers come from scikit-learn under the same names. Each load is tried once per
+process and its outcome cached, so an offline run pays for the failed lookup only once.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import warnings
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy.special import softmax
+from sklearn.exceptions import UndefinedMetricWarning
+from sklearn.metrics import accuracy_score, roc_auc_score, top_k_accuracy_score
+
+logger = logging.getLogger(__name__)
+
+METRIC_NAMES = ("accuracy", "top5_accuracy", "roc_auc")
+
+
+@functools.cache
+def _evaluate_metric(path: str, config_name: str | None = None) -> Any | None:
+    """`evaluate.load(path, config_name)`, or None when it cannot be loaded."""
+    try:
+        import evaluate
+
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return evaluate.load(path, config_name)
+    except Exception as exc:  # any failure (offline, no cached script, evaluate missing) means: compute locally
+        logger.info("evaluate.load(%r) failed (%s: %s); computing it with scikit-learn.", path, type(exc).__name__, exc)
+        return None
+
+
+def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels from an `EvalPrediction` or a ``(predictions, labels)`` pair, ignored (-100) rows dropped."""
+    if hasattr(eval_pred, "predictions"):
+        predictions, labels = eval_pred.predictions, eval_pred.label_ids
+    else:
+        predictions, labels = eval_pred[0], eval_pred[1]
+    if isinstance(predictions, (tuple, list)):  # models that also return hidden states or attentions
+        predictions = predictions[0]
+    logits, labels = np.asarray(predictions, dtype=np.float64), np.asarray(labels).astype(np.int64)
+    if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
+        raise ValueError(
+            f"Expected logits of shape (N, num_classes) and N labels, got {logits.shape} and {labels.shape}; "
+            "pass the classifier's logits (Trainer does this with prediction_loss_only=False)."
+        )
+    keep = labels != -100
+    return logits[keep], labels[keep]
+
+
+def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
+    metric = _evaluate_metric("accuracy")
+    if metric is not None:
+        try:
+            return float(metric.compute(predictions=predictions, references=labels)["accuracy"])
+        except Exception as exc:
+            logger.info("evaluate accuracy failed (%s); using scikit-learn.", exc)
+    return float(accuracy_score(labels, predictions))
+
+
+def _roc_auc(probs: np.ndarray, labels: np.ndarray) -> float:
+    """Macro one-vs-rest AUROC; classes absent from ``labels`` are left out of the mean (NaN if < 2 present)."""
+    num_classes = probs.shape[1]
+    present = np.unique(labels)
+    if len(present) < 2:
+        return float("nan")
+    if len(present) == num_classes:
+        binary = num_classes == 2
+        metric = _evaluate_metric("roc_auc", None if binary else "multiclass")
+        if metric is not None:
+            try:
+                if binary:
+                    result = metric.compute(references=labels, prediction_scores=probs[:, 1])
+                else:
+                    result = metric.compute(
+                        references=labels, prediction_scores=probs, multi_class="ovr", average="macro"
+                    )
+                return float(result["roc_auc"])
+            except Exception as exc:
+                logger.info("evaluate roc_auc failed (%s); using scikit-learn.", exc)
+    if num_classes == 2:
+        return float(roc_auc_score(labels, probs[:, 1]))
+    # macro one-vs-rest is the unweighted mean of the per-class binary AUROCs
+    onehot = labels[:, None] == present[None, :]
+    return float(roc_auc_score(onehot, probs[:, present], average="macro"))
+
+
+def _classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
+    num_classes = logits.shape[1]
+    probs = softmax(logits, axis=1)
+    k = min(5, num_classes)
+    # scikit-learn takes the positive-class score, not two columns, for two classes
+    scores = probs[:, 1] if num_classes == 2 else probs
+    with warnings.catch_warnings():
+        # k = num_classes (five classes or fewer) gives 1.0 by design; scikit-learn warns about it
+        warnings.simplefilter("ignore", UndefinedMetricWarning)
+        top_k = float(top_k_accuracy_score(labels, scores, k=k, labels=np.arange(num_classes)))
+    return {"accuracy": _accuracy(logits.argmax(1), labels), "top5_accuracy": top_k, "roc_auc": _roc_auc(probs, labels)}
+
+
+def compute_classification_metrics(eval_pred: Any) -> dict[str, float]:
+    """Top-1 accuracy, top-5 accuracy and macro AUROC from logits; pass as `Trainer(compute_metrics=...)`.
+
+    ``top5_accuracy`` uses k = min(5, number of classes), so it is 1.0 for five classes or fewer.
+    ``roc_auc`` is one-vs-rest on softmax probabilities, macro-averaged (the positive class's AUROC for
+    two classes); classes missing from the labels are left out, NaN when fewer than two are present.
+    Rows labelled -100 are ignored.
+
+    Args:
+        eval_pred: A `transformers.EvalPrediction` or a ``(logits, labels)`` pair.
+
+    Returns:
+        ``{"accuracy", "top5_accuracy", "roc_auc"}`` as floats.
+    """
+    logits, labels = _unpack(eval_pred)
+    return _classification_metrics(logits, labels)
+
+
+def fairness_metrics(
+    predictions: Sequence[int] | np.ndarray,
+    labels: Sequence[int] | np.ndarray,
+    groups: Sequence[Any] | np.ndarray,
+    *,
+    group_names: Sequence[str] | Mapping[Any, str] | None = None,
+) -> dict[str, float]:
+    """Per-group accuracy and, for a binary task (labels in {0, 1}, 1 positive), group-fairness gaps.
+
+    Returns:
+        ``accuracy_<group>`` for each group and ``accuracy_difference`` (largest minus smallest); for binary
+        tasks also ``demographic_parity_difference`` (spread of the groups' positive-prediction rates) and
+        ``equalized_odds_difference`` (the larger of the spreads of true- and false-positive rates, as in
+        fairlearn). Groups without positives (negatives) are left out of the TPR (FPR) spread.
+    """
+    predictions, labels, groups = np.asarray(predictions), np.asarray(labels), np.asarray(groups)
+    if not len(predictions) == len(labels) == len(groups):
+        raise ValueError(
+            f"predictions, labels and groups must have one entry per sample, got {len(predictions)}, "
+            f"{len(labels)} and {len(groups)}."
+        )
+
+    def name(group: Any) -> str:
+        if group_names is None:
+            return str(group)
+        return str(group_names[group] if isinstance(group_names, Mapping) else group_names[int(group)])
+
+    values = np.unique(groups)
+    masks = {g: groups == g for g in values}
+    accuracy = {g: float(np.mean(predictions[m] == labels[m])) for g, m in masks.items()}
+    out = {f"accuracy_{name(g)}": a for g, a in accuracy.items()}
+    out["accuracy_difference"] = max(accuracy.values()) - min(accuracy.values())
+    if set(np.unique(labels)) | set(np.unique(predictions)) <= {0, 1}:
+        positive = predictions == 1
+
+        def spread(rates: list[float]) -> float:
+            rates = [r for r in rates if not np.isnan(r)]
+            return max(rates) - min(rates) if rates else float("nan")
+
+        def rate(mask: np.ndarray) -> float:
+            return float(positive[mask].mean()) if mask.any() else float("nan")
+
+        out["demographic_parity_difference"] = spread([rate(m) for m in masks.values()])
+        tpr = spread([rate(m & (labels == 1)) for m in masks.values()])
+        fpr = spread([rate(m & (labels == 0)) for m in masks.values()])
+        out["equalized_odds_difference"] = float(np.nanmax([tpr, fpr]))
+    return out
+
+
+def make_fairness_compute_metrics(eval_dataset: Any, *, group_column: str = "sex") -> Callable[[Any], dict[str, float]]:
+    """A `compute_metrics` that adds `fairness_metrics` by ``group_column`` to the classification metrics.
+
+    The Trainer's evaluation keeps the dataset's row order, so the groups are read once from
+    ``eval_dataset`` (the same dataset you pass to the Trainer as ``eval_dataset``). `ClassLabel` group
+    columns are reported by their names (``accuracy_Female``, ...).
+    """
+    if group_column not in eval_dataset.column_names:
+        raise ValueError(f"eval_dataset has no column {group_column!r} (columns: {eval_dataset.column_names}).")
+    groups = np.asarray(eval_dataset[group_column][:])
+    feature = eval_dataset.features[group_column]
+    group_names = getattr(feature, "names", None)
+
+    def compute_metrics(eval_pred: Any) -> dict[str, float]:
+        predictions = eval_pred.predictions if hasattr(eval_pred, "predictions") else eval_pred[0]
+        labels = np.asarray(eval_pred.label_ids if hasattr(eval_pred, "label_ids") else eval_pred[1])
+        if len(labels) != len(groups):
+            raise ValueError(
+                f"Got {len(labels)} predictions but {len(groups)} group values; build compute_metrics from "
+                "the dataset passed as eval_dataset (one builder per eval dataset)."
+            )
+        logits, kept_labels = _unpack((predictions, labels))
+        kept_groups = groups[labels != -100]
+        return {
+            **_classification_metrics(logits, kept_labels),
+            **fairness_metrics(logits.argmax(1), kept_labels, kept_groups, group_names=group_names),
+        }
+
+    return compute_metrics
