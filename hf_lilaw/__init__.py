@@ -17,6 +17,7 @@ from .data import (
     vector_transform,
     with_meta_split,
 )
+from .dynamics import TrainingDynamicsRecorder
 from .hardness import HARDNESS_SCORES, TrainingDynamics, per_sample_statistics
 from .label_issues import find_label_issues, label_issue_metrics
 from .meta_split import split_meta_set
@@ -53,6 +54,7 @@ __all__ = [
     "NOISY_FLAG_COLUMN",
     "SAMPLE_ID_COLUMN",
     "TrainingDynamics",
+    "TrainingDynamicsRecorder",
     "add_input_noise",
     "add_label_noise",
     "available_datasets",

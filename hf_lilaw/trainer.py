@@ -19,6 +19,8 @@ from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoin
 
 from .columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS, SAMPLE_ID_COLUMN
 from .config import LiLAWConfig, lilaw_options, validate_lilaw_options
+from .dynamics import TrainingDynamicsRecorder
+from .hardness import per_sample_statistics
 from .meta_sampler import MetaBatchSampler, StreamedMetaBatches
 from .meta_split import find_label_column, label_array, split_meta_set
 from .state import PARAMETER_NAMES, LiLAWState
@@ -173,6 +175,8 @@ class LiLAWTrainer(Trainer):
         self._meta_collator: Callable | None = None
         self._in_training_step = False
         self._first_batch_checked = False
+        self._dynamics_recorders: list[TrainingDynamicsRecorder] = []
+        self._batch_sample_ids: torch.Tensor | None = None
         # Sums of (w_alpha, w_beta, w_delta, w) and the sample count since the last log, kept on the device.
         self._weight_sums = torch.zeros(5, dtype=torch.float32, device=device)
         self._skipped_at_last_log = 0
@@ -182,6 +186,38 @@ class LiLAWTrainer(Trainer):
     def lilaw_parameters(self) -> dict[str, float]:
         """The current ``{"alpha": α, "beta": β, "delta": δ}``."""
         return self.lilaw_state.parameters()
+
+    def score_samples(self, dataset: Any = None) -> datasets.Dataset:
+        """Per-sample LiLAW scores of ``dataset`` (default: the training set) under the current model and α, β, δ.
+
+        Returns:
+            A `datasets.Dataset` with one row per input row, in the same order: ``prob_label`` (``s_y``),
+            ``prob_max``, ``prediction``, ``loss`` (cross-entropy), ``w_alpha``, ``w_beta``, ``w_delta``, ``w`` and
+            ``difficulty``: ``"easy"``, ``"moderate"`` or ``"hard"`` by which of W_α, W_δ, W_β dominates (``None`` for
+            rows labelled -100). Low ``w_alpha`` flags likely label errors (see `hf_lilaw.find_label_issues`).
+        """
+        dataset = self.train_dataset if dataset is None else dataset
+        if dataset is None:
+            raise ValueError("score_samples needs a dataset (or a trainer built with train_dataset).")
+        saved = self.compute_metrics, self.preprocess_logits_for_metrics
+        self.compute_metrics = self.preprocess_logits_for_metrics = None  # raw logits, no metric pass
+        try:
+            output = self.predict(dataset, metric_key_prefix="score")
+        finally:
+            self.compute_metrics, self.preprocess_logits_for_metrics = saved
+        if output.label_ids is None:
+            raise ValueError("score_samples needs labels: give the data set a 'label' column.")
+        predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
+        logits = torch.as_tensor(predictions)
+        stats = per_sample_statistics(logits, torch.as_tensor(output.label_ids), **self.lilaw_parameters())
+        columns = {name: stats[name].numpy() for name in ("prob_label", "prob_max", "loss", "w_alpha", "w_beta", "w_delta")}
+        columns["w"] = columns["w_alpha"] + columns["w_beta"] + columns["w_delta"]
+        columns["prediction"] = logits.argmax(dim=-1).numpy()
+        dominant = np.stack([columns["w_alpha"], columns["w_delta"], columns["w_beta"]]).argmax(axis=0)
+        names = np.array(["easy", "moderate", "hard"], dtype=object)
+        columns["difficulty"] = np.where(np.isnan(columns["w"]), None, names[dominant]).tolist()
+        order = ("prob_label", "prob_max", "prediction", "loss", "w_alpha", "w_beta", "w_delta", "w", "difficulty")
+        return datasets.Dataset.from_dict({name: columns[name] for name in order})
 
     # ---- Trainer overrides ------------------------------------------------------------------------------
 
@@ -203,6 +239,7 @@ class LiLAWTrainer(Trainer):
         else:
             self.lilaw_state.last_step_seen, self.lilaw_state.current_step_weighted = -1, False
         self._preflight()
+        self._start_dynamics_recorders()
         return super().train(
             resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
         )
@@ -239,6 +276,7 @@ class LiLAWTrainer(Trainer):
         # The parent pops the labels, runs the forward and hands (outputs, labels, num_items_in_batch) to
         # _lilaw_loss (registered as compute_loss_func), which applies the weights. Reusing that path keeps the
         # parent's num_items_in_batch bookkeeping: counts over the whole accumulated batch and across processes.
+        self._batch_sample_ids = inputs.get(SAMPLE_ID_COLUMN)
         inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
         loss, outputs = super().compute_loss(
             model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch
@@ -297,6 +335,8 @@ class LiLAWTrainer(Trainer):
             with torch.no_grad():
                 stacked = torch.stack([*weights, mask], dim=1) * mask.unsqueeze(1)
                 self._weight_sums += stacked.sum(dim=0)
+            if self._dynamics_recorders:
+                self._record_dynamics(logits, labels)
             if self.lilaw_state.current_step_weighted:  # past the warm-up: this step is weighted
                 total = weights.total.detach() if opts["lilaw_detach_weights"] else weights.total
                 losses = total * losses
@@ -308,6 +348,37 @@ class LiLAWTrainer(Trainer):
         if self._in_training_step:
             mean = mean / self.current_gradient_accumulation_steps
         return mean
+
+    def _start_dynamics_recorders(self) -> None:
+        self._dynamics_recorders = [
+            cb for cb in self.callback_handler.callbacks if isinstance(cb, TrainingDynamicsRecorder)
+        ]
+        if not self._dynamics_recorders:
+            return
+        train = self.train_dataset
+        if not isinstance(train, datasets.Dataset):
+            raise ValueError(
+                "TrainingDynamicsRecorder needs a map-style datasets.Dataset as train_dataset (streamed data has no "
+                "stable sample ids)."
+            )
+        if SAMPLE_ID_COLUMN not in train.column_names:
+            self.train_dataset = train = train.add_column(SAMPLE_ID_COLUMN, np.arange(len(train)))
+        num_samples = int(label_array(train, SAMPLE_ID_COLUMN).max()) + 1
+        for recorder in self._dynamics_recorders:
+            recorder.start(num_samples, weights=True)
+
+    def _record_dynamics(self, logits: torch.Tensor, labels: torch.Tensor) -> None:
+        if self._batch_sample_ids is None:
+            raise ValueError(
+                f"TrainingDynamicsRecorder needs each training batch to carry '{SAMPLE_ID_COLUMN}'. With "
+                "set_transform/with_transform, return that column from your transform (hf_lilaw.image_transforms "
+                "passes it through)."
+            )
+        alpha, beta, delta = self.lilaw_state.params
+        stats = per_sample_statistics(logits, labels, alpha=alpha, beta=beta, delta=delta)
+        epoch = int(self.state.epoch or 0)
+        for recorder in self._dynamics_recorders:
+            recorder.record(self._batch_sample_ids, stats, epoch=epoch)
 
     def _in_warmup(self) -> bool:
         steps = self.lilaw_args["lilaw_warmup_steps"]

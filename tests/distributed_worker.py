@@ -9,6 +9,7 @@ from transformers import TrainerCallback
 
 from conftest import TinyNet, blobs
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
+from hf_lilaw.dynamics import TrainingDynamicsRecorder
 
 
 class StopAfter(TrainerCallback):
@@ -44,9 +45,10 @@ def summary(trainer):
 
 if __name__ == "__main__":
     out, per_device_batch = sys.argv[1], int(sys.argv[2])
-    full = make(os.path.join(out, "full"), per_device_batch)
+    recorder = TrainingDynamicsRecorder()
+    full = make(os.path.join(out, "full"), per_device_batch, callbacks=[recorder])
     full.train()
-    result = {"full": summary(full)}
+    result = {"full": summary(full), "dynamics_prob_label": recorder.dynamics.prob_label.tolist()}
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         make(os.path.join(out, "resumed"), per_device_batch, callbacks=[StopAfter(5)]).train()
         resumed = make(os.path.join(out, "resumed"), per_device_batch)

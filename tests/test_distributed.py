@@ -6,6 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 WORKER = Path(__file__).with_name("distributed_worker.py")
@@ -41,6 +42,14 @@ def test_scalars_and_weights_are_bit_identical_across_ranks(results):
         assert rank0[run_name]["meta_steps"] == rank1[run_name]["meta_steps"] == 24 - 2 - 1
     # logged mean weights are reduced over both processes, so both ranks log the same numbers
     assert rank0["full"]["logged_w"] == rank1["full"]["logged_w"]
+
+
+def test_training_dynamics_are_merged_across_processes(results):
+    (rank0, rank1), _ = results
+    dynamics = np.array(rank0["dynamics_prob_label"])
+    assert dynamics.shape == (2, 192)  # 2 epochs, every training sample
+    assert not np.isnan(dynamics).any()  # each rank saw half of each epoch; the merge has them all
+    np.testing.assert_array_equal(dynamics, np.array(rank1["dynamics_prob_label"]))
 
 
 def test_checkpoint_and_resume_under_two_processes(results):
