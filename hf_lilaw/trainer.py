@@ -151,11 +151,15 @@ class LiLAWTrainer(Trainer):
         if self.meta_dataset is not None:
             self._check_meta_dataset()
 
+        if hasattr(self.model, "add_model_tags"):
+            self.model.add_model_tags(self._tag_names)  # so push_to_hub's card carries them
+
         opts = self.lilaw_args
-        per_param = lambda key, default: [  # noqa: E731
-            opts[f"lilaw_{name}_{key}"] if opts[f"lilaw_{name}_{key}"] is not None else default
-            for name in PARAMETER_NAMES
-        ]
+
+        def per_param(key: str, default: float) -> list[float]:
+            values = (opts[f"lilaw_{name}_{key}"] for name in PARAMETER_NAMES)
+            return [default if value is None else value for value in values]
+
         device = self.args.device
         self._meta_lr = torch.tensor(per_param("lr", opts["lilaw_lr"]), dtype=torch.float32, device=device)
         self._meta_weight_decay = torch.tensor(
