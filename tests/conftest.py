@@ -11,6 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 NUM_FEATURES, NUM_CLASSES = 8, 3
 
@@ -37,6 +38,17 @@ def blobs(n: int = 192, *, noise_rate: float = 0.3, seed: int = 0) -> datasets.D
     flip = rng.random(n) < noise_rate
     noisy[flip] = (clean[flip] + 1) % NUM_CLASSES
     return datasets.Dataset.from_dict({"x": x, "label": noisy, "clean_label": clean, "is_noisy": flip})
+
+
+class StopAfter(TrainerCallback):
+    """Simulates a crash right after the checkpoint of ``step`` (same schedule as the full run)."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            control.should_training_stop = True
 
 
 @pytest.fixture

@@ -5,20 +5,10 @@ import os
 import sys
 
 import torch
-from transformers import TrainerCallback
 
-from conftest import TinyNet, blobs
+from conftest import StopAfter, TinyNet, blobs
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
 from hf_lilaw.dynamics import TrainingDynamicsRecorder
-
-
-class StopAfter(TrainerCallback):
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
 
 
 def make(output_dir, per_device_batch, callbacks=None):

@@ -9,7 +9,7 @@ from transformers import Trainer, TrainerCallback, TrainingArguments
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
 from hf_lilaw.trainer import LILAW_STATE_NAME
 
-from conftest import TinyNet, blobs
+from conftest import StopAfter, TinyNet, blobs
 
 
 def config(tmp_path, **overrides) -> LiLAWConfig:
@@ -63,6 +63,7 @@ def test_drop_in_swap_moves_scalars_logs_and_checkpoints(tmp_path, blob_splits):
     assert checkpoints
     for ckpt in checkpoints:
         assert any("lilaw" in f for f in os.listdir(tmp_path / ckpt)), ckpt
+        assert "lilaw" in (tmp_path / ckpt / "README.md").read_text()  # each checkpoint carries its model card
     saved = torch.load(tmp_path / checkpoints[-1] / LILAW_STATE_NAME, weights_only=False)
     assert saved["parameters"] == pytest.approx(params, abs=0.05)
 
@@ -149,17 +150,6 @@ def test_gradient_accumulation_matches_a_large_batch(tmp_path, blob_splits):
     for g_big, g_small in zip(big_grads, small_grads):
         torch.testing.assert_close(g_small, g_big, rtol=1e-4, atol=1e-6)
     assert small.lilaw_parameters() == pytest.approx(big.lilaw_parameters(), rel=1e-5)
-
-
-class StopAfter(TrainerCallback):
-    """Simulates a crash right after the checkpoint of ``step`` (same schedule as the full run)."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            control.should_training_stop = True
 
 
 def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, blob_splits):
