@@ -1,0 +1,203 @@
+"""The LiLAW model card, and `push_to_hub` against a local stand-in for the Hub API."""
+
+import fnmatch
+import os
+import shutil
+import socket
+import types
+from pathlib import Path
+
+import datasets
+import numpy as np
+import pytest
+import torch
+import transformers.trainer
+from huggingface_hub import ModelCard
+
+from hf_lilaw import LiLAWConfig, LiLAWTrainer, compute_classification_metrics
+from hf_lilaw.model_card import LILAW_CITATION, comparison_table, looks_like_hub_id, write_lilaw_model_card
+from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
+
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+COMPARISON = {
+    "Trainer": {"eval_accuracy": 0.5125, "eval_top5_accuracy": 0.9, "eval_roc_auc": 0.75},
+    "LiLAWTrainer": {"eval_accuracy": 0.6, "eval_top5_accuracy": 0.95, "eval_roc_auc": 0.8},
+}
+
+
+def tiny_dataset(n: int, *, noise_rate: float, seed: int) -> datasets.Dataset:
+    rng = np.random.default_rng(seed)
+    clean = rng.integers(0, 3, n)
+    x = (np.eye(3, 6)[clean] * 3 + rng.normal(size=(n, 6))).astype(np.float32)
+    flip = np.arange(n) < round(noise_rate * n)
+    return datasets.Dataset.from_dict(
+        {"input_values": x, "label": np.where(flip, (clean + 1) % 3, clean), "clean_label": clean, "is_noisy": flip}
+    )
+
+
+def make_trainer(output_dir, **overrides) -> LiLAWTrainer:
+    torch.manual_seed(0)
+    model = MLPForTabularClassification(MLPClassifierConfig(input_size=6, hidden_sizes=[16], num_labels=3))
+    args = dict(
+        output_dir=str(output_dir), per_device_train_batch_size=16, max_steps=8, logging_steps=2, eval_strategy="steps",
+        eval_steps=4, save_strategy="no", report_to=[], disable_tqdm=True, learning_rate=0.01,
+        lilaw_warmup_steps=2, lilaw_lr=0.5,
+    )
+    args.update(overrides)
+    return LiLAWTrainer(
+        model=model,
+        args=LiLAWConfig(**args),
+        train_dataset=tiny_dataset(64, noise_rate=0.25, seed=0),
+        meta_dataset=tiny_dataset(16, noise_rate=0.25, seed=1),
+        eval_dataset=tiny_dataset(32, noise_rate=0.0, seed=2),
+        compute_metrics=compute_classification_metrics,
+    )
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    trainer = make_trainer(tmp_path_factory.mktemp("run"))
+    trainer.train()
+    return trainer
+
+
+@pytest.fixture
+def no_network(monkeypatch):
+    """Any attempt to open a connection fails the test."""
+
+    def refuse(*args, **kwargs):
+        raise AssertionError(f"network access attempted: {args}")
+
+    monkeypatch.setattr(socket.socket, "connect", refuse)
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def test_card_records_lilaw_run(trained, tmp_path, no_network):
+    path = write_lilaw_model_card(
+        trained, str(tmp_path), dataset="my-org/noisy-blobs", noise_type="uniform", noise_rate=0.25,
+        comparison=COMPARISON, tags=["tabular"], license="apache-2.0",
+    )
+    assert path == str(tmp_path / "README.md")
+    card = ModelCard.load(path)
+    data = card.data.to_dict()
+    assert {"lilaw", "hf_lilaw", "noisy-labels", "tabular"} <= set(data["tags"])
+    assert data["library_name"] == "transformers"
+    assert data["datasets"] == ["my-org/noisy-blobs"]
+    assert data["license"] == "apache-2.0"
+    assert "base_model" not in data  # random initialisation
+    assert {"accuracy", "roc_auc"} <= set(data["metrics"])
+
+    text = card.text
+    final = trained.lilaw_parameters()
+    assert final != {"alpha": 10.0, "beta": 2.0, "delta": 6.0}  # the meta steps moved them
+    assert f"| final | {final['alpha']:.4f} | {final['beta']:.4f} | {final['delta']:.4f} |" in text
+    assert "| initial | 10.0000 | 2.0000 | 6.0000 |" in text
+    assert f"Meta steps taken: {trained.lilaw_state.meta_steps}." in text
+    assert "Meta set: 16 samples" in text
+    assert "- Noise: uniform, 25.0% of the training samples" in text
+    assert "- meta learning rate (SGD): 0.5" in text
+    assert "- warm-up (unweighted, no meta steps): 2 optimizer steps" in text
+    assert "- meta forward mode: eval" in text
+    # the comparison table: one row per metric, one column per run, and the difference
+    assert "| metric         | Trainer | LiLAWTrainer | Δ       |" in text
+    assert "| top-1 accuracy | 0.5125  | 0.6000       | +0.0875 |" in text
+    assert "| AUROC          | 0.7500  | 0.8000       | +0.0500 |" in text
+    # evaluation results from the log history
+    final_eval = [h for h in trained.state.log_history if "eval_accuracy" in h][-1]
+    assert f"- Accuracy: {final_eval['eval_accuracy']:.4f}" in text
+    assert "### Training results" in text
+    # plot next to the card, referenced by it
+    plot = tmp_path / "lilaw_parameters.png"
+    assert plot.read_bytes()[:8] == PNG_MAGIC
+    assert "](lilaw_parameters.png)" in text
+    # usage and citation
+    assert "import hf_lilaw" in text and "AutoModelForSequenceClassification.from_pretrained" in text
+    assert LILAW_CITATION in text and "arXiv:2509.20786" in text
+
+
+def test_realised_noise_rate_and_base_model_are_inferred(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(trained.model.config, "_name_or_path", "google/vit-base-patch16-224-in21k")
+    text = Path(write_lilaw_model_card(trained, str(tmp_path), plot=False)).read_text()
+    card = ModelCard(text)
+    assert card.data.base_model == "google/vit-base-patch16-224-in21k"
+    assert "fine-tuned version of [google/vit-base-patch16-224-in21k]" in text
+    assert "- Noise: unknown type, 25.0% of the training labels (realised" in text
+    assert not (tmp_path / "lilaw_parameters.png").exists()
+    assert "With and without LiLAW" not in text
+
+
+def test_local_paths_are_not_base_models(tmp_path):
+    assert looks_like_hub_id("timm/resnet18.a1_in1k")
+    assert not looks_like_hub_id(str(tmp_path))
+    assert not looks_like_hub_id("")
+    assert not looks_like_hub_id("./checkpoint-10")
+    assert not looks_like_hub_id(None)
+
+
+def test_untrained_trainer_gets_a_card_without_plot(tmp_path):
+    trainer = make_trainer(tmp_path / "untrained")
+    text = Path(write_lilaw_model_card(trainer, str(tmp_path / "card"))).read_text()
+    assert "| final | 10.0000 | 2.0000 | 6.0000 |" in text
+    assert "Meta steps taken: 0." in text
+    assert not (tmp_path / "card" / "lilaw_parameters.png").exists()
+
+
+def test_only_the_main_process_writes(trained, tmp_path, monkeypatch):
+    monkeypatch.setattr(trained, "is_world_process_zero", lambda: False)
+    path = write_lilaw_model_card(trained, str(tmp_path / "rank1"))
+    assert path == str(tmp_path / "rank1" / "README.md")
+    assert not (tmp_path / "rank1").exists()
+
+
+def test_comparison_table_validates_and_handles_missing_metrics():
+    with pytest.raises(ValueError, match="comparison is empty"):
+        comparison_table({})
+    table = comparison_table({"Trainer": {"accuracy": 0.5}, "LiLAWTrainer": {"accuracy": 0.5, "accuracy_Female": 0.7}})
+    assert "| accuracy_Female | nan     | 0.7000       | nan     |" in table
+
+
+class FakeHubApi:
+    """Records `create_repo` / `upload_folder` calls and copies each uploaded folder into ``remote``."""
+
+    def __init__(self, remote: Path):
+        self.remote = remote
+        self.calls = []
+
+    def create_repo(self, repo_id, **kwargs):
+        self.calls.append(("create_repo", repo_id, kwargs))
+        return types.SimpleNamespace(repo_id=f"me/{repo_id}" if "/" not in repo_id else repo_id)
+
+    def upload_folder(self, *, repo_id, folder_path, path_in_repo=None, ignore_patterns=(), **kwargs):
+        self.calls.append(("upload_folder", repo_id, kwargs))
+        target = self.remote / repo_id / (path_in_repo or "")
+        for root, _, files in os.walk(folder_path):
+            for name in files:
+                rel = os.path.relpath(os.path.join(root, name), folder_path)
+                if any(fnmatch.fnmatch(rel, p) or fnmatch.fnmatch(rel.split(os.sep)[0], p) for p in ignore_patterns or ()):
+                    continue
+                (target / rel).parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy(os.path.join(root, name), target / rel)
+        return types.SimpleNamespace(commit_url=f"local://{repo_id}", oid="0" * 40)
+
+
+def test_push_to_hub_uploads_weights_card_and_plot(tmp_path, monkeypatch, no_network):
+    fake = FakeHubApi(tmp_path / "hub")
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: fake)
+    trainer = make_trainer(tmp_path / "lilaw-blobs", save_strategy="steps", save_steps=4)
+    trainer.train()
+    trainer.push_to_hub(commit_message="End of training", noise_type="uniform", noise_rate=0.25, comparison=COMPARISON)
+
+    assert [c[0] for c in fake.calls] == ["create_repo", "upload_folder"]
+    remote = tmp_path / "hub" / "me" / "lilaw-blobs"
+    assert (remote / "model.safetensors").is_file() and (remote / "config.json").is_file()
+    assert not any(p.name.startswith("checkpoint-") for p in remote.iterdir())  # Trainer's ignore_patterns
+    readme = remote / "README.md"
+    assert readme.is_file()
+
+    card = ModelCard.load(readme)
+    assert {"lilaw", "hf_lilaw", "noisy-labels"} <= set(card.data.tags)
+    params = trainer.lilaw_parameters()
+    assert "## LiLAW" in card.text and "- Noise: uniform, 25.0% of the training samples" in card.text
+    assert "| top-1 accuracy | 0.5125  | 0.6000       | +0.0875 |" in card.text
+    assert f"| final | {params['alpha']:.4f} | {params['beta']:.4f} | {params['delta']:.4f} |" in card.text
+    assert (remote / "lilaw_parameters.png").read_bytes()[:8] == PNG_MAGIC
