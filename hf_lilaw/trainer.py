@@ -23,6 +23,7 @@ from .dynamics import TrainingDynamicsRecorder
 from .hardness import per_sample_statistics
 from .meta_sampler import MetaBatchSampler, StreamedMetaBatches
 from .meta_split import find_label_column, label_array, split_meta_set
+from .model_card import write_lilaw_model_card
 from .state import PARAMETER_NAMES, LiLAWState
 from .weighting import IGNORE_INDEX, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
 
@@ -300,12 +301,42 @@ class LiLAWTrainer(Trainer):
         if SAMPLE_ID_COLUMN not in self._signature_columns:
             self._signature_columns.append(SAMPLE_ID_COLUMN)
 
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+        *,
+        noise_type: str | None = None,
+        noise_rate: float | None = None,
+        comparison: dict[str, dict[str, float]] | None = None,
+    ) -> None:
+        """Write ``README.md`` and the α, β, δ plot into ``output_dir``: how the model was trained with LiLAW.
+
+        Beyond the parent's arguments (``tasks``, ``dataset_tags`` and ``dataset_args`` are not used by the LiLAW
+        card): ``noise_type`` and ``noise_rate`` of the training labels (the rate is read from an ``is_noisy``
+        column when not given) and ``comparison``, ``{run: {metric: value}}`` of runs with and without LiLAW.
+        `push_to_hub(**kwargs)` passes its keyword arguments here.
+        """
+        write_lilaw_model_card(
+            self, self.args.output_dir, model_name=model_name, finetuned_from=finetuned_from, dataset=dataset,
+            tags=tags, language=language, license=license, noise_type=noise_type, noise_rate=noise_rate,
+            comparison=comparison,
+        )
+
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        # Written before the parent's files, so a checkpoint pushed to the Hub by the parent includes it.
+        # Written before the parent's files, so a checkpoint pushed to the Hub by the parent includes them.
         run_dir = self._get_output_dir(trial=trial)
         output_dir = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
         os.makedirs(output_dir, exist_ok=True)
         torch.save(self.lilaw_state.state_dict(), os.path.join(output_dir, self._lilaw_state_file()))
+        write_lilaw_model_card(self, output_dir)
         super()._save_checkpoint(model, trial)
 
     # ---- LiLAW internals ----------------------------------------------------------------------------------
@@ -393,9 +424,12 @@ class LiLAWTrainer(Trainer):
 
     def _next_meta_examples(self) -> list[Any]:
         sampler = self.lilaw_state.sampler
-        if isinstance(sampler, MetaBatchSampler):
-            return [self.meta_dataset[i] for i in sampler.next_batch()]
-        return sampler.next_batch()
+        if not isinstance(sampler, MetaBatchSampler):
+            return sampler.next_batch()
+        indices = sampler.next_batch()
+        if hasattr(self.meta_dataset, "__getitems__"):  # one batched read: the data set's transform runs once
+            return self.meta_dataset.__getitems__(indices)
+        return [self.meta_dataset[i] for i in indices]
 
     @torch.no_grad()
     def _meta_forward(
