@@ -29,7 +29,8 @@ class TrainingDynamicsRecorder(TrainerCallback):
     adds ``sample_id = row index`` to a `datasets.Dataset` when training starts), so identity survives shuffling,
     ``remove_unused_columns`` and multiple processes. At the end of training the processes' records are merged
     and ``dynamics`` holds the result on every process; with ``output_dir`` set it is also saved there as
-    ``training_dynamics.npz`` (main process).
+    ``training_dynamics.npz`` (main process). The record is not part of checkpoints: a run resumed from one
+    records the epochs from the resume on, with the earlier rows NaN.
 
     Args:
         output_dir: where to save the merged dynamics at the end of training; ``None`` keeps them in memory only.
