@@ -1,5 +1,10 @@
 """Column names that hf_lilaw's data sets, noise injectors and trainers agree on."""
 
+from __future__ import annotations
+
+import datasets
+import numpy as np
+
 LABEL_COLUMNS = ("label", "labels", "label_ids")
 """Accepted names of the class-index column, in order of preference."""
 
@@ -11,3 +16,10 @@ NOISY_FLAG_COLUMN = "is_noisy"
 
 BOOKKEEPING_COLUMNS = (SAMPLE_ID_COLUMN, NOISY_FLAG_COLUMN, CLEAN_LABEL_COLUMN)
 """Columns that travel with a batch for analysis but never reach the model's forward."""
+
+
+def with_sample_id(dataset: datasets.Dataset) -> datasets.Dataset:
+    """``dataset`` with a ``sample_id`` column (the row position) added, unless it has one already."""
+    if SAMPLE_ID_COLUMN in dataset.column_names:
+        return dataset
+    return dataset.add_column(SAMPLE_ID_COLUMN, np.arange(len(dataset), dtype=np.int64))

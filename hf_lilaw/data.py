@@ -30,7 +30,7 @@ import datasets
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 
-from .columns import BOOKKEEPING_COLUMNS, SAMPLE_ID_COLUMN
+from .columns import BOOKKEEPING_COLUMNS, SAMPLE_ID_COLUMN, with_sample_id
 from .meta_split import split_meta_set
 
 PASSTHROUGH_COLUMNS: tuple[str, ...] = BOOKKEEPING_COLUMNS
@@ -56,16 +56,10 @@ def with_meta_split(
         raise ValueError(f"Need a 'train' split to carve the meta split from, got {list(dataset)}.")
     if "meta" in dataset:
         raise ValueError("The dataset already has a 'meta' split; drop it or use it as it is.")
-    dataset = DatasetDict({name: _with_sample_id(split) for name, split in dataset.items()})
+    dataset = DatasetDict({name: with_sample_id(split) for name, split in dataset.items()})
     train, meta = split_meta_set(dataset["train"], fraction=meta_fraction, seed=seed, label_column=label_column)
     others = {name: split for name, split in dataset.items() if name != "train"}
     return DatasetDict({"train": train, "meta": meta, **others})
-
-
-def _with_sample_id(dataset: Dataset) -> Dataset:
-    if SAMPLE_ID_COLUMN in dataset.column_names:
-        return dataset
-    return dataset.add_column(SAMPLE_ID_COLUMN, np.arange(len(dataset), dtype=np.int64))
 
 
 def _finish(
@@ -76,7 +70,7 @@ def _finish(
         if test_fraction is None:
             raise ValueError("The source has no test split; pass test_fraction=... to carve one.")
         # the same seeded, class-stratified carve as the meta split
-        train, test = split_meta_set(_with_sample_id(dataset["train"]), fraction=test_fraction, seed=seed)
+        train, test = split_meta_set(with_sample_id(dataset["train"]), fraction=test_fraction, seed=seed)
         dataset = DatasetDict({**dataset, "train": train, "test": test})
     return with_meta_split(dataset, meta_fraction=meta_fraction, seed=seed)
 

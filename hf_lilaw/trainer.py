@@ -17,7 +17,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, has_length
 
-from .columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS, SAMPLE_ID_COLUMN
+from .columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS, SAMPLE_ID_COLUMN, with_sample_id
 from .config import LiLAWConfig, lilaw_options, validate_lilaw_options
 from .dynamics import TrainingDynamicsRecorder
 from .hardness import per_sample_statistics
@@ -396,8 +396,7 @@ class LiLAWTrainer(Trainer):
                 "TrainingDynamicsRecorder needs a map-style datasets.Dataset as train_dataset (streamed data has no "
                 "stable sample ids)."
             )
-        if SAMPLE_ID_COLUMN not in train.column_names:
-            self.train_dataset = train = train.add_column(SAMPLE_ID_COLUMN, np.arange(len(train)))
+        self.train_dataset = train = with_sample_id(train)
         num_samples = int(label_array(train, SAMPLE_ID_COLUMN).max()) + 1
         for recorder in self._dynamics_recorders:
             recorder.start(num_samples, weights=True)
