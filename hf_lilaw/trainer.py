@@ -22,7 +22,7 @@ from .config import LiLAWConfig, lilaw_options, validate_lilaw_options
 from .dynamics import TrainingDynamicsRecorder
 from .hardness import per_sample_statistics
 from .meta_sampler import MetaBatchSampler, StreamedMetaBatches
-from .meta_split import find_label_column, label_array, split_meta_set
+from .meta_split import find_label_column, column_array, split_meta_set
 from .model_card import write_lilaw_model_card
 from .state import PARAMETER_NAMES, LiLAWState
 from .weighting import IGNORE_INDEX, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
@@ -397,7 +397,7 @@ class LiLAWTrainer(Trainer):
                 "stable sample ids)."
             )
         self.train_dataset = train = with_sample_id(train)
-        num_samples = int(label_array(train, SAMPLE_ID_COLUMN).max()) + 1
+        num_samples = int(column_array(train, SAMPLE_ID_COLUMN).max()) + 1
         for recorder in self._dynamics_recorders:
             recorder.start(num_samples, weights=True)
 
@@ -609,7 +609,7 @@ class LiLAWTrainer(Trainer):
         if num_labels:
             for name, dataset in (("train_dataset", self.train_dataset), ("meta_dataset", meta)):
                 if isinstance(dataset, datasets.Dataset):
-                    labels = label_array(dataset)
+                    labels = column_array(dataset)
                     labelled = labels[labels != IGNORE_INDEX]
                     if labelled.size and (labelled.min() < 0 or labelled.max() >= num_labels):
                         raise ValueError(
