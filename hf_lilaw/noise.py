@@ -18,6 +18,8 @@ from datasets import Image as ImageFeature
 from datasets.fingerprint import Hasher
 from PIL import Image as PILImage
 
+from .columns import CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN
+
 __all__ = [
     "CIFAR100_COARSE_LABELS",
     "CIFAR100_SUPERCLASS_NAMES",
@@ -362,7 +364,7 @@ def _with_format_of(out: Dataset, like: Dataset) -> Dataset:
     return out.with_format(fmt["type"], columns=columns, output_all_columns=fmt["output_all_columns"], **fmt["format_kwargs"])
 
 
-def realised_noise_rate(dataset: Dataset, *, noisy_flag_column: str = "is_noisy") -> float:
+def realised_noise_rate(dataset: Dataset, *, noisy_flag_column: str = NOISY_FLAG_COLUMN) -> float:
     """Returns the fraction of rows flagged noisy (may be below `rate` for `instance` noise)."""
     if noisy_flag_column not in dataset.column_names:
         raise ValueError(f"Column {noisy_flag_column!r} not found; was noise added with another noisy_flag_column?")
@@ -381,8 +383,8 @@ def add_label_noise(
     rules: str | Mapping[int, int | Sequence[int]] | None = None,
     keep_original_draw: bool = False,
     noise_matrix: Any = None,
-    clean_label_column: str = "clean_label",
-    noisy_flag_column: str = "is_noisy",
+    clean_label_column: str = CLEAN_LABEL_COLUMN,
+    noisy_flag_column: str = NOISY_FLAG_COLUMN,
     allow_test_split: bool = False,
     batch_size: int = 1000,
 ) -> Dataset:
@@ -661,8 +663,8 @@ def add_input_noise(
     pool: Dataset | np.ndarray | Sequence[Any] | None = None,
     pool_column: str | None = None,
     label_column: str | None = "label",
-    clean_label_column: str = "clean_label",
-    noisy_flag_column: str = "is_noisy",
+    clean_label_column: str = CLEAN_LABEL_COLUMN,
+    noisy_flag_column: str = NOISY_FLAG_COLUMN,
     allow_test_split: bool = False,
     batch_size: int = 1000,
 ) -> Dataset:
