@@ -40,7 +40,7 @@ from hf_lilaw import (
     plot_lilaw_parameters,
     plot_weight_histogram,
 )
-from hf_lilaw.model_card import comparison_table
+from hf_lilaw.core.model_card import comparison_table
 
 logger = logging.getLogger(__name__)
 

@@ -1,8 +1,8 @@
 """hf_lilaw: LiLAW and meta label correction for `transformers.Trainer`, for labels you cannot fully trust."""
 
 from . import models  # registers the time-series and tabular models with the Auto classes
-from .columns import BOOKKEEPING_COLUMNS, CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN, SAMPLE_ID_COLUMN
-from .config import LiLAWConfig
+from .core.columns import BOOKKEEPING_COLUMNS, CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN, SAMPLE_ID_COLUMN
+from .lilaw.config import LiLAWConfig
 from .data import (
     available_datasets,
     image_transforms,
@@ -17,10 +17,11 @@ from .data import (
     vector_transform,
     with_meta_split,
 )
-from .dynamics import TrainingDynamicsRecorder
-from .hardness import HARDNESS_SCORES, TrainingDynamics, per_sample_statistics
-from .label_issues import find_label_issues, label_issue_metrics
-from .meta_split import split_meta_set
+from .analysis.dynamics import TrainingDynamicsRecorder
+from .analysis.scores import HARDNESS_SCORES, TrainingDynamics
+from .functional.statistics import per_sample_statistics
+from .analysis.label_issues import find_label_issues, label_issue_metrics
+from .core.splits import split_meta_set
 from .metrics import compute_classification_metrics, fairness_metrics, make_fairness_compute_metrics
 from .mlc import (
     EBOMLCTrainer,
@@ -30,9 +31,10 @@ from .mlc import (
     MLCTrainer,
 )
 from .noise import INPUT_NOISE_TYPES, LABEL_NOISE_TYPES, NOISE_TYPES, add_input_noise, add_label_noise, noisy_labels
-from .plotting import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
-from .trainer import LiLAWTrainer
-from .weighting import LiLAWWeights, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
+from .analysis.plots import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
+from .lilaw.trainer import LiLAWTrainer
+from .functional.losses import per_sample_loss
+from .functional.weighting import LiLAWWeights, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
 
 __version__ = "0.1.0"
 

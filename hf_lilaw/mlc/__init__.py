@@ -1,6 +1,6 @@
 """Meta label correction (EBOMLC, MLC-D, MLC): a second trainer family, independent of LiLAW."""
 
-from .barrier import (
+from ..functional.barrier import (
     alignment_barrier_coefficient,
     dynamic_barrier_coefficient,
     lower_loss,

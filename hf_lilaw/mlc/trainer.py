@@ -17,8 +17,8 @@ from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
 from transformers.utils import logging
 
-from ..columns import LABEL_COLUMNS
-from .barrier import (
+from ..core.columns import LABEL_COLUMNS
+from ..functional.barrier import (
     alignment_barrier_coefficient,
     dynamic_barrier_coefficient,
     lower_loss,

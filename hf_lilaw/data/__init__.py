@@ -30,8 +30,8 @@ import datasets
 import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 
-from .columns import BOOKKEEPING_COLUMNS, SAMPLE_ID_COLUMN, with_sample_id
-from .meta_split import split_meta_set
+from ..core.columns import BOOKKEEPING_COLUMNS, SAMPLE_ID_COLUMN, with_sample_id
+from ..core.splits import split_meta_set
 
 PASSTHROUGH_COLUMNS: tuple[str, ...] = BOOKKEEPING_COLUMNS
 """Columns the transforms below copy through unchanged when a dataset has them."""

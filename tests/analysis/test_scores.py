@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from hf_lilaw.hardness import (
+from hf_lilaw.analysis.scores import (
     HARDNESS_SCORES,
     TrainingDynamics,
     aum,

@@ -10,7 +10,7 @@ from hf_lilaw import (
     find_label_issues,
     label_issue_metrics,
 )
-from hf_lilaw.dynamics import DYNAMICS_FILE_NAME, TrainingDynamicsRecorder
+from hf_lilaw.analysis.dynamics import DYNAMICS_FILE_NAME, TrainingDynamicsRecorder
 
 from conftest import TinyNet, blobs
 

@@ -1,4 +1,4 @@
-"""LiLAW math: the three per-sample weights, the per-sample base loss and the meta update of α, β, δ.
+"""LiLAW math: the three per-sample weights and the meta gradient and update of α, β, δ.
 
 Pure tensor code, no Trainer: paper eqs. 2–6 and Algorithm 1 lines 12–19, with the choices fixed by
 ``spec/lilaw.md`` (float32 math, constraints ``α ≥ 1`` and ``δ ≥ β`` after each meta step).
@@ -6,13 +6,11 @@ Pure tensor code, no Trainer: paper eqs. 2–6 and Algorithm 1 lines 12–19, wi
 
 from __future__ import annotations
 
-from typing import Literal, NamedTuple
+from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 
-IGNORE_INDEX = -100
-BaseLoss = Literal["cross_entropy", "focal"]
+from .losses import IGNORE_INDEX
 
 
 class LiLAWWeights(NamedTuple):
@@ -54,35 +52,6 @@ def lilaw_weights(
     w_beta = torch.sigmoid(-(beta * s_y - m))
     w_delta = torch.exp(-((delta * s_y - m) ** 2) / 2)
     return LiLAWWeights(w_alpha, w_beta, w_delta, w_alpha + w_beta + w_delta)
-
-
-def per_sample_loss(
-    logits: torch.Tensor,
-    labels: torch.Tensor,
-    *,
-    kind: BaseLoss = "cross_entropy",
-    focal_gamma: float = 2.0,
-    label_smoothing: float = 0.0,
-) -> torch.Tensor:
-    """Per-sample base loss ``ℓ_i`` in float32; rows whose label is ``-100`` get 0.
-
-    Args:
-        logits: shape ``(batch, num_classes)``.
-        labels: shape ``(batch,)``; ``-100`` marks an unlabelled row (the transformers convention).
-        kind: ``"cross_entropy"`` or ``"focal"`` (Lin et al., ``(1 − p_y)^γ · CE``).
-        focal_gamma: γ of the focal loss.
-        label_smoothing: as in ``torch.nn.functional.cross_entropy``.
-    """
-    ce = F.cross_entropy(
-        logits.float(), labels.long(), reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
-    )
-    if kind == "cross_entropy":
-        return ce
-    if kind == "focal":
-        safe = labels.long().clamp_min(0).unsqueeze(1)
-        p_y = logits.float().softmax(dim=1).gather(1, safe).squeeze(1)
-        return (1 - p_y).pow(focal_gamma) * ce
-    raise ValueError(f"Unknown base loss {kind!r}; use 'cross_entropy' or 'focal'.")
 
 
 def lilaw_meta_gradient(

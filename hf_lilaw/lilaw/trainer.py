@@ -17,15 +17,16 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint, has_length
 
-from .columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS, SAMPLE_ID_COLUMN, with_sample_id
+from ..core.columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS, SAMPLE_ID_COLUMN, column_array, find_label_column, with_sample_id
 from .config import LiLAWConfig, lilaw_options, validate_lilaw_options
-from .dynamics import TrainingDynamicsRecorder
-from .hardness import per_sample_statistics
-from .meta_sampler import MetaBatchSampler, StreamedMetaBatches
-from .meta_split import find_label_column, column_array, split_meta_set
-from .model_card import write_lilaw_model_card
+from ..analysis.dynamics import TrainingDynamicsRecorder
+from ..functional.statistics import per_sample_statistics
+from ..core.sampler import MetaBatchSampler, StreamedMetaBatches
+from ..core.splits import split_meta_set
+from ..core.model_card import write_lilaw_model_card
 from .state import PARAMETER_NAMES, LiLAWState
-from .weighting import IGNORE_INDEX, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
+from ..functional.losses import IGNORE_INDEX, per_sample_loss
+from ..functional.weighting import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
 
 logger = logging.getLogger(__name__)
 
@@ -106,7 +107,7 @@ class LiLAWTrainer(Trainer):
         if compute_loss_func is not None:
             raise ValueError(
                 "LiLAWTrainer computes its own per-sample loss, so it does not take compute_loss_func. "
-                "Choose the base loss with lilaw_base_loss ('cross_entropy' or 'focal'), or use transformers.Trainer."
+                "Choose the base loss with lilaw_base_loss ('cross_entropy', 'focal', 'gce' or 'sce'), or use transformers.Trainer."
             )
         if args is None:
             args = LiLAWConfig(output_dir="trainer_output")
@@ -359,6 +360,9 @@ class LiLAWTrainer(Trainer):
             labels,
             kind=opts["lilaw_base_loss"],
             focal_gamma=opts["lilaw_focal_gamma"],
+            gce_q=opts["lilaw_gce_q"],
+            sce_alpha=opts["lilaw_sce_alpha"],
+            sce_beta=opts["lilaw_sce_beta"],
             label_smoothing=self.args.label_smoothing_factor,
         )
         labelled = labels != IGNORE_INDEX
@@ -468,8 +472,15 @@ class LiLAWTrainer(Trainer):
         )
         labelled = labels != IGNORE_INDEX
         logits, labels = logits[labelled].float(), labels[labelled]
+        opts = self.lilaw_args
         losses = per_sample_loss(
-            logits, labels, kind=self.lilaw_args["lilaw_base_loss"], focal_gamma=self.lilaw_args["lilaw_focal_gamma"]
+            logits,
+            labels,
+            kind=opts["lilaw_base_loss"],
+            focal_gamma=opts["lilaw_focal_gamma"],
+            gce_q=opts["lilaw_gce_q"],
+            sce_alpha=opts["lilaw_sce_alpha"],
+            sce_beta=opts["lilaw_sce_beta"],
         )
         grad = lilaw_meta_gradient(logits.softmax(dim=-1), labels, losses, self.lilaw_state.params)
         self._apply_meta_gradient(grad)

@@ -2,7 +2,7 @@ import pytest
 from transformers import HfArgumentParser
 
 from hf_lilaw import LiLAWConfig
-from hf_lilaw.config import lilaw_options
+from hf_lilaw.lilaw.config import lilaw_options
 
 
 def test_command_line_through_hfargumentparser(tmp_path):

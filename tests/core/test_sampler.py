@@ -1,6 +1,6 @@
 import pytest
 
-from hf_lilaw.meta_sampler import MetaBatchSampler
+from hf_lilaw.core.sampler import MetaBatchSampler
 
 
 def test_batches_cover_the_set_without_replacement_then_reshuffle():

@@ -7,7 +7,7 @@ import torch
 from transformers import Trainer, TrainerCallback, TrainingArguments
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
-from hf_lilaw.trainer import LILAW_STATE_NAME
+from hf_lilaw.lilaw.trainer import LILAW_STATE_NAME
 
 from conftest import StopAfter, TinyNet, blobs
 

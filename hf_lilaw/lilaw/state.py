@@ -6,7 +6,7 @@ from typing import Any
 
 import torch
 
-from .meta_sampler import MetaBatchSampler, StreamedMetaBatches
+from ..core.sampler import MetaBatchSampler, StreamedMetaBatches
 
 PARAMETER_NAMES = ("alpha", "beta", "delta")
 

@@ -23,3 +23,22 @@ def with_sample_id(dataset: datasets.Dataset) -> datasets.Dataset:
     if SAMPLE_ID_COLUMN in dataset.column_names:
         return dataset
     return dataset.add_column(SAMPLE_ID_COLUMN, np.arange(len(dataset), dtype=np.int64))
+
+
+def find_label_column(dataset: datasets.Dataset | datasets.IterableDataset) -> str:
+    """The first of ``label``, ``labels``, ``label_ids`` that ``dataset`` has."""
+    names = dataset.column_names or []
+    for name in LABEL_COLUMNS:
+        if name in names:
+            return name
+    raise ValueError(
+        f"The data set has no label column (looked for {', '.join(LABEL_COLUMNS)}; it has {names}). "
+        "Rename the column holding the class index to 'label'."
+    )
+
+
+def column_array(dataset: datasets.Dataset, column: str | None = None) -> np.ndarray:
+    """A column (default: the label column) as a NumPy array, read without running any user transform."""
+    column = column or find_label_column(dataset)
+    # One batched read: column access row by row is ~10 s per 20k rows.
+    return np.asarray(dataset.with_format("numpy", columns=[column])[:][column])

@@ -18,7 +18,7 @@ from datasets import Image as ImageFeature
 from datasets.fingerprint import Hasher
 from PIL import Image as PILImage
 
-from .columns import CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN
+from ..core.columns import CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN
 
 __all__ = [
     "CIFAR100_COARSE_LABELS",

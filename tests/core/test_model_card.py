@@ -15,7 +15,7 @@ import transformers.trainer
 from huggingface_hub import ModelCard
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, compute_classification_metrics
-from hf_lilaw.model_card import LILAW_CITATION, comparison_table, looks_like_hub_id, write_lilaw_model_card
+from hf_lilaw.core.model_card import LILAW_CITATION, comparison_table, looks_like_hub_id, write_lilaw_model_card
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"

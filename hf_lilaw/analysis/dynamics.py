@@ -10,7 +10,7 @@ import numpy as np
 import torch
 from transformers import TrainerCallback
 
-from .hardness import TrainingDynamics
+from .scores import TrainingDynamics
 
 logger = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_lilaw.mlc.barrier import (
+from hf_lilaw.functional.barrier import (
     alignment_barrier_coefficient,
     dynamic_barrier_coefficient,
     flat_dot,

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hf_lilaw.plotting import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
+from hf_lilaw.analysis.plots import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 

@@ -1,4 +1,4 @@
-"""The meta (validation) split LiLAW carves off a training set when the user gives none."""
+"""Seeded, class-stratified splits (the meta or clean set a trainer carves off a training set)."""
 
 from __future__ import annotations
 
@@ -8,28 +8,9 @@ import datasets
 import numpy as np
 from sklearn.model_selection import train_test_split
 
-from .columns import LABEL_COLUMNS
+from .columns import column_array
 
 logger = logging.getLogger(__name__)
-
-def find_label_column(dataset: datasets.Dataset | datasets.IterableDataset) -> str:
-    """The first of ``label``, ``labels``, ``label_ids`` that ``dataset`` has."""
-    names = dataset.column_names or []
-    for name in LABEL_COLUMNS:
-        if name in names:
-            return name
-    raise ValueError(
-        f"The data set has no label column (looked for {', '.join(LABEL_COLUMNS)}; it has {names}). "
-        "Rename the column holding the class index to 'label'."
-    )
-
-
-def column_array(dataset: datasets.Dataset, column: str | None = None) -> np.ndarray:
-    """A column (default: the label column) as a NumPy array, read without running any user transform."""
-    column = column or find_label_column(dataset)
-    # One batched read: column access row by row is ~10 s per 20k rows.
-    return np.asarray(dataset.with_format("numpy", columns=[column])[:][column])
-
 
 def split_meta_set(
     dataset: datasets.Dataset, *, fraction: float, seed: int, label_column: str | None = None

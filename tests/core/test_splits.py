@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from hf_lilaw import split_meta_set
-from hf_lilaw.meta_split import find_label_column
+from hf_lilaw.core.columns import find_label_column
 
 
 def labelled(n=200, seed=0):

@@ -8,7 +8,7 @@ from typing import Literal
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from .hardness import HARDNESS_SCORES, TrainingDynamics
+from .scores import HARDNESS_SCORES, TrainingDynamics
 
 
 def otsu_threshold(scores: np.ndarray) -> float:

@@ -8,6 +8,8 @@ from typing import Any, Literal
 
 from transformers import TrainingArguments
 
+from ..functional.losses import BASE_LOSSES
+
 
 @dataclass
 class LiLAWConfig(TrainingArguments):
@@ -59,9 +61,13 @@ class LiLAWConfig(TrainingArguments):
         > Loss and meta forward
 
         lilaw_base_loss (`str`, *optional*, defaults to `"cross_entropy"`):
-            Per-sample base loss: `"cross_entropy"` or `"focal"`.
+            Per-sample base loss: `"cross_entropy"`, `"focal"`, `"gce"` or `"sce"`.
         lilaw_focal_gamma (`float`, *optional*, defaults to `2.0`):
             γ of the focal loss.
+        lilaw_gce_q (`float`, *optional*, defaults to `0.7`):
+            q of the generalized cross-entropy `(1 − p_y^q) / q`, in (0, 1].
+        lilaw_sce_alpha, lilaw_sce_beta (`float`, *optional*, default to `0.1` and `1.0`):
+            Weights of cross-entropy and reverse cross-entropy in the symmetric cross-entropy.
         lilaw_detach_weights (`bool`, *optional*, defaults to `False`):
             Treat the weights as constants in the model's backward. The authors' code does not detach them.
         lilaw_meta_forward_mode (`str`, *optional*, defaults to `"eval"`):
@@ -112,10 +118,14 @@ class LiLAWConfig(TrainingArguments):
     )
 
     # Loss and meta forward
-    lilaw_base_loss: Literal["cross_entropy", "focal"] = field(
-        default="cross_entropy", metadata={"help": "Per-sample base loss."}
+    lilaw_base_loss: Literal["cross_entropy", "focal", "gce", "sce"] = field(
+        default="cross_entropy",
+        metadata={"help": "Per-sample base loss: cross_entropy, focal, gce (generalized CE) or sce (symmetric CE)."},
     )
     lilaw_focal_gamma: float = field(default=2.0, metadata={"help": "Gamma of the focal base loss."})
+    lilaw_gce_q: float = field(default=0.7, metadata={"help": "q of the generalized cross-entropy base loss, in (0, 1]."})
+    lilaw_sce_alpha: float = field(default=0.1, metadata={"help": "Weight of CE in the symmetric cross-entropy."})
+    lilaw_sce_beta: float = field(default=1.0, metadata={"help": "Weight of reverse CE in the symmetric cross-entropy."})
     lilaw_detach_weights: bool = field(
         default=False, metadata={"help": "Treat the LiLAW weights as constants in the model's backward."}
     )
@@ -140,7 +150,7 @@ def lilaw_options(args: TrainingArguments) -> dict[str, Any]:
 def validate_lilaw_options(options: dict[str, Any]) -> None:
     """Raise ``ValueError`` naming the field and a valid value for any bad LiLAW option."""
     non_negative = [name for name in options if name.endswith(("_lr", "_weight_decay"))]
-    for name in ("lilaw_alpha", "lilaw_beta", "lilaw_delta", "lilaw_focal_gamma", "lilaw_warmup_epochs", *non_negative):
+    for name in ("lilaw_alpha", "lilaw_beta", "lilaw_delta", "lilaw_focal_gamma", "lilaw_sce_alpha", "lilaw_sce_beta", "lilaw_warmup_epochs", *non_negative):
         value = options[name]
         if value is None:
             continue
@@ -164,8 +174,12 @@ def validate_lilaw_options(options: dict[str, Any]) -> None:
             raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}.")
     if options["lilaw_meta_batch_size"] == 0:
         raise ValueError("lilaw_meta_batch_size must be >= 1, or None to use per_device_train_batch_size.")
-    if options["lilaw_base_loss"] not in ("cross_entropy", "focal"):
-        raise ValueError(f"lilaw_base_loss must be 'cross_entropy' or 'focal', got {options['lilaw_base_loss']!r}.")
+    if options["lilaw_base_loss"] not in BASE_LOSSES:
+        raise ValueError(
+            f"lilaw_base_loss must be one of {', '.join(BASE_LOSSES)}, got {options['lilaw_base_loss']!r}."
+        )
+    if not 0 < options["lilaw_gce_q"] <= 1:
+        raise ValueError(f"lilaw_gce_q must be in (0, 1], got {options['lilaw_gce_q']!r}.")
     if options["lilaw_meta_forward_mode"] not in ("eval", "train"):
         raise ValueError(
             f"lilaw_meta_forward_mode must be 'eval' or 'train', got {options['lilaw_meta_forward_mode']!r}."

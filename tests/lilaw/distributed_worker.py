@@ -6,9 +6,10 @@ import sys
 
 import torch
 
-from conftest import StopAfter, TinyNet, blobs
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
+from conftest import StopAfter, TinyNet, blobs  # noqa: E402
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
-from hf_lilaw.dynamics import TrainingDynamicsRecorder
+from hf_lilaw.analysis.dynamics import TrainingDynamicsRecorder
 
 
 def make(output_dir, per_device_batch, callbacks=None):

@@ -21,7 +21,7 @@ from huggingface_hub.utils import HFValidationError, validate_repo_id
 from transformers.modelcard import extract_hyperparameters_from_trainer, make_markdown_table, parse_log_history
 
 from .columns import NOISY_FLAG_COLUMN
-from .plotting import plot_lilaw_parameters
+from ..analysis.plots import plot_lilaw_parameters
 
 logger = logging.getLogger(__name__)
 
@@ -32,12 +32,12 @@ TEMPLATE_PATH = next(
     (
         path
         for path in (
-            Path(__file__).resolve().parent.parent / "model_cards" / _TEMPLATE_NAME,
+            Path(__file__).resolve().parents[2] / "model_cards" / _TEMPLATE_NAME,
             Path(sys.prefix) / "share" / "hf_lilaw" / "model_cards" / _TEMPLATE_NAME,
         )
         if path.is_file()
     ),
-    Path(__file__).resolve().parent.parent / "model_cards" / _TEMPLATE_NAME,
+    Path(__file__).resolve().parents[2] / "model_cards" / _TEMPLATE_NAME,
 )
 PLOT_FILE = "lilaw_parameters.png"
 CARD_TAGS = ("lilaw", "hf_lilaw", "noisy-labels")
@@ -170,7 +170,7 @@ def _versions() -> dict[str, str]:
     import torch
     import transformers
 
-    from . import __version__
+    from .. import __version__
 
     return {
         "hf_lilaw": __version__,

@@ -1,0 +1,1 @@
+"""Training dynamics, per-sample hardness scores, label-issue detection and plots."""
