@@ -8,7 +8,6 @@ import torch
 from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, Image, Value
 from PIL import Image as PILImage
 
-from hf_lilaw import noise
 from hf_lilaw.noise import (
     CIFAR100_COARSE_LABELS,
     IMAGE_NOISE_TYPES,
@@ -319,6 +318,36 @@ def test_label_noise_refuses_test_split_unless_allowed():
     assert sum(add_label_noise(_label_ds(split="train"), noise_type="uniform", rate=0.1, seed=0)["is_noisy"]) == 4
 
 
+def test_split_expressions_with_test_data_are_refused():
+    for split in ("TEST", "test[:50%]", "train+test", "train[:10]+test[:10]"):
+        with pytest.raises(ValueError, match="test split"):
+            add_label_noise(_label_ds(split=split), noise_type="uniform", rate=0.1, seed=0)
+    # "testing" or "contest" are not "test"
+    assert sum(add_label_noise(_label_ds(split="testing"), noise_type="uniform", rate=0.1, seed=0)["is_noisy"]) == 4
+
+
+def test_train_test_split_halves_are_guarded_through_the_dict():
+    parts = _label_ds(n=40).train_test_split(test_size=0.25, seed=0)
+    with pytest.raises(ValueError, match="Refusing to add noise to the 'test' split"):
+        add_label_noise(parts, split="test", noise_type="uniform", rate=0.5, seed=0)
+    with pytest.raises(ValueError, match="Refusing"):
+        add_input_noise(parts, split="test", noise_type="ts_covariate", rate=0.5, seed=0, input_column="text")
+    noisy = add_label_noise(parts, split="train", noise_type="uniform", rate=0.5, seed=0)
+    assert isinstance(noisy, DatasetDict) and list(noisy) == ["train", "test"]
+    assert noisy["test"] is parts["test"]  # untouched
+    direct = add_label_noise(parts["train"], noise_type="uniform", rate=0.5, seed=0)
+    assert noisy["train"]["label"][:] == direct["label"][:] and sum(noisy["train"]["is_noisy"][:]) == 15
+    allowed = add_label_noise(parts, split="test", noise_type="uniform", rate=0.5, seed=0, allow_test_split=True)
+    assert sum(allowed["test"]["is_noisy"][:]) == 5
+    # Documented limit: a bare half carries no name (its .split is the parent's), so it is not refused.
+    assert parts["test"].split is None
+    assert sum(add_label_noise(parts["test"], noise_type="uniform", rate=0.5, seed=0)["is_noisy"][:]) == 5
+    with pytest.raises(ValueError, match="not in the DatasetDict"):
+        add_label_noise(parts, split="validation", noise_type="uniform", rate=0.5, seed=0)
+    with pytest.raises(ValueError, match="with a single Dataset, drop split="):
+        add_label_noise(parts["train"], split="train", noise_type="uniform", rate=0.5, seed=0)
+
+
 def test_add_label_noise_errors():
     ds = _label_ds()
     with pytest.raises(TypeError, match=r"dataset\['train'\]"):
@@ -557,6 +586,3 @@ def test_time_series_pool_and_multivariate():
     with pytest.raises(ValueError, match="float series"):
         add_input_noise(ints, noise_type="ts_covariate", rate=1.0, seed=0)
 
-
-def test_module_exports():
-    assert set(noise.__all__) >= {"add_label_noise", "add_input_noise", "noisy_labels", "NOISE_TYPES"}

@@ -1,0 +1,136 @@
+"""Input noise for images, computed on float (H, W, C) arrays in [0, 1]: covariate, domain shift (cartoon),
+far OOD, zoom shift and crop shift."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+from PIL import Image as PILImage
+from scipy import ndimage
+
+
+def _resize(x: np.ndarray, height: int, width: int) -> np.ndarray:
+    """Bilinear resize of a float HWC image, channel by channel through PIL's float mode."""
+    resized = []
+    for c in range(x.shape[-1]):
+        channel = PILImage.fromarray(np.ascontiguousarray(x[..., c], dtype=np.float32))  # mode "F"
+        resized.append(np.asarray(channel.resize((width, height), PILImage.Resampling.BILINEAR)))
+    return np.stack(resized, axis=-1)
+
+
+def _covariate(x: np.ndarray, rng: np.random.Generator, sigma: float) -> np.ndarray:
+    return np.clip(x + rng.standard_normal(x.shape) * (sigma * x.max()), 0.0, 1.0)
+
+
+def _bilateral(img: np.ndarray, diameter: int, sigma_color: float, sigma_space: float) -> np.ndarray:
+    """Bilateral filter over a disc of ``diameter`` pixels, reflected border (OpenCV's defaults).
+
+    Neither SciPy nor PIL has one, and OpenCV or scikit-image are not dependencies; the loop runs over the
+    disc's offsets, each step vectorised over the whole image.
+    """
+    radius = diameter // 2
+    padded = np.pad(img, ((radius, radius), (radius, radius), (0, 0)), mode="reflect")
+    height, width = img.shape[:2]
+    total = np.zeros_like(img)
+    weights = np.zeros(img.shape[:2])
+    for dy in range(-radius, radius + 1):
+        for dx in range(-radius, radius + 1):
+            if dy * dy + dx * dx > radius * radius:
+                continue
+            neighbour = padded[radius + dy : radius + dy + height, radius + dx : radius + dx + width]
+            colour_distance = np.abs(neighbour - img).sum(axis=-1)
+            w = np.exp(-(dy * dy + dx * dx) / (2 * sigma_space**2) - colour_distance**2 / (2 * sigma_color**2))
+            total += w[..., None] * neighbour
+            weights += w
+    return total / weights[..., None]
+
+
+def _cartoon(x: np.ndarray) -> np.ndarray:
+    """H-CAT's OpenCV cartoon effect without OpenCV: median blur 5, adaptive mean threshold (block 9, C 9)
+    as an edge mask, bilateral filter (9, 250, 250) on the colours, masked; replicated borders like OpenCV."""
+    img = x * 255.0
+    gray = img[..., 0] if img.shape[-1] == 1 else img[..., :3] @ np.array([0.299, 0.587, 0.114])
+    gray = ndimage.median_filter(np.rint(gray), size=5, mode="nearest")
+    # gray > mean - C, compared on exact window sums of integers: a rounded mean would break ties at random
+    window_sum = ndimage.correlate(gray, np.ones((9, 9)), mode="nearest")
+    edges = 81 * gray > window_sum - 81 * 9
+    return _bilateral(img, 9, 250.0, 250.0) * edges[..., None] / 255.0
+
+
+def _match_image(item: Any, height: int, width: int, channels: int) -> np.ndarray:
+    if isinstance(item, PILImage.Image) and item.mode not in ("L", "RGB"):
+        item = item.convert("RGB")
+    x, _ = _to_unit_hwc(np.asarray(item), check_range=False)
+    if x.shape[-1] in (2, 4):
+        x = x[..., :-1]
+    if x.shape[-1] != channels:
+        x = x.mean(axis=-1, keepdims=True) if channels == 1 else np.repeat(x[..., :1], channels, axis=-1)
+    return np.clip(_resize(x, height, width), 0.0, 1.0)
+
+
+def _to_unit_hwc(a: np.ndarray, check_range: bool = True) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Float HWC image in [0, 1] and the inverse mapping back to `a`'s layout and dtype."""
+    layout = "hw" if a.ndim == 2 else None
+    if a.ndim == 3:
+        if a.shape[-1] in (1, 2, 3, 4):
+            layout = "hwc"
+        elif a.shape[0] in (1, 3, 4):
+            layout = "chw"
+    if layout is None:
+        raise ValueError(f"Expected an image of shape (H, W), (H, W, C) or (C, H, W), got {a.shape}.")
+    dtype = a.dtype
+    if np.issubdtype(dtype, np.integer):
+        scale = 65535.0 if dtype == np.uint16 else 255.0
+    elif np.issubdtype(dtype, np.floating):
+        scale = 1.0
+        if check_range and a.size and (a.min() < 0 or a.max() > 1):
+            raise ValueError(
+                f"Float images must be in [0, 1] (got [{a.min():.3g}, {a.max():.3g}]): add input noise before "
+                "normalisation, or store uint8 pixels."
+            )
+    else:
+        raise ValueError(f"Unsupported image dtype {dtype}; use uint8 or float in [0, 1].")
+    x = a.astype(np.float32) / scale
+    x = x[..., None] if layout == "hw" else np.moveaxis(x, 0, -1) if layout == "chw" else x
+
+    def back(y: np.ndarray) -> np.ndarray:
+        y = y[..., 0] if layout == "hw" else np.moveaxis(y, -1, 0) if layout == "chw" else y
+        return np.rint(y * scale).astype(dtype) if scale != 1.0 else y.astype(dtype)
+
+    return x, back
+
+
+def image_noise_fn(
+    noise_type: str, sigma: float, zoom_factor: float, shift_fraction: float, pool: Any
+) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
+    """The function ``(x, rng) -> noisy x`` of one image noise type.
+
+    ``pool`` (far OOD only) has ``len()`` and ``get(i)`` returning a replacement; None for the random fallback.
+    """
+    def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        height, width, channels = x.shape
+        if noise_type == "ood_covariate":
+            return _covariate(x, rng, sigma)
+        if noise_type == "domain_shift":
+            return _cartoon(_covariate(x, rng, sigma))
+        if noise_type == "far_ood":
+            if pool is None:
+                return rng.random(x.shape, dtype=np.float32)
+            return _match_image(pool.get(int(rng.integers(len(pool)))), height, width, channels)
+        if noise_type == "zoom_shift":
+            crop_h, crop_w = max(1, int(height / zoom_factor)), max(1, int(width / zoom_factor))
+            top, left = (height - crop_h) // 2, (width - crop_w) // 2
+            return _resize(x[top : top + crop_h, left : left + crop_w], height, width)
+        # crop_shift: whole-pixel shift along the width, zero fill
+        return ndimage.shift(x, (0, int(round(shift_fraction * width)), 0), order=0, mode="constant", cval=0.0)
+
+    return apply
+
+
+def noisy_image(a: np.ndarray, fn: Callable, rng: np.random.Generator) -> np.ndarray:
+    x, back = _to_unit_hwc(a)
+    if x.shape[-1] in (2, 4):  # keep alpha as is
+        return back(np.concatenate([np.clip(fn(x[..., :-1], rng), 0, 1), x[..., -1:]], axis=-1))
+    return back(np.clip(fn(x, rng), 0.0, 1.0))

@@ -1,0 +1,242 @@
+"""Label noise on an array of class ids: uniform, asymmetric, adjacent, instance (rule maps) and noise matrix."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from .sampling import STREAM_DRAWS, STREAM_LABEL_HITS, STREAM_MATRIX, check_rate_and_seed, hit_indices
+from .types import check_noise_type
+
+# Coarse (superclass) id of each CIFAR-100 fine label, fine labels in the usual alphabetical order
+# (apple, aquarium_fish, baby, ...), as in the `fine_label` / `coarse_label` columns of uoft-cs/cifar100.
+CIFAR100_COARSE_LABELS = (
+    4, 1, 14, 8, 0, 6, 7, 7, 18, 3, 3, 14, 9, 18, 7, 11, 3, 9, 7, 11,
+    6, 11, 5, 10, 7, 6, 13, 15, 3, 15, 0, 11, 1, 10, 12, 14, 16, 9, 11, 5,
+    5, 19, 8, 8, 15, 13, 14, 17, 18, 10, 16, 4, 17, 4, 2, 0, 17, 4, 18, 17,
+    10, 3, 2, 12, 12, 16, 12, 1, 9, 19, 2, 10, 0, 1, 16, 12, 9, 13, 15, 13,
+    16, 19, 2, 4, 6, 19, 5, 5, 8, 19, 18, 1, 2, 15, 6, 0, 17, 8, 14, 13,
+)  # fmt: skip
+
+
+def _superclass_rules(coarse: Sequence[int]) -> dict[int, tuple[int, ...]]:
+    return {
+        fine: tuple(other for other, c in enumerate(coarse) if c == coarse[fine] and other != fine)
+        for fine in range(len(coarse))
+    }
+
+
+INSTANCE_RULES: dict[str, dict[int, tuple[int, ...]]] = {
+    # H-CAT's maps.
+    "mnist": {1: (7,), 2: (7,), 3: (8,), 5: (6,), 6: (5,), 7: (1, 2), 8: (3,), 9: (7,)},
+    "cifar10": {0: (2,), 1: (9,), 2: (9,), 3: (5,), 4: (5, 7), 5: (3, 4), 7: (5,), 8: (7,)},
+    # Ours, from the classes FashionMNIST models confuse most: T-shirt(0)<->Shirt(6),
+    # Pullover(2)<->Coat(4), Dress(3)->T-shirt(0), Sandal(5)/Sneaker(7)/Ankle boot(9) among each other;
+    # Trouser(1) and Bag(8) have no look-alike and keep their label.
+    "fashion_mnist": {0: (6,), 2: (4,), 3: (0,), 4: (2,), 5: (7,), 6: (0,), 7: (5, 9), 9: (7,)},
+    # Each fine class moves to one of the other 4 classes of its superclass, uniformly.
+    "cifar100": _superclass_rules(CIFAR100_COARSE_LABELS),
+}
+
+
+def check_labels(labels: Any, num_classes: int | None, min_classes: int = 2) -> tuple[np.ndarray, int]:
+    y = np.asarray(labels)
+    if y.ndim != 1:
+        raise ValueError(f"labels must be 1-D, got shape {y.shape}.")
+    if y.size and not np.issubdtype(y.dtype, np.integer):
+        raise ValueError(
+            f"labels must be integer class ids, got dtype {y.dtype}; "
+            "map them to 0..K-1 first (e.g. dataset.class_encode_column(...))."
+        )
+    y = y.astype(np.int64)
+    if num_classes is None:
+        num_classes = int(y.max()) + 1 if y.size else 0
+    if num_classes < min_classes:
+        raise ValueError(f"Label noise needs at least 2 classes, got num_classes={num_classes}; pass num_classes=K.")
+    bad = (y < 0) | (y >= num_classes)
+    if bad.any():
+        raise ValueError(
+            f"{int(bad.sum())} labels lie outside [0, {num_classes}) (e.g. {int(y[bad][0])}); "
+            "drop unlabelled rows (label -1) first, or pass the right num_classes."
+        )
+    return y, int(num_classes)
+
+
+def _resolve_rules(rules: Any, num_classes: int) -> dict[int, tuple[int, ...]]:
+    if rules is None:
+        raise ValueError(
+            f"noise_type='instance' needs rules=: one of {sorted(INSTANCE_RULES)} or a map {{class: [targets]}}."
+        )
+    if isinstance(rules, str):
+        if rules not in INSTANCE_RULES:
+            raise ValueError(f"Unknown instance rule map {rules!r}; pass one of {sorted(INSTANCE_RULES)} or a dict.")
+        rules = INSTANCE_RULES[rules]
+    if not isinstance(rules, Mapping):
+        raise TypeError(f"rules must be a name or a {{class: [targets]}} mapping, got {type(rules).__name__}.")
+    resolved = {}
+    for source, targets in rules.items():
+        targets = (targets,) if isinstance(targets, (int, np.integer)) else tuple(targets)
+        if not targets:
+            raise ValueError(f"rules[{source!r}] is empty; give at least one target class or drop the key.")
+        for c in (source, *targets):
+            if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < num_classes:
+                raise ValueError(f"rules use class {c!r}, outside [0, {num_classes}); check num_classes and the map.")
+        resolved[int(source)] = tuple(int(t) for t in targets)
+    return resolved
+
+
+def asymmetric_transition_matrix(num_classes: int, *, seed: int) -> np.ndarray:
+    """Row `i` is a Dirichlet(1, ..., 1) draw over the other classes (zero diagonal), fixed per seed.
+
+    Args:
+        num_classes: Number of classes K (>= 2).
+        seed: Seed; the matrix depends on nothing else.
+
+    Returns:
+        A K x K row-stochastic matrix with a zero diagonal.
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes must be >= 2, got {num_classes}.")
+    rng = np.random.default_rng([seed, STREAM_MATRIX])
+    matrix = np.zeros((num_classes, num_classes))
+    # Boolean assignment fills row by row, skipping the diagonal: the same as inserting a 0 at i.
+    matrix[~np.eye(num_classes, dtype=bool)] = rng.dirichlet(np.ones(num_classes - 1), size=num_classes).ravel()
+    return matrix
+
+
+def _draw_from_rows(rows: np.ndarray, sources: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    cdf = rows.cumsum(axis=1)
+    cdf /= cdf[:, -1:]
+    u = rng.random(len(sources))
+    out = np.empty_like(sources)
+    for c in np.unique(sources):
+        at = sources == c
+        # side="right" skips zero-probability entries, whose cdf equals their left neighbour's.
+        out[at] = np.searchsorted(cdf[c], u[at], side="right")
+    return out
+
+
+def _noise_matrix_labels(y: np.ndarray, num_classes: int, rate: float, seed: int, noise_matrix: Any) -> np.ndarray:
+    try:
+        from cleanlab.benchmarking.noise_generation import (
+            generate_noise_matrix_from_trace,
+            generate_noisy_labels,
+        )
+    except ImportError as err:
+        raise ImportError(
+            "noise_type='noise_matrix' needs cleanlab: pip install hf_lilaw[cleanlab]"
+        ) from err
+    counts = np.bincount(y, minlength=num_classes)
+    if (counts == 0).any():
+        raise ValueError(
+            f"noise_type='noise_matrix' needs every class present; classes {np.flatnonzero(counts == 0).tolist()} "
+            "have no sample. Pass the right num_classes or use another noise type."
+        )
+    if noise_matrix is not None:
+        noise_matrix = np.asarray(noise_matrix, dtype=float)
+        if noise_matrix.shape != (num_classes, num_classes) or (noise_matrix < 0).any():
+            raise ValueError(f"noise_matrix must be a non-negative {num_classes}x{num_classes} array.")
+        if not np.allclose(noise_matrix.sum(axis=0), 1):
+            raise ValueError("noise_matrix columns must sum to 1: entry [i, j] is P(noisy label = i | true label = j).")
+    elif rate == 0:
+        return y.copy()
+    elif num_classes * (1 - rate) <= 1:
+        raise ValueError(
+            f"noise_type='noise_matrix' needs trace K*(1-rate) > 1, i.e. rate < {1 - 1 / num_classes:.3f} for "
+            f"K={num_classes}; got rate={rate}."
+        )
+    # cleanlab seeds and draws from NumPy's global RNG; put the caller's state back afterwards.
+    state = np.random.get_state()
+    try:
+        if noise_matrix is None:
+            noise_matrix = generate_noise_matrix_from_trace(
+                num_classes, num_classes * (1 - rate), py=counts / len(y), valid_noise_matrix=True, seed=seed
+            )
+            if noise_matrix is None:
+                raise ValueError(f"cleanlab found no valid noise matrix for rate={rate}; try a lower rate.")
+        np.random.seed(seed)
+        return np.asarray(generate_noisy_labels(y, noise_matrix), dtype=np.int64)
+    finally:
+        np.random.set_state(state)
+
+
+def noisy_labels(
+    labels: Any,
+    *,
+    noise_type: str,
+    rate: float,
+    seed: int,
+    num_classes: int | None = None,
+    rules: str | Mapping[int, int | Sequence[int]] | None = None,
+    keep_original_draw: bool = False,
+    noise_matrix: Any = None,
+) -> np.ndarray:
+    """Returns a noisy copy of integer `labels`: the array-level math behind `add_label_noise`.
+
+    Exactly `round(rate * N)` rows are hit, drawn uniformly without replacement, then relabelled by
+    `noise_type`:
+
+    - `uniform`: uniform over the other K-1 classes (`keep_original_draw=True`: over all K classes,
+      H-CAT's behaviour, whose realised rate is `rate * (K-1) / K`).
+    - `asymmetric`: from row y of `asymmetric_transition_matrix(K, seed=seed)`.
+    - `adjacent`: (y-1) mod K or (y+1) mod K with probability 1/2 each.
+    - `instance`: uniform over `rules[y]`; `rules` is a key of `INSTANCE_RULES` or a `{y: [targets]}` map.
+      Hit rows whose class has no rule keep their label, so the realised rate can be below `rate`.
+      Built-in maps: H-CAT's `mnist` and `cifar10`; `cifar100` moves a class to another class of its
+      superclass (`CIFAR100_COARSE_LABELS`); `fashion_mnist` is ours, among look-alikes: T-shirt<->Shirt,
+      Pullover<->Coat, Dress->T-shirt, Sandal/Sneaker/Ankle boot among each other (Trouser, Bag kept).
+    - `noise_matrix` (needs cleanlab): cleanlab's `generate_noisy_labels` with a matrix of trace
+      K*(1-rate) from `generate_noise_matrix_from_trace`, or the given `noise_matrix` (then `rate` is
+      unused). cleanlab fixes per-class flip counts, so the realised rate is only close to `rate`.
+
+    Args:
+        labels: Integer class ids in [0, K).
+        noise_type: One of `LABEL_NOISE_TYPES`.
+        rate: Fraction of rows to hit, in [0, 1].
+        seed: Seed; same seed and inputs give the same output.
+        num_classes: K; defaults to `max(labels) + 1`.
+        rules: Rule map for `instance` noise.
+        keep_original_draw: For `uniform` only, allow redrawing the original label.
+        noise_matrix: For `noise_matrix` only, a K x K column-stochastic `P(noisy=i | true=j)`.
+
+    Returns:
+        The noisy labels, int64, same length as `labels`.
+    """
+    check_noise_type(noise_type, label=True)
+    check_rate_and_seed(rate, seed)
+    y, k = check_labels(labels, num_classes)
+    if rules is not None and noise_type != "instance":
+        raise ValueError(f"rules= is only used by noise_type='instance', not {noise_type!r}.")
+    if keep_original_draw and noise_type != "uniform":
+        raise ValueError(f"keep_original_draw= is only used by noise_type='uniform', not {noise_type!r}.")
+    if noise_matrix is not None and noise_type != "noise_matrix":
+        raise ValueError(f"noise_matrix= is only used by noise_type='noise_matrix', not {noise_type!r}.")
+    if noise_type == "noise_matrix":
+        return _noise_matrix_labels(y, k, rate, seed, noise_matrix)
+
+    hits = hit_indices(len(y), rate, seed, STREAM_LABEL_HITS)
+    rng = np.random.default_rng([seed, STREAM_DRAWS])
+    sources = y[hits]
+    if noise_type == "uniform":
+        if keep_original_draw:
+            new = rng.integers(0, k, size=len(hits))
+        else:
+            new = (sources + rng.integers(1, k, size=len(hits))) % k
+    else:
+        if noise_type == "asymmetric":
+            rows = asymmetric_transition_matrix(k, seed=seed)
+        elif noise_type == "adjacent":
+            rows = np.zeros((k, k))
+            np.add.at(rows, (np.arange(k), (np.arange(k) - 1) % k), 0.5)
+            np.add.at(rows, (np.arange(k), (np.arange(k) + 1) % k), 0.5)
+        else:
+            rows = np.eye(k)
+            for source, targets in _resolve_rules(rules, k).items():
+                rows[source] = 0
+                np.add.at(rows[source], list(targets), 1.0)
+        new = _draw_from_rows(rows, sources, rng)
+    out = y.copy()
+    out[hits] = new
+    return out
