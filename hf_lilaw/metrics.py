@@ -1,41 +1,17 @@
 """Metrics for `Trainer(compute_metrics=...)`: the paper's top-1, top-5 and AUROC, and group fairness.
 
-Accuracy and AUROC go through `evaluate` (``evaluate.load("accuracy")`` / ``"roc_auc"``) when its metric
-scripts can be loaded. They live on the Hub, so offline, without a cached copy, every `evaluate.load`
-fails; then the same numbers come from scikit-learn under the same names. Each load is tried once per
-process and its outcome cached, so an offline run pays for the failed lookup only once.
+Computed offline with scikit-learn, one code path (no Hub lookups). Top-5 accuracy is reported only for
+tasks with more than five classes: with five or fewer it is 1.0 by construction.
 """
 
 from __future__ import annotations
 
-import functools
-import logging
-import warnings
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from scipy.special import softmax
-from sklearn.exceptions import UndefinedMetricWarning
 from sklearn.metrics import accuracy_score, roc_auc_score, top_k_accuracy_score
-
-logger = logging.getLogger(__name__)
-
-METRIC_NAMES = ("accuracy", "top5_accuracy", "roc_auc")
-
-
-@functools.cache
-def _evaluate_metric(path: str, config_name: str | None = None) -> Any | None:
-    """`evaluate.load(path, config_name)`, or None when it cannot be loaded."""
-    try:
-        import evaluate
-
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return evaluate.load(path, config_name)
-    except Exception as exc:  # any failure (offline, no cached script, evaluate missing) means: compute locally
-        logger.info("evaluate.load(%r) failed (%s: %s); computing it with scikit-learn.", path, type(exc).__name__, exc)
-        return None
 
 
 def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -56,37 +32,12 @@ def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     return logits[keep], labels[keep]
 
 
-def _accuracy(predictions: np.ndarray, labels: np.ndarray) -> float:
-    metric = _evaluate_metric("accuracy")
-    if metric is not None:
-        try:
-            return float(metric.compute(predictions=predictions, references=labels)["accuracy"])
-        except Exception as exc:
-            logger.info("evaluate accuracy failed (%s); using scikit-learn.", exc)
-    return float(accuracy_score(labels, predictions))
-
-
 def _roc_auc(probs: np.ndarray, labels: np.ndarray) -> float:
     """Macro one-vs-rest AUROC; classes absent from ``labels`` are left out of the mean (NaN if < 2 present)."""
-    num_classes = probs.shape[1]
     present = np.unique(labels)
     if len(present) < 2:
         return float("nan")
-    if len(present) == num_classes:
-        binary = num_classes == 2
-        metric = _evaluate_metric("roc_auc", None if binary else "multiclass")
-        if metric is not None:
-            try:
-                if binary:
-                    result = metric.compute(references=labels, prediction_scores=probs[:, 1])
-                else:
-                    result = metric.compute(
-                        references=labels, prediction_scores=probs, multi_class="ovr", average="macro"
-                    )
-                return float(result["roc_auc"])
-            except Exception as exc:
-                logger.info("evaluate roc_auc failed (%s); using scikit-learn.", exc)
-    if num_classes == 2:
+    if probs.shape[1] == 2:
         return float(roc_auc_score(labels, probs[:, 1]))
     # macro one-vs-rest is the unweighted mean of the per-class binary AUROCs
     onehot = labels[:, None] == present[None, :]
@@ -96,20 +47,17 @@ def _roc_auc(probs: np.ndarray, labels: np.ndarray) -> float:
 def _classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     num_classes = logits.shape[1]
     probs = softmax(logits, axis=1)
-    k = min(5, num_classes)
-    # scikit-learn takes the positive-class score, not two columns, for two classes
-    scores = probs[:, 1] if num_classes == 2 else probs
-    with warnings.catch_warnings():
-        # k = num_classes (five classes or fewer) gives 1.0 by design; scikit-learn warns about it
-        warnings.simplefilter("ignore", UndefinedMetricWarning)
-        top_k = float(top_k_accuracy_score(labels, scores, k=k, labels=np.arange(num_classes)))
-    return {"accuracy": _accuracy(logits.argmax(1), labels), "top5_accuracy": top_k, "roc_auc": _roc_auc(probs, labels)}
+    out = {"accuracy": float(accuracy_score(labels, logits.argmax(1)))}
+    if num_classes > 5:
+        out["top5_accuracy"] = float(top_k_accuracy_score(labels, probs, k=5, labels=np.arange(num_classes)))
+    out["roc_auc"] = _roc_auc(probs, labels)
+    return out
 
 
 def compute_classification_metrics(eval_pred: Any) -> dict[str, float]:
     """Top-1 accuracy, top-5 accuracy and macro AUROC from logits; pass as `Trainer(compute_metrics=...)`.
 
-    ``top5_accuracy`` uses k = min(5, number of classes), so it is 1.0 for five classes or fewer.
+    ``top5_accuracy`` is left out for five classes or fewer, where it would be 1.0 by construction.
     ``roc_auc`` is one-vs-rest on softmax probabilities, macro-averaged (the positive class's AUROC for
     two classes); classes missing from the labels are left out, NaN when fewer than two are present.
     Rows labelled -100 are ignored.
@@ -118,7 +66,7 @@ def compute_classification_metrics(eval_pred: Any) -> dict[str, float]:
         eval_pred: A `transformers.EvalPrediction` or a ``(logits, labels)`` pair.
 
     Returns:
-        ``{"accuracy", "top5_accuracy", "roc_auc"}`` as floats.
+        ``{"accuracy", "top5_accuracy", "roc_auc"}`` as floats (no ``top5_accuracy`` for <= 5 classes).
     """
     logits, labels = _unpack(eval_pred)
     return _classification_metrics(logits, labels)

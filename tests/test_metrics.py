@@ -1,32 +1,15 @@
-"""Classification and fairness metrics on hand-made logits, through both the evaluate and the fallback path."""
+"""Classification and fairness metrics on hand-made logits, against closed forms."""
 
 from __future__ import annotations
 
 import math
 
-import evaluate
 import numpy as np
 import pytest
 from datasets import ClassLabel, Dataset
 from transformers import EvalPrediction
 
-from hf_lilaw import metrics
 from hf_lilaw.metrics import compute_classification_metrics, fairness_metrics, make_fairness_compute_metrics
-
-
-@pytest.fixture()
-def offline_evaluate(monkeypatch):
-    """`evaluate.load` raising as it does offline; records the attempts."""
-    attempts = []
-
-    def failing_load(path, config_name=None, **kwargs):
-        attempts.append((path, config_name))
-        raise FileNotFoundError(f"Couldn't find a module script for {path}")
-
-    metrics._evaluate_metric.cache_clear()
-    monkeypatch.setattr(evaluate, "load", failing_load)
-    yield attempts
-    metrics._evaluate_metric.cache_clear()
 
 
 # Six classes so that top-5 is not trivially 1; the true label ranks 1st, 2nd, 6th and 5th.
@@ -47,7 +30,7 @@ def _mann_whitney_auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float(((pos[:, None] > neg[None]) + 0.5 * (pos[:, None] == neg[None])).mean())
 
 
-def test_multiclass_metrics_exact(offline_evaluate):
+def test_multiclass_metrics_exact():
     out = compute_classification_metrics(EvalPrediction(predictions=LOGITS, label_ids=LABELS))
     assert set(out) == {"accuracy", "top5_accuracy", "roc_auc"}
     assert out["accuracy"] == 0.25
@@ -59,15 +42,15 @@ def test_multiclass_metrics_exact(offline_evaluate):
     assert out["roc_auc"] == pytest.approx((2 / 4 + 3 / 3 + 1 / 3) / 3)  # pairs ranked right, per class
 
 
-def test_binary_metrics_exact(offline_evaluate):
+def test_binary_metrics_exact():
     # positive-class probabilities 0.1, 0.6, 0.4, 0.9 for labels 0, 0, 1, 1: 3 of 4 pairs ranked right
     p1 = np.array([0.1, 0.6, 0.4, 0.9])
     logits = np.stack([np.zeros(4), np.log(p1 / (1 - p1))], axis=1)
     out = compute_classification_metrics((logits, np.array([0, 0, 1, 1])))
-    assert out == pytest.approx({"accuracy": 0.5, "top5_accuracy": 1.0, "roc_auc": 0.75})
+    assert out == pytest.approx({"accuracy": 0.5, "roc_auc": 0.75})  # no top-5 for two classes
 
 
-def test_all_classes_present_matches_sklearn_ovr(offline_evaluate):
+def test_all_classes_present_matches_sklearn_ovr():
     from sklearn.metrics import roc_auc_score
 
     rng = np.random.default_rng(0)
@@ -75,46 +58,30 @@ def test_all_classes_present_matches_sklearn_ovr(offline_evaluate):
     probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)
     out = compute_classification_metrics((logits, labels))
     assert out["roc_auc"] == pytest.approx(roc_auc_score(labels, probs, multi_class="ovr", average="macro"))
-    assert out["top5_accuracy"] == 1.0  # k = min(5, 4)
+    assert "top5_accuracy" not in out  # four classes: top-5 would be 1 by construction
 
 
-def test_ignored_labels_and_tuple_predictions(offline_evaluate):
+def test_ignored_labels_and_tuple_predictions():
     logits = np.vstack([LOGITS, [[0, 0, 0, 0, 0, 9.0]]])
     out = compute_classification_metrics(EvalPrediction(predictions=(logits, None), label_ids=np.append(LABELS, -100)))
     assert (out["accuracy"], out["top5_accuracy"]) == (0.25, 0.75)
 
 
-def test_fallback_is_quiet_tried_once_and_cached(offline_evaluate, caplog):
-    first = compute_classification_metrics((LOGITS, LABELS))
-    second = compute_classification_metrics((LOGITS, LABELS))
-    assert first == second
-    assert offline_evaluate == [("accuracy", None)]  # roc_auc is not tried: not all classes present
-    compute_classification_metrics((np.eye(6)[[0, 1, 2, 3, 4, 5]], np.arange(6)))
-    assert offline_evaluate == [("accuracy", None), ("roc_auc", "multiclass")]
+@pytest.mark.parametrize(("num_classes", "has_top5"), [(2, False), (5, False), (6, True), (10, True)])
+def test_top5_only_above_five_classes(num_classes, has_top5):
+    rng = np.random.default_rng(num_classes)
+    logits, labels = rng.normal(size=(40, num_classes)), np.arange(40) % num_classes
+    out = compute_classification_metrics((logits, labels))
+    assert list(out) == (["accuracy", "top5_accuracy", "roc_auc"] if has_top5 else ["accuracy", "roc_auc"])
+    if has_top5:
+        top5 = np.argsort(-logits, axis=1)[:, :5]
+        assert out["top5_accuracy"] == np.mean((top5 == labels[:, None]).any(1))
+
+
+def test_one_class_present_gives_nan_auroc_quietly(caplog):
+    out = compute_classification_metrics((LOGITS, np.zeros(4, dtype=int)))
+    assert out["accuracy"] == 0.75 and math.isnan(out["roc_auc"])
     assert not [r for r in caplog.records if r.levelname in ("WARNING", "ERROR")]
-
-
-def test_evaluate_path_is_used_when_it_loads(monkeypatch, offline_evaluate):
-    computed = []
-
-    class FakeMetric:
-        def __init__(self, name):
-            self.name = name
-
-        def compute(self, **kwargs):
-            computed.append((self.name, sorted(kwargs)))
-            return {self.name: 0.123}
-
-    monkeypatch.setattr(evaluate, "load", lambda path, config_name=None, **kw: FakeMetric(path))
-    metrics._evaluate_metric.cache_clear()
-    rng = np.random.default_rng(1)
-    via_evaluate = compute_classification_metrics((rng.normal(size=(12, 3)), np.arange(12) % 3))
-    assert set(via_evaluate) == {"accuracy", "top5_accuracy", "roc_auc"}
-    assert via_evaluate["accuracy"] == via_evaluate["roc_auc"] == 0.123
-    assert computed == [
-        ("accuracy", ["predictions", "references"]),
-        ("roc_auc", ["average", "multi_class", "prediction_scores", "references"]),
-    ]
 
 
 def test_fairness_metrics_hand_example():
@@ -136,7 +103,7 @@ def test_fairness_metrics_hand_example():
         fairness_metrics([0, 1], [0, 1, 1], [0, 0, 1])
 
 
-def test_fairness_compute_metrics_reads_the_group_column(offline_evaluate):
+def test_fairness_compute_metrics_reads_the_group_column():
     eval_dataset = Dataset.from_dict({"label": [1, 1, 0, 0, 1, 1, 0, 0], "sex": [0, 0, 0, 0, 1, 1, 1, 1]})
     eval_dataset = eval_dataset.cast_column("sex", ClassLabel(names=["Female", "Male"]))
     preds = np.array([1, 1, 1, 0, 0, 0, 0, 0])
