@@ -109,6 +109,7 @@ def image_noise_fn(
 
     ``pool`` (far OOD only) has ``len()`` and ``get(i)`` returning a replacement; None for the random fallback.
     """
+
     def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width, channels = x.shape
         if noise_type == "ood_covariate":
@@ -130,6 +131,7 @@ def image_noise_fn(
 
 
 def noisy_image(a: np.ndarray, fn: Callable, rng: np.random.Generator) -> np.ndarray:
+    """``fn`` applied to image array ``a`` in [0, 1], written back in ``a``'s layout and dtype, alpha kept."""
     x, back = _to_unit_hwc(a)
     if x.shape[-1] in (2, 4):  # keep alpha as is
         return back(np.concatenate([np.clip(fn(x[..., :-1], rng), 0, 1), x[..., -1:]], axis=-1))

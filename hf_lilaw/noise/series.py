@@ -24,6 +24,7 @@ def series_noise_fn(
 
     ``pool`` (far OOD only) has ``len()`` and ``get(i)`` returning a replacement; None for the random fallback.
     """
+
     def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         length = len(x)
         low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
