@@ -145,10 +145,13 @@ def test_damaged_state_in_named_checkpoint_fails_with_its_path(stopped_at_8, tmp
 # ---- a change of process count keeps α, β, δ and the meta-step count -------------------------------------------------
 
 
-def torchrun(tmp_path, name, port, output_dir, *options) -> list[dict]:
-    """Runs kill_worker.py train under 2 processes (per-device batch 8: the same global batch); returns each rank's summary."""
+def torchrun(tmp_path, name, output_dir, *options) -> list[dict]:
+    """Runs kill_worker.py train under 2 processes (per-device batch 8: the same global batch); returns each rank's summary.
+
+    ``--standalone`` lets torchrun pick a free port: a fixed one collides with other test runs on the machine.
+    """
     log, result = tmp_path / f"{name}.log", tmp_path / name
-    command = [sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", str(port),
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
                str(WORKER), "train", str(output_dir), str(result), *map(str, options), "--per-device-batch", "8"]
     with open(log, "w") as file:
         process = subprocess.run(command, cwd=WORKER.parent, env=ENV, stdout=file, stderr=subprocess.STDOUT, timeout=600)
@@ -158,7 +161,7 @@ def torchrun(tmp_path, name, port, output_dir, *options) -> list[dict]:
 
 def test_saved_under_two_processes_resumed_under_one(tmp_path):
     output_dir = tmp_path / "run"
-    stopped = torchrun(tmp_path, "stopped", 29531, output_dir, "--stop-after", 5)
+    stopped = torchrun(tmp_path, "stopped", output_dir, "--stop-after", 5)
     assert stopped[0]["params"] == stopped[1]["params"] and stopped[0]["global_step"] == 5
     resumed = train_here(output_dir, resume=True)  # one process, same global batch of 16
     assert resumed["start"] == {"global_step": 5, "params": stopped[0]["params"], "meta_steps": stopped[0]["meta_steps"]}
@@ -169,7 +172,7 @@ def test_saved_under_two_processes_resumed_under_one(tmp_path):
 def test_saved_under_one_process_resumed_under_two(tmp_path):
     output_dir = tmp_path / "run"
     stopped = train_here(output_dir, stop_after=5)
-    resumed = torchrun(tmp_path, "resumed", 29532, output_dir, "--resume")
+    resumed = torchrun(tmp_path, "resumed", output_dir, "--resume")
     for rank in resumed:
         assert rank["start"] == {"global_step": 5, "params": stopped["params"], "meta_steps": stopped["meta_steps"]}
         assert rank["meta_steps"] == META_STEPS
