@@ -25,15 +25,14 @@ logger = logging.getLogger(__name__)
 
 TRAINER_STATE_NAME = "trainer_state.json"
 
-# What `Trainer.save_model` writes for a full model, a sharded one, a PEFT adapter, or an FSDP sharded state.
-MODEL_WEIGHT_FILES = (
-    "model.safetensors",
-    "pytorch_model.bin",
-    "adapter_model.safetensors",
-    "adapter_model.bin",
-)
+# What `Trainer.save_model` writes: a full model, a sharded one (an index and its shards), a PEFT adapter (also
+# one sub-folder per adapter when there are several), an FSDP state, or a DeepSpeed checkpoint ("latest" names
+# its global_step folder).
+ADAPTER_WEIGHT_FILES = ("adapter_model.safetensors", "adapter_model.bin")
+MODEL_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin") + ADAPTER_WEIGHT_FILES
 MODEL_WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index.json")
-FSDP_SHARDED_WEIGHTS = "pytorch_model_fsdp_*"
+FSDP_WEIGHTS = "pytorch_model_fsdp*"
+DEEPSPEED_LATEST = "latest"
 
 _CHECKPOINT_FOLDER = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
@@ -150,10 +149,9 @@ def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
 
 
 def _weights_problem(folder: str) -> str | None:
-    for name in MODEL_WEIGHT_FILES:
-        path = os.path.join(folder, name)
-        if os.path.isfile(path) and os.path.getsize(path) > 0:
-            return None
+    """Why ``folder`` holds no usable model weights, or ``None`` when it does."""
+    if any(_non_empty_file(os.path.join(folder, name)) for name in MODEL_WEIGHT_FILES):
+        return None
     for name in MODEL_WEIGHT_INDEXES:
         path = os.path.join(folder, name)
         if os.path.isfile(path):
@@ -162,15 +160,27 @@ def _weights_problem(folder: str) -> str | None:
                     shards = set(json.load(file)["weight_map"].values())
             except (OSError, ValueError, KeyError, TypeError, AttributeError) as error:
                 return f"the weight index {name} does not parse ({_first_line(error)})"
-            missing = sorted(s for s in shards if not os.path.isfile(os.path.join(folder, s)))
+            missing = sorted(s for s in shards if not _non_empty_file(os.path.join(folder, s)))
             if missing:
-                return f"the weight shards {', '.join(missing)} listed in {name} are missing"
+                return f"the weight shards {', '.join(missing)} listed in {name} are missing or empty"
             return None
-    if glob.glob(os.path.join(glob.escape(folder), FSDP_SHARDED_WEIGHTS)):
+    if glob.glob(os.path.join(glob.escape(folder), FSDP_WEIGHTS)):
         return None
-    return (
-        "it holds no model weights (none of " + ", ".join(MODEL_WEIGHT_FILES + MODEL_WEIGHT_INDEXES) + ")"
-    )
+    latest = os.path.join(folder, DEEPSPEED_LATEST)
+    if os.path.isfile(latest):
+        with open(latest, encoding="utf-8") as file:
+            tag = file.read().strip()
+        if tag and os.path.isdir(os.path.join(folder, tag)):
+            return None
+        return f"the DeepSpeed file 'latest' names {tag!r}, which is not a folder there"
+    for entry in os.scandir(folder):
+        if entry.is_dir() and any(_non_empty_file(os.path.join(entry.path, n)) for n in ADAPTER_WEIGHT_FILES):
+            return None  # several PEFT adapters, one folder each
+    return "it holds no model weights (none of " + ", ".join(MODEL_WEIGHT_FILES + MODEL_WEIGHT_INDEXES) + ")"
+
+
+def _non_empty_file(path: str) -> bool:
+    return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
 def _unreadable_message(path: str, what: str, problem: str) -> str:

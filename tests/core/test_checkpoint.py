@@ -154,6 +154,20 @@ def test_every_kind_of_model_weights_counts(tmp_path):
     assert find_resumable_checkpoint(tmp_path / "empty") is None
 
 
+def test_fsdp_deepspeed_and_multi_adapter_checkpoints_count(tmp_path):
+    fsdp = make_checkpoint(tmp_path / "fsdp", 1, weights=None)
+    os.mkdir(os.path.join(fsdp, "pytorch_model_fsdp_0"))
+    deepspeed = make_checkpoint(tmp_path / "deepspeed", 1, weights=None, extra={"latest": b"global_step1"})
+    os.mkdir(os.path.join(deepspeed, "global_step1"))
+    adapters = make_checkpoint(tmp_path / "adapters", 1, weights=None)
+    os.mkdir(os.path.join(adapters, "second"))
+    (tmp_path / "adapters" / "checkpoint-1" / "second" / "adapter_model.safetensors").write_bytes(b"w")
+    for found in (fsdp, deepspeed, adapters):
+        assert find_resumable_checkpoint(os.path.dirname(found)) == found
+    make_checkpoint(tmp_path / "broken", 1, weights=None, extra={"latest": b"global_step1"})  # its folder is missing
+    assert find_resumable_checkpoint(tmp_path / "broken") is None
+
+
 def test_sharded_weights_need_every_shard(tmp_path):
     index = json.dumps({"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors",
                                                        "b": "model-00002-of-00002.safetensors"}})
