@@ -61,7 +61,7 @@ class RecordRun(TrainerCallback):
         self.start = {
             "global_step": state.global_step,
             "params": self.trainer.lilaw_parameters(),
-            "meta_steps": self.trainer.lilaw_state.meta_steps,
+            "meta_steps": self.trainer.meta_steps,
         }
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -77,7 +77,7 @@ def summary(trainer: LiLAWTrainer, start: dict) -> dict:
     return {
         "start": start,
         "params": trainer.lilaw_parameters(),
-        "meta_steps": trainer.lilaw_state.meta_steps,
+        "meta_steps": trainer.meta_steps,
         "global_step": trainer.state.global_step,
         "weights": torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).tolist(),
     }
