@@ -159,20 +159,27 @@ def torchrun(tmp_path, name, output_dir, *options) -> list[dict]:
     return [json.loads((tmp_path / f"{name}.rank{rank}.json").read_text()) for rank in range(2)]
 
 
-def test_saved_under_two_processes_resumed_under_one(tmp_path):
+def test_saved_under_two_processes_resumed_under_one(tmp_path, caplog):
     output_dir = tmp_path / "run"
     stopped = torchrun(tmp_path, "stopped", output_dir, "--stop-after", 5)
     assert stopped[0]["params"] == stopped[1]["params"] and stopped[0]["global_step"] == 5
-    resumed = train_here(output_dir, resume=True)  # one process, same global batch of 16
+    shutil.copytree(output_dir, tmp_path / "again")
+    with caplog.at_level(logging.WARNING):
+        resumed = train_here(output_dir, resume=True)  # one process, same global batch of 16
+    assert "saved by 2 process(es) and is resumed by 1" in caplog.text
     assert resumed["start"] == {"global_step": 5, "params": stopped[0]["params"], "meta_steps": stopped[0]["meta_steps"]}
     assert resumed["meta_steps"] == META_STEPS
     assert resumed["params"] != stopped[0]["params"]  # and it went on learning them
+    # The per-process part (which meta batches come next) is re-derived, deterministically: a second resume
+    # of the same checkpoint ends identically.
+    assert train_here(tmp_path / "again", resume=True) == resumed
 
 
 def test_saved_under_one_process_resumed_under_two(tmp_path):
     output_dir = tmp_path / "run"
     stopped = train_here(output_dir, stop_after=5)
     resumed = torchrun(tmp_path, "resumed", output_dir, "--resume")
+    assert "saved by 1 process(es) and is resumed by 2" in (tmp_path / "resumed.log").read_text()
     for rank in resumed:
         assert rank["start"] == {"global_step": 5, "params": stopped["params"], "meta_steps": stopped["meta_steps"]}
         assert rank["meta_steps"] == META_STEPS
@@ -242,7 +249,8 @@ def describe_folder(checkpoint: Path) -> str:
     return ",".join(files) + (f" (empty: {','.join(empty)})" if empty else "")
 
 
-def test_sigkill_during_checkpoint_saves_then_resume(tmp_path):
+def test_sigkill_during_checkpoint_saves_then_resume(tmp_path, record_property):
+    """Trial outcomes are printed (run with -s) and recorded as the junit property "kill_trials"."""
     server = WorkerServer(tmp_path / "server.log")
     try:
         marks = server.run(tmp_path / "full", tmp_path / "full")
@@ -279,6 +287,7 @@ def test_sigkill_during_checkpoint_saves_then_resume(tmp_path):
     finally:
         server.close()
 
+    record_property("kill_trials", json.dumps(outcomes))
     print(f"\nkill trials (uninterrupted α, β, δ = {full['params']}, {full['meta_steps']} meta steps):")
     for outcome in outcomes:
         print(json.dumps(outcome))
