@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import HfArgumentParser
 
 from conftest import StopAfter, TinyNet, blobs
