@@ -46,7 +46,7 @@ _WEIGHT_NAMES = ("lilaw/w_alpha", "lilaw/w_beta", "lilaw/w_delta", "lilaw/w")
 
 
 class LiLAWTrainer(BaseTrainer):
-    """A drop-in `Trainer` that weights each sample's loss with LiLAW (see ``docs/``).
+    """A drop-in `Trainer` that weights each sample's loss with LiLAW (method page: ``docs/lilaw.md``).
 
     Each training loss is ``mean(W_i · ℓ_i)`` with ``W = W_α + W_β + W_δ`` computed from the model's own
     softmax and three learned scalars α, β, δ. After every optimizer step past the warm-up, one meta step
