@@ -115,7 +115,7 @@ def main() -> None:
         num_train_epochs=3,
         per_device_train_batch_size=32,
         per_device_eval_batch_size=128,
-        learning_rate=1e-3,
+        learning_rate=3e-3,
         warmup_steps=0.1,  # a fraction: 10 % of the steps
         logging_steps=5,
     )
