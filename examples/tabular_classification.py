@@ -17,8 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from _common import ScriptArguments, compare, load_noisy_splits, parse_args
-from transformers import set_seed
+from _common import Experiment, ScriptArguments, load_noisy_splits, parse_args, run_seeds
 
 from hf_lilaw import make_fairness_compute_metrics, vector_transform
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
@@ -49,26 +48,31 @@ def main() -> None:
         logging_steps=10,
     )
     loader_kwargs = {"num_samples": script_args.num_samples} if script_args.dataset == "synthetic_adult" else {}
-    splits = load_noisy_splits(script_args, seed=training_args.seed, **loader_kwargs)
-    num_features = len(splits["train"][0]["features"])
-    set_seed(training_args.seed)  # the initial weights, shared by both runs
-    if script_args.model is None:
-        config = MLPClassifierConfig(input_size=num_features, hidden_sizes=script_args.hidden_sizes, num_labels=2)
-        model = MLPForTabularClassification(config)
-    else:
-        model = MLPForTabularClassification.from_pretrained(script_args.model)
-    transform = vector_transform(input_column="features", keep_columns=())
-    compare(
+
+    def build(seed: int) -> Experiment:
+        splits = load_noisy_splits(script_args, seed=seed, **loader_kwargs)
+        num_features = len(splits["train"][0]["features"])
+        if script_args.model is None:
+            config = MLPClassifierConfig(input_size=num_features, hidden_sizes=script_args.hidden_sizes, num_labels=2)
+            model = MLPForTabularClassification(config)
+        else:
+            model = MLPForTabularClassification.from_pretrained(script_args.model)
+        transform = vector_transform(input_column="features", keep_columns=())
+        return Experiment(
+            model=model,
+            splits=splits,
+            train_transform=transform,
+            eval_transform=transform,
+            compute_metrics=make_fairness_compute_metrics(splits["test"], group_column=script_args.group_column),
+        )
+
+    run_seeds(
         script_args,
         training_args,
-        model=model,
-        splits=splits,
-        train_transform=transform,
-        eval_transform=transform,
-        compute_metrics=make_fairness_compute_metrics(splits["test"], group_column=script_args.group_column),
+        build=build,
+        model_description=f"MLP {script_args.hidden_sizes}, trained from scratch" if script_args.model is None else script_args.model,
         dataset_description="synthetic Adult-like census data" if script_args.dataset == "synthetic_adult" else "scikit-learn/adult-census-income",
     )
-
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,6 @@
 """The example scripts: `--help`, and a few offline steps of `--compare` each (subprocesses, run side by side)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -51,20 +52,22 @@ def runs(tmp_path_factory):
     out = tmp_path_factory.mktemp("examples")
     commands = {
         "help": ["-c", HELP, *(str(EXAMPLES / s) for s in SCRIPTS)],
-        "image": [str(EXAMPLES / "image_classification.py"), *TINY, "--output_dir", str(out / "image")],
-        "timm": [
-            str(EXAMPLES / "image_classification.py"), *TINY, "--backend", "timm", "--train_last_layers", "1",
-            "--noise_type", "asymmetric", "--output_dir", str(out / "timm"),
+        # the offline default model (pretrained EfficientNet-Lite0) over three seeds, as the README main job
+        "image": [str(EXAMPLES / "image_classification.py"), *TINY, "--seeds", "0", "1", "2", "--output_dir", str(out / "image")],
+        "last_layers": [
+            str(EXAMPLES / "image_classification.py"), *TINY, "--seeds", "0", "--train_last_layers", "1",
+            "--noise_type", "asymmetric", "--output_dir", str(out / "last_layers"),
         ],
+        # the offline default UCR set (ItalyPowerDemand, 2 classes) with input noise
         "time_series": [
-            str(EXAMPLES / "time_series_classification.py"), *TINY, "--num_samples", "300",
+            str(EXAMPLES / "time_series_classification.py"), *TINY, "--seeds", "0", "1",
             "--noise_type", "ts_covariate", "--output_dir", str(out / "time_series"),
         ],
         "tabular": [
             str(EXAMPLES / "tabular_classification.py"), *TINY, "--num_samples", "300", "--output_dir", str(out / "tabular"),
         ],
     }  # fmt: skip
-    return out, run_all(commands)
+    return out, run_all(commands, timeout=900)
 
 
 def test_help(runs):
@@ -79,30 +82,55 @@ def test_help(runs):
     assert set(helps) == set(SCRIPTS)
     for script, text in helps.items():
         assert text.startswith("usage:"), (script, text[:500])
-        for flag in ("--compare", "--noise_type", "--noise_rate", "--model", "--dataset", "--lilaw_alpha", "--num_train_epochs"):
+        for flag in (
+            "--compare", "--seeds", "--noise_type", "--noise_rate", "--model", "--dataset", "--lilaw_alpha",
+            "--num_train_epochs",
+        ):  # fmt: skip
             assert flag in text, (script, flag)
-    for flag in ("--backend", "--train_last_layers", "--bf16", "--per_device_train_batch_size", "--learning_rate"):
+    for flag in ("--image_size", "--train_last_layers", "--bf16", "--per_device_train_batch_size", "--learning_rate"):
         assert flag in helps["image_classification.py"], flag
     assert "--group_column" in helps["tabular_classification.py"]
-    assert "--data_dir" in helps["time_series_classification.py"]
+    assert "--data_dir" in helps["time_series_classification.py"] and "--length" in helps["time_series_classification.py"]
 
 
-@pytest.mark.parametrize("name", ["image", "timm", "time_series", "tabular"])
+SEEDS = {"image": [0, 1, 2], "last_layers": [0], "time_series": [0, 1], "tabular": [42]}
+
+
+@pytest.mark.parametrize("name", ["image", "last_layers", "time_series", "tabular"])
 def test_compare_smoke(runs, name):
     out, results = runs
     result = results[name]
     assert result.returncode == 0, result.stdout[-5000:]
     stdout = result.stdout
     assert "| metric" in stdout and "| Trainer | LiLAWTrainer | Δ" in stdout
-    for row in ("| top-1 accuracy", "| top-5 accuracy", "| AUROC"):
+    assert "| Δ (LiLAW − Trainer) | p (paired t) |" in stdout  # the summary over seeds
+    for row in ("| top-1 accuracy", "| AUROC"):
         assert row in stdout, row
+    assert ("| top-5 accuracy" in stdout) == (name in ("image", "last_layers"))  # only with more than 5 classes
     if name == "tabular":
         assert "| accuracy_Female" in stdout and "| demographic_parity_difference" in stdout
-    run_dir = out / name
-    for png in ("lilaw_parameters.png", "weight_histogram.png", "lilaw/lilaw_parameters.png"):
-        assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
-    assert (run_dir / "comparison.json").is_file()
-    assert (run_dir / "trainer" / "model.safetensors").is_file()
-    assert (run_dir / "lilaw" / "model.safetensors").is_file()
-    card = (run_dir / "lilaw" / "README.md").read_text()
-    assert "- lilaw" in card and "## With and without LiLAW" in card
+
+    comparison = json.loads((out / name / "comparison.json").read_text())
+    seeds = SEEDS[name]
+    assert comparison["seeds"] == seeds
+    assert set(comparison["per_seed"]) == {str(s) for s in seeds}
+    for record in comparison["per_seed"].values():
+        assert set(record["metrics"]) == {"Trainer", "LiLAWTrainer"}
+        assert 0.0 <= record["metrics"]["LiLAWTrainer"]["accuracy"] <= 1.0
+    accuracy = comparison["summary"]["accuracy"]
+    values = [comparison["per_seed"][str(s)]["metrics"]["Trainer"]["accuracy"] for s in seeds]
+    assert accuracy["Trainer"]["mean"] == pytest.approx(sum(values) / len(values))
+    assert set(accuracy["difference"]) == {"mean", "sd", "p_value"}
+    if name == "image":
+        assert comparison["model"].startswith("EfficientNet-Lite0")
+    if name == "time_series":
+        assert "ItalyPowerDemand" in comparison["dataset"]
+
+    run_dirs = [out / name] if len(seeds) == 1 else [out / name / f"seed_{s}" for s in seeds]
+    for run_dir in run_dirs:
+        for png in ("lilaw_parameters.png", "weight_histogram.png", "lilaw/lilaw_parameters.png"):
+            assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
+        assert (run_dir / "trainer" / "model.safetensors").is_file()
+        assert (run_dir / "lilaw" / "model.safetensors").is_file()
+        card = (run_dir / "lilaw" / "README.md").read_text()
+        assert "- lilaw" in card and "## With and without LiLAW" in card
