@@ -33,6 +33,13 @@ _EXPORTS = {
     "plot_data_map": ".analysis.plots",
     "plot_lilaw_parameters": ".analysis.plots",
     "plot_weight_histogram": ".analysis.plots",
+    "clean_labels": ".analysis.cleaning",
+    "CrossEntropy": ".losses",
+    "FocalLoss": ".losses",
+    "GeneralizedCrossEntropy": ".losses",
+    "SymmetricCrossEntropy": ".losses",
+    "make_loss": ".losses",
+    "efficientnet_lite0_checkpoint": ".models",
     "per_sample_statistics": ".functional.statistics",
     "per_sample_loss": ".functional.losses",
     "LiLAWWeights": ".functional.weighting",
@@ -51,6 +58,8 @@ _EXPORTS = {
     "available_datasets": ".data",
     "image_transforms": ".data",
     "load_adult": ".data",
+    "load_ucr": ".data",
+    "bundled_ucr_sets": ".data",
     "load_classification_dataset": ".data",
     "load_digits_images": ".data",
     "load_ecg5000": ".data",
@@ -81,6 +90,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .analysis.cleaning import clean_labels
     from .analysis.dynamics import TrainingDynamics, TrainingDynamicsRecorder
     from .analysis.label_issues import find_label_issues, label_issue_metrics
     from .analysis.plots import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
@@ -98,6 +108,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         load_medmnist,
         load_synthetic_adult,
         load_synthetic_ecg,
+        load_ucr,
+        bundled_ucr_sets,
         register_dataset,
         vector_transform,
         with_meta_split,
@@ -106,6 +118,8 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .functional.statistics import per_sample_statistics
     from .functional.weighting import LiLAWWeights, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
     from .lilaw.config import LiLAWConfig
+    from .losses import CrossEntropy, FocalLoss, GeneralizedCrossEntropy, SymmetricCrossEntropy, make_loss
+    from .models import efficientnet_lite0_checkpoint
     from .lilaw.trainer import LiLAWTrainer
     from .metrics import compute_classification_metrics, fairness_metrics, make_fairness_compute_metrics
     from .mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer, MLCDTrainer, MLCTrainer
