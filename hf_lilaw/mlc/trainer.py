@@ -3,6 +3,7 @@
 import contextlib
 import copy
 import os
+import warnings
 from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -27,6 +28,7 @@ from ..functional.barrier import (
 from .clean_data import CleanBatchSampler
 from .config import MetaLabelCorrectionConfig
 from .features import PenultimateFeatures
+from .lookahead import is_sgd, lookahead_steps
 from .meta_model import LabelCorrectionNetwork
 
 __all__ = [
@@ -160,11 +162,14 @@ class MetaLabelCorrectionTrainer(Trainer):
         if train_dataset is not None:
             self._check_labels(train_dataset, "train_dataset", strict=False)
 
+        self._warn_known_failures(kwargs.get("optimizers"), kwargs.get("optimizer_cls_and_kwargs"))
         meta_model = LabelCorrectionNetwork(
             feature_dim=feature_dim,
             num_labels=self.num_labels,
             label_embedding_dim=args.mlc_label_embedding_dim,
             hidden_dim=args.mlc_meta_hidden_dim,
+            skip_gate=args.resolved_skip_gate,
+            label_embedding_init=args.resolved_label_embedding_init,
         ).to(args.device)
         meta_optimizer = torch.optim.Adam(
             meta_model.parameters(),
@@ -212,6 +217,37 @@ class MetaLabelCorrectionTrainer(Trainer):
             args.mlc_method = cls._method
             args._validate_mlc()
         return args
+
+    def _warn_known_failures(self, optimizers: Any, optimizer_cls_and_kwargs: Any) -> None:
+        """Warn, before training, about settings under which a method is known to fail."""
+        args = self.args
+        if args.mlc_method == "mlc_d":
+            warnings.warn(
+                "MLC-D is kept as an ablation: its meta step has no clean-set term (the upper loss does not depend on "
+                "the meta model and BOME's barrier only pulls the lower-loss gap), so the label correction network "
+                "gets no signal from the clean set and the method can drift to near-uniform labels. Use "
+                "mlc_method='ebomlc' or 'mlc' to train a model.",
+                UserWarning,
+                stacklevel=3,
+            )
+        if args.mlc_method == "mlc" and not args.resolved_skip_gate:
+            optimizer = optimizers[0] if optimizers else None
+            if optimizer is not None:
+                sgd = is_sgd(optimizer)
+            elif optimizer_cls_and_kwargs is not None:
+                sgd = issubclass(optimizer_cls_and_kwargs[0], torch.optim.SGD)
+            else:
+                sgd = args.optim == "sgd"
+            if not sgd:
+                warnings.warn(
+                    "MLC without the skip gate (mlc_skip_gate=False) with an adaptive main optimizer "
+                    f"({args.optim if optimizer is None else type(optimizer).__name__}) is known to collapse: the "
+                    "label correction network drifts to near-uniform labels (57-74 % on clean digits where CE reaches "
+                    "96 %). Keep mlc_skip_gate on, or train with optim='sgd' and the authors' recipe (lr 0.1, "
+                    "momentum 0.9, weight decay 5e-4).",
+                    UserWarning,
+                    stacklevel=3,
+                )
 
     def _prepare_clean_dataset(self, dataset: Any) -> tuple[Any, Any]:
         import datasets
@@ -286,7 +322,8 @@ class MetaLabelCorrectionTrainer(Trainer):
     def _next_clean_batches(self) -> tuple[Batch, Batch | None]:
         """(upper batch, lower batch): the two halves of the next clean batch."""
         indices = next(self.mlc_state.clean_sampler)
-        if self.args.mlc_lower_loss_weights[1] == 0:
+        weights = self.args.mlc_lower_loss_weights
+        if weights is not None and weights[1] == 0:
             return self._clean_batch(indices), None
         half = len(indices) // 2
         return self._clean_batch(indices[:half]), self._clean_batch(indices[half:])
@@ -316,6 +353,9 @@ class MetaLabelCorrectionTrainer(Trainer):
         logits, features = self._forward(net, noisy[0], params)
         soft_labels = self.meta_model(features, noisy[1])
         weights = self.args.mlc_lower_loss_weights
+        if weights is None:
+            # Proportional to the batch sizes: the mean over every row of the lower loss.
+            weights = (float(noisy[1].shape[0]), float(lower[1].shape[0]) if lower is not None else 0.0)
         if lower is None or weights[1] == 0:
             return lower_loss(logits, soft_labels, weights=weights)
         if not with_clean:
@@ -399,6 +439,8 @@ class MetaLabelCorrectionTrainer(Trainer):
     def _ebomlc_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
         """The spec's clean reading of one EBOMLC step (first order, three forwards and three backwards)."""
         args = self.args
+        if args.mlc_ebomlc_variant == "released":
+            return self._ebomlc_released_step(net, noisy, upper, lower)
         params = [p for p in net.parameters() if p.requires_grad]
         meta = list(self.meta_model.parameters())
         n = len(params)
@@ -423,7 +465,11 @@ class MetaLabelCorrectionTrainer(Trainer):
         x_up, y_up = upper
         logits, features = self._forward(net, x_up)
         upper_loss = mixture_upper_loss(
-            logits, self.meta_model.log_probs(features, y_up), y_up, rho=args.mlc_rho, space=args.mlc_mixture_space
+            logits,
+            self.meta_model.log_probs(features, y_up),
+            y_up,
+            rho=args.mlc_rho,
+            space=args.resolved_mixture_space,
         )
         grad_f, used_f = self._grads(upper_loss, params + meta)
         grad_f = self._mean_across_processes(grad_f)
@@ -438,6 +484,52 @@ class MetaLabelCorrectionTrainer(Trainer):
         direction = [f + lam * q for f, q in zip(grad_f, grad_q)]
         self._set_grads(params, direction[:n], [a or b for a, b in zip(used[:n], used_f[:n])])
         self._meta_step(direction[n:])
+        self._record({"lambda": lam, "upper_loss": upper_loss, "lower_loss": lower_0})
+        return lower_0
+
+    def _ebomlc_released_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
+        """EBOMLC as the authors' released step: the upper loss at `w` with the meta model's probabilities, the
+        look-ahead `w' = w − η·d(∇_w G)` (the optimizer's rule, its state untouched) kept, `∇q` between `w` and
+        `w'`, the alignment term with the optimizer step `−η·d(∇_w f)` and the main direction
+        `λ·∇_w q − η·d(∇_w f)`, applied from `w'` by the Trainer's optimizer step."""
+        args = self.args
+        params = [p for p in net.parameters() if p.requires_grad]
+        meta = list(self.meta_model.parameters())
+        n = len(params)
+        lr = self._inner_lr()
+
+        x_up, y_up = upper
+        logits, features = self._forward(net, x_up)
+        upper_loss = mixture_upper_loss(
+            logits, self.meta_model.log_probs(features, y_up), y_up, rho=args.mlc_rho, space="probs"
+        )
+        grad_f, used_f = self._grads(upper_loss, params + meta)
+        grad_f = self._mean_across_processes(grad_f)
+        step_f = lookahead_steps(self.optimizer, params, grad_f[:n], fallback_lr=lr)
+
+        lower_0 = self._lower(net, noisy, lower)
+        g0, used = self._grads(lower_0, params + meta)
+        g0 = self._mean_across_processes(g0)
+        with torch.no_grad():
+            for p, step in zip(params, lookahead_steps(self.optimizer, params, g0[:n], fallback_lr=lr)):
+                p.sub_(step.to(p.dtype))
+
+        g1, _ = self._grads(self._lower(net, noisy, lower), params + meta)
+        g1 = self._mean_across_processes(g1)
+        grad_q = [a - b for a, b in zip(g0, g1)]
+        del g0, g1
+
+        descent_f = [-step for step in step_f]
+        lam = alignment_barrier_coefficient(
+            grad_f_main=descent_f,
+            grad_q_main=grad_q[:n],
+            grad_q_meta=grad_q[n:],
+            threshold=args.mlc_barrier_threshold,
+            scale=args.mlc_barrier_scale,
+        )
+        main = [lam * q + f for q, f in zip(grad_q[:n], descent_f)]
+        self._set_grads(params, main, [a or b for a, b in zip(used[:n], used_f[:n])])
+        self._meta_step([lam * q + f for q, f in zip(grad_q[n:], grad_f[n:])])
         self._record({"lambda": lam, "upper_loss": upper_loss, "lower_loss": lower_0})
         return lower_0
 
@@ -490,22 +582,24 @@ class MetaLabelCorrectionTrainer(Trainer):
         return lower_0
 
     def _mlc_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
-        """MLC: a one-step SGD look-ahead `w' = w − η·∇_w G(w, a)` kept in the graph, the clean CE at `w'`, its
-        second-order hypergradient to the meta model, then the main update with `∇_w G(w, a)`."""
+        """MLC: a one-step look-ahead `w' = w − s(∇_w G(w, a))` kept in the graph, where `s` is the main optimizer's
+        own step when it is SGD (momentum, weight decay, Nesterov) and a plain gradient step otherwise (see
+        `lookahead_steps`), the clean CE at `w'`, its second-order hypergradient to the meta model, then the main
+        update with `∇_w G(w, a)`."""
         named = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
         params = [p for _, p in named]
 
         lower_0 = self._lower(net, noisy, lower)
         grads, used = self._grads(lower_0, params, create_graph=True)
-        lr = self._inner_lr()
-        ahead = {name: p - lr * g for (name, p), g in zip(named, grads)}
+        steps = lookahead_steps(self.optimizer, params, grads, fallback_lr=self._inner_lr())
+        ahead = {name: p - step for (name, p), step in zip(named, steps)}
 
         x_up, y_up = upper
         logits, _ = self._forward(net, x_up, ahead)
         upper_loss = F.cross_entropy(logits.float(), y_up)
         hypergrad, _ = self._grads(upper_loss, list(self.meta_model.parameters()))
         self._meta_step(self._mean_across_processes(hypergrad))
-        del ahead, hypergrad
+        del ahead, hypergrad, steps
 
         self._set_grads(params, self._mean_across_processes([g.detach() for g in grads]), used)
         self._record({"upper_loss": upper_loss, "lower_loss": lower_0})
@@ -553,6 +647,17 @@ class MetaLabelCorrectionTrainer(Trainer):
         if self.args.should_save:
             self.mlc_state.save(checkpoint_dir)
         super()._save_checkpoint(model, trial)
+
+    def _load_best_model(self) -> None:
+        # Trainer restores only the main model; the corrected labels of the best checkpoint come from its meta model.
+        super()._load_best_model()
+        path = os.path.join(self.state.best_model_checkpoint, MLC_STATE_NAME)
+        if os.path.isfile(path):
+            state = torch.load(path, map_location="cpu", weights_only=True)
+            self.meta_model.load_state_dict(state["meta_model"])
+            self.meta_optimizer.load_state_dict(state["meta_optimizer"])
+        else:
+            logger.warning(f"{self.state.best_model_checkpoint} holds no {MLC_STATE_NAME}: the meta model is not restored.")
 
     def train(
         self,

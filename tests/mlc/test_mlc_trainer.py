@@ -114,7 +114,7 @@ def test_config_through_hf_argument_parser(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"gradient_accumulation_steps": 2}, "set gradient_accumulation_steps=1"),
+        ({"gradient_accumulation_steps": 2}, "Set gradient_accumulation_steps=1 and raise"),
         ({"fp16": True}, "use bf16=True"),
         ({"mlc_method": "bome"}, "mlc_method must be one of"),
         ({"mlc_rho": 1.5}, r"mlc_rho must lie in \[0, 1\]"),
