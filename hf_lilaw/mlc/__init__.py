@@ -10,6 +10,7 @@ from ..functional.barrier import (
 from .clean_data import CleanBatchSampler
 from .config import MetaLabelCorrectionConfig
 from .features import PenultimateFeatures, find_classification_head, pool_features
+from .lookahead import is_sgd, lookahead_steps
 from .meta_model import LabelCorrectionNetwork
 from .trainer import (
     MLC_STATE_NAME,
@@ -34,6 +35,8 @@ __all__ = [
     "alignment_barrier_coefficient",
     "dynamic_barrier_coefficient",
     "find_classification_head",
+    "is_sgd",
+    "lookahead_steps",
     "lower_loss",
     "mixture_upper_loss",
     "pool_features",

@@ -31,7 +31,7 @@ def lookahead_steps(
 
     For `torch.optim.SGD` this is SGD's own rule per parameter group: `d = g + wd·w`; with momentum
     `b = μ·buf + (1 − dampening)·d` (`b = d` on the first step, as PyTorch does), `d = b`, or `d + μ·b` with
-    Nesterov; `s = lr·d` (negated with `maximize`). The optimizer's state is read, never changed. For any other
+    Nesterov; `s = lr·d` (with `maximize`, `g` is negated first). The optimizer's state is read, never changed. For any other
     optimizer the step is the plain gradient step `fallback_lr·g`: an adaptive optimizer's step is not a smooth
     function of this gradient (Adam's first step is `lr·sign(g)`), so MLC's hypergradient through it would vanish.
 
@@ -57,7 +57,7 @@ def lookahead_steps(
         group = group_of.get(id(p))
         if group is None:
             raise ValueError("A parameter of the look-ahead is not in the main optimizer's parameter groups.")
-        d = g
+        d = -g if group.get("maximize", False) else g
         if group["weight_decay"] != 0:
             d = d + group["weight_decay"] * p.detach()
         momentum = group["momentum"]
@@ -65,6 +65,5 @@ def lookahead_steps(
             buf = optimizer.state.get(p, {}).get("momentum_buffer")
             b = d if buf is None else momentum * buf + (1.0 - group["dampening"]) * d
             d = d + momentum * b if group["nesterov"] else b
-        step = group["lr"] * d
-        steps.append(-step if group.get("maximize", False) else step)
+        steps.append(group["lr"] * d)
     return steps

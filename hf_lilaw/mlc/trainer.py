@@ -237,11 +237,11 @@ class MetaLabelCorrectionTrainer(Trainer):
             elif optimizer_cls_and_kwargs is not None:
                 sgd = issubclass(optimizer_cls_and_kwargs[0], torch.optim.SGD)
             else:
-                sgd = args.optim == "sgd"
+                sgd = getattr(args.optim, "value", args.optim) == "sgd"
             if not sgd:
                 warnings.warn(
                     "MLC without the skip gate (mlc_skip_gate=False) with an adaptive main optimizer "
-                    f"({args.optim if optimizer is None else type(optimizer).__name__}) is known to collapse: the "
+                    f"({getattr(args.optim, 'value', args.optim) if optimizer is None else type(optimizer).__name__}) is known to collapse: the "
                     "label correction network drifts to near-uniform labels (57-74 % on clean digits where CE reaches "
                     "96 %). Keep mlc_skip_gate on, or train with optim='sgd' and the authors' recipe (lr 0.1, "
                     "momentum 0.9, weight decay 5e-4).",

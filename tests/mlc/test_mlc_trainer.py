@@ -2,6 +2,7 @@
 
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -23,6 +24,7 @@ from transformers import (
 from hf_lilaw.mlc import (
     MLC_STATE_NAME,
     EBOMLCTrainer,
+    LabelCorrectionNetwork,
     MetaLabelCorrectionConfig,
     MetaLabelCorrectionTrainer,
     MLCTrainer,
@@ -308,3 +310,79 @@ def test_resume_without_mlc_state_starts_the_meta_model_fresh(tmp_path):
     fresh = make_trainer(tmp_path, max_steps=4)
     fresh.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
     assert fresh.state.global_step == 4 and fresh.mlc_state.clean_sampler.batches_drawn == 2
+
+
+# ---- meta model, defaults and warnings (issue: MLC under the Trainer's defaults) --------------------------------
+
+
+def test_meta_model_uses_xavier_normal_layers_and_zero_biases():
+    torch.manual_seed(0)
+    net = LabelCorrectionNetwork(feature_dim=200, num_labels=10, label_embedding_dim=56, hidden_dim=128)
+    linears = [m for m in net.net if isinstance(m, nn.Linear)]
+    assert len(linears) == 3 and all(torch.count_nonzero(m.bias) == 0 for m in linears)
+    for m in linears:
+        fan_out, fan_in = m.weight.shape
+        assert m.weight.std().item() == pytest.approx((2 / (fan_in + fan_out)) ** 0.5, rel=0.1)
+
+
+def test_skip_gate_mixes_softmax_and_the_given_label():
+    torch.manual_seed(0)
+    net = LabelCorrectionNetwork(feature_dim=4, num_labels=3, label_embedding_dim=2, hidden_dim=5, skip_gate=True)
+    h, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    out = net.net(torch.cat([h, net.label_embedding(y)], -1))
+    g = torch.sigmoid(out[:, 3:])
+    expected = (1 - g) * torch.softmax(out[:, :3], -1) + g * F.one_hot(y, 3)
+    torch.testing.assert_close(net(h, y), expected)
+    torch.testing.assert_close(net.log_probs(h, y), expected.log())
+    assert net.net[-1].out_features == 4 and 0 < g.min() and g.max() < 1
+
+
+def test_skip_gate_defaults_per_method(tmp_path):
+    assert make_args(tmp_path, mlc_method="mlc").resolved_skip_gate is True
+    assert make_args(tmp_path, mlc_method="ebomlc").resolved_skip_gate is False
+    assert make_trainer(tmp_path, cls=MLCTrainer).meta_model.skip_gate is True
+
+
+def test_mlc_d_warns_that_it_is_an_ablation(tmp_path):
+    with pytest.warns(UserWarning, match="MLC-D is kept as an ablation: its meta step has no clean-set term"):
+        make_trainer(tmp_path, mlc_method="mlc_d")
+
+
+def test_mlc_without_gate_under_an_adaptive_optimizer_warns(tmp_path):
+    with pytest.warns(UserWarning, match=r"adaptive main optimizer \(adamw_torch\w*\) is known to collapse"):
+        make_trainer(tmp_path, mlc_method="mlc", mlc_skip_gate=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_trainer(tmp_path, mlc_method="mlc", mlc_skip_gate=False, optim="sgd")
+        make_trainer(tmp_path, mlc_method="mlc")
+
+
+def test_default_lower_loss_weights_are_the_batch_sizes(tmp_path):
+    # 8 noisy rows and a clean batch of 6 (3 upper, 3 lower): proportional weights are 8 : 3.
+    runs = [make_trainer(tmp_path, mlc_clean_batch_size=6, mlc_lower_loss_weights=w) for w in (None, [8.0, 3.0])]
+    other = make_trainer(tmp_path, mlc_clean_batch_size=6, mlc_lower_loss_weights=[1.0, 0.5])
+    for trainer in [*runs, other]:
+        trainer.train()
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert any(not torch.allclose(a, b) for a, b in zip(runs[0].model.parameters(), other.model.parameters()))
+
+
+def test_load_best_model_at_end_restores_the_meta_model(tmp_path):
+    # greater_is_better on eval_loss makes an early checkpoint the best one.
+    args = make_args(
+        tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    trainer = MetaLabelCorrectionTrainer(
+        model=TinyNet(), args=args, train_dataset=TRAIN, eval_dataset=CLEAN, clean_dataset=CLEAN
+    )
+    trainer.train()
+    best = trainer.state.best_model_checkpoint
+    assert best is not None and not best.endswith("checkpoint-6")
+    saved = torch.load(os.path.join(best, MLC_STATE_NAME), weights_only=True)["meta_model"]
+    last = torch.load(tmp_path / "checkpoint-6" / MLC_STATE_NAME, weights_only=True)["meta_model"]
+    for name, value in trainer.meta_model.state_dict().items():
+        torch.testing.assert_close(value, saved[name], rtol=0, atol=0)
+    assert any(not torch.equal(saved[k], last[k]) for k in saved)
