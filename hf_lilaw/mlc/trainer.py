@@ -98,14 +98,25 @@ class MetaLabelCorrectionTrainer(Trainer):
 
     Every optimizer step is one bilevel step of `args.mlc_method` (see [`MetaLabelCorrectionConfig`]) on the noisy
     batch of the Trainer's loop and a fresh clean batch of `mlc_clean_batch_size` examples: its first half feeds the
-    upper loss, its second half joins the lower loss (with a zero clean weight in `mlc_lower_loss_weights`, the whole
-    clean batch feeds the upper loss). The meta model and its Adam live outside the main optimizer: the main
-    optimizer, scheduler, clipping and weight decay never see them. Evaluation reports the plain cross-entropy.
+    upper loss, its second half joins the lower loss, weighted by the two batch sizes unless `mlc_lower_loss_weights`
+    says otherwise (with a zero clean weight the whole clean batch feeds the upper loss). The meta model (Xavier-normal
+    layers, zero biases, optional skip gate) and its Adam live outside the main optimizer: the main optimizer,
+    scheduler, clipping and weight decay never see them. Evaluation reports the plain cross-entropy.
+
+    Look-ahead: MLC (and the released EBOMLC variant) differentiate through one step of the main optimizer. With
+    `torch.optim.SGD` that step is SGD's own rule (momentum buffer, dampening, weight decay, Nesterov, per-group
+    learning rate); with any other optimizer it is a plain gradient step of `mlc_inner_lr` (default: the current
+    learning rate), see [`lookahead_steps`]. MLC keeps the skip gate on by default: without it, MLC under an adaptive
+    optimizer is known to collapse to near-uniform corrected labels, and construction warns.
+
+    MLC-D is an ablation (its meta step has no clean-set term) and warns at construction. `load_best_model_at_end`
+    restores the meta model and its optimizer of the best checkpoint too.
 
     Supported: single-label classifiers whose head takes the penultimate features (transformers image and text
     classifiers, `TimmWrapperForImageClassification`, timm models, plain `nn.Module`s returning logits), one process
-    or DDP, fp32 or bf16. Not supported: `gradient_accumulation_steps > 1`, fp16, DeepSpeed and FSDP (gradients are
-    taken with `torch.autograd.grad` on the unwrapped model and averaged across processes by hand), `model_init`.
+    or DDP, fp32 or bf16. Not supported: `gradient_accumulation_steps > 1` (refused by the config), fp16, DeepSpeed
+    and FSDP (gradients are taken with `torch.autograd.grad` on the unwrapped model and averaged across processes by
+    hand), `model_init`.
 
     Args:
         model: The classifier to train.

@@ -29,6 +29,7 @@ from hf_lilaw.mlc import (
     MetaLabelCorrectionTrainer,
     MLCTrainer,
     PenultimateFeatures,
+    find_classification_head,
 )
 
 NUM_LABELS = 3
@@ -273,7 +274,7 @@ def test_training_tiny_vit(tmp_path, method):
 def test_training_tiny_timm_wrapper(tmp_path):
     trainer = make_trainer(tmp_path, model=tiny_timm(), max_steps=2, logging_steps=1, per_device_train_batch_size=4)
     trainer.train()
-    assert trainer._features.head is trainer.model.timm_model.get_classifier()
+    assert find_classification_head(trainer.model)[1] is trainer.model.timm_model.get_classifier()
     logs = [log for log in trainer.state.log_history if "mlc/lambda" in log]
     assert len(logs) == 2 and all(math.isfinite(log["mlc/upper_loss"]) for log in logs)
 
