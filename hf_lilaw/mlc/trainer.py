@@ -43,6 +43,7 @@ __all__ = [
 logger = logging.get_logger(__name__)
 
 MLC_STATE_NAME = "mlc_state.pt"
+MLC_SAMPLER_NAME = "mlc_clean_sampler_{}.pt"
 
 Batch = tuple[dict[str, Any], Tensor]  # model inputs without the labels, labels
 
@@ -50,10 +51,15 @@ Batch = tuple[dict[str, Any], Tensor]  # model inputs without the labels, labels
 class MetaLabelCorrectionState:
     """Everything of meta label correction that must survive a resume: meta model, its optimizer, clean stream.
 
+    The meta model and its optimizer are identical on every process and saved once (`mlc_state.pt`, by the main
+    process); the clean stream is seeded per process, so each process saves its own position
+    (`mlc_clean_sampler_<rank>.pt`). Files are written to a temporary name and renamed, so a crash mid-write leaves no
+    truncated state.
+
     Args:
         meta_model: The label correction network.
         meta_optimizer: Its optimizer.
-        clean_sampler: The clean-batch stream.
+        clean_sampler: The clean-batch stream of this process.
     """
 
     def __init__(
@@ -79,17 +85,41 @@ class MetaLabelCorrectionState:
         self.meta_optimizer.load_state_dict(state["meta_optimizer"])
         self.clean_sampler.load_state_dict(state["clean_sampler"])
 
-    def save(self, checkpoint_dir: str) -> None:
-        """Write the state to `checkpoint_dir/mlc_state.pt`."""
-        os.makedirs(checkpoint_dir, exist_ok=True)
-        torch.save(self.state_dict(), os.path.join(checkpoint_dir, MLC_STATE_NAME))
+    @staticmethod
+    def _atomic_save(obj: Any, path: str) -> None:
+        tmp = f"{path}.tmp"
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
 
-    def load(self, checkpoint_dir: str) -> bool:
-        """Restore the state from `checkpoint_dir/mlc_state.pt`; returns `False` if the file is missing."""
+    def save(self, checkpoint_dir: str, *, process_index: int = 0, save_shared: bool = True) -> None:
+        """Write the shared state (if `save_shared`) and this process's clean-stream position to `checkpoint_dir`."""
+        os.makedirs(checkpoint_dir, exist_ok=True)
+        if save_shared:
+            shared = {"meta_model": self.meta_model.state_dict(), "meta_optimizer": self.meta_optimizer.state_dict()}
+            self._atomic_save(shared, os.path.join(checkpoint_dir, MLC_STATE_NAME))
+        self._atomic_save(
+            self.clean_sampler.state_dict(), os.path.join(checkpoint_dir, MLC_SAMPLER_NAME.format(process_index))
+        )
+
+    def load(self, checkpoint_dir: str, *, process_index: int = 0) -> bool:
+        """Restore the state from `checkpoint_dir`; returns `False` (and changes nothing) if `mlc_state.pt` is missing."""
         path = os.path.join(checkpoint_dir, MLC_STATE_NAME)
         if not os.path.isfile(path):
             return False
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
+        shared = torch.load(path, map_location="cpu", weights_only=True)
+        sampler_path = os.path.join(checkpoint_dir, MLC_SAMPLER_NAME.format(process_index))
+        if os.path.isfile(sampler_path):
+            sampler = torch.load(sampler_path, map_location="cpu", weights_only=True)
+        elif "clean_sampler" in shared:  # written before the clean stream was saved per process
+            sampler = shared["clean_sampler"]
+        else:
+            raise ValueError(
+                f"{checkpoint_dir} holds no {MLC_SAMPLER_NAME.format(process_index)}: it was saved with fewer "
+                "processes. Resume with the number of processes it was saved with."
+            )
+        self.meta_model.load_state_dict(shared["meta_model"])
+        self.meta_optimizer.load_state_dict(shared["meta_optimizer"])
+        self.clean_sampler.load_state_dict(sampler)
         return True
 
 
@@ -655,8 +685,10 @@ class MetaLabelCorrectionTrainer(Trainer):
         # Written before super() so that a checkpoint that super() pushes to the Hub already holds it.
         checkpoint_folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
         checkpoint_dir = os.path.join(self._get_output_dir(trial=trial), checkpoint_folder)
-        if self.args.should_save:
-            self.mlc_state.save(checkpoint_dir)
+        # Every process writes its own clean-stream position; the meta model is the same everywhere, saved once.
+        self.mlc_state.save(
+            checkpoint_dir, process_index=self.args.process_index, save_shared=self.args.should_save
+        )
         super()._save_checkpoint(model, trial)
 
     def _load_best_model(self) -> None:
@@ -681,7 +713,9 @@ class MetaLabelCorrectionTrainer(Trainer):
             resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
             if resume_from_checkpoint is None:
                 raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
-        if isinstance(resume_from_checkpoint, str) and not self.mlc_state.load(resume_from_checkpoint):
+        if isinstance(resume_from_checkpoint, str) and not self.mlc_state.load(
+            resume_from_checkpoint, process_index=self.args.process_index
+        ):
             logger.warning(
                 f"{resume_from_checkpoint} holds no {MLC_STATE_NAME}: the meta model and the clean stream start fresh."
             )

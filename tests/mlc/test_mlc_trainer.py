@@ -290,7 +290,7 @@ def test_resume_restores_meta_model_and_optimizer(tmp_path):
     full = make_trainer(tmp_path / "full", **run)
     full.train()
     checkpoint = tmp_path / "full" / "checkpoint-3"
-    assert (checkpoint / MLC_STATE_NAME).is_file()
+    assert {MLC_STATE_NAME, "mlc_clean_sampler_0.pt"} <= set(os.listdir(checkpoint))
 
     resumed = make_trainer(tmp_path / "resumed", **run)
     resumed.train(resume_from_checkpoint=str(checkpoint))
@@ -307,7 +307,7 @@ def test_resume_restores_meta_model_and_optimizer(tmp_path):
 def test_resume_without_mlc_state_starts_the_meta_model_fresh(tmp_path):
     trainer = make_trainer(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
     trainer.train()
-    os.remove(tmp_path / "checkpoint-2" / MLC_STATE_NAME)
+    os.remove(tmp_path / "checkpoint-2" / MLC_STATE_NAME)  # the clean-stream file alone is not used
     fresh = make_trainer(tmp_path, max_steps=4)
     fresh.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
     assert fresh.state.global_step == 4 and fresh.mlc_state.clean_sampler.batches_drawn == 2
