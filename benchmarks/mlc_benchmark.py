@@ -165,7 +165,7 @@ def run_grid(cfg: dict[str, Any], grid: dict[str, Any], out_dir: str) -> None:
         if method == "ce":
             twin = next((r for r in read_runs(path) if r["method"] == "ce" and r["recipe"] == recipe
                          and r["noise"] == noise and r["rate"] == rate and r["seed"] == seed), None)  # fmt: skip
-            record = dict(twin, clean_fraction=fraction) if twin else None
+            record = dict(twin, clean_fraction=fraction, clean_rows=None) if twin else None
         else:
             record = None
         if record is None:
@@ -187,6 +187,8 @@ def report(cfg: dict[str, Any], out_dir: str) -> Path:
         groups[(r["recipe"], r["clean_fraction"], r["noise"], r["rate"], r["method"])][r["seed"]] = r
     rows = []
     order = list(METHODS)
+    # CE never sees the clean set (its record is filed under every fraction): take the size from an MLC run.
+    clean_rows = {r["clean_fraction"]: r["clean_rows"] for r in runs if r["method"] != "ce"}
     for (recipe, fraction, noise, rate, method), by_seed in sorted(
         groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3], order.index(kv[0][4]))
     ):
@@ -205,7 +207,7 @@ def report(cfg: dict[str, Any], out_dir: str) -> Path:
         corrected = ""
         if "corrected_is_true" in any_run:
             corrected = f"{100 * np.mean([r['corrected_is_true'] for r in by_seed.values()]):.1f}"
-        rows.append([recipe, f"{100 * fraction:.0f} % ({any_run['clean_rows']})", f"{noise} {100 * rate:.0f} %",
+        rows.append([recipe, f"{100 * fraction:.0f} % ({clean_rows.get(fraction, '?')})", f"{noise} {100 * rate:.0f} %",
                      method, len(accs), cell, delta, p, corrected])  # fmt: skip
     headers = ["recipe", "clean set (rows)", "noise", "method", "seeds", "test acc. %", "Δ vs CE", "p (paired t)",
                "corrected = true %"]  # fmt: skip
