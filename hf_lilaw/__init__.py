@@ -1,89 +1,112 @@
-"""hf_lilaw: LiLAW and meta label correction for `transformers.Trainer`, for labels you cannot fully trust."""
+"""hf_lilaw: LiLAW and meta label correction for `transformers.Trainer`, for labels you cannot fully trust.
 
-from . import models  # registers the time-series and tabular models with the Auto classes
+Names are imported on first use (module ``__getattr__``), so ``import hf_lilaw`` loads neither the trainers
+(and with them ``transformers.Trainer``) nor matplotlib, scikit-learn, scipy or PIL. Import `hf_lilaw.models`
+to register the tabular and time-series models with the transformers Auto classes.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._version import __version__
 from .core.columns import BOOKKEEPING_COLUMNS, CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN, SAMPLE_ID_COLUMN
-from .lilaw.config import LiLAWConfig
-from .data import (
-    available_datasets,
-    image_transforms,
-    load_adult,
-    load_classification_dataset,
-    load_digits_images,
-    load_ecg5000,
-    load_medmnist,
-    load_synthetic_adult,
-    load_synthetic_ecg,
-    register_dataset,
-    vector_transform,
-    with_meta_split,
-)
-from .analysis.dynamics import TrainingDynamicsRecorder
-from .analysis.scores import HARDNESS_SCORES, TrainingDynamics
-from .functional.statistics import per_sample_statistics
-from .analysis.label_issues import find_label_issues, label_issue_metrics
-from .core.splits import split_meta_set
-from .metrics import compute_classification_metrics, fairness_metrics, make_fairness_compute_metrics
-from .mlc import (
-    EBOMLCTrainer,
-    MetaLabelCorrectionConfig,
-    MetaLabelCorrectionTrainer,
-    MLCDTrainer,
-    MLCTrainer,
-)
-from .noise import INPUT_NOISE_TYPES, LABEL_NOISE_TYPES, NOISE_TYPES, add_input_noise, add_label_noise, noisy_labels
-from .analysis.plots import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
-from .lilaw.trainer import LiLAWTrainer
-from .functional.losses import per_sample_loss
-from .functional.weighting import LiLAWWeights, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
 
-__version__ = "0.1.0"
+# Public name -> module that defines it (relative to this package).
+_EXPORTS = {
+    "BaseTrainer": ".core.base_trainer",
+    "TrainingDynamicsObserver": ".core.observers",
+    "split_meta_set": ".core.splits",
+    "LiLAWConfig": ".lilaw.config",
+    "LiLAWTrainer": ".lilaw.trainer",
+    "EBOMLCTrainer": ".mlc",
+    "MetaLabelCorrectionConfig": ".mlc",
+    "MetaLabelCorrectionTrainer": ".mlc",
+    "MLCDTrainer": ".mlc",
+    "MLCTrainer": ".mlc",
+    "TrainingDynamics": ".analysis.dynamics",
+    "TrainingDynamicsRecorder": ".analysis.dynamics",
+    "HARDNESS_SCORES": ".analysis.scores",
+    "find_label_issues": ".analysis.label_issues",
+    "label_issue_metrics": ".analysis.label_issues",
+    "plot_data_map": ".analysis.plots",
+    "plot_lilaw_parameters": ".analysis.plots",
+    "plot_weight_histogram": ".analysis.plots",
+    "per_sample_statistics": ".functional.statistics",
+    "per_sample_loss": ".functional.losses",
+    "LiLAWWeights": ".functional.weighting",
+    "lilaw_meta_gradient": ".functional.weighting",
+    "lilaw_meta_update": ".functional.weighting",
+    "lilaw_weights": ".functional.weighting",
+    "compute_classification_metrics": ".metrics",
+    "fairness_metrics": ".metrics",
+    "make_fairness_compute_metrics": ".metrics",
+    "INPUT_NOISE_TYPES": ".noise",
+    "LABEL_NOISE_TYPES": ".noise",
+    "NOISE_TYPES": ".noise",
+    "add_input_noise": ".noise",
+    "add_label_noise": ".noise",
+    "noisy_labels": ".noise",
+    "available_datasets": ".data",
+    "image_transforms": ".data",
+    "load_adult": ".data",
+    "load_classification_dataset": ".data",
+    "load_digits_images": ".data",
+    "load_ecg5000": ".data",
+    "load_medmnist": ".data",
+    "load_synthetic_adult": ".data",
+    "load_synthetic_ecg": ".data",
+    "register_dataset": ".data",
+    "vector_transform": ".data",
+    "with_meta_split": ".data",
+}
 
-__all__ = [
-    "BOOKKEEPING_COLUMNS",
-    "CLEAN_LABEL_COLUMN",
-    "EBOMLCTrainer",
-    "HARDNESS_SCORES",
-    "INPUT_NOISE_TYPES",
-    "LABEL_NOISE_TYPES",
-    "LiLAWConfig",
-    "LiLAWTrainer",
-    "LiLAWWeights",
-    "MLCDTrainer",
-    "MLCTrainer",
-    "MetaLabelCorrectionConfig",
-    "MetaLabelCorrectionTrainer",
-    "NOISE_TYPES",
-    "NOISY_FLAG_COLUMN",
-    "SAMPLE_ID_COLUMN",
-    "TrainingDynamics",
-    "TrainingDynamicsRecorder",
-    "add_input_noise",
-    "add_label_noise",
-    "available_datasets",
-    "compute_classification_metrics",
-    "fairness_metrics",
-    "find_label_issues",
-    "image_transforms",
-    "label_issue_metrics",
-    "lilaw_meta_gradient",
-    "lilaw_meta_update",
-    "lilaw_weights",
-    "load_adult",
-    "load_classification_dataset",
-    "load_digits_images",
-    "load_ecg5000",
-    "load_medmnist",
-    "load_synthetic_adult",
-    "load_synthetic_ecg",
-    "make_fairness_compute_metrics",
-    "noisy_labels",
-    "per_sample_loss",
-    "per_sample_statistics",
-    "plot_data_map",
-    "plot_lilaw_parameters",
-    "plot_weight_histogram",
-    "register_dataset",
-    "split_meta_set",
-    "vector_transform",
-    "with_meta_split",
-]
+__all__ = sorted(
+    ["BOOKKEEPING_COLUMNS", "CLEAN_LABEL_COLUMN", "NOISY_FLAG_COLUMN", "SAMPLE_ID_COLUMN", "__version__", *_EXPORTS]
+)
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip __getattr__
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
+    from .analysis.dynamics import TrainingDynamics, TrainingDynamicsRecorder
+    from .analysis.label_issues import find_label_issues, label_issue_metrics
+    from .analysis.plots import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
+    from .analysis.scores import HARDNESS_SCORES
+    from .core.base_trainer import BaseTrainer
+    from .core.observers import TrainingDynamicsObserver
+    from .core.splits import split_meta_set
+    from .data import (
+        available_datasets,
+        image_transforms,
+        load_adult,
+        load_classification_dataset,
+        load_digits_images,
+        load_ecg5000,
+        load_medmnist,
+        load_synthetic_adult,
+        load_synthetic_ecg,
+        register_dataset,
+        vector_transform,
+        with_meta_split,
+    )
+    from .functional.losses import per_sample_loss
+    from .functional.statistics import per_sample_statistics
+    from .functional.weighting import LiLAWWeights, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
+    from .lilaw.config import LiLAWConfig
+    from .lilaw.trainer import LiLAWTrainer
+    from .metrics import compute_classification_metrics, fairness_metrics, make_fairness_compute_metrics
+    from .mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer, MLCDTrainer, MLCTrainer
+    from .noise import INPUT_NOISE_TYPES, LABEL_NOISE_TYPES, NOISE_TYPES, add_input_noise, add_label_noise, noisy_labels

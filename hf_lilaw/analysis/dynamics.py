@@ -1,29 +1,187 @@
-"""`TrainingDynamicsRecorder`: per-sample training dynamics from the forward passes training already makes."""
+"""Per-sample training dynamics: the `TrainingDynamics` record and the `TrainingDynamicsRecorder` that fills it
+from the forward passes training already makes."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from os import PathLike
 from typing import Any
 
 import numpy as np
 import torch
-from transformers import TrainerCallback
 
-from .scores import TrainingDynamics
+from ..core.observers import TrainingDynamicsObserver
+from ..functional.statistics import STATISTICS, WEIGHTS, per_sample_statistics
 
 logger = logging.getLogger(__name__)
 
 DYNAMICS_FILE_NAME = "training_dynamics.npz"
 
 
-class TrainingDynamicsRecorder(TrainerCallback):
+def _to_numpy(x: Any, dtype: type) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu()
+        x = x.float() if x.is_floating_point() else x  # bf16/fp16 have no NumPy dtype
+        x = x.numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+@dataclass(eq=False)  # `==` on array fields would be ambiguous
+class TrainingDynamics:
+    """Per-epoch, per-sample statistics of one training run.
+
+    Each field has shape ``(num_epochs, num_samples)``: row ``e``, column ``i`` is sample ``i``'s
+    statistic in epoch ``e`` (0-based), NaN where the sample was not seen that epoch (e.g. the meta
+    split). The fields are those of `per_sample_statistics`; the LiLAW weights are ``None`` for a run
+    without LiLAW. Stored as float32 (epochs × samples × 9 values add up at Clothing-1M scale); the scores
+    compute in float64.
+    """
+
+    prob_label: np.ndarray
+    prob_max: np.ndarray
+    margin: np.ndarray
+    el2n: np.ndarray
+    loss: np.ndarray
+    correct: np.ndarray
+    w_alpha: np.ndarray | None = None
+    w_beta: np.ndarray | None = None
+    w_delta: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        shape = None
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                if f.name in STATISTICS:
+                    raise ValueError(f"{f.name} is required; only {WEIGHTS} may be None.")
+                continue
+            value = np.array(_to_numpy(value, np.float32))  # a copy: `record` writes in place
+            if value.ndim != 2:
+                raise ValueError(f"{f.name} must have shape (num_epochs, num_samples), got {value.shape}.")
+            if shape is not None and value.shape != shape:
+                raise ValueError(f"{f.name} has shape {value.shape}, but the other fields have {shape}.")
+            shape = value.shape
+            setattr(self, f.name, value)
+
+    def __repr__(self) -> str:
+        extra = [name for name in WEIGHTS if getattr(self, name) is not None]
+        return f"TrainingDynamics(num_epochs={self.num_epochs}, num_samples={self.num_samples}, extra={extra})"
+
+    @property
+    def num_epochs(self) -> int:
+        return self.prob_label.shape[0]
+
+    @property
+    def num_samples(self) -> int:
+        return self.prob_label.shape[1]
+
+    @classmethod
+    def empty(cls, num_samples: int, *, weights: bool = True) -> TrainingDynamics:
+        """Dynamics with no epochs yet, for a recorder to fill with `record`.
+
+        Args:
+            num_samples: size of the training set (indices passed to `record` lie in ``[0, num_samples)``).
+            weights: keep the LiLAW weights (``False`` for a plain, unweighted run).
+        """
+        if num_samples < 1:
+            raise ValueError(f"num_samples must be ≥ 1, got {num_samples}.")
+        blank = np.empty((0, num_samples), dtype=np.float32)
+        kept = STATISTICS + (WEIGHTS if weights else ())
+        return cls(**{name: blank for name in kept})
+
+    @classmethod
+    def from_logits(
+        cls,
+        logits: torch.Tensor | np.ndarray,
+        labels: torch.Tensor | np.ndarray,
+        *,
+        alpha: float | np.ndarray | None = None,
+        beta: float | np.ndarray | None = None,
+        delta: float | np.ndarray | None = None,
+    ) -> TrainingDynamics:
+        """Dynamics from saved per-epoch logits.
+
+        Args:
+            logits: shape ``(num_epochs, num_samples, num_classes)``.
+            labels: observed labels, shape ``(num_samples,)``, ``-100`` for samples never trained on.
+            alpha, beta, delta: LiLAW scalars, one value or one per epoch; all three or none.
+        """
+        logits = torch.as_tensor(logits)
+        if logits.ndim != 3:
+            raise ValueError(
+                f"logits must have shape (num_epochs, num_samples, num_classes), got {tuple(logits.shape)}."
+            )
+        labels = torch.as_tensor(labels)
+        lilaw = {"alpha": alpha, "beta": beta, "delta": delta}
+        per_epoch = {
+            k: None if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), (logits.shape[0],))
+            for k, v in lilaw.items()
+        }
+        dynamics = cls.empty(logits.shape[1], weights=alpha is not None)
+        index = torch.arange(logits.shape[1])
+        for epoch, epoch_logits in enumerate(logits):
+            kwargs = {k: None if v is None else float(v[epoch]) for k, v in per_epoch.items()}
+            dynamics.record(index, per_sample_statistics(epoch_logits, labels, **kwargs), epoch=epoch)
+        return dynamics
+
+    def record(
+        self, indices: torch.Tensor | np.ndarray, stats: Mapping[str, torch.Tensor | np.ndarray], *, epoch: int
+    ) -> None:
+        """Write one batch into row ``epoch``, adding NaN rows up to it as needed.
+
+        Args:
+            indices: dataset indices of the batch's samples, shape ``(batch,)``.
+            stats: `per_sample_statistics` output (or any subset of the fields), each of shape ``(batch,)``.
+            epoch: 0-based row; a sample seen twice in one epoch keeps its last value.
+        """
+        if epoch < 0:
+            raise ValueError(f"epoch must be a 0-based row index ≥ 0, got {epoch}.")
+        idx = _to_numpy(indices, np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
+            raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
+        names = [f.name for f in dataclasses.fields(self)]
+        values = {}
+        for name, value in stats.items():
+            if name not in names:
+                raise ValueError(f"Unknown statistic {name!r}; expected some of {names}.")
+            if getattr(self, name) is None:
+                raise ValueError(
+                    f"These dynamics do not keep {name!r}; create them with TrainingDynamics.empty(..., weights=True)."
+                )
+            values[name] = _to_numpy(value, np.float32).reshape(-1)
+            if values[name].shape != idx.shape:
+                raise ValueError(f"{name} has {values[name].size} values for {idx.size} indices.")
+        if epoch >= self.num_epochs:
+            pad = np.full((epoch + 1 - self.num_epochs, self.num_samples), np.nan, dtype=np.float32)
+            for name in names:
+                if getattr(self, name) is not None:
+                    setattr(self, name, np.concatenate([getattr(self, name), pad]))
+        for name, value in values.items():
+            getattr(self, name)[epoch, idx] = value
+
+    def save(self, path: str | PathLike) -> None:
+        """Save to a compressed ``.npz`` file."""
+        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
+        np.savez_compressed(path, **arrays)
+
+    @classmethod
+    def load(cls, path: str | PathLike) -> TrainingDynamics:
+        """Load what `save` wrote."""
+        with np.load(path) as data:
+            return cls(**{name: data[name] for name in data.files})
+
+
+class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     """Keeps, for every training sample and epoch, what the classic hardness scores need.
 
-    Add it to a `LiLAWTrainer` (``callbacks=[TrainingDynamicsRecorder()]``). The trainer hands it the logits of
-    each training micro-batch it already computed, so recording costs no extra forward or backward pass: the
+    Add it to a `LiLAWTrainer` (``callbacks=[TrainingDynamicsRecorder()]``). The trainer hands it the statistics of
+    each training micro-batch from the logits it already computed, so recording costs no extra forward or backward pass: the
     margin (AUM), EL2N, correctness (forgetting), probability of the given label (Data Maps, Data-IQ), loss and
-    the LiLAW weights with the α, β, δ of that step. GraNd needs per-sample gradients and is not recorded.
+    the LiLAW weights with the α, β, δ of that step.
 
     Samples are identified by their ``sample_id`` column (`hf_lilaw.data` loaders add one; otherwise the trainer
     adds ``sample_id = row index`` to a `datasets.Dataset` when training starts), so identity survives shuffling,

@@ -8,7 +8,8 @@ from typing import Literal
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
-from .scores import HARDNESS_SCORES, TrainingDynamics
+from .dynamics import TrainingDynamics
+from .scores import HARDNESS_SCORES
 
 
 def otsu_threshold(scores: np.ndarray) -> float:

@@ -15,49 +15,15 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-PARAMETER_KEYS = {"alpha": "lilaw/alpha", "beta": "lilaw/beta", "delta": "lilaw/delta"}
-_SYMBOLS = {"alpha": "α", "beta": "β", "delta": "δ"}
+from ..lilaw.plot import plot_lilaw_parameters
 
+__all__ = ["plot_data_map", "plot_lilaw_parameters", "plot_weight_histogram"]
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, format="png", dpi=120, bbox_inches="tight")
     return path
-
-
-def plot_lilaw_parameters(
-    log_history: Iterable[Mapping[str, Any]], path: str | os.PathLike[str], *, title: str | None = None
-) -> Path:
-    """Plots α, β and δ against the optimizer step.
-
-    Args:
-        log_history: ``trainer.state.log_history``: entries with ``step`` and any of ``lilaw/alpha``,
-            ``lilaw/beta``, ``lilaw/delta``; other entries are skipped.
-        path: Where to write the PNG.
-
-    Returns:
-        ``path`` as a `Path`.
-    """
-    fig = Figure(figsize=(6, 3.5))
-    ax = fig.add_subplot()
-    found = False
-    history = list(log_history)
-    for name, key in PARAMETER_KEYS.items():
-        points = [(entry["step"], entry[key]) for entry in history if key in entry and "step" in entry]
-        if points:
-            found = True
-            steps, values = np.asarray(sorted(points)).T
-            ax.plot(steps, values, marker="." if len(points) < 50 else None, label=_SYMBOLS[name])
-    if not found:
-        raise ValueError(
-            f"No entry of log_history has 'step' and one of {list(PARAMETER_KEYS.values())}; "
-            "pass trainer.state.log_history from a LiLAWTrainer run."
-        )
-    ax.set(xlabel="step", ylabel="value", title=title or "LiLAW parameters")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    return _save(fig, path)
 
 
 def plot_weight_histogram(

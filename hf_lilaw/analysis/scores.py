@@ -1,7 +1,6 @@
 """Per-sample hardness scores from recorded training dynamics.
 
-A recorder calls `per_sample_statistics` on each training batch and writes the result into a
-`TrainingDynamics` with `TrainingDynamics.record`; the score functions then read the recorded rows.
+The score functions read the rows of a `TrainingDynamics` (see `hf_lilaw.analysis.dynamics`).
 Pure NumPy/torch, no Trainer.
 
 Every score is oriented so that **higher = more likely mislabelled / harder**, the orientation
@@ -12,7 +11,6 @@ the other way the sign is flipped:
 |---|---|---|
 | `aum` (Pleiss et al., 2020) | clean | −AUM |
 | `el2n` (Paul et al., 2021) | hard | EL2N |
-| `grand` (Paul et al., 2021) | hard | GraNd |
 | `forgetting` (Toneva et al., 2019) | hard | count, never-learned samples above every count |
 | `data_maps` (Swayamdipta et al., 2020) | easy (confidence) | −confidence |
 | `data_iq` (Seedat et al., 2022) | easy (confidence) | −confidence, +1 for the "hard" group |
@@ -21,181 +19,20 @@ the other way the sign is flipped:
 | `lilaw_w_beta`, `lilaw_w_delta`, `lilaw_w` (eqs. 3–5) | hard / moderate | W_β, W_δ, W |
 
 Epochs are 0-based row indices of the dynamics (negative values count from the end). Snapshot scores
-(EL2N, GraNd, the LiLAW weights) take ``epoch=k`` (each sample's value as of row ``k``) or
+(EL2N, the LiLAW weights) take ``epoch=k`` (each sample's value as of row ``k``) or
 ``up_to_epoch=k`` (mean over rows ``0..k``); trajectory scores (AUM, Forgetting, Data Maps, Data-IQ,
 loss) take ``up_to_epoch=k``. Samples never seen in the rows used (e.g. the meta split) score NaN.
 """
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
-from os import PathLike
+from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
-from ..functional.statistics import STATISTICS, WEIGHTS, per_sample_statistics
-
-def _to_numpy(x: Any, dtype: type) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu()
-        x = x.float() if x.is_floating_point() else x  # bf16/fp16 have no NumPy dtype
-        x = x.numpy()
-    return np.asarray(x, dtype=dtype)
-
-
-@dataclass(eq=False)  # `==` on array fields would be ambiguous
-class TrainingDynamics:
-    """Per-epoch, per-sample statistics of one training run.
-
-    Each field has shape ``(num_epochs, num_samples)``: row ``e``, column ``i`` is sample ``i``'s
-    statistic in epoch ``e`` (0-based), NaN where the sample was not seen that epoch (e.g. the meta
-    split). The fields are those of `per_sample_statistics`; the LiLAW weights are ``None`` for a run
-    without LiLAW, and ``grad_norm`` (for GraNd) is ``None`` unless the recorder paid for per-sample
-    gradients. Stored as float32 (epochs × samples × 10 values add up at Clothing-1M scale); the scores
-    compute in float64.
-    """
-
-    prob_label: np.ndarray
-    prob_max: np.ndarray
-    margin: np.ndarray
-    el2n: np.ndarray
-    loss: np.ndarray
-    correct: np.ndarray
-    w_alpha: np.ndarray | None = None
-    w_beta: np.ndarray | None = None
-    w_delta: np.ndarray | None = None
-    grad_norm: np.ndarray | None = None
-
-    def __post_init__(self) -> None:
-        shape = None
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if value is None:
-                if f.name in STATISTICS:
-                    raise ValueError(f"{f.name} is required; only {WEIGHTS + ('grad_norm',)} may be None.")
-                continue
-            value = np.array(_to_numpy(value, np.float32))  # a copy: `record` writes in place
-            if value.ndim != 2:
-                raise ValueError(f"{f.name} must have shape (num_epochs, num_samples), got {value.shape}.")
-            if shape is not None and value.shape != shape:
-                raise ValueError(f"{f.name} has shape {value.shape}, but the other fields have {shape}.")
-            shape = value.shape
-            setattr(self, f.name, value)
-
-    def __repr__(self) -> str:
-        extra = [name for name in (*WEIGHTS, "grad_norm") if getattr(self, name) is not None]
-        return f"TrainingDynamics(num_epochs={self.num_epochs}, num_samples={self.num_samples}, extra={extra})"
-
-    @property
-    def num_epochs(self) -> int:
-        return self.prob_label.shape[0]
-
-    @property
-    def num_samples(self) -> int:
-        return self.prob_label.shape[1]
-
-    @classmethod
-    def empty(cls, num_samples: int, *, weights: bool = True, grad_norm: bool = False) -> TrainingDynamics:
-        """Dynamics with no epochs yet, for a recorder to fill with `record`.
-
-        Args:
-            num_samples: size of the training set (indices passed to `record` lie in ``[0, num_samples)``).
-            weights: keep the LiLAW weights (``False`` for a plain, unweighted run).
-            grad_norm: keep per-sample gradient norms for GraNd.
-        """
-        if num_samples < 1:
-            raise ValueError(f"num_samples must be ≥ 1, got {num_samples}.")
-        blank = np.empty((0, num_samples), dtype=np.float32)
-        kept = STATISTICS + (WEIGHTS if weights else ()) + (("grad_norm",) if grad_norm else ())
-        return cls(**{name: blank for name in kept})
-
-    @classmethod
-    def from_logits(
-        cls,
-        logits: torch.Tensor | np.ndarray,
-        labels: torch.Tensor | np.ndarray,
-        *,
-        alpha: float | np.ndarray | None = None,
-        beta: float | np.ndarray | None = None,
-        delta: float | np.ndarray | None = None,
-    ) -> TrainingDynamics:
-        """Dynamics from saved per-epoch logits.
-
-        Args:
-            logits: shape ``(num_epochs, num_samples, num_classes)``.
-            labels: observed labels, shape ``(num_samples,)``, ``-100`` for samples never trained on.
-            alpha, beta, delta: LiLAW scalars, one value or one per epoch; all three or none.
-        """
-        logits = torch.as_tensor(logits)
-        if logits.ndim != 3:
-            raise ValueError(
-                f"logits must have shape (num_epochs, num_samples, num_classes), got {tuple(logits.shape)}."
-            )
-        labels = torch.as_tensor(labels)
-        lilaw = {"alpha": alpha, "beta": beta, "delta": delta}
-        per_epoch = {
-            k: None if v is None else np.broadcast_to(np.asarray(v, dtype=np.float64), (logits.shape[0],))
-            for k, v in lilaw.items()
-        }
-        dynamics = cls.empty(logits.shape[1], weights=alpha is not None)
-        index = torch.arange(logits.shape[1])
-        for epoch, epoch_logits in enumerate(logits):
-            kwargs = {k: None if v is None else float(v[epoch]) for k, v in per_epoch.items()}
-            dynamics.record(index, per_sample_statistics(epoch_logits, labels, **kwargs), epoch=epoch)
-        return dynamics
-
-    def record(
-        self, indices: torch.Tensor | np.ndarray, stats: Mapping[str, torch.Tensor | np.ndarray], *, epoch: int
-    ) -> None:
-        """Write one batch into row ``epoch``, adding NaN rows up to it as needed.
-
-        Args:
-            indices: dataset indices of the batch's samples, shape ``(batch,)``.
-            stats: `per_sample_statistics` output (or any subset of the fields), each of shape ``(batch,)``.
-            epoch: 0-based row; a sample seen twice in one epoch keeps its last value.
-        """
-        if epoch < 0:
-            raise ValueError(f"epoch must be a 0-based row index ≥ 0, got {epoch}.")
-        idx = _to_numpy(indices, np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
-            raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
-        names = [f.name for f in dataclasses.fields(self)]
-        values = {}
-        for name, value in stats.items():
-            if name not in names:
-                raise ValueError(f"Unknown statistic {name!r}; expected some of {names}.")
-            if getattr(self, name) is None:
-                fix = "weights=True" if name in WEIGHTS else "grad_norm=True"
-                raise ValueError(
-                    f"These dynamics do not keep {name!r}; create them with TrainingDynamics.empty(..., {fix})."
-                )
-            values[name] = _to_numpy(value, np.float32).reshape(-1)
-            if values[name].shape != idx.shape:
-                raise ValueError(f"{name} has {values[name].size} values for {idx.size} indices.")
-        if epoch >= self.num_epochs:
-            pad = np.full((epoch + 1 - self.num_epochs, self.num_samples), np.nan, dtype=np.float32)
-            for name in names:
-                if getattr(self, name) is not None:
-                    setattr(self, name, np.concatenate([getattr(self, name), pad]))
-        for name, value in values.items():
-            getattr(self, name)[epoch, idx] = value
-
-    def save(self, path: str | PathLike) -> None:
-        """Save to a compressed ``.npz`` file."""
-        arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
-        np.savez_compressed(path, **arrays)
-
-    @classmethod
-    def load(cls, path: str | PathLike) -> TrainingDynamics:
-        """Load what `save` wrote."""
-        with np.load(path) as data:
-            return cls(**{name: data[name] for name in data.files})
-
+from ..functional.statistics import WEIGHTS
+from .dynamics import TrainingDynamics
 
 # ---- row selection -------------------------------------------------------------------------------
 
@@ -242,8 +79,7 @@ def _snapshot(values: np.ndarray, epoch: int | None, up_to_epoch: int | None) ->
 def _required(dynamics: TrainingDynamics, name: str) -> np.ndarray:
     values = getattr(dynamics, name)
     if values is None:
-        fix = "weights=True" if name in WEIGHTS else "grad_norm=True"
-        raise ValueError(f"These dynamics hold no {name!r}; record it (TrainingDynamics.empty(..., {fix})).")
+        raise ValueError(f"These dynamics hold no {name!r}; record it (TrainingDynamics.empty(..., weights=True)).")
     return values
 
 
@@ -273,32 +109,6 @@ def el2n(
     """
     values = dynamics.el2n.astype(np.float64) ** 2 if squared else dynamics.el2n
     return _snapshot(values, epoch, up_to_epoch)
-
-
-def grand(
-    per_sample_grad_norms: np.ndarray | torch.Tensor,
-    *,
-    epoch: int | None = None,
-    up_to_epoch: int | None = None,
-) -> np.ndarray:
-    """GraNd, the norm of each sample's loss gradient in the parameters (Paul et al., 2021).
-
-    The norms cost an extra per-sample backward (e.g. ``torch.func.vmap(torch.func.grad(...))``) that
-    a recorder may skip; this only reads recorded norms.
-
-    Args:
-        per_sample_grad_norms: shape ``(num_samples,)``, or ``(num_epochs, num_samples)`` with NaN for
-            unseen samples, e.g. `TrainingDynamics.grad_norm`.
-        epoch, up_to_epoch: row selection for 2-D input, as for `el2n`.
-    """
-    norms = _to_numpy(per_sample_grad_norms, np.float64)
-    if norms.ndim == 1:
-        if epoch is not None or up_to_epoch is not None:
-            raise ValueError("epoch= and up_to_epoch= need norms of shape (num_epochs, num_samples); got one row.")
-        return norms.copy()
-    if norms.ndim != 2:
-        raise ValueError(f"per_sample_grad_norms must have shape (N,) or (num_epochs, N), got {norms.shape}.")
-    return _snapshot(norms, epoch, up_to_epoch)
 
 
 def forgetting(dynamics: TrainingDynamics, *, up_to_epoch: int | None = None) -> np.ndarray:
@@ -432,10 +242,6 @@ def _as_of(fn: Callable[..., Any], *, keyword: str, field: str | None = None) ->
     return score
 
 
-def _grand_from_dynamics(dynamics: TrainingDynamics, *, epoch: int | None = None) -> np.ndarray:
-    return grand(_required(dynamics, "grad_norm"), epoch=epoch)
-
-
 HARDNESS_SCORES: dict[str, ScoreFn] = {
     "w_alpha": _as_of(lilaw_w_alpha, keyword="epoch"),
     "w_beta": _as_of(lilaw_w_beta, keyword="epoch"),
@@ -447,7 +253,6 @@ HARDNESS_SCORES: dict[str, ScoreFn] = {
     "data_maps": _as_of(data_maps, keyword="up_to_epoch", field="hardness"),
     "data_iq": _as_of(data_iq, keyword="up_to_epoch", field="hardness"),
     "loss": _as_of(loss, keyword="up_to_epoch"),
-    "grand": _grand_from_dynamics,
 }
 """Every score as ``fn(dynamics, *, epoch=None) -> (num_samples,)`` array, higher = more likely mislabelled.
 

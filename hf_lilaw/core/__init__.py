@@ -1,1 +1,2 @@
-"""Trainer machinery shared by the method families: columns, splits, samplers, checkpoint state, model cards."""
+"""Trainer machinery shared by the method families: the base trainer (`hf_lilaw.core.base_trainer`), columns
+and label checks, side-batch samplers, extra checkpoint state, model cards."""

@@ -1,4 +1,10 @@
-"""Random meta batches with a resumable position: LiLAW's "choose a random batch from the meta set"."""
+"""Resumable streams of side batches: LiLAW's meta batches and meta label correction's clean batches.
+
+Both trainer families draw one small batch per optimizer step from a side set (the meta set or the clean set),
+independently of the training data order. Batch ``k`` of a stream depends only on ``(seed, k)``, so the whole
+state of a stream is the number of batches drawn: a resumed run, or a run resumed under another number of
+processes, re-derives the exact position from its seed and that count.
+"""
 
 from __future__ import annotations
 
@@ -7,80 +13,110 @@ from typing import Any
 import torch
 
 
-class MetaBatchSampler:
-    """Draws index batches from ``range(num_samples)`` without replacement, reshuffling after each pass.
+class IndexBatchSampler:
+    """Endless index batches from ``range(num_samples)``, without replacement within a pass.
 
-    It owns its ``torch.Generator``, so drawing meta batches never shifts the global RNG that drives
-    the training data order and dropout: a LiLAW run sees the same training batches as a plain one.
+    Each pass is a fresh permutation drawn from the sampler's own ``torch.Generator`` (seeded with ``seed``), so
+    drawing side batches never shifts the global RNG that drives the training data order and dropout. A batch
+    never straddles two passes: the ``num_samples % batch_size`` indices left at the end of a pass are skipped.
 
     Args:
-        num_samples: size of the meta set.
-        batch_size: indices per batch (capped at ``num_samples``).
-        seed: seed of the generator; give each process its own so ranks draw different batches.
+        num_samples: size of the side set.
+        batch_size: indices per batch; capped at ``num_samples`` unless ``strict``.
+        seed: seed of the stream; give each process its own (e.g. ``seed + process_index``).
+        strict: refuse a ``batch_size`` larger than the set instead of capping it.
+        name: what the set is called in error messages (``"meta_dataset"``, ``"clean_dataset"``).
     """
 
-    def __init__(self, num_samples: int, batch_size: int, seed: int) -> None:
+    def __init__(self, num_samples: int, batch_size: int, *, seed: int, strict: bool = False, name: str = "side set") -> None:
         if num_samples < 1:
-            raise ValueError("The meta set is empty; pass a non-empty meta_dataset or raise lilaw_meta_fraction.")
+            raise ValueError(f"The {name} is empty; pass a non-empty {name}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if strict and batch_size > num_samples:
+            raise ValueError(
+                f"The batch size ({batch_size}) is larger than the {name} ({num_samples} examples): pass a smaller "
+                f"batch size or a larger {name}."
+            )
         self.num_samples = num_samples
         self.batch_size = min(batch_size, num_samples)
-        self.generator = torch.Generator().manual_seed(seed)
-        self.permutation = torch.randperm(num_samples, generator=self.generator)
-        self.position = 0
+        self.seed = seed
+        self.name = name
+        self.batches_drawn = 0
+        self._batches_per_pass = num_samples // self.batch_size
+        self._generator = torch.Generator().manual_seed(seed)
+        self._pass = -1
+        self._permutation: torch.Tensor | None = None
+
+    def __iter__(self) -> IndexBatchSampler:
+        return self
+
+    def __next__(self) -> list[int]:
+        return self.next_batch()
 
     def next_batch(self) -> list[int]:
-        """Indices of the next meta batch; a batch never straddles two passes."""
-        if self.position + self.batch_size > self.num_samples:
-            self.permutation = torch.randperm(self.num_samples, generator=self.generator)
-            self.position = 0
-        batch = self.permutation[self.position : self.position + self.batch_size]
-        self.position += self.batch_size
-        return batch.tolist()
+        """Indices of the next batch."""
+        pass_index, position = divmod(self.batches_drawn, self._batches_per_pass)
+        while self._pass < pass_index:  # one permutation per pass, drawn in order from the sampler's generator
+            self._permutation = torch.randperm(self.num_samples, generator=self._generator)
+            self._pass += 1
+        self.batches_drawn += 1
+        start = position * self.batch_size
+        return self._permutation[start : start + self.batch_size].tolist()
+
+    def fast_forward(self, batches_drawn: int) -> None:
+        """Move to the position after ``batches_drawn`` batches of this sampler's own stream."""
+        if batches_drawn < 0:
+            raise ValueError(f"batches_drawn must be >= 0, got {batches_drawn}.")
+        if batches_drawn // self._batches_per_pass < self._pass:  # an earlier pass: replay the generator
+            self._generator.manual_seed(self.seed)
+            self._pass, self._permutation = -1, None
+        self.batches_drawn = batches_drawn
 
     def state_dict(self) -> dict[str, Any]:
+        """The stream position and the settings it depends on."""
         return {
             "num_samples": self.num_samples,
             "batch_size": self.batch_size,
-            "generator": self.generator.get_state(),
-            "permutation": self.permutation.clone(),
-            "position": self.position,
+            "seed": self.seed,
+            "batches_drawn": self.batches_drawn,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state["num_samples"] != self.num_samples:
+        """Continue the stream of ``state``; its settings must be this sampler's."""
+        mismatch = {k: (state.get(k), getattr(self, k)) for k in ("num_samples", "batch_size", "seed") if state.get(k) != getattr(self, k)}
+        if mismatch:
             raise ValueError(
-                f"The checkpoint's meta sampler covers {state['num_samples']} meta samples but this meta set has "
-                f"{self.num_samples}. Resume with the same meta_dataset (and lilaw_meta_fraction/lilaw_seed)."
+                f"The checkpoint's {self.name} sampler does not match this run (saved, current): {mismatch}. Resume "
+                f"with the same {self.name}, batch size and seed."
             )
-        self.batch_size = state["batch_size"]
-        self.generator.set_state(state["generator"])
-        self.permutation = state["permutation"].clone()
-        self.position = state["position"]
+        self.fast_forward(int(state["batches_drawn"]))
 
 
-class StreamedMetaBatches:
-    """Meta batches from an iterable (streamed) meta set, for data that has no length or random access.
+class StreamedBatches:
+    """Batches of examples from an iterable (streamed) side set, for data without length or random access.
 
     Each pass over the stream is shuffled with a seeded buffer when the stream supports it
-    (`datasets.IterableDataset`), and a batch may straddle two passes. The state is the pass number and the
-    examples consumed in it, so a resumed run re-opens the same pass and skips what was already drawn.
+    (`datasets.IterableDataset`); a batch may straddle two passes. The position is ``(pass, examples consumed
+    in it)``; `fast_forward` re-derives it from the number of batches drawn by replaying the stream.
 
     Args:
         dataset: a `datasets.IterableDataset` or any iterable of examples.
         batch_size: examples per batch.
         seed: seed of the shuffle; give each process its own.
         buffer_size: shuffle buffer of a `datasets.IterableDataset`.
+        name: what the set is called in error messages.
     """
 
-    def __init__(self, dataset: Any, batch_size: int, seed: int, buffer_size: int = 1000) -> None:
+    def __init__(self, dataset: Any, batch_size: int, *, seed: int, buffer_size: int = 1000, name: str = "side set") -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed
         self.buffer_size = buffer_size
+        self.name = name
+        self.batches_drawn = 0
         self.epoch = 0
         self.consumed = 0
         self._iterator: Any = None
@@ -93,6 +129,12 @@ class StreamedMetaBatches:
         for _ in range(self.consumed):
             next(self._iterator)
 
+    def __iter__(self) -> StreamedBatches:
+        return self
+
+    def __next__(self) -> list[Any]:
+        return self.next_batch()
+
     def next_batch(self) -> list[Any]:
         """The next ``batch_size`` examples."""
         if self._iterator is None:
@@ -104,16 +146,30 @@ class StreamedMetaBatches:
                 self.consumed += 1
             except StopIteration:
                 if self.consumed == 0:
-                    raise ValueError("The streamed meta set yielded no examples; pass a non-empty meta_dataset.")
+                    raise ValueError(f"The streamed {self.name} yielded no examples; pass a non-empty {self.name}.") from None
                 self.epoch, self.consumed = self.epoch + 1, 0
                 self._open()
+        self.batches_drawn += 1
         return batch
 
+    def fast_forward(self, batches_drawn: int) -> None:
+        """Move to the position after ``batches_drawn`` batches of this sampler's own stream (replays it)."""
+        self.epoch = self.consumed = self.batches_drawn = 0
+        self._iterator = None
+        for _ in range(batches_drawn):
+            self.next_batch()
+
     def state_dict(self) -> dict[str, Any]:
-        return {"epoch": self.epoch, "consumed": self.consumed, "seed": self.seed}
+        return {
+            "batch_size": self.batch_size,
+            "seed": self.seed,
+            "batches_drawn": self.batches_drawn,
+            "epoch": self.epoch,
+            "consumed": self.consumed,
+        }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         if state.get("seed", self.seed) != self.seed:
-            raise ValueError("The checkpoint's streamed meta sampler used another seed; resume with the same lilaw_seed.")
-        self.epoch, self.consumed = state["epoch"], state["consumed"]
+            raise ValueError(f"The checkpoint's streamed {self.name} sampler used another seed; resume with the same seed.")
+        self.batches_drawn, self.epoch, self.consumed = state["batches_drawn"], state["epoch"], state["consumed"]
         self._iterator = None

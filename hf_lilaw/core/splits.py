@@ -6,11 +6,11 @@ import logging
 
 import datasets
 import numpy as np
-from sklearn.model_selection import train_test_split
 
 from .columns import column_array
 
 logger = logging.getLogger(__name__)
+
 
 def split_meta_set(
     dataset: datasets.Dataset, *, fraction: float, seed: int, label_column: str | None = None
@@ -28,6 +28,8 @@ def split_meta_set(
     """
     if not 0 < fraction < 1:
         raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
+    from sklearn.model_selection import train_test_split  # scikit-learn only when a split is made
+
     labels = column_array(dataset, label_column)
     indices = np.arange(len(labels))
     try:

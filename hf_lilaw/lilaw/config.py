@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field, fields
-from typing import Any, Literal
+from dataclasses import dataclass, field
+from typing import Literal
 
 from transformers import TrainingArguments
 
@@ -18,7 +18,7 @@ class LiLAWConfig(TrainingArguments):
 
     Only the LiLAW parameters are listed here; every [`~transformers.TrainingArguments`] field works as usual.
     Through [`~transformers.HfArgumentParser`] each field is a command-line flag (`--lilaw_alpha 10`).
-    A [`LiLAWTrainer`] given a plain `TrainingArguments` uses the defaults below.
+    A [`LiLAWTrainer`] given a plain `TrainingArguments` converts it to a `LiLAWConfig` with the defaults below.
 
     Parameters:
         > Initial values of the three learnable scalars (paper §4.2)
@@ -135,52 +135,49 @@ class LiLAWConfig(TrainingArguments):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        validate_lilaw_options(lilaw_options(self))
+        self._validate_lilaw()
 
+    def lilaw_per_parameter(self, setting: Literal["lr", "weight_decay"]) -> list[float]:
+        """``[α's, β's, δ's]`` learning rate or weight decay: the per-parameter value, else the common one."""
+        common = getattr(self, f"lilaw_{setting}")
+        values = (getattr(self, f"lilaw_{name}_{setting}") for name in ("alpha", "beta", "delta"))
+        return [common if value is None else value for value in values]
 
-def lilaw_options(args: TrainingArguments) -> dict[str, Any]:
-    """The LiLAW fields of ``args``; a plain ``TrainingArguments`` gets the `LiLAWConfig` defaults."""
-    return {
-        f.name: getattr(args, f.name, f.default)
-        for f in fields(LiLAWConfig)
-        if f.name.startswith("lilaw_")
-    }
-
-
-def validate_lilaw_options(options: dict[str, Any]) -> None:
-    """Raise ``ValueError`` naming the field and a valid value for any bad LiLAW option."""
-    non_negative = [name for name in options if name.endswith(("_lr", "_weight_decay"))]
-    for name in ("lilaw_alpha", "lilaw_beta", "lilaw_delta", "lilaw_focal_gamma", "lilaw_sce_alpha", "lilaw_sce_beta", "lilaw_warmup_epochs", *non_negative):
-        value = options[name]
-        if value is None:
-            continue
-        if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
-            raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
-    if options["lilaw_alpha"] < 1:
-        raise ValueError(f"lilaw_alpha must be >= 1 (LiLAW keeps α >= 1), got {options['lilaw_alpha']}.")
-    if options["lilaw_delta"] < options["lilaw_beta"]:
-        raise ValueError(
-            f"lilaw_delta ({options['lilaw_delta']}) must be >= lilaw_beta ({options['lilaw_beta']}): "
-            "LiLAW keeps δ >= β. Raise lilaw_delta or lower lilaw_beta."
-        )
-    if not 0 < options["lilaw_meta_fraction"] < 1:
-        raise ValueError(
-            f"lilaw_meta_fraction must be in (0, 1), got {options['lilaw_meta_fraction']}; "
-            "the paper's default is 0.15, or pass meta_dataset= to LiLAWTrainer."
-        )
-    for name in ("lilaw_warmup_steps", "lilaw_meta_batch_size"):
-        value = options[name]
-        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
-            raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}.")
-    if options["lilaw_meta_batch_size"] == 0:
-        raise ValueError("lilaw_meta_batch_size must be >= 1, or None to use per_device_train_batch_size.")
-    if options["lilaw_base_loss"] not in BASE_LOSSES:
-        raise ValueError(
-            f"lilaw_base_loss must be one of {', '.join(BASE_LOSSES)}, got {options['lilaw_base_loss']!r}."
-        )
-    if not 0 < options["lilaw_gce_q"] <= 1:
-        raise ValueError(f"lilaw_gce_q must be in (0, 1], got {options['lilaw_gce_q']!r}.")
-    if options["lilaw_meta_forward_mode"] not in ("eval", "train"):
-        raise ValueError(
-            f"lilaw_meta_forward_mode must be 'eval' or 'train', got {options['lilaw_meta_forward_mode']!r}."
-        )
+    def _validate_lilaw(self) -> None:
+        """Raise ``ValueError`` naming the field and a valid value for any bad LiLAW option."""
+        per_parameter = [f"lilaw_{name}_{key}" for key in ("lr", "weight_decay") for name in ("alpha", "beta", "delta")]
+        for name in (
+            "lilaw_alpha", "lilaw_beta", "lilaw_delta", "lilaw_focal_gamma", "lilaw_sce_alpha", "lilaw_sce_beta",
+            "lilaw_warmup_epochs", "lilaw_lr", "lilaw_weight_decay", *per_parameter,
+        ):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+                raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
+        if self.lilaw_alpha < 1:
+            raise ValueError(f"lilaw_alpha must be >= 1 (LiLAW keeps α >= 1), got {self.lilaw_alpha}.")
+        if self.lilaw_delta < self.lilaw_beta:
+            raise ValueError(
+                f"lilaw_delta ({self.lilaw_delta}) must be >= lilaw_beta ({self.lilaw_beta}): "
+                "LiLAW keeps δ >= β. Raise lilaw_delta or lower lilaw_beta."
+            )
+        if not 0 < self.lilaw_meta_fraction < 1:
+            raise ValueError(
+                f"lilaw_meta_fraction must be in (0, 1), got {self.lilaw_meta_fraction}; "
+                "the paper's default is 0.15, or pass meta_dataset= to LiLAWTrainer."
+            )
+        for name in ("lilaw_warmup_steps", "lilaw_meta_batch_size"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}.")
+        if self.lilaw_meta_batch_size == 0:
+            raise ValueError("lilaw_meta_batch_size must be >= 1, or None to use per_device_train_batch_size.")
+        if self.lilaw_base_loss not in BASE_LOSSES:
+            raise ValueError(f"lilaw_base_loss must be one of {', '.join(BASE_LOSSES)}, got {self.lilaw_base_loss!r}.")
+        if not 0 < self.lilaw_gce_q <= 1:
+            raise ValueError(f"lilaw_gce_q must be in (0, 1], got {self.lilaw_gce_q!r}.")
+        if self.lilaw_meta_forward_mode not in ("eval", "train"):
+            raise ValueError(
+                f"lilaw_meta_forward_mode must be 'eval' or 'train', got {self.lilaw_meta_forward_mode!r}."
+            )

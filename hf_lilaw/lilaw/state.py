@@ -6,13 +6,18 @@ from typing import Any
 
 import torch
 
-from ..core.sampler import MetaBatchSampler, StreamedMetaBatches
+from ..core.sampler import IndexBatchSampler, StreamedBatches
 
 PARAMETER_NAMES = ("alpha", "beta", "delta")
 
 
 class LiLAWState:
     """The scalars α, β, δ, the meta-step bookkeeping and this process's meta sampler.
+
+    ``state_dict()`` splits it for `hf_lilaw.core.BaseTrainer`: α, β, δ and the counters are identical on every
+    process (the meta gradient is averaged across processes) and are ``"shared"``; the meta sampler's position
+    is ``"per_rank"``. Without a per-rank part (resumed under another number of processes) the sampler is
+    moved to where its own stream stands after ``meta_steps`` batches: one batch is drawn per meta step.
 
     Args:
         initial: initial ``(α, β, δ)``.
@@ -23,7 +28,7 @@ class LiLAWState:
     def __init__(
         self,
         initial: tuple[float, float, float],
-        sampler: MetaBatchSampler | StreamedMetaBatches,
+        sampler: IndexBatchSampler | StreamedBatches,
         device: torch.device,
     ) -> None:
         self.params = torch.tensor(initial, dtype=torch.float32, device=device)
@@ -39,21 +44,31 @@ class LiLAWState:
     def parameters(self) -> dict[str, float]:
         return dict(zip(PARAMETER_NAMES, self.params.tolist()))
 
+    def restart(self) -> None:
+        """Forget the step bookkeeping of a previous `train()` call (the scalars and the sampler carry on)."""
+        self.last_step_seen, self.current_step_weighted = -1, False
+
     def state_dict(self) -> dict[str, Any]:
         return {
-            "params": self.params.detach().cpu(),
-            "parameters": self.parameters(),  # readable copy for people inspecting the file
-            "meta_steps": self.meta_steps,
-            "skipped_meta_steps": int(self.skipped_meta_steps),
-            "last_step_seen": self.last_step_seen,
-            "current_step_weighted": self.current_step_weighted,
-            "sampler": self.sampler.state_dict(),
+            "shared": {
+                "params": self.params.detach().cpu(),
+                "parameters": self.parameters(),  # readable copy for people inspecting the file
+                "meta_steps": self.meta_steps,
+                "skipped_meta_steps": int(self.skipped_meta_steps),
+                "last_step_seen": self.last_step_seen,
+                "current_step_weighted": self.current_step_weighted,
+            },
+            "per_rank": {"sampler": self.sampler.state_dict()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.params = state["params"].to(self.params.device, torch.float32)
-        self.meta_steps = state["meta_steps"]
-        self.skipped_meta_steps.fill_(state["skipped_meta_steps"])
-        self.last_step_seen = state["last_step_seen"]
-        self.current_step_weighted = state["current_step_weighted"]
-        self.sampler.load_state_dict(state["sampler"])
+        shared = state["shared"]
+        self.params = shared["params"].to(self.params.device, torch.float32)
+        self.meta_steps = shared["meta_steps"]
+        self.skipped_meta_steps.fill_(shared["skipped_meta_steps"])
+        self.last_step_seen = shared["last_step_seen"]
+        self.current_step_weighted = shared["current_step_weighted"]
+        if state.get("per_rank") is not None:
+            self.sampler.load_state_dict(state["per_rank"]["sampler"])
+        else:
+            self.sampler.fast_forward(self.meta_steps)

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from hf_lilaw.analysis.scores import TrainingDynamics, aum
+from hf_lilaw.analysis.dynamics import TrainingDynamics
+from hf_lilaw.analysis.scores import aum
 from hf_lilaw.analysis.label_issues import find_label_issues, label_issue_metrics, otsu_threshold
 
 SCORES = np.array([0.1, 0.9, 0.2, 0.8, 0.15])  # two clear groups: {1, 3} high, {0, 2, 4} low

@@ -4,22 +4,21 @@ import numpy as np
 import pytest
 import torch
 
+from hf_lilaw.analysis.dynamics import TrainingDynamics
 from hf_lilaw.analysis.scores import (
     HARDNESS_SCORES,
-    TrainingDynamics,
     aum,
     data_iq,
     data_maps,
     el2n,
     forgetting,
-    grand,
     lilaw_w,
     lilaw_w_alpha,
     lilaw_w_beta,
     lilaw_w_delta,
     loss,
-    per_sample_statistics,
 )
+from hf_lilaw.functional.statistics import per_sample_statistics
 
 nan = math.nan
 
@@ -39,7 +38,6 @@ def toy() -> TrainingDynamics:
         w_alpha=[[0.75, 0.5, 0.25, 0.75], [1.0, 0.75, 0.25, nan], [1.0, 1.0, 0.25, 1.0]],
         w_beta=[[0.25, 0.5, 0.75, 0.25], [0.125, 0.25, 0.75, nan], [0.125, 0.125, 0.75, 0.25]],
         w_delta=[[0.0, 0.25, 0.5, 0.0], [0.0, 0.0, 0.5, nan], [0.0, 0.0, 0.5, 0.0]],
-        grad_norm=[[1.0, 2.0, 3.0, 1.0], [0.5, 1.0, 4.0, nan], [0.25, 0.5, 5.0, 0.5]],
     )
 
 
@@ -102,7 +100,7 @@ def test_record_grows_rows_and_keeps_nan_for_unseen():
     assert np.isnan(dyn.prob_label[0]).all()
     assert dyn.correct[1].tolist()[1] == 0.0 and dyn.correct[1].tolist()[3] == 1.0
     assert np.isnan(dyn.w_alpha[1, [0, 2, 4]]).all()
-    assert dyn.grad_norm is None
+    assert not hasattr(dyn, "grad_norm")  # GraNd needs per-sample gradients, which no recorder pays for
 
 
 def test_record_errors():
@@ -133,7 +131,7 @@ def test_from_logits_matches_per_sample_statistics_and_save_load(tmp_path):
     dyn.save(tmp_path / "dyn.npz")
     back = TrainingDynamics.load(tmp_path / "dyn.npz")
     np.testing.assert_array_equal(back.el2n, dyn.el2n)
-    assert back.grad_norm is None
+    assert back.w_alpha is not None and back.num_epochs == dyn.num_epochs
 
 
 # ---- scores by hand -----------------------------------------------------------------------------
@@ -191,14 +189,6 @@ def test_loss_and_lilaw_weights():
     assert lilaw_w(d) == pytest.approx([1.125, 1.125, 1.5, 1.25])
 
 
-def test_grand_reads_recorded_norms():
-    assert grand(np.array([1.0, 2.0])).tolist() == [1.0, 2.0]
-    assert grand(toy().grad_norm, epoch=1) == pytest.approx([0.5, 1.0, 4.0, 1.0])
-    assert grand(toy().grad_norm, up_to_epoch=-1) == pytest.approx([1.75 / 3, 3.5 / 3, 4.0, 0.75])
-    with pytest.raises(ValueError, match="num_epochs"):
-        grand(np.array([1.0, 2.0]), epoch=0)
-
-
 def test_unseen_samples_score_nan_without_warnings():
     d = toy()
     d.record([0, 1, 2], {"margin": [1.0, 1.0, 1.0], "correct": [1.0, 1.0, 1.0]}, epoch=3)
@@ -214,8 +204,6 @@ def test_missing_fields_name_the_fix():
     d.record([0, 1], {"loss": [1.0, 2.0]}, epoch=0)
     with pytest.raises(ValueError, match="weights=True"):
         lilaw_w_alpha(d)
-    with pytest.raises(ValueError, match="grad_norm=True"):
-        HARDNESS_SCORES["grand"](d)
     with pytest.raises(ValueError, match="record at least one epoch"):
         aum(TrainingDynamics.empty(2))
 
@@ -236,7 +224,7 @@ def test_mislabelled_sample_ranks_first(name):
     assert int(np.nanargmax(HARDNESS_SCORES[name](toy()))) == 2
 
 
-@pytest.mark.parametrize("name", sorted(set(HARDNESS_SCORES) - {"grand"}))
+@pytest.mark.parametrize("name", sorted(HARDNESS_SCORES))
 def test_orientation_on_simulated_logits(name):
     # 6 samples, 3 classes, 4 epochs: clean samples' given-label logit grows; sample 5 is
     # mislabelled (given 0, the model learns its true class 2), sample 4 flips between wrong and right.

@@ -15,7 +15,8 @@ import transformers.trainer
 from huggingface_hub import ModelCard
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, compute_classification_metrics
-from hf_lilaw.core.model_card import LILAW_CITATION, comparison_table, looks_like_hub_id, write_lilaw_model_card
+from hf_lilaw.core.model_card import comparison_table, looks_like_hub_id
+from hf_lilaw.lilaw.trainer import LILAW_CITATION
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -73,8 +74,7 @@ def no_network(monkeypatch):
 
 
 def test_card_records_lilaw_run(trained, tmp_path, no_network):
-    path = write_lilaw_model_card(
-        trained, str(tmp_path), dataset="my-org/noisy-blobs", noise_type="uniform", noise_rate=0.25,
+    path = trained.write_model_card(str(tmp_path), dataset="my-org/noisy-blobs", noise_type="uniform", noise_rate=0.25,
         comparison=COMPARISON, tags=["tabular"], license="apache-2.0",
     )
     assert path == str(tmp_path / "README.md")
@@ -92,7 +92,7 @@ def test_card_records_lilaw_run(trained, tmp_path, no_network):
     assert final != {"alpha": 10.0, "beta": 2.0, "delta": 6.0}  # the meta steps moved them
     assert f"| final | {final['alpha']:.4f} | {final['beta']:.4f} | {final['delta']:.4f} |" in text
     assert "| initial | 10.0000 | 2.0000 | 6.0000 |" in text
-    assert f"Meta steps taken: {trained.lilaw_state.meta_steps}." in text
+    assert f"Meta steps taken: {trained.meta_steps}." in text
     assert "Meta set: 16 samples" in text
     assert "- Noise: uniform, 25.0% of the training samples" in text
     assert "- meta learning rate (SGD): 0.5" in text
@@ -111,13 +111,13 @@ def test_card_records_lilaw_run(trained, tmp_path, no_network):
     assert plot.read_bytes()[:8] == PNG_MAGIC
     assert "](lilaw_parameters.png)" in text
     # usage and citation
-    assert "import hf_lilaw" in text and "AutoModelForSequenceClassification.from_pretrained" in text
+    assert "import hf_lilaw.models" in text and "AutoModelForSequenceClassification.from_pretrained" in text
     assert LILAW_CITATION in text and "arXiv:2509.20786" in text
 
 
 def test_realised_noise_rate_and_base_model_are_inferred(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(trained.model.config, "_name_or_path", "google/vit-base-patch16-224-in21k")
-    text = Path(write_lilaw_model_card(trained, str(tmp_path), plot=False)).read_text()
+    text = Path(trained.write_model_card(str(tmp_path), plot=False)).read_text()
     card = ModelCard(text)
     assert card.data.base_model == "google/vit-base-patch16-224-in21k"
     assert "fine-tuned version of [google/vit-base-patch16-224-in21k]" in text
@@ -136,7 +136,7 @@ def test_local_paths_are_not_base_models(tmp_path):
 
 def test_untrained_trainer_gets_a_card_without_plot(tmp_path):
     trainer = make_trainer(tmp_path / "untrained")
-    text = Path(write_lilaw_model_card(trainer, str(tmp_path / "card"))).read_text()
+    text = Path(trainer.write_model_card(str(tmp_path / "card"))).read_text()
     assert "| final | 10.0000 | 2.0000 | 6.0000 |" in text
     assert "Meta steps taken: 0." in text
     assert not (tmp_path / "card" / "lilaw_parameters.png").exists()
@@ -144,7 +144,7 @@ def test_untrained_trainer_gets_a_card_without_plot(tmp_path):
 
 def test_only_the_main_process_writes(trained, tmp_path, monkeypatch):
     monkeypatch.setattr(trained, "is_world_process_zero", lambda: False)
-    path = write_lilaw_model_card(trained, str(tmp_path / "rank1"))
+    path = trained.write_model_card(str(tmp_path / "rank1"))
     assert path == str(tmp_path / "rank1" / "README.md")
     assert not (tmp_path / "rank1").exists()
 

@@ -1,38 +1,73 @@
+import datasets
 import pytest
+import torch
 
-from hf_lilaw.core.sampler import MetaBatchSampler
+from hf_lilaw.core.sampler import IndexBatchSampler, StreamedBatches
+
+
+def reference_batches(num_samples, batch_size, seed, count):
+    """The stream as LiLAW has always drawn it: a torch permutation per pass, leftovers skipped."""
+    generator = torch.Generator().manual_seed(seed)
+    batches, permutation, position = [], torch.randperm(num_samples, generator=generator), 0
+    for _ in range(count):
+        if position + batch_size > num_samples:
+            permutation, position = torch.randperm(num_samples, generator=generator), 0
+        batches.append(permutation[position : position + batch_size].tolist())
+        position += batch_size
+    return batches
 
 
 def test_batches_cover_the_set_without_replacement_then_reshuffle():
-    sampler = MetaBatchSampler(10, 3, seed=0)
+    sampler = IndexBatchSampler(10, 3, seed=0)
     first_pass = [sampler.next_batch() for _ in range(3)]
     flat = [i for batch in first_pass for i in batch]
     assert len(flat) == len(set(flat)) == 9
-    second = sampler.next_batch()  # one index left over: a fresh permutation starts
-    assert len(second) == 3 and sampler.position == 3
+    assert len(next(sampler)) == 3 and sampler.batches_drawn == 4  # one index left over: a fresh pass starts
 
 
-def test_same_seed_same_batches_other_seed_other_batches():
-    a, b, c = MetaBatchSampler(50, 8, seed=1), MetaBatchSampler(50, 8, seed=1), MetaBatchSampler(50, 8, seed=2)
-    assert [a.next_batch() for _ in range(10)] == [b.next_batch() for _ in range(10)]
-    assert a.next_batch() != c.next_batch()
+def test_stream_is_lilaws_and_depends_on_the_seed_only():
+    a, c = IndexBatchSampler(50, 8, seed=1), IndexBatchSampler(50, 8, seed=2)
+    assert [a.next_batch() for _ in range(20)] == reference_batches(50, 8, 1, 20)
+    assert c.next_batch() != reference_batches(50, 8, 1, 1)[0]
 
 
-def test_state_round_trip_resumes_the_stream():
-    sampler = MetaBatchSampler(20, 6, seed=3)
-    for _ in range(5):
+@pytest.mark.parametrize("drawn", [0, 3, 5, 17])
+def test_state_round_trip_and_fast_forward_resume_the_stream(drawn):
+    expected = reference_batches(20, 6, 3, drawn + 7)[drawn:]
+    sampler = IndexBatchSampler(20, 6, seed=3)
+    for _ in range(drawn):
         sampler.next_batch()
-    state = sampler.state_dict()
-    expected = [sampler.next_batch() for _ in range(7)]
-    restored = MetaBatchSampler(20, 6, seed=99)
-    restored.load_state_dict(state)
+    assert sampler.state_dict() == {"num_samples": 20, "batch_size": 6, "seed": 3, "batches_drawn": drawn}
+    restored = IndexBatchSampler(20, 6, seed=3)
+    restored.load_state_dict(sampler.state_dict())
     assert [restored.next_batch() for _ in range(7)] == expected
+    rewound = IndexBatchSampler(20, 6, seed=3)
+    for _ in range(30):
+        rewound.next_batch()
+    rewound.fast_forward(drawn)  # backwards too: the generator is replayed
+    assert [rewound.next_batch() for _ in range(7)] == expected
 
 
-def test_batch_size_is_capped_and_errors_are_clear():
-    assert MetaBatchSampler(4, 16, seed=0).next_batch().__len__() == 4
-    with pytest.raises(ValueError, match="meta set is empty"):
-        MetaBatchSampler(0, 4, seed=0)
-    sampler = MetaBatchSampler(20, 6, seed=3)
-    with pytest.raises(ValueError, match="same meta_dataset"):
-        MetaBatchSampler(21, 6, seed=3).load_state_dict(sampler.state_dict())
+def test_batch_size_is_capped_or_refused_and_errors_are_clear():
+    assert len(IndexBatchSampler(4, 16, seed=0).next_batch()) == 4
+    with pytest.raises(ValueError, match="batch size .16. is larger than the clean_dataset .4 examples"):
+        IndexBatchSampler(4, 16, seed=0, strict=True, name="clean_dataset")
+    with pytest.raises(ValueError, match="meta_dataset is empty"):
+        IndexBatchSampler(0, 4, seed=0, name="meta_dataset")
+    with pytest.raises(ValueError, match=r"does not match this run .*'num_samples': \(20, 21\)"):
+        IndexBatchSampler(21, 6, seed=3).load_state_dict(IndexBatchSampler(20, 6, seed=3).state_dict())
+
+
+def test_streamed_batches_straddle_passes_and_fast_forward_replays_them():
+    stream = datasets.Dataset.from_dict({"i": list(range(10))}).to_iterable_dataset(num_shards=1)
+    sampler = StreamedBatches(stream, 4, seed=0)
+    batches = [[row["i"] for row in sampler.next_batch()] for _ in range(6)]
+    assert sorted(batches[0] + batches[1] + batches[2][:2]) == list(range(10))  # first pass: 10 rows
+    assert sampler.state_dict() == {"batch_size": 4, "seed": 0, "batches_drawn": 6, "epoch": 2, "consumed": 4}
+    again = StreamedBatches(stream, 4, seed=0)
+    again.fast_forward(3)
+    assert [[row["i"] for row in again.next_batch()] for _ in range(3)] == batches[3:]
+    resumed = StreamedBatches(stream, 4, seed=0)
+    state = dict(sampler.state_dict(), batches_drawn=3, epoch=1, consumed=2)
+    resumed.load_state_dict(state)
+    assert [[row["i"] for row in resumed.next_batch()] for _ in range(3)] == batches[3:]

@@ -27,7 +27,7 @@ def make(output_dir, per_device_batch, callbacks=None):
 def summary(trainer):
     return {
         "params": trainer.lilaw_parameters(),
-        "meta_steps": trainer.lilaw_state.meta_steps,
+        "meta_steps": trainer.meta_steps,
         "global_step": trainer.state.global_step,
         "weights": torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).tolist(),
         "logged_w": [h["lilaw/w"] for h in trainer.state.log_history if "lilaw/w" in h],

@@ -2,7 +2,6 @@ import pytest
 from transformers import HfArgumentParser
 
 from hf_lilaw import LiLAWConfig
-from hf_lilaw.lilaw.config import lilaw_options
 
 
 def test_command_line_through_hfargumentparser(tmp_path):
@@ -38,11 +37,10 @@ def test_defaults_are_the_papers(tmp_path):
     assert all(f"{f.name}" in LiLAWConfig.__doc__ for f in every_field_documented)
 
 
-def test_options_of_a_plain_trainingarguments_are_the_defaults(tmp_path):
-    from transformers import TrainingArguments
-
-    options = lilaw_options(TrainingArguments(output_dir=str(tmp_path)))
-    assert options == lilaw_options(LiLAWConfig(output_dir=str(tmp_path)))
+def test_per_parameter_settings_fall_back_to_the_common_one(tmp_path):
+    args = LiLAWConfig(output_dir=str(tmp_path), lilaw_lr=0.01, lilaw_beta_lr=0.02, lilaw_delta_weight_decay=0.5)
+    assert args.lilaw_per_parameter("lr") == [0.01, 0.02, 0.01]
+    assert args.lilaw_per_parameter("weight_decay") == [1e-4, 1e-4, 0.5]
 
 
 @pytest.mark.parametrize(

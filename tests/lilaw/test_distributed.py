@@ -54,7 +54,7 @@ def test_training_dynamics_are_merged_across_processes(results):
 
 def test_checkpoint_and_resume_under_two_processes(results):
     (rank0, _), _ = results
-    assert {"lilaw_state_0.pt", "lilaw_state_1.pt"} <= set(rank0["files"])
+    assert {"lilaw_state.pt", "lilaw_state_rank0.pt", "lilaw_state_rank1.pt"} <= set(rank0["files"])
     assert rank0["resumed"]["params"] == rank0["full"]["params"]
     assert rank0["resumed"]["weights"] == rank0["full"]["weights"]
 

@@ -1,0 +1,520 @@
+"""`BaseTrainer`: the `transformers.Trainer` machinery that every hf_lilaw method family shares, one place each."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any, ClassVar
+
+import datasets
+import numpy as np
+import torch
+from torch import nn
+from transformers import Trainer, TrainingArguments
+from transformers.modelcard import extract_hyperparameters_from_trainer
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
+
+from .checkpoint import find_resumable_checkpoint
+from .columns import (
+    BOOKKEEPING_COLUMNS,
+    LABEL_COLUMNS,
+    NOISY_FLAG_COLUMN,
+    SAMPLE_ID_COLUMN,
+    column_array,
+    with_sample_id,
+)
+from .labels import check_class_labels, check_label_feature, check_single_label_model, dataset_labels
+from .model_card import looks_like_hub_id, loading_snippet, noise_description, render_model_card
+from .observers import TrainingDynamicsObserver
+from .outputs import extract_logits
+from .rng import preserved_global_rng
+from .sampler import IndexBatchSampler, StreamedBatches
+from .training_state import (
+    TrainingState,
+    load_training_state,
+    per_rank_file_name,
+    save_training_state,
+    shared_file_name,
+)
+
+logger = logging.getLogger(__name__)
+
+SideBatchSampler = IndexBatchSampler | StreamedBatches
+
+
+class BaseTrainer(Trainer):
+    """A `transformers.Trainer` with what LiLAW and meta label correction both need, so a family adds only its own.
+
+    A family subclasses it, sets the class attributes below, registers its one state object with
+    `register_training_state`, and overrides the hooks it needs (`_before_train`, `_training_log_values`,
+    `_model_card_values`, `_preflight_side_set`). The base owns:
+
+    - ``args``: a plain `TrainingArguments` is coerced into the family's ``config_class``; ``self.args`` is that
+      config object.
+    - tags (``_tag_names``) added to the model, so Hub cards carry them.
+    - extra training state in checkpoints: the shared part once, each process's part beside it, written
+      atomically; restored on resume under any number of processes.
+    - ``resume_from_checkpoint=True``: the newest *complete* checkpoint.
+    - side batches (meta or clean): `side_batch_sampler` and `next_side_batch`, with the global RNGs untouched.
+    - the pre-flight probe forward and label checks, before the first training step.
+    - metrics summed on the device (`accumulate_metrics`), reduced across processes and flushed into training logs.
+    - per-sample statistics for `TrainingDynamicsObserver` callbacks (`record_dynamics`).
+    - `create_model_card`, rendered from plain values by `hf_lilaw.core.model_card`.
+    """
+
+    config_class: ClassVar[type[TrainingArguments]] = TrainingArguments
+    """The family's `TrainingArguments` subclass; a plain `TrainingArguments` is converted to it."""
+    method_name: ClassVar[str] = "hf_lilaw"
+    """The method as named in model cards (``"LiLAW"``, ``"EBOMLC"``)."""
+    _tag_names: ClassVar[list[str]] = ["hf_lilaw"]
+    _records_lilaw_weights: ClassVar[bool] = False
+    """Whether `TrainingDynamicsObserver` callbacks are started with room for the LiLAW weights."""
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        data_collator: Callable | None = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        model_init: Callable[..., nn.Module] | None = None,
+        compute_loss_func: Callable | None = None,
+        compute_metrics: Callable | None = None,
+        callbacks: list | None = None,
+        optimizers: tuple[torch.optim.Optimizer | None, torch.optim.lr_scheduler.LambdaLR | None] = (None, None),
+        optimizer_cls_and_kwargs: tuple[type[torch.optim.Optimizer], dict[str, Any]] | None = None,
+        preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        args = self.coerce_args(args)
+        self.check_train_dataset(train_dataset)
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            model_init=model_init,
+            compute_loss_func=compute_loss_func,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        if not self.label_names:
+            # A plain nn.Module whose forward takes no labels: the collator still yields them as "labels".
+            self.label_names = ["labels"]
+        if self.model is not None:
+            check_single_label_model(self.model)
+        check_label_feature(self.train_dataset, name="train_dataset")
+        if hasattr(self.model, "add_model_tags"):
+            self.model.add_model_tags(list(self._tag_names))  # so push_to_hub's card carries them
+        self._training_state: TrainingState | None = None
+        self._training_state_name = ""
+        self._training_state_what = ""
+        self._metric_sums: dict[tuple[str, ...], torch.Tensor] = {}
+        self._dynamics_observers: list[TrainingDynamicsObserver] = []
+        self._batch_sample_ids: torch.Tensor | None = None
+        self._side_collators: dict[str, Callable] = {}
+
+    # ---- arguments and data ---------------------------------------------------------------------------------
+
+    @classmethod
+    def coerce_args(cls, args: TrainingArguments | None) -> TrainingArguments:
+        """``args`` as the family's config: as is, its defaults for ``None``, or a plain `TrainingArguments`
+        converted field by field (the family's own fields take their defaults)."""
+        if args is None:
+            return cls.config_class(output_dir="trainer_output")
+        if isinstance(args, cls.config_class):
+            return args
+        if not isinstance(args, TrainingArguments):
+            raise TypeError(f"args must be a {cls.config_class.__name__} or a TrainingArguments, got {type(args).__name__}.")
+        values = args.to_dict()
+        values["hub_token"] = args.hub_token  # to_dict() masks it
+        values.pop("push_to_hub_token", None)
+        return cls.config_class(**values)
+
+    @staticmethod
+    def check_train_dataset(train_dataset: Any) -> None:
+        """Refuse an empty training set before anything is split off it."""
+        if train_dataset is not None and has_length(train_dataset) and len(train_dataset) == 0:
+            raise ValueError(
+                "train_dataset is empty (0 rows): pass the labelled training data, e.g. dataset['train'] after "
+                "checking that filtering or splitting left rows in it."
+            )
+
+    def _set_signature_columns_if_needed(self) -> None:
+        super()._set_signature_columns_if_needed()
+        # remove_unused_columns must keep a row's identity for training dynamics; compute_loss pops it again.
+        if SAMPLE_ID_COLUMN not in self._signature_columns:
+            self._signature_columns.append(SAMPLE_ID_COLUMN)
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        """`Trainer.compute_loss` on the batch without its bookkeeping columns (kept aside for `record_dynamics`)."""
+        self._batch_sample_ids = inputs.get(SAMPLE_ID_COLUMN)
+        inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+    # ---- side batches ---------------------------------------------------------------------------------------
+
+    @staticmethod
+    def side_batch_sampler(dataset: Any, *, batch_size: int, seed: int, name: str, strict: bool = False) -> SideBatchSampler:
+        """The resumable sampler of a side set: index batches of a map-style set, example batches of a stream.
+
+        Args:
+            dataset: the side set.
+            batch_size: examples per batch and process.
+            seed: the stream's seed; pass ``seed + process_index`` so that processes draw different batches.
+            name: the set's name in error messages (``"meta_dataset"``).
+            strict: refuse a batch larger than a map-style set instead of capping it.
+        """
+        if has_length(dataset):
+            return IndexBatchSampler(len(dataset), batch_size, seed=seed, strict=strict, name=name)
+        return StreamedBatches(dataset, batch_size, seed=seed, name=name)
+
+    def next_side_batch(self, dataset: Any, sampler: SideBatchSampler, *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
+        """``(inputs, labels)`` of the next side batch: read in one batched ``__getitems__`` call where the set
+        has one, collated with the training collator (unused columns removed), moved to the device, bookkeeping
+        columns dropped. The global RNGs (used by random transforms) are left as they were."""
+        return self.collate_side_examples(dataset, lambda: self._read_side_examples(dataset, sampler), name=name)
+
+    def collate_side_examples(self, dataset: Any, read: Callable[[], list[Any]], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
+        """Collate the examples returned by ``read`` like `next_side_batch` does."""
+        collator = self._side_collators.get(name)
+        if collator is None:
+            collator = self._get_collator_with_removed_columns(self.data_collator, description=name)
+            self._side_collators[name] = collator
+        with preserved_global_rng():
+            examples = read()
+            if not examples:
+                raise ValueError(f"{name} yielded no examples; pass a non-empty {name}.")
+            inputs = self._prepare_inputs(collator(examples))
+        for column in BOOKKEEPING_COLUMNS:
+            inputs.pop(column, None)
+        return self.split_labels(inputs, name=name)
+
+    @staticmethod
+    def _read_side_examples(dataset: Any, sampler: SideBatchSampler) -> list[Any]:
+        batch = sampler.next_batch()
+        if isinstance(sampler, StreamedBatches):
+            return batch
+        if hasattr(dataset, "__getitems__"):  # one batched read: the data set's transform runs once
+            return dataset.__getitems__(batch)
+        return [dataset[i] for i in batch]
+
+    @staticmethod
+    def split_labels(inputs: Mapping[str, Any], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
+        """``(inputs without labels, labels)``; the labels may be named ``labels``, ``label`` or ``label_ids``."""
+        inputs = dict(inputs)
+        labels = inputs.pop("labels", None)
+        for column in LABEL_COLUMNS:
+            value = inputs.pop(column, None)
+            labels = value if labels is None else labels
+        if labels is None:
+            raise ValueError(
+                f"{name} batches have no labels: give it a 'label' or 'labels' column (and keep it through your "
+                "collator)."
+            )
+        return inputs, labels
+
+    @torch.no_grad()
+    def probe_forward(self, model: nn.Module, inputs: Mapping[str, Any], *, train_mode: bool = False) -> Any:
+        """A no-grad forward of ``model`` in ``train_mode`` (its previous mode is restored), under the
+        Trainer's autocast context; returns the raw output."""
+        was_training = model.training
+        model.train(train_mode)
+        try:
+            with self.compute_loss_context_manager():
+                return model(**inputs)
+        finally:
+            model.train(was_training)
+
+    # ---- pre-flight -----------------------------------------------------------------------------------------
+
+    def _preflight_side_set(self) -> tuple[Any, str] | None:
+        """Hook: ``(side set, its name)`` for the pre-flight forward, or ``None`` to skip it."""
+        return None
+
+    def preflight(self) -> None:
+        """Fail before the first training step on what the first steps would hit: one no-grad forward on two
+        side-set examples, then every label of the side set and of a `datasets.Dataset` training set checked
+        against the real width of the logits."""
+        side = self._preflight_side_set()
+        if side is None or self.model_init is not None or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+            return  # the model is built or sharded inside train(); the first batches check the same things
+        dataset, name = side
+
+        def first_examples() -> list[Any]:
+            if has_length(dataset):
+                return [dataset[i] for i in range(min(2, len(dataset)))]
+            return list(itertools.islice(iter(dataset), 2))
+
+        inputs, labels = self.collate_side_examples(dataset, first_examples, name=name)
+        num_classes = extract_logits(self.probe_forward(self.model, inputs)).shape[-1]
+        fix = "Fix the labels, or give the model one output per class (num_labels, or the width of its last layer)."
+        side_labels = dataset_labels(dataset, name=name)
+        check_class_labels(labels if side_labels is None else side_labels, num_classes=num_classes, name=name, fix=fix)
+        train_labels = dataset_labels(self.train_dataset, name="train_dataset")
+        if train_labels is not None:
+            check_class_labels(train_labels, num_classes=num_classes, name="train_dataset", fix=fix)
+
+    # ---- extra training state -------------------------------------------------------------------------------
+
+    def register_training_state(self, state: TrainingState, *, name: str, what: str) -> None:
+        """Save ``state`` in every checkpoint as ``<name>.pt`` (shared) and ``<name>_rank<r>.pt`` (per process),
+        and restore it on resume. ``what`` names it in messages (``"LiLAW state"``)."""
+        if not isinstance(state, TrainingState):
+            raise TypeError(f"{type(state).__name__} needs state_dict() and load_state_dict() to be saved in checkpoints.")
+        self._training_state, self._training_state_name, self._training_state_what = state, name, what
+
+    def checkpoint_files(self) -> list[str]:
+        """The files (glob patterns) this trainer adds to a checkpoint: what a complete checkpoint must have."""
+        if self._training_state is None:
+            return []
+        return [shared_file_name(self._training_state_name), per_rank_file_name(self._training_state_name, "*")]
+
+    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
+        # Written before the parent's files: a checkpoint the parent pushes to the Hub includes them, and one
+        # that has the parent's trainer_state.json (written last) has them complete.
+        checkpoint_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self._training_state is not None:
+            save_training_state(
+                self._training_state, checkpoint_dir, name=self._training_state_name,
+                process_index=self.args.process_index, world_size=self.args.world_size, save_shared=self.args.should_save,
+            )
+        if self.args.should_save:
+            self.write_model_card(checkpoint_dir)
+        super()._save_checkpoint(model, trial)
+
+    def _before_train(self, *, resumed: bool) -> None:
+        """Hook, called by `train` after the training state was restored (``resumed``) and before the pre-flight."""
+
+    def train(
+        self,
+        resume_from_checkpoint: str | bool | None = None,
+        trial: Any = None,
+        ignore_keys_for_eval: list[str] | None = None,
+        **kwargs: Any,
+    ):
+        """`Trainer.train`; ``resume_from_checkpoint=True`` takes the newest complete checkpoint, and the
+        registered training state is restored from the checkpoint resumed from."""
+        if isinstance(resume_from_checkpoint, bool) and resume_from_checkpoint:
+            resume_from_checkpoint = find_resumable_checkpoint(self.args.output_dir, required_files=self.checkpoint_files())
+            if resume_from_checkpoint is None:
+                raise ValueError(
+                    f"No complete checkpoint found in output directory ({self.args.output_dir}) to resume from; "
+                    "train without resume_from_checkpoint, or name a checkpoint folder."
+                )
+        resumed = bool(resume_from_checkpoint)
+        if resumed and self._training_state is not None:
+            load_training_state(
+                self._training_state, str(resume_from_checkpoint), name=self._training_state_name,
+                process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
+            )
+        self._before_train(resumed=resumed)
+        self.preflight()
+        self._start_dynamics_observers()
+        return super().train(
+            resume_from_checkpoint=resume_from_checkpoint or None, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
+        )
+
+    # ---- metrics ----------------------------------------------------------------------------------------------
+
+    def accumulate_metrics(self, values: Mapping[str, torch.Tensor], *, count: torch.Tensor | float = 1.0) -> None:
+        """Add ``values`` (sums over ``count`` items) to device-side running sums, without a host sync.
+
+        The next training log reports each name as its sum over all processes divided by the summed count.
+        Every process must accumulate the same names (the reduction is collective).
+        """
+        names = tuple(values)
+        parts = [v.detach().float().reshape(()) for v in values.values()]
+        device = parts[0].device
+        stacked = torch.stack([*parts, torch.as_tensor(count, dtype=torch.float32, device=device).reshape(())])
+        total = self._metric_sums.get(names)
+        self._metric_sums[names] = stacked if total is None else total + stacked
+
+    @staticmethod
+    def is_training_log(logs: Mapping[str, float]) -> bool:
+        """The one rule: Trainer's periodic training log is the one with ``loss`` (evaluation logs have
+        ``eval_loss``, the end-of-training summary ``train_loss``); every process reaches it together."""
+        return "loss" in logs
+
+    def _training_log_values(self) -> dict[str, float]:
+        """Hook: instantaneous values added to each training log (e.g. the current α, β, δ)."""
+        return {}
+
+    def _flush_metrics(self) -> dict[str, float]:
+        if not self._metric_sums:
+            return {}
+        groups = list(self._metric_sums.items())
+        flat = torch.cat(list(self._metric_sums.values()))
+        if self.accelerator.num_processes > 1:
+            flat = self.accelerator.reduce(flat, reduction="sum")
+        values = flat.tolist()
+        logs: dict[str, float] = {}
+        offset = 0
+        for names, _ in groups:
+            count = values[offset + len(names)]
+            if count > 0:
+                logs.update({name: values[offset + i] / count for i, name in enumerate(names)})
+            offset += len(names) + 1
+        self._metric_sums.clear()
+        return logs
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        if self.is_training_log(logs):
+            logs = {**logs, **self._training_log_values(), **self._flush_metrics()}
+        super().log(logs, start_time)
+
+    # ---- training dynamics -------------------------------------------------------------------------------------
+
+    def _start_dynamics_observers(self) -> None:
+        self._dynamics_observers = [
+            cb for cb in self.callback_handler.callbacks if isinstance(cb, TrainingDynamicsObserver)
+        ]
+        if not self._dynamics_observers:
+            return
+        train = self.train_dataset
+        if not isinstance(train, datasets.Dataset):
+            raise ValueError(
+                f"{type(self._dynamics_observers[0]).__name__} needs a map-style datasets.Dataset as train_dataset "
+                "(streamed data has no stable sample ids)."
+            )
+        self.train_dataset = train = with_sample_id(train)
+        num_samples = int(column_array(train, SAMPLE_ID_COLUMN).max()) + 1
+        for observer in self._dynamics_observers:
+            observer.start(num_samples, weights=self._records_lilaw_weights)
+
+    @property
+    def records_dynamics(self) -> bool:
+        """Whether a `TrainingDynamicsObserver` is watching this run (then call `record_dynamics`)."""
+        return bool(self._dynamics_observers)
+
+    def record_dynamics(self, stats: dict[str, torch.Tensor]) -> None:
+        """Hand the current training micro-batch's per-sample statistics to every observer."""
+        if self._batch_sample_ids is None:
+            raise ValueError(
+                f"Recording training dynamics needs each training batch to carry '{SAMPLE_ID_COLUMN}'. With "
+                "set_transform/with_transform, return that column from your transform (hf_lilaw.image_transforms "
+                "passes it through)."
+            )
+        epoch = int(self.state.epoch or 0)
+        for observer in self._dynamics_observers:
+            observer.record(self._batch_sample_ids, stats, epoch=epoch)
+
+    # ---- model cards --------------------------------------------------------------------------------------------
+
+    def _model_card_values(self) -> dict[str, Any]:
+        """Hook: the family's part of the card, as keyword arguments of `render_model_card`
+        (``method_description``, ``base_loss``, ``citation``, ``train_snippet`` and any of ``method_table``,
+        ``method_facts``, ``method_settings``, ``side_sets``), plus an optional ``plot``: a function
+        ``plot(output_dir) -> file name or None`` that draws the figure shown in the card."""
+        raise NotImplementedError(f"{type(self).__name__} does not describe itself in a model card.")
+
+    def write_model_card(
+        self,
+        output_dir: str,
+        *,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        dataset: str | list[str] | None = None,
+        tags: str | list[str] | None = None,
+        language: str | list[str] | None = None,
+        license: str | None = None,
+        noise_type: str | None = None,
+        noise_rate: float | None = None,
+        comparison: Mapping[str, Mapping[str, float]] | None = None,
+        plot: bool = True,
+    ) -> str:
+        """Write ``README.md`` (and the family's plot) into ``output_dir``; the main process writes, every process
+        gets the path.
+
+        Args:
+            output_dir: folder of the card; created if missing.
+            model_name: title; defaults to the Hub model id's name or ``output_dir``'s name.
+            finetuned_from: the base model's Hub id; defaults to the model config's ``_name_or_path`` when that
+                looks like a Hub id.
+            dataset: Hub id(s) of the training data (metadata) or a description of it.
+            tags: extra metadata tags.
+            language, license: metadata.
+            noise_type, noise_rate: the label noise put into the training data. Without a rate, the realised
+                rate is read from the training set's ``is_noisy`` column when it has one.
+            comparison: ``{run: {metric: value}}`` of runs with and without the method, shown as a table.
+            plot: draw the family's plot next to the card.
+        """
+        path = os.path.join(output_dir, "README.md")
+        if not self.is_world_process_zero():
+            return path
+        model = self.model
+        config = getattr(model, "config", None)
+        base_model = finetuned_from
+        if base_model is None:
+            candidates = (getattr(config, "_name_or_path", None), getattr(model, "name_or_path", None))
+            base_model = next((c for c in candidates if looks_like_hub_id(c)), None)
+        hub_id = getattr(self, "hub_model_id", None) or self.args.hub_model_id
+        if model_name is None:
+            model_name = hub_id.split("/")[-1] if hub_id else Path(output_dir).absolute().name
+        realised = None
+        train = self.train_dataset
+        if isinstance(train, datasets.Dataset) and NOISY_FLAG_COLUMN in train.column_names:
+            flags = column_array(train, NOISY_FLAG_COLUMN)
+            realised = float(np.mean(flags)) if len(flags) else 0.0
+        values = dict(self._model_card_values())
+        draw = values.pop("plot", None)
+        os.makedirs(output_dir, exist_ok=True)
+        plot_file = draw(output_dir) if (plot and draw is not None) else None
+        extra_tags = [tags] if isinstance(tags, str) else list(tags or [])
+        return render_model_card(
+            path,
+            method=self.method_name,
+            model_name=model_name,
+            base_model=base_model,
+            dataset=dataset,
+            tags=[*extra_tags, *(getattr(model, "model_tags", None) or [])],
+            language=language,
+            license=license,
+            noise_text=noise_description(noise_type=noise_type, noise_rate=noise_rate, realised_rate=realised),
+            hyperparameters={k: getattr(v, "value", v) for k, v in extract_hyperparameters_from_trainer(self).items()},
+            log_history=self.state.log_history,
+            comparison=comparison,
+            usage=loading_snippet(type(model), type(config) if config is not None else None, hub_id or model_name),
+            plot_file=plot_file,
+            **values,
+        )
+
+    def create_model_card(
+        self,
+        language: str | None = None,
+        license: str | None = None,
+        tags: str | list[str] | None = None,
+        model_name: str | None = None,
+        finetuned_from: str | None = None,
+        tasks: str | list[str] | None = None,
+        dataset_tags: str | list[str] | None = None,
+        dataset: str | list[str] | None = None,
+        dataset_args: str | list[str] | None = None,
+        *,
+        noise_type: str | None = None,
+        noise_rate: float | None = None,
+        comparison: dict[str, dict[str, float]] | None = None,
+    ) -> None:
+        """Write ``README.md`` and the family's plot into ``output_dir`` (see `write_model_card`).
+
+        ``tasks``, ``dataset_tags`` and ``dataset_args`` are accepted for the parent's signature and not used.
+        `push_to_hub(**kwargs)` passes its keyword arguments here.
+        """
+        self.write_model_card(
+            self.args.output_dir, model_name=model_name, finetuned_from=finetuned_from, dataset=dataset, tags=tags,
+            language=language, license=license, noise_type=noise_type, noise_rate=noise_rate, comparison=comparison,
+        )

@@ -1,0 +1,32 @@
+"""What a trainer hands to callbacks that watch every training sample (e.g. a training-dynamics recorder).
+
+Defined here, in the trainer machinery, so that the trainers never import the tools built on top of them:
+`hf_lilaw.analysis.TrainingDynamicsRecorder` subclasses `TrainingDynamicsObserver`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from transformers import TrainerCallback
+
+
+class TrainingDynamicsObserver(TrainerCallback):
+    """A callback that receives per-sample statistics of every training micro-batch.
+
+    A `BaseTrainer` finds these among its callbacks when training starts, gives its training set a
+    ``sample_id`` column, calls `start`, then `record` for each micro-batch with the statistics it computed
+    from the forward pass training already made.
+    """
+
+    def start(self, num_samples: int, *, weights: bool) -> None:
+        """Begin a fresh record for sample ids in ``[0, num_samples)``; ``weights``: LiLAW weights are recorded."""
+        raise NotImplementedError
+
+    def record(self, sample_ids: torch.Tensor, stats: dict[str, torch.Tensor], *, epoch: int) -> None:
+        """Store one micro-batch's `hf_lilaw.functional.statistics.per_sample_statistics` under row ``epoch``."""
+        raise NotImplementedError
+
+    def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        return None

@@ -1,0 +1,91 @@
+"""A trainer family's extra training state in a checkpoint: shared once, per process beside it.
+
+A family keeps everything that must survive a resume in one object following `TrainingState`. Its
+``state_dict()`` splits into ``"shared"`` (identical on every process: learned scalars, a meta model,
+counters) and ``"per_rank"`` (this process's own: sampler positions, RNG). The shared part is written once,
+by the main process, as ``<name>.pt``; each process writes its part as ``<name>_rank<r>.pt``. Both record
+the number of processes, so a resume under another count restores the shared part and lets the object
+re-derive its per-rank part (``load_state_dict`` gets ``"per_rank": None``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any, Protocol, runtime_checkable
+
+from .checkpoint import load_state_file, save_state_atomically
+
+logger = logging.getLogger(__name__)
+
+
+@runtime_checkable
+class TrainingState(Protocol):
+    """What a trainer family registers with `BaseTrainer.register_training_state`."""
+
+    def state_dict(self) -> dict[str, Any]:
+        """``{"shared": ..., "per_rank": ...}``: plain tensors, containers and numbers only."""
+        ...
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore ``state``; ``state["per_rank"]`` is ``None`` when the number of processes changed, and the
+        object then re-derives its per-process part deterministically (from its seed, rank and counters)."""
+        ...
+
+
+def shared_file_name(name: str) -> str:
+    return f"{name}.pt"
+
+
+def per_rank_file_name(name: str, rank: int) -> str:
+    return f"{name}_rank{rank}.pt"
+
+
+def save_training_state(
+    state: TrainingState, checkpoint_dir: str, *, name: str, process_index: int, world_size: int, save_shared: bool
+) -> None:
+    """Write this process's part of ``state`` (and the shared part when ``save_shared``), each atomically."""
+    parts = state.state_dict()
+    if set(parts) != {"shared", "per_rank"}:
+        raise TypeError(f"{type(state).__name__}.state_dict() must return {{'shared': ..., 'per_rank': ...}}, got keys {sorted(parts)}.")
+    if save_shared:
+        save_state_atomically(
+            {"world_size": world_size, "state": parts["shared"]}, os.path.join(checkpoint_dir, shared_file_name(name))
+        )
+    save_state_atomically(
+        {"world_size": world_size, "rank": process_index, "state": parts["per_rank"]},
+        os.path.join(checkpoint_dir, per_rank_file_name(name, process_index)),
+    )
+
+
+def load_training_state(
+    state: TrainingState, checkpoint_dir: str, *, name: str, process_index: int, world_size: int, what: str
+) -> bool:
+    """Restore ``state`` from ``checkpoint_dir``; returns ``False`` (and logs why) when the checkpoint has no such state.
+
+    Raises:
+        ValueError: a state file is there but unreadable; the message names it.
+    """
+    shared_path = os.path.join(checkpoint_dir, shared_file_name(name))
+    if not os.path.isfile(shared_path):
+        logger.warning(
+            "Checkpoint %s has no %s: the %s starts fresh (was the checkpoint saved by plain Trainer?).",
+            checkpoint_dir, shared_file_name(name), what,
+        )
+        return False
+    shared = load_state_file(shared_path, what=what)
+    saved_world_size = shared["world_size"]
+    rank_path = os.path.join(checkpoint_dir, per_rank_file_name(name, process_index))
+    per_rank = None
+    if saved_world_size == world_size:
+        per_rank = load_state_file(rank_path, what=f"{what} of process {process_index}")["state"]
+    elif process_index == 0:
+        logger.warning(
+            "Checkpoint %s was saved by %d process(es) and is resumed by %d: the %s (shared by all processes) "
+            "continues from the checkpoint; each process's own part (e.g. which side batches it draws next) is "
+            "re-derived from its seed, rank and step count, so the run continues deterministically but not as an "
+            "uninterrupted run with %d processes would.",
+            checkpoint_dir, saved_world_size, world_size, what, world_size,
+        )
+    state.load_state_dict({"shared": shared["state"], "per_rank": per_rank})
+    return True

@@ -1,0 +1,185 @@
+import fractions
+import json
+import logging
+import os
+
+import pytest
+import torch
+
+from hf_lilaw.core.checkpoint import find_resumable_checkpoint, load_state_file, save_state_atomically
+
+STATE = {
+    "params": torch.tensor([10.0, 2.0, 6.0]),
+    "meta_steps": 7,
+    "generator": torch.Generator().manual_seed(3).get_state(),  # a ByteTensor
+    "sampler": {"position": 4, "permutation": torch.arange(5), "seed": (0, 1)},
+    "parameters": {"alpha": 10.0, "beta": 2.0, "delta": 6.0},
+    "flag": False,
+    "none": None,
+}
+
+
+def assert_state_equal(loaded, expected):
+    assert loaded.keys() == expected.keys()
+    torch.testing.assert_close(loaded["params"], expected["params"], rtol=0, atol=0)
+    assert torch.equal(loaded["generator"], expected["generator"])
+    assert torch.equal(loaded["sampler"]["permutation"], expected["sampler"]["permutation"])
+    assert loaded["sampler"]["position"] == 4 and loaded["sampler"]["seed"] == (0, 1)
+    assert (loaded["meta_steps"], loaded["parameters"], loaded["flag"], loaded["none"]) == (
+        7, expected["parameters"], False, None
+    )
+
+
+def test_round_trip_with_weights_only_and_generator_state(tmp_path):
+    path = tmp_path / "sub" / "lilaw_state.pt"  # the folder is created
+    save_state_atomically(STATE, path)
+    loaded = load_state_file(path, what="LiLAW state")
+    assert_state_equal(loaded, STATE)
+    restored = torch.Generator()
+    restored.set_state(loaded["generator"])
+    assert torch.equal(torch.rand(4, generator=restored), torch.rand(4, generator=torch.Generator().manual_seed(3)))
+    assert os.listdir(path.parent) == ["lilaw_state.pt"]  # no temporary file left behind
+
+
+def test_failing_save_keeps_the_old_file_and_leaves_no_temporary(tmp_path, monkeypatch):
+    path = tmp_path / "lilaw_state.pt"
+    save_state_atomically(STATE, path)
+    old_bytes = path.read_bytes()
+
+    def half_written_save(obj, file, *args, **kwargs):
+        file.write(b"PK\x03\x04 partial")  # a kill or a full disk in the middle of the write
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(torch, "save", half_written_save)
+    with pytest.raises(OSError, match="No space left"):
+        save_state_atomically({"params": torch.zeros(3)}, path)
+    assert path.read_bytes() == old_bytes
+    assert os.listdir(tmp_path) == ["lilaw_state.pt"]
+    monkeypatch.undo()
+    assert_state_equal(load_state_file(path, what="LiLAW state"), STATE)
+
+
+def test_save_replaces_the_previous_content(tmp_path):
+    path = tmp_path / "state.pt"
+    save_state_atomically({"x": torch.zeros(2)}, path)
+    save_state_atomically({"x": torch.ones(2)}, path)
+    assert torch.equal(load_state_file(path, what="state")["x"], torch.ones(2))
+
+
+@pytest.mark.parametrize(
+    "damage, problem",
+    [
+        (lambda path: path.write_bytes(b""), "empty (0 bytes)"),
+        (lambda path: path.write_bytes(path.read_bytes()[: len(path.read_bytes()) // 2]), "cannot be read"),
+        (lambda path: path.unlink(), "does not exist"),
+        (lambda path: path.write_bytes(b"not a torch file at all"), "cannot be read"),
+    ],
+    ids=["empty", "truncated", "missing", "garbage"],
+)
+def test_damaged_file_error_names_the_file_what_and_the_fix(tmp_path, damage, problem):
+    path = tmp_path / "checkpoint-5" / "lilaw_state.pt"
+    save_state_atomically(STATE, path)
+    damage(path)
+    with pytest.raises(ValueError) as error:
+        load_state_file(path, what="LiLAW state")
+    message = str(error.value)
+    assert str(path) in message
+    assert "LiLAW state" in message and problem in message
+    assert "earlier checkpoint" in message and "resume_from_checkpoint=True" in message
+
+
+def test_objects_outside_tensors_and_containers_are_refused_by_name(tmp_path):
+    path = tmp_path / "state.pt"
+    torch.save({"bad": fractions.Fraction(1, 3)}, path)  # an arbitrary pickled object: weights_only refuses it
+    with pytest.raises(ValueError, match=r"Cannot load the MLC state from .*state\.pt: it holds objects other than tensors"):
+        load_state_file(path, what="MLC state")
+
+
+def make_checkpoint(output_dir, step, *, weights="model.safetensors", trainer_state="{}", extra=None):
+    folder = output_dir / f"checkpoint-{step}"
+    folder.mkdir(parents=True)
+    if trainer_state is not None:
+        (folder / "trainer_state.json").write_text(trainer_state)
+    if weights:
+        (folder / weights).write_bytes(b"weights")
+    for name, content in (extra or {}).items():
+        (folder / name).write_bytes(content)
+    return str(folder)
+
+
+def test_newest_by_step_number_not_by_name(tmp_path):
+    make_checkpoint(tmp_path, 9)
+    newest = make_checkpoint(tmp_path, 10)  # "checkpoint-10" < "checkpoint-9" as strings
+    make_checkpoint(tmp_path, 2)
+    (tmp_path / "checkpoint-99.tmp").mkdir()  # not a checkpoint folder name
+    (tmp_path / "checkpoint-50").write_text("a file, not a folder")
+    assert find_resumable_checkpoint(tmp_path) == newest
+
+
+def test_incomplete_newest_folders_are_skipped_with_the_reason_logged(tmp_path, caplog):
+    complete = make_checkpoint(tmp_path, 3, extra={"lilaw_state.pt": b"x"})
+    make_checkpoint(tmp_path, 4, trainer_state=None, extra={"lilaw_state.pt": b"x"})
+    make_checkpoint(tmp_path, 5, trainer_state='{"global_step": ', extra={"lilaw_state.pt": b"x"})
+    make_checkpoint(tmp_path, 6, weights=None, extra={"lilaw_state.pt": b"x"})
+    make_checkpoint(tmp_path, 7, extra={"lilaw_state.pt": b""})
+    make_checkpoint(tmp_path, 8)
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        found = find_resumable_checkpoint(tmp_path, required_files=["lilaw_state*.pt"])
+    assert found == complete
+    reasons = {record.getMessage().split(": ", 1)[0].rsplit("-", 1)[1]: record.getMessage() for record in caplog.records}
+    assert sorted(reasons, key=int) == ["4", "5", "6", "7", "8"]
+    assert "trainer_state.json is missing" in reasons["4"]
+    assert "trainer_state.json does not parse" in reasons["5"]
+    assert "no model weights" in reasons["6"]
+    assert "lilaw_state.pt is empty (0 bytes)" in reasons["7"]
+    assert "no file matches 'lilaw_state*.pt'" in reasons["8"]
+    assert all(str(tmp_path) in message for message in reasons.values())
+
+
+def test_glob_requirement_checks_every_match_and_temporaries_do_not_count(tmp_path):
+    make_checkpoint(tmp_path, 1, extra={"lilaw_state_0.pt": b"x", "lilaw_state_1.pt": b"x"})
+    make_checkpoint(tmp_path, 2, extra={"lilaw_state_0.pt": b"x", "lilaw_state_1.pt": b""})
+    # A temporary left by a killed save_state_atomically is hidden: it does not satisfy the pattern.
+    make_checkpoint(tmp_path, 3, extra={".lilaw_state.pt.123.abcd.tmp": b"x"})
+    assert find_resumable_checkpoint(tmp_path, required_files=["lilaw_state*.pt"]).endswith("checkpoint-1")
+
+
+def test_every_kind_of_model_weights_counts(tmp_path):
+    for step, weights in enumerate(["pytorch_model.bin", "adapter_model.safetensors", "adapter_model.bin"], 1):
+        assert find_resumable_checkpoint(tmp_path / str(step)) is None  # no output_dir yet
+        expected = make_checkpoint(tmp_path / str(step), step, weights=weights)
+        assert find_resumable_checkpoint(tmp_path / str(step)) == expected
+    make_checkpoint(tmp_path / "empty", 1, weights="model.safetensors")
+    (tmp_path / "empty" / "checkpoint-1" / "model.safetensors").write_bytes(b"")
+    assert find_resumable_checkpoint(tmp_path / "empty") is None
+
+
+def test_fsdp_deepspeed_and_multi_adapter_checkpoints_count(tmp_path):
+    fsdp = make_checkpoint(tmp_path / "fsdp", 1, weights=None)
+    os.mkdir(os.path.join(fsdp, "pytorch_model_fsdp_0"))
+    deepspeed = make_checkpoint(tmp_path / "deepspeed", 1, weights=None, extra={"latest": b"global_step1"})
+    os.mkdir(os.path.join(deepspeed, "global_step1"))
+    adapters = make_checkpoint(tmp_path / "adapters", 1, weights=None)
+    os.mkdir(os.path.join(adapters, "second"))
+    (tmp_path / "adapters" / "checkpoint-1" / "second" / "adapter_model.safetensors").write_bytes(b"w")
+    for found in (fsdp, deepspeed, adapters):
+        assert find_resumable_checkpoint(os.path.dirname(found)) == found
+    make_checkpoint(tmp_path / "broken", 1, weights=None, extra={"latest": b"global_step1"})  # its folder is missing
+    assert find_resumable_checkpoint(tmp_path / "broken") is None
+
+
+def test_sharded_weights_need_every_shard(tmp_path):
+    index = json.dumps({"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors",
+                                                       "b": "model-00002-of-00002.safetensors"}})
+    shard = {"model-00001-of-00002.safetensors": b"w"}
+    complete = make_checkpoint(tmp_path, 1, weights=None, extra={
+        "model.safetensors.index.json": index.encode(), **shard, "model-00002-of-00002.safetensors": b"w"})
+    make_checkpoint(tmp_path, 2, weights=None, extra={"model.safetensors.index.json": index.encode(), **shard})
+    assert find_resumable_checkpoint(tmp_path) == complete
+
+
+def test_none_when_nothing_is_complete(tmp_path, caplog):
+    make_checkpoint(tmp_path, 1, trainer_state=None)
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        assert find_resumable_checkpoint(tmp_path) is None
+    assert "checkpoint-1" in caplog.text and "trainer_state.json is missing" in caplog.text
