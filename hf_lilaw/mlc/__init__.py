@@ -7,7 +7,6 @@ from ..functional.barrier import (
     mixture_upper_loss,
     soft_cross_entropy,
 )
-from .clean_data import CleanBatchSampler
 from .config import MetaLabelCorrectionConfig
 from .features import PenultimateFeatures, find_classification_head, pool_features
 from .lookahead import is_sgd, lookahead_steps
@@ -23,7 +22,6 @@ from .trainer import (
 
 __all__ = [
     "MLC_STATE_NAME",
-    "CleanBatchSampler",
     "EBOMLCTrainer",
     "LabelCorrectionNetwork",
     "MLCDTrainer",

@@ -197,8 +197,10 @@ def test_error_without_clean_set(tmp_path):
 
 
 def test_error_clean_labels_out_of_range(tmp_path):
-    with pytest.raises(ValueError, match=r"clean_dataset has labels outside \[0, 3\)"):
-        make_trainer(tmp_path, clean=make_dataset(16, seed=2, label_offset=1))
+    trainer = make_trainer(tmp_path, clean=make_dataset(16, seed=2, label_offset=1))
+    with pytest.raises(ValueError, match=r"clean_dataset has labels in \[1, 3\] but the model outputs 3 classes"):
+        trainer.train()  # refused by the pre-flight, before the first step
+    assert trainer.state.global_step == 0
 
 
 def test_error_head_not_found(tmp_path):
@@ -214,7 +216,7 @@ def test_error_head_not_called(tmp_path):
 
 
 def test_error_clean_batch_larger_than_clean_set(tmp_path):
-    with pytest.raises(ValueError, match="pass a smaller mlc_clean_batch_size"):
+    with pytest.raises(ValueError, match="pass a smaller batch size or a larger clean_dataset"):
         make_trainer(tmp_path, mlc_clean_batch_size=32)
 
 
@@ -290,7 +292,7 @@ def test_resume_restores_meta_model_and_optimizer(tmp_path):
     full = make_trainer(tmp_path / "full", **run)
     full.train()
     checkpoint = tmp_path / "full" / "checkpoint-3"
-    assert {MLC_STATE_NAME, "mlc_clean_sampler_0.pt"} <= set(os.listdir(checkpoint))
+    assert {MLC_STATE_NAME, "mlc_state_rank0.pt"} <= set(os.listdir(checkpoint))
 
     resumed = make_trainer(tmp_path / "resumed", **run)
     resumed.train(resume_from_checkpoint=str(checkpoint))
@@ -382,8 +384,17 @@ def test_load_best_model_at_end_restores_the_meta_model(tmp_path):
     trainer.train()
     best = trainer.state.best_model_checkpoint
     assert best is not None and not best.endswith("checkpoint-6")
-    saved = torch.load(os.path.join(best, MLC_STATE_NAME), weights_only=True)["meta_model"]
-    last = torch.load(tmp_path / "checkpoint-6" / MLC_STATE_NAME, weights_only=True)["meta_model"]
+    saved = torch.load(os.path.join(best, MLC_STATE_NAME), weights_only=True)["state"]["meta_model"]
+    last = torch.load(tmp_path / "checkpoint-6" / MLC_STATE_NAME, weights_only=True)["state"]["meta_model"]
     for name, value in trainer.meta_model.state_dict().items():
         torch.testing.assert_close(value, saved[name], rtol=0, atol=0)
     assert any(not torch.equal(saved[k], last[k]) for k in saved)
+
+
+def test_model_card_describes_the_method_and_the_clean_set(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=2, mlc_method="mlc")
+    trainer.train()
+    trainer.create_model_card(model_name="tiny-mlc")
+    card = (tmp_path / "README.md").read_text()
+    assert "tiny-mlc" in card and "MLC" in card and "meta-label-correction" in card
+    assert "Clean set" in card and "16 examples" in card and "Bilevel steps taken: 2." in card
