@@ -396,5 +396,5 @@ def test_model_card_describes_the_method_and_the_clean_set(tmp_path):
     trainer.train()
     trainer.create_model_card(model_name="tiny-mlc")
     card = (tmp_path / "README.md").read_text()
-    assert "tiny-mlc" in card and "MLC" in card and "meta-label-correction" in card
+    assert "model_name: tiny-mlc" in card and "MLC: a label correction network" in card
     assert "Clean set" in card and "16 examples" in card and "Bilevel steps taken: 2." in card
