@@ -236,6 +236,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--grid", nargs="*", default=[], help="Named grids of the config to run, in order.")
     parser.add_argument("--report", action="store_true", help="Write the tables from the records.")
     parser.add_argument("--out-dir", default=str(RESULTS_DIR / "mlc"))
+    parser.add_argument("--name", help="Name of the records and tables (default: the config's name).")
     args = parser.parse_args(argv)
     offline_environment(1)
     import datasets
@@ -244,6 +245,8 @@ def main(argv: list[str] | None = None) -> None:
     raw = load_config(args.config)
     cfg = accuracy.resolve_config({k: v for k, v in raw.items() if k not in ("recipes", "grids", "clean_batch_size")})
     cfg.update(recipes=raw["recipes"], grids=raw["grids"], clean_batch_size=raw.get("clean_batch_size"))
+    if args.name:
+        cfg["name"] = args.name
     for name in args.grid:
         run_grid(cfg, cfg["grids"][name], args.out_dir)
     if args.report:
