@@ -74,7 +74,9 @@ def test_mlp_round_trip_and_required_input_size(tmp_path):
     assert type(loaded) is MLPForTabularClassification and list(loaded.config.hidden_sizes) == [8, 4]
     with torch.no_grad():
         assert torch.equal(loaded(x).logits, model(x).logits)
-    out = model(x, labels=torch.tensor([0, 1, 0, 1, 1]))
-    assert out.logits.shape == (5, 2) and out.loss > 0
+    labels = torch.tensor([0, 1, 0, 1, 1])
+    out = model(x, labels=labels)
+    assert out.logits.shape == (5, 2)
+    torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels), rtol=0, atol=0)
     with pytest.raises(ValueError, match="input_size=<number of features>"):
         MLPForTabularClassification(MLPClassifierConfig())

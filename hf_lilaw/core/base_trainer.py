@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import logging
 import os
@@ -136,8 +137,8 @@ class BaseTrainer(Trainer):
             raise TypeError(f"args must be a {cls.config_class.__name__} or a TrainingArguments, got {type(args).__name__}.")
         values = args.to_dict()
         values["hub_token"] = args.hub_token  # to_dict() masks it
-        values.pop("push_to_hub_token", None)
-        return cls.config_class(**values)
+        accepted = {f.name for f in dataclasses.fields(cls.config_class) if f.init}
+        return cls.config_class(**{k: v for k, v in values.items() if k in accepted})  # another family's fields go
 
     @staticmethod
     def check_train_dataset(train_dataset: Any) -> None:
@@ -293,7 +294,7 @@ class BaseTrainer(Trainer):
                 self._training_state, checkpoint_dir, name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, save_shared=self.args.should_save,
             )
-        if self.args.should_save:
+        if self.args.should_save and self.describes_itself():
             self.write_model_card(checkpoint_dir)
         super()._save_checkpoint(model, trial)
 
@@ -414,6 +415,11 @@ class BaseTrainer(Trainer):
             observer.record(self._batch_sample_ids, stats, epoch=epoch)
 
     # ---- model cards --------------------------------------------------------------------------------------------
+
+    @classmethod
+    def describes_itself(cls) -> bool:
+        """Whether the family implements `_model_card_values` (then every checkpoint carries a card)."""
+        return cls._model_card_values is not BaseTrainer._model_card_values
 
     def _model_card_values(self) -> dict[str, Any]:
         """Hook: the family's part of the card, as keyword arguments of `render_model_card`

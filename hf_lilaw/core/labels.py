@@ -144,5 +144,5 @@ def check_finite_columns(dataset: Any, *, name: str) -> None:
             raise ValueError(
                 f"{name} has {len(rows)} of {len(dataset)} rows with non-finite values (NaN or inf) in column "
                 f"'{column}' (first rows: {rows[:5].tolist()}). Drop or repair them before training, e.g. "
-                f"dataset.select([i for i in range(len(dataset)) if i not in bad_rows])."
+                f"dataset.filter(lambda row: numpy.isfinite(row['{column}']).all())."
             )

@@ -37,7 +37,7 @@ def shared_file_name(name: str) -> str:
     return f"{name}.pt"
 
 
-def per_rank_file_name(name: str, rank: int) -> str:
+def per_rank_file_name(name: str, rank: int | str) -> str:
     return f"{name}_rank{rank}.pt"
 
 

@@ -46,7 +46,7 @@ _WEIGHT_NAMES = ("lilaw/w_alpha", "lilaw/w_beta", "lilaw/w_delta", "lilaw/w")
 
 
 class LiLAWTrainer(BaseTrainer):
-    """A drop-in `Trainer` that weights each sample's loss with LiLAW (see ``docs/``).
+    """A drop-in `Trainer` that weights each sample's loss with LiLAW (method page: ``docs/lilaw.md``).
 
     Each training loss is ``mean(W_i · ℓ_i)`` with ``W = W_α + W_β + W_δ`` computed from the model's own
     softmax and three learned scalars α, β, δ. After every optimizer step past the warm-up, one meta step
@@ -461,10 +461,14 @@ class LiLAWTrainer(BaseTrainer):
             return args.max_steps
         if not has_length(self.train_dataset):
             return None
+        return math.ceil(args.num_train_epochs * self._optimizer_steps_per_epoch())
+
+    def _optimizer_steps_per_epoch(self) -> int:
+        args = self.args
         per_step = args.per_device_train_batch_size * max(args.world_size, 1)
-        batches = len(self.train_dataset) // per_step if args.dataloader_drop_last else math.ceil(len(self.train_dataset) / per_step)
-        steps_per_epoch = max(math.ceil(batches / args.gradient_accumulation_steps), 1)
-        return math.ceil(args.num_train_epochs * steps_per_epoch)
+        batches = len(self.train_dataset) / per_step
+        batches = math.floor(batches) if args.dataloader_drop_last else math.ceil(batches)
+        return max(math.ceil(batches / args.gradient_accumulation_steps), 1)
 
     def _warn_if_warmup_covers_the_run(self) -> None:
         total = self._total_optimizer_steps()
@@ -473,12 +477,10 @@ class LiLAWTrainer(BaseTrainer):
         args = self.args
         if args.lilaw_warmup_steps is not None:
             warmup, what = args.lilaw_warmup_steps, f"lilaw_warmup_steps={args.lilaw_warmup_steps}"
+        elif args.lilaw_warmup_epochs == 0 or not has_length(self.train_dataset):
+            return  # no warm-up, or none that can be counted (streamed data needs lilaw_warmup_steps)
         else:
-            steps_per_epoch = total / args.num_train_epochs if args.max_steps <= 0 else None
-            if steps_per_epoch is None:  # max_steps given: count an epoch as Trainer does
-                per_step = args.per_device_train_batch_size * max(args.world_size, 1)
-                steps_per_epoch = max(math.ceil(math.ceil(len(self.train_dataset) / per_step) / args.gradient_accumulation_steps), 1)
-            warmup = math.ceil(args.lilaw_warmup_epochs * steps_per_epoch - 1e-9)
+            warmup = math.ceil(args.lilaw_warmup_epochs * self._optimizer_steps_per_epoch() - 1e-9)
             what = f"lilaw_warmup_epochs={args.lilaw_warmup_epochs:g} (about {warmup} optimizer steps)"
         # Weighted steps are those from `warmup` on; each but the last is followed by a meta step.
         if total - warmup - 1 <= 0:

@@ -61,7 +61,7 @@ def test_statistics_by_hand():
 
 
 def test_statistics_weights_match_paper_table():
-    # spec/lilaw.md, Table 5 of the paper, α, β, δ = 9, 3, 7, label 0.
+    # Table 5 of the LiLAW paper (docs/lilaw.md), α, β, δ = 9, 3, 7, label 0.
     probs = torch.tensor([[0.95, 0.05], [0.60, 0.40], [0.40, 0.60], [0.05, 0.95]])
     stats = per_sample_statistics(probs.log(), torch.zeros(4, dtype=torch.long), alpha=9.0, beta=3.0, delta=7.0)
     assert stats["w_alpha"].numpy() == pytest.approx([0.999, 0.992, 0.953, 0.378], abs=1e-3)

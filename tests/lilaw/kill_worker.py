@@ -2,8 +2,9 @@
 
 Two ways to run it:
 
-* ``python kill_worker.py train OUTPUT_DIR RESULT.json [--resume] [--stop-after K] [--per-device-batch B]``
-  (also under ``torchrun``): one run; each process writes ``RESULT.rank<r>.json``.
+* ``python kill_worker.py train OUTPUT_DIR RESULT [--resume] [--stop-after K] [--per-device-batch B]``
+  (also under ``torchrun``): one run; each process writes ``RESULT.rank<r>.json``. ``--then`` starts the
+  arguments of another run, made afterwards in the same processes.
 * ``python kill_worker.py serve --marker-fd FD``: imports everything once, then for each line of stdin (the
   arguments of one ``train`` run, as a JSON list) forks a child that runs it. The child reports on FD when each
   checkpoint save starts and ends, so the test can SIGKILL it inside the save; the server reports the child's
@@ -61,7 +62,7 @@ class RecordRun(TrainerCallback):
         self.start = {
             "global_step": state.global_step,
             "params": self.trainer.lilaw_parameters(),
-            "meta_steps": self.trainer.lilaw_state.meta_steps,
+            "meta_steps": self.trainer.meta_steps,
         }
 
     def on_step_end(self, args, state, control, **kwargs):
@@ -77,7 +78,7 @@ def summary(trainer: LiLAWTrainer, start: dict) -> dict:
     return {
         "start": start,
         "params": trainer.lilaw_parameters(),
-        "meta_steps": trainer.lilaw_state.meta_steps,
+        "meta_steps": trainer.meta_steps,
         "global_step": trainer.state.global_step,
         "weights": torch.cat([p.detach().flatten() for p in trainer.model.parameters()]).tolist(),
     }
@@ -99,8 +100,6 @@ def train(argv: list[str], marker_fd: int | None = None) -> None:
     rank = int(os.environ.get("RANK", "0"))
     with open(f"{options.result}.rank{rank}.json", "w") as file:
         json.dump(summary(trainer, record.start), file)
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
 
 
 def serve(marker_fd: int) -> None:
@@ -132,6 +131,12 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["serve"]:
         serve(int(sys.argv[sys.argv.index("--marker-fd") + 1]))
     elif sys.argv[1:2] == ["train"]:
-        train(sys.argv[2:])
+        runs, argv = [[]], sys.argv[2:]
+        for arg in argv:
+            runs.append([]) if arg == "--then" else runs[-1].append(arg)
+        for run in runs:  # one after the other in the same processes: one torchrun start for several runs
+            train(run)
+        if torch.distributed.is_initialized():
+            torch.distributed.destroy_process_group()
     else:
         sys.exit(__doc__)

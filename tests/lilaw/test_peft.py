@@ -67,7 +67,7 @@ def test_lora_trains_checkpoints_resumes_and_reloads(tmp_path, data):
     assert full.model.get_nb_trainable_parameters()[0] < sum(p.numel() for p in full.model.parameters()) / 2
     frozen_before = {n: p.detach().clone() for n, p in full.model.named_parameters() if not p.requires_grad}
     full.train()
-    assert full.lilaw_state.meta_steps == MAX_STEPS - 2 - 1
+    assert full.meta_steps == MAX_STEPS - 2 - 1
     assert full.lilaw_parameters() != {"alpha": 10.0, "beta": 2.0, "delta": 6.0}
     for name, value in full.model.named_parameters():  # LoRA trains only the adapter and the classifier
         if not value.requires_grad:
@@ -82,7 +82,7 @@ def test_lora_trains_checkpoints_resumes_and_reloads(tmp_path, data):
 
     resumed = make(tmp_path / "resumed", data)
     resumed.train(resume_from_checkpoint=True)
-    assert resumed.lilaw_state.meta_steps == full.lilaw_state.meta_steps
+    assert resumed.meta_steps == full.meta_steps
     assert resumed.lilaw_parameters() == full.lilaw_parameters()
     resumed_state = trainable_state(resumed.model)
     for name, value in trainable_state(full.model).items():

@@ -19,7 +19,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-import torch
 from transformers import HfArgumentParser
 
 from conftest import StopAfter, TinyNet, blobs
@@ -145,34 +144,55 @@ def test_damaged_state_in_named_checkpoint_fails_with_its_path(stopped_at_8, tmp
 # ---- a change of process count keeps α, β, δ and the meta-step count -------------------------------------------------
 
 
-def torchrun(tmp_path, name, output_dir, *options) -> list[dict]:
-    """Runs kill_worker.py train under 2 processes (per-device batch 8: the same global batch); returns each rank's summary.
+def torchrun(tmp_path, name, *runs) -> list[dict]:
+    """Runs kill_worker.py train under 2 processes, one run per argument list (per-device batch 8: the same global
+    batch); the result of run i is ``tmp_path/f"{name}{i}.rank<r>.json"``. Returns each run's per-rank summaries.
 
-    ``--standalone`` lets torchrun pick a free port: a fixed one collides with other test runs on the machine.
+    One torchrun start for all runs saves its cost; ``--standalone`` picks a free port (a fixed one collides with
+    other test runs on the machine).
     """
-    log, result = tmp_path / f"{name}.log", tmp_path / name
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-               str(WORKER), "train", str(output_dir), str(result), *map(str, options), "--per-device-batch", "8"]
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER), "train"]
+    for i, (output_dir, *options) in enumerate(runs):
+        command += (["--then"] if i else []) + [str(output_dir), str(tmp_path / f"{name}{i}"), *map(str, options)]
+        command += ["--per-device-batch", "8"]
+    log = tmp_path / f"{name}.log"
     with open(log, "w") as file:
         process = subprocess.run(command, cwd=WORKER.parent, env=ENV, stdout=file, stderr=subprocess.STDOUT, timeout=600)
     assert process.returncode == 0, log.read_text()[-4000:]
-    return [json.loads((tmp_path / f"{name}.rank{rank}.json").read_text()) for rank in range(2)]
+    return [[json.loads((tmp_path / f"{name}{i}.rank{r}.json").read_text()) for r in range(2)] for i in range(len(runs))]
 
 
-def test_saved_under_two_processes_resumed_under_one(tmp_path):
-    output_dir = tmp_path / "run"
-    stopped = torchrun(tmp_path, "stopped", output_dir, "--stop-after", 5)
+@pytest.fixture(scope="module")
+def process_count_changes(tmp_path_factory):
+    """Under 1 process: a run stopped after step 5. Under 2 processes: that run resumed, and another run stopped after step 5."""
+    tmp_path = tmp_path_factory.mktemp("process_count")
+    one, two = tmp_path / "saved_by_one", tmp_path / "saved_by_two"
+    stopped_by_one = train_here(one, stop_after=5)
+    resumed_by_two, stopped_by_two = torchrun(tmp_path, "ddp", [one, "--resume"], [two, "--stop-after", 5])
+    log = (tmp_path / "ddp.log").read_text()
+    return {"one": (one, stopped_by_one), "two": (two, stopped_by_two), "resumed_by_two": resumed_by_two, "log": log}
+
+
+def test_saved_under_two_processes_resumed_under_one(process_count_changes, tmp_path, caplog):
+    saved, stopped = process_count_changes["two"]
     assert stopped[0]["params"] == stopped[1]["params"] and stopped[0]["global_step"] == 5
-    resumed = train_here(output_dir, resume=True)  # one process, same global batch of 16
+    shutil.copytree(saved, tmp_path / "first")
+    shutil.copytree(saved, tmp_path / "second")
+    with caplog.at_level(logging.WARNING):
+        resumed = train_here(tmp_path / "first", resume=True)  # one process, same global batch of 16
+    assert "saved by 2 process(es) and is resumed by 1" in caplog.text
     assert resumed["start"] == {"global_step": 5, "params": stopped[0]["params"], "meta_steps": stopped[0]["meta_steps"]}
     assert resumed["meta_steps"] == META_STEPS
     assert resumed["params"] != stopped[0]["params"]  # and it went on learning them
+    # The per-process part (which meta batches come next) is re-derived, deterministically: a second resume
+    # of the same checkpoint ends identically.
+    assert train_here(tmp_path / "second", resume=True) == resumed
 
 
-def test_saved_under_one_process_resumed_under_two(tmp_path):
-    output_dir = tmp_path / "run"
-    stopped = train_here(output_dir, stop_after=5)
-    resumed = torchrun(tmp_path, "resumed", output_dir, "--resume")
+def test_saved_under_one_process_resumed_under_two(process_count_changes):
+    _, stopped = process_count_changes["one"]
+    resumed = process_count_changes["resumed_by_two"]
+    assert "saved by 1 process(es) and is resumed by 2" in process_count_changes["log"]
     for rank in resumed:
         assert rank["start"] == {"global_step": 5, "params": stopped["params"], "meta_steps": stopped["meta_steps"]}
         assert rank["meta_steps"] == META_STEPS
@@ -242,7 +262,8 @@ def describe_folder(checkpoint: Path) -> str:
     return ",".join(files) + (f" (empty: {','.join(empty)})" if empty else "")
 
 
-def test_sigkill_during_checkpoint_saves_then_resume(tmp_path):
+def test_sigkill_during_checkpoint_saves_then_resume(tmp_path, record_property):
+    """Trial outcomes are printed (run with -s) and recorded as the junit property "kill_trials"."""
     server = WorkerServer(tmp_path / "server.log")
     try:
         marks = server.run(tmp_path / "full", tmp_path / "full")
@@ -279,6 +300,7 @@ def test_sigkill_during_checkpoint_saves_then_resume(tmp_path):
     finally:
         server.close()
 
+    record_property("kill_trials", json.dumps(outcomes))
     print(f"\nkill trials (uninterrupted α, β, δ = {full['params']}, {full['meta_steps']} meta steps):")
     for outcome in outcomes:
         print(json.dumps(outcome))
