@@ -358,6 +358,12 @@ def test_mlc_without_gate_under_an_adaptive_optimizer_warns(tmp_path):
         warnings.simplefilter("error")
         make_trainer(tmp_path, mlc_method="mlc", mlc_skip_gate=False, optim="sgd")
         make_trainer(tmp_path, mlc_method="mlc")
+        make_trainer(tmp_path, mlc_method="ebomlc", mlc_ebomlc_variant="released", optim="sgd")
+
+
+def test_released_ebomlc_under_an_adaptive_optimizer_warns(tmp_path):
+    with pytest.warns(UserWarning, match=r"released EBOMLC step with a non-SGD main optimizer \(adamw_torch\w*\)"):
+        make_trainer(tmp_path, mlc_method="ebomlc", mlc_ebomlc_variant="released")
 
 
 def test_default_lower_loss_weights_are_the_batch_sizes(tmp_path):
