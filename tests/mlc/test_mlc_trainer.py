@@ -103,8 +103,11 @@ def make_trainer(tmp_path, model=None, cls=MetaLabelCorrectionTrainer, clean=CLE
 def test_config_through_hf_argument_parser(tmp_path):
     (args,) = HfArgumentParser(MetaLabelCorrectionConfig).parse_args_into_dataclasses(
         ["--output_dir", str(tmp_path), "--mlc_method", "mlc_d", "--mlc_inner_steps", "3",
-         "--mlc_lower_loss_weights", "1.0", "0.25", "--mlc_feature_module", "fc", "--per_device_train_batch_size", "4"]
+         "--mlc_lower_loss_weights", "1.0", "0.25", "--mlc_feature_module", "fc", "--per_device_train_batch_size", "4",
+         "--mlc_skip_gate", "false", "--mlc_ebomlc_variant", "released"]
     )
+    assert args.mlc_skip_gate is False and args.resolved_skip_gate is False
+    assert (args.mlc_ebomlc_variant, args.resolved_mixture_space) == ("released", "probs")
     assert (args.mlc_method, args.mlc_inner_steps, args.mlc_feature_module) == ("mlc_d", 3, "fc")
     assert args.mlc_lower_loss_weights == [1.0, 0.25]
     assert args.mlc_clean_batch_size == 4 and args.logging_steps == 10
