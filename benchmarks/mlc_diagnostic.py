@@ -34,16 +34,21 @@ from benchmarks.common import RESULTS_DIR, command_line, load_config, markdown_t
 
 def corrected_labels(trainer, cell) -> dict[str, float]:
     """Statistics of the meta model's corrected labels on every training row."""
+    from hf_lilaw.mlc import PenultimateFeatures
+
     model, meta_model = trainer.model, trainer.meta_model
     x = cell.train.columns["pixel_values"]
     noisy = cell.train.columns["label"]
     true = cell.train.columns["clean_label"]
     model.eval()
     meta_model.eval()
-    with torch.no_grad(), trainer._features.capturing():
-        model(pixel_values=x)
-        features = trainer._features.pop()
-        probs = meta_model(features, noisy)
+    capture = PenultimateFeatures(model)
+    try:
+        with torch.no_grad(), capture.capturing():
+            model(pixel_values=x)
+            probs = meta_model(capture.pop(), noisy)
+    finally:
+        capture.remove()
     top = probs.argmax(1)
     entropy = -(probs.clamp_min(1e-12).log() * probs).sum(1)
     return {

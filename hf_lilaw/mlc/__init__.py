@@ -7,9 +7,9 @@ from ..functional.barrier import (
     mixture_upper_loss,
     soft_cross_entropy,
 )
-from .clean_data import CleanBatchSampler
 from .config import MetaLabelCorrectionConfig
 from .features import PenultimateFeatures, find_classification_head, pool_features
+from .lookahead import is_sgd, lookahead_steps
 from .meta_model import LabelCorrectionNetwork
 from .trainer import (
     MLC_STATE_NAME,
@@ -22,7 +22,6 @@ from .trainer import (
 
 __all__ = [
     "MLC_STATE_NAME",
-    "CleanBatchSampler",
     "EBOMLCTrainer",
     "LabelCorrectionNetwork",
     "MLCDTrainer",
@@ -34,6 +33,8 @@ __all__ = [
     "alignment_barrier_coefficient",
     "dynamic_barrier_coefficient",
     "find_classification_head",
+    "is_sgd",
+    "lookahead_steps",
     "lower_loss",
     "mixture_upper_loss",
     "pool_features",

@@ -26,10 +26,16 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             `"mlc"`: the original MLC, a one-step look-ahead with a second-order hypergradient.
         mlc_rho (`float`, *optional*, defaults to `0.2`):
             EBOMLC's mixture weight of the main model in the upper loss
-            `CE(ρ·main_logits + (1−ρ)·log meta_probs, y)`.
-        mlc_mixture_space (`str`, *optional*, defaults to `"log_probs"`):
-            How the meta output enters the mixture: `"log_probs"` (default, same scale as logits) or `"probs"`
-            (the authors' released code).
+            `CE(ρ·main_logits + (1−ρ)·meta_output, y)`.
+        mlc_ebomlc_variant (`str`, *optional*, defaults to `"spec"`):
+            `"spec"`: the clean reading of EBOMLC (upper loss at the look-ahead `w'` with the meta model's
+            log-probabilities, BOME's alignment sign, main direction `∇_w f + λ·∇_w q`). `"released"`: the authors'
+            released step (upper loss at `w` with the meta model's probabilities, alignment term taken with the
+            optimizer step `−η·d(∇_w f)`, main direction `λ·∇_w q − η·d(∇_w f)`, N(0, 1) label embedding). See
+            `docs/ebomlc.md`.
+        mlc_mixture_space (`str` or `None`, *optional*, defaults to `None`):
+            How the meta output enters the spec variant's mixture: `"log_probs"` (same scale as logits) or
+            `"probs"`. `None`: `"log_probs"` for `"spec"`, `"probs"` for `"released"` (which only allows `"probs"`).
 
         > Dynamic barrier
 
@@ -42,8 +48,10 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         mlc_inner_steps (`int`, *optional*, defaults to `1`):
             MLC-D's number T of inner steps on the lower loss. EBOMLC and MLC take exactly one.
         mlc_inner_lr (`float` or `None`, *optional*, defaults to `None`):
-            Step size of MLC-D's inner steps and of MLC's look-ahead (plain SGD). `None` uses the main optimizer's
-            current learning rate.
+            Step size of MLC-D's inner steps, and of MLC's look-ahead (and the released EBOMLC's) when the main
+            optimizer is not `torch.optim.SGD`: the look-ahead is then a plain gradient step `w − η·∇G`. With SGD the
+            look-ahead applies SGD's own rule (per-group learning rate, momentum buffer, dampening, weight decay,
+            Nesterov) and this value is not used. `None` uses the main optimizer's current learning rate.
 
         > Meta model (label correction network)
 
@@ -57,14 +65,22 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             Size of the noisy-label embedding fed to the meta model.
         mlc_meta_hidden_dim (`int`, *optional*, defaults to `128`):
             Width of the meta model's two hidden layers.
+        mlc_skip_gate (`bool` or `None`, *optional*, defaults to `None`):
+            MLC's optional skip gate: corrected label `(1−g)·softmax + g·onehot(ỹ)` with a learned gate `g`.
+            `None`: on for `mlc_method="mlc"` (without it MLC collapses under adaptive optimizers such as the
+            Trainer's default AdamW), off for `"ebomlc"` and `"mlc_d"`.
+        mlc_label_embedding_init (`str` or `None`, *optional*, defaults to `None`):
+            `"xavier_uniform"` (MLC's released code) or `"normal"` (N(0, 1), EBOMLC's released code). `None`:
+            `"normal"` for `mlc_ebomlc_variant="released"` with EBOMLC, else `"xavier_uniform"`.
 
         > Data and features
 
         mlc_clean_batch_size (`int` or `None`, *optional*, defaults to `None`):
             Clean examples drawn per step and process; half feed the upper loss, half the lower loss. `None` uses
             `per_device_train_batch_size`.
-        mlc_lower_loss_weights (`list[float]`, *optional*, defaults to `[1.0, 0.5]`):
-            Weights (noisy, clean) of the lower loss, normalised by their sum; the released code's 100:50.
+        mlc_lower_loss_weights (`list[float]` or `None`, *optional*, defaults to `None`):
+            Weights (noisy, clean) of the lower loss, normalised by their sum. `None`: proportional to the two batch
+            sizes of each step (as in the released code), i.e. the mean over all rows of the lower loss.
         mlc_feature_module (`str` or `None`, *optional*, defaults to `None`):
             Dotted name of the classification head; its *input* is the penultimate feature fed to the meta model.
             `None` detects it (`classifier`, a timm model's `get_classifier()`, else the last `nn.Linear`).
@@ -92,9 +108,16 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         default=0.2,
         metadata={"help": "EBOMLC: weight of the main model's logits in the mixture upper loss, in [0, 1]."},
     )
-    mlc_mixture_space: Literal["log_probs", "probs"] = field(
-        default="log_probs",
-        metadata={"help": "EBOMLC: mix the meta output as 'log_probs' (default) or 'probs' (the released code)."},
+    mlc_ebomlc_variant: Literal["spec", "released"] = field(
+        default="spec",
+        metadata={"help": "EBOMLC: 'spec' (the clean reading, default) or 'released' (the authors' released step)."},
+    )
+    mlc_mixture_space: Literal["log_probs", "probs"] | None = field(
+        default=None,
+        metadata={
+            "help": "EBOMLC: mix the meta output as 'log_probs' or 'probs' (default: log_probs for the spec "
+            "variant, probs for the released one)."
+        },
     )
 
     # Dynamic barrier
@@ -113,7 +136,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     mlc_inner_lr: float | None = field(
         default=None,
         metadata={
-            "help": "MLC-D inner steps and MLC look-ahead step size (plain SGD); default: the main learning rate."
+            "help": "MLC-D inner step size, and the look-ahead step size when the main optimizer is not SGD "
+            "(default: the main learning rate)."
         },
     )
 
@@ -127,15 +151,32 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         default=128, metadata={"help": "Size of the noisy-label embedding of the meta model."}
     )
     mlc_meta_hidden_dim: int = field(default=128, metadata={"help": "Width of the meta model's hidden layers."})
+    mlc_skip_gate: bool | None = field(
+        default=None,
+        metadata={
+            "help": "MLC's skip gate (1-g)*softmax + g*onehot(label) in the meta model (default: on for 'mlc', "
+            "off for 'ebomlc' and 'mlc_d')."
+        },
+    )
+    mlc_label_embedding_init: Literal["xavier_uniform", "normal"] | None = field(
+        default=None,
+        metadata={
+            "help": "Init of the meta model's label embedding: 'xavier_uniform' or 'normal' (default: normal for "
+            "the released EBOMLC variant, else xavier_uniform)."
+        },
+    )
 
     # Data and features
     mlc_clean_batch_size: int | None = field(
         default=None,
         metadata={"help": "Clean examples per step and process (default: per_device_train_batch_size)."},
     )
-    mlc_lower_loss_weights: list[float] = field(
-        default_factory=lambda: [1.0, 0.5],
-        metadata={"help": "Weights (noisy clean) of the lower loss, normalised by their sum (default: 1.0 0.5)."},
+    mlc_lower_loss_weights: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Weights (noisy clean) of the lower loss, normalised by their sum (default: proportional to "
+            "the two batch sizes)."
+        },
     )
     mlc_feature_module: str | None = field(
         default=None,
@@ -148,7 +189,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     def __post_init__(self):
         if self.mlc_clean_batch_size is None:
             self.mlc_clean_batch_size = self.per_device_train_batch_size
-        self.mlc_lower_loss_weights = [float(w) for w in self.mlc_lower_loss_weights]
+        if self.mlc_lower_loss_weights is not None:
+            self.mlc_lower_loss_weights = [float(w) for w in self.mlc_lower_loss_weights]
         # Before the parent's checks, so that an unsupported setting gets the message that names its fix.
         self._validate_mlc()
         super().__post_init__()
@@ -156,8 +198,22 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     def _validate_mlc(self) -> None:
         if self.mlc_method not in MLC_METHODS:
             raise ValueError(f"mlc_method must be one of {MLC_METHODS}, got {self.mlc_method!r}.")
-        if self.mlc_mixture_space not in ("log_probs", "probs"):
-            raise ValueError(f"mlc_mixture_space must be 'log_probs' or 'probs', got {self.mlc_mixture_space!r}.")
+        if self.mlc_ebomlc_variant not in ("spec", "released"):
+            raise ValueError(f"mlc_ebomlc_variant must be 'spec' or 'released', got {self.mlc_ebomlc_variant!r}.")
+        if self.mlc_mixture_space not in (None, "log_probs", "probs"):
+            raise ValueError(
+                f"mlc_mixture_space must be 'log_probs', 'probs' or None, got {self.mlc_mixture_space!r}."
+            )
+        if self.mlc_ebomlc_variant == "released" and self.mlc_mixture_space == "log_probs":
+            raise ValueError(
+                "mlc_ebomlc_variant='released' mixes the meta model's probabilities: drop mlc_mixture_space or use "
+                "mlc_ebomlc_variant='spec'."
+            )
+        if self.mlc_label_embedding_init not in (None, "xavier_uniform", "normal"):
+            raise ValueError(
+                "mlc_label_embedding_init must be 'xavier_uniform', 'normal' or None, got "
+                f"{self.mlc_label_embedding_init!r}."
+            )
         if not 0.0 <= self.mlc_rho <= 1.0:
             raise ValueError(f"mlc_rho must lie in [0, 1], got {self.mlc_rho}.")
         for name in ("mlc_barrier_threshold", "mlc_barrier_scale", "mlc_barrier_eta", "mlc_meta_weight_decay"):
@@ -178,12 +234,12 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         weights = self.mlc_lower_loss_weights
-        if len(weights) != 2 or min(weights) < 0 or weights[0] == 0:
+        if weights is not None and (len(weights) != 2 or min(weights) < 0 or weights[0] == 0):
             raise ValueError(
                 "mlc_lower_loss_weights must be two non-negative weights (noisy, clean) with a positive noisy "
-                f"weight, e.g. [1.0, 0.5]; got {weights}."
+                f"weight, e.g. [1.0, 0.5], or None (proportional to the batch sizes); got {weights}."
             )
-        min_clean = 2 if weights[1] > 0 else 1
+        min_clean = 1 if weights is not None and weights[1] == 0 else 2
         if self.mlc_clean_batch_size < min_clean:
             raise ValueError(
                 f"mlc_clean_batch_size must be >= {min_clean} (the clean batch is split between the upper and the "
@@ -193,10 +249,32 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             raise ValueError(
                 "Meta label correction makes one bilevel step (with its own clean batch and meta update) per "
                 f"optimizer step and does not support gradient_accumulation_steps={self.gradient_accumulation_steps}"
-                ": set gradient_accumulation_steps=1 and raise per_device_train_batch_size instead."
+                ": a meta update between micro-batches would change the corrected labels mid-step, so the result "
+                "would not equal the larger batch. Set gradient_accumulation_steps=1 and raise "
+                "per_device_train_batch_size instead."
             )
         if self.fp16:
             raise ValueError(
                 "fp16 is not supported by meta label correction (its gradients bypass the fp16 gradient scaler): "
                 "use bf16=True or full precision."
             )
+
+    @property
+    def resolved_skip_gate(self) -> bool:
+        """`mlc_skip_gate`, with `None` resolved for `mlc_method`."""
+        return self.mlc_method == "mlc" if self.mlc_skip_gate is None else self.mlc_skip_gate
+
+    @property
+    def resolved_mixture_space(self) -> str:
+        """`mlc_mixture_space`, with `None` resolved for `mlc_ebomlc_variant`."""
+        if self.mlc_mixture_space is not None:
+            return self.mlc_mixture_space
+        return "probs" if self.mlc_ebomlc_variant == "released" else "log_probs"
+
+    @property
+    def resolved_label_embedding_init(self) -> str:
+        """`mlc_label_embedding_init`, with `None` resolved for the method and EBOMLC variant."""
+        if self.mlc_label_embedding_init is not None:
+            return self.mlc_label_embedding_init
+        released = self.mlc_method == "ebomlc" and self.mlc_ebomlc_variant == "released"
+        return "normal" if released else "xavier_uniform"

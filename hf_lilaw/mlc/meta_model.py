@@ -1,6 +1,9 @@
 """The label correction network (MLC's meta model)."""
 
+from typing import Literal
+
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = ["LabelCorrectionNetwork"]
@@ -9,32 +12,56 @@ __all__ = ["LabelCorrectionNetwork"]
 class LabelCorrectionNetwork(nn.Module):
     """Maps (penultimate features, noisy label) to a soft corrected label.
 
-    `[h.detach(), embed(ỹ)] → Linear(d+e, k) → Tanh → Linear(k, k) → Tanh → Linear(k, C) → softmax`.
+    `[h.detach(), embed(ỹ)] → Linear(d+e, k) → Tanh → Linear(k, k) → Tanh → Linear(k, C [+1]) → softmax`.
+
+    Initialisation follows MLC's released meta network: Xavier-normal weights and zero biases in the three linear
+    layers. With `skip_gate=True` the last layer has one more output `s` and the corrected label is
+    `(1 − g)·softmax + g·onehot(ỹ)` with `g = sigmoid(s)` (MLC's optional skip connection): the network can then keep
+    the given label instead of having to re-learn it.
 
     Args:
         feature_dim: Size `d` of the main model's penultimate features.
         num_labels: Number of classes `C`.
         label_embedding_dim: Size `e` of the noisy-label embedding.
         hidden_dim: Width `k` of the two hidden layers.
+        skip_gate: Add the gate `g` towards the given label.
+        label_embedding_init: `"xavier_uniform"` (MLC's released code; keeps the embedding on the scale of the
+            features) or `"normal"` (PyTorch's N(0, 1) default, which EBOMLC's released code keeps).
     """
 
-    def __init__(self, *, feature_dim: int, num_labels: int, label_embedding_dim: int = 128, hidden_dim: int = 128):
+    def __init__(
+        self,
+        *,
+        feature_dim: int,
+        num_labels: int,
+        label_embedding_dim: int = 128,
+        hidden_dim: int = 128,
+        skip_gate: bool = False,
+        label_embedding_init: Literal["xavier_uniform", "normal"] = "xavier_uniform",
+    ):
         super().__init__()
         self.feature_dim = feature_dim
         self.num_labels = num_labels
+        self.skip_gate = skip_gate
         self.label_embedding = nn.Embedding(num_labels, label_embedding_dim)
         self.net = nn.Sequential(
             nn.Linear(feature_dim + label_embedding_dim, hidden_dim),
             nn.Tanh(),
             nn.Linear(hidden_dim, hidden_dim),
             nn.Tanh(),
-            nn.Linear(hidden_dim, num_labels),
+            nn.Linear(hidden_dim, num_labels + int(skip_gate)),
         )
-        # nn.Embedding's N(0, 1) init would give the label a norm of ~sqrt(e) and saturate the first Tanh.
-        nn.init.xavier_uniform_(self.label_embedding.weight)
+        for layer in self.net:
+            if isinstance(layer, nn.Linear):
+                nn.init.xavier_normal_(layer.weight)
+                nn.init.zeros_(layer.bias)
+        if label_embedding_init == "xavier_uniform":
+            nn.init.xavier_uniform_(self.label_embedding.weight)
+        elif label_embedding_init != "normal":
+            raise ValueError(f"label_embedding_init must be 'xavier_uniform' or 'normal', got {label_embedding_init!r}.")
 
-    def logits(self, features: Tensor, labels: Tensor) -> Tensor:
-        """Unnormalised scores of the corrected label, `(batch, C)`."""
+    def gate_and_logits(self, features: Tensor, labels: Tensor) -> tuple[Tensor | None, Tensor]:
+        """The gate `g` `(batch, 1)` (`None` without the skip gate) and the class scores `(batch, C)`."""
         if features.dim() != 2 or features.shape[-1] != self.feature_dim:
             raise ValueError(
                 f"Expected features of shape (batch, {self.feature_dim}), got {tuple(features.shape)}; the "
@@ -42,12 +69,25 @@ class LabelCorrectionNetwork(nn.Module):
             )
         # Detached: the main model gets no gradient through the meta model (MLC's gradient-stopped features).
         x = torch.cat([features.detach().to(self.label_embedding.weight.dtype), self.label_embedding(labels)], -1)
-        return self.net(x)
-
-    def log_probs(self, features: Tensor, labels: Tensor) -> Tensor:
-        """Log of the soft corrected label, `(batch, C)`."""
-        return torch.log_softmax(self.logits(features, labels).float(), dim=-1)
+        out = self.net(x).float()
+        if not self.skip_gate:
+            return None, out
+        return torch.sigmoid(out[:, self.num_labels :]), out[:, : self.num_labels]
 
     def forward(self, features: Tensor, labels: Tensor) -> Tensor:
         """Soft corrected labels (rows sum to one), `(batch, C)`."""
-        return torch.softmax(self.logits(features, labels).float(), dim=-1)
+        gate, logits = self.gate_and_logits(features, labels)
+        probs = torch.softmax(logits, dim=-1)
+        if gate is None:
+            return probs
+        return (1.0 - gate) * probs + gate * F.one_hot(labels, self.num_labels).to(probs.dtype)
+
+    def log_probs(self, features: Tensor, labels: Tensor) -> Tensor:
+        """Log of the soft corrected label, `(batch, C)`."""
+        gate, logits = self.gate_and_logits(features, labels)
+        log_p = torch.log_softmax(logits, dim=-1)
+        if gate is None:
+            return log_p
+        # The mixture has no closed-form log; the clamp keeps a vanishing class finite.
+        mixed = (1.0 - gate) * log_p.exp() + gate * F.one_hot(labels, self.num_labels).to(log_p.dtype)
+        return torch.log(mixed.clamp_min(torch.finfo(log_p.dtype).tiny))

@@ -1,32 +1,37 @@
-"""Trainer glue for meta label correction: EBOMLC, MLC-D and MLC as `transformers.Trainer` subclasses."""
+"""Trainer glue for meta label correction: EBOMLC, MLC-D and MLC on hf_lilaw's shared base trainer."""
+
+from __future__ import annotations
 
 import contextlib
 import copy
 import os
-from collections import defaultdict
-from collections.abc import Mapping, Sequence
-from typing import Any
+import warnings
+from collections.abc import Sequence
+from typing import Any, ClassVar
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
-from transformers import Trainer, TrainingArguments
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, get_last_checkpoint
+from transformers import TrainingArguments
 from transformers.utils import logging
 
-from ..core.columns import LABEL_COLUMNS
+from ..core.base_trainer import BaseTrainer
+from ..core.checkpoint import load_state_file
+from ..core.columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS
+from ..core.outputs import extract_logits
+from ..core.sampler import IndexBatchSampler, StreamedBatches
+from ..core.training_state import shared_file_name
 from ..functional.barrier import (
     alignment_barrier_coefficient,
     dynamic_barrier_coefficient,
     lower_loss,
     mixture_upper_loss,
 )
-from .clean_data import CleanBatchSampler
 from .config import MetaLabelCorrectionConfig
 from .features import PenultimateFeatures
+from .lookahead import is_sgd, lookahead_steps
 from .meta_model import LabelCorrectionNetwork
 
 __all__ = [
@@ -40,18 +45,34 @@ __all__ = [
 
 logger = logging.get_logger(__name__)
 
-MLC_STATE_NAME = "mlc_state.pt"
+_STATE_NAME = "mlc_state"
+MLC_STATE_NAME = shared_file_name(_STATE_NAME)
+"""The checkpoint file of the meta model and its optimizer (`mlc_state.pt`); each process's clean-stream position
+is beside it in `mlc_state_rank<r>.pt`."""
+
+METHOD_NAMES = {"ebomlc": "EBOMLC", "mlc_d": "MLC-D", "mlc": "MLC"}
+
+MLC_CITATION = """@inproceedings{zheng2021mlc,
+  title={Meta Label Correction for Noisy Label Learning},
+  author={Zheng, Guoqing and Awadallah, Ahmed Hassan and Dumais, Susan},
+  booktitle={AAAI},
+  year={2021}
+}"""
 
 Batch = tuple[dict[str, Any], Tensor]  # model inputs without the labels, labels
 
 
 class MetaLabelCorrectionState:
-    """Everything of meta label correction that must survive a resume: meta model, its optimizer, clean stream.
+    """Everything of meta label correction that must survive a resume, split for `BaseTrainer`'s checkpoints.
+
+    The meta model, its optimizer and the number of bilevel steps are identical on every process (`"shared"`,
+    saved once); the clean stream is seeded per process (`"per_rank"`). Resumed under another number of processes,
+    the stream moves to where its own sequence stands after `steps` batches (one clean batch per step).
 
     Args:
         meta_model: The label correction network.
         meta_optimizer: Its optimizer.
-        clean_sampler: The clean-batch stream.
+        clean_sampler: This process's clean-batch stream.
     """
 
     def __init__(
@@ -59,51 +80,61 @@ class MetaLabelCorrectionState:
         *,
         meta_model: LabelCorrectionNetwork,
         meta_optimizer: torch.optim.Optimizer,
-        clean_sampler: CleanBatchSampler,
+        clean_sampler: IndexBatchSampler | StreamedBatches,
     ):
         self.meta_model = meta_model
         self.meta_optimizer = meta_optimizer
         self.clean_sampler = clean_sampler
+        self.steps = 0
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "meta_model": self.meta_model.state_dict(),
-            "meta_optimizer": self.meta_optimizer.state_dict(),
-            "clean_sampler": self.clean_sampler.state_dict(),
+            "shared": {
+                "meta_model": self.meta_model.state_dict(),
+                "meta_optimizer": self.meta_optimizer.state_dict(),
+                "steps": self.steps,
+            },
+            "per_rank": {"clean_sampler": self.clean_sampler.state_dict()},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.meta_model.load_state_dict(state["meta_model"])
-        self.meta_optimizer.load_state_dict(state["meta_optimizer"])
-        self.clean_sampler.load_state_dict(state["clean_sampler"])
-
-    def save(self, checkpoint_dir: str) -> None:
-        """Write the state to `checkpoint_dir/mlc_state.pt`."""
-        os.makedirs(checkpoint_dir, exist_ok=True)
-        torch.save(self.state_dict(), os.path.join(checkpoint_dir, MLC_STATE_NAME))
-
-    def load(self, checkpoint_dir: str) -> bool:
-        """Restore the state from `checkpoint_dir/mlc_state.pt`; returns `False` if the file is missing."""
-        path = os.path.join(checkpoint_dir, MLC_STATE_NAME)
-        if not os.path.isfile(path):
-            return False
-        self.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
-        return True
+        shared = state["shared"]
+        self.meta_model.load_state_dict(shared["meta_model"])
+        self.meta_optimizer.load_state_dict(shared["meta_optimizer"])
+        self.steps = int(shared["steps"])
+        if state["per_rank"] is not None:
+            self.clean_sampler.load_state_dict(state["per_rank"]["clean_sampler"])
+        else:
+            self.clean_sampler.fast_forward(self.steps)
 
 
-class MetaLabelCorrectionTrainer(Trainer):
+class MetaLabelCorrectionTrainer(BaseTrainer):
     """Trains a classifier on noisy labels with a meta model that corrects them, guided by a small clean set.
 
     Every optimizer step is one bilevel step of `args.mlc_method` (see [`MetaLabelCorrectionConfig`]) on the noisy
     batch of the Trainer's loop and a fresh clean batch of `mlc_clean_batch_size` examples: its first half feeds the
-    upper loss, its second half joins the lower loss (with a zero clean weight in `mlc_lower_loss_weights`, the whole
-    clean batch feeds the upper loss). The meta model and its Adam live outside the main optimizer: the main
-    optimizer, scheduler, clipping and weight decay never see them. Evaluation reports the plain cross-entropy.
+    upper loss, its second half joins the lower loss, weighted by the two batch sizes unless `mlc_lower_loss_weights`
+    says otherwise (with a zero clean weight the whole clean batch feeds the upper loss). The meta model (Xavier-normal
+    layers, zero biases, optional skip gate) and its Adam live outside the main optimizer: the main optimizer,
+    scheduler, clipping and weight decay never see them. Evaluation reports the plain cross-entropy.
+
+    Look-ahead: MLC (and the released EBOMLC variant) differentiate through one step of the main optimizer. With
+    `torch.optim.SGD` that step is SGD's own rule (momentum buffer, dampening, weight decay, Nesterov, per-group
+    learning rate); with any other optimizer it is a plain gradient step of `mlc_inner_lr` (default: the current
+    learning rate), see [`lookahead_steps`]. MLC keeps the skip gate on by default: without it, MLC under an adaptive
+    optimizer is known to collapse to near-uniform corrected labels, and construction warns.
+
+    MLC-D is an ablation (its meta step has no clean-set term) and warns at construction. `load_best_model_at_end`
+    restores the meta model and its optimizer of the best checkpoint too.
 
     Supported: single-label classifiers whose head takes the penultimate features (transformers image and text
     classifiers, `TimmWrapperForImageClassification`, timm models, plain `nn.Module`s returning logits), one process
-    or DDP, fp32 or bf16. Not supported: `gradient_accumulation_steps > 1`, fp16, DeepSpeed and FSDP (gradients are
-    taken with `torch.autograd.grad` on the unwrapped model and averaged across processes by hand), `model_init`.
+    or DDP, fp32 or bf16. Not supported: `gradient_accumulation_steps > 1` (refused by the config), fp16, DeepSpeed
+    and FSDP (gradients are taken with `torch.autograd.grad` on the unwrapped model and averaged across processes by
+    hand), `model_init`.
+
+    The shared machinery (config coercion, tags, checkpointed state, the clean-batch sampler, the pre-flight checks,
+    metric logging, model cards) comes from `hf_lilaw.core.BaseTrainer`.
 
     Args:
         model: The classifier to train.
@@ -117,8 +148,9 @@ class MetaLabelCorrectionTrainer(Trainer):
         **kwargs: Passed to `Trainer`.
     """
 
-    _method: str | None = None
-    _tag_names = ["hf_lilaw", "meta-label-correction"]
+    config_class: ClassVar[type[TrainingArguments]] = MetaLabelCorrectionConfig
+    _method: ClassVar[str | None] = None
+    _tag_names: ClassVar[list[str]] = ["hf_lilaw", "meta-label-correction"]
 
     def __init__(
         self,
@@ -132,7 +164,6 @@ class MetaLabelCorrectionTrainer(Trainer):
         clean_dataset: Any = None,
         **kwargs: Any,
     ):
-        args = self._resolve_args(args)
         if model is None or kwargs.get("model_init") is not None:
             raise ValueError(f"{type(self).__name__} needs model= (model_init is not supported).")
         if clean_dataset is None:
@@ -140,9 +171,7 @@ class MetaLabelCorrectionTrainer(Trainer):
                 f"{type(self).__name__} needs a small clean (trusted) set: pass clean_dataset=, e.g. a "
                 "class-balanced ~2 % split of your data whose labels were verified."
             )
-        if not (hasattr(clean_dataset, "__len__") and hasattr(clean_dataset, "__getitem__")):
-            raise TypeError("clean_dataset must be a map-style dataset (with __len__ and __getitem__).")
-        if len(clean_dataset) == 0:
+        if hasattr(clean_dataset, "__len__") and len(clean_dataset) == 0:
             raise ValueError("clean_dataset is empty: pass at least mlc_clean_batch_size clean examples.")
         super().__init__(
             model=model,
@@ -153,18 +182,25 @@ class MetaLabelCorrectionTrainer(Trainer):
             processing_class=processing_class,
             **kwargs,
         )
+        args = self.args
+        self.clean_dataset = clean_dataset
         self._features = PenultimateFeatures(self.model, module_name=args.mlc_feature_module)
-        self.clean_dataset, self._clean_collator = self._prepare_clean_dataset(clean_dataset)
-        feature_dim, self.num_labels = self._probe_model()
-        self._check_labels(self.clean_dataset, "clean_dataset", strict=True)
-        if train_dataset is not None:
-            self._check_labels(train_dataset, "train_dataset", strict=False)
-
+        sampler = self.side_batch_sampler(
+            clean_dataset,
+            batch_size=args.mlc_clean_batch_size,
+            seed=args.seed + args.process_index,
+            name="clean_dataset",
+            strict=True,
+        )
+        feature_dim, num_labels = self._probe_model()
+        self._warn_known_failures(kwargs.get("optimizers"), kwargs.get("optimizer_cls_and_kwargs"))
         meta_model = LabelCorrectionNetwork(
             feature_dim=feature_dim,
-            num_labels=self.num_labels,
+            num_labels=num_labels,
             label_embedding_dim=args.mlc_label_embedding_dim,
             hidden_dim=args.mlc_meta_hidden_dim,
+            skip_gate=args.resolved_skip_gate,
+            label_embedding_init=args.resolved_label_embedding_init,
         ).to(args.device)
         meta_optimizer = torch.optim.Adam(
             meta_model.parameters(),
@@ -172,15 +208,16 @@ class MetaLabelCorrectionTrainer(Trainer):
             weight_decay=args.mlc_meta_weight_decay,
             amsgrad=args.mlc_meta_amsgrad,
         )
-        sampler = CleanBatchSampler(
-            len(self.clean_dataset), batch_size=args.mlc_clean_batch_size, seed=args.seed + args.process_index
-        )
         self.mlc_state = MetaLabelCorrectionState(
             meta_model=meta_model, meta_optimizer=meta_optimizer, clean_sampler=sampler
         )
-        self._mlc_metrics: dict[str, list[Tensor]] = defaultdict(list)
+        self.register_training_state(self.mlc_state, name=_STATE_NAME, what="meta label correction state")
         if hasattr(self.model, "add_model_tags"):
-            self.model.add_model_tags([*self._tag_names, args.mlc_method])
+            self.model.add_model_tags([args.mlc_method])
+
+    @property
+    def method_name(self) -> str:  # type: ignore[override]
+        return METHOD_NAMES[self.args.mlc_method]
 
     @property
     def meta_model(self) -> LabelCorrectionNetwork:
@@ -193,15 +230,9 @@ class MetaLabelCorrectionTrainer(Trainer):
     # ---- set-up -------------------------------------------------------------------------------------------------
 
     @classmethod
-    def _resolve_args(cls, args: TrainingArguments | None) -> MetaLabelCorrectionConfig:
-        if args is None:
-            args = MetaLabelCorrectionConfig()
-        elif not isinstance(args, MetaLabelCorrectionConfig):
-            if not isinstance(args, TrainingArguments):
-                raise TypeError(f"args must be a MetaLabelCorrectionConfig, got {type(args).__name__}.")
-            values = args.to_dict()
-            values["hub_token"] = args.hub_token  # to_dict() masks it
-            args = MetaLabelCorrectionConfig(**values)
+    def coerce_args(cls, args: TrainingArguments | None) -> MetaLabelCorrectionConfig:
+        """`BaseTrainer.coerce_args`, then the method of a method-specific trainer (`MLCTrainer`...)."""
+        args = super().coerce_args(args)
         if cls._method is not None and args.mlc_method != cls._method:
             if args.mlc_method != MetaLabelCorrectionConfig.mlc_method:
                 raise ValueError(
@@ -213,83 +244,74 @@ class MetaLabelCorrectionTrainer(Trainer):
             args._validate_mlc()
         return args
 
-    def _prepare_clean_dataset(self, dataset: Any) -> tuple[Any, Any]:
-        import datasets
-
-        if isinstance(dataset, datasets.Dataset):
-            return self._remove_unused_columns(dataset, description="clean"), self.data_collator
-        return dataset, self._get_collator_with_removed_columns(self.data_collator, description="clean")
+    def _warn_known_failures(self, optimizers: Any, optimizer_cls_and_kwargs: Any) -> None:
+        """Warn, before training, about settings under which a method is known to fail."""
+        args = self.args
+        if args.mlc_method == "mlc_d":
+            warnings.warn(
+                "MLC-D is kept as an ablation: its meta step has no clean-set term (the upper loss does not depend on "
+                "the meta model and BOME's barrier only pulls the lower-loss gap), so the label correction network "
+                "gets no signal from the clean set and the method can drift to near-uniform labels. Use "
+                "mlc_method='ebomlc' or 'mlc' to train a model.",
+                UserWarning,
+                stacklevel=3,
+            )
+        optimizer = optimizers[0] if optimizers else None
+        if optimizer is not None:
+            sgd = is_sgd(optimizer)
+        elif optimizer_cls_and_kwargs is not None:
+            sgd = issubclass(optimizer_cls_and_kwargs[0], torch.optim.SGD)
+        else:
+            sgd = getattr(args.optim, "value", args.optim) == "sgd"
+        name = getattr(args.optim, "value", args.optim) if optimizer is None else type(optimizer).__name__
+        if args.mlc_method == "mlc" and not args.resolved_skip_gate and not sgd:
+            warnings.warn(
+                f"MLC without the skip gate (mlc_skip_gate=False) with an adaptive main optimizer ({name}) is known "
+                "to collapse: the label correction network drifts to near-uniform labels (80.6 % on clean digits "
+                "where CE reaches 96.7 %). Keep mlc_skip_gate on, or train with optim='sgd' and the authors' recipe "
+                "(lr 0.1, momentum 0.9, weight decay 5e-4).",
+                UserWarning,
+                stacklevel=3,
+            )
+        if args.mlc_method == "ebomlc" and args.mlc_ebomlc_variant == "released" and not sgd:
+            warnings.warn(
+                f"The released EBOMLC step with a non-SGD main optimizer ({name}) is known to diverge (0-4 % accuracy "
+                "on digits under AdamW): its main direction ascends the upper loss. Use mlc_ebomlc_variant='spec', "
+                "or optim='sgd' as in the authors' recipe.",
+                UserWarning,
+                stacklevel=3,
+            )
 
     def _probe_model(self) -> tuple[int, int]:
         """One no-grad forward on clean examples: checks the head hook and returns (feature dim, num labels)."""
-        x, _ = self._clean_batch(list(range(min(2, len(self.clean_dataset)))))
-        was_training = self.model.training
-        self.model.eval()
-        try:
-            with torch.no_grad():
-                logits, features = self._forward(self.model, x)
-        finally:
-            self.model.train(was_training)
-        if logits.dim() != 2:
-            raise ValueError(
-                f"Meta label correction needs single-label logits of shape (batch, num_labels); the model gives "
-                f"{tuple(logits.shape)}."
-            )
+        dataset = self.clean_dataset
+
+        def first_examples() -> list[Any]:
+            if hasattr(dataset, "__len__"):
+                return [dataset[i] for i in range(min(2, len(dataset)))]
+            return [example for _, example in zip(range(2), dataset)]
+
+        x, _ = self.collate_side_examples(dataset, first_examples, name="clean_dataset")
+        with self._features.capturing():
+            logits = extract_logits(self.probe_forward(self.model, x))
+            features = self._features.pop()
         return features.shape[-1], logits.shape[-1]
 
-    def _check_labels(self, dataset: Any, name: str, *, strict: bool) -> None:
-        """Labels must be class indices in [0, num_labels): the meta model embeds them."""
-        import datasets
-
-        if isinstance(dataset, datasets.Dataset):
-            column = next((c for c in LABEL_COLUMNS if c in dataset.column_names), None)
-            if column is None:
-                raise ValueError(f"{name} has no label column: name it one of {LABEL_COLUMNS}.")
-            labels = np.asarray(dataset.with_format("numpy", columns=[column])[column])
-        elif strict:
-            rows = [dataset[i] for i in range(len(dataset))]
-            column = next((c for c in LABEL_COLUMNS if isinstance(rows[0], Mapping) and c in rows[0]), None)
-            if column is None:
-                raise ValueError(f"{name} examples carry no label: give them one of the keys {LABEL_COLUMNS}.")
-            labels = np.asarray([np.asarray(row[column]) for row in rows])
-        else:
-            return
-        if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
-            raise ValueError(
-                f"{name} labels must be one integer class index per example, got {labels.dtype} of shape "
-                f"{labels.shape}."
-            )
-        bad = labels[(labels < 0) | (labels >= self.num_labels)]
-        if bad.size:
-            raise ValueError(
-                f"{name} has labels outside [0, {self.num_labels}) (e.g. {sorted(set(bad.tolist()))[:5]}); the "
-                f"model has {self.num_labels} outputs: remap the labels or build the model with the right num_labels."
-            )
+    def _preflight_side_set(self) -> tuple[Any, str] | None:
+        return self.clean_dataset, "clean_dataset"
 
     # ---- batches and forwards -----------------------------------------------------------------------------------
 
-    @staticmethod
-    def _split_labels(inputs: Mapping[str, Any], what: str) -> Batch:
-        inputs = dict(inputs)
-        labels = next((inputs.pop(k) for k in LABEL_COLUMNS if k in inputs), None)
-        if labels is None:
-            raise ValueError(f"{what} batches carry no 'labels': give the dataset a 'label' or 'labels' column.")
-        for k in LABEL_COLUMNS:
-            inputs.pop(k, None)
-        return inputs, labels
-
-    def _clean_batch(self, indices: Sequence[int]) -> Batch:
-        getitems = getattr(self.clean_dataset, "__getitems__", None)
-        rows = getitems(list(indices)) if getitems else [self.clean_dataset[i] for i in indices]
-        return self._split_labels(self._prepare_inputs(self._clean_collator(rows)), "clean_dataset")
-
     def _next_clean_batches(self) -> tuple[Batch, Batch | None]:
         """(upper batch, lower batch): the two halves of the next clean batch."""
-        indices = next(self.mlc_state.clean_sampler)
-        if self.args.mlc_lower_loss_weights[1] == 0:
-            return self._clean_batch(indices), None
-        half = len(indices) // 2
-        return self._clean_batch(indices[:half]), self._clean_batch(indices[half:])
+        examples = self._read_side_examples(self.clean_dataset, self.mlc_state.clean_sampler)
+        weights = self.args.mlc_lower_loss_weights
+        if weights is not None and weights[1] == 0:
+            return self.collate_side_examples(self.clean_dataset, lambda: examples, name="clean_dataset"), None
+        half = len(examples) // 2
+        upper = self.collate_side_examples(self.clean_dataset, lambda: examples[:half], name="clean_dataset")
+        lower = self.collate_side_examples(self.clean_dataset, lambda: examples[half:], name="clean_dataset")
+        return upper, lower
 
     def _forward(
         self, net: nn.Module, inputs: dict[str, Any], params: dict[str, Tensor] | None = None
@@ -301,7 +323,7 @@ class MetaLabelCorrectionTrainer(Trainer):
             else:
                 outputs = functional_call(net, params, args=(), kwargs=inputs)
             features = self._features.pop()
-        return _logits(outputs), features
+        return extract_logits(outputs), features
 
     def _lower(
         self,
@@ -316,6 +338,9 @@ class MetaLabelCorrectionTrainer(Trainer):
         logits, features = self._forward(net, noisy[0], params)
         soft_labels = self.meta_model(features, noisy[1])
         weights = self.args.mlc_lower_loss_weights
+        if weights is None:
+            # Proportional to the batch sizes: the mean over every row of the lower loss.
+            weights = (float(noisy[1].shape[0]), float(lower[1].shape[0]) if lower is not None else 0.0)
         if lower is None or weights[1] == 0:
             return lower_loss(logits, soft_labels, weights=weights)
         if not with_clean:
@@ -385,8 +410,10 @@ class MetaLabelCorrectionTrainer(Trainer):
         if hasattr(self.optimizer, "train") and callable(self.optimizer.train):
             self.optimizer.train()
         net = self.accelerator.unwrap_model(model)
-        noisy = self._split_labels(self._prepare_inputs(inputs), "train_dataset")
+        inputs = {k: v for k, v in self._prepare_inputs(inputs).items() if k not in BOOKKEEPING_COLUMNS}
+        noisy = self.split_labels(inputs, name="train_dataset")
         upper, lower = self._next_clean_batches()
+        self.mlc_state.steps += 1
         step = {"ebomlc": self._ebomlc_step, "mlc_d": self._mlc_d_step, "mlc": self._mlc_step}[self.args.mlc_method]
         with contextlib.ExitStack() as stack:
             stack.enter_context(self.compute_loss_context_manager())
@@ -399,6 +426,8 @@ class MetaLabelCorrectionTrainer(Trainer):
     def _ebomlc_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
         """The spec's clean reading of one EBOMLC step (first order, three forwards and three backwards)."""
         args = self.args
+        if args.mlc_ebomlc_variant == "released":
+            return self._ebomlc_released_step(net, noisy, upper, lower)
         params = [p for p in net.parameters() if p.requires_grad]
         meta = list(self.meta_model.parameters())
         n = len(params)
@@ -423,7 +452,11 @@ class MetaLabelCorrectionTrainer(Trainer):
         x_up, y_up = upper
         logits, features = self._forward(net, x_up)
         upper_loss = mixture_upper_loss(
-            logits, self.meta_model.log_probs(features, y_up), y_up, rho=args.mlc_rho, space=args.mlc_mixture_space
+            logits,
+            self.meta_model.log_probs(features, y_up),
+            y_up,
+            rho=args.mlc_rho,
+            space=args.resolved_mixture_space,
         )
         grad_f, used_f = self._grads(upper_loss, params + meta)
         grad_f = self._mean_across_processes(grad_f)
@@ -438,6 +471,52 @@ class MetaLabelCorrectionTrainer(Trainer):
         direction = [f + lam * q for f, q in zip(grad_f, grad_q)]
         self._set_grads(params, direction[:n], [a or b for a, b in zip(used[:n], used_f[:n])])
         self._meta_step(direction[n:])
+        self._record({"lambda": lam, "upper_loss": upper_loss, "lower_loss": lower_0})
+        return lower_0
+
+    def _ebomlc_released_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
+        """EBOMLC as the authors' released step: the upper loss at `w` with the meta model's probabilities, the
+        look-ahead `w' = w − η·d(∇_w G)` (the optimizer's rule, its state untouched) kept, `∇q` between `w` and
+        `w'`, the alignment term with the optimizer step `−η·d(∇_w f)` and the main direction
+        `λ·∇_w q − η·d(∇_w f)`, applied from `w'` by the Trainer's optimizer step."""
+        args = self.args
+        params = [p for p in net.parameters() if p.requires_grad]
+        meta = list(self.meta_model.parameters())
+        n = len(params)
+        lr = self._inner_lr()
+
+        x_up, y_up = upper
+        logits, features = self._forward(net, x_up)
+        upper_loss = mixture_upper_loss(
+            logits, self.meta_model.log_probs(features, y_up), y_up, rho=args.mlc_rho, space="probs"
+        )
+        grad_f, used_f = self._grads(upper_loss, params + meta)
+        grad_f = self._mean_across_processes(grad_f)
+        step_f = lookahead_steps(self.optimizer, params, grad_f[:n], fallback_lr=lr)
+
+        lower_0 = self._lower(net, noisy, lower)
+        g0, used = self._grads(lower_0, params + meta)
+        g0 = self._mean_across_processes(g0)
+        with torch.no_grad():
+            for p, step in zip(params, lookahead_steps(self.optimizer, params, g0[:n], fallback_lr=lr)):
+                p.sub_(step.to(p.dtype))
+
+        g1, _ = self._grads(self._lower(net, noisy, lower), params + meta)
+        g1 = self._mean_across_processes(g1)
+        grad_q = [a - b for a, b in zip(g0, g1)]
+        del g0, g1
+
+        descent_f = [-step for step in step_f]
+        lam = alignment_barrier_coefficient(
+            grad_f_main=descent_f,
+            grad_q_main=grad_q[:n],
+            grad_q_meta=grad_q[n:],
+            threshold=args.mlc_barrier_threshold,
+            scale=args.mlc_barrier_scale,
+        )
+        main = [lam * q + f for q, f in zip(grad_q[:n], descent_f)]
+        self._set_grads(params, main, [a or b for a, b in zip(used[:n], used_f[:n])])
+        self._meta_step([lam * q + f for q, f in zip(grad_q[n:], grad_f[n:])])
         self._record({"lambda": lam, "upper_loss": upper_loss, "lower_loss": lower_0})
         return lower_0
 
@@ -490,28 +569,30 @@ class MetaLabelCorrectionTrainer(Trainer):
         return lower_0
 
     def _mlc_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> Tensor:
-        """MLC: a one-step SGD look-ahead `w' = w − η·∇_w G(w, a)` kept in the graph, the clean CE at `w'`, its
-        second-order hypergradient to the meta model, then the main update with `∇_w G(w, a)`."""
+        """MLC: a one-step look-ahead `w' = w − s(∇_w G(w, a))` kept in the graph, where `s` is the main optimizer's
+        own step when it is SGD (momentum, weight decay, Nesterov) and a plain gradient step otherwise (see
+        `lookahead_steps`), the clean CE at `w'`, its second-order hypergradient to the meta model, then the main
+        update with `∇_w G(w, a)`."""
         named = [(name, p) for name, p in net.named_parameters() if p.requires_grad]
         params = [p for _, p in named]
 
         lower_0 = self._lower(net, noisy, lower)
         grads, used = self._grads(lower_0, params, create_graph=True)
-        lr = self._inner_lr()
-        ahead = {name: p - lr * g for (name, p), g in zip(named, grads)}
+        steps = lookahead_steps(self.optimizer, params, grads, fallback_lr=self._inner_lr())
+        ahead = {name: p - step for (name, p), step in zip(named, steps)}
 
         x_up, y_up = upper
         logits, _ = self._forward(net, x_up, ahead)
         upper_loss = F.cross_entropy(logits.float(), y_up)
         hypergrad, _ = self._grads(upper_loss, list(self.meta_model.parameters()))
         self._meta_step(self._mean_across_processes(hypergrad))
-        del ahead, hypergrad
+        del ahead, hypergrad, steps
 
         self._set_grads(params, self._mean_across_processes([g.detach() for g in grads]), used)
         self._record({"upper_loss": upper_loss, "lower_loss": lower_0})
         return lower_0
 
-    # ---- evaluation, logging, checkpoints -----------------------------------------------------------------------
+    # ---- evaluation, logging, checkpoints, model card ----------------------------------------------------------
 
     def compute_loss(
         self,
@@ -521,57 +602,74 @@ class MetaLabelCorrectionTrainer(Trainer):
         num_items_in_batch: Tensor | int | None = None,
     ) -> Tensor | tuple[Tensor, Any]:
         """Plain cross-entropy of the logits (used by evaluation; training goes through `training_step`)."""
-        if not any(k in inputs for k in LABEL_COLUMNS):
+        if not any(k in inputs for k in ("labels", *LABEL_COLUMNS)):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
-        x, labels = self._split_labels(inputs, "eval")
+        inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
+        x, labels = self.split_labels(inputs, name="eval_dataset")
         outputs = model(**x)
-        logits = _logits(outputs)
+        logits = extract_logits(outputs)
         loss = F.cross_entropy(logits.float(), labels)
         if not return_outputs:
             return loss
-        return loss, outputs if isinstance(outputs, Mapping) else {"logits": logits}
+        return loss, outputs if isinstance(outputs, dict) else {"logits": logits}
 
     def _record(self, values: dict[str, Tensor]) -> None:
-        # Kept as device tensors: a .item() per step would synchronise the device; log() reduces them.
-        for name, value in values.items():
-            self._mlc_metrics[name].append(value.detach().float())
+        # Device-side sums; the base reduces them over steps and processes at the next training log.
+        self.accumulate_metrics({f"mlc/{k}": v for k, v in values.items()}, count=1.0)
 
-    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
-        """Adds the means of `mlc/lambda`, `mlc/upper_loss`, `mlc/lower_loss` since the last training log."""
-        if self._mlc_metrics and not any(k.startswith("eval_") for k in logs):
-            names = sorted(self._mlc_metrics)
-            means = torch.stack([torch.stack(self._mlc_metrics[k]).mean() for k in names])
-            means = self.accelerator.reduce(means, reduction="mean")
-            logs = {**logs, **{f"mlc/{k}": v for k, v in zip(names, means.tolist())}}
-            self._mlc_metrics.clear()
-        super().log(logs, start_time)
+    def _load_best_model(self) -> None:
+        # Trainer restores only the main model; the corrected labels of the best checkpoint come from its meta model.
+        super()._load_best_model()
+        path = os.path.join(self.state.best_model_checkpoint, MLC_STATE_NAME)
+        if not os.path.isfile(path):
+            logger.warning(f"{self.state.best_model_checkpoint} holds no {MLC_STATE_NAME}: the meta model is not restored.")
+            return
+        shared = load_state_file(path, what="meta label correction state")["state"]
+        self.meta_model.load_state_dict(shared["meta_model"])
+        self.meta_optimizer.load_state_dict(shared["meta_optimizer"])
 
-    def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        # Written before super() so that a checkpoint that super() pushes to the Hub already holds it.
-        checkpoint_folder = f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}"
-        checkpoint_dir = os.path.join(self._get_output_dir(trial=trial), checkpoint_folder)
-        if self.args.should_save:
-            self.mlc_state.save(checkpoint_dir)
-        super()._save_checkpoint(model, trial)
-
-    def train(
-        self,
-        resume_from_checkpoint: str | bool | None = None,
-        trial: Any = None,
-        ignore_keys_for_eval: list[str] | None = None,
-    ):
-        """`Trainer.train`, also restoring the meta model, its optimizer and the clean stream on resume."""
-        if resume_from_checkpoint is True:
-            resume_from_checkpoint = get_last_checkpoint(self.args.output_dir)
-            if resume_from_checkpoint is None:
-                raise ValueError(f"No valid checkpoint found in output directory ({self.args.output_dir})")
-        if isinstance(resume_from_checkpoint, str) and not self.mlc_state.load(resume_from_checkpoint):
-            logger.warning(
-                f"{resume_from_checkpoint} holds no {MLC_STATE_NAME}: the meta model and the clean stream start fresh."
-            )
-        return super().train(
-            resume_from_checkpoint=resume_from_checkpoint, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval
-        )
+    def _model_card_values(self) -> dict[str, Any]:
+        args = self.args
+        clean = self.clean_dataset
+        clean_size = f"{len(clean)} examples" if hasattr(clean, "__len__") else "a stream"
+        descriptions = {
+            "ebomlc": "EBOMLC: a label correction network turns each noisy label into a soft corrected label; the "
+            "model and the network take one first-order bilevel step per optimizer step (mixture upper loss on a "
+            "small clean set, alignment-aware dynamic barrier).",
+            "mlc": "MLC: a label correction network turns each noisy label into a soft corrected label, trained "
+            "through a one-step look-ahead of the model so that training on the corrected labels lowers the loss on a "
+            "small clean set.",
+            "mlc_d": "MLC-D (an ablation): MLC solved with BOME's dynamic barrier; its meta step has no clean-set term.",
+        }
+        settings = {
+            "method": args.mlc_method,
+            "clean batch size": args.mlc_clean_batch_size,
+            "lower-loss weights (noisy, clean)": args.mlc_lower_loss_weights or "proportional to the batch sizes",
+            "meta learning rate (Adam)": args.mlc_meta_lr,
+            "skip gate": args.resolved_skip_gate,
+        }
+        if args.mlc_method == "ebomlc":
+            settings.update({
+                "EBOMLC variant": args.mlc_ebomlc_variant,
+                "ρ (mixture)": args.mlc_rho,
+                "δ_b (barrier threshold)": args.mlc_barrier_threshold,
+                "ξ (barrier scale)": args.mlc_barrier_scale,
+            })
+        return {
+            "method_description": descriptions[args.mlc_method],
+            "base_loss": "soft cross-entropy against the corrected labels (+ cross-entropy on clean examples)",
+            "method_facts": [f"Bilevel steps taken: {self.mlc_state.steps}."],
+            "method_settings": settings,
+            "side_sets": {"Clean set": f"{clean_size}, labels trusted, used by the meta steps"},
+            "citation": MLC_CITATION,
+            "train_snippet": (
+                "from hf_lilaw.mlc import MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer\n\n"
+                f'args = MetaLabelCorrectionConfig(output_dir="my-model", mlc_method="{args.mlc_method}")\n'
+                "trainer = MetaLabelCorrectionTrainer(model=model, args=args, train_dataset=noisy, "
+                "clean_dataset=clean)\n"
+                "trainer.train()"
+            ),
+        }
 
 
 class EBOMLCTrainer(MetaLabelCorrectionTrainer):
@@ -581,7 +679,7 @@ class EBOMLCTrainer(MetaLabelCorrectionTrainer):
 
 
 class MLCDTrainer(MetaLabelCorrectionTrainer):
-    """[`MetaLabelCorrectionTrainer`] with `mlc_method="mlc_d"` (MLC with BOME's dynamic barrier)."""
+    """[`MetaLabelCorrectionTrainer`] with `mlc_method="mlc_d"` (MLC with BOME's dynamic barrier, an ablation)."""
 
     _method = "mlc_d"
 
@@ -590,16 +688,3 @@ class MLCTrainer(MetaLabelCorrectionTrainer):
     """[`MetaLabelCorrectionTrainer`] with `mlc_method="mlc"` (the original second-order MLC)."""
 
     _method = "mlc"
-
-
-def _logits(outputs: Any) -> Tensor:
-    if isinstance(outputs, Tensor):
-        return outputs
-    if isinstance(outputs, Mapping) and outputs.get("logits") is not None:
-        return outputs["logits"]
-    if isinstance(outputs, (tuple, list)) and outputs and isinstance(outputs[0], Tensor):
-        return outputs[0]
-    raise TypeError(
-        f"Cannot find logits in the model output ({type(outputs).__name__}): return a tensor, a tuple starting with "
-        "the logits or a mapping with a 'logits' entry."
-    )

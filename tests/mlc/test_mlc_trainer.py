@@ -2,6 +2,7 @@
 
 import math
 import os
+import warnings
 
 import numpy as np
 import pytest
@@ -23,10 +24,12 @@ from transformers import (
 from hf_lilaw.mlc import (
     MLC_STATE_NAME,
     EBOMLCTrainer,
+    LabelCorrectionNetwork,
     MetaLabelCorrectionConfig,
     MetaLabelCorrectionTrainer,
     MLCTrainer,
     PenultimateFeatures,
+    find_classification_head,
 )
 
 NUM_LABELS = 3
@@ -100,8 +103,11 @@ def make_trainer(tmp_path, model=None, cls=MetaLabelCorrectionTrainer, clean=CLE
 def test_config_through_hf_argument_parser(tmp_path):
     (args,) = HfArgumentParser(MetaLabelCorrectionConfig).parse_args_into_dataclasses(
         ["--output_dir", str(tmp_path), "--mlc_method", "mlc_d", "--mlc_inner_steps", "3",
-         "--mlc_lower_loss_weights", "1.0", "0.25", "--mlc_feature_module", "fc", "--per_device_train_batch_size", "4"]
+         "--mlc_lower_loss_weights", "1.0", "0.25", "--mlc_feature_module", "fc", "--per_device_train_batch_size", "4",
+         "--mlc_skip_gate", "false", "--mlc_ebomlc_variant", "released"]
     )
+    assert args.mlc_skip_gate is False and args.resolved_skip_gate is False
+    assert (args.mlc_ebomlc_variant, args.resolved_mixture_space) == ("released", "probs")
     assert (args.mlc_method, args.mlc_inner_steps, args.mlc_feature_module) == ("mlc_d", 3, "fc")
     assert args.mlc_lower_loss_weights == [1.0, 0.25]
     assert args.mlc_clean_batch_size == 4 and args.logging_steps == 10
@@ -114,7 +120,7 @@ def test_config_through_hf_argument_parser(tmp_path):
 @pytest.mark.parametrize(
     ("overrides", "match"),
     [
-        ({"gradient_accumulation_steps": 2}, "set gradient_accumulation_steps=1"),
+        ({"gradient_accumulation_steps": 2}, "Set gradient_accumulation_steps=1 and raise"),
         ({"fp16": True}, "use bf16=True"),
         ({"mlc_method": "bome"}, "mlc_method must be one of"),
         ({"mlc_rho": 1.5}, r"mlc_rho must lie in \[0, 1\]"),
@@ -194,8 +200,10 @@ def test_error_without_clean_set(tmp_path):
 
 
 def test_error_clean_labels_out_of_range(tmp_path):
-    with pytest.raises(ValueError, match=r"clean_dataset has labels outside \[0, 3\)"):
-        make_trainer(tmp_path, clean=make_dataset(16, seed=2, label_offset=1))
+    trainer = make_trainer(tmp_path, clean=make_dataset(16, seed=2, label_offset=1))
+    with pytest.raises(ValueError, match=r"clean_dataset has labels in \[1, 3\] but the model outputs 3 classes"):
+        trainer.train()  # refused by the pre-flight, before the first step
+    assert trainer.state.global_step == 0
 
 
 def test_error_head_not_found(tmp_path):
@@ -211,7 +219,7 @@ def test_error_head_not_called(tmp_path):
 
 
 def test_error_clean_batch_larger_than_clean_set(tmp_path):
-    with pytest.raises(ValueError, match="pass a smaller mlc_clean_batch_size"):
+    with pytest.raises(ValueError, match="pass a smaller batch size or a larger clean_dataset"):
         make_trainer(tmp_path, mlc_clean_batch_size=32)
 
 
@@ -271,7 +279,7 @@ def test_training_tiny_vit(tmp_path, method):
 def test_training_tiny_timm_wrapper(tmp_path):
     trainer = make_trainer(tmp_path, model=tiny_timm(), max_steps=2, logging_steps=1, per_device_train_batch_size=4)
     trainer.train()
-    assert trainer._features.head is trainer.model.timm_model.get_classifier()
+    assert find_classification_head(trainer.model)[1] is trainer.model.timm_model.get_classifier()
     logs = [log for log in trainer.state.log_history if "mlc/lambda" in log]
     assert len(logs) == 2 and all(math.isfinite(log["mlc/upper_loss"]) for log in logs)
 
@@ -287,7 +295,7 @@ def test_resume_restores_meta_model_and_optimizer(tmp_path):
     full = make_trainer(tmp_path / "full", **run)
     full.train()
     checkpoint = tmp_path / "full" / "checkpoint-3"
-    assert (checkpoint / MLC_STATE_NAME).is_file()
+    assert {MLC_STATE_NAME, "mlc_state_rank0.pt"} <= set(os.listdir(checkpoint))
 
     resumed = make_trainer(tmp_path / "resumed", **run)
     resumed.train(resume_from_checkpoint=str(checkpoint))
@@ -304,7 +312,98 @@ def test_resume_restores_meta_model_and_optimizer(tmp_path):
 def test_resume_without_mlc_state_starts_the_meta_model_fresh(tmp_path):
     trainer = make_trainer(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
     trainer.train()
-    os.remove(tmp_path / "checkpoint-2" / MLC_STATE_NAME)
+    os.remove(tmp_path / "checkpoint-2" / MLC_STATE_NAME)  # the clean-stream file alone is not used
     fresh = make_trainer(tmp_path, max_steps=4)
     fresh.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
     assert fresh.state.global_step == 4 and fresh.mlc_state.clean_sampler.batches_drawn == 2
+
+
+# ---- meta model, defaults and warnings (issue: MLC under the Trainer's defaults) --------------------------------
+
+
+def test_meta_model_uses_xavier_normal_layers_and_zero_biases():
+    torch.manual_seed(0)
+    net = LabelCorrectionNetwork(feature_dim=200, num_labels=10, label_embedding_dim=56, hidden_dim=128)
+    linears = [m for m in net.net if isinstance(m, nn.Linear)]
+    assert len(linears) == 3 and all(torch.count_nonzero(m.bias) == 0 for m in linears)
+    for m in linears:
+        fan_out, fan_in = m.weight.shape
+        assert m.weight.std().item() == pytest.approx((2 / (fan_in + fan_out)) ** 0.5, rel=0.1)
+
+
+def test_skip_gate_mixes_softmax_and_the_given_label():
+    torch.manual_seed(0)
+    net = LabelCorrectionNetwork(feature_dim=4, num_labels=3, label_embedding_dim=2, hidden_dim=5, skip_gate=True)
+    h, y = torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2])
+    out = net.net(torch.cat([h, net.label_embedding(y)], -1))
+    g = torch.sigmoid(out[:, 3:])
+    expected = (1 - g) * torch.softmax(out[:, :3], -1) + g * F.one_hot(y, 3)
+    torch.testing.assert_close(net(h, y), expected)
+    torch.testing.assert_close(net.log_probs(h, y), expected.log())
+    assert net.net[-1].out_features == 4 and 0 < g.min() and g.max() < 1
+
+
+def test_skip_gate_defaults_per_method(tmp_path):
+    assert make_args(tmp_path, mlc_method="mlc").resolved_skip_gate is True
+    assert make_args(tmp_path, mlc_method="ebomlc").resolved_skip_gate is False
+    assert make_trainer(tmp_path, cls=MLCTrainer).meta_model.skip_gate is True
+
+
+def test_mlc_d_warns_that_it_is_an_ablation(tmp_path):
+    with pytest.warns(UserWarning, match="MLC-D is kept as an ablation: its meta step has no clean-set term"):
+        make_trainer(tmp_path, mlc_method="mlc_d")
+
+
+def test_mlc_without_gate_under_an_adaptive_optimizer_warns(tmp_path):
+    with pytest.warns(UserWarning, match=r"adaptive main optimizer \(adamw_torch\w*\) is known to collapse"):
+        make_trainer(tmp_path, mlc_method="mlc", mlc_skip_gate=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_trainer(tmp_path, mlc_method="mlc", mlc_skip_gate=False, optim="sgd")
+        make_trainer(tmp_path, mlc_method="mlc")
+        make_trainer(tmp_path, mlc_method="ebomlc", mlc_ebomlc_variant="released", optim="sgd")
+
+
+def test_released_ebomlc_under_an_adaptive_optimizer_warns(tmp_path):
+    with pytest.warns(UserWarning, match=r"released EBOMLC step with a non-SGD main optimizer \(adamw_torch\w*\)"):
+        make_trainer(tmp_path, mlc_method="ebomlc", mlc_ebomlc_variant="released")
+
+
+def test_default_lower_loss_weights_are_the_batch_sizes(tmp_path):
+    # 8 noisy rows and a clean batch of 6 (3 upper, 3 lower): proportional weights are 8 : 3.
+    runs = [make_trainer(tmp_path, mlc_clean_batch_size=6, mlc_lower_loss_weights=w) for w in (None, [8.0, 3.0])]
+    other = make_trainer(tmp_path, mlc_clean_batch_size=6, mlc_lower_loss_weights=[1.0, 0.5])
+    for trainer in [*runs, other]:
+        trainer.train()
+    for a, b in zip(runs[0].model.parameters(), runs[1].model.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert any(not torch.allclose(a, b) for a, b in zip(runs[0].model.parameters(), other.model.parameters()))
+
+
+def test_load_best_model_at_end_restores_the_meta_model(tmp_path):
+    # greater_is_better on eval_loss makes an early checkpoint the best one.
+    args = make_args(
+        tmp_path, max_steps=6, eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2,
+        load_best_model_at_end=True, metric_for_best_model="eval_loss", greater_is_better=True,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    trainer = MetaLabelCorrectionTrainer(
+        model=TinyNet(), args=args, train_dataset=TRAIN, eval_dataset=CLEAN, clean_dataset=CLEAN
+    )
+    trainer.train()
+    best = trainer.state.best_model_checkpoint
+    assert best is not None and not best.endswith("checkpoint-6")
+    saved = torch.load(os.path.join(best, MLC_STATE_NAME), weights_only=True)["state"]["meta_model"]
+    last = torch.load(tmp_path / "checkpoint-6" / MLC_STATE_NAME, weights_only=True)["state"]["meta_model"]
+    for name, value in trainer.meta_model.state_dict().items():
+        torch.testing.assert_close(value, saved[name], rtol=0, atol=0)
+    assert any(not torch.equal(saved[k], last[k]) for k in saved)
+
+
+def test_model_card_describes_the_method_and_the_clean_set(tmp_path):
+    trainer = make_trainer(tmp_path, max_steps=2, mlc_method="mlc")
+    trainer.train()
+    trainer.create_model_card(model_name="tiny-mlc")
+    card = (tmp_path / "README.md").read_text()
+    assert "model_name: tiny-mlc" in card and "MLC: a label correction network" in card
+    assert "Clean set" in card and "16 examples" in card and "Bilevel steps taken: 2." in card

@@ -1,0 +1,257 @@
+"""Meta label correction against CE on the digits MLP: clean-set size x noise x recipe, paired over seeds.
+
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/mlc_benchmark.py \
+        --config benchmarks/configs/mlc_digits_cpu.json --grid headline_default
+    .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_digits_cpu.json --report
+
+Every run appends one JSON record to ``benchmarks/results/mlc/<config name>_runs.jsonl`` (runs already there are
+skipped, so an interrupted grid continues). ``--report`` reads the records and writes
+``benchmarks/results/mlc/<config name>.md``: test accuracy at the last epoch, mean ± std over seeds, and the paired
+difference to CE on the same seed, data split, noise draw and initial weights with a two-sided paired t-test.
+
+Data, model and splits are the accuracy grid's (``benchmarks/accuracy.py``): scikit-learn digits, 20 % test, 15 % of
+the rest as the meta split from which the class-balanced clean set is drawn (true labels); CE trains on the
+training rows only, the MLC family on the same rows plus the clean set. Recipes:
+
+- ``default``: what `transformers.Trainer` users run: AdamW, linear decay to 0, gradient clipping at 1.0.
+- ``authors``: MLC's released recipe: SGD with momentum 0.9 and weight decay 5e-4, constant learning rate, no
+  clipping.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import itertools  # noqa: E402
+import json  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections import defaultdict  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import accuracy, baselines  # noqa: E402
+from benchmarks.common import (  # noqa: E402
+    RESULTS_DIR,
+    command_line,
+    image_collator,
+    load_config,
+    markdown_table,
+    offline_environment,
+    predict_logits,
+)
+
+# method -> (mlc_method or None for CE, extra MetaLabelCorrectionConfig fields)
+METHODS: dict[str, tuple[str | None, dict[str, Any]]] = {
+    "ce": (None, {}),
+    "mlc": ("mlc", {}),  # the library default: skip gate on
+    "mlc_nogate": ("mlc", {"mlc_skip_gate": False}),
+    "ebomlc": ("ebomlc", {}),
+    "ebomlc_released": ("ebomlc", {"mlc_ebomlc_variant": "released"}),
+    "mlc_d": ("mlc_d", {}),
+}
+
+
+def training_args(cfg: dict[str, Any], recipe: str, seed: int, output_dir: str) -> dict[str, Any]:
+    t = cfg["training"]
+    values = dict(
+        output_dir=output_dir, per_device_train_batch_size=t["batch_size"], num_train_epochs=t["epochs"],
+        seed=seed, save_strategy="no", eval_strategy="no", report_to=[], disable_tqdm=True, use_cpu=True,
+        remove_unused_columns=False, logging_steps=10**6,
+    )  # fmt: skip
+    values.update(cfg["recipes"][recipe])
+    return values
+
+
+def clean_stats(trainer: Any, cell: Any) -> dict[str, float]:
+    """How the meta model corrects every training row (its argmax vs the true label), through public API only."""
+    from hf_lilaw.mlc import PenultimateFeatures
+
+    model, meta_model = trainer.model, trainer.meta_model
+    features = PenultimateFeatures(model)
+    x, noisy, true = (cell.train.columns[k] for k in ("pixel_values", "label", "clean_label"))
+    model.eval()
+    meta_model.eval()
+    try:
+        with torch.no_grad(), features.capturing():
+            model(pixel_values=x)
+            probs = meta_model(features.pop(), noisy)
+    finally:
+        features.remove()
+    return {
+        "corrected_is_true": float((probs.argmax(1) == true).float().mean()),
+        "corrected_max_prob": float(probs.max(1).values.mean()),
+    }
+
+
+def run_one(cfg: dict[str, Any], method: str, recipe: str, clean_fraction: float, noise: str, rate: float,
+            seed: int) -> dict[str, Any]:  # fmt: skip
+    from transformers import PrinterCallback, Trainer, TrainingArguments
+
+    from hf_lilaw.mlc import MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer
+
+    cell_cfg = copy.deepcopy(cfg)
+    cell_cfg["clean_fraction"] = clean_fraction
+    base = accuracy.load_base(cell_cfg, seed, None)
+    cell = accuracy.prepare_cell(cell_cfg, base, noise, rate, seed)
+    model = accuracy.new_model(cell_cfg, cell, seed)
+    mlc_method, extra = METHODS[method]
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = training_args(cfg, recipe, seed, tmp)
+        if mlc_method is None:
+            trainer = Trainer(model=model, args=TrainingArguments(**values), data_collator=image_collator,
+                              train_dataset=cell.train, compute_loss_func=baselines.make_loss("cross_entropy"))  # fmt: skip
+        else:
+            clean_bs = min(cfg["clean_batch_size"] or values["per_device_train_batch_size"], len(cell.clean))
+            args = MetaLabelCorrectionConfig(**values, mlc_method=mlc_method, mlc_clean_batch_size=clean_bs, **extra)
+            trainer = MetaLabelCorrectionTrainer(model=model, args=args, data_collator=image_collator,
+                                                 train_dataset=cell.train, clean_dataset=cell.clean)  # fmt: skip
+        trainer.remove_callback(PrinterCallback)
+        start = time.perf_counter()
+        trainer.train()
+        seconds = time.perf_counter() - start
+    logits, labels = predict_logits(model, cell.test.batches("pixel_values", 512), torch.device("cpu"))
+    record = {
+        "config": cfg["name"], "method": method, "recipe": recipe, "clean_fraction": clean_fraction,
+        "clean_rows": len(cell.clean), "train_rows": len(cell.train), "noise": noise, "rate": rate,
+        "realised_rate": cell.realised_rate, "seed": seed, "steps": trainer.state.global_step,
+        "test_accuracy": float((logits.argmax(1) == labels).mean()), "train_seconds": seconds,
+    }  # fmt: skip
+    if mlc_method is not None:
+        record.update(clean_stats(trainer, cell))
+    return record
+
+
+def key(r: dict[str, Any]) -> tuple:
+    return (r["method"], r["recipe"], r["clean_fraction"], r["noise"], r["rate"], r["seed"])
+
+
+def runs_path(cfg: dict[str, Any], out_dir: str) -> Path:
+    return Path(out_dir) / f"{cfg['name']}_runs.jsonl"
+
+
+def read_runs(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def run_grid(cfg: dict[str, Any], grid: dict[str, Any], out_dir: str) -> None:
+    path = runs_path(cfg, out_dir)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    done = {key(r) for r in read_runs(path)}
+    cells = itertools.product(grid["recipes"], grid["clean_fractions"], grid["conditions"], grid["seeds"],
+                              grid["methods"])  # fmt: skip
+    for recipe, fraction, (noise, rate), seed, method in cells:
+        # CE does not see the clean set: one CE run per (recipe, condition, seed), filed under every fraction.
+        k = (method, recipe, fraction, noise, rate, seed)
+        if k in done:
+            continue
+        if method == "ce":
+            twin = next((r for r in read_runs(path) if r["method"] == "ce" and r["recipe"] == recipe
+                         and r["noise"] == noise and r["rate"] == rate and r["seed"] == seed), None)  # fmt: skip
+            record = dict(twin, clean_fraction=fraction, clean_rows=None) if twin else None
+        else:
+            record = None
+        if record is None:
+            record = run_one(cfg, method, recipe, fraction, noise, rate, seed)
+        record["command"] = command_line()
+        with path.open("a") as f:
+            f.write(json.dumps(record) + "\n")
+        done.add(k)
+        print(f"{method:16s} {recipe:8s} clean {fraction:.2f} {noise} {rate:.1f} seed {seed}: "
+              f"{100 * record['test_accuracy']:.1f} %", flush=True)  # fmt: skip
+
+
+def report(cfg: dict[str, Any], out_dir: str) -> Path:
+    from scipy.stats import ttest_rel
+
+    runs = read_runs(runs_path(cfg, out_dir))
+    groups: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in runs:
+        groups[(r["recipe"], r["clean_fraction"], r["noise"], r["rate"], r["method"])][r["seed"]] = r
+    rows = []
+    order = list(METHODS)
+    # CE never sees the clean set (its record is filed under every fraction): take the size from an MLC run.
+    clean_rows = {r["clean_fraction"]: r["clean_rows"] for r in runs if r["method"] != "ce"}
+    for (recipe, fraction, noise, rate, method), by_seed in sorted(
+        groups.items(), key=lambda kv: (kv[0][0], kv[0][1], kv[0][3], order.index(kv[0][4]))
+    ):
+        accs = np.array([100 * by_seed[s]["test_accuracy"] for s in sorted(by_seed)])
+        cell = f"{accs.mean():.1f} ± {accs.std(ddof=1) if len(accs) > 1 else 0:.1f}"
+        ce = groups.get((recipe, fraction, noise, rate, "ce"), {})
+        seeds = sorted(set(by_seed) & set(ce))
+        delta = p = ""
+        if method != "ce" and seeds:
+            a = np.array([100 * by_seed[s]["test_accuracy"] for s in seeds])
+            b = np.array([100 * ce[s]["test_accuracy"] for s in seeds])
+            delta = f"{(a - b).mean():+.1f}"
+            if len(seeds) > 1 and np.any(a != b):
+                p = f"{ttest_rel(a, b).pvalue:.3g}"
+        any_run = next(iter(by_seed.values()))
+        corrected = ""
+        if "corrected_is_true" in any_run:
+            corrected = f"{100 * np.mean([r['corrected_is_true'] for r in by_seed.values()]):.1f}"
+        rows.append([recipe, f"{100 * fraction:.0f} % ({clean_rows.get(fraction, '?')})", f"{noise} {100 * rate:.0f} %",
+                     method, len(accs), cell, delta, p, corrected])  # fmt: skip
+    headers = ["recipe", "clean set (rows)", "noise", "method", "seeds", "test acc. %", "Δ vs CE", "p (paired t)",
+               "corrected = true %"]  # fmt: skip
+    text = "\n".join([
+        f"# Meta label correction vs CE: `{cfg['name']}`",
+        "",
+        cfg["description"],
+        "",
+        "Recipes: " + "; ".join(f"`{k}` = {json.dumps(v)}" for k, v in cfg["recipes"].items()),
+        "",
+        "Test accuracy at the last epoch; Δ vs CE is the mean paired difference over the seeds both have (same split, "
+        "noise draw and initial weights), p a two-sided paired t-test. `corrected = true` is the share of training "
+        "rows whose corrected label (argmax of the meta model) is the true label.",
+        "",
+        markdown_table(headers, rows),
+    ]) + "\n"  # fmt: skip
+    out = Path(out_dir) / f"{cfg['name']}.md"
+    out.write_text(text)
+    print(text)
+    return out
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=str(Path(__file__).parent / "configs/mlc_digits_cpu.json"))
+    parser.add_argument("--grid", nargs="*", default=[], help="Named grids of the config to run, in order.")
+    parser.add_argument("--report", action="store_true", help="Write the tables from the records.")
+    parser.add_argument("--out-dir", default=str(RESULTS_DIR / "mlc"))
+    parser.add_argument("--name", help="Name of the records and tables (default: the config's name).")
+    args = parser.parse_args(argv)
+    offline_environment(1)
+    import datasets
+
+    datasets.disable_progress_bars()
+    raw = load_config(args.config)
+    cfg = accuracy.resolve_config({k: v for k, v in raw.items() if k not in ("recipes", "grids", "clean_batch_size")})
+    cfg.update(recipes=raw["recipes"], grids=raw["grids"], clean_batch_size=raw.get("clean_batch_size"))
+    if args.name:
+        cfg["name"] = args.name
+    for name in args.grid:
+        run_grid(cfg, cfg["grids"][name], args.out_dir)
+    if args.report:
+        report(cfg, args.out_dir)
+
+
+if __name__ == "__main__":
+    main()
