@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-WORKER = Path(__file__).with_name("distributed_worker.py")
+WORKER = Path(__file__).with_name("mlc_distributed_worker.py")
 
 
 @pytest.fixture(scope="module", params=["ebomlc", "mlc"])

@@ -1,4 +1,4 @@
-"""Run by tests/mlc/test_distributed.py under `torchrun --nproc_per_node 2`: train, stop, resume; dump each rank."""
+"""Run by tests/mlc/test_mlc_distributed.py under `torchrun --nproc_per_node 2`: train, stop, resume; dump each rank."""
 
 import json
 import os
