@@ -1,4 +1,5 @@
-"""Small from-scratch models for the non-image examples, registered with the transformers Auto classes.
+"""Small from-scratch models for the non-image examples, registered with the transformers Auto classes, and the
+offline ImageNet EfficientNet-Lite0 checkpoint (`efficientnet_lite0_checkpoint`).
 
 Importing this package registers them, so after ``import hf_lilaw.models``,
 ``AutoModelForSequenceClassification.from_pretrained(<folder saved by save_pretrained>)`` rebuilds them.
@@ -6,6 +7,7 @@ Importing this package registers them, so after ``import hf_lilaw.models``,
 
 from transformers import AutoConfig, AutoModelForSequenceClassification
 
+from .efficientnet_lite import efficientnet_lite0_checkpoint
 from .lstm import LSTMClassifierConfig, StackedLSTMForTimeSeriesClassification
 from .mlp import MLPClassifierConfig, MLPForTabularClassification
 
@@ -21,4 +23,5 @@ __all__ = [
     "MLPClassifierConfig",
     "MLPForTabularClassification",
     "StackedLSTMForTimeSeriesClassification",
+    "efficientnet_lite0_checkpoint",
 ]

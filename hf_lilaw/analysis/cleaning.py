@@ -1,0 +1,164 @@
+"""One-run clean-and-retrain: flag likely label errors from the training run you already made, then drop or fix them.
+
+::
+
+    recorder = TrainingDynamicsRecorder()
+    trainer = LiLAWTrainer(model=model, args=args, train_dataset=train, callbacks=[recorder])
+    trainer.train()
+    cleaned = clean_labels(train, action="prune", dynamics=recorder.dynamics, score="w_alpha")
+    # or, with the model's predictions in the same table:
+    cleaned = clean_labels(train, action="relabel", scores=trainer.score_samples(train))
+    # then train a fresh model on `cleaned`
+
+Detection reuses `find_label_issues` (W_α, AUM, EL2N, ... from `TrainingDynamics`; Otsu's split unless a
+threshold, count or fraction is given). Against cleanlab's pipeline (``cleanlab.filter.find_label_issues`` on
+K-fold cross-validated probabilities, then prune and retrain), detection here costs **one** training run
+instead of K: the scores come from the forward passes of the run itself, not from K models each trained
+without the fold it scores. The price is that a model has seen the samples it scores, so a run long enough to
+memorise the wrong labels blurs them; score from an early or middle epoch (``epoch=``) when training is long,
+and prefer cleanlab's out-of-fold probabilities where K trainings are affordable.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import datasets
+import numpy as np
+
+from ..core.columns import SAMPLE_ID_COLUMN, column_array, find_label_column
+from .label_issues import find_label_issues
+from .scores import TrainingDynamics
+
+CleaningAction = Literal["prune", "relabel"]
+
+# Columns of `LiLAWTrainer.score_samples` where a high value means a clean label: negated for find_label_issues.
+_CLEAN_WHEN_HIGH = ("w_alpha", "prob_label")
+_SCORE_SAMPLES_COLUMNS = ("w_alpha", "w_beta", "w_delta", "w", "loss", "prob_label")
+
+
+def clean_labels(
+    dataset: datasets.Dataset,
+    *,
+    action: CleaningAction,
+    dynamics: TrainingDynamics | None = None,
+    scores: np.ndarray | datasets.Dataset | None = None,
+    issues: np.ndarray | None = None,
+    score: str = "w_alpha",
+    epoch: int | None = None,
+    predictions: np.ndarray | None = None,
+    threshold: float | None = None,
+    num_issues: int | None = None,
+    frac_issues: float | None = None,
+) -> datasets.Dataset:
+    """``dataset`` with its likely label errors dropped (``prune``) or replaced by the model's prediction (``relabel``).
+
+    Which rows are flagged comes from exactly one of:
+
+    - ``dynamics``: a `TrainingDynamics` (``TrainingDynamicsRecorder().dynamics`` after training) scored by
+      ``score`` (a name in `HARDNESS_SCORES`: ``"w_alpha"``, ``"aum"``, ``"el2n"``, ``"forgetting"``, ...) at
+      ``epoch``. Rows are matched to the record by their ``sample_id`` column, or by position when there is none
+      (as the trainer numbers them).
+    - ``scores``: either per-row scores (higher = more likely mislabelled, one per row of ``dataset``), or the
+      table `LiLAWTrainer.score_samples` returns for ``dataset``, read at its ``score`` column (``w_alpha``,
+      ``w_beta``, ``w_delta``, ``w``, ``loss`` or ``prob_label``; oriented for you), whose ``prediction`` column
+      then serves ``relabel``.
+    - ``issues``: a boolean mask you computed yourself (e.g. with cleanlab), one per row.
+
+    ``threshold``, ``num_issues``, ``frac_issues`` choose how many to flag, as in `find_label_issues` (default:
+    Otsu's two-class split of the scores). Rows with no score (NaN, e.g. the meta split) are never flagged.
+
+    Args:
+        dataset: the training set the scores belong to, with its (noisy) label column.
+        action: ``"prune"`` drops the flagged rows; ``"relabel"`` sets their label to ``predictions``.
+        predictions: for ``relabel``: the model's predicted class per row (or its logits / probabilities, shape
+            ``(rows, classes)``), e.g. ``trainer.predict(dataset).predictions``; not needed when ``scores`` is a
+            ``score_samples`` table.
+
+    Returns:
+        A new `datasets.Dataset` (the input is untouched) to retrain on: for ``prune`` the unflagged rows in their
+        order, for ``relabel`` every row, with the label column changed on the flagged rows only.
+    """
+    if action not in ("prune", "relabel"):
+        raise ValueError(f"action must be 'prune' (drop flagged rows) or 'relabel' (use the prediction), got {action!r}.")
+    if not isinstance(dataset, datasets.Dataset):
+        raise ValueError(
+            f"clean_labels needs a datasets.Dataset (random access to its rows), got {type(dataset).__name__}; "
+            "for a streamed set, materialise the training split first."
+        )
+    given = sum(source is not None for source in (dynamics, scores, issues))
+    if given != 1:
+        raise ValueError(
+            "Pass exactly one of dynamics= (TrainingDynamicsRecorder().dynamics), scores= (per-row scores or "
+            "LiLAWTrainer.score_samples(dataset)) or issues= (a boolean mask)."
+        )
+    label_column = find_label_column(dataset)
+    rule = {"threshold": threshold, "num_issues": num_issues, "frac_issues": frac_issues}
+    n = len(dataset)
+
+    if issues is not None:
+        flagged = np.asarray(issues)
+        if flagged.dtype != bool or flagged.shape != (n,):
+            raise ValueError(f"issues must be a boolean mask of shape ({n},), got dtype {flagged.dtype}, shape {flagged.shape}.")
+    elif dynamics is not None:
+        by_id = find_label_issues(dynamics=dynamics, score=score, epoch=epoch, **rule)
+        flagged = by_id[_record_rows(dataset, dynamics.num_samples)]
+    else:
+        if epoch is not None:
+            raise ValueError("epoch= selects rows of dynamics=; with scores= compute them at the epoch you want.")
+        if isinstance(scores, datasets.Dataset):
+            if predictions is None and "prediction" in scores.column_names:
+                predictions = column_array(scores, "prediction")
+            scores = _oriented(scores, score)
+        values = np.asarray(scores, dtype=np.float64)
+        if values.shape != (n,):
+            raise ValueError(f"scores must have one value per row of the data set, shape ({n},); got {values.shape}.")
+        flagged = find_label_issues(scores=values, **rule)
+
+    if action == "prune":
+        return dataset.select(np.flatnonzero(~flagged))
+
+    if predictions is None:
+        raise ValueError(
+            "relabel needs the model's predictions: pass predictions=trainer.predict(dataset).predictions, or "
+            "scores=trainer.score_samples(dataset), which carries them."
+        )
+    predicted = np.asarray(predictions)
+    if predicted.ndim == 2:
+        predicted = predicted.argmax(axis=1)
+    if predicted.shape != (n,):
+        raise ValueError(f"predictions must have one class (or one row of logits) per row, {n}; got shape {np.shape(predictions)}.")
+    labels = column_array(dataset, label_column)
+    new_labels = np.where(flagged, predicted, labels).astype(labels.dtype)
+    feature = dataset.features[label_column]
+    return dataset.remove_columns(label_column).add_column(label_column, new_labels.tolist(), feature=feature).select_columns(
+        dataset.column_names
+    )
+
+
+def _record_rows(dataset: datasets.Dataset, num_recorded: int) -> np.ndarray:
+    """Index into the recorded samples of each row of ``dataset``: its ``sample_id``, or its position."""
+    if SAMPLE_ID_COLUMN in dataset.column_names:
+        ids = column_array(dataset, SAMPLE_ID_COLUMN).astype(np.int64)
+        if ids.size and (ids.min() < 0 or ids.max() >= num_recorded):
+            raise ValueError(
+                f"sample_id values reach {ids.max()} but the dynamics record {num_recorded} samples; pass the data set "
+                "the recorder's trainer trained on."
+            )
+        return ids
+    if len(dataset) != num_recorded:
+        raise ValueError(
+            f"The data set has {len(dataset)} rows and no sample_id column, but the dynamics record {num_recorded} "
+            "samples; pass the data set the trainer trained on (it numbers rows by position)."
+        )
+    return np.arange(len(dataset))
+
+
+def _oriented(table: datasets.Dataset, score: str) -> np.ndarray:
+    """A `score_samples` column, negated where high means clean, so that higher = more likely mislabelled."""
+    if score not in _SCORE_SAMPLES_COLUMNS or score not in table.column_names:
+        raise ValueError(
+            f"score={score!r} is not a column of the score_samples table; use one of {', '.join(_SCORE_SAMPLES_COLUMNS)}."
+        )
+    values = column_array(table, score).astype(np.float64)
+    return -values if score in _CLEAN_WHEN_HIGH else values

@@ -1,0 +1,59 @@
+"""The registry of data set loaders behind `load_classification_dataset`."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from datasets import DatasetDict
+
+DatasetLoader = Callable[..., DatasetDict]
+_REGISTRY: dict[str, DatasetLoader] = {}
+
+
+def _key(name: str) -> str:
+    return name.lower().replace("-", "_")
+
+
+def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
+    """Registers a loader under ``name`` for `load_classification_dataset`.
+
+    The loader takes ``meta_fraction`` and ``seed`` keywords (plus its own) and returns the finished
+    `DatasetDict` (``train``/``meta``/``test``). Names are case-insensitive, ``-`` and ``_`` alike.
+
+    A name ending in ``/`` registers a family of sets: ``"ucr/"`` makes ``"ucr/ArrowHead"`` call the loader
+    with ``"ArrowHead"`` (as typed, case kept) as its first argument.
+    """
+
+    def decorator(loader: DatasetLoader) -> DatasetLoader:
+        _REGISTRY[_key(name)] = loader
+        return loader
+
+    return decorator
+
+
+def available_datasets() -> list[str]:
+    """Names `load_classification_dataset` accepts; a family such as ``"ucr/"`` takes a set name after the ``/``."""
+    return sorted(_REGISTRY)
+
+
+def load_classification_dataset(name: str, *, meta_fraction: float = 0.15, seed: int = 0, **kwargs: Any) -> DatasetDict:
+    """Loads a registered data set with ``train``/``meta``/``test`` splits built like the paper.
+
+    Args:
+        name: One of `available_datasets()`, e.g. ``"cifar100"``, the offline ``"digits"``, or a family
+            member such as ``"ucr/ArrowHead"``.
+        meta_fraction: Share of the training split carved off as the meta split.
+        seed: Seeds every split (and the generators of the synthetic sets).
+        **kwargs: Passed to the loader: e.g. ``size=`` for ``digits``, ``data_dir=`` for ``ecg5000``,
+            ``cache_dir=``/``revision=`` for Hub sets (forwarded to `datasets.load_dataset`).
+    """
+    family, slash, member = name.partition("/")
+    key = _key(family) + slash
+    if key not in _REGISTRY:
+        raise ValueError(f"Unknown data set {name!r}; pick one of {available_datasets()} or register_dataset() yours.")
+    if slash:
+        if not member:
+            raise ValueError(f"{name!r} names no set after the '/'; e.g. 'ucr/ArrowHead'.")
+        return _REGISTRY[key](member, meta_fraction=meta_fraction, seed=seed, **kwargs)
+    return _REGISTRY[key](meta_fraction=meta_fraction, seed=seed, **kwargs)

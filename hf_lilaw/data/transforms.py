@@ -1,0 +1,133 @@
+"""Batch transforms (`Dataset.set_transform`) that turn the loaders' columns into model inputs."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..core.columns import BOOKKEEPING_COLUMNS
+
+PASSTHROUGH_COLUMNS: tuple[str, ...] = BOOKKEEPING_COLUMNS
+"""Columns the transforms below copy through unchanged when a dataset has them."""
+
+
+def _passthrough(batch: Mapping[str, list], keep: Sequence[str]) -> dict[str, list]:
+    return {c: batch[c] for c in keep if c in batch}
+
+
+def _processor_size(processor: Any) -> tuple[int, int] | int:
+    """Training crop size of an image processor: ``crop_size`` if it crops, else ``size``."""
+    for attr in ("crop_size", "size"):
+        size = getattr(processor, attr, None)
+        if size is None or (attr == "crop_size" and not getattr(processor, "do_center_crop", False)):
+            continue
+        get = size.get if isinstance(size, Mapping) else lambda key, s=size: getattr(s, key, None)
+        if get("height") and get("width"):
+            return (int(get("height")), int(get("width")))
+        if get("shortest_edge"):
+            return int(get("shortest_edge"))
+    raise ValueError(f"Cannot read an input size from {type(processor).__name__}; pass a processor with size=....")
+
+
+def image_transforms(
+    model_or_processor: Any,
+    *,
+    train: bool,
+    image_column: str = "image",
+    label_column: str = "label",
+    keep_columns: Sequence[str] = PASSTHROUGH_COLUMNS,
+) -> Callable[[dict[str, list]], dict[str, list]]:
+    """Builds a batch transform for `Dataset.set_transform` that yields ``pixel_values`` and ``labels``.
+
+    The preprocessing is the model's own: a transformers image processor (an instance, or a name/path for
+    `AutoImageProcessor.from_pretrained`), or, for a timm model (also inside a transformers
+    ``TimmWrapper`` model), timm's data config (`resolve_data_config` + `create_transform`). Evaluation
+    uses the processor itself (timm: its eval transform); training adds the augmentation of the
+    transformers image-classification example (random resized crop + horizontal flip, resized to the
+    processor's size, normalised with its mean/std; timm: its training transform). Grey images are
+    converted to RGB when the model expects three channels. ``keep_columns`` present in the batch are
+    passed through (``sample_id``, ``is_noisy``, ``clean_label`` by default).
+
+    Args:
+        model_or_processor: An image processor, a Hub name or local path, a timm model, or a transformers
+            model wrapping a timm model or saved with its processor.
+        train: Training (augmented) or evaluation transform.
+    """
+    processor, timm_model = _resolve_preprocessing(model_or_processor)
+    if timm_model is not None:
+        from timm.data import create_transform, resolve_data_config
+
+        config = resolve_data_config(model=timm_model)
+        tv_transform = create_transform(**config, is_training=train)
+        channels = config["input_size"][0]
+        process = lambda images: [tv_transform(im) for im in images]  # noqa: E731
+    else:
+        mean, std = getattr(processor, "image_mean", None), getattr(processor, "image_std", None)
+        channels = len(mean) if mean is not None and not np.isscalar(mean) else 3
+        if train:
+            from torchvision import transforms as T
+
+            steps: list[Any] = [T.RandomResizedCrop(_processor_size(processor)), T.RandomHorizontalFlip(), T.ToTensor()]
+            if getattr(processor, "do_normalize", True) and mean is not None:
+                steps.append(T.Normalize(mean, std))
+            tv_transform = T.Compose(steps)
+            process = lambda images: [tv_transform(im) for im in images]  # noqa: E731
+        else:
+            process = lambda images: list(processor(images, return_tensors="pt")["pixel_values"])  # noqa: E731
+    mode = "RGB" if channels == 3 else "L"
+
+    def transform(batch: dict[str, list]) -> dict[str, list]:
+        images = [im if im.mode == mode else im.convert(mode) for im in batch[image_column]]
+        return {"pixel_values": process(images), "labels": batch[label_column], **_passthrough(batch, keep_columns)}
+
+    return transform
+
+
+def _resolve_preprocessing(obj: Any) -> tuple[Any, Any]:
+    """Returns ``(image_processor, None)`` or ``(None, timm_model)``."""
+    import torch
+
+    if isinstance(obj, (str, os.PathLike)):
+        from transformers import AutoImageProcessor
+
+        return AutoImageProcessor.from_pretrained(obj), None
+    if isinstance(obj, torch.nn.Module):
+        inner = getattr(obj, "timm_model", obj)
+        if hasattr(inner, "pretrained_cfg"):
+            return None, inner
+        name = getattr(getattr(obj, "config", None), "name_or_path", "")
+        if name:
+            from transformers import AutoImageProcessor
+
+            return AutoImageProcessor.from_pretrained(name), None
+        raise ValueError(
+            f"{type(obj).__name__} carries no image processor; pass its processor instead, "
+            "e.g. image_transforms(ViTImageProcessor(size=...), train=...)."
+        )
+    if callable(obj) and hasattr(obj, "image_mean"):
+        return obj, None
+    raise TypeError(f"Expected an image processor, a model or a name, got {type(obj).__name__}.")
+
+
+def vector_transform(
+    *,
+    input_column: str = "series",
+    label_column: str = "label",
+    keep_columns: Sequence[str] = PASSTHROUGH_COLUMNS,
+) -> Callable[[dict[str, list]], dict[str, Any]]:
+    """Batch transform for series (``series``) or encoded tabular rows (``features``) → ``input_values``.
+
+    Use with `Dataset.set_transform`; the Trainer's default collator stacks the float tensors into
+    ``(batch, length)`` for `StackedLSTMForTimeSeriesClassification` or ``(batch, features)`` for
+    `MLPForTabularClassification`. All rows of one data set must have the same length.
+    """
+    import torch
+
+    def transform(batch: dict[str, list]) -> dict[str, Any]:
+        values = [torch.as_tensor(np.asarray(v, dtype=np.float32)) for v in batch[input_column]]
+        return {"input_values": values, "labels": batch[label_column], **_passthrough(batch, keep_columns)}
+
+    return transform

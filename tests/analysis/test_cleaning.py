@@ -1,0 +1,91 @@
+"""clean_labels: one training run flags the flipped labels, then prune or relabel exactly those rows."""
+
+import numpy as np
+import pytest
+import torch
+
+from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, find_label_issues
+from hf_lilaw.analysis.cleaning import clean_labels
+
+from conftest import TinyNet, blobs
+
+
+@pytest.fixture(scope="module")
+def run(tmp_path_factory):
+    """LiLAW on 240 blobs with 30 % of the labels flipped, recording the dynamics; the meta set is separate."""
+    train = blobs(240, noise_rate=0.3, seed=3)
+    train = train.add_column("row", list(range(len(train))))  # no sample_id: the record is matched by position
+    torch.manual_seed(0)
+    recorder = TrainingDynamicsRecorder()
+    args = LiLAWConfig(
+        output_dir=str(tmp_path_factory.mktemp("run")), per_device_train_batch_size=16, num_train_epochs=4,
+        learning_rate=0.05, save_strategy="no", report_to=[], disable_tqdm=True, seed=0, lilaw_warmup_epochs=1,
+    )
+    trainer = LiLAWTrainer(model=TinyNet(), args=args, train_dataset=train, meta_dataset=blobs(48, seed=1),
+                           callbacks=[recorder])
+    trainer.train()
+    return train, trainer, recorder.dynamics
+
+
+def test_flagged_rows_are_mostly_the_flipped_ones(run):
+    train, _, dynamics = run
+    flipped = np.asarray(train["is_noisy"])
+    assert flipped.mean() == pytest.approx(0.3, abs=0.06)  # the precision of flagging at random
+    otsu = find_label_issues(dynamics=dynamics, score="w_alpha")  # the default two-class split
+    assert otsu.sum() >= 20 and flipped[otsu].mean() > 0.9
+    at_rate = find_label_issues(dynamics=dynamics, score="w_alpha", frac_issues=0.3)  # noise rate known
+    assert flipped[at_rate].mean() > 0.8 and at_rate[flipped].mean() > 0.8
+
+
+def test_prune_drops_exactly_the_flagged_rows(run):
+    train, _, dynamics = run
+    flagged = find_label_issues(dynamics=dynamics, score="aum")
+    assert 0 < flagged.sum() < len(train)
+    pruned = clean_labels(train, action="prune", dynamics=dynamics, score="aum")
+    assert len(pruned) == len(train) - flagged.sum()
+    assert pruned["row"] == np.flatnonzero(~flagged).tolist()  # kept rows, in order
+    assert np.mean(pruned["is_noisy"]) < 0.1  # from 30 % noise
+
+
+def test_relabel_changes_exactly_the_flagged_rows_to_the_prediction(run):
+    train, trainer, _ = run
+    table = trainer.score_samples(train)
+    flagged = find_label_issues(scores=-np.asarray(table["w_alpha"]))
+    relabelled = clean_labels(train, action="relabel", scores=table)
+    assert relabelled.column_names == train.column_names and len(relabelled) == len(train)
+    assert relabelled.features["label"] == train.features["label"]
+    old, new = np.asarray(train["label"]), np.asarray(relabelled["label"])
+    prediction = np.asarray(table["prediction"])
+    np.testing.assert_array_equal(new[~flagged], old[~flagged])
+    np.testing.assert_array_equal(new[flagged], prediction[flagged])
+    assert (new[flagged] != old[flagged]).mean() > 0.9  # low W_α: the model disagrees with the given label
+    clean = np.asarray(train["clean_label"])
+    assert (new == clean).mean() > (old == clean).mean() + 0.1  # measured: 0.68 -> 0.80 correct labels
+
+
+def test_relabel_from_dynamics_with_predictions_matches_a_mask(run):
+    train, trainer, dynamics = run
+    logits = trainer.predict(train).predictions
+    mask = find_label_issues(dynamics=dynamics, frac_issues=0.3)
+    from_dynamics = clean_labels(train, action="relabel", dynamics=dynamics, frac_issues=0.3, predictions=logits)
+    from_mask = clean_labels(train, action="relabel", issues=mask, predictions=logits.argmax(1))
+    assert from_dynamics["label"] == from_mask["label"]
+    assert sum(a != b for a, b in zip(from_mask["label"], train["label"])) <= mask.sum()
+
+
+def test_bad_input_names_the_fix(run):
+    train, _, dynamics = run
+    with pytest.raises(ValueError, match="'prune'.*'relabel'"):
+        clean_labels(train, action="drop", dynamics=dynamics)
+    with pytest.raises(ValueError, match="exactly one of"):
+        clean_labels(train, action="prune")
+    with pytest.raises(ValueError, match="relabel needs the model's predictions"):
+        clean_labels(train, action="relabel", dynamics=dynamics)
+    with pytest.raises(ValueError, match="no sample_id column"):
+        clean_labels(train.select(range(10)), action="prune", dynamics=dynamics)
+    with pytest.raises(ValueError, match="sample_id values reach"):
+        clean_labels(train.add_column("sample_id", [i + 1 for i in range(len(train))]), action="prune", dynamics=dynamics)
+    with pytest.raises(ValueError, match="one value per row"):
+        clean_labels(train, action="prune", scores=np.zeros(3))
+    with pytest.raises(TypeError):
+        clean_labels(train, "prune", dynamics=dynamics)

@@ -1,0 +1,119 @@
+"""load_ucr against aeon's own arrays, on the sets aeon bundles (offline)."""
+
+from __future__ import annotations
+
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+from datasets import ClassLabel
+
+from hf_lilaw.data import available_datasets, load_classification_dataset, load_ucr, vector_transform
+
+aeon_datasets = pytest.importorskip("aeon.datasets")
+
+
+@pytest.fixture(scope="module")
+def arrowhead_aeon():
+    train = aeon_datasets.load_classification("ArrowHead", split="train")
+    test = aeon_datasets.load_classification("ArrowHead", split="test")
+    return train, test
+
+
+@pytest.fixture(scope="module")
+def arrowhead_raw():
+    return load_ucr("ArrowHead", z_normalise=False, seed=0)
+
+
+def test_arrowhead_matches_aeon(arrowhead_raw, arrowhead_aeon):
+    (x_train, y_train), (x_test, y_test) = arrowhead_aeon
+    assert x_train.shape == (36, 1, 251) and x_test.shape == (175, 1, 251)
+    out = arrowhead_raw
+    assert set(out) == {"train", "meta", "test"}
+    assert {k: len(v) for k, v in out.items()} == {"train": 30, "meta": 6, "test": 175}  # ceil(0.15 · 36) = 6
+    assert out["test"].features["label"] == ClassLabel(names=["0", "1", "2"])
+    assert out["test"].column_names == ["series", "label", "sample_id"]
+    # test split untouched, in file order: values (float32) and labels as aeon reads them
+    test_series = np.asarray(out["test"]["series"][:])
+    assert test_series.shape == (175, 251)
+    np.testing.assert_array_equal(test_series, x_test[:, 0].astype(np.float32))
+    np.testing.assert_allclose(test_series[0, :3], x_test[0, 0, :3], rtol=1e-6)
+    assert out["test"]["label"][:] == [int(v) for v in y_test]
+    # train + meta are the archive's training split, class counts kept
+    ids = sorted(out["train"]["sample_id"][:] + out["meta"]["sample_id"][:])
+    assert ids == list(range(36))
+    counts = Counter(out["train"]["label"][:]) + Counter(out["meta"]["label"][:])
+    assert counts == Counter(int(v) for v in y_train)
+    first = out["train"]["sample_id"][:][0]
+    np.testing.assert_array_equal(out["train"]["series"][:][0], x_train[first, 0].astype(np.float32))
+
+
+def test_default_z_normalises_each_series(arrowhead_aeon):
+    (_, _), (x_test, _) = arrowhead_aeon
+    out = load_classification_dataset("ucr/ArrowHead", seed=0)
+    series = np.asarray(out["test"]["series"][:], dtype=np.float64)
+    np.testing.assert_allclose(series.mean(1), 0, atol=1e-5)
+    np.testing.assert_allclose(series.std(1), 1, atol=1e-5)
+    x = x_test[:, 0]
+    expected = (x - x.mean(1, keepdims=True)) / x.std(1, keepdims=True)
+    np.testing.assert_allclose(series, expected, atol=1e-5)
+
+
+def test_multivariate_is_time_first_and_feeds_the_collator():
+    from transformers import default_data_collator
+
+    x_test, _ = aeon_datasets.load_classification("BasicMotions", split="test")
+    out = load_ucr("basicmotions", z_normalise=False)  # archive names are matched case-insensitively
+    assert out["test"].features["label"].names == ["standing", "running", "walking", "badminton"]
+    series = np.asarray(out["test"]["series"][:])
+    assert series.shape == (40, 100, 6)  # (cases, steps, channels); aeon is (cases, channels, steps)
+    np.testing.assert_array_equal(series, x_test.transpose(0, 2, 1).astype(np.float32))
+    batch = default_data_collator([out["test"].with_transform(vector_transform())[i] for i in range(3)])
+    assert batch["input_values"].shape == (3, 100, 6)
+
+
+def test_archive_equal_length_version_and_resampling(arrowhead_aeon):
+    vowels = load_ucr("JapaneseVowels", z_normalise=False)  # the archive's equal-length (_eq) files
+    assert np.asarray(vowels["test"]["series"][:]).shape == (370, 25, 12)
+    (_, _), (x_test, _) = arrowhead_aeon
+    short = np.asarray(load_ucr("ArrowHead", z_normalise=False, length=51)["test"]["series"][:])
+    grid = np.linspace(0, 250, 51)  # every 5th step: resampling hits the original samples
+    np.testing.assert_allclose(short, x_test[:, 0, ::5], rtol=1e-6)
+    assert np.allclose(grid, np.arange(0, 251, 5))
+
+
+def _write_ts(path, rows, labels):
+    header = ["@problemName Toy", "@timeStamps false", "@missing false", "@univariate true",
+              "@equalLength false", "@classLabel true low high", "@data"]  # fmt: skip
+    body = [",".join(str(v) for v in row) + f":{label}" for row, label in zip(rows, labels, strict=True)]
+    path.write_text("\n".join(header + body) + "\n")
+
+
+def test_unequal_lengths_from_extract_path(tmp_path):
+    (tmp_path / "Toy").mkdir()
+    rows = [[0.0, 1.0, 2.0, 3.0], [4.0, 5.0, 6.0], [1.0, 3.0, 5.0, 7.0, 9.0]] * 4
+    labels = ["low", "high", "low"] * 4
+    for split in ("TRAIN", "TEST"):
+        _write_ts(tmp_path / "Toy" / f"Toy_{split}.ts", rows, labels)
+    native = load_ucr("Toy", extract_path=tmp_path, z_normalise=False, meta_fraction=0.25)
+    assert native["test"].features["label"].names == ["low", "high"]
+    assert native["test"]["series"][:3] == rows[:3] and native["test"]["label"][:3] == [0, 1, 0]
+    fixed = load_ucr("Toy", extract_path=tmp_path, z_normalise=False, length=3, meta_fraction=0.25)
+    assert fixed["test"]["series"][:3] == [[0.0, 1.5, 3.0], [4.0, 5.0, 6.0], [1.0, 5.0, 9.0]]
+
+
+def test_unknown_set_and_registry_errors():
+    assert "ucr/" in available_datasets()
+    with pytest.raises(ValueError, match=r"Unknown UCR/UEA classification set 'ArrowHeads'.*ArrowHead"):
+        load_ucr("ArrowHeads")
+    with pytest.raises(ValueError, match="names no set"):
+        load_classification_dataset("ucr/")
+    with pytest.raises(ValueError, match="length must be"):
+        load_ucr("ArrowHead", length=1)
+
+
+def test_missing_aeon_names_the_extra(monkeypatch):
+    monkeypatch.setitem(sys.modules, "aeon.datasets", None)
+    with pytest.raises(ImportError, match=r"pip install 'hf_lilaw\[timeseries\]'"):
+        load_ucr("ArrowHead")
