@@ -13,7 +13,7 @@ rebuilds the tables and plots from that file.
 
 Methods (``methods`` in the config):
   ce                 plain Trainer, cross-entropy
-  focal, gce, sce    plain Trainer with a robust loss from benchmarks/baselines.py
+  focal, gce, sce    plain Trainer with a robust loss from hf_lilaw.losses
   lilaw              LiLAWTrainer, the noisy meta split (15 %) as meta set, weights not detached (default)
   lilaw_detached     the same with lilaw_detach_weights=True
   lilaw_sce          LiLAW with the symmetric cross-entropy as its per-sample base loss (lilaw_base_loss="sce")
@@ -422,13 +422,23 @@ def _sce_base_loss(opts: dict[str, Any]) -> dict[str, Any]:
 
 
 def one_run_issues(cfg: dict[str, Any], cell: Cell, seed: int, device: str) -> np.ndarray:
-    """Likely label errors of the training rows from ONE LiLAW run: low W_α at the end of training, Otsu split."""
-    from hf_lilaw import find_label_issues
+    """Likely label errors of the training rows from ONE LiLAW run, by `hf_lilaw.analysis.cleaning.clean_labels`.
+
+    The rows are scored by `LiLAWTrainer.score_samples` at the end of training and pruned by W_α (Otsu's split,
+    the API's default); the mask of dropped rows is returned so the retrain uses the in-memory rows.
+    """
+    import datasets
+
+    from hf_lilaw.analysis.cleaning import clean_labels
 
     result = train_one("lilaw", cfg, cell, seed, train_dataset=cell.train, device=device, evaluate=False)
     scores = result["trainer"].score_samples(cell.train_eval)
-    w_alpha = np.asarray(scores["w_alpha"], dtype=np.float64)
-    return np.asarray(find_label_issues(scores=-w_alpha), dtype=bool)
+    labels = labels_of(cell.train)
+    rows = datasets.Dataset.from_dict({"label": labels.tolist(), "row": list(range(len(labels)))})
+    kept = clean_labels(rows, action="prune", scores=scores, score="w_alpha")
+    flagged = np.ones(len(labels), dtype=bool)
+    flagged[np.asarray(kept["row"], dtype=np.int64)] = False
+    return flagged
 
 
 def out_of_fold_probabilities(cfg: dict[str, Any], cell: Cell, seed: int, device: str) -> np.ndarray:

