@@ -345,7 +345,8 @@ def _p(p: float | None) -> str:
 def _delta(test: dict[str, Any] | None) -> str:
     if not test:
         return "–"
-    return f"{100 * test['delta']:+.1f} (p={_p(test['p'])}){'*' if test['p'] < 0.05 else ''}"
+    p = _p(test["p"])
+    return f"{100 * test['delta']:+.1f} (p{p if p.startswith('<') else '=' + p}){'*' if test['p'] < 0.05 else ''}"
 
 
 def condition_label(noise_type: str, rate: float) -> str:
