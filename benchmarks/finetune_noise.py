@@ -179,12 +179,16 @@ def run(cfg: dict[str, Any], out: Path, *, device: str, settings: list[str], met
     """Run the planned runs not yet in ``out``; shard ``(i, n)`` takes every n-th (setting, condition, seed) cell."""
     done = done_keys(out)
     seeds = [int(s) for s in (seeds if seeds is not None else cfg["seeds"])]
+    # Condition-major across settings: every setting and seed of the configs' first (most informative)
+    # conditions comes first, so a grid stopped by --max-minutes has whole conditions for paired comparisons.
+    scfgs = {setting: setting_config(cfg, setting) for setting in settings}
+    conditions = list(dict.fromkeys(c for s in settings for c in scfgs[s]["conditions"]))
     grid = []
-    for setting in settings:
-        scfg = setting_config(cfg, setting)
-        wanted = [m for m in scfg["methods"] if methods is None or m in methods]
-        # Condition-major: every seed of the config's first (most informative) conditions comes first.
-        for noise_type, rate in scfg["conditions"]:
+    for noise_type, rate in conditions:
+        for setting in settings:
+            if (noise_type, rate) not in scfgs[setting]["conditions"]:
+                continue
+            wanted = [m for m in scfgs[setting]["methods"] if methods is None or m in methods]
             for seed in seeds:
                 grid += [(setting, seed, noise_type, rate, method) for method in wanted]
     # Cells are dealt to shards from the whole grid, done or not, so a resumed shard keeps its cells.
