@@ -417,7 +417,7 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
     from matplotlib.figure import Figure
 
     settings = summary["settings"]
-    fig = Figure(figsize=(4.6 * len(settings), 7.8))
+    fig = Figure(figsize=(max(9.0, 4.6 * len(settings)), 8.4))
     axes = fig.subplots(2, len(settings), squeeze=False, sharey=True)
     methods = [m for m in accuracy.ALL_METHODS if any(c["method"] == m for c in summary["cells"])]
     for col, setting in enumerate(settings):
@@ -441,9 +441,9 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
             if ll not in labels:
                 handles.append(hh)
                 labels.append(ll)
-    fig.legend(handles, labels, loc="lower center", ncol=min(5, len(labels)), fontsize=8)
-    fig.suptitle("Pretrained EfficientNet-Lite0 on digits: test accuracy vs uniform noise (mean ± sd over seeds)")
-    fig.tight_layout(rect=(0, 0.09, 1, 0.97))
+    fig.legend(handles, labels, loc="lower center", ncol=min(4, len(labels)), fontsize=8)
+    fig.suptitle("EfficientNet-Lite0 (ImageNet) on digits: test accuracy vs uniform noise, mean ± sd over seeds")
+    fig.tight_layout(rect=(0, 0.12, 1, 0.97))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=100)
     return path
