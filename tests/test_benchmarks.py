@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -106,3 +107,85 @@ def test_config_validation(bad):
     raw = accuracy.load_config(ROOT / "benchmarks/configs/toy.json")
     with pytest.raises(ValueError):
         accuracy.resolve_config({**raw, **bad})
+
+
+# ------------------------------------------------------------------------------------------------ finetune_noise
+
+from benchmarks import finetune_noise  # noqa: E402
+
+
+def test_finetune_noise_toy(tmp_path):
+    """Both kinds of setting run end to end on a tiny config; a second call resumes (runs nothing new)."""
+    out = tmp_path / "toy.jsonl"
+    argv = ["--config", str(ROOT / "benchmarks/configs/finetune_toy.json"), "--out", str(out)]
+    paths = finetune_noise.main(argv)
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    assert sorted((r["setting"], r["method"]) for r in records) == [
+        ("last2", "ce"), ("last2", "lilaw"), ("linear_probe", "ce"), ("linear_probe", "lilaw"),
+    ]
+    for r in records:
+        assert set(finetune_noise.RECORD_KEYS) <= set(r)
+        assert (r["noise_type"], r["noise_rate"], r["seed"]) == ("uniform", 0.4, 0)
+        assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["test_accuracy_early_stopped"] <= 1 and r["seconds"] > 0
+        # the early-stopped accuracy is the test accuracy of the first epoch with the best validation accuracy
+        best = max(range(len(r["history"])), key=lambda i: (r["history"][i]["meta_accuracy"], -i))
+        assert r["test_accuracy_early_stopped"] == r["history"][best]["test_accuracy"]
+        assert r["test_accuracy"] == r["history"][-1]["test_accuracy"]
+    assert len(next(r for r in records if r["setting"] == "linear_probe")["history"]) == 2
+    for key in ("markdown", "json", "plot"):
+        assert paths[key].exists() and paths[key].stat().st_size > 0
+    finetune_noise.main(argv)
+    assert len(out.read_text().splitlines()) == 4
+
+
+def _record(setting, method, seed, last, early, noise_type="uniform", rate=0.4):
+    return {"method": method, "setting": setting, "noise_type": noise_type, "noise_rate": rate, "seed": seed,
+            "test_accuracy": last, "test_accuracy_early_stopped": early, "seconds": 1.0 + seed}  # fmt: skip
+
+
+def test_finetune_summary_from_records(tmp_path):
+    """Tables recomputed from a synthetic .jsonl: means, sds, paired differences and t-test p-values."""
+    ce = [0.80, 0.82, 0.84]
+    sce = [0.85, 0.88, 0.89]  # paired differences 0.05, 0.06, 0.05
+    lilaw_last2 = [0.81, 0.82, 0.86]
+    ce_last2 = [0.78, 0.81, 0.85]
+    records = []
+    for s in range(3):
+        records += [
+            _record("full", "ce", s, ce[s], ce[s]),
+            _record("full", "sce", s, sce[s], sce[s] - 0.01),
+            _record("last2", "ce", s, ce_last2[s], ce_last2[s]),
+            _record("last2", "lilaw", s, lilaw_last2[s], lilaw_last2[s]),
+        ]
+    path = tmp_path / "synthetic.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in records))
+    paths = finetune_noise.main(["--summary", str(path)])
+    summary = json.loads(paths["json"].read_text())
+
+    cell = next(c for c in summary["cells"] if (c["setting"], c["method"]) == ("full", "sce"))
+    assert cell["test_accuracy"]["mean"] == pytest.approx(np.mean(sce))
+    assert cell["test_accuracy"]["sd"] == pytest.approx(np.std(sce, ddof=1))
+    test = cell["test_accuracy"]["vs_ce"]
+    # paired t with 2 degrees of freedom: t = mean(d) / (sd(d) / sqrt(3)), two-sided p = 1 - |t| / sqrt(t² + 2)
+    d = np.subtract(sce, ce)
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(3))
+    assert test["delta"] == pytest.approx(d.mean()) and test["n"] == 3
+    assert test["p"] == pytest.approx(1 - abs(t) / np.sqrt(t**2 + 2))
+    # the early-stopped metric is paired separately: SCE's early-stopped values are 0.01 lower
+    assert cell["test_accuracy_early_stopped"]["vs_ce"]["delta"] == pytest.approx(d.mean() - 0.01)
+
+    rec = next(r for r in summary["recommendation"] if r["setting"] == "full")
+    assert (rec["best"], rec["significant"]) == ("sce", True)
+    assert rec["gain"] == pytest.approx(d.mean() - 0.01)
+
+    fig3 = next(r for r in summary["figure3"] if r["metric"] == "test_accuracy")
+    paper = fig3["paper: LiLAW last-2 − CE full"]
+    assert paper["delta"] == pytest.approx(np.mean(np.subtract(lilaw_last2, ce)))
+    assert fig3["LiLAW − CE, both last-2"]["delta"] == pytest.approx(np.mean(np.subtract(lilaw_last2, ce_last2)))
+    assert fig3["LiLAW − CE, both full"] is None  # no LiLAW run with full fine-tuning
+    assert fig3["freezing: CE last-2 − CE full"]["delta"] == pytest.approx(np.mean(np.subtract(ce_last2, ce)))
+
+    text = paths["markdown"].read_text()
+    p = 1 - abs(t) / np.sqrt(t**2 + 2)
+    assert f"| SCE (α=0.1, β=1) | {100 * np.mean(sce):.1f} ± {100 * np.std(sce, ddof=1):.1f} (+5.3 (p={p:.3f})*) [n=3] |" in text
+    assert paths["plot"].stat().st_size > 0
