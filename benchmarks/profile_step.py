@@ -1,0 +1,178 @@
+"""Where a LiLAW step's time goes, against a Trainer step: pyinstrument profiles of both, interleaved in one process.
+
+    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/profile_step.py
+
+For each model (`benchmarks.cost.MODELS`: by default the linear probe, the small CNN and EfficientNet-Lite0),
+`Trainer` and `LiLAWTrainer` (no warm-up: every step has a meta step) run ``--blocks`` blocks of ``--steps``
+optimizer steps each, alternately, under one sampling profiler per arm. The report gives each arm's wall time
+per step and, for LiLAW, the time per step spent in the parts of its meta step and loss, found by function
+name in the profile (outermost frame of each name; a part nested in another is counted in both, so the rows
+don't add up): reading meta rows, collating, moving to the device, the global-RNG save/restore, the meta
+forward, the meta gradient, the update, and the weighting inside the training loss. The load average is
+printed with every figure: the machine is shared, so only differences measured side by side mean much.
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
+
+import argparse  # noqa: E402
+import copy  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+import warnings  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
+
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import cost  # noqa: E402
+from benchmarks.common import RESULTS_DIR, StepTimer, command_line, markdown_table, offline_environment, write_json  # noqa: E402
+
+# Parts of LiLAW's step, as (label, function names). Names are matched on the profile's frames.
+PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("meta step (all)", ("_meta_step",)),
+    ("meta rows read (Arrow / __getitems__)", ("_next_meta_examples", "next_batch_examples", "fetch_side_batch")),
+    ("collate", ("default_data_collator", "torch_default_data_collator", "__call__collator")),
+    ("to device (_prepare_inputs)", ("_prepare_inputs",)),
+    ("global RNG save/restore", ("preserved_global_rng", "fork_rng", "getstate", "get_state", "set_state", "setstate")),
+    ("meta forward (model)", ("_call_impl",)),
+    ("meta gradient", ("lilaw_meta_gradient", "lilaw_meta_gradient_autograd")),
+    ("update α, β, δ", ("_apply_meta_gradient", "lilaw_meta_update")),
+    ("weighted training loss", ("_lilaw_loss",)),
+)
+
+
+def _walk(frame: Any) -> Iterator[Any]:
+    yield frame
+    for child in frame.children:
+        yield from _walk(child)
+
+
+def _outermost_time(root: Any, names: tuple[str, ...]) -> float:
+    """Total time of frames named ``names``, not counting a frame inside another counted one."""
+    total = 0.0
+    stack = [root]
+    while stack:
+        frame = stack.pop()
+        if frame.function in names:
+            total += frame.time
+            continue
+        stack.extend(frame.children)
+    return total
+
+
+def _within(root: Any, outer: str) -> list[Any]:
+    return [f for f in _walk(root) if f.function == outer]
+
+
+def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
+    from pyinstrument import Profiler
+
+    m = cost.MODELS[model_name]
+    batch_size = args.batch_size or m["batch_size"]
+    data = cost.load_data(model_name, args.seed)
+    base = cost.make_model(model_name, args.seed)
+    arms = ("trainer", "lilaw")
+    timers = {arm: StepTimer() for arm in arms}
+    tmp = tempfile.TemporaryDirectory()
+    trainers = {
+        arm: cost.make_trainer(arm, copy.deepcopy(base), data, batch_size=batch_size, steps=args.steps + 1,
+                               args=args, output_dir=tmp.name, callbacks=[timers[arm]])
+        for arm in arms
+    }  # fmt: skip
+    for arm in arms:  # warm-up: lazy optimizer state, first-call costs
+        trainers[arm].train()
+    profilers = {arm: Profiler(interval=args.interval) for arm in arms}
+    step_times: dict[str, list[float]] = {arm: [] for arm in arms}
+    load_before = cost.load()
+    for block in range(args.blocks):
+        for arm in arms if block % 2 == 0 else arms[::-1]:
+            timers[arm].times.clear()
+            profilers[arm].start()
+            trainers[arm].train()
+            profilers[arm].stop()
+            step_times[arm].append(float(np.median(timers[arm].times[1:])))
+    tmp.cleanup()
+    steps = args.blocks * (args.steps + 1)
+    result: dict[str, Any] = {"model": model_name, "batch_size": batch_size, "load_before": load_before,
+                              "load_after": cost.load(), "blocks": args.blocks, "steps_per_block": args.steps + 1}  # fmt: skip
+    for arm in arms:
+        result[f"{arm}_step_ms"] = 1e3 * float(np.median(step_times[arm]))
+    root = profilers["lilaw"].last_session.root_frame()
+    result["parts_ms_per_step"] = {label: 1e3 * _outermost_time(root, names) / steps for label, names in PARTS}
+    # Inside the meta step only: the model call there is the meta forward.
+    meta_frames = _within(root, "_meta_step")
+    result["meta_forward_ms_per_step"] = 1e3 * sum(_outermost_time(f, ("_call_impl",)) for f in meta_frames) / steps
+    result["parts_ms_per_step"]["meta forward (model)"] = result["meta_forward_ms_per_step"]
+    if args.text:
+        text_dir = Path(args.out_dir)
+        text_dir.mkdir(parents=True, exist_ok=True)
+        for arm in arms:
+            (text_dir / f"{args.name}_{model_name}_{arm}.txt").write_text(
+                profilers[arm].output_text(unicode=True, color=False, show_all=False)
+            )
+    return result
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--models", nargs="+", default=["linear_probe", "small_cnn", "efficientnet_lite0"],
+                        choices=list(cost.MODELS))  # fmt: skip
+    parser.add_argument("--blocks", type=int, default=6)
+    parser.add_argument("--steps", type=int, default=10, help="Steps per block (one more is run; it is not timed).")
+    parser.add_argument("--interval", type=float, default=1e-4, help="pyinstrument's sampling interval (s).")
+    parser.add_argument("--batch-size", type=int)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--device", default="cpu")
+    parser.add_argument("--bf16", action="store_true")
+    parser.add_argument("--text", action="store_true", help="Also write each arm's pyinstrument tree as text.")
+    parser.add_argument("--out-dir", default=str(RESULTS_DIR / "cost_profile"))
+    parser.add_argument("--name", default="profile_step")
+    args = parser.parse_args(argv)
+    offline_environment(args.threads)
+    torch.set_num_threads(args.threads)
+    warnings.filterwarnings("ignore")
+    for name in ("transformers", "hf_lilaw", "datasets", "accelerate"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import datasets
+
+    datasets.disable_progress_bars()
+    start = time.perf_counter()
+    results = [profile_model(name, args) for name in args.models]
+    rows = []
+    for r in results:
+        rows.append([r["model"], "Trainer step", f"{r['trainer_step_ms']:.2f}", f"{r['load_before']} → {r['load_after']}"])
+        rows.append([r["model"], "LiLAW step", f"{r['lilaw_step_ms']:.2f}", ""])
+        rows.append([r["model"], "LiLAW − Trainer", f"{r['lilaw_step_ms'] - r['trainer_step_ms']:.2f}", ""])
+        rows += [[r["model"], f"  {label}", f"{ms:.3f}", ""] for label, ms in r["parts_ms_per_step"].items()]
+    text = "\n".join([
+        "# Profile of one LiLAW step against one Trainer step", "",
+        f"Command: `{command_line()}`  ",
+        f"{args.blocks} blocks of {args.steps + 1} steps per arm, interleaved; step times are medians of per-block "
+        f"medians (StepTimer); parts are pyinstrument's sampled time per step (interval {args.interval * 1e3:.2f} ms). "
+        f"Wall time {(time.perf_counter() - start) / 60:.1f} min.", "",
+        markdown_table(["model", "part", "ms per step", "load (1, 5, 15 min) before → after"], rows),
+    ]) + "\n"  # fmt: skip
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / f"{args.name}.md").write_text(text)
+    write_json(out_dir / f"{args.name}.json", {"command": command_line(), "results": results})
+    print(text)
+    return {"results": results, "markdown": out_dir / f"{args.name}.md"}
+
+
+if __name__ == "__main__":
+    main()
