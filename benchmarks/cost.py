@@ -61,9 +61,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import baselines  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
+
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
-    StepTimer,
     build_model,
     command_line,
     count_parameters,
@@ -202,6 +203,41 @@ def load() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
+CLOCKS = {"wall": time.perf_counter, "cpu": time.process_time}
+
+
+class StepClock(TrainerCallback):
+    """Wall and CPU time of each optimizer step, from ``on_step_begin`` to ``on_step_end``.
+
+    The span holds the forward(s), backward(s), optimizer step and, for LiLAW, the meta step owed by the previous
+    step (run at the start of ``training_step``); not the loading of the training batch. CPU time (the process's,
+    one torch thread) is what the other jobs on a shared machine disturb least; on CUDA only wall time means
+    anything (after ``cuda.synchronize``).
+    """
+
+    def __init__(self, *, sync_cuda: bool = False) -> None:
+        self.sync_cuda = sync_cuda
+        self.times: dict[str, list[float]] = {name: [] for name in CLOCKS}
+        self._start: dict[str, float] = {}
+
+    def clear(self) -> None:
+        for values in self.times.values():
+            values.clear()
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if self.sync_cuda:
+            torch.cuda.synchronize()
+        self._start = {name: clock() for name, clock in CLOCKS.items()}
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.sync_cuda:
+            torch.cuda.synchronize()
+        if self._start:
+            for name, clock in CLOCKS.items():
+                self.times[name].append(clock() - self._start[name])
+            self._start = {}
+
+
 # ------------------------------------------------------------------------------------------------ time
 
 
@@ -224,27 +260,29 @@ class MetaForward:
 
     @torch.no_grad()
     def time(self, repeats: int, device_name: str) -> dict[str, float]:
-        """Medians (seconds) of the forward alone and of reading + collating + moving a meta batch."""
-        fetch, forward = [], []
+        """Medians (seconds, per clock) of the forward alone and of reading + collating + moving a meta batch."""
+        samples: dict[str, list[float]] = {}
+
+        def timed(key: str, fn: Any) -> Any:
+            _sync(device_name)
+            start = {name: clock() for name, clock in CLOCKS.items()}
+            out = fn()
+            _sync(device_name)
+            for name, clock in CLOCKS.items():
+                samples.setdefault(f"{name}:{key}", []).append(clock() - start[name])
+            return out
+
         for _ in range(repeats):
-            _sync(device_name)
-            t0 = time.perf_counter()
-            inputs = self.inputs()
-            _sync(device_name)
-            fetch.append(time.perf_counter() - t0)
+            inputs = timed("meta_fetch", self.inputs)
         was_training = self.model.training
         self.model.eval()
         try:
             for _ in range(repeats):
-                _sync(device_name)
-                t0 = time.perf_counter()
                 with torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.bf16):
-                    self.model(**inputs)
-                _sync(device_name)
-                forward.append(time.perf_counter() - t0)
+                    timed("forward", lambda: self.model(**inputs))
         finally:
             self.model.train(was_training)
-        return {"forward": float(np.median(forward)), "meta_fetch": float(np.median(fetch))}
+        return {key: float(np.median(values)) for key, values in samples.items()}
 
 
 def time_arms(model_name: str, arms: tuple[str, ...], args: argparse.Namespace, *, floor: bool) -> dict[str, Any]:
@@ -253,7 +291,7 @@ def time_arms(model_name: str, arms: tuple[str, ...], args: argparse.Namespace, 
     batch_size = args.batch_size or m["batch_size"]
     data = load_data(model_name, args.seed, clean_fraction=0.02 if any(a in ("mlc", "mlc_d", "ebomlc") for a in arms) else 0.0)
     base = make_model(model_name, args.seed)
-    timers = {arm: StepTimer(sync_cuda=args.device.startswith("cuda")) for arm in arms}
+    timers = {arm: StepClock(sync_cuda=args.device.startswith("cuda")) for arm in arms}
     tmp = tempfile.TemporaryDirectory()
     trainers = {
         arm: make_trainer(arm, copy.deepcopy(base), data, batch_size=batch_size, steps=args.block_steps + 1,
@@ -270,15 +308,16 @@ def time_arms(model_name: str, arms: tuple[str, ...], args: argparse.Namespace, 
         order = list(arms[block % len(arms):]) + list(arms[: block % len(arms)])
         row: dict[str, float] = {}
         for arm in order:
-            timers[arm].times.clear()
+            timers[arm].clear()
             trainers[arm].train()
-            row[arm] = float(np.median(timers[arm].times[1:]))  # a train() call's first step has no meta step
+            for clock, values in timers[arm].times.items():  # a train() call's first step has no meta step
+                row[f"{clock}:{arm}"] = float(np.median(values[1:]))
         if probe is not None:
             row.update(probe.time(args.block_steps, args.device))
         if block >= args.warmup_blocks:
             blocks.append(row)
         print(f"  {model_name} block {block}{' (warm-up)' if block < args.warmup_blocks else ''}: "
-              + ", ".join(f"{k} {1e3 * v:.2f} ms" for k, v in row.items()) + f"  load {load()}", flush=True)  # fmt: skip
+              + ", ".join(f"{k} {1e3 * v:.2f}" for k, v in row.items()) + f" ms  load {load()}", flush=True)  # fmt: skip
     tmp.cleanup()
     result: dict[str, Any] = {
         "model": model_name, "parameters": count_parameters(base), "batch_size": batch_size,
@@ -287,14 +326,17 @@ def time_arms(model_name: str, arms: tuple[str, ...], args: argparse.Namespace, 
     }  # fmt: skip
     for key in blocks[0]:
         result[f"{key}_ms"] = _summary([1e3 * b[key] for b in blocks])
-    reference = arms[0]
-    for arm in arms[1:]:
-        result[f"{arm}_ratio"] = _summary([b[arm] / b[reference] for b in blocks])
-        result[f"{arm}_overhead_ms"] = _summary([1e3 * (b[arm] - b[reference]) for b in blocks])
-        if floor:
-            result[f"{arm}_added_ms"] = _summary([1e3 * (b[arm] - b[reference] - b["forward"]) for b in blocks])
-            result[f"{arm}_overhead_per_forward"] = _summary([(b[arm] - b[reference]) / b["forward"] for b in blocks])
-            result["floor_ratio"] = _summary([1 + b["forward"] / b[reference] for b in blocks])
+    for clock in CLOCKS:
+        ref = f"{clock}:{arms[0]}"
+        for arm in arms[1:]:
+            a = f"{clock}:{arm}"
+            result[f"{a}_ratio"] = _summary([b[a] / b[ref] for b in blocks])
+            result[f"{a}_overhead_ms"] = _summary([1e3 * (b[a] - b[ref]) for b in blocks])
+            if floor:
+                fwd = f"{clock}:forward"
+                result[f"{a}_added_ms"] = _summary([1e3 * (b[a] - b[ref] - b[fwd]) for b in blocks])
+                result[f"{a}_overhead_per_forward"] = _summary([(b[a] - b[ref]) / b[fwd] for b in blocks])
+                result[f"{clock}:floor_ratio"] = _summary([1 + b[fwd] / b[ref] for b in blocks])
     return result
 
 
@@ -387,19 +429,19 @@ def _memory_ratio(r: dict[str, Any], arm: str, reference: str) -> float | None:
     return mem[arm]["peak_mib"] / mem[reference]["peak_mib"]
 
 
-def lilaw_table(results: list[dict[str, Any]]) -> list[str]:
+def lilaw_table(results: list[dict[str, Any]], clock: str) -> list[str]:
     rows = []
     for r in results:
         mem_ratio = _memory_ratio(r, "lilaw", "trainer")
-        probe = MODELS[r["model"]]["spec"]["type"] == "linear_probe"
-        if probe:
-            met = r["lilaw_ratio"]["median"] <= TARGET_PROBE_RATIO and r["lilaw_added_ms"]["median"] <= TARGET_ADDED_MS
+        k = lambda name: r[f"{clock}:{name}"]  # noqa: E731
+        if MODELS[r["model"]]["spec"]["type"] == "linear_probe":
+            met = k("lilaw_ratio")["median"] <= TARGET_PROBE_RATIO and k("lilaw_added_ms")["median"] <= TARGET_ADDED_MS
         else:
-            met = r["lilaw_overhead_per_forward"]["median"] <= TARGET_OVERHEAD_PER_FORWARD
+            met = k("lilaw_overhead_per_forward")["median"] <= TARGET_OVERHEAD_PER_FORWARD
         rows.append([
-            r["model"], f"{r['parameters'] / 1e6:.2f} M", r["input"], r["batch_size"], _ms(r["trainer_ms"]),
-            _ms(r["lilaw_ms"]), _x(r["lilaw_ratio"]), _x(r["floor_ratio"]), _ms(r["forward_ms"]),
-            _ms(r["lilaw_added_ms"]), _x(r["lilaw_overhead_per_forward"]), _ms(r["meta_fetch_ms"]),
+            r["model"], f"{r['parameters'] / 1e6:.2f} M", r["input"], r["batch_size"], _ms(k("trainer_ms")),
+            _ms(k("lilaw_ms")), _x(k("lilaw_ratio")), _x(k("floor_ratio")), _ms(k("forward_ms")),
+            _ms(k("lilaw_added_ms")), _x(k("lilaw_overhead_per_forward")), _ms(k("meta_fetch_ms")),
             "–" if mem_ratio is None else f"{mem_ratio:.3f}",
             ("yes" if met else "no") + ("" if mem_ratio is None else (", yes" if mem_ratio <= TARGET_MEMORY else ", no")),
             f"{r['load_before']} → {r['load_after']}",
@@ -412,17 +454,17 @@ def lilaw_table(results: list[dict[str, Any]]) -> list[str]:
     )]  # fmt: skip
 
 
-def mlc_table(results: list[dict[str, Any]]) -> list[str]:
+def mlc_table(results: list[dict[str, Any]], clock: str) -> list[str]:
     rows = []
     for r in results:
         mem = r.get("memory", {})
         for arm in MLC_ARMS:
-            if f"{arm}_ms" not in r:
+            if f"{clock}:{arm}_ms" not in r:
                 continue
-            ratio = r.get(f"{arm}_ratio")
+            ratio = r.get(f"{clock}:{arm}_ratio")
             rows.append([
                 r["model"], f"{r['parameters'] / 1e6:.2f} M", r["input"], r["batch_size"], ARM_LABELS[arm],
-                _ms(r[f"{arm}_ms"]), "1" if ratio is None else _x(ratio),
+                _ms(r[f"{clock}:{arm}_ms"]), "1" if ratio is None else _x(ratio),
                 f"{mem[arm]['peak_mib']:.1f}" if arm in mem else "–",
                 f"{mem[arm]['increase_mib']:.1f}" if arm in mem else "–",
                 f"{r['load_before']} → {r['load_after']}",
@@ -432,6 +474,10 @@ def mlc_table(results: list[dict[str, Any]]) -> list[str]:
          "load"],
         rows,
     )]  # fmt: skip
+
+
+def _clocks(args: argparse.Namespace) -> tuple[str, ...]:
+    return ("wall",) if args.device.startswith("cuda") else ("cpu", "wall")
 
 
 def report(lilaw: list[dict[str, Any]], mlc: list[dict[str, Any]], args: argparse.Namespace, meta: dict[str, Any]) -> str:
@@ -458,11 +504,14 @@ def report(lilaw: list[dict[str, Any]], mlc: list[dict[str, Any]], args: argpars
             f"≤ {TARGET_PROBE_RATIO} and added ≤ {TARGET_ADDED_MS} ms; other models (LiLAW − Trainer) / forward "
             f"≤ {TARGET_OVERHEAD_PER_FORWARD}; peak memory ≤ {TARGET_MEMORY} × Trainer. *meta fetch* = reading, "
             "collating and moving a meta batch the general way (what a tensor-cached meta set saves).",
-            "",
-        ] + lilaw_table(lilaw)  # fmt: skip
+        ]  # fmt: skip
+        for clock in _clocks(args):
+            lines += ["", f"### {clock} time per step", ""] + lilaw_table(lilaw, clock)
     if mlc:
         lines += ["", "## Meta label correction family", "", "Default options of each trainer; 2 % clean set, "
-                  "clean batch = training batch.", ""] + mlc_table(mlc)  # fmt: skip
+                  "clean batch = training batch."]  # fmt: skip
+        for clock in _clocks(args):
+            lines += ["", f"### {clock} time per step", ""] + mlc_table(mlc, clock)
     return "\n".join(lines) + "\n"
 
 

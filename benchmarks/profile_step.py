@@ -38,7 +38,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import cost  # noqa: E402
-from benchmarks.common import RESULTS_DIR, StepTimer, command_line, markdown_table, offline_environment, write_json  # noqa: E402
+from benchmarks.common import RESULTS_DIR, command_line, markdown_table, offline_environment, write_json  # noqa: E402
 
 # Parts of LiLAW's step, as (label, function names). Names are matched on the profile's frames.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
@@ -52,6 +52,9 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("update α, β, δ", ("_apply_meta_gradient", "lilaw_meta_update")),
     ("weighted training loss", ("_lilaw_loss",)),
 )
+
+
+HF_LILAW_DIR = Path(__file__).resolve().parent.parent / "hf_lilaw"
 
 
 def _walk(frame: Any) -> Iterator[Any]:
@@ -85,7 +88,7 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
     data = cost.load_data(model_name, args.seed)
     base = cost.make_model(model_name, args.seed)
     arms = ("trainer", "lilaw")
-    timers = {arm: StepTimer() for arm in arms}
+    timers = {arm: cost.StepClock() for arm in arms}
     tmp = tempfile.TemporaryDirectory()
     trainers = {
         arm: cost.make_trainer(arm, copy.deepcopy(base), data, batch_size=batch_size, steps=args.steps + 1,
@@ -95,33 +98,40 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
     for arm in arms:  # warm-up: lazy optimizer state, first-call costs
         trainers[arm].train()
     profilers = {arm: Profiler(interval=args.interval) for arm in arms}
-    step_times: dict[str, list[float]] = {arm: [] for arm in arms}
+    step_times: dict[str, list[float]] = {f"{clock}:{arm}": [] for arm in arms for clock in cost.CLOCKS}
     load_before = cost.load()
     for block in range(args.blocks):
         for arm in arms if block % 2 == 0 else arms[::-1]:
-            timers[arm].times.clear()
+            timers[arm].clear()
             profilers[arm].start()
             trainers[arm].train()
             profilers[arm].stop()
-            step_times[arm].append(float(np.median(timers[arm].times[1:])))
+            for clock, values in timers[arm].times.items():
+                step_times[f"{clock}:{arm}"].append(float(np.median(values[1:])))
     tmp.cleanup()
     steps = args.blocks * (args.steps + 1)
     result: dict[str, Any] = {"model": model_name, "batch_size": batch_size, "load_before": load_before,
                               "load_after": cost.load(), "blocks": args.blocks, "steps_per_block": args.steps + 1}  # fmt: skip
-    for arm in arms:
-        result[f"{arm}_step_ms"] = 1e3 * float(np.median(step_times[arm]))
+    for key, values in step_times.items():
+        result[f"{key}_step_ms"] = 1e3 * float(np.median(values))
     root = profilers["lilaw"].last_session.root_frame()
-    result["parts_ms_per_step"] = {label: 1e3 * _outermost_time(root, names) / steps for label, names in PARTS}
-    # Inside the meta step only: the model call there is the meta forward.
-    meta_frames = _within(root, "_meta_step")
-    result["meta_forward_ms_per_step"] = 1e3 * sum(_outermost_time(f, ("_call_impl",)) for f in meta_frames) / steps
-    result["parts_ms_per_step"]["meta forward (model)"] = result["meta_forward_ms_per_step"]
+    # Parts of the meta step are looked for inside it (the training batch is collated and moved too), the
+    # weighting inside the loss.
+    scopes = {"weighted training loss": "compute_loss"}
+    result["parts_ms_per_step"] = {
+        label: 1e3 * sum(_outermost_time(f, names) for f in _within(root, scopes.get(label, "training_step"))
+                         if label in scopes or f.file_path.startswith(str(HF_LILAW_DIR))) / steps
+        for label, names in PARTS
+    }  # fmt: skip
+    meta = _within(root, "_meta_step")
+    for label, names in PARTS[1:-1]:
+        result["parts_ms_per_step"][label] = 1e3 * sum(_outermost_time(f, names) for f in meta) / steps
     if args.text:
         text_dir = Path(args.out_dir)
         text_dir.mkdir(parents=True, exist_ok=True)
         for arm in arms:
             (text_dir / f"{args.name}_{model_name}_{arm}.txt").write_text(
-                profilers[arm].output_text(unicode=True, color=False, show_all=False)
+                profilers[arm].output_text(unicode=True, color=False, show_all=True)
             )
     return result
 
@@ -154,15 +164,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = [profile_model(name, args) for name in args.models]
     rows = []
     for r in results:
-        rows.append([r["model"], "Trainer step", f"{r['trainer_step_ms']:.2f}", f"{r['load_before']} → {r['load_after']}"])
-        rows.append([r["model"], "LiLAW step", f"{r['lilaw_step_ms']:.2f}", ""])
-        rows.append([r["model"], "LiLAW − Trainer", f"{r['lilaw_step_ms'] - r['trainer_step_ms']:.2f}", ""])
+        for clock in cost.CLOCKS:
+            trainer, lilaw = r[f"{clock}:trainer_step_ms"], r[f"{clock}:lilaw_step_ms"]
+            rows.append([r["model"], f"Trainer step ({clock})", f"{trainer:.2f}", f"{r['load_before']} → {r['load_after']}"])
+            rows.append([r["model"], f"LiLAW step ({clock})", f"{lilaw:.2f}", ""])
+            rows.append([r["model"], f"LiLAW − Trainer ({clock})", f"{lilaw - trainer:.2f}", ""])
         rows += [[r["model"], f"  {label}", f"{ms:.3f}", ""] for label, ms in r["parts_ms_per_step"].items()]
     text = "\n".join([
         "# Profile of one LiLAW step against one Trainer step", "",
         f"Command: `{command_line()}`  ",
         f"{args.blocks} blocks of {args.steps + 1} steps per arm, interleaved; step times are medians of per-block "
-        f"medians (StepTimer); parts are pyinstrument's sampled time per step (interval {args.interval * 1e3:.2f} ms). "
+        f"medians (wall and process CPU time); parts are pyinstrument's sampled wall time per step (interval {args.interval * 1e3:.2f} ms). "
         f"Wall time {(time.perf_counter() - start) / 60:.1f} min.", "",
         markdown_table(["model", "part", "ms per step", "load (1, 5, 15 min) before → after"], rows),
     ]) + "\n"  # fmt: skip
