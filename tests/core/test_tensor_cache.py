@@ -130,3 +130,9 @@ def test_cache_lives_on_the_device():
     batch = cache.batch([1, 2, 3])
     assert batch["features"].is_cuda
     _assert_same({k: v.cpu() for k, v in batch.items()}, default_data_collator(ds.__getitems__([1, 2, 3])))
+
+
+def test_nan_values_are_cached_too():
+    ds = _features_dataset(rows=10).map(lambda row: {"features": [float("nan")] * 12})
+    cache = TensorBatchCache.build(ds, default_data_collator)
+    assert cache is not None and torch.isnan(cache.batch([3])["features"]).all()
