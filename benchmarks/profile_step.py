@@ -1,6 +1,7 @@
 """Where a LiLAW step's time goes, against a Trainer step: pyinstrument profiles of both, interleaved in one process.
 
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/profile_step.py
+    .venv/bin/python benchmarks/profile_step.py --models resnet18 --arms ce mlc ebomlc   # the MLC family
 
 For each model (`benchmarks.cost.MODELS`: by default the linear probe, the small CNN and EfficientNet-Lite0),
 `Trainer` and `LiLAWTrainer` (no warm-up: every step has a meta step) run ``--blocks`` blocks of ``--steps``
@@ -54,6 +55,21 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 )
 
 
+# Parts of a meta label correction step (MLC, MLC-D, EBOMLC), by function name, inside ``training_step``.
+MLC_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
+    ("training_step (all)", ("training_step",)),
+    ("clean batch read + collate", ("_next_clean_batches",)),
+    ("lower loss (forwards)", ("_lower",)),
+    ("model forwards (all)", ("_forward",)),
+    ("autograd.grad (backwards)", ("_grads",)),
+    ("optimizer .step (EBOMLC inner main step; meta model)", ("step",)),
+    ("gradient clipping", ("clip_grad_norm_",)),
+    ("barrier coefficient", ("alignment_barrier_coefficient", "dynamic_barrier_coefficient")),
+    ("set .grad (copies)", ("_set_grads",)),
+    ("meta model step", ("_meta_step",)),
+    ("per-parameter list arithmetic", ("<listcomp>",)),
+)
+
 HF_LILAW_DIR = Path(__file__).resolve().parent.parent / "hf_lilaw"
 
 
@@ -85,9 +101,9 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
 
     m = cost.MODELS[model_name]
     batch_size = args.batch_size or m["batch_size"]
-    data = cost.load_data(model_name, args.seed)
+    data = cost.load_data(model_name, args.seed, clean_fraction=0.02)
     base = cost.make_model(model_name, args.seed)
-    arms = ("trainer", "lilaw")
+    arms = tuple(args.arms)
     timers = {arm: cost.StepClock() for arm in arms}
     tmp = tempfile.TemporaryDirectory()
     trainers = {
@@ -101,7 +117,7 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
     step_times: dict[str, list[float]] = {f"{clock}:{arm}": [] for arm in arms for clock in cost.CLOCKS}
     load_before = cost.load()
     for block in range(args.blocks):
-        for arm in arms if block % 2 == 0 else arms[::-1]:
+        for arm in arms[block % len(arms):] + arms[: block % len(arms)]:
             timers[arm].clear()
             profilers[arm].start()
             trainers[arm].train()
@@ -114,18 +130,29 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
                               "load_after": cost.load(), "blocks": args.blocks, "steps_per_block": args.steps + 1}  # fmt: skip
     for key, values in step_times.items():
         result[f"{key}_step_ms"] = 1e3 * float(np.median(values))
-    root = profilers["lilaw"].last_session.root_frame()
-    # Parts of the meta step are looked for inside it (the training batch is collated and moved too), the
-    # weighting inside the loss.
-    scopes = {"weighted training loss": "compute_loss"}
-    result["parts_ms_per_step"] = {
-        label: 1e3 * sum(_outermost_time(f, names) for f in _within(root, scopes.get(label, "training_step"))
-                         if label in scopes or f.file_path.startswith(str(HF_LILAW_DIR))) / steps
-        for label, names in PARTS
-    }  # fmt: skip
-    meta = _within(root, "_meta_step")
-    for label, names in PARTS[1:-1]:
-        result["parts_ms_per_step"][label] = 1e3 * sum(_outermost_time(f, names) for f in meta) / steps
+    result["parts_ms_per_step"] = {}
+    if "lilaw" in arms:
+        root = profilers["lilaw"].last_session.root_frame()
+        # Parts of the meta step are looked for inside it (the training batch is collated and moved too), the
+        # weighting inside the loss.
+        scopes = {"weighted training loss": "compute_loss"}
+        parts = {
+            label: 1e3 * sum(_outermost_time(f, names) for f in _within(root, scopes.get(label, "training_step"))
+                             if label in scopes or f.file_path.startswith(str(HF_LILAW_DIR))) / steps
+            for label, names in PARTS
+        }  # fmt: skip
+        meta = _within(root, "_meta_step")
+        for label, names in PARTS[1:-1]:
+            parts[label] = 1e3 * sum(_outermost_time(f, names) for f in meta) / steps
+        result["parts_ms_per_step"]["lilaw"] = parts
+    for arm in arms:
+        if arm not in ("mlc", "mlc_d", "ebomlc"):
+            continue
+        root = profilers[arm].last_session.root_frame()
+        steps_frames = [f for f in _within(root, "training_step") if f.file_path.startswith(str(HF_LILAW_DIR))]
+        result["parts_ms_per_step"][arm] = {
+            label: 1e3 * sum(_outermost_time(f, names) for f in steps_frames) / steps for label, names in MLC_PARTS
+        }
     if args.text:
         text_dir = Path(args.out_dir)
         text_dir.mkdir(parents=True, exist_ok=True)
@@ -140,6 +167,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["linear_probe", "small_cnn", "efficientnet_lite0"],
                         choices=list(cost.MODELS))  # fmt: skip
+    parser.add_argument("--arms", nargs="+", default=["trainer", "lilaw"], choices=list(cost.ARM_LABELS),
+                        help="The first is the reference. E.g. --arms ce mlc ebomlc to see where EBOMLC's time goes.")
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--steps", type=int, default=10, help="Steps per block (one more is run; it is not timed).")
     parser.add_argument("--interval", type=float, default=1e-4, help="pyinstrument's sampling interval (s).")
@@ -164,12 +193,17 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     results = [profile_model(name, args) for name in args.models]
     rows = []
     for r in results:
+        first = True
         for clock in cost.CLOCKS:
-            trainer, lilaw = r[f"{clock}:trainer_step_ms"], r[f"{clock}:lilaw_step_ms"]
-            rows.append([r["model"], f"Trainer step ({clock})", f"{trainer:.2f}", f"{r['load_before']} → {r['load_after']}"])
-            rows.append([r["model"], f"LiLAW step ({clock})", f"{lilaw:.2f}", ""])
-            rows.append([r["model"], f"LiLAW − Trainer ({clock})", f"{lilaw - trainer:.2f}", ""])
-        rows += [[r["model"], f"  {label}", f"{ms:.3f}", ""] for label, ms in r["parts_ms_per_step"].items()]
+            reference = r[f"{clock}:{args.arms[0]}_step_ms"]
+            for arm in args.arms:
+                ms = r[f"{clock}:{arm}_step_ms"]
+                load = f"{r['load_before']} → {r['load_after']}" if first else ""
+                first = False
+                extra = f" (− {cost.ARM_LABELS[args.arms[0]]}: {ms - reference:+.2f})" if arm != args.arms[0] else ""
+                rows.append([r["model"], f"{cost.ARM_LABELS[arm]} step, {clock}", f"{ms:.2f}{extra}", load])
+        for arm, parts in r["parts_ms_per_step"].items():
+            rows += [[r["model"], f"  {cost.ARM_LABELS[arm]}: {label}", f"{ms:.3f}", ""] for label, ms in parts.items()]
     text = "\n".join([
         "# Profile of one LiLAW step against one Trainer step", "",
         f"Command: `{command_line()}`  ",
