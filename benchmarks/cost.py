@@ -555,28 +555,35 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         raise SystemExit("--device cuda but CUDA is not available.")
 
     start = time.perf_counter()
-    lilaw_results, mlc_results = [], []
+    lilaw_results: list[dict[str, Any]] = []
+    mlc_results: list[dict[str, Any]] = []
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = {"markdown": out_dir / f"{args.name}.md", "json": out_dir / f"{args.name}.json"}
+
+    def write() -> str:  # after every model, so a long run interrupted late keeps what it measured
+        meta = {"command": command_line(), "hardware": hardware_info(args.device), "seconds": time.perf_counter() - start,
+                "settings": {k: v for k, v in vars(args).items() if k != "memory_worker"}}  # fmt: skip
+        text = report(lilaw_results, mlc_results, args, meta)
+        paths["markdown"].write_text(text)
+        write_json(paths["json"], {"meta": meta, "lilaw": lilaw_results, "mlc": mlc_results})
+        return text
+
     for model_name in args.models:
         print(f"{model_name} (LiLAW):", flush=True)
         result = time_arms(model_name, LILAW_ARMS, args, floor=True)
         if args.memory == "subprocess":
             result["memory"] = measure_memory(model_name, LILAW_ARMS, args)
         lilaw_results.append(result)
+        write()
     for model_name in args.mlc_models:
         print(f"{model_name} (meta label correction family):", flush=True)
         result = time_arms(model_name, MLC_ARMS, args, floor=False)
         if args.memory == "subprocess":
             result["memory"] = measure_memory(model_name, MLC_ARMS, args)
         mlc_results.append(result)
-    meta = {"command": command_line(), "hardware": hardware_info(args.device), "seconds": time.perf_counter() - start,
-            "settings": {k: v for k, v in vars(args).items() if k != "memory_worker"}}  # fmt: skip
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"markdown": out_dir / f"{args.name}.md", "json": out_dir / f"{args.name}.json"}
-    text = report(lilaw_results, mlc_results, args, meta)
-    paths["markdown"].write_text(text)
-    write_json(paths["json"], {"meta": meta, "lilaw": lilaw_results, "mlc": mlc_results})
-    print(text)
+        write()
+    print(write())
     return paths
 
 
