@@ -79,21 +79,23 @@ def lilaw_meta_gradient(
     Returns:
         A float32 tensor of shape ``(3,)``: ``[∂L/∂α, ∂L/∂β, ∂L/∂δ]``.
     """
-    probs = probs.detach().float()
+    # torch.rsub / Tensor.neg rather than `1 - t` / `-t`: the same kernels without Python's reflected-operator
+    # wrapper, which costs more than the arithmetic on a meta batch.
+    probs, losses, params = (t.detach().float() for t in (probs, losses, params))
     s_y = probs.gather(1, labels.long().unsqueeze(1)).squeeze(1)
     m = probs.max(dim=1).values
-    p = params.detach().float()
-    x = p.unsqueeze(1) * s_y - m  # (3, batch): α s_y − m, β s_y − m, δ s_y − m
+    x = params.unsqueeze(1) * s_y - m  # (3, batch): α s_y − m, β s_y − m, δ s_y − m
     # ∂L/∂W_i of the batch mean, as autograd forms it: the rounded 1/batch times ℓ_i (not ℓ_i / batch).
-    upstream = losses.detach().float() * (1.0 / s_y.numel())
+    upstream = losses * (1.0 / s_y.numel())
     sig_alpha = torch.sigmoid(x[0])
-    sig_beta = torch.sigmoid(-x[1])
-    w_delta = torch.exp(-(x[2] ** 2) / 2)
+    sig_beta = torch.sigmoid(x[1].neg())
+    x_delta = x[2]
+    w_delta = torch.exp(x_delta.pow(2).neg() / 2)
     terms = torch.stack(
         [
-            upstream * (1 - sig_alpha) * sig_alpha,
-            -(upstream * (1 - sig_beta) * sig_beta),
-            -(upstream * w_delta / 2) * (2 * x[2]),
+            upstream * torch.rsub(sig_alpha, 1) * sig_alpha,
+            (upstream * torch.rsub(sig_beta, 1) * sig_beta).neg(),
+            ((upstream * w_delta / 2) * (x_delta * 2)).neg(),
         ]
     )
     return (terms * s_y).sum(dim=1)
