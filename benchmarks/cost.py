@@ -533,7 +533,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--memory", default="subprocess", choices=["subprocess", "none"])
     parser.add_argument("--memory-steps", type=int, default=6)
     parser.add_argument("--memory-repeats", type=int, default=1)
-    parser.add_argument("--out-dir", default=str(RESULTS_DIR))
+    parser.add_argument("--out-dir", default=str(RESULTS_DIR / "cost"))
     parser.add_argument("--name", default="cost", help="Output file stem.")
     parser.add_argument("--memory-worker", nargs=2, metavar=("MODEL", "ARM"), help=argparse.SUPPRESS)
     return parser.parse_args(argv)
