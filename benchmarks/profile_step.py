@@ -158,7 +158,7 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
         text_dir.mkdir(parents=True, exist_ok=True)
         for arm in arms:
             (text_dir / f"{args.name}_{model_name}_{arm}.txt").write_text(
-                profilers[arm].output_text(unicode=True, color=False, show_all=True)
+                profilers[arm].output_text(unicode=True, color=False, show_all=False)
             )
     return result
 
