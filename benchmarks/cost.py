@@ -20,7 +20,8 @@ timed from the model, the collator and the meta set (a random meta batch read, c
 and ``model(**inputs)`` in eval mode under ``torch.no_grad``).
 
 **Time**: each block runs ``--block-steps + 1`` optimizer steps of every arm through ``trainer.train()``; a
-callback times each step from ``on_step_begin`` to ``on_step_end`` (with ``cuda.synchronize`` on GPU); the first
+callback (`StepClock`) times each step from ``on_step_begin`` to ``on_step_end`` on two clocks, wall time and the
+process's CPU time (on GPU: wall time after ``cuda.synchronize``); the first
 step of a block is dropped (no meta step precedes it), and so are the first ``--warmup-blocks`` blocks. Each
 block's figure is the median of its steps; tables give the median over blocks and the IQR. Differences and
 ratios are taken per block (adjacent in time, so drift cancels), then the median.
