@@ -4,6 +4,7 @@ import pytest
 import torch
 
 from hf_lilaw import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
+from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd
 
 PROBS = [[0.95, 0.05], [0.60, 0.40], [0.40, 0.60], [0.05, 0.95]]
 # spec/lilaw.md, Table 5: (W_α, W_δ, W_β, W, W·CE) for label 0.
@@ -86,6 +87,35 @@ def test_meta_gradient_matches_closed_form():
     d_beta = (-sig(-(b * s - m)) * (1 - sig(-(b * s - m))) * s * losses).mean()
     d_delta = (-torch.exp(-((d * s - m) ** 2) / 2) * (d * s - m) * s * losses).mean()
     torch.testing.assert_close(grad, torch.stack([d_alpha, d_beta, d_delta]))
+
+
+@pytest.mark.parametrize("scale", [0.1, 1.0, 3.0, 30.0])
+def test_closed_form_meta_gradient_equals_autograd(scale):
+    # Random batch sizes, class counts and α, β, δ; logits from nearly uniform (0.1) to saturated (30).
+    generator = torch.Generator().manual_seed(int(scale * 10))
+    for _ in range(100):
+        batch = int(torch.randint(1, 130, (), generator=generator))
+        classes = int(torch.randint(2, 40, (), generator=generator))
+        logits = torch.randn(batch, classes, generator=generator) * scale
+        labels = torch.randint(0, classes, (batch,), generator=generator)
+        params = torch.tensor([10.0, 2.0, 6.0]) * torch.empty(3).uniform_(0.3, 2.0, generator=generator)
+        losses = per_sample_loss(logits, labels)
+        probs = logits.softmax(-1)
+        closed = lilaw_meta_gradient(probs, labels, losses, params)
+        reference = lilaw_meta_gradient_autograd(probs, labels, losses, params)
+        assert closed.dtype == torch.float32 and closed.shape == (3,)
+        torch.testing.assert_close(closed, reference, rtol=1e-6, atol=0.0)
+
+
+def test_closed_form_meta_gradient_takes_low_precision_probs_and_keeps_params_untouched():
+    logits = torch.randn(16, 7, generator=torch.Generator().manual_seed(1)) * 4
+    labels = torch.arange(16) % 7
+    losses = per_sample_loss(logits, labels)
+    params = torch.tensor([10.0, 2.0, 6.0], requires_grad=True)
+    probs = logits.softmax(-1).bfloat16()
+    closed = lilaw_meta_gradient(probs, labels, losses, params)
+    torch.testing.assert_close(closed, lilaw_meta_gradient_autograd(probs, labels, losses, params), rtol=1e-6, atol=0.0)
+    assert not closed.requires_grad and params.grad is None
 
 
 def test_meta_update_sgd_with_weight_decay_and_constraints():
