@@ -190,12 +190,17 @@ class BaseTrainer(Trainer):
         columns dropped. The global RNGs (used by random transforms) are left as they were."""
         return self.collate_side_examples(dataset, lambda: self._read_side_examples(dataset, sampler), name=name)
 
-    def collate_side_examples(self, dataset: Any, read: Callable[[], list[Any]], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
-        """Collate the examples returned by ``read`` like `next_side_batch` does."""
+    def side_collator(self, name: str) -> Callable:
+        """The collator of the side set ``name``: the training collator with the model's unused columns removed."""
         collator = self._side_collators.get(name)
         if collator is None:
             collator = self._get_collator_with_removed_columns(self.data_collator, description=name)
             self._side_collators[name] = collator
+        return collator
+
+    def collate_side_examples(self, dataset: Any, read: Callable[[], list[Any]], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
+        """Collate the examples returned by ``read`` like `next_side_batch` does."""
+        collator = self.side_collator(name)
         with preserved_global_rng():
             examples = read()
             if not examples:

@@ -73,6 +73,12 @@ class LiLAWConfig(TrainingArguments):
         lilaw_meta_forward_mode (`str`, *optional*, defaults to `"eval"`):
             Mode of the model during the meta forward: `"eval"` (no dropout, BatchNorm statistics untouched by
             meta data) or `"train"`. The model's previous mode is restored afterwards.
+        lilaw_meta_cache (`str`, *optional*, defaults to `"auto"`):
+            `"auto"` collates the meta set once into device tensors and indexes it every step when that is known
+            to give exactly the per-step batches: a `datasets.Dataset` without a format transform, a row-wise
+            collator (`default_data_collator`), no `-100` labels, at most 64 MiB, probe batches equal. `"force"`
+            trusts a custom data set or collator to be deterministic and row-wise; `"off"` reads, collates and
+            copies every meta batch.
     """
 
     # Initial values
@@ -132,6 +138,10 @@ class LiLAWConfig(TrainingArguments):
     lilaw_meta_forward_mode: Literal["eval", "train"] = field(
         default="eval", metadata={"help": "Model mode during the meta forward (restored afterwards)."}
     )
+    lilaw_meta_cache: Literal["auto", "force", "off"] = field(
+        default="auto",
+        metadata={"help": "Keep the meta set collated once in device memory: auto (when known exact and <= 64 MiB), force, off."},
+    )
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -177,6 +187,8 @@ class LiLAWConfig(TrainingArguments):
             raise ValueError(f"lilaw_base_loss must be one of {', '.join(BASE_LOSSES)}, got {self.lilaw_base_loss!r}.")
         if not 0 < self.lilaw_gce_q <= 1:
             raise ValueError(f"lilaw_gce_q must be in (0, 1], got {self.lilaw_gce_q!r}.")
+        if self.lilaw_meta_cache not in ("auto", "force", "off"):
+            raise ValueError(f"lilaw_meta_cache must be 'auto', 'force' or 'off', got {self.lilaw_meta_cache!r}.")
         if self.lilaw_meta_forward_mode not in ("eval", "train"):
             raise ValueError(
                 f"lilaw_meta_forward_mode must be 'eval' or 'train', got {self.lilaw_meta_forward_mode!r}."

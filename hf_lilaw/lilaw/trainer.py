@@ -15,12 +15,14 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
-from ..core.columns import find_label_column
+from ..core.columns import BOOKKEEPING_COLUMNS, find_label_column
 from ..core.labels import check_class_labels, check_finite_columns, check_label_feature
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
+from ..core.rng import preserved_global_rng
 from ..core.sampler import IndexBatchSampler
 from ..core.splits import split_meta_set
+from ..core.tensor_cache import TensorBatchCache
 from ..functional.losses import IGNORE_INDEX, per_sample_loss
 from ..functional.statistics import per_sample_statistics
 from ..functional.weighting import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
@@ -31,6 +33,7 @@ from .state import PARAMETER_NAMES, LiLAWState
 logger = logging.getLogger(__name__)
 
 LILAW_STATE_NAME = "lilaw_state.pt"
+_NOT_BUILT = object()  # the meta cache is decided on the first meta step
 """The shared LiLAW state file of a checkpoint; each process's part is ``lilaw_state_rank<r>.pt`` beside it."""
 
 LILAW_CITATION = """\
@@ -147,6 +150,7 @@ class LiLAWTrainer(BaseTrainer):
         self._in_training_step = False
         self._first_batch_checked = False
         self._skipped_at_last_log = 0
+        self._meta_cache: TensorBatchCache | None | object = _NOT_BUILT
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -247,11 +251,16 @@ class LiLAWTrainer(BaseTrainer):
         the constraints. Run by `training_step` once per weighted optimizer step; the model's mode and the
         global RNGs are left as they were (dropout in ``lilaw_meta_forward_mode="train"`` draws from them)."""
         model = self.model if model is None else model
-        inputs, labels = self.next_meta_batch()
+        cache = self._meta_batch_cache()
+        if cache is not None:  # no Arrow read, collation, copy or RNG save/restore; no -100 rows to mask
+            inputs, labels = self.split_labels(cache.batch(self.lilaw_state.sampler.next_batch()), name="meta_dataset")
+        else:
+            inputs, labels = self.next_meta_batch()
         outputs = self.probe_forward(model, inputs, train_mode=self.args.lilaw_meta_forward_mode == "train")
-        logits = extract_logits(outputs)
-        labelled = labels != IGNORE_INDEX
-        logits, labels = logits[labelled].float(), labels[labelled]
+        logits = extract_logits(outputs).float()
+        if cache is None:
+            labelled = labels != IGNORE_INDEX  # boolean indexing: one host sync per step
+            logits, labels = logits[labelled], labels[labelled]
         losses = per_sample_loss(
             logits,
             labels,
@@ -272,6 +281,26 @@ class LiLAWTrainer(BaseTrainer):
         state.params = torch.where(finite, updated, state.params)
         state.skipped_meta_steps += (~finite).long()
         state.meta_steps += 1
+
+    def _meta_batch_cache(self) -> TensorBatchCache | None:
+        """The meta set collated once on the device (``lilaw_meta_cache``), or ``None`` where that would not give
+        exactly the per-step batches; decided on the first meta step."""
+        if self._meta_cache is _NOT_BUILT:
+            self._meta_cache = None
+            mode = self.args.lilaw_meta_cache
+            if mode != "off" and isinstance(self.lilaw_state.sampler, IndexBatchSampler):
+                with preserved_global_rng():
+                    cache = TensorBatchCache.build(
+                        self.meta_dataset, self.side_collator("meta_dataset"), prepare=self._prepare_inputs,
+                        force=mode == "force",
+                    )
+                if cache is not None:
+                    for column in BOOKKEEPING_COLUMNS:
+                        cache.columns.pop(column, None)
+                # Only without -100 rows: then the cached step needs no masking and gives the general path's values.
+                if cache is not None and "labels" in cache.columns and bool((cache.columns["labels"] != IGNORE_INDEX).all()):
+                    self._meta_cache = cache
+        return self._meta_cache
 
     # ---- the weighted loss --------------------------------------------------------------------------------
 

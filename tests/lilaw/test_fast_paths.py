@@ -1,0 +1,96 @@
+"""The meta step's fast paths (tensor-cached meta set, closed-form meta gradient) change nothing but the time."""
+
+import torch
+
+import hf_lilaw.lilaw.trainer as lilaw_trainer_module
+from hf_lilaw import LiLAWConfig, LiLAWTrainer
+from hf_lilaw.core.tensor_cache import TensorBatchCache
+from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd
+
+from conftest import TinyNet
+
+
+def _run(tmp_path, train, meta, **overrides):
+    torch.manual_seed(0)
+    model = TinyNet(dropout=0.2)  # dropout: the global RNG must advance exactly as in the general path
+    args = LiLAWConfig(
+        output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=14, learning_rate=0.05, logging_steps=5,
+        save_strategy="no", report_to=[], seed=0, disable_tqdm=True, lilaw_warmup_steps=2, lilaw_lr=0.5,
+        **overrides,
+    )  # fmt: skip
+    trainer = LiLAWTrainer(model=model, args=args, train_dataset=train, meta_dataset=meta)
+    trainer.train()
+    trajectory = [(h["lilaw/alpha"], h["lilaw/beta"], h["lilaw/delta"]) for h in trainer.state.log_history if "loss" in h]
+    return trainer, trajectory, {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+def _spy_builds(monkeypatch):
+    built = []
+    original = TensorBatchCache.build.__func__
+
+    def spy(cls, *args, **kwargs):
+        cache = original(cls, *args, **kwargs)
+        built.append(cache)
+        return cache
+
+    monkeypatch.setattr(TensorBatchCache, "build", classmethod(spy))
+    return built
+
+
+def _identical(a, b):
+    for name, value in a.items():
+        torch.testing.assert_close(b[name], value, rtol=0, atol=0)
+
+
+def test_cached_meta_set_equals_the_general_path(tmp_path, blob_splits, monkeypatch):
+    built = _spy_builds(monkeypatch)
+    cached, cached_traj, cached_weights = _run(tmp_path / "cached", blob_splits["train"], blob_splits["meta"])
+    assert len(built) == 1 and built[0] is not None and len(built[0]) == len(blob_splits["meta"])
+    # A format transform (here one that changes nothing) may draw random numbers: the general path is taken.
+    transformed = blob_splits["meta"].with_transform(lambda batch: batch)
+    general, general_traj, general_weights = _run(tmp_path / "general", blob_splits["train"], transformed)
+    assert len(built) == 2 and built[1] is None
+    assert cached.meta_steps == general.meta_steps == 11  # the 12th is owed to a 15th step
+    assert cached.lilaw_parameters() == general.lilaw_parameters()
+    assert cached_traj == general_traj and len(cached_traj) == 2
+    assert cached.lilaw_parameters() != {"alpha": 10.0, "beta": 2.0, "delta": 6.0}
+    _identical(cached_weights, general_weights)
+
+
+def test_cached_meta_set_in_train_mode_forward_equals_the_general_path(tmp_path, blob_splits):
+    # Dropout in the meta forward draws from the global RNG on both paths, in the same order.
+    cached = _run(tmp_path / "cached", blob_splits["train"], blob_splits["meta"], lilaw_meta_forward_mode="train")
+    general = _run(tmp_path / "general", blob_splits["train"], blob_splits["meta"].with_transform(lambda b: b),
+                   lilaw_meta_forward_mode="train")  # fmt: skip
+    assert cached[0].lilaw_parameters() == general[0].lilaw_parameters()
+    assert cached[1] == general[1]
+    _identical(cached[2], general[2])
+
+
+def test_meta_set_with_ignored_labels_takes_the_general_path(tmp_path, blob_splits, monkeypatch):
+    built = _spy_builds(monkeypatch)
+    meta = blob_splits["meta"].map(lambda row, i: {"label": -100 if i % 5 == 0 else row["label"]}, with_indices=True)
+    trainer, _, _ = _run(tmp_path, blob_splits["train"], meta)
+    assert len(built) == 1 and built[0] is not None  # cacheable, but the -100 rows need the masking path
+    assert trainer.meta_steps == 11
+    general = _run(tmp_path / "general", blob_splits["train"], meta.with_transform(lambda b: b))[0]
+    assert trainer.lilaw_parameters() == general.lilaw_parameters()
+
+
+def test_meta_cache_off_equals_auto(tmp_path, blob_splits, monkeypatch):
+    built = _spy_builds(monkeypatch)
+    auto = _run(tmp_path / "auto", blob_splits["train"], blob_splits["meta"])
+    off = _run(tmp_path / "off", blob_splits["train"], blob_splits["meta"], lilaw_meta_cache="off")
+    assert len(built) == 1  # "off" never builds one
+    assert auto[0].lilaw_parameters() == off[0].lilaw_parameters() and auto[1] == off[1]
+    _identical(auto[2], off[2])
+
+
+def test_closed_form_meta_gradient_equals_autograd_in_training(tmp_path, blob_splits, monkeypatch):
+    closed = _run(tmp_path / "closed", blob_splits["train"], blob_splits["meta"])
+    monkeypatch.setattr(lilaw_trainer_module, "lilaw_meta_gradient", lilaw_meta_gradient_autograd)
+    reference = _run(tmp_path / "autograd", blob_splits["train"], blob_splits["meta"])
+    # The closed form is bit-equal to autograd on CPU (tests/functional/test_weighting.py), so the whole run is.
+    assert closed[1] == reference[1]
+    assert closed[0].lilaw_parameters() == reference[0].lilaw_parameters()
+    _identical(closed[2], reference[2])
