@@ -43,14 +43,15 @@ from benchmarks.common import RESULTS_DIR, command_line, markdown_table, offline
 
 # Parts of LiLAW's step, as (label, function names). Names are matched on the profile's frames.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("meta step (all)", ("_meta_step",)),
-    ("meta rows read (Arrow / __getitems__)", ("_next_meta_examples", "next_batch_examples", "fetch_side_batch")),
+    ("meta step (all)", ("meta_step",)),
+    ("meta rows read (Arrow / __getitems__)", ("_read_side_examples", "next_side_batch")),
+    ("tensor-cached meta batch", ("batch",)),
     ("collate", ("default_data_collator", "torch_default_data_collator", "__call__collator")),
     ("to device (_prepare_inputs)", ("_prepare_inputs",)),
     ("global RNG save/restore", ("preserved_global_rng", "fork_rng", "getstate", "get_state", "set_state", "setstate")),
     ("meta forward (model)", ("_call_impl",)),
     ("meta gradient", ("lilaw_meta_gradient", "lilaw_meta_gradient_autograd")),
-    ("update α, β, δ", ("_apply_meta_gradient", "lilaw_meta_update")),
+    ("update α, β, δ", ("lilaw_meta_update",)),
     ("weighted training loss", ("_lilaw_loss",)),
 )
 
@@ -141,7 +142,7 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
                              if label in scopes or f.file_path.startswith(str(HF_LILAW_DIR))) / steps
             for label, names in PARTS
         }  # fmt: skip
-        meta = _within(root, "_meta_step")
+        meta = _within(root, "meta_step")
         for label, names in PARTS[1:-1]:
             parts[label] = 1e3 * sum(_outermost_time(f, names) for f in meta) / steps
         result["parts_ms_per_step"]["lilaw"] = parts

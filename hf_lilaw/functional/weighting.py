@@ -1,7 +1,7 @@
 """LiLAW math: the three per-sample weights and the meta gradient and update of α, β, δ.
 
 Pure tensor code, no Trainer: paper eqs. 2–6 and Algorithm 1 lines 12–19, with the choices fixed by
-``spec/lilaw.md`` (float32 math, constraints ``α ≥ 1`` and ``δ ≥ β`` after each meta step).
+``docs/lilaw.md`` (float32 math, constraints ``α ≥ 1`` and ``δ ≥ β`` after each meta step).
 """
 
 from __future__ import annotations

@@ -7,7 +7,7 @@ from hf_lilaw import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_
 from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd
 
 PROBS = [[0.95, 0.05], [0.60, 0.40], [0.40, 0.60], [0.05, 0.95]]
-# spec/lilaw.md, Table 5: (W_α, W_δ, W_β, W, W·CE) for label 0.
+# The paper's Table 5 recomputed from its equations (docs/lilaw.md): (W_α, W_δ, W_β, W, W·CE) for label 0.
 TABLE5_9_3_7 = [
     (0.999, 0.000, 0.130, 1.129, 0.058),
     (0.992, 0.002, 0.231, 1.225, 0.626),
