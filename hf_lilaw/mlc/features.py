@@ -66,6 +66,8 @@ def pool_features(x: Tensor) -> Tensor:
 class PenultimateFeatures:
     """Records the pooled, detached input of the classification head while `capturing()` is active.
 
+    The forward hook exists only inside `capturing()`, so the user's model carries no hook of ours before or after.
+
     Args:
         model: The (unwrapped) main model.
         module_name: Dotted name of the head; `None` detects it with `find_classification_head`.
@@ -73,13 +75,9 @@ class PenultimateFeatures:
 
     def __init__(self, model: nn.Module, *, module_name: str | None = None):
         self.module_name, self.head = find_classification_head(model, module_name=module_name)
-        self._enabled = False
         self._features: Tensor | None = None
-        self._handle = self.head.register_forward_pre_hook(self._hook, with_kwargs=True)
 
     def _hook(self, module: nn.Module, args: tuple, kwargs: dict) -> None:
-        if not self._enabled:
-            return
         inputs = [*args, *kwargs.values()]
         if not inputs or not hasattr(inputs[0], "detach"):
             raise ValueError(f"The head {self.module_name!r} was not called with a tensor input: {_FIX}.")
@@ -88,11 +86,12 @@ class PenultimateFeatures:
     @contextlib.contextmanager
     def capturing(self) -> Iterator["PenultimateFeatures"]:
         """Record the head input of forwards run inside this context."""
-        self._enabled, self._features = True, None
+        self._features = None
+        handle = self.head.register_forward_pre_hook(self._hook, with_kwargs=True)
         try:
             yield self
         finally:
-            self._enabled = False
+            handle.remove()
 
     def pop(self) -> Tensor:
         """Return the features of the last captured forward and forget them."""
@@ -103,7 +102,3 @@ class PenultimateFeatures:
             )
         features, self._features = self._features, None
         return features
-
-    def remove(self) -> None:
-        """Remove the hook from the model."""
-        self._handle.remove()

@@ -266,6 +266,8 @@ def test_training_plain_module(tmp_path, method, extra):
     assert all(math.isfinite(log[k]) for log in logs for k in keys)
     if method != "mlc":
         assert all(log["mlc/lambda"] >= 0 for log in logs)
+    # The feature hook lives only inside each forward: the user's model carries no hook of ours afterwards.
+    assert not any(module._forward_pre_hooks for module in trainer.model.modules())
 
 
 @pytest.mark.parametrize("method", ["ebomlc", "mlc_d", "mlc"])
