@@ -238,7 +238,7 @@ def _delta(test: dict[str, Any] | None) -> str:
     return f"{100 * test['delta']:+.1f} (p{p}){'*' if test['p'] < 0.05 else ''}"
 
 
-def report(cells: list[dict[str, Any]], *, source: str) -> str:
+def report(cells: list[dict[str, Any]], *, source: str, records: list[dict[str, Any]] = ()) -> str:
     headers = ["setting", "noise", "method", "seeds"]
     for label in METRICS.values():
         headers += [f"{label} acc. %", f"{label} Δ vs CE (p)"]
@@ -261,7 +261,21 @@ def report(cells: list[dict[str, Any]], *, source: str) -> str:
         "(scipy `ttest_rel`; no correction for multiple comparisons; * p < 0.05).\n\n"
         + markdown_table(headers, rows)
         + "\n"
+        + runs_note(records)
     )
+
+
+def runs_note(records: list[dict[str, Any]]) -> str:
+    """What the runs were (sizes, epochs, total time), from the records' optional fields."""
+    if not records:
+        return ""
+    note = f"\n{len(records)} runs, {sum(r['seconds'] for r in records):.0f} s of training in all"
+    sizes = {(r.get("n_train"), r.get("n_meta"), r.get("n_test"), r.get("epochs")) for r in records}
+    if len(sizes) == 1 and None not in next(iter(sizes)):
+        n_train, n_meta, n_test, epochs = next(iter(sizes))
+        note += (f"; {epochs} epochs on {n_train} training series, early stopping on {n_meta} noisy meta series "
+                 f"(a coarse signal: one series is {100 / n_meta:.0f} points), {n_test} clean test series")
+    return note + ".\n"
 
 
 def write_summary(records_path: Path) -> Path:
@@ -271,7 +285,8 @@ def write_summary(records_path: Path) -> Path:
         source = records_path.resolve().relative_to(RESULTS_DIR.resolve().parent.parent)
     except ValueError:
         source = records_path
-    md.write_text(report(summarise(load_records(records_path)), source=str(source)))
+    records = load_records(records_path)
+    md.write_text(report(summarise(records), source=str(source), records=records))
     return md
 
 
