@@ -33,8 +33,9 @@ from .state import PARAMETER_NAMES, LiLAWState
 logger = logging.getLogger(__name__)
 
 LILAW_STATE_NAME = "lilaw_state.pt"
-_NOT_BUILT = object()  # the meta cache is decided on the first meta step
 """The shared LiLAW state file of a checkpoint; each process's part is ``lilaw_state_rank<r>.pt`` beside it."""
+
+_NOT_BUILT = object()  # the meta cache is decided on the first meta step
 
 LILAW_CITATION = """\
 @article{moturu2025lilaw,
