@@ -32,7 +32,7 @@ from .model_card import looks_like_hub_id, loading_snippet, noise_description, r
 from .observers import TrainingDynamicsObserver
 from .outputs import extract_logits
 from .rng import preserved_global_rng
-from .sampler import IndexBatchSampler, StreamedBatches
+from .sampler import IndexBatchSampler, StreamedBatches, read_rows
 from .training_state import (
     TrainingState,
     load_training_state,
@@ -213,11 +213,7 @@ class BaseTrainer(Trainer):
     @staticmethod
     def _read_side_examples(dataset: Any, sampler: SideBatchSampler) -> list[Any]:
         batch = sampler.next_batch()
-        if isinstance(sampler, StreamedBatches):
-            return batch
-        if hasattr(dataset, "__getitems__"):  # one batched read: the data set's transform runs once
-            return dataset.__getitems__(batch)
-        return [dataset[i] for i in batch]
+        return batch if isinstance(sampler, StreamedBatches) else read_rows(dataset, batch)
 
     @staticmethod
     def split_labels(inputs: Mapping[str, Any], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:

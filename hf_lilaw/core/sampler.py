@@ -8,9 +8,18 @@ processes, re-derives the exact position from its seed and that count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+
+def read_rows(dataset: Any, indices: Sequence[int]) -> list[Any]:
+    """The rows ``indices`` of a map-style data set, in one batched ``__getitems__`` read where it has one (a
+    `datasets.Dataset` then runs its format transform once for the batch, not once per row)."""
+    if hasattr(dataset, "__getitems__"):
+        return dataset.__getitems__(list(indices))
+    return [dataset[i] for i in indices]
 
 
 class IndexBatchSampler:

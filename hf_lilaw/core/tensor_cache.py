@@ -14,6 +14,8 @@ from typing import Any
 
 import torch
 
+from .sampler import read_rows
+
 DEFAULT_MAX_BYTES = 64 * 2**20
 """Default bound on a cache's size. The cache pays off where the forward is cheap, i.e. for small inputs
 (features, small images, short tokenised rows); where a meta set is larger than this its forward dominates the
@@ -50,12 +52,6 @@ def deterministic_rows(dataset: Any) -> bool:
     import datasets
 
     return isinstance(dataset, datasets.Dataset) and dataset.format.get("type") in _DETERMINISTIC_FORMATS
-
-
-def _read_rows(dataset: Any, indices: Sequence[int]) -> list[Any]:
-    if hasattr(dataset, "__getitems__"):  # one batched read, as the trainer does per step
-        return dataset.__getitems__(list(indices))
-    return [dataset[i] for i in indices]
 
 
 def _tensor_bytes(batch: Mapping[str, Any]) -> int:
@@ -146,14 +142,14 @@ class TensorBatchCache:
             return None
         prepare = prepare or (lambda batch: batch)
         num_rows = len(dataset)
-        first = collator(_read_rows(dataset, [0]))
+        first = collator(read_rows(dataset, [0]))
         if not isinstance(first, Mapping) or not first:
             return None
         if not all(isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == 1 for v in first.values()):
             return None
         if _tensor_bytes(first) * num_rows > max_bytes:
             return None
-        whole = dict(prepare(collator(_read_rows(dataset, range(num_rows)))))
+        whole = dict(prepare(collator(read_rows(dataset, range(num_rows)))))
         if not all(isinstance(v, torch.Tensor) and v.ndim >= 1 and v.shape[0] == num_rows for v in whole.values()):
             return None
         cache = cls(whole)
@@ -164,7 +160,7 @@ class TensorBatchCache:
         probes = [[0], [num_rows - 1]]
         probes += [torch.randperm(num_rows, generator=generator)[:probe_size].tolist() for _ in range(_PROBE_BATCHES)]
         for indices in probes:
-            alone = dict(prepare(collator(_read_rows(dataset, indices))))
+            alone = dict(prepare(collator(read_rows(dataset, indices))))
             if not _same_batch(cache.batch(indices), alone):
                 return None
         return cache
