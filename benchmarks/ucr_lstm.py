@@ -44,12 +44,10 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks.common import RESULTS_DIR, command_line, load_config, markdown_table, mean_std  # noqa: E402
-from benchmarks.finetune_noise import paired  # noqa: E402
+from benchmarks.finetune_noise import RECORD_KEYS, load_records, paired  # noqa: E402, F401 (RECORD_KEYS: the record format)
 
 SETTING = "ucr_lstm_scratch"
 METHODS = ("ce", "lilaw", "sce")
-RECORD_KEYS = ("method", "setting", "noise_type", "noise_rate", "seed", "test_accuracy", "test_accuracy_early_stopped",
-               "seconds")  # fmt: skip
 METRICS = {"test_accuracy": "last epoch", "test_accuracy_early_stopped": "early-stopped"}
 
 
@@ -195,15 +193,6 @@ def run(cfg: dict[str, Any], out: Path, *, seeds: list[int] | None = None, metho
 
 
 # ------------------------------------------------------------------------------------------------ summary
-
-
-def load_records(path: Path) -> list[dict[str, Any]]:
-    records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    for r in records:
-        missing = [k for k in RECORD_KEYS if k not in r]
-        if missing:
-            raise ValueError(f"A record of {path} lacks {missing}: {r}")
-    return records
 
 
 def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
