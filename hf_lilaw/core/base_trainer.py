@@ -339,12 +339,17 @@ class BaseTrainer(Trainer):
         The next training log reports each name as its sum over all processes divided by the summed count.
         Every process must accumulate the same names (the reduction is collective).
         """
-        names = tuple(values)
         parts = [v.detach().float().reshape(()) for v in values.values()]
-        device = parts[0].device
-        stacked = torch.stack([*parts, torch.as_tensor(count, dtype=torch.float32, device=device).reshape(())])
+        count = torch.as_tensor(count, dtype=torch.float32, device=parts[0].device).reshape(())
+        self.accumulate_metric_sums(tuple(values), torch.stack([*parts, count]))
+
+    def accumulate_metric_sums(self, names: tuple[str, ...], sums: torch.Tensor) -> None:
+        """`accumulate_metrics` for values already in one float32 vector: the sums of ``names``, then the count
+        (one addition per step where a step logs several values)."""
+        if sums.shape != (len(names) + 1,):
+            raise ValueError(f"sums must hold {len(names)} sums and the count, got shape {tuple(sums.shape)}.")
         total = self._metric_sums.get(names)
-        self._metric_sums[names] = stacked if total is None else total + stacked
+        self._metric_sums[names] = sums if total is None else total + sums
 
     @staticmethod
     def is_training_log(logs: Mapping[str, float]) -> bool:

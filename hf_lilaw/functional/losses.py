@@ -51,6 +51,10 @@ def per_sample_loss(
         raise ValueError(f"Unknown loss {kind!r}; use one of {', '.join(BASE_LOSSES)}.")
     logits = logits.float()
     labels = labels.long()
+    if kind == "cross_entropy":  # first: the common case needs none of the masks below
+        return F.cross_entropy(
+            logits, labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+        )
     labelled = labels != IGNORE_INDEX
     safe = labels.clamp_min(0).unsqueeze(1)
     if kind == "gce":
@@ -59,8 +63,6 @@ def per_sample_loss(
         p_y_q = (gce_q * logits.log_softmax(dim=1).gather(1, safe).squeeze(1)).exp()
         return torch.where(labelled, (1 - p_y_q) / gce_q, 0.0)
     ce = F.cross_entropy(logits, labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
-    if kind == "cross_entropy":
-        return ce
     if kind == "focal":
         p_y = logits.softmax(dim=1).gather(1, safe).squeeze(1)
         return (1 - p_y).pow(focal_gamma) * ce

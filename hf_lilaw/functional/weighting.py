@@ -13,6 +13,19 @@ import torch
 from .losses import IGNORE_INDEX
 
 
+_SIGNS: dict[torch.device, torch.Tensor] = {}
+
+
+def _signs(device: torch.device) -> torch.Tensor:
+    """``[[1], [−1]]`` on ``device`` (kept per device: no host-to-device copy per step): the signs of the α and
+    β rows' sigmoid slopes; multiplying by ±1 is exact, so each row equals its one-weight computation."""
+    signs = _SIGNS.get(device)
+    if signs is None:
+        with torch.inference_mode(False):  # a normal tensor even when first asked for under inference mode
+            signs = _SIGNS[device] = torch.tensor([[1.0], [-1.0]], device=device)
+    return signs
+
+
 class LiLAWWeights(NamedTuple):
     """Per-sample weights; each field has shape ``(batch,)`` and dtype float32."""
 
@@ -54,6 +67,56 @@ def lilaw_weights(
     return LiLAWWeights(w_alpha, w_beta, w_delta, w_alpha + w_beta + w_delta)
 
 
+class _WeightsOfScores(torch.autograd.Function):
+    """The three weights from ``s_y`` and ``m`` as one graph node.
+
+    The values are `lilaw_weights`'s; the backward forms the gradients in ``s_y`` and ``m`` with the very operations
+    autograd runs through `lilaw_weights`'s ~16 nodes, in the order its engine runs them (the δ chain, then β, then
+    α: later-created nodes first), so the result is the same bit for bit, from one node.
+    """
+
+    @staticmethod
+    def forward(ctx, s_y: torch.Tensor, m: torch.Tensor, params: torch.Tensor):
+        x = params.unsqueeze(1) * s_y - m  # (3, batch): α s_y − m, β s_y − m, δ s_y − m
+        # One row at a time for sigmoid and exp: a vectorised kernel's tail elements take a scalar path whose
+        # rounding can differ, so only same-length inputs give lilaw_weights's values exactly.
+        w_alpha = torch.sigmoid(x[0])
+        w_beta = torch.sigmoid(x[1].neg())
+        x_delta = x[2]
+        w_delta = torch.exp(x_delta.pow(2).neg() / 2)
+        ctx.save_for_backward(torch.stack([w_alpha, w_beta]), x_delta, w_delta, params)
+        ctx.mark_non_differentiable(w_alpha, w_beta, w_delta)
+        return w_alpha, w_beta, w_delta, w_alpha + w_beta + w_delta
+
+    @staticmethod
+    def backward(ctx, _ga, _gb, _gd, grad_total: torch.Tensor):
+        sig, x_delta, w_delta, params = ctx.saved_tensors
+        # exp, /2, neg, pow(2) backwards; sigmoid's is grad·(1 − σ)·σ; the β row then passes a neg.
+        g_delta = ((grad_total * w_delta) / 2).neg() * (2 * x_delta)
+        g_ab = grad_total * torch.rsub(sig, 1) * sig * _signs(sig.device)
+        g_alpha, g_beta = g_ab.unbind()
+        d_s_y = (g_delta * params[2] + g_beta * params[1]) + g_alpha * params[0]
+        d_m = ((g_delta + g_beta) + g_alpha).neg()  # the sum of the three −g of a − b; negation is exact
+        return d_s_y, d_m, None
+
+
+def lilaw_training_weights(probs: torch.Tensor, labels: torch.Tensor, params: torch.Tensor) -> LiLAWWeights:
+    """`lilaw_weights` for the training loss: differentiable in ``probs`` (not in α, β, δ), with a short graph.
+
+    Values and gradients are `lilaw_weights`'s bit for bit (tested), but the part after ``s_y`` and ``m`` is one
+    graph node instead of about sixteen: on a small model the backward's cost is mostly per node.
+    ``w_alpha``, ``w_beta`` and ``w_delta`` come back without a graph (they are logged, not differentiated).
+
+    Args:
+        probs: class probabilities, ``(batch, num_classes)``, float32.
+        labels: observed labels, ``(batch,)``, each in ``[0, num_classes)``.
+        params: the float32 tensor ``[α, β, δ]`` (a constant here).
+    """
+    s_y = probs.gather(1, labels.long().unsqueeze(1)).squeeze(1)
+    m = probs.max(dim=1).values
+    return LiLAWWeights(*_WeightsOfScores.apply(s_y, m, params.detach()))
+
+
 def lilaw_meta_gradient(
     probs: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor, params: torch.Tensor
 ) -> torch.Tensor:
@@ -87,15 +150,15 @@ def lilaw_meta_gradient(
     x = params.unsqueeze(1) * s_y - m  # (3, batch): α s_y − m, β s_y − m, δ s_y − m
     # ∂L/∂W_i of the batch mean, as autograd forms it: the rounded 1/batch times ℓ_i (not ℓ_i / batch).
     upstream = losses * (1.0 / s_y.numel())
-    sig_alpha = torch.sigmoid(x[0])
-    sig_beta = torch.sigmoid(x[1].neg())
+    # Sigmoid one row at a time (see _WeightsOfScores.forward), then rows α and β together: products only.
+    signs = _signs(x.device)
+    sig = torch.stack([torch.sigmoid(x[0]), torch.sigmoid(x[1].neg())])
     x_delta = x[2]
     w_delta = torch.exp(x_delta.pow(2).neg() / 2)
-    terms = torch.stack(
+    terms = torch.cat(
         [
-            upstream * torch.rsub(sig_alpha, 1) * sig_alpha,
-            (upstream * torch.rsub(sig_beta, 1) * sig_beta).neg(),
-            ((upstream * w_delta / 2) * (x_delta * 2)).neg(),
+            upstream * torch.rsub(sig, 1) * sig * signs,
+            ((upstream * w_delta / 2) * (x_delta * 2)).neg().unsqueeze(0),
         ]
     )
     return (terms * s_y).sum(dim=1)

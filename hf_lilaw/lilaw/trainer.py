@@ -25,7 +25,7 @@ from ..core.splits import split_meta_set
 from ..core.tensor_cache import TensorBatchCache
 from ..functional.losses import IGNORE_INDEX, per_sample_loss
 from ..functional.statistics import per_sample_statistics
-from ..functional.weighting import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
+from ..functional.weighting import lilaw_meta_gradient, lilaw_meta_update, lilaw_training_weights
 from .config import LiLAWConfig
 from .plot import plot_lilaw_parameters
 from .state import PARAMETER_NAMES, LiLAWState
@@ -331,19 +331,21 @@ class LiLAWTrainer(BaseTrainer):
         labelled = labels != IGNORE_INDEX
         if self._in_training_step:
             probs = logits.float().softmax(dim=-1)
-            alpha, beta, delta = self.lilaw_state.params.detach()
-            weights = lilaw_weights(probs, labels.clamp_min(0), alpha=alpha, beta=beta, delta=delta)
-            mask = labelled.float()
+            if args.lilaw_detach_weights:
+                probs = probs.detach()
+            weights = lilaw_training_weights(probs, labels.clamp_min(0), self.lilaw_state.params)
             with torch.no_grad():
-                sums = (torch.stack([*weights, mask], dim=1) * mask.unsqueeze(1)).sum(dim=0)
-                self.accumulate_metrics(dict(zip(_WEIGHT_NAMES, sums[:4])), count=sums[4])
+                mask = labelled.float()
+                # [Σ w_α, Σ w_β, Σ w_δ, Σ W, count] over labelled rows, in one product.
+                sums = torch.stack([weights.w_alpha, weights.w_beta, weights.w_delta, weights.total, mask]) @ mask
+                self.accumulate_metric_sums(_WEIGHT_NAMES, sums)
             if self.records_dynamics:
                 alpha, beta, delta = self.lilaw_state.params
                 self.record_dynamics(per_sample_statistics(logits, labels, alpha=alpha, beta=beta, delta=delta))
             if self.lilaw_state.current_step_weighted:  # past the warm-up: this step is weighted
-                total = weights.total.detach() if args.lilaw_detach_weights else weights.total
-                losses = total * losses
-        total_loss = (losses * labelled).sum()
+                losses = weights.total * losses
+        # Unlabelled rows: their base loss is 0 and their weight finite, so they add exactly 0 to the sum.
+        total_loss = losses.sum()
         if num_items_in_batch is not None:
             return total_loss / num_items_in_batch
         # No item count (e.g. evaluation): a per-batch mean, which Trainer scales for accumulation itself.

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from hf_lilaw import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
-from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd
+from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd, lilaw_training_weights
 
 PROBS = [[0.95, 0.05], [0.60, 0.40], [0.40, 0.60], [0.05, 0.95]]
 # The paper's Table 5 recomputed from its equations (docs/lilaw.md): (W_α, W_δ, W_β, W, W·CE) for label 0.
@@ -55,6 +55,43 @@ def test_differentiable_in_probs_and_scalars():
     w.total.sum().backward()
     assert probs.grad is not None and probs.grad.abs().sum() > 0
     assert params.grad is not None and torch.all(params.grad != 0)
+
+
+@pytest.mark.parametrize("scale", [0.1, 3.0, 30.0])
+def test_training_weights_equal_lilaw_weights_bit_for_bit(scale):
+    # The one-node backward must give the gradient autograd gives through lilaw_weights, exactly (the training
+    # trajectory of every model depends on it), on the path the trainer uses: CE first, then the softmax.
+    generator = torch.Generator().manual_seed(int(scale * 10))
+    for _ in range(50):
+        batch = int(torch.randint(1, 130, (), generator=generator))
+        classes = int(torch.randint(2, 40, (), generator=generator))
+        logits = (torch.randn(batch, classes, generator=generator) * scale).requires_grad_(True)
+        if classes >= 4:
+            logits.data[0, :2] = logits.data[0, 2:4].max() + 1.0  # a tie for the maximum probability
+        labels = torch.randint(0, classes, (batch,), generator=generator)
+        params = torch.tensor([10.0, 2.0, 6.0]) * torch.empty(3).uniform_(0.3, 2.0, generator=generator)
+        grads, values = [], []
+        for fast in (False, True):
+            losses = per_sample_loss(logits, labels)
+            probs = logits.softmax(-1)
+            if fast:
+                w = lilaw_training_weights(probs, labels, params)
+            else:
+                w = lilaw_weights(probs, labels, alpha=params[0], beta=params[1], delta=params[2])
+            loss = (w.total * losses).sum() / batch
+            grads.append(torch.autograd.grad(loss, logits)[0])
+            values.append(torch.stack([w.w_alpha, w.w_beta, w.w_delta, w.total]).detach())
+        assert torch.equal(values[0], values[1])
+        assert torch.equal(grads[0], grads[1])
+        assert grads[1].abs().sum() > 0
+
+
+def test_training_weights_without_a_graph():
+    probs = torch.tensor(PROBS)
+    w = lilaw_training_weights(probs, torch.zeros(4, dtype=torch.long), torch.tensor([10.0, 2.0, 6.0]))
+    ref = lilaw_weights(probs, torch.zeros(4, dtype=torch.long), alpha=10.0, beta=2.0, delta=6.0)
+    assert not w.total.requires_grad
+    assert torch.equal(torch.stack(list(w)), torch.stack(list(ref)))
 
 
 def test_gradient_signs_of_appendix_a2():
