@@ -18,6 +18,7 @@ from transformers import Trainer, TrainingArguments
 from transformers.modelcard import extract_hyperparameters_from_trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
 
+from ..functional.losses import IGNORE_INDEX
 from .checkpoint import find_resumable_checkpoint
 from .columns import (
     BOOKKEEPING_COLUMNS,
@@ -33,6 +34,7 @@ from .observers import TrainingDynamicsObserver
 from .outputs import extract_logits
 from .rng import preserved_global_rng
 from .sampler import IndexBatchSampler, StreamedBatches, read_rows
+from .tensor_cache import TensorBatchCache
 from .training_state import (
     TrainingState,
     load_training_state,
@@ -122,6 +124,7 @@ class BaseTrainer(Trainer):
         self._dynamics_observers: list[TrainingDynamicsObserver] = []
         self._batch_sample_ids: torch.Tensor | None = None
         self._side_collators: dict[str, Callable] = {}
+        self._side_caches: dict[str, TensorBatchCache | None] = {}
 
     # ---- arguments and data ---------------------------------------------------------------------------------
 
@@ -197,6 +200,30 @@ class BaseTrainer(Trainer):
             collator = self._get_collator_with_removed_columns(self.data_collator, description=name)
             self._side_collators[name] = collator
         return collator
+
+    def side_batch_cache(self, dataset: Any, sampler: SideBatchSampler, *, name: str, mode: str) -> TensorBatchCache | None:
+        """The side set ``name`` collated once on the device, or ``None`` where that would not give exactly the
+        batches `next_side_batch` gives; decided on the first call and kept.
+
+        ``mode``: ``"auto"`` (a `datasets.Dataset` without a format transform, a row-wise collator, at most 64 MiB,
+        probe batches equal), ``"force"`` (trust the data set and collator) or ``"off"``. Only sets whose labels are
+        all set (no -100) qualify, so that a cached batch needs no masking.
+        """
+        if name in self._side_caches:
+            return self._side_caches[name]
+        cache = None
+        if mode != "off" and isinstance(sampler, IndexBatchSampler):
+            with preserved_global_rng():
+                cache = TensorBatchCache.build(dataset, self.side_collator(name), prepare=self._prepare_inputs,
+                                               force=mode == "force")  # fmt: skip
+            if cache is not None:
+                for column in BOOKKEEPING_COLUMNS:
+                    cache.columns.pop(column, None)
+                labels = next((cache.columns[c] for c in ("labels", *LABEL_COLUMNS) if c in cache.columns), None)
+                if labels is None or not bool((labels != IGNORE_INDEX).all()):
+                    cache = None
+        self._side_caches[name] = cache
+        return cache
 
     def collate_side_examples(self, dataset: Any, read: Callable[[], list[Any]], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
         """Collate the examples returned by ``read`` like `next_side_batch` does."""

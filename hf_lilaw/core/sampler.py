@@ -65,13 +65,17 @@ class IndexBatchSampler:
 
     def next_batch(self) -> list[int]:
         """Indices of the next batch."""
+        return self.next_indices().tolist()
+
+    def next_indices(self) -> torch.Tensor:
+        """`next_batch` as a CPU ``int64`` tensor (for indexing tensors: no list round trip)."""
         pass_index, position = divmod(self.batches_drawn, self._batches_per_pass)
         while self._pass < pass_index:  # one permutation per pass, drawn in order from the sampler's generator
             self._permutation = torch.randperm(self.num_samples, generator=self._generator)
             self._pass += 1
         self.batches_drawn += 1
         start = position * self.batch_size
-        return self._permutation[start : start + self.batch_size].tolist()
+        return self._permutation[start : start + self.batch_size]
 
     def fast_forward(self, batches_drawn: int) -> None:
         """Move to the position after ``batches_drawn`` batches of this sampler's own stream."""

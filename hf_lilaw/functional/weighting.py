@@ -10,7 +10,6 @@ from typing import NamedTuple
 
 import torch
 
-from .losses import IGNORE_INDEX
 
 
 _SIGNS: dict[torch.device, torch.Tensor] = {}

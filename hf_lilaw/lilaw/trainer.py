@@ -15,11 +15,10 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
-from ..core.columns import BOOKKEEPING_COLUMNS, find_label_column
+from ..core.columns import find_label_column
 from ..core.labels import check_class_labels, check_finite_columns, check_label_feature
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
-from ..core.rng import preserved_global_rng
 from ..core.sampler import IndexBatchSampler
 from ..core.splits import split_meta_set
 from ..core.tensor_cache import TensorBatchCache
@@ -35,7 +34,6 @@ logger = logging.getLogger(__name__)
 LILAW_STATE_NAME = "lilaw_state.pt"
 """The shared LiLAW state file of a checkpoint; each process's part is ``lilaw_state_rank<r>.pt`` beside it."""
 
-_NOT_BUILT = object()  # the meta cache is decided on the first meta step
 
 LILAW_CITATION = """\
 @article{moturu2025lilaw,
@@ -151,7 +149,6 @@ class LiLAWTrainer(BaseTrainer):
         self._in_training_step = False
         self._first_batch_checked = False
         self._skipped_at_last_log = 0
-        self._meta_cache: TensorBatchCache | None | object = _NOT_BUILT
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -254,7 +251,7 @@ class LiLAWTrainer(BaseTrainer):
         model = self.model if model is None else model
         cache = self._meta_batch_cache()
         if cache is not None:  # no Arrow read, collation, copy or RNG save/restore; no -100 rows to mask
-            inputs, labels = self.split_labels(cache.batch(self.lilaw_state.sampler.next_batch()), name="meta_dataset")
+            inputs, labels = self.split_labels(cache.batch(self.lilaw_state.sampler.next_indices()), name="meta_dataset")
         else:
             inputs, labels = self.next_meta_batch()
         outputs = self.probe_forward(model, inputs, train_mode=self.args.lilaw_meta_forward_mode == "train")
@@ -284,24 +281,10 @@ class LiLAWTrainer(BaseTrainer):
         state.meta_steps += 1
 
     def _meta_batch_cache(self) -> TensorBatchCache | None:
-        """The meta set collated once on the device (``lilaw_meta_cache``), or ``None`` where that would not give
-        exactly the per-step batches; decided on the first meta step."""
-        if self._meta_cache is _NOT_BUILT:
-            self._meta_cache = None
-            mode = self.args.lilaw_meta_cache
-            if mode != "off" and isinstance(self.lilaw_state.sampler, IndexBatchSampler):
-                with preserved_global_rng():
-                    cache = TensorBatchCache.build(
-                        self.meta_dataset, self.side_collator("meta_dataset"), prepare=self._prepare_inputs,
-                        force=mode == "force",
-                    )
-                if cache is not None:
-                    for column in BOOKKEEPING_COLUMNS:
-                        cache.columns.pop(column, None)
-                # Only without -100 rows: then the cached step needs no masking and gives the general path's values.
-                if cache is not None and "labels" in cache.columns and bool((cache.columns["labels"] != IGNORE_INDEX).all()):
-                    self._meta_cache = cache
-        return self._meta_cache
+        """The meta set collated once on the device (``lilaw_meta_cache``; see `BaseTrainer.side_batch_cache`)."""
+        return self.side_batch_cache(
+            self.meta_dataset, self.lilaw_state.sampler, name="meta_dataset", mode=self.args.lilaw_meta_cache
+        )
 
     # ---- the weighted loss --------------------------------------------------------------------------------
 

@@ -84,6 +84,11 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         mlc_feature_module (`str` or `None`, *optional*, defaults to `None`):
             Dotted name of the classification head; its *input* is the penultimate feature fed to the meta model.
             `None` detects it (`classifier`, a timm model's `get_classifier()`, else the last `nn.Linear`).
+        mlc_clean_cache (`str`, *optional*, defaults to `"auto"`):
+            `"auto"` collates the clean set once into device tensors and indexes it every step when that is known
+            to give exactly the per-step batches (as `lilaw_meta_cache`: a `datasets.Dataset` without a format
+            transform, a row-wise collator, no `-100` labels, at most 64 MiB); `"force"` trusts a custom data set
+            or collator; `"off"` reads and collates every clean batch.
 
     Defaults that differ from [`~transformers.TrainingArguments`]:
         - `logging_steps`: 10 instead of 500, so that short runs log the `mlc/*` metrics.
@@ -186,6 +191,11 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         },
     )
 
+    mlc_clean_cache: Literal["auto", "force", "off"] = field(
+        default="auto",
+        metadata={"help": "Keep the clean set collated once in device memory: auto (when known exact and <= 64 MiB), force, off."},
+    )
+
     def __post_init__(self):
         if self.mlc_clean_batch_size is None:
             self.mlc_clean_batch_size = self.per_device_train_batch_size
@@ -196,6 +206,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         super().__post_init__()
 
     def _validate_mlc(self) -> None:
+        if self.mlc_clean_cache not in ("auto", "force", "off"):
+            raise ValueError(f"mlc_clean_cache must be 'auto', 'force' or 'off', got {self.mlc_clean_cache!r}.")
         if self.mlc_method not in MLC_METHODS:
             raise ValueError(f"mlc_method must be one of {MLC_METHODS}, got {self.mlc_method!r}.")
         if self.mlc_ebomlc_variant not in ("spec", "released"):

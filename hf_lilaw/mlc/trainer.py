@@ -304,7 +304,17 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
 
     def _next_clean_batches(self) -> tuple[Batch, Batch | None]:
         """(upper batch, lower batch): the two halves of the next clean batch."""
-        examples = self._read_side_examples(self.clean_dataset, self.mlc_state.clean_sampler)
+        sampler = self.mlc_state.clean_sampler
+        cache = self.side_batch_cache(self.clean_dataset, sampler, name="clean_dataset", mode=self.args.mlc_clean_cache)
+        if cache is not None:  # the same batches without a read, collation or copy per step
+            indices = sampler.next_indices()
+            weights = self.args.mlc_lower_loss_weights
+            if weights is not None and weights[1] == 0:
+                return self.split_labels(cache.batch(indices), name="clean_dataset"), None
+            half = len(indices) // 2
+            upper = self.split_labels(cache.batch(indices[:half]), name="clean_dataset")
+            return upper, self.split_labels(cache.batch(indices[half:]), name="clean_dataset")
+        examples = self._read_side_examples(self.clean_dataset, sampler)
         weights = self.args.mlc_lower_loss_weights
         if weights is not None and weights[1] == 0:
             return self.collate_side_examples(self.clean_dataset, lambda: examples, name="clean_dataset"), None
@@ -368,10 +378,16 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         return [t.view_as(g).to(g.dtype) for t, g in zip(flat.split([g.numel() for g in grads]), grads)]
 
     @staticmethod
-    def _set_grads(params: Sequence[Tensor], grads: Sequence[Tensor], used: Sequence[bool]) -> None:
-        # Unused parameters keep grad None, as after a normal backward, so the optimizer skips them.
+    def _set_grads(params: Sequence[Tensor], grads: Sequence[Tensor], used: Sequence[bool], *, copy: bool = False) -> None:
+        """Install `grads` as the parameters' `.grad`; `copy` where the caller reuses them (the optimizer's
+        clipping and steps work in place). Unused parameters keep grad None, as after a normal backward, so the
+        optimizer skips them."""
         for p, g, u in zip(params, grads, used):
-            p.grad = g.detach().to(p.dtype).clone() if u else None
+            if not u:
+                p.grad = None
+                continue
+            g = g.detach().to(p.dtype)
+            p.grad = g.clone() if copy else g
 
     def _meta_step(self, grads: Sequence[Tensor]) -> None:
         meta_params = list(self.meta_model.parameters())
@@ -438,7 +454,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
 
         # w' = w − η·(main optimizer step with g0_w): EBOMLC keeps it as a real update of the main model, so it is
         # clipped like the Trainer's own step. The scheduler advances once per training step, not here.
-        self._set_grads(params, g0[:n], used[:n])
+        self._set_grads(params, g0[:n], used[:n], copy=True)  # g0 enters ∇q below; clipping works in place
         if args.max_grad_norm > 0:
             self.accelerator.clip_grad_norm_(params, args.max_grad_norm)
         self.optimizer.step()

@@ -128,6 +128,7 @@ def test_config_through_hf_argument_parser(tmp_path):
         ({"mlc_clean_batch_size": 1}, "mlc_clean_batch_size must be >= 2"),
         ({"mlc_lower_loss_weights": [0.0, 1.0]}, "positive noisy weight"),
         ({"mlc_barrier_scale": -1.0}, "mlc_barrier_scale must be >= 0"),
+        ({"mlc_clean_cache": "always"}, "mlc_clean_cache must be .auto., .force. or .off."),
     ],
 )
 def test_config_errors_name_the_fix(tmp_path, overrides, match):
@@ -409,3 +410,20 @@ def test_model_card_describes_the_method_and_the_clean_set(tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert "model_name: tiny-mlc" in card and "MLC: a label correction network" in card
     assert "Clean set" in card and "16 examples" in card and "Bilevel steps taken: 2." in card
+
+
+@pytest.mark.parametrize("method", ["ebomlc", "mlc"])
+def test_cached_clean_set_equals_reading_every_batch(tmp_path, method):
+    # The clean set collated once and indexed per step gives the very batches the general path reads and collates.
+    runs = {}
+    for mode in ("auto", "off"):
+        trainer = make_trainer(tmp_path / mode, mlc_method=method, max_steps=8, mlc_clean_cache=mode)
+        trainer.train()
+        cached = trainer.side_batch_cache(CLEAN, trainer.mlc_state.clean_sampler, name="clean_dataset", mode=mode)
+        assert (cached is not None) == (mode == "auto")
+        runs[mode] = [p.detach().clone() for p in [*trainer.model.parameters(), *trainer.meta_model.parameters()]]
+    assert all(torch.equal(a, b) for a, b in zip(runs["auto"], runs["off"]))
+    # A format transform may draw random numbers: never cached automatically.
+    trainer = make_trainer(tmp_path / "transform", mlc_method=method, max_steps=2, clean=CLEAN.with_transform(lambda b: b))
+    trainer.train()
+    assert trainer.side_batch_cache(trainer.clean_dataset, trainer.mlc_state.clean_sampler, name="clean_dataset", mode="auto") is None
