@@ -382,6 +382,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--report", action="store_true", help="Write the tables from the records.")
     parser.add_argument("--out-dir", default=str(RESULTS_DIR / "mlc"))
     parser.add_argument("--name", help="Name of the records and tables (default: the config's name).")
+    parser.add_argument("--seeds", nargs="+", type=int, help="Run only these seeds of the grids (e.g. one process each).")
     parser.add_argument("--summary", nargs="+", metavar="CONFIG",
                         help="Write one table and plot over these configs' 'full' grids (named by --name).")
     args = parser.parse_args(argv)
@@ -399,7 +400,10 @@ def main(argv: list[str] | None = None) -> None:
     if args.name:
         cfg["name"] = args.name
     for name in args.grid:
-        run_grid(cfg, cfg["grids"][name], args.out_dir)
+        grid = dict(cfg["grids"][name])
+        if args.seeds:
+            grid["seeds"] = [s for s in grid["seeds"] if s in args.seeds]
+        run_grid(cfg, grid, args.out_dir)
     if args.report:
         report(cfg, args.out_dir)
 
