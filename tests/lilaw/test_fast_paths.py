@@ -5,7 +5,7 @@ import torch
 import hf_lilaw.lilaw.trainer as lilaw_trainer_module
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
 from hf_lilaw.core.tensor_cache import TensorBatchCache
-from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd
+from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd, lilaw_weights
 
 from conftest import TinyNet
 
@@ -94,3 +94,18 @@ def test_closed_form_meta_gradient_equals_autograd_in_training(tmp_path, blob_sp
     assert closed[1] == reference[1]
     assert closed[0].lilaw_parameters() == reference[0].lilaw_parameters()
     _identical(closed[2], reference[2])
+
+
+def test_one_node_training_weights_equal_autograd_in_training(tmp_path, blob_splits, monkeypatch):
+    fast = _run(tmp_path / "fast", blob_splits["train"], blob_splits["meta"])
+
+    def reference(probs, labels, params):
+        alpha, beta, delta = params.detach()
+        return lilaw_weights(probs, labels, alpha=alpha, beta=beta, delta=delta)
+
+    monkeypatch.setattr(lilaw_trainer_module, "lilaw_training_weights", reference)
+    slow = _run(tmp_path / "autograd", blob_splits["train"], blob_splits["meta"])
+    # Same values and the same gradients bit for bit, so the same α, β, δ, logs and model weights.
+    assert fast[1] == slow[1]
+    assert fast[0].lilaw_parameters() == slow[0].lilaw_parameters()
+    _identical(fast[2], slow[2])
