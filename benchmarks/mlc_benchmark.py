@@ -1,8 +1,13 @@
-"""Meta label correction against CE on the digits MLP: clean-set size x noise x recipe, paired over seeds.
+"""Meta label correction against CE: clean-set size x noise x recipe, paired over seeds, on two models.
 
-    OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/mlc_benchmark.py \
-        --config benchmarks/configs/mlc_digits_cpu.json --grid headline_default
+    # the digits MLP and the pretrained EfficientNet-Lite0 linear probe (each grid: 2 recipes x 4 clean-set sizes x
+    # 4 noise conditions x 6 methods x 5 seeds; --seeds splits a grid across processes)
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_digits_cpu.json --grid full
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_effnet_probe_cpu.json --grid full
+    # one table per config, then the table and plot over both: where a clean set pays
     .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_digits_cpu.json --report
+    .venv/bin/python benchmarks/mlc_benchmark.py --summary benchmarks/configs/mlc_digits_cpu.json \
+        benchmarks/configs/mlc_effnet_probe_cpu.json --name mlc_clean_set
 
 Every run appends one JSON record to ``benchmarks/results/mlc/<config name>_runs.jsonl`` (runs already there are
 skipped, so an interrupted grid continues). ``--report`` reads the records and writes
@@ -366,8 +371,12 @@ def plot_summary(models: list[tuple], fractions: list[float], path: Path) -> Pat
                 ax.set_ylabel("Δ test acc. vs CE (points)")
             if row == len(panels) - 1:
                 ax.set_xlabel("clean set (% of the training rows)")
-    handles, labels = axes[0][0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize=8)
+    legend: dict[str, Any] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels()):
+            legend.setdefault(label, handle)
+    if legend:
+        fig.legend(list(legend.values()), list(legend), loc="lower center", ncol=len(legend), fontsize=8)
     fig.suptitle("Meta label correction minus CE, mean ± s.e. of the paired difference over seeds", fontsize=10)
     fig.tight_layout(rect=(0, 0.03, 1, 0.98))
     path.parent.mkdir(parents=True, exist_ok=True)
