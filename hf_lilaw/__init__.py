@@ -45,6 +45,7 @@ _EXPORTS = {
     "LiLAWWeights": ".functional.weighting",
     "lilaw_meta_gradient": ".functional.weighting",
     "lilaw_meta_update": ".functional.weighting",
+    "lilaw_training_weights": ".functional.weighting",
     "lilaw_weights": ".functional.weighting",
     "compute_classification_metrics": ".metrics",
     "fairness_metrics": ".metrics",
@@ -116,7 +117,13 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     )
     from .functional.losses import per_sample_loss
     from .functional.statistics import per_sample_statistics
-    from .functional.weighting import LiLAWWeights, lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
+    from .functional.weighting import (
+        LiLAWWeights,
+        lilaw_meta_gradient,
+        lilaw_meta_update,
+        lilaw_training_weights,
+        lilaw_weights,
+    )
     from .lilaw.config import LiLAWConfig
     from .losses import CrossEntropy, FocalLoss, GeneralizedCrossEntropy, SymmetricCrossEntropy, make_loss
     from .models import efficientnet_lite0_checkpoint

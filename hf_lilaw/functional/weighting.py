@@ -10,8 +10,6 @@ from typing import NamedTuple
 
 import torch
 
-
-
 _SIGNS: dict[torch.device, torch.Tensor] = {}
 
 
