@@ -66,6 +66,7 @@ METHODS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "mlc": ("mlc", {}),  # the library default: skip gate on
     "mlc_nogate": ("mlc", {"mlc_skip_gate": False}),
     "ebomlc": ("ebomlc", {}),
+    "ebomlc_gate": ("ebomlc", {"mlc_skip_gate": True}),
     "ebomlc_released": ("ebomlc", {"mlc_ebomlc_variant": "released"}),
     "mlc_d": ("mlc_d", {}),
 }
@@ -254,7 +255,7 @@ def report(cfg: dict[str, Any], out_dir: str) -> Path:
     return out
 
 
-METHOD_LABELS = {"mlc": "MLC + gate", "mlc_nogate": "MLC", "ebomlc": "EBOMLC (spec)",
+METHOD_LABELS = {"mlc": "MLC + gate", "mlc_nogate": "MLC", "ebomlc": "EBOMLC (spec)", "ebomlc_gate": "EBOMLC + gate",
                  "ebomlc_released": "EBOMLC (released)", "mlc_d": "MLC-D"}  # fmt: skip
 CONDITION_ORDER = [("none", 0.0), ("uniform", 0.5), ("uniform", 0.7), ("asymmetric", 0.4)]
 
@@ -288,7 +289,8 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
         cfg = load_config(path)
         runs = read_runs(runs_path(cfg, out_dir))
         full = cfg["grids"]["full"]
-        runs = [r for r in runs if r["clean_fraction"] in full["clean_fractions"] and r["method"] in full["methods"]]
+        methods = {m for grid in cfg["grids"].values() for m in grid["methods"]}
+        runs = [r for r in runs if r["clean_fraction"] in full["clean_fractions"] and r["method"] in methods]
         models.append((cfg, paired_cells(runs), runs))
     lines = [f"# Where a clean set pays: meta label correction against CE (`{name}`)", ""]
     lines += [f"Command: `{command_line()}`", ""]
@@ -362,7 +364,7 @@ def plot_summary(models: list[tuple], fractions: list[float], path: Path) -> Pat
                        if (k := (recipe, f, noise, rate, m)) in by]  # fmt: skip
                 if pts:
                     xs, ys, es = zip(*pts)
-                    ax.errorbar(xs, ys, yerr=es, marker="os^vD"[i], capsize=2, color=f"C{i}", label=label)
+                    ax.errorbar(xs, ys, yerr=es, marker="os^vDP"[i], capsize=2, color=f"C{i}", label=label)
             ax.set_xscale("log")
             ax.set_xticks(x, [f"{v:g}" for v in x])
             ax.set_title(f"{cfg['name']}, {recipe}: {noise} {100 * rate:g} %", fontsize=8)
