@@ -65,8 +65,8 @@ METHODS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "ce": (None, {}),
     "mlc": ("mlc", {}),  # the library default: skip gate on
     "mlc_nogate": ("mlc", {"mlc_skip_gate": False}),
-    "ebomlc": ("ebomlc", {}),
-    "ebomlc_gate": ("ebomlc", {"mlc_skip_gate": True}),
+    "ebomlc": ("ebomlc", {"mlc_skip_gate": False}),  # the paper's EBOMLC (the library's default under SGD)
+    "ebomlc_gate": ("ebomlc", {"mlc_skip_gate": True}),  # the library's default under AdamW
     "ebomlc_released": ("ebomlc", {"mlc_ebomlc_variant": "released"}),
     "mlc_d": ("mlc_d", {}),
 }

@@ -68,7 +68,9 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         mlc_skip_gate (`bool` or `None`, *optional*, defaults to `None`):
             MLC's optional skip gate: corrected label `(1−g)·softmax + g·onehot(ỹ)` with a learned gate `g`.
             `None`: on for `mlc_method="mlc"` (without it MLC collapses under adaptive optimizers such as the
-            Trainer's default AdamW), off for `"ebomlc"` and `"mlc_d"`.
+            Trainer's default AdamW); on for `"ebomlc"` unless `optim="sgd"` or `mlc_ebomlc_variant="released"`
+            (ungated, EBOMLC gains most at heavy noise with a large clean set but loses badly on cleaner data under
+            AdamW); off for `"mlc_d"`.
         mlc_label_embedding_init (`str` or `None`, *optional*, defaults to `None`):
             `"xavier_uniform"` (MLC's released code) or `"normal"` (N(0, 1), EBOMLC's released code). `None`:
             `"normal"` for `mlc_ebomlc_variant="released"` with EBOMLC, else `"xavier_uniform"`.
@@ -159,8 +161,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     mlc_skip_gate: bool | None = field(
         default=None,
         metadata={
-            "help": "MLC's skip gate (1-g)*softmax + g*onehot(label) in the meta model (default: on for 'mlc', "
-            "off for 'ebomlc' and 'mlc_d')."
+            "help": "MLC's skip gate (1-g)*softmax + g*onehot(label) in the meta model (default: on for 'mlc'; on "
+            "for 'ebomlc' unless optim='sgd' or the released variant; off for 'mlc_d')."
         },
     )
     mlc_label_embedding_init: Literal["xavier_uniform", "normal"] | None = field(
@@ -273,8 +275,15 @@ class MetaLabelCorrectionConfig(TrainingArguments):
 
     @property
     def resolved_skip_gate(self) -> bool:
-        """`mlc_skip_gate`, with `None` resolved for `mlc_method`."""
-        return self.mlc_method == "mlc" if self.mlc_skip_gate is None else self.mlc_skip_gate
+        """`mlc_skip_gate`, with `None` resolved for `mlc_method` and `optim`."""
+        if self.mlc_skip_gate is not None:
+            return self.mlc_skip_gate
+        if self.mlc_method == "mlc":
+            return True
+        # EBOMLC without the gate gains most at heavy noise but loses badly on cleaner data under an adaptive
+        # optimizer (docs/benchmarks.md §4); the SGD recipe and the released step are the authors' ungated setting.
+        sgd = getattr(self.optim, "value", self.optim) == "sgd"
+        return self.mlc_method == "ebomlc" and self.mlc_ebomlc_variant == "spec" and not sgd
 
     @property
     def resolved_mixture_space(self) -> str:

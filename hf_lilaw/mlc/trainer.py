@@ -273,6 +273,16 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
                 UserWarning,
                 stacklevel=3,
             )
+        if args.mlc_method == "ebomlc" and args.mlc_ebomlc_variant == "spec" and not args.resolved_skip_gate and not sgd:
+            warnings.warn(
+                f"EBOMLC without the skip gate (mlc_skip_gate=False) with an adaptive main optimizer ({name}) gains "
+                "most under heavy noise with a large clean set, but is known to lose badly where the labels are "
+                "cleaner than feared or the clean set is small (docs/benchmarks.md §4: down to about chance on a "
+                "clean linear probe with a 1 % clean set). Keep the gate on (the default under AdamW) unless you "
+                "have measured that your data needs it off.",
+                UserWarning,
+                stacklevel=3,
+            )
         if args.mlc_method == "ebomlc" and args.mlc_ebomlc_variant == "released" and not sgd:
             warnings.warn(
                 f"The released EBOMLC step with a non-SGD main optimizer ({name}) is known to diverge (0-4 % accuracy "

@@ -348,7 +348,12 @@ def test_skip_gate_mixes_softmax_and_the_given_label():
 
 def test_skip_gate_defaults_per_method(tmp_path):
     assert make_args(tmp_path, mlc_method="mlc").resolved_skip_gate is True
-    assert make_args(tmp_path, mlc_method="ebomlc").resolved_skip_gate is False
+    # EBOMLC: gated under the Trainer's AdamW, the authors' ungated setting under SGD and for the released step.
+    assert make_args(tmp_path, mlc_method="ebomlc").resolved_skip_gate is True
+    assert make_args(tmp_path, mlc_method="ebomlc", optim="sgd").resolved_skip_gate is False
+    assert make_args(tmp_path, mlc_method="ebomlc", mlc_ebomlc_variant="released").resolved_skip_gate is False
+    assert make_args(tmp_path, mlc_method="ebomlc", mlc_skip_gate=False).resolved_skip_gate is False
+    assert make_args(tmp_path, mlc_method="mlc_d").resolved_skip_gate is False
     assert make_trainer(tmp_path, cls=MLCTrainer).meta_model.skip_gate is True
 
 
@@ -365,6 +370,15 @@ def test_mlc_without_gate_under_an_adaptive_optimizer_warns(tmp_path):
         make_trainer(tmp_path, mlc_method="mlc", mlc_skip_gate=False, optim="sgd")
         make_trainer(tmp_path, mlc_method="mlc")
         make_trainer(tmp_path, mlc_method="ebomlc", mlc_ebomlc_variant="released", optim="sgd")
+
+
+def test_ungated_ebomlc_under_an_adaptive_optimizer_warns(tmp_path):
+    with pytest.warns(UserWarning, match="EBOMLC without the skip gate"):
+        make_trainer(tmp_path, mlc_method="ebomlc", mlc_skip_gate=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        make_trainer(tmp_path, mlc_method="ebomlc")  # gated by default under AdamW
+        make_trainer(tmp_path, mlc_method="ebomlc", mlc_skip_gate=False, optim="sgd")
 
 
 def test_released_ebomlc_under_an_adaptive_optimizer_warns(tmp_path):
