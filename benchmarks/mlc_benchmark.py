@@ -339,6 +339,28 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
                         row.append("" if c is None else f"{c['delta']:+.1f}{stars} (n={c['seeds']})")
                     rows.append(row)
     lines += ["## Every method (Δ vs CE, points; n = seeds)", "", markdown_table(headers, rows), ""]
+    sizes = " / ".join(f"{100 * f:g}" for f in fractions)
+    for recipe in ("default", "authors"):
+        methods = [m for m in METHOD_LABELS if any(c["method"] == m and c["recipe"] == recipe
+                                                   for _, cells, _ in models for c in cells)]  # fmt: skip
+        headers = ["model", "noise", "CE acc. %"] + [f"{METHOD_LABELS[m]} ({sizes} % clean)" for m in methods]
+        rows = []
+        for cfg, cells, _ in models:
+            by = {(c["recipe"], c["clean_fraction"], c["noise"], c["rate"], c["method"]): c for c in cells}
+            for noise, rate in CONDITION_ORDER:
+                ce = [c["ce"] for c in cells if (c["recipe"], c["noise"], c["rate"]) == (recipe, noise, rate)]
+                if not ce:
+                    continue
+                row = [cfg["name"], f"{noise} {100 * rate:g} %", f"{np.mean(ce):.1f}"]
+                for m in methods:
+                    parts = []
+                    for f in fractions:
+                        c = by.get((recipe, f, noise, rate, m))
+                        stars = "" if c is None else "‡" if c["p"] < 0.01 else "†" if c["p"] < 0.05 else ""
+                        parts.append("–" if c is None else f"{c['delta']:+.1f}{stars}")
+                    row.append(" / ".join(parts))
+                rows.append(row)
+        lines += [f"## Recipe `{recipe}`: Δ vs CE by clean-set size", "", markdown_table(headers, rows), ""]
     out = Path(out_dir) / f"{name}.md"
     out.write_text("\n".join(lines))
     (Path(out_dir) / f"{name}.json").write_text(json.dumps({cfg["name"]: cells for cfg, cells, _ in models}, indent=1))
