@@ -282,6 +282,14 @@ def paired_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return cells
 
 
+def _index(cells: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
+    return {(c["recipe"], c["clean_fraction"], c["noise"], c["rate"], c["method"]): c for c in cells}
+
+
+def _stars(cell: dict[str, Any] | None) -> str:
+    return "" if cell is None else "‡" if cell["p"] < 0.01 else "†" if cell["p"] < 0.05 else ""
+
+
 def summary(configs: list[str], out_dir: str, name: str) -> Path:
     """One table and one plot over several configs (models): where a clean set starts to pay, and how big it must be."""
     models = []
@@ -306,7 +314,7 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
     headers = ["model", "recipe", "noise", "CE acc. %"] + [f"clean {100 * f:g} %" for f in fractions]
     rows = []
     for cfg, cells, _ in models:
-        by = {(c["recipe"], c["clean_fraction"], c["noise"], c["rate"], c["method"]): c for c in cells}
+        by = _index(cells)
         for recipe in cfg["grids"]["full"]["recipes"]:
             for noise, rate in CONDITION_ORDER:
                 row = [cfg["name"], recipe, f"{noise} {100 * rate:g} %"]
@@ -318,7 +326,7 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
                         row.append("")
                         continue
                     best = max(options, key=lambda c: c["delta"])
-                    stars = "‡" if best["p"] < 0.01 else "†" if best["p"] < 0.05 else ""
+                    stars = _stars(best)
                     text = f"{METHOD_LABELS[best['method']]} {best['delta']:+.1f}{stars}"
                     row.append(f"**{text}**" if stars and best["delta"] > 0 else text)
                 rows.append(row)
@@ -326,7 +334,7 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
     headers = ["model", "recipe", "noise", "method"] + [f"clean {100 * f:g} %" for f in fractions]
     rows = []
     for cfg, cells, _ in models:
-        by = {(c["recipe"], c["clean_fraction"], c["noise"], c["rate"], c["method"]): c for c in cells}
+        by = _index(cells)
         for recipe in cfg["grids"]["full"]["recipes"]:
             for noise, rate in CONDITION_ORDER:
                 for m, label in METHOD_LABELS.items():
@@ -335,8 +343,7 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
                         continue
                     row = [cfg["name"], recipe, f"{noise} {100 * rate:g} %", label]
                     for c in cs:
-                        stars = "" if c is None else "‡" if c["p"] < 0.01 else "†" if c["p"] < 0.05 else ""
-                        row.append("" if c is None else f"{c['delta']:+.1f}{stars} (n={c['seeds']})")
+                        row.append("" if c is None else f"{c['delta']:+.1f}{_stars(c)} (n={c['seeds']})")
                     rows.append(row)
     lines += ["## Every method (Δ vs CE, points; n = seeds)", "", markdown_table(headers, rows), ""]
     sizes = " / ".join(f"{100 * f:g}" for f in fractions)
@@ -346,7 +353,7 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
         headers = ["model", "noise", "CE acc. %"] + [f"{METHOD_LABELS[m]} ({sizes} % clean)" for m in methods]
         rows = []
         for cfg, cells, _ in models:
-            by = {(c["recipe"], c["clean_fraction"], c["noise"], c["rate"], c["method"]): c for c in cells}
+            by = _index(cells)
             for noise, rate in CONDITION_ORDER:
                 ce = [c["ce"] for c in cells if (c["recipe"], c["noise"], c["rate"]) == (recipe, noise, rate)]
                 if not ce:
@@ -356,8 +363,7 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
                     parts = []
                     for f in fractions:
                         c = by.get((recipe, f, noise, rate, m))
-                        stars = "" if c is None else "‡" if c["p"] < 0.01 else "†" if c["p"] < 0.05 else ""
-                        parts.append("–" if c is None else f"{c['delta']:+.1f}{stars}")
+                        parts.append("–" if c is None else f"{c['delta']:+.1f}{_stars(c)}")
                     row.append(" / ".join(parts))
                 rows.append(row)
         lines += [f"## Recipe `{recipe}`: Δ vs CE by clean-set size", "", markdown_table(headers, rows), ""]
@@ -377,7 +383,7 @@ def plot_summary(models: list[tuple], fractions: list[float], path: Path) -> Pat
     axes = fig.subplots(len(panels), len(CONDITION_ORDER), squeeze=False, sharex=True)
     x = [100 * f for f in fractions]
     for row, (cfg, cells, recipe) in enumerate(panels):
-        by = {(c["recipe"], c["clean_fraction"], c["noise"], c["rate"], c["method"]): c for c in cells}
+        by = _index(cells)
         for col, (noise, rate) in enumerate(CONDITION_ORDER):
             ax = axes[row][col]
             ax.axhline(0.0, color="black", linewidth=0.8)
