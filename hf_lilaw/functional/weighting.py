@@ -32,6 +32,24 @@ class LiLAWWeights(NamedTuple):
     total: torch.Tensor
 
 
+def _scores(probs: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(s_y, m)``: the probability of the given label and the largest probability, per row."""
+    return probs.gather(1, labels.long().unsqueeze(1)).squeeze(1), probs.max(dim=1).values
+
+
+def _weight_parts(
+    s_y: torch.Tensor, m: torch.Tensor, params: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(W_α, W_β, δ s_y − m, W_δ)`` with the operations of `lilaw_weights`, so with its values bit for bit.
+
+    Sigmoid and exp run one row at a time: a vectorised kernel's tail elements take a scalar path whose rounding
+    can differ, so only same-length inputs give `lilaw_weights`'s values exactly.
+    """
+    x = params.unsqueeze(1) * s_y - m  # (3, batch): α s_y − m, β s_y − m, δ s_y − m
+    x_delta = x[2]
+    return torch.sigmoid(x[0]), torch.sigmoid(x[1].neg()), x_delta, torch.exp(x_delta.pow(2).neg() / 2)
+
+
 def lilaw_weights(
     probs: torch.Tensor,
     labels: torch.Tensor,
@@ -55,9 +73,7 @@ def lilaw_weights(
         raise ValueError(f"probs must have shape (batch, num_classes), got {tuple(probs.shape)}.")
     if labels.shape != probs.shape[:1]:
         raise ValueError(f"labels must have shape ({probs.shape[0]},), got {tuple(labels.shape)}.")
-    probs = probs.float()
-    s_y = probs.gather(1, labels.long().unsqueeze(1)).squeeze(1)
-    m = probs.max(dim=1).values
+    s_y, m = _scores(probs.float(), labels)
     w_alpha = torch.sigmoid(alpha * s_y - m)
     w_beta = torch.sigmoid(-(beta * s_y - m))
     w_delta = torch.exp(-((delta * s_y - m) ** 2) / 2)
@@ -74,13 +90,7 @@ class _WeightsOfScores(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, s_y: torch.Tensor, m: torch.Tensor, params: torch.Tensor):
-        x = params.unsqueeze(1) * s_y - m  # (3, batch): α s_y − m, β s_y − m, δ s_y − m
-        # One row at a time for sigmoid and exp: a vectorised kernel's tail elements take a scalar path whose
-        # rounding can differ, so only same-length inputs give lilaw_weights's values exactly.
-        w_alpha = torch.sigmoid(x[0])
-        w_beta = torch.sigmoid(x[1].neg())
-        x_delta = x[2]
-        w_delta = torch.exp(x_delta.pow(2).neg() / 2)
+        w_alpha, w_beta, x_delta, w_delta = _weight_parts(s_y, m, params)
         ctx.save_for_backward(torch.stack([w_alpha, w_beta]), x_delta, w_delta, params)
         ctx.mark_non_differentiable(w_alpha, w_beta, w_delta)
         return w_alpha, w_beta, w_delta, w_alpha + w_beta + w_delta
@@ -109,8 +119,7 @@ def lilaw_training_weights(probs: torch.Tensor, labels: torch.Tensor, params: to
         labels: observed labels, ``(batch,)``, each in ``[0, num_classes)``.
         params: the float32 tensor ``[α, β, δ]`` (a constant here).
     """
-    s_y = probs.gather(1, labels.long().unsqueeze(1)).squeeze(1)
-    m = probs.max(dim=1).values
+    s_y, m = _scores(probs, labels)
     return LiLAWWeights(*_WeightsOfScores.apply(s_y, m, params.detach()))
 
 
@@ -142,16 +151,13 @@ def lilaw_meta_gradient(
     # torch.rsub / Tensor.neg rather than `1 - t` / `-t`: the same kernels without Python's reflected-operator
     # wrapper, which costs more than the arithmetic on a meta batch.
     probs, losses, params = (t.detach().float() for t in (probs, losses, params))
-    s_y = probs.gather(1, labels.long().unsqueeze(1)).squeeze(1)
-    m = probs.max(dim=1).values
-    x = params.unsqueeze(1) * s_y - m  # (3, batch): α s_y − m, β s_y − m, δ s_y − m
+    s_y, m = _scores(probs, labels)
+    w_alpha, w_beta, x_delta, w_delta = _weight_parts(s_y, m, params)
     # ∂L/∂W_i of the batch mean, as autograd forms it: the rounded 1/batch times ℓ_i (not ℓ_i / batch).
     upstream = losses * (1.0 / s_y.numel())
-    # Sigmoid one row at a time (see _WeightsOfScores.forward), then rows α and β together: products only.
-    signs = _signs(x.device)
-    sig = torch.stack([torch.sigmoid(x[0]), torch.sigmoid(x[1].neg())])
-    x_delta = x[2]
-    w_delta = torch.exp(x_delta.pow(2).neg() / 2)
+    # Rows α and β together from here on: products only, exact whatever the layout.
+    signs = _signs(s_y.device)
+    sig = torch.stack([w_alpha, w_beta])
     terms = torch.cat(
         [
             upstream * torch.rsub(sig, 1) * sig * signs,
