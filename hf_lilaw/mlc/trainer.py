@@ -314,24 +314,25 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
 
     def _next_clean_batches(self) -> tuple[Batch, Batch | None]:
         """(upper batch, lower batch): the two halves of the next clean batch."""
-        sampler = self.mlc_state.clean_sampler
-        cache = self.side_batch_cache(self.clean_dataset, sampler, name="clean_dataset", mode=self.args.mlc_clean_cache)
+        dataset, sampler = self.clean_dataset, self.mlc_state.clean_sampler
+        cache = self.side_batch_cache(dataset, sampler, name="clean_dataset", mode=self.args.mlc_clean_cache)
         if cache is not None:  # the same batches without a read, collation or copy per step
-            indices = sampler.next_indices()
-            weights = self.args.mlc_lower_loss_weights
-            if weights is not None and weights[1] == 0:
-                return self.split_labels(cache.batch(indices), name="clean_dataset"), None
-            half = len(indices) // 2
-            upper = self.split_labels(cache.batch(indices[:half]), name="clean_dataset")
-            return upper, self.split_labels(cache.batch(indices[half:]), name="clean_dataset")
-        examples = self._read_side_examples(self.clean_dataset, sampler)
+            rows = sampler.next_indices()
+
+            def collate(part: Any) -> Batch:
+                return self.split_labels(cache.batch(part), name="clean_dataset")
+        else:
+            rows = self._read_side_examples(dataset, sampler)
+
+            def collate(part: Any) -> Batch:
+                return self.collate_side_examples(dataset, lambda: part, name="clean_dataset")
+
         weights = self.args.mlc_lower_loss_weights
         if weights is not None and weights[1] == 0:
-            return self.collate_side_examples(self.clean_dataset, lambda: examples, name="clean_dataset"), None
-        half = len(examples) // 2
-        upper = self.collate_side_examples(self.clean_dataset, lambda: examples[:half], name="clean_dataset")
-        lower = self.collate_side_examples(self.clean_dataset, lambda: examples[half:], name="clean_dataset")
-        return upper, lower
+            return collate(rows), None
+        half = len(rows) // 2
+        upper = collate(rows[:half])
+        return upper, collate(rows[half:])
 
     def _forward(
         self, net: nn.Module, inputs: dict[str, Any], params: dict[str, Tensor] | None = None
