@@ -60,6 +60,7 @@ from benchmarks.common import (  # noqa: E402
     EpochEvaluator,
     StepTimer,
     TensorRows,
+    append_jsonl,
     build_model,
     command_line,
     eval_loader,
@@ -69,6 +70,7 @@ from benchmarks.common import (  # noqa: E402
     markdown_table,
     mean_std,
     offline_environment,
+    read_jsonl,
     tensorise_images,
     write_json,
 )
@@ -534,11 +536,7 @@ def grid(cfg: dict[str, Any]) -> list[tuple[str, float, int]]:
 
 
 def run_grid(cfg: dict[str, Any], runs_path: Path, device: str, methods: list[str]) -> None:
-    done = set()
-    if runs_path.exists():
-        for line in runs_path.read_text().splitlines():
-            r = json.loads(line)
-            done.add((r["noise_type"], r["rate"], r["seed"], r["method"]))
+    done = {(r["noise_type"], r["rate"], r["seed"], r["method"]) for r in read_jsonl(runs_path)}
     cells = grid(cfg)
     total = len(cells) * len(methods)
     count = len([1 for c in cells for m in methods if (*c, m) in done])
@@ -561,8 +559,7 @@ def run_grid(cfg: dict[str, Any], runs_path: Path, device: str, methods: list[st
                 "config": cfg["name"], "noise_type": noise_type, "rate": rate, "seed": seed, "method": method,
                 "realised_noise_rate": cell.realised_rate, **record,
             }  # fmt: skip
-            with runs_path.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_jsonl(runs_path, record)
             count += 1
             elapsed = time.perf_counter() - grid_start
             print(
@@ -600,7 +597,7 @@ def _transforms_model(cfg: dict[str, Any]) -> Any:
 
 
 def load_runs(runs_path: Path, cfg: dict[str, Any]) -> list[dict[str, Any]]:
-    runs = [json.loads(line) for line in runs_path.read_text().splitlines() if line.strip()]
+    runs = read_jsonl(runs_path)
     wanted = {(t, r, s) for t, r, s in grid(cfg)}
     return [r for r in runs if (r["noise_type"], r["rate"], r["seed"]) in wanted and r["method"] in cfg["methods"]]
 

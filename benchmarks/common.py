@@ -413,6 +413,26 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
     return json.loads(text)
 
 
+def read_jsonl(path: str | os.PathLike[str], *, required: Sequence[str] = ()) -> list[dict[str, Any]]:
+    """The records of a ``.jsonl`` file (one JSON object per non-empty line; none if the file does not exist),
+    each checked to carry the ``required`` keys."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    for record in records:
+        missing = [k for k in required if k not in record]
+        if missing:
+            raise ValueError(f"A record of {path} lacks {missing}: {record}")
+    return records
+
+
+def append_jsonl(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
+    """Append ``record`` to a ``.jsonl`` file as one line (one write, so concurrent appenders keep whole lines)."""
+    with Path(path).open("a") as f:
+        f.write(json.dumps(record) + "\n")
+
+
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)

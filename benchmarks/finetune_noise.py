@@ -36,7 +36,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 import argparse  # noqa: E402
 import copy  # noqa: E402
 import hashlib  # noqa: E402
-import json  # noqa: E402
 import logging  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
@@ -54,6 +53,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks import accuracy  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
+    append_jsonl,
     build_model,
     command_line,
     hardware_info,
@@ -61,6 +61,7 @@ from benchmarks.common import (  # noqa: E402
     markdown_table,
     mean_std,
     offline_environment,
+    read_jsonl,
     write_json,
 )
 
@@ -164,9 +165,7 @@ def to_features(base: dict[str, Any], cache: FeatureCache) -> dict[str, Any]:
 
 
 def done_keys(path: Path) -> set[tuple]:
-    if not path.exists():
-        return set()
-    return {record_key(json.loads(line)) for line in path.read_text().splitlines() if line.strip()}
+    return {record_key(r) for r in read_jsonl(path)}
 
 
 def record_key(r: dict[str, Any]) -> tuple:
@@ -230,8 +229,7 @@ def run(cfg: dict[str, Any], out: Path, *, device: str, settings: list[str], met
         }  # fmt: skip
         if setting in features:
             record["feature_seconds_total"] = features[setting].seconds
-        with out.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_jsonl(out, record)
         print(
             f"[{count}/{len(plan)}] {setting} {noise_type} {rate:.1f} seed {seed} {method:15s} "
             f"last {record['test_accuracy']:.4f} early-stopped {record['test_accuracy_early_stopped']:.4f} "
@@ -244,12 +242,7 @@ def run(cfg: dict[str, Any], out: Path, *, device: str, settings: list[str], met
 
 
 def load_records(path: Path) -> list[dict[str, Any]]:
-    records = [json.loads(line) for line in Path(path).read_text().splitlines() if line.strip()]
-    for r in records:
-        missing = [k for k in RECORD_KEYS if k not in r]
-        if missing:
-            raise ValueError(f"A record of {path} lacks {missing}: {r}")
-    return records
+    return read_jsonl(path, required=RECORD_KEYS)
 
 
 def paired(a: dict[int, float], b: dict[int, float]) -> dict[str, Any] | None:

@@ -52,12 +52,14 @@ if __package__ in (None, ""):
 from benchmarks import accuracy, baselines, finetune_noise  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
+    append_jsonl,
     command_line,
     image_collator,
     load_config,
     markdown_table,
     offline_environment,
     predict_logits,
+    read_jsonl,
 )
 
 # method -> (mlc_method or None for CE, extra MetaLabelCorrectionConfig fields)
@@ -169,16 +171,10 @@ def runs_path(cfg: dict[str, Any], out_dir: str) -> Path:
     return Path(out_dir) / f"{cfg['name']}_runs.jsonl"
 
 
-def read_runs(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-
-
 def run_grid(cfg: dict[str, Any], grid: dict[str, Any], out_dir: str) -> None:
     path = runs_path(cfg, out_dir)
     path.parent.mkdir(parents=True, exist_ok=True)
-    done = {key(r) for r in read_runs(path)}
+    done = {key(r) for r in read_jsonl(path)}
     # Seeds outermost: an interrupted grid is a complete grid over fewer seeds.
     cells = itertools.product(grid["seeds"], grid["recipes"], grid["clean_fractions"], grid["conditions"],
                               grid["methods"])  # fmt: skip
@@ -188,7 +184,7 @@ def run_grid(cfg: dict[str, Any], grid: dict[str, Any], out_dir: str) -> None:
         if k in done:
             continue
         if method == "ce":
-            twin = next((r for r in read_runs(path) if r["method"] == "ce" and r["recipe"] == recipe
+            twin = next((r for r in read_jsonl(path) if r["method"] == "ce" and r["recipe"] == recipe
                          and r["noise"] == noise and r["rate"] == rate and r["seed"] == seed), None)  # fmt: skip
             record = dict(twin, clean_fraction=fraction, clean_rows=None) if twin else None
         else:
@@ -196,8 +192,7 @@ def run_grid(cfg: dict[str, Any], grid: dict[str, Any], out_dir: str) -> None:
         if record is None:
             record = run_one(cfg, method, recipe, fraction, noise, rate, seed)
         record["command"] = command_line()
-        with path.open("a") as f:
-            f.write(json.dumps(record) + "\n")
+        append_jsonl(path, record)
         done.add(k)
         print(f"{method:16s} {recipe:8s} clean {fraction:.2f} {noise} {rate:.1f} seed {seed}: "
               f"{100 * record['test_accuracy']:.1f} %", flush=True)  # fmt: skip
@@ -206,7 +201,7 @@ def run_grid(cfg: dict[str, Any], grid: dict[str, Any], out_dir: str) -> None:
 def report(cfg: dict[str, Any], out_dir: str) -> Path:
     from scipy.stats import ttest_rel
 
-    runs = read_runs(runs_path(cfg, out_dir))
+    runs = read_jsonl(runs_path(cfg, out_dir))
     groups: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in runs:
         groups[(r["recipe"], r["clean_fraction"], r["noise"], r["rate"], r["method"])][r["seed"]] = r
@@ -295,7 +290,7 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
     models = []
     for path in configs:
         cfg = load_config(path)
-        runs = read_runs(runs_path(cfg, out_dir))
+        runs = read_jsonl(runs_path(cfg, out_dir))
         full = cfg["grids"]["full"]
         methods = {m for grid in cfg["grids"].values() for m in grid["methods"]}
         runs = [r for r in runs if r["clean_fraction"] in full["clean_fractions"] and r["method"] in methods]

@@ -32,7 +32,6 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
-import json  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -43,7 +42,7 @@ from typing import Any  # noqa: E402
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS_DIR, command_line, load_config, markdown_table, mean_std  # noqa: E402
+from benchmarks.common import RESULTS_DIR, append_jsonl, command_line, load_config, markdown_table, mean_std  # noqa: E402
 from benchmarks.finetune_noise import RECORD_KEYS, load_records, paired  # noqa: E402, F401 (RECORD_KEYS: the record format)
 
 SETTING = "ucr_lstm_scratch"
@@ -182,8 +181,7 @@ def run(cfg: dict[str, Any], out: Path, *, seeds: list[int] | None = None, metho
                 "n_train": len(splits["train"]), "n_meta": len(splits["meta"]), "n_test": len(splits["test"]),
                 **result,
             }  # fmt: skip
-            with out.open("a") as f:
-                f.write(json.dumps(record) + "\n")
+            append_jsonl(out, record)
             print(
                 f"[{count}/{len(plan)}] {noise_type} {rate:.1f} seed {seed} {method:6s} last {record['test_accuracy']:.4f} "
                 f"early-stopped {record['test_accuracy_early_stopped']:.4f} ({record['seconds']:.1f} s; "

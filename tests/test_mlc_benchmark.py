@@ -46,7 +46,7 @@ def test_toy_grid_then_summary(tmp_path):
     path = tmp_path / "mlc_toy.json"
     path.write_text(json.dumps(config))
     mlc_benchmark.main(["--config", str(path), "--grid", "full", "--out-dir", str(tmp_path)])
-    runs = mlc_benchmark.read_runs(tmp_path / "mlc_toy_runs.jsonl")
+    runs = mlc_benchmark.read_jsonl(tmp_path / "mlc_toy_runs.jsonl")
     assert len(runs) == 2 * 2 * 3
     # CE never sees the clean set: one run per seed, filed under both clean-set sizes.
     ce = {(r["seed"], r["clean_fraction"]): r for r in runs if r["method"] == "ce"}
@@ -54,7 +54,7 @@ def test_toy_grid_then_summary(tmp_path):
     assert all(0.0 <= r["corrected_is_true"] <= 1.0 for r in runs if r["method"] != "ce")
     # Resuming skips what is there.
     mlc_benchmark.main(["--config", str(path), "--grid", "full", "--out-dir", str(tmp_path)])
-    assert len(mlc_benchmark.read_runs(tmp_path / "mlc_toy_runs.jsonl")) == len(runs)
+    assert len(mlc_benchmark.read_jsonl(tmp_path / "mlc_toy_runs.jsonl")) == len(runs)
 
     mlc_benchmark.main(["--summary", str(path), "--out-dir", str(tmp_path), "--name", "toy_summary"])
     text = (tmp_path / "toy_summary.md").read_text()
