@@ -570,20 +570,16 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         write_json(paths["json"], {"meta": meta, "lilaw": lilaw_results, "mlc": mlc_results})
         return text
 
-    for model_name in args.models:
-        print(f"{model_name} (LiLAW):", flush=True)
-        result = time_arms(model_name, LILAW_ARMS, args, floor=True)
-        if args.memory == "subprocess":
-            result["memory"] = measure_memory(model_name, LILAW_ARMS, args)
-        lilaw_results.append(result)
-        write()
-    for model_name in args.mlc_models:
-        print(f"{model_name} (meta label correction family):", flush=True)
-        result = time_arms(model_name, MLC_ARMS, args, floor=False)
-        if args.memory == "subprocess":
-            result["memory"] = measure_memory(model_name, MLC_ARMS, args)
-        mlc_results.append(result)
-        write()
+    families = [(args.models, "LiLAW", LILAW_ARMS, True, lilaw_results),
+                (args.mlc_models, "meta label correction family", MLC_ARMS, False, mlc_results)]  # fmt: skip
+    for model_names, family, arms, floor, results in families:
+        for model_name in model_names:
+            print(f"{model_name} ({family}):", flush=True)
+            result = time_arms(model_name, arms, args, floor=floor)
+            if args.memory == "subprocess":
+                result["memory"] = measure_memory(model_name, arms, args)
+            results.append(result)
+            write()
     print(write())
     return paths
 
