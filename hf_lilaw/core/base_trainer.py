@@ -35,6 +35,7 @@ from .outputs import extract_logits
 from .rng import preserved_global_rng
 from .sampler import IndexBatchSampler, StreamedBatches, read_rows
 from .tensor_cache import TensorBatchCache
+from .training_mode import set_training_mode
 from .training_state import (
     TrainingState,
     load_training_state,
@@ -262,12 +263,12 @@ class BaseTrainer(Trainer):
         """A no-grad forward of ``model`` in ``train_mode`` (its previous mode is restored), under the
         Trainer's autocast context; returns the raw output."""
         was_training = model.training
-        model.train(train_mode)
+        set_training_mode(model, train_mode)
         try:
             with self.compute_loss_context_manager():
                 return model(**inputs)
         finally:
-            model.train(was_training)
+            set_training_mode(model, was_training)
 
     # ---- pre-flight -----------------------------------------------------------------------------------------
 
