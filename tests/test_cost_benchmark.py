@@ -14,8 +14,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import cost  # noqa: E402
 
 LILAW_COLUMNS = [
-    "model", "params", "input", "batch", "Trainer ms", "LiLAW ms", "LiLAW / Trainer", "floor", "meta forward ms",
-    "added ms beyond forward", "(LiLAW − Trainer) / forward", "meta fetch ms", "peak memory ratio",
+    "model", "params", "input", "batch", "Trainer ms", "floor ms", "LiLAW ms", "LiLAW / Trainer", "floor / Trainer",
+    "meta forward ms", "added ms beyond the floor", "(LiLAW − Trainer) / (floor − Trainer)", "meta fetch ms",
+    "peak memory ratio",
     "target met (time, memory)", "load (1, 5, 15 min)",
 ]  # fmt: skip
 MLC_COLUMNS = ["model", "params", "input", "batch", "method", "ms / step", "× CE", "peak MiB", "peak − before train() MiB", "load"]
@@ -41,10 +42,13 @@ def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
     result = record["lilaw"][0]
     assert result["model"] == "toy_probe" and len(result["blocks"]) == 1 and record["mlc"] == []
     for clock in ("cpu", "wall"):
-        for key in ("trainer_ms", "lilaw_ms", "forward_ms", "meta_fetch_ms", "lilaw_ratio", "lilaw_added_ms",
-                    "lilaw_overhead_per_forward", "floor_ratio"):  # fmt: skip
+        for key in ("trainer_ms", "floor_ms", "lilaw_ms", "meta_forward_ms", "meta_fetch_ms", "lilaw_ratio",
+                    "lilaw_added_ms", "lilaw_overhead_per_forward", "floor_ratio"):  # fmt: skip
             assert f"{clock}:{key}" in result, (clock, key)
-        assert result[f"{clock}:forward_ms"]["median"] > 0
+        assert result[f"{clock}:meta_fetch_ms"]["median"] > 0
+        block = result["blocks"][0]
+        assert result[f"{clock}:lilaw_added_ms"]["median"] == 1e3 * (block[f"{clock}:lilaw"] - block[f"{clock}:floor"])
+    assert set(result["memory"]) == {"trainer", "lilaw"}
     assert result["memory"]["trainer"]["peak_mib"] > 0 and result["memory"]["lilaw"]["peak_mib"] > 0
     assert len(result["load_before"]) == 3
 
@@ -60,3 +64,15 @@ def test_cost_mlc_family_table_toy(tmp_path):
     for arm in cost.MLC_ARMS:
         assert result[f"cpu:{arm}_ms"]["median"] > 0, arm
     assert "EBOMLC" in text and "MLC-D" in text
+
+
+def test_floor_arm_runs_one_eval_meta_forward_per_step(tmp_path):
+    data = cost.load_data("toy_probe", 0)
+    model = cost.make_model("toy_probe", 0)
+    args = cost.parse_args(["--seed", "0"])
+    trainer = cost.make_trainer("floor", model, data, batch_size=16, steps=3, args=args, output_dir=str(tmp_path), callbacks=[])
+    calls = []
+    model.register_forward_hook(lambda module, inputs, output: calls.append(module.training))
+    trainer.train()
+    assert calls == [False, True] * 3  # the meta forward (eval), then the training forward
+    assert model.training
