@@ -82,9 +82,11 @@ from benchmarks.common import (  # noqa: E402
     write_json,
 )
 
-LILAW_ARMS = ("trainer", "floor", "lilaw")
+LILAW_BASE_ARMS = ("trainer", "floor")
+LILAW_VARIANTS = ("lilaw", "lilaw_compiled", "lilaw_detached")
 MLC_ARMS = ("ce", "lilaw", "mlc", "mlc_d", "ebomlc")
-ARM_LABELS = {"trainer": "Trainer", "floor": "Trainer + meta forward", "ce": "CE (Trainer)", "lilaw": "LiLAW", "lilaw_detached": "LiLAW (detached)",
+ARM_LABELS = {"trainer": "Trainer", "floor": "Trainer + meta forward", "ce": "CE (Trainer)", "lilaw": "LiLAW", "lilaw_compiled": "LiLAW (lilaw_compile)",
+              "lilaw_detached": "LiLAW (detached weights)",
               "mlc": "MLC", "mlc_d": "MLC-D", "ebomlc": "EBOMLC"}  # fmt: skip
 
 # Input sizes chosen so that a model's interleaved timing takes a few minutes on one CPU core.
@@ -215,8 +217,9 @@ def make_trainer(arm: str, model: nn.Module, data: dict[str, Any], *, batch_size
     elif arm == "floor":
         trainer = MetaForwardTrainer(args=TrainingArguments(**common), compute_loss_func=baselines.cross_entropy,
                                      meta_dataset=data["meta"], **shared)  # fmt: skip
-    elif arm in ("lilaw", "lilaw_detached"):
-        config = LiLAWConfig(**common, lilaw_warmup_steps=0, lilaw_detach_weights=arm == "lilaw_detached")
+    elif arm in LILAW_VARIANTS:
+        config = LiLAWConfig(**common, lilaw_warmup_steps=0, lilaw_detach_weights=arm == "lilaw_detached",
+                             lilaw_compile=arm == "lilaw_compiled")  # fmt: skip
         trainer = LiLAWTrainer(args=config, meta_dataset=data["meta"], **shared)
     else:
         config = MetaLabelCorrectionConfig(**common, mlc_clean_batch_size=min(batch_size, len(data["clean"])))
@@ -348,10 +351,11 @@ def time_arms(model_name: str, arms: tuple[str, ...], args: argparse.Namespace, 
             result[f"{a}_ratio"] = _summary([b[a] / b[ref] for b in blocks])
             result[f"{a}_overhead_ms"] = _summary([1e3 * (b[a] - b[ref]) for b in blocks])
         if "floor" in arms:  # the meta forward in context: floor − Trainer; LiLAW's own cost: LiLAW − floor
-            f, a = f"{clock}:floor", f"{clock}:lilaw"
+            f = f"{clock}:floor"
             result[f"{clock}:meta_forward_ms"] = _summary([1e3 * (b[f] - b[ref]) for b in blocks])
-            result[f"{a}_added_ms"] = _summary([1e3 * (b[a] - b[f]) for b in blocks])
-            result[f"{a}_overhead_per_forward"] = _summary([(b[a] - b[ref]) / (b[f] - b[ref]) for b in blocks])
+            for a in (f"{clock}:{arm}" for arm in arms if arm in LILAW_VARIANTS):
+                result[f"{a}_added_ms"] = _summary([1e3 * (b[a] - b[f]) for b in blocks])
+                result[f"{a}_overhead_per_forward"] = _summary([(b[a] - b[ref]) / (b[f] - b[ref]) for b in blocks])
     return result
 
 
@@ -447,25 +451,26 @@ def _memory_ratio(r: dict[str, Any], arm: str, reference: str) -> float | None:
 def lilaw_table(results: list[dict[str, Any]], clock: str) -> list[str]:
     rows = []
     for r in results:
-        mem_ratio = _memory_ratio(r, "lilaw", "trainer")
         k = lambda name: r[f"{clock}:{name}"]  # noqa: E731
-        if MODELS[r["model"]]["spec"]["type"] == "linear_probe":
-            met = k("lilaw_ratio")["median"] <= TARGET_PROBE_RATIO and k("lilaw_added_ms")["median"] <= TARGET_ADDED_MS
-        else:
-            met = k("lilaw_overhead_per_forward")["median"] <= TARGET_OVERHEAD_PER_FORWARD
-        rows.append([
-            r["model"], f"{r['parameters'] / 1e6:.2f} M", r["input"], r["batch_size"], _ms(k("trainer_ms")),
-            _ms(k("floor_ms")), _ms(k("lilaw_ms")), _x(k("lilaw_ratio")), _x(k("floor_ratio")), _ms(k("meta_forward_ms")),
-            _ms(k("lilaw_added_ms")), _x(k("lilaw_overhead_per_forward")), _ms(k("meta_fetch_ms")),
-            "–" if mem_ratio is None else f"{mem_ratio:.3f}",
-            ("yes" if met else "no") + ("" if mem_ratio is None else (", yes" if mem_ratio <= TARGET_MEMORY else ", no")),
-            f"{r['load_before']} → {r['load_after']}",
-        ])  # fmt: skip
+        for arm in (a for a in LILAW_VARIANTS if f"{clock}:{a}_ms" in r):
+            mem_ratio = _memory_ratio(r, arm, "trainer")
+            if MODELS[r["model"]]["spec"]["type"] == "linear_probe":
+                met = k(f"{arm}_ratio")["median"] <= TARGET_PROBE_RATIO and k(f"{arm}_added_ms")["median"] <= TARGET_ADDED_MS
+            else:
+                met = k(f"{arm}_overhead_per_forward")["median"] <= TARGET_OVERHEAD_PER_FORWARD
+            rows.append([
+                r["model"], f"{r['parameters'] / 1e6:.2f} M", r["input"], r["batch_size"], ARM_LABELS[arm],
+                _ms(k("trainer_ms")), _ms(k("floor_ms")), _ms(k(f"{arm}_ms")), _x(k(f"{arm}_ratio")),
+                _x(k("floor_ratio")), _ms(k("meta_forward_ms")), _ms(k(f"{arm}_added_ms")),
+                _x(k(f"{arm}_overhead_per_forward")), _ms(k("meta_fetch_ms")),
+                "–" if mem_ratio is None else f"{mem_ratio:.3f}",
+                ("yes" if met else "no") + ("" if mem_ratio is None else (", yes" if mem_ratio <= TARGET_MEMORY else ", no")),
+                f"{r['load_before']} → {r['load_after']}",
+            ])  # fmt: skip
     return [markdown_table(
-        ["model", "params", "input", "batch", "Trainer ms", "floor ms", "LiLAW ms", "LiLAW / Trainer", "floor / Trainer",
-         "meta forward ms", "added ms beyond the floor", "(LiLAW − Trainer) / (floor − Trainer)", "meta fetch ms",
-         "peak memory ratio",
-         "target met (time, memory)", "load (1, 5, 15 min)"],
+        ["model", "params", "input", "batch", "arm", "Trainer ms", "floor ms", "LiLAW ms", "LiLAW / Trainer",
+         "floor / Trainer", "meta forward ms", "added ms beyond the floor", "(LiLAW − Trainer) / (floor − Trainer)",
+         "meta fetch ms", "peak memory ratio", "target met (time, memory)", "load (1, 5, 15 min)"],
         rows,
     )]  # fmt: skip
 
@@ -538,6 +543,8 @@ def report(lilaw: list[dict[str, Any]], mlc: list[dict[str, Any]], args: argpars
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="*", default=["linear_probe", "small_cnn", "efficientnet_lite0"], choices=list(MODELS))
+    parser.add_argument("--lilaw-arms", nargs="+", default=["lilaw"], choices=LILAW_VARIANTS,
+                        help="LiLAW variants timed against Trainer and the floor (lilaw_compiled: lilaw_compile=True).")
     parser.add_argument("--mlc-models", nargs="*", default=["resnet18", "efficientnet_lite0"], choices=list(MODELS))
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--bf16", action="store_true", help="Mixed precision (TrainingArguments.bf16) for every arm.")
@@ -586,7 +593,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         write_json(paths["json"], {"meta": meta, "lilaw": lilaw_results, "mlc": mlc_results})
         return text
 
-    families = [(args.models, "LiLAW", LILAW_ARMS, True, lilaw_results),
+    families = [(args.models, "LiLAW", LILAW_BASE_ARMS + tuple(args.lilaw_arms), True, lilaw_results),
                 (args.mlc_models, "meta label correction family", MLC_ARMS, False, mlc_results)]  # fmt: skip
     for model_names, family, arms, fetch, results in families:
         for model_name in model_names:

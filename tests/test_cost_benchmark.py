@@ -14,9 +14,9 @@ sys.path.insert(0, str(ROOT))
 from benchmarks import cost  # noqa: E402
 
 LILAW_COLUMNS = [
-    "model", "params", "input", "batch", "Trainer ms", "floor ms", "LiLAW ms", "LiLAW / Trainer", "floor / Trainer",
-    "meta forward ms", "added ms beyond the floor", "(LiLAW − Trainer) / (floor − Trainer)", "meta fetch ms",
-    "peak memory ratio",
+    "model", "params", "input", "batch", "arm", "Trainer ms", "floor ms", "LiLAW ms", "LiLAW / Trainer",
+    "floor / Trainer", "meta forward ms", "added ms beyond the floor", "(LiLAW − Trainer) / (floor − Trainer)",
+    "meta fetch ms", "peak memory ratio",
     "target met (time, memory)", "load (1, 5, 15 min)",
 ]  # fmt: skip
 MLC_COLUMNS = ["model", "params", "input", "batch", "method", "ms / step", "× CE", "peak MiB", "peak − before train() MiB", "load"]
@@ -33,7 +33,7 @@ def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     paths = cost.main([
         "--models", "toy_probe", "--mlc-models", "--blocks", "1", "--warmup-blocks", "0", "--block-steps", "2",
-        "--memory-steps", "2", "--out-dir", str(tmp_path), "--name", "toy",
+        "--memory-steps", "2", "--out-dir", str(tmp_path), "--name", "toy", "--lilaw-arms", "lilaw", "lilaw_compiled",
     ])  # fmt: skip
     text = paths["markdown"].read_text()
     assert _header_after(text, "### cpu time per step") == LILAW_COLUMNS
@@ -47,8 +47,10 @@ def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
             assert f"{clock}:{key}" in result, (clock, key)
         assert result[f"{clock}:meta_fetch_ms"]["median"] > 0
         block = result["blocks"][0]
-        assert result[f"{clock}:lilaw_added_ms"]["median"] == 1e3 * (block[f"{clock}:lilaw"] - block[f"{clock}:floor"])
-    assert set(result["memory"]) == {"trainer", "lilaw"}
+        for arm in ("lilaw", "lilaw_compiled"):
+            assert result[f"{clock}:{arm}_added_ms"]["median"] == 1e3 * (block[f"{clock}:{arm}"] - block[f"{clock}:floor"])
+    assert set(result["memory"]) == {"trainer", "lilaw", "lilaw_compiled"}
+    assert "| toy_probe | 0.00 M | 32-d features | 16 | LiLAW (lilaw_compile) |" in text
     assert result["memory"]["trainer"]["peak_mib"] > 0 and result["memory"]["lilaw"]["peak_mib"] > 0
     assert len(result["load_before"]) == 3
 

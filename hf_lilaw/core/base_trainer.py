@@ -258,6 +258,11 @@ class BaseTrainer(Trainer):
             )
         return inputs, labels
 
+    def compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
+        """``fn`` under `torch.compile` with the Trainer's ``torch_compile_backend`` (default inductor) and
+        ``torch_compile_mode``: for a family's per-step math, whose eager time on small tensors is mostly dispatch."""
+        return torch.compile(fn, backend=self.args.torch_compile_backend or "inductor", mode=self.args.torch_compile_mode)
+
     @torch.no_grad()
     def probe_forward(self, model: nn.Module, inputs: Mapping[str, Any], *, train_mode: bool = False) -> Any:
         """A no-grad forward of ``model`` in ``train_mode`` (its previous mode is restored), under the

@@ -16,6 +16,8 @@ _SIGNS: dict[torch.device, torch.Tensor] = {}
 def _signs(device: torch.device) -> torch.Tensor:
     """``[[1], [−1]]`` on ``device`` (kept per device: no host-to-device copy per step): the signs of the α and
     β rows' sigmoid slopes; multiplying by ±1 is exact, so each row equals its one-weight computation."""
+    if torch.compiler.is_compiling():  # a constant of the graph; mutating the cache would break it
+        return torch.tensor([[1.0], [-1.0]], device=device)
     signs = _SIGNS.get(device)
     if signs is None:
         with torch.inference_mode(False):  # a normal tensor even when first asked for under inference mode

@@ -79,6 +79,11 @@ class LiLAWConfig(TrainingArguments):
             collator (`default_data_collator`), no `-100` labels, at most 64 MiB, probe batches equal. `"force"`
             trusts a custom data set or collator to be deterministic and row-wise; `"off"` reads, collates and
             copies every meta batch.
+        lilaw_compile (`bool`, *optional*, defaults to `None`):
+            Run LiLAW's per-step math (the weighted training loss, the meta gradient, the guarded update) through
+            `torch.compile`, with `torch_compile_backend` / `torch_compile_mode`. `None` follows `torch_compile`.
+            On small tensors eager time is mostly per-operation dispatch, so compiling cuts LiLAW's fixed cost per
+            step about in half (see the README's cost table), after a one-off compile of seconds per new batch shape.
     """
 
     # Initial values
@@ -143,9 +148,19 @@ class LiLAWConfig(TrainingArguments):
         metadata={"help": "Keep the meta set collated once in device memory: auto (when known exact and <= 64 MiB), force, off."},
     )
 
+    lilaw_compile: bool | None = field(
+        default=None,
+        metadata={"help": "torch.compile LiLAW's per-step math (None: follow torch_compile)."},
+    )
+
     def __post_init__(self) -> None:
         super().__post_init__()
         self._validate_lilaw()
+
+    @property
+    def lilaw_compiles(self) -> bool:
+        """Whether LiLAW's per-step math runs compiled: ``lilaw_compile``, else ``torch_compile``."""
+        return self.torch_compile if self.lilaw_compile is None else self.lilaw_compile
 
     def lilaw_per_parameter(self, setting: Literal["lr", "weight_decay"]) -> list[float]:
         """``[α's, β's, δ's]`` learning rate or weight decay: the per-parameter value, else the common one."""
@@ -189,6 +204,8 @@ class LiLAWConfig(TrainingArguments):
             raise ValueError(f"lilaw_gce_q must be in (0, 1], got {self.lilaw_gce_q!r}.")
         if self.lilaw_meta_cache not in ("auto", "force", "off"):
             raise ValueError(f"lilaw_meta_cache must be 'auto', 'force' or 'off', got {self.lilaw_meta_cache!r}.")
+        if self.lilaw_compile not in (None, True, False):
+            raise ValueError(f"lilaw_compile must be True, False or None (follow torch_compile), got {self.lilaw_compile!r}.")
         if self.lilaw_meta_forward_mode not in ("eval", "train"):
             raise ValueError(
                 f"lilaw_meta_forward_mode must be 'eval' or 'train', got {self.lilaw_meta_forward_mode!r}."

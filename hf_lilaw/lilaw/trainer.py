@@ -22,9 +22,9 @@ from ..core.outputs import extract_logits
 from ..core.sampler import IndexBatchSampler
 from ..core.splits import split_meta_set
 from ..core.tensor_cache import TensorBatchCache
+from ..functional.lilaw_step import BaseLossSettings, guarded_meta_update, meta_gradient, training_loss_terms
 from ..functional.losses import IGNORE_INDEX, per_sample_loss
 from ..functional.statistics import per_sample_statistics
-from ..functional.weighting import lilaw_meta_gradient, lilaw_meta_update, lilaw_training_weights
 from .config import LiLAWConfig
 from .plot import plot_lilaw_parameters
 from .state import PARAMETER_NAMES, LiLAWState
@@ -132,6 +132,19 @@ class LiLAWTrainer(BaseTrainer):
         if self.meta_dataset is not None:
             self._check_meta_dataset()
 
+        args = self.args
+        self._base_loss = BaseLossSettings(
+            kind=args.lilaw_base_loss,
+            focal_gamma=args.lilaw_focal_gamma,
+            gce_q=args.lilaw_gce_q,
+            sce_alpha=args.lilaw_sce_alpha,
+            sce_beta=args.lilaw_sce_beta,
+        )
+        # The per-step math, each function compiled as a whole under lilaw_compile (eager otherwise).
+        step_math = (training_loss_terms, meta_gradient, guarded_meta_update)
+        if args.lilaw_compiles:
+            step_math = tuple(self.compiled(fn) for fn in step_math)
+        self._training_loss_terms, self._meta_gradient, self._guarded_meta_update = step_math
         device = self.args.device
         self._meta_lr = torch.tensor(self.args.lilaw_per_parameter("lr"), dtype=torch.float32, device=device)
         self._meta_weight_decay = torch.tensor(
@@ -255,29 +268,18 @@ class LiLAWTrainer(BaseTrainer):
         else:
             inputs, labels = self.next_meta_batch()
         outputs = self.probe_forward(model, inputs, train_mode=self.args.lilaw_meta_forward_mode == "train")
-        logits = extract_logits(outputs).float()
+        logits = extract_logits(outputs)
         if cache is None:
             labelled = labels != IGNORE_INDEX  # boolean indexing: one host sync per step
             logits, labels = logits[labelled], labels[labelled]
-        losses = per_sample_loss(
-            logits,
-            labels,
-            kind=self.args.lilaw_base_loss,
-            focal_gamma=self.args.lilaw_focal_gamma,
-            gce_q=self.args.lilaw_gce_q,
-            sce_alpha=self.args.lilaw_sce_alpha,
-            sce_beta=self.args.lilaw_sce_beta,
-        )
-        grad = lilaw_meta_gradient(logits.softmax(dim=-1), labels, losses, self.lilaw_state.params)
-        # The one place α, β, δ change: average across processes, then SGD + constraints, unless non-finite.
         state = self.lilaw_state
+        grad = self._meta_gradient(logits, labels, state.params, loss=self._base_loss)
+        # The one place α, β, δ change: average across processes, then SGD + constraints, unless non-finite.
         if self.accelerator.num_processes > 1:
             grad = self.accelerator.reduce(grad, reduction="mean")
-        finite = torch.isfinite(grad).all()
-        updated = lilaw_meta_update(state.params, grad, lr=self._meta_lr, weight_decay=self._meta_weight_decay)
-        # torch.where rather than an `if`: no host sync per step on accelerators.
-        state.params = torch.where(finite, updated, state.params)
-        state.skipped_meta_steps += (~finite).long()
+        state.params, state.skipped_meta_steps = self._guarded_meta_update(
+            state.params, grad, state.skipped_meta_steps, lr=self._meta_lr, weight_decay=self._meta_weight_decay
+        )
         state.meta_steps += 1
 
     def _meta_batch_cache(self) -> TensorBatchCache | None:
@@ -300,39 +302,30 @@ class LiLAWTrainer(BaseTrainer):
         if not self._first_batch_checked:  # one host sync, once: labels vs the model's real output size
             check_class_labels(labels, num_classes=logits.shape[-1], name="train_dataset")
             self._first_batch_checked = True
-        args = self.args
-        losses = per_sample_loss(
-            logits,
-            labels,
-            kind=args.lilaw_base_loss,
-            focal_gamma=args.lilaw_focal_gamma,
-            gce_q=args.lilaw_gce_q,
-            sce_alpha=args.lilaw_sce_alpha,
-            sce_beta=args.lilaw_sce_beta,
-            label_smoothing=args.label_smoothing_factor,
-        )
-        labelled = labels != IGNORE_INDEX
+        state = self.lilaw_state
         if self._in_training_step:
-            probs = logits.float().softmax(dim=-1)
-            if args.lilaw_detach_weights:
-                probs = probs.detach()
-            weights = lilaw_training_weights(probs, labels.clamp_min(0), self.lilaw_state.params)
-            with torch.no_grad():
-                mask = labelled.float()
-                # [Σ w_α, Σ w_β, Σ w_δ, Σ W, count] over labelled rows, in one product.
-                sums = torch.stack([weights.w_alpha, weights.w_beta, weights.w_delta, weights.total, mask]) @ mask
-                self.accumulate_metric_sums(_WEIGHT_NAMES, sums)
+            losses, sums = self._training_loss_terms(
+                logits,
+                labels,
+                state.params,
+                loss=self._base_loss,
+                label_smoothing=self.args.label_smoothing_factor,
+                weighted=state.current_step_weighted,  # past the warm-up
+                detach_weights=self.args.lilaw_detach_weights,
+            )
+            self.accumulate_metric_sums(_WEIGHT_NAMES, sums)
             if self.records_dynamics:
-                alpha, beta, delta = self.lilaw_state.params
+                alpha, beta, delta = state.params
                 self.record_dynamics(per_sample_statistics(logits, labels, alpha=alpha, beta=beta, delta=delta))
-            if self.lilaw_state.current_step_weighted:  # past the warm-up: this step is weighted
-                losses = weights.total * losses
-        # Unlabelled rows: their base loss is 0 and their weight finite, so they add exactly 0 to the sum.
+        else:
+            losses = per_sample_loss(
+                logits, labels, **self._base_loss._asdict(), label_smoothing=self.args.label_smoothing_factor
+            )
         total_loss = losses.sum()
         if num_items_in_batch is not None:
             return total_loss / num_items_in_batch
         # No item count (e.g. evaluation): a per-batch mean, which Trainer scales for accumulation itself.
-        mean = total_loss / labelled.sum().clamp_min(1)
+        mean = total_loss / (labels != IGNORE_INDEX).sum().clamp_min(1)
         if self._in_training_step:
             mean = mean / self.current_gradient_accumulation_steps
         return mean

@@ -55,8 +55,16 @@ def test_per_parameter_settings_fall_back_to_the_common_one(tmp_path):
         ({"lilaw_meta_fraction": 1.5}, "lilaw_meta_fraction must be in"),
         ({"lilaw_meta_batch_size": 0}, "lilaw_meta_batch_size must be >= 1"),
         ({"lilaw_warmup_steps": -3}, "lilaw_warmup_steps"),
+        ({"lilaw_compile": "yes"}, "lilaw_compile must be True, False or None"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         LiLAWConfig(output_dir=str(tmp_path), **overrides)
+
+
+def test_lilaw_compile_follows_torch_compile_unless_set(tmp_path):
+    assert not LiLAWConfig(output_dir=str(tmp_path)).lilaw_compiles
+    assert LiLAWConfig(output_dir=str(tmp_path), torch_compile=True).lilaw_compiles
+    assert not LiLAWConfig(output_dir=str(tmp_path), torch_compile=True, lilaw_compile=False).lilaw_compiles
+    assert LiLAWConfig(output_dir=str(tmp_path), lilaw_compile=True).lilaw_compiles

@@ -1,8 +1,9 @@
 """The meta step's fast paths (tensor-cached meta set, closed-form meta gradient) change nothing but the time."""
 
+import pytest
 import torch
 
-import hf_lilaw.lilaw.trainer as lilaw_trainer_module
+import hf_lilaw.functional.lilaw_step as lilaw_step
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
 from hf_lilaw.core.tensor_cache import TensorBatchCache
 from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd, lilaw_weights
@@ -88,7 +89,7 @@ def test_meta_cache_off_equals_auto(tmp_path, blob_splits, monkeypatch):
 
 def test_closed_form_meta_gradient_equals_autograd_in_training(tmp_path, blob_splits, monkeypatch):
     closed = _run(tmp_path / "closed", blob_splits["train"], blob_splits["meta"])
-    monkeypatch.setattr(lilaw_trainer_module, "lilaw_meta_gradient", lilaw_meta_gradient_autograd)
+    monkeypatch.setattr(lilaw_step, "lilaw_meta_gradient", lilaw_meta_gradient_autograd)
     reference = _run(tmp_path / "autograd", blob_splits["train"], blob_splits["meta"])
     # The closed form is bit-equal to autograd on CPU (tests/functional/test_weighting.py), so the whole run is.
     assert closed[1] == reference[1]
@@ -103,9 +104,24 @@ def test_one_node_training_weights_equal_autograd_in_training(tmp_path, blob_spl
         alpha, beta, delta = params.detach()
         return lilaw_weights(probs, labels, alpha=alpha, beta=beta, delta=delta)
 
-    monkeypatch.setattr(lilaw_trainer_module, "lilaw_training_weights", reference)
+    monkeypatch.setattr(lilaw_step, "lilaw_training_weights", reference)
     slow = _run(tmp_path / "autograd", blob_splits["train"], blob_splits["meta"])
     # Same values and the same gradients bit for bit, so the same α, β, δ, logs and model weights.
     assert fast[1] == slow[1]
     assert fast[0].lilaw_parameters() == slow[0].lilaw_parameters()
     _identical(fast[2], slow[2])
+
+
+def test_compiled_step_math_gives_the_same_run(tmp_path, blob_splits):
+    from torch._dynamo.utils import counters
+
+    eager = _run(tmp_path / "eager", blob_splits["train"], blob_splits["meta"])
+    compiled_before = counters["stats"]["unique_graphs"]
+    compiled = _run(tmp_path / "compiled", blob_splits["train"], blob_splits["meta"], lilaw_compile=True)
+    assert counters["stats"]["unique_graphs"] > compiled_before  # the step math did run compiled
+    # Fused kernels round differently: equal to float32 rounding, not bit for bit.
+    for (a, b, d), (a2, b2, d2) in zip(eager[1], compiled[1], strict=True):
+        assert a2 == pytest.approx(a, rel=1e-6) and b2 == pytest.approx(b, rel=1e-6) and d2 == pytest.approx(d, rel=1e-6)
+    for name, value in eager[2].items():
+        torch.testing.assert_close(compiled[2][name], value, rtol=1e-5, atol=1e-6)
+    assert compiled[0].meta_steps == eager[0].meta_steps == 11
