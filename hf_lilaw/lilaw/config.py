@@ -83,7 +83,7 @@ class LiLAWConfig(TrainingArguments):
             Run LiLAW's per-step math (the weighted training loss, the meta gradient, the guarded update) through
             `torch.compile`, with `torch_compile_backend` / `torch_compile_mode`. `None` follows `torch_compile`.
             On small tensors eager time is mostly per-operation dispatch, so compiling cuts LiLAW's fixed cost per
-            step about in half (see the README's cost table), after a one-off compile of seconds per new batch shape.
+            step by about 40 % (see the README's cost table), after a one-off compile of seconds per new batch shape.
     """
 
     # Initial values
