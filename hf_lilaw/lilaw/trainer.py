@@ -402,6 +402,7 @@ class LiLAWTrainer(BaseTrainer):
             "meta fraction (when no meta set is given)": args.lilaw_meta_fraction,
             "weights detached in the model's backward": args.lilaw_detach_weights,
             "meta forward mode": args.lilaw_meta_forward_mode,
+            "per-step math compiled (torch.compile)": args.lilaw_compiles,
         }
         base_loss = args.lilaw_base_loss + (f" (γ = {args.lilaw_focal_gamma})" if args.lilaw_base_loss == "focal" else "")
 

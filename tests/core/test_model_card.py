@@ -98,6 +98,7 @@ def test_card_records_lilaw_run(trained, tmp_path, no_network):
     assert "- meta learning rate (SGD): 0.5" in text
     assert "- warm-up (unweighted, no meta steps): 2 optimizer steps" in text
     assert "- meta forward mode: eval" in text
+    assert "- per-step math compiled (torch.compile): False" in text
     # the comparison table: one row per metric, one column per run, and the difference
     assert "| metric         | Trainer | LiLAWTrainer | Δ       |" in text
     assert "| top-1 accuracy | 0.5125  | 0.6000       | +0.0875 |" in text
