@@ -48,6 +48,7 @@ _EXPORTS = {
     "lilaw_training_weights": ".functional.weighting",
     "lilaw_weights": ".functional.weighting",
     "compute_classification_metrics": ".metrics",
+    "load_classification_metric": ".metrics",
     "fairness_metrics": ".metrics",
     "make_fairness_compute_metrics": ".metrics",
     "INPUT_NOISE_TYPES": ".noise",
@@ -128,6 +129,11 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .losses import CrossEntropy, FocalLoss, GeneralizedCrossEntropy, SymmetricCrossEntropy, make_loss
     from .models import efficientnet_lite0_checkpoint
     from .lilaw.trainer import LiLAWTrainer
-    from .metrics import compute_classification_metrics, fairness_metrics, make_fairness_compute_metrics
+    from .metrics import (
+        compute_classification_metrics,
+        fairness_metrics,
+        load_classification_metric,
+        make_fairness_compute_metrics,
+    )
     from .mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer, MLCDTrainer, MLCTrainer
     from .noise import INPUT_NOISE_TYPES, LABEL_NOISE_TYPES, NOISE_TYPES, add_input_noise, add_label_noise, noisy_labels

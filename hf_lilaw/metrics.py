@@ -1,12 +1,14 @@
 """Metrics for `Trainer(compute_metrics=...)`: the paper's top-1, top-5 and AUROC, and group fairness.
 
-Computed offline with scikit-learn, one code path (no Hub lookups). Top-5 accuracy is reported only for
-tasks with more than five classes: with five or fewer it is 1.0 by construction.
+Computed offline with scikit-learn, one code path (no Hub lookups), also as an `evaluate` metric
+(`load_classification_metric`). Top-5 accuracy is reported only for tasks with more than five classes: with five
+or fewer it is 1.0 by construction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -70,6 +72,23 @@ def compute_classification_metrics(eval_pred: Any) -> dict[str, float]:
     """
     logits, labels = _unpack(eval_pred)
     return _classification_metrics(logits, labels)
+
+
+def load_classification_metric(**kwargs: Any) -> Any:
+    """`compute_classification_metrics` as an `evaluate` metric (``add_batch`` / ``compute``, distributed
+    evaluation as `evaluate` does it), loaded from the module file shipped in this package: no Hub access.
+
+    Args:
+        kwargs: passed to `evaluate.load` (e.g. ``experiment_id``, ``num_process``, ``process_id``).
+
+    Returns:
+        An `evaluate.EvaluationModule` whose ``compute(predictions=logits, references=labels)`` returns what
+        `compute_classification_metrics` returns for the same rows.
+    """
+    import evaluate  # slow to import; only this function needs it
+
+    path = Path(__file__).resolve().parent / "evaluate_modules" / "lilaw_classification.py"
+    return evaluate.load(str(path), **kwargs)
 
 
 def fairness_metrics(

@@ -118,3 +118,18 @@ def test_fairness_compute_metrics_reads_the_group_column():
         compute(EvalPrediction(predictions=logits[:4], label_ids=np.zeros(4, dtype=int)))
     with pytest.raises(ValueError, match="no column"):
         make_fairness_compute_metrics(eval_dataset, group_column="race")
+
+
+def test_evaluate_metric_equals_compute_classification_metrics():
+    from hf_lilaw import load_classification_metric
+
+    rng = np.random.default_rng(0)
+    logits = rng.normal(size=(60, 7)).astype(np.float32)
+    labels = rng.integers(0, 7, 60)
+    labels[::9] = -100
+    metric = load_classification_metric()
+    for start in range(0, 60, 25):  # batches, as an evaluation loop adds them
+        metric.add_batch(predictions=logits[start : start + 25], references=labels[start : start + 25])
+    result = metric.compute()
+    assert result == compute_classification_metrics((logits, labels))
+    assert set(result) == {"accuracy", "top5_accuracy", "roc_auc"} and 0 < result["accuracy"] < 1

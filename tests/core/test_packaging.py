@@ -52,6 +52,7 @@ def test_wheel_ships_the_template_and_an_installed_copy_renders_a_card(tmp_path)
     (wheel,) = wheels.glob("hf_lilaw-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     assert "hf_lilaw/model_cards/model_card.md" in names
+    assert "hf_lilaw/evaluate_modules/lilaw_classification.py" in names
     packages = {str(p.parent.relative_to(ROOT)).replace(os.sep, "/") for p in (ROOT / "hf_lilaw").rglob("__init__.py")}
     assert packages <= {name.rsplit("/", 1)[0] for name in names}  # pyproject's package list covers every folder
 
@@ -63,6 +64,8 @@ def test_wheel_ships_the_template_and_an_installed_copy_renders_a_card(tmp_path)
         "from hf_lilaw.core.model_card import render_model_card\n"
         "path = render_model_card('card/README.md', method='EBOMLC', method_description='Labels corrected.', "
         "base_loss='cross_entropy', model_name='demo', usage='pass', train_snippet='pass', citation='@misc{x}')\n"
+        "metric = hf_lilaw.load_classification_metric()\n"
+        "assert metric.compute(predictions=[[2.0, 0.0], [0.0, 1.0]], references=[0, 0])['accuracy'] == 0.5\n"
         "print(hf_lilaw.__file__)\n"
         "print(open(path).read())\n",
         pythonpath=f"{target}{os.pathsep}{sysconfig.get_paths()['purelib']}", cwd=tmp_path,
