@@ -85,8 +85,8 @@ from benchmarks.common import (  # noqa: E402
 LILAW_BASE_ARMS = ("trainer", "floor")
 LILAW_VARIANTS = ("lilaw", "lilaw_compiled", "lilaw_detached")
 MLC_ARMS = ("ce", "lilaw", "mlc", "mlc_d", "ebomlc")
-ARM_LABELS = {"trainer": "Trainer", "floor": "Trainer + meta forward", "ce": "CE (Trainer)", "lilaw": "LiLAW", "lilaw_compiled": "LiLAW (lilaw_compile)",
-              "lilaw_detached": "LiLAW (detached weights)",
+ARM_LABELS = {"trainer": "Trainer", "floor": "Trainer + meta forward", "ce": "CE (Trainer)", "lilaw": "LiLAW",
+              "lilaw_compiled": "LiLAW (lilaw_compile)", "lilaw_detached": "LiLAW (detached weights)",
               "mlc": "MLC", "mlc_d": "MLC-D", "ebomlc": "EBOMLC"}  # fmt: skip
 
 # Input sizes chosen so that a model's interleaved timing takes a few minutes on one CPU core.

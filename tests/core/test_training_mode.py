@@ -1,7 +1,6 @@
 import copy
 
 import pytest
-import torch
 from torch import nn
 from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
 
