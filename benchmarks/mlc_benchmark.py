@@ -281,6 +281,17 @@ def _index(cells: list[dict[str, Any]]) -> dict[tuple, dict[str, Any]]:
     return {(c["recipe"], c["clean_fraction"], c["noise"], c["rate"], c["method"]): c for c in cells}
 
 
+def _condition_rows(models: list[tuple], *, recipe: str | None = None):
+    """The summary tables' row groups in table order: ``(model name, cells by key, recipe, noise, rate, CE
+    accuracies)`` for every model, every recipe of its full grid (or only ``recipe``) and every condition."""
+    for cfg, cells, _ in models:
+        by = _index(cells)
+        for r in [recipe] if recipe else cfg["grids"]["full"]["recipes"]:
+            for noise, rate in CONDITION_ORDER:
+                ce = [c["ce"] for c in cells if (c["recipe"], c["noise"], c["rate"]) == (r, noise, rate)]
+                yield cfg["name"], by, r, noise, rate, ce
+
+
 def _stars(cell: dict[str, Any] | None) -> str:
     return "" if cell is None else "‡" if cell["p"] < 0.01 else "†" if cell["p"] < 0.05 else ""
 
@@ -308,38 +319,30 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
     fractions = sorted({c["clean_fraction"] for _, cells, _ in models for c in cells})
     headers = ["model", "recipe", "noise", "CE acc. %"] + [f"clean {100 * f:g} %" for f in fractions]
     rows = []
-    for cfg, cells, _ in models:
-        by = _index(cells)
-        for recipe in cfg["grids"]["full"]["recipes"]:
-            for noise, rate in CONDITION_ORDER:
-                row = [cfg["name"], recipe, f"{noise} {100 * rate:g} %"]
-                ce = [c["ce"] for c in cells if (c["recipe"], c["noise"], c["rate"]) == (recipe, noise, rate)]
-                row.append(f"{np.mean(ce):.1f}" if ce else "")
-                for f in fractions:
-                    options = [by[k] for k in ((recipe, f, noise, rate, m) for m in METHOD_LABELS) if k in by]
-                    if not options:
-                        row.append("")
-                        continue
-                    best = max(options, key=lambda c: c["delta"])
-                    stars = _stars(best)
-                    text = f"{METHOD_LABELS[best['method']]} {best['delta']:+.1f}{stars}"
-                    row.append(f"**{text}**" if stars and best["delta"] > 0 else text)
-                rows.append(row)
+    for model, by, recipe, noise, rate, ce in _condition_rows(models):
+        row = [model, recipe, f"{noise} {100 * rate:g} %", f"{np.mean(ce):.1f}" if ce else ""]
+        for f in fractions:
+            options = [by[k] for k in ((recipe, f, noise, rate, m) for m in METHOD_LABELS) if k in by]
+            if not options:
+                row.append("")
+                continue
+            best = max(options, key=lambda c: c["delta"])
+            stars = _stars(best)
+            text = f"{METHOD_LABELS[best['method']]} {best['delta']:+.1f}{stars}"
+            row.append(f"**{text}**" if stars and best["delta"] > 0 else text)
+        rows.append(row)
     lines += ["## Best method per cell (Δ vs CE, points)", "", markdown_table(headers, rows), ""]
     headers = ["model", "recipe", "noise", "method"] + [f"clean {100 * f:g} %" for f in fractions]
     rows = []
-    for cfg, cells, _ in models:
-        by = _index(cells)
-        for recipe in cfg["grids"]["full"]["recipes"]:
-            for noise, rate in CONDITION_ORDER:
-                for m, label in METHOD_LABELS.items():
-                    cs = [by.get((recipe, f, noise, rate, m)) for f in fractions]
-                    if not any(cs):
-                        continue
-                    row = [cfg["name"], recipe, f"{noise} {100 * rate:g} %", label]
-                    for c in cs:
-                        row.append("" if c is None else f"{c['delta']:+.1f}{_stars(c)} (n={c['seeds']})")
-                    rows.append(row)
+    for model, by, recipe, noise, rate, _ in _condition_rows(models):
+        for m, label in METHOD_LABELS.items():
+            cs = [by.get((recipe, f, noise, rate, m)) for f in fractions]
+            if not any(cs):
+                continue
+            row = [model, recipe, f"{noise} {100 * rate:g} %", label]
+            for c in cs:
+                row.append("" if c is None else f"{c['delta']:+.1f}{_stars(c)} (n={c['seeds']})")
+            rows.append(row)
     lines += ["## Every method (Δ vs CE, points; n = seeds)", "", markdown_table(headers, rows), ""]
     sizes = " / ".join(f"{100 * f:g}" for f in fractions)
     for recipe in ("default", "authors"):
@@ -347,20 +350,17 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
                                                    for _, cells, _ in models for c in cells)]  # fmt: skip
         headers = ["model", "noise", "CE acc. %"] + [f"{METHOD_LABELS[m]} ({sizes} % clean)" for m in methods]
         rows = []
-        for cfg, cells, _ in models:
-            by = _index(cells)
-            for noise, rate in CONDITION_ORDER:
-                ce = [c["ce"] for c in cells if (c["recipe"], c["noise"], c["rate"]) == (recipe, noise, rate)]
-                if not ce:
-                    continue
-                row = [cfg["name"], f"{noise} {100 * rate:g} %", f"{np.mean(ce):.1f}"]
-                for m in methods:
-                    parts = []
-                    for f in fractions:
-                        c = by.get((recipe, f, noise, rate, m))
-                        parts.append("–" if c is None else f"{c['delta']:+.1f}{_stars(c)}")
-                    row.append(" / ".join(parts))
-                rows.append(row)
+        for model, by, _, noise, rate, ce in _condition_rows(models, recipe=recipe):
+            if not ce:
+                continue
+            row = [model, f"{noise} {100 * rate:g} %", f"{np.mean(ce):.1f}"]
+            for m in methods:
+                parts = []
+                for f in fractions:
+                    c = by.get((recipe, f, noise, rate, m))
+                    parts.append("–" if c is None else f"{c['delta']:+.1f}{_stars(c)}")
+                row.append(" / ".join(parts))
+            rows.append(row)
         lines += [f"## Recipe `{recipe}`: Δ vs CE by clean-set size", "", markdown_table(headers, rows), ""]
     out = Path(out_dir) / f"{name}.md"
     out.write_text("\n".join(lines))
