@@ -282,8 +282,12 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             return True
         # EBOMLC without the gate gains most at heavy noise but loses badly on cleaner data under an adaptive
         # optimizer (docs/benchmarks.md §4); the SGD recipe and the released step are the authors' ungated setting.
-        sgd = getattr(self.optim, "value", self.optim) == "sgd"
-        return self.mlc_method == "ebomlc" and self.mlc_ebomlc_variant == "spec" and not sgd
+        return self.mlc_method == "ebomlc" and self.mlc_ebomlc_variant == "spec" and self.optim_name != "sgd"
+
+    @property
+    def optim_name(self) -> str:
+        """`optim` as a plain string (`TrainingArguments` may hold it as an `OptimizerNames` member)."""
+        return getattr(self.optim, "value", self.optim)
 
     @property
     def resolved_mixture_space(self) -> str:

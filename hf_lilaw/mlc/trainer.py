@@ -263,8 +263,8 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         elif optimizer_cls_and_kwargs is not None:
             sgd = issubclass(optimizer_cls_and_kwargs[0], torch.optim.SGD)
         else:
-            sgd = getattr(args.optim, "value", args.optim) == "sgd"
-        name = getattr(args.optim, "value", args.optim) if optimizer is None else type(optimizer).__name__
+            sgd = args.optim_name == "sgd"
+        name = args.optim_name if optimizer is None else type(optimizer).__name__
         if args.mlc_method == "mlc" and not args.resolved_skip_gate and not sgd:
             warnings.warn(
                 f"MLC without the skip gate (mlc_skip_gate=False) with an adaptive main optimizer ({name}) is known "
