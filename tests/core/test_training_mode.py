@@ -1,5 +1,3 @@
-import copy
-
 import pytest
 from torch import nn
 from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
@@ -57,13 +55,12 @@ def test_hub_model_with_kernels_uses_its_own_train(monkeypatch):
     model = TimmWrapperForImageClassification(TimmWrapperConfig(architecture="test_resnet", num_labels=3))
     recast = []
     monkeypatch.setattr(model, "set_use_kernels", lambda use, *a, **k: recast.append(use), raising=False)
-    model._use_kernels = True  # as after from_pretrained(..., use_kernels=True)
-    set_training_mode(model, False)
-    assert recast == [True] and not model.training and not model.timm_model.training
-    plain = copy.deepcopy(model)
-    plain._use_kernels = False
-    set_training_mode(plain, True)
-    assert recast == [True] and plain.training and all(m.training for m in plain.modules())
+    set_training_mode(model, False)  # no kernels: nothing to re-cast
+    assert recast == [] and not any(m.training for m in model.modules())
+    # As after from_pretrained(..., use_kernels=True): PreTrainedModel.train re-casts them on a mode change.
+    monkeypatch.setattr(type(model), "use_kernels", property(lambda self: True))
+    set_training_mode(model, True)
+    assert recast == [True] and all(m.training for m in model.modules())
 
 
 def test_mode_must_be_a_bool():
