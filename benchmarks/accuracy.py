@@ -430,7 +430,7 @@ def one_run_issues(cfg: dict[str, Any], cell: Cell, seed: int, device: str) -> n
     """
     import datasets
 
-    from hf_lilaw.analysis.cleaning import clean_labels
+    from hf_lilaw import clean_labels
 
     result = train_one("lilaw", cfg, cell, seed, train_dataset=cell.train, device=device, evaluate=False)
     scores = result["trainer"].score_samples(cell.train_eval)

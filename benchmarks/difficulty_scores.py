@@ -34,7 +34,7 @@ from hf_lilaw import (
     plot_data_map,
     split_meta_set,
 )
-from hf_lilaw.analysis.scores import data_maps
+from hf_lilaw.analysis import data_maps
 
 
 @dataclass

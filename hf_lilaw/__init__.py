@@ -7,9 +7,9 @@ to register the tabular and time-series models with the transformers Auto classe
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
+from ._lazy import lazy_exports
 from ._version import __version__
 from .core.columns import BOOKKEEPING_COLUMNS, CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN, SAMPLE_ID_COLUMN
 
@@ -31,7 +31,7 @@ _EXPORTS = {
     "find_label_issues": ".analysis.label_issues",
     "label_issue_metrics": ".analysis.label_issues",
     "plot_data_map": ".analysis.plots",
-    "plot_lilaw_parameters": ".analysis.plots",
+    "plot_lilaw_parameters": ".lilaw.plot",
     "plot_weight_histogram": ".analysis.plots",
     "clean_labels": ".analysis.cleaning",
     "CrossEntropy": ".losses",
@@ -78,24 +78,14 @@ __all__ = sorted(
 )
 
 
-def __getattr__(name: str) -> Any:
-    module = _EXPORTS.get(name)
-    if module is None:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(importlib.import_module(module, __name__), name)
-    globals()[name] = value  # later lookups skip __getattr__
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
     from .analysis.cleaning import clean_labels
     from .analysis.dynamics import TrainingDynamics, TrainingDynamicsRecorder
     from .analysis.label_issues import find_label_issues, label_issue_metrics
-    from .analysis.plots import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
+    from .analysis.plots import plot_data_map, plot_weight_histogram
     from .analysis.scores import HARDNESS_SCORES
     from .core.base_trainer import BaseTrainer
     from .core.observers import TrainingDynamicsObserver
@@ -126,6 +116,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         lilaw_weights,
     )
     from .lilaw.config import LiLAWConfig
+    from .lilaw.plot import plot_lilaw_parameters
     from .losses import CrossEntropy, FocalLoss, GeneralizedCrossEntropy, SymmetricCrossEntropy, make_loss
     from .models import efficientnet_lite0_checkpoint
     from .lilaw.trainer import LiLAWTrainer

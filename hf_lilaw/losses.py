@@ -33,6 +33,9 @@ import torch
 from .functional.losses import IGNORE_INDEX, per_sample_loss
 
 
+__all__ = ["ClassificationLoss", "CrossEntropy", "FocalLoss", "GeneralizedCrossEntropy", "SymmetricCrossEntropy", "make_loss"]
+
+
 def _logits(outputs: Any) -> torch.Tensor:
     if isinstance(outputs, torch.Tensor):
         return outputs

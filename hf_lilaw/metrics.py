@@ -16,6 +16,9 @@ from scipy.special import softmax
 from sklearn.metrics import accuracy_score, roc_auc_score, top_k_accuracy_score
 
 
+__all__ = ["compute_classification_metrics", "fairness_metrics", "load_classification_metric", "make_fairness_compute_metrics"]
+
+
 def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     """Logits and labels from an `EvalPrediction` or a ``(predictions, labels)`` pair, ignored (-100) rows dropped."""
     if hasattr(eval_pred, "predictions"):

@@ -1,4 +1,4 @@
-"""PNG plots of a LiLAW run: α, β, δ over training, the per-sample weights, and a Data Map.
+"""PNG plots of a run's per-sample statistics: the weights and a Data Map (α, β, δ: `hf_lilaw.lilaw.plot`).
 
 Figures are built with `matplotlib.figure.Figure` rather than pyplot: no global backend is switched and no
 figure is left registered, so plotting from a training script or a notebook has no side effects and saving
@@ -15,9 +15,7 @@ from typing import Any
 import numpy as np
 from matplotlib.figure import Figure
 
-from ..lilaw.plot import plot_lilaw_parameters
-
-__all__ = ["plot_data_map", "plot_lilaw_parameters", "plot_weight_histogram"]
+__all__ = ["plot_data_map", "plot_weight_histogram"]
 
 def _save(fig: Figure, path: str | os.PathLike[str]) -> Path:
     path = Path(path)

@@ -1,2 +1,18 @@
-"""Trainer machinery shared by the method families: the base trainer (`hf_lilaw.core.base_trainer`), columns
-and label checks, side-batch samplers, extra checkpoint state, model cards."""
+"""Trainer machinery shared by the method families: the base trainer, columns and label checks, side-batch
+samplers, extra checkpoint state, model cards. A new family subclasses `BaseTrainer`; the rest is its toolbox.
+Names load on first use, so the package face does not import `transformers.Trainer`."""
+
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "BaseTrainer": ".base_trainer",
+    "TrainingDynamicsObserver": ".observers",
+    "TrainingState": ".training_state",
+    "split_meta_set": ".splits",
+    "with_sample_id": ".columns",
+    "SAMPLE_ID_COLUMN": ".columns",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

@@ -1,1 +1,17 @@
 """Pure tensor math, no Trainer: LiLAW weights and meta update, per-sample losses, MLC barrier math, statistics."""
+
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "LiLAWWeights": ".weighting",
+    "lilaw_meta_gradient": ".weighting",
+    "lilaw_meta_update": ".weighting",
+    "lilaw_training_weights": ".weighting",
+    "lilaw_weights": ".weighting",
+    "per_sample_loss": ".losses",
+    "per_sample_statistics": ".statistics",
+}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

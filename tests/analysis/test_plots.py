@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from hf_lilaw.analysis.plots import plot_data_map, plot_lilaw_parameters, plot_weight_histogram
+from hf_lilaw.analysis.plots import plot_data_map, plot_weight_histogram
+from hf_lilaw.lilaw.plot import plot_lilaw_parameters
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
