@@ -2,14 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 import math
-from typing import Literal
+from typing import Literal, NamedTuple
 
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
 from .dynamics import TrainingDynamics
 from .scores import HARDNESS_SCORES
+
+logger = logging.getLogger(__name__)
+
+# √n · dip above which the automatic split calls the scores bimodal. Calibrated on a peaked unimodal reference,
+# the Gaussian: above its 99th percentile for n ≥ 1,500 (simulated: 0.39 at n = 1,500, 0.33 at 10,000). Scores of
+# clean labels are peaked (J- or bell-shaped), not flat; the flat uniform, the dip test's least favourable case,
+# exceeds 0.40 in about a third of samples, which is why a second condition (the group size) guards the split.
+DIP_CRITICAL_VALUE = 0.40
+# The smallest second group the automatic split flags, as a fraction of the scored samples.
+MIN_GROUP_FRACTION = 0.05
 
 
 def otsu_threshold(scores: np.ndarray) -> float:
@@ -32,6 +43,171 @@ def otsu_threshold(scores: np.ndarray) -> float:
     return float(s[int(np.argmax(between))])
 
 
+def _spread_ties(values: np.ndarray) -> np.ndarray:
+    """Sorted ``values`` with each run of equal values spread evenly over the interval halfway to its neighbours.
+
+    A count (``forgetting``) then reads as a histogram with one bin per count instead of a row of point
+    masses, each of which the dip would take for a mode of its own. Values that occur once stay put.
+    """
+    s = np.sort(values)
+    distinct, start, counts = np.unique(s, return_index=True, return_counts=True)
+    if distinct.size < 2 or counts.max() == 1:
+        return s
+    gaps = np.diff(distinct) / 2
+    below = np.concatenate([gaps[:1], gaps])  # the ends borrow the one half-gap they have
+    above = np.concatenate([gaps, gaps[-1:]])
+    out = s.copy()
+    for j in np.flatnonzero(counts > 1):
+        c = counts[j]
+        out[start[j] : start[j] + c] = distinct[j] - below[j] + (np.arange(c) + 0.5) / c * (below[j] + above[j])
+    return out
+
+
+def _hull_links(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Neighbours on the hulls of the points ``(x_i, i)``, ``x`` sorted.
+
+    ``left[j]`` is the vertex before ``j`` on the greatest convex minorant of points ``0..j``; ``right[k]`` the
+    vertex after ``k`` on the least concave majorant of points ``k..n-1``.
+    """
+    n = x.size
+    left = np.zeros(n, dtype=np.int64)
+    for j in range(1, n):
+        a = j - 1
+        while a > 0 and (x[j] - x[a]) * (a - left[a]) >= (x[a] - x[left[a]]) * (j - a):
+            a = left[a]
+        left[j] = a
+    right = np.full(n, n - 1, dtype=np.int64)
+    for k in range(n - 2, -1, -1):
+        a = k + 1
+        while a < n - 1 and (x[k] - x[a]) * (a - right[a]) >= (x[a] - x[right[a]]) * (k - a):
+            a = right[a]
+        right[k] = a
+    return left, right
+
+
+def _largest_gap(x: np.ndarray, segments: np.ndarray, *, minorant: bool) -> float:
+    """Largest distance (in samples) between the empirical CDF and a hull, over the hull's ``segments``."""
+    largest = 0.0
+    for a, b in zip(segments[:-1], segments[1:]):
+        if b - a > 1 and x[b] != x[a]:
+            j = np.arange(a, b + 1)
+            line = (x[j] - x[a]) * (b - a) / (x[b] - x[a])
+            gap = (j - a + 1) - line if minorant else line - (j - a - 1)
+            largest = max(largest, float(gap.max()))
+    return max(largest, 1.0)
+
+
+def dip_statistic(scores: np.ndarray) -> float:
+    """Hartigan's dip (Hartigan & Hartigan, 1985): the distance from the empirical CDF to the closest unimodal one.
+
+    Computed by Hartigan's algorithm (AS 217): shrink the modal interval, alternating between the greatest
+    convex minorant left of it and the least concave majorant right of it, until their largest gap no longer
+    exceeds the dip found. Two well-separated groups holding fractions ``p ≤ 1/2`` and ``1 − p`` give a dip of
+    about ``p/2``; a unimodal sample gives one of order ``1/√n``. NaN are ignored; fewer than 4 values, or all
+    equal, give 0. Ties are spread halfway to their neighbouring values first (see ``_spread_ties``).
+    """
+    x = _spread_ties(np.asarray(scores, dtype=np.float64)[~np.isnan(scores)])
+    n = x.size
+    if n < 4 or x[0] == x[-1]:
+        return 0.0
+    left, right = _hull_links(x)
+    low, high, dip = 0, n - 1, 0.0
+    while True:
+        minorant = [high]
+        while minorant[-1] > low:
+            minorant.append(int(left[minorant[-1]]))
+        minorant.reverse()
+        majorant = [low]
+        while majorant[-1] < high:
+            majorant.append(int(right[majorant[-1]]))
+        g, m = np.asarray(minorant), np.asarray(majorant)
+        # The largest gap between the two hulls, at the vertices strictly inside [low, high], in x order; it
+        # names the next, narrower modal interval.
+        gap, new_g, new_m = 0.0, len(minorant) - 1, 0
+        vertices = sorted([(int(v), 0) for v in g[1:-1]] + [(int(v), 1) for v in m[1:-1]])
+        for v, on_majorant in vertices:
+            if on_majorant:  # above the minorant's segment [a, b]
+                k = int(np.searchsorted(g, v))
+                a, b = g[k - 1], g[k]
+                d = (v - a + 1) - (x[v] - x[a]) * (b - a) / (x[b] - x[a])
+                at = (k - 1, majorant.index(v))
+            else:  # below the majorant's segment [a, b]
+                k = int(np.searchsorted(m, v))
+                a, b = m[k - 1], m[k]
+                d = (x[v] - x[a]) * (b - a) / (x[b] - x[a]) - (v - a - 1)
+                at = (minorant.index(v), k)
+            if d >= gap:
+                gap, (new_g, new_m) = d, at
+        if gap < dip:
+            break
+        dip = max(dip, _largest_gap(x, g[: new_g + 1], minorant=True), _largest_gap(x, m[new_m:], minorant=False))
+        if (g[new_g], m[new_m]) == (low, high):
+            break
+        low, high = int(g[new_g]), int(m[new_m])
+    return dip / (2 * n)
+
+
+class AutomaticSplit(NamedTuple):
+    """What the automatic split of `find_label_issues` decided, and why."""
+
+    threshold: float
+    """Scores above it are flagged; ``inf`` when the split refuses."""
+    dip: float
+    """Hartigan's dip of the scores (see `dip_statistic`)."""
+    upper_fraction: float
+    """Fraction of the scored samples above Otsu's cut: the estimated noise rate when the split is made."""
+    reason: str
+    """The decision in words."""
+
+    @property
+    def refused(self) -> bool:
+        return math.isinf(self.threshold)
+
+
+def automatic_threshold(scores: np.ndarray) -> AutomaticSplit:
+    """Otsu's two-class split of ``scores``, made only when the scores hold a second group.
+
+    The split is made when both hold:
+
+    1. **The scores are bimodal**: Hartigan's dip exceeds what a peaked unimodal sample shows,
+       ``√n · dip > DIP_CRITICAL_VALUE`` (0.40: above the 99th percentile of Gaussian samples of 1,500 or
+       more). On clean labels every score is unimodal, often J-shaped (a peak at the clean end, a tail of
+       hard samples), and Otsu's split would cut that tail or even the middle of the peak; label noise adds
+       a second peak, which the dip measures.
+    2. **The upper group is not tiny**: Otsu's upper class holds at least ``MIN_GROUP_FRACTION`` (5 %) of the
+       scored samples. Clean data have small groups of their own: the samples a model never learns (which
+       ``forgetting`` and ``data_iq`` place apart by construction) or learns confidently wrong. Below 5 %,
+       pass the rate you expect as ``frac_issues=`` instead.
+
+    Otherwise the threshold is ``inf`` (nothing flagged) and ``reason`` says which condition failed.
+    NaN are ignored.
+    """
+    values = np.asarray(scores, dtype=np.float64)
+    values = values[~np.isnan(values)]
+    n = values.size
+    cut = otsu_threshold(values)
+    if math.isinf(cut):
+        return AutomaticSplit(math.inf, 0.0, 0.0, "the scores hold fewer than two distinct values: nothing to split")
+    dip = dip_statistic(values)
+    upper = float((values > cut).mean())
+    statistic = math.sqrt(n) * dip
+    if statistic <= DIP_CRITICAL_VALUE:
+        reason = (
+            f"the scores show one group, not two (dip test: √n·dip = {statistic:.2f} ≤ {DIP_CRITICAL_VALUE}), as on "
+            "clean labels; nothing flagged. If you know the noise rate, pass frac_issues= (or threshold=)."
+        )
+        return AutomaticSplit(math.inf, dip, upper, reason)
+    if upper < MIN_GROUP_FRACTION:
+        reason = (
+            f"the upper group holds {upper:.1%} of the scored samples, under {MIN_GROUP_FRACTION:.0%}: too small to "
+            "tell label noise from the samples a model never learns; nothing flagged. If you expect that much noise, "
+            "pass frac_issues= (or threshold=)."
+        )
+        return AutomaticSplit(math.inf, dip, upper, reason)
+    reason = f"two groups (dip test: √n·dip = {statistic:.2f}); the upper {upper:.1%} flagged by Otsu's split"
+    return AutomaticSplit(cut, dip, upper, reason)
+
+
 def find_label_issues(
     *,
     dynamics: TrainingDynamics | None = None,
@@ -42,6 +218,7 @@ def find_label_issues(
     threshold: float | None = None,
     num_issues: int | None = None,
     frac_issues: float | None = None,
+    max_fraction: float | None = None,
 ) -> np.ndarray:
     """Flag samples whose labels are likely wrong.
 
@@ -57,11 +234,16 @@ def find_label_issues(
     - ``num_issues``: the ``num_issues`` highest scores.
     - ``frac_issues``: the highest ``round(frac_issues · n)`` of the ``n`` scored samples; pass the
       noise rate when it is known.
-    - none of them: Otsu's two-class split of the scores (`otsu_threshold`), the upper class flagged.
-      It needs no guess of the noise rate and suits any score, and LiLAW's W_α is bimodal under label
-      noise (clean samples near 1, mislabelled ones far lower; paper Table 16, AUROC 0.98), which is
-      the case a two-class split is made for. Like any two-means split it leans towards the larger
-      class when one class is small (a few % of noise); prefer ``frac_issues`` there.
+    - none of them: the automatic split (`automatic_threshold`): Otsu's two-class split of the scores, the
+      upper class flagged, made only when the scores hold a second group: Hartigan's dip test finds them
+      bimodal and the upper class holds at least 5 % of the samples. Otherwise nothing is flagged and the
+      reason is logged (on clean labels the scores show one group; Otsu's split alone would always cut
+      them in two). LiLAW's W_α is bimodal under label noise (clean samples near 1, mislabelled ones far
+      lower; paper Table 16, AUROC 0.98), the case a two-class split is made for. Under a few % of noise,
+      or whenever you know the rate, prefer ``frac_issues``.
+
+    ``max_fraction`` caps the automatic split or ``threshold`` at the highest ``round(max_fraction · n)``
+    scores, e.g. at a noise rate you know cannot be exceeded.
 
     Args:
         dynamics: recorded `TrainingDynamics`; the score is computed from them.
@@ -70,6 +252,8 @@ def find_label_issues(
         epoch: score as known at the end of this epoch (0-based row; default: all recorded rows).
         return_indices_ranked_by: ``None`` for a mask, ``"score"`` for ranked indices.
         threshold, num_issues, frac_issues: the selection rule, see above.
+        max_fraction: the most that ``threshold`` or the automatic split may flag, a fraction of the scored
+            samples.
     """
     if (dynamics is None) == (scores is None):
         raise ValueError(
@@ -93,6 +277,14 @@ def find_label_issues(
         )
     if frac_issues is not None and not 0.0 <= frac_issues <= 1.0:
         raise ValueError(f"frac_issues must lie in [0, 1], got {frac_issues!r}; use num_issues= for a count.")
+    if max_fraction is not None:
+        if num_issues is not None or frac_issues is not None:
+            raise ValueError(
+                "max_fraction= caps threshold= or the automatic split; num_issues= and frac_issues= already fix "
+                "how many are flagged, so pass one or the other."
+            )
+        if isinstance(max_fraction, bool) or not 0.0 <= max_fraction <= 1.0:
+            raise ValueError(f"max_fraction must lie in [0, 1], got {max_fraction!r} (a fraction of the scored samples).")
 
     if dynamics is not None:
         if score not in HARDNESS_SCORES:
@@ -115,8 +307,16 @@ def find_label_issues(
     elif frac_issues is not None:
         flagged = order[: int(round(frac_issues * order.size))]
     else:
-        cut = otsu_threshold(values) if threshold is None else threshold
+        if threshold is None:
+            split = automatic_threshold(values)
+            if split.refused:
+                logger.warning("find_label_issues flagged nothing: %s", split.reason)
+            cut = split.threshold
+        else:
+            cut = threshold
         flagged = order[values[order] > cut]
+        if max_fraction is not None:
+            flagged = flagged[: int(round(max_fraction * order.size))]
 
     if return_indices_ranked_by == "score":
         return flagged

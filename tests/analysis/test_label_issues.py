@@ -1,11 +1,19 @@
+import logging
 import math
 
 import numpy as np
 import pytest
 
 from hf_lilaw.analysis.dynamics import TrainingDynamics
+from hf_lilaw.analysis.label_issues import (
+    MIN_GROUP_FRACTION,
+    automatic_threshold,
+    dip_statistic,
+    find_label_issues,
+    label_issue_metrics,
+    otsu_threshold,
+)
 from hf_lilaw.analysis.scores import aum
-from hf_lilaw.analysis.label_issues import find_label_issues, label_issue_metrics, otsu_threshold
 
 SCORES = np.array([0.1, 0.9, 0.2, 0.8, 0.15])  # two clear groups: {1, 3} high, {0, 2, 4} low
 
@@ -23,8 +31,8 @@ def dynamics() -> TrainingDynamics:
 
 
 def test_mask_and_ranked_indices_agree():
-    mask = find_label_issues(scores=SCORES)
-    ranked = find_label_issues(scores=SCORES, return_indices_ranked_by="score")
+    mask = find_label_issues(scores=SCORES, threshold=0.5)
+    ranked = find_label_issues(scores=SCORES, return_indices_ranked_by="score", threshold=0.5)
     assert mask.dtype == bool and mask.tolist() == [False, True, False, True, False]
     assert ranked.tolist() == [1, 3]  # most likely wrong first
     assert sorted(ranked.tolist()) == np.flatnonzero(mask).tolist()
@@ -41,6 +49,9 @@ def test_mask_and_ranked_indices_agree():
         ({"num_issues": 10}, [1, 3, 2, 4, 0]),
         ({"frac_issues": 0.4}, [1, 3]),
         ({"frac_issues": 1.0}, [1, 3, 2, 4, 0]),
+        ({"threshold": 0.12, "max_fraction": 0.4}, [1, 3]),  # capped at round(0.4 · 5) = 2
+        ({"threshold": 0.12, "max_fraction": 1.0}, [1, 3, 2, 4]),
+        ({"threshold": 0.12, "max_fraction": 0.0}, []),
     ],
 )
 def test_selection_rules(options, expected):
@@ -52,7 +63,7 @@ def test_nan_scores_never_flagged_and_ties_keep_dataset_order():
     assert find_label_issues(scores=scores, return_indices_ranked_by="score", num_issues=5).tolist() == [1, 3, 2]
     # 0.4 of the 3 scored samples → 1
     assert find_label_issues(scores=scores, frac_issues=0.4).tolist() == [False, True, False, False, False]
-    assert find_label_issues(scores=scores).tolist() == [False, True, False, True, False]
+    assert find_label_issues(scores=scores, threshold=0.5).tolist() == [False, True, False, True, False]
 
 
 def test_otsu_threshold():
@@ -66,16 +77,91 @@ def test_otsu_threshold():
     assert otsu_threshold(np.array([1.0, np.nan, 0.0])) == 0.0
 
 
-def test_from_dynamics_default_score_is_w_alpha():
+def test_from_dynamics_default_score_is_w_alpha(caplog):
     d = dynamics()
-    assert find_label_issues(dynamics=d).tolist() == [False, False, True, False]
-    # As of epoch 0, W_α hardly separates sample 2, but a one-of-three split still picks it.
-    assert find_label_issues(dynamics=d, epoch=0, return_indices_ranked_by="score").tolist() == [2]
+    assert find_label_issues(dynamics=d, threshold=-0.5).tolist() == [False, False, True, False]
+    # Three scored samples cannot show two groups: the automatic split flags nothing and says why.
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.analysis.label_issues"):
+        assert not find_label_issues(dynamics=d).any()
+    assert "one group, not two" in caplog.text and "frac_issues=" in caplog.text
+    assert find_label_issues(dynamics=d, epoch=0, return_indices_ranked_by="score", num_issues=1).tolist() == [2]
     assert find_label_issues(dynamics=d, score="aum", num_issues=1).tolist() == [False, False, True, False]
     np.testing.assert_array_equal(
         find_label_issues(dynamics=d, score="aum", epoch=0, threshold=0.0),
         find_label_issues(scores=aum(d, up_to_epoch=0), threshold=0.0),
     )
+
+
+# ---- the automatic split: dip test and group size ------------------------------------------------
+
+
+def test_dip_statistic_reference_values():
+    # Reference values from an independent implementation of Hartigan's AS 217 (the `diptest` package).
+    assert dip_statistic(np.random.default_rng(0).normal(size=200)) == pytest.approx(0.017943863240194875, abs=1e-12)
+    assert dip_statistic(np.array([0.1, 0.2, 0.25, 0.4, 0.9, 0.95, 1.0, 1.05])) == pytest.approx(0.15625)
+    # Two separated, evenly spread groups of 60 % and 40 %: the dip is close to 0.4 / 2.
+    assert dip_statistic(np.r_[np.linspace(0, 1, 600), np.linspace(10, 11, 400)]) == pytest.approx(0.18)
+    assert dip_statistic(np.array([1.0, np.nan, 2.0])) == 0.0  # fewer than 4 values
+    assert dip_statistic(np.full(10, 3.0)) == 0.0
+
+
+def test_dip_reads_counts_as_a_histogram():
+    # A count score falling off from 0 is one group; each count is not a mode of its own.
+    counts = np.r_[np.zeros(1500), np.ones(300), np.full(150, 2.0), np.full(50, 3.0)]
+    assert dip_statistic(counts) < 0.001
+    never_learned = np.r_[np.zeros(1200), np.ones(150), np.full(50, 2.0), np.full(600, 12.0)]
+    assert dip_statistic(never_learned) > 0.04
+
+
+def _one_group_samples():
+    rng = np.random.default_rng(0)
+    return {
+        "bell": rng.normal(size=2000),  # Otsu's split alone cuts it in half
+        "skewed": rng.exponential(size=2000),
+        "J-shaped": np.r_[np.full(1900, -1.0), -1 + rng.exponential(0.1, 100)],  # −W_α of a clean run
+        "counts": np.r_[np.zeros(1500), np.ones(300), np.full(150, 2.0), np.full(50, 3.0)],
+    }
+
+
+@pytest.mark.parametrize("name", ["bell", "skewed", "J-shaped", "counts"])
+def test_automatic_split_refuses_one_group(name, caplog):
+    scores = _one_group_samples()[name]
+    assert 0.2 < (scores > otsu_threshold(scores)).mean() < 0.6 or name == "J-shaped"  # what Otsu alone flags
+    split = automatic_threshold(scores)
+    assert split.refused and split.threshold == math.inf and "one group, not two" in split.reason
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.analysis.label_issues"):
+        assert not find_label_issues(scores=scores).any()
+    assert "flagged nothing" in caplog.text
+
+
+def test_automatic_split_flags_the_second_group():
+    rng = np.random.default_rng(0)
+    for upper in (200, 400, 1000):  # 10 %, 20 %, 50 % of 2000
+        is_upper = np.r_[np.zeros(2000 - upper, bool), np.ones(upper, bool)]
+        scores = np.where(is_upper, rng.normal(1.0, 0.15, 2000), rng.normal(0.0, 0.15, 2000))
+        split = automatic_threshold(scores)
+        assert not split.refused and split.threshold == otsu_threshold(scores)
+        assert split.upper_fraction == pytest.approx(upper / 2000, abs=0.002)
+        flagged = find_label_issues(scores=scores)
+        assert (flagged == is_upper).mean() > 0.998
+
+
+def test_automatic_split_refuses_a_small_group():
+    rng = np.random.default_rng(0)
+    # 3 % far above the rest: bimodal, but as small as the never-learned rows of a clean run.
+    scores = np.r_[rng.normal(0.0, 0.1, 1940), rng.uniform(3.0, 3.2, 60)]
+    split = automatic_threshold(scores)
+    assert split.refused and split.upper_fraction == pytest.approx(0.03) and MIN_GROUP_FRACTION == 0.05
+    assert "under 5%" in split.reason
+    assert find_label_issues(scores=scores, frac_issues=0.03).sum() == 60  # the way to flag it
+
+
+def test_max_fraction_caps_the_automatic_split():
+    rng = np.random.default_rng(1)
+    scores = np.r_[rng.normal(0.0, 0.1, 600), rng.normal(1.0, 0.1, 400)]
+    assert find_label_issues(scores=scores).sum() == 400
+    capped = find_label_issues(scores=scores, max_fraction=0.1, return_indices_ranked_by="score")
+    np.testing.assert_array_equal(capped, np.argsort(-scores, kind="stable")[:100])
 
 
 @pytest.mark.parametrize(
@@ -89,6 +175,9 @@ def test_from_dynamics_default_score_is_w_alpha():
         ({"scores": SCORES, "num_issues": -1}, "whole number"),
         ({"scores": SCORES, "num_issues": 0.3}, "use frac_issues="),
         ({"scores": SCORES, "frac_issues": 30}, "use num_issues="),
+        ({"scores": SCORES, "max_fraction": 1.5}, r"max_fraction must lie in \[0, 1\]"),
+        ({"scores": SCORES, "max_fraction": math.nan}, "max_fraction must lie in"),
+        ({"scores": SCORES, "max_fraction": 0.5, "frac_issues": 0.2}, "num_issues= and frac_issues= already fix"),
         ({"scores": SCORES, "threshold": math.nan}, "threshold is NaN"),
         ({"scores": SCORES, "epoch": 2}, "compute your scores= at the epoch"),
         ({"scores": SCORES[None]}, r"shape \(num_samples,\)"),
