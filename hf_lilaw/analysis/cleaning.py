@@ -10,8 +10,8 @@
     cleaned = clean_labels(train, action="relabel", scores=trainer.score_samples(train))
     # then train a fresh model on `cleaned`
 
-Detection reuses `find_label_issues` (W_α, AUM, EL2N, ... from `TrainingDynamics`; Otsu's split unless a
-threshold, count or fraction is given). Against cleanlab's pipeline (``cleanlab.filter.find_label_issues`` on
+Detection reuses `find_label_issues` (W_α, AUM, EL2N, ... from `TrainingDynamics`; its automatic split, which
+flags nothing when the scores show no second group, unless a threshold, count or fraction is given). Against cleanlab's pipeline (``cleanlab.filter.find_label_issues`` on
 K-fold cross-validated probabilities, then prune and retrain), detection here costs **one** training run
 instead of K: the scores come from the forward passes of the run itself, not from K models each trained
 without the fold it scores. The price is that a model has seen the samples it scores, so a run long enough to
@@ -21,14 +21,15 @@ and prefer cleanlab's out-of-fold probabilities where K trainings are affordable
 
 from __future__ import annotations
 
+import warnings
 from typing import Literal
 
 import datasets
 import numpy as np
 
 from ..core.columns import SAMPLE_ID_COLUMN, column_array, find_label_column
-from .label_issues import find_label_issues
-from .scores import TrainingDynamics
+from .label_issues import automatic_threshold, find_label_issues
+from .scores import HARDNESS_SCORES, TrainingDynamics
 
 CleaningAction = Literal["prune", "relabel"]
 
@@ -50,6 +51,8 @@ def clean_labels(
     threshold: float | None = None,
     num_issues: int | None = None,
     frac_issues: float | None = None,
+    max_fraction: float | None = None,
+    expected_noise_rate: float | None = None,
 ) -> datasets.Dataset:
     """``dataset`` with its likely label errors dropped (``prune``) or replaced by the model's prediction (``relabel``).
 
@@ -65,15 +68,23 @@ def clean_labels(
       then serves ``relabel``.
     - ``issues``: a boolean mask you computed yourself (e.g. with cleanlab), one per row.
 
-    ``threshold``, ``num_issues``, ``frac_issues`` choose how many to flag, as in `find_label_issues` (default:
-    Otsu's two-class split of the scores). Rows with no score (NaN, e.g. the meta split) are never flagged.
+    ``threshold``, ``num_issues``, ``frac_issues``, ``max_fraction`` choose how many to flag, as in
+    `find_label_issues` (default: its automatic split, which flags nothing when the scores show one group). Rows
+    with no score (NaN, e.g. the meta split) are never flagged.
+
+    A warning is issued when more rows would be changed than the estimated noise: ``expected_noise_rate`` when you
+    give it, otherwise the second group the scores show (`automatic_threshold`: the fraction above Otsu's cut
+    when the scores are bimodal, 0 when they are not). With ``issues=`` there is no estimate unless you give it.
 
     Args:
         dataset: the training set the scores belong to, with its (noisy) label column.
         action: ``"prune"`` drops the flagged rows; ``"relabel"`` sets their label to ``predictions``.
         predictions: for ``relabel``: the model's predicted class per row (or its logits / probabilities, shape
             ``(rows, classes)``), e.g. ``trainer.predict(dataset).predictions``; not needed when ``scores`` is a
-            ``score_samples`` table.
+            ``score_samples`` table. Checked against the classes: the label column's ``ClassLabel``, or the
+            number of logits.
+        threshold, num_issues, frac_issues, max_fraction: how many rows to flag, as in `find_label_issues`.
+        expected_noise_rate: the fraction of rows you expect to be mislabelled, for the warning above.
 
     Returns:
         A new `datasets.Dataset` (the input is untouched) to retrain on: for ``prune`` the unflagged rows in their
@@ -92,17 +103,24 @@ def clean_labels(
             "Pass exactly one of dynamics= (TrainingDynamicsRecorder().dynamics), scores= (per-row scores or "
             "LiLAWTrainer.score_samples(dataset)) or issues= (a boolean mask)."
         )
+    if expected_noise_rate is not None and (isinstance(expected_noise_rate, bool) or not 0.0 <= expected_noise_rate <= 1.0):
+        raise ValueError(f"expected_noise_rate must lie in [0, 1], got {expected_noise_rate!r} (a fraction of the rows).")
     label_column = find_label_column(dataset)
-    rule = {"threshold": threshold, "num_issues": num_issues, "frac_issues": frac_issues}
+    rule = {"threshold": threshold, "num_issues": num_issues, "frac_issues": frac_issues, "max_fraction": max_fraction}
     n = len(dataset)
+    values = None
 
     if issues is not None:
         flagged = np.asarray(issues)
         if flagged.dtype != bool or flagged.shape != (n,):
             raise ValueError(f"issues must be a boolean mask of shape ({n},), got dtype {flagged.dtype}, shape {flagged.shape}.")
     elif dynamics is not None:
+        if score not in HARDNESS_SCORES:
+            raise ValueError(f"Unknown score {score!r}; use one of {sorted(HARDNESS_SCORES)} or pass scores=.")
+        rows = _record_rows(dataset, dynamics.num_samples)
+        values = np.asarray(HARDNESS_SCORES[score](dynamics, epoch=epoch), dtype=np.float64)[rows]
         by_id = find_label_issues(dynamics=dynamics, score=score, epoch=epoch, **rule)
-        flagged = by_id[_record_rows(dataset, dynamics.num_samples)]
+        flagged = by_id[rows]
     else:
         if epoch is not None:
             raise ValueError("epoch= selects rows of dynamics=; with scores= compute them at the epoch you want.")
@@ -114,6 +132,7 @@ def clean_labels(
         if values.shape != (n,):
             raise ValueError(f"scores must have one value per row of the data set, shape ({n},); got {values.shape}.")
         flagged = find_label_issues(scores=values, **rule)
+    _warn_beyond_noise(flagged, values, expected_noise_rate, action)
 
     if action == "prune":
         return dataset.select(np.flatnonzero(~flagged))
@@ -123,17 +142,64 @@ def clean_labels(
             "relabel needs the model's predictions: pass predictions=trainer.predict(dataset).predictions, or "
             "scores=trainer.score_samples(dataset), which carries them."
         )
-    predicted = np.asarray(predictions)
-    if predicted.ndim == 2:
-        predicted = predicted.argmax(axis=1)
-    if predicted.shape != (n,):
-        raise ValueError(f"predictions must have one class (or one row of logits) per row, {n}; got shape {np.shape(predictions)}.")
+    feature = dataset.features[label_column]
+    predicted = _predicted_classes(predictions, n, feature)
     labels = column_array(dataset, label_column)
     new_labels = np.where(flagged, predicted, labels).astype(labels.dtype)
-    feature = dataset.features[label_column]
     return dataset.remove_columns(label_column).add_column(label_column, new_labels.tolist(), feature=feature).select_columns(
         dataset.column_names
     )
+
+
+def _warn_beyond_noise(
+    flagged: np.ndarray, values: np.ndarray | None, expected_noise_rate: float | None, action: str
+) -> None:
+    """Warn when more rows are flagged than the noise estimate (given, or the second group in the scores)."""
+    if expected_noise_rate is not None:
+        estimate, source = expected_noise_rate, "the expected_noise_rate you gave"
+    elif values is not None and not np.isnan(values).all():
+        split = automatic_threshold(values)
+        estimate = 0.0 if split.refused else split.upper_fraction
+        source = "the second group in the scores" if not split.refused else f"the scores' shape ({split.reason})"
+    else:
+        return
+    n = flagged.size if values is None else int((~np.isnan(values)).sum())
+    if flagged.sum() > round(estimate * n):
+        verb = "remove" if action == "prune" else "relabel"
+        warnings.warn(
+            f"clean_labels would {verb} {int(flagged.sum())} of {n} rows ({flagged.sum() / n:.1%}), more than the "
+            f"estimated noise of {estimate:.1%} from {source}. Check the threshold, or pass expected_noise_rate= or "
+            "max_fraction= if you know the rate.",
+            UserWarning,
+            stacklevel=3,
+        )
+
+
+def _predicted_classes(predictions: np.ndarray, n: int, feature: object) -> np.ndarray:
+    """Class ids from ``predictions`` (ids or per-class scores), checked against the label column's classes."""
+    predicted = np.asarray(predictions)
+    num_classes = getattr(feature, "num_classes", None)
+    if predicted.ndim == 2:
+        if num_classes is not None and predicted.shape[1] != num_classes:
+            raise ValueError(
+                f"predictions have {predicted.shape[1]} columns of logits/probabilities, but the label column has "
+                f"{num_classes} classes; pass the predictions of a model with one output per class."
+            )
+        num_classes = predicted.shape[1]
+        predicted = predicted.argmax(axis=1)
+    if predicted.shape != (n,):
+        raise ValueError(f"predictions must have one class (or one row of logits) per row, {n}; got shape {np.shape(predictions)}.")
+    if predicted.dtype.kind == "f" and not np.array_equal(predicted, np.round(predicted)):
+        raise ValueError("predictions hold fractional values; pass class ids, or logits of shape (rows, classes).")
+    bad = (predicted < 0) | (predicted >= num_classes if num_classes is not None else False)
+    if bad.any():
+        row, count = int(np.flatnonzero(bad)[0]), int(bad.sum())
+        allowed = f"0..{num_classes - 1}" if num_classes is not None else "≥ 0"
+        raise ValueError(
+            f"predictions hold class {predicted[row].item():g} at row {row} ({count} row{'s' if count > 1 else ''} out "
+            f"of range), but the classes are {allowed}; pass the model's predicted class ids or its logits."
+        )
+    return predicted.astype(np.int64)
 
 
 def _record_rows(dataset: datasets.Dataset, num_recorded: int) -> np.ndarray:

@@ -1,5 +1,6 @@
 """clean_labels: one training run flags the flipped labels, then prune or relabel exactly those rows."""
 
+import datasets
 import numpy as np
 import pytest
 import torch
@@ -27,47 +28,90 @@ def run(tmp_path_factory):
     return train, trainer, recorder.dynamics
 
 
-def test_flagged_rows_are_mostly_the_flipped_ones(run):
+def test_flagged_rows_are_mostly_the_flipped_ones(run, caplog):
     train, _, dynamics = run
     flipped = np.asarray(train["is_noisy"])
     assert flipped.mean() == pytest.approx(0.3, abs=0.06)  # the precision of flagging at random
-    otsu = find_label_issues(dynamics=dynamics, score="w_alpha")  # the default two-class split
-    assert otsu.sum() >= 20 and flipped[otsu].mean() > 0.9
+    # Four epochs of a tiny model: W_α is J-shaped (the flipped rows are its tail, not a second peak), so the
+    # automatic split declines and says how to flag at a known rate.
+    assert not find_label_issues(dynamics=dynamics, score="w_alpha").any()
+    assert "one group, not two" in caplog.text
     at_rate = find_label_issues(dynamics=dynamics, score="w_alpha", frac_issues=0.3)  # noise rate known
     assert flipped[at_rate].mean() > 0.8 and at_rate[flipped].mean() > 0.8
 
 
 def test_prune_drops_exactly_the_flagged_rows(run):
     train, _, dynamics = run
-    flagged = find_label_issues(dynamics=dynamics, score="aum")
-    assert 0 < flagged.sum() < len(train)
-    pruned = clean_labels(train, action="prune", dynamics=dynamics, score="aum")
-    assert len(pruned) == len(train) - flagged.sum()
+    flagged = find_label_issues(dynamics=dynamics, score="aum", frac_issues=0.3)
+    pruned = clean_labels(train, action="prune", dynamics=dynamics, score="aum", frac_issues=0.3, expected_noise_rate=0.3)
+    assert len(pruned) == len(train) - flagged.sum() == len(train) - 72
     assert pruned["row"] == np.flatnonzero(~flagged).tolist()  # kept rows, in order
-    assert np.mean(pruned["is_noisy"]) < 0.1  # from 30 % noise
+    assert np.mean(pruned["is_noisy"]) < 0.15  # from 30 % noise
+    # The default removes nothing from scores that show one group.
+    assert len(clean_labels(train, action="prune", dynamics=dynamics, score="aum")) == len(train)
+
+
+def test_warns_when_removing_more_than_the_estimated_noise(run):
+    train, _, dynamics = run
+    with pytest.warns(UserWarning, match=r"would remove 72 of 240 rows \(30.0%\), more than the estimated noise of "
+                                         r"0.0% from the scores' shape"):
+        clean_labels(train, action="prune", dynamics=dynamics, score="aum", frac_issues=0.3)
+    with pytest.warns(UserWarning, match="more than the estimated noise of 20.0% from the expected_noise_rate you gave"):
+        clean_labels(train, action="prune", dynamics=dynamics, frac_issues=0.3, expected_noise_rate=0.2)
+    capped = clean_labels(train, action="prune", dynamics=dynamics, threshold=-2.0, max_fraction=0.2,
+                          expected_noise_rate=0.2)
+    assert len(capped) == 240 - 48
+    mask = np.zeros(len(train), dtype=bool)
+    mask[:100] = True
+    with pytest.warns(UserWarning, match="would relabel 100 of 240"):
+        clean_labels(train, action="relabel", issues=mask, predictions=np.zeros(240, int), expected_noise_rate=0.3)
+    with pytest.raises(ValueError, match=r"expected_noise_rate must lie in \[0, 1\]"):
+        clean_labels(train, action="prune", issues=mask, expected_noise_rate=30)
 
 
 def test_relabel_changes_exactly_the_flagged_rows_to_the_prediction(run):
     train, trainer, _ = run
     table = trainer.score_samples(train)
-    flagged = find_label_issues(scores=-np.asarray(table["w_alpha"]))
-    relabelled = clean_labels(train, action="relabel", scores=table)
+    flagged = find_label_issues(scores=-np.asarray(table["w_alpha"]), frac_issues=0.3)
+    relabelled = clean_labels(train, action="relabel", scores=table, frac_issues=0.3, expected_noise_rate=0.3)
     assert relabelled.column_names == train.column_names and len(relabelled) == len(train)
     assert relabelled.features["label"] == train.features["label"]
     old, new = np.asarray(train["label"]), np.asarray(relabelled["label"])
     prediction = np.asarray(table["prediction"])
     np.testing.assert_array_equal(new[~flagged], old[~flagged])
     np.testing.assert_array_equal(new[flagged], prediction[flagged])
-    assert (new[flagged] != old[flagged]).mean() > 0.9  # low W_α: the model disagrees with the given label
+    assert (new[flagged] != old[flagged]).mean() > 0.8  # low W_α: the model disagrees with the given label
     clean = np.asarray(train["clean_label"])
-    assert (new == clean).mean() > (old == clean).mean() + 0.1  # measured: 0.68 -> 0.80 correct labels
+    assert (new == clean).mean() > (old == clean).mean() + 0.1
+
+
+def test_relabel_checks_the_class_range(run):
+    train, _, _ = run
+    mask = np.zeros(len(train), dtype=bool)
+    mask[:5] = True
+    good = np.zeros(len(train), dtype=int)
+    with_classes = train.cast_column("label", datasets.ClassLabel(num_classes=3))
+    for bad, where in ((12, "class 12 at row 7"), (-1, "class -1 at row 7")):
+        predictions = good.copy()
+        predictions[7] = bad
+        with pytest.raises(ValueError, match=f"{where} .* the classes are 0..2"):
+            clean_labels(with_classes, action="relabel", issues=mask, predictions=predictions)
+    with pytest.raises(ValueError, match="4 columns of logits.* 3 classes"):
+        clean_labels(with_classes, action="relabel", issues=mask, predictions=np.zeros((len(train), 4)))
+    with pytest.raises(ValueError, match="class -1 at row 0 .* the classes are ≥ 0"):  # plain int labels
+        clean_labels(train, action="relabel", issues=mask, predictions=good - 1)
+    with pytest.raises(ValueError, match="fractional"):
+        clean_labels(train, action="relabel", issues=mask, predictions=good + 0.5)
+    relabelled = clean_labels(with_classes, action="relabel", issues=mask, predictions=good + 2)
+    assert relabelled["label"][:6] == [2, 2, 2, 2, 2, int(train["label"][5])]
 
 
 def test_relabel_from_dynamics_with_predictions_matches_a_mask(run):
     train, trainer, dynamics = run
     logits = trainer.predict(train).predictions
     mask = find_label_issues(dynamics=dynamics, frac_issues=0.3)
-    from_dynamics = clean_labels(train, action="relabel", dynamics=dynamics, frac_issues=0.3, predictions=logits)
+    from_dynamics = clean_labels(train, action="relabel", dynamics=dynamics, frac_issues=0.3, predictions=logits,
+                                 expected_noise_rate=0.3)
     from_mask = clean_labels(train, action="relabel", issues=mask, predictions=logits.argmax(1))
     assert from_dynamics["label"] == from_mask["label"]
     assert sum(a != b for a, b in zip(from_mask["label"], train["label"])) <= mask.sum()

@@ -13,7 +13,7 @@ from hf_lilaw.analysis.label_issues import (
     label_issue_metrics,
     otsu_threshold,
 )
-from hf_lilaw.analysis.scores import aum
+from hf_lilaw.analysis.scores import HARDNESS_SCORES, aum
 
 SCORES = np.array([0.1, 0.9, 0.2, 0.8, 0.15])  # two clear groups: {1, 3} high, {0, 2, 4} low
 
@@ -219,3 +219,63 @@ def test_metrics_errors():
         label_issue_metrics(np.array([1.0, 0.0, 0.5]), np.zeros(3, dtype=bool))
     with pytest.raises(ValueError, match="equal length"):
         label_issue_metrics(np.array([1.0, 0.0]), flags)
+
+
+# ---- a real run: digits, clean and with 40 % uniform noise ----------------------------------------
+
+
+def _digits_dynamics(tmp_path, noise_rate: float):
+    """Dynamics of 12 LiLAW epochs of an MLP on scikit-learn's digits (as benchmarks/label_issue_thresholds.py)."""
+    import datasets
+    import torch
+    from sklearn.datasets import load_digits
+    from torch import nn
+
+    from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, add_label_noise, split_meta_set
+
+    class MLP(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.net = nn.Sequential(nn.Linear(64, 128), nn.ReLU(), nn.Linear(128, 10))
+
+        def forward(self, x, labels=None):
+            return {"logits": self.net(x)}
+
+    digits = load_digits()
+    data = datasets.Dataset.from_dict({"x": (digits.data / 16.0).astype(np.float32), "label": digits.target})
+    data = data.cast_column("label", datasets.ClassLabel(num_classes=10))
+    train, meta = split_meta_set(data, fraction=0.15, seed=0)
+    if noise_rate:
+        train = add_label_noise(train, noise_type="uniform", rate=noise_rate, seed=0)
+        meta = add_label_noise(meta, noise_type="uniform", rate=noise_rate, seed=1)
+    torch.manual_seed(0)
+    recorder = TrainingDynamicsRecorder()
+    args = LiLAWConfig(output_dir=str(tmp_path), num_train_epochs=12, per_device_train_batch_size=32, learning_rate=1e-3,
+                       weight_decay=0.0, save_strategy="no", report_to=[], disable_tqdm=True, seed=0)
+    LiLAWTrainer(model=MLP(), args=args, train_dataset=train, meta_dataset=meta, callbacks=[recorder]).train()
+    flags = np.asarray(train["is_noisy"], dtype=bool) if noise_rate else np.zeros(len(train), dtype=bool)
+    return recorder.dynamics, flags
+
+
+@pytest.fixture(scope="module")
+def digits_runs(tmp_path_factory):
+    return {rate: _digits_dynamics(tmp_path_factory.mktemp(f"digits{rate}"), rate) for rate in (0.0, 0.4)}
+
+
+@pytest.mark.parametrize("score", sorted(HARDNESS_SCORES))
+def test_clean_digits_flag_at_most_two_percent(digits_runs, score):
+    dynamics, _ = digits_runs[0.0]
+    values = HARDNESS_SCORES[score](dynamics)
+    flagged = find_label_issues(dynamics=dynamics, score=score)
+    assert flagged.mean() <= 0.02
+    if score in ("aum", "el2n", "data_maps", "loss", "w_beta"):  # Otsu's split alone cut 14-47 % of clean rows
+        assert (values > otsu_threshold(values)).mean() > 0.1
+
+
+@pytest.mark.parametrize("score", sorted(HARDNESS_SCORES))
+def test_noisy_digits_keep_otsus_recall(digits_runs, score):
+    dynamics, is_noisy = digits_runs[0.4]
+    values = HARDNESS_SCORES[score](dynamics)
+    flagged = find_label_issues(dynamics=dynamics, score=score)
+    np.testing.assert_array_equal(flagged, values > otsu_threshold(values))  # the split is made, as before
+    assert flagged[is_noisy].mean() > 0.85  # measured: 0.90-0.997 recall
