@@ -57,6 +57,7 @@ from hf_lilaw import (  # noqa: E402
     find_label_issues,
     split_meta_set,
 )
+from hf_lilaw.analysis import otsu_threshold  # noqa: E402
 
 OUT_DIR = RESULTS_DIR / "label_issues"
 
@@ -142,18 +143,6 @@ def record_dynamics(name: str, noise_rate: float, args: argparse.Namespace) -> t
         dynamics.save(cache / "dynamics.npz")
         np.savez(cache / "flags.npz", is_noisy=is_noisy)
     return dynamics, is_noisy, info
-
-
-def otsu_threshold(scores: np.ndarray) -> float:
-    """Otsu's two-class cut (largest value of the lower class), the automatic split before the bimodality check."""
-    s = np.sort(scores[~np.isnan(scores)])
-    if s.size < 2 or s[0] == s[-1]:
-        return float("inf")
-    k = np.arange(1, s.size)
-    csum = np.cumsum(s)[:-1]
-    between = k * (s.size - k) * (csum / k - (s.sum() - csum) / (s.size - k)) ** 2
-    between[s[:-1] == s[1:]] = -1.0
-    return float(s[int(np.argmax(between))])
 
 
 def _flag_stats(mask: np.ndarray, is_noisy: np.ndarray, scored: np.ndarray) -> dict[str, float | int]:
