@@ -16,10 +16,10 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.modelcard import extract_hyperparameters_from_trainer
-from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length
+from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
 
 from ..functional.losses import IGNORE_INDEX
-from .checkpoint import find_resumable_checkpoint
+from .checkpoint import begin_checkpoint, checkpoint_problem, find_resumable_checkpoint, resume_advice, write_manifest
 from .columns import (
     BOOKKEEPING_COLUMNS,
     LABEL_COLUMNS,
@@ -61,7 +61,9 @@ class BaseTrainer(Trainer):
     - tags (``_tag_names``) added to the model, so Hub cards carry them.
     - extra training state in checkpoints: the shared part once, each process's part beside it, written
       atomically; restored on resume under any number of processes.
-    - ``resume_from_checkpoint=True``: the newest *complete* checkpoint.
+    - a manifest (sizes and checksums) of every checkpoint, written last; ``resume_from_checkpoint=True`` takes the
+      newest checkpoint that verifies, a named one is verified first.
+    - ``load_best_model_at_end``: the registered state is restored from the best checkpoint with the model.
     - side batches (meta or clean): `side_batch_sampler` and `next_side_batch`, with the global RNGs untouched.
     - the pre-flight probe forward and label checks, before the first training step.
     - metrics summed on the device (`accumulate_metrics`), reduced across processes and flushed into training logs.
@@ -306,9 +308,15 @@ class BaseTrainer(Trainer):
 
     # ---- extra training state -------------------------------------------------------------------------------
 
+    checkpoint_checksums: bool = True
+    """Whether each checkpoint's manifest records a CRC-32 of every file (read once more after the save, and
+    once before a resume) or only the file sizes. Set it on the trainer (``trainer.checkpoint_checksums = False``)
+    where reading the checkpoint again costs too much; docs/checkpoints.md gives the cost measured."""
+
     def register_training_state(self, state: TrainingState, *, name: str, what: str) -> None:
         """Save ``state`` in every checkpoint as ``<name>.pt`` (shared) and ``<name>_rank<r>.pt`` (per process),
-        and restore it on resume. ``what`` names it in messages (``"LiLAW state"``)."""
+        and restore it on resume and, with ``load_best_model_at_end``, from the best checkpoint. ``what`` names it
+        in messages (``"LiLAW state"``)."""
         if not isinstance(state, TrainingState):
             raise TypeError(f"{type(state).__name__} needs state_dict() and load_state_dict() to be saved in checkpoints.")
         self._training_state, self._training_state_name, self._training_state_what = state, name, what
@@ -320,9 +328,15 @@ class BaseTrainer(Trainer):
         return [shared_file_name(self._training_state_name), per_rank_file_name(self._training_state_name, "*")]
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
-        # Written before the parent's files: a checkpoint the parent pushes to the Hub includes them, and one
-        # that has the parent's trainer_state.json (written last) has them complete.
-        checkpoint_dir = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        # The manifest is the checkpoint's last file: a pending one first (a folder reused by a later save never
+        # keeps the manifest of the earlier one), the family's files and the card (before the parent's, so a
+        # plain-Trainer reader finds them complete next to trainer_state.json), the parent's files, then the
+        # manifest of them all. Only then are older checkpoints deleted and the folder pushed to the Hub, so a
+        # kill at any moment leaves an older checkpoint that verifies and the Hub never gets an unfinished one.
+        run_dir = self._get_output_dir(trial=trial)
+        checkpoint_dir = os.path.join(run_dir, f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        if self.args.should_save:
+            begin_checkpoint(checkpoint_dir)
         if self._training_state is not None:
             save_training_state(
                 self._training_state, checkpoint_dir, name=self._training_state_name,
@@ -330,7 +344,41 @@ class BaseTrainer(Trainer):
             )
         if self.args.should_save and self.describes_itself():
             self.write_model_card(checkpoint_dir)
-        super()._save_checkpoint(model, trial)
+        args = self.args
+        save_total_limit, push_to_hub = args.save_total_limit, args.push_to_hub
+        args.save_total_limit, args.push_to_hub = None, False  # done below, after the manifest
+        try:
+            super()._save_checkpoint(model, trial)
+        finally:
+            args.save_total_limit, args.push_to_hub = save_total_limit, push_to_hub
+        self.accelerator.wait_for_everyone()  # every process's files are written
+        if args.should_save:
+            write_manifest(checkpoint_dir, checksums=self.checkpoint_checksums)
+        if push_to_hub:
+            self._push_from_checkpoint(checkpoint_dir)
+        if args.should_save:
+            rotate_checkpoints(
+                output_dir=run_dir, save_total_limit=save_total_limit,
+                best_model_checkpoint=self.state.best_model_checkpoint, use_mtime=True,
+            )  # fmt: skip
+
+    def _load_best_model(self) -> None:
+        # Trainer restores the model only: the family's state (LiLAW's α, β, δ, a meta model, the counters) must
+        # come from the same checkpoint, or the trainer would pair the best model with the last step's state.
+        super()._load_best_model()
+        if self._training_state is None:
+            return
+        checkpoint = self.state.best_model_checkpoint
+        if not os.path.isfile(os.path.join(checkpoint, shared_file_name(self._training_state_name))):
+            logger.warning(
+                "The best checkpoint %s has no %s: the model is the best checkpoint's, the %s stays at the last "
+                "step's.", checkpoint, shared_file_name(self._training_state_name), self._training_state_what,
+            )  # fmt: skip
+            return
+        load_training_state(
+            self._training_state, checkpoint, name=self._training_state_name,
+            process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
+        )
 
     def _before_train(self, *, resumed: bool) -> None:
         """Hook, called by `train` after the training state was restored (``resumed``) and before the pre-flight."""
@@ -342,14 +390,22 @@ class BaseTrainer(Trainer):
         ignore_keys_for_eval: list[str] | None = None,
         **kwargs: Any,
     ):
-        """`Trainer.train`; ``resume_from_checkpoint=True`` takes the newest complete checkpoint, and the
-        registered training state is restored from the checkpoint resumed from."""
+        """`Trainer.train`; ``resume_from_checkpoint=True`` takes the newest checkpoint that verifies (see
+        `hf_lilaw.core.checkpoint`), a named checkpoint must verify, and the registered training state is restored
+        from the checkpoint resumed from."""
         if isinstance(resume_from_checkpoint, bool) and resume_from_checkpoint:
             resume_from_checkpoint = find_resumable_checkpoint(self.args.output_dir, required_files=self.checkpoint_files())
             if resume_from_checkpoint is None:
                 raise ValueError(
-                    f"No complete checkpoint found in output directory ({self.args.output_dir}) to resume from; "
-                    "train without resume_from_checkpoint, or name a checkpoint folder."
+                    f"No checkpoint in the output directory {self.args.output_dir} verifies (each one skipped is "
+                    "logged above, with why): train from scratch, without resume_from_checkpoint."
+                )
+        elif resume_from_checkpoint:
+            problem = checkpoint_problem(resume_from_checkpoint)
+            if problem is not None:
+                raise ValueError(
+                    f"Cannot resume from {resume_from_checkpoint}: {problem}. "
+                    + resume_advice(resume_from_checkpoint, required_files=self.checkpoint_files())
                 )
         resumed = bool(resume_from_checkpoint)
         if resumed and self._training_state is not None:

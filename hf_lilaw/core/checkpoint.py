@@ -1,8 +1,14 @@
-"""Checkpoint files that survive a kill: atomic writes, loads that name the bad file, and the newest complete folder.
+"""Checkpoint files that survive a kill: atomic writes, loads that name the bad file, and the newest folder that verifies.
 
-A run killed while it saves leaves a `checkpoint-N` folder with some files missing, empty or cut short. These
-helpers make hf_lilaw's own files appear whole or not at all, and let a resume skip folders that are not
-complete instead of crashing on them.
+A run killed while it saves leaves a `checkpoint-N` folder with some files missing, empty or cut short; a disk or a
+copy can damage bytes inside a file that keeps its size. These helpers make hf_lilaw's own files appear whole or
+not at all, write a manifest of every file of a checkpoint (sizes and CRC-32s) once the save is over, and let a
+resume skip folders that do not verify instead of crashing on them or silently loading damaged weights.
+
+A folder verifies when its trainer state parses, its model weights are there (safetensors headers intact), every
+required file is non-empty, and every file its manifest lists has the recorded size and checksum. A folder
+without a manifest (saved by plain `Trainer` or an hf_lilaw release before manifests) is accepted on the other
+checks with a warning; one whose manifest says the save began but never ended is not.
 """
 
 from __future__ import annotations
@@ -15,7 +21,9 @@ import os
 import pickle
 import re
 import secrets
-from collections.abc import Sequence
+import struct
+import zlib
+from collections.abc import Iterator, Sequence
 from typing import Any
 
 import torch
@@ -34,6 +42,12 @@ MODEL_WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index
 FSDP_WEIGHTS = "pytorch_model_fsdp*"
 DEEPSPEED_LATEST = "latest"
 
+MANIFEST_NAME = "hf_lilaw_manifest.json"
+"""The manifest of a checkpoint folder: written when its save begins (``"complete": false``) and replaced, once
+every file is written, by the list of the folder's files with their sizes and, by default, CRC-32s."""
+_MANIFEST_FORMAT = 1
+_READ_CHUNK = 8 << 20
+
 _CHECKPOINT_FOLDER = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
@@ -43,16 +57,21 @@ def save_state_atomically(obj: Any, path: str | os.PathLike) -> None:
     The data goes to a hidden temporary file beside ``path``, is flushed to disk, then renamed onto ``path``
     (`os.replace` is atomic within a file system). A failure removes the temporary file and re-raises.
     """
+    _write_atomically(path, lambda file: torch.save(obj, file))
+
+
+def _write_atomically(path: str | os.PathLike, write: Any) -> None:
+    """``write(file)`` into a hidden temporary beside ``path``, flushed to disk, then renamed onto ``path``."""
     path = os.fspath(path)
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
-    # The leading dot keeps the temporary name out of globs such as "lilaw_state*.pt"; os.open with 0o666
-    # (not mkstemp's 0o600) gives the final file the permissions a plain torch.save would.
+    # The leading dot keeps the temporary name out of globs such as "lilaw_state*.pt" and out of manifests;
+    # os.open with 0o666 (not mkstemp's 0o600) gives the final file the permissions a plain torch.save would.
     temporary = os.path.join(folder, f".{os.path.basename(path)}.{os.getpid()}.{secrets.token_hex(4)}.tmp")
     descriptor = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666)
     try:
         with os.fdopen(descriptor, "wb") as file:
-            torch.save(obj, file)
+            write(file)
             file.flush()
             os.fsync(file.fileno())
         os.replace(temporary, path)
@@ -75,7 +94,8 @@ def load_state_file(path: str | os.PathLike, *, what: str) -> Any:
 
     Raises:
         ValueError: the file is missing, empty, cut short or not a state file. The message names the file and
-            says how to resume from an earlier checkpoint.
+            the checkpoint to resume from instead (another one of the same run that verifies), or says to train
+            from scratch when there is none.
     """
     path = os.fspath(path)
     if not os.path.isfile(path):
@@ -99,34 +119,163 @@ def load_state_file(path: str | os.PathLike, *, what: str) -> Any:
 
 
 def find_resumable_checkpoint(
-    output_dir: str | os.PathLike, *, required_files: Sequence[str] = ()
+    output_dir: str | os.PathLike, *, required_files: Sequence[str] = (), exclude: str | os.PathLike | None = None
 ) -> str | None:
-    """The newest complete ``checkpoint-N`` folder of ``output_dir``, or ``None`` when there is none.
+    """The newest ``checkpoint-N`` folder of ``output_dir`` that verifies, or ``None`` when there is none.
 
-    Complete means: ``trainer_state.json`` parses, the model weights are there (a full model, every shard of
-    a sharded one, or a PEFT adapter), and every entry of ``required_files`` (a file name or a glob pattern
-    such as ``"lilaw_state*.pt"``) matches at least one non-empty file. Folders are ranked by their step
-    number N; every newer folder that is skipped is logged with the reason.
+    Verifies means: ``trainer_state.json`` parses, the model weights are there (a full model, every shard of
+    a sharded one, or a PEFT adapter; safetensors headers intact), every entry of ``required_files`` (a file
+    name or a glob pattern such as ``"lilaw_state*.pt"``) matches at least one non-empty file, and the folder's
+    manifest (see `write_manifest`) matches its files. Folders are ranked by their step number N; every newer
+    folder that is skipped is logged with the reason and the file at fault. ``exclude``: a folder not to consider.
     """
     output_dir = os.fspath(output_dir)
     if not os.path.isdir(output_dir):
         return None
+    excluded = os.path.abspath(exclude) if exclude is not None else None
+    for folder in _checkpoint_folders(output_dir):
+        if os.path.abspath(folder) == excluded:
+            continue
+        problem = checkpoint_problem(folder, required_files=required_files)
+        if problem is None:
+            return folder
+        logger.warning("Skipping checkpoint %s: %s.", folder, problem)
+    return None
+
+
+def _checkpoint_folders(output_dir: str) -> list[str]:
+    """The ``checkpoint-N`` folders of ``output_dir``, newest (largest N) first."""
     steps = {}
     for name in os.listdir(output_dir):
         match = _CHECKPOINT_FOLDER.match(name)
         if match and os.path.isdir(os.path.join(output_dir, name)):
             steps[name] = int(match.group(1))
-    for name in sorted(steps, key=steps.get, reverse=True):
-        folder = os.path.join(output_dir, name)
-        problem = _incompleteness(folder, required_files)
-        if problem is None:
-            return folder
-        logger.warning("Skipping incomplete checkpoint %s: %s.", folder, problem)
+    return [os.path.join(output_dir, name) for name in sorted(steps, key=steps.get, reverse=True)]
+
+
+def checkpoint_problem(folder: str | os.PathLike, *, required_files: Sequence[str] = ()) -> str | None:
+    """Why ``folder`` cannot be resumed from (naming the file at fault), or ``None`` when it verifies.
+
+    The cheap checks come first (`find_resumable_checkpoint` lists them), the manifest's sizes, then its
+    checksums, which read every file once. A folder without a manifest is accepted on the other checks, with a
+    warning.
+    """
+    folder = os.fspath(folder)
+    if not os.path.isdir(folder):
+        return "there is no such folder"
+    problem = _incompleteness(folder, required_files)
+    if problem is not None:
+        return problem
+    manifest = os.path.join(folder, MANIFEST_NAME)
+    if not os.path.exists(manifest):
+        logger.warning(
+            "Checkpoint %s has no %s (saved by plain Trainer or before hf_lilaw wrote manifests): it is accepted "
+            "because its trainer state parses and its weights and state files are there, but damaged bytes inside "
+            "its files cannot be detected.", folder, MANIFEST_NAME,
+        )  # fmt: skip
+        return None
+    return _manifest_problem(folder)
+
+
+def resume_advice(checkpoint: str | os.PathLike, *, required_files: Sequence[str] = ()) -> str:
+    """Where to resume from instead of ``checkpoint``: another checkpoint of its run that verifies, named, or
+    training from scratch when there is none."""
+    checkpoint = os.path.abspath(os.fspath(checkpoint))
+    output_dir = os.path.dirname(checkpoint)
+    other = find_resumable_checkpoint(output_dir, required_files=required_files, exclude=checkpoint)
+    if other is None:
+        return (
+            f"No other checkpoint in {output_dir} verifies: train from scratch (without resume_from_checkpoint), "
+            "or with another output_dir."
+        )
+    match = _CHECKPOINT_FOLDER.match(os.path.basename(checkpoint))
+    older = match is not None and int(_CHECKPOINT_FOLDER.match(os.path.basename(other)).group(1)) < int(match.group(1))
+    return (
+        f"Resume from {'an earlier' if older else 'another'} checkpoint that verifies: "
+        f"resume_from_checkpoint={other!r}, or train from scratch (without resume_from_checkpoint)."
+    )
+
+
+def begin_checkpoint(folder: str | os.PathLike) -> None:
+    """Mark ``folder`` as being saved: a manifest that says so replaces any previous one, so that a save killed
+    before `write_manifest` never leaves the manifest of an earlier save over files of this one."""
+    _write_json_atomically(os.path.join(folder, MANIFEST_NAME), {"format": _MANIFEST_FORMAT, "complete": False})
+
+
+def write_manifest(folder: str | os.PathLike, *, checksums: bool = True) -> dict[str, Any]:
+    """Write ``folder``'s manifest, atomically: every file under it (hidden temporaries excepted) with its size
+    and, when ``checksums``, its CRC-32. Call it once everything else of the checkpoint is written. Returns it."""
+    folder = os.fspath(folder)
+    files: dict[str, dict[str, Any]] = {}
+    for name in _folder_files(folder):
+        path = os.path.join(folder, name)
+        entry: dict[str, Any] = {"size": os.path.getsize(path)}
+        if checksums:
+            entry["crc32"] = f"{file_crc32(path):08x}"
+        files[name] = entry
+    manifest = {"format": _MANIFEST_FORMAT, "complete": True, "checksum": "crc32" if checksums else None, "files": files}
+    _write_json_atomically(os.path.join(folder, MANIFEST_NAME), manifest)
+    return manifest
+
+
+def file_crc32(path: str | os.PathLike) -> int:
+    """The CRC-32 (`zlib.crc32`) of a file's bytes, read in chunks."""
+    crc = 0
+    buffer = bytearray(_READ_CHUNK)
+    view = memoryview(buffer)
+    with open(path, "rb", buffering=0) as file:
+        while count := file.readinto(buffer):
+            crc = zlib.crc32(view[:count], crc)
+    return crc
+
+
+def _folder_files(folder: str) -> Iterator[str]:
+    """The files under ``folder`` (relative, ``/``-separated, sorted) but the manifest and hidden entries."""
+    for root, folders, names in os.walk(folder):
+        folders[:] = sorted(f for f in folders if not f.startswith("."))
+        relative = os.path.relpath(root, folder)
+        for name in sorted(names):
+            if name.startswith(".") or (relative == "." and name == MANIFEST_NAME):
+                continue
+            if os.path.isfile(os.path.join(root, name)):
+                yield name if relative == "." else f"{relative.replace(os.sep, '/')}/{name}"
+
+
+def _manifest_problem(folder: str) -> str | None:
+    """Why ``folder``'s files do not match its manifest, or ``None`` when they do."""
+    path = os.path.join(folder, MANIFEST_NAME)
+    try:
+        with open(path, encoding="utf-8") as file:
+            manifest = json.load(file)
+        complete, files = manifest["complete"], manifest.get("files")
+    except (OSError, ValueError, KeyError, TypeError) as error:
+        return f"its manifest {MANIFEST_NAME} does not parse ({_first_line(error)})"
+    if not complete:
+        return f"its save began but did not finish ({MANIFEST_NAME} lists no files yet)"
+    if not isinstance(files, dict):
+        return f"its manifest {MANIFEST_NAME} does not parse (no file list)"
+    for name, entry in files.items():  # sizes first: a missing or cut file fails before anything is read
+        file_path = os.path.join(folder, *name.split("/"))
+        if not os.path.isfile(file_path):
+            return f"{file_path} is missing (the manifest lists it)"
+        size = os.path.getsize(file_path)
+        if size != entry["size"]:
+            return f"{file_path} has {size} bytes where the manifest records {entry['size']}"
+    for name, entry in files.items():
+        if entry.get("crc32") is not None:
+            file_path = os.path.join(folder, *name.split("/"))
+            crc = f"{file_crc32(file_path):08x}"
+            if crc != entry["crc32"]:
+                return f"{file_path} is damaged: its CRC-32 is {crc} where the manifest records {entry['crc32']}"
     return None
 
 
+def _write_json_atomically(path: str, value: Any) -> None:
+    _write_atomically(path, lambda file: file.write(json.dumps(value, indent=1, sort_keys=True).encode("utf-8")))
+
+
 def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
-    """Why ``folder`` cannot be resumed from, or ``None`` when it can."""
+    """Why ``folder`` cannot be resumed from on its file structure alone, or ``None`` when it can."""
     state_path = os.path.join(folder, TRAINER_STATE_NAME)
     if not os.path.isfile(state_path):
         return f"{TRAINER_STATE_NAME} is missing"
@@ -150,8 +299,9 @@ def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
 
 def _weights_problem(folder: str) -> str | None:
     """Why ``folder`` holds no usable model weights, or ``None`` when it does."""
-    if any(_non_empty_file(os.path.join(folder, name)) for name in MODEL_WEIGHT_FILES):
-        return None
+    present = [os.path.join(folder, name) for name in MODEL_WEIGHT_FILES if _non_empty_file(os.path.join(folder, name))]
+    if present:
+        return next(filter(None, map(_safetensors_problem, present)), None)
     for name in MODEL_WEIGHT_INDEXES:
         path = os.path.join(folder, name)
         if os.path.isfile(path):
@@ -163,7 +313,7 @@ def _weights_problem(folder: str) -> str | None:
             missing = sorted(s for s in shards if not _non_empty_file(os.path.join(folder, s)))
             if missing:
                 return f"the weight shards {', '.join(missing)} listed in {name} are missing or empty"
-            return None
+            return next(filter(None, (_safetensors_problem(os.path.join(folder, s)) for s in sorted(shards))), None)
     if glob.glob(os.path.join(glob.escape(folder), FSDP_WEIGHTS)):
         return None
     latest = os.path.join(folder, DEEPSPEED_LATEST)
@@ -174,8 +324,9 @@ def _weights_problem(folder: str) -> str | None:
             return None
         return f"the DeepSpeed file 'latest' names {tag!r}, which is not a folder there"
     for entry in os.scandir(folder):
-        if entry.is_dir() and any(_non_empty_file(os.path.join(entry.path, n)) for n in ADAPTER_WEIGHT_FILES):
-            return None  # several PEFT adapters, one folder each
+        adapters = [os.path.join(entry.path, n) for n in ADAPTER_WEIGHT_FILES] if entry.is_dir() else []
+        if any(map(_non_empty_file, adapters)):  # several PEFT adapters, one folder each
+            return next(filter(None, map(_safetensors_problem, filter(_non_empty_file, adapters))), None)
     return "it holds no model weights (none of " + ", ".join(MODEL_WEIGHT_FILES + MODEL_WEIGHT_INDEXES) + ")"
 
 
@@ -183,12 +334,33 @@ def _non_empty_file(path: str) -> bool:
     return os.path.isfile(path) and os.path.getsize(path) > 0
 
 
+def _safetensors_problem(path: str) -> str | None:
+    """Why the ``.safetensors`` file ``path`` is damaged, from its header alone, or ``None`` (also for other files).
+
+    The format: an 8-byte little-endian header length, a JSON header giving each tensor's byte range, the data.
+    """
+    if not path.endswith(".safetensors"):
+        return None
+    size = os.path.getsize(path)
+    try:
+        with open(path, "rb") as file:
+            (length,) = struct.unpack("<Q", file.read(8))
+            if length > size - 8:
+                raise ValueError(f"the header length {length} exceeds the file")
+            header = json.loads(file.read(length))
+        ends = [entry["data_offsets"][1] for key, entry in header.items() if key != "__metadata__"]
+    except (OSError, ValueError, KeyError, TypeError, IndexError, AttributeError, struct.error) as error:
+        return f"{path} has a damaged safetensors header ({type(error).__name__}: {_first_line(error)})"
+    if 8 + length + max(ends, default=0) != size:
+        return f"{path} has {size} bytes where its safetensors header needs {8 + length + max(ends, default=0)}"
+    return None
+
+
 def _unreadable_message(path: str, what: str, problem: str) -> str:
     checkpoint = os.path.dirname(os.path.abspath(path))
     return (
         f"Cannot load the {what} from {path}: {problem}. The checkpoint {checkpoint} is incomplete or damaged "
-        "(was the run stopped while saving it?). Resume from an earlier checkpoint: pass its folder as "
-        "resume_from_checkpoint, or resume_from_checkpoint=True to take the newest complete one."
+        f"(was the run stopped while saving it?). {resume_advice(checkpoint)}"
     )
 
 

@@ -2,11 +2,23 @@ import fractions
 import json
 import logging
 import os
+import zlib
 
 import pytest
 import torch
+from safetensors.torch import save as safetensors_bytes
 
-from hf_lilaw.core.checkpoint import find_resumable_checkpoint, load_state_file, save_state_atomically
+from hf_lilaw.core.checkpoint import (
+    MANIFEST_NAME,
+    begin_checkpoint,
+    checkpoint_problem,
+    file_crc32,
+    find_resumable_checkpoint,
+    load_state_file,
+    resume_advice,
+    save_state_atomically,
+    write_manifest,
+)
 
 STATE = {
     "params": torch.tensor([10.0, 2.0, 6.0]),
@@ -78,6 +90,7 @@ def test_save_replaces_the_previous_content(tmp_path):
 )
 def test_damaged_file_error_names_the_file_what_and_the_fix(tmp_path, damage, problem):
     path = tmp_path / "checkpoint-5" / "lilaw_state.pt"
+    make_checkpoint(tmp_path, 5)
     save_state_atomically(STATE, path)
     damage(path)
     with pytest.raises(ValueError) as error:
@@ -85,7 +98,14 @@ def test_damaged_file_error_names_the_file_what_and_the_fix(tmp_path, damage, pr
     message = str(error.value)
     assert str(path) in message
     assert "LiLAW state" in message and problem in message
-    assert "earlier checkpoint" in message and "resume_from_checkpoint=True" in message
+    # The fix points somewhere new: no other checkpoint, so training from scratch (not this folder again).
+    assert "No other checkpoint in" in message and "train from scratch" in message
+    assert "resume_from_checkpoint=True" not in message
+
+    earlier = make_checkpoint(tmp_path, 3, manifest=True)
+    with pytest.raises(ValueError) as error:
+        load_state_file(path, what="LiLAW state")
+    assert f"an earlier checkpoint that verifies: resume_from_checkpoint={earlier!r}" in str(error.value)
 
 
 def test_objects_outside_tensors_and_containers_are_refused_by_name(tmp_path):
@@ -95,15 +115,24 @@ def test_objects_outside_tensors_and_containers_are_refused_by_name(tmp_path):
         load_state_file(path, what="MLC state")
 
 
-def make_checkpoint(output_dir, step, *, weights="model.safetensors", trainer_state="{}", extra=None):
+WEIGHTS = safetensors_bytes({"w": torch.arange(64, dtype=torch.float32)})
+
+
+def weights_bytes(name: str) -> bytes:
+    return WEIGHTS if name.endswith(".safetensors") else b"weights"
+
+
+def make_checkpoint(output_dir, step, *, weights="model.safetensors", trainer_state="{}", extra=None, manifest=False):
     folder = output_dir / f"checkpoint-{step}"
     folder.mkdir(parents=True)
     if trainer_state is not None:
         (folder / "trainer_state.json").write_text(trainer_state)
     if weights:
-        (folder / weights).write_bytes(b"weights")
+        (folder / weights).write_bytes(weights_bytes(weights))
     for name, content in (extra or {}).items():
         (folder / name).write_bytes(content)
+    if manifest:
+        write_manifest(folder)
     return str(folder)
 
 
@@ -117,7 +146,7 @@ def test_newest_by_step_number_not_by_name(tmp_path):
 
 
 def test_incomplete_newest_folders_are_skipped_with_the_reason_logged(tmp_path, caplog):
-    complete = make_checkpoint(tmp_path, 3, extra={"lilaw_state.pt": b"x"})
+    complete = make_checkpoint(tmp_path, 3, extra={"lilaw_state.pt": b"x"}, manifest=True)
     make_checkpoint(tmp_path, 4, trainer_state=None, extra={"lilaw_state.pt": b"x"})
     make_checkpoint(tmp_path, 5, trainer_state='{"global_step": ', extra={"lilaw_state.pt": b"x"})
     make_checkpoint(tmp_path, 6, weights=None, extra={"lilaw_state.pt": b"x"})
@@ -161,7 +190,7 @@ def test_fsdp_deepspeed_and_multi_adapter_checkpoints_count(tmp_path):
     os.mkdir(os.path.join(deepspeed, "global_step1"))
     adapters = make_checkpoint(tmp_path / "adapters", 1, weights=None)
     os.mkdir(os.path.join(adapters, "second"))
-    (tmp_path / "adapters" / "checkpoint-1" / "second" / "adapter_model.safetensors").write_bytes(b"w")
+    (tmp_path / "adapters" / "checkpoint-1" / "second" / "adapter_model.safetensors").write_bytes(WEIGHTS)
     for found in (fsdp, deepspeed, adapters):
         assert find_resumable_checkpoint(os.path.dirname(found)) == found
     make_checkpoint(tmp_path / "broken", 1, weights=None, extra={"latest": b"global_step1"})  # its folder is missing
@@ -171,9 +200,9 @@ def test_fsdp_deepspeed_and_multi_adapter_checkpoints_count(tmp_path):
 def test_sharded_weights_need_every_shard(tmp_path):
     index = json.dumps({"metadata": {}, "weight_map": {"a": "model-00001-of-00002.safetensors",
                                                        "b": "model-00002-of-00002.safetensors"}})
-    shard = {"model-00001-of-00002.safetensors": b"w"}
+    shard = {"model-00001-of-00002.safetensors": WEIGHTS}
     complete = make_checkpoint(tmp_path, 1, weights=None, extra={
-        "model.safetensors.index.json": index.encode(), **shard, "model-00002-of-00002.safetensors": b"w"})
+        "model.safetensors.index.json": index.encode(), **shard, "model-00002-of-00002.safetensors": WEIGHTS})
     make_checkpoint(tmp_path, 2, weights=None, extra={"model.safetensors.index.json": index.encode(), **shard})
     assert find_resumable_checkpoint(tmp_path) == complete
 
@@ -183,3 +212,110 @@ def test_none_when_nothing_is_complete(tmp_path, caplog):
     with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
         assert find_resumable_checkpoint(tmp_path) is None
     assert "checkpoint-1" in caplog.text and "trainer_state.json is missing" in caplog.text
+
+
+# ---- manifests: a checkpoint is complete when it verifies ------------------------------------------------------------
+
+
+def flip_bytes(path, offset_from_end=100, count=8):
+    """Damage bytes inside a file, keeping its size (what a disk or a copy can do)."""
+    content = bytearray(path.read_bytes())
+    for i in range(len(content) - offset_from_end, len(content) - offset_from_end + count):
+        content[i] ^= 0xFF
+    path.write_bytes(bytes(content))
+
+
+def test_manifest_lists_every_file_with_size_and_crc32(tmp_path):
+    folder = make_checkpoint(tmp_path, 1, extra={"lilaw_state.pt": b"x" * 10, ".lilaw_state.pt.1.ab.tmp": b"t"})
+    os.mkdir(os.path.join(folder, "global_step1"))
+    with open(os.path.join(folder, "global_step1", "shard.pt"), "wb") as file:
+        file.write(b"deepspeed")
+    manifest = write_manifest(folder)
+    assert json.loads((tmp_path / "checkpoint-1" / MANIFEST_NAME).read_text()) == manifest
+    assert manifest["complete"] and manifest["checksum"] == "crc32"
+    # Hidden temporaries and the manifest itself are not listed; files in sub-folders are, with "/".
+    assert sorted(manifest["files"]) == ["global_step1/shard.pt", "lilaw_state.pt", "model.safetensors", "trainer_state.json"]
+    assert manifest["files"]["lilaw_state.pt"] == {"size": 10, "crc32": "%08x" % zlib.crc32(b"x" * 10)}
+    assert file_crc32(os.path.join(folder, "model.safetensors")) == zlib.crc32(WEIGHTS)
+    assert checkpoint_problem(folder) is None
+    sizes_only = write_manifest(folder, checksums=False)
+    assert sizes_only["checksum"] is None and sizes_only["files"]["lilaw_state.pt"] == {"size": 10}
+
+
+def test_file_crc32_reads_in_chunks(tmp_path, monkeypatch):
+    import hf_lilaw.core.checkpoint as checkpoint
+
+    monkeypatch.setattr(checkpoint, "_READ_CHUNK", 7)
+    data = bytes(range(256)) * 3
+    (tmp_path / "f").write_bytes(data)
+    assert file_crc32(tmp_path / "f") == zlib.crc32(data)
+
+
+@pytest.mark.parametrize(
+    "damage, reason",
+    [
+        (lambda f: flip_bytes(f / "model.safetensors"), "model.safetensors is damaged: its CRC-32 is"),
+        (lambda f: flip_bytes(f / "lilaw_state.pt", offset_from_end=3, count=2), "lilaw_state.pt is damaged"),
+        (lambda f: (f / "lilaw_state.pt").write_bytes(b"y" * 11), "lilaw_state.pt has 11 bytes where the manifest records 10"),
+        (lambda f: (f / "optimizer.pt").unlink(), "optimizer.pt is missing (the manifest lists it)"),
+        (lambda f: begin_checkpoint(f), "its save began but did not finish"),
+        (lambda f: (f / MANIFEST_NAME).write_text('{"complete": tr'), f"its manifest {MANIFEST_NAME} does not parse"),
+    ],
+    ids=["tensor-bytes", "state-bytes", "state-size", "missing-file", "pending", "garbage-manifest"],
+)
+def test_a_folder_that_does_not_verify_is_skipped_naming_the_file(tmp_path, caplog, damage, reason):
+    good = make_checkpoint(tmp_path, 1, extra={"lilaw_state.pt": b"x" * 10, "optimizer.pt": b"o" * 5}, manifest=True)
+    newest = make_checkpoint(tmp_path, 2, extra={"lilaw_state.pt": b"x" * 10, "optimizer.pt": b"o" * 5}, manifest=True)
+    assert find_resumable_checkpoint(tmp_path, required_files=["lilaw_state*.pt"]) == newest
+    damage(tmp_path / "checkpoint-2")
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        assert find_resumable_checkpoint(tmp_path, required_files=["lilaw_state*.pt"]) == good
+    (message,) = [r.getMessage() for r in caplog.records]
+    assert message.startswith(f"Skipping checkpoint {newest}: ") and reason in message
+    assert checkpoint_problem(newest) == message.split(": ", 1)[1].rstrip(".")
+    assert resume_advice(newest) == (
+        f"Resume from an earlier checkpoint that verifies: resume_from_checkpoint={good!r}, or train from scratch "
+        "(without resume_from_checkpoint)."
+    )
+
+
+def test_sizes_only_manifest_checks_sizes_but_not_bytes(tmp_path):
+    folder = make_checkpoint(tmp_path, 1, extra={"lilaw_state.pt": b"x" * 10})
+    write_manifest(folder, checksums=False)
+    flip_bytes(tmp_path / "checkpoint-1" / "lilaw_state.pt", offset_from_end=5, count=1)
+    assert checkpoint_problem(folder) is None  # what the switch gives up
+    (tmp_path / "checkpoint-1" / "lilaw_state.pt").write_bytes(b"x" * 9)
+    assert "lilaw_state.pt has 9 bytes where the manifest records 10" in checkpoint_problem(folder)
+
+
+def test_a_folder_without_manifest_is_accepted_with_a_warning(tmp_path, caplog):
+    folder = make_checkpoint(tmp_path, 1)
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        assert find_resumable_checkpoint(tmp_path) == folder
+    assert f"Checkpoint {folder} has no {MANIFEST_NAME}" in caplog.text and "cannot be detected" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "content, reason",
+    [
+        (b"\xff" * 8 + WEIGHTS[8:], "damaged safetensors header (ValueError: the header length"),
+        (WEIGHTS[:8] + b"{garbage" + WEIGHTS[16:], "damaged safetensors header (JSONDecodeError"),
+        (WEIGHTS[:-4], f"has {len(WEIGHTS) - 4} bytes where its safetensors header needs {len(WEIGHTS)}"),
+    ],
+    ids=["length", "json", "cut-short"],
+)
+def test_a_damaged_safetensors_header_is_found_without_a_manifest(tmp_path, content, reason):
+    good = make_checkpoint(tmp_path, 1)
+    make_checkpoint(tmp_path, 2)
+    (tmp_path / "checkpoint-2" / "model.safetensors").write_bytes(content)
+    assert find_resumable_checkpoint(tmp_path) == good
+    assert reason in checkpoint_problem(tmp_path / "checkpoint-2")
+    assert str(tmp_path / "checkpoint-2" / "model.safetensors") in checkpoint_problem(tmp_path / "checkpoint-2")
+
+
+def test_advice_without_another_checkpoint_and_for_a_missing_folder(tmp_path):
+    only = make_checkpoint(tmp_path, 4, manifest=True)
+    assert resume_advice(only).startswith(f"No other checkpoint in {tmp_path} verifies: train from scratch")
+    newer = make_checkpoint(tmp_path, 9, manifest=True)
+    assert f"another checkpoint that verifies: resume_from_checkpoint={newer!r}" in resume_advice(only)
+    assert checkpoint_problem(tmp_path / "checkpoint-77") == "there is no such folder"
