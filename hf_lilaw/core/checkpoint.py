@@ -1,4 +1,4 @@
-"""Checkpoint files that survive a kill: atomic writes, loads that name the bad file, and the newest folder that verifies.
+"""Checkpoints that survive a kill: atomic writes, manifests, loads naming the bad file, the newest folder that verifies.
 
 A run killed while it saves leaves a `checkpoint-N` folder with some files missing, empty or cut short; a disk or a
 copy can damage bytes inside a file that keeps its size. These helpers make hf_lilaw's own files appear whole or
@@ -213,7 +213,8 @@ def write_manifest(folder: str | os.PathLike, *, checksums: bool = True) -> dict
         if checksums:
             entry["crc32"] = f"{file_crc32(path):08x}"
         files[name] = entry
-    manifest = {"format": _MANIFEST_FORMAT, "complete": True, "checksum": "crc32" if checksums else None, "files": files}
+    checksum = "crc32" if checksums else None
+    manifest = {"format": _MANIFEST_FORMAT, "complete": True, "checksum": checksum, "files": files}
     _write_json_atomically(os.path.join(folder, MANIFEST_NAME), manifest)
     return manifest
 
