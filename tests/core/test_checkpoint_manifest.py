@@ -5,16 +5,20 @@ tests damage copies of a run stopped after step 5 and resume it; "equal" means Î
 the model weights equal those of the same run never stopped.
 """
 
+import concurrent.futures
 import json
 import logging
 import os
 import shutil
+import types
 
 import pytest
 import torch
+import transformers.trainer
 from transformers import Trainer, TrainerCallback
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
+from hf_lilaw.core import checkpoint
 from hf_lilaw.core.checkpoint import MANIFEST_NAME
 
 from conftest import StopAfter, TinyNet, blobs
@@ -157,21 +161,31 @@ def test_nothing_verifies_points_to_training_from_scratch(stopped_at_5, tmp_path
         make_trainer(output_dir).train(resume_from_checkpoint=str(output_dir / "checkpoint-5"))
 
 
-def test_a_save_that_fails_midway_leaves_a_pending_manifest_and_the_older_checkpoints(tmp_path, monkeypatch, caplog):
+@pytest.mark.parametrize("where", ["trainer-files", "checksums"])
+def test_a_save_that_fails_midway_leaves_a_pending_manifest_and_the_older_checkpoint(tmp_path, monkeypatch, caplog, where):
+    """A save stopped (like a kill) while Trainer writes its files, or while the manifest's checksums are read."""
     output_dir = tmp_path / "run"
+    if where == "trainer-files":
+        def fail_at_step_2(self, folder):  # after the weights, before trainer_state.json
+            if folder.endswith("checkpoint-2"):
+                raise OSError("No space left on device")
 
-    def fail_at_step_2(self, output_dir):  # a kill after the weights, before Trainer's state file
-        if output_dir.endswith("checkpoint-2"):
-            raise OSError("No space left on device")
+        monkeypatch.setattr(Trainer, "_save_rng_state", fail_at_step_2)
+    else:
+        crc32 = checkpoint.file_crc32
 
-    monkeypatch.setattr(Trainer, "_save_rng_state", fail_at_step_2)
+        def fail_at_step_2(path):  # every file of the save is written; the manifest is being computed
+            if "checkpoint-2" in str(path):
+                raise OSError("No space left on device")
+            return crc32(path)
+
+        monkeypatch.setattr(checkpoint, "file_crc32", fail_at_step_2)
     with pytest.raises(OSError, match="No space left"):
         make_trainer(output_dir, save_total_limit=1).train()
     monkeypatch.undo()
     # Rotation comes after the manifest: save_total_limit=1 did not delete checkpoint-1 for the unfinished one.
     assert sorted(os.listdir(output_dir)) == ["checkpoint-1", "checkpoint-2"]
     assert json.loads((output_dir / "checkpoint-2" / MANIFEST_NAME).read_text()) == {"format": 1, "complete": False}
-    assert not (output_dir / "checkpoint-2" / "trainer_state.json").exists()
     (output_dir / "checkpoint-2" / "trainer_state.json").write_text("{}")  # even with every file there
     with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
         start, _ = resume(output_dir)
@@ -186,3 +200,32 @@ def test_sizes_only_switch(tmp_path):
     manifest = json.loads((tmp_path / "checkpoint-2" / MANIFEST_NAME).read_text())
     assert manifest["checksum"] is None and all(set(e) == {"size"} for e in manifest["files"].values())
     assert manifest["files"]["model.safetensors"]["size"] == os.path.getsize(tmp_path / "checkpoint-2" / "model.safetensors")
+
+
+class RecordingHub:
+    """Stands in for the Hub API: each uploaded checkpoint folder's manifest, as it was at upload time."""
+
+    def __init__(self):
+        self.manifests = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        return types.SimpleNamespace(repo_id=repo_id)
+
+    def upload_folder(self, *, folder_path, path_in_repo=None, **kwargs):
+        if path_in_repo == "last-checkpoint":
+            manifest = os.path.join(folder_path, MANIFEST_NAME)
+            self.manifests[os.path.basename(folder_path)] = json.loads(open(manifest).read())
+        done = concurrent.futures.Future()
+        done.set_result(None)
+        return done
+
+
+def test_the_hub_gets_each_checkpoint_with_its_finished_manifest(tmp_path, monkeypatch):
+    hub = RecordingHub()
+    monkeypatch.setattr(transformers.trainer, "hf_api", lambda: hub)
+    trainer = make_trainer(tmp_path, max_steps=3, push_to_hub=True, hub_model_id="me/run", hub_strategy="checkpoint")
+    trainer.train()
+    assert sorted(hub.manifests) == ["checkpoint-1", "checkpoint-2", "checkpoint-3"]
+    for name, manifest in hub.manifests.items():
+        assert manifest["complete"] and "trainer_state.json" in manifest["files"]
+        assert manifest == json.loads((tmp_path / name / MANIFEST_NAME).read_text())
