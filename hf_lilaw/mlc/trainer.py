@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import contextlib
 import copy
-import os
 import warnings
 from collections.abc import Sequence
 from typing import Any, ClassVar
@@ -15,10 +14,8 @@ from torch import Tensor, nn
 from torch.func import functional_call
 from torch.nn.attention import SDPBackend, sdpa_kernel
 from transformers import TrainingArguments
-from transformers.utils import logging
 
 from ..core.base_trainer import BaseTrainer
-from ..core.checkpoint import load_state_file
 from ..core.columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS
 from ..core.outputs import extract_logits
 from ..core.sampler import IndexBatchSampler, StreamedBatches
@@ -44,7 +41,6 @@ __all__ = [
     "MetaLabelCorrectionTrainer",
 ]
 
-logger = logging.get_logger(__name__)
 
 _STATE_NAME = "mlc_state"
 MLC_STATE_NAME = shared_file_name(_STATE_NAME)
@@ -646,17 +642,6 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     def _record(self, values: dict[str, Tensor]) -> None:
         # Device-side sums; the base reduces them over steps and processes at the next training log.
         self.accumulate_metrics({f"mlc/{k}": v for k, v in values.items()}, count=1.0)
-
-    def _load_best_model(self) -> None:
-        # Trainer restores only the main model; the corrected labels of the best checkpoint come from its meta model.
-        super()._load_best_model()
-        path = os.path.join(self.state.best_model_checkpoint, MLC_STATE_NAME)
-        if not os.path.isfile(path):
-            logger.warning(f"{self.state.best_model_checkpoint} holds no {MLC_STATE_NAME}: the meta model is not restored.")
-            return
-        shared = load_state_file(path, what="meta label correction state")["state"]
-        self.meta_model.load_state_dict(shared["meta_model"])
-        self.meta_optimizer.load_state_dict(shared["meta_optimizer"])
 
     def _model_card_values(self) -> dict[str, Any]:
         args = self.args
