@@ -1,0 +1,74 @@
+"""`compare_runs`: mean ± sd per run and the paired difference, checked against values computed by hand."""
+
+import json
+import math
+
+import pytest
+
+from hf_lilaw.comparison import compare_runs
+
+# Three seeds; LiLAW − Trainer accuracy is +0.02, −0.01, +0.05 (mean 0.02, sd 0.03).
+PER_SEED = {
+    0: {"Trainer": {"test_accuracy": 0.80, "test_loss": 1.0, "test_runtime": 3.1, "epoch": 3.0},
+        "LiLAWTrainer": {"test_accuracy": 0.82, "test_loss": 0.9, "test_runtime": 2.0, "epoch": 3.0}},
+    1: {"Trainer": {"test_accuracy": 0.70, "test_loss": 1.2, "test_runtime": 3.0, "epoch": 3.0},
+        "LiLAWTrainer": {"test_accuracy": 0.69, "test_loss": 1.1, "test_runtime": 2.0, "epoch": 3.0}},
+    2: {"Trainer": {"test_accuracy": 0.75, "test_loss": 1.4, "test_runtime": 3.0, "epoch": 3.0},
+        "LiLAWTrainer": {"test_accuracy": 0.80, "test_loss": 1.3, "test_runtime": 2.0, "epoch": 3.0}},
+}  # fmt: skip
+
+
+def test_paired_difference_interval_and_p_value_by_hand():
+    result = compare_runs(PER_SEED, baseline="Trainer")
+    assert result.seeds == [0, 1, 2] and result.runs == ["Trainer", "LiLAWTrainer"]
+    assert list(result.metrics) == ["test_accuracy", "test_loss"]  # runtime and epoch are bookkeeping
+    accuracy = result.metrics["test_accuracy"]
+    assert accuracy["runs"]["Trainer"]["mean"] == pytest.approx(0.75)
+    assert accuracy["runs"]["Trainer"]["sd"] == pytest.approx(0.05)  # sqrt(((.05)² + (.05)² + 0) / 2)
+    diff = accuracy["differences"]["LiLAWTrainer"]
+    assert diff["mean"] == pytest.approx(0.02) and diff["sd"] == pytest.approx(0.03)
+    # t(0.975, 2 df) = 4.302652729749464; half width = t · 0.03 / √3
+    half = 4.302652729749464 * 0.03 / math.sqrt(3)
+    assert (diff["ci_low"], diff["ci_high"]) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half))
+    # with 2 df the two-sided p of t is 1 − t / √(2 + t²); here t = 0.02 / (0.03 / √3)
+    t = 0.02 / (0.03 / math.sqrt(3))
+    assert diff["p_value"] == pytest.approx(1 - t / math.sqrt(2 + t**2))
+    assert "Trainer" not in accuracy["differences"]
+    # the loss difference is −0.1 on every seed (up to rounding): no t statistic
+    loss = result.metrics["test_loss"]["differences"]["LiLAWTrainer"]
+    assert loss["mean"] == pytest.approx(-0.1)
+    assert all(math.isnan(loss[k]) for k in ("ci_low", "ci_high", "p_value"))
+
+
+def test_markdown_and_json():
+    result = compare_runs(PER_SEED, baseline="Trainer", confidence=0.9)
+    table = result.to_markdown(digits=3).splitlines()
+    assert table[0] == "| metric | Trainer | LiLAWTrainer | Δ (LiLAWTrainer − Trainer) | 90 % CI | p (paired t) |"
+    # t(0.95, 2 df) = 2.919986: 0.02 ± 2.919986 · 0.03 / √3 = [−0.0306, +0.0706]
+    assert table[2] == "| top-1 accuracy | 0.750 ± 0.050 | 0.770 ± 0.070 | +0.020 ± 0.030 | [-0.031, +0.071] | 0.368 |"
+    assert table[3].endswith("| -0.100 ± 0.000 | n/a | n/a |")
+    back = json.loads(json.dumps(result.to_dict()))
+    assert back["baseline"] == "Trainer" and back["metrics"]["test_accuracy"]["differences"]["LiLAWTrainer"]["mean"] == pytest.approx(0.02)
+
+
+def test_one_seed_or_no_baseline():
+    one = compare_runs({0: PER_SEED[0]}, baseline="Trainer")
+    diff = one.metrics["test_accuracy"]["differences"]["LiLAWTrainer"]
+    assert diff["mean"] == pytest.approx(0.02) and math.isnan(diff["sd"]) and math.isnan(diff["p_value"])
+    assert "| 0.8000 | 0.8200 | +0.0200 | n/a | n/a |" in one.to_markdown()
+    alone = compare_runs({s: {"LiLAWTrainer": r["LiLAWTrainer"]} for s, r in PER_SEED.items()})
+    assert alone.metrics["test_accuracy"]["differences"] == {}
+    assert alone.to_markdown().splitlines()[0] == "| metric | LiLAWTrainer |"
+
+
+def test_bad_input_names_the_fix():
+    with pytest.raises(ValueError, match="per_seed is empty"):
+        compare_runs({})
+    with pytest.raises(ValueError, match="baseline 'CE' is not one of the runs"):
+        compare_runs(PER_SEED, baseline="CE")
+    with pytest.raises(ValueError, match="every seed needs the same runs"):
+        compare_runs({**PER_SEED, 3: {"Trainer": PER_SEED[0]["Trainer"]}}, baseline="Trainer")
+    with pytest.raises(ValueError, match="confidence must be in"):
+        compare_runs(PER_SEED, confidence=95)
+    with pytest.raises(ValueError, match="No numeric metric"):
+        compare_runs({0: {"a": {"epoch": 1.0}}})
