@@ -116,6 +116,8 @@ def compare_runs(
         if _is_number(v) and not k.endswith(_BOOKKEEPING_SUFFIXES)
     ]  # fmt: skip
     names = [k for k in names if all(_is_number(per_seed[s][r].get(k)) for s in seeds for r in runs)]
+    known = list(_LABELS)  # the usual metrics first, in a fixed order; others as given
+    names.sort(key=lambda k: known.index(_strip(k)) if _strip(k) in known else len(known))
     if not names:
         raise ValueError(f"No numeric metric is shared by every run and seed (runs {runs}, seeds {seeds}).")
     t_quantile = stats.t.ppf((1 + confidence) / 2, len(seeds) - 1) if len(seeds) > 1 else math.nan
@@ -147,12 +149,15 @@ def _summary(values: np.ndarray) -> dict[str, float]:
     return {"mean": float(values.mean()), "sd": float(values.std(ddof=1)) if values.size > 1 else math.nan}
 
 
-def _label(metric: str) -> str:
+def _strip(metric: str) -> str:
     for prefix in _PREFIXES:
         if metric.startswith(prefix):
-            metric = metric[len(prefix):]
-            break
-    return _LABELS.get(metric, metric)
+            return metric[len(prefix):]
+    return metric
+
+
+def _label(metric: str) -> str:
+    return _LABELS.get(_strip(metric), _strip(metric))
 
 
 def _mean_sd(entry: Mapping[str, float], digits: int, sign: str = "") -> str:

@@ -22,6 +22,9 @@ def test_paired_difference_interval_and_p_value_by_hand():
     result = compare_runs(PER_SEED, baseline="Trainer")
     assert result.seeds == [0, 1, 2] and result.runs == ["Trainer", "LiLAWTrainer"]
     assert list(result.metrics) == ["test_accuracy", "test_loss"]  # runtime and epoch are bookkeeping
+    reordered = {s: {r: {"test_loss": m["test_loss"], "f1": 0.5, "test_accuracy": m["test_accuracy"]} for r, m in runs.items()}
+                 for s, runs in PER_SEED.items()}  # fmt: skip
+    assert list(compare_runs(reordered).metrics) == ["test_accuracy", "test_loss", "f1"]
     accuracy = result.metrics["test_accuracy"]
     assert accuracy["runs"]["Trainer"]["mean"] == pytest.approx(0.75)
     assert accuracy["runs"]["Trainer"]["sd"] == pytest.approx(0.05)  # sqrt(((.05)² + (.05)² + 0) / 2)

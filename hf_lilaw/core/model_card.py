@@ -23,6 +23,8 @@ TEMPLATE_NAME = "model_card.md"
 
 # Display names of the metrics of `hf_lilaw.metrics`; other metrics keep their own names.
 METRIC_LABELS = {"accuracy": "top-1 accuracy", "top5_accuracy": "top-5 accuracy", "roc_auc": "AUROC", "loss": "loss"}
+# Entries of Trainer.evaluate() that describe the evaluation, not the model.
+_BOOKKEEPING = {"epoch", "runtime", "samples_per_second", "steps_per_second"}
 _HUB_METRICS = ("accuracy", "roc_auc", "f1", "precision", "recall")
 # transformers' public mappings (config class -> model class, registered classes included) and their Auto class.
 _AUTO_CLASSES = {
@@ -60,6 +62,37 @@ def looks_like_hub_id(name: Any) -> bool:
     return True
 
 
+def starting_weights(model: Any) -> tuple[str | None, str | None]:
+    """Where ``model``'s weights came from, as ``(base model Hub id, local source)``.
+
+    A model built from a config (``config._name_or_path`` empty) gives ``(None, None)``: trained from scratch.
+    One loaded from the Hub gives its repo id. One loaded from a local folder gives the folder's name as the
+    source, and a Hub id only when the checkpoint names its Hub counterpart: a timm ``pretrained_cfg`` with
+    ``hf_hub_id`` (as `hf_lilaw.models.efficientnet_lite0_checkpoint` writes it), whose ``source`` then
+    describes the local copy. A config read from a checkpoint but given fresh weights (``from_config``) reads as
+    loaded: pass ``finetuned_from`` to the card to say otherwise.
+    """
+    config = getattr(model, "config", None)
+    loaded_from = next(
+        (n for n in (getattr(config, "_name_or_path", None), getattr(model, "name_or_path", None)) if n), None
+    )
+    if not loaded_from:
+        return None, None
+    loaded_from = os.fspath(loaded_from)
+    if looks_like_hub_id(loaded_from):
+        return loaded_from, None
+    pretrained_cfg = getattr(config, "pretrained_cfg", None)
+    pretrained_cfg = pretrained_cfg if isinstance(pretrained_cfg, Mapping) else {}
+    hub_id = pretrained_cfg.get("hf_hub_id")
+    source = pretrained_cfg.get("source") or f"the local checkpoint `{Path(loaded_from).name}`"
+    return (hub_id if looks_like_hub_id(hub_id) else None), source
+
+
+def hub_dataset_ids(dataset: str | Sequence[str] | None) -> list[str]:
+    """The entries of ``dataset`` that name a Hub data set (``owner/name``), for the card's ``datasets`` metadata."""
+    return [d for d in _listify(dataset) if "/" in d and looks_like_hub_id(d)]
+
+
 def format_value(value: Any, digits: int = 4) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.{digits}f}"
@@ -71,14 +104,20 @@ def comparison_table(comparison: Mapping[str, Mapping[str, float]], *, digits: i
 
     Args:
         comparison: ``{run name: {metric: value}}``, e.g. ``{"Trainer": {"accuracy": 0.61, ...},
-            "LiLAWTrainer": {...}}``; an ``eval_`` prefix on metric names is dropped.
+            "LiLAWTrainer": {...}}``, e.g. ``trainer.evaluate()`` of each; an ``eval_`` or ``test_`` prefix on
+            metric names is dropped, and so is Trainer's bookkeeping (epoch, runtime, throughput).
     """
     if not comparison:
         raise ValueError('comparison is empty; pass {"Trainer": {...metrics}, "LiLAWTrainer": {...}}.')
-    runs = {run: {k.removeprefix("eval_"): v for k, v in metrics.items()} for run, metrics in comparison.items()}
+    runs = {
+        run: {k.removeprefix("eval_").removeprefix("test_"): v for k, v in metrics.items()}
+        for run, metrics in comparison.items()
+    }
     metrics: list[str] = []
     for values in runs.values():
-        metrics += [k for k in values if k not in metrics and isinstance(values[k], (int, float))]
+        metrics += [
+            k for k, v in values.items() if k not in metrics and isinstance(v, (int, float)) and k not in _BOOKKEEPING
+        ]
     known = [m for m in METRIC_LABELS if m in metrics]
     metrics = known + [m for m in metrics if m not in known]
     names = list(runs)
@@ -172,6 +211,7 @@ def render_model_card(
     method_settings: Mapping[str, Any] | None = None,
     side_sets: Mapping[str, str] | None = None,
     base_model: str | None = None,
+    pretrained_from: str | None = None,
     dataset: str | Sequence[str] | None = None,
     tags: Sequence[str] = (),
     language: str | Sequence[str] | None = None,
@@ -197,8 +237,10 @@ def render_model_card(
         method_facts: sentences about the run (e.g. the number of meta steps).
         method_settings: the method's settings, ``{name: value}``.
         side_sets: the side data sets, ``{"Meta set": "16 samples, ..."}``.
-        base_model: Hub id of the model fine-tuned from (``None``: trained from scratch).
-        dataset: Hub id(s) of the training data (metadata) or a description of it.
+        base_model: Hub id of the model fine-tuned from (the card's ``base_model`` metadata).
+        pretrained_from: where the starting weights were read from when that is not the Hub repo itself (a local
+            copy or checkpoint). With neither this nor ``base_model`` the card says trained from scratch.
+        dataset: Hub id(s) of the training data (``owner/name``: the ``datasets`` metadata) or a description.
         tags: metadata tags (``hf_lilaw`` and ``noisy-labels`` are always added).
         language, license: metadata.
         noise_text: the label noise of the training data (see `noise_description`).
@@ -217,7 +259,7 @@ def render_model_card(
     card_data = ModelCardData(
         model_name=model_name,
         base_model=base_model,
-        datasets=[d for d in datasets_list if looks_like_hub_id(d)] or None,
+        datasets=hub_dataset_ids(datasets_list) or None,
         library_name="transformers",
         license=license,
         language=language,
@@ -229,6 +271,7 @@ def render_model_card(
         template_str=template_text(),
         model_name=model_name,
         base_model=base_model,
+        pretrained_from=pretrained_from,
         method=method,
         method_description=method_description,
         base_loss=base_loss,

