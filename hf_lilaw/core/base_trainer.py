@@ -29,7 +29,7 @@ from .columns import (
     with_sample_id,
 )
 from .labels import check_class_labels, check_label_feature, check_single_label_model, dataset_labels
-from .model_card import looks_like_hub_id, loading_snippet, noise_description, render_model_card
+from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import TrainingDynamicsObserver
 from .outputs import extract_logits
 from .rng import preserved_global_rng
@@ -544,8 +544,9 @@ class BaseTrainer(Trainer):
         Args:
             output_dir: folder of the card; created if missing.
             model_name: title; defaults to the Hub model id's name or ``output_dir``'s name.
-            finetuned_from: the base model's Hub id; defaults to the model config's ``_name_or_path`` when that
-                looks like a Hub id.
+            finetuned_from: the base model's Hub id; by default read from the model (`starting_weights`: the
+                Hub id it was loaded from, or the Hub counterpart a local checkpoint names); a model built from a
+                config is described as trained from scratch.
             dataset: Hub id(s) of the training data (metadata) or a description of it.
             tags: extra metadata tags.
             language, license: metadata.
@@ -559,10 +560,7 @@ class BaseTrainer(Trainer):
             return path
         model = self.model
         config = getattr(model, "config", None)
-        base_model = finetuned_from
-        if base_model is None:
-            candidates = (getattr(config, "_name_or_path", None), getattr(model, "name_or_path", None))
-            base_model = next((c for c in candidates if looks_like_hub_id(c)), None)
+        base_model, pretrained_from = (finetuned_from, None) if finetuned_from else starting_weights(model)
         hub_id = getattr(self, "hub_model_id", None) or self.args.hub_model_id
         if model_name is None:
             model_name = hub_id.split("/")[-1] if hub_id else Path(output_dir).absolute().name
@@ -581,6 +579,7 @@ class BaseTrainer(Trainer):
             method=self.method_name,
             model_name=model_name,
             base_model=base_model,
+            pretrained_from=pretrained_from,
             dataset=dataset,
             tags=[*extra_tags, *(getattr(model, "model_tags", None) or [])],
             language=language,
