@@ -63,3 +63,94 @@ def test_toy_grid_then_summary(tmp_path):
     cells = json.loads((tmp_path / "toy_summary.json").read_text())["mlc_toy"]
     assert {(c["method"], c["clean_fraction"]) for c in cells} == {(m, f) for m in ("mlc", "ebomlc") for f in (0.05, 0.1)}
     assert (tmp_path / "toy_summary.png").stat().st_size > 10_000
+
+
+def test_paired_difference_reference_values():
+    c = mlc_benchmark.paired_difference([1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0])
+    # d = 1..4: mean 2.5, s.e. = sd/2 = 0.6455; t(0.975, 3 df) = 3.1824 → half-width 2.0543; t = 3.873, p = 0.0305.
+    assert c["n"] == 4 and c["delta"] == pytest.approx(2.5)
+    assert (c["low"], c["high"]) == (pytest.approx(2.5 - 2.0542603), pytest.approx(2.5 + 2.0542603))
+    assert c["p"] == pytest.approx(0.0304663, rel=1e-5)
+    a, b = [80.0, 82.0, 79.0, 85.0, 90.0], [78.0, 83.0, 75.0, 80.0, 91.0]
+    assert mlc_benchmark.paired_difference(a, b)["p"] == pytest.approx(ttest_rel(a, b).pvalue)
+    same = mlc_benchmark.paired_difference([3.0, 4.0], [1.0, 2.0])  # constant difference: no spread
+    assert (same["delta"], same["low"], same["high"], same["p"]) == (2.0, 2.0, 2.0, 0.0)
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        mlc_benchmark.paired_difference([1.0], [0.0])
+
+
+def test_benjamini_hochberg_by_hand():
+    # Sorted 0.01, 0.03, 0.04, 0.5 → ×4/rank: 0.04, 0.06, 0.0533, 0.5 → running minimum from the top.
+    q = mlc_benchmark.benjamini_hochberg([0.01, 0.04, 0.03, 0.5])
+    assert q == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
+    assert mlc_benchmark.benjamini_hochberg([0.9, 0.95]) == pytest.approx([0.95, 0.95])
+
+
+def test_verdict_names_the_effect_not_ruled_out():
+    cell = {"delta": 0.4, "low": -1.2, "high": 2.0, "p_bh": 0.6}
+    assert mlc_benchmark.verdict(cell) == "+0.4 [-1.2, +2.0], no effect > 2.0 detected"
+    assert mlc_benchmark.verdict({**cell, "low": 0.3, "p_bh": 0.01}) == "+0.4 [+0.3, +2.0] ‡"
+
+
+def test_fair_comparisons_pair_each_method_with_each_baseline():
+    accs = {"ce": [0.80, 0.82, 0.78], "ce_union": [0.84, 0.83, 0.80], "ce_clean": [0.60, 0.62, 0.65],
+            "mlc": [0.86, 0.85, 0.84], "ebomlc_gate": [0.81, 0.80, 0.79]}  # fmt: skip
+    runs = [_record(m, s, a) for m, values in accs.items() for s, a in enumerate(values)]
+    runs.append(_record("mlc", 0, 0.1, recipe="authors"))  # another recipe: not compared
+    cells = mlc_benchmark.fair_comparisons(runs)
+    family = [c for c in cells if c["family"] == "mlc_family"]
+    assert {(c["method"], c["reference"]) for c in family} == {
+        (m, r) for m in ("mlc", "ebomlc_gate") for r in ("ce", "ce_union", "ce_clean")
+    }
+    union = next(c for c in family if (c["method"], c["reference"]) == ("mlc", "ce_union"))
+    d = 100 * (np.array(accs["mlc"]) - np.array(accs["ce_union"]))
+    assert union["delta"] == pytest.approx(d.mean()) and union["acc"] == pytest.approx(100 * np.mean(accs["mlc"]))
+    # BH over the family of six, not over every comparison of the table.
+    raw = [c["p"] for c in family]
+    assert [c["p_bh"] for c in family] == pytest.approx(list(mlc_benchmark.benjamini_hochberg(raw)))
+    assert [c["p_bh"] for c in family] != pytest.approx(list(mlc_benchmark.benjamini_hochberg([c["p"] for c in cells])[:6]))
+    baselines = [c for c in cells if c["family"] == "baselines"]
+    assert {(c["method"], c["reference"]) for c in baselines} == {("ce_union", "ce"), ("ce_clean", "ce")}
+
+
+def _toy_config(tmp_path, grids, name="mlc_toy"):
+    config = json.loads((ROOT / "benchmarks/configs/mlc_digits_cpu.json").read_text())
+    config.update(name=name, training={"epochs": 1, "batch_size": 64}, model={"type": "mlp", "hidden": [16]})
+    config["grids"] = grids
+    path = tmp_path / f"{name}.json"
+    path.write_text(json.dumps(config))
+    return path
+
+
+def test_fair_baselines_see_the_clean_rows_on_the_mlc_schedule(tmp_path):
+    grid = {"recipes": ["default"], "clean_fractions": [0.05], "conditions": [["uniform", 0.5]], "seeds": [0],
+            "methods": ["ce", "mlc", "ce_union", "ce_clean"]}  # fmt: skip
+    path = _toy_config(tmp_path, {"full": grid})
+    mlc_benchmark.main(["--config", str(path), "--grid", "full", "--out-dir", str(tmp_path)])
+    runs = {r["method"]: r for r in mlc_benchmark.read_jsonl(tmp_path / "mlc_toy_runs.jsonl")}
+    train_rows, clean_rows = runs["mlc"]["train_rows"], runs["mlc"]["clean_rows"]
+    assert clean_rows == 70  # 7 per class
+    per_epoch = -(-train_rows // 64)
+    # The same optimizer steps as MLC; MLC's clean batch is the 64 of the batch (fewer than the 70 clean rows).
+    assert runs["ce_union"]["steps"] == runs["ce_clean"]["steps"] == runs["mlc"]["steps"] == runs["ce"]["steps"] == per_epoch
+    assert runs["mlc"]["clean_batch"] == runs["ce_union"]["clean_batch"] == 64
+    repeats = round(64 * per_epoch / 70)
+    assert runs["ce_union"]["union_rows"] == train_rows + repeats * 70
+    assert runs["ce_union"]["batch_size"] == 128 and runs["ce_clean"]["batch_size"] == 64
+    assert len({runs[m]["test_accuracy"] for m in runs}) > 1  # different data, different models
+
+
+def test_clean_batch_sweep_records_and_report(tmp_path):
+    grid = {"recipes": ["default"], "clean_fractions": [0.02], "conditions": [["none", 0.0]],
+            "clean_batch_sizes": [8, 64], "seeds": [0, 1], "methods": ["ce", "mlc"]}  # fmt: skip
+    path = _toy_config(tmp_path, {"sweep": grid}, name="mlc_toy_sweep")
+    mlc_benchmark.main(["--config", str(path), "--grid", "sweep", "--out-dir", str(tmp_path), "--report"])
+    runs = mlc_benchmark.read_jsonl(tmp_path / "mlc_toy_sweep_runs.jsonl")
+    assert len(runs) == 2 * 2 * 2
+    mlc = {(r["seed"], r["clean_batch_size"]): r for r in runs if r["method"] == "mlc"}
+    assert mlc[(0, 8)]["clean_batch"] == 8 and mlc[(0, 64)]["clean_batch"] == 30  # capped at the 30 clean rows
+    ce = {(r["seed"], r["clean_batch_size"]): r for r in runs if r["method"] == "ce"}
+    assert ce[(0, 8)]["test_accuracy"] == ce[(0, 64)]["test_accuracy"]  # one CE run per seed, filed under both
+    cells = json.loads((tmp_path / "mlc_toy_sweep.json").read_text())
+    assert {(c["clean_batch_size"], c["n"]) for c in cells} == {(8, 2), (64, 2)}
+    assert "| default | none 0 % | 2 % (30) | 64 (30) | mlc | 2 |" in (tmp_path / "mlc_toy_sweep.md").read_text()
