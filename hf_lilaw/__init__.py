@@ -20,6 +20,10 @@ _EXPORTS = {
     "split_meta_set": ".core.splits",
     "LiLAWConfig": ".lilaw.config",
     "LiLAWTrainer": ".lilaw.trainer",
+    "ELRConfig": ".elr",
+    "ELRTrainer": ".elr",
+    "RunComparison": ".comparison",
+    "compare_runs": ".comparison",
     "EBOMLCTrainer": ".mlc",
     "MetaLabelCorrectionConfig": ".mlc",
     "MetaLabelCorrectionTrainer": ".mlc",
@@ -89,6 +93,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
     from .analysis.scores import HARDNESS_SCORES
     from .core.base_trainer import BaseTrainer
     from .core.observers import TrainingDynamicsObserver
+    from .comparison import RunComparison, compare_runs
     from .core.splits import split_meta_set
     from .data import (
         available_datasets,
@@ -106,6 +111,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         vector_transform,
         with_meta_split,
     )
+    from .elr import ELRConfig, ELRTrainer
     from .functional.losses import per_sample_loss
     from .functional.statistics import per_sample_statistics
     from .functional.weighting import (
