@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import itertools
 import logging
@@ -32,7 +33,7 @@ from .labels import check_class_labels, check_label_feature, check_single_label_
 from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import TrainingDynamicsObserver
 from .outputs import extract_logits
-from .rng import preserved_global_rng
+from .rng import preserved_global_rng, side_set_rng
 from .sampler import IndexBatchSampler, StreamedBatches, read_rows
 from .tensor_cache import TensorBatchCache
 from .training_mode import set_training_mode
@@ -42,6 +43,15 @@ from .training_state import (
     per_rank_file_name,
     save_training_state,
     shared_file_name,
+)
+from .validation import (
+    ScanResult,
+    check_batch,
+    describe_rows,
+    explain_collate_failure,
+    explain_forward_failure,
+    label_column_of,
+    scan_dataset,
 )
 
 logger = logging.getLogger(__name__)
@@ -128,6 +138,11 @@ class BaseTrainer(Trainer):
         self._batch_sample_ids: torch.Tensor | None = None
         self._side_collators: dict[str, Callable] = {}
         self._side_caches: dict[str, TensorBatchCache | None] = {}
+        self._side_scans: dict[str, ScanResult] = {}  # side sets checked in full up front
+        self._side_columns: dict[str, list[str] | None] = {}
+        self._num_classes: int | None = None  # the width of the logits, once the pre-flight has seen it
+        self._scanned_eval_sets: set[str] = set()
+        self._eval_batch_check: Callable[[Mapping[str, Any]], None] | None = None
 
     # ---- arguments and data ---------------------------------------------------------------------------------
 
@@ -176,7 +191,9 @@ class BaseTrainer(Trainer):
     # ---- side batches ---------------------------------------------------------------------------------------
 
     @staticmethod
-    def side_batch_sampler(dataset: Any, *, batch_size: int, seed: int, name: str, strict: bool = False) -> SideBatchSampler:
+    def side_batch_sampler(
+        dataset: Any, *, batch_size: int, seed: int, name: str, strict: bool = False, setting: str = "the batch size"
+    ) -> SideBatchSampler:
         """The resumable sampler of a side set: index batches of a map-style set, example batches of a stream.
 
         Args:
@@ -184,17 +201,29 @@ class BaseTrainer(Trainer):
             batch_size: examples per batch and process.
             seed: the stream's seed; pass ``seed + process_index`` so that processes draw different batches.
             name: the set's name in error messages (``"meta_dataset"``).
-            strict: refuse a batch larger than a map-style set instead of capping it.
+            strict: refuse a batch larger than a map-style set instead of capping it (with a warning).
+            setting: the option behind ``batch_size`` (``"lilaw_meta_batch_size"``), named in the messages.
         """
         if has_length(dataset):
-            return IndexBatchSampler(len(dataset), batch_size, seed=seed, strict=strict, name=name)
+            return IndexBatchSampler(len(dataset), batch_size, seed=seed, strict=strict, name=name, setting=setting)
         return StreamedBatches(dataset, batch_size, seed=seed, name=name)
+
+    def side_randomness(self, name: str, draw: int, *, seed: int | None = None) -> contextlib.AbstractContextManager[None]:
+        """The global RNGs seeded for draw ``draw`` of the side set ``name`` on this process, restored on exit
+        (`hf_lilaw.core.rng.side_set_rng`): a random transform of the side set gets new numbers at every draw,
+        re-derived on resume from the draw's number, and the training data's stream is left untouched.
+        ``seed``: the side stream's seed (default ``args.seed``)."""
+        seed = self.args.seed if seed is None else seed
+        return side_set_rng(seed, process_index=self.args.process_index, name=name, draw=draw)
 
     def next_side_batch(self, dataset: Any, sampler: SideBatchSampler, *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
         """``(inputs, labels)`` of the next side batch: read in one batched ``__getitems__`` call where the set
-        has one, collated with the training collator (unused columns removed), moved to the device, bookkeeping
-        columns dropped. The global RNGs (used by random transforms) are left as they were."""
-        return self.collate_side_examples(dataset, lambda: self._read_side_examples(dataset, sampler), name=name)
+        has one, collated with the training collator (unused columns removed), checked where the set was not
+        checked in full up front, moved to the device, bookkeeping columns dropped. Random transforms draw from
+        `side_randomness` of the sampler's position; the global RNGs are left as they were."""
+        with self.side_randomness(name, sampler.batches_drawn, seed=sampler.seed):
+            examples, rows = self._read_side_examples(dataset, sampler, name=name)
+            return self.collate_side_examples(dataset, lambda: examples, name=name, rows=rows, draw=None)
 
     def side_collator(self, name: str) -> Callable:
         """The collator of the side set ``name``: the training collator with the model's unused columns removed."""
@@ -228,22 +257,66 @@ class BaseTrainer(Trainer):
         self._side_caches[name] = cache
         return cache
 
-    def collate_side_examples(self, dataset: Any, read: Callable[[], list[Any]], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
-        """Collate the examples returned by ``read`` like `next_side_batch` does."""
+    def collate_side_examples(
+        self,
+        dataset: Any,
+        read: Callable[[], list[Any]],
+        *,
+        name: str,
+        rows: list[str] | None = None,
+        draw: int | None = -1,
+    ) -> tuple[dict[str, Any], torch.Tensor]:
+        """Collate the examples returned by ``read`` like `next_side_batch` does.
+
+        Args:
+            dataset: the side set.
+            read: returns the examples.
+            name: the set's name in messages.
+            rows: how messages name each example (``"row 40"``); by position when ``None``.
+            draw: the draw of `side_randomness` that ``read`` and the collator run under; ``None`` when the
+                caller holds it already, -1 (the default) for a probe outside the batch stream, whose batch may
+                hold only ignored (-100) labels.
+        """
         collator = self.side_collator(name)
-        with preserved_global_rng():
+        randomness = contextlib.nullcontext() if draw is None else self.side_randomness(name, draw)
+        with randomness:
             examples = read()
             if not examples:
                 raise ValueError(f"{name} yielded no examples; pass a non-empty {name}.")
-            inputs = self._prepare_inputs(collator(examples))
+            rows = rows if rows is not None else describe_rows(None, len(examples), batch=f"a batch of {name}")
+            self._side_columns[name] = list(examples[0]) if isinstance(examples[0], Mapping) else None
+            try:
+                batch = collator(examples)
+            except Exception as error:
+                problem = explain_collate_failure(examples, name=name, rows=rows)
+                if problem is None:
+                    raise
+                raise ValueError(problem) from error
+            self._check_side_batch(batch, name=name, rows=rows, probe=draw == -1)
+            inputs = self._prepare_inputs(batch)
         for column in BOOKKEEPING_COLUMNS:
             inputs.pop(column, None)
         return self.split_labels(inputs, name=name)
 
+    def _check_side_batch(self, batch: Any, *, name: str, rows: list[str], probe: bool) -> None:
+        # A set scanned in full up front (columns or a list in memory) needs no check per batch, unless a transform
+        # ran since (check it all) or some rows are -100 (a batch may hold no labelled row). The check runs on the
+        # collator's output, on the CPU: no device sync.
+        scan = self._side_scans.get(name)
+        if not isinstance(batch, Mapping) or (scan is not None and not scan.transformed and (probe or not scan.has_ignored)):
+            return
+        labels_only = scan is not None and not scan.transformed
+        check_batch(batch, name=name, rows=rows, num_classes=self._num_classes, labels_only=labels_only,
+                    require_labelled=not probe)  # fmt: skip
+
     @staticmethod
-    def _read_side_examples(dataset: Any, sampler: SideBatchSampler) -> list[Any]:
+    def _read_side_examples(dataset: Any, sampler: SideBatchSampler, *, name: str) -> tuple[list[Any], list[str]]:
+        """The next batch's examples and how messages name them (dataset rows, or positions in a stream)."""
+        draw = sampler.batches_drawn
         batch = sampler.next_batch()
-        return batch if isinstance(sampler, StreamedBatches) else read_rows(dataset, batch)
+        if isinstance(sampler, StreamedBatches):
+            return batch, describe_rows(None, len(batch), batch=f"batch {draw} of the streamed {name}")
+        return read_rows(dataset, batch), describe_rows(batch, len(batch), batch=name)
 
     @staticmethod
     def split_labels(inputs: Mapping[str, Any], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
@@ -266,14 +339,23 @@ class BaseTrainer(Trainer):
         return torch.compile(fn, backend=self.args.torch_compile_backend or "inductor", mode=self.args.torch_compile_mode)
 
     @torch.no_grad()
-    def probe_forward(self, model: nn.Module, inputs: Mapping[str, Any], *, train_mode: bool = False) -> Any:
+    def probe_forward(self, model: nn.Module, inputs: Mapping[str, Any], *, train_mode: bool = False, name: str | None = None) -> Any:
         """A no-grad forward of ``model`` in ``train_mode`` (its previous mode is restored), under the
-        Trainer's autocast context; returns the raw output."""
+        Trainer's autocast context; returns the raw output. With ``name`` (a side set's), a forward that refuses
+        the batch because the set's columns are not the forward's arguments fails with a message that says so."""
         was_training = model.training
         set_training_mode(model, train_mode)
         try:
             with self.compute_loss_context_manager():
                 return model(**inputs)
+        except (TypeError, ValueError) as error:
+            problem = None
+            if name is not None:
+                unwrapped = self.accelerator.unwrap_model(model)
+                problem = explain_forward_failure(unwrapped, inputs, self._side_columns.get(name), name=name)
+            if problem is None:
+                raise
+            raise ValueError(f"{problem} (The forward said: {error})") from error
         finally:
             set_training_mode(model, was_training)
 
@@ -283,10 +365,21 @@ class BaseTrainer(Trainer):
         """Hook: ``(side set, its name)`` for the pre-flight forward, or ``None`` to skip it."""
         return None
 
+    def check_side_set(self, dataset: Any, *, name: str) -> None:
+        """Check a side set when the family receives it: a `datasets.Dataset` or a list of dicts is read in full
+        (a label column, integer labels not all -100, finite values); the label range follows in the pre-flight,
+        and any other set is checked batch by batch as it is read. Errors name the set, the row and the fix."""
+        if isinstance(dataset, datasets.IterableDataset) and dataset.column_names is not None:
+            label_column_of(dataset, name=name)
+        scan = scan_dataset(dataset, name=name)
+        if scan is not None:
+            self._side_scans[name] = scan
+
     def preflight(self) -> None:
         """Fail before the first training step on what the first steps would hit: one no-grad forward on two
-        side-set examples, then every label of the side set and of a `datasets.Dataset` training set checked
-        against the real width of the logits."""
+        side-set examples, then every label of the side set, of a `datasets.Dataset` training set and of the
+        evaluation sets that can be read cheaply checked against the real width of the logits (and their values
+        for being finite)."""
         side = self._preflight_side_set()
         if side is None or self.model_init is not None or self.is_deepspeed_enabled or self.is_fsdp_enabled:
             return  # the model is built or sharded inside train(); the first batches check the same things
@@ -298,13 +391,78 @@ class BaseTrainer(Trainer):
             return list(itertools.islice(iter(dataset), 2))
 
         inputs, labels = self.collate_side_examples(dataset, first_examples, name=name)
-        num_classes = extract_logits(self.probe_forward(self.model, inputs)).shape[-1]
+        num_classes = extract_logits(self.probe_forward(self.model, inputs, name=name)).shape[-1]
+        self._num_classes = num_classes
         fix = "Fix the labels, or give the model one output per class (num_labels, or the width of its last layer)."
-        side_labels = dataset_labels(dataset, name=name)
-        check_class_labels(labels if side_labels is None else side_labels, num_classes=num_classes, name=name, fix=fix)
+        scan = scan_dataset(dataset, name=name, num_classes=num_classes, finite=name not in self._side_scans)
+        if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
+            check_class_labels(labels, num_classes=num_classes, name=name, fix=fix)
+        else:
+            self._side_scans[name] = scan
         train_labels = dataset_labels(self.train_dataset, name="train_dataset")
         if train_labels is not None:
             check_class_labels(train_labels, num_classes=num_classes, name="train_dataset", fix=fix)
+        for eval_name, eval_set in self._eval_sets():
+            self._scan_eval_set(eval_set, name=eval_name, finite=True)
+
+    def _eval_sets(self) -> list[tuple[str, Any]]:
+        if self.eval_dataset is None:
+            return []
+        if isinstance(self.eval_dataset, dict):
+            return [(f"eval_dataset[{key!r}]", value) for key, value in self.eval_dataset.items()]
+        return [("eval_dataset", self.eval_dataset)]
+
+    def _scan_eval_set(self, dataset: Any, *, name: str, finite: bool) -> bool:
+        """Check an evaluation set in full when it can be read cheaply (once per set); whether it could."""
+        key = getattr(dataset, "_fingerprint", None) if isinstance(dataset, datasets.Dataset) else None
+        if key is not None and key in self._scanned_eval_sets:
+            return True
+        num_classes = self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
+        scan = scan_dataset(dataset, name=name, num_classes=num_classes, finite=finite, labels_required=False)
+        if scan is None or scan.transformed:
+            return False
+        if key is not None:
+            self._scanned_eval_sets.add(key)
+        return True
+
+    def evaluation_loop(
+        self,
+        dataloader: torch.utils.data.DataLoader,
+        description: str,
+        prediction_loss_only: bool | None = None,
+        ignore_keys: list[str] | None = None,
+        metric_key_prefix: str = "eval",
+    ):
+        """`Trainer.evaluation_loop`, with the set's labels checked against the model's classes first: in full
+        where the set can be read cheaply, else batch by batch (labels and finite inputs, one sync per batch)."""
+        name = "eval_dataset" if metric_key_prefix == "eval" else f"the {metric_key_prefix} dataset"
+        dataset = getattr(dataloader, "dataset", None)
+        if dataset is None or self._scan_eval_set(dataset, name=name, finite=False):
+            return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        num_classes = self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
+        batches = itertools.count()
+
+        def check(inputs: Mapping[str, Any]) -> None:
+            size = next((len(v) for v in inputs.values() if isinstance(v, torch.Tensor) and v.ndim), 0)
+            rows = describe_rows(None, size, batch=f"evaluation batch {next(batches)} of process {self.args.process_index}")
+            check_batch(inputs, name=name, rows=rows, num_classes=num_classes, require_labelled=False)
+
+        self._eval_batch_check = check
+        try:
+            return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
+        finally:
+            self._eval_batch_check = None
+
+    def prediction_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        prediction_loss_only: bool,
+        ignore_keys: list[str] | None = None,
+    ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
+        if self._eval_batch_check is not None:
+            self._eval_batch_check(inputs)
+        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
 
     # ---- extra training state -------------------------------------------------------------------------------
 

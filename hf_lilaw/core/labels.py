@@ -124,23 +124,31 @@ def _holds_floats(feature: Any) -> bool:
     return inner is not None and _holds_floats(inner)
 
 
-def check_finite_columns(dataset: Any, *, name: str) -> None:
-    """Every floating-point column of a `datasets.Dataset` must be finite in every row (one read per column).
+def check_finite_columns(dataset: Any, *, name: str, max_chunk_bytes: int = 64 * 2**20) -> None:
+    """Every floating-point column of a `datasets.Dataset` must be finite in every row.
 
-    Other data sets are not read here; non-finite values in them surface later (e.g. as skipped meta steps).
+    Each column is read in chunks of about ``max_chunk_bytes`` (no user transform runs), so a large set is
+    checked without holding a whole column in memory. Other data sets are checked batch by batch where the
+    trainer reads them (`hf_lilaw.core.validation`).
     """
     if not isinstance(dataset, datasets.Dataset) or not len(dataset):
         return
     for column, feature in dataset.features.items():
         if not _holds_floats(feature):
             continue
-        values = column_array(dataset, column)
-        if values.dtype == object:  # ragged rows
-            bad = np.array([not np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in values])
-        else:
-            bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
-        if bad.any():
-            rows = np.flatnonzero(bad)
+        reader = dataset.with_format("numpy", columns=[column])
+        first = np.asarray(reader[0][column])
+        chunk = max(1, max_chunk_bytes // max(first.nbytes, 1))
+        bad_rows = []
+        for start in range(0, len(dataset), chunk):
+            values = np.asarray(reader[start : start + chunk][column])
+            if values.dtype == object:  # ragged rows
+                bad = np.array([not np.isfinite(np.asarray(v, dtype=np.float64)).all() for v in values])
+            else:
+                bad = ~np.isfinite(values.reshape(len(values), -1)).all(axis=1)
+            bad_rows.append(start + np.flatnonzero(bad))
+        rows = np.concatenate(bad_rows)
+        if len(rows):
             raise ValueError(
                 f"{name} has {len(rows)} of {len(dataset)} rows with non-finite values (NaN or inf) in column "
                 f"'{column}' (first rows: {rows[:5].tolist()}). Drop or repair them before training, e.g. "

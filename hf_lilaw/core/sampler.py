@@ -8,10 +8,13 @@ processes, re-derives the exact position from its seed and that count.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Any
 
 import torch
+
+logger = logging.getLogger(__name__)
 
 
 def read_rows(dataset: Any, indices: Sequence[int]) -> list[Any]:
@@ -31,22 +34,38 @@ class IndexBatchSampler:
 
     Args:
         num_samples: size of the side set.
-        batch_size: indices per batch; capped at ``num_samples`` unless ``strict``.
+        batch_size: indices per batch; capped at ``num_samples`` (with a warning) unless ``strict``.
         seed: seed of the stream; give each process its own (e.g. ``seed + process_index``).
         strict: refuse a ``batch_size`` larger than the set instead of capping it.
         name: what the set is called in error messages (``"meta_dataset"``, ``"clean_dataset"``).
+        setting: the user's setting behind ``batch_size`` (``"lilaw_meta_batch_size"``), named in the messages.
     """
 
-    def __init__(self, num_samples: int, batch_size: int, *, seed: int, strict: bool = False, name: str = "side set") -> None:
+    def __init__(
+        self,
+        num_samples: int,
+        batch_size: int,
+        *,
+        seed: int,
+        strict: bool = False,
+        name: str = "side set",
+        setting: str = "the batch size",
+    ) -> None:
         if num_samples < 1:
             raise ValueError(f"The {name} is empty; pass a non-empty {name}.")
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         if strict and batch_size > num_samples:
             raise ValueError(
-                f"The batch size ({batch_size}) is larger than the {name} ({num_samples} examples): pass a smaller "
+                f"{setting} ({batch_size}) is larger than the {name} ({num_samples} examples): pass a smaller "
                 f"batch size or a larger {name}."
             )
+        if batch_size > num_samples:
+            logger.warning(
+                "%s (%d) is larger than the %s (%d examples): every batch is the whole %s, %d examples. Set %s to at "
+                "most %d, or pass a larger %s.",
+                setting, batch_size, name, num_samples, name, num_samples, setting, num_samples, name,
+            )  # fmt: skip
         self.num_samples = num_samples
         self.batch_size = min(batch_size, num_samples)
         self.seed = seed

@@ -15,13 +15,13 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
-from ..core.columns import find_label_column
-from ..core.labels import check_class_labels, check_finite_columns, check_label_feature
+from ..core.labels import check_class_labels, check_label_feature
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..core.sampler import IndexBatchSampler
 from ..core.splits import split_meta_set
 from ..core.tensor_cache import TensorBatchCache
+from ..core.validation import label_column_of
 from ..functional.lilaw_step import BaseLossSettings, guarded_meta_update, meta_gradient, training_loss_terms
 from ..functional.losses import IGNORE_INDEX, per_sample_loss
 from ..functional.statistics import per_sample_statistics
@@ -153,7 +153,10 @@ class LiLAWTrainer(BaseTrainer):
         meta_batch_size = self.args.lilaw_meta_batch_size or self.args.per_device_train_batch_size
         meta_seed = seed + self.args.process_index  # each process draws its own meta batches
         if self.meta_dataset is not None:
-            sampler = self.side_batch_sampler(self.meta_dataset, batch_size=meta_batch_size, seed=meta_seed, name="meta_dataset")
+            setting = "lilaw_meta_batch_size" if self.args.lilaw_meta_batch_size else "per_device_train_batch_size"
+            sampler = self.side_batch_sampler(
+                self.meta_dataset, batch_size=meta_batch_size, seed=meta_seed, name="meta_dataset", setting=setting
+            )
         else:  # no data at all: train() refuses to start
             sampler = IndexBatchSampler(1, meta_batch_size, seed=meta_seed, name="meta_dataset")
         initial = (self.args.lilaw_alpha, self.args.lilaw_beta, self.args.lilaw_delta)
@@ -454,14 +457,14 @@ class LiLAWTrainer(BaseTrainer):
         if has_length(meta) and len(meta) == 0:
             raise ValueError("meta_dataset is empty; pass a few hundred labelled samples, or omit it to split one off.")
         if isinstance(meta, (datasets.Dataset, datasets.IterableDataset)) and meta.column_names is not None:
-            find_label_column(meta)
+            label_column_of(meta, name="meta_dataset")
         check_label_feature(meta, name="meta_dataset")
         if self.train_dataset is not None and has_length(self.train_dataset) and has_length(meta) and len(meta) > len(self.train_dataset):
             raise ValueError(
                 f"meta_dataset ({len(meta)} samples) is larger than train_dataset ({len(self.train_dataset)}). "
                 "LiLAW's meta set is a small validation set (the paper uses 15% of the data): swap them or shrink it."
             )
-        check_finite_columns(meta, name="meta_dataset")
+        self.check_side_set(meta, name="meta_dataset")  # labels and finite values, in full where cheap
 
     def _total_optimizer_steps(self) -> int | None:
         """Optimizer steps `train()` will take, as Trainer counts them; ``None`` when unknown."""

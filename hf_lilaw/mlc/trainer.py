@@ -181,6 +181,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         )
         args = self.args
         self.clean_dataset = clean_dataset
+        self.check_side_set(clean_dataset, name="clean_dataset")
         self._features = PenultimateFeatures(self.model, module_name=args.mlc_feature_module)
         sampler = self.side_batch_sampler(
             clean_dataset,
@@ -188,6 +189,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             seed=args.seed + args.process_index,
             name="clean_dataset",
             strict=True,
+            setting="mlc_clean_batch_size",
         )
         feature_dim, num_labels = self._probe_model()
         self._warn_known_failures(kwargs.get("optimizers"), kwargs.get("optimizer_cls_and_kwargs"))
@@ -300,7 +302,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
 
         x, _ = self.collate_side_examples(dataset, first_examples, name="clean_dataset")
         with self._features.capturing():
-            logits = extract_logits(self.probe_forward(self.model, x))
+            logits = extract_logits(self.probe_forward(self.model, x, name="clean_dataset"))
             features = self._features.pop()
         return features.shape[-1], logits.shape[-1]
 
@@ -315,21 +317,23 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         cache = self.side_batch_cache(dataset, sampler, name="clean_dataset", mode=self.args.mlc_clean_cache)
         if cache is not None:  # the same batches without a read, collation or copy per step
             rows = sampler.next_indices()
+            return self._split_clean_batch(rows, lambda part, _: self.split_labels(cache.batch(part), name="clean_dataset"))
+        # One draw of the clean set's own randomness for the read and both halves' collation.
+        with self.side_randomness("clean_dataset", sampler.batches_drawn, seed=sampler.seed):
+            examples, names = self._read_side_examples(dataset, sampler, name="clean_dataset")
 
-            def collate(part: Any) -> Batch:
-                return self.split_labels(cache.batch(part), name="clean_dataset")
-        else:
-            rows = self._read_side_examples(dataset, sampler)
+            def collate(part: Any, part_names: Any) -> Batch:
+                return self.collate_side_examples(dataset, lambda: part, name="clean_dataset", rows=part_names, draw=None)
 
-            def collate(part: Any) -> Batch:
-                return self.collate_side_examples(dataset, lambda: part, name="clean_dataset")
+            return self._split_clean_batch(examples, collate, names)
 
+    def _split_clean_batch(self, rows: Any, collate: Any, names: Any = None) -> tuple[Batch, Batch | None]:
         weights = self.args.mlc_lower_loss_weights
         if weights is not None and weights[1] == 0:
-            return collate(rows), None
+            return collate(rows, names), None
         half = len(rows) // 2
-        upper = collate(rows[:half])
-        return upper, collate(rows[half:])
+        upper = collate(rows[:half], names and names[:half])
+        return upper, collate(rows[half:], names and names[half:])
 
     def _forward(
         self, net: nn.Module, inputs: dict[str, Any], params: dict[str, Tensor] | None = None

@@ -337,11 +337,23 @@ def test_non_finite_meta_rows_are_refused_up_front(tmp_path, blob_splits, tiny_m
         LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=blob_splits["train"], meta_dataset=meta)
 
 
-def test_non_finite_meta_batches_are_skipped_with_a_warning(tmp_path, blob_splits, tiny_model, caplog):
-    # A meta set that is not a datasets.Dataset cannot be read up front: its non-finite batches are skipped.
+class NaNWhenEvaluating(TinyNet):
+    """Finite in training, non-finite logits in the meta forward (eval mode): a meta loss that is not finite."""
+
+    def forward(self, x, labels=None):
+        logits = self.head(self.body(x))
+        return {"logits": logits if self.training else logits * float("nan")}
+
+
+def test_non_finite_meta_batches_are_skipped_with_a_warning(tmp_path, blob_splits, caplog):
+    # A list of dicts is read up front like a datasets.Dataset: its non-finite rows are refused, naming the row.
     meta = [{"x": [float("nan")] * len(row["x"]), "label": row["label"]} for row in blob_splits["meta"]]
-    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, lilaw_warmup_steps=1, max_steps=9, logging_steps=3),
-                           train_dataset=blob_splits["train"], meta_dataset=meta)
+    with pytest.raises(ValueError, match=r"meta_dataset row 0 holds a non-finite value \(NaN or inf\) in 'x'"):
+        LiLAWTrainer(model=TinyNet(), args=config(tmp_path), train_dataset=blob_splits["train"], meta_dataset=meta)
+    # A meta loss that is not finite all the same (here: the model's) skips the meta step.
+    torch.manual_seed(0)
+    trainer = LiLAWTrainer(model=NaNWhenEvaluating(), args=config(tmp_path, lilaw_warmup_steps=1, max_steps=9, logging_steps=3),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
     with caplog.at_level(logging.WARNING, logger="hf_lilaw"):
         trainer.train()
     assert trainer.lilaw_parameters() == {"alpha": 10.0, "beta": 2.0, "delta": 6.0}
