@@ -70,7 +70,9 @@ HUB_DATASETS = {
 
 @dataclass
 class ScriptArguments:
-    method: str = field(default="lilaw", metadata={"help": "Method to train with: 'lilaw' or 'elr'.", "choices": list(CONFIGS)})
+    method: str = field(
+        default="lilaw", metadata={"help": "Method to train with: 'lilaw' or 'elr'.", "choices": list(CONFIGS)}
+    )
     compare: bool = field(
         default=False, metadata={"help": "Also train plain transformers.Trainer (same weights, data, seed, schedule)."}
     )
@@ -202,7 +204,8 @@ def main() -> None:
             freeze_all_but_last(model, script_args.train_last_layers)
         eval_transform = image_transforms(preprocessor, train=False, keep_columns=())
         train = splits["train"].with_transform(image_transforms(preprocessor, train=script_args.augment, keep_columns=()))
-        validation, test = splits["validation"].with_transform(eval_transform), splits["test"].with_transform(eval_transform)
+        validation = splits["validation"].with_transform(eval_transform)
+        test = splits["test"].with_transform(eval_transform)
         processing_class = None if preprocessor is model else preprocessor  # timm models carry their data config
         metrics = {}
 
@@ -247,16 +250,19 @@ def main() -> None:
             )
         trainer.train()
         trainer.save_model()
-        name = type(trainer).__name__
-        metrics[name] = trainer.evaluate(test, metric_key_prefix="test")
+        metrics[type(trainer).__name__] = trainer.evaluate(test, metric_key_prefix="test")
         card = dict(
             dataset=dataset, noise_type=script_args.noise_type, noise_rate=script_args.noise_rate,
             comparison=metrics if script_args.compare else None,
         )  # fmt: skip
-        trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
+        if training_args.push_to_hub:
+            trainer.push_to_hub(**card)  # the model, its card and the card's plot
+        else:
+            trainer.create_model_card(**card)
 
         per_seed[seed] = {"metrics": metrics}
-        print(f"\nSeed {seed}, {len(test)} test samples: " + ", ".join(f"{k} top-1 {v['test_accuracy']:.4f}" for k, v in metrics.items()))
+        top1 = ", ".join(f"{k} {v['test_accuracy']:.4f}" for k, v in metrics.items())
+        print(f"\nSeed {seed}, top-1 accuracy on {len(test)} test samples: {top1}")
         if isinstance(trainer, LiLAWTrainer):
             per_seed[seed]["lilaw_parameters"] = trainer.lilaw_parameters()
             print("LiLAW final " + ", ".join(f"{k} = {v:.3f}" for k, v in trainer.lilaw_parameters().items()))
@@ -266,16 +272,20 @@ def main() -> None:
             plot_weight_histogram(w, f"{out}/weight_histogram.png", is_noisy=noisy)
             if 0 < noisy.sum() < len(noisy):
                 auroc = label_issue_metrics(-np.asarray(scores["w_alpha"]), noisy)["auroc"]
-                print(f"Mean W: clean {w[~noisy].mean():.3f}, noisy {w[noisy].mean():.3f}; W_α ranks the noisy samples with AUROC {auroc:.3f}")
+                mean_w = f"Mean W: clean {w[~noisy].mean():.3f}, noisy {w[noisy].mean():.3f}"
+                print(f"{mean_w}; W_α ranks the noisy samples with AUROC {auroc:.3f}")
 
-    comparison = compare_runs({s: r["metrics"] for s, r in per_seed.items()}, baseline="Trainer" if script_args.compare else None)
+    baseline = "Trainer" if script_args.compare else None
+    comparison = compare_runs({seed: record["metrics"] for seed, record in per_seed.items()}, baseline=baseline)
     model_name = script_args.model or "EfficientNet-Lite0 (ImageNet-1k, timm/tf_efficientnet_lite0.in1k, offline copy)"
-    print(f"\n{model_name} on {dataset}, {script_args.noise_type} noise at {script_args.noise_rate:.0%}, seeds {script_args.seeds}, test split:\n")
+    noise = f"{script_args.noise_type} noise at {script_args.noise_rate:.0%}"
+    print(f"\n{model_name} on {dataset}, {noise}, seeds {script_args.seeds}, test split:\n")
     print(comparison.to_markdown())
-    print(f"\nWall time {time.perf_counter() - start:.0f} s; models, model cards and plots in {training_args.output_dir}")
+    print(f"\nWall time {time.perf_counter() - start:.0f} s; models, model cards, plots in {training_args.output_dir}")
     record = {
         "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
-        "noise_rate": script_args.noise_rate, "seeds": script_args.seeds, "per_seed": per_seed, "summary": comparison.to_dict(),
+        "noise_rate": script_args.noise_rate, "seeds": script_args.seeds, "per_seed": per_seed,
+        "summary": comparison.to_dict(),
     }  # fmt: skip
     with open(f"{training_args.output_dir}/comparison.json", "w") as f:
         json.dump(record, f, indent=2)

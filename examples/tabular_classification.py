@@ -47,7 +47,9 @@ CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
 
 @dataclass
 class ScriptArguments:
-    method: str = field(default="lilaw", metadata={"help": "Method to train with: 'lilaw' or 'elr'.", "choices": list(CONFIGS)})
+    method: str = field(
+        default="lilaw", metadata={"help": "Method to train with: 'lilaw' or 'elr'.", "choices": list(CONFIGS)}
+    )
     compare: bool = field(
         default=False, metadata={"help": "Also train plain transformers.Trainer (same weights, data, seed, schedule)."}
     )
@@ -162,13 +164,19 @@ def main() -> None:
             dataset=dataset, noise_type=script_args.noise_type, noise_rate=script_args.noise_rate,
             comparison=metrics if script_args.compare else None,
         )  # fmt: skip
-        trainer.push_to_hub(**card) if training_args.push_to_hub else trainer.create_model_card(**card)
+        if training_args.push_to_hub:
+            trainer.push_to_hub(**card)  # the model, its card and the card's plot
+        else:
+            trainer.create_model_card(**card)
         per_seed[seed] = {"metrics": metrics}
-        print(f"\nSeed {seed}, {len(test)} test samples: " + ", ".join(f"{k} top-1 {v['test_accuracy']:.4f}" for k, v in metrics.items()))
+        top1 = ", ".join(f"{k} {v['test_accuracy']:.4f}" for k, v in metrics.items())
+        print(f"\nSeed {seed}, top-1 accuracy on {len(test)} test samples: {top1}")
 
-    comparison = compare_runs({s: r["metrics"] for s, r in per_seed.items()}, baseline="Trainer" if script_args.compare else None)
+    baseline = "Trainer" if script_args.compare else None
+    comparison = compare_runs({seed: record["metrics"] for seed, record in per_seed.items()}, baseline=baseline)
     model_name = f"MLP {script_args.hidden_sizes}" if script_args.model is None else script_args.model
-    print(f"\n{model_name} on {dataset}, {script_args.noise_type} noise at {script_args.noise_rate:.0%}, seeds {seeds}, test split:\n")
+    noise = f"{script_args.noise_type} noise at {script_args.noise_rate:.0%}"
+    print(f"\n{model_name} on {dataset}, {noise}, seeds {seeds}, test split:\n")
     print(comparison.to_markdown())
     record = {
         "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
