@@ -272,7 +272,8 @@ class BaseTrainer(Trainer):
             dataset: the side set.
             read: returns the examples.
             name: the set's name in messages.
-            rows: how messages name each example (``"row 40"``); by position when ``None``.
+            rows: how messages name each example (``"row 40"``); when ``None``, a probe's examples are the first
+                rows of a map-style set, others are named by their position in the batch.
             draw: the draw of `side_randomness` that ``read`` and the collator run under; ``None`` when the
                 caller holds it already, -1 (the default) for a probe outside the batch stream, whose batch may
                 hold only ignored (-100) labels.
@@ -283,7 +284,9 @@ class BaseTrainer(Trainer):
             examples = read()
             if not examples:
                 raise ValueError(f"{name} yielded no examples; pass a non-empty {name}.")
-            rows = rows if rows is not None else describe_rows(None, len(examples), batch=f"a batch of {name}")
+            if rows is None:  # a probe reads a map-style set's first rows
+                first = draw == -1 and has_length(dataset)
+                rows = describe_rows(range(len(examples)) if first else None, len(examples), batch=f"a batch of {name}")
             self._side_columns[name] = list(examples[0]) if isinstance(examples[0], Mapping) else None
             try:
                 batch = collator(examples)
@@ -440,11 +443,15 @@ class BaseTrainer(Trainer):
         if dataset is None or self._scan_eval_set(dataset, name=name, finite=False):
             return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         num_classes = self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
-        batches = itertools.count()
+        # One process reads a map-style set in order (Trainer's SequentialSampler): batches name their dataset rows.
+        in_order = self.args.world_size <= 1 and has_length(dataset) and self.args.train_sampling_strategy != "group_by_length"
+        batches, offset = itertools.count(), [0]
 
         def check(inputs: Mapping[str, Any]) -> None:
             size = next((len(v) for v in inputs.values() if isinstance(v, torch.Tensor) and v.ndim), 0)
-            rows = describe_rows(None, size, batch=f"evaluation batch {next(batches)} of process {self.args.process_index}")
+            where = f"evaluation batch {next(batches)} of process {self.args.process_index}"
+            rows = describe_rows(range(offset[0], offset[0] + size) if in_order else None, size, batch=where)
+            offset[0] += size
             check_batch(inputs, name=name, rows=rows, num_classes=num_classes, require_labelled=False)
 
         self._eval_batch_check = check

@@ -1,0 +1,227 @@
+"""Every side set (LiLAW's meta set, MLC's clean set) and every evaluation set is checked, whatever its type: in full
+before training where it can be read cheaply, batch by batch otherwise; a bad row fails clearly, naming the set, the
+row and the fix, never as a raw IndexError, ZeroDivisionError or a NaN model."""
+
+import logging
+
+import numpy as np
+import pytest
+import torch
+from transformers import TrainerCallback
+
+from hf_lilaw import LiLAWConfig, LiLAWTrainer
+from hf_lilaw.core.validation import check_batch, describe_rows, explain_collate_failure, scan_dataset
+from hf_lilaw.mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MLCTrainer
+
+from conftest import TinyNet, blobs
+
+TRAIN, META = blobs(192), blobs(48, seed=1)
+
+
+class Rows(torch.utils.data.Dataset):
+    """A map-style torch data set of dict rows: read only row by row, so checked batch by batch."""
+
+    def __init__(self, rows):
+        self.rows = rows
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+def rows_of(dataset, **changes):
+    """The rows of ``dataset`` as dicts of tensors; ``changes`` maps a row to the values replaced in it."""
+    rows = [{"x": torch.tensor(row["x"]), "label": row["label"]} for row in dataset]
+    for i, values in changes.items():
+        rows[int(i.removeprefix("row"))].update(values)
+    return rows
+
+
+class CountSteps(TrainerCallback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_end(self, args, state, control, **kwargs):
+        self.steps += 1
+
+
+def lilaw(tmp_path, meta=META, callbacks=(), **overrides):
+    torch.manual_seed(0)
+    values = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=12, learning_rate=0.05,
+                  lilaw_warmup_steps=1, lilaw_meta_batch_size=8, save_strategy="no", report_to=[], disable_tqdm=True,
+                  seed=0, use_cpu=True)
+    values.update(overrides)
+    eval_dataset = values.pop("eval_dataset", None)
+    return LiLAWTrainer(model=TinyNet(), args=LiLAWConfig(**values), train_dataset=TRAIN, meta_dataset=meta,
+                        eval_dataset=eval_dataset, callbacks=list(callbacks))
+
+
+def mlc(tmp_path, clean, cls=EBOMLCTrainer, callbacks=(), **overrides):
+    torch.manual_seed(0)
+    values = dict(output_dir=str(tmp_path), max_steps=12, per_device_train_batch_size=8, mlc_clean_batch_size=8,
+                  learning_rate=1e-2, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0)
+    values.update(overrides)
+    return cls(model=TinyNet(), args=MetaLabelCorrectionConfig(**values), train_dataset=TRAIN, clean_dataset=clean,
+               callbacks=list(callbacks))
+
+
+# ---- non-finite values ------------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("cls", [MLCTrainer, EBOMLCTrainer])
+def test_nan_features_in_an_mlc_clean_set_are_refused_up_front(tmp_path, cls):
+    clean = META.map(lambda row, i: {"x": [float("nan")] * 8 if i == 7 else row["x"]}, with_indices=True)
+    with pytest.raises(ValueError, match=r"clean_dataset has 1 of 48 rows with non-finite values .* column 'x' .*\[7\]"):
+        mlc(tmp_path, clean, cls=cls)
+
+
+def test_nan_in_a_torch_clean_set_fails_at_its_batch_naming_the_row(tmp_path):
+    clean = Rows(rows_of(META, row21={"x": torch.full((8,), float("inf"))}))
+    steps = CountSteps()
+    trainer = mlc(tmp_path, clean, callbacks=[steps])
+    with pytest.raises(ValueError, match=r"clean_dataset row 21 holds a non-finite value \(NaN or inf\) in 'x'"):
+        trainer.train()
+    assert steps.steps < 12 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_nan_in_an_eval_set_is_refused_before_training(tmp_path):
+    eval_set = blobs(32, seed=3).map(lambda row, i: {"x": [float("nan")] * 8 if i == 30 else row["x"]}, with_indices=True)
+    steps = CountSteps()
+    with pytest.raises(ValueError, match=r"eval_dataset has 1 of 32 rows with non-finite values .*\[30\]"):
+        lilaw(tmp_path, eval_dataset=eval_set, eval_strategy="steps", eval_steps=4, callbacks=[steps]).train()
+    assert steps.steps == 0
+
+
+# ---- labels out of range, all ignored --------------------------------------------------------------------------
+
+
+def test_label_12_at_row_40_of_a_list_meta_set_fails_before_training(tmp_path):
+    steps = CountSteps()
+    with pytest.raises(ValueError, match=r"meta_dataset has labels in \[0, 12\] .* The first is row 40 \(label 12\)"):
+        lilaw(tmp_path, meta=rows_of(META, row40={"label": 12}), callbacks=[steps]).train()
+    assert steps.steps == 0
+
+
+@pytest.mark.parametrize("family", ["lilaw", "mlc"])
+def test_label_12_at_row_40_of_a_torch_side_set_fails_at_its_batch(tmp_path, family):
+    side = Rows(rows_of(META, row40={"label": 12}))
+    steps = CountSteps()
+    name = "meta_dataset" if family == "lilaw" else "clean_dataset"
+    trainer = lilaw(tmp_path, meta=side, callbacks=[steps]) if family == "lilaw" else mlc(tmp_path, side, callbacks=[steps])
+    with pytest.raises(ValueError, match=rf"{name} row 40 has label 12, but the model outputs 3 classes: .*Fix the label"):
+        trainer.train()
+    assert 0 < steps.steps < 12  # at the batch that holds row 40, not before it
+
+
+def test_an_out_of_range_eval_label_fails_before_training(tmp_path):
+    eval_set = blobs(48, seed=3).map(lambda row, i: {"label": 12 if i == 40 else row["label"]}, with_indices=True)
+    for data in (eval_set, rows_of(eval_set)):
+        steps = CountSteps()
+        with pytest.raises(ValueError, match=r"eval_dataset has labels in \[0, 12\] .*The first is row 40 \(label 12\)"):
+            lilaw(tmp_path, eval_dataset=data, eval_strategy="steps", eval_steps=4, callbacks=[steps]).train()
+        assert steps.steps == 0
+
+
+def test_an_out_of_range_label_in_a_torch_eval_set_fails_clearly_at_its_batch(tmp_path):
+    trainer = lilaw(tmp_path, max_steps=2, eval_dataset=Rows(rows_of(blobs(48, seed=3), row40={"label": 12})),
+                    per_device_eval_batch_size=16)
+    trainer.train()
+    with pytest.raises(ValueError, match=r"eval_dataset row 40 has label 12, but the model outputs 3 classes"):
+        trainer.evaluate()
+
+
+def test_a_meta_set_labelled_only_with_minus_100(tmp_path):
+    unlabelled = META.map(lambda row: {"label": -100})
+    with pytest.raises(ValueError, match=r"Every label of meta_dataset is -100 \(ignored\)"):
+        lilaw(tmp_path, meta=unlabelled)
+    # Read row by row: the first meta batch fails, naming its rows (on main: ZeroDivisionError).
+    trainer = lilaw(tmp_path, meta=Rows(rows_of(META, **{f"row{i}": {"label": -100} for i in range(48)})))
+    with pytest.raises(ValueError, match=r"A batch of meta_dataset \(row \d+, \.\.\.\) holds no labelled row: all its labels are -100"):
+        trainer.train()
+
+
+# ---- clear messages -----------------------------------------------------------------------------------------------
+
+
+def test_a_meta_set_whose_input_column_is_named_otherwise(tmp_path):
+    with pytest.raises(ValueError, match=r"its rows have the columns \['clean_label', 'features', 'is_noisy', 'label'\], "
+                                         r"the model's forward takes \(x\) and needs 'x'.*rename_column\('features', 'x'\)"):
+        lilaw(tmp_path, meta=META.rename_column("x", "features")).train()
+    with pytest.raises(ValueError, match=r"clean_dataset's batches: .*rename_column\('features', 'x'\)"):
+        mlc(tmp_path, META.rename_column("x", "features"))
+
+
+def test_a_list_of_tuples_as_a_side_set(tmp_path):
+    tuples = [(torch.tensor(row["x"]), row["label"]) for row in META]
+    message = r"meta_dataset rows must be dicts of columns .* row 0 is a tuple. Convert the set"
+    with pytest.raises(ValueError, match=message):
+        lilaw(tmp_path, meta=tuples)
+    with pytest.raises(ValueError, match=message.replace("meta", "clean")):
+        mlc(tmp_path, tuples)
+    with pytest.raises(ValueError, match=r"clean_dataset rows must be dicts .* row 0 is a tuple"):
+        mlc(tmp_path, torch.utils.data.TensorDataset(torch.tensor(META["x"]), torch.tensor(META["label"])))
+
+
+def test_side_rows_of_different_sizes_fail_at_their_batch(tmp_path):
+    meta = Rows(rows_of(META, row45={"x": torch.zeros(9)}))
+    with pytest.raises(ValueError, match=r"meta_dataset's 'x' has different shapes in one batch: row \d+ \(8,\), row 45 \(9,\)"
+                                         r".*resize or crop them to one size"):
+        lilaw(tmp_path, meta=meta).train()
+
+
+def test_a_missing_label_column_names_the_set(tmp_path):
+    with pytest.raises(ValueError, match="meta_dataset has no label column"):
+        lilaw(tmp_path, meta=META.remove_columns("label"))
+    with pytest.raises(ValueError, match="clean_dataset has no label column"):
+        mlc(tmp_path, META.remove_columns("label"))
+    with pytest.raises(ValueError, match="meta_dataset has no label column"):
+        lilaw(tmp_path, meta=META.remove_columns("label").to_iterable_dataset())
+
+
+def test_a_meta_batch_larger_than_the_meta_set_is_capped_with_a_warning(tmp_path, caplog):
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw"):
+        trainer = lilaw(tmp_path, meta=blobs(60, seed=1), lilaw_meta_batch_size=500, max_steps=3)
+        trainer.train()
+    warnings = [r.getMessage() for r in caplog.records if "is larger than the meta_dataset" in r.getMessage()]
+    assert warnings == [
+        "lilaw_meta_batch_size (500) is larger than the meta_dataset (60 examples): every batch is the whole "
+        "meta_dataset, 60 examples. Set lilaw_meta_batch_size to at most 60, or pass a larger meta_dataset."
+    ]
+    assert trainer.lilaw_state.sampler.batch_size == 60
+
+
+# ---- the checks themselves ---------------------------------------------------------------------------------------
+
+
+def test_checks_of_one_batch():
+    rows = describe_rows([4, 9, 2], 3, batch="m")
+    batch = {"x": torch.ones(3, 2), "labels": torch.tensor([0, 2, -100])}
+    check_batch(batch, name="m", rows=rows, num_classes=3)
+    with pytest.raises(ValueError, match="m row 9 has label 2, but the model outputs 2 classes"):
+        check_batch(batch, name="m", rows=rows, num_classes=2)
+    with pytest.raises(ValueError, match=r"m row 2 holds a non-finite value \(NaN or inf\) in 'x'"):
+        check_batch({**batch, "x": torch.tensor([[1.0, 0], [0, 1], [0, float("nan")]])}, name="m", rows=rows, num_classes=3)
+    check_batch({**batch, "x": torch.full((3, 2), float("nan"))}, name="m", rows=rows, num_classes=3, labels_only=True)
+    unlabelled = {**batch, "labels": torch.full((3,), -100)}
+    with pytest.raises(ValueError, match="holds no labelled row"):
+        check_batch(unlabelled, name="m", rows=rows, num_classes=3)
+    check_batch(unlabelled, name="m", rows=rows, num_classes=3, require_labelled=False)
+    assert describe_rows(None, 2, batch="batch 3 of the streamed m") == [
+        "example 0 of batch 3 of the streamed m", "example 1 of batch 3 of the streamed m"]
+
+
+def test_scans_read_columns_and_lists_only():
+    scan = scan_dataset(META, name="m", num_classes=3)
+    assert (scan.has_ignored, scan.transformed) == (False, False)
+    partly = scan_dataset(META.map(lambda row, i: {"label": -100 if i < 3 else row["label"]}, with_indices=True),
+                          name="m", num_classes=3)
+    assert partly.has_ignored
+    assert scan_dataset(META.with_transform(lambda batch: batch), name="m").transformed
+    assert scan_dataset(Rows(rows_of(META)), name="m") is None
+    assert scan_dataset(META.to_iterable_dataset(), name="m") is None
+    assert scan_dataset([{"x": [1.0, 2.0]}], name="e", labels_required=False) is not None
+    with pytest.raises(ValueError, match="m row 1 carries no label"):
+        scan_dataset([{"x": 1.0, "label": 0}, {"x": 2.0}], name="m")
+    assert explain_collate_failure([{"x": np.zeros(2)}, {"x": np.zeros(2)}], name="m", rows=["row 0", "row 1"]) is None
