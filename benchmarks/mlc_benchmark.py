@@ -485,12 +485,18 @@ def benjamini_hochberg(p: Any) -> np.ndarray:
     return out
 
 
+def interval(c: dict[str, Any], alpha: float = 0.05) -> str:
+    """``+1.2 [+0.3, +2.1]`` with ‡ where the BH-adjusted p < alpha, † where only the unadjusted p is."""
+    mark = " ‡" if c["p_bh"] < alpha else " †" if c["p"] < alpha else ""
+    return f"{c['delta']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]{mark}"
+
+
 def verdict(c: dict[str, Any], alpha: float = 0.05) -> str:
-    """``+1.2 [0.3, 2.1]`` with ‡ where the BH-adjusted p < alpha, else what the interval rules out."""
-    text = f"{c['delta']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]"
+    """What a comparison shows: a difference where the BH-adjusted p < alpha, else the largest effect its 95 %
+    interval leaves possible."""
     if c["p_bh"] < alpha:
-        return f"{text} ‡"
-    return f"{text}, no effect > {max(abs(c['low']), abs(c['high'])):.1f} detected"
+        return f"{'ahead' if c['delta'] > 0 else 'behind'} by {abs(c['delta']):.1f}"
+    return f"no effect larger than {max(abs(c['low']), abs(c['high'])):.1f} detected"
 
 
 FAIR_METHODS = {"mlc": "MLC (gate on)", "ebomlc_gate": "EBOMLC (default: gate on under AdamW)"}
@@ -539,9 +545,10 @@ def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
              "and c clean rows as an MLC step does (B the batch, c the MLC clean batch = min(B, clean rows)); "
              "**CE on clean only**: the clean rows alone in batches of c. Δ = method − baseline in test-accuracy "
              "points at the last epoch, mean over 5 paired seeds (same split, noise draw, clean set and initial "
-             "weights) with its 95 % t interval; ‡: Benjamini–Hochberg-adjusted p < 0.05 over all comparisons of "
-             "the model's table (two-sided paired t-tests); otherwise the interval's largest magnitude is the "
-             "effect that 5 seeds could not rule out (\"no effect > X detected\").", ""]  # fmt: skip
+             "weights) with its 95 % t interval; ‡: Benjamini–Hochberg-adjusted p < 0.05 over the model's MLC-family "
+             "comparisons (two-sided paired t-tests), †: unadjusted p < 0.05 only. Where nothing is marked, no "
+             "effect larger than the interval's largest magnitude was detected (the reading column of the full "
+             "list says so for each comparison).", ""]  # fmt: skip
     out: dict[str, Any] = {}
     for path in configs:
         cfg = load_config(path)
@@ -564,7 +571,7 @@ def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
             ref_cells = [by.get((noise, rate, f, "mlc", ref)) for ref in FAIR_REFERENCES]
             acc = [f"{c['reference_acc']:.1f}" if c else "" for c in ref_cells]
             acc += [f"{c['acc']:.1f}" if (c := by.get((noise, rate, f, m, "ce"))) else "" for m in FAIR_METHODS]
-            deltas = [verdict(c) if (c := by.get((noise, rate, f, m, ref))) else "" for m in FAIR_METHODS
+            deltas = [interval(c) if (c := by.get((noise, rate, f, m, ref))) else "" for m in FAIR_METHODS
                       for ref in FAIR_REFERENCES]  # fmt: skip
             rows.append([f"{noise} {100 * rate:g} %", f"{100 * f:g} % ({rows_of.get(f, '?')})", *acc, *deltas])
         lines += [markdown_table(headers, rows), ""]
@@ -575,9 +582,15 @@ def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
             rows = []
             for noise, rate, f in keys:
                 row = [f"{noise} {100 * rate:g} %", f"{100 * f:g} %"]
-                row += [verdict(c) if (c := by.get((noise, rate, f, m, "ce"))) else "" for m in FAIR_BASELINES]
+                row += [interval(c) if (c := by.get((noise, rate, f, m, "ce"))) else "" for m in FAIR_BASELINES]
                 rows.append(row)
             lines += [markdown_table(headers, rows), ""]
+        headers = ["noise", "clean set", "method", "baseline", "seeds", "Δ", "95 % CI", "p", "p (BH)", "reading"]
+        rows = [[f"{c['noise']} {100 * c['rate']:g} %", f"{100 * c['clean_fraction']:g} %",
+                 FAIR_METHODS.get(c["method"], FAIR_REFERENCES.get(c["method"])), FAIR_REFERENCES[c["reference"]],
+                 c["n"], f"{c['delta']:+.2f}", f"[{c['low']:+.2f}, {c['high']:+.2f}]", f"{c['p']:.3g}",
+                 f"{c['p_bh']:.3g}", verdict(c)] for c in cells]  # fmt: skip
+        lines += ["<details><summary>Every comparison</summary>", "", markdown_table(headers, rows), "", "</details>", ""]
     path = Path(out_dir) / f"{name}.md"
     path.write_text("\n".join(lines))
     (Path(out_dir) / f"{name}.json").write_text(json.dumps(out, indent=1))
@@ -607,18 +620,20 @@ def clean_batch_report(cfg: dict[str, Any], runs: list[dict[str, Any]], out_dir:
     for c, q in zip(cells, benjamini_hochberg([c["p"] for c in cells]) if cells else []):
         c["p_bh"] = float(q)
     headers = ["recipe", "noise", "clean set (rows)", "clean batch (used)", "method", "seeds", "CE %", "method %",
-               "Δ vs CE [95 % CI]", "p", "p (BH)"]  # fmt: skip
+               "Δ vs CE [95 % CI]", "p", "p (BH)", "reading"]  # fmt: skip
     rows = []
     for c in cells:
         size, batch = rows_of.get(c["clean_fraction"], "?"), c["clean_batch_size"]
         rows.append([c["recipe"], f"{c['noise']} {100 * c['rate']:g} %", f"{100 * c['clean_fraction']:g} % ({size})",
                      f"{batch} ({min(batch, size) if isinstance(size, int) else '?'})", c["method"], c["n"],
-                     f"{c['ce']:.1f}", f"{c['acc']:.1f}", verdict(c), f"{c['p']:.3g}", f"{c['p_bh']:.3g}"])  # fmt: skip
+                     f"{c['ce']:.1f}", f"{c['acc']:.1f}", interval(c), f"{c['p']:.3g}", f"{c['p_bh']:.3g}",
+                     verdict(c)])  # fmt: skip
     text = "\n".join([
         f"# Clean-batch sweep: `{cfg['name']}`", "", cfg["description"], "",
         "Recipes: " + "; ".join(f"`{k}` = {json.dumps(v)}" for k, v in cfg["recipes"].items()), "",
         "Test accuracy at the last epoch; Δ vs CE the mean paired difference (points) over the seeds with its 95 % t "
-        "interval, p a two-sided paired t-test, BH-adjusted over this table (‡: adjusted p < 0.05). The clean batch "
+        "interval, p a two-sided paired t-test, BH-adjusted over this table (‡: adjusted p < 0.05; †: unadjusted p "
+        "< 0.05 only); where no difference is shown, the largest effect the interval leaves possible. The clean batch "
         "used is the requested one capped at the clean set's size.", "",
         markdown_table(headers, rows), "",
     ])  # fmt: skip

@@ -87,9 +87,13 @@ def test_benjamini_hochberg_by_hand():
 
 
 def test_verdict_names_the_effect_not_ruled_out():
-    cell = {"delta": 0.4, "low": -1.2, "high": 2.0, "p_bh": 0.6}
-    assert mlc_benchmark.verdict(cell) == "+0.4 [-1.2, +2.0], no effect > 2.0 detected"
-    assert mlc_benchmark.verdict({**cell, "low": 0.3, "p_bh": 0.01}) == "+0.4 [+0.3, +2.0] ‡"
+    cell = {"delta": 0.4, "low": -1.2, "high": 2.0, "p": 0.5, "p_bh": 0.6}
+    assert mlc_benchmark.interval(cell) == "+0.4 [-1.2, +2.0]"
+    assert mlc_benchmark.verdict(cell) == "no effect larger than 2.0 detected"
+    assert mlc_benchmark.verdict({**cell, "low": -2.5}) == "no effect larger than 2.5 detected"
+    shown = {**cell, "delta": -0.4, "low": -0.7, "high": -0.1, "p": 0.01, "p_bh": 0.03}
+    assert (mlc_benchmark.interval(shown), mlc_benchmark.verdict(shown)) == ("-0.4 [-0.7, -0.1] ‡", "behind by 0.4")
+    assert mlc_benchmark.interval({**shown, "p_bh": 0.2}) == "-0.4 [-0.7, -0.1] †"
 
 
 def test_fair_comparisons_pair_each_method_with_each_baseline():
