@@ -273,6 +273,8 @@ def explain_forward_failure(model: Any, inputs: Mapping[str, Any], columns: Sequ
         return None
     accepts_any = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters.values())
     named = [n for n, p in parameters.items() if p.kind not in (inspect.Parameter.VAR_KEYWORD, inspect.Parameter.VAR_POSITIONAL)]
+    if not named:  # forward(*args, **kwargs), e.g. a wrapper: its arguments are not known here
+        return None
     required = [n for n in named if parameters[n].default is inspect.Parameter.empty]
     given = set(inputs)
     missing = [n for n in required if n not in given]

@@ -158,7 +158,7 @@ class LiLAWTrainer(BaseTrainer):
                 self.meta_dataset, batch_size=meta_batch_size, seed=meta_seed, name="meta_dataset", setting=setting
             )
         else:  # no data at all: train() refuses to start
-            sampler = IndexBatchSampler(1, meta_batch_size, seed=meta_seed, name="meta_dataset")
+            sampler = IndexBatchSampler(1, 1, seed=meta_seed, name="meta_dataset")
         initial = (self.args.lilaw_alpha, self.args.lilaw_beta, self.args.lilaw_delta)
         self.lilaw_state = LiLAWState(initial, sampler, device)
         self.register_training_state(self.lilaw_state, name=LILAW_STATE_NAME.removesuffix(".pt"), what="LiLAW state")
