@@ -15,18 +15,20 @@ so train and meta ids never collide), and one input column: ``image`` (`datasets
 encoded).
 
 Offline sets (no network): ``digits`` (scikit-learn's bundled 8×8 digits), ``synthetic_ecg`` and
-``synthetic_adult`` (seeded NumPy generators), and ``ucr/<name>`` for the UCR/UEA sets aeon bundles
-(``ucr/ArrowHead``, ``ucr/GunPoint``, ...; other UCR sets are downloaded by aeon). Hub sets: ``cifar10``,
-``cifar100``, ``mnist``, ``fashion_mnist``, the MedMNIST v2 2D sets by their flags (``pathmnist``,
-``dermamnist``, ...), ``ecg5000`` (UCR files you point to) and ``adult``.
+``synthetic_adult`` (seeded NumPy generators), ``ucr/<name>`` for the UCR/UEA sets aeon bundles
+(``ucr/ArrowHead``, ``ucr/GunPoint``, ...; other UCR sets are downloaded by aeon), and ``fashion_mnist``
+read from its IDX files when found (else from the Hub). Hub sets: ``cifar10``, ``cifar100``, ``mnist``,
+the MedMNIST v2 2D sets by their flags (``pathmnist``, ``dermamnist``, ...), ``ecg5000`` (UCR files you
+point to) and ``adult``.
 
 Modules: `registry` (names → loaders), `splits` (the meta and test carves), one module per source
-(`digits`, `ecg`, `adult`, `images`, `ucr`) and `transforms` (columns → model inputs).
+(`digits`, `ecg`, `adult`, `fashion_mnist`, `images`, `ucr`) and `transforms` (columns → model inputs).
 """
 
 from .adult import load_adult, load_synthetic_adult
 from .digits import load_digits_images
 from .ecg import ECG5000_CLASS_NAMES, load_ecg5000, load_synthetic_ecg
+from .fashion_mnist import FASHION_MNIST_CLASS_NAMES, fashion_mnist_arrays, load_fashion_mnist
 from .images import MEDMNIST_NUM_CLASSES, MEDMNIST_REPO, load_medmnist
 from .registry import DatasetLoader, available_datasets, load_classification_dataset, register_dataset
 from .splits import finish_splits, with_meta_split
@@ -36,17 +38,20 @@ from .ucr import bundled_ucr_sets, load_ucr
 __all__ = [
     "DatasetLoader",
     "ECG5000_CLASS_NAMES",
+    "FASHION_MNIST_CLASS_NAMES",
     "MEDMNIST_NUM_CLASSES",
     "MEDMNIST_REPO",
     "PASSTHROUGH_COLUMNS",
     "available_datasets",
     "bundled_ucr_sets",
+    "fashion_mnist_arrays",
     "finish_splits",
     "image_transforms",
     "load_adult",
     "load_classification_dataset",
     "load_digits_images",
     "load_ecg5000",
+    "load_fashion_mnist",
     "load_medmnist",
     "load_synthetic_adult",
     "load_synthetic_ecg",

@@ -1,4 +1,4 @@
-"""Image classification sets from the Hub: CIFAR-10/100, MNIST, Fashion-MNIST and the MedMNIST v2 2D sets."""
+"""Image classification sets from the Hub: CIFAR-10/100, MNIST and the MedMNIST v2 2D sets (Fashion-MNIST: `fashion_mnist`)."""
 
 from __future__ import annotations
 
@@ -53,9 +53,6 @@ register_dataset("cifar100")(
     _hub_image_loader("uoft-cs/cifar100", image="img", label="fine_label", num_classes=100, keep=("coarse_label",))
 )
 register_dataset("mnist")(_hub_image_loader("ylecun/mnist", image="image", label="label", num_classes=10))
-register_dataset("fashion_mnist")(
-    _hub_image_loader("zalando-datasets/fashion_mnist", image="image", label="label", num_classes=10)
-)
 
 MEDMNIST_REPO = "albertvillanova/medmnist-v2"
 # The ten multi-class/binary 2D sets of the paper (Table 2) plus RetinaMNIST (ordinal, used as 5 classes).

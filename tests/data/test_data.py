@@ -113,7 +113,6 @@ def _fake_images(n: int, num_classes: int, *, image: str, label: str, extra: dic
         ("cifar10", "uoft-cs/cifar10", "img", "label", 10),
         ("cifar100", "uoft-cs/cifar100", "img", "fine_label", 100),
         ("mnist", "ylecun/mnist", "image", "label", 10),
-        ("fashion-mnist", "zalando-datasets/fashion_mnist", "image", "label", 10),
     ],
 )
 def test_hub_image_loaders_normalise_columns(monkeypatch, name, repo, image, label, num_classes):
