@@ -1,0 +1,432 @@
+"""`ELRTrainer`: `transformers.Trainer` with early-learning regularisation (Liu et al., NeurIPS 2020)."""
+
+from __future__ import annotations
+
+import itertools
+import logging
+import os
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import datasets
+import numpy as np
+import psutil
+import torch
+from torch import nn
+from transformers import TrainingArguments
+from transformers.trainer_utils import has_length
+
+from ..core.base_trainer import BaseTrainer
+from ..core.columns import SAMPLE_ID_COLUMN, column_array, with_sample_id
+from ..core.labels import check_class_labels, dataset_labels
+from ..core.model_card import format_value
+from ..core.outputs import extract_logits
+from ..functional.elr import elr_loss
+from ..functional.losses import IGNORE_INDEX, per_sample_loss
+from ..functional.statistics import per_sample_statistics
+from .config import ELRConfig
+from .state import ELRState
+
+logger = logging.getLogger(__name__)
+
+ELR_STATE_NAME = "elr_state.pt"
+"""The ELR state file of a checkpoint (the targets, written once: they are identical on every process)."""
+
+MEMORY_SHARE = 0.5
+"""The targets may take at most this share of the free memory where they live; the rest is the training step's
+(activations, gradients, optimizer state allocated at the first step)."""
+
+ELR_CITATION = """\
+@inproceedings{liu2020early,
+  title     = {Early-Learning Regularization Prevents Memorization of Noisy Labels},
+  author    = {Liu, Sheng and Niles-Weed, Jonathan and Razavian, Narges and Fernandez-Granda, Carlos},
+  booktitle = {Advances in Neural Information Processing Systems},
+  volume    = {33},
+  year      = {2020}
+}"""
+
+_METRIC_NAMES = ("elr/ce", "elr/reg")
+
+
+def free_memory_bytes(device: torch.device) -> int | None:
+    """Bytes free for new tensors on ``device``: CUDA's free memory, or the host's available RAM for the CPU;
+    ``None`` where it cannot be told (then nothing is refused)."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[0]
+    if device.type == "cpu":
+        return psutil.virtual_memory().available
+    return None
+
+
+class ELRTrainer(BaseTrainer):
+    """A drop-in `Trainer` that adds early-learning regularisation to the cross-entropy (method page:
+    ``docs/elr.md``).
+
+    Each training sample ``i`` has a target ``t_i``, a running average of the model's own predictions for it
+    (``t_i ← β·t_i + (1 − β)·p_i``, updated from the training forward, no extra one); its loss is
+    ``CE_i + λ·log(1 − ⟨p_i, t_i⟩)``, which keeps the model's later predictions close to what it predicted early,
+    before it could memorise wrong labels. The targets are indexed by the ``sample_id`` column (added to a
+    `datasets.Dataset` automatically), saved in every checkpoint and identical on every process.
+
+    Args:
+        All arguments are those of `transformers.Trainer`. ``args`` may be an `ELRConfig` or a plain
+        `TrainingArguments` (converted to an `ELRConfig` with ELR's defaults). ``train_dataset``: a
+        `datasets.Dataset`, or any other data set (streamed too) whose examples carry ``sample_id`` in
+        ``[0, elr_num_samples)``. ``compute_loss_func`` is not accepted: ELR owns the loss.
+    """
+
+    config_class = ELRConfig
+    method_name = "ELR"
+    _tag_names = ["elr", "hf_lilaw"]
+    args: ELRConfig
+
+    def __init__(
+        self,
+        model: nn.Module | None = None,
+        args: TrainingArguments | None = None,
+        data_collator: Callable | None = None,
+        train_dataset: Any = None,
+        eval_dataset: Any = None,
+        processing_class: Any = None,
+        model_init: Callable[..., nn.Module] | None = None,
+        compute_loss_func: Callable | None = None,
+        compute_metrics: Callable | None = None,
+        callbacks: list | None = None,
+        optimizers: tuple[torch.optim.Optimizer | None, torch.optim.lr_scheduler.LambdaLR | None] = (None, None),
+        optimizer_cls_and_kwargs: tuple[type[torch.optim.Optimizer], dict[str, Any]] | None = None,
+        preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
+    ) -> None:
+        if compute_loss_func is not None:
+            raise ValueError(
+                "ELRTrainer computes its own loss (cross-entropy + λ·log(1 − ⟨p, t⟩)), so it does not take "
+                "compute_loss_func. Set elr_lambda=0 for plain cross-entropy, or use transformers.Trainer."
+            )
+        args = self.coerce_args(args)
+        self.check_train_dataset(train_dataset)
+        num_samples = None
+        if train_dataset is not None:
+            train_dataset, num_samples = _identified(train_dataset, args.elr_num_samples)
+        super().__init__(
+            model=model,
+            args=args,
+            data_collator=data_collator,
+            train_dataset=train_dataset,
+            eval_dataset=eval_dataset,
+            processing_class=processing_class,
+            model_init=model_init,
+            compute_loss_func=self._elr_loss,
+            compute_metrics=compute_metrics,
+            callbacks=callbacks,
+            optimizers=optimizers,
+            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+        )
+        self._num_samples = num_samples
+        # Ids of a datasets.Dataset are checked in full above; any other set's, batch by batch (one host sync).
+        self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
+        self.elr_state = ELRState(torch.device("cpu") if self.args.elr_targets_on_cpu else self.args.device)
+        self.register_training_state(self.elr_state, name=ELR_STATE_NAME.removesuffix(".pt"), what="ELR targets")
+        self._in_training_step = False
+        self._first_batch_checked = False
+
+    # ---- public API -------------------------------------------------------------------------------------
+
+    def elr_targets(self) -> torch.Tensor:
+        """A copy of the ``(num_samples, num_classes)`` float32 targets on the CPU; row ``i`` is the sample whose
+        ``sample_id`` is ``i`` (zeros for a sample not trained on yet)."""
+        return self.elr_state.targets.detach().to("cpu", copy=True)
+
+    # ---- Trainer overrides ------------------------------------------------------------------------------
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        self._in_training_step = True  # the loss updates the targets only for training batches
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        finally:
+            self._in_training_step = False
+
+    def compute_loss(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        return_outputs: bool = False,
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
+        # The parent keeps the batch's sample ids aside, pops the labels, runs the forward and hands
+        # (outputs, labels, num_items_in_batch) to _elr_loss (registered as compute_loss_func). Reusing that path
+        # keeps Trainer's num_items_in_batch bookkeeping: counts over the whole accumulated batch and across
+        # processes, so 2 × 8 accumulated gives the loss of 1 × 16.
+        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
+        if isinstance(outputs, torch.Tensor):
+            outputs = {"logits": outputs}
+        return (loss, outputs) if return_outputs else loss
+
+    # ---- the loss ------------------------------------------------------------------------------------------
+
+    def _elr_loss(
+        self, outputs: Any, labels: torch.Tensor | None, num_items_in_batch: torch.Tensor | int | None = None
+    ) -> torch.Tensor:
+        if labels is None:
+            raise ValueError(
+                "ELRTrainer got a batch without labels. Keep the label column (named 'label' or 'labels') in the "
+                "data set; with a custom collator, return it as 'labels'."
+            )
+        logits = extract_logits(outputs)
+        if self._in_training_step:
+            losses = self._training_losses(logits, labels)
+        else:  # evaluation: plain cross-entropy, comparable with Trainer's eval_loss
+            losses = per_sample_loss(logits, labels, label_smoothing=self.args.label_smoothing_factor)
+        total_loss = losses.sum()
+        if num_items_in_batch is not None:
+            return total_loss / num_items_in_batch
+        # No item count (e.g. evaluation): a per-batch mean, which Trainer scales for accumulation itself.
+        mean = total_loss / (labels != IGNORE_INDEX).sum().clamp_min(1)
+        if self._in_training_step:
+            mean = mean / self.current_gradient_accumulation_steps
+        return mean
+
+    def _training_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+        state = self.elr_state
+        if state.table is None:
+            raise ValueError("ELR's targets were never allocated: train through ELRTrainer.train().")
+        if not self._first_batch_checked:  # one host sync, once: labels and targets vs the model's real output
+            num_classes = logits.shape[-1]
+            check_class_labels(labels, num_classes=num_classes, name="train_dataset")
+            if num_classes != state.shape[1]:
+                raise ValueError(
+                    f"The model outputs {num_classes} classes but ELR's targets have {state.shape[1]} (from the "
+                    "checkpoint or the first train() call): train with the model the targets were made for."
+                )
+            self._first_batch_checked = True
+        ids = self._batch_ids(len(labels))
+        rows = state.table.index_select(0, ids.to(state.device)).to(logits.device, non_blocking=True)
+        terms = elr_loss(
+            logits, labels, rows, elr_lambda=self.args.elr_lambda, beta=self.args.elr_beta,
+            label_smoothing=self.args.label_smoothing_factor,
+        )  # fmt: skip
+        self._write_targets(ids, terms.targets)
+        count = (labels != IGNORE_INDEX).sum().float()
+        self.accumulate_metric_sums(_METRIC_NAMES, torch.stack([terms.ce.sum(), terms.reg.sum(), count]).detach())
+        if self.records_dynamics:
+            self.record_dynamics(per_sample_statistics(logits, labels))
+        return terms.loss
+
+    def _batch_ids(self, batch_size: int) -> torch.Tensor:
+        ids = self._batch_sample_ids
+        if ids is None:
+            raise ValueError(
+                f"ELR needs each training batch to carry '{SAMPLE_ID_COLUMN}' (which row of the targets a sample "
+                "is). With set_transform/with_transform, return that column from your transform "
+                "(hf_lilaw.image_transforms passes it through); with a custom collator, keep it."
+            )
+        ids = torch.as_tensor(ids).reshape(-1).long()
+        if ids.shape[0] != batch_size:
+            raise ValueError(
+                f"The training batch has {batch_size} labels but {ids.shape[0]} '{SAMPLE_ID_COLUMN}' values: the "
+                "collator must keep one id per example."
+            )
+        if self._check_ids_per_batch:
+            num_samples = self.elr_state.shape[0]
+            low, high = (int(v) for v in torch.stack([ids.min(), ids.max()]).tolist())
+            if low < 0 or high >= num_samples:
+                raise ValueError(
+                    f"A training batch has {SAMPLE_ID_COLUMN} values in [{low}, {high}] but ELR's targets have "
+                    f"{num_samples} rows: ids must lie in [0, {num_samples}). Set elr_num_samples to the number of "
+                    "samples (the largest id + 1)."
+                )
+        return ids
+
+    def _write_targets(self, ids: torch.Tensor, rows: torch.Tensor) -> None:
+        """Store the batch's updated targets; under several processes every process's rows, on every process."""
+        state = self.elr_state
+        if self.accelerator.num_processes > 1:
+            ids, rows = self._gather_updates(ids, rows)
+        state.table.index_copy_(0, ids.to(state.device), rows.to(state.device))
+        state.updates += 1
+
+    def _gather_updates(self, ids: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Every process's ``(ids, rows)``, in one collective of a fixed shape and without a host sync: each
+        process pads its batch to the per-device batch size with the table's sink row, ids and rows travel in one
+        float64 tensor (exact for both), and a sample sent by two processes (the sampler pads the last batch with
+        samples from the start) keeps the rows of the last one, the same choice on every process."""
+        state = self.elr_state
+        sink = state.shape[0]
+        bound = self._train_batch_size
+        count = ids.shape[0]
+        if count > bound:
+            raise ValueError(
+                f"A training batch has {count} examples, more than the per-device batch size {bound}: ELR sizes its "
+                "cross-process exchange by the batch size. Keep the collator from adding examples."
+            )
+        packed = torch.full((bound, rows.shape[1] + 1), float(sink), dtype=torch.float64, device=rows.device)
+        packed[:count, 0] = ids.to(rows.device, torch.float64)
+        packed[:count, 1:] = rows
+        gathered = self.accelerator.gather(packed)
+        ids, rows = gathered[:, 0].long(), gathered[:, 1:].float()
+        ordered, order = torch.sort(ids, stable=True)
+        shadowed = torch.zeros_like(ids, dtype=torch.bool)
+        shadowed[:-1] = ordered[:-1] == ordered[1:]  # a later copy of the same id follows
+        shadowed = torch.empty_like(shadowed).scatter_(0, order, shadowed)
+        return torch.where(shadowed, sink, ids), rows
+
+    # ---- BaseTrainer hooks ----------------------------------------------------------------------------------
+
+    def _before_train(self, *, resumed: bool) -> None:
+        if self.train_dataset is None:
+            raise ValueError("ELRTrainer.train() needs a train_dataset.")
+        num_classes = self._probe_num_classes()
+        num_samples = self._num_samples
+        state = self.elr_state
+        if state.table is not None and state.shape != (num_samples, num_classes):
+            raise ValueError(
+                f"ELR's targets are {state.shape} (samples, classes), from the checkpoint or an earlier train() call, "
+                f"but this training set has {num_samples} samples and the model {num_classes} classes: resume with "
+                "the training set and model of that run, or build a new ELRTrainer."
+            )
+        self._check_target_memory(num_samples, num_classes)
+        if state.table is None:
+            state.allocate(num_samples, num_classes)
+        self._first_batch_checked = False
+
+    def _probe_num_classes(self) -> int:
+        """The width of the logits: one no-grad forward of the first two training examples (global RNGs untouched),
+        then every label of a `datasets.Dataset` checked against it, before the first step."""
+        if self._num_classes is not None:
+            return self._num_classes
+        dataset = self.train_dataset
+        if self.is_deepspeed_enabled or self.is_fsdp_enabled or self.model is None:
+            num_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
+            if not num_classes:
+                raise ValueError(
+                    "ELR needs the number of classes before training; with DeepSpeed or FSDP it is read from "
+                    "model.config.num_labels: set it."
+                )
+            return num_classes
+
+        def first_examples() -> list[Any]:
+            if has_length(dataset):
+                examples = [dataset[i] for i in range(min(2, len(dataset)))]
+            else:
+                examples = list(itertools.islice(iter(dataset), 2))
+            if examples and isinstance(examples[0], Mapping) and SAMPLE_ID_COLUMN not in examples[0]:
+                raise ValueError(_missing_ids_message(type(dataset).__name__, list(examples[0])))
+            return examples
+
+        inputs, _ = self.collate_side_examples(dataset, first_examples, name="train_dataset")
+        num_classes = extract_logits(self.probe_forward(self.model, inputs, name="train_dataset")).shape[-1]
+        labels = dataset_labels(dataset, name="train_dataset")
+        if labels is not None:
+            fix = "Fix the labels, or give the model one output per class (num_labels, or the width of its last layer)."
+            check_class_labels(labels, num_classes=num_classes, name="train_dataset", fix=fix)
+        self._num_classes = num_classes
+        return num_classes
+
+    def _check_target_memory(self, num_samples: int, num_classes: int) -> None:
+        """Refuse targets that would not leave the training step room where they live (`MEMORY_SHARE`)."""
+        state = self.elr_state
+        device = state.device
+        free = free_memory_bytes(device)
+        if free is None:
+            return
+        needed = (num_samples + 1) * num_classes * 4
+        if state.table is not None:  # restored from a checkpoint: already in the free figure
+            free += state.table.numel() * 4
+        copies = int(os.environ.get("LOCAL_WORLD_SIZE", "1")) if device.type == "cpu" else 1
+        if copies * needed <= MEMORY_SHARE * free:
+            return
+        per = f", one copy per process: {copies} on this machine" if copies > 1 else ""
+        where = "host memory" if device.type == "cpu" else f"{device}"
+        fix = (
+            "Set elr_targets_on_cpu=True to keep them in host memory (each batch's rows are then copied to the device "
+            "and back), or train on fewer samples."
+            if device.type != "cpu"
+            else "Free host memory, run fewer processes per machine, or train on fewer samples."
+        )
+        raise ValueError(
+            f"ELR's targets need {copies * needed / 1e9:.2f} GB ({num_samples:,} samples × {num_classes} classes × 4 "
+            f"bytes{per}) but {where} has {free / 1e9:.2f} GB free, and ELR takes at most {MEMORY_SHARE:.0%} of it "
+            f"so that the training step keeps room. {fix}"
+        )
+
+    def _model_card_values(self) -> dict[str, Any]:
+        args = self.args
+        state = self.elr_state
+        settings: dict[str, Any] = {
+            "λ (weight of the regulariser)": args.elr_lambda,
+            "β (weight of the old target in the running average)": args.elr_beta,
+        }
+        facts = []
+        if state.shape is not None:
+            num_samples, num_classes = state.shape
+            settings["targets"] = (
+                f"{num_samples:,} samples × {num_classes} classes, float32 "
+                f"({format_value(num_samples * num_classes * 4 / 2**20)} MiB, {'CPU' if args.elr_targets_on_cpu else 'model device'})"
+            )
+            facts.append(f"Training batches that updated the targets: {state.updates}.")
+        return {
+            "method_description": (
+                "Early-learning regularisation: each training sample keeps a running average `t` of the model's own "
+                "predictions for it, and its loss adds `λ·log(1 − ⟨p, t⟩)` to the cross-entropy, so that the model "
+                "keeps what it learnt early from the clean majority instead of memorising wrong labels."
+            ),
+            "base_loss": "cross_entropy" + (f" (label smoothing {args.label_smoothing_factor})" if args.label_smoothing_factor else ""),
+            "method_facts": facts,
+            "method_settings": settings,
+            "citation": ELR_CITATION,
+            "train_snippet": (
+                "from hf_lilaw import ELRConfig, ELRTrainer\n\n"
+                f'args = ELRConfig(output_dir="my-model", elr_lambda={args.elr_lambda:g}, elr_beta={args.elr_beta:g})\n'
+                "trainer = ELRTrainer(model=model, args=args, train_dataset=train, eval_dataset=test)\n"
+                "trainer.train()"
+            ),
+        }
+
+
+def _identified(train_dataset: Any, num_samples: int | None) -> tuple[Any, int]:
+    """``(train_dataset with sample ids, rows of the target table)``; refuses what ELR cannot index."""
+    if isinstance(train_dataset, datasets.Dataset):
+        train_dataset = with_sample_id(train_dataset)
+        ids = column_array(train_dataset, SAMPLE_ID_COLUMN)
+        if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
+            raise ValueError(
+                f"train_dataset's '{SAMPLE_ID_COLUMN}' column must hold one integer per row, got {ids.dtype} of "
+                f"shape {ids.shape}: remove the column and ELRTrainer adds the row positions."
+            )
+        low, high = int(ids.min()), int(ids.max())
+        if low < 0:
+            raise ValueError(f"train_dataset's '{SAMPLE_ID_COLUMN}' values must be >= 0, found {low}.")
+        if len(np.unique(ids)) != len(ids):
+            raise ValueError(
+                f"train_dataset's '{SAMPLE_ID_COLUMN}' values repeat: two rows would share one ELR target. Give each "
+                "row its own id, or remove the column and ELRTrainer adds the row positions."
+            )
+        if num_samples is not None and num_samples <= high:
+            raise ValueError(
+                f"elr_num_samples={num_samples} but train_dataset has {SAMPLE_ID_COLUMN} {high}: set it to at least "
+                f"{high + 1}, or None to read it from the data."
+            )
+        return train_dataset, num_samples or high + 1
+    names = getattr(train_dataset, "column_names", None)
+    if isinstance(train_dataset, datasets.IterableDataset) and names is not None and SAMPLE_ID_COLUMN not in names:
+        raise ValueError(_missing_ids_message(type(train_dataset).__name__, names))
+    if num_samples is None:
+        if not has_length(train_dataset):
+            raise ValueError(
+                "train_dataset is streamed (it has no length), so ELR cannot size its targets: set elr_num_samples "
+                f"to the number of samples (every '{SAMPLE_ID_COLUMN}' lies in [0, elr_num_samples))."
+            )
+        num_samples = len(train_dataset)
+    return train_dataset, num_samples
+
+
+def _missing_ids_message(kind: str, columns: list[str]) -> str:
+    return (
+        f"ELR indexes its targets by '{SAMPLE_ID_COLUMN}', but the training examples ({kind}, columns {columns}) "
+        "carry none. Add the ids before streaming, e.g. hf_lilaw.core.with_sample_id(dataset).to_iterable_dataset(), "
+        f"or yield a '{SAMPLE_ID_COLUMN}' in [0, elr_num_samples) with each example."
+    )

@@ -1,0 +1,86 @@
+"""Early-learning regularisation (ELR; Liu et al., NeurIPS 2020): the per-sample loss and the target update.
+
+ELR keeps, per training sample, a running average ``t_i`` of the model's own predictions and adds
+``λ · log(1 − ⟨p_i, t_i⟩)`` to the cross-entropy. Early in training the predictions follow the clean signal;
+the term pulls later predictions towards them, so the model does not memorise a wrong label. All math runs in
+float32 on clamped probabilities, as in the authors' code; the targets never carry a gradient.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+
+from .losses import IGNORE_INDEX
+
+ELR_CLAMP = 1e-4
+"""Probabilities are clamped to ``[ELR_CLAMP, 1 − ELR_CLAMP]`` (the authors' constant): keeps ``log(1 − ⟨p, t⟩)``
+finite and bounds its gradient."""
+
+
+class ELRTerms(NamedTuple):
+    """One batch of ELR: float32 tensors of shape ``(batch,)``, and the updated targets."""
+
+    loss: torch.Tensor
+    """``ce + λ·reg`` per sample (0 for rows labelled -100)."""
+    ce: torch.Tensor
+    """Cross-entropy per sample (0 for rows labelled -100)."""
+    reg: torch.Tensor
+    """``log(1 − ⟨p, t⟩)`` per sample, with the updated target (0 for rows labelled -100); at most 0."""
+    targets: torch.Tensor
+    """The batch's targets after this step's update, ``(batch, num_classes)``; rows labelled -100 unchanged."""
+
+
+def elr_probabilities(logits: torch.Tensor) -> torch.Tensor:
+    """``softmax(logits)`` in float32, clamped to ``[1e-4, 1 − 1e-4]``."""
+    return logits.float().softmax(dim=-1).clamp(ELR_CLAMP, 1.0 - ELR_CLAMP)
+
+
+@torch.no_grad()
+def elr_target_update(targets: torch.Tensor, probabilities: torch.Tensor, *, beta: float) -> torch.Tensor:
+    """``β·t + (1 − β)·p / Σp``: one step of the running average (detached; ``p`` renormalised after the clamp).
+
+    Args:
+        targets: the batch's current targets ``t``, ``(batch, num_classes)``, float32.
+        probabilities: `elr_probabilities` of the batch, ``(batch, num_classes)``.
+        beta: the weight of the old target, in ``[0, 1)``.
+    """
+    p = probabilities.detach().float()
+    return beta * targets.float() + (1.0 - beta) * (p / p.sum(dim=-1, keepdim=True))
+
+
+def elr_loss(
+    logits: torch.Tensor,
+    labels: torch.Tensor,
+    targets: torch.Tensor,
+    *,
+    elr_lambda: float,
+    beta: float,
+    label_smoothing: float = 0.0,
+) -> ELRTerms:
+    """One training batch of ELR, in the authors' order: update the batch's targets with the current
+    predictions, then ``ce + λ · log(1 − ⟨p, t⟩)`` per sample with the updated targets.
+
+    Args:
+        logits: ``(batch, num_classes)``, any float dtype (the math runs in float32).
+        labels: ``(batch,)``; ``-100`` marks a row that is not trained on: no loss, target unchanged.
+        targets: the batch's current targets, ``(batch, num_classes)`` (zeros for a sample not seen yet).
+        elr_lambda: λ, the weight of the regulariser.
+        beta: β of `elr_target_update`.
+        label_smoothing: as in ``torch.nn.functional.cross_entropy``, for the cross-entropy term.
+
+    Returns:
+        `ELRTerms`. The caller normalises ``loss.sum()`` (by the batch's labelled rows, or Trainer's
+        ``num_items_in_batch``) and writes ``targets`` back.
+    """
+    labels = labels.long()
+    labelled = labels != IGNORE_INDEX
+    p = elr_probabilities(logits)
+    updated = torch.where(labelled[:, None], elr_target_update(targets, p, beta=beta), targets.float())
+    ce = F.cross_entropy(
+        logits.float(), labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+    )
+    reg = torch.where(labelled, torch.log1p(-(p * updated).sum(dim=-1)), 0.0)
+    return ELRTerms(loss=ce + elr_lambda * reg, ce=ce, reg=reg, targets=updated)
