@@ -348,8 +348,8 @@ class ELRTrainer(BaseTrainer):
             else "Free host memory, run fewer processes per machine, or train on fewer samples."
         )
         raise ValueError(
-            f"ELR's targets need {copies * needed / 1e9:.2f} GB ({num_samples:,} samples × {num_classes} classes × 4 "
-            f"bytes{per}) but {where} has {free / 1e9:.2f} GB free, and ELR takes at most {MEMORY_SHARE:.0%} of it "
+            f"ELR's targets need {_size(copies * needed)} ({num_samples:,} samples × {num_classes} classes × 4 "
+            f"bytes{per}) but {where} has {_size(free)} free, and ELR takes at most {MEMORY_SHARE:.0%} of it "
             f"so that the training step keeps room. {fix}"
         )
 
@@ -422,6 +422,13 @@ def _identified(train_dataset: Any, num_samples: int | None) -> tuple[Any, int]:
             )
         num_samples = len(train_dataset)
     return train_dataset, num_samples
+
+
+def _size(num_bytes: float) -> str:
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if num_bytes >= scale:
+            return f"{num_bytes / scale:.2f} {unit}"
+    return f"{num_bytes:.0f} B"
 
 
 def _missing_ids_message(kind: str, columns: list[str]) -> str:

@@ -1,0 +1,278 @@
+import os
+
+import numpy as np
+import pytest
+import torch
+from transformers import Trainer, TrainerCallback, TrainingArguments
+
+from hf_lilaw.core.checkpoint import load_state_file
+from hf_lilaw.elr import ELRConfig, ELRTrainer
+from hf_lilaw.elr import trainer as elr_trainer
+from hf_lilaw.elr.trainer import ELR_STATE_NAME
+from hf_lilaw.functional.elr import elr_probabilities
+
+from conftest import StopAfter, TinyNet, blobs
+
+
+def config(tmp_path, **overrides) -> ELRConfig:
+    base = dict(
+        output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05,
+        logging_steps=4, save_strategy="no", report_to=[], seed=0, disable_tqdm=True,
+    )  # fmt: skip
+    base.update(overrides)
+    return ELRConfig(**base)
+
+
+def model_state(model) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+class GradientRecorder(TrainerCallback):
+    def __init__(self):
+        self.grads = []
+
+    def on_pre_optimizer_step(self, args, state, control, model=None, **kwargs):
+        self.grads.append(torch.cat([p.grad.flatten().clone() for p in model.parameters()]))
+
+
+class CountSteps(TrainerCallback):
+    def __init__(self):
+        self.steps = 0
+
+    def on_step_begin(self, *args, **kwargs):
+        self.steps += 1
+
+
+def test_drop_in_swap_logs_checkpoints_and_card(tmp_path, blob_splits):
+    """An unchanged Trainer script with Trainer replaced by ELRTrainer."""
+    torch.manual_seed(0)
+    args = TrainingArguments(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2,
+                             learning_rate=0.05, logging_steps=4, save_strategy="epoch", report_to=[], disable_tqdm=True)
+    trainer = ELRTrainer(model=TinyNet(), args=args, train_dataset=blob_splits["train"])
+    assert isinstance(trainer.args, ELRConfig) and (trainer.args.elr_lambda, trainer.args.elr_beta) == (3.0, 0.7)
+    trainer.train()
+    targets = trainer.elr_targets()
+    assert targets.shape == (192, 3) and targets.dtype == torch.float32 and targets.device.type == "cpu"
+    # Each sample was seen twice: its target's mass is (1 − β)(1 + β) = 1 − β².
+    torch.testing.assert_close(targets.sum(1), torch.full((192,), 1 - 0.7**2), rtol=0, atol=1e-6)
+    logs = [h for h in trainer.state.log_history if "loss" in h]
+    assert logs and all("elr/ce" in h and "elr/reg" in h for h in logs)
+    assert all(h["elr/reg"] < 0 for h in logs)  # log(1 − ⟨p, t⟩) < 0 once t has mass
+    # The logged loss is the mean of ce + λ·reg over the logging window (the same samples).
+    for h in logs:
+        assert h["loss"] == pytest.approx(h["elr/ce"] + 3.0 * h["elr/reg"], abs=2e-4)
+    checkpoint = tmp_path / "checkpoint-24"
+    saved = load_state_file(checkpoint / ELR_STATE_NAME, what="ELR targets")
+    assert saved["world_size"] == 1 and saved["state"]["updates"] == 24
+    torch.testing.assert_close(saved["state"]["targets"], targets, rtol=0, atol=0)
+    card = (checkpoint / "README.md").read_text()
+    assert "**ELR**" in card and "Early-Learning Regularization" in card and "elr_lambda=3" in card
+
+
+def test_lambda_zero_is_exactly_trainer_with_cross_entropy(tmp_path, blob_splits):
+    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05,
+                  save_strategy="no", report_to=[], seed=0, disable_tqdm=True)
+    torch.manual_seed(0)
+    plain = TinyNet()
+    Trainer(model=plain, args=TrainingArguments(**common), train_dataset=blob_splits["train"],
+            compute_loss_func=lambda out, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
+                out["logits"], labels, reduction="sum") / num_items_in_batch).train()
+    torch.manual_seed(0)
+    elr = TinyNet()
+    trainer = ELRTrainer(model=elr, args=ELRConfig(**common, elr_lambda=0.0), train_dataset=blob_splits["train"])
+    trainer.train()
+    for name, value in model_state(plain).items():
+        torch.testing.assert_close(model_state(elr)[name], value, rtol=0, atol=0)
+    assert trainer.elr_targets().abs().sum() > 0  # the targets still follow the predictions
+
+
+def test_first_step_targets_and_gradient_by_hand(tmp_path, blob_splits):
+    """Step 1: the batch's targets become (1 − β)·p of the initial model (rows found by sample_id), the others
+    stay zero, and the gradient is that of mean(CE + λ·log(1 − ⟨p, t⟩))."""
+    torch.manual_seed(0)
+    model, seen, recorder = TinyNet(), [], GradientRecorder()
+    initial = TinyNet()
+    initial.load_state_dict(model.state_dict())
+    model.register_forward_pre_hook(lambda m, a, kw: seen.append(kw["x"].clone()) if m.training else None, with_kwargs=True)
+    train = blob_splits["train"]
+    trainer = ELRTrainer(model=model, args=config(tmp_path, max_steps=1, max_grad_norm=0), train_dataset=train,
+                         callbacks=[recorder])
+    trainer.train()
+    rows = {tuple(x): i for i, x in enumerate(np.asarray(train["x"]).tolist())}
+    ids = torch.tensor([rows[tuple(x)] for x in seen[0].tolist()])
+    labels = torch.tensor(train["label"])[ids]
+    logits = initial(seen[0])["logits"]
+    p = elr_probabilities(logits)
+    expected = 0.3 * p.detach() / p.detach().sum(1, keepdim=True)
+    targets = trainer.elr_targets()
+    torch.testing.assert_close(targets[ids], expected, rtol=1e-6, atol=1e-7)
+    others = torch.ones(192, dtype=torch.bool)
+    others[ids] = False
+    assert others.sum() == 192 - 16 and targets[others].abs().sum() == 0
+    loss = (torch.nn.functional.cross_entropy(logits, labels, reduction="none")
+            + 3.0 * torch.log(1 - (p * expected).sum(1))).mean()
+    grad = torch.cat([g.flatten() for g in torch.autograd.grad(loss, list(initial.parameters()))])
+    torch.testing.assert_close(recorder.grads[0], grad, rtol=1e-5, atol=1e-7)
+
+
+def test_gradient_accumulation_matches_a_large_batch(tmp_path, blob_splits):
+    def run(batch_size, accumulation):
+        torch.manual_seed(0)
+        recorder = GradientRecorder()
+        trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path / f"{batch_size}x{accumulation}",
+                                                          per_device_train_batch_size=batch_size,
+                                                          gradient_accumulation_steps=accumulation),
+                             train_dataset=blob_splits["train"], callbacks=[recorder])  # fmt: skip
+        trainer.train()
+        return trainer, recorder.grads
+
+    big, big_grads = run(16, 1)
+    small, small_grads = run(8, 2)
+    assert big.state.global_step == small.state.global_step == 24
+    assert len(big_grads) == len(small_grads) == 24
+    for g_big, g_small in zip(big_grads, small_grads):
+        torch.testing.assert_close(g_small, g_big, rtol=1e-4, atol=1e-6)
+    torch.testing.assert_close(small.elr_targets(), big.elr_targets(), rtol=1e-5, atol=1e-6)
+    # the logged means are per sample, whatever the accumulation
+    assert [h["elr/reg"] for h in small.state.log_history if "loss" in h] == pytest.approx(
+        [h["elr/reg"] for h in big.state.log_history if "loss" in h], rel=1e-4)
+
+
+def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, blob_splits):
+    def make(output_dir, callbacks=None):
+        torch.manual_seed(0)
+        return ELRTrainer(model=TinyNet(dropout=0.1), args=config(output_dir, num_train_epochs=3, save_strategy="steps",
+                                                                  save_steps=10),
+                          train_dataset=blob_splits["train"], callbacks=callbacks)  # fmt: skip
+
+    full = make(tmp_path / "full")
+    full.train()
+    interrupted = make(tmp_path / "resumed", callbacks=[StopAfter(20)])  # checkpoint-20 is mid-epoch (12/epoch)
+    interrupted.train()
+    assert not torch.equal(interrupted.elr_targets(), full.elr_targets())
+    resumed = make(tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-20"))
+    assert resumed.state.global_step == full.state.global_step == 36
+    assert torch.equal(resumed.elr_targets(), full.elr_targets())
+    for name, value in model_state(full.model).items():
+        torch.testing.assert_close(model_state(resumed.model)[name], value, rtol=0, atol=0)
+
+
+def test_load_best_model_at_end_restores_the_best_checkpoints_targets(tmp_path, blob_splits):
+    trainer = None
+
+    def best_at_step_10(prediction):  # the score peaks at step 10, so checkpoint-10 is the best
+        return {"score": -abs(trainer.state.global_step - 10)}
+
+    torch.manual_seed(0)
+    trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path, eval_strategy="steps", eval_steps=5, save_strategy="steps",
+                                                      save_steps=5, load_best_model_at_end=True,
+                                                      metric_for_best_model="score"),
+                         train_dataset=blob_splits["train"], eval_dataset=blob_splits["test"],
+                         compute_metrics=best_at_step_10)  # fmt: skip
+    trainer.train()
+    assert trainer.state.best_model_checkpoint.endswith("checkpoint-10")
+    best = load_state_file(tmp_path / "checkpoint-10" / ELR_STATE_NAME, what="ELR targets")["state"]
+    last = load_state_file(tmp_path / "checkpoint-24" / ELR_STATE_NAME, what="ELR targets")["state"]
+    assert not torch.equal(best["targets"], last["targets"])
+    assert torch.equal(trainer.elr_targets(), best["targets"])
+    assert trainer.elr_state.updates == 10
+
+
+def test_eval_loss_is_the_plain_mean_cross_entropy(tmp_path, blob_splits, tiny_model):
+    trainer = ELRTrainer(model=tiny_model, args=config(tmp_path, max_steps=4), train_dataset=blob_splits["train"],
+                         eval_dataset=blob_splits["test"])
+    trainer.train()
+    before = trainer.elr_targets()
+    metrics = trainer.evaluate()
+    test = blob_splits["test"]
+    with torch.no_grad():
+        logits = trainer.model(torch.tensor(test["x"]))["logits"]
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(test["label"])).item()
+    assert metrics["eval_loss"] == pytest.approx(expected, rel=1e-5)
+    assert torch.equal(trainer.elr_targets(), before)  # evaluation never touches the targets
+
+
+def test_bf16_autocast_keeps_the_targets_in_float32(tmp_path, blob_splits, tiny_model):
+    trainer = ELRTrainer(model=tiny_model, args=config(tmp_path, bf16=True, use_cpu=True, num_train_epochs=3),
+                         train_dataset=blob_splits["train"])
+    dtypes = []
+    tiny_model.head.register_forward_hook(lambda module, args, output: dtypes.append(output.dtype))
+    trainer.train()
+    assert torch.bfloat16 in dtypes
+    targets = trainer.elr_targets()
+    assert targets.dtype == torch.float32 and torch.isfinite(targets).all()
+    # Three visits: mass 1 − β³ to float32 precision; bf16 arithmetic (8 bits of mantissa) would miss it by ~1e-3.
+    torch.testing.assert_close(targets.sum(1), torch.full((192,), 1 - 0.7**3), rtol=0, atol=2e-6)
+
+
+def test_streamed_training_set_with_sample_ids(tmp_path, blob_splits, tiny_model):
+    from hf_lilaw.core import with_sample_id
+
+    stream = with_sample_id(blob_splits["train"]).to_iterable_dataset(num_shards=2)
+    with pytest.raises(ValueError, match="set elr_num_samples"):
+        ELRTrainer(model=tiny_model, args=config(tmp_path, max_steps=12), train_dataset=stream)
+    with pytest.raises(ValueError, match=r"carry none. Add the ids before streaming, e.g. hf_lilaw.core.with_sample_id"):
+        ELRTrainer(model=tiny_model, args=config(tmp_path, max_steps=12, elr_num_samples=192),
+                   train_dataset=blob_splits["train"].to_iterable_dataset())
+    trainer = ELRTrainer(model=tiny_model, args=config(tmp_path, max_steps=24, elr_num_samples=192), train_dataset=stream)
+    trainer.train()
+    # 24 steps of 16 = two passes over the stream: every sample seen twice
+    torch.testing.assert_close(trainer.elr_targets().sum(1), torch.full((192,), 1 - 0.7**2), rtol=0, atol=1e-6)
+
+
+def test_ids_beyond_the_table_are_refused_naming_elr_num_samples(tmp_path, blob_splits, tiny_model):
+    from hf_lilaw.core import with_sample_id
+
+    stream = with_sample_id(blob_splits["train"]).to_iterable_dataset()
+    steps = CountSteps()
+    trainer = ELRTrainer(model=tiny_model, args=config(tmp_path, max_steps=12, elr_num_samples=100),
+                         train_dataset=stream, callbacks=[steps])
+    with pytest.raises(ValueError, match=r"values in \[96, 111\] but ELR's targets have 100 rows.*Set elr_num_samples"):
+        trainer.train()
+    assert steps.steps == 7  # the first batch reaching id 100 stops it (ids arrive in order: 0-15, 16-31, ...)
+    assert trainer.elr_state.updates == 6
+
+
+def test_memory_refusal_names_the_size_and_the_fix_before_any_step(tmp_path, blob_splits, tiny_model, monkeypatch):
+    monkeypatch.setattr(elr_trainer, "free_memory_bytes", lambda device: 4000)
+    steps = CountSteps()
+    trainer = ELRTrainer(model=tiny_model, args=config(tmp_path), train_dataset=blob_splits["train"], callbacks=[steps])
+    # 193 rows (one sink) × 3 classes × 4 B = 2316 B > half of 4000 B
+    with pytest.raises(ValueError, match=r"need 2.32 kB \(192 samples × 3 classes × 4 bytes\) but host memory has 4.00 kB free.*at most 50%.*Free host memory"):
+        trainer.train()
+    trainer.elr_state.device = torch.device("meta")  # where the targets would live on an accelerator
+    with pytest.raises(ValueError, match="Set elr_targets_on_cpu=True"):
+        trainer.train()
+    assert steps.steps == 0 and trainer.elr_state.table is None
+    monkeypatch.setattr(elr_trainer, "free_memory_bytes", lambda device: 4640)  # 2316 B is just within half
+    trainer = ELRTrainer(model=tiny_model, args=config(tmp_path, max_steps=1), train_dataset=blob_splits["train"])
+    trainer.train()
+    assert trainer.elr_state.updates == 1
+
+
+def test_bad_input_is_refused_with_the_fix(tmp_path, blob_splits, tiny_model):
+    train = blob_splits["train"]
+    with pytest.raises(ValueError, match="elr_lambda=0"):
+        ELRTrainer(model=tiny_model, args=config(tmp_path), train_dataset=train, compute_loss_func=lambda *a, **k: 0)
+    with pytest.raises(ValueError, match="sample_id' values repeat"):
+        ELRTrainer(model=tiny_model, args=config(tmp_path), train_dataset=train.add_column("sample_id", [0, 1] * 96))
+    with pytest.raises(ValueError, match="elr_num_samples=10 but train_dataset has sample_id 191"):
+        ELRTrainer(model=tiny_model, args=config(tmp_path, elr_num_samples=10), train_dataset=train)
+    with pytest.raises(ValueError, match="train_dataset is empty"):
+        ELRTrainer(model=tiny_model, args=config(tmp_path), train_dataset=train.select([]))
+    steps = CountSteps()
+    with pytest.raises(ValueError, match=r"train_dataset has labels in \[0, 2\] but the model outputs 2 classes"):
+        ELRTrainer(model=TinyNet(num_classes=2), args=config(tmp_path), train_dataset=train, callbacks=[steps]).train()
+    assert steps.steps == 0
+
+
+def test_own_sample_ids_index_the_targets(tmp_path, blob_splits, tiny_model):
+    """A data set with its own ids (e.g. a split of a larger one) keeps them: the table spans the largest id."""
+    train = blob_splits["train"].add_column("sample_id", np.arange(192) * 2 + 1)
+    trainer = ELRTrainer(model=tiny_model, args=config(tmp_path, num_train_epochs=1), train_dataset=train)
+    trainer.train()
+    targets = trainer.elr_targets()
+    assert targets.shape == (384, 3)
+    torch.testing.assert_close(targets[1::2].sum(1), torch.full((192,), 0.3), rtol=0, atol=1e-6)
+    assert targets[0::2].abs().sum() == 0
