@@ -1,8 +1,12 @@
 """A side set's random transforms draw from randomness of their own: new numbers at every draw, re-derived on resume,
 and the training data's stream (Trainer's global RNGs) untouched."""
 
+import json
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -145,3 +149,25 @@ def test_a_random_clean_transform_draws_new_noise_and_leaves_the_training_stream
     assert len(transform.noise) == 5
     assert len({tuple(n.flatten().tolist()) for n in transform.noise}) == 5
     assert all(same_states(a, b) for a, b in zip(noisy.states, plain.states, strict=True))
+
+
+def test_two_processes_draw_their_own_meta_noise_keep_one_alpha_beta_delta_and_resume_exactly(tmp_path):
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
+    worker = Path(__file__).with_name("side_set_rng_worker.py")
+    log = tmp_path / "torchrun.log"
+    with open(log, "w") as f:
+        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
+                               "29531", str(worker), str(tmp_path)], cwd=worker.parent, env=env, stdout=f,
+                              stderr=subprocess.STDOUT, timeout=600)
+    assert proc.returncode == 0, log.read_text()[-4000:]
+    rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
+    for run_name in ("full", "resumed"):  # the meta gradient is averaged: one α, β, δ and one model on both ranks
+        assert rank0[run_name]["params"] == rank1[run_name]["params"]
+        assert rank0[run_name]["weights"] == rank1[run_name]["weights"]
+    for rank in (rank0, rank1):
+        full, resumed = rank["full"], rank["resumed"]
+        assert full["meta_steps"] == resumed["meta_steps"] == 6
+        assert (resumed["params"], resumed["weights"]) == (full["params"], full["weights"])
+        assert resumed["noise"] == full["noise"][2:]  # meta steps 3-6 drew the same noise again
+        assert all(a != b for a, b in zip(full["noise"], full["noise"][1:]))
+    assert all(a != b for a, b in zip(rank0["full"]["noise"], rank1["full"]["noise"], strict=True))  # per process
