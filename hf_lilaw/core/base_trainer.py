@@ -33,7 +33,7 @@ from .labels import check_class_labels, check_label_feature, check_single_label_
 from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import TrainingDynamicsObserver
 from .outputs import extract_logits
-from .rng import preserved_global_rng, side_set_rng
+from .rng import PROBE_DRAW, preserved_global_rng, side_set_rng
 from .sampler import IndexBatchSampler, StreamedBatches, read_rows
 from .tensor_cache import TensorBatchCache
 from .training_mode import set_training_mode
@@ -264,7 +264,7 @@ class BaseTrainer(Trainer):
         *,
         name: str,
         rows: list[str] | None = None,
-        draw: int | None = -1,
+        draw: int | None = PROBE_DRAW,
     ) -> tuple[dict[str, Any], torch.Tensor]:
         """Collate the examples returned by ``read`` like `next_side_batch` does.
 
@@ -275,8 +275,8 @@ class BaseTrainer(Trainer):
             rows: how messages name each example (``"row 40"``); when ``None``, a probe's examples are the first
                 rows of a map-style set, others are named by their position in the batch.
             draw: the draw of `side_randomness` that ``read`` and the collator run under; ``None`` when the
-                caller holds it already, -1 (the default) for a probe outside the batch stream, whose batch may
-                hold only ignored (-100) labels.
+                caller holds it already, ``PROBE_DRAW`` (the default) for a probe outside the batch stream, whose
+                batch may hold only ignored (-100) labels.
         """
         collator = self.side_collator(name)
         randomness = contextlib.nullcontext() if draw is None else self.side_randomness(name, draw)
@@ -285,7 +285,7 @@ class BaseTrainer(Trainer):
             if not examples:
                 raise ValueError(f"{name} yielded no examples; pass a non-empty {name}.")
             if rows is None:  # a probe reads a map-style set's first rows
-                first = draw == -1 and has_length(dataset)
+                first = draw == PROBE_DRAW and has_length(dataset)
                 rows = describe_rows(range(len(examples)) if first else None, len(examples), batch=f"a batch of {name}")
             self._side_columns[name] = list(examples[0]) if isinstance(examples[0], Mapping) else None
             try:
@@ -295,7 +295,7 @@ class BaseTrainer(Trainer):
                 if problem is None:
                     raise
                 raise ValueError(problem) from error
-            self._check_side_batch(batch, name=name, rows=rows, probe=draw == -1)
+            self._check_side_batch(batch, name=name, rows=rows, probe=draw == PROBE_DRAW)
             inputs = self._prepare_inputs(batch)
         for column in BOOKKEEPING_COLUMNS:
             inputs.pop(column, None)

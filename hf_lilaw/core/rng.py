@@ -11,6 +11,9 @@ from collections.abc import Iterator
 import numpy as np
 import torch
 
+PROBE_DRAW = -1
+"""The draw of a side set's randomness used by probes (pre-flight forwards), outside its stream of batches."""
+
 
 @contextlib.contextmanager
 def preserved_global_rng() -> Iterator[None]:
