@@ -1,5 +1,5 @@
-"""LiLAW's per-step computations as pure functions of tensors: the units `LiLAWTrainer` runs each step, and
-compiles as a whole under ``torch_compile`` (each is ~20–40 small operations, so eager time is mostly dispatch).
+"""LiLAW's per-step computations as pure functions of tensors: the units `LiLAWTrainer` runs each step, each
+compiled as a whole under ``lilaw_compile`` (eager otherwise; the only switch between two ways of running them).
 """
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 
 from .losses import IGNORE_INDEX, BaseLoss, per_sample_loss
-from .weighting import lilaw_meta_gradient, lilaw_meta_update, lilaw_training_weights
+from .weighting import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
 
 
 class BaseLossSettings(NamedTuple):
@@ -48,7 +48,8 @@ def training_loss_terms(
     probs = logits.float().softmax(dim=-1)
     if detach_weights:
         probs = probs.detach()
-    weights = lilaw_training_weights(probs, labels.clamp_min(0), params)
+    alpha, beta, delta = params.detach()
+    weights = lilaw_weights(probs, labels.clamp_min(0), alpha=alpha, beta=beta, delta=delta)
     with torch.no_grad():
         mask = (labels != IGNORE_INDEX).float()
         # [Σ w_α, Σ w_β, Σ w_δ, Σ W, count] over labelled rows, in one product.

@@ -4,7 +4,6 @@ import torch.nn.functional as F
 
 from hf_lilaw import lilaw_meta_update, lilaw_weights
 from hf_lilaw.functional.lilaw_step import BaseLossSettings, guarded_meta_update, meta_gradient, training_loss_terms
-from hf_lilaw.functional.weighting import lilaw_meta_gradient_autograd
 
 PARAMS = torch.tensor([10.0, 2.0, 6.0])
 CE = BaseLossSettings()
@@ -53,10 +52,13 @@ def test_training_loss_terms_unweighted_during_warmup():
 
 def test_meta_gradient_equals_autograd():
     logits, labels = _batch(ignored=False)
-    expected = lilaw_meta_gradient_autograd(
-        logits.softmax(-1), labels, F.cross_entropy(logits, labels, reduction="none"), PARAMS
-    )
-    torch.testing.assert_close(meta_gradient(logits, labels, PARAMS, loss=CE), expected, rtol=0, atol=0)
+    params = PARAMS.clone().requires_grad_(True)
+    weights = lilaw_weights(logits.softmax(-1), labels, alpha=params[0], beta=params[1], delta=params[2])
+    meta_loss = (weights.total * F.cross_entropy(logits, labels, reduction="none")).mean()
+    (expected,) = torch.autograd.grad(meta_loss, params)
+    with torch.no_grad():  # as in the trainer's meta step
+        grad = meta_gradient(logits, labels, PARAMS, loss=CE)
+    torch.testing.assert_close(grad, expected, rtol=0, atol=0)
 
 
 def test_guarded_meta_update_skips_non_finite_gradients():
