@@ -321,13 +321,27 @@ def test_bf16_autocast_keeps_weights_and_meta_gradients_in_float32(tmp_path, blo
     assert trainer.lilaw_parameters()["alpha"] < 10.0
 
 
-def test_torch_compile(tmp_path, blob_splits, tiny_model):
-    trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, torch_compile=True, lilaw_warmup_steps=1,
-                                                         max_steps=4),
-                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
-    trainer.train()
-    assert trainer.meta_steps == 2
-    assert trainer.lilaw_parameters()["alpha"] < 10.0
+def test_torch_compile_gives_the_eager_run(tmp_path, blob_splits):
+    # torch_compile=True compiles the model (Trainer) and LiLAW's step math (lilaw_compile follows it).
+    logged = ("lilaw/alpha", "lilaw/beta", "lilaw/delta", "lilaw/w_alpha", "lilaw/w_beta", "lilaw/w_delta", "lilaw/w")
+    runs = []
+    for compiled in (False, True):
+        torch.manual_seed(0)
+        model = TinyNet()
+        trainer = LiLAWTrainer(model=model, args=config(tmp_path / str(compiled), torch_compile=compiled,
+                                                        lilaw_warmup_steps=1, max_steps=8, logging_steps=2),
+                               train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])  # fmt: skip
+        trainer.train()
+        assert trainer.args.lilaw_compiles is compiled and trainer.meta_steps == 6
+        history = [[h[k] for k in logged] for h in trainer.state.log_history if "loss" in h]
+        runs.append((history, trainer.lilaw_parameters(), model_state(model)))
+    (eager, eager_params, eager_weights), (fused, fused_params, fused_weights) = runs
+    assert len(eager) == 4 and eager_params != {"alpha": 10.0, "beta": 2.0, "delta": 6.0}
+    # Fused kernels round differently: equal to float32 rounding, not bit for bit.
+    np.testing.assert_allclose(fused, eager, rtol=1e-5)
+    assert fused_params == pytest.approx(eager_params, rel=1e-6)
+    for name, value in eager_weights.items():
+        torch.testing.assert_close(fused_weights[name], value, rtol=1e-5, atol=1e-6)
 
 
 def test_non_finite_meta_rows_are_refused_up_front(tmp_path, blob_splits, tiny_model):
