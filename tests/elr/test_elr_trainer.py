@@ -276,3 +276,22 @@ def test_own_sample_ids_index_the_targets(tmp_path, blob_splits, tiny_model):
     assert targets.shape == (384, 3)
     torch.testing.assert_close(targets[1::2].sum(1), torch.full((192,), 0.3), rtol=0, atol=1e-6)
     assert targets[0::2].abs().sum() == 0
+
+
+def test_cross_process_update_pads_to_the_batch_size_and_keeps_one_copy_of_a_repeated_sample(tmp_path, blob_splits,
+                                                                                               tiny_model, monkeypatch):
+    """`_gather_updates` as a second process would see it: its own batch of 3 (padded to 16) then another process's
+    batch of 2, which repeats sample 5; the later copy wins, padding goes to the sink row (192)."""
+    trainer = ELRTrainer(model=tiny_model, args=config(tmp_path), train_dataset=blob_splits["train"])
+    trainer.elr_state.allocate(192, 3)
+    other = torch.full((16, 4), 192.0, dtype=torch.float64)
+    other[:2, 0] = torch.tensor([5.0, 9.0])
+    other[:2, 1:] = torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6]], dtype=torch.float64)
+    monkeypatch.setattr(trainer.accelerator, "gather", lambda packed: torch.cat([packed, other]))
+    ids, rows = trainer._gather_updates(torch.tensor([5, 7, 1]), torch.tensor([[1.0, 0, 0], [0, 1.0, 0], [0, 0, 1.0]]))
+    assert ids.shape == (32,) and rows.shape == (32, 3) and rows.dtype == torch.float32
+    assert ids[:3].tolist() == [192, 7, 1] and ids[16:18].tolist() == [5, 9]
+    assert (ids[3:16] == 192).all() and (ids[18:] == 192).all()
+    trainer.elr_state.table.index_copy_(0, ids, rows)
+    torch.testing.assert_close(trainer.elr_targets()[[5, 9, 7, 1]],
+                               torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0, 1.0, 0], [0, 0, 1.0]]))
