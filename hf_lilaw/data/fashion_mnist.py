@@ -55,7 +55,9 @@ def read_idx(path: str | os.PathLike[str]) -> np.ndarray:
     if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
         raise ValueError(f"{path} is not an IDX file: its magic number must start with two zero bytes.")
     if raw[2] != _IDX_UBYTE:
-        raise ValueError(f"{path} holds IDX element type 0x{raw[2]:02x}; Fashion-MNIST files hold unsigned bytes (0x08).")
+        raise ValueError(
+            f"{path} holds IDX element type 0x{raw[2]:02x}; Fashion-MNIST files hold unsigned bytes (0x08)."
+        )
     ndim = raw[3]
     header = 4 + 4 * ndim
     if ndim == 0 or len(raw) < header:
@@ -160,5 +162,5 @@ def load_fashion_mnist(
 
 @register_dataset("fashion_mnist")
 def _load_fashion_mnist_splits(*, meta_fraction: float = 0.15, seed: int = 0, **kwargs: Any) -> DatasetDict:
-    """Fashion-MNIST (`load_fashion_mnist`, which takes ``data_dir=``, ``cache_dir=``, ``revision=``) with the meta split."""
+    """`load_fashion_mnist` (``data_dir=``, ``cache_dir=``, ``revision=``) with the meta split carved from train."""
     return finish_splits(load_fashion_mnist(**kwargs), meta_fraction=meta_fraction, seed=seed)

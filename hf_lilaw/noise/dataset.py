@@ -15,7 +15,7 @@ from PIL import Image as PILImage
 
 from ..core.columns import CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN
 from .images import image_noise_fn, noisy_image
-from .labels import check_labels, noisy_labels
+from .labels import check_labels, noisy_labels, warn_inferred_num_classes
 from .sampling import STREAM_INPUT_HITS, STREAM_PER_ROW, check_rate_and_seed, hit_indices
 from .series import series_noise_fn
 from .types import TIME_SERIES_NOISE_TYPES, check_noise_type
@@ -101,7 +101,8 @@ def _with_format_of(out: Dataset, like: Dataset) -> Dataset:
 
 
 def realised_noise_rate(dataset: Dataset, *, noisy_flag_column: str = NOISY_FLAG_COLUMN) -> float:
-    """Returns the fraction of rows flagged noisy (may be below `rate` for `instance` noise)."""
+    """Returns the fraction of rows flagged noisy (below `rate` for `rule_map` and `pair_flip` noise when some
+    classes have no rule or partner)."""
     if noisy_flag_column not in dataset.column_names:
         raise ValueError(f"Column {noisy_flag_column!r} not found; was noise added with another noisy_flag_column?")
     flags = dataset.with_format("numpy", columns=[noisy_flag_column])[:][noisy_flag_column]
@@ -129,17 +130,21 @@ def add_label_noise(
 
     See `noisy_labels` for the noise types. Only the label column is read and rewritten; a ClassLabel
     feature is kept (and copied to `clean_label_column`). `noisy_flag_column` is `label != clean_label`,
-    so hit rows that keep their label (`instance` classes without a rule, `keep_original_draw`) are not
-    flagged; `realised_noise_rate` gives the resulting rate.
+    so hit rows that keep their label (`rule_map` classes without a rule, `pair_flip` classes without a
+    partner, `keep_original_draw`) are not flagged: `rate` is then realised only on the other classes, a
+    warning is logged with both rates, and `realised_noise_rate` gives the resulting rate.
 
     Args:
         dataset: A training split, or a `DatasetDict` together with `split=`.
-        noise_type: One of `LABEL_NOISE_TYPES`.
+        noise_type: One of `LABEL_NOISE_TYPES` (the old names `asymmetric` and `instance` still work, with a
+            FutureWarning).
         rate: Fraction of rows to hit, in [0, 1].
         seed: Seed.
         label_column: Column of ClassLabel or int class ids.
-        num_classes: K; defaults to the ClassLabel's, else `max(label) + 1`.
-        rules: For `instance`: a key of `INSTANCE_RULES` or a `{y: [targets]}` map.
+        num_classes: K; defaults to the ClassLabel's. Give it for plain int labels: otherwise K is guessed as
+            `max(label) + 1`, with a warning (a split lacking the top classes would get too small a K).
+        rules: For `pair_flip`: a key of `PAIR_FLIP_MAPS`, a `{y: partner}` permutation, or None for y -> y+1;
+            for `rule_map`: a key of `RULE_MAPS` or a `{y: [targets]}` map.
         keep_original_draw: For `uniform`: H-CAT behaviour, may redraw the original label.
         noise_matrix: For `noise_matrix`: a K x K column-stochastic matrix instead of one from `rate`.
         clean_label_column: New column with the original labels.
@@ -156,17 +161,20 @@ def add_label_noise(
     """
     dataset, put_back = _one_split(dataset, split, allow_test_split)
     _check_dataset(dataset, allow_test_split, (clean_label_column, noisy_flag_column))
-    check_noise_type(noise_type, label=True)
+    noise_type = check_noise_type(noise_type, label=True, stacklevel=2)
     clean, k, feature = _dataset_labels(dataset, label_column, num_classes)
     new = noisy_labels(
         clean, noise_type=noise_type, rate=rate, seed=seed, num_classes=k, rules=rules,
         keep_original_draw=keep_original_draw, noise_matrix=noise_matrix,
     )  # fmt: skip
+    if num_classes is None and not isinstance(feature, ClassLabel):
+        warn_inferred_num_classes(k, stacklevel=2)
     flags = new != clean
-    if noise_type == "instance" and len(clean) and flags.mean() < int(round(rate * len(clean))) / len(clean):
+    hit_share = int(round(rate * len(clean))) / max(len(clean), 1)
+    if noise_type in ("rule_map", "pair_flip") and len(clean) and flags.mean() < hit_share:
         logger.warning(
-            "instance noise: some hit rows have no rule for their class and keep their label; realised rate "
-            "%.4f < rate %.4f.", flags.mean(), rate,
+            "%s noise: some hit rows have no %s for their class and keep their label; realised rate %.4f < rate %.4f.",
+            noise_type, "rule" if noise_type == "rule_map" else "partner", flags.mean(), rate,
         )  # fmt: skip
 
     features = dataset.features.copy()

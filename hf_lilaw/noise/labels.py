@@ -1,7 +1,9 @@
-"""Label noise on an array of class ids: uniform, asymmetric, adjacent, instance (rule maps) and noise matrix."""
+"""Label noise on an array of class ids: uniform, pair flips, random transition rows, adjacent, rule maps and noise
+matrix."""
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -28,7 +30,7 @@ def _superclass_rules(coarse: Sequence[int]) -> dict[int, tuple[int, ...]]:
     }
 
 
-INSTANCE_RULES: dict[str, dict[int, tuple[int, ...]]] = {
+RULE_MAPS: dict[str, dict[int, tuple[int, ...]]] = {
     # H-CAT's maps.
     "mnist": {1: (7,), 2: (7,), 3: (8,), 5: (6,), 6: (5,), 7: (1, 2), 8: (3,), 9: (7,)},
     "cifar10": {0: (2,), 1: (9,), 2: (9,), 3: (5,), 4: (5, 7), 5: (3, 4), 7: (5,), 8: (7,)},
@@ -38,6 +40,24 @@ INSTANCE_RULES: dict[str, dict[int, tuple[int, ...]]] = {
     "fashion_mnist": {0: (6,), 2: (4,), 3: (0,), 4: (2,), 5: (7,), 6: (0,), 7: (5, 9), 9: (7,)},
     # Each fine class moves to one of the other 4 classes of its superclass, uniformly.
     "cifar100": _superclass_rules(CIFAR100_COARSE_LABELS),
+}
+
+
+def _swaps(*pairs: tuple[int, int]) -> dict[int, int]:
+    return {a: b for pair in pairs for a, b in (pair, pair[::-1])}
+
+
+# Partners swap, and every class has one, so every hit row changes its label (realised rate = rate).
+_MNIST_PAIRS = _swaps((0, 6), (1, 7), (2, 8), (3, 5), (4, 9))
+PAIR_FLIP_MAPS: dict[str, dict[int, int]] = {
+    # Digits that look alike: 0<->6, 1<->7, 2<->8, 3<->5, 4<->9.
+    "mnist": _MNIST_PAIRS,
+    "digits": _MNIST_PAIRS,
+    # T-shirt<->Shirt, Pullover<->Coat, Sneaker<->Ankle boot are the confusable pairs; Trouser<->Dress and
+    # Sandal<->Bag pair the rest so that no class keeps its label.
+    "fashion_mnist": _swaps((0, 6), (2, 4), (7, 9), (1, 3), (5, 8)),
+    # airplane<->ship, automobile<->truck, bird<->frog, cat<->dog, deer<->horse.
+    "cifar10": _swaps((0, 8), (1, 9), (2, 6), (3, 5), (4, 7)),
 }
 
 
@@ -64,15 +84,29 @@ def check_labels(labels: Any, num_classes: int | None, min_classes: int = 2) -> 
     return y, int(num_classes)
 
 
+def warn_inferred_num_classes(num_classes: int, *, stacklevel: int) -> None:
+    """Warns that K was guessed as ``max(label) + 1``: classes above the largest label present are unreachable."""
+    warnings.warn(
+        f"num_classes not given and the labels are plain integers: K = max(label) + 1 = {num_classes} is a guess, "
+        f"and the noise never produces a class >= {num_classes}. Pass num_classes=K (or use a ClassLabel column).",
+        UserWarning,
+        stacklevel=stacklevel + 1,
+    )
+
+
+def _is_class(c: Any, num_classes: int) -> bool:
+    return not isinstance(c, bool) and isinstance(c, (int, np.integer)) and 0 <= c < num_classes
+
+
 def _resolve_rules(rules: Any, num_classes: int) -> dict[int, tuple[int, ...]]:
     if rules is None:
         raise ValueError(
-            f"noise_type='instance' needs rules=: one of {sorted(INSTANCE_RULES)} or a map {{class: [targets]}}."
+            f"noise_type='rule_map' needs rules=: one of {sorted(RULE_MAPS)} or a map {{class: [targets]}}."
         )
     if isinstance(rules, str):
-        if rules not in INSTANCE_RULES:
-            raise ValueError(f"Unknown instance rule map {rules!r}; pass one of {sorted(INSTANCE_RULES)} or a dict.")
-        rules = INSTANCE_RULES[rules]
+        if rules not in RULE_MAPS:
+            raise ValueError(f"Unknown rule map {rules!r}; pass one of {sorted(RULE_MAPS)} or a dict.")
+        rules = RULE_MAPS[rules]
     if not isinstance(rules, Mapping):
         raise TypeError(f"rules must be a name or a {{class: [targets]}} mapping, got {type(rules).__name__}.")
     resolved = {}
@@ -81,13 +115,53 @@ def _resolve_rules(rules: Any, num_classes: int) -> dict[int, tuple[int, ...]]:
         if not targets:
             raise ValueError(f"rules[{source!r}] is empty; give at least one target class or drop the key.")
         for c in (source, *targets):
-            if isinstance(c, bool) or not isinstance(c, (int, np.integer)) or not 0 <= c < num_classes:
+            if not _is_class(c, num_classes):
                 raise ValueError(f"rules use class {c!r}, outside [0, {num_classes}); check num_classes and the map.")
         resolved[int(source)] = tuple(int(t) for t in targets)
     return resolved
 
 
-def asymmetric_transition_matrix(num_classes: int, *, seed: int) -> np.ndarray:
+def pair_flip_partners(rules: str | Mapping[int, int] | None, num_classes: int) -> np.ndarray:
+    """The partner of each class for ``pair_flip`` noise, as an array ``partner[c]``.
+
+    Args:
+        rules: A key of `PAIR_FLIP_MAPS` (for exactly its 10 classes), a ``{class: partner}`` map that permutes
+            its keys (classes left out keep their label), or None for the pair flipping of Co-teaching
+            (Han et al., 2018): class c goes to (c + 1) mod K.
+        num_classes: K.
+    """
+    if rules is None:
+        return (np.arange(num_classes) + 1) % num_classes
+    if isinstance(rules, str):
+        if rules not in PAIR_FLIP_MAPS:
+            raise ValueError(f"Unknown pair flip map {rules!r}; pass one of {sorted(PAIR_FLIP_MAPS)}, a dict or None.")
+        if len(PAIR_FLIP_MAPS[rules]) != num_classes:
+            raise ValueError(
+                f"rules={rules!r} pairs the {len(PAIR_FLIP_MAPS[rules])} classes of {rules}, but there are "
+                f"num_classes={num_classes}; pass a {{class: partner}} map for these labels."
+            )
+        rules = PAIR_FLIP_MAPS[rules]
+    if not isinstance(rules, Mapping):
+        raise TypeError(f"rules must be a name, a {{class: partner}} mapping or None, got {type(rules).__name__}.")
+    partners = np.arange(num_classes)
+    for source, target in rules.items():
+        for c in (source, target):
+            if not _is_class(c, num_classes):
+                raise ValueError(
+                    f"rules map {source!r} -> {target!r}: a pair flip map takes one partner class per class, "
+                    f"each in [0, {num_classes}); check num_classes and the map."
+                )
+        partners[source] = target
+    if sorted(rules.values()) != sorted(rules):
+        raise ValueError(
+            f"rules must permute its classes, each listed once as a class and once as a partner (e.g. {{0: 6, 6: 0}}); "
+            f"got classes {sorted(rules)} and partners {sorted(rules.values())}. "
+            "For other maps use noise_type='rule_map'."
+        )
+    return partners
+
+
+def random_transition_matrix(num_classes: int, *, seed: int) -> np.ndarray:
     """Row `i` is a Dirichlet(1, ..., 1) draw over the other classes (zero diagonal), fixed per seed.
 
     Args:
@@ -162,6 +236,40 @@ def _noise_matrix_labels(y: np.ndarray, num_classes: int, rate: float, seed: int
         np.random.set_state(state)
 
 
+def _relabel(
+    y: np.ndarray, k: int, noise_type: str, rate: float, seed: int, rules: Any, keep_original_draw: bool, noise_matrix: Any
+) -> np.ndarray:
+    if noise_type == "noise_matrix":
+        return _noise_matrix_labels(y, k, rate, seed, noise_matrix)
+
+    hits = hit_indices(len(y), rate, seed, STREAM_LABEL_HITS)
+    rng = np.random.default_rng([seed, STREAM_DRAWS])
+    sources = y[hits]
+    if noise_type == "uniform":
+        if keep_original_draw:
+            new = rng.integers(0, k, size=len(hits))
+        else:
+            new = (sources + rng.integers(1, k, size=len(hits))) % k
+    elif noise_type == "pair_flip":
+        new = pair_flip_partners(rules, k)[sources]
+    else:
+        if noise_type == "random_transition":
+            rows = random_transition_matrix(k, seed=seed)
+        elif noise_type == "adjacent":
+            rows = np.zeros((k, k))
+            np.add.at(rows, (np.arange(k), (np.arange(k) - 1) % k), 0.5)
+            np.add.at(rows, (np.arange(k), (np.arange(k) + 1) % k), 0.5)
+        else:
+            rows = np.eye(k)
+            for source, targets in _resolve_rules(rules, k).items():
+                rows[source] = 0
+                np.add.at(rows[source], list(targets), 1.0)
+        new = _draw_from_rows(rows, sources, rng)
+    out = y.copy()
+    out[hits] = new
+    return out
+
+
 def noisy_labels(
     labels: Any,
     *,
@@ -180,10 +288,16 @@ def noisy_labels(
 
     - `uniform`: uniform over the other K-1 classes (`keep_original_draw=True`: over all K classes,
       H-CAT's behaviour, whose realised rate is `rate * (K-1) / K`).
-    - `asymmetric`: from row y of `asymmetric_transition_matrix(K, seed=seed)`.
+    - `pair_flip`: to the partner of y, `pair_flip_partners(rules, K)[y]`. The built-in `PAIR_FLIP_MAPS`
+      (`mnist`/`digits`, `fashion_mnist`, `cifar10`) swap look-alike classes and give every class a partner;
+      `rules=None` is Co-teaching's pair flipping, y -> (y+1) mod K. A class without a partner (left out of
+      a user map) keeps its label.
+    - `random_transition` (formerly `asymmetric`): from row y of `random_transition_matrix(K, seed=seed)`,
+      random Dirichlet rows fixed per seed.
     - `adjacent`: (y-1) mod K or (y+1) mod K with probability 1/2 each.
-    - `instance`: uniform over `rules[y]`; `rules` is a key of `INSTANCE_RULES` or a `{y: [targets]}` map.
-      Hit rows whose class has no rule keep their label, so the realised rate can be below `rate`.
+    - `rule_map` (formerly `instance`): uniform over `rules[y]`; `rules` is a key of `RULE_MAPS` or a
+      `{y: [targets]}` map. Hit rows whose class has no rule keep their label, so `rate` is realised only on
+      the classes that have rules: the realised rate is `rate` times the share of rows whose class has one.
       Built-in maps: H-CAT's `mnist` and `cifar10`; `cifar100` moves a class to another class of its
       superclass (`CIFAR100_COARSE_LABELS`); `fashion_mnist` is ours, among look-alikes: T-shirt<->Shirt,
       Pullover<->Coat, Dress->T-shirt, Sandal/Sneaker/Ankle boot among each other (Trouser, Bag kept).
@@ -193,50 +307,30 @@ def noisy_labels(
 
     Args:
         labels: Integer class ids in [0, K).
-        noise_type: One of `LABEL_NOISE_TYPES`.
+        noise_type: One of `LABEL_NOISE_TYPES` (the old names `asymmetric` and `instance` still work, with a
+            FutureWarning).
         rate: Fraction of rows to hit, in [0, 1].
         seed: Seed; same seed and inputs give the same output.
-        num_classes: K; defaults to `max(labels) + 1`.
-        rules: Rule map for `instance` noise.
+        num_classes: K; when None, guessed as `max(labels) + 1` with a warning (classes above the largest
+            label present could never be drawn).
+        rules: For `pair_flip`: a key of `PAIR_FLIP_MAPS`, a `{y: partner}` permutation or None (c -> c+1);
+            for `rule_map`: a key of `RULE_MAPS` or a `{y: [targets]}` map.
         keep_original_draw: For `uniform` only, allow redrawing the original label.
         noise_matrix: For `noise_matrix` only, a K x K column-stochastic `P(noisy=i | true=j)`.
 
     Returns:
         The noisy labels, int64, same length as `labels`.
     """
-    check_noise_type(noise_type, label=True)
+    noise_type = check_noise_type(noise_type, label=True, stacklevel=2)
     check_rate_and_seed(rate, seed)
     y, k = check_labels(labels, num_classes)
-    if rules is not None and noise_type != "instance":
-        raise ValueError(f"rules= is only used by noise_type='instance', not {noise_type!r}.")
+    if rules is not None and noise_type not in ("pair_flip", "rule_map"):
+        raise ValueError(f"rules= is only used by noise_type='pair_flip' or 'rule_map', not {noise_type!r}.")
     if keep_original_draw and noise_type != "uniform":
         raise ValueError(f"keep_original_draw= is only used by noise_type='uniform', not {noise_type!r}.")
     if noise_matrix is not None and noise_type != "noise_matrix":
         raise ValueError(f"noise_matrix= is only used by noise_type='noise_matrix', not {noise_type!r}.")
-    if noise_type == "noise_matrix":
-        return _noise_matrix_labels(y, k, rate, seed, noise_matrix)
-
-    hits = hit_indices(len(y), rate, seed, STREAM_LABEL_HITS)
-    rng = np.random.default_rng([seed, STREAM_DRAWS])
-    sources = y[hits]
-    if noise_type == "uniform":
-        if keep_original_draw:
-            new = rng.integers(0, k, size=len(hits))
-        else:
-            new = (sources + rng.integers(1, k, size=len(hits))) % k
-    else:
-        if noise_type == "asymmetric":
-            rows = asymmetric_transition_matrix(k, seed=seed)
-        elif noise_type == "adjacent":
-            rows = np.zeros((k, k))
-            np.add.at(rows, (np.arange(k), (np.arange(k) - 1) % k), 0.5)
-            np.add.at(rows, (np.arange(k), (np.arange(k) + 1) % k), 0.5)
-        else:
-            rows = np.eye(k)
-            for source, targets in _resolve_rules(rules, k).items():
-                rows[source] = 0
-                np.add.at(rows[source], list(targets), 1.0)
-        new = _draw_from_rows(rows, sources, rng)
-    out = y.copy()
-    out[hits] = new
+    out = _relabel(y, k, noise_type, rate, seed, rules, keep_original_draw, noise_matrix)
+    if num_classes is None:
+        warn_inferred_num_classes(k, stacklevel=2)
     return out

@@ -1,7 +1,7 @@
 """Which rows a noise injector hits, and the seeded random streams every injector draws from.
 
 Each purpose has its own stream, ``default_rng([seed, stream])`` (plus the row index for per-row input
-noise), so for instance the asymmetric transition matrix depends on the seed only, not on N or the rate.
+noise), so for instance the random transition matrix depends on the seed only, not on N or the rate.
 """
 
 from __future__ import annotations

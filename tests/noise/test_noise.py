@@ -1,5 +1,6 @@
 import io
 import sys
+import warnings
 from collections import Counter
 
 import numpy as np
@@ -12,18 +13,20 @@ from hf_lilaw.noise import (
     CIFAR100_COARSE_LABELS,
     IMAGE_NOISE_TYPES,
     INPUT_NOISE_TYPES,
-    INSTANCE_RULES,
     LABEL_NOISE_TYPES,
     NOISE_TYPES,
+    PAIR_FLIP_MAPS,
+    RULE_MAPS,
     TIME_SERIES_NOISE_TYPES,
     add_input_noise,
     add_label_noise,
-    asymmetric_transition_matrix,
     noisy_labels,
+    pair_flip_partners,
+    random_transition_matrix,
     realised_noise_rate,
 )
 
-ALWAYS_CHANGING = ("uniform", "asymmetric", "adjacent")
+ALWAYS_CHANGING = ("uniform", "pair_flip", "random_transition", "adjacent")
 
 
 @pytest.fixture(autouse=True)
@@ -65,10 +68,11 @@ def _pixels(ds, column="image"):
 
 
 def test_type_tuples_partition_noise_types():
-    assert LABEL_NOISE_TYPES == ("uniform", "asymmetric", "adjacent", "instance", "noise_matrix")
+    assert LABEL_NOISE_TYPES == ("uniform", "pair_flip", "random_transition", "adjacent", "rule_map", "noise_matrix")
     assert INPUT_NOISE_TYPES == IMAGE_NOISE_TYPES + TIME_SERIES_NOISE_TYPES
     assert NOISE_TYPES == LABEL_NOISE_TYPES + INPUT_NOISE_TYPES
-    assert set(INSTANCE_RULES) == {"mnist", "fashion_mnist", "cifar10", "cifar100"}
+    assert set(RULE_MAPS) == {"mnist", "fashion_mnist", "cifar10", "cifar100"}
+    assert set(PAIR_FLIP_MAPS) == {"mnist", "digits", "fashion_mnist", "cifar10"}
 
 
 def test_cifar100_table_has_20_superclasses_of_5():
@@ -90,9 +94,9 @@ def test_exact_hit_count(noise_type, n, rate):
     assert int((out != y).sum()) == round(rate * n)
 
 
-def test_instance_hit_count_when_every_class_has_a_rule():
+def test_rule_map_hit_count_when_every_class_has_a_rule():
     y = _labels(99, 3)
-    out = noisy_labels(y, noise_type="instance", rate=0.3, seed=0, rules={0: [1], 1: [2], 2: [0]})
+    out = noisy_labels(y, noise_type="rule_map", rate=0.3, seed=0, rules={0: [1], 1: [2], 2: [0]}, num_classes=3)
     assert int((out != y).sum()) == round(0.3 * 99)
     assert np.array_equal(out[out != y], (y[out != y] + 1) % 3)
 
@@ -100,7 +104,7 @@ def test_instance_hit_count_when_every_class_has_a_rule():
 def test_uniform_never_keeps_label_and_covers_other_classes():
     k = 5
     y = np.repeat(np.arange(k), 400)
-    out = noisy_labels(y, noise_type="uniform", rate=1.0, seed=0)
+    out = noisy_labels(y, noise_type="uniform", rate=1.0, seed=0, num_classes=k)
     assert (out != y).all()
     for c in range(k):
         counts = Counter(out[y == c].tolist())
@@ -110,34 +114,34 @@ def test_uniform_never_keeps_label_and_covers_other_classes():
 
 def test_uniform_keep_original_draw_is_hcat_behaviour():
     y = np.repeat(np.arange(4), 500)
-    out = noisy_labels(y, noise_type="uniform", rate=1.0, seed=0, keep_original_draw=True)
+    out = noisy_labels(y, noise_type="uniform", rate=1.0, seed=0, keep_original_draw=True, num_classes=4)
     assert set(out[y == 0].tolist()) == {0, 1, 2, 3}
     # Realised rate p * (K-1) / K = 0.75.
     assert abs((out != y).mean() - 0.75) < 0.04
 
 
-def test_asymmetric_matrix_fixed_per_seed_with_zero_diagonal():
-    m = asymmetric_transition_matrix(6, seed=7)
+def test_random_transition_matrix_fixed_per_seed_with_zero_diagonal():
+    m = random_transition_matrix(6, seed=7)
     assert m.shape == (6, 6)
     assert np.all(np.diag(m) == 0)
     assert np.allclose(m.sum(axis=1), 1)
-    assert np.array_equal(m, asymmetric_transition_matrix(6, seed=7))
-    assert not np.allclose(m, asymmetric_transition_matrix(6, seed=8))
+    assert np.array_equal(m, random_transition_matrix(6, seed=7))
+    assert not np.allclose(m, random_transition_matrix(6, seed=8))
     # Rows are not all uniform, i.e. really asymmetric.
     assert np.ptp(m[~np.eye(6, dtype=bool)]) > 0.1
 
 
-def test_asymmetric_draws_follow_the_seeded_rows():
+def test_random_transition_draws_follow_the_seeded_rows():
     k = 4
     y = np.repeat(np.arange(k), 5000)
-    out = noisy_labels(y, noise_type="asymmetric", rate=1.0, seed=11)
-    m = asymmetric_transition_matrix(k, seed=11)
+    out = noisy_labels(y, noise_type="random_transition", rate=1.0, seed=11, num_classes=k)
+    m = random_transition_matrix(k, seed=11)
     empirical = np.array([np.bincount(out[y == c], minlength=k) / 5000 for c in range(k)])
     assert np.all(np.diag(empirical) == 0)
     assert np.abs(empirical - m).max() < 0.03
     # The rows depend on the seed only, not on N or the rate.
-    small = noisy_labels(np.repeat(np.arange(k), 3000), noise_type="asymmetric", rate=1.0, seed=11)
     y_small = np.repeat(np.arange(k), 3000)
+    small = noisy_labels(y_small, noise_type="random_transition", rate=1.0, seed=11, num_classes=k)
     small_emp = np.array([np.bincount(small[y_small == c], minlength=k) / 3000 for c in range(k)])
     assert np.abs(small_emp - m).max() < 0.04
 
@@ -145,7 +149,7 @@ def test_asymmetric_draws_follow_the_seeded_rows():
 def test_adjacent_moves_one_step_either_way():
     k = 6
     y = np.repeat(np.arange(k), 300)
-    out = noisy_labels(y, noise_type="adjacent", rate=1.0, seed=2)
+    out = noisy_labels(y, noise_type="adjacent", rate=1.0, seed=2, num_classes=k)
     step = (out - y) % k
     assert set(step.tolist()) == {1, k - 1}
     assert abs((step == 1).mean() - 0.5) < 0.05
@@ -154,10 +158,10 @@ def test_adjacent_moves_one_step_either_way():
 
 
 @pytest.mark.parametrize(("name", "k"), [("mnist", 10), ("fashion_mnist", 10), ("cifar10", 10), ("cifar100", 100)])
-def test_instance_follows_builtin_rules(name, k):
+def test_rule_map_follows_builtin_rules(name, k):
     y = np.repeat(np.arange(k), 40)
-    out = noisy_labels(y, noise_type="instance", rate=1.0, seed=0, rules=name)
-    rules = INSTANCE_RULES[name]
+    out = noisy_labels(y, noise_type="rule_map", rate=1.0, seed=0, rules=name, num_classes=k)
+    rules = RULE_MAPS[name]
     for c in range(k):
         moved = set(out[y == c].tolist())
         if c in rules:
@@ -166,12 +170,12 @@ def test_instance_follows_builtin_rules(name, k):
             assert moved == {c}, (name, c)
 
 
-def test_instance_spec_maps_exactly():
+def test_rule_map_spec_maps_exactly():
     mnist = {1: {7}, 2: {7}, 3: {8}, 5: {6}, 6: {5}, 7: {1, 2}, 8: {3}, 9: {7}}
     cifar10 = {0: {2}, 1: {9}, 2: {9}, 3: {5}, 4: {5, 7}, 5: {3, 4}, 7: {5}, 8: {7}}
-    assert {c: set(t) for c, t in INSTANCE_RULES["mnist"].items()} == mnist
-    assert {c: set(t) for c, t in INSTANCE_RULES["cifar10"].items()} == cifar10
-    fashion = INSTANCE_RULES["fashion_mnist"]
+    assert {c: set(t) for c, t in RULE_MAPS["mnist"].items()} == mnist
+    assert {c: set(t) for c, t in RULE_MAPS["cifar10"].items()} == cifar10
+    fashion = RULE_MAPS["fashion_mnist"]
     assert fashion[0] == (6,) and fashion[6] == (0,) and fashion[2] == (4,) and fashion[4] == (2,)
     assert 1 not in fashion and 8 not in fashion  # Trouser, Bag keep their label
 
@@ -179,28 +183,28 @@ def test_instance_spec_maps_exactly():
 def test_cifar100_moves_stay_in_superclass():
     coarse = np.array(CIFAR100_COARSE_LABELS)
     y = np.repeat(np.arange(100), 20)
-    out = noisy_labels(y, noise_type="instance", rate=1.0, seed=5, rules="cifar100")
+    out = noisy_labels(y, noise_type="rule_map", rate=1.0, seed=5, rules="cifar100", num_classes=100)
     assert (out != y).all()
     assert np.array_equal(coarse[out], coarse[y])
-    assert all(len(INSTANCE_RULES["cifar100"][c]) == 4 for c in range(100))
+    assert all(len(RULE_MAPS["cifar100"][c]) == 4 for c in range(100))
 
 
-def test_instance_user_rules_and_realised_rate():
+def test_rule_map_user_rules_and_realised_rate():
     y = np.repeat(np.arange(4), 25)
-    out = noisy_labels(y, noise_type="instance", rate=1.0, seed=0, rules={0: 3, 1: [2, 2, 0]})
+    out = noisy_labels(y, noise_type="rule_map", rate=1.0, seed=0, rules={0: 3, 1: [2, 2, 0]}, num_classes=4)
     assert set(out[y == 0].tolist()) == {3}
     assert set(out[y == 1].tolist()) == {0, 2}
     assert np.array_equal(out[y >= 2], y[y >= 2])
     assert (out != y).mean() == 0.5  # below rate=1: classes 2, 3 have no rule
 
 
-@pytest.mark.parametrize("noise_type", ["uniform", "asymmetric", "adjacent", "instance", "noise_matrix"])
+@pytest.mark.parametrize("noise_type", LABEL_NOISE_TYPES)
 def test_label_noise_deterministic_per_seed(noise_type):
     y = np.repeat(np.arange(10), 30)
-    kw = {"rules": "cifar10"} if noise_type == "instance" else {}
-    a = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=1, **kw)
-    b = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=1, **kw)
-    c = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=2, **kw)
+    kw = {"rules": "cifar10"} if noise_type == "rule_map" else {}
+    a = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=1, **kw, num_classes=10)
+    b = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=1, **kw, num_classes=10)
+    c = noisy_labels(y, noise_type=noise_type, rate=0.4, seed=2, **kw, num_classes=10)
     assert np.array_equal(a, b)
     assert not np.array_equal(a, c)
 
@@ -211,12 +215,12 @@ def test_noise_matrix_uses_cleanlab_and_keeps_global_rng():
     np.random.seed(123)
     expected_next = np.random.rand()
     np.random.seed(123)
-    out = noisy_labels(y, noise_type="noise_matrix", rate=0.3, seed=0)
+    out = noisy_labels(y, noise_type="noise_matrix", rate=0.3, seed=0, num_classes=4)
     assert np.random.rand() == expected_next
     assert abs((out != y).mean() - 0.3) < 0.05
     # An explicit column-stochastic matrix: class j -> j+1 for a quarter of each class.
     nm = 0.75 * np.eye(4) + 0.25 * np.roll(np.eye(4), 1, axis=0)
-    out = noisy_labels(y, noise_type="noise_matrix", rate=0.0, seed=0, noise_matrix=nm)
+    out = noisy_labels(y, noise_type="noise_matrix", rate=0.0, seed=0, noise_matrix=nm, num_classes=4)
     assert np.array_equal(out[out != y], (y[out != y] + 1) % 4)
     assert (out != y).sum() == 4 * round(0.25 * 250)
 
@@ -224,34 +228,34 @@ def test_noise_matrix_uses_cleanlab_and_keeps_global_rng():
 def test_noise_matrix_without_cleanlab_says_how_to_install(monkeypatch):
     monkeypatch.setitem(sys.modules, "cleanlab.benchmarking.noise_generation", None)
     with pytest.raises(ImportError, match=r"pip install hf_lilaw\[cleanlab\]"):
-        noisy_labels(np.arange(10) % 2, noise_type="noise_matrix", rate=0.2, seed=0)
+        noisy_labels(np.arange(10) % 2, noise_type="noise_matrix", rate=0.2, seed=0, num_classes=2)
 
 
 def test_noisy_labels_errors():
     y = np.arange(10) % 3
-    with pytest.raises(ValueError, match="uniform, asymmetric, adjacent, instance, noise_matrix"):
+    with pytest.raises(ValueError, match="uniform, pair_flip, random_transition, adjacent, rule_map, noise_matrix"):
         noisy_labels(y, noise_type="symmetric", rate=0.1, seed=0)
     with pytest.raises(ValueError, match="add_input_noise"):
         noisy_labels(y, noise_type="crop_shift", rate=0.1, seed=0)
     for bad in (-0.1, 1.5):
         with pytest.raises(ValueError, match=r"rate must be a fraction in \[0, 1\]"):
-            noisy_labels(y, noise_type="uniform", rate=bad, seed=0)
+            noisy_labels(y, noise_type="uniform", rate=bad, seed=0, num_classes=3)
     with pytest.raises(ValueError, match=r"outside \[0, 2\)"):
         noisy_labels(y, noise_type="uniform", rate=0.1, seed=0, num_classes=2)
     with pytest.raises(ValueError, match="integer class ids"):
-        noisy_labels(y.astype(float), noise_type="uniform", rate=0.1, seed=0)
+        noisy_labels(y.astype(float), noise_type="uniform", rate=0.1, seed=0, num_classes=3)
     with pytest.raises(ValueError, match="needs rules="):
-        noisy_labels(y, noise_type="instance", rate=0.1, seed=0)
-    with pytest.raises(ValueError, match="Unknown instance rule map 'svhn'"):
-        noisy_labels(y, noise_type="instance", rate=0.1, seed=0, rules="svhn")
+        noisy_labels(y, noise_type="rule_map", rate=0.1, seed=0, num_classes=3)
+    with pytest.raises(ValueError, match="Unknown rule map 'svhn'"):
+        noisy_labels(y, noise_type="rule_map", rate=0.1, seed=0, rules="svhn", num_classes=3)
     with pytest.raises(ValueError, match=r"outside \[0, 3\)"):
-        noisy_labels(y, noise_type="instance", rate=0.1, seed=0, rules={0: [7]})
-    with pytest.raises(ValueError, match="only used by noise_type='instance'"):
-        noisy_labels(y, noise_type="uniform", rate=0.1, seed=0, rules="mnist")
+        noisy_labels(y, noise_type="rule_map", rate=0.1, seed=0, rules={0: [7]}, num_classes=3)
+    with pytest.raises(ValueError, match="only used by noise_type='pair_flip' or 'rule_map'"):
+        noisy_labels(y, noise_type="uniform", rate=0.1, seed=0, rules="mnist", num_classes=3)
     with pytest.raises(ValueError, match="only used by noise_type='uniform'"):
-        noisy_labels(y, noise_type="adjacent", rate=0.1, seed=0, keep_original_draw=True)
+        noisy_labels(y, noise_type="adjacent", rate=0.1, seed=0, keep_original_draw=True, num_classes=3)
     with pytest.raises(ValueError, match="seed must be an int"):
-        noisy_labels(y, noise_type="uniform", rate=0.1, seed=-1)
+        noisy_labels(y, noise_type="uniform", rate=0.1, seed=-1, num_classes=3)
 
 
 # ----------------------------------------------------------------------------- label noise on a Dataset
@@ -260,7 +264,7 @@ def test_noisy_labels_errors():
 @pytest.mark.parametrize("classlabel", [True, False])
 def test_add_label_noise_columns(classlabel):
     ds = _label_ds(n=40, k=4, classlabel=classlabel)
-    out = add_label_noise(ds, noise_type="uniform", rate=0.25, seed=0)
+    out = add_label_noise(ds, noise_type="uniform", rate=0.25, seed=0, num_classes=4)
     assert out.column_names == ["text", "label", "clean_label", "is_noisy"]
     assert out.features["label"] == ds.features["label"]
     assert out.features["clean_label"] == ds.features["label"]
@@ -275,9 +279,9 @@ def test_add_label_noise_columns(classlabel):
 
 def test_add_label_noise_deterministic_and_seed_sensitive():
     ds = _label_ds(n=60, k=5)
-    a = add_label_noise(ds, noise_type="asymmetric", rate=0.3, seed=4)
-    b = add_label_noise(ds, noise_type="asymmetric", rate=0.3, seed=4)
-    c = add_label_noise(ds, noise_type="asymmetric", rate=0.3, seed=5)
+    a = add_label_noise(ds, noise_type="random_transition", rate=0.3, seed=4)
+    b = add_label_noise(ds, noise_type="random_transition", rate=0.3, seed=4)
+    c = add_label_noise(ds, noise_type="random_transition", rate=0.3, seed=5)
     assert a["label"] == b["label"] and a["is_noisy"] == b["is_noisy"]
     assert a["label"] != c["label"]
 
@@ -290,10 +294,10 @@ def test_add_label_noise_uses_classlabel_num_classes():
     assert 2 in set(out["label"])
 
 
-def test_add_label_noise_instance_realised_rate_below_rate(caplog):
+def test_add_label_noise_rule_map_realised_rate_below_rate(caplog):
     ds = Dataset.from_dict({"label": list(range(10)) * 10})
     with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
-        out = add_label_noise(ds, noise_type="instance", rate=1.0, seed=0, rules="mnist")
+        out = add_label_noise(ds, noise_type="rule_map", rate=1.0, seed=0, rules="mnist", num_classes=10)
     assert realised_noise_rate(out) == 0.8  # classes 0 and 4 have no MNIST rule
     assert "realised rate 0.8000 < rate 1.0000" in caplog.text
     flags, label, clean = (np.array(out[c]) for c in ("is_noisy", "label", "clean_label"))
@@ -586,3 +590,139 @@ def test_time_series_pool_and_multivariate():
     with pytest.raises(ValueError, match="float series"):
         add_input_noise(ints, noise_type="ts_covariate", rate=1.0, seed=0)
 
+
+
+# ----------------------------------------------------------------------------- pair flips
+
+
+@pytest.mark.parametrize("name", sorted(PAIR_FLIP_MAPS))
+def test_builtin_pair_flips_swap_every_class(name):
+    partner = pair_flip_partners(name, 10)
+    assert np.array_equal(partner[partner], np.arange(10))  # pairs: flipping twice gives the class back
+    assert (partner != np.arange(10)).all()  # no class keeps its label
+    y = np.repeat(np.arange(10), 30)
+    out = noisy_labels(y, noise_type="pair_flip", rate=0.4, seed=3, rules=name, num_classes=10)
+    hit = out != y
+    assert hit.sum() == 120
+    assert np.array_equal(out[hit], partner[y[hit]])
+
+
+def test_pair_flip_maps_are_the_documented_pairs():
+    def pairs(name):
+        return {frozenset((a, b)) for a, b in PAIR_FLIP_MAPS[name].items()}
+
+    # T-shirt/Shirt, Pullover/Coat, Sneaker/Ankle boot, Trouser/Dress, Sandal/Bag
+    assert pairs("fashion_mnist") == {frozenset(p) for p in ((0, 6), (2, 4), (7, 9), (1, 3), (5, 8))}
+    assert pairs("mnist") == pairs("digits") == {frozenset(p) for p in ((0, 6), (1, 7), (2, 8), (3, 5), (4, 9))}
+    # airplane/ship, automobile/truck, bird/frog, cat/dog, deer/horse
+    assert pairs("cifar10") == {frozenset(p) for p in ((0, 8), (1, 9), (2, 6), (3, 5), (4, 7))}
+
+
+def test_pair_flip_default_is_next_class_and_user_maps():
+    y = np.repeat(np.arange(5), 20)
+    out = noisy_labels(y, noise_type="pair_flip", rate=1.0, seed=0, num_classes=5)
+    assert np.array_equal(out, (y + 1) % 5)
+    # A 3-cycle is a permutation too; classes 3 and 4 are left out and keep their label.
+    out = noisy_labels(y, noise_type="pair_flip", rate=1.0, seed=0, num_classes=5, rules={0: 1, 1: 2, 2: 0})
+    assert np.array_equal(out, np.array([1, 2, 0, 3, 4])[y])
+
+
+def test_add_label_noise_pair_flip_on_fashion_mnist_classes():
+    features = Features({"label": ClassLabel(num_classes=10)})
+    ds = Dataset.from_dict({"label": list(range(10)) * 50}, features=features)
+    out = add_label_noise(ds, noise_type="pair_flip", rate=0.4, rules="fashion_mnist", seed=1)
+    assert realised_noise_rate(out) == 0.4  # every class has a partner: the rate is realised exactly
+    label, clean = np.array(out["label"]), np.array(out["clean_label"])
+    flipped = label != clean
+    assert np.array_equal(label[flipped], pair_flip_partners("fashion_mnist", 10)[clean[flipped]])
+
+
+def test_pair_flip_partner_missing_logs_realised_rate(caplog):
+    ds = Dataset.from_dict({"label": [0, 1, 2, 3] * 25}, features=Features({"label": ClassLabel(num_classes=4)}))
+    with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
+        out = add_label_noise(ds, noise_type="pair_flip", rate=1.0, seed=0, rules={0: 1, 1: 0})
+    assert realised_noise_rate(out) == 0.5
+    assert "no partner for their class" in caplog.text and "realised rate 0.5000 < rate 1.0000" in caplog.text
+
+
+@pytest.mark.parametrize(
+    ("rules", "error", "match"),
+    [
+        ("svhn", ValueError, "Unknown pair flip map 'svhn'"),
+        ({0: 1}, ValueError, r"must permute its classes.*classes \[0\] and partners \[1\]"),
+        ({0: 1, 1: 1}, ValueError, r"must permute its classes.*partners \[1, 1\]"),
+        ({0: 3, 3: 0}, ValueError, r"0 -> 3.*\[0, 3\)"),
+        ({0: [1], 1: [0]}, ValueError, "one partner class per class"),
+        ([1, 0, 2], TypeError, "a name, a {class: partner} mapping or None"),
+    ],
+)
+def test_pair_flip_rules_are_validated(rules, error, match):
+    with pytest.raises(error, match=match):
+        noisy_labels(np.arange(9) % 3, noise_type="pair_flip", rate=0.5, seed=0, rules=rules, num_classes=3)
+
+
+def test_named_pair_flip_needs_its_class_count():
+    with pytest.raises(ValueError, match="pairs the 10 classes of cifar10, but there are num_classes=100"):
+        noisy_labels(np.arange(100), noise_type="pair_flip", rate=0.5, seed=0, rules="cifar10", num_classes=100)
+
+
+# ----------------------------------------------------------------------------- renamed types
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "kw", "reference"),
+    [
+        # outputs of the code before the rename: the old names keep giving the same labels
+        ("asymmetric", "random_transition", {},
+         [2, 7, 8, 2, 0, 1, 2, 1, 4, 3, 3, 1, 0, 1, 4, 5, 0, 9, 6, 2, 6, 6, 7, 7, 8, 8, 8, 9, 8, 9]),
+        ("instance", "rule_map", {"rules": "fashion_mnist"},
+         [6, 6, 6, 1, 1, 1, 2, 4, 4, 3, 3, 0, 2, 2, 4, 5, 7, 7, 6, 0, 6, 9, 7, 7, 8, 8, 8, 9, 7, 9]),
+    ],
+)  # fmt: skip
+def test_old_type_names_are_deprecated_aliases(old, new, kw, reference):
+    y = np.repeat(np.arange(10), 3)
+    with pytest.warns(FutureWarning, match=f"noise_type='{old}' is deprecated.*use noise_type='{new}'") as record:
+        before = noisy_labels(y, noise_type=old, rate=0.5, seed=3, num_classes=10, **kw)
+    assert record[0].filename == __file__  # points at the caller's line
+    assert before.tolist() == reference
+    assert noisy_labels(y, noise_type=new, rate=0.5, seed=3, num_classes=10, **kw).tolist() == reference
+    ds = Dataset.from_dict({"label": y}, features=Features({"label": ClassLabel(num_classes=10)}))
+    with pytest.warns(FutureWarning, match=new) as record:
+        out = add_label_noise(ds, noise_type=old, rate=0.5, seed=3, **kw)
+    assert len(record) == 1 and record[0].filename == __file__
+    assert out["label"] == reference
+
+
+def test_old_helper_names_warn_and_return_the_new_objects():
+    import hf_lilaw.noise as noise
+
+    with pytest.warns(FutureWarning, match="use RULE_MAPS"):
+        assert noise.INSTANCE_RULES is RULE_MAPS
+    with pytest.warns(FutureWarning, match="use random_transition_matrix"):
+        assert noise.asymmetric_transition_matrix is random_transition_matrix
+    with pytest.raises(AttributeError):
+        noise.no_such_name  # noqa: B018
+
+
+def test_old_names_are_named_as_label_noise_for_add_input_noise():
+    with pytest.raises(ValueError, match="'instance' is a label noise type: use add_label_noise"):
+        add_input_noise(_label_ds(), noise_type="instance", rate=0.1, seed=0, input_column="text")
+
+
+# ----------------------------------------------------------------------------- K from plain integer labels
+
+
+def test_plain_integer_labels_warn_that_k_is_guessed():
+    ds = Dataset.from_dict({"label": [3] * 10})  # only class 3 present
+    with pytest.warns(UserWarning, match=r"K = max\(label\) \+ 1 = 4 is a guess.*Pass num_classes=K") as record:
+        out = add_label_noise(ds, noise_type="uniform", rate=1.0, seed=0)
+    assert len(record) == 1 and record[0].filename == __file__
+    assert set(out["label"]) == {0, 1, 2}  # what the guess does: classes above 3 are never drawn
+    with pytest.warns(UserWarning, match="num_classes=K"):
+        noisy_labels(np.array([3] * 10), noise_type="uniform", rate=1.0, seed=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = add_label_noise(ds, noise_type="uniform", rate=1.0, seed=0, num_classes=10)
+        assert max(out["label"]) > 3  # with K given, the classes above 3 are reached
+        add_label_noise(_label_ds(classlabel=True), noise_type="uniform", rate=0.5, seed=0)  # K from the ClassLabel
+        noisy_labels(np.array([3] * 10), noise_type="uniform", rate=1.0, seed=0, num_classes=10)
