@@ -1,9 +1,10 @@
-"""What LiLAW and the meta label correction trainers cost per step, against `transformers.Trainer`.
+"""What LiLAW, ELR and the meta label correction trainers cost per step, against `transformers.Trainer`.
 
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/cost.py
     .venv/bin/python benchmarks/cost.py --device cuda --bf16          # on a GPU machine
+    .venv/bin/python benchmarks/cost.py --models --mlc-models --elr-models linear_probe small_cnn   # ELR only
 
-Two tables, each from one process in which the arms run interleaved (block after block, the order rotating):
+Up to three tables, each from one process in which the arms run interleaved (block after block, the order rotating):
 
 - **LiLAW** (``--models``, default: linear probe, small CNN, EfficientNet-Lite0): Trainer's time per optimizer
   step; the *floor* arm's, a Trainer that also runs what LiLAW's meta step cannot avoid (one no-grad eval forward
@@ -15,6 +16,9 @@ Two tables, each from one process in which the arms run interleaved (block after
 - **Meta label correction** (``--mlc-models``, default: ResNet-18 and EfficientNet-Lite0, random init): time
   and peak memory per step of CE (`Trainer`), LiLAW, MLC, MLC-D and EBOMLC (`hf_lilaw.MLCTrainer`,
   `MLCDTrainer`, `EBOMLCTrainer`, default options, a 2 % clean set).
+- **ELR** (``--elr-models``, default: none): Trainer's time per optimizer step and `hf_lilaw.ELRTrainer`'s (default
+  λ, β; targets on the model's device), ELR / Trainer and ELR − Trainer per block, and the peak memory ratio.
+  ELR's extra work per step is a softmax, reading and writing one row of targets per sample, a few reductions.
 
 Every arm gets the same model (identical initial weights), data, collator (`transformers.default_data_collator`),
 batch size and seed. LiLAW runs without warm-up, so every step is weighted and followed by a meta step; its
@@ -85,9 +89,10 @@ from benchmarks.common import (  # noqa: E402
 LILAW_BASE_ARMS = ("trainer", "floor")
 LILAW_VARIANTS = ("lilaw", "lilaw_compiled", "lilaw_detached")
 MLC_ARMS = ("ce", "lilaw", "mlc", "mlc_d", "ebomlc")
+ELR_ARMS = ("trainer", "elr")
 ARM_LABELS = {"trainer": "Trainer", "floor": "Trainer + meta forward", "ce": "CE (Trainer)", "lilaw": "LiLAW",
               "lilaw_compiled": "LiLAW (lilaw_compile)", "lilaw_detached": "LiLAW (detached weights)",
-              "mlc": "MLC", "mlc_d": "MLC-D", "ebomlc": "EBOMLC"}  # fmt: skip
+              "mlc": "MLC", "mlc_d": "MLC-D", "ebomlc": "EBOMLC", "elr": "ELR"}  # fmt: skip
 
 # Input sizes chosen so that a model's interleaved timing takes a few minutes on one CPU core.
 MODELS: dict[str, dict[str, Any]] = {
@@ -203,7 +208,16 @@ def make_trainer(arm: str, model: nn.Module, data: dict[str, Any], *, batch_size
                  args: argparse.Namespace, output_dir: str, callbacks: list[Any]) -> Any:  # fmt: skip
     from transformers import PrinterCallback, TrainingArguments, default_data_collator
 
-    from hf_lilaw import EBOMLCTrainer, LiLAWConfig, LiLAWTrainer, MetaLabelCorrectionConfig, MLCDTrainer, MLCTrainer
+    from hf_lilaw import (
+        EBOMLCTrainer,
+        ELRConfig,
+        ELRTrainer,
+        LiLAWConfig,
+        LiLAWTrainer,
+        MetaLabelCorrectionConfig,
+        MLCDTrainer,
+        MLCTrainer,
+    )
 
     common = dict(
         output_dir=output_dir, per_device_train_batch_size=batch_size, max_steps=steps, learning_rate=1e-3,
@@ -221,6 +235,8 @@ def make_trainer(arm: str, model: nn.Module, data: dict[str, Any], *, batch_size
         config = LiLAWConfig(**common, lilaw_warmup_steps=0, lilaw_detach_weights=arm == "lilaw_detached",
                              lilaw_compile=arm == "lilaw_compiled")  # fmt: skip
         trainer = LiLAWTrainer(args=config, meta_dataset=data["meta"], **shared)
+    elif arm == "elr":
+        trainer = ELRTrainer(args=ELRConfig(**common), **shared)  # sample ids added to the training set
     else:
         config = MetaLabelCorrectionConfig(**common, mlc_clean_batch_size=min(batch_size, len(data["clean"])))
         cls = {"mlc": MLCTrainer, "mlc_d": MLCDTrainer, "ebomlc": EBOMLCTrainer}[arm]
@@ -497,15 +513,32 @@ def mlc_table(results: list[dict[str, Any]], clock: str) -> list[str]:
     )]  # fmt: skip
 
 
+def elr_table(results: list[dict[str, Any]], clock: str) -> list[str]:
+    rows = []
+    for r in results:
+        mem_ratio = _memory_ratio(r, "elr", "trainer")
+        rows.append([
+            r["model"], f"{r['parameters'] / 1e6:.2f} M", r["input"], r["batch_size"], _ms(r[f"{clock}:trainer_ms"]),
+            _ms(r[f"{clock}:elr_ms"]), _x(r[f"{clock}:elr_ratio"]), _ms(r[f"{clock}:elr_overhead_ms"]),
+            "–" if mem_ratio is None else f"{mem_ratio:.3f}", f"{r['load_before']} → {r['load_after']}",
+        ])  # fmt: skip
+    return [markdown_table(
+        ["model", "params", "input", "batch", "Trainer ms", "ELR ms", "ELR / Trainer", "ELR − Trainer ms",
+         "peak memory ratio", "load (1, 5, 15 min)"],
+        rows,
+    )]  # fmt: skip
+
+
 def _clocks(args: argparse.Namespace) -> tuple[str, ...]:
     return ("wall",) if args.device.startswith("cuda") else ("cpu", "wall")
 
 
-def report(lilaw: list[dict[str, Any]], mlc: list[dict[str, Any]], args: argparse.Namespace, meta: dict[str, Any]) -> str:
+def report(lilaw: list[dict[str, Any]], mlc: list[dict[str, Any]], args: argparse.Namespace, meta: dict[str, Any],
+           elr: list[dict[str, Any]] | None = None) -> str:  # fmt: skip
     hw = meta["hardware"]
     kind = "peak RSS (VmHWM) of a fresh process" if args.device == "cpu" else "torch.cuda.max_memory_allocated"
     lines = [
-        "# Cost per step: LiLAW and meta label correction against `transformers.Trainer`",
+        "# Cost per step: LiLAW, ELR and meta label correction against `transformers.Trainer`",
         "",
         f"Command: `{meta['command']}`  ",
         f"Hardware: {hw['processor']} ({hw['logical_cpus']} logical CPUs, shared with other jobs), "
@@ -534,6 +567,11 @@ def report(lilaw: list[dict[str, Any]], mlc: list[dict[str, Any]], args: argpars
                   "clean batch = training batch."]  # fmt: skip
         for clock in _clocks(args):
             lines += ["", f"### {clock} time per step", ""] + mlc_table(mlc, clock)
+    if elr:
+        lines += ["", "## ELR", "", "Default λ and β, targets on the model's device; *ELR / Trainer* and *ELR − Trainer* "
+                  "are taken per block (adjacent in time), then the median."]  # fmt: skip
+        for clock in _clocks(args):
+            lines += ["", f"### {clock} time per step", ""] + elr_table(elr, clock)
     return "\n".join(lines) + "\n"
 
 
@@ -546,6 +584,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lilaw-arms", nargs="+", default=["lilaw"], choices=LILAW_VARIANTS,
                         help="LiLAW variants timed against Trainer and the floor (lilaw_compiled: lilaw_compile=True).")
     parser.add_argument("--mlc-models", nargs="*", default=["resnet18", "efficientnet_lite0"], choices=list(MODELS))
+    parser.add_argument("--elr-models", nargs="*", default=[], choices=list(MODELS),
+                        help="Models on which ELRTrainer is timed against Trainer (default: none).")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--bf16", action="store_true", help="Mixed precision (TrainingArguments.bf16) for every arm.")
     parser.add_argument("--threads", type=int, default=1)
@@ -581,6 +621,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     start = time.perf_counter()
     lilaw_results: list[dict[str, Any]] = []
     mlc_results: list[dict[str, Any]] = []
+    elr_results: list[dict[str, Any]] = []
     out_dir = Path(args.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     paths = {"markdown": out_dir / f"{args.name}.md", "json": out_dir / f"{args.name}.json"}
@@ -588,13 +629,14 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     def write() -> str:  # after every model, so a long run interrupted late keeps what it measured
         meta = {"command": command_line(), "hardware": hardware_info(args.device), "seconds": time.perf_counter() - start,
                 "settings": {k: v for k, v in vars(args).items() if k != "memory_worker"}}  # fmt: skip
-        text = report(lilaw_results, mlc_results, args, meta)
+        text = report(lilaw_results, mlc_results, args, meta, elr_results)
         paths["markdown"].write_text(text)
-        write_json(paths["json"], {"meta": meta, "lilaw": lilaw_results, "mlc": mlc_results})
+        write_json(paths["json"], {"meta": meta, "lilaw": lilaw_results, "mlc": mlc_results, "elr": elr_results})
         return text
 
     families = [(args.models, "LiLAW", LILAW_BASE_ARMS + tuple(args.lilaw_arms), True, lilaw_results),
-                (args.mlc_models, "meta label correction family", MLC_ARMS, False, mlc_results)]  # fmt: skip
+                (args.mlc_models, "meta label correction family", MLC_ARMS, False, mlc_results),
+                (args.elr_models, "ELR", ELR_ARMS, False, elr_results)]  # fmt: skip
     for model_names, family, arms, fetch, results in families:
         for model_name in model_names:
             print(f"{model_name} ({family}):", flush=True)
