@@ -266,9 +266,10 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         if args.mlc_method == "mlc" and not args.resolved_skip_gate and not sgd:
             warnings.warn(
                 f"MLC without the skip gate (mlc_skip_gate=False) with an adaptive main optimizer ({name}) is known "
-                "to collapse: the label correction network drifts to near-uniform labels (80.6 % on clean digits "
-                "where CE reaches 96.7 %). Keep mlc_skip_gate on, or train with optim='sgd' and the authors' recipe "
-                "(lr 0.1, momentum 0.9, weight decay 5e-4).",
+                "to collapse: the label correction network drifts to near-uniform labels, far below cross-entropy "
+                "even on clean labels (docs/benchmarks.md §4 has the measurements and their commands). Keep "
+                "mlc_skip_gate on, or train with optim='sgd' and the authors' recipe (lr 0.1, momentum 0.9, weight "
+                "decay 5e-4).",
                 UserWarning,
                 stacklevel=3,
             )
@@ -276,16 +277,16 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             warnings.warn(
                 f"EBOMLC without the skip gate (mlc_skip_gate=False) with an adaptive main optimizer ({name}) gains "
                 "most under heavy noise with a large clean set, but is known to lose badly where the labels are "
-                "cleaner than feared or the clean set is small (docs/benchmarks.md §4: on a linear probe with clean "
-                "labels, 58 points below cross-entropy with a 1 % clean set and 16 with 10 %). Keep the gate on "
-                "(the default under AdamW) unless you have measured that your data needs it off.",
+                "cleaner than feared or the clean set is small (docs/benchmarks.md §4 has the measurements and their "
+                "commands). Keep the gate on (the default under AdamW) unless you have measured that your data needs "
+                "it off.",
                 UserWarning,
                 stacklevel=3,
             )
         if args.mlc_method == "ebomlc" and args.mlc_ebomlc_variant == "released" and not sgd:
             warnings.warn(
-                f"The released EBOMLC step with a non-SGD main optimizer ({name}) is known to diverge (0-4 % accuracy "
-                "on digits under AdamW): its main direction ascends the upper loss. Use mlc_ebomlc_variant='spec', "
+                f"The released EBOMLC step with a non-SGD main optimizer ({name}) is known to diverge "
+                "(docs/benchmarks.md §4): its main direction ascends the upper loss. Use mlc_ebomlc_variant='spec', "
                 "or optim='sgd' as in the authors' recipe.",
                 UserWarning,
                 stacklevel=3,
