@@ -82,8 +82,8 @@ class LiLAWConfig(TrainingArguments):
         lilaw_compile (`bool`, *optional*, defaults to `None`):
             Run LiLAW's per-step math (the weighted training loss, the meta gradient, the guarded update) through
             `torch.compile`, with `torch_compile_backend` / `torch_compile_mode`. `None` follows `torch_compile`.
-            On small tensors eager time is mostly per-operation dispatch, so compiling cuts LiLAW's fixed cost per
-            step by about 40 % (see the README's cost table), after a one-off compile of seconds per new batch shape.
+            On small tensors eager time is mostly per-operation dispatch, which compiling cuts, after a one-off
+            compile per new batch shape; it pays on small models only (measured in ``docs/benchmarks.md`` §1).
     """
 
     # Initial values
