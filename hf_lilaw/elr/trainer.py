@@ -210,8 +210,8 @@ class ELRTrainer(BaseTrainer):
             label_smoothing=self.args.label_smoothing_factor,
         )  # fmt: skip
         self._write_targets(ids, terms.targets)
-        count = (labels != IGNORE_INDEX).sum().float()
-        self.accumulate_metric_sums(_METRIC_NAMES, torch.stack([terms.ce.sum(), terms.reg.sum(), count]).detach())
+        labelled = (labels != IGNORE_INDEX).float()
+        self.accumulate_metric_sums(_METRIC_NAMES, torch.stack([terms.ce.detach(), terms.reg.detach(), labelled]).sum(1))
         if self.records_dynamics:
             self.record_dynamics(per_sample_statistics(logits, labels))
         return terms.loss

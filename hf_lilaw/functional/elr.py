@@ -35,7 +35,7 @@ class ELRTerms(NamedTuple):
 
 def elr_probabilities(logits: torch.Tensor) -> torch.Tensor:
     """``softmax(logits)`` in float32, clamped to ``[1e-4, 1 − 1e-4]``."""
-    return logits.float().softmax(dim=-1).clamp(ELR_CLAMP, 1.0 - ELR_CLAMP)
+    return logits.float().log_softmax(dim=-1).exp().clamp(ELR_CLAMP, 1.0 - ELR_CLAMP)
 
 
 @torch.no_grad()
@@ -48,7 +48,7 @@ def elr_target_update(targets: torch.Tensor, probabilities: torch.Tensor, *, bet
         beta: the weight of the old target, in ``[0, 1)``.
     """
     p = probabilities.detach().float()
-    return beta * targets.float() + (1.0 - beta) * (p / p.sum(dim=-1, keepdim=True))
+    return torch.lerp(targets.float(), p / p.sum(dim=-1, keepdim=True), 1.0 - beta)
 
 
 def elr_loss(
@@ -75,12 +75,17 @@ def elr_loss(
         `ELRTerms`. The caller normalises ``loss.sum()`` (by the batch's labelled rows, or Trainer's
         ``num_items_in_batch``) and writes ``targets`` back.
     """
+    # Few operations on purpose: on small models the per-operation dispatch is most of ELR's cost per step.
     labels = labels.long()
     labelled = labels != IGNORE_INDEX
-    p = elr_probabilities(logits)
+    log_p = logits.float().log_softmax(dim=-1)
+    p = log_p.exp().clamp(ELR_CLAMP, 1.0 - ELR_CLAMP)
     updated = torch.where(labelled[:, None], elr_target_update(targets, p, beta=beta), targets.float())
-    ce = F.cross_entropy(
-        logits.float(), labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
-    )
-    reg = torch.where(labelled, torch.log1p(-(p * updated).sum(dim=-1)), 0.0)
-    return ELRTerms(loss=ce + elr_lambda * reg, ce=ce, reg=reg, targets=updated)
+    if label_smoothing:
+        ce = F.cross_entropy(
+            logits.float(), labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+        )
+    else:  # cross_entropy is exactly this; the log-softmax is shared with p
+        ce = F.nll_loss(log_p, labels, reduction="none", ignore_index=IGNORE_INDEX)
+    reg = torch.where(labelled, torch.log1p(-torch.linalg.vecdot(p, updated)), 0.0)
+    return ELRTerms(loss=torch.add(ce, reg, alpha=elr_lambda), ce=ce, reg=reg, targets=updated)

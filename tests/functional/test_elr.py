@@ -72,3 +72,17 @@ def test_matches_a_loop_over_the_papers_equations_across_epochs():
                 losses.append(-z.log_softmax(0)[labels[i]].item() + lam * math.log(1 - inner))
             assert terms.loss.mean().item() == pytest.approx(sum(losses) / len(losses), rel=1e-5)
     torch.testing.assert_close(table, torch.tensor(reference, dtype=torch.float32), rtol=1e-5, atol=1e-6)
+
+
+def test_cross_entropy_term_is_torchs_with_and_without_label_smoothing():
+    generator = torch.Generator().manual_seed(1)
+    logits = 3 * torch.randn(8, 5, generator=generator)
+    labels = torch.tensor([0, 1, 2, 3, 4, -100, 1, 2])
+    targets = torch.rand(8, 5, generator=generator) / 5
+    plain = elr_loss(logits, labels, targets, elr_lambda=0.0, beta=0.7)
+    assert torch.equal(plain.ce, torch.nn.functional.cross_entropy(logits, labels, reduction="none"))
+    assert torch.equal(plain.loss, plain.ce)  # λ = 0 is cross-entropy, bit for bit
+    smoothed = elr_loss(logits, labels, targets, elr_lambda=1.0, beta=0.7, label_smoothing=0.1)
+    expected = torch.nn.functional.cross_entropy(logits, labels, reduction="none", label_smoothing=0.1)
+    torch.testing.assert_close(smoothed.ce, expected, rtol=0, atol=0)
+    torch.testing.assert_close(smoothed.reg, plain.reg, rtol=0, atol=0)
