@@ -1,0 +1,548 @@
+"""Fashion-MNIST from scratch: where cross-entropy memorises noisy labels, and what each method keeps of the peak.
+
+    # the grid, one process per core (CPU), then the tables, plot and summary JSON from the records
+    .venv/bin/python benchmarks/fashion_mnist.py --workers 2
+    .venv/bin/python benchmarks/fashion_mnist.py --summary
+    # on a GPU machine: 16 worker processes share the device (the IDX files in a folder of their own)
+    python benchmarks/fashion_mnist.py --device cuda --workers 16 --data-dir DIR
+
+An MLP 784-512-512-10 trained from scratch on all 60,000 training images: ``--val-rows`` (5,000) of them, drawn
+by the seed, are held out as a validation split carrying the same noise as the training rows (what a user with
+noisy labels has); the test split is the 10,000 clean test images, scored after every epoch and never used to
+select anything. AdamW, lr 1e-3, batch 128, 40 epochs, Trainer's defaults otherwise (linear decay to 0, no
+warm-up, weight decay 0, gradient clipping at 1.0); no checkpoints, evaluation once per epoch.
+
+Methods, each through the library's public API on the same rows:
+
+- ``ce``: `transformers.Trainer` with ``compute_loss_func=hf_lilaw.CrossEntropy()``; ``sce`` and ``gce`` the
+  same with `hf_lilaw.SymmetricCrossEntropy()` / `hf_lilaw.GeneralizedCrossEntropy()` (defaults);
+- ``lilaw``: `hf_lilaw.LiLAWTrainer` with the paper's defaults, its meta set the noisy validation split;
+- ``elr``: `hf_lilaw.ELRTrainer` with its defaults (λ = 3, β = 0.7);
+- the clean-label oracle is ``ce`` under the condition ``clean``: the split and the initial weights depend on
+  the seed only, so it is CE on the clean labels of the same rows from the same start.
+
+Conditions: ``clean``, ``uniform_20`` … ``uniform_80`` (that fraction of the 60,000 labels moved to one of the
+9 other classes), ``pair_flip_40`` (40 % moved to the class's partner, `hf_lilaw` rules ``fashion_mnist``).
+Seeds 0-4: the noise draw, the split, the initial weights and the batch order depend on the seed only, so the
+methods are paired.
+
+Every run appends one JSON record to ``benchmarks/results/fashion_mnist/<name>_runs.jsonl`` (resumable,
+shardable: `benchmarks.grid`) with its per-epoch validation (noisy and clean labels) and test accuracy,
+training loss, wall time, device and config. ``--summary`` reads the records only and writes ``<name>.md``
+(tables), ``<name>.json`` and ``<name>.png``: test accuracy at the last epoch and early-stopped (the epoch of
+best noisy-validation accuracy, ties to the latest), each method against CE and against the oracle (paired over
+seeds, 95 % t intervals, Benjamini–Hochberg per table: `benchmarks.stats`), and CE's memorisation (its best
+test epoch against its last; the best test epoch is read off the test set, so it describes CE, it scores nothing).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import sys
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks import grid, stats
+
+RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist"
+METHODS = ("ce", "sce", "gce", "lilaw", "elr")
+CONDITIONS = ("clean", "uniform_20", "uniform_40", "uniform_60", "uniform_80", "pair_flip_40")
+LABELS = {"ce": "CE", "sce": "SCE", "gce": "GCE", "lilaw": "LiLAW", "elr": "ELR"}
+# Fashion-MNIST training-set pixel mean and std (of x / 255).
+PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
+
+
+@dataclasses.dataclass(frozen=True)
+class Config:
+    """What a run's numbers depend on besides its cell; every record carries it, and a grid refuses to mix two."""
+
+    epochs: int = 40
+    batch_size: int = 128
+    learning_rate: float = 1e-3
+    weight_decay: float = 0.0
+    lr_scheduler_type: str = "linear"
+    hidden: tuple[int, ...] = (512, 512)
+    val_rows: int = 5000
+    train_rows: int | None = None  # None: every training image not in the validation split
+    test_rows: int | None = None  # None: all 10,000
+    bf16: bool = False
+
+    def as_json(self) -> dict[str, Any]:
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+
+def parse_condition(name: str) -> tuple[str | None, float]:
+    """``"clean"`` -> ``(None, 0.0)``; ``"uniform_40"`` -> ``("uniform", 0.4)``; ``"pair_flip_40"`` -> ``("pair_flip", 0.4)``."""
+    if name == "clean":
+        return None, 0.0
+    kind, _, percent = name.rpartition("_")
+    if kind not in ("uniform", "pair_flip") or not percent.isdigit() or not 0 < int(percent) < 100:
+        raise ValueError(f"Unknown condition {name!r}: use clean, uniform_<percent> or pair_flip_<percent> (e.g. uniform_40).")
+    return kind, int(percent) / 100
+
+
+# ------------------------------------------------------------------------------------------------ data
+
+
+_ARRAYS: dict[str, Any] = {}
+
+
+def load_arrays(data_dir: str | None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised float32 features (N x 784) and int64 labels of the training and test splits, read once."""
+    if data_dir not in _ARRAYS:
+        from hf_lilaw.data import fashion_mnist_arrays
+
+        x_train, y_train, x_test, y_test = fashion_mnist_arrays(data_dir=data_dir)
+
+        def features(x: np.ndarray) -> np.ndarray:
+            return ((x.reshape(len(x), -1).astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD).astype(np.float32)
+
+        _ARRAYS[data_dir] = (features(x_train), y_train.astype(np.int64), features(x_test), y_test.astype(np.int64))
+    return _ARRAYS[data_dir]
+
+
+@dataclasses.dataclass
+class Splits:
+    train_x: np.ndarray
+    train_y: np.ndarray  # the labels trained on (noisy under noise)
+    train_clean: np.ndarray
+    val_x: np.ndarray
+    val_y: np.ndarray
+    val_clean: np.ndarray
+    test_x: np.ndarray
+    test_y: np.ndarray
+
+
+def make_splits(seed: int, condition: str, cfg: Config, data_dir: str | None) -> Splits:
+    """The seed's validation split and training rows, the condition's noise drawn over all 60,000 labels."""
+    from hf_lilaw import noisy_labels
+
+    x, y, x_test, y_test = load_arrays(data_dir)
+    kind, rate = parse_condition(condition)
+    labels = y if kind is None else noisy_labels(y, noise_type=kind, rate=rate, seed=seed, num_classes=10,
+                                                 rules="fashion_mnist" if kind == "pair_flip" else None)  # fmt: skip
+    if cfg.val_rows < 10 or cfg.val_rows >= len(y):
+        raise ValueError(f"val_rows must be in [10, {len(y)}), got {cfg.val_rows}.")
+    order = np.random.default_rng(seed).permutation(len(y))  # the split depends on the seed only
+    val, train = order[: cfg.val_rows], order[cfg.val_rows :]
+    if cfg.train_rows is not None:
+        train = train[: cfg.train_rows]
+    test = slice(None) if cfg.test_rows is None else slice(cfg.test_rows)
+    return Splits(x[train], labels[train], y[train], x[val], labels[val], y[val], x_test[test], y_test[test])
+
+
+def collate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """Rows of `TensorRows` -> a batch: ``pixel_values``, ``labels`` and, where the rows carry it, ``sample_id``."""
+    import torch
+
+    batch = {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+             "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long)}  # fmt: skip
+    if "sample_id" in rows[0]:
+        batch["sample_id"] = torch.stack([r["sample_id"] for r in rows])
+    return batch
+
+
+# ------------------------------------------------------------------------------------------------ one run
+
+
+def _evaluator(splits: Splits, device: Any, bf16: bool) -> Any:
+    import torch
+    from transformers import TrainerCallback
+
+    class EpochAccuracy(TrainerCallback):
+        """After every epoch: accuracy on the validation split (the labels trained with, and clean) and on test."""
+
+        def __init__(self) -> None:
+            self.sets = {name: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
+                         for name, x, y in (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y))}  # fmt: skip
+            self.val_clean = torch.as_tensor(splits.val_clean, device=device)
+            self.history: dict[str, list[float]] = defaultdict(list)
+            self.seconds = 0.0
+
+        @torch.no_grad()
+        def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            start = time.perf_counter()
+            model.eval()
+            predictions = {}
+            for name, (x, _) in self.sets.items():
+                with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+                    predictions[name] = torch.cat([model(pixel_values=c)["logits"].argmax(-1) for c in x.split(4096)])
+            model.train()
+            h = self.history
+            h["epoch"].append(round(float(state.epoch), 4))
+            for key, pred, labels in (("val_accuracy", predictions["val"], self.sets["val"][1]),
+                                      ("val_clean_accuracy", predictions["val"], self.val_clean),
+                                      ("test_accuracy", predictions["test"], self.sets["test"][1])):  # fmt: skip
+                h[key].append(int((pred == labels).sum()) / len(labels))
+            self.seconds += time.perf_counter() - start
+
+    return EpochAccuracy()
+
+
+def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | None) -> dict[str, Any]:
+    """Train one method under one condition and seed; the record's fields (the cell's are added by the grid)."""
+    import torch
+    import transformers
+    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+
+    import hf_lilaw
+    from benchmarks.common import MLP, TensorRows
+
+    wall_start = time.perf_counter()
+    seed, method = cell["seed"], cell["method"]
+    splits = make_splits(seed, cell["condition"], cfg, data_dir)
+    columns = {"pixel_values": torch.from_numpy(splits.train_x), "label": torch.from_numpy(splits.train_y)}
+    if method == "elr":  # ELR keeps one target per training row, found by sample_id
+        columns["sample_id"] = torch.arange(len(splits.train_y))
+    train = TensorRows(columns)
+    set_seed(seed)  # the same initial weights for every method of a seed
+    model = MLP(num_labels=10, in_features=splits.train_x.shape[1], hidden=cfg.hidden)
+    torch_device = torch.device("cuda" if device == "cuda" else "cpu")
+    evaluator = _evaluator(splits, torch_device, cfg.bf16)
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        values = dict(
+            output_dir=tmp, per_device_train_batch_size=cfg.batch_size, num_train_epochs=cfg.epochs,
+            learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, lr_scheduler_type=cfg.lr_scheduler_type,
+            seed=seed, bf16=cfg.bf16, use_cpu=device == "cpu", save_strategy="no", eval_strategy="no",
+            logging_strategy="epoch", report_to=[], disable_tqdm=True, dataloader_num_workers=0,
+            remove_unused_columns=False,
+        )  # fmt: skip
+        common = dict(model=model, data_collator=collate, train_dataset=train, callbacks=[evaluator])
+        if method in ("ce", "sce", "gce"):
+            loss = {"ce": hf_lilaw.CrossEntropy, "sce": hf_lilaw.SymmetricCrossEntropy,
+                    "gce": hf_lilaw.GeneralizedCrossEntropy}[method]()  # fmt: skip
+            trainer = Trainer(args=TrainingArguments(**values), compute_loss_func=loss, **common)
+        elif method == "lilaw":
+            meta = TensorRows({"pixel_values": torch.from_numpy(splits.val_x), "label": torch.from_numpy(splits.val_y)})
+            # "force": the meta set is plain tensors and the collator deterministic, so it is collated once.
+            args = hf_lilaw.LiLAWConfig(**values, lilaw_meta_cache="force")
+            trainer = hf_lilaw.LiLAWTrainer(args=args, meta_dataset=meta, **common)
+        elif method == "elr":
+            trainer = hf_lilaw.ELRTrainer(args=hf_lilaw.ELRConfig(**values), **common)
+        else:
+            raise ValueError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
+        trainer.remove_callback(PrinterCallback)
+        start, cpu_start = time.perf_counter(), time.process_time()
+        trainer.train()
+        if torch_device.type == "cuda":
+            torch.cuda.synchronize()
+        train_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    h = dict(evaluator.history)
+    h["train_loss"] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    stopped = stats.best_epoch(h["val_accuracy"])  # ties to the latest epoch
+    peak = int(np.argmax(h["test_accuracy"]))
+    steps = trainer.state.global_step
+    record: dict[str, Any] = {
+        "config": cfg.as_json(),
+        "noise_type": parse_condition(cell["condition"])[0], "noise_rate": parse_condition(cell["condition"])[1],
+        "realised_noise_rate": float(np.mean(splits.train_y != splits.train_clean)),
+        "train_rows": len(splits.train_y), "val_rows": len(splits.val_y), "test_rows": len(splits.test_y),
+        "last_test_accuracy": h["test_accuracy"][-1],
+        "early_stopped_epoch": stopped + 1, "early_stopped_test_accuracy": h["test_accuracy"][stopped],
+        "best_test_epoch": peak + 1, "best_test_accuracy": h["test_accuracy"][peak],
+        "history": h, "steps": steps, "train_seconds": train_seconds, "eval_seconds": evaluator.seconds,
+        "step_ms": 1e3 * (train_seconds - evaluator.seconds) / max(1, steps),
+        "train_cpu_seconds": cpu_seconds,  # this process's CPU time: on a shared machine, steadier than wall time
+        "wall_seconds": time.perf_counter() - wall_start,
+        "device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
+        "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+        "torch": torch.__version__, "transformers": transformers.__version__, "command": _command(),
+    }  # fmt: skip
+    if method == "lilaw":
+        record["lilaw_parameters"] = {k: float(v) for k, v in trainer.lilaw_parameters().items()}
+    return record
+
+
+def _command() -> str:
+    argv = [os.path.relpath(sys.argv[0], Path(__file__).resolve().parent.parent), *sys.argv[1:]]
+    return "python " + " ".join(argv)
+
+
+# ------------------------------------------------------------------------------------------------ summary
+
+
+def _by_cell(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
+    out: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
+    for r in records:
+        out[(r["condition"], r["method"])][r["seed"]] = r
+    return out
+
+
+def _compare(a: dict[int, dict], b: dict[int, dict], key_a: str, key_b: str | None = None) -> stats.PairedComparison | None:
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    return stats.paired_difference([100 * a[s][key_a] for s in seeds], [100 * b[s][key_b or key_a] for s in seeds])
+
+
+def _mean_sd(runs: dict[int, dict], key: str) -> str:
+    if not runs:
+        return "—"
+    v = 100 * np.array([r[key] for r in runs.values()])
+    return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
+
+
+def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
+    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
+    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
+
+
+def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """Means, the paired comparisons (BH per family) and CE's memorisation, from the records alone."""
+    cells = _by_cell(records)
+    conditions = [c for c in CONDITIONS if any(k[0] == c for k in cells)]
+    conditions += sorted({k[0] for k in cells} - set(conditions))
+    methods = [m for m in METHODS if any(k[1] == m for k in cells)]
+    oracle = cells.get(("clean", "ce"), {})
+    families: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for when, key in (("last", "last_test_accuracy"), ("early_stopped", "early_stopped_test_accuracy")):
+        for condition in conditions:
+            ce = cells.get((condition, "ce"), {})
+            for method in methods:
+                runs = cells.get((condition, method), {})
+                if method != "ce" and (c := _compare(runs, ce, key)):
+                    families[f"vs_ce_{when}"].append({"condition": condition, "method": method, "c": c})
+                if condition != "clean" and (c := _compare(runs, oracle, key)):
+                    families[f"vs_oracle_{when}"].append({"condition": condition, "method": method, "c": c})
+    for entries in families.values():
+        for e, c in zip(entries, stats.adjust([e["c"] for e in entries])):
+            e["c"] = c
+    # CE's memorisation: its last epoch against its best test epoch. Descriptive only (the best is the maximum, so
+    # the difference is <= 0 by construction): its interval is shown, it is not a test and not adjusted.
+    memorisation = []
+    for condition in conditions:
+        ce = cells.get((condition, "ce"), {})
+        if c := _compare(ce, ce, "last_test_accuracy", "best_test_accuracy"):
+            memorisation.append({"condition": condition, "method": "ce", "c": c})
+    expected = {(c, m) for c in conditions for m in methods}
+    seeds = sorted({r["seed"] for r in records})
+    missing = sorted((c, m, s) for c, m in expected for s in seeds if s not in cells.get((c, m), {}))
+    return {"conditions": conditions, "methods": methods, "seeds": seeds, "cells": cells, "families": families,
+            "memorisation": memorisation, "missing": missing}  # fmt: skip
+
+
+def report(records: list[dict[str, Any]], name: str) -> str:
+    s = summarise(records)
+    conditions, methods, cells, fam = s["conditions"], s["methods"], s["cells"], s["families"]
+    first = records[0]
+    devices = sorted({f"{r['device']}" + (f" ({r['gpu']})" if r.get("gpu") else "") for r in records})
+    lines = [
+        f"# Fashion-MNIST from scratch: `{name}`", "",
+        f"Command: `{first['command']}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
+        f"device {', '.join(devices)}). Summary: `python benchmarks/fashion_mnist.py --summary --name {name}`.", "",
+        f"Config: `{json.dumps(first['config'])}`; {first['train_rows']:,} training rows, {first['val_rows']:,} "
+        f"validation rows (noisy like the training rows), {first['test_rows']:,} test images.", "",
+    ]  # fmt: skip
+    if s["missing"]:
+        lines += [f"**{len(s['missing'])} runs missing** (condition, method, seed): {s['missing'][:12]}"
+                  f"{' …' if len(s['missing']) > 12 else ''}", ""]  # fmt: skip
+    lines += ["## Test accuracy (%), mean ± sd over seeds: last epoch / early-stopped", "",
+              "Early-stopped: the test accuracy at the epoch of best validation accuracy (on the labels trained with, "
+              "noisy under noise), ties to the latest epoch. The oracle is CE on clean labels (the `clean` column of CE).",
+              ""]  # fmt: skip
+    rows = [[LABELS.get(m, m)] + [f"{_mean_sd(cells.get((c, m), {}), 'last_test_accuracy')} / "
+                                  f"{_mean_sd(cells.get((c, m), {}), 'early_stopped_test_accuracy')}" for c in conditions]
+            for m in methods]  # fmt: skip
+    lines += [_table(["method", *conditions], rows), ""]
+
+    def grid_of(family: str, title: str, text: str) -> None:
+        entries = {(e["condition"], e["method"]): e["c"] for e in fam.get(family, [])}
+        if not entries:
+            return
+        shown = [m for m in methods if any(k[1] == m for k in entries)]
+        cols = [c for c in conditions if any(k[0] == c for k in entries)]
+        rows = [[LABELS.get(m, m)] + [stats.format_interval(entries[(c, m)]) if (c, m) in entries else "" for c in cols]
+                for m in shown]  # fmt: skip
+        significant = sum(c.p_table < 0.05 for c in entries.values())
+        lines.extend([f"## {title}", "", text, f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05.", "",
+                      _table(["method", *cols], rows), ""])  # fmt: skip
+
+    marks = ("Mean paired difference in points over seeds [95 % t interval]; ‡: Benjamini–Hochberg-adjusted "
+             "p < 0.05 over this table, †: unadjusted p < 0.05 only. Without a mark no effect larger than the "
+             "interval's largest magnitude was detected (see the list at the end).")  # fmt: skip
+    grid_of("vs_ce_last", "Δ vs CE, last epoch", marks)
+    grid_of("vs_ce_early_stopped", "Δ vs CE, early-stopped", marks)
+    grid_of("vs_oracle_last", "Gap to the oracle (CE on clean labels), last epoch", marks)
+    grid_of("vs_oracle_early_stopped", "Gap to the oracle, early-stopped", marks)
+    mem = s["memorisation"]
+    if mem:
+        rows = []
+        for e in mem:
+            ce = cells[(e["condition"], "ce")]
+            rows.append([e["condition"], _mean_sd(ce, "best_test_accuracy"),
+                         f"{np.mean([r['best_test_epoch'] for r in ce.values()]):.1f}", _mean_sd(ce, "last_test_accuracy"),
+                         _mean_sd(ce, "early_stopped_test_accuracy"),
+                         f"{e['c'].mean:+.1f} [{e['c'].low:+.1f}, {e['c'].high:+.1f}]"])  # fmt: skip
+        lines += ["## CE's memorisation: last epoch against its best test epoch", "",
+                  "The best test epoch is read off the test set: it describes how far CE falls from its peak, it is "
+                  "no method's score.", "",
+                  _table(["condition", "CE best epoch %", "at epoch (mean)", "CE last %", "CE early-stopped %",
+                          "last − best [95 % CI]"], rows), ""]  # fmt: skip
+    rows = []
+    for m in methods:
+        runs = [r for (c, mm), by in cells.items() if mm == m for r in by.values()]
+        rows.append([LABELS.get(m, m), len(runs), f"{np.median([r['step_ms'] for r in runs]):.2f}",
+                     f"{np.median([r['wall_seconds'] for r in runs]):.0f}"])  # fmt: skip
+    lines += ["## Cost", "", _table(["method", "runs", "median ms / step", "median s / run"], rows), ""]
+    rows = []
+    for family, entries in fam.items():
+        for e in entries:
+            c = e["c"]
+            rows.append([family, e["condition"], LABELS.get(e["method"], e["method"]), c.n, f"{c.mean:+.2f}",
+                         f"[{c.low:+.2f}, {c.high:+.2f}]", stats.format_p(c.p), stats.format_p(c.p_adjusted),
+                         f"{c.detectable:.2f}", stats.reading(c)])  # fmt: skip
+    lines += ["<details><summary>Every comparison</summary>", "",
+              "detectable: the smallest true difference the paired t-test would find with 80 % power at the observed "
+              "spread (minimum detectable effect).", "",
+              _table(["table", "condition", "method", "seeds", "Δ", "95 % CI", "p", "p (BH)", "detectable", "reading"],
+                     rows), "", "</details>", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def plot(records: list[dict[str, Any]], path: Path) -> Path:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    s = summarise(records)
+    cells = s["cells"]
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
+    rates = [(c, parse_condition(c)[1]) for c in s["conditions"] if parse_condition(c)[0] in (None, "uniform")]
+    for i, m in enumerate(s["methods"]):
+        for key, style in (("last_test_accuracy", "-"), ("early_stopped_test_accuracy", "--")):
+            pts = [(100 * r, 100 * np.mean([x[key] for x in cells[(c, m)].values()])) for c, r in rates if cells.get((c, m))]
+            if pts:
+                left.plot(*zip(*pts), style, marker="o", color=f"C{i}",
+                          label=f"{LABELS.get(m, m)} {'last' if style == '-' else 'early-stopped'}")  # fmt: skip
+    if cells.get(("clean", "ce")):
+        left.axhline(100 * np.mean([r["last_test_accuracy"] for r in cells[("clean", "ce")].values()]), color="k",
+                     lw=0.8, ls=":", label="oracle (CE, clean labels)")  # fmt: skip
+    left.set(xlabel="uniform label noise (%)", ylabel="test accuracy (%)", title="Test accuracy, mean over seeds")
+    left.legend(fontsize=6, ncol=2)
+    left.grid(alpha=0.3)
+    for i, c in enumerate(s["conditions"]):
+        runs = list(cells.get((c, "ce"), {}).values())
+        if runs:
+            curves = np.array([r["history"]["test_accuracy"] for r in runs])
+            right.plot(runs[0]["history"]["epoch"], 100 * curves.mean(0), color=f"C{i}", label=c)
+    right.set(xlabel="epoch", ylabel="test accuracy (%)", title="CE: test accuracy per epoch (memorisation)")
+    right.legend(fontsize=7)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path, dpi=90)
+    plt.close(fig)
+    return path
+
+
+def write_summary(records: list[dict[str, Any]], out_dir: Path, name: str) -> dict[str, Path]:
+    if not records:
+        raise ValueError(f"No records in {out_dir / f'{name}_runs.jsonl'}: run the grid first (or pass --name).")
+    text = report(records, name)
+    s = summarise(records)
+    data = {
+        "config": records[0]["config"], "seeds": s["seeds"], "missing": s["missing"],
+        "means": {f"{c}/{m}": {k: float(np.mean([r[k] for r in runs.values()])) for k in
+                               ("last_test_accuracy", "early_stopped_test_accuracy", "best_test_accuracy")}
+                  for (c, m), runs in s["cells"].items()},
+        "comparisons": {f: [{"condition": e["condition"], "method": e["method"], **e["c"].as_dict()} for e in entries]
+                        for f, entries in s["families"].items()},
+        "ce_last_minus_best": [{"condition": e["condition"], **e["c"].as_dict()} for e in s["memorisation"]],
+    }  # fmt: skip
+    paths = {"md": out_dir / f"{name}.md", "json": out_dir / f"{name}.json", "png": out_dir / f"{name}.png"}
+    paths["md"].write_text(text)
+    paths["json"].write_text(json.dumps(data, indent=1) + "\n")
+    plot(records, paths["png"])
+    print(text)
+    return paths
+
+
+# ------------------------------------------------------------------------------------------------ command line
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
+    parser.add_argument("--conditions", nargs="+", default=list(CONDITIONS))
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
+    defaults = Config()
+    parser.add_argument("--epochs", type=int, default=defaults.epochs)
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    parser.add_argument("--learning-rate", type=float, default=defaults.learning_rate)
+    parser.add_argument("--weight-decay", type=float, default=defaults.weight_decay)
+    parser.add_argument("--lr-scheduler-type", default=defaults.lr_scheduler_type)
+    parser.add_argument("--val-rows", type=int, default=defaults.val_rows)
+    parser.add_argument("--train-rows", type=int, help="Train on this many rows only (default: all but validation).")
+    parser.add_argument("--test-rows", type=int, help="Score on the first this many test images (default: all).")
+    parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only).")
+    parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads per process.")
+    parser.add_argument("--data-dir", help="Folder of the IDX files (default: hf_lilaw's search: "
+                        "$HF_LILAW_FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist).")  # fmt: skip
+    parser.add_argument("--name", default="mlp", help="Names the records and the summary files.")
+    parser.add_argument("--out-dir", default=str(RESULTS))
+    grid.add_grid_arguments(parser)
+    args = parser.parse_args(argv)
+    out_dir = Path(args.out_dir)
+    runs_path = out_dir / f"{args.name}_runs.jsonl"
+    if args.summary:
+        write_summary(grid.read_records(runs_path), out_dir, args.name)
+        return 0
+    for c in args.conditions:
+        parse_condition(c)
+    cfg = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
+                 weight_decay=args.weight_decay, lr_scheduler_type=args.lr_scheduler_type, val_rows=args.val_rows,
+                 train_rows=args.train_rows, test_rows=args.test_rows, bf16=args.bf16)  # fmt: skip
+    if args.bf16 and args.device != "cuda":
+        raise SystemExit("--bf16 needs --device cuda (bf16 autocast on a CPU is slower, not faster).")
+    other = [r["config"] for r in grid.read_records(runs_path) if r["config"] != cfg.as_json()]
+    if other:
+        raise SystemExit(f"{runs_path} holds runs of another config ({json.dumps(other[0])}; this one is "
+                         f"{json.dumps(cfg.as_json())}): pass --name to keep them apart.")  # fmt: skip
+    cells = grid.expand({"seed": args.seeds, "condition": args.conditions, "method": args.methods})
+    argv_list = list(sys.argv[1:] if argv is None else argv)
+    if args.workers:
+        def progress() -> str:
+            return f"{len(grid.read_records(runs_path))} runs in {runs_path.name} ({len(cells)} cells in the grid)"
+
+        script = str(Path(__file__).resolve())
+        status = grid.launch_workers([script, *argv_list], args.workers, log_dir=out_dir / f"{args.name}_logs",
+                                     progress=progress)  # fmt: skip
+        if status == 0:
+            write_summary(grid.read_records(runs_path), out_dir, args.name)
+        return status
+    for key, value in (("HF_HUB_OFFLINE", "1"), ("HF_DATASETS_OFFLINE", "1"), ("OMP_NUM_THREADS", str(args.threads))):
+        os.environ.setdefault(key, value)
+    import torch
+
+    torch.set_num_threads(args.threads)
+    if args.device == "cuda" and not torch.cuda.is_available():
+        raise SystemExit("--device cuda but torch sees no CUDA device.")
+    import datasets
+    import transformers
+
+    datasets.disable_progress_bars()
+    transformers.logging.set_verbosity_error()
+    load_arrays(args.data_dir)  # fail on missing files before the first run
+    grid.run_grid(cells, lambda cell: run_one(cell, cfg=cfg, device=args.device, data_dir=args.data_dir), runs_path,
+                  shard=args.shard, log=lambda m: print(m, flush=True))  # fmt: skip
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,123 @@
+"""benchmarks/fashion_mnist.py end to end on small IDX files written here: runs, resume, config guard, summary."""
+
+import gzip
+import json
+import struct
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+
+from benchmarks import fashion_mnist as fm  # noqa: E402
+from benchmarks.grid import read_records  # noqa: E402
+from benchmarks.stats import best_epoch, paired_difference  # noqa: E402
+
+
+def write_idx(path, array):
+    header = struct.pack(">BBBB", 0, 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
+    with gzip.open(path, "wb") as f:
+        f.write(header + array.astype(np.uint8).tobytes())
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    """600 training and 200 test 28x28 images: a bright 4x4 patch whose place is the class, on noise."""
+    directory = tmp_path_factory.mktemp("fashion")
+    rng = np.random.default_rng(0)
+    for split, n in (("train", 600), ("t10k", 200)):
+        labels = np.arange(n) % 10
+        rng.shuffle(labels)
+        images = rng.integers(0, 90, size=(n, 28, 28))
+        for i, y in enumerate(labels):
+            r, c = divmod(int(y), 5)
+            images[i, 4 + 10 * r : 8 + 10 * r, 2 + 5 * c : 6 + 5 * c] = 255
+        write_idx(directory / f"{split}-images-idx3-ubyte.gz", images)
+        write_idx(directory / f"{split}-labels-idx1-ubyte.gz", labels)
+    return directory
+
+
+ARGS = ["--epochs", "2", "--batch-size", "64", "--val-rows", "100", "--seeds", "0", "1", "--methods", "ce", "lilaw", "elr",
+        "--conditions", "clean", "uniform_40", "--name", "tiny"]  # fmt: skip
+
+
+def test_parse_condition():
+    assert fm.parse_condition("clean") == (None, 0.0)
+    assert fm.parse_condition("uniform_40") == ("uniform", 0.4)
+    assert fm.parse_condition("pair_flip_40") == ("pair_flip", 0.4)
+    for bad in ("uniform", "asymmetric_40", "uniform_140", "uniform_x"):
+        with pytest.raises(ValueError, match="Unknown condition"):
+            fm.parse_condition(bad)
+
+
+def test_splits_depend_on_the_seed_only(data_dir):
+    cfg = fm.Config(val_rows=100)
+    clean, noisy = (fm.make_splits(0, c, cfg, str(data_dir)) for c in ("clean", "uniform_40"))
+    # The same rows under every condition; only the labels differ.
+    assert np.array_equal(clean.train_x, noisy.train_x) and np.array_equal(clean.val_x, noisy.val_x)
+    assert np.array_equal(clean.train_y, clean.train_clean) and np.array_equal(noisy.train_clean, clean.train_y)
+    flipped = np.concatenate([noisy.train_y != noisy.train_clean, noisy.val_y != noisy.val_clean])
+    assert flipped.sum() == 240  # exactly 40 % of the 600 labels, spread over both splits
+    assert len(noisy.train_y) == 500 and len(noisy.val_y) == 100 and len(noisy.test_y) == 200
+    again, other = fm.make_splits(0, "uniform_40", cfg, str(data_dir)), fm.make_splits(1, "uniform_40", cfg, str(data_dir))
+    assert np.array_equal(again.train_y, noisy.train_y) and not np.array_equal(other.train_x, noisy.train_x)
+    assert fm.make_splits(0, "clean", fm.Config(val_rows=100, train_rows=50), str(data_dir)).train_x.shape == (50, 784)
+
+
+def test_grid_resume_guard_and_summary(data_dir, tmp_path, capsys):
+    out = tmp_path / "out"
+    base = [*ARGS, "--data-dir", str(data_dir), "--out-dir", str(out)]
+    assert fm.main(base) == 0
+    records = read_records(out / "tiny_runs.jsonl")
+    assert len(records) == 12
+    for r in records:
+        h = r["history"]
+        assert h["epoch"] == [1.0, 2.0] and len(h["test_accuracy"]) == len(h["train_loss"]) == 2
+        stopped = best_epoch(h["val_accuracy"])
+        assert r["early_stopped_epoch"] == stopped + 1 and r["early_stopped_test_accuracy"] == h["test_accuracy"][stopped]
+        assert r["last_test_accuracy"] == h["test_accuracy"][-1] and r["best_test_accuracy"] == max(h["test_accuracy"])
+        assert r["steps"] == 16 and r["train_rows"] == 500 and r["device"] == "cpu"  # 2 epochs of ceil(500 / 64)
+        assert r["realised_noise_rate"] == pytest.approx(0.4, abs=0.06) if r["condition"] == "uniform_40" else r["realised_noise_rate"] == 0
+        if r["condition"] == "clean":
+            assert h["val_accuracy"] == h["val_clean_accuracy"]
+    assert {tuple(sorted(r["lilaw_parameters"])) for r in records if r["method"] == "lilaw"} == {("alpha", "beta", "delta")}
+    # Learnt something (the patch is easy): well above the 10 % of chance.
+    assert min(r["last_test_accuracy"] for r in records) > 0.3
+
+    assert fm.main(base) == 0  # resumed: nothing left to run
+    assert len(read_records(out / "tiny_runs.jsonl")) == 12
+    with pytest.raises(SystemExit, match="another config"):
+        fm.main([*base, "--learning-rate", "0.01"])
+
+    capsys.readouterr()
+    assert fm.main(["--summary", "--name", "tiny", "--out-dir", str(out)]) == 0
+    text = (out / "tiny.md").read_text()
+    assert "## Δ vs CE, last epoch" in text and "## Gap to the oracle" in text and "no effect larger than" in text
+    assert (out / "tiny.png").stat().st_size > 0
+    summary = json.loads((out / "tiny.json").read_text())
+    assert summary["missing"] == [] and summary["seeds"] == [0, 1]
+    # Each entry equals the paired difference recomputed from the records.
+    acc = {(r["condition"], r["method"], r["seed"]): r for r in records}
+    for family, key in (("vs_ce_early_stopped", "early_stopped_test_accuracy"), ("vs_oracle_last", "last_test_accuracy")):
+        entries = summary["comparisons"][family]
+        reference = "ce"
+        assert len(entries) == (4 if family.startswith("vs_ce") else 3)
+        for e in entries:
+            base_condition = e["condition"] if family.startswith("vs_ce") else "clean"
+            expected = paired_difference([100 * acc[(e["condition"], e["method"], s)][key] for s in (0, 1)],
+                                         [100 * acc[(base_condition, reference, s)][key] for s in (0, 1)])  # fmt: skip
+            assert e["mean"] == pytest.approx(expected.mean) and e["p"] == pytest.approx(expected.p)
+            assert e["p_adjusted"] >= e["p"]
+    assert [e["condition"] for e in summary["ce_last_minus_best"]] == ["clean", "uniform_40"]
+    assert all(e["mean"] <= 0 for e in summary["ce_last_minus_best"])
+
+
+def test_bad_options(data_dir, tmp_path):
+    with pytest.raises(SystemExit, match="--bf16 needs --device cuda"):
+        fm.main([*ARGS, "--bf16", "--out-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="Unknown condition"):
+        fm.main([*ARGS, "--conditions", "asym_40", "--out-dir", str(tmp_path)])
+    with pytest.raises(ValueError, match="No records"):
+        fm.main(["--summary", "--name", "none", "--out-dir", str(tmp_path)])
