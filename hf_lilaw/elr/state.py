@@ -25,7 +25,7 @@ class ELRState:
     def __init__(self, device: torch.device) -> None:
         self.device = torch.device(device)
         self.table: torch.Tensor | None = None
-        self.updates = 0  # training micro-batches whose predictions went into the targets (all processes: once)
+        self.updates = 0  # training micro-batches (of each process) whose predictions went into the targets
 
     @property
     def shape(self) -> tuple[int, int] | None:
