@@ -86,12 +86,12 @@ class Config:
 
 
 def parse_condition(name: str) -> tuple[str | None, float]:
-    """``"clean"`` -> ``(None, 0.0)``; ``"uniform_40"`` -> ``("uniform", 0.4)``; ``"pair_flip_40"`` -> ``("pair_flip", 0.4)``."""
+    """``"clean"`` -> ``(None, 0.0)``, ``"uniform_40"`` -> ``("uniform", 0.4)``, ``"pair_flip_40"`` likewise."""
     if name == "clean":
         return None, 0.0
     kind, _, percent = name.rpartition("_")
     if kind not in ("uniform", "pair_flip") or not percent.isdigit() or not 0 < int(percent) < 100:
-        raise ValueError(f"Unknown condition {name!r}: use clean, uniform_<percent> or pair_flip_<percent> (e.g. uniform_40).")
+        raise ValueError(f"Unknown condition {name!r}: use clean, uniform_<percent> or pair_flip_<percent>, e.g. uniform_40.")
     return kind, int(percent) / 100
 
 
@@ -167,8 +167,8 @@ def _evaluator(splits: Splits, device: Any, bf16: bool) -> Any:
         """After every epoch: accuracy on the validation split (the labels trained with, and clean) and on test."""
 
         def __init__(self) -> None:
-            self.sets = {name: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device))
-                         for name, x, y in (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y))}  # fmt: skip
+            sets = (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y))
+            self.sets = {name: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)) for name, x, y in sets}
             self.val_clean = torch.as_tensor(splits.val_clean, device=device)
             self.history: dict[str, list[float]] = defaultdict(list)
             self.seconds = 0.0
@@ -496,6 +496,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "$HF_LILAW_FASHION_MNIST_DIR, then /usr/share/datasets/fashion-mnist).")  # fmt: skip
     parser.add_argument("--name", default="mlp", help="Names the records and the summary files.")
     parser.add_argument("--out-dir", default=str(RESULTS))
+    parser.add_argument("--log-dir", help="Where --workers writes worker<i>.log (default: OUT_DIR/NAME_logs).")
     grid.add_grid_arguments(parser)
     args = parser.parse_args(argv)
     out_dir = Path(args.out_dir)
@@ -521,8 +522,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return f"{len(grid.read_records(runs_path))} runs in {runs_path.name} ({len(cells)} cells in the grid)"
 
         script = str(Path(__file__).resolve())
-        status = grid.launch_workers([script, *argv_list], args.workers, log_dir=out_dir / f"{args.name}_logs",
-                                     progress=progress)  # fmt: skip
+        log_dir = Path(args.log_dir) if args.log_dir else out_dir / f"{args.name}_logs"
+        status = grid.launch_workers([script, *argv_list], args.workers, log_dir=log_dir, progress=progress)
         if status == 0:
             write_summary(grid.read_records(runs_path), out_dir, args.name)
         return status
@@ -540,7 +541,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     transformers.logging.set_verbosity_error()
     load_arrays(args.data_dir)  # fail on missing files before the first run
     grid.run_grid(cells, lambda cell: run_one(cell, cfg=cfg, device=args.device, data_dir=args.data_dir), runs_path,
-                  shard=args.shard, log=lambda m: print(m, flush=True))  # fmt: skip
+                  shard=args.shard, max_minutes=args.max_minutes, log=lambda m: print(m, flush=True))  # fmt: skip
     return 0
 
 

@@ -156,10 +156,11 @@ def run_grid(
     path: str | os.PathLike[str],
     *,
     shard: tuple[int, int] = (0, 1),
+    max_minutes: float | None = None,
     log: Callable[[str], None] | None = print,
 ) -> list[dict[str, Any]]:
     """Run this shard's cells that have no record in ``path`` yet, appending ``{**cell, **run_one(cell)}`` after
-    each; returns the new records.
+    each; returns the new records. No run starts after ``max_minutes`` (the grid resumes from there).
 
     ``run_one`` may not return a cell field with another value (the record would no longer name its cell).
     """
@@ -171,7 +172,12 @@ def run_grid(
     if log:
         log(f"shard {shard[0]}/{shard[1]}: {len(mine)} cells, {len(mine) - len(todo)} done, {len(todo)} to run")
     new = []
+    deadline = None if max_minutes is None else time.perf_counter() + 60 * max_minutes
     for number, cell in enumerate(todo, 1):
+        if deadline is not None and time.perf_counter() > deadline:
+            if log:
+                log(f"stopped after {max_minutes} minutes: {len(todo) - number + 1} cells not started")
+            break
         start = time.perf_counter()
         result = dict(run_one(dict(cell)))
         clash = {k: (cell[k], result[k]) for k in cell if k in result and result[k] != cell[k]}
@@ -192,6 +198,7 @@ def add_grid_arguments(parser: Any) -> None:
     parser.add_argument("--workers", type=int, default=0, metavar="N",
                         help="Start N processes, one per shard, each with one thread, and wait for them.")  # fmt: skip
     parser.add_argument("--summary", action="store_true", help="Only read the records and write the tables.")
+    parser.add_argument("--max-minutes", type=float, help="Start no run after this many minutes (resume later).")
 
 
 def launch_workers(

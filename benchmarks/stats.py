@@ -82,7 +82,7 @@ def paired_difference(
     """The paired comparison of ``a`` against ``b`` (equal-length sequences, element ``s`` of each from seed ``s``)."""
     a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
     if a_arr.shape != b_arr.shape or a_arr.ndim != 1:
-        raise ValueError(f"a and b must be 1-D and of equal length (one value per seed), got {a_arr.shape} and {b_arr.shape}.")
+        raise ValueError(f"a and b must be 1-D and of equal length (one value per seed), got {a_arr.shape}, {b_arr.shape}.")
     if not (np.isfinite(a_arr).all() and np.isfinite(b_arr).all()):
         raise ValueError("a and b must be finite: drop the seeds with a missing or failed run from both.")
     n = a_arr.size

@@ -104,6 +104,21 @@ def test_run_resume_and_shards_give_the_same_records(tmp_path):
     assert by_key(read_records(tmp_path / "sharded.jsonl")) == by_key(whole)
 
 
+def test_no_run_starts_after_max_minutes(tmp_path):
+    import time
+
+    def slow(cell):
+        time.sleep(0.1)
+        return toy_run(cell)
+
+    cells = expand(SPEC)
+    first = run_grid(cells, slow, tmp_path / "runs.jsonl", max_minutes=0.05 / 60, log=None)
+    assert len(first) == 1  # the first run starts in time, the second would start after 0.05 s
+    rest = run_grid(cells, toy_run, tmp_path / "runs.jsonl", log=None)
+    assert len(rest) == 17
+    assert by_key(read_records(tmp_path / "runs.jsonl")) == by_key([{**c, **toy_run(c)} for c in cells])
+
+
 def test_run_one_may_not_change_the_cell(tmp_path):
     with pytest.raises(ValueError, match="other values"):
         run_grid([{"method": "ce"}], lambda c: {"method": "sce"}, tmp_path / "x.jsonl", log=None)
@@ -160,5 +175,5 @@ def test_grid_arguments():
     parser = argparse.ArgumentParser()
     add_grid_arguments(parser)
     args = parser.parse_args(["--shard", "1/4", "--summary"])
-    assert (args.shard, args.workers, args.summary) == ((1, 4), 0, True)
+    assert (args.shard, args.workers, args.summary, args.max_minutes) == ((1, 4), 0, True, None)
     assert json.loads(cell_key({"shard": list(args.shard)})) == {"shard": [1, 4]}
