@@ -71,7 +71,6 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
 from benchmarks import baselines  # noqa: E402
 from transformers import Trainer, TrainerCallback  # noqa: E402
 
-from hf_lilaw.core.training_mode import set_training_mode  # noqa: E402
 
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
@@ -197,10 +196,10 @@ class MetaForwardTrainer(Trainer):
         count = len(next(iter(self.meta_inputs.values())))
         rows = torch.randperm(count, generator=self.meta_generator)[: self.meta_batch_size].to(self.args.device)
         with torch.no_grad():
-            set_training_mode(model, False)
+            model.eval()
             with self.compute_loss_context_manager():
                 model(**{k: v.index_select(0, rows) for k, v in self.meta_inputs.items()})
-            set_training_mode(model, True)
+            model.train()
         return super().training_step(model, inputs, num_items_in_batch)
 
 

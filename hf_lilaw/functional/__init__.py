@@ -10,6 +10,9 @@ _EXPORTS = {
     "lilaw_meta_update": ".weighting",
     "lilaw_training_weights": ".weighting",
     "lilaw_weights": ".weighting",
+    "elr_loss": ".elr",
+    "elr_probabilities": ".elr",
+    "elr_target_update": ".elr",
     "per_sample_loss": ".losses",
     "per_sample_statistics": ".statistics",
 }
