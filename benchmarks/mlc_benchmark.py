@@ -8,6 +8,14 @@
     .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_digits_cpu.json --report
     .venv/bin/python benchmarks/mlc_benchmark.py --summary benchmarks/configs/mlc_digits_cpu.json \
         benchmarks/configs/mlc_effnet_probe_cpu.json --name mlc_clean_set
+    # fair baselines (CE on train ∪ clean, CE on the clean rows alone; the MLC records above are reused), their table
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_digits_cpu.json --grid fair_baselines
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_effnet_probe_cpu.json --grid fair_baselines
+    .venv/bin/python benchmarks/mlc_benchmark.py --fair benchmarks/configs/mlc_digits_cpu.json \
+        benchmarks/configs/mlc_effnet_probe_cpu.json                                  # mlc_fair_baselines.md/.json
+    # clean labels, clean batch 8-64 (a grid's "clean_batch_sizes"), and its table
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_digits_clean_batch_cpu.json --grid sweep ungated
+    .venv/bin/python benchmarks/mlc_benchmark.py --config benchmarks/configs/mlc_digits_clean_batch_cpu.json --report
 
 Every run appends one JSON record to ``benchmarks/results/mlc/<config name>_runs.jsonl`` (runs already there are
 skipped, so an interrupted grid continues). ``--report`` reads the records and writes
@@ -16,7 +24,8 @@ difference to CE on the same seed, data split, noise draw and initial weights wi
 
 Data, model and splits are the accuracy grid's (``benchmarks/accuracy.py``): scikit-learn digits, 20 % test, 15 % of
 the rest as the meta split from which the class-balanced clean set is drawn (true labels); CE trains on the
-training rows only, the MLC family on the same rows plus the clean set. Recipes:
+training rows only, the MLC family on the same rows plus the clean set; the fair baselines (``ce_union``,
+``ce_clean``, see `fair_baseline_data`) see the clean rows too. Recipes:
 
 - ``default``: what `transformers.Trainer` users run: AdamW, linear decay to 0, gradient clipping at 1.0.
 - ``authors``: MLC's released recipe: SGD with momentum 0.9 and weight decay 5e-4, constant learning rate, no
@@ -33,6 +42,7 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 
 import argparse  # noqa: E402
 import copy  # noqa: E402
+import dataclasses  # noqa: E402
 import itertools  # noqa: E402
 import json  # noqa: E402
 import sys  # noqa: E402
@@ -49,7 +59,7 @@ import torch  # noqa: E402
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import accuracy, baselines, finetune_noise  # noqa: E402
+from benchmarks import accuracy, baselines, finetune_noise, stats  # noqa: E402
 from benchmarks.common import (  # noqa: E402
     RESULTS_DIR,
     TensorRows,
@@ -458,45 +468,27 @@ def plot_summary(models: list[tuple], fractions: list[float], path: Path) -> Pat
 # ------------------------------------------------------------------------------------------------ fair baselines
 
 
-def paired_difference(a: Any, b: Any) -> dict[str, float]:
-    """Mean paired difference ``a − b`` with its 95 % t confidence interval and two-sided paired t-test p-value."""
-    from scipy import stats
-
-    d = np.asarray(a, dtype=float) - np.asarray(b, dtype=float)
-    n, mean = len(d), float(d.mean())
-    if n < 2:
-        raise ValueError(f"A paired comparison needs at least 2 pairs, got {n}.")
-    sd = float(d.std(ddof=1))
-    if sd == 0.0:  # every pair differs by the same amount: no spread to test against
-        return {"n": n, "delta": mean, "low": mean, "high": mean, "p": 1.0 if mean == 0 else 0.0}
-    half = float(stats.t.ppf(0.975, n - 1)) * sd / np.sqrt(n)
-    p = float(2 * stats.t.sf(abs(mean) / (sd / np.sqrt(n)), n - 1))
-    return {"n": n, "delta": mean, "low": mean - half, "high": mean + half, "p": p}
+def _compare(a: list[float], b: list[float]) -> dict[str, Any]:
+    """`stats.paired_difference` as a record (its fields; ``p_adjusted`` is set per table by `_adjust`)."""
+    return stats.paired_difference(a, b).as_dict()
 
 
-def benjamini_hochberg(p: Any) -> np.ndarray:
-    """Benjamini–Hochberg adjusted p-values (false discovery rate), in the input order."""
-    p = np.asarray(p, dtype=float)
-    order = np.argsort(p)
-    ranked = p[order] * len(p) / np.arange(1, len(p) + 1)
-    adjusted = np.minimum.accumulate(ranked[::-1])[::-1].clip(max=1.0)
-    out = np.empty_like(p)
-    out[order] = adjusted
-    return out
+def _adjust(cells: list[dict[str, Any]]) -> None:
+    """Benjamini–Hochberg over ``cells`` (one table's comparisons), in place."""
+    for c, q in zip(cells, stats.benjamini_hochberg(c["p"] for c in cells)):
+        c["p_adjusted"] = float(q)
 
 
-def interval(c: dict[str, Any], alpha: float = 0.05) -> str:
-    """``+1.2 [+0.3, +2.1]`` with ‡ where the BH-adjusted p < alpha, † where only the unadjusted p is."""
-    mark = " ‡" if c["p_bh"] < alpha else " †" if c["p"] < alpha else ""
-    return f"{c['delta']:+.1f} [{c['low']:+.1f}, {c['high']:+.1f}]{mark}"
+def _comparison(cell: dict[str, Any]) -> stats.PairedComparison:
+    return stats.PairedComparison(**{f.name: cell[f.name] for f in dataclasses.fields(stats.PairedComparison)})
 
 
-def verdict(c: dict[str, Any], alpha: float = 0.05) -> str:
-    """What a comparison shows: a difference where the BH-adjusted p < alpha, else the largest effect its 95 %
-    interval leaves possible."""
-    if c["p_bh"] < alpha:
-        return f"{'ahead' if c['delta'] > 0 else 'behind'} by {abs(c['delta']):.1f}"
-    return f"no effect larger than {max(abs(c['low']), abs(c['high'])):.1f} detected"
+def interval(cell: dict[str, Any]) -> str:
+    return stats.format_interval(_comparison(cell))
+
+
+def verdict(cell: dict[str, Any]) -> str:
+    return stats.reading(_comparison(cell))
 
 
 FAIR_METHODS = {"mlc": "MLC (gate on)", "ebomlc_gate": "EBOMLC (default: gate on under AdamW)"}
@@ -521,15 +513,14 @@ def fair_comparisons(runs: list[dict[str, Any]], recipe: str = "default") -> lis
                 seeds = sorted(set(a) & set(b))
                 if len(seeds) < 2:
                     continue
-                c = paired_difference([a[s] for s in seeds], [b[s] for s in seeds])
+                c = _compare([a[s] for s in seeds], [b[s] for s in seeds])
                 families[family].append({
                     "family": family, "noise": noise, "rate": rate, "clean_fraction": f, "method": method,
                     "reference": ref, "acc": float(np.mean([a[s] for s in seeds])),
                     "reference_acc": float(np.mean([b[s] for s in seeds])), **c,
                 })  # fmt: skip
     for cells in families.values():
-        for c, q in zip(cells, benjamini_hochberg([c["p"] for c in cells]) if cells else []):
-            c["p_bh"] = float(q)
+        _adjust(cells)
     return families["mlc_family"] + families["baselines"]
 
 
@@ -548,7 +539,7 @@ def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
              "weights) with its 95 % t interval; ‡: Benjamini–Hochberg-adjusted p < 0.05 over the model's MLC-family "
              "comparisons (two-sided paired t-tests), †: unadjusted p < 0.05 only. Where nothing is marked, no "
              "effect larger than the interval's largest magnitude was detected (the reading column of the full "
-             "list says so for each comparison).", ""]  # fmt: skip
+             "list says so for each comparison). Statistics: `benchmarks/stats.py`.", ""]  # fmt: skip
     out: dict[str, Any] = {}
     for path in configs:
         cfg = load_config(path)
@@ -558,7 +549,7 @@ def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
         rows_of = {r["clean_fraction"]: r["clean_rows"] for r in runs if r.get("clean_rows")}
         mlc = [c for c in cells if c["family"] == "mlc_family"]
         lines += [f"## `{cfg['name']}`", "", cfg["description"], "",
-                  f"{len(mlc)} comparisons; {sum(c['p_bh'] < 0.05 for c in mlc)} with BH-adjusted p < 0.05.", ""]
+                  f"{len(mlc)} comparisons; {sum(c['p_adjusted'] < 0.05 for c in mlc)} with BH-adjusted p < 0.05.", ""]
         by = {(c["noise"], c["rate"], c["clean_fraction"], c["method"], c["reference"]): c for c in cells}
         keys = sorted({(c["noise"], c["rate"], c["clean_fraction"]) for c in cells},
                       key=lambda k: (CONDITION_ORDER.index(k[:2]), k[2]))  # fmt: skip
@@ -585,11 +576,12 @@ def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
                 row += [interval(c) if (c := by.get((noise, rate, f, m, "ce"))) else "" for m in FAIR_BASELINES]
                 rows.append(row)
             lines += [markdown_table(headers, rows), ""]
-        headers = ["noise", "clean set", "method", "baseline", "seeds", "Δ", "95 % CI", "p", "p (BH)", "reading"]
+        headers = ["noise", "clean set", "method", "baseline", "seeds", "Δ", "95 % CI", "p", "p (BH)",
+                   "detectable (80 % power)", "reading"]  # fmt: skip
         rows = [[f"{c['noise']} {100 * c['rate']:g} %", f"{100 * c['clean_fraction']:g} %",
                  FAIR_METHODS.get(c["method"], FAIR_REFERENCES.get(c["method"])), FAIR_REFERENCES[c["reference"]],
-                 c["n"], f"{c['delta']:+.2f}", f"[{c['low']:+.2f}, {c['high']:+.2f}]", f"{c['p']:.3g}",
-                 f"{c['p_bh']:.3g}", verdict(c)] for c in cells]  # fmt: skip
+                 c["n"], f"{c['mean']:+.2f}", f"[{c['low']:+.2f}, {c['high']:+.2f}]", stats.format_p(c["p"]),
+                 stats.format_p(c["p_adjusted"]), f"{c['detectable']:.1f}", verdict(c)] for c in cells]  # fmt: skip
         lines += ["<details><summary>Every comparison</summary>", "", markdown_table(headers, rows), "", "</details>", ""]
     path = Path(out_dir) / f"{name}.md"
     path.write_text("\n".join(lines))
@@ -613,12 +605,11 @@ def clean_batch_report(cfg: dict[str, Any], runs: list[dict[str, Any]], out_dir:
         seeds = sorted(set(a) & set(b))
         if k[5] == "ce" or len(seeds) < 2:
             continue
-        c = paired_difference([a[s] for s in seeds], [b[s] for s in seeds])
+        c = _compare([a[s] for s in seeds], [b[s] for s in seeds])
         cells.append({"recipe": k[0], "noise": k[1], "rate": k[2], "clean_fraction": k[3], "clean_batch_size": k[4],
                       "method": k[5], "acc": float(np.mean([a[s] for s in seeds])),
                       "ce": float(np.mean([b[s] for s in seeds])), **c})  # fmt: skip
-    for c, q in zip(cells, benjamini_hochberg([c["p"] for c in cells]) if cells else []):
-        c["p_bh"] = float(q)
+    _adjust(cells)
     headers = ["recipe", "noise", "clean set (rows)", "clean batch (used)", "method", "seeds", "CE %", "method %",
                "Δ vs CE [95 % CI]", "p", "p (BH)", "reading"]  # fmt: skip
     rows = []
@@ -626,14 +617,15 @@ def clean_batch_report(cfg: dict[str, Any], runs: list[dict[str, Any]], out_dir:
         size, batch = rows_of.get(c["clean_fraction"], "?"), c["clean_batch_size"]
         rows.append([c["recipe"], f"{c['noise']} {100 * c['rate']:g} %", f"{100 * c['clean_fraction']:g} % ({size})",
                      f"{batch} ({min(batch, size) if isinstance(size, int) else '?'})", c["method"], c["n"],
-                     f"{c['ce']:.1f}", f"{c['acc']:.1f}", interval(c), f"{c['p']:.3g}", f"{c['p_bh']:.3g}",
-                     verdict(c)])  # fmt: skip
+                     f"{c['ce']:.1f}", f"{c['acc']:.1f}", interval(c), stats.format_p(c["p"]),
+                     stats.format_p(c["p_adjusted"]), verdict(c)])  # fmt: skip
     text = "\n".join([
-        f"# Clean-batch sweep: `{cfg['name']}`", "", cfg["description"], "",
+        f"# Clean-batch sweep: `{cfg['name']}`", "", f"Command: `{command_line()}`", "", cfg["description"], "",
         "Recipes: " + "; ".join(f"`{k}` = {json.dumps(v)}" for k, v in cfg["recipes"].items()), "",
         "Test accuracy at the last epoch; Δ vs CE the mean paired difference (points) over the seeds with its 95 % t "
         "interval, p a two-sided paired t-test, BH-adjusted over this table (‡: adjusted p < 0.05; †: unadjusted p "
-        "< 0.05 only); where no difference is shown, the largest effect the interval leaves possible. The clean batch "
+        "< 0.05 only; `benchmarks/stats.py`); where no difference is shown, the largest effect the interval leaves "
+        "possible. The clean batch "
         "used is the requested one capped at the clean set's size.", "",
         markdown_table(headers, rows), "",
     ])  # fmt: skip

@@ -65,35 +65,18 @@ def test_toy_grid_then_summary(tmp_path):
     assert (tmp_path / "toy_summary.png").stat().st_size > 10_000
 
 
-def test_paired_difference_reference_values():
-    c = mlc_benchmark.paired_difference([1.0, 2.0, 3.0, 4.0], [0.0, 0.0, 0.0, 0.0])
-    # d = 1..4: mean 2.5, s.e. = sd/2 = 0.6455; t(0.975, 3 df) = 3.1824 → half-width 2.0543; t = 3.873, p = 0.0305.
-    assert c["n"] == 4 and c["delta"] == pytest.approx(2.5)
-    assert (c["low"], c["high"]) == (pytest.approx(2.5 - 2.0542603), pytest.approx(2.5 + 2.0542603))
-    assert c["p"] == pytest.approx(0.0304663, rel=1e-5)
-    a, b = [80.0, 82.0, 79.0, 85.0, 90.0], [78.0, 83.0, 75.0, 80.0, 91.0]
-    assert mlc_benchmark.paired_difference(a, b)["p"] == pytest.approx(ttest_rel(a, b).pvalue)
-    same = mlc_benchmark.paired_difference([3.0, 4.0], [1.0, 2.0])  # constant difference: no spread
-    assert (same["delta"], same["low"], same["high"], same["p"]) == (2.0, 2.0, 2.0, 0.0)
-    with pytest.raises(ValueError, match="at least 2 pairs"):
-        mlc_benchmark.paired_difference([1.0], [0.0])
-
-
-def test_benjamini_hochberg_by_hand():
-    # Sorted 0.01, 0.03, 0.04, 0.5 → ×4/rank: 0.04, 0.06, 0.0533, 0.5 → running minimum from the top.
-    q = mlc_benchmark.benjamini_hochberg([0.01, 0.04, 0.03, 0.5])
-    assert q == pytest.approx([0.04, 0.16 / 3, 0.16 / 3, 0.5])
-    assert mlc_benchmark.benjamini_hochberg([0.9, 0.95]) == pytest.approx([0.95, 0.95])
-
-
-def test_verdict_names_the_effect_not_ruled_out():
-    cell = {"delta": 0.4, "low": -1.2, "high": 2.0, "p": 0.5, "p_bh": 0.6}
-    assert mlc_benchmark.interval(cell) == "+0.4 [-1.2, +2.0]"
-    assert mlc_benchmark.verdict(cell) == "no effect larger than 2.0 detected"
-    assert mlc_benchmark.verdict({**cell, "low": -2.5}) == "no effect larger than 2.5 detected"
-    shown = {**cell, "delta": -0.4, "low": -0.7, "high": -0.1, "p": 0.01, "p_bh": 0.03}
+def test_interval_and_reading_from_a_record():
+    cell = mlc_benchmark._compare([90.0, 91.0, 92.0, 95.0], [91.0, 90.0, 92.0, 93.0])
+    assert cell["mean"] == pytest.approx(0.5) and cell["p"] == pytest.approx(
+        ttest_rel([90.0, 91.0, 92.0, 95.0], [91.0, 90.0, 92.0, 93.0]).pvalue
+    )
+    cell["p_adjusted"] = 0.6
+    half = cell["high"] - cell["mean"]
+    assert mlc_benchmark.interval(cell) == f"+0.5 [{0.5 - half:+.1f}, {0.5 + half:+.1f}]"
+    assert mlc_benchmark.verdict(cell) == f"no effect larger than {0.5 + half:.1f} detected"
+    shown = {**cell, "mean": -0.4, "low": -0.7, "high": -0.1, "p": 0.01, "p_adjusted": 0.03}
     assert (mlc_benchmark.interval(shown), mlc_benchmark.verdict(shown)) == ("-0.4 [-0.7, -0.1] ‡", "behind by 0.4")
-    assert mlc_benchmark.interval({**shown, "p_bh": 0.2}) == "-0.4 [-0.7, -0.1] †"
+    assert mlc_benchmark.interval({**shown, "p_adjusted": 0.2}) == "-0.4 [-0.7, -0.1] †"
 
 
 def test_fair_comparisons_pair_each_method_with_each_baseline():
@@ -108,11 +91,11 @@ def test_fair_comparisons_pair_each_method_with_each_baseline():
     }
     union = next(c for c in family if (c["method"], c["reference"]) == ("mlc", "ce_union"))
     d = 100 * (np.array(accs["mlc"]) - np.array(accs["ce_union"]))
-    assert union["delta"] == pytest.approx(d.mean()) and union["acc"] == pytest.approx(100 * np.mean(accs["mlc"]))
+    assert union["mean"] == pytest.approx(d.mean()) and union["acc"] == pytest.approx(100 * np.mean(accs["mlc"]))
     # BH over the family of six, not over every comparison of the table.
-    raw = [c["p"] for c in family]
-    assert [c["p_bh"] for c in family] == pytest.approx(list(mlc_benchmark.benjamini_hochberg(raw)))
-    assert [c["p_bh"] for c in family] != pytest.approx(list(mlc_benchmark.benjamini_hochberg([c["p"] for c in cells])[:6]))
+    bh = mlc_benchmark.stats.benjamini_hochberg
+    assert [c["p_adjusted"] for c in family] == pytest.approx(list(bh([c["p"] for c in family])))
+    assert [c["p_adjusted"] for c in family] != pytest.approx(list(bh([c["p"] for c in cells])[:6]))
     baselines = [c for c in cells if c["family"] == "baselines"]
     assert {(c["method"], c["reference"]) for c in baselines} == {("ce_union", "ce"), ("ce_clean", "ce")}
 
