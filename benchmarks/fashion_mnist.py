@@ -42,6 +42,7 @@ import dataclasses
 import json
 import os
 import platform
+import re
 import sys
 import tempfile
 import time
@@ -343,7 +344,7 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     devices = sorted({f"{r['device']}" + (f" ({r['gpu']})" if r.get("gpu") else "") for r in records})
     lines = [
         f"# Fashion-MNIST from scratch: `{name}`", "",
-        f"Command: `{first['command']}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
+        f"Command: `{re.sub(r' --shard \d+/\d+', '', first['command'])}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
         f"device {', '.join(devices)}). Summary: `python benchmarks/fashion_mnist.py --summary --name {name}`.", "",
         f"Config: `{json.dumps(first['config'])}`; {first['train_rows']:,} training rows, {first['val_rows']:,} "
         f"validation rows (noisy like the training rows), {first['test_rows']:,} test images.", "",
@@ -366,15 +367,19 @@ def report(records: list[dict[str, Any]], name: str) -> str:
             return
         shown = [m for m in methods if any(k[1] == m for k in entries)]
         cols = [c for c in conditions if any(k[0] == c for k in entries)]
-        rows = [[LABELS.get(m, m)] + [stats.format_interval(entries[(c, m)]) if (c, m) in entries else "" for c in cols]
+        def cell(c: stats.PairedComparison) -> str:
+            return f"{stats.format_interval(c)}, p<sub>BH</sub> {stats.format_p(c.p_adjusted)}"
+
+        rows = [[LABELS.get(m, m)] + [cell(entries[(c, m)]) if (c, m) in entries else "" for c in cols]
                 for m in shown]  # fmt: skip
         significant = sum(c.p_table < 0.05 for c in entries.values())
-        lines.extend([f"## {title}", "", text, f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05.", "",
+        lines.extend([f"## {title}", "", text, "", f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05.", "",
                       _table(["method", *cols], rows), ""])  # fmt: skip
 
-    marks = ("Mean paired difference in points over seeds [95 % t interval]; ‡: Benjamini–Hochberg-adjusted "
-             "p < 0.05 over this table, †: unadjusted p < 0.05 only. Without a mark no effect larger than the "
-             "interval's largest magnitude was detected (see the list at the end).")  # fmt: skip
+    marks = ("Mean paired difference in points over seeds [95 % t interval], and the two-sided paired t-test's p "
+             "adjusted by Benjamini–Hochberg over this table; ‡: adjusted p < 0.05, †: unadjusted p < 0.05 only. "
+             "Without a mark no effect larger than the interval's largest magnitude was detected (the list at the "
+             "end gives each reading and the minimum detectable effect).")  # fmt: skip
     grid_of("vs_ce_last", "Δ vs CE, last epoch", marks)
     grid_of("vs_ce_early_stopped", "Δ vs CE, early-stopped", marks)
     grid_of("vs_oracle_last", "Gap to the oracle (CE on clean labels), last epoch", marks)
