@@ -341,10 +341,11 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     s = summarise(records)
     conditions, methods, cells, fam = s["conditions"], s["methods"], s["cells"], s["families"]
     first = records[0]
+    command = re.sub(r" --shard \d+/\d+", "", first["command"])  # a worker's: the launch command
     devices = sorted({f"{r['device']}" + (f" ({r['gpu']})" if r.get("gpu") else "") for r in records})
     lines = [
         f"# Fashion-MNIST from scratch: `{name}`", "",
-        f"Command: `{re.sub(r' --shard \d+/\d+', '', first['command'])}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
+        f"Command: `{command}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
         f"device {', '.join(devices)}). Summary: `python benchmarks/fashion_mnist.py --summary --name {name}`.", "",
         f"Config: `{json.dumps(first['config'])}`; {first['train_rows']:,} training rows, {first['val_rows']:,} "
         f"validation rows (noisy like the training rows), {first['test_rows']:,} test images.", "",
