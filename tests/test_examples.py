@@ -67,7 +67,7 @@ def runs(tmp_path_factory):
         "image": [image, *TINY, "--seeds", "0", "1", "2", "--output_dir", str(out / "image")],
         # selection on the noisy validation split: evaluated and checkpointed every 2 steps, best model loaded
         "last_layers": [
-            image, *TINY, "--seeds", "0", "--train_last_layers", "1", "--noise_type", "asymmetric",
+            image, *TINY, "--seeds", "0", "--train_last_layers", "1", "--noise_type", "random_transition",
             "--eval_strategy", "steps", "--eval_steps", "2", "--save_strategy", "steps", "--save_steps", "2",
             "--load_best_model_at_end", "--metric_for_best_model", "accuracy", "--output_dir", str(out / "last_layers"),
         ],
