@@ -57,8 +57,8 @@ def lilaw_meta_gradient(
 ) -> torch.Tensor:
     """Gradient of the meta loss ``mean(W · ℓ)`` in ``(α, β, δ)`` alone (appendix A.2 of the paper).
 
-    ``probs`` and ``losses`` are constants here (they come from a no-grad forward); the gradient is taken with
-    `torch.func.grad`, so it works under ``torch.no_grad`` and inside ``torch.compile``.
+    ``probs`` and ``losses`` are constants here (they come from a no-grad forward), so the graph holds only the
+    weights' few operations; it is built even under ``torch.no_grad``.
 
     Args:
         probs: meta-batch probabilities, ``(batch, num_classes)``, labelled rows only.
@@ -69,12 +69,11 @@ def lilaw_meta_gradient(
     Returns:
         A float32 tensor of shape ``(3,)``: ``[∂L/∂α, ∂L/∂β, ∂L/∂δ]``.
     """
-    probs, losses = probs.detach().float(), losses.detach().float()
-
-    def meta_loss(p: torch.Tensor) -> torch.Tensor:
-        return (lilaw_weights(probs, labels, alpha=p[0], beta=p[1], delta=p[2]).total * losses).mean()
-
-    return torch.func.grad(meta_loss)(params.detach().float())
+    with torch.enable_grad():
+        p = params.detach().float().requires_grad_(True)
+        weights = lilaw_weights(probs.detach(), labels, alpha=p[0], beta=p[1], delta=p[2])
+        (grad,) = torch.autograd.grad((weights.total * losses.detach().float()).mean(), p)
+    return grad
 
 
 def lilaw_meta_update(

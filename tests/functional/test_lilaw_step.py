@@ -82,7 +82,9 @@ def test_compiled_step_math_equals_eager():
     torch.testing.assert_close(fused_sums, eager_sums, rtol=1e-6, atol=1e-6)
     (g1,) = torch.autograd.grad(eager.sum(), z1)
     (g2,) = torch.autograd.grad(fused.sum(), z2)
-    torch.testing.assert_close(g2, g1, rtol=1e-5, atol=1e-7)
+    # Fused kernels round differently (dynamic-shape ones too, once another test has compiled these functions for
+    # another batch size): gradients of ~1e-2 agree to a few 1e-7.
+    torch.testing.assert_close(g2, g1, rtol=1e-5, atol=1e-6)
     meta_logits, meta_labels = _batch(seed=4, rows=32, ignored=False)
     torch.testing.assert_close(
         compiled_gradient(meta_logits, meta_labels, PARAMS, loss=CE),

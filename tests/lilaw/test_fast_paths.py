@@ -86,6 +86,20 @@ def test_meta_cache_off_equals_auto(tmp_path, blob_splits, monkeypatch):
     _identical(auto[2], off[2])
 
 
+def test_the_run_is_the_one_before_the_fast_paths_went(tmp_path, blob_splits):
+    # Logged (α, β, δ, mean W) and final α, β, δ of this run as given by the previous implementation (a one-node
+    # autograd Function for the training weights and a closed-form meta gradient, both bit-equal to autograd):
+    # the plain path reproduces them (bit for bit on this CPU; to rounding elsewhere).
+    trainer, trajectory, _ = _run(tmp_path, blob_splits["train"], blob_splits["meta"])
+    mean_w = [h["lilaw/w"] for h in trainer.state.log_history if "loss" in h]
+    logged = [value for t, w in zip(trajectory, mean_w, strict=True) for value in (*t, w)]
+    assert logged == pytest.approx([9.981304168701172, 2.066511392593384, 6.05877685546875, 1.5986576080322266,
+                                    9.956143379211426, 2.246453046798706, 6.199748992919922, 1.6131813049316406],
+                                   rel=1e-6)  # fmt: skip
+    expected = {"alpha": 9.938252449035645, "beta": 2.4068541526794434, "delta": 6.333099365234375}
+    assert trainer.lilaw_parameters() == pytest.approx(expected, rel=1e-6)
+
+
 def test_compiled_step_math_gives_the_same_run(tmp_path, blob_splits):
     from torch._dynamo.utils import counters
 
