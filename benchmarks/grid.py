@@ -139,14 +139,12 @@ def append_record(path: str | os.PathLike[str], record: Mapping[str, Any]) -> No
 
 
 def pending(cells: Sequence[Cell], records: Iterable[Mapping[str, Any]]) -> list[Cell]:
-    """The cells without a record (records matched on the cells' own fields)."""
+    """The cells without a record, records matched on the cells' own fields; a field a record lacks reads as
+    ``None`` (so a field added to a grid with the value ``None`` keeps the older records)."""
     if not cells:
         return []
-    done = set()
-    for record in records:
-        fields = [f for f in cells[0] if f in record]
-        if len(fields) == len(cells[0]):
-            done.add(cell_key(record, fields))
+    fields = list(cells[0])
+    done = {cell_key({f: record.get(f) for f in fields}) for record in records}
     return [c for c in cells if cell_key(c) not in done]
 
 

@@ -119,6 +119,12 @@ def test_no_run_starts_after_max_minutes(tmp_path):
     assert by_key(read_records(tmp_path / "runs.jsonl")) == by_key([{**c, **toy_run(c)} for c in cells])
 
 
+def test_pending_reads_a_missing_field_as_none():
+    records = [{"seed": 0, "method": "ce", "acc": 0.9}, {"seed": 1, "method": "ce", "batch": 8, "acc": 0.8}]
+    cells = expand({"seed": [0, 1], "method": ["ce"], "batch": [None, 8]})
+    assert pending(cells, records) == [{"seed": 0, "method": "ce", "batch": 8}, {"seed": 1, "method": "ce", "batch": None}]
+
+
 def test_run_one_may_not_change_the_cell(tmp_path):
     with pytest.raises(ValueError, match="other values"):
         run_grid([{"method": "ce"}], lambda c: {"method": "sce"}, tmp_path / "x.jsonl", log=None)
