@@ -9,7 +9,7 @@ from typing import NamedTuple
 import torch
 
 from .losses import IGNORE_INDEX, BaseLoss, per_sample_loss
-from .weighting import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights
+from .weighting import lilaw_meta_gradient, lilaw_meta_loss, lilaw_meta_update, lilaw_weights
 
 
 class BaseLossSettings(NamedTuple):
@@ -64,7 +64,10 @@ def meta_gradient(
     """``[∂L/∂α, ∂L/∂β, ∂L/∂δ]`` of the meta loss ``mean(W · ℓ)`` of a meta batch's logits (labelled rows only)."""
     logits = logits.float()
     losses = per_sample_loss(logits, labels, **loss._asdict())
-    return lilaw_meta_gradient(logits.softmax(dim=-1), labels, losses, params)
+    probs = logits.softmax(dim=-1)
+    if torch.compiler.is_compiling():  # lilaw_compile: func.grad is traced into the graph, autograd.grad splits it
+        return torch.func.grad(lambda p: lilaw_meta_loss(probs, labels, losses, p))(params.detach())
+    return lilaw_meta_gradient(probs, labels, losses, params)
 
 
 def guarded_meta_update(

@@ -52,13 +52,19 @@ def lilaw_weights(
     return LiLAWWeights(w_alpha, w_beta, w_delta, w_alpha + w_beta + w_delta)
 
 
+def lilaw_meta_loss(
+    probs: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor, params: torch.Tensor
+) -> torch.Tensor:
+    """The meta loss ``mean(W · ℓ)`` of a meta batch as a function of ``params = [α, β, δ]`` alone (``probs`` and
+    ``losses`` are taken as constants: they come from a no-grad forward)."""
+    weights = lilaw_weights(probs.detach(), labels, alpha=params[0], beta=params[1], delta=params[2])
+    return (weights.total * losses.detach().float()).mean()
+
+
 def lilaw_meta_gradient(
     probs: torch.Tensor, labels: torch.Tensor, losses: torch.Tensor, params: torch.Tensor
 ) -> torch.Tensor:
-    """Gradient of the meta loss ``mean(W · ℓ)`` in ``(α, β, δ)`` alone (appendix A.2 of the paper).
-
-    ``probs`` and ``losses`` are constants here (they come from a no-grad forward), so the graph holds only the
-    weights' few operations; it is built even under ``torch.no_grad``.
+    """Gradient of `lilaw_meta_loss` in ``(α, β, δ)`` (appendix A.2 of the paper), also under ``torch.no_grad``.
 
     Args:
         probs: meta-batch probabilities, ``(batch, num_classes)``, labelled rows only.
@@ -71,8 +77,7 @@ def lilaw_meta_gradient(
     """
     with torch.enable_grad():
         p = params.detach().float().requires_grad_(True)
-        weights = lilaw_weights(probs.detach(), labels, alpha=p[0], beta=p[1], delta=p[2])
-        (grad,) = torch.autograd.grad((weights.total * losses.detach().float()).mean(), p)
+        (grad,) = torch.autograd.grad(lilaw_meta_loss(probs, labels, losses, p), p)
     return grad
 
 

@@ -161,3 +161,12 @@ def test_shape_errors_name_the_problem():
         lilaw_weights(torch.ones(3), torch.zeros(3, dtype=torch.long), alpha=10, beta=2, delta=6)
     with pytest.raises(ValueError, match="labels must have shape"):
         lilaw_weights(torch.ones(3, 2), torch.zeros(2, dtype=torch.long), alpha=10, beta=2, delta=6)
+
+
+def test_meta_loss_is_the_mean_weighted_loss_of_table5():
+    from hf_lilaw.functional.weighting import lilaw_meta_loss
+
+    probs = torch.tensor(PROBS)
+    ce = -torch.log(probs[:, 0])
+    loss = lilaw_meta_loss(probs, torch.zeros(4, dtype=torch.long), ce, torch.tensor([9.0, 3.0, 7.0]))
+    assert loss.item() == pytest.approx(sum(row[4] for row in TABLE5_9_3_7) / 4, abs=1.5e-3)
