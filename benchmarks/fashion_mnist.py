@@ -146,14 +146,67 @@ def make_splits(seed: int, condition: str, cfg: Config, data_dir: str | None) ->
     return Splits(x[train], labels[train], y[train], x[val], labels[val], y[val], x_test[test], y_test[test])
 
 
+class Rows:
+    """A map-style data set of in-memory tensor columns: rows are dicts (``label`` an int, the rest tensors).
+
+    Its batched read (``__getitems__``, which `DataLoader` and hf_lilaw's side-set sampler call) gathers each
+    column once, so a batch costs a few tensor ops instead of per-row Python work (measured: 4.4 ms of a step at
+    batch 1024 with per-row dicts on a CPU core); `collate` then returns those columns as they are.
+    """
+
+    def __init__(self, columns: dict[str, Any]) -> None:
+        if len({len(v) for v in columns.values()}) != 1:
+            raise ValueError(f"columns of different lengths: { {k: len(v) for k, v in columns.items()} }")
+        self.columns = columns
+
+    @property
+    def column_names(self) -> list[str]:
+        return list(self.columns)
+
+    def __len__(self) -> int:
+        return len(next(iter(self.columns.values())))
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        return {k: int(v[i]) if k == "label" else v[i] for k, v in self.columns.items()}
+
+    def __getitems__(self, indices: Sequence[int]) -> RowBatch:
+        return RowBatch(self, indices)
+
+
+class RowBatch(Sequence):
+    """The rows ``indices`` of a `Rows`, gathered per column; a row dict is built only when one is asked for."""
+
+    def __init__(self, rows: Rows, indices: Sequence[int]) -> None:
+        import torch
+
+        index = torch.as_tensor(list(indices), dtype=torch.long)
+        self.columns = {k: v[index] for k, v in rows.columns.items()}
+        self._len = len(index)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self[j] for j in range(self._len)[i]]
+        if not -self._len <= i < self._len:
+            raise IndexError(i)
+        return {k: int(v[i]) if k == "label" else v[i] for k, v in self.columns.items()}
+
+
 def collate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Rows of `TensorRows` -> a batch: ``pixel_values``, ``labels`` and, where the rows carry it, ``sample_id``."""
+    """Rows -> a batch: ``pixel_values``, ``labels`` and, where the rows carry it, ``sample_id``."""
     import torch
 
-    batch = {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
-             "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long)}  # fmt: skip
+    if isinstance(rows, RowBatch):
+        columns = rows.columns
+        batch = {"pixel_values": columns["pixel_values"], "labels": columns["label"].long()}
+    else:
+        columns = None
+        batch = {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
+                 "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long)}  # fmt: skip
     if "sample_id" in rows[0]:
-        batch["sample_id"] = torch.stack([r["sample_id"] for r in rows])
+        batch["sample_id"] = columns["sample_id"] if columns else torch.stack([r["sample_id"] for r in rows])
     return batch
 
 
@@ -201,7 +254,7 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
     import hf_lilaw
-    from benchmarks.common import MLP, TensorRows
+    from benchmarks.common import MLP
 
     wall_start = time.perf_counter()
     seed, method = cell["seed"], cell["method"]
@@ -209,7 +262,7 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
     columns = {"pixel_values": torch.from_numpy(splits.train_x), "label": torch.from_numpy(splits.train_y)}
     if method == "elr":  # ELR keeps one target per training row, found by sample_id
         columns["sample_id"] = torch.arange(len(splits.train_y))
-    train = TensorRows(columns)
+    train = Rows(columns)
     set_seed(seed)  # the same initial weights for every method of a seed
     model = MLP(num_labels=10, in_features=splits.train_x.shape[1], hidden=cfg.hidden)
     torch_device = torch.device("cuda" if device == "cuda" else "cpu")
@@ -229,7 +282,7 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
                     "gce": hf_lilaw.GeneralizedCrossEntropy}[method]()  # fmt: skip
             trainer = Trainer(args=TrainingArguments(**values), compute_loss_func=loss, **common)
         elif method == "lilaw":
-            meta = TensorRows({"pixel_values": torch.from_numpy(splits.val_x), "label": torch.from_numpy(splits.val_y)})
+            meta = Rows({"pixel_values": torch.from_numpy(splits.val_x), "label": torch.from_numpy(splits.val_y)})
             # "force": the meta set is plain tensors and the collator deterministic, so it is collated once.
             args = hf_lilaw.LiLAWConfig(**values, lilaw_meta_cache="force")
             trainer = hf_lilaw.LiLAWTrainer(args=args, meta_dataset=meta, **common)

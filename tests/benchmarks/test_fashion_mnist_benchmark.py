@@ -52,6 +52,24 @@ def test_parse_condition():
             fm.parse_condition(bad)
 
 
+def test_batched_read_equals_row_by_row():
+    import torch
+
+    rows = fm.Rows({"pixel_values": torch.randn(20, 6), "label": torch.arange(20) % 3, "sample_id": torch.arange(20)})
+    indices = [7, 3, 19, 0]
+    fast = rows.__getitems__(indices)
+    assert len(fast) == 4 and fast[1]["label"] == 0 and int(fast[-1]["sample_id"]) == 0
+    assert [r["label"] for r in fast[1:3]] == [0, 1]
+    with pytest.raises(IndexError):
+        fast[4]
+    batch, slow = fm.collate(fast), fm.collate([rows[i] for i in indices])
+    assert set(batch) == set(slow) == {"pixel_values", "labels", "sample_id"}
+    assert all(torch.equal(batch[k], slow[k]) for k in batch)
+    assert batch["labels"].tolist() == [1, 0, 1, 0] and batch["labels"].dtype == torch.long
+    with pytest.raises(ValueError, match="different lengths"):
+        fm.Rows({"pixel_values": torch.zeros(3, 2), "label": torch.zeros(2)})
+
+
 def test_splits_depend_on_the_seed_only(data_dir):
     cfg = fm.Config(val_rows=100)
     clean, noisy = (fm.make_splits(0, c, cfg, str(data_dir)) for c in ("clean", "uniform_40"))
