@@ -49,9 +49,9 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("collate", ("default_data_collator", "torch_default_data_collator", "__call__collator")),
     ("to device (_prepare_inputs)", ("_prepare_inputs",)),
     ("global RNG save/restore", ("preserved_global_rng", "fork_rng", "getstate", "get_state", "set_state", "setstate")),
-    ("train/eval mode switches", ("set_training_mode",)),
+    ("train/eval mode switches", ("train",)),
     ("meta forward (model)", ("_call_impl",)),
-    ("meta gradient", ("lilaw_meta_gradient", "lilaw_meta_gradient_autograd")),
+    ("meta gradient", ("lilaw_meta_gradient", "meta_gradient")),
     ("update α, β, δ (with its finiteness guard)", ("guarded_meta_update", "lilaw_meta_update")),
     ("weighted training loss", ("_lilaw_loss",)),
 )

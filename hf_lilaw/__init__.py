@@ -49,7 +49,7 @@ _EXPORTS = {
     "LiLAWWeights": ".functional.weighting",
     "lilaw_meta_gradient": ".functional.weighting",
     "lilaw_meta_update": ".functional.weighting",
-    "lilaw_training_weights": ".functional.weighting",
+    "lilaw_meta_loss": ".functional.weighting",
     "lilaw_weights": ".functional.weighting",
     "compute_classification_metrics": ".metrics",
     "load_classification_metric": ".metrics",
@@ -122,7 +122,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerl
         LiLAWWeights,
         lilaw_meta_gradient,
         lilaw_meta_update,
-        lilaw_training_weights,
+        lilaw_meta_loss,
         lilaw_weights,
     )
     from .lilaw.config import LiLAWConfig

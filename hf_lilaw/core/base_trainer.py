@@ -36,7 +36,6 @@ from .outputs import extract_logits
 from .rng import PROBE_DRAW, preserved_global_rng, side_set_rng
 from .sampler import IndexBatchSampler, StreamedBatches, read_rows
 from .tensor_cache import TensorBatchCache
-from .training_mode import set_training_mode
 from .training_state import (
     TrainingState,
     load_training_state,
@@ -347,7 +346,7 @@ class BaseTrainer(Trainer):
         Trainer's autocast context; returns the raw output. With ``name`` (a side set's), a forward that refuses
         the batch because the set's columns are not the forward's arguments fails with a message that says so."""
         was_training = model.training
-        set_training_mode(model, train_mode)
+        model.train(train_mode)
         try:
             with self.compute_loss_context_manager():
                 return model(**inputs)
@@ -360,7 +359,7 @@ class BaseTrainer(Trainer):
                 raise
             raise ValueError(f"{problem} (The forward said: {error})") from error
         finally:
-            set_training_mode(model, was_training)
+            model.train(was_training)
 
     # ---- pre-flight -----------------------------------------------------------------------------------------
 

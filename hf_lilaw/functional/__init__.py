@@ -8,7 +8,7 @@ _EXPORTS = {
     "LiLAWWeights": ".weighting",
     "lilaw_meta_gradient": ".weighting",
     "lilaw_meta_update": ".weighting",
-    "lilaw_training_weights": ".weighting",
+    "lilaw_meta_loss": ".weighting",
     "lilaw_weights": ".weighting",
     "elr_loss": ".elr",
     "elr_probabilities": ".elr",
