@@ -240,10 +240,14 @@ def main() -> None:
                 processing_class=processing_class,
             )
         else:
+            # ELR keeps one target per training row, found by its sample_id: the transform passes it through.
+            with_ids = splits["train"].with_transform(
+                image_transforms(preprocessor, train=script_args.augment, keep_columns=("sample_id",))
+            )
             trainer = ELRTrainer(
                 model=model,
                 args=args,
-                train_dataset=train,
+                train_dataset=with_ids,
                 eval_dataset=validation,
                 compute_metrics=compute_classification_metrics,
                 processing_class=processing_class,

@@ -153,8 +153,10 @@ def main() -> None:
                 compute_metrics=validation_metrics,
             )
         else:
+            # ELR keeps one target per training row, found by its sample_id: the transform passes it through.
+            with_ids = splits["train"].with_transform(vector_transform(input_column="features", keep_columns=("sample_id",)))
             trainer = ELRTrainer(
-                model=model, args=args, train_dataset=train, eval_dataset=validation, compute_metrics=validation_metrics
+                model=model, args=args, train_dataset=with_ids, eval_dataset=validation, compute_metrics=validation_metrics
             )
         trainer.train()
         trainer.save_model()

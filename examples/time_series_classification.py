@@ -186,10 +186,12 @@ def main() -> None:
                 compute_metrics=compute_classification_metrics,
             )
         else:
+            # ELR keeps one target per training row, found by its sample_id: the transform passes it through.
+            with_ids = splits["train"].with_transform(vector_transform(input_column="series", keep_columns=("sample_id",)))
             trainer = ELRTrainer(
                 model=model,
                 args=args,
-                train_dataset=train,
+                train_dataset=with_ids,
                 eval_dataset=validation,
                 compute_metrics=compute_classification_metrics,
             )
