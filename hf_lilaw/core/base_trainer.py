@@ -130,6 +130,7 @@ class BaseTrainer(Trainer):
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(list(self._tag_names))  # so push_to_hub's card carries them
         self._training_state: TrainingState | None = None
+        self._in_training_step = False  # True while training_step runs: compute_loss sees a training batch
         self._training_state_name = ""
         self._training_state_what = ""
         self._metric_sums: dict[tuple[str, ...], torch.Tensor] = {}
@@ -182,10 +183,33 @@ class BaseTrainer(Trainer):
         return_outputs: bool = False,
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        """`Trainer.compute_loss` on the batch without its bookkeeping columns (kept aside for `record_dynamics`)."""
+        """`Trainer.compute_loss` on the batch without its bookkeeping columns (kept aside for `record_dynamics`).
+
+        A family that weights or regularises the loss registers its loss as ``compute_loss_func``, so Trainer's
+        ``num_items_in_batch`` bookkeeping (counts over the whole accumulated batch and across processes) holds.
+        Outputs that are a bare tensor come back as ``{"logits": ...}``: Trainer's ``prediction_step`` would
+        otherwise slice the tensor as if it were a tuple.
+        """
         self._batch_sample_ids = inputs.get(SAMPLE_ID_COLUMN)
         inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
-        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+        if return_outputs and isinstance(result[1], torch.Tensor):
+            return result[0], {"logits": result[1]}
+        return result
+
+    def training_step(
+        self,
+        model: nn.Module,
+        inputs: dict[str, torch.Tensor | Any],
+        num_items_in_batch: torch.Tensor | int | None = None,
+    ) -> torch.Tensor:
+        """`Trainer.training_step`, with ``self._in_training_step`` set while it runs (evaluation also calls
+        `compute_loss`; a family's loss updates its state only for training batches)."""
+        self._in_training_step = True
+        try:
+            return super().training_step(model, inputs, num_items_in_batch)
+        finally:
+            self._in_training_step = False
 
     # ---- side batches ---------------------------------------------------------------------------------------
 

@@ -126,7 +126,6 @@ class ELRTrainer(BaseTrainer):
         self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
         self.elr_state = ELRState(torch.device("cpu") if self.args.elr_targets_on_cpu else self.args.device)
         self.register_training_state(self.elr_state, name=ELR_STATE_NAME.removesuffix(".pt"), what="ELR targets")
-        self._in_training_step = False
         self._first_batch_checked = False
 
     # ---- public API -------------------------------------------------------------------------------------
@@ -135,36 +134,6 @@ class ELRTrainer(BaseTrainer):
         """A copy of the ``(num_samples, num_classes)`` float32 targets on the CPU; row ``i`` is the sample whose
         ``sample_id`` is ``i`` (zeros for a sample not trained on yet)."""
         return self.elr_state.targets.detach().to("cpu", copy=True)
-
-    # ---- Trainer overrides ------------------------------------------------------------------------------
-
-    def training_step(
-        self,
-        model: nn.Module,
-        inputs: dict[str, torch.Tensor | Any],
-        num_items_in_batch: torch.Tensor | int | None = None,
-    ) -> torch.Tensor:
-        self._in_training_step = True  # the loss updates the targets only for training batches
-        try:
-            return super().training_step(model, inputs, num_items_in_batch)
-        finally:
-            self._in_training_step = False
-
-    def compute_loss(
-        self,
-        model: nn.Module,
-        inputs: dict[str, torch.Tensor | Any],
-        return_outputs: bool = False,
-        num_items_in_batch: torch.Tensor | int | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        # The parent keeps the batch's sample ids aside, pops the labels, runs the forward and hands
-        # (outputs, labels, num_items_in_batch) to _elr_loss (registered as compute_loss_func). Reusing that path
-        # keeps Trainer's num_items_in_batch bookkeeping: counts over the whole accumulated batch and across
-        # processes, so 2 × 8 accumulated gives the loss of 1 × 16.
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-        if isinstance(outputs, torch.Tensor):
-            outputs = {"logits": outputs}
-        return (loss, outputs) if return_outputs else loss
 
     # ---- the loss ------------------------------------------------------------------------------------------
 

@@ -162,7 +162,6 @@ class LiLAWTrainer(BaseTrainer):
         initial = (self.args.lilaw_alpha, self.args.lilaw_beta, self.args.lilaw_delta)
         self.lilaw_state = LiLAWState(initial, sampler, device)
         self.register_training_state(self.lilaw_state, name=LILAW_STATE_NAME.removesuffix(".pt"), what="LiLAW state")
-        self._in_training_step = False
         self._first_batch_checked = False
         self._skipped_at_last_log = 0
 
@@ -236,26 +235,7 @@ class LiLAWTrainer(BaseTrainer):
                 self.meta_step(model)
             state.last_step_seen = self.state.global_step
             state.current_step_weighted = not self._in_warmup()
-        self._in_training_step = True
-        try:
-            return super().training_step(model, inputs, num_items_in_batch)
-        finally:
-            self._in_training_step = False
-
-    def compute_loss(
-        self,
-        model: nn.Module,
-        inputs: dict[str, torch.Tensor | Any],
-        return_outputs: bool = False,
-        num_items_in_batch: torch.Tensor | int | None = None,
-    ) -> torch.Tensor | tuple[torch.Tensor, Any]:
-        # The parent pops the labels, runs the forward and hands (outputs, labels, num_items_in_batch) to
-        # _lilaw_loss (registered as compute_loss_func), which applies the weights. Reusing that path keeps the
-        # parent's num_items_in_batch bookkeeping: counts over the whole accumulated batch and across processes.
-        loss, outputs = super().compute_loss(model, inputs, return_outputs=True, num_items_in_batch=num_items_in_batch)
-        if isinstance(outputs, torch.Tensor):
-            outputs = {"logits": outputs}
-        return (loss, outputs) if return_outputs else loss
+        return super().training_step(model, inputs, num_items_in_batch)  # the base marks it a training batch
 
     # ---- the meta step (one optimizer step's update of α, β, δ) -------------------------------------------
 
