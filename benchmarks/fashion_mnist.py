@@ -574,7 +574,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if other:
         raise SystemExit(f"{runs_path} holds runs of another config ({json.dumps(other[0])}; this one is "
                          f"{json.dumps(cfg.as_json())}): pass --name to keep them apart.")  # fmt: skip
-    cells = grid.expand({"seed": args.seeds, "condition": args.conditions, "method": args.methods})
+    # Methods outermost, in the order given: with a deadline, the methods named first are the ones completed.
+    cells = grid.expand({"method": args.methods, "seed": args.seeds, "condition": args.conditions})
     argv_list = list(sys.argv[1:] if argv is None else argv)
     if args.workers:
         def progress() -> str:

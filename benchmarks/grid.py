@@ -9,16 +9,20 @@
 - Resumable: cells whose key is already in the file are skipped, so an interrupted grid continues where it stopped.
 - Sharded: ``shard=(i, n)`` runs every n-th cell starting at i of the full cell list (not of the cells left),
   so n processes that read the file at different moments still split the grid without overlap.
-  `launch_workers` starts the n processes of a script and waits for them.
+- Load-balanced: `launch_workers` starts n processes of a script that share a fresh claim folder (the
+  ``BENCHMARK_GRID_CLAIMS`` variable) instead: each takes the next cell left that no other has claimed, in grid
+  order, so a resumed grid with a few cells left still keeps every process busy and the first cells run first.
 - Appends are whole lines under an exclusive lock, so any number of processes share one file.
 """
 
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import itertools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -40,6 +44,7 @@ __all__ = [
 ]
 
 Cell = dict[str, Any]
+CLAIMS_VARIABLE = "BENCHMARK_GRID_CLAIMS"
 
 
 def expand(spec: Mapping[str, Sequence[Any]] | Sequence[Mapping[str, Sequence[Any]]]) -> list[Cell]:
@@ -155,20 +160,26 @@ def run_grid(
     *,
     shard: tuple[int, int] = (0, 1),
     max_minutes: float | None = None,
+    claims: str | os.PathLike[str] | None = None,
     log: Callable[[str], None] | None = print,
 ) -> list[dict[str, Any]]:
     """Run this shard's cells that have no record in ``path`` yet, appending ``{**cell, **run_one(cell)}`` after
     each; returns the new records. No run starts after ``max_minutes`` (the grid resumes from there).
 
-    ``run_one`` may not return a cell field with another value (the record would no longer name its cell).
+    With ``claims`` (a folder; default: the ``BENCHMARK_GRID_CLAIMS`` variable that `launch_workers` sets) the
+    shard is ignored: every process goes through all the cells left in grid order and runs those whose claim
+    file it creates first. ``run_one`` may not return a cell field with another value (the record would no
+    longer name its cell).
     """
     fields = set().union(*cells) if cells else set()
     if any(set(c) != fields for c in cells):
         raise ValueError("Every cell of a grid needs the same fields; give a missing one an explicit value (e.g. None).")
-    mine = shard_cells(cells, *shard)
+    claims = claims if claims is not None else os.environ.get(CLAIMS_VARIABLE) or None
+    mine = list(cells) if claims else shard_cells(cells, *shard)
     todo = pending(mine, read_records(path))
     if log:
-        log(f"shard {shard[0]}/{shard[1]}: {len(mine)} cells, {len(mine) - len(todo)} done, {len(todo)} to run")
+        where = "claiming from the cells left" if claims else f"shard {shard[0]}/{shard[1]}"
+        log(f"{where}: {len(mine)} cells, {len(mine) - len(todo)} done, {len(todo)} to run")
     new = []
     deadline = None if max_minutes is None else time.perf_counter() + 60 * max_minutes
     for number, cell in enumerate(todo, 1):
@@ -176,6 +187,8 @@ def run_grid(
             if log:
                 log(f"stopped after {max_minutes} minutes: {len(todo) - number + 1} cells not started")
             break
+        if claims and not _claim(Path(claims), cell):
+            continue
         start = time.perf_counter()
         result = dict(run_one(dict(cell)))
         clash = {k: (cell[k], result[k]) for k in cell if k in result and result[k] != cell[k]}
@@ -187,6 +200,17 @@ def run_grid(
         if log:
             log(f"[{number}/{len(todo)}] {cell_key(cell)} in {time.perf_counter() - start:.1f} s")
     return new
+
+
+def _claim(folder: Path, cell: Mapping[str, Any]) -> bool:
+    """Whether this process is the first to claim ``cell`` (an exclusive create of a file named by its key)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    name = hashlib.sha1(cell_key(cell).encode()).hexdigest()
+    try:
+        os.close(os.open(folder / name, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))
+    except FileExistsError:
+        return False
+    return True
 
 
 def add_grid_arguments(parser: Any) -> None:
@@ -208,7 +232,8 @@ def launch_workers(
     interval: float = 30.0,
     env: Mapping[str, str] | None = None,
 ) -> int:
-    """Start ``workers`` processes ``python argv… --shard i/workers`` (one thread each) and wait for all.
+    """Start ``workers`` processes ``python argv… --shard i/workers`` (one thread each) and wait for all; they
+    share a fresh claim folder ``log_dir/claims`` (see `run_grid`), so they split the cells left evenly.
 
     ``argv`` is the script and its arguments without ``--workers``/``--shard``. Each worker's output goes to
     ``log_dir/worker<i>.log``; ``progress()`` (e.g. a count of records) is printed every ``interval`` seconds.
@@ -220,7 +245,10 @@ def launch_workers(
     argv = _without_grid_options(argv)
     log_dir = Path(log_dir)
     log_dir.mkdir(parents=True, exist_ok=True)
-    child_env = {**os.environ, **(env or {}), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    claims = log_dir / "claims"
+    shutil.rmtree(claims, ignore_errors=True)  # claims of an earlier launch: their cells either have records or rerun
+    child_env = {**os.environ, **(env or {}), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1",
+                 CLAIMS_VARIABLE: str(claims)}  # fmt: skip
     procs = []
     for i in range(workers):
         log = (log_dir / f"worker{i}.log").open("w")

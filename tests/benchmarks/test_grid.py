@@ -170,9 +170,34 @@ def test_worker_processes_split_the_grid(tmp_path):
     assert launch_workers([str(script), "--out", str(out), "--workers", "9"], 3, log_dir=tmp_path) == 0
     records = read_records(out)
     assert by_key(records) == by_key([{**c, **toy_run(c)} for c in expand(SPEC)])
-    assert "shard 1/3: 6 cells, 0 done, 6 to run" in (tmp_path / "worker1.log").read_text()
+    assert len(records) == len({cell_key(r, SPEC) for r in records})  # no cell ran twice
+    assert "claiming from the cells left: 18 cells," in (tmp_path / "worker1.log").read_text()
     # A failing worker makes the launcher fail.
     assert launch_workers([str(script), "--out", str(tmp_path)], 2, log_dir=tmp_path / "bad") != 0
+
+
+def test_claims_split_the_cells_left_without_overlap(tmp_path):
+    cells = expand(SPEC)
+    out = tmp_path / "runs.jsonl"
+    left = [cells[0], cells[3], cells[6]]  # a resumed grid whose 3 cells left all fall in shard 0/3's share
+    for cell in cells:
+        if cell not in left:
+            append_record(out, {**cell, **toy_run(cell)})
+    claims, second = tmp_path / "claims", []
+
+    def first_run(cell):  # while the first process runs its first cell, a second one starts
+        if not second:
+            second.append(run_grid(cells, toy_run, out, shard=(1, 3), claims=claims, log=None))
+        return toy_run(cell)
+
+    first = run_grid(cells, first_run, out, shard=(0, 3), claims=claims, log=None)
+    # Each process takes the next unclaimed cell in grid order: the work is split, and none runs twice.
+    assert [cell_key(r, SPEC) for r in first] == [cell_key(left[0])]
+    assert [cell_key(r, SPEC) for r in second[0]] == [cell_key(c) for c in left[1:]]
+    assert by_key(read_records(out)) == by_key([{**c, **toy_run(c)} for c in cells])
+    # Without claims, shard 1/3 would have had nothing to run and shard 0/3 all three, one after another.
+    assert pending(shard_cells(cells, 1, 3), read_records(out)[:15]) == []
+    assert len(pending(shard_cells(cells, 0, 3), read_records(out)[:15])) == 3
 
 
 def test_grid_arguments():
