@@ -140,3 +140,52 @@ def test_bad_options(data_dir, tmp_path):
         fm.main([*ARGS, "--conditions", "asym_40", "--out-dir", str(tmp_path)])
     with pytest.raises(ValueError, match="No records"):
         fm.main(["--summary", "--name", "none", "--out-dir", str(tmp_path)])
+
+
+def test_probe_features_are_the_backbones_and_cached(data_dir, tmp_path, monkeypatch):
+    import timm
+    import torch
+    from safetensors.torch import load_file
+
+    from hf_lilaw.data import fashion_mnist_arrays
+    from hf_lilaw.models import efficientnet_lite0_checkpoint
+
+    monkeypatch.setenv("HF_LILAW_FEATURE_CACHE", str(tmp_path / "cache"))
+    fm._ARRAYS.clear()
+    cfg = fm.Config(model="effnet_probe", image_size=32, hidden=())
+    x_train, y_train, x_test, y_test = fm.load_arrays(str(data_dir), cfg)
+    assert x_train.shape == (600, 1280) and x_test.shape == (200, 1280) and x_train.dtype == np.float32
+    np.testing.assert_allclose(x_train.mean(0), 0, atol=1e-3)  # standardised on the training images
+    # The cached features are the pretrained backbone's pooled output for the resized, normalised images.
+    raw = np.load(fm.feature_cache_path(32))["train"]
+    model = timm.create_model(fm.PROBE_ARCHITECTURE, num_classes=0).eval()
+    weights = load_file(f"{efficientnet_lite0_checkpoint()}/model.safetensors")
+    model.load_state_dict({k: v for k, v in weights.items() if not k.startswith("classifier.")})
+    pixels = fashion_mnist_arrays(data_dir=str(data_dir))[0]
+    image = torch.nn.functional.interpolate(torch.from_numpy(pixels[:3]).float()[:, None] / 255, size=(32, 32),
+                                            mode="bilinear", align_corners=False)  # fmt: skip
+    with torch.no_grad():
+        expected = model(((image - 0.5) / 0.5).expand(-1, 3, -1, -1)).numpy()
+    np.testing.assert_allclose(raw[:3].astype(np.float32), expected, rtol=2e-3, atol=2e-3)  # float16 on disk
+    # A second process reads the cache: the same arrays, nothing recomputed.
+    stamp = fm.feature_cache_path(32).stat().st_mtime_ns
+    fm._ARRAYS.clear()
+    again = fm.load_arrays(str(data_dir), cfg)
+    assert fm.feature_cache_path(32).stat().st_mtime_ns == stamp
+    np.testing.assert_array_equal(again[0], x_train)
+    # One probe run end to end: a linear head on the features.
+    out = tmp_path / "out"
+    args = ["--model", "effnet_probe", "--image-size", "32", "--epochs", "2", "--batch-size", "64", "--val-rows", "100",
+            "--seeds", "0", "--methods", "ce", "elr", "--conditions", "uniform_40", "--name", "probe",
+            "--data-dir", str(data_dir), "--out-dir", str(out), "--max-minutes", "5"]  # fmt: skip
+    assert fm.main(args) == 0
+    records = read_records(out / "probe_runs.jsonl")
+    assert [r["method"] for r in records] == ["ce", "elr"]
+    assert all(r["config"]["model"] == "effnet_probe" and r["config"]["hidden"] == [] for r in records)
+    fm._ARRAYS.clear()
+
+
+def test_records_written_before_the_model_field_still_resume():
+    old = {k: v for k, v in fm.Config().as_json().items() if k not in ("model", "image_size")}
+    assert fm.Config().same_as(old)
+    assert not fm.Config(model="effnet_probe", image_size=64, hidden=()).same_as(old)
