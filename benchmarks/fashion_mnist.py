@@ -439,6 +439,10 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
                     families[f"vs_ce_{when}"].append({"condition": condition, "method": method, "c": c})
                 if condition != "clean" and (c := _compare(runs, oracle, key)):
                     families[f"vs_oracle_{when}"].append({"condition": condition, "method": method, "c": c})
+            elr = cells.get((condition, "elr"), {})
+            for loss in ("sce", "gce"):  # ELR's rows name the robust loss it is compared with
+                if c := _compare(elr, cells.get((condition, loss), {}), key):
+                    families[f"elr_vs_loss_{when}"].append({"condition": condition, "method": loss, "c": c})
     for entries in families.values():
         for e, c in zip(entries, stats.adjust([e["c"] for e in entries])):
             e["c"] = c
@@ -504,6 +508,9 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     grid_of("vs_ce_early_stopped", "Δ vs CE, early-stopped", marks)
     grid_of("vs_oracle_last", "Gap to the oracle (CE on clean labels), last epoch", marks)
     grid_of("vs_oracle_early_stopped", "Gap to the oracle, early-stopped", marks)
+    versus = "Each row: ELR minus that robust loss. " + marks
+    grid_of("elr_vs_loss_last", "ELR against the robust losses, last epoch", versus)
+    grid_of("elr_vs_loss_early_stopped", "ELR against the robust losses, early-stopped", versus)
     mem = s["memorisation"]
     if mem:
         rows = []

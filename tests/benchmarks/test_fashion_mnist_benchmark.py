@@ -162,7 +162,7 @@ def test_probe_features_are_the_backbones_and_cached(data_dir, tmp_path, monkeyp
     weights = load_file(f"{efficientnet_lite0_checkpoint()}/model.safetensors")
     model.load_state_dict({k: v for k, v in weights.items() if not k.startswith("classifier.")})
     pixels = fashion_mnist_arrays(data_dir=str(data_dir))[0]
-    image = torch.nn.functional.interpolate(torch.from_numpy(pixels[:3]).float()[:, None] / 255, size=(32, 32),
+    image = torch.nn.functional.interpolate(torch.from_numpy(pixels[:3].copy()).float()[:, None] / 255, size=(32, 32),
                                             mode="bilinear", align_corners=False)  # fmt: skip
     with torch.no_grad():
         expected = model(((image - 0.5) / 0.5).expand(-1, 3, -1, -1)).numpy()
