@@ -28,15 +28,9 @@ RESULTS_DIR = BENCHMARKS_DIR / "results"
 
 
 def offline_environment(threads: int = 1) -> None:
-    """No Hub access and a fixed number of intra-op threads (set before torch is imported where possible)."""
-    for key, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("HF_DATASETS_OFFLINE", "1"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-        ("OMP_NUM_THREADS", str(threads)),
-        ("MKL_NUM_THREADS", str(threads)),
-    ):
-        os.environ.setdefault(key, value)
+    """The benchmark environment: no Hub access and ``threads`` torch threads. The variables (offline, one thread)
+    were set by `benchmarks/__init__.py` before torch and huggingface_hub loaded, where they are read; here torch's
+    intra-op thread count follows the command line."""
     torch.set_num_threads(threads)
 
 
