@@ -80,6 +80,10 @@ def test_accuracy_toy_grid(tmp_path):
     again = accuracy.main(["--config", str(ROOT / "benchmarks/configs/toy.json"), "--out-dir", str(tmp_path),
                            "--report-only"])  # fmt: skip
     assert again["markdown"].read_text() == text
+    # A second grid call finds every cell done (`benchmarks.grid` resume) and trains nothing.
+    records = (tmp_path / "accuracy_toy_runs.jsonl").read_text()
+    accuracy.main(["--config", str(ROOT / "benchmarks/configs/toy.json"), "--out-dir", str(tmp_path)])
+    assert (tmp_path / "accuracy_toy_runs.jsonl").read_text() == records
 
 
 @pytest.mark.parametrize("bad, message", [
