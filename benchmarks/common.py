@@ -1,7 +1,7 @@
 """Shared pieces of the benchmark scripts: offline models, tensorised image data, callbacks, tables, hardware.
 
-The scripts are clients of hf_lilaw's public API only. Import this module after setting the thread
-environment (the scripts do it first thing): ``OMP_NUM_THREADS`` is read when torch is imported.
+The scripts are clients of hf_lilaw's public API only. The thread and offline defaults are set by the package
+(`benchmarks/__init__.py`) before this module imports torch and transformers.
 """
 
 from __future__ import annotations
@@ -21,20 +21,16 @@ import torch
 from torch import nn
 from transformers import TrainerCallback
 
+from benchmarks import grid, stats
+
 BENCHMARKS_DIR = Path(__file__).resolve().parent
 RESULTS_DIR = BENCHMARKS_DIR / "results"
 
 
 def offline_environment(threads: int = 1) -> None:
-    """No Hub access and a fixed number of intra-op threads (set before torch is imported where possible)."""
-    for key, value in (
-        ("HF_HUB_OFFLINE", "1"),
-        ("HF_DATASETS_OFFLINE", "1"),
-        ("TOKENIZERS_PARALLELISM", "false"),
-        ("OMP_NUM_THREADS", str(threads)),
-        ("MKL_NUM_THREADS", str(threads)),
-    ):
-        os.environ.setdefault(key, value)
+    """The benchmark environment: no Hub access and ``threads`` torch threads. The variables (offline, one thread)
+    were set by `benchmarks/__init__.py` before torch and huggingface_hub loaded, where they are read; here torch's
+    intra-op thread count follows the command line."""
     torch.set_num_threads(threads)
 
 
@@ -254,6 +250,21 @@ class TensorRows(torch.utils.data.Dataset):
         ]
 
 
+class LastValue:
+    """The value made for the last key asked for, made again only when the key changes: a grid runs the methods
+    of one data cell one after another, and they share its data (splits, noise draw, features)."""
+
+    def __init__(self) -> None:
+        self.key: Any = object()
+        self.value: Any = None
+
+    def get(self, key: Any, make: Any) -> Any:
+        if key != self.key:
+            self.value = None  # let the old value go before the new one is made
+            self.value, self.key = make(), key
+        return self.value
+
+
 # ------------------------------------------------------------------------------------------------ callbacks
 
 
@@ -366,6 +377,36 @@ def mean_std(values: Sequence[float]) -> tuple[float, float]:
     return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
 
 
+# The record of one run of `finetune_noise.py` and `ucr_lstm.py` (one JSON line each) holds at least these.
+RECORD_KEYS = ("method", "setting", "noise_type", "noise_rate", "seed", "test_accuracy", "test_accuracy_early_stopped",
+               "seconds")  # fmt: skip
+
+
+def load_records(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """The `RECORD_KEYS` records of a ``.jsonl`` file (`benchmarks.grid.read_records`, each checked)."""
+    return grid.read_records(path, required=RECORD_KEYS)
+
+
+def paired_test(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, Any] | None:
+    """``{"delta", "p", "n"}`` of `benchmarks.stats.paired_over_seeds` (a − b over the seeds both have), the form
+    the fine-tuning and UCR summaries store; ``None`` with fewer than 2 shared seeds."""
+    c = stats.paired_over_seeds(a, b)
+    return None if c is None else {"delta": c.mean, "p": c.p, "n": c.n}
+
+
+def pct(x: float) -> str:
+    """A fraction as a percentage with one decimal: ``0.8234`` -> ``"82.3"``."""
+    return f"{100 * x:.1f}"
+
+
+def format_delta(test: Mapping[str, Any] | None) -> str:
+    """A `paired_test` in a table: ``+5.3 (p=0.012)*`` (points; ``*`` p < 0.05), ``–`` without a test."""
+    if not test:
+        return "–"
+    p = "<0.001" if test["p"] < 0.001 else f"={test['p']:.3f}"
+    return f"{100 * test['delta']:+.1f} (p{p}){'*' if test['p'] < 0.05 else ''}"
+
+
 def markdown_table(headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
     lines = ["| " + " | ".join(headers) + " |", "|" + "|".join("---" for _ in headers) + "|"]
     lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
@@ -411,26 +452,6 @@ def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:
 
         return yaml.safe_load(text)
     return json.loads(text)
-
-
-def read_jsonl(path: str | os.PathLike[str], *, required: Sequence[str] = ()) -> list[dict[str, Any]]:
-    """The records of a ``.jsonl`` file (one JSON object per non-empty line; none if the file does not exist),
-    each checked to carry the ``required`` keys."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    records = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
-    for record in records:
-        missing = [k for k in required if k not in record]
-        if missing:
-            raise ValueError(f"A record of {path} lacks {missing}: {record}")
-    return records
-
-
-def append_jsonl(path: str | os.PathLike[str], record: Mapping[str, Any]) -> None:
-    """Append ``record`` to a ``.jsonl`` file as one line (one write, so concurrent appenders keep whole lines)."""
-    with Path(path).open("a") as f:
-        f.write(json.dumps(record) + "\n")
 
 
 def write_json(path: str | os.PathLike[str], data: Any) -> Path:

@@ -43,47 +43,31 @@ are only comparable with the load they were taken under.
 
 from __future__ import annotations
 
+import argparse
+import copy
+import json
+import logging
 import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import json  # noqa: E402
-import logging  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import baselines  # noqa: E402
-from transformers import Trainer, TrainerCallback  # noqa: E402
+# Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
+from benchmarks import baselines
+from benchmarks.common import RESULTS_DIR, build_model, command_line, count_parameters, hardware_info
+from benchmarks.common import markdown_table, median_iqr, offline_environment, tensorise_images, write_json
 
-
-from benchmarks.common import (  # noqa: E402
-    RESULTS_DIR,
-    build_model,
-    command_line,
-    count_parameters,
-    hardware_info,
-    markdown_table,
-    median_iqr,
-    offline_environment,
-    tensorise_images,
-    write_json,
-)
+import numpy as np
+import torch
+from torch import nn
+from transformers import Trainer, TrainerCallback
 
 LILAW_BASE_ARMS = ("trainer", "floor")
 LILAW_VARIANTS = ("lilaw", "lilaw_compiled", "lilaw_detached")

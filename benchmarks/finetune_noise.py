@@ -12,7 +12,7 @@ checkpoint, no download) on scikit-learn's digits upscaled to RGB, in three sett
   last2          the last 2 blocks, the head conv and the classifier trained (the rest frozen, BatchNorm too)
   full           every parameter trained
 
-Each setting lists its noise conditions (``[noise_type, rate]``) and methods (see `benchmarks/accuracy.py`:
+Each setting lists its noise conditions (``[noise_type, rate]``) and methods (see `benchmarks/training.py`:
 ce, lilaw, lilaw_detached, focal, gce, sce, lilaw_sce, prune_cleanlab, prune_onerun, ebomlc, ...). Every run
 evaluates test and noisy-validation accuracy after each epoch and appends ONE JSON line to the ``.jsonl``
 (``method``, ``setting``, ``noise_type``, ``noise_rate``, ``seed``, ``test_accuracy`` at the last epoch,
@@ -27,56 +27,40 @@ seeds, the paper's Figure-3 protocol beside the like-for-like pairs, and a recom
 
 from __future__ import annotations
 
+import argparse
+import copy
+import logging
 import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import hashlib  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import sys
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import accuracy  # noqa: E402
-from benchmarks.common import (  # noqa: E402
-    RESULTS_DIR,
-    append_jsonl,
-    build_model,
-    command_line,
-    hardware_info,
-    load_config,
-    markdown_table,
-    mean_std,
-    offline_environment,
-    read_jsonl,
-    write_json,
-)
+# Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
+from benchmarks import grid, stats
+from benchmarks.common import RESULTS_DIR, LastValue, command_line, format_delta, hardware_info, load_config
+from benchmarks.common import load_records, markdown_table, mean_std, offline_environment, paired_test, pct
+from benchmarks.common import write_json
+from benchmarks.features import feature_cache, to_features
+from benchmarks.training import ALL_METHODS, METHOD_LABELS, apply_overrides, load_base, prepare_cell, resolve_config, run_method
+
+import numpy as np
 
 logger = logging.getLogger("benchmarks.finetune_noise")
 
 SETTING_LABELS = {"linear_probe": "linear probe", "last2": "last 2 blocks", "full": "full fine-tuning"}
-RECORD_KEYS = ("method", "setting", "noise_type", "noise_rate", "seed", "test_accuracy", "test_accuracy_early_stopped",
-               "seconds")  # fmt: skip
 
 
 # ------------------------------------------------------------------------------------------------ config
 
 
 def setting_config(cfg: dict[str, Any], setting: str) -> dict[str, Any]:
-    """The `benchmarks.accuracy` config of one setting: the shared entries, then the setting's own on top."""
+    """The `benchmarks.training` config of one setting: the shared entries, then the setting's own on top."""
     spec = cfg["settings"][setting]
     raw = {k: copy.deepcopy(v) for k, v in cfg.items() if k not in ("settings", "figure3", "name", "description")}
     for key, value in spec.items():
@@ -87,7 +71,7 @@ def setting_config(cfg: dict[str, Any], setting: str) -> dict[str, Any]:
     raw["dataset"] = {**raw["dataset"], "kwargs": {**raw["dataset"].get("kwargs", {}), "size": spec["image_size"]}}
     conds = [(str(t), float(r)) for t, r in spec["conditions"]]
     raw.update(name=f"{cfg['name']}_{setting}", noise_types=sorted({t for t, _ in conds}), rates=sorted({r for _, r in conds}))
-    out = accuracy.resolve_config(raw)
+    out = resolve_config(raw)
     out["conditions"] = conds
     return out
 
@@ -103,123 +87,49 @@ def validate(cfg: dict[str, Any]) -> None:
         setting_config(cfg, name)  # raises on unknown methods or a missing 'ce'
 
 
-# ------------------------------------------------------------------------------------------------ features
-
-
-class FeatureCache:
-    """Pooled pretrained features (the linear probe's inputs), computed once per distinct image.
-
-    Keyed by the image tensor's bytes, so every seed's split reuses the features of seed 0's; optionally
-    persisted to ``path`` (``.pt``) so a resumed grid computes none.
-    """
-
-    def __init__(self, model_spec: dict[str, Any], device: str, *, path: Path | None = None, batch_size: int = 256):
-        self.model_spec, self.device, self.path, self.batch_size = model_spec, device, path, batch_size
-        self.store: dict[str, torch.Tensor] = torch.load(path) if path and path.exists() else {}
-        self._model = None
-        self.seconds = 0.0
-
-    def backbone(self):
-        if self._model is None:
-            model = build_model(self.model_spec, num_labels=2, in_channels=3, image_size=0)
-            self._model = getattr(model, "timm_model", model).to(self.device).eval()
-        return self._model
-
-    @torch.no_grad()
-    def __call__(self, pixels: torch.Tensor) -> torch.Tensor:
-        keys = [hashlib.sha1(x.numpy().tobytes()).hexdigest() for x in pixels]
-        missing = sorted({k: i for i, k in enumerate(keys) if k not in self.store}.items(), key=lambda kv: kv[1])
-        if missing:
-            start = time.perf_counter()
-            model = self.backbone()
-            index = [i for _, i in missing]
-            for j in range(0, len(index), self.batch_size):
-                chunk = pixels[index[j : j + self.batch_size]].to(self.device)
-                feats = model.forward_head(model.forward_features(chunk), pre_logits=True).float().cpu()
-                for i, f in zip(index[j : j + self.batch_size], feats):
-                    self.store[keys[i]] = f.clone()
-            self.seconds += time.perf_counter() - start
-            if self.path:
-                self.path.parent.mkdir(parents=True, exist_ok=True)
-                torch.save(self.store, self.path)
-        return torch.stack([self.store[k] for k in keys])
-
-
-def to_features(base: dict[str, Any], cache: FeatureCache) -> dict[str, Any]:
-    """The seed's splits with ``pixel_values`` replaced by the backbone's pooled features (a vector per row)."""
-    from benchmarks.common import TensorRows
-
-    out = dict(base)
-    for name in ("train", "meta"):
-        ds = base[name]
-        feats = cache(ds.with_format("torch", columns=["pixel_values"])[:]["pixel_values"])
-        ds = ds.remove_columns(["pixel_values"]).add_column("pixel_values", feats.numpy().tolist())
-        out[name] = ds.with_format("torch")
-    test = base["test"]
-    out["test"] = TensorRows({"pixel_values": cache(test.columns["pixel_values"]), "label": test.columns["label"]})
-    out.update(in_channels=int(feats.shape[1]), image_size=1)
-    return out
-
-
 # ------------------------------------------------------------------------------------------------ grid
 
 
-def done_keys(path: Path) -> set[tuple]:
-    return {record_key(r) for r in read_jsonl(path)}
-
-
-def record_key(r: dict[str, Any]) -> tuple:
-    return (r["setting"], r["noise_type"], float(r["noise_rate"]), int(r["seed"]), r["method"])
-
-
-def run(cfg: dict[str, Any], out: Path, *, device: str, settings: list[str], methods: list[str] | None,
-        seeds: list[int] | None, cache_dir: Path | None, shard: tuple[int, int] = (0, 1),
-        max_minutes: float | None = None) -> None:  # fmt: skip
-    """Run the planned runs not yet in ``out``; shard ``(i, n)`` takes every n-th (setting, condition, seed) cell."""
-    done = done_keys(out)
+def grid_cells(cfg: dict[str, Any], settings: list[str], *, methods: list[str] | None = None,
+               seeds: list[int] | None = None) -> list[dict[str, Any]]:  # fmt: skip
+    """The cells (setting, noise condition, seed, method), condition-major across settings: every setting and seed
+    of the configs' first (most informative) conditions comes first, so a grid stopped by --max-minutes has whole
+    conditions for paired comparisons."""
     seeds = [int(s) for s in (seeds if seeds is not None else cfg["seeds"])]
-    # Condition-major across settings: every setting and seed of the configs' first (most informative)
-    # conditions comes first, so a grid stopped by --max-minutes has whole conditions for paired comparisons.
     scfgs = {setting: setting_config(cfg, setting) for setting in settings}
     conditions = list(dict.fromkeys(c for s in settings for c in scfgs[s]["conditions"]))
-    grid = []
-    for noise_type, rate in conditions:
-        for setting in settings:
-            if (noise_type, rate) not in scfgs[setting]["conditions"]:
-                continue
-            wanted = [m for m in scfgs[setting]["methods"] if methods is None or m in methods]
-            for seed in seeds:
-                grid += [(setting, seed, noise_type, rate, method) for method in wanted]
-    # Cells are dealt to shards from the whole grid, done or not, so a resumed shard keeps its cells.
-    cells = list(dict.fromkeys(p[:4] for p in grid))
-    mine = set(cells[shard[0] :: shard[1]])
-    plan = [p for p in grid if p[:4] in mine and (p[0], p[2], p[3], p[1], p[4]) not in done]
-    print(f"{len(plan)} runs to do ({len(done)} already in {out})", flush=True)
-    start, cell_key, cell, cache = time.perf_counter(), None, None, {}
-    features: dict[str, FeatureCache] = {}
-    bases: dict[tuple[str, int], dict[str, Any]] = {}  # the seed's tensorised splits, kept for the next condition
-    for count, (setting, seed, noise_type, rate, method) in enumerate(plan, 1):
-        if max_minutes is not None and time.perf_counter() - start > 60 * max_minutes:
-            print(f"--max-minutes {max_minutes} reached: {len(plan) - count + 1} runs left for a resumed call.", flush=True)
-            break
+    return grid.expand([
+        {"setting": [setting], "noise_type": [noise_type], "noise_rate": [rate], "seed": seeds,
+         "method": [m for m in scfgs[setting]["methods"] if methods is None or m in methods]}
+        for noise_type, rate in conditions for setting in settings if (noise_type, rate) in scfgs[setting]["conditions"]
+    ])  # fmt: skip
+
+
+def runner(cfg: dict[str, Any], *, device: str, cache_dir: Path | None) -> Any:
+    """``run_one`` for `benchmarks.grid.run_grid`: a setting's seed splits (with the linear probe's features) and
+    the cell's noisy data are built once for the methods of the cell that run one after another."""
+    bases, cells = LastValue(), LastValue()
+
+    def features_of(scfg: dict[str, Any]) -> Any:
+        spec = scfg.get("features")
+        if not spec:
+            return None
+        path = cache_dir / f"features_{spec['type']}_{scfg['dataset']['kwargs']['size']}.pt" if cache_dir else None
+        return feature_cache(spec, device, path=path)
+
+    def base_of(scfg: dict[str, Any], seed: int) -> dict[str, Any]:
+        base, features = load_base(scfg, seed, None), features_of(scfg)
+        return base if features is None else to_features(base, features)
+
+    def run_one(cell: dict[str, Any]) -> dict[str, Any]:
+        setting, noise_type, rate, seed = cell["setting"], cell["noise_type"], cell["noise_rate"], cell["seed"]
         scfg = setting_config(cfg, setting)
-        if (setting, seed) not in bases:
-            bases = {k: v for k, v in bases.items() if k[0] == setting}
-            base = accuracy.load_base(scfg, seed, None)
-            if scfg.get("features"):
-                spec = scfg["features"]
-                if setting not in features:
-                    path = cache_dir / f"features_{spec['type']}_{scfg['dataset']['kwargs']['size']}.pt" if cache_dir else None
-                    features[setting] = FeatureCache(spec, device, path=path)
-                base = to_features(base, features[setting])
-            bases[(setting, seed)] = base
-        if cell_key != (setting, seed, noise_type, rate):
-            cell = accuracy.prepare_cell(scfg, bases[(setting, seed)], noise_type if rate else "none", rate, seed)
-            cell_key, cache = (setting, seed, noise_type, rate), {}
+        base = bases.get((setting, seed), lambda: base_of(scfg, seed))
+        data, cache = cells.get((setting, seed, noise_type, rate), lambda: (
+            prepare_cell(scfg, base, noise_type if rate else "none", rate, seed), {}))  # fmt: skip
         t0 = time.perf_counter()
-        result = accuracy.run_method(method, scfg, cell, seed, device, cache)
+        result = run_method(cell["method"], scfg, data, seed, device, cache)
         record = {
-            "method": method, "setting": setting, "noise_type": noise_type, "noise_rate": rate, "seed": seed,
             "test_accuracy": result.pop("last_test_accuracy"),
             "test_accuracy_early_stopped": result.pop("selected_test_accuracy"),
             "seconds": time.perf_counter() - t0,
@@ -227,40 +137,14 @@ def run(cfg: dict[str, Any], out: Path, *, device: str, settings: list[str], met
             "epochs": scfg["training"]["epochs"], "device": device,
             "bf16": bool(scfg["training"]["bf16"]), **result,
         }  # fmt: skip
-        if setting in features:
-            record["feature_seconds_total"] = features[setting].seconds
-        append_jsonl(out, record)
-        print(
-            f"[{count}/{len(plan)}] {setting} {noise_type} {rate:.1f} seed {seed} {method:15s} "
-            f"last {record['test_accuracy']:.4f} early-stopped {record['test_accuracy_early_stopped']:.4f} "
-            f"({record['seconds']:.1f} s; {time.perf_counter() - start:.0f} s)",
-            flush=True,
-        )
+        if (features := features_of(scfg)) is not None:
+            record["feature_seconds_total"] = features.seconds
+        return record
+
+    return run_one
 
 
 # ------------------------------------------------------------------------------------------------ summary
-
-
-def load_records(path: Path) -> list[dict[str, Any]]:
-    return read_jsonl(path, required=RECORD_KEYS)
-
-
-def paired(a: dict[int, float], b: dict[int, float]) -> dict[str, Any] | None:
-    """Mean paired difference a − b over the seeds both have, and the two-sided paired t-test p-value."""
-    from scipy.stats import ttest_rel
-
-    seeds = sorted(set(a) & set(b))
-    if len(seeds) < 2:
-        return None
-    x, y = np.asarray([a[s] for s in seeds]), np.asarray([b[s] for s in seeds])
-    diff = x - y
-    if np.all(diff == diff[0]):
-        p = 1.0 if diff[0] == 0 else 0.0  # a constant non-zero difference: the t statistic is infinite
-    else:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", RuntimeWarning)
-            p = float(ttest_rel(x, y).pvalue)
-    return {"delta": float(diff.mean()), "p": p, "n": len(seeds)}
 
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
@@ -279,7 +163,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             mean, sd = mean_std([values[s] for s in sorted(values)])
             entry[metric] = {"mean": mean, "sd": sd, "values": [values[s] for s in sorted(values)]}
             if method != "ce":
-                entry[metric]["vs_ce"] = paired(values, {s: float(r[metric]) for s, r in ce.items()})
+                entry[metric]["vs_ce"] = paired_test(values, {s: float(r[metric]) for s, r in ce.items()})
         cells.append(entry)
     return {"settings": settings, "cells": cells, "figure3": figure3(by), "recommendation": recommend(cells)}
 
@@ -299,7 +183,7 @@ def figure3(by: dict[tuple, dict[int, dict[str, Any]]]) -> list[dict[str, Any]]:
             row: dict[str, Any] = {"noise_type": noise_type, "noise_rate": rate, "metric": metric}
             for name, ((sa, ma), (sb, mb)) in pairs.items():
                 a, b = by.get((sa, noise_type, rate, ma), {}), by.get((sb, noise_type, rate, mb), {})
-                row[name] = paired({s: r[metric] for s, r in a.items()}, {s: r[metric] for s, r in b.items()})
+                row[name] = paired_test({s: r[metric] for s, r in a.items()}, {s: r[metric] for s, r in b.items()})
             if any(row[name] for name in pairs):
                 rows.append(row)
     return rows
@@ -331,19 +215,8 @@ def recommend(cells: list[dict[str, Any]], *, metric: str = "test_accuracy_early
     return sorted(rows, key=lambda r: (order.get(r["setting"], 99), r["noise_type"] != "uniform", r["noise_type"], r["noise_rate"]))
 
 
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
 def _p(p: float | None) -> str:
-    return "–" if p is None else ("<0.001" if p < 0.001 else f"{p:.3f}")
-
-
-def _delta(test: dict[str, Any] | None) -> str:
-    if not test:
-        return "–"
-    p = _p(test["p"])
-    return f"{100 * test['delta']:+.1f} (p{p if p.startswith('<') else '=' + p}){'*' if test['p'] < 0.05 else ''}"
+    return stats.format_p(p) or "–"
 
 
 def condition_label(noise_type: str, rate: float) -> str:
@@ -351,7 +224,7 @@ def condition_label(noise_type: str, rate: float) -> str:
 
 
 def report(summary: dict[str, Any], *, source: str) -> str:
-    label = accuracy.METHOD_LABELS
+    label = METHOD_LABELS
     parts = [
         f"# Pretrained fine-tuning under label noise (`{source}`)",
         "",
@@ -368,12 +241,12 @@ def report(summary: dict[str, Any], *, source: str) -> str:
     for r in summary["recommendation"]:
         name = label.get(r["best"], r["best"]) if r["significant"] or r["best"] == "ce" else f"{label.get(r['best'], r['best'])} (n.s.: use CE or any)"
         rows.append([SETTING_LABELS.get(r["setting"], r["setting"]), condition_label(r["noise_type"], r["noise_rate"]),
-                     name, _pct(r["best_mean"]), _pct(r["ce_mean"]), f"{100 * r['gain']:+.1f}", _p(r["p"]), r["n"]])  # fmt: skip
+                     name, pct(r["best_mean"]), pct(r["ce_mean"]), f"{100 * r['gain']:+.1f}", _p(r["p"]), r["n"]])  # fmt: skip
     parts.append(markdown_table(["setting", "noise", "best method", "its acc.", "CE acc.", "gain", "p", "seeds"], rows))
     if summary["figure3"]:
         names = [k for k in summary["figure3"][0] if k not in ("noise_type", "noise_rate", "metric")]
         rows = [[condition_label(r["noise_type"], r["noise_rate"]), "last" if r["metric"] == "test_accuracy" else "early-stopped"]
-                + [_delta(r[n]) for n in names] for r in summary["figure3"]]  # fmt: skip
+                + [format_delta(r[n]) for n in names] for r in summary["figure3"]]  # fmt: skip
         parts += ["", "## The paper's Figure-3 protocol beside the like-for-like pairs", "",
                   "Paired differences in points (p). The paper compares LiLAW fine-tuning the last 2 blocks with CE "
                   "fine-tuning everything; the like-for-like pairs hold the trained parameters fixed, and the last "
@@ -381,7 +254,7 @@ def report(summary: dict[str, Any], *, source: str) -> str:
     for setting in summary["settings"]:
         cells = [c for c in summary["cells"] if c["setting"] == setting]
         conds = sorted({(c["noise_type"], c["noise_rate"]) for c in cells}, key=lambda c: (c[0] != "uniform", c[0], c[1]))
-        methods = list(dict.fromkeys(m for m in accuracy.ALL_METHODS if any(c["method"] == m for c in cells)))
+        methods = list(dict.fromkeys(m for m in ALL_METHODS if any(c["method"] == m for c in cells)))
         index = {(c["noise_type"], c["noise_rate"], c["method"]): c for c in cells}
         headers = ["method"] + [condition_label(*c) for c in conds]
         for metric, title in (("test_accuracy", "last epoch"), ("test_accuracy_early_stopped", "early-stopped")):
@@ -394,9 +267,9 @@ def report(summary: dict[str, Any], *, source: str) -> str:
                         row.append("–")
                         continue
                     v = c[metric]
-                    cell = f"{_pct(v['mean'])} ± {_pct(v['sd'])}"
+                    cell = f"{pct(v['mean'])} ± {pct(v['sd'])}"
                     if m != "ce":
-                        cell += f" ({_delta(v.get('vs_ce'))})"
+                        cell += f" ({format_delta(v.get('vs_ce'))})"
                     row.append(cell + ("" if c["n_seeds"] >= 5 else f" [n={c['n_seeds']}]"))
                 rows.append(row)
             parts += ["", f"## {SETTING_LABELS.get(setting, setting)}: test accuracy, {title}", "", markdown_table(headers, rows)]
@@ -412,7 +285,7 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
     settings = summary["settings"]
     fig = Figure(figsize=(max(9.0, 4.6 * len(settings)), 8.4))
     axes = fig.subplots(2, len(settings), squeeze=False, sharey=True)
-    methods = [m for m in accuracy.ALL_METHODS if any(c["method"] == m for c in summary["cells"])]
+    methods = [m for m in ALL_METHODS if any(c["method"] == m for c in summary["cells"])]
     for col, setting in enumerate(settings):
         for row, (metric, title) in enumerate((("test_accuracy", "last epoch"), ("test_accuracy_early_stopped", "early-stopped"))):
             ax = axes[row][col]
@@ -421,7 +294,7 @@ def plot(summary: dict[str, Any], path: Path) -> Path:
                              if c["setting"] == setting and c["method"] == m and c["noise_type"] == "uniform")  # fmt: skip
                 if pts:
                     x, y, e = (np.asarray(v) * 100 for v in zip(*pts))
-                    ax.errorbar(x, y, yerr=e, marker="os^vD<>pP*"[i % 10], capsize=3, label=accuracy.METHOD_LABELS.get(m, m),
+                    ax.errorbar(x, y, yerr=e, marker="os^vD<>pP*"[i % 10], capsize=3, label=METHOD_LABELS.get(m, m),
                                 color=f"C{i % 10}", linestyle="-" if i < 10 else "--")  # fmt: skip
             ax.set(title=f"{SETTING_LABELS.get(setting, setting)}, {title}", xlabel="uniform noise rate (%)")
             ax.grid(alpha=0.3)
@@ -474,8 +347,8 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     parser.add_argument("--set", action="append", default=[], metavar="KEY=VALUE",
                         help="Override a config entry, e.g. --set settings.full.training.epochs=3 (VALUE is JSON).")  # fmt: skip
     parser.add_argument("--cache-dir", help="Where the linear probe's feature cache is kept (default: none).")
-    parser.add_argument("--shard", default="0/1", help="I/N: run only every N-th (setting, condition, seed) cell from the I-th "
-                        "(parallel processes on one GPU, each with its own --out).")  # fmt: skip
+    parser.add_argument("--shard", type=grid.parse_shard, default=(0, 1), metavar="I/N",
+                        help="Run only every N-th cell from the I-th (0-based): N processes, one --out.")  # fmt: skip
     parser.add_argument("--max-minutes", type=float, help="Start no run after this many minutes (resume later).")
     parser.add_argument("--no-summary", action="store_true", help="Skip the tables after the runs (shards).")
     args = parser.parse_args(argv)
@@ -497,7 +370,7 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
     datasets.disable_progress_bars()
     transformers.utils.logging.disable_progress_bar()
 
-    cfg = accuracy.apply_overrides(load_config(args.config), args.set)
+    cfg = apply_overrides(load_config(args.config), args.set)
     if args.bf16:
         cfg.setdefault("training", {})["bf16"] = True
     validate(cfg)
@@ -509,9 +382,9 @@ def main(argv: list[str] | None = None) -> dict[str, Path]:
         raise ValueError(f"Unknown settings {unknown}; the config has {list(cfg['settings'])}.")
     write_json(Path(f"{out.with_suffix('')}_meta.json"), {"command": command_line(), "config": cfg,
                                                           "hardware": hardware_info(args.device)})  # fmt: skip
-    run(cfg, out, device=args.device, settings=settings, methods=args.methods, seeds=args.seeds,
-        cache_dir=Path(args.cache_dir) if args.cache_dir else None,
-        shard=tuple(int(v) for v in args.shard.split("/")), max_minutes=args.max_minutes)  # fmt: skip
+    cells = grid_cells(cfg, settings, methods=args.methods, seeds=args.seeds)
+    run_one = runner(cfg, device=args.device, cache_dir=Path(args.cache_dir) if args.cache_dir else None)
+    grid.run_grid(cells, run_one, out, shard=args.shard, max_minutes=args.max_minutes, log=lambda m: print(m, flush=True))
     if args.no_summary:
         return {"records": out}
     paths = write_summary(out)

@@ -17,37 +17,26 @@ Prints a markdown table and writes one JSON record per invocation to
 
 from __future__ import annotations
 
+import argparse
+import gzip
+import logging
 import os
+import subprocess
+import sys
+import time
+from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import argparse  # noqa: E402
-import gzip  # noqa: E402
-import logging  # noqa: E402
-import subprocess  # noqa: E402
-import sys  # noqa: E402
-import time  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import datasets  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from torch import nn  # noqa: E402
-
-if __package__ in (None, ""):
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import (  # noqa: E402
-    RESULTS_DIR,
-    command_line,
-    hardware_info,
-    markdown_table,
-    offline_environment,
-    write_json,
-)
-from hf_lilaw import (  # noqa: E402
+# Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
+from benchmarks.common import RESULTS_DIR, command_line, hardware_info, markdown_table, offline_environment, write_json
+
+import datasets
+import numpy as np
+import torch
+from torch import nn
+from hf_lilaw import (
     HARDNESS_SCORES,
     LiLAWConfig,
     LiLAWTrainer,
@@ -57,7 +46,7 @@ from hf_lilaw import (  # noqa: E402
     find_label_issues,
     split_meta_set,
 )
-from hf_lilaw.analysis import otsu_threshold  # noqa: E402
+from hf_lilaw.analysis import otsu_threshold
 
 OUT_DIR = RESULTS_DIR / "label_issues"
 

@@ -22,7 +22,7 @@ skipped, so an interrupted grid continues). ``--report`` reads the records and w
 ``benchmarks/results/mlc/<config name>.md``: test accuracy at the last epoch, mean ± std over seeds, and the paired
 difference to CE on the same seed, data split, noise draw and initial weights with a two-sided paired t-test.
 
-Data, model and splits are the accuracy grid's (``benchmarks/accuracy.py``): scikit-learn digits, 20 % test, 15 % of
+Data, model and splits are the accuracy grid's (``benchmarks/training.py``): scikit-learn digits, 20 % test, 15 % of
 the rest as the meta split from which the class-balanced clean set is drawn (true labels); CE trains on the
 training rows only, the MLC family on the same rows plus the clean set; the fair baselines (``ce_union``,
 ``ce_clean``, see `fair_baseline_data`) see the clean rows too. Recipes:
@@ -34,44 +34,31 @@ training rows only, the MLC family on the same rows plus the clean set; the fair
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import dataclasses  # noqa: E402
-import itertools  # noqa: E402
-import json  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import argparse
+import copy
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+import warnings
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import accuracy, baselines, finetune_noise, stats  # noqa: E402
-from benchmarks.common import (  # noqa: E402
-    RESULTS_DIR,
-    TensorRows,
-    append_jsonl,
-    command_line,
-    image_collator,
-    load_config,
-    markdown_table,
-    offline_environment,
-    predict_logits,
-    read_jsonl,
-)
+# Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
+from benchmarks import baselines, grid, stats
+from benchmarks.common import RESULTS_DIR, LastValue, TensorRows, command_line, image_collator, load_config
+from benchmarks.common import markdown_table, offline_environment, predict_logits
+from benchmarks.features import feature_cache, to_features
+from benchmarks.training import load_base as load_splits
+from benchmarks.training import new_model, prepare_cell, resolve_config
+
+import numpy as np
+import torch
 
 # method -> (mlc_method or None for CE, extra MetaLabelCorrectionConfig fields)
 METHODS: dict[str, tuple[str | None, dict[str, Any]]] = {
@@ -118,21 +105,18 @@ def clean_stats(trainer: Any, cell: Any) -> dict[str, float]:
     }
 
 
-_FEATURES: dict[str, Any] = {}  # one feature cache per process (config "features": a frozen backbone)
-_CELL: dict[str, Any] = {}  # the last cell's splits and noise
+_CELL = LastValue()  # the last cell's splits and noise: the methods of one cell run one after another
 
 
 def load_base(cfg: dict[str, Any], seed: int) -> dict[str, Any]:
     """The seed's splits; with a ``features`` entry, the pixels replaced by the frozen backbone's pooled features
     (a linear probe), computed once per image and kept under ``feature_cache`` when the config names one."""
-    base = accuracy.load_base(cfg, seed, None)
+    base = load_splits(cfg, seed, None)
     spec = cfg.get("features")
     if not spec:
         return base
-    if "cache" not in _FEATURES:
-        path = Path(cfg["feature_cache"]) if cfg.get("feature_cache") else None
-        _FEATURES["cache"] = finetune_noise.FeatureCache(spec, "cpu", path=path)
-    return finetune_noise.to_features(base, _FEATURES["cache"])
+    path = Path(cfg["feature_cache"]) if cfg.get("feature_cache") else None
+    return to_features(base, feature_cache(spec, "cpu", path=path))
 
 
 def fair_baseline_data(method: str, cell: Any, values: dict[str, Any], clean_batch: int) -> Any:
@@ -157,7 +141,7 @@ def fair_baseline_data(method: str, cell: Any, values: dict[str, Any], clean_bat
     return TensorRows({k: torch.cat([train[k]] + [clean[k].to(train[k].dtype)] * repeats) for k in train})
 
 
-def run_one(cfg: dict[str, Any], method: str, recipe: str, clean_fraction: float, noise: str, rate: float,
+def run_one_method(cfg: dict[str, Any], method: str, recipe: str, clean_fraction: float, noise: str, rate: float,
             seed: int, *, clean_batch_size: int | None = None) -> dict[str, Any]:  # fmt: skip
     """One run; ``clean_batch_size`` overrides the config's clean batch (``None``: the config's)."""
     from transformers import PrinterCallback, Trainer, TrainingArguments
@@ -166,13 +150,9 @@ def run_one(cfg: dict[str, Any], method: str, recipe: str, clean_fraction: float
 
     cell_cfg = copy.deepcopy(cfg)
     cell_cfg["clean_fraction"] = clean_fraction
-    # The methods of one cell run one after another on the same splits and noise draw: build them once.
-    cell_key = (cfg["name"], clean_fraction, noise, rate, seed)
-    if _CELL.get("key") != cell_key:
-        _CELL.clear()
-        _CELL.update(key=cell_key, cell=accuracy.prepare_cell(cell_cfg, load_base(cell_cfg, seed), noise, rate, seed))
-    cell = _CELL["cell"]
-    model = accuracy.new_model(cell_cfg, cell, seed)
+    cell = _CELL.get((cfg["name"], clean_fraction, noise, rate, seed),
+                     lambda: prepare_cell(cell_cfg, load_base(cell_cfg, seed), noise, rate, seed))  # fmt: skip
+    model = new_model(cell_cfg, cell, seed)
     mlc_method, extra = METHODS[method]
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -211,51 +191,45 @@ def run_one(cfg: dict[str, Any], method: str, recipe: str, clean_fraction: float
     return record
 
 
-def key(r: dict[str, Any]) -> tuple:
-    return (r["method"], r["recipe"], r["clean_fraction"], r["noise"], r["rate"], r["seed"], r.get("clean_batch_size"))
-
-
 def runs_path(cfg: dict[str, Any], out_dir: str) -> Path:
     return Path(out_dir) / f"{cfg['name']}_runs.jsonl"
 
 
-def run_grid(cfg: dict[str, Any], grid: dict[str, Any], out_dir: str) -> None:
+def grid_cells(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    """A named grid of the config as `benchmarks.grid` cells, seeds outermost (an interrupted grid is a complete
+    grid over fewer seeds). ``clean_batch_sizes``: a sweep over the clean batch (its records carry
+    ``clean_batch_size``); without it the field is ``None`` and the config's clean batch is used."""
+    return [{"seed": seed, "recipe": recipe, "clean_fraction": fraction, "noise": noise, "rate": rate,
+             "clean_batch_size": batch, "method": method}
+            for seed in spec["seeds"] for recipe in spec["recipes"] for fraction in spec["clean_fractions"]
+            for noise, rate in spec["conditions"] for batch in spec.get("clean_batch_sizes", [None])
+            for method in spec["methods"]]  # fmt: skip
+
+
+def run_grid(cfg: dict[str, Any], spec: dict[str, Any], out_dir: str) -> None:
     path = runs_path(cfg, out_dir)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    done = {key(r) for r in read_jsonl(path)}
-    # Seeds outermost: an interrupted grid is a complete grid over fewer seeds.
-    # "clean_batch_sizes": a sweep over the clean batch (records carry "clean_batch_size"); else the config's.
-    cells = itertools.product(grid["seeds"], grid["recipes"], grid["clean_fractions"], grid["conditions"],
-                              grid.get("clean_batch_sizes", [None]), grid["methods"])  # fmt: skip
-    for seed, recipe, fraction, (noise, rate), clean_batch, method in cells:
+
+    def run_one(cell: dict[str, Any]) -> dict[str, Any]:
         # CE does not see the clean set: one CE run per (recipe, condition, seed), filed under every fraction.
-        k = (method, recipe, fraction, noise, rate, seed, clean_batch)
-        if k in done:
-            continue
-        if method == "ce":
-            twin = next((r for r in read_jsonl(path) if r["method"] == "ce" and r["recipe"] == recipe
-                         and r["noise"] == noise and r["rate"] == rate and r["seed"] == seed), None)  # fmt: skip
-            record = dict(twin, clean_fraction=fraction, clean_rows=None) if twin else None
-            if record is not None:
+        record = None
+        if cell["method"] == "ce":
+            twin = next((r for r in grid.read_records(path) if r["method"] == "ce" and r["recipe"] == cell["recipe"]
+                         and r["noise"] == cell["noise"] and r["rate"] == cell["rate"] and r["seed"] == cell["seed"]),
+                        None)  # fmt: skip
+            if twin is not None:
+                record = dict(twin, clean_fraction=cell["clean_fraction"], clean_rows=None)
                 record.pop("clean_batch_size", None)
-                if clean_batch is not None:
-                    record["clean_batch_size"] = clean_batch
-        else:
-            record = None
         if record is None:
-            record = run_one(cfg, method, recipe, fraction, noise, rate, seed, clean_batch_size=clean_batch)
+            record = run_one_method(cfg, cell["method"], cell["recipe"], cell["clean_fraction"], cell["noise"],
+                                    cell["rate"], cell["seed"], clean_batch_size=cell["clean_batch_size"])  # fmt: skip
         record["command"] = command_line()
-        append_jsonl(path, record)
-        done.add(k)
-        batch = "" if clean_batch is None else f" clean batch {clean_batch}"
-        print(f"{method:16s} {recipe:8s} clean {fraction:.2f}{batch} {noise} {rate:.1f} seed {seed}: "
-              f"{100 * record['test_accuracy']:.1f} %", flush=True)  # fmt: skip
+        return record
+
+    grid.run_grid(grid_cells(spec), run_one, path, log=lambda m: print(m, flush=True))
 
 
 def report(cfg: dict[str, Any], out_dir: str) -> Path:
-    from scipy.stats import ttest_rel
-
-    runs = read_jsonl(runs_path(cfg, out_dir))
+    runs = grid.read_records(runs_path(cfg, out_dir))
     if any(r.get("clean_batch_size") is not None for r in runs):
         return clean_batch_report(cfg, runs, out_dir)
     groups: dict[tuple, dict[int, dict[str, Any]]] = defaultdict(dict)
@@ -271,14 +245,9 @@ def report(cfg: dict[str, Any], out_dir: str) -> Path:
         accs = np.array([100 * by_seed[s]["test_accuracy"] for s in sorted(by_seed)])
         cell = f"{accs.mean():.1f} ± {accs.std(ddof=1) if len(accs) > 1 else 0:.1f}"
         ce = groups.get((recipe, fraction, noise, rate, "ce"), {})
-        seeds = sorted(set(by_seed) & set(ce))
-        delta = p = ""
-        if method != "ce" and seeds:
-            a = np.array([100 * by_seed[s]["test_accuracy"] for s in seeds])
-            b = np.array([100 * ce[s]["test_accuracy"] for s in seeds])
-            delta = f"{(a - b).mean():+.1f}"
-            if len(seeds) > 1 and np.any(a != b):
-                p = f"{ttest_rel(a, b).pvalue:.3g}"
+        c = None if method == "ce" else stats.paired_over_seeds(
+            {s: 100 * r["test_accuracy"] for s, r in by_seed.items()}, {s: 100 * r["test_accuracy"] for s, r in ce.items()})
+        delta, p = ("", "") if c is None else (f"{c.mean:+.1f}", f"{c.p:.3g}")
         any_run = next(iter(by_seed.values()))
         corrected = ""
         if "corrected_is_true" in any_run:
@@ -313,23 +282,20 @@ CONDITION_ORDER = [("none", 0.0), ("uniform", 0.5), ("uniform", 0.7), ("asymmetr
 
 def paired_cells(runs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Per (recipe, clean fraction, condition, method): the paired difference to CE over the seeds both have."""
-    from scipy.stats import ttest_rel
-
     groups: dict[tuple, dict[int, float]] = defaultdict(dict)
     for r in runs:
         groups[(r["recipe"], r["clean_fraction"], r["noise"], r["rate"], r["method"])][r["seed"]] = 100 * r["test_accuracy"]
     cells = []
     for (recipe, fraction, noise, rate, method), acc in groups.items():
         ce = groups.get((recipe, fraction, noise, rate, "ce"), {})
-        seeds = sorted(set(acc) & set(ce))
-        if method == "ce" or len(seeds) < 2:
+        c = None if method == "ce" else stats.paired_over_seeds(acc, ce)
+        if c is None:
             continue
-        a, b = np.array([acc[s] for s in seeds]), np.array([ce[s] for s in seeds])
-        d = a - b
-        p = float(ttest_rel(a, b).pvalue) if np.any(d != d[0]) else (0.0 if d[0] != 0 else 1.0)
+        seeds = sorted(set(acc) & set(ce))
         cells.append({"recipe": recipe, "clean_fraction": fraction, "noise": noise, "rate": rate, "method": method,
-                      "seeds": len(seeds), "acc": float(a.mean()), "ce": float(b.mean()), "delta": float(d.mean()),
-                      "delta_se": float(d.std(ddof=1) / np.sqrt(len(d))), "p": p})  # fmt: skip
+                      "seeds": c.n, "acc": float(np.mean([acc[s] for s in seeds])),
+                      "ce": float(np.mean([ce[s] for s in seeds])), "delta": c.mean, "delta_se": float(c.sd / np.sqrt(c.n)),
+                      "p": c.p})  # fmt: skip
     return cells
 
 
@@ -357,7 +323,7 @@ def summary(configs: list[str], out_dir: str, name: str) -> Path:
     models = []
     for path in configs:
         cfg = load_config(path)
-        runs = read_jsonl(runs_path(cfg, out_dir))
+        runs = grid.read_records(runs_path(cfg, out_dir))
         full = cfg["grids"]["full"]
         methods = {m for grid in cfg["grids"].values() for m in grid["methods"]} - set(FAIR_BASELINES)
         runs = [r for r in runs if r["clean_fraction"] in full["clean_fractions"] and r["method"] in methods]
@@ -543,7 +509,7 @@ def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
     out: dict[str, Any] = {}
     for path in configs:
         cfg = load_config(path)
-        runs = read_jsonl(runs_path(cfg, out_dir))
+        runs = grid.read_records(runs_path(cfg, out_dir))
         cells = fair_comparisons(runs)
         out[cfg["name"]] = cells
         rows_of = {r["clean_fraction"]: r["clean_rows"] for r in runs if r.get("clean_rows")}
@@ -661,15 +627,15 @@ def main(argv: list[str] | None = None) -> None:
     datasets.disable_progress_bars()
     raw = load_config(args.config)
     extra = ("recipes", "grids", "clean_batch_size", "feature_cache")
-    cfg = accuracy.resolve_config({k: v for k, v in raw.items() if k not in extra})
+    cfg = resolve_config({k: v for k, v in raw.items() if k not in extra})
     cfg.update({k: raw.get(k) for k in extra})
     if args.name:
         cfg["name"] = args.name
     for name in args.grid:
-        grid = dict(cfg["grids"][name])
+        spec = dict(cfg["grids"][name])
         if args.seeds:
-            grid["seeds"] = [s for s in grid["seeds"] if s in args.seeds]
-        run_grid(cfg, grid, args.out_dir)
+            spec["seeds"] = [s for s in spec["seeds"] if s in args.seeds]
+        run_grid(cfg, spec, args.out_dir)
     if args.report:
         report(cfg, args.out_dir)
 

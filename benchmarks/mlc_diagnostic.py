@@ -11,25 +11,20 @@ and entropy. It explains the grid's MLC/MLC-D numbers; writes ``<out>/mlc_diagno
 
 from __future__ import annotations
 
-import os
+import argparse
+import sys
+import warnings
+from pathlib import Path
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import argparse  # noqa: E402
-import sys  # noqa: E402
-import warnings  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-if __package__ in (None, ""):
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import accuracy  # noqa: E402
-from benchmarks.common import RESULTS_DIR, command_line, load_config, markdown_table, offline_environment  # noqa: E402
+# Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
+from benchmarks import training
+from benchmarks.common import RESULTS_DIR, command_line, load_config, markdown_table, offline_environment
+
+import numpy as np
+import torch
 
 
 def corrected_labels(trainer, cell) -> dict[str, float]:
@@ -74,22 +69,22 @@ def main(argv: list[str] | None = None) -> Path:
     import datasets
 
     datasets.disable_progress_bars()
-    cfg = accuracy.resolve_config(load_config(args.config))
-    base = accuracy.load_base(cfg, args.seed, None)
-    cell = accuracy.prepare_cell(cfg, base, args.noise_type, args.rate, args.seed)
+    cfg = training.resolve_config(load_config(args.config))
+    base = training.load_base(cfg, args.seed, None)
+    cell = training.prepare_cell(cfg, base, args.noise_type, args.rate, args.seed)
 
     rows = []
     for method in args.methods:
-        result = accuracy.train_one(method, cfg, cell, args.seed, train_dataset=cell.train, device="cpu")
+        result = training.train_one(method, cfg, cell, args.seed, train_dataset=cell.train, device="cpu")
         stats = corrected_labels(result["trainer"], cell)
         history = result["history"]
-        rows.append([accuracy.METHOD_LABELS[method], f"{100 * history[0]['test_accuracy']:.1f}",
+        rows.append([training.METHOD_LABELS[method], f"{100 * history[0]['test_accuracy']:.1f}",
                      f"{100 * max(h['test_accuracy'] for h in history):.1f}", f"{100 * history[-1]['test_accuracy']:.1f}",
                      *(f"{v:.2f}" for v in stats.values())])  # fmt: skip
         print(rows[-1], flush=True)
     headers = ["method", "test acc. epoch 1 %", "best epoch %", "last epoch %", *stats.keys()]
     text = "\n".join([
-        f"# Meta label correction diagnostic: `{cfg['name']}`, {accuracy.condition_name(args.noise_type, args.rate)}, "
+        f"# Meta label correction diagnostic: `{cfg['name']}`, {training.condition_name(args.noise_type, args.rate)}, "
         f"seed {args.seed}",
         "",
         f"Command: `{command_line()}`",

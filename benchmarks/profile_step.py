@@ -15,31 +15,26 @@ printed with every figure: the machine is shared, so only differences measured s
 
 from __future__ import annotations
 
-import os
+import argparse
+import copy
+import logging
+import sys
+import tempfile
+import time
+import warnings
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import logging  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
-
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-
-if __package__ in (None, ""):
+if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks import cost  # noqa: E402
-from benchmarks.common import RESULTS_DIR, command_line, markdown_table, offline_environment, write_json  # noqa: E402
+# Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
+from benchmarks import cost
+from benchmarks.common import RESULTS_DIR, command_line, markdown_table, offline_environment, write_json
+
+import numpy as np
+import torch
 
 # Parts of LiLAW's step, as (label, function names). Names are matched on the profile's frames.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +28,7 @@ __all__ = [
     "format_p",
     "minimum_detectable_effect",
     "paired_difference",
+    "paired_over_seeds",
     "reading",
 ]
 
@@ -50,9 +51,11 @@ class PairedComparison:
             ``None`` until adjusted.
 
     With every difference equal (``sd == 0``: e.g. two methods that train identically) there is no spread to test
-    against. The rule then: the interval is the point ``[mean, mean]``, ``detectable`` is 0, and ``p`` is 1 when
-    the differences are all 0 and 0 otherwise (the limit of the t statistic, ±∞). Differences equal up to float
-    rounding (``ptp ≤ 1e-12 · max(1, |d|)``) count as equal.
+    against. The rule then: ``sd`` and ``detectable`` are 0, the interval is the point ``[mean, mean]``, and
+    ``p`` is 1 when the differences are all 0 and 0 otherwise (the limit of the t statistic, ±∞). "Equal" and
+    "0" are up to float rounding: within ``1e-12 · max(1, max |d|)`` (``ptp(d)`` for equal, ``|mean|`` for 0),
+    so accuracies that are the same fraction computed two ways compare as equal. `hf_lilaw.compare_runs`
+    follows the same rule.
     """
 
     n: int
@@ -92,8 +95,9 @@ def paired_difference(
         raise ValueError(f"confidence and power must lie in (0, 1), got {confidence} and {power}.")
     d = a_arr - b_arr
     mean = float(d.mean())
-    if np.ptp(d) <= 1e-12 * max(1.0, float(np.abs(d).max())):
-        p = 1.0 if mean == 0 else 0.0
+    rounding = 1e-12 * max(1.0, float(np.abs(d).max()))
+    if np.ptp(d) <= rounding:
+        p = 1.0 if abs(mean) <= rounding else 0.0
         return PairedComparison(n, mean, 0.0, mean, mean, 0.0, p, 0.0, confidence, power)
     sd = float(d.std(ddof=1))
     se = sd / math.sqrt(n)
@@ -101,6 +105,17 @@ def paired_difference(
     p = float(2 * _st.t.sf(abs(mean) / se, n - 1))
     detectable = minimum_detectable_effect(sd, n, alpha=1 - confidence, power=power)
     return PairedComparison(n, mean, sd, mean - half, mean + half, half, p, detectable, confidence, power)
+
+
+def paired_over_seeds(
+    a: Mapping[Hashable, float], b: Mapping[Hashable, float], *, confidence: float = 0.95, power: float = 0.8
+) -> PairedComparison | None:
+    """`paired_difference` of ``a`` against ``b`` (``{seed: value}`` each) over the seeds both have, in sorted
+    order; ``None`` where they share fewer than 2 seeds (no comparison to make)."""
+    seeds = sorted(set(a) & set(b))
+    if len(seeds) < 2:
+        return None
+    return paired_difference([a[s] for s in seeds], [b[s] for s in seeds], confidence=confidence, power=power)
 
 
 def minimum_detectable_effect(sd: float, n: int, *, alpha: float = 0.05, power: float = 0.8) -> float:

@@ -24,26 +24,23 @@ The summary (``--summary FILE.jsonl``; also written after every grid) reads only
 
 from __future__ import annotations
 
-import os
-
-os.environ.setdefault("OMP_NUM_THREADS", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
-
-import argparse  # noqa: E402
-import copy  # noqa: E402
-import sys  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-from collections import defaultdict  # noqa: E402
-from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
 
 if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from benchmarks.common import RESULTS_DIR, append_jsonl, command_line, load_config, markdown_table, mean_std  # noqa: E402
-from benchmarks.finetune_noise import RECORD_KEYS, load_records, paired  # noqa: E402, F401 (RECORD_KEYS: the record format)
+# Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
+from benchmarks import grid
+from benchmarks.common import RECORD_KEYS  # noqa: F401  (the record format, named here too)
+from benchmarks.common import RESULTS_DIR, LastValue, command_line, format_delta, load_config, load_records
+from benchmarks.common import markdown_table, mean_std, paired_test, pct
 
 SETTING = "ucr_lstm_scratch"
 METHODS = ("ce", "lilaw", "sce")
@@ -149,31 +146,31 @@ def select(history: list[dict[str, float]]) -> dict[str, Any]:
     }
 
 
-def record_key(r: dict[str, Any]) -> tuple:
-    return (r["setting"], r["noise_type"], float(r["noise_rate"]), int(r["seed"]), r["method"])
+def grid_cells(cfg: dict[str, Any], *, seeds: list[int] | None = None, methods: list[str] | None = None) -> list[dict]:
+    """The cells: conditions outermost, then seeds, then the config's methods (or those of them in ``methods``)."""
+    seeds = [int(s) for s in (seeds if seeds is not None else cfg["seeds"])]
+    methods = [m for m in cfg["methods"] if methods is None or m in methods]
+    return grid.expand([{"setting": [SETTING], "noise_type": [nt], "noise_rate": [float(rate)], "seed": seeds,
+                         "method": methods} for nt, rate in cfg["conditions"]])  # fmt: skip
 
 
 def run(cfg: dict[str, Any], out: Path, *, seeds: list[int] | None = None, methods: list[str] | None = None) -> None:
     """Run every (condition, seed, method) of ``cfg`` not yet in ``out``, appending one record per run."""
     validate(cfg)
-    done = {record_key(r) for r in load_records(out)} if out.exists() else set()
-    seeds = [int(s) for s in (seeds if seeds is not None else cfg["seeds"])]
-    methods = [m for m in cfg["methods"] if methods is None or m in methods]
-    plan = [(nt, float(rate), seed, m) for nt, rate in cfg["conditions"] for seed in seeds for m in methods
-            if (SETTING, nt, float(rate), seed, m) not in done]  # fmt: skip
-    print(f"{len(plan)} runs to do ({len(done)} already in {out})", flush=True)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    start, cell_key, splits, model = time.perf_counter(), None, None, None
+    cells = LastValue()  # the cell's splits and initial model, shared by its methods
     with tempfile.TemporaryDirectory() as tmp:
-        for count, (noise_type, rate, seed, method) in enumerate(plan, 1):
-            if cell_key != (noise_type, rate, seed):
+
+        def run_one(cell: dict[str, Any]) -> dict[str, Any]:
+            noise_type, rate, seed = cell["noise_type"], cell["noise_rate"], cell["seed"]
+
+            def make() -> tuple[Any, Any]:
                 splits = noisy_splits(cfg, noise_type=noise_type, rate=rate, seed=seed)
-                model = initial_model(cfg, splits, seed=seed)
-                cell_key = (noise_type, rate, seed)
+                return splits, initial_model(cfg, splits, seed=seed)
+
+            splits, model = cells.get((noise_type, rate, seed), make)
             t0 = time.perf_counter()
-            result = train_one(cfg, method, model, splits, seed=seed, output_dir=tmp)
-            record = {
-                "method": method, "setting": SETTING, "noise_type": noise_type, "noise_rate": rate, "seed": seed,
+            result = train_one(cfg, cell["method"], model, splits, seed=seed, output_dir=tmp)
+            return {
                 "test_accuracy": result.pop("test_accuracy"),
                 "test_accuracy_early_stopped": result.pop("test_accuracy_early_stopped"),
                 "seconds": time.perf_counter() - t0,
@@ -181,13 +178,8 @@ def run(cfg: dict[str, Any], out: Path, *, seeds: list[int] | None = None, metho
                 "n_train": len(splits["train"]), "n_meta": len(splits["meta"]), "n_test": len(splits["test"]),
                 **result,
             }  # fmt: skip
-            append_jsonl(out, record)
-            print(
-                f"[{count}/{len(plan)}] {noise_type} {rate:.1f} seed {seed} {method:6s} last {record['test_accuracy']:.4f} "
-                f"early-stopped {record['test_accuracy_early_stopped']:.4f} ({record['seconds']:.1f} s; "
-                f"{time.perf_counter() - start:.0f} s)",
-                flush=True,
-            )
+
+        grid.run_grid(grid_cells(cfg, seeds=seeds, methods=methods), run_one, out, log=lambda m: print(m, flush=True))
 
 
 # ------------------------------------------------------------------------------------------------ summary
@@ -209,20 +201,9 @@ def summarise(records: list[dict[str, Any]]) -> list[dict[str, Any]]:
             values = {s: float(r[metric]) for s, r in seeds.items()}
             mean, sd = mean_std([values[s] for s in sorted(values)])
             cell[metric] = {"mean": mean, "sd": sd,
-                            "vs_ce": None if method == "ce" else paired(values, {s: float(r[metric]) for s, r in ce.items()})}  # fmt: skip
+                            "vs_ce": None if method == "ce" else paired_test(values, {s: float(r[metric]) for s, r in ce.items()})}  # fmt: skip
         cells.append(cell)
     return cells
-
-
-def _pct(x: float) -> str:
-    return f"{100 * x:.1f}"
-
-
-def _delta(test: dict[str, Any] | None) -> str:
-    if not test:
-        return "–"
-    p = "<0.001" if test["p"] < 0.001 else f"={test['p']:.3f}"
-    return f"{100 * test['delta']:+.1f} (p{p}){'*' if test['p'] < 0.05 else ''}"
 
 
 def report(cells: list[dict[str, Any]], *, source: str, records: list[dict[str, Any]] = ()) -> str:
@@ -235,7 +216,7 @@ def report(cells: list[dict[str, Any]], *, source: str, records: list[dict[str, 
         row = [c["setting"], f"{c['noise_type']} {100 * c['noise_rate']:.0f} %", c["method"], len(c["seeds"])]
         for metric in METRICS:
             m = c[metric]
-            row += [f"{_pct(m['mean'])} ± {_pct(m['sd'])}", _delta(m["vs_ce"])]
+            row += [f"{pct(m['mean'])} ± {pct(m['sd'])}", format_delta(m["vs_ce"])]
         row.append(f"{c['seconds_mean']:.1f}")
         rows.append(row)
     return (

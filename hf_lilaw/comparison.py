@@ -38,8 +38,10 @@ class RunComparison:
         confidence: level of the confidence intervals.
         metrics: per metric, ``{"runs": {run: {"mean", "sd"}}, "differences": {run: {"mean", "sd", "ci_low",
             "ci_high", "p_value"}}}``: the sample sd over seeds; the difference is run − baseline, seed by seed.
-            With fewer than two seeds, or when every seed gives the same difference (the t statistic is then
-            undefined), sd, the interval and p are NaN.
+            With fewer than two seeds sd, the interval and p are NaN. When every seed gives the same difference
+            (up to float rounding) there is no spread to test against: sd is 0, the interval is the point
+            ``[mean, mean]`` and p is 1 if that difference is 0 (up to rounding), else 0 (the limit of the t
+            statistic).
     """
 
     seeds: list[Hashable]
@@ -131,8 +133,12 @@ def compare_runs(
                 continue
             diff = values[run] - values[baseline]
             found = {**_summary(diff), "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
-            # Differences equal up to rounding (accuracies are multiples of 1/n) would give a huge t: undefined.
-            if diff.size > 1 and np.ptp(diff) > 1e-12 * max(1.0, float(np.abs(diff).max())):
+            # Equal up to rounding (accuracies are multiples of 1/n, computed two ways): no spread, t is ±∞ or 0/0.
+            rounding = 1e-12 * max(1.0, float(np.abs(diff).max()))
+            if diff.size > 1 and np.ptp(diff) <= rounding:
+                p = 1.0 if abs(found["mean"]) <= rounding else 0.0
+                found.update(sd=0.0, ci_low=found["mean"], ci_high=found["mean"], p_value=p)
+            elif diff.size > 1:
                 half = t_quantile * found["sd"] / math.sqrt(diff.size)
                 found.update(ci_low=found["mean"] - half, ci_high=found["mean"] + half)
                 found["p_value"] = float(stats.ttest_rel(values[run], values[baseline]).pvalue)

@@ -4,6 +4,7 @@ No timing assertions: the numbers are meaningless at this scale.
 """
 
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -13,7 +14,8 @@ import pytest
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from benchmarks import accuracy  # noqa: E402
+from benchmarks import accuracy, training  # noqa: E402
+from benchmarks.common import RECORD_KEYS, load_config  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -78,13 +80,45 @@ def test_accuracy_toy_grid(tmp_path):
     again = accuracy.main(["--config", str(ROOT / "benchmarks/configs/toy.json"), "--out-dir", str(tmp_path),
                            "--report-only"])  # fmt: skip
     assert again["markdown"].read_text() == text
+    # A second grid call finds every cell done (`benchmarks.grid` resume) and trains nothing.
+    records = (tmp_path / "accuracy_toy_runs.jsonl").read_text()
+    accuracy.main(["--config", str(ROOT / "benchmarks/configs/toy.json"), "--out-dir", str(tmp_path)])
+    assert (tmp_path / "accuracy_toy_runs.jsonl").read_text() == records
 
 
-@pytest.mark.parametrize("bad", [{"methods": ["lilaw"]}, {"methods": ["ce", "nope"]}])
-def test_config_validation(bad):
-    raw = accuracy.load_config(ROOT / "benchmarks/configs/toy.json")
-    with pytest.raises(ValueError):
-        accuracy.resolve_config({**raw, **bad})
+@pytest.mark.parametrize("bad, message", [
+    ({"methods": ["lilaw"]}, "The methods must include 'ce': every method is compared with it."),
+    ({"methods": ["ce", "nope"]}, "Unknown methods ['nope']; pick from ['ce', 'focal', "),
+    ({"seeds": None}, "The config needs a 'seeds' entry (see benchmarks/configs/digits_cpu.json)."),
+])  # fmt: skip
+def test_config_validation(bad, message):
+    raw = load_config(ROOT / "benchmarks/configs/toy.json")
+    raw = {k: v for k, v in {**raw, **bad}.items() if v is not None}
+    with pytest.raises(ValueError, match=re.escape(message)):
+        training.resolve_config(raw)
+
+
+def test_accuracy_summary_pairs_each_method_with_ce_over_seeds():
+    """The summary's Δ and p against CE: `benchmarks.stats` over the seeds both have, the zero-variance rule included."""
+    cfg = training.resolve_config({**load_config(ROOT / "benchmarks/configs/toy.json"), "seeds": [0, 1, 2],
+                                   "methods": ["ce", "lilaw", "sce"]})  # fmt: skip
+    last = {"ce": [0.80, 0.70, 0.75], "lilaw": [0.82, 0.69, 0.80], "sce": [0.85, 0.75, 0.80]}
+    runs = [{"noise_type": "uniform", "rate": 0.3, "seed": s, "method": m, "last_test_accuracy": v[s],
+             "selected_test_accuracy": 0.5, "step_time_median": 0.01, "train_seconds": 1.0, "selected_epoch": 1.0,
+             "realised_noise_rate": 0.3, "steps": 10} for m, v in last.items() for s in range(3)]  # fmt: skip
+    runs.append({**runs[-1], "seed": 9})  # an SCE seed without a CE run: not paired
+    methods = accuracy.summarise(runs, cfg)["conditions"][0]["methods"]
+    lilaw = methods["lilaw"]["last_test_accuracy"]
+    d = np.subtract(last["lilaw"], last["ce"])  # +0.02, −0.01, +0.05
+    t = d.mean() / (d.std(ddof=1) / np.sqrt(3))
+    assert (lilaw["delta_vs_ce"], lilaw["n_paired"]) == (pytest.approx(0.02), 3)
+    assert lilaw["p_vs_ce"] == pytest.approx(1 - t / np.sqrt(2 + t**2))  # two-sided p of t on 2 df
+    sce = methods["sce"]
+    assert sce["n_seeds"] == 4 and sce["last_test_accuracy"]["n_paired"] == 3
+    # SCE − CE is 0.05 on every seed (up to rounding): p 0 by the zero-variance rule; identical early-stopped: p 1.
+    assert (sce["last_test_accuracy"]["delta_vs_ce"], sce["last_test_accuracy"]["p_vs_ce"]) == (pytest.approx(0.05), 0.0)
+    assert (sce["selected_test_accuracy"]["delta_vs_ce"], sce["selected_test_accuracy"]["p_vs_ce"]) == (0.0, 1.0)
+    assert "delta_vs_ce" not in methods["ce"]["last_test_accuracy"]
 
 
 # ------------------------------------------------------------------------------------------------ finetune_noise
@@ -102,7 +136,7 @@ def test_finetune_noise_toy(tmp_path):
         ("last2", "ce"), ("last2", "lilaw"), ("linear_probe", "ce"), ("linear_probe", "lilaw"),
     ]
     for r in records:
-        assert set(finetune_noise.RECORD_KEYS) <= set(r)
+        assert set(RECORD_KEYS) <= set(r)
         assert (r["noise_type"], r["noise_rate"], r["seed"]) == ("uniform", 0.4, 0)
         assert 0 <= r["test_accuracy"] <= 1 and 0 <= r["test_accuracy_early_stopped"] <= 1 and r["seconds"] > 0
         # the early-stopped accuracy is the test accuracy of the first epoch with the best validation accuracy

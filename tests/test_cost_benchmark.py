@@ -8,6 +8,8 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
@@ -55,17 +57,44 @@ def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
     assert len(result["load_before"]) == 3
 
 
-def test_cost_mlc_family_table_toy(tmp_path):
+def test_cost_mlc_family_table_toy(tmp_path, monkeypatch):
+    """The arms run interleaved, the order rotating by one each block, and every figure of the record and the table
+    is computed from the recorded per-block timings."""
+    ran = []
+    make_trainer = cost.make_trainer
+
+    def recording(arm, *args, **kwargs):
+        trainer = make_trainer(arm, *args, **kwargs)
+        train = trainer.train
+        monkeypatch.setattr(trainer, "train", lambda *a, **k: (ran.append(arm), train(*a, **k))[1])
+        return trainer
+
+    monkeypatch.setattr(cost, "make_trainer", recording)
     paths = cost.main([
-        "--models", "--mlc-models", "toy_cnn", "--blocks", "1", "--warmup-blocks", "0", "--block-steps", "1",
+        "--models", "--mlc-models", "toy_cnn", "--blocks", "2", "--warmup-blocks", "0", "--block-steps", "1",
         "--memory", "none", "--out-dir", str(tmp_path), "--name", "toy_mlc",
     ])  # fmt: skip
+    arms = list(cost.MLC_ARMS)  # ce, lilaw, mlc, mlc_d, ebomlc
+    assert ran == arms + arms[1:] + arms[:1]
     text = paths["markdown"].read_text()
     assert _header_after(text, "## Meta label correction family") == MLC_COLUMNS
     result = json.loads(paths["json"].read_text())["mlc"][0]
-    for arm in cost.MLC_ARMS:
-        assert result[f"cpu:{arm}_ms"]["median"] > 0, arm
-    assert "EBOMLC" in text and "MLC-D" in text
+    assert (result["model"], result["batch_size"], result["input"], result["block_steps"]) == ("toy_cnn", 16, "1×8×8", 1)
+    assert result["parameters"] == cost.count_parameters(cost.make_model("toy_cnn", 0))
+    blocks = result["blocks"]
+    assert len(blocks) == 2 and set(blocks[0]) == {f"{c}:{a}" for c in ("cpu", "wall") for a in arms}
+    for clock in ("cpu", "wall"):
+        for arm in arms:
+            times = sorted(1e3 * b[f"{clock}:{arm}"] for b in blocks)
+            assert result[f"{clock}:{arm}_ms"]["median"] == pytest.approx(sum(times) / 2), (clock, arm)
+            assert result[f"{clock}:{arm}_ms"]["iqr"] == pytest.approx((times[1] - times[0]) / 2), (clock, arm)
+        for arm in arms[1:]:  # ratios and differences per block, against CE's time in the same block
+            ratios = sorted(b[f"{clock}:{arm}"] / b[f"{clock}:ce"] for b in blocks)
+            assert result[f"{clock}:{arm}_ratio"]["median"] == pytest.approx(sum(ratios) / 2), (clock, arm)
+    mlc = result["cpu:mlc_ratio"]
+    row = f"| toy_cnn | {result['parameters'] / 1e6:.2f} M | 1×8×8 | 16 | MLC | {cost._ms(result['cpu:mlc_ms'])} | "
+    assert row + f"{mlc['median']:.3f} [{mlc['iqr']:.3f}] | – | – |" in text
+    assert f"| toy_cnn | {result['parameters'] / 1e6:.2f} M | 1×8×8 | 16 | CE (Trainer) | {cost._ms(result['cpu:ce_ms'])} | 1 |" in text
 
 
 def test_floor_arm_runs_one_eval_meta_forward_per_step(tmp_path):

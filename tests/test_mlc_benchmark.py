@@ -46,7 +46,7 @@ def test_toy_grid_then_summary(tmp_path):
     path = tmp_path / "mlc_toy.json"
     path.write_text(json.dumps(config))
     mlc_benchmark.main(["--config", str(path), "--grid", "full", "--out-dir", str(tmp_path)])
-    runs = mlc_benchmark.read_jsonl(tmp_path / "mlc_toy_runs.jsonl")
+    runs = mlc_benchmark.grid.read_records(tmp_path / "mlc_toy_runs.jsonl")
     assert len(runs) == 2 * 2 * 3
     # CE never sees the clean set: one run per seed, filed under both clean-set sizes.
     ce = {(r["seed"], r["clean_fraction"]): r for r in runs if r["method"] == "ce"}
@@ -54,7 +54,7 @@ def test_toy_grid_then_summary(tmp_path):
     assert all(0.0 <= r["corrected_is_true"] <= 1.0 for r in runs if r["method"] != "ce")
     # Resuming skips what is there.
     mlc_benchmark.main(["--config", str(path), "--grid", "full", "--out-dir", str(tmp_path)])
-    assert len(mlc_benchmark.read_jsonl(tmp_path / "mlc_toy_runs.jsonl")) == len(runs)
+    assert len(mlc_benchmark.grid.read_records(tmp_path / "mlc_toy_runs.jsonl")) == len(runs)
 
     mlc_benchmark.main(["--summary", str(path), "--out-dir", str(tmp_path), "--name", "toy_summary"])
     text = (tmp_path / "toy_summary.md").read_text()
@@ -114,7 +114,7 @@ def test_fair_baselines_see_the_clean_rows_on_the_mlc_schedule(tmp_path):
             "methods": ["ce", "mlc", "ce_union", "ce_clean"]}  # fmt: skip
     path = _toy_config(tmp_path, {"full": grid})
     mlc_benchmark.main(["--config", str(path), "--grid", "full", "--out-dir", str(tmp_path)])
-    runs = {r["method"]: r for r in mlc_benchmark.read_jsonl(tmp_path / "mlc_toy_runs.jsonl")}
+    runs = {r["method"]: r for r in mlc_benchmark.grid.read_records(tmp_path / "mlc_toy_runs.jsonl")}
     train_rows, clean_rows = runs["mlc"]["train_rows"], runs["mlc"]["clean_rows"]
     assert clean_rows == 70  # 7 per class
     per_epoch = -(-train_rows // 64)
@@ -132,7 +132,7 @@ def test_clean_batch_sweep_records_and_report(tmp_path):
             "clean_batch_sizes": [8, 64], "seeds": [0, 1], "methods": ["ce", "mlc"]}  # fmt: skip
     path = _toy_config(tmp_path, {"sweep": grid}, name="mlc_toy_sweep")
     mlc_benchmark.main(["--config", str(path), "--grid", "sweep", "--out-dir", str(tmp_path), "--report"])
-    runs = mlc_benchmark.read_jsonl(tmp_path / "mlc_toy_sweep_runs.jsonl")
+    runs = mlc_benchmark.grid.read_records(tmp_path / "mlc_toy_sweep_runs.jsonl")
     assert len(runs) == 2 * 2 * 2
     mlc = {(r["seed"], r["clean_batch_size"]): r for r in runs if r["method"] == "mlc"}
     assert mlc[(0, 8)]["clean_batch"] == 8 and mlc[(0, 64)]["clean_batch"] == 30  # capped at the 30 clean rows

@@ -18,8 +18,10 @@ from benchmarks.stats import (  # noqa: E402
     format_p,
     minimum_detectable_effect,
     paired_difference,
+    paired_over_seeds,
     reading,
 )
+from hf_lilaw.comparison import compare_runs  # noqa: E402
 
 A = [86.1, 87.4, 85.9, 88.0, 86.6]
 B = [85.0, 86.9, 86.3, 86.2, 85.1]
@@ -49,9 +51,40 @@ def test_zero_variance_rule():
     assert (same.mean, same.low, same.high, same.p, same.detectable) == (0.0, 0.0, 0.0, 1.0, 0.0)
     shifted = paired_difference([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])
     assert (shifted.mean, shifted.low, shifted.high, shifted.p) == (0.5, 0.5, 0.5, 0.0)
-    # Equal up to float rounding counts as equal (scipy would report a huge t here).
+    # Equal up to float rounding counts as equal, and as 0 (scipy reports t = 1, p = 0.42 on [5.6e-17, 0] here).
     rounded = paired_difference([0.1 + 0.2, 0.3], [0.3, 0.3])
-    assert rounded.p == 0.0 and rounded.sd == 0.0
+    assert (rounded.p, rounded.sd, rounded.detectable) == (1.0, 0.0, 0.0)
+    assert rounded.low == rounded.high == rounded.mean == pytest.approx(2.8e-17, abs=1e-18)
+    # A constant difference that is not 0: 0.9 - 0.85 and 0.95 - 0.9 differ in the last bits only.
+    constant = paired_difference([0.9, 0.95, 0.6], [0.85, 0.9, 0.55])
+    assert (constant.p, constant.sd) == (0.0, 0.0) and constant.low == constant.high == pytest.approx(0.05)
+
+
+# (a, b) per seed: the zero-variance cases (exact and up to rounding, zero and not), and an ordinary one.
+RULE_CASES = [
+    ([0.8, 0.9, 0.7], [0.8, 0.9, 0.7]),
+    ([1.5, 2.5, 3.5], [1.0, 2.0, 3.0]),
+    ([0.1 + 0.2, 0.3, 0.3], [0.3, 0.3, 0.3]),
+    ([0.9, 0.95, 0.6], [0.85, 0.9, 0.55]),
+    (A, B),
+]
+
+
+@pytest.mark.parametrize("a, b", RULE_CASES)
+def test_compare_runs_follows_the_same_rule(a, b):
+    """hf_lilaw's compare_runs and benchmarks/stats agree on every paired comparison, zero variance included."""
+    c = paired_difference(a, b)
+    per_seed = {s: {"base": {"accuracy": y}, "run": {"accuracy": x}} for s, (x, y) in enumerate(zip(a, b))}
+    d = compare_runs(per_seed, baseline="base").metrics["accuracy"]["differences"]["run"]
+    assert (d["mean"], d["sd"], d["ci_low"], d["ci_high"]) == pytest.approx((c.mean, c.sd, c.low, c.high), rel=1e-12)
+    assert d["p_value"] == pytest.approx(c.p, rel=1e-9)
+
+
+def test_paired_over_seeds_pairs_the_shared_seeds():
+    a, b = {3: 0.7, 0: 0.9, 1: 0.8, 7: 0.1}, {1: 0.75, 0: 0.8, 3: 0.6, 5: 0.2}
+    c = paired_over_seeds(a, b)
+    assert c == paired_difference([0.9, 0.8, 0.7], [0.8, 0.75, 0.6])  # seeds 0, 1, 3; 5 and 7 are unpaired
+    assert paired_over_seeds({0: 0.9, 1: 0.8}, {1: 0.7, 2: 0.6}) is None  # one shared seed: no comparison
 
 
 def test_bad_input():
