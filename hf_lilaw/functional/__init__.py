@@ -16,6 +16,7 @@ _EXPORTS = {
     "elr_target_update": ".elr",
     "per_sample_loss": ".losses",
     "per_sample_statistics": ".statistics",
+    "MetaStepInputs": ".mlc_bilevel",
     "MetaStepResult": ".mlc_bilevel",
     "ebomlc_released_step": ".mlc_ebomlc_step",
     "ebomlc_step": ".mlc_ebomlc_step",

@@ -22,7 +22,7 @@ from transformers.trainer_utils import has_length
 from ..core.base_trainer import BaseTrainer
 from ..core.columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS
 from ..core.outputs import extract_logits
-from ..functional.mlc_bilevel import Batch, MetaStepResult
+from ..functional.mlc_bilevel import Batch, MetaStepInputs, MetaStepResult
 from ..functional.mlc_d_step import mlc_d_step
 from ..functional.mlc_ebomlc_step import ebomlc_released_step, ebomlc_step
 from ..functional.mlc_lookahead import is_sgd
@@ -67,8 +67,9 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     Look-ahead: MLC (and the released EBOMLC variant) differentiate through one step of the main optimizer. With
     `torch.optim.SGD` that step is SGD's own rule (momentum buffer, dampening, weight decay, Nesterov, per-group
     learning rate); with any other optimizer it is a plain gradient step of `mlc_inner_lr` (default: the current
-    learning rate), see `hf_lilaw.functional.mlc_lookahead.lookahead_steps`. MLC keeps the skip gate on by default: without it, MLC under an adaptive
-    optimizer is known to collapse to near-uniform corrected labels, and construction warns.
+    learning rate), see `hf_lilaw.functional.mlc_lookahead.lookahead_steps`. MLC keeps the skip gate on by default:
+    without it, MLC under an adaptive optimizer is known to collapse to near-uniform corrected labels, and
+    construction warns.
 
     MLC-D is an ablation (its meta step has no clean-set term) and warns at construction. `load_best_model_at_end`
     restores the meta model and its optimizer of the best checkpoint too.
@@ -361,9 +362,11 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     def _bilevel_step(self, net: nn.Module, noisy: Batch, upper: Batch, lower: Batch | None) -> MetaStepResult:
         """`args.mlc_method`'s step (`hf_lilaw.functional`) on these batches, the Trainer's models and optimizers."""
         args = self.args
-        common: dict[str, Any] = dict(
-            forward=functools.partial(self._forward, net),
+        inputs = MetaStepInputs(
+            net=net,
+            meta_model=self.meta_model,
             meta_optimizer=self.meta_optimizer,
+            forward=functools.partial(self._forward, net),
             noisy=noisy,
             upper=upper,
             lower=lower,
@@ -371,31 +374,23 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             reduce=self._mean_across_processes,
         )
         if args.mlc_method == "mlc":
-            return mlc_step(net, self.meta_model, optimizer=self.optimizer, inner_lr=self._inner_lr(), **common)
+            return mlc_step(inputs, optimizer=self.optimizer, inner_lr=self._inner_lr())
         if args.mlc_method == "mlc_d":
             return mlc_d_step(
-                net,
-                self.meta_model,
-                inner_lr=self._inner_lr(),
-                inner_steps=args.mlc_inner_steps,
-                barrier_eta=args.mlc_barrier_eta,
-                **common,
+                inputs, inner_lr=self._inner_lr(), inner_steps=args.mlc_inner_steps, barrier_eta=args.mlc_barrier_eta
             )
-        common.update(
-            optimizer=self.optimizer,
-            rho=args.mlc_rho,
-            barrier_threshold=args.mlc_barrier_threshold,
-            barrier_scale=args.mlc_barrier_scale,
+        barrier = dict(
+            rho=args.mlc_rho, barrier_threshold=args.mlc_barrier_threshold, barrier_scale=args.mlc_barrier_scale
         )
         if args.mlc_ebomlc_variant == "released":
-            return ebomlc_released_step(net, self.meta_model, inner_lr=self._inner_lr(), **common)
+            return ebomlc_released_step(inputs, optimizer=self.optimizer, inner_lr=self._inner_lr(), **barrier)
         return ebomlc_step(
-            net,
-            self.meta_model,
+            inputs,
+            optimizer=self.optimizer,
             mixture_space=args.resolved_mixture_space,
             max_grad_norm=args.max_grad_norm,
             clip_grad_norm=self.accelerator.clip_grad_norm_,
-            **common,
+            **barrier,
         )
 
     # ---- evaluation, logging, checkpoints, model card ----------------------------------------------------------
