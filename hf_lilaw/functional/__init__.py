@@ -18,11 +18,11 @@ _EXPORTS = {
     "per_sample_statistics": ".statistics",
     "MetaStepInputs": ".mlc_bilevel",
     "MetaStepResult": ".mlc_bilevel",
-    "ebomlc_released_step": ".mlc_ebomlc_step",
-    "ebomlc_step": ".mlc_ebomlc_step",
+    "ebomlc_released_step": ".mlc_ebomlc",
+    "ebomlc_step": ".mlc_ebomlc",
     "lookahead_steps": ".mlc_lookahead",
-    "mlc_d_step": ".mlc_d_step",
-    "mlc_step": ".mlc_step",
+    "mlc_d_step": ".mlc_bome",
+    "mlc_step": ".mlc_second_order",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

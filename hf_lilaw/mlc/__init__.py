@@ -1,7 +1,7 @@
 """Meta label correction (EBOMLC, MLC-D, MLC): a second trainer family, independent of LiLAW.
 
-The bilevel steps are pure functions in `hf_lilaw.functional` (`mlc_step`, `mlc_d_step`, `mlc_ebomlc_step`), with
-the barrier math in `hf_lilaw.functional.barrier` and the look-ahead in `hf_lilaw.functional.mlc_lookahead`.
+The bilevel steps are pure functions in `hf_lilaw.functional` (modules `mlc_second_order`, `mlc_bome`, `mlc_ebomlc`),
+with the barrier math in `hf_lilaw.functional.barrier` and the look-ahead in `hf_lilaw.functional.mlc_lookahead`.
 """
 
 from __future__ import annotations

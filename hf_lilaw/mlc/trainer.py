@@ -1,7 +1,7 @@
 """Trainer glue for meta label correction: EBOMLC, MLC-D and MLC on hf_lilaw's shared base trainer.
 
-The bilevel steps themselves are pure functions in `hf_lilaw.functional` (`mlc_step`, `mlc_d_step`,
-`mlc_ebomlc_step`); this module feeds them the Trainer's batches, models and optimizers.
+The bilevel steps themselves are pure functions in `hf_lilaw.functional` (`mlc_step`, `mlc_d_step`, `ebomlc_step`,
+`ebomlc_released_step`); this module feeds them the Trainer's batches, models and optimizers.
 """
 
 from __future__ import annotations
@@ -23,10 +23,10 @@ from ..core.base_trainer import BaseTrainer
 from ..core.columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS
 from ..core.outputs import extract_logits
 from ..functional.mlc_bilevel import Batch, MetaStepInputs, MetaStepResult
-from ..functional.mlc_d_step import mlc_d_step
-from ..functional.mlc_ebomlc_step import ebomlc_released_step, ebomlc_step
+from ..functional.mlc_bome import mlc_d_step
+from ..functional.mlc_ebomlc import ebomlc_released_step, ebomlc_step
 from ..functional.mlc_lookahead import is_sgd
-from ..functional.mlc_step import mlc_step
+from ..functional.mlc_second_order import mlc_step
 from .config import MetaLabelCorrectionConfig
 from .features import PenultimateFeatures
 from .meta_model import LabelCorrectionNetwork

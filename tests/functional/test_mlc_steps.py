@@ -4,6 +4,9 @@ Each step is run on a copy of the same model, meta model and batches as the reco
 plain SGD steps (lr `META_LR`), so its update is `a − META_LR·(meta direction)` and can be checked exactly.
 """
 
+import importlib
+import inspect
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -196,3 +199,12 @@ def test_reduce_averages_every_gradient_the_step_uses():
         torch.testing.assert_close(2 * a.grad, b.grad)
     for a, b, start in zip(runs[0].meta.parameters(), runs[1].meta.parameters(), runs[0].a.values()):
         torch.testing.assert_close(2 * (a - start), b - start)
+
+
+def test_the_steps_stay_functions_once_the_trainer_has_imported_their_modules():
+    import hf_lilaw.functional as functional
+
+    importlib.import_module("hf_lilaw.mlc.trainer")  # imports every step's module
+
+    for name in ("mlc_step", "mlc_d_step", "ebomlc_step", "ebomlc_released_step"):
+        assert inspect.isfunction(getattr(functional, name)), name
