@@ -7,6 +7,7 @@ from typing import Any
 import torch
 
 from ..core.sampler import IndexBatchSampler, StreamedBatches
+from ..core.training_state import restore_side_sampler
 
 PARAMETER_NAMES = ("alpha", "beta", "delta")
 
@@ -68,7 +69,4 @@ class LiLAWState:
         self.skipped_meta_steps.fill_(shared["skipped_meta_steps"])
         self.last_step_seen = shared["last_step_seen"]
         self.current_step_weighted = shared["current_step_weighted"]
-        if state.get("per_rank") is not None:
-            self.sampler.load_state_dict(state["per_rank"]["sampler"])
-        else:
-            self.sampler.fast_forward(self.meta_steps)
+        restore_side_sampler(self.sampler, state, key="sampler", batches_drawn=self.meta_steps)

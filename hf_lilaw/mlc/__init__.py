@@ -1,42 +1,24 @@
-"""Meta label correction (EBOMLC, MLC-D, MLC): a second trainer family, independent of LiLAW."""
+"""Meta label correction (EBOMLC, MLC-D, MLC): a second trainer family, independent of LiLAW.
 
-from ..functional.barrier import (
-    alignment_barrier_coefficient,
-    dynamic_barrier_coefficient,
-    lower_loss,
-    mixture_upper_loss,
-    soft_cross_entropy,
-)
-from .config import MetaLabelCorrectionConfig
-from .features import PenultimateFeatures, find_classification_head, pool_features
-from .lookahead import is_sgd, lookahead_steps
-from .meta_model import LabelCorrectionNetwork
-from .trainer import (
-    MLC_STATE_NAME,
-    EBOMLCTrainer,
-    MetaLabelCorrectionState,
-    MetaLabelCorrectionTrainer,
-    MLCDTrainer,
-    MLCTrainer,
-)
+The bilevel steps are pure functions in `hf_lilaw.functional` (modules `mlc_second_order`, `mlc_bome`, `mlc_ebomlc`),
+with the barrier math in `hf_lilaw.functional.barrier` and the look-ahead in `hf_lilaw.functional.mlc_lookahead`.
+"""
 
-__all__ = [
-    "MLC_STATE_NAME",
-    "EBOMLCTrainer",
-    "LabelCorrectionNetwork",
-    "MLCDTrainer",
-    "MLCTrainer",
-    "MetaLabelCorrectionConfig",
-    "MetaLabelCorrectionState",
-    "MetaLabelCorrectionTrainer",
-    "PenultimateFeatures",
-    "alignment_barrier_coefficient",
-    "dynamic_barrier_coefficient",
-    "find_classification_head",
-    "is_sgd",
-    "lookahead_steps",
-    "lower_loss",
-    "mixture_upper_loss",
-    "pool_features",
-    "soft_cross_entropy",
-]
+from __future__ import annotations
+
+from .._lazy import lazy_exports
+
+_EXPORTS = {
+    "EBOMLCTrainer": ".trainer",
+    "LabelCorrectionNetwork": ".meta_model",
+    "MLCDTrainer": ".trainer",
+    "MLCTrainer": ".trainer",
+    "MetaLabelCorrectionConfig": ".config",
+    "MetaLabelCorrectionState": ".state",
+    "MetaLabelCorrectionTrainer": ".trainer",
+    "PenultimateFeatures": ".features",
+}
+# Importable for code that reads checkpoints, but not part of the public API.
+_INTERNAL = {"MLC_STATE_NAME": ".trainer"}
+__all__ = sorted(_EXPORTS)
+__getattr__, __dir__ = lazy_exports(__name__, {**_EXPORTS, **_INTERNAL}, globals())

@@ -198,16 +198,16 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         metadata={"help": "Keep the clean set collated once in device memory: auto (when known exact and <= 64 MiB), force, off."},
     )
 
-    def __post_init__(self):
+    def __post_init__(self) -> None:
+        super().__post_init__()
         if self.mlc_clean_batch_size is None:
             self.mlc_clean_batch_size = self.per_device_train_batch_size
         if self.mlc_lower_loss_weights is not None:
             self.mlc_lower_loss_weights = [float(w) for w in self.mlc_lower_loss_weights]
-        # Before the parent's checks, so that an unsupported setting gets the message that names its fix.
         self._validate_mlc()
-        super().__post_init__()
 
     def _validate_mlc(self) -> None:
+        """Raise ``ValueError`` naming the field and a valid value for any bad meta label correction option."""
         if self.mlc_clean_cache not in ("auto", "force", "off"):
             raise ValueError(f"mlc_clean_cache must be 'auto', 'force' or 'off', got {self.mlc_clean_cache!r}.")
         if self.mlc_method not in MLC_METHODS:

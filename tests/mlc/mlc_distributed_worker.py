@@ -6,7 +6,8 @@ import sys
 
 import torch
 
-sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
+TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path[:0] = [TESTS, os.path.dirname(TESTS)]  # tests/, for conftest; the checkout's hf_lilaw, not an installed one
 from conftest import StopAfter, TinyNet, blobs  # noqa: E402
 from hf_lilaw.mlc import MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer  # noqa: E402
 

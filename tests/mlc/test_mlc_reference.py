@@ -15,7 +15,8 @@ import torch.nn.functional as F
 from datasets import Dataset
 from torch import nn
 
-from hf_lilaw.mlc import MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer, lookahead_steps
+from hf_lilaw.functional.mlc_lookahead import lookahead_steps
+from hf_lilaw.mlc import MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer
 
 NUM_LABELS = 3
 BATCH = 8

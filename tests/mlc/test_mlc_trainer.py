@@ -22,15 +22,15 @@ from transformers import (
 )
 
 from hf_lilaw.mlc import (
-    MLC_STATE_NAME,
     EBOMLCTrainer,
     LabelCorrectionNetwork,
     MetaLabelCorrectionConfig,
     MetaLabelCorrectionTrainer,
     MLCTrainer,
     PenultimateFeatures,
-    find_classification_head,
 )
+from hf_lilaw.mlc.features import find_classification_head
+from hf_lilaw.mlc.trainer import MLC_STATE_NAME
 
 NUM_LABELS = 3
 _PROTOTYPES = np.random.default_rng(0).normal(size=(NUM_LABELS, 3, 8, 8)).astype("float32")
