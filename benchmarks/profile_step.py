@@ -56,14 +56,14 @@ PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
 MLC_PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("training_step (all)", ("training_step",)),
     ("clean batch read + collate", ("_next_clean_batches",)),
-    ("lower loss (forwards)", ("_lower",)),
+    ("lower loss (forwards)", ("corrected_lower_loss",)),
     ("model forwards (all)", ("_forward",)),
-    ("autograd.grad (backwards)", ("_grads",)),
+    ("autograd.grad (backwards)", ("gradients",)),
     ("optimizer .step (EBOMLC inner main step; meta model)", ("step",)),
     ("gradient clipping", ("clip_grad_norm_",)),
     ("barrier coefficient", ("alignment_barrier_coefficient", "dynamic_barrier_coefficient")),
-    ("set .grad (copies)", ("_set_grads",)),
-    ("meta model step", ("_meta_step",)),
+    ("set .grad (copies)", ("set_gradients",)),
+    ("meta model step", ("step_meta_model",)),
     ("per-parameter list arithmetic", ("<listcomp>",)),
 )
 
