@@ -5,6 +5,10 @@
     .venv/bin/python benchmarks/fashion_mnist.py --summary
     # on a GPU machine: 16 worker processes share the device (the IDX files in a folder of their own)
     python benchmarks/fashion_mnist.py --device cuda --workers 16 --data-dir DIR
+    # the pretrained linear probe: EfficientNet-Lite0 features of all 70,000 images at 64 px (once, cached), then
+    # a linear head per run (the README's probe table: 10 epochs, batch 256)
+    .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 --batch-size 256 \
+        --name probe64_e10 --methods ce sce gce elr lilaw --workers 1
 
 An MLP 784-512-512-10 trained from scratch on all 60,000 training images: ``--val-rows`` (5,000) of them, drawn
 by the seed, are held out as a validation split carrying the same noise as the training rows (what a user with
@@ -62,6 +66,7 @@ from benchmarks import grid, stats
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist"
 METHODS = ("ce", "sce", "gce", "lilaw", "elr")
 CONDITIONS = ("clean", "uniform_20", "uniform_40", "uniform_60", "uniform_80", "pair_flip_40")
+MODEL_TITLES = {"mlp": "an MLP from scratch", "effnet_probe": "a linear probe on the frozen EfficientNet-Lite0"}
 LABELS = {"ce": "CE", "sce": "SCE", "gce": "GCE", "lilaw": "LiLAW", "elr": "ELR"}
 # Fashion-MNIST training-set pixel mean and std (of x / 255).
 PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
@@ -467,7 +472,7 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     command = re.sub(r" --shard \d+/\d+", "", first["command"])  # a worker's: the launch command
     devices = sorted({f"{r['device']}" + (f" ({r['gpu']})" if r.get("gpu") else "") for r in records})
     lines = [
-        f"# Fashion-MNIST from scratch: `{name}`", "",
+        f"# Fashion-MNIST, {MODEL_TITLES.get(first['config'].get('model', 'mlp'), '')}: `{name}`", "",
         f"Command: `{command}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
         f"device {', '.join(devices)}). Summary: `python benchmarks/fashion_mnist.py --summary --name {name}`.", "",
         f"Config: `{json.dumps(first['config'])}`; {first['train_rows']:,} training rows, {first['val_rows']:,} "
