@@ -47,17 +47,9 @@ from benchmarks.common import (  # noqa: E402
     offline_environment,
     write_json,
 )
-from hf_lilaw import (  # noqa: E402
-    HARDNESS_SCORES,
-    LiLAWConfig,
-    LiLAWTrainer,
-    TrainingDynamics,
-    TrainingDynamicsRecorder,
-    add_label_noise,
-    find_label_issues,
-    split_meta_set,
-)
-from hf_lilaw.analysis import otsu_threshold  # noqa: E402
+from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, add_label_noise, find_label_issues  # noqa: E402
+from hf_lilaw.analysis import HARDNESS_SCORES, TrainingDynamics, otsu_threshold  # noqa: E402
+from hf_lilaw.core import split_meta_set  # noqa: E402
 
 OUT_DIR = RESULTS_DIR / "label_issues"
 

@@ -690,7 +690,7 @@ class BaseTrainer(Trainer):
         if self._batch_sample_ids is None:
             raise ValueError(
                 f"Recording training dynamics needs each training batch to carry '{SAMPLE_ID_COLUMN}'. With "
-                "set_transform/with_transform, return that column from your transform (hf_lilaw.image_transforms "
+                "set_transform/with_transform, return that column from your transform (hf_lilaw.data.image_transforms "
                 "passes it through)."
             )
         epoch = int(self.state.epoch or 0)

@@ -191,7 +191,7 @@ class ELRTrainer(BaseTrainer):
             raise ValueError(
                 f"ELR needs each training batch to carry '{SAMPLE_ID_COLUMN}' (which row of the targets a sample "
                 "is). With set_transform/with_transform, return that column from your transform "
-                "(hf_lilaw.image_transforms passes it through); with a custom collator, keep it."
+                "(hf_lilaw.data.image_transforms passes it through); with a custom collator, keep it."
             )
         ids = torch.as_tensor(ids).reshape(-1).long()
         if ids.shape[0] != batch_size:

@@ -197,7 +197,7 @@ def test_eval_loss_is_the_plain_mean_cross_entropy(tmp_path, blob_splits, tiny_m
 
 
 def test_meta_step_restores_train_mode_keeps_global_rng_and_follows_the_gradient(tmp_path, blob_splits, tiny_model):
-    from hf_lilaw import lilaw_meta_gradient, lilaw_meta_update
+    from hf_lilaw.functional import lilaw_meta_gradient, lilaw_meta_update
 
     trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=blob_splits["train"],
                            meta_dataset=blob_splits["meta"])
@@ -223,7 +223,7 @@ def test_meta_step_restores_train_mode_keeps_global_rng_and_follows_the_gradient
 
 def test_detached_weights_change_the_model_gradient(tmp_path, blob_splits):
     """The first weighted step's gradient, by hand: mean(W·ℓ) with W attached to θ or a constant."""
-    from hf_lilaw import lilaw_weights
+    from hf_lilaw.functional import lilaw_weights
 
     def run(detach):
         torch.manual_seed(0)
