@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -18,7 +17,6 @@ from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
 from ..core.columns import SAMPLE_ID_COLUMN, column_array, with_sample_id
-from ..core.labels import check_class_labels, dataset_labels
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..functional.elr import elr_loss
@@ -126,7 +124,6 @@ class ELRTrainer(BaseTrainer):
         self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
         self.elr_state = ELRState(torch.device("cpu") if self.args.elr_targets_on_cpu else self.args.device)
         self.register_training_state(self.elr_state, name=ELR_STATE_NAME.removesuffix(".pt"), what="ELR targets")
-        self._first_batch_checked = False
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -163,15 +160,11 @@ class ELRTrainer(BaseTrainer):
         state = self.elr_state
         if state.table is None:
             raise ValueError("ELR's targets were never allocated: train through ELRTrainer.train().")
-        if not self._first_batch_checked:  # one host sync, once: labels and targets vs the model's real output
-            num_classes = logits.shape[-1]
-            check_class_labels(labels, num_classes=num_classes, name="train_dataset")
-            if num_classes != state.shape[1]:
-                raise ValueError(
-                    f"The model outputs {num_classes} classes but ELR's targets have {state.shape[1]} (from the "
-                    "checkpoint or the first train() call): train with the model the targets were made for."
-                )
-            self._first_batch_checked = True
+        if self.check_first_batch(logits, labels) and logits.shape[-1] != state.shape[1]:
+            raise ValueError(
+                f"The model outputs {logits.shape[-1]} classes but ELR's targets have {state.shape[1]} (from the "
+                "checkpoint or the first train() call): train with the model the targets were made for."
+            )
         ids = self._batch_ids(len(labels))
         rows = state.table.index_select(0, ids.to(state.device)).to(logits.device, non_blocking=True)
         terms = elr_loss(
@@ -260,15 +253,13 @@ class ELRTrainer(BaseTrainer):
         self._check_target_memory(num_samples, num_classes)
         if state.table is None:
             state.allocate(num_samples, num_classes)
-        self._first_batch_checked = False
 
     def _probe_num_classes(self) -> int:
-        """The width of the logits: one no-grad forward of the first two training examples (global RNGs untouched),
-        then every label of a `datasets.Dataset` checked against it, before the first step."""
+        """The width of the logits (BaseTrainer's probe forward on the training set, its labels then checked in
+        full where they can be read cheaply), before the first step."""
         if self._num_classes is not None:
             return self._num_classes
-        dataset = self.train_dataset
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled or self.model is None:
+        if not self.can_probe:
             num_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
             if not num_classes:
                 raise ValueError(
@@ -277,22 +268,12 @@ class ELRTrainer(BaseTrainer):
                 )
             return num_classes
 
-        def first_examples() -> list[Any]:
-            if has_length(dataset):
-                examples = [dataset[i] for i in range(min(2, len(dataset)))]
-            else:
-                examples = list(itertools.islice(iter(dataset), 2))
+        def has_ids(examples: list[Any]) -> None:
             if examples and isinstance(examples[0], Mapping) and SAMPLE_ID_COLUMN not in examples[0]:
-                raise ValueError(_missing_ids_message(type(dataset).__name__, list(examples[0])))
-            return examples
+                raise ValueError(_missing_ids_message(type(self.train_dataset).__name__, list(examples[0])))
 
-        inputs, _ = self.collate_side_examples(dataset, first_examples, name="train_dataset")
-        num_classes = extract_logits(self.probe_forward(self.model, inputs, name="train_dataset")).shape[-1]
-        labels = dataset_labels(dataset, name="train_dataset")
-        if labels is not None:
-            fix = "Fix the labels, or give the model one output per class (num_labels, or the width of its last layer)."
-            check_class_labels(labels, num_classes=num_classes, name="train_dataset", fix=fix)
-        self._num_classes = num_classes
+        num_classes, _ = self.probe_num_classes(self.train_dataset, name="train_dataset", inspect=has_ids)
+        self.check_train_labels(num_classes)
         return num_classes
 
     def _check_target_memory(self, num_samples: int, num_classes: int) -> None:

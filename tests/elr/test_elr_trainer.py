@@ -1,9 +1,7 @@
-import os
-
 import numpy as np
 import pytest
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
 from hf_lilaw.core.checkpoint import load_state_file
 from hf_lilaw.elr import ELRConfig, ELRTrainer
@@ -11,7 +9,7 @@ from hf_lilaw.elr import trainer as elr_trainer
 from hf_lilaw.elr.trainer import ELR_STATE_NAME
 from hf_lilaw.functional.elr import elr_probabilities
 
-from conftest import StopAfter, TinyNet, blobs
+from conftest import REFERENCE_ARGS, StopAfter, TinyNet, model_state, trainer_with_cross_entropy
 
 
 def config(tmp_path, **overrides) -> ELRConfig:
@@ -21,10 +19,6 @@ def config(tmp_path, **overrides) -> ELRConfig:
     )  # fmt: skip
     base.update(overrides)
     return ELRConfig(**base)
-
-
-def model_state(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 class GradientRecorder(TrainerCallback):
@@ -70,16 +64,11 @@ def test_drop_in_swap_logs_checkpoints_and_card(tmp_path, blob_splits):
 
 
 def test_lambda_zero_is_exactly_trainer_with_cross_entropy(tmp_path, blob_splits):
-    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05,
-                  save_strategy="no", report_to=[], seed=0, disable_tqdm=True)
-    torch.manual_seed(0)
-    plain = TinyNet()
-    Trainer(model=plain, args=TrainingArguments(**common), train_dataset=blob_splits["train"],
-            compute_loss_func=lambda out, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
-                out["logits"], labels, reduction="sum") / num_items_in_batch).train()
+    plain = trainer_with_cross_entropy(tmp_path, blob_splits["train"])
     torch.manual_seed(0)
     elr = TinyNet()
-    trainer = ELRTrainer(model=elr, args=ELRConfig(**common, elr_lambda=0.0), train_dataset=blob_splits["train"])
+    trainer = ELRTrainer(model=elr, args=ELRConfig(output_dir=str(tmp_path), **REFERENCE_ARGS, elr_lambda=0.0),
+                         train_dataset=blob_splits["train"])
     trainer.train()
     for name, value in model_state(plain).items():
         torch.testing.assert_close(model_state(elr)[name], value, rtol=0, atol=0)
