@@ -120,6 +120,7 @@ class ELRTrainer(BaseTrainer):
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         )
         self._num_samples = num_samples
+        self._exchange_updates = self.accelerator.num_processes > 1  # one process: no exchange, not even a check
         # Ids of a datasets.Dataset are checked in full above; any other set's, batch by batch (one host sync).
         self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
         self.elr_state = ELRState(torch.device("cpu") if self.args.elr_targets_on_cpu else self.args.device)
@@ -165,12 +166,13 @@ class ELRTrainer(BaseTrainer):
                 f"The model outputs {logits.shape[-1]} classes but ELR's targets have {state.shape[1]} (from the "
                 "checkpoint or the first train() call): train with the model the targets were made for."
             )
-        ids = self._batch_ids(len(labels))
-        rows = state.table.index_select(0, ids.to(state.device)).to(logits.device, non_blocking=True)
-        terms = elr_loss(
-            logits, labels, rows, elr_lambda=self.args.elr_lambda, beta=self.args.elr_beta,
-            label_smoothing=self.args.label_smoothing_factor,
-        )  # fmt: skip
+        ids = self._batch_ids(len(labels))  # on the table's device
+        rows = state.table.index_select(0, ids)
+        if rows.device != logits.device:
+            rows = rows.to(logits.device, non_blocking=True)
+        args = self.args
+        terms = elr_loss(logits, labels, rows, elr_lambda=args.elr_lambda, beta=args.elr_beta,
+                         label_smoothing=args.label_smoothing_factor)  # fmt: skip
         self._write_targets(ids, terms.targets)
         labelled = (labels != IGNORE_INDEX).float()
         self.accumulate_metric_sums(_METRIC_NAMES, torch.stack([terms.ce.detach(), terms.reg.detach(), labelled]).sum(1))
@@ -179,6 +181,7 @@ class ELRTrainer(BaseTrainer):
         return terms.loss
 
     def _batch_ids(self, batch_size: int) -> torch.Tensor:
+        """The batch's sample ids: int64, one per example, on the device of the targets."""
         ids = self._batch_sample_ids
         if ids is None:
             raise ValueError(
@@ -186,7 +189,12 @@ class ELRTrainer(BaseTrainer):
                 "is). With set_transform/with_transform, return that column from your transform "
                 "(hf_lilaw.data.image_transforms passes it through); with a custom collator, keep it."
             )
-        ids = torch.as_tensor(ids).reshape(-1).long()
+        if not isinstance(ids, torch.Tensor):
+            ids = torch.as_tensor(ids)
+        if ids.dim() != 1:
+            ids = ids.reshape(-1)
+        if ids.dtype != torch.long:
+            ids = ids.long()
         if ids.shape[0] != batch_size:
             raise ValueError(
                 f"The training batch has {batch_size} labels but {ids.shape[0]} '{SAMPLE_ID_COLUMN}' values: the "
@@ -201,14 +209,18 @@ class ELRTrainer(BaseTrainer):
                     f"{num_samples} rows: ids must lie in [0, {num_samples}). Set elr_num_samples to the number of "
                     "samples (the largest id + 1)."
                 )
-        return ids
+        device = self.elr_state.device
+        return ids if ids.device == device else ids.to(device)
 
     def _write_targets(self, ids: torch.Tensor, rows: torch.Tensor) -> None:
         """Store the batch's updated targets; under several processes every process's rows, on every process."""
         state = self.elr_state
-        if self.accelerator.num_processes > 1:
+        if self._exchange_updates:
             ids, rows = self._gather_updates(ids, rows)
-        state.table.index_copy_(0, ids.to(state.device), rows.to(state.device))
+            ids = ids.to(state.device)
+        if rows.device != state.device:
+            rows = rows.to(state.device)
+        state.table.index_copy_(0, ids, rows)
         state.updates += 1
 
     def _gather_updates(self, ids: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
