@@ -99,5 +99,6 @@ def elr_loss(
         )
     else:  # cross_entropy is exactly this; the log-softmax is shared with p
         ce = F.nll_loss(log_p, labels, reduction="none", ignore_index=IGNORE_INDEX)
-    reg = torch.log1p(torch.linalg.vecdot(p, updated.neg())).masked_fill(ignored, 0.0)
+    # A -100 row's term is log1p(⟨p, 0⟩) = 0: masked in the constant, not by a node of the graph.
+    reg = torch.log1p(torch.linalg.vecdot(p, updated.neg().masked_fill_(ignored[:, None], 0.0)))
     return ELRTerms(loss=torch.add(ce, reg, alpha=elr_lambda), ce=ce, reg=reg, targets=updated)
