@@ -104,6 +104,8 @@ class ELRTrainer(BaseTrainer):
         num_samples = None
         if train_dataset is not None:
             train_dataset, num_samples = _identified(train_dataset, args.elr_num_samples)
+            if data_collator is None:  # Trainer's default collators take the ids as plain ints
+                train_dataset = _ids_unformatted(train_dataset)
         super().__init__(
             model=model,
             args=args,
@@ -384,6 +386,19 @@ def _identified(train_dataset: Any, num_samples: int | None) -> tuple[Any, int]:
             )
         num_samples = len(train_dataset)
     return train_dataset, num_samples
+
+
+def _ids_unformatted(dataset: Any) -> Any:
+    """A torch-formatted ``dataset`` whose sample ids come out as Python ints instead of one 0-dim tensor per row
+    (most of what carrying the ids costs a training batch); the collator stacks them into the same int64 tensor.
+    Left as it is where that would also let other columns out unformatted."""
+    if not isinstance(dataset, datasets.Dataset):
+        return dataset
+    form = dataset.format
+    if form["type"] != "torch" or form["output_all_columns"] or set(form["columns"]) != set(dataset.column_names):
+        return dataset
+    columns = [c for c in dataset.column_names if c != SAMPLE_ID_COLUMN]
+    return dataset.with_format("torch", columns=columns, output_all_columns=True, **form["format_kwargs"])
 
 
 def _size(num_bytes: float) -> str:

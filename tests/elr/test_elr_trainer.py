@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 import torch
-from transformers import TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments, default_data_collator
 
 from hf_lilaw.core.checkpoint import load_state_file
 from hf_lilaw.elr import ELRConfig, ELRTrainer
@@ -254,6 +254,24 @@ def test_bad_input_is_refused_with_the_fix(tmp_path, blob_splits, tiny_model):
     with pytest.raises(ValueError, match=r"train_dataset has labels in \[0, 2\] but the model outputs 2 classes"):
         ELRTrainer(model=TinyNet(num_classes=2), args=config(tmp_path), train_dataset=train, callbacks=[steps]).train()
     assert steps.steps == 0
+
+
+def test_torch_formatted_set_reads_ids_as_ints_and_trains_the_same(tmp_path, blob_splits):
+    train = blob_splits["train"]
+    runs = {}
+    for name, data, collator in [("plain", train, None), ("torch", train.with_format("torch"), None),
+                                 ("collator", train.with_format("torch"), default_data_collator)]:
+        torch.manual_seed(0)
+        trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path / name), train_dataset=data, data_collator=collator)
+        trainer.train()
+        runs[name] = trainer
+    row = runs["torch"].train_dataset[0]
+    assert isinstance(row["sample_id"], int) and isinstance(row["x"], torch.Tensor)  # only the ids left unformatted
+    assert isinstance(runs["collator"].train_dataset[0]["sample_id"], torch.Tensor)  # a collator of one's own: as given
+    for name in ("torch", "collator"):
+        torch.testing.assert_close(runs[name].elr_targets(), runs["plain"].elr_targets(), rtol=0, atol=0)
+        for key, value in model_state(runs["plain"].model).items():
+            torch.testing.assert_close(model_state(runs[name].model)[key], value, rtol=0, atol=0)
 
 
 def test_own_sample_ids_index_the_targets(tmp_path, blob_splits, tiny_model):
