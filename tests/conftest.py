@@ -80,3 +80,10 @@ def trainer_with_cross_entropy(output_dir, train_dataset) -> TinyNet:
             compute_loss_func=lambda out, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
                 out["logits"], labels, reduction="sum") / num_items_in_batch).train()
     return model
+
+
+def plain_eval_loss(model: nn.Module, dataset: datasets.Dataset) -> float:
+    """``model``'s mean cross-entropy on ``dataset`` (columns ``x`` and ``label``), computed here by hand."""
+    with torch.no_grad():
+        logits = model(torch.tensor(dataset["x"]))["logits"]
+    return torch.nn.functional.cross_entropy(logits, torch.tensor(dataset["label"])).item()

@@ -12,7 +12,9 @@ from hf_lilaw.core.checkpoint import load_state_file
 from hf_lilaw.core.sampler import IndexBatchSampler
 from hf_lilaw.lilaw.trainer import LILAW_STATE_NAME
 
-from conftest import REFERENCE_ARGS, StopAfter, TinyNet, blobs, model_state, trainer_with_cross_entropy
+from conftest import (
+    REFERENCE_ARGS, StopAfter, TinyNet, blobs, model_state, plain_eval_loss, trainer_with_cross_entropy
+)
 
 
 def config(tmp_path, **overrides) -> LiLAWConfig:
@@ -180,11 +182,7 @@ def test_eval_loss_is_the_plain_mean_cross_entropy(tmp_path, blob_splits, tiny_m
                            meta_dataset=blob_splits["meta"], eval_dataset=blob_splits["test"])
     trainer.train()
     metrics = trainer.evaluate()
-    test = blob_splits["test"]
-    with torch.no_grad():
-        logits = trainer.model(torch.tensor(test["x"]))["logits"]
-    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(test["label"])).item()
-    assert metrics["eval_loss"] == pytest.approx(expected, rel=1e-5)
+    assert metrics["eval_loss"] == pytest.approx(plain_eval_loss(trainer.model, blob_splits["test"]), rel=1e-5)
 
 
 def test_meta_step_restores_train_mode_keeps_global_rng_and_follows_the_gradient(tmp_path, blob_splits, tiny_model):
