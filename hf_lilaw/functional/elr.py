@@ -85,20 +85,20 @@ def elr_loss(
     # Few operations and autograd nodes on purpose: on small models their dispatch is most of ELR's cost per step.
     # Each choice below gives the same values and gradients to the bit as the plain spelling: hardtanh is the clamp
     # with the clamp's gradient (none at the bounds) in one backward kernel; ⟨p, −t⟩ is −⟨p, t⟩ without a negation
-    # node; a filled mask, not `where` against a Python zero; no conversion of what is float32 / int64 already.
+    # node; a -100 row's term is log1p(⟨p, 0⟩) = 0, masked in the constant rather than by a node of the graph; no
+    # conversion of what is float32 / int64 already.
     if labels.dtype != torch.long:
         labels = labels.long()
-    ignored = labels == IGNORE_INDEX
+    ignored = (labels == IGNORE_INDEX)[:, None]
     log_p = _float(logits).log_softmax(dim=-1)
     p = F.hardtanh(log_p.exp(), ELR_CLAMP, 1.0 - ELR_CLAMP)
     targets = _float(targets)
-    updated = torch.where(ignored[:, None], targets, _target_update(targets, p.detach(), beta))
+    updated = torch.where(ignored, targets, _target_update(targets, p.detach(), beta))
     if label_smoothing:  # a float copy of its own, as F.cross_entropy(logits.float()) makes
         ce = F.cross_entropy(
             _float(logits), labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
         )
     else:  # cross_entropy is exactly this; the log-softmax is shared with p
         ce = F.nll_loss(log_p, labels, reduction="none", ignore_index=IGNORE_INDEX)
-    # A -100 row's term is log1p(⟨p, 0⟩) = 0: masked in the constant, not by a node of the graph.
-    reg = torch.log1p(torch.linalg.vecdot(p, updated.neg().masked_fill_(ignored[:, None], 0.0)))
+    reg = torch.log1p(torch.linalg.vecdot(p, updated.neg().masked_fill_(ignored, 0.0)))
     return ELRTerms(loss=torch.add(ce, reg, alpha=elr_lambda), ce=ce, reg=reg, targets=updated)
