@@ -63,3 +63,14 @@ def test_an_unknown_name_is_an_attribute_error_and_submodules_still_import():
     from hf_lilaw import data
 
     assert data.load_ucr.__module__ == "hf_lilaw.data.ucr"
+
+
+def test_the_type_checking_imports_match_the_lazy_names():
+    """What IDEs and type checkers see (the ``if TYPE_CHECKING:`` imports) is what the package exports lazily."""
+    import ast
+    from pathlib import Path
+
+    tree = ast.parse(Path(hf_lilaw.__file__).read_text())
+    block = next(n for n in tree.body if isinstance(n, ast.If) and getattr(n.test, "id", None) == "TYPE_CHECKING")
+    names = {a.asname or a.name for n in ast.walk(block) if isinstance(n, ast.ImportFrom) for a in n.names}
+    assert names == set(hf_lilaw._EXPORTS)
