@@ -12,7 +12,7 @@ import numpy as np
 import psutil
 import torch
 from torch import nn
-from transformers import TrainingArguments
+from transformers import DefaultDataCollator, TrainingArguments, default_data_collator
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
@@ -104,7 +104,9 @@ class ELRTrainer(BaseTrainer):
         num_samples = None
         if train_dataset is not None:
             train_dataset, num_samples = _identified(train_dataset, args.elr_num_samples)
-            if data_collator is None:  # Trainer's default collators take the ids as plain ints
+            if data_collator is None or data_collator is default_data_collator or isinstance(
+                data_collator, DefaultDataCollator
+            ):  # Trainer's default collator makes the same int64 tensor of plain ints
                 train_dataset = _ids_unformatted(train_dataset)
         super().__init__(
             model=model,

@@ -255,16 +255,21 @@ def test_bad_input_is_refused_with_the_fix(tmp_path, blob_splits, tiny_model):
 def test_torch_formatted_set_reads_ids_as_ints_and_trains_the_same(tmp_path, blob_splits):
     train = blob_splits["train"]
     runs = {}
+    def own_collator(rows):
+        return default_data_collator(rows)
+
     for name, data, collator in [("plain", train, None), ("torch", train.with_format("torch"), None),
-                                 ("collator", train.with_format("torch"), default_data_collator)]:
+                                 ("default", train.with_format("torch"), default_data_collator),
+                                 ("collator", train.with_format("torch"), own_collator)]:
         torch.manual_seed(0)
         trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path / name), train_dataset=data, data_collator=collator)
         trainer.train()
         runs[name] = trainer
-    row = runs["torch"].train_dataset[0]
-    assert isinstance(row["sample_id"], int) and isinstance(row["x"], torch.Tensor)  # only the ids left unformatted
+    for name in ("torch", "default"):
+        row = runs[name].train_dataset[0]
+        assert isinstance(row["sample_id"], int) and isinstance(row["x"], torch.Tensor)  # only the ids unformatted
     assert isinstance(runs["collator"].train_dataset[0]["sample_id"], torch.Tensor)  # a collator of one's own: as given
-    for name in ("torch", "collator"):
+    for name in ("torch", "default", "collator"):
         torch.testing.assert_close(runs[name].elr_targets(), runs["plain"].elr_targets(), rtol=0, atol=0)
         for key, value in model_state(runs["plain"].model).items():
             torch.testing.assert_close(model_state(runs[name].model)[key], value, rtol=0, atol=0)
