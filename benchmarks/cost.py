@@ -124,7 +124,7 @@ def load_data(model_name: str, seed: int, *, clean_fraction: float = 0.0) -> dic
     """
     import datasets
 
-    from hf_lilaw import load_digits_images
+    from hf_lilaw.data import load_digits_images
 
     m = MODELS[model_name]
     if m["spec"]["type"] == "linear_probe":

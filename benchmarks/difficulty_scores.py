@@ -24,17 +24,9 @@ from sklearn.model_selection import StratifiedKFold
 from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
-from hf_lilaw import (
-    HARDNESS_SCORES,
-    LiLAWConfig,
-    LiLAWTrainer,
-    TrainingDynamicsRecorder,
-    add_label_noise,
-    label_issue_metrics,
-    plot_data_map,
-    split_meta_set,
-)
-from hf_lilaw.analysis import data_maps
+from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, add_label_noise
+from hf_lilaw.analysis import HARDNESS_SCORES, data_maps, label_issue_metrics, plot_data_map
+from hf_lilaw.core import split_meta_set
 
 
 @dataclass

@@ -201,7 +201,7 @@ class Splits:
 
 def make_splits(seed: int, condition: str, cfg: Config, data_dir: str | None) -> Splits:
     """The seed's validation split and training rows, the condition's noise drawn over all 60,000 labels."""
-    from hf_lilaw import noisy_labels
+    from hf_lilaw.noise import noisy_labels
 
     x, y, x_test, y_test = load_arrays(data_dir, cfg)
     kind, rate = parse_condition(condition)

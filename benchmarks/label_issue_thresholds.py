@@ -36,17 +36,9 @@ import datasets
 import numpy as np
 import torch
 from torch import nn
-from hf_lilaw import (
-    HARDNESS_SCORES,
-    LiLAWConfig,
-    LiLAWTrainer,
-    TrainingDynamics,
-    TrainingDynamicsRecorder,
-    add_label_noise,
-    find_label_issues,
-    split_meta_set,
-)
-from hf_lilaw.analysis import otsu_threshold
+from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, add_label_noise, find_label_issues
+from hf_lilaw.analysis import HARDNESS_SCORES, TrainingDynamics, otsu_threshold
+from hf_lilaw.core import split_meta_set
 
 OUT_DIR = RESULTS_DIR / "label_issues"
 

@@ -166,7 +166,7 @@ class CellData:
 
 def load_base(cfg: dict[str, Any], seed: int, model_for_transforms: Any) -> dict[str, Any]:
     """The seed's train/meta/test splits (the split depends on the seed only), tensorised when configured."""
-    from hf_lilaw import load_classification_dataset
+    from hf_lilaw.data import load_classification_dataset
 
     spec = cfg["dataset"]
     splits = load_classification_dataset(
@@ -229,7 +229,7 @@ def prepare_cell(cfg: dict[str, Any], base: dict[str, Any], noise_type: str, rat
         clean = noisy_small.with_column("label", noisy_small.columns["clean_label"])
         train_eval = train
     else:
-        from hf_lilaw import image_transforms
+        from hf_lilaw.data import image_transforms
 
         model = base["transforms_model"]
         noisy_small = meta.select(picked)

@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/ucr_lstm.py --summary benchmarks/results/ucr/ucr_lstm.jsonl
 
 The UCR archive's ItalyPowerDemand (bundled with aeon, offline; the archive's own train/test split, 15 % of the
-training split held out as the meta split) through `hf_lilaw.load_ucr`, with uniform label noise on the
+training split held out as the meta split) through `hf_lilaw.data.load_ucr`, with uniform label noise on the
 training and meta splits (the test split stays clean). A 2-layer LSTM of 32 units is trained from scratch with
 
   ce     `transformers.Trainer`, cross-entropy
@@ -65,7 +65,8 @@ def validate(cfg: dict[str, Any]) -> None:
 
 def noisy_splits(cfg: dict[str, Any], *, noise_type: str, rate: float, seed: int):
     """The seed's train/meta/test splits with label noise in train and meta (test clean)."""
-    from hf_lilaw import add_label_noise, load_ucr
+    from hf_lilaw import add_label_noise
+    from hf_lilaw.data import load_ucr
 
     ds = cfg["dataset"]
     splits = load_ucr(ds["name"], meta_fraction=ds.get("meta_fraction", 0.15), seed=seed)
@@ -94,7 +95,8 @@ def train_one(cfg: dict[str, Any], method: str, model, splits, *, seed: int, out
     """Train ``method`` from ``model`` (copied) and return last-epoch and early-stopped test accuracy and history."""
     from transformers import PrinterCallback, Trainer, set_seed
 
-    from hf_lilaw import LiLAWConfig, LiLAWTrainer, SymmetricCrossEntropy, compute_classification_metrics, vector_transform
+    from hf_lilaw import LiLAWConfig, LiLAWTrainer, SymmetricCrossEntropy, compute_classification_metrics
+    from hf_lilaw.data import vector_transform
 
     tr = cfg["training"]
     args = LiLAWConfig(

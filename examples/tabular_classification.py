@@ -29,17 +29,9 @@ from dataclasses import dataclass, field
 from datasets import DatasetDict
 from transformers import HfArgumentParser, Trainer, set_seed
 
-from hf_lilaw import (
-    ELRConfig,
-    ELRTrainer,
-    LiLAWConfig,
-    LiLAWTrainer,
-    add_label_noise,
-    compare_runs,
-    load_classification_dataset,
-    make_fairness_compute_metrics,
-    vector_transform,
-)
+from hf_lilaw import ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer, add_label_noise, compare_runs
+from hf_lilaw.data import load_classification_dataset, vector_transform
+from hf_lilaw.metrics import make_fairness_compute_metrics
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
@@ -60,7 +52,7 @@ class ScriptArguments:
     model: str | None = field(
         default=None, metadata={"help": "A saved MLPForTabularClassification (Hub id or path); default: a new MLP."}
     )
-    noise_type: str = field(default="uniform", metadata={"help": "Label noise (hf_lilaw.LABEL_NOISE_TYPES)."})
+    noise_type: str = field(default="uniform", metadata={"help": "Label noise (hf_lilaw.noise.LABEL_NOISE_TYPES)."})
     noise_rate: float = field(default=0.3, metadata={"help": "Fraction of training and validation labels to corrupt."})
     group_column: str = field(default="sex", metadata={"help": "Sensitive attribute to report fairness metrics by."})
     num_samples: int = field(default=4000, metadata={"help": "Size of the synthetic_adult data set."})

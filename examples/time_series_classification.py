@@ -2,7 +2,7 @@
 
 Offline default: the UCR archive's ItalyPowerDemand (bundled with aeon: 2 classes, 24 steps, the archive's own
 67 training and 1,029 test series; 15 % of the training split is held out as validation) through
-`hf_lilaw.load_ucr`, with 30 % of the training and validation labels flipped; a 2-layer LSTM of 32 units,
+`hf_lilaw.data.load_ucr`, with 30 % of the training and validation labels flipped; a 2-layer LSTM of 32 units,
 60 epochs at learning rate 0.01, seeds 0, 1, 2; ``--compare`` also trains plain `transformers.Trainer` from the
 same weights, data, seed and schedule:
 
@@ -42,7 +42,6 @@ from datasets import DatasetDict
 from transformers import HfArgumentParser, Trainer, set_seed
 
 from hf_lilaw import (
-    INPUT_NOISE_TYPES,
     ELRConfig,
     ELRTrainer,
     LiLAWConfig,
@@ -51,9 +50,9 @@ from hf_lilaw import (
     add_label_noise,
     compare_runs,
     compute_classification_metrics,
-    load_classification_dataset,
-    vector_transform,
 )
+from hf_lilaw.data import load_classification_dataset, vector_transform
+from hf_lilaw.noise import INPUT_NOISE_TYPES
 from hf_lilaw.models import LSTMClassifierConfig, StackedLSTMForTimeSeriesClassification
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
@@ -71,7 +70,7 @@ class ScriptArguments:
     dataset: str = field(
         default="ucr/ItalyPowerDemand",
         metadata={
-            "help": "'ucr/<name>' for a UCR/UEA set read by hf_lilaw.load_ucr (offline for the sets aeon bundles), "
+            "help": "'ucr/<name>' for a UCR/UEA set read by hf_lilaw.data.load_ucr (offline for the sets aeon bundles), "
             "'ecg5000' (with --data_dir) or 'synthetic_ecg'."
         },
     )
@@ -80,7 +79,7 @@ class ScriptArguments:
         metadata={"help": "A saved StackedLSTMForTimeSeriesClassification (Hub id or path); default: a new LSTM."},
     )
     noise_type: str = field(
-        default="uniform", metadata={"help": "Noise put into the training and validation splits (hf_lilaw.NOISE_TYPES)."}
+        default="uniform", metadata={"help": "Noise put into the training and validation splits (hf_lilaw.noise.NOISE_TYPES)."}
     )
     noise_rate: float = field(default=0.3, metadata={"help": "Fraction of training and validation samples to corrupt."})
     data_dir: str | None = field(

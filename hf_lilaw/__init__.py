@@ -1,4 +1,11 @@
-"""hf_lilaw: LiLAW and meta label correction for `transformers.Trainer`, for labels you cannot fully trust.
+"""hf_lilaw: LiLAW, early-learning regularisation and meta label correction for `transformers.Trainer`, for labels
+you cannot fully trust.
+
+The top level holds the trainers, their configs, the robust losses and the main tools. Everything else is in its
+subpackage, each with its own ``__all__``: `hf_lilaw.data` (loaders, transforms), `hf_lilaw.noise` (noise types,
+label arrays), `hf_lilaw.analysis` (dynamics, scores, plots), `hf_lilaw.metrics`, `hf_lilaw.comparison`,
+`hf_lilaw.models`, `hf_lilaw.functional` (the pure tensor math), `hf_lilaw.core` (the shared Trainer machinery,
+column names, `split_meta_set`) and the families `hf_lilaw.lilaw`, `hf_lilaw.elr`, `hf_lilaw.mlc`.
 
 Names are imported on first use (module ``__getattr__``), so ``import hf_lilaw`` loads neither the trainers
 (and with them ``transformers.Trainer``) nor matplotlib, scikit-learn, scipy or PIL. Import `hf_lilaw.models`
@@ -11,130 +18,79 @@ from typing import TYPE_CHECKING
 
 from ._lazy import lazy_exports
 from ._version import __version__
-from .core.columns import BOOKKEEPING_COLUMNS, CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN, SAMPLE_ID_COLUMN
 
 # Public name -> module that defines it (relative to this package).
 _EXPORTS = {
+    # trainers and their configs
     "BaseTrainer": ".core.base_trainer",
-    "TrainingDynamicsObserver": ".core.observers",
-    "split_meta_set": ".core.splits",
     "LiLAWConfig": ".lilaw.config",
     "LiLAWTrainer": ".lilaw.trainer",
     "ELRConfig": ".elr",
     "ELRTrainer": ".elr",
-    "RunComparison": ".comparison",
-    "compare_runs": ".comparison",
-    "EBOMLCTrainer": ".mlc",
     "MetaLabelCorrectionConfig": ".mlc",
     "MetaLabelCorrectionTrainer": ".mlc",
+    "EBOMLCTrainer": ".mlc",
     "MLCDTrainer": ".mlc",
     "MLCTrainer": ".mlc",
-    "TrainingDynamics": ".analysis.dynamics",
-    "TrainingDynamicsRecorder": ".analysis.dynamics",
-    "HARDNESS_SCORES": ".analysis.scores",
-    "find_label_issues": ".analysis.label_issues",
-    "label_issue_metrics": ".analysis.label_issues",
-    "plot_data_map": ".analysis.plots",
-    "plot_lilaw_parameters": ".lilaw.plot",
-    "plot_weight_histogram": ".analysis.plots",
-    "clean_labels": ".analysis.cleaning",
+    # robust losses for Trainer's compute_loss_func
     "CrossEntropy": ".losses",
     "FocalLoss": ".losses",
     "GeneralizedCrossEntropy": ".losses",
     "SymmetricCrossEntropy": ".losses",
     "make_loss": ".losses",
-    "efficientnet_lite0_checkpoint": ".models",
-    "per_sample_statistics": ".functional.statistics",
-    "per_sample_loss": ".functional.losses",
-    "LiLAWWeights": ".functional.weighting",
-    "lilaw_meta_gradient": ".functional.weighting",
-    "lilaw_meta_update": ".functional.weighting",
-    "lilaw_meta_loss": ".functional.weighting",
-    "lilaw_weights": ".functional.weighting",
-    "compute_classification_metrics": ".metrics",
-    "load_classification_metric": ".metrics",
-    "fairness_metrics": ".metrics",
-    "make_fairness_compute_metrics": ".metrics",
-    "INPUT_NOISE_TYPES": ".noise",
-    "LABEL_NOISE_TYPES": ".noise",
-    "NOISE_TYPES": ".noise",
-    "add_input_noise": ".noise",
+    # the main tools: noise in, mislabelled rows out, runs compared
     "add_label_noise": ".noise",
-    "noisy_labels": ".noise",
-    "available_datasets": ".data",
-    "image_transforms": ".data",
-    "load_adult": ".data",
-    "load_ucr": ".data",
-    "bundled_ucr_sets": ".data",
-    "load_classification_dataset": ".data",
-    "load_digits_images": ".data",
-    "load_fashion_mnist": ".data",
-    "fashion_mnist_arrays": ".data",
-    "load_ecg5000": ".data",
-    "load_medmnist": ".data",
-    "load_synthetic_adult": ".data",
-    "load_synthetic_ecg": ".data",
-    "register_dataset": ".data",
-    "vector_transform": ".data",
-    "with_meta_split": ".data",
+    "add_input_noise": ".noise",
+    "TrainingDynamicsRecorder": ".analysis",
+    "find_label_issues": ".analysis",
+    "clean_labels": ".analysis",
+    "compute_classification_metrics": ".metrics",
+    "compare_runs": ".comparison",
 }
 
-__all__ = sorted(
-    ["BOOKKEEPING_COLUMNS", "CLEAN_LABEL_COLUMN", "NOISY_FLAG_COLUMN", "SAMPLE_ID_COLUMN", "__version__", *_EXPORTS]
-)
+__all__ = sorted(["__version__", *_EXPORTS])
 
+# Names the top level exported before it was cut to the list above -> the public module that holds them now.
+# They still resolve, with a FutureWarning naming the new import.
+_MOVED = {
+    **dict.fromkeys(["BOOKKEEPING_COLUMNS", "CLEAN_LABEL_COLUMN", "NOISY_FLAG_COLUMN", "SAMPLE_ID_COLUMN"], "hf_lilaw.core"),
+    **dict.fromkeys(["TrainingDynamicsObserver", "split_meta_set"], "hf_lilaw.core"),
+    "RunComparison": "hf_lilaw.comparison",
+    "plot_lilaw_parameters": "hf_lilaw.lilaw",
+    "efficientnet_lite0_checkpoint": "hf_lilaw.models",
+    **dict.fromkeys(
+        ["TrainingDynamics", "HARDNESS_SCORES", "label_issue_metrics", "plot_data_map", "plot_weight_histogram"],
+        "hf_lilaw.analysis",
+    ),
+    **dict.fromkeys(
+        ["LiLAWWeights", "lilaw_meta_gradient", "lilaw_meta_update", "lilaw_meta_loss", "lilaw_weights",
+         "per_sample_loss", "per_sample_statistics"],
+        "hf_lilaw.functional",
+    ),  # fmt: skip
+    **dict.fromkeys(
+        ["load_classification_metric", "fairness_metrics", "make_fairness_compute_metrics"], "hf_lilaw.metrics"
+    ),
+    **dict.fromkeys(["INPUT_NOISE_TYPES", "LABEL_NOISE_TYPES", "NOISE_TYPES", "noisy_labels"], "hf_lilaw.noise"),
+    **dict.fromkeys(
+        ["available_datasets", "bundled_ucr_sets", "fashion_mnist_arrays", "image_transforms", "load_adult",
+         "load_classification_dataset", "load_digits_images", "load_ecg5000", "load_fashion_mnist", "load_medmnist",
+         "load_synthetic_adult", "load_synthetic_ecg", "load_ucr", "register_dataset", "vector_transform",
+         "with_meta_split"],
+        "hf_lilaw.data",
+    ),  # fmt: skip
+}
 
-__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals(), moved=_MOVED)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs: the same names, imported eagerly
-    from .analysis.cleaning import clean_labels
-    from .analysis.dynamics import TrainingDynamics, TrainingDynamicsRecorder
-    from .analysis.label_issues import find_label_issues, label_issue_metrics
-    from .analysis.plots import plot_data_map, plot_weight_histogram
-    from .analysis.scores import HARDNESS_SCORES
+    from .analysis import TrainingDynamicsRecorder, clean_labels, find_label_issues
+    from .comparison import compare_runs
     from .core.base_trainer import BaseTrainer
-    from .core.observers import TrainingDynamicsObserver
-    from .comparison import RunComparison, compare_runs
-    from .core.splits import split_meta_set
-    from .data import (
-        available_datasets,
-        image_transforms,
-        load_adult,
-        load_classification_dataset,
-        load_digits_images,
-        load_fashion_mnist,
-        fashion_mnist_arrays,
-        load_ecg5000,
-        load_medmnist,
-        load_synthetic_adult,
-        load_synthetic_ecg,
-        load_ucr,
-        bundled_ucr_sets,
-        register_dataset,
-        vector_transform,
-        with_meta_split,
-    )
     from .elr import ELRConfig, ELRTrainer
-    from .functional.losses import per_sample_loss
-    from .functional.statistics import per_sample_statistics
-    from .functional.weighting import (
-        LiLAWWeights,
-        lilaw_meta_gradient,
-        lilaw_meta_update,
-        lilaw_meta_loss,
-        lilaw_weights,
-    )
     from .lilaw.config import LiLAWConfig
-    from .lilaw.plot import plot_lilaw_parameters
-    from .losses import CrossEntropy, FocalLoss, GeneralizedCrossEntropy, SymmetricCrossEntropy, make_loss
-    from .models import efficientnet_lite0_checkpoint
     from .lilaw.trainer import LiLAWTrainer
-    from .metrics import (
-        compute_classification_metrics,
-        fairness_metrics,
-        load_classification_metric,
-        make_fairness_compute_metrics,
-    )
+    from .losses import CrossEntropy, FocalLoss, GeneralizedCrossEntropy, SymmetricCrossEntropy, make_loss
+    from .metrics import compute_classification_metrics
     from .mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer, MLCDTrainer, MLCTrainer
-    from .noise import INPUT_NOISE_TYPES, LABEL_NOISE_TYPES, NOISE_TYPES, add_input_noise, add_label_noise, noisy_labels
+    from .noise import add_input_noise, add_label_noise

@@ -11,7 +11,7 @@ import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
+from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
 NUM_FEATURES, NUM_CLASSES = 8, 3
 
@@ -60,3 +60,30 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def blob_splits():
     return {"train": blobs(192, seed=0), "meta": blobs(48, seed=1), "test": blobs(96, noise_rate=0.0, seed=2)}
+
+
+def model_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in model.state_dict().items()}
+
+
+REFERENCE_ARGS = dict(per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05, save_strategy="no",
+                      report_to=[], seed=0, disable_tqdm=True)  # fmt: skip
+"""The schedule of `trainer_with_cross_entropy` (add ``output_dir``)."""
+
+
+def trainer_with_cross_entropy(output_dir, train_dataset) -> TinyNet:
+    """A `TinyNet` (seed 0) trained by plain `transformers.Trainer` with summed cross-entropy over
+    ``num_items_in_batch`` under `REFERENCE_ARGS`: what a family must equal bit for bit where it is plain CE."""
+    torch.manual_seed(0)
+    model = TinyNet()
+    Trainer(model=model, args=TrainingArguments(output_dir=str(output_dir), **REFERENCE_ARGS), train_dataset=train_dataset,
+            compute_loss_func=lambda out, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
+                out["logits"], labels, reduction="sum") / num_items_in_batch).train()
+    return model
+
+
+def plain_eval_loss(model: nn.Module, dataset: datasets.Dataset) -> float:
+    """``model``'s mean cross-entropy on ``dataset`` (columns ``x`` and ``label``), computed here by hand."""
+    with torch.no_grad():
+        logits = model(torch.tensor(dataset["x"]))["logits"]
+    return torch.nn.functional.cross_entropy(logits, torch.tensor(dataset["label"])).item()

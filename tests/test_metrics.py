@@ -121,7 +121,7 @@ def test_fairness_compute_metrics_reads_the_group_column():
 
 
 def test_evaluate_metric_equals_compute_classification_metrics():
-    from hf_lilaw import load_classification_metric
+    from hf_lilaw.metrics import load_classification_metric
 
     rng = np.random.default_rng(0)
     logits = rng.normal(size=(60, 7)).astype(np.float32)

@@ -13,6 +13,9 @@ _EXPORTS = {
     "split_meta_set": ".splits",
     "with_sample_id": ".columns",
     "SAMPLE_ID_COLUMN": ".columns",
+    "CLEAN_LABEL_COLUMN": ".columns",
+    "NOISY_FLAG_COLUMN": ".columns",
+    "BOOKKEEPING_COLUMNS": ".columns",
 }
 __all__ = sorted(_EXPORTS)
 __getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())

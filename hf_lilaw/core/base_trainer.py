@@ -57,6 +57,8 @@ logger = logging.getLogger(__name__)
 
 SideBatchSampler = IndexBatchSampler | StreamedBatches
 
+_LABEL_FIX = "Fix the labels, or give the model one output per class (num_labels, or the width of its last layer)."
+
 
 class BaseTrainer(Trainer):
     """A `transformers.Trainer` with what LiLAW and meta label correction both need, so a family adds only its own.
@@ -143,6 +145,7 @@ class BaseTrainer(Trainer):
         self._num_classes: int | None = None  # the width of the logits, once the pre-flight has seen it
         self._scanned_eval_sets: set[str] = set()
         self._eval_batch_check: Callable[[Mapping[str, Any]], None] | None = None
+        self._first_batch_checked = False
 
     # ---- arguments and data ---------------------------------------------------------------------------------
 
@@ -407,29 +410,60 @@ class BaseTrainer(Trainer):
         evaluation sets that can be read cheaply checked against the real width of the logits (and their values
         for being finite)."""
         side = self._preflight_side_set()
-        if side is None or self.model_init is not None or self.is_deepspeed_enabled or self.is_fsdp_enabled:
+        if side is None or self.model_init is not None or not self.can_probe:
             return  # the model is built or sharded inside train(); the first batches check the same things
         dataset, name = side
+        num_classes, labels = self.probe_num_classes(dataset, name=name)
+        scan = scan_dataset(dataset, name=name, num_classes=num_classes, finite=name not in self._side_scans)
+        if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
+            check_class_labels(labels, num_classes=num_classes, name=name, fix=_LABEL_FIX)
+        else:
+            self._side_scans[name] = scan
+        self.check_train_labels(num_classes)
+        for eval_name, eval_set in self._eval_sets():
+            self._scan_eval_set(eval_set, name=eval_name, finite=True)
+
+    @property
+    def can_probe(self) -> bool:
+        """Whether the model can run `probe_num_classes` before `train`: it exists and DeepSpeed/FSDP will not shard
+        it."""
+        return self.model is not None and not (self.is_deepspeed_enabled or self.is_fsdp_enabled)
+
+    def probe_num_classes(
+        self, dataset: Any, *, name: str, inspect: Callable[[list[Any]], None] | None = None
+    ) -> tuple[int, torch.Tensor]:
+        """``(width of the logits, the probe batch's labels)`` from one no-grad forward of the first two examples
+        of ``dataset`` (a side set's randomness, the global RNGs untouched); the width is kept for later checks.
+        ``inspect`` sees the examples as read, before they are collated."""
 
         def first_examples() -> list[Any]:
             if has_length(dataset):
-                return [dataset[i] for i in range(min(2, len(dataset)))]
-            return list(itertools.islice(iter(dataset), 2))
+                examples = [dataset[i] for i in range(min(2, len(dataset)))]
+            else:
+                examples = list(itertools.islice(iter(dataset), 2))
+            if inspect is not None:
+                inspect(examples)
+            return examples
 
         inputs, labels = self.collate_side_examples(dataset, first_examples, name=name)
-        num_classes = extract_logits(self.probe_forward(self.model, inputs, name=name)).shape[-1]
-        self._num_classes = num_classes
-        fix = "Fix the labels, or give the model one output per class (num_labels, or the width of its last layer)."
-        scan = scan_dataset(dataset, name=name, num_classes=num_classes, finite=name not in self._side_scans)
-        if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
-            check_class_labels(labels, num_classes=num_classes, name=name, fix=fix)
-        else:
-            self._side_scans[name] = scan
+        self._num_classes = extract_logits(self.probe_forward(self.model, inputs, name=name)).shape[-1]
+        return self._num_classes, labels
+
+    def check_first_batch(self, logits: torch.Tensor, labels: torch.Tensor) -> bool:
+        """The labels of the first batch a family's loss sees (after `train` starts) checked against the model's
+        real output width: one host sync, once. Whether this call checked."""
+        if self._first_batch_checked:
+            return False
+        check_class_labels(labels, num_classes=logits.shape[-1], name="train_dataset")
+        self._first_batch_checked = True
+        return True
+
+    def check_train_labels(self, num_classes: int) -> None:
+        """Every label of a training set whose labels can be read cheaply (a `datasets.Dataset`) checked against
+        ``num_classes``; other sets are checked batch by batch."""
         train_labels = dataset_labels(self.train_dataset, name="train_dataset")
         if train_labels is not None:
-            check_class_labels(train_labels, num_classes=num_classes, name="train_dataset", fix=fix)
-        for eval_name, eval_set in self._eval_sets():
-            self._scan_eval_set(eval_set, name=eval_name, finite=True)
+            check_class_labels(train_labels, num_classes=num_classes, name="train_dataset", fix=_LABEL_FIX)
 
     def _eval_sets(self) -> list[tuple[str, Any]]:
         if self.eval_dataset is None:
@@ -601,6 +635,7 @@ class BaseTrainer(Trainer):
                 self._training_state, str(resume_from_checkpoint), name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
             )
+        self._first_batch_checked = False
         self._before_train(resumed=resumed)
         self.preflight()
         self._start_dynamics_observers()
@@ -690,7 +725,7 @@ class BaseTrainer(Trainer):
         if self._batch_sample_ids is None:
             raise ValueError(
                 f"Recording training dynamics needs each training batch to carry '{SAMPLE_ID_COLUMN}'. With "
-                "set_transform/with_transform, return that column from your transform (hf_lilaw.image_transforms "
+                "set_transform/with_transform, return that column from your transform (hf_lilaw.data.image_transforms "
                 "passes it through)."
             )
         epoch = int(self.state.epoch or 0)

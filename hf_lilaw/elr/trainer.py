@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import logging
 import os
 from collections.abc import Callable, Mapping
@@ -13,12 +12,11 @@ import numpy as np
 import psutil
 import torch
 from torch import nn
-from transformers import TrainingArguments
+from transformers import DefaultDataCollator, TrainingArguments, default_data_collator
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
 from ..core.columns import SAMPLE_ID_COLUMN, column_array, with_sample_id
-from ..core.labels import check_class_labels, dataset_labels
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..functional.elr import elr_loss
@@ -106,6 +104,10 @@ class ELRTrainer(BaseTrainer):
         num_samples = None
         if train_dataset is not None:
             train_dataset, num_samples = _identified(train_dataset, args.elr_num_samples)
+            if data_collator is None or data_collator is default_data_collator or isinstance(
+                data_collator, DefaultDataCollator
+            ):  # Trainer's default collator makes the same int64 tensor of plain ints
+                train_dataset = _ids_unformatted(train_dataset)
         super().__init__(
             model=model,
             args=args,
@@ -122,11 +124,11 @@ class ELRTrainer(BaseTrainer):
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         )
         self._num_samples = num_samples
+        self._exchange_updates = self.accelerator.num_processes > 1  # one process: no exchange, not even a check
         # Ids of a datasets.Dataset are checked in full above; any other set's, batch by batch (one host sync).
         self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
         self.elr_state = ELRState(torch.device("cpu") if self.args.elr_targets_on_cpu else self.args.device)
         self.register_training_state(self.elr_state, name=ELR_STATE_NAME.removesuffix(".pt"), what="ELR targets")
-        self._first_batch_checked = False
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -163,21 +165,18 @@ class ELRTrainer(BaseTrainer):
         state = self.elr_state
         if state.table is None:
             raise ValueError("ELR's targets were never allocated: train through ELRTrainer.train().")
-        if not self._first_batch_checked:  # one host sync, once: labels and targets vs the model's real output
-            num_classes = logits.shape[-1]
-            check_class_labels(labels, num_classes=num_classes, name="train_dataset")
-            if num_classes != state.shape[1]:
-                raise ValueError(
-                    f"The model outputs {num_classes} classes but ELR's targets have {state.shape[1]} (from the "
-                    "checkpoint or the first train() call): train with the model the targets were made for."
-                )
-            self._first_batch_checked = True
-        ids = self._batch_ids(len(labels))
-        rows = state.table.index_select(0, ids.to(state.device)).to(logits.device, non_blocking=True)
-        terms = elr_loss(
-            logits, labels, rows, elr_lambda=self.args.elr_lambda, beta=self.args.elr_beta,
-            label_smoothing=self.args.label_smoothing_factor,
-        )  # fmt: skip
+        if self.check_first_batch(logits, labels) and logits.shape[-1] != state.shape[1]:
+            raise ValueError(
+                f"The model outputs {logits.shape[-1]} classes but ELR's targets have {state.shape[1]} (from the "
+                "checkpoint or the first train() call): train with the model the targets were made for."
+            )
+        ids = self._batch_ids(len(labels))  # on the table's device
+        rows = state.table.index_select(0, ids)
+        if rows.device != logits.device:
+            rows = rows.to(logits.device, non_blocking=True)
+        args = self.args
+        terms = elr_loss(logits, labels, rows, elr_lambda=args.elr_lambda, beta=args.elr_beta,
+                         label_smoothing=args.label_smoothing_factor)  # fmt: skip
         self._write_targets(ids, terms.targets)
         labelled = (labels != IGNORE_INDEX).float()
         self.accumulate_metric_sums(_METRIC_NAMES, torch.stack([terms.ce.detach(), terms.reg.detach(), labelled]).sum(1))
@@ -186,14 +185,20 @@ class ELRTrainer(BaseTrainer):
         return terms.loss
 
     def _batch_ids(self, batch_size: int) -> torch.Tensor:
+        """The batch's sample ids: int64, one per example, on the device of the targets."""
         ids = self._batch_sample_ids
         if ids is None:
             raise ValueError(
                 f"ELR needs each training batch to carry '{SAMPLE_ID_COLUMN}' (which row of the targets a sample "
                 "is). With set_transform/with_transform, return that column from your transform "
-                "(hf_lilaw.image_transforms passes it through); with a custom collator, keep it."
+                "(hf_lilaw.data.image_transforms passes it through); with a custom collator, keep it."
             )
-        ids = torch.as_tensor(ids).reshape(-1).long()
+        if not isinstance(ids, torch.Tensor):
+            ids = torch.as_tensor(ids)
+        if ids.dim() != 1:
+            ids = ids.reshape(-1)
+        if ids.dtype != torch.long:
+            ids = ids.long()
         if ids.shape[0] != batch_size:
             raise ValueError(
                 f"The training batch has {batch_size} labels but {ids.shape[0]} '{SAMPLE_ID_COLUMN}' values: the "
@@ -208,14 +213,18 @@ class ELRTrainer(BaseTrainer):
                     f"{num_samples} rows: ids must lie in [0, {num_samples}). Set elr_num_samples to the number of "
                     "samples (the largest id + 1)."
                 )
-        return ids
+        device = self.elr_state.device
+        return ids if ids.device == device else ids.to(device)
 
     def _write_targets(self, ids: torch.Tensor, rows: torch.Tensor) -> None:
         """Store the batch's updated targets; under several processes every process's rows, on every process."""
         state = self.elr_state
-        if self.accelerator.num_processes > 1:
+        if self._exchange_updates:
             ids, rows = self._gather_updates(ids, rows)
-        state.table.index_copy_(0, ids.to(state.device), rows.to(state.device))
+            ids = ids.to(state.device)
+        if rows.device != state.device:
+            rows = rows.to(state.device)
+        state.table.index_copy_(0, ids, rows)
         state.updates += 1
 
     def _gather_updates(self, ids: torch.Tensor, rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -260,15 +269,13 @@ class ELRTrainer(BaseTrainer):
         self._check_target_memory(num_samples, num_classes)
         if state.table is None:
             state.allocate(num_samples, num_classes)
-        self._first_batch_checked = False
 
     def _probe_num_classes(self) -> int:
-        """The width of the logits: one no-grad forward of the first two training examples (global RNGs untouched),
-        then every label of a `datasets.Dataset` checked against it, before the first step."""
+        """The width of the logits (BaseTrainer's probe forward on the training set, its labels then checked in
+        full where they can be read cheaply), before the first step."""
         if self._num_classes is not None:
             return self._num_classes
-        dataset = self.train_dataset
-        if self.is_deepspeed_enabled or self.is_fsdp_enabled or self.model is None:
+        if not self.can_probe:
             num_classes = getattr(getattr(self.model, "config", None), "num_labels", None)
             if not num_classes:
                 raise ValueError(
@@ -277,22 +284,12 @@ class ELRTrainer(BaseTrainer):
                 )
             return num_classes
 
-        def first_examples() -> list[Any]:
-            if has_length(dataset):
-                examples = [dataset[i] for i in range(min(2, len(dataset)))]
-            else:
-                examples = list(itertools.islice(iter(dataset), 2))
+        def has_ids(examples: list[Any]) -> None:
             if examples and isinstance(examples[0], Mapping) and SAMPLE_ID_COLUMN not in examples[0]:
-                raise ValueError(_missing_ids_message(type(dataset).__name__, list(examples[0])))
-            return examples
+                raise ValueError(_missing_ids_message(type(self.train_dataset).__name__, list(examples[0])))
 
-        inputs, _ = self.collate_side_examples(dataset, first_examples, name="train_dataset")
-        num_classes = extract_logits(self.probe_forward(self.model, inputs, name="train_dataset")).shape[-1]
-        labels = dataset_labels(dataset, name="train_dataset")
-        if labels is not None:
-            fix = "Fix the labels, or give the model one output per class (num_labels, or the width of its last layer)."
-            check_class_labels(labels, num_classes=num_classes, name="train_dataset", fix=fix)
-        self._num_classes = num_classes
+        num_classes, _ = self.probe_num_classes(self.train_dataset, name="train_dataset", inspect=has_ids)
+        self.check_train_labels(num_classes)
         return num_classes
 
     def _check_target_memory(self, num_samples: int, num_classes: int) -> None:
@@ -391,6 +388,19 @@ def _identified(train_dataset: Any, num_samples: int | None) -> tuple[Any, int]:
             )
         num_samples = len(train_dataset)
     return train_dataset, num_samples
+
+
+def _ids_unformatted(dataset: Any) -> Any:
+    """A torch-formatted ``dataset`` whose sample ids come out as Python ints instead of one 0-dim tensor per row
+    (most of what carrying the ids costs a training batch); the collator stacks them into the same int64 tensor.
+    Left as it is where that would also let other columns out unformatted."""
+    if not isinstance(dataset, datasets.Dataset):
+        return dataset
+    form = dataset.format
+    if form["type"] != "torch" or form["output_all_columns"] or set(form["columns"]) != set(dataset.column_names):
+        return dataset
+    columns = [c for c in dataset.column_names if c != SAMPLE_ID_COLUMN]
+    return dataset.with_format("torch", columns=columns, output_all_columns=True, **form["format_kwargs"])
 
 
 def _size(num_bytes: float) -> str:

@@ -47,8 +47,15 @@ def elr_target_update(targets: torch.Tensor, probabilities: torch.Tensor, *, bet
         probabilities: `elr_probabilities` of the batch, ``(batch, num_classes)``.
         beta: the weight of the old target, in ``[0, 1)``.
     """
-    p = probabilities.detach().float()
-    return torch.lerp(targets.float(), p / p.sum(dim=-1, keepdim=True), 1.0 - beta)
+    return _target_update(_float(targets), _float(probabilities.detach()), beta)
+
+
+def _target_update(targets: torch.Tensor, p: torch.Tensor, beta: float) -> torch.Tensor:
+    return torch.lerp(targets, p / p.sum(dim=-1, keepdim=True), 1.0 - beta)
+
+
+def _float(tensor: torch.Tensor) -> torch.Tensor:
+    return tensor if tensor.dtype == torch.float32 else tensor.float()
 
 
 def elr_loss(
@@ -75,17 +82,23 @@ def elr_loss(
         `ELRTerms`. The caller normalises ``loss.sum()`` (by the batch's labelled rows, or Trainer's
         ``num_items_in_batch``) and writes ``targets`` back.
     """
-    # Few operations on purpose: on small models the per-operation dispatch is most of ELR's cost per step.
-    labels = labels.long()
-    labelled = labels != IGNORE_INDEX
-    log_p = logits.float().log_softmax(dim=-1)
-    p = log_p.exp().clamp(ELR_CLAMP, 1.0 - ELR_CLAMP)
-    updated = torch.where(labelled[:, None], elr_target_update(targets, p, beta=beta), targets.float())
-    if label_smoothing:
+    # Few operations and autograd nodes on purpose: on small models their dispatch is most of ELR's cost per step.
+    # Each choice below gives the same values and gradients to the bit as the plain spelling: hardtanh is the clamp
+    # with the clamp's gradient (none at the bounds) in one backward kernel; ⟨p, −t⟩ is −⟨p, t⟩ without a negation
+    # node; a -100 row's term is log1p(⟨p, 0⟩) = 0, masked in the constant rather than by a node of the graph; no
+    # conversion of what is float32 / int64 already.
+    if labels.dtype != torch.long:
+        labels = labels.long()
+    ignored = (labels == IGNORE_INDEX)[:, None]
+    log_p = _float(logits).log_softmax(dim=-1)
+    p = F.hardtanh(log_p.exp(), ELR_CLAMP, 1.0 - ELR_CLAMP)
+    targets = _float(targets)
+    updated = torch.where(ignored, targets, _target_update(targets, p.detach(), beta))
+    if label_smoothing:  # a float copy of its own, as F.cross_entropy(logits.float()) makes
         ce = F.cross_entropy(
-            logits.float(), labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
+            _float(logits), labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
         )
     else:  # cross_entropy is exactly this; the log-softmax is shared with p
         ce = F.nll_loss(log_p, labels, reduction="none", ignore_index=IGNORE_INDEX)
-    reg = torch.where(labelled, torch.log1p(-torch.linalg.vecdot(p, updated)), 0.0)
+    reg = torch.log1p(torch.linalg.vecdot(p, updated.neg().masked_fill_(ignored, 0.0)))
     return ELRTerms(loss=torch.add(ce, reg, alpha=elr_lambda), ce=ce, reg=reg, targets=updated)

@@ -15,7 +15,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
-from ..core.labels import check_class_labels, check_label_feature
+from ..core.labels import check_label_feature
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..core.sampler import IndexBatchSampler
@@ -162,7 +162,6 @@ class LiLAWTrainer(BaseTrainer):
         initial = (self.args.lilaw_alpha, self.args.lilaw_beta, self.args.lilaw_delta)
         self.lilaw_state = LiLAWState(initial, sampler, device)
         self.register_training_state(self.lilaw_state, name=LILAW_STATE_NAME.removesuffix(".pt"), what="LiLAW state")
-        self._first_batch_checked = False
         self._skipped_at_last_log = 0
 
     # ---- public API -------------------------------------------------------------------------------------
@@ -282,9 +281,7 @@ class LiLAWTrainer(BaseTrainer):
                 "the data set; with a custom collator, return it as 'labels'."
             )
         logits = extract_logits(outputs)
-        if not self._first_batch_checked:  # one host sync, once: labels vs the model's real output size
-            check_class_labels(labels, num_classes=logits.shape[-1], name="train_dataset")
-            self._first_batch_checked = True
+        self.check_first_batch(logits, labels)
         state = self.lilaw_state
         if self._in_training_step:
             losses, sums = self._training_loss_terms(

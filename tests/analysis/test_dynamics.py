@@ -2,14 +2,8 @@ import numpy as np
 import pytest
 import torch
 
-from hf_lilaw import (
-    HARDNESS_SCORES,
-    LiLAWConfig,
-    LiLAWTrainer,
-    TrainingDynamics,
-    find_label_issues,
-    label_issue_metrics,
-)
+from hf_lilaw import LiLAWConfig, LiLAWTrainer, find_label_issues
+from hf_lilaw.analysis import HARDNESS_SCORES, TrainingDynamics, label_issue_metrics
 from hf_lilaw.analysis.dynamics import DYNAMICS_FILE_NAME, TrainingDynamicsRecorder
 
 from conftest import TinyNet, blobs

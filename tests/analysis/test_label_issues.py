@@ -231,7 +231,8 @@ def _digits_dynamics(tmp_path, noise_rate: float):
     from sklearn.datasets import load_digits
     from torch import nn
 
-    from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, add_label_noise, split_meta_set
+    from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, add_label_noise
+    from hf_lilaw.core import split_meta_set
 
     class MLP(nn.Module):
         def __init__(self):

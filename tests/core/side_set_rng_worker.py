@@ -1,13 +1,13 @@
 """Run by tests/core/test_side_set_rng.py under `torchrun --nproc_per_node 2`: a LiLAW run whose meta set has a
 random transform, then the same run resumed from its step-4 checkpoint; dumps each rank's α, β, δ, weights and meta noise."""
 
-import json
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
+from _distributed import write_rank_result  # noqa: E402
 from conftest import TinyNet, blobs  # noqa: E402
 from hf_lilaw import LiLAWConfig, LiLAWTrainer  # noqa: E402
 
@@ -47,7 +47,4 @@ if __name__ == "__main__":
     out = sys.argv[1]
     result = {"full": run(os.path.join(out, "full"))}
     result["resumed"] = run(os.path.join(out, "resumed"), resume=os.path.join(out, "full", "checkpoint-4"))
-    with open(os.path.join(out, f"rank{os.environ.get('RANK', '0')}.json"), "w") as f:
-        json.dump(result, f)
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    write_rank_result(out, result)

@@ -60,11 +60,11 @@ def test_wheel_ships_the_template_and_an_installed_copy_renders_a_card(tmp_path)
     subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
                    check=True, capture_output=True, timeout=300)
     out = run_python(
-        "import hf_lilaw\n"
+        "import hf_lilaw, hf_lilaw.metrics\n"
         "from hf_lilaw.core.model_card import render_model_card\n"
         "path = render_model_card('card/README.md', method='EBOMLC', method_description='Labels corrected.', "
         "base_loss='cross_entropy', model_name='demo', usage='pass', train_snippet='pass', citation='@misc{x}')\n"
-        "metric = hf_lilaw.load_classification_metric()\n"
+        "metric = hf_lilaw.metrics.load_classification_metric()\n"
         "assert metric.compute(predictions=[[2.0, 0.0], [0.0, 1.0]], references=[0, 0])['accuracy'] == 0.5\n"
         "print(hf_lilaw.__file__)\n"
         "print(open(path).read())\n",

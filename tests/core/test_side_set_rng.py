@@ -4,8 +4,6 @@ and the training data's stream (Trainer's global RNGs) untouched."""
 import json
 import os
 import random
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,6 +15,7 @@ from hf_lilaw.core.checkpoint import MANIFEST_NAME
 from hf_lilaw.core.rng import side_seed, side_set_rng
 from hf_lilaw.mlc import EBOMLCTrainer, MetaLabelCorrectionConfig
 
+from _distributed import torchrun
 from conftest import StopAfter, TinyNet, blobs
 
 META_BATCH = 8
@@ -152,14 +151,7 @@ def test_a_random_clean_transform_draws_new_noise_and_leaves_the_training_stream
 
 
 def test_two_processes_draw_their_own_meta_noise_keep_one_alpha_beta_delta_and_resume_exactly(tmp_path):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    worker = Path(__file__).with_name("side_set_rng_worker.py")
-    log = tmp_path / "torchrun.log"
-    with open(log, "w") as f:
-        proc = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port",
-                               "29531", str(worker), str(tmp_path)], cwd=worker.parent, env=env, stdout=f,
-                              stderr=subprocess.STDOUT, timeout=600)
-    assert proc.returncode == 0, log.read_text()[-4000:]
+    torchrun(Path(__file__).with_name("side_set_rng_worker.py"), tmp_path, log=tmp_path / "torchrun.log")
     rank0, rank1 = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in range(2))
     for run_name in ("full", "resumed"):  # the meta gradient is averaged: one α, β, δ and one model on both ranks
         assert rank0[run_name]["params"] == rank1[run_name]["params"]

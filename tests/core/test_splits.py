@@ -2,7 +2,7 @@ import datasets
 import numpy as np
 import pytest
 
-from hf_lilaw import split_meta_set
+from hf_lilaw.core import split_meta_set
 from hf_lilaw.core.columns import find_label_column
 
 

@@ -1,14 +1,14 @@
 """Run by tests/elr/test_elr_distributed.py under `torchrun --nproc_per_node 2`: train, crash, resume; dump each
 rank's targets and weights."""
 
-import json
 import os
 import sys
 
 import torch
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
-from conftest import StopAfter, TinyNet, blobs  # noqa: E402
+from _distributed import resume_after_a_stop, write_rank_result  # noqa: E402
+from conftest import TinyNet, blobs  # noqa: E402
 from hf_lilaw import ELRConfig, ELRTrainer  # noqa: E402
 
 
@@ -38,17 +38,13 @@ if __name__ == "__main__":
     full.train()
     result = {"full": summary(full)}
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
-        make(os.path.join(out, "resumed"), per_device_batch, callbacks=[StopAfter(5)]).train()
-        resumed = make(os.path.join(out, "resumed"), per_device_batch)
-        resumed.train(resume_from_checkpoint=os.path.join(out, "resumed", "checkpoint-5"))
+        resumed, result["files"] = resume_after_a_stop(
+            lambda output_dir, callbacks=None: make(output_dir, per_device_batch, callbacks=callbacks),
+            os.path.join(out, "resumed"),
+        )
         result["resumed"] = summary(resumed)
-        result["files"] = sorted(os.listdir(os.path.join(out, "resumed", "checkpoint-5")))
         # 190 rows on 2 x 8: the last batches are padded with samples from the start of the epoch
         uneven = make(os.path.join(out, "uneven"), per_device_batch, rows=190, epochs=1)
         uneven.train()
         result["uneven"] = summary(uneven)
-    rank = int(os.environ.get("RANK", "0"))
-    with open(os.path.join(out, f"rank{rank}.json"), "w") as f:
-        json.dump(result, f)
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    write_rank_result(out, result)

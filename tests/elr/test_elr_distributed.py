@@ -1,37 +1,19 @@
 """Two CPU processes under torchrun (gloo): ELR's targets identical on every rank, resume equal, and equal to one
 process with the same global batch."""
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from _distributed import two_processes_and_one
+
 WORKER = Path(__file__).with_name("elr_distributed_worker.py")
-
-
-def run(cmd, tmp_path, name):
-    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
-    log = tmp_path / f"{name}.log"
-    with open(log, "w") as f:
-        proc = subprocess.run(cmd, cwd=WORKER.parent, env=env, stdout=f, stderr=subprocess.STDOUT, timeout=600)
-    assert proc.returncode == 0, log.read_text()[-4000:]
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("elr_ddp")
-    two, one = tmp_path / "two", tmp_path / "one"
-    two.mkdir(), one.mkdir()
-    run([sys.executable, "-m", "torch.distributed.run", "--nproc_per_node", "2", "--master_port", "29519",
-         str(WORKER), str(two), "8"], tmp_path, "two")
-    run([sys.executable, str(WORKER), str(one), "16"], tmp_path, "one")  # same global batch, one process
-    ranks = [json.loads((two / f"rank{r}.json").read_text()) for r in range(2)]
-    single = json.loads((one / "rank0.json").read_text())
-    return ranks, single
+    return two_processes_and_one(WORKER, tmp_path_factory.mktemp("elr_ddp"))
 
 
 def test_targets_and_weights_are_bit_identical_across_ranks(results):

@@ -1,9 +1,7 @@
-import os
-
 import numpy as np
 import pytest
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments, default_data_collator
 
 from hf_lilaw.core.checkpoint import load_state_file
 from hf_lilaw.elr import ELRConfig, ELRTrainer
@@ -11,7 +9,7 @@ from hf_lilaw.elr import trainer as elr_trainer
 from hf_lilaw.elr.trainer import ELR_STATE_NAME
 from hf_lilaw.functional.elr import elr_probabilities
 
-from conftest import StopAfter, TinyNet, blobs
+from conftest import REFERENCE_ARGS, StopAfter, TinyNet, model_state, plain_eval_loss, trainer_with_cross_entropy
 
 
 def config(tmp_path, **overrides) -> ELRConfig:
@@ -21,10 +19,6 @@ def config(tmp_path, **overrides) -> ELRConfig:
     )  # fmt: skip
     base.update(overrides)
     return ELRConfig(**base)
-
-
-def model_state(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 class GradientRecorder(TrainerCallback):
@@ -70,16 +64,11 @@ def test_drop_in_swap_logs_checkpoints_and_card(tmp_path, blob_splits):
 
 
 def test_lambda_zero_is_exactly_trainer_with_cross_entropy(tmp_path, blob_splits):
-    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05,
-                  save_strategy="no", report_to=[], seed=0, disable_tqdm=True)
-    torch.manual_seed(0)
-    plain = TinyNet()
-    Trainer(model=plain, args=TrainingArguments(**common), train_dataset=blob_splits["train"],
-            compute_loss_func=lambda out, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
-                out["logits"], labels, reduction="sum") / num_items_in_batch).train()
+    plain = trainer_with_cross_entropy(tmp_path, blob_splits["train"])
     torch.manual_seed(0)
     elr = TinyNet()
-    trainer = ELRTrainer(model=elr, args=ELRConfig(**common, elr_lambda=0.0), train_dataset=blob_splits["train"])
+    trainer = ELRTrainer(model=elr, args=ELRConfig(output_dir=str(tmp_path), **REFERENCE_ARGS, elr_lambda=0.0),
+                         train_dataset=blob_splits["train"])
     trainer.train()
     for name, value in model_state(plain).items():
         torch.testing.assert_close(model_state(elr)[name], value, rtol=0, atol=0)
@@ -185,11 +174,7 @@ def test_eval_loss_is_the_plain_mean_cross_entropy(tmp_path, blob_splits, tiny_m
     trainer.train()
     before = trainer.elr_targets()
     metrics = trainer.evaluate()
-    test = blob_splits["test"]
-    with torch.no_grad():
-        logits = trainer.model(torch.tensor(test["x"]))["logits"]
-    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(test["label"])).item()
-    assert metrics["eval_loss"] == pytest.approx(expected, rel=1e-5)
+    assert metrics["eval_loss"] == pytest.approx(plain_eval_loss(trainer.model, blob_splits["test"]), rel=1e-5)
     assert torch.equal(trainer.elr_targets(), before)  # evaluation never touches the targets
 
 
@@ -265,6 +250,29 @@ def test_bad_input_is_refused_with_the_fix(tmp_path, blob_splits, tiny_model):
     with pytest.raises(ValueError, match=r"train_dataset has labels in \[0, 2\] but the model outputs 2 classes"):
         ELRTrainer(model=TinyNet(num_classes=2), args=config(tmp_path), train_dataset=train, callbacks=[steps]).train()
     assert steps.steps == 0
+
+
+def test_torch_formatted_set_reads_ids_as_ints_and_trains_the_same(tmp_path, blob_splits):
+    train = blob_splits["train"]
+    runs = {}
+    def own_collator(rows):
+        return default_data_collator(rows)
+
+    for name, data, collator in [("plain", train, None), ("torch", train.with_format("torch"), None),
+                                 ("default", train.with_format("torch"), default_data_collator),
+                                 ("collator", train.with_format("torch"), own_collator)]:
+        torch.manual_seed(0)
+        trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path / name), train_dataset=data, data_collator=collator)
+        trainer.train()
+        runs[name] = trainer
+    for name in ("torch", "default"):
+        row = runs[name].train_dataset[0]
+        assert isinstance(row["sample_id"], int) and isinstance(row["x"], torch.Tensor)  # only the ids unformatted
+    assert isinstance(runs["collator"].train_dataset[0]["sample_id"], torch.Tensor)  # a collator of one's own: as given
+    for name in ("torch", "default", "collator"):
+        torch.testing.assert_close(runs[name].elr_targets(), runs["plain"].elr_targets(), rtol=0, atol=0)
+        for key, value in model_state(runs["plain"].model).items():
+            torch.testing.assert_close(model_state(runs[name].model)[key], value, rtol=0, atol=0)
 
 
 def test_own_sample_ids_index_the_targets(tmp_path, blob_splits, tiny_model):

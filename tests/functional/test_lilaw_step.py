@@ -2,7 +2,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from hf_lilaw import lilaw_meta_update, lilaw_weights
+from hf_lilaw.functional import lilaw_meta_update, lilaw_weights
 from hf_lilaw.functional.lilaw_step import BaseLossSettings, guarded_meta_update, meta_gradient, training_loss_terms
 
 PARAMS = torch.tensor([10.0, 2.0, 6.0])

@@ -3,7 +3,7 @@ import math
 import pytest
 import torch
 
-from hf_lilaw import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
+from hf_lilaw.functional import lilaw_meta_gradient, lilaw_meta_update, lilaw_weights, per_sample_loss
 
 PROBS = [[0.95, 0.05], [0.60, 0.40], [0.40, 0.60], [0.05, 0.95]]
 # The paper's Table 5 recomputed from its equations (docs/lilaw.md): (W_α, W_δ, W_β, W, W·CE) for label 0.

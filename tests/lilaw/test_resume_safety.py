@@ -21,12 +21,13 @@ from pathlib import Path
 import pytest
 from transformers import HfArgumentParser
 
+import _distributed
+from _distributed import ENV
 from conftest import StopAfter, TinyNet, blobs
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
 from kill_worker import MAX_STEPS, WARMUP_STEPS, RecordRun, make_trainer, summary
 
 WORKER = Path(__file__).with_name("kill_worker.py")
-ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONUNBUFFERED": "1"}
 # Steps 3..10 are weighted; the meta step owed by the last one never runs, as the run ends first.
 META_STEPS = MAX_STEPS - WARMUP_STEPS - 1
 KILL_TRIALS = 10
@@ -148,17 +149,13 @@ def torchrun(tmp_path, name, *runs) -> list[dict]:
     """Runs kill_worker.py train under 2 processes, one run per argument list (per-device batch 8: the same global
     batch); the result of run i is ``tmp_path/f"{name}{i}.rank<r>.json"``. Returns each run's per-rank summaries.
 
-    One torchrun start for all runs saves its cost; ``--standalone`` picks a free port (a fixed one collides with
-    other test runs on the machine).
+    One torchrun start for all runs saves its cost.
     """
-    command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", str(WORKER), "train"]
+    args = ["train"]
     for i, (output_dir, *options) in enumerate(runs):
-        command += (["--then"] if i else []) + [str(output_dir), str(tmp_path / f"{name}{i}"), *map(str, options)]
-        command += ["--per-device-batch", "8"]
-    log = tmp_path / f"{name}.log"
-    with open(log, "w") as file:
-        process = subprocess.run(command, cwd=WORKER.parent, env=ENV, stdout=file, stderr=subprocess.STDOUT, timeout=600)
-    assert process.returncode == 0, log.read_text()[-4000:]
+        args += (["--then"] if i else []) + [str(output_dir), str(tmp_path / f"{name}{i}"), *map(str, options)]
+        args += ["--per-device-batch", "8"]
+    _distributed.torchrun(WORKER, *args, log=tmp_path / f"{name}.log")
     return [[json.loads((tmp_path / f"{name}{i}.rank{r}.json").read_text()) for r in range(2)] for i in range(len(runs))]
 
 

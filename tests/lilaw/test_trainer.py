@@ -5,14 +5,16 @@ import os
 import numpy as np
 import pytest
 import torch
-from transformers import Trainer, TrainerCallback, TrainingArguments
+from transformers import TrainerCallback, TrainingArguments
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
 from hf_lilaw.core.checkpoint import load_state_file
 from hf_lilaw.core.sampler import IndexBatchSampler
 from hf_lilaw.lilaw.trainer import LILAW_STATE_NAME
 
-from conftest import StopAfter, TinyNet, blobs
+from conftest import (
+    REFERENCE_ARGS, StopAfter, TinyNet, blobs, model_state, plain_eval_loss, trainer_with_cross_entropy
+)
 
 
 def config(tmp_path, **overrides) -> LiLAWConfig:
@@ -31,10 +33,6 @@ def config(tmp_path, **overrides) -> LiLAWConfig:
     )
     base.update(overrides)
     return LiLAWConfig(**base)
-
-
-def model_state(model) -> dict[str, torch.Tensor]:
-    return {k: v.detach().clone() for k, v in model.state_dict().items()}
 
 
 def test_drop_in_swap_moves_scalars_logs_and_checkpoints(tmp_path, blob_splits):
@@ -100,16 +98,11 @@ def test_meta_split_is_stratified_seeded_and_logged(tmp_path, blob_splits, tiny_
 
 def test_warmup_makes_lilaw_identical_to_trainer(tmp_path, blob_splits):
     """During warm-up the loss is Trainer's plain mean CE and the data order is Trainer's."""
-    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05,
-                  save_strategy="no", report_to=[], seed=0, disable_tqdm=True)
-    torch.manual_seed(0)
-    plain_model = TinyNet()
-    Trainer(model=plain_model, args=TrainingArguments(**common), train_dataset=blob_splits["train"],
-            compute_loss_func=lambda out, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
-                out["logits"], labels, reduction="sum") / num_items_in_batch).train()
+    plain_model = trainer_with_cross_entropy(tmp_path, blob_splits["train"])
     torch.manual_seed(0)
     lilaw_model = TinyNet()
-    trainer = LiLAWTrainer(model=lilaw_model, args=LiLAWConfig(**common, lilaw_warmup_epochs=2),
+    trainer = LiLAWTrainer(model=lilaw_model,
+                           args=LiLAWConfig(output_dir=str(tmp_path), **REFERENCE_ARGS, lilaw_warmup_epochs=2),
                            train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
     trainer.train()
     assert trainer.meta_steps == 0
@@ -189,15 +182,11 @@ def test_eval_loss_is_the_plain_mean_cross_entropy(tmp_path, blob_splits, tiny_m
                            meta_dataset=blob_splits["meta"], eval_dataset=blob_splits["test"])
     trainer.train()
     metrics = trainer.evaluate()
-    test = blob_splits["test"]
-    with torch.no_grad():
-        logits = trainer.model(torch.tensor(test["x"]))["logits"]
-    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(test["label"])).item()
-    assert metrics["eval_loss"] == pytest.approx(expected, rel=1e-5)
+    assert metrics["eval_loss"] == pytest.approx(plain_eval_loss(trainer.model, blob_splits["test"]), rel=1e-5)
 
 
 def test_meta_step_restores_train_mode_keeps_global_rng_and_follows_the_gradient(tmp_path, blob_splits, tiny_model):
-    from hf_lilaw import lilaw_meta_gradient, lilaw_meta_update
+    from hf_lilaw.functional import lilaw_meta_gradient, lilaw_meta_update
 
     trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path), train_dataset=blob_splits["train"],
                            meta_dataset=blob_splits["meta"])
@@ -223,7 +212,7 @@ def test_meta_step_restores_train_mode_keeps_global_rng_and_follows_the_gradient
 
 def test_detached_weights_change_the_model_gradient(tmp_path, blob_splits):
     """The first weighted step's gradient, by hand: mean(W·ℓ) with W attached to θ or a constant."""
-    from hf_lilaw import lilaw_weights
+    from hf_lilaw.functional import lilaw_weights
 
     def run(detach):
         torch.manual_seed(0)
