@@ -361,8 +361,10 @@ def report(records: list[dict[str, Any]], reference: list[dict[str, Any]] = ()) 
         runs = cells[c].values()
         k_auto = [r["k_auto"] for r in runs]
         share = _mean_sd([100 * r["k_auto"] / r["train_rows"] for r in runs])
+        none = sum(k == 0 for k in k_auto)
+        refused = f"; W_α's automatic split flagged nothing in {none} of {len(k_auto)} seeds" if none else ""
         lines += [f"### {c} ({_mean_sd([100 * r['realised_noise_rate'] for r in runs])} % of the training rows noisy; "
-                  f"k = auto: {min(k_auto):,}–{max(k_auto):,} rows, {share} %)", ""]  # fmt: skip
+                  f"k = auto: {min(k_auto):,}–{max(k_auto):,} rows, {share} %{refused})", ""]  # fmt: skip
         rows = []
         for sc in scores:
             entries = [r["scores"][sc] for r in runs if sc in r["scores"]]
