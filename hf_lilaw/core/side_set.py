@@ -98,6 +98,8 @@ class SideSet:
     ) -> None:
         if cache not in CACHE_MODES:
             raise ValueError(f"cache must be one of {CACHE_MODES} for the {name}, got {cache!r}.")
+        if has_length(dataset) and len(dataset) == 0:
+            raise ValueError(f"The {name} is empty; pass a non-empty {name}.")
         self._init(dataset, name=name, cache=cache)
         self.validate()
         self.sampler: SideBatchSampler | None = make_side_sampler(
