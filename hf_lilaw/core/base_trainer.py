@@ -30,7 +30,7 @@ from .labels import check_class_labels, check_label_feature, check_single_label_
 from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import TrainingDynamicsObserver
 from .outputs import extract_logits
-from .side_set import SideBatchSampler, SideSet, make_side_sampler, split_labels
+from .side_set import SideBatchSampler, SideSet, WithSideSets, make_side_sampler, split_labels
 from .tensor_cache import TensorBatchCache
 from .training_state import (
     TrainingState,
@@ -127,6 +127,7 @@ class BaseTrainer(Trainer):
         self._batch_sample_ids: torch.Tensor | None = None
         self._side_sets: dict[str, SideSet] = {}  # registered, in order: the first gets the pre-flight probe
         self._adopted_sets: dict[str, SideSet] = {}  # built for the (dataset, sampler, name) helpers and probes
+        self._saved_side_sets: list[tuple[SideSet, str, Callable[[], int]]] = []  # (side set, state key, count)
         self._num_classes: int | None = None  # the width of the logits, once the pre-flight has seen it
         self._scanned_eval_sets: set[str] = set()
         self._eval_batch_check: Callable[[Mapping[str, Any]], None] | None = None
@@ -201,13 +202,25 @@ class BaseTrainer(Trainer):
 
     # ---- side sets ------------------------------------------------------------------------------------------
 
-    def register_side_set(self, side_set: SideSet) -> SideSet:
+    def register_side_set(
+        self, side_set: SideSet, *, state_key: str | None = None, batches_drawn: Callable[[], int] | None = None
+    ) -> SideSet:
         """Draw side batches (meta or clean) from ``side_set``: it is bound to this trainer's collator and device,
-        and the first one registered gets the pre-flight probe. Its position is saved by the family's training
-        state (`SideSet.state_dict`), so it is restored on resume and, with ``load_best_model_at_end``, with the
-        best model. Returns ``side_set``."""
+        and the first one registered gets the pre-flight probe. Returns ``side_set``.
+
+        Args:
+            state_key: where its position goes in each process's file of the registered training state
+                (`register_training_state`): saved in every checkpoint, restored on resume and, with
+                ``load_best_model_at_end``, with the best model. ``None``: not saved.
+            batches_drawn: the number of batches drawn so far, from the family's restored counters: where the set
+                moves on a resume under another number of processes (no per-process part to restore).
+        """
+        if (state_key is None) != (batches_drawn is None):
+            raise ValueError("register_side_set takes state_key and batches_drawn together (or neither).")
         side_set.bind(self)
         self._side_sets[side_set.name] = side_set
+        if state_key is not None:
+            self._saved_side_sets.append((side_set, state_key, batches_drawn))
         return side_set
 
     @property
@@ -405,6 +418,12 @@ class BaseTrainer(Trainer):
             raise TypeError(f"{type(state).__name__} needs state_dict() and load_state_dict() to be saved in checkpoints.")
         self._training_state, self._training_state_name, self._training_state_what = state, name, what
 
+    def _checkpointed_state(self) -> TrainingState:
+        """The registered training state, with the positions of the side sets registered with a state key."""
+        if not self._saved_side_sets:
+            return self._training_state
+        return WithSideSets(self._training_state, self._saved_side_sets)
+
     def checkpoint_files(self) -> list[str]:
         """The files (glob patterns) this trainer adds to a checkpoint: what a complete checkpoint must have."""
         if self._training_state is None:
@@ -423,7 +442,7 @@ class BaseTrainer(Trainer):
             begin_checkpoint(checkpoint_dir)
         if self._training_state is not None:
             save_training_state(
-                self._training_state, checkpoint_dir, name=self._training_state_name,
+                self._checkpointed_state(), checkpoint_dir, name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, save_shared=self.args.should_save,
             )
         if self.args.should_save and self.describes_itself():
@@ -460,7 +479,7 @@ class BaseTrainer(Trainer):
             )  # fmt: skip
             return
         load_training_state(
-            self._training_state, checkpoint, name=self._training_state_name,
+            self._checkpointed_state(), checkpoint, name=self._training_state_name,
             process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
         )
 
@@ -494,7 +513,7 @@ class BaseTrainer(Trainer):
         resumed = bool(resume_from_checkpoint)
         if resumed and self._training_state is not None:
             load_training_state(
-                self._training_state, str(resume_from_checkpoint), name=self._training_state_name,
+                self._checkpointed_state(), str(resume_from_checkpoint), name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
             )
         self._first_batch_checked = False

@@ -301,3 +301,32 @@ class SideSet:
             self.sampler.load_state_dict(state)
         else:
             self.sampler.fast_forward(batches_drawn)
+
+
+class WithSideSets:
+    """A family's `TrainingState` with the positions of its side sets added to its per-process part, each under
+    its key (``{"sampler": ...}`` for LiLAW's meta set, ``{"clean_sampler": ...}`` for MLC's clean set).
+
+    On load the family's state is restored first; then each side set continues from its saved position, or,
+    without a per-process part (resumed under another number of processes), moves to where its own stream stands
+    after ``batches_drawn()`` batches (read from the family's restored counters).
+    """
+
+    def __init__(self, state: Any, side_sets: list[tuple[SideSet, str, Callable[[], int]]]) -> None:
+        self.state = state
+        self.side_sets = side_sets
+
+    def state_dict(self) -> dict[str, Any]:
+        parts = self.state.state_dict()
+        per_rank = dict(parts["per_rank"] or {})
+        for side, key, _ in self.side_sets:
+            per_rank[key] = side.state_dict()
+        return {**parts, "per_rank": per_rank}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        per_rank = state["per_rank"]
+        keys = {key for _, key, _ in self.side_sets}
+        own = None if per_rank is None else {k: v for k, v in per_rank.items() if k not in keys}
+        self.state.load_state_dict({**state, "per_rank": own})
+        for side, key, batches_drawn in self.side_sets:
+            side.load_state_dict(None if per_rank is None else per_rank[key], batches_drawn=batches_drawn())

@@ -1,4 +1,4 @@
-"""Everything of LiLAW that must survive a checkpoint, in one object."""
+"""What LiLAW keeps across a checkpoint, in one object (the meta set's position is saved beside it)."""
 
 from __future__ import annotations
 
@@ -12,17 +12,16 @@ PARAMETER_NAMES = ("alpha", "beta", "delta")
 
 
 class LiLAWState:
-    """The scalars α, β, δ, the meta-step bookkeeping and this process's position in the meta set.
+    """The scalars α, β, δ and the meta-step bookkeeping.
 
-    ``state_dict()`` splits it for `hf_lilaw.core.BaseTrainer`: α, β, δ and the counters are identical on every
-    process (the meta gradient is averaged across processes) and are ``"shared"``; the meta set's position
-    (`SideSet.state_dict`, under ``"sampler"``) is ``"per_rank"``. Without a per-rank part (resumed under another
-    number of processes) the meta set moves to where its own stream stands after ``meta_steps`` batches: one
-    batch is drawn per meta step.
+    ``state_dict()`` is ``"shared"`` for `hf_lilaw.core.BaseTrainer`: α, β, δ and the counters are identical on every
+    process (the meta gradient is averaged across processes). The meta set's position, this process's own, is
+    saved beside it by the trainer (registered as ``"sampler"`` of the per-process part; see
+    `BaseTrainer.register_side_set`).
 
     Args:
         initial: initial ``(α, β, δ)``.
-        meta_set: the meta set (`hf_lilaw.core.side_set.SideSet`) of this process.
+        meta_set: the meta set (`hf_lilaw.core.side_set.SideSet`), whose sampler `sampler` shows.
         device: where the scalars live (the model's device, so the meta step needs no host sync).
     """
 
@@ -64,7 +63,7 @@ class LiLAWState:
                 "last_step_seen": self.last_step_seen,
                 "current_step_weighted": self.current_step_weighted,
             },
-            "per_rank": {"sampler": self.meta_set.state_dict()},
+            "per_rank": {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -74,5 +73,3 @@ class LiLAWState:
         self.skipped_meta_steps.fill_(shared["skipped_meta_steps"])
         self.last_step_seen = shared["last_step_seen"]
         self.current_step_weighted = shared["current_step_weighted"]
-        per_rank = state.get("per_rank")
-        self.meta_set.load_state_dict(None if per_rank is None else per_rank["sampler"], batches_drawn=self.meta_steps)

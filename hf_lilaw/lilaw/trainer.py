@@ -159,7 +159,10 @@ class LiLAWTrainer(BaseTrainer):
         else:  # no data at all: train() refuses to start
             sampler = IndexBatchSampler(1, 1, seed=meta_seed, name="meta_dataset")
             meta_set = SideSet.adopt(None, name="meta_dataset", sampler=sampler, cache=self.args.lilaw_meta_cache)
-        self.meta_set = self.register_side_set(meta_set)
+        # One meta batch per meta step: a resume under another number of processes moves to meta_steps batches.
+        self.meta_set = self.register_side_set(
+            meta_set, state_key="sampler", batches_drawn=lambda: self.lilaw_state.meta_steps
+        )
         initial = (self.args.lilaw_alpha, self.args.lilaw_beta, self.args.lilaw_delta)
         self.lilaw_state = LiLAWState(initial, meta_set, device)
         self.register_training_state(self.lilaw_state, name=LILAW_STATE_NAME.removesuffix(".pt"), what="LiLAW state")

@@ -1,4 +1,5 @@
-"""Everything of meta label correction that must survive a checkpoint, in one object."""
+"""What meta label correction keeps across a checkpoint, in one object (the clean set's position is saved beside
+it)."""
 
 from __future__ import annotations
 
@@ -13,18 +14,17 @@ __all__ = ["MetaLabelCorrectionState"]
 
 
 class MetaLabelCorrectionState:
-    """The meta model, its optimizer, the number of bilevel steps and this process's position in the clean set.
+    """The meta model, its optimizer and the number of bilevel steps.
 
-    ``state_dict()`` splits it for `hf_lilaw.core.BaseTrainer`: the meta model, its optimizer and the step count are
-    identical on every process (``"shared"``, saved once); the clean stream is seeded per process (``"per_rank"``,
-    `SideSet.state_dict` under ``"clean_sampler"``). Without a per-rank part (resumed under another number of
-    processes) the clean set moves to where its own stream stands after ``steps`` batches: one clean batch is
-    drawn per step.
+    ``state_dict()`` is ``"shared"`` for `hf_lilaw.core.BaseTrainer`: the meta model, its optimizer and the step
+    count are identical on every process (saved once). The clean set's position, seeded per process, is saved
+    beside it by the trainer (registered as ``"clean_sampler"`` of the per-process part; see
+    `BaseTrainer.register_side_set`).
 
     Args:
         meta_model: The label correction network.
         meta_optimizer: Its optimizer.
-        clean_set: The clean set (`hf_lilaw.core.side_set.SideSet`) of this process.
+        clean_set: The clean set (`hf_lilaw.core.side_set.SideSet`), whose sampler `clean_sampler` shows.
     """
 
     def __init__(
@@ -51,7 +51,7 @@ class MetaLabelCorrectionState:
                 "meta_optimizer": self.meta_optimizer.state_dict(),
                 "steps": self.steps,
             },
-            "per_rank": {"clean_sampler": self.clean_set.state_dict()},
+            "per_rank": {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -59,5 +59,3 @@ class MetaLabelCorrectionState:
         self.meta_model.load_state_dict(shared["meta_model"])
         self.meta_optimizer.load_state_dict(shared["meta_optimizer"])
         self.steps = int(shared["steps"])
-        per_rank = state.get("per_rank")
-        self.clean_set.load_state_dict(None if per_rank is None else per_rank["clean_sampler"], batches_drawn=self.steps)

@@ -151,7 +151,9 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
                 cache=args.mlc_clean_cache,
                 strict=True,
                 setting="mlc_clean_batch_size",
-            )
+            ),
+            state_key="clean_sampler",
+            batches_drawn=lambda: self.mlc_state.steps,  # one clean batch per step
         )
         self._features = PenultimateFeatures(self.model, module_name=args.mlc_feature_module)
         feature_dim, num_labels = self._probe_model()

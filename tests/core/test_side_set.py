@@ -11,6 +11,7 @@ from transformers import TrainingArguments
 
 from hf_lilaw import BaseTrainer, LiLAWConfig, LiLAWTrainer
 from hf_lilaw.core import SideSet
+from hf_lilaw.core.checkpoint import load_state_file
 from hf_lilaw.core.rng import PROBE_DRAW
 
 from conftest import TinyNet, blobs
@@ -103,14 +104,28 @@ def test_the_probe_reads_the_first_rows_outside_the_stream(tmp_path):
     assert side.batches_drawn == 0 and PROBE_DRAW == -1
 
 
-def test_lilaw_saves_the_meta_sets_position_in_the_old_format(tmp_path):
-    args = LiLAWConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, lilaw_meta_batch_size=8, seed=0)
-    lilaw = LiLAWTrainer(model=TinyNet(), args=args, train_dataset=blobs(96), meta_dataset=META)
-    assert lilaw.side_sets == {"meta_dataset": lilaw.meta_set} and lilaw.lilaw_state.sampler is lilaw.meta_set.sampler
-    lilaw.meta_set.next_batch()
-    assert lilaw.lilaw_state.state_dict()["per_rank"] == {
-        "sampler": {"num_samples": 48, "batch_size": 8, "seed": 0, "batches_drawn": 1}
+def test_lilaw_saves_the_meta_sets_position_as_before_and_a_resume_continues_it(tmp_path):
+    # The per-process file keeps the layout of checkpoints written before SideSet: {"sampler": <sampler state>}.
+    def run():
+        torch.manual_seed(0)
+        args = LiLAWConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, lilaw_meta_batch_size=8, seed=0,
+                           per_device_train_batch_size=16, max_steps=5, save_steps=2, lilaw_warmup_steps=0,
+                           disable_tqdm=True)  # fmt: skip
+        return LiLAWTrainer(model=TinyNet(), args=args, train_dataset=blobs(96), meta_dataset=META)
+
+    full = run()
+    assert full.side_sets == {"meta_dataset": full.meta_set} and full.lilaw_state.sampler is full.meta_set.sampler
+    full.train()
+    checkpoint = tmp_path / "checkpoint-2"
+    assert load_state_file(checkpoint / "lilaw_state_rank0.pt", what="x") == {
+        "world_size": 1, "rank": 0, "state": {"sampler": {"num_samples": 48, "batch_size": 8, "seed": 0, "batches_drawn": 1}}
     }
+    assert load_state_file(checkpoint / "lilaw_state.pt", what="x")["state"]["meta_steps"] == 1
+
+    resumed = run()
+    resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.meta_set.state_dict() == full.meta_set.state_dict() and full.meta_set.batches_drawn == 4
+    assert resumed.lilaw_parameters() == full.lilaw_parameters()
 
 
 @pytest.mark.parametrize(
