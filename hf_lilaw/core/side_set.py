@@ -29,7 +29,7 @@ from .validation import ScanResult, check_batch, describe_rows, explain_collate_
 if TYPE_CHECKING:
     from .base_trainer import BaseTrainer
 
-__all__ = ["SideBatchSampler", "SideSet", "make_side_sampler", "split_labels"]
+__all__ = ["SideBatchSampler", "SideSet", "WithSideSets", "make_side_sampler", "split_labels"]
 
 SideBatchSampler = IndexBatchSampler | StreamedBatches
 
