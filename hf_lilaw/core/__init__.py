@@ -1,6 +1,7 @@
-"""Trainer machinery shared by the method families: the base trainer, columns and label checks, side-batch
-samplers, extra checkpoint state, model cards. A new family subclasses `BaseTrainer`; the rest is its toolbox.
-Names load on first use, so the package face does not import `transformers.Trainer`."""
+"""Trainer machinery shared by the method families: the base trainer, columns and label checks, side sets (a
+family's meta or clean set: checks, batches, cache, stream position), extra checkpoint state, model cards. A new
+family subclasses `BaseTrainer` and registers its side set; the rest is its toolbox. Names load on first use, so
+the package face does not import `transformers.Trainer`."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from .._lazy import lazy_exports
 
 _EXPORTS = {
     "BaseTrainer": ".base_trainer",
+    "SideSet": ".side_set",
     "TrainingDynamicsObserver": ".observers",
     "TrainingState": ".training_state",
     "split_meta_set": ".splits",

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import itertools
 import logging
@@ -19,11 +18,9 @@ from transformers import Trainer, TrainingArguments
 from transformers.modelcard import extract_hyperparameters_from_trainer
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
 
-from ..functional.losses import IGNORE_INDEX
 from .checkpoint import begin_checkpoint, checkpoint_problem, find_resumable_checkpoint, resume_advice, write_manifest
 from .columns import (
     BOOKKEEPING_COLUMNS,
-    LABEL_COLUMNS,
     NOISY_FLAG_COLUMN,
     SAMPLE_ID_COLUMN,
     column_array,
@@ -33,8 +30,7 @@ from .labels import check_class_labels, check_label_feature, check_single_label_
 from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import TrainingDynamicsObserver
 from .outputs import extract_logits
-from .rng import PROBE_DRAW, preserved_global_rng, side_set_rng
-from .sampler import IndexBatchSampler, StreamedBatches, read_rows
+from .side_set import SideBatchSampler, SideSet, WithSideSets, make_side_sampler, split_labels
 from .tensor_cache import TensorBatchCache
 from .training_state import (
     TrainingState,
@@ -43,19 +39,9 @@ from .training_state import (
     save_training_state,
     shared_file_name,
 )
-from .validation import (
-    ScanResult,
-    check_batch,
-    describe_rows,
-    explain_collate_failure,
-    explain_forward_failure,
-    label_column_of,
-    scan_dataset,
-)
+from .validation import check_batch, describe_rows, explain_forward_failure, scan_dataset
 
 logger = logging.getLogger(__name__)
-
-SideBatchSampler = IndexBatchSampler | StreamedBatches
 
 _LABEL_FIX = "Fix the labels, or give the model one output per class (num_labels, or the width of its last layer)."
 
@@ -65,7 +51,7 @@ class BaseTrainer(Trainer):
 
     A family subclasses it, sets the class attributes below, registers its one state object with
     `register_training_state`, and overrides the hooks it needs (`_before_train`, `_training_log_values`,
-    `_model_card_values`, `_preflight_side_set`). The base owns:
+    `_model_card_values`). The base owns:
 
     - ``args``: a plain `TrainingArguments` is coerced into the family's ``config_class``; ``self.args`` is that
       config object.
@@ -75,7 +61,8 @@ class BaseTrainer(Trainer):
     - a manifest (sizes and checksums) of every checkpoint, written last; ``resume_from_checkpoint=True`` takes the
       newest checkpoint that verifies, a named one is verified first.
     - ``load_best_model_at_end``: the registered state is restored from the best checkpoint with the model.
-    - side batches (meta or clean): `side_batch_sampler` and `next_side_batch`, with the global RNGs untouched.
+    - side sets (meta or clean): `register_side_set` binds a `hf_lilaw.core.side_set.SideSet` (its checks,
+      batches, randomness, cache and stream position) to the trainer; the first one gets the pre-flight probe.
     - the pre-flight probe forward and label checks, before the first training step.
     - metrics summed on the device (`accumulate_metrics`), reduced across processes and flushed into training logs.
     - per-sample statistics for `TrainingDynamicsObserver` callbacks (`record_dynamics`).
@@ -138,10 +125,9 @@ class BaseTrainer(Trainer):
         self._metric_sums: dict[tuple[str, ...], torch.Tensor] = {}
         self._dynamics_observers: list[TrainingDynamicsObserver] = []
         self._batch_sample_ids: torch.Tensor | None = None
-        self._side_collators: dict[str, Callable] = {}
-        self._side_caches: dict[str, TensorBatchCache | None] = {}
-        self._side_scans: dict[str, ScanResult] = {}  # side sets checked in full up front
-        self._side_columns: dict[str, list[str] | None] = {}
+        self._side_sets: dict[str, SideSet] = {}  # registered, in order: the first gets the pre-flight probe
+        self._adopted_sets: dict[str, SideSet] = {}  # built for the (dataset, sampler, name) helpers and probes
+        self._saved_side_sets: list[tuple[SideSet, str, Callable[[], int]]] = []  # (side set, state key, count)
         self._num_classes: int | None = None  # the width of the logits, once the pre-flight has seen it
         self._scanned_eval_sets: set[str] = set()
         self._eval_batch_check: Callable[[Mapping[str, Any]], None] | None = None
@@ -214,153 +200,57 @@ class BaseTrainer(Trainer):
         finally:
             self._in_training_step = False
 
-    # ---- side batches ---------------------------------------------------------------------------------------
+    # ---- side sets ------------------------------------------------------------------------------------------
 
-    @staticmethod
-    def side_batch_sampler(
-        dataset: Any, *, batch_size: int, seed: int, name: str, strict: bool = False, setting: str = "the batch size"
-    ) -> SideBatchSampler:
-        """The resumable sampler of a side set: index batches of a map-style set, example batches of a stream.
+    def register_side_set(
+        self, side_set: SideSet, *, state_key: str | None = None, batches_drawn: Callable[[], int] | None = None
+    ) -> SideSet:
+        """Draw side batches (meta or clean) from ``side_set``: it is bound to this trainer's collator and device,
+        and the first one registered gets the pre-flight probe. Returns ``side_set``.
 
         Args:
-            dataset: the side set.
-            batch_size: examples per batch and process.
-            seed: the stream's seed; pass ``seed + process_index`` so that processes draw different batches.
-            name: the set's name in error messages (``"meta_dataset"``).
-            strict: refuse a batch larger than a map-style set instead of capping it (with a warning).
-            setting: the option behind ``batch_size`` (``"lilaw_meta_batch_size"``), named in the messages.
+            state_key: where its position goes in each process's file of the registered training state
+                (`register_training_state`): saved in every checkpoint, restored on resume and, with
+                ``load_best_model_at_end``, with the best model. ``None``: not saved.
+            batches_drawn: the number of batches drawn so far, from the family's restored counters: where the set
+                moves on a resume under another number of processes (no per-process part to restore).
         """
-        if has_length(dataset):
-            return IndexBatchSampler(len(dataset), batch_size, seed=seed, strict=strict, name=name, setting=setting)
-        return StreamedBatches(dataset, batch_size, seed=seed, name=name)
+        if (state_key is None) != (batches_drawn is None):
+            raise ValueError("register_side_set takes state_key and batches_drawn together (or neither).")
+        side_set.bind(self)
+        self._side_sets[side_set.name] = side_set
+        if state_key is not None:
+            self._saved_side_sets.append((side_set, state_key, batches_drawn))
+        return side_set
 
-    def side_randomness(self, name: str, draw: int, *, seed: int | None = None) -> contextlib.AbstractContextManager[None]:
-        """The global RNGs seeded for draw ``draw`` of the side set ``name`` on this process, restored on exit
-        (`hf_lilaw.core.rng.side_set_rng`): a random transform of the side set gets new numbers at every draw,
-        re-derived on resume from the draw's number, and the training data's stream is left untouched.
-        ``seed``: the side stream's seed (default ``args.seed``)."""
-        seed = self.args.seed if seed is None else seed
-        return side_set_rng(seed, process_index=self.args.process_index, name=name, draw=draw)
+    @property
+    def side_sets(self) -> dict[str, SideSet]:
+        """The registered side sets, by name."""
+        return dict(self._side_sets)
+
+    def _side_set_for(self, dataset: Any, *, name: str, sampler: SideBatchSampler | None = None) -> SideSet:
+        # The side set registered as ``name``, or one adopted around ``dataset`` (and ``sampler``) for the
+        # (dataset, sampler, name) helpers below and for probing a set that is no side set (ELR's training set).
+        side = self._side_sets.get(name) or self._adopted_sets.get(name)
+        if side is None:
+            side = SideSet.adopt(dataset, name=name, sampler=sampler)
+            side.bind(self)
+            self._adopted_sets[name] = side
+        elif sampler is not None and side.sampler is None:
+            side.sampler = sampler
+        return side
+
+    side_batch_sampler = staticmethod(make_side_sampler)
+    split_labels = staticmethod(split_labels)
 
     def next_side_batch(self, dataset: Any, sampler: SideBatchSampler, *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
-        """``(inputs, labels)`` of the next side batch: read in one batched ``__getitems__`` call where the set
-        has one, collated with the training collator (unused columns removed), checked where the set was not
-        checked in full up front, moved to the device, bookkeeping columns dropped. Random transforms draw from
-        `side_randomness` of the sampler's position; the global RNGs are left as they were."""
-        with self.side_randomness(name, sampler.batches_drawn, seed=sampler.seed):
-            examples, rows = self._read_side_examples(dataset, sampler, name=name)
-            return self.collate_side_examples(dataset, lambda: examples, name=name, rows=rows, draw=None)
-
-    def side_collator(self, name: str) -> Callable:
-        """The collator of the side set ``name``: the training collator with the model's unused columns removed."""
-        collator = self._side_collators.get(name)
-        if collator is None:
-            collator = self._get_collator_with_removed_columns(self.data_collator, description=name)
-            self._side_collators[name] = collator
-        return collator
+        """`SideSet.next_batch` (read and collated, never from a cache) of the side set ``name``, for a family that
+        keeps its own sampler: ``(inputs, labels)`` on the device, the global RNGs left as they were."""
+        return self._side_set_for(dataset, name=name, sampler=sampler).next_batch(use_cache=False)
 
     def side_batch_cache(self, dataset: Any, sampler: SideBatchSampler, *, name: str, mode: str) -> TensorBatchCache | None:
-        """The side set ``name`` collated once on the device, or ``None`` where that would not give exactly the
-        batches `next_side_batch` gives; decided on the first call and kept.
-
-        ``mode``: ``"auto"`` (a `datasets.Dataset` without a format transform, a row-wise collator, at most 64 MiB,
-        probe batches equal), ``"force"`` (trust the data set and collator) or ``"off"``. Only sets whose labels are
-        all set (no -100) qualify, so that a cached batch needs no masking.
-        """
-        if name in self._side_caches:
-            return self._side_caches[name]
-        cache = None
-        if mode != "off" and isinstance(sampler, IndexBatchSampler):
-            with preserved_global_rng():
-                cache = TensorBatchCache.build(dataset, self.side_collator(name), prepare=self._prepare_inputs,
-                                               force=mode == "force")  # fmt: skip
-            if cache is not None:
-                for column in BOOKKEEPING_COLUMNS:
-                    cache.columns.pop(column, None)
-                labels = next((cache.columns[c] for c in ("labels", *LABEL_COLUMNS) if c in cache.columns), None)
-                if labels is None or not bool((labels != IGNORE_INDEX).all()):
-                    cache = None
-        self._side_caches[name] = cache
-        return cache
-
-    def collate_side_examples(
-        self,
-        dataset: Any,
-        read: Callable[[], list[Any]],
-        *,
-        name: str,
-        rows: list[str] | None = None,
-        draw: int | None = PROBE_DRAW,
-    ) -> tuple[dict[str, Any], torch.Tensor]:
-        """Collate the examples returned by ``read`` like `next_side_batch` does.
-
-        Args:
-            dataset: the side set.
-            read: returns the examples.
-            name: the set's name in messages.
-            rows: how messages name each example (``"row 40"``); when ``None``, a probe's examples are the first
-                rows of a map-style set, others are named by their position in the batch.
-            draw: the draw of `side_randomness` that ``read`` and the collator run under; ``None`` when the
-                caller holds it already, ``PROBE_DRAW`` (the default) for a probe outside the batch stream, whose
-                batch may hold only ignored (-100) labels.
-        """
-        collator = self.side_collator(name)
-        randomness = contextlib.nullcontext() if draw is None else self.side_randomness(name, draw)
-        with randomness:
-            examples = read()
-            if not examples:
-                raise ValueError(f"{name} yielded no examples; pass a non-empty {name}.")
-            if rows is None:  # a probe reads a map-style set's first rows
-                first = draw == PROBE_DRAW and has_length(dataset)
-                rows = describe_rows(range(len(examples)) if first else None, len(examples), batch=f"a batch of {name}")
-            self._side_columns[name] = list(examples[0]) if isinstance(examples[0], Mapping) else None
-            try:
-                batch = collator(examples)
-            except Exception as error:
-                problem = explain_collate_failure(examples, name=name, rows=rows)
-                if problem is None:
-                    raise
-                raise ValueError(problem) from error
-            self._check_side_batch(batch, name=name, rows=rows, probe=draw == PROBE_DRAW)
-            inputs = self._prepare_inputs(batch)
-        for column in BOOKKEEPING_COLUMNS:
-            inputs.pop(column, None)
-        return self.split_labels(inputs, name=name)
-
-    def _check_side_batch(self, batch: Any, *, name: str, rows: list[str], probe: bool) -> None:
-        # A set scanned in full up front (columns or a list in memory) needs no check per batch, unless a transform
-        # ran since (check it all) or some rows are -100 (a batch may hold no labelled row). The check runs on the
-        # collator's output, on the CPU: no device sync.
-        scan = self._side_scans.get(name)
-        if not isinstance(batch, Mapping) or (scan is not None and not scan.transformed and (probe or not scan.has_ignored)):
-            return
-        labels_only = scan is not None and not scan.transformed
-        check_batch(batch, name=name, rows=rows, num_classes=self._num_classes, labels_only=labels_only,
-                    require_labelled=not probe)  # fmt: skip
-
-    @staticmethod
-    def _read_side_examples(dataset: Any, sampler: SideBatchSampler, *, name: str) -> tuple[list[Any], list[str]]:
-        """The next batch's examples and how messages name them (dataset rows, or positions in a stream)."""
-        draw = sampler.batches_drawn
-        batch = sampler.next_batch()
-        if isinstance(sampler, StreamedBatches):
-            return batch, describe_rows(None, len(batch), batch=f"batch {draw} of the streamed {name}")
-        return read_rows(dataset, batch), describe_rows(batch, len(batch), batch=name)
-
-    @staticmethod
-    def split_labels(inputs: Mapping[str, Any], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:
-        """``(inputs without labels, labels)``; the labels may be named ``labels``, ``label`` or ``label_ids``."""
-        inputs = dict(inputs)
-        labels = inputs.pop("labels", None)
-        for column in LABEL_COLUMNS:
-            value = inputs.pop(column, None)
-            labels = value if labels is None else labels
-        if labels is None:
-            raise ValueError(
-                f"{name} batches have no labels: give it a 'label' or 'labels' column (and keep it through your "
-                "collator)."
-            )
-        return inputs, labels
+        """`SideSet.batch_cache` of the side set ``name`` (decided on the first call and kept)."""
+        return self._side_set_for(dataset, name=name, sampler=sampler).batch_cache(mode)
 
     def compiled(self, fn: Callable[..., Any]) -> Callable[..., Any]:
         """``fn`` under `torch.compile` with the Trainer's ``torch_compile_backend`` (default inductor) and
@@ -381,7 +271,9 @@ class BaseTrainer(Trainer):
             problem = None
             if name is not None:
                 unwrapped = self.accelerator.unwrap_model(model)
-                problem = explain_forward_failure(unwrapped, inputs, self._side_columns.get(name), name=name)
+                side = self._side_sets.get(name) or self._adopted_sets.get(name)
+                columns = side.columns if side is not None else None
+                problem = explain_forward_failure(unwrapped, inputs, columns, name=name)
             if problem is None:
                 raise
             raise ValueError(f"{problem} (The forward said: {error})") from error
@@ -390,19 +282,10 @@ class BaseTrainer(Trainer):
 
     # ---- pre-flight -----------------------------------------------------------------------------------------
 
-    def _preflight_side_set(self) -> tuple[Any, str] | None:
-        """Hook: ``(side set, its name)`` for the pre-flight forward, or ``None`` to skip it."""
-        return None
-
-    def check_side_set(self, dataset: Any, *, name: str) -> None:
-        """Check a side set when the family receives it: a `datasets.Dataset` or a list of dicts is read in full
-        (a label column, integer labels not all -100, finite values); the label range follows in the pre-flight,
-        and any other set is checked batch by batch as it is read. Errors name the set, the row and the fix."""
-        if isinstance(dataset, datasets.IterableDataset) and dataset.column_names is not None:
-            label_column_of(dataset, name=name)
-        scan = scan_dataset(dataset, name=name)
-        if scan is not None:
-            self._side_scans[name] = scan
+    def _preflight_side_set(self) -> SideSet | tuple[Any, str] | None:
+        """Hook: the side set of the pre-flight forward (default: the first registered), or ``None`` to skip it.
+        A ``(data set, name)`` pair is accepted from families that keep their own sampler."""
+        return next(iter(self._side_sets.values()), None)
 
     def preflight(self) -> None:
         """Fail before the first training step on what the first steps would hit: one no-grad forward on two
@@ -412,13 +295,15 @@ class BaseTrainer(Trainer):
         side = self._preflight_side_set()
         if side is None or self.model_init is not None or not self.can_probe:
             return  # the model is built or sharded inside train(); the first batches check the same things
-        dataset, name = side
-        num_classes, labels = self.probe_num_classes(dataset, name=name)
-        scan = scan_dataset(dataset, name=name, num_classes=num_classes, finite=name not in self._side_scans)
+        if not isinstance(side, SideSet):
+            dataset, name = side
+            side = self._side_set_for(dataset, name=name)
+        num_classes, labels = self.probe_num_classes(side.dataset, name=side.name)
+        scan = scan_dataset(side.dataset, name=side.name, num_classes=num_classes, finite=side.scan is None)
         if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
-            check_class_labels(labels, num_classes=num_classes, name=name, fix=_LABEL_FIX)
+            check_class_labels(labels, num_classes=num_classes, name=side.name, fix=_LABEL_FIX)
         else:
-            self._side_scans[name] = scan
+            side.scan = scan
         self.check_train_labels(num_classes)
         for eval_name, eval_set in self._eval_sets():
             self._scan_eval_set(eval_set, name=eval_name, finite=True)
@@ -433,19 +318,9 @@ class BaseTrainer(Trainer):
         self, dataset: Any, *, name: str, inspect: Callable[[list[Any]], None] | None = None
     ) -> tuple[int, torch.Tensor]:
         """``(width of the logits, the probe batch's labels)`` from one no-grad forward of the first two examples
-        of ``dataset`` (a side set's randomness, the global RNGs untouched); the width is kept for later checks.
-        ``inspect`` sees the examples as read, before they are collated."""
-
-        def first_examples() -> list[Any]:
-            if has_length(dataset):
-                examples = [dataset[i] for i in range(min(2, len(dataset)))]
-            else:
-                examples = list(itertools.islice(iter(dataset), 2))
-            if inspect is not None:
-                inspect(examples)
-            return examples
-
-        inputs, labels = self.collate_side_examples(dataset, first_examples, name=name)
+        of ``dataset`` (`SideSet.probe_batch`: the set's randomness, the global RNGs untouched); the width is kept
+        for later checks. ``inspect`` sees the examples as read, before they are collated."""
+        inputs, labels = self._side_set_for(dataset, name=name).probe_batch(inspect=inspect)
         self._num_classes = extract_logits(self.probe_forward(self.model, inputs, name=name)).shape[-1]
         return self._num_classes, labels
 
@@ -543,6 +418,12 @@ class BaseTrainer(Trainer):
             raise TypeError(f"{type(state).__name__} needs state_dict() and load_state_dict() to be saved in checkpoints.")
         self._training_state, self._training_state_name, self._training_state_what = state, name, what
 
+    def _checkpointed_state(self) -> TrainingState:
+        """The registered training state, with the positions of the side sets registered with a state key."""
+        if not self._saved_side_sets:
+            return self._training_state
+        return WithSideSets(self._training_state, self._saved_side_sets)
+
     def checkpoint_files(self) -> list[str]:
         """The files (glob patterns) this trainer adds to a checkpoint: what a complete checkpoint must have."""
         if self._training_state is None:
@@ -561,7 +442,7 @@ class BaseTrainer(Trainer):
             begin_checkpoint(checkpoint_dir)
         if self._training_state is not None:
             save_training_state(
-                self._training_state, checkpoint_dir, name=self._training_state_name,
+                self._checkpointed_state(), checkpoint_dir, name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, save_shared=self.args.should_save,
             )
         if self.args.should_save and self.describes_itself():
@@ -598,7 +479,7 @@ class BaseTrainer(Trainer):
             )  # fmt: skip
             return
         load_training_state(
-            self._training_state, checkpoint, name=self._training_state_name,
+            self._checkpointed_state(), checkpoint, name=self._training_state_name,
             process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
         )
 
@@ -632,7 +513,7 @@ class BaseTrainer(Trainer):
         resumed = bool(resume_from_checkpoint)
         if resumed and self._training_state is not None:
             load_training_state(
-                self._training_state, str(resume_from_checkpoint), name=self._training_state_name,
+                self._checkpointed_state(), str(resume_from_checkpoint), name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
             )
         self._first_batch_checked = False

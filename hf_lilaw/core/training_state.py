@@ -15,7 +15,6 @@ import os
 from typing import Any, Protocol, runtime_checkable
 
 from .checkpoint import load_state_file, save_state_atomically
-from .sampler import IndexBatchSampler, StreamedBatches
 
 logger = logging.getLogger(__name__)
 
@@ -32,17 +31,6 @@ class TrainingState(Protocol):
         """Restore ``state``; ``state["per_rank"]`` is ``None`` when the number of processes changed, and the
         object then re-derives its per-process part deterministically (from its seed, rank and counters)."""
         ...
-
-
-def restore_side_sampler(
-    sampler: IndexBatchSampler | StreamedBatches, state: dict[str, Any], *, key: str, batches_drawn: int
-) -> None:
-    """Restore a family's side-batch stream from ``state["per_rank"][key]``; without a per-rank part (resumed under
-    another number of processes) move it to where its own stream stands after ``batches_drawn`` batches."""
-    if state.get("per_rank") is not None:
-        sampler.load_state_dict(state["per_rank"][key])
-    else:
-        sampler.fast_forward(batches_drawn)
 
 
 def shared_file_name(name: str) -> str:

@@ -1,4 +1,4 @@
-"""Everything of LiLAW that must survive a checkpoint, in one object."""
+"""What LiLAW keeps across a checkpoint, in one object (the meta set's position is saved beside it)."""
 
 from __future__ import annotations
 
@@ -6,34 +6,33 @@ from typing import Any
 
 import torch
 
-from ..core.sampler import IndexBatchSampler, StreamedBatches
-from ..core.training_state import restore_side_sampler
+from ..core.side_set import SideBatchSampler, SideSet
 
 PARAMETER_NAMES = ("alpha", "beta", "delta")
 
 
 class LiLAWState:
-    """The scalars α, β, δ, the meta-step bookkeeping and this process's meta sampler.
+    """The scalars α, β, δ and the meta-step bookkeeping.
 
-    ``state_dict()`` splits it for `hf_lilaw.core.BaseTrainer`: α, β, δ and the counters are identical on every
-    process (the meta gradient is averaged across processes) and are ``"shared"``; the meta sampler's position
-    is ``"per_rank"``. Without a per-rank part (resumed under another number of processes) the sampler is
-    moved to where its own stream stands after ``meta_steps`` batches: one batch is drawn per meta step.
+    ``state_dict()`` is ``"shared"`` for `hf_lilaw.core.BaseTrainer`: α, β, δ and the counters are identical on every
+    process (the meta gradient is averaged across processes). The meta set's position, this process's own, is
+    saved beside it by the trainer (registered as ``"sampler"`` of the per-process part; see
+    `BaseTrainer.register_side_set`).
 
     Args:
         initial: initial ``(α, β, δ)``.
-        sampler: this process's meta batch sampler (indices of a map-style set, or examples of a stream).
+        meta_set: the meta set (`hf_lilaw.core.side_set.SideSet`), whose sampler `sampler` shows.
         device: where the scalars live (the model's device, so the meta step needs no host sync).
     """
 
     def __init__(
         self,
         initial: tuple[float, float, float],
-        sampler: IndexBatchSampler | StreamedBatches,
+        meta_set: SideSet,
         device: torch.device,
     ) -> None:
         self.params = torch.tensor(initial, dtype=torch.float32, device=device)
-        self.sampler = sampler
+        self.meta_set = meta_set
         self.meta_steps = 0
         # A tensor, so skipping a non-finite meta step never forces a device sync.
         self.skipped_meta_steps = torch.zeros((), dtype=torch.long, device=device)
@@ -41,6 +40,11 @@ class LiLAWState:
         # (past the warm-up; then a meta step follows it): see LiLAWTrainer.training_step.
         self.last_step_seen = -1
         self.current_step_weighted = False
+
+    @property
+    def sampler(self) -> SideBatchSampler:
+        """The meta set's sampler."""
+        return self.meta_set.sampler
 
     def parameters(self) -> dict[str, float]:
         return dict(zip(PARAMETER_NAMES, self.params.tolist()))
@@ -59,7 +63,7 @@ class LiLAWState:
                 "last_step_seen": self.last_step_seen,
                 "current_step_weighted": self.current_step_weighted,
             },
-            "per_rank": {"sampler": self.sampler.state_dict()},
+            "per_rank": {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -69,4 +73,3 @@ class LiLAWState:
         self.skipped_meta_steps.fill_(shared["skipped_meta_steps"])
         self.last_step_seen = shared["last_step_seen"]
         self.current_step_weighted = shared["current_step_weighted"]
-        restore_side_sampler(self.sampler, state, key="sampler", batches_drawn=self.meta_steps)

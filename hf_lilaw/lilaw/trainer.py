@@ -20,7 +20,7 @@ from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..core.sampler import IndexBatchSampler
 from ..core.splits import split_meta_set
-from ..core.tensor_cache import TensorBatchCache
+from ..core.side_set import SideSet
 from ..core.validation import label_column_of
 from ..functional.lilaw_step import BaseLossSettings, guarded_meta_update, meta_gradient, training_loss_terms
 from ..functional.losses import IGNORE_INDEX, per_sample_loss
@@ -154,13 +154,17 @@ class LiLAWTrainer(BaseTrainer):
         meta_seed = seed + self.args.process_index  # each process draws its own meta batches
         if self.meta_dataset is not None:
             setting = "lilaw_meta_batch_size" if self.args.lilaw_meta_batch_size else "per_device_train_batch_size"
-            sampler = self.side_batch_sampler(
-                self.meta_dataset, batch_size=meta_batch_size, seed=meta_seed, name="meta_dataset", setting=setting
-            )
+            meta_set = SideSet(self.meta_dataset, name="meta_dataset", batch_size=meta_batch_size, seed=meta_seed,
+                               cache=self.args.lilaw_meta_cache, setting=setting)  # fmt: skip
         else:  # no data at all: train() refuses to start
             sampler = IndexBatchSampler(1, 1, seed=meta_seed, name="meta_dataset")
+            meta_set = SideSet.adopt(None, name="meta_dataset", sampler=sampler, cache=self.args.lilaw_meta_cache)
+        # One meta batch per meta step: a resume under another number of processes moves to meta_steps batches.
+        self.meta_set = self.register_side_set(
+            meta_set, state_key="sampler", batches_drawn=lambda: self.lilaw_state.meta_steps
+        )
         initial = (self.args.lilaw_alpha, self.args.lilaw_beta, self.args.lilaw_delta)
-        self.lilaw_state = LiLAWState(initial, sampler, device)
+        self.lilaw_state = LiLAWState(initial, meta_set, device)
         self.register_training_state(self.lilaw_state, name=LILAW_STATE_NAME.removesuffix(".pt"), what="LiLAW state")
         self._skipped_at_last_log = 0
 
@@ -182,7 +186,7 @@ class LiLAWTrainer(BaseTrainer):
 
     def next_meta_batch(self) -> tuple[dict[str, Any], torch.Tensor]:
         """``(inputs, labels)`` of the next meta batch, collated and on the device (advances the meta sampler)."""
-        return self.next_side_batch(self.meta_dataset, self.lilaw_state.sampler, name="meta_dataset")
+        return self.meta_set.next_batch(use_cache=False)
 
     def score_samples(self, dataset: Any = None) -> datasets.Dataset:
         """Per-sample LiLAW scores of ``dataset`` (default: the training set) under the current model and α, β, δ.
@@ -244,14 +248,12 @@ class LiLAWTrainer(BaseTrainer):
         the constraints. Run by `training_step` once per weighted optimizer step; the model's mode and the
         global RNGs are left as they were (dropout in ``lilaw_meta_forward_mode="train"`` draws from them)."""
         model = self.model if model is None else model
-        cache = self._meta_batch_cache()
-        if cache is not None:  # no Arrow read, collation, copy or RNG save/restore; no -100 rows to mask
-            inputs, labels = self.split_labels(cache.batch(self.lilaw_state.sampler.next_indices()), name="meta_dataset")
-        else:
-            inputs, labels = self.next_meta_batch()
+        # From the cache: no Arrow read, collation, copy or RNG save/restore, and no -100 rows to mask.
+        cached = self.meta_set.batch_cache() is not None
+        inputs, labels = self.meta_set.next_batch()
         outputs = self.probe_forward(model, inputs, train_mode=self.args.lilaw_meta_forward_mode == "train")
         logits = extract_logits(outputs)
-        if cache is None:
+        if not cached:
             labelled = labels != IGNORE_INDEX  # boolean indexing: one host sync per step
             logits, labels = logits[labelled], labels[labelled]
         state = self.lilaw_state
@@ -263,12 +265,6 @@ class LiLAWTrainer(BaseTrainer):
             state.params, grad, state.skipped_meta_steps, lr=self._meta_lr, weight_decay=self._meta_weight_decay
         )
         state.meta_steps += 1
-
-    def _meta_batch_cache(self) -> TensorBatchCache | None:
-        """The meta set collated once on the device (``lilaw_meta_cache``; see `BaseTrainer.side_batch_cache`)."""
-        return self.side_batch_cache(
-            self.meta_dataset, self.lilaw_state.sampler, name="meta_dataset", mode=self.args.lilaw_meta_cache
-        )
 
     # ---- the weighted loss --------------------------------------------------------------------------------
 
@@ -325,9 +321,6 @@ class LiLAWTrainer(BaseTrainer):
         if not resumed:
             self.lilaw_state.restart()
         self._warn_if_warmup_covers_the_run()
-
-    def _preflight_side_set(self) -> tuple[Any, str] | None:
-        return self.meta_dataset, "meta_dataset"
 
     def _training_log_values(self) -> dict[str, float]:
         logs: dict[str, float] = {f"lilaw/{name}": value for name, value in self.lilaw_parameters().items()}
@@ -441,7 +434,6 @@ class LiLAWTrainer(BaseTrainer):
                 f"meta_dataset ({len(meta)} samples) is larger than train_dataset ({len(self.train_dataset)}). "
                 "LiLAW's meta set is a small validation set (the paper uses 15% of the data): swap them or shrink it."
             )
-        self.check_side_set(meta, name="meta_dataset")  # labels and finite values, in full where cheap
 
     def _total_optimizer_steps(self) -> int | None:
         """Optimizer steps `train()` will take, as Trainer counts them; ``None`` when unknown."""

@@ -1,4 +1,5 @@
-"""Everything of meta label correction that must survive a checkpoint, in one object."""
+"""What meta label correction keeps across a checkpoint, in one object (the clean set's position is saved beside
+it)."""
 
 from __future__ import annotations
 
@@ -6,25 +7,24 @@ from typing import Any
 
 import torch
 
-from ..core.sampler import IndexBatchSampler, StreamedBatches
-from ..core.training_state import restore_side_sampler
+from ..core.side_set import SideBatchSampler, SideSet
 from .meta_model import LabelCorrectionNetwork
 
 __all__ = ["MetaLabelCorrectionState"]
 
 
 class MetaLabelCorrectionState:
-    """The meta model, its optimizer, the number of bilevel steps and this process's clean-batch stream.
+    """The meta model, its optimizer and the number of bilevel steps.
 
-    ``state_dict()`` splits it for `hf_lilaw.core.BaseTrainer`: the meta model, its optimizer and the step count are
-    identical on every process (``"shared"``, saved once); the clean stream is seeded per process (``"per_rank"``).
-    Without a per-rank part (resumed under another number of processes) the stream is moved to where its own
-    sequence stands after ``steps`` batches: one clean batch is drawn per step.
+    ``state_dict()`` is ``"shared"`` for `hf_lilaw.core.BaseTrainer`: the meta model, its optimizer and the step
+    count are identical on every process (saved once). The clean set's position, seeded per process, is saved
+    beside it by the trainer (registered as ``"clean_sampler"`` of the per-process part; see
+    `BaseTrainer.register_side_set`).
 
     Args:
         meta_model: The label correction network.
         meta_optimizer: Its optimizer.
-        clean_sampler: This process's clean-batch stream.
+        clean_set: The clean set (`hf_lilaw.core.side_set.SideSet`), whose sampler `clean_sampler` shows.
     """
 
     def __init__(
@@ -32,12 +32,17 @@ class MetaLabelCorrectionState:
         *,
         meta_model: LabelCorrectionNetwork,
         meta_optimizer: torch.optim.Optimizer,
-        clean_sampler: IndexBatchSampler | StreamedBatches,
+        clean_set: SideSet,
     ):
         self.meta_model = meta_model
         self.meta_optimizer = meta_optimizer
-        self.clean_sampler = clean_sampler
+        self.clean_set = clean_set
         self.steps = 0
+
+    @property
+    def clean_sampler(self) -> SideBatchSampler:
+        """The clean set's sampler."""
+        return self.clean_set.sampler
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -46,7 +51,7 @@ class MetaLabelCorrectionState:
                 "meta_optimizer": self.meta_optimizer.state_dict(),
                 "steps": self.steps,
             },
-            "per_rank": {"clean_sampler": self.clean_sampler.state_dict()},
+            "per_rank": {},
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -54,4 +59,3 @@ class MetaLabelCorrectionState:
         self.meta_model.load_state_dict(shared["meta_model"])
         self.meta_optimizer.load_state_dict(shared["meta_optimizer"])
         self.steps = int(shared["steps"])
-        restore_side_sampler(self.clean_sampler, state, key="clean_sampler", batches_drawn=self.steps)

@@ -22,6 +22,7 @@ from transformers.trainer_utils import has_length
 from ..core.base_trainer import BaseTrainer
 from ..core.columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS
 from ..core.outputs import extract_logits
+from ..core.side_set import SideSet
 from ..functional.mlc_bilevel import Batch, MetaStepInputs, MetaStepResult
 from ..functional.mlc_bome import mlc_d_step
 from ..functional.mlc_ebomlc import ebomlc_released_step, ebomlc_step
@@ -141,16 +142,20 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         )
         args = self.args
         self.clean_dataset = clean_dataset
-        self.check_side_set(clean_dataset, name="clean_dataset")
-        self._features = PenultimateFeatures(self.model, module_name=args.mlc_feature_module)
-        sampler = self.side_batch_sampler(
-            clean_dataset,
-            batch_size=args.mlc_clean_batch_size,
-            seed=args.seed + args.process_index,
-            name="clean_dataset",
-            strict=True,
-            setting="mlc_clean_batch_size",
+        self.clean_set = self.register_side_set(
+            SideSet(
+                clean_dataset,
+                name="clean_dataset",
+                batch_size=args.mlc_clean_batch_size,
+                seed=args.seed + args.process_index,
+                cache=args.mlc_clean_cache,
+                strict=True,
+                setting="mlc_clean_batch_size",
+            ),
+            state_key="clean_sampler",
+            batches_drawn=lambda: self.mlc_state.steps,  # one clean batch per step
         )
+        self._features = PenultimateFeatures(self.model, module_name=args.mlc_feature_module)
         feature_dim, num_labels = self._probe_model()
         self._warn_known_failures(optimizers, optimizer_cls_and_kwargs)
         meta_model = LabelCorrectionNetwork(
@@ -168,7 +173,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             amsgrad=args.mlc_meta_amsgrad,
         )
         self.mlc_state = MetaLabelCorrectionState(
-            meta_model=meta_model, meta_optimizer=meta_optimizer, clean_sampler=sampler
+            meta_model=meta_model, meta_optimizer=meta_optimizer, clean_set=self.clean_set
         )
         self.register_training_state(
             self.mlc_state, name=MLC_STATE_NAME.removesuffix(".pt"), what="meta label correction state"
@@ -256,37 +261,27 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
 
     def _probe_model(self) -> tuple[int, int]:
         """One no-grad forward on clean examples: checks the head hook and returns (feature dim, num labels)."""
-        dataset = self.clean_dataset
-
-        def first_examples() -> list[Any]:
-            if has_length(dataset):
-                return [dataset[i] for i in range(min(2, len(dataset)))]
-            return [example for _, example in zip(range(2), dataset)]
-
-        x, _ = self.collate_side_examples(dataset, first_examples, name="clean_dataset")
+        x, _ = self.clean_set.probe_batch()
         with self._features.capturing():
             logits = extract_logits(self.probe_forward(self.model, x, name="clean_dataset"))
             features = self._features.pop()
         return features.shape[-1], logits.shape[-1]
 
-    def _preflight_side_set(self) -> tuple[Any, str] | None:
-        return self.clean_dataset, "clean_dataset"
-
     # ---- batches and forwards -----------------------------------------------------------------------------------
 
     def _next_clean_batches(self) -> tuple[Batch, Batch | None]:
         """(upper batch, lower batch): the two halves of the next clean batch."""
-        dataset, sampler = self.clean_dataset, self.mlc_state.clean_sampler
-        cache = self.side_batch_cache(dataset, sampler, name="clean_dataset", mode=self.args.mlc_clean_cache)
+        clean = self.clean_set
+        cache = clean.batch_cache()
         if cache is not None:  # the same batches without a read, collation or copy per step
-            rows = sampler.next_indices()
-            return self._split_clean_batch(rows, lambda part, _: self.split_labels(cache.batch(part), name="clean_dataset"))
+            rows = clean.sampler.next_indices()
+            return self._split_clean_batch(rows, lambda part, _: self.split_labels(cache.batch(part), name=clean.name))
         # One draw of the clean set's own randomness for the read and both halves' collation.
-        with self.side_randomness("clean_dataset", sampler.batches_drawn, seed=sampler.seed):
-            examples, names = self._read_side_examples(dataset, sampler, name="clean_dataset")
+        with clean.randomness(clean.batches_drawn):
+            examples, names = clean.read_next()
 
             def collate(part: Any, part_names: Any) -> Batch:
-                return self.collate_side_examples(dataset, lambda: part, name="clean_dataset", rows=part_names, draw=None)
+                return clean.collate(lambda: part, rows=part_names, draw=None)
 
             return self._split_clean_batch(examples, collate, names)
 
