@@ -39,7 +39,7 @@ import torch
 # Parts of LiLAW's step, as (label, function names). Names are matched on the profile's frames.
 PARTS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("meta step (all)", ("meta_step",)),
-    ("meta rows read (Arrow / __getitems__)", ("_read_side_examples", "next_side_batch")),
+    ("meta rows read (Arrow / __getitems__)", ("read_next",)),
     ("tensor-cached meta batch", ("batch",)),
     ("collate", ("default_data_collator", "torch_default_data_collator", "__call__collator")),
     ("to device (_prepare_inputs)", ("_prepare_inputs",)),
