@@ -101,7 +101,7 @@ def load_features(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, 
 
 def make_split(seed: int, condition: str, labels: np.ndarray, val_rows: int) -> tuple[np.ndarray, ...]:
     """``(train rows, validation rows, noisy labels of all rows)``, drawn as `benchmarks/fashion_mnist.py` does."""
-    from hf_lilaw import noisy_labels
+    from hf_lilaw.noise import noisy_labels
 
     kind, rate = parse_condition(condition)
     noisy = noisy_labels(labels, noise_type=kind, rate=rate, seed=seed, num_classes=10,
@@ -162,7 +162,8 @@ def detection_metrics(scores: np.ndarray, is_noisy: np.ndarray, *, k_auto: int) 
     """AUROC/AUPRC, precision/recall at the oracle count and at ``k_auto``, and the score's own automatic split."""
     import logging
 
-    from hf_lilaw import find_label_issues, label_issue_metrics
+    from hf_lilaw import find_label_issues
+    from hf_lilaw.analysis import label_issue_metrics
 
     is_noisy = np.asarray(is_noisy, dtype=bool)
     out: dict[str, Any] = dict(label_issue_metrics(scores, is_noisy))
@@ -222,7 +223,8 @@ def run_one(cell: dict[str, Any], *, data_dir: str | None = None) -> dict[str, A
     """Both trainings of one condition and seed, every score's detection metrics; the record's fields."""
     import torch
 
-    from hf_lilaw import HARDNESS_SCORES, find_label_issues
+    from hf_lilaw import find_label_issues
+    from hf_lilaw.analysis import HARDNESS_SCORES
 
     wall = time.perf_counter()
     seed, condition = cell["seed"], cell["condition"]
