@@ -9,6 +9,10 @@
     # a linear head per run (the README's probe table: 10 epochs, batch 256)
     .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 --batch-size 256 \
         --name probe64_e10 --methods ce sce gce elr lilaw --workers 1
+    # the prune methods, MLC/EBOMLC and their fair baselines on the same probe records (issue #21), one process
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 \
+        --batch-size 256 --name probe64_e10 --conditions uniform_40 --methods prune_cleanlab prune_one_run mlc_10 \
+        ce_union_10 ce_clean_10 ebomlc_10 mlc_2 ce_union_2 ce_clean_2 ebomlc_2
 
 An MLP 784-512-512-10 trained from scratch on all 60,000 training images: ``--val-rows`` (5,000) of them, drawn
 by the seed, are held out as a validation split carrying the same noise as the training rows (what a user with
@@ -23,7 +27,18 @@ Methods, each through the library's public API on the same rows:
 - ``lilaw``: `hf_lilaw.LiLAWTrainer` with the paper's defaults, its meta set the noisy validation split;
 - ``elr``: `hf_lilaw.ELRTrainer` with its defaults (λ = 3, β = 0.7);
 - the clean-label oracle is ``ce`` under the condition ``clean``: the split and the initial weights depend on
-  the seed only, so it is CE on the clean labels of the same rows from the same start.
+  the seed only, so it is CE on the clean labels of the same rows from the same start;
+- ``prune_cleanlab``: `cleanlab.filter.find_label_issues` (its defaults) on 5-fold out-of-fold probabilities (one
+  model per fold, the run's schedule and initial weights), then CE on the rows kept; ``prune_one_run``: one CE run
+  (`hf_lilaw.ELRTrainer` with λ = 0) with a `hf_lilaw.TrainingDynamicsRecorder`, `hf_lilaw.find_label_issues` on
+  its AUM with the automatic split, then CE on the rows kept (as ``benchmarks/training.py`` prunes on digits, with
+  a CE run's AUM in place of a LiLAW run's W_α);
+- ``mlc_<p>``, ``ebomlc_<p>``: `hf_lilaw.MLCTrainer` / `hf_lilaw.EBOMLCTrainer` (defaults; clean batch
+  min(batch, clean rows)) with a clean set of ``p`` % (2 or 10) of the validation split: class-balanced, drawn by
+  the seed, with its TRUE labels; the rest of the split keeps its noisy labels for early stopping. The fair
+  baselines see the same clean rows on the MLC run's step count (``benchmarks/mlc_benchmark.py``'s definitions):
+  ``ce_union_<p>`` CE on the training rows and the clean rows oversampled so that a step holds the MLC step's
+  clean batch, ``ce_clean_<p>`` CE on the clean rows alone; both are scored every epoch of the training rows.
 
 Conditions: ``clean``, ``uniform_20`` … ``uniform_80`` (that fraction of the 60,000 labels moved to one of the
 9 other classes), ``pair_flip_40`` (40 % moved to the class's partner, `hf_lilaw` rules ``fashion_mnist``).
@@ -35,8 +50,9 @@ shardable: `benchmarks.grid`) with its per-epoch validation (noisy and clean lab
 training loss, wall time, device and config. ``--summary`` reads the records only and writes ``<name>.md``
 (tables), ``<name>.json`` and ``<name>.png``: test accuracy at the last epoch and early-stopped (the epoch of
 best noisy-validation accuracy, ties to the latest), each method against CE and against the oracle (paired over
-seeds, 95 % t intervals, Benjamini–Hochberg per table: `benchmarks.stats`), and CE's memorisation (its best
-test epoch against its last; the best test epoch is read off the test set, so it describes CE, it scores nothing).
+seeds, 95 % t intervals, Benjamini–Hochberg per table: `benchmarks.stats`), the MLC family against its fair
+baselines, what the prune methods flagged, and CE's memorisation (its best test epoch against its last; the best
+test epoch is read off the test set, so it describes CE, it scores nothing).
 """
 
 from __future__ import annotations
