@@ -760,8 +760,9 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
         for c, m in prune:
             runs = list(cells[(c, m)].values())
             recall = [r["flag_recall"] for r in runs if r.get("flag_recall") is not None]
+            precision = [r["flag_precision"] for r in runs if r["flagged"]]  # none flagged: no precision
             rows.append([LABELS[m], c, len(runs), f"{np.mean([r['flagged'] for r in runs]):,.0f}",
-                         f"{100 * np.mean([r['flag_precision'] for r in runs]):.1f}",
+                         f"{100 * np.mean(precision):.1f}" if precision else "—",
                          f"{100 * np.mean(recall):.1f}" if recall else "—",
                          f"{np.mean([r['kept_rows'] for r in runs]):,.0f}",
                          f"{np.median([r['detect_seconds'] for r in runs]):.0f}"])  # fmt: skip
@@ -779,8 +780,8 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
         listed = "; ".join(f"{p} %: {n:,} clean rows, {v:,} noisy validation rows left" for p, n, v in sizes)
         lines += ["## Clean sets", "",
                   "MLC, EBOMLC and their fair baselines take their clean set from the validation split: a class-balanced "
-                  "subset drawn by the seed with its true labels, 2 % or 10 % of the split (the 10 % of the training "
-                  f"rows the issue names would not fit in it). {listed}; the rest of the split keeps its noisy labels "
+                  "subset drawn by the seed with its true labels, 2 % or 10 % of the split (10 % of the training rows "
+                  f"would not fit in it). {listed}; the rest of the split keeps its noisy labels "
                   "and serves early stopping. MLC and EBOMLC are the library's defaults (skip gate on under AdamW), "
                   "clean batch min(batch, clean rows).", ""]  # fmt: skip
     return lines
