@@ -9,6 +9,10 @@
     # a linear head per run (the README's probe table: 10 epochs, batch 256)
     .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 --batch-size 256 \
         --name probe64_e10 --methods ce sce gce elr lilaw --workers 1
+    # the prune methods, MLC/EBOMLC and their fair baselines on the same probe records (issue #21), one process
+    OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 \
+        --batch-size 256 --name probe64_e10 --conditions uniform_40 --methods prune_cleanlab prune_one_run mlc_10 \
+        ce_union_10 ce_clean_10 ebomlc_10 mlc_2 ce_union_2 ce_clean_2 ebomlc_2
 
 An MLP 784-512-512-10 trained from scratch on all 60,000 training images: ``--val-rows`` (5,000) of them, drawn
 by the seed, are held out as a validation split carrying the same noise as the training rows (what a user with
@@ -23,7 +27,18 @@ Methods, each through the library's public API on the same rows:
 - ``lilaw``: `hf_lilaw.LiLAWTrainer` with the paper's defaults, its meta set the noisy validation split;
 - ``elr``: `hf_lilaw.ELRTrainer` with its defaults (λ = 3, β = 0.7);
 - the clean-label oracle is ``ce`` under the condition ``clean``: the split and the initial weights depend on
-  the seed only, so it is CE on the clean labels of the same rows from the same start.
+  the seed only, so it is CE on the clean labels of the same rows from the same start;
+- ``prune_cleanlab``: `cleanlab.filter.find_label_issues` (its defaults) on 5-fold out-of-fold probabilities (one
+  model per fold, the run's schedule and initial weights), then CE on the rows kept; ``prune_one_run``: one CE run
+  (`hf_lilaw.ELRTrainer` with λ = 0) with a `hf_lilaw.TrainingDynamicsRecorder`, `hf_lilaw.find_label_issues` on
+  its AUM with the automatic split, then CE on the rows kept (as ``benchmarks/training.py`` prunes on digits, with
+  a CE run's AUM in place of a LiLAW run's W_α);
+- ``mlc_<p>``, ``ebomlc_<p>``: `hf_lilaw.MLCTrainer` / `hf_lilaw.EBOMLCTrainer` (defaults; clean batch
+  min(batch, clean rows)) with a clean set of ``p`` % (2 or 10) of the validation split: class-balanced, drawn by
+  the seed, with its TRUE labels; the rest of the split keeps its noisy labels for early stopping. The fair
+  baselines see the same clean rows on the MLC run's step count (``benchmarks/mlc_benchmark.py``'s definitions):
+  ``ce_union_<p>`` CE on the training rows and the clean rows oversampled so that a step holds the MLC step's
+  clean batch, ``ce_clean_<p>`` CE on the clean rows alone; both are scored every epoch of the training rows.
 
 Conditions: ``clean``, ``uniform_20`` … ``uniform_80`` (that fraction of the 60,000 labels moved to one of the
 9 other classes), ``pair_flip_40`` (40 % moved to the class's partner, `hf_lilaw` rules ``fashion_mnist``).
@@ -35,8 +50,9 @@ shardable: `benchmarks.grid`) with its per-epoch validation (noisy and clean lab
 training loss, wall time, device and config. ``--summary`` reads the records only and writes ``<name>.md``
 (tables), ``<name>.json`` and ``<name>.png``: test accuracy at the last epoch and early-stopped (the epoch of
 best noisy-validation accuracy, ties to the latest), each method against CE and against the oracle (paired over
-seeds, 95 % t intervals, Benjamini–Hochberg per table: `benchmarks.stats`), and CE's memorisation (its best
-test epoch against its last; the best test epoch is read off the test set, so it describes CE, it scores nothing).
+seeds, 95 % t intervals, Benjamini–Hochberg per table: `benchmarks.stats`), the MLC family against its fair
+baselines, what the prune methods flagged, and CE's memorisation (its best test epoch against its last; the best
+test epoch is read off the test set, so it describes CE, it scores nothing).
 """
 
 from __future__ import annotations
@@ -64,10 +80,21 @@ if __package__ in (None, ""):
 from benchmarks import grid, stats
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist"
-METHODS = ("ce", "sce", "gce", "lilaw", "elr")
+BASE_METHODS = ("ce", "sce", "gce", "lilaw", "elr")
+PRUNE_METHODS = ("prune_cleanlab", "prune_one_run")
+# The clean-set methods: the percentage of the validation split drawn (class-balanced, true labels) as the clean set.
+CLEAN_PERCENTS = (2, 10)
+MLC_METHODS = tuple(f"{m}_{p}" for p in CLEAN_PERCENTS for m in ("mlc", "ebomlc"))
+FAIR_BASELINES = tuple(f"{m}_{p}" for p in CLEAN_PERCENTS for m in ("ce_union", "ce_clean"))
+METHODS = BASE_METHODS + PRUNE_METHODS + MLC_METHODS + FAIR_BASELINES
+PRUNE_FOLDS = 5  # prune_cleanlab: K of the K-fold out-of-fold probabilities
+ONE_RUN_SCORE = "aum"  # prune_one_run: the hardness score of the CE run (W_α needs LiLAW's weights)
 CONDITIONS = ("clean", "uniform_20", "uniform_40", "uniform_60", "uniform_80", "pair_flip_40")
 MODEL_TITLES = {"mlp": "an MLP from scratch", "effnet_probe": "a linear probe on the frozen EfficientNet-Lite0"}
-LABELS = {"ce": "CE", "sce": "SCE", "gce": "GCE", "lilaw": "LiLAW", "elr": "ELR"}
+LABELS = {"ce": "CE", "sce": "SCE", "gce": "GCE", "lilaw": "LiLAW", "elr": "ELR", "prune_cleanlab": "cleanlab prune",
+          "prune_one_run": "one-run prune",
+          **{f"{m}_{p}": f"{name} {p} %" for p in CLEAN_PERCENTS
+             for m, name in (("mlc", "MLC"), ("ebomlc", "EBOMLC"), ("ce_union", "CE∪clean"), ("ce_clean", "CE clean-only"))}}  # fmt: skip
 # Fashion-MNIST training-set pixel mean and std (of x / 255).
 PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 
@@ -284,13 +311,14 @@ def collate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ one run
 
 
-def _evaluator(splits: Splits, device: Any, bf16: bool) -> Any:
+def _evaluator(splits: Splits, device: Any, bf16: bool, every_steps: int | None = None) -> Any:
+    """Accuracy on the validation split (the labels trained with, and clean) and on test after every epoch, or,
+    with ``every_steps``, after every that many optimizer steps (an epoch of the training rows for the fair
+    baselines, whose own epochs are of other rows)."""
     import torch
     from transformers import TrainerCallback
 
     class EpochAccuracy(TrainerCallback):
-        """After every epoch: accuracy on the validation split (the labels trained with, and clean) and on test."""
-
         def __init__(self) -> None:
             sets = (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y))
             self.sets = {name: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)) for name, x, y in sets}
@@ -298,8 +326,16 @@ def _evaluator(splits: Splits, device: Any, bf16: bool) -> Any:
             self.history: dict[str, list[float]] = defaultdict(list)
             self.seconds = 0.0
 
-        @torch.no_grad()
         def on_epoch_end(self, args, state, control, model=None, **kwargs):
+            if every_steps is None:
+                self.evaluate(model, state.epoch)
+
+        def on_step_end(self, args, state, control, model=None, **kwargs):
+            if every_steps is not None and state.global_step % every_steps == 0:
+                self.evaluate(model, state.global_step / every_steps)
+
+        @torch.no_grad()
+        def evaluate(self, model, epoch):
             start = time.perf_counter()
             model.eval()
             predictions = {}
@@ -308,7 +344,7 @@ def _evaluator(splits: Splits, device: Any, bf16: bool) -> Any:
                     predictions[name] = torch.cat([model(pixel_values=c)["logits"].argmax(-1) for c in x.split(4096)])
             model.train()
             h = self.history
-            h["epoch"].append(round(float(state.epoch), 4))
+            h["epoch"].append(round(float(epoch), 4))
             for key, pred, labels in (("val_accuracy", predictions["val"], self.sets["val"][1]),
                                       ("val_clean_accuracy", predictions["val"], self.val_clean),
                                       ("test_accuracy", predictions["test"], self.sets["test"][1])):  # fmt: skip
@@ -318,55 +354,198 @@ def _evaluator(splits: Splits, device: Any, bf16: bool) -> Any:
     return EpochAccuracy()
 
 
-def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | None) -> dict[str, Any]:
-    """Train one method under one condition and seed; the record's fields (the cell's are added by the grid)."""
+def clean_percent(method: str) -> int | None:
+    """The clean set's size of an MLC-family method or fair baseline, in % of the validation split (else ``None``)."""
+    return int(method.rpartition("_")[2]) if method in MLC_METHODS + FAIR_BASELINES else None
+
+
+def clean_set_rows(val_clean: np.ndarray, seed: int, percent: int) -> np.ndarray:
+    """The validation rows that form the clean set (sorted): ``percent`` % of the split, class-balanced, drawn by the
+    seed (per class a permutation of its rows, as `benchmarks/training.py` draws the digits clean set)."""
+    per_class = max(1, round(percent / 100 * len(val_clean) / 10))
+    rng = np.random.default_rng(seed)
+    return np.sort(np.concatenate([rng.permutation(np.flatnonzero(val_clean == k))[:per_class] for k in range(10)]))
+
+
+def _training_values(cfg: Config, seed: int, device: str, output_dir: str) -> dict[str, Any]:
+    return dict(
+        output_dir=output_dir, per_device_train_batch_size=cfg.batch_size, num_train_epochs=cfg.epochs,
+        learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, lr_scheduler_type=cfg.lr_scheduler_type,
+        seed=seed, bf16=cfg.bf16, use_cpu=device == "cpu", save_strategy="no", eval_strategy="no",
+        logging_strategy="epoch", report_to=[], disable_tqdm=True, dataloader_num_workers=0,
+        remove_unused_columns=False,
+    )  # fmt: skip
+
+
+def _fit(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, device: str, callbacks: Sequence[Any] = (),
+         meta: Rows | None = None, clean: Rows | None = None) -> Any:  # fmt: skip
+    """A fresh model (the seed's initial weights) trained by ``method``'s trainer on the rows ``x``, ``y``; returns
+    the trainer. ``meta``: LiLAW's meta set; ``clean``: the clean set of the MLC family and the fair baselines.
+    The prune methods' detection and retraining runs are ``ce``."""
     import torch
-    import transformers
     from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
 
     import hf_lilaw
     from benchmarks.common import MLP
 
-    wall_start = time.perf_counter()
-    seed, method = cell["seed"], cell["method"]
-    splits = make_splits(seed, cell["condition"], cfg, data_dir)
-    columns = {"pixel_values": torch.from_numpy(splits.train_x), "label": torch.from_numpy(splits.train_y)}
+    columns = {"pixel_values": torch.from_numpy(x), "label": torch.from_numpy(y)}
     if method == "elr":  # ELR keeps one target per training row, found by sample_id
-        columns["sample_id"] = torch.arange(len(splits.train_y))
-    train = Rows(columns)
+        columns["sample_id"] = torch.arange(len(y))
+    train: Any = Rows(columns)
     set_seed(seed)  # the same initial weights for every method of a seed
-    model = MLP(num_labels=10, in_features=splits.train_x.shape[1], hidden=cfg.hidden)
-    torch_device = torch.device("cuda" if device == "cuda" else "cpu")
-    evaluator = _evaluator(splits, torch_device, cfg.bf16)
+    model = MLP(num_labels=10, in_features=x.shape[1], hidden=cfg.hidden)
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        values = dict(
-            output_dir=tmp, per_device_train_batch_size=cfg.batch_size, num_train_epochs=cfg.epochs,
-            learning_rate=cfg.learning_rate, weight_decay=cfg.weight_decay, lr_scheduler_type=cfg.lr_scheduler_type,
-            seed=seed, bf16=cfg.bf16, use_cpu=device == "cpu", save_strategy="no", eval_strategy="no",
-            logging_strategy="epoch", report_to=[], disable_tqdm=True, dataloader_num_workers=0,
-            remove_unused_columns=False,
-        )  # fmt: skip
-        common = dict(model=model, data_collator=collate, train_dataset=train, callbacks=[evaluator])
+        values = _training_values(cfg, seed, device, tmp)
+        common = dict(model=model, data_collator=collate, callbacks=list(callbacks))
         if method in ("ce", "sce", "gce"):
             loss = {"ce": hf_lilaw.CrossEntropy, "sce": hf_lilaw.SymmetricCrossEntropy,
                     "gce": hf_lilaw.GeneralizedCrossEntropy}[method]()  # fmt: skip
-            trainer = Trainer(args=TrainingArguments(**values), compute_loss_func=loss, **common)
+            trainer = Trainer(args=TrainingArguments(**values), compute_loss_func=loss, train_dataset=train, **common)
         elif method == "lilaw":
-            meta = Rows({"pixel_values": torch.from_numpy(splits.val_x), "label": torch.from_numpy(splits.val_y)})
             # "force": the meta set is plain tensors and the collator deterministic, so it is collated once.
             args = hf_lilaw.LiLAWConfig(**values, lilaw_meta_cache="force")
-            trainer = hf_lilaw.LiLAWTrainer(args=args, meta_dataset=meta, **common)
+            trainer = hf_lilaw.LiLAWTrainer(args=args, meta_dataset=meta, train_dataset=train, **common)
         elif method == "elr":
-            trainer = hf_lilaw.ELRTrainer(args=hf_lilaw.ELRConfig(**values), **common)
+            trainer = hf_lilaw.ELRTrainer(args=hf_lilaw.ELRConfig(**values), train_dataset=train, **common)
+        elif method == "ce_dynamics":  # CE (ELR with λ = 0) on a datasets.Dataset, for a TrainingDynamicsRecorder
+            trainer = hf_lilaw.ELRTrainer(args=hf_lilaw.ELRConfig(**values, elr_lambda=0.0),
+                                          train_dataset=_indexed_dataset(x, y), **common)  # fmt: skip
+        elif method in MLC_METHODS:
+            cls = hf_lilaw.EBOMLCTrainer if method.startswith("ebomlc") else hf_lilaw.MLCTrainer
+            args = hf_lilaw.MetaLabelCorrectionConfig(**values, mlc_clean_batch_size=min(cfg.batch_size, len(clean)))
+            trainer = cls(args=args, train_dataset=train, clean_dataset=clean, **common)
+        elif method in FAIR_BASELINES:
+            train = _fair_baseline_data(method, columns, clean, values)
+            trainer = Trainer(args=TrainingArguments(**values), compute_loss_func=hf_lilaw.CrossEntropy(),
+                              train_dataset=train, **common)  # fmt: skip
         else:
             raise ValueError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
         trainer.remove_callback(PrinterCallback)
-        start, cpu_start = time.perf_counter(), time.process_time()
         trainer.train()
-        if torch_device.type == "cuda":
-            torch.cuda.synchronize()
-        train_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    return trainer
+
+
+def _indexed_dataset(x: np.ndarray, y: np.ndarray) -> Any:
+    """A `datasets.Dataset` of ``sample_id`` and ``label`` whose transform gathers the inputs from memory (what a
+    `TrainingDynamicsRecorder` needs, without writing 55,000 x 1,280 floats to Arrow)."""
+    import datasets
+    import torch
+
+    inputs = torch.from_numpy(x)
+    rows = datasets.Dataset.from_dict({"sample_id": np.arange(len(y)), "label": y})
+
+    def gather(batch: dict[str, list]) -> dict[str, Any]:
+        ids = torch.as_tensor(batch["sample_id"])
+        return {"pixel_values": inputs[ids], "label": batch["label"], "sample_id": ids}
+
+    rows.set_transform(gather)
+    return rows
+
+
+def _fair_baseline_data(method: str, train: dict[str, Any], clean: Rows, values: dict[str, Any]) -> Rows:
+    """The rows of a fair CE baseline; sets its batch size, step count and logging in ``values`` (the definitions
+    of `benchmarks/mlc_benchmark.py`'s ``fair_baseline_data``).
+
+    Both run the MLC run's number of optimizer steps (epochs x batches of the training rows), every step seeing
+    the clean rows an MLC step sees (its clean batch, ``min(batch, clean rows)``). ``ce_union``: the training rows
+    plus the clean rows repeated ``max(1, round(clean batch x batches per epoch / clean rows))`` times, in batches
+    of ``batch + clean batch``; ``ce_clean``: the clean rows alone, in batches of the clean batch.
+    """
+    import torch
+
+    batch = values["per_device_train_batch_size"]
+    per_epoch = -(-len(train["label"]) // batch)
+    clean_batch = min(batch, len(clean))
+    values.update(max_steps=int(values["num_train_epochs"] * per_epoch), logging_strategy="steps", logging_steps=per_epoch)
+    if method.startswith("ce_clean"):
+        values["per_device_train_batch_size"] = clean_batch
+        return clean
+    repeats = max(1, round(clean_batch * per_epoch / len(clean)))
+    values["per_device_train_batch_size"] = batch + clean_batch
+    return Rows({k: torch.cat([train[k]] + [clean.columns[k].to(train[k].dtype)] * repeats) for k in train})
+
+
+def _predict_probabilities(model: Any, x: np.ndarray) -> np.ndarray:
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        logits = torch.cat([model(pixel_values=c)["logits"] for c in torch.from_numpy(x).split(4096)])
+    return torch.softmax(logits.float(), dim=-1).numpy()
+
+
+def prune_flags(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, device: str) -> np.ndarray:
+    """Likely label errors of the training rows (a boolean mask), on the run's schedule and initial weights.
+
+    ``prune_cleanlab``: `cleanlab.filter.find_label_issues` (its defaults) on the out-of-fold probabilities of
+    ``PRUNE_FOLDS`` CE models (folds stratified on the noisy labels, shuffled by the seed). ``prune_one_run``: one
+    CE run with a `hf_lilaw.TrainingDynamicsRecorder`, `hf_lilaw.find_label_issues` on its ``ONE_RUN_SCORE``
+    (AUM over the epochs) with the automatic split (nothing flagged when the scores show one group).
+    """
+    import hf_lilaw
+
+    if method == "prune_cleanlab":
+        from sklearn.model_selection import StratifiedKFold
+
+        from benchmarks.baselines import cleanlab_issues
+
+        probs = np.zeros((len(y), 10))
+        folds = StratifiedKFold(n_splits=PRUNE_FOLDS, shuffle=True, random_state=seed)
+        for fit_rows, held in folds.split(np.zeros(len(y)), y):
+            trainer = _fit("ce", x[fit_rows], y[fit_rows], cfg=cfg, seed=seed, device=device)
+            probs[held] = _predict_probabilities(trainer.model, x[held])
+        return cleanlab_issues(y, probs)
+    recorder = hf_lilaw.TrainingDynamicsRecorder()
+    _fit("ce_dynamics", x, y, cfg=cfg, seed=seed, device=device, callbacks=[recorder])
+    return np.asarray(hf_lilaw.find_label_issues(dynamics=recorder.dynamics, score=ONE_RUN_SCORE), dtype=bool)
+
+
+def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | None) -> dict[str, Any]:
+    """Train one method under one condition and seed; the record's fields (the cell's are added by the grid)."""
+    import torch
+    import transformers
+
+    wall_start = time.perf_counter()
+    seed, method = cell["seed"], cell["method"]
+    if method not in METHODS:
+        raise ValueError(f"Unknown method {method!r}: use one of {', '.join(METHODS)}.")
+    splits = make_splits(seed, cell["condition"], cfg, data_dir)
+    extra: dict[str, Any] = {}
+    train_x, train_y = splits.train_x, splits.train_y
+    meta = clean = None
+    every_steps = None
+    if method == "lilaw":
+        meta = Rows({"pixel_values": torch.from_numpy(splits.val_x), "label": torch.from_numpy(splits.val_y)})
+    percent = clean_percent(method)
+    if percent is not None:  # the clean set leaves the validation split; the rest stays noisy for early stopping
+        picked = clean_set_rows(splits.val_clean, seed, percent)
+        rest = np.setdiff1d(np.arange(len(splits.val_y)), picked)
+        clean = Rows({"pixel_values": torch.from_numpy(splits.val_x[picked]),
+                      "label": torch.from_numpy(splits.val_clean[picked])})  # fmt: skip
+        splits = dataclasses.replace(splits, val_x=splits.val_x[rest], val_y=splits.val_y[rest],
+                                     val_clean=splits.val_clean[rest])  # fmt: skip
+        extra.update(clean_rows=len(picked), clean_batch=min(cfg.batch_size, len(picked)))
+        if method in FAIR_BASELINES:
+            every_steps = -(-len(train_y) // cfg.batch_size)
+    if method in PRUNE_METHODS:
+        start = time.perf_counter()
+        flagged = prune_flags(method, train_x, train_y, cfg=cfg, seed=seed, device=device)
+        noisy = train_y != splits.train_clean
+        hits = int((flagged & noisy).sum())
+        extra.update(detect_seconds=time.perf_counter() - start, flagged=int(flagged.sum()), kept_rows=int((~flagged).sum()),
+                     flag_precision=hits / max(1, int(flagged.sum())),
+                     flag_recall=hits / int(noisy.sum()) if noisy.any() else None)  # fmt: skip
+        train_x, train_y = train_x[~flagged], train_y[~flagged]
+    torch_device = torch.device("cuda" if device == "cuda" else "cpu")
+    evaluator = _evaluator(splits, torch_device, cfg.bf16, every_steps)
+    fit_method = "ce" if method in PRUNE_METHODS else method
+    start, cpu_start = time.perf_counter(), time.process_time()
+    trainer = _fit(fit_method, train_x, train_y, cfg=cfg, seed=seed, device=device, callbacks=[evaluator], meta=meta,
+                   clean=clean)  # fmt: skip
+    if torch_device.type == "cuda":
+        torch.cuda.synchronize()
+    train_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     h = dict(evaluator.history)
     h["train_loss"] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
     stopped = stats.best_epoch(h["val_accuracy"])  # ties to the latest epoch
@@ -387,6 +566,7 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
         "device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
         "torch": torch.__version__, "transformers": transformers.__version__, "command": _command(),
+        **extra,
     }  # fmt: skip
     if method == "lilaw":
         record["lilaw_parameters"] = {k: float(v) for k, v in trainer.lilaw_parameters().items()}
@@ -448,6 +628,13 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             for loss in ("sce", "gce"):  # ELR's rows name the robust loss it is compared with
                 if c := _compare(elr, cells.get((condition, loss), {}), key):
                     families[f"elr_vs_loss_{when}"].append({"condition": condition, "method": loss, "c": c})
+            for percent in CLEAN_PERCENTS:  # the MLC family against CE that sees the same clean rows
+                for method in (f"mlc_{percent}", f"ebomlc_{percent}"):
+                    for reference in (f"ce_union_{percent}", f"ce_clean_{percent}"):
+                        runs, ref = cells.get((condition, method), {}), cells.get((condition, reference), {})
+                        if c := _compare(runs, ref, key):
+                            families[f"mlc_vs_fair_{when}"].append(
+                                {"condition": condition, "method": method, "reference": reference, "c": c})
     for entries in families.values():
         for e, c in zip(entries, stats.adjust([e["c"] for e in entries])):
             e["c"] = c
@@ -458,7 +645,8 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         ce = cells.get((condition, "ce"), {})
         if c := _compare(ce, ce, "last_test_accuracy", "best_test_accuracy"):
             memorisation.append({"condition": condition, "method": "ce", "c": c})
-    expected = {(c, m) for c in conditions for m in methods}
+    # The five methods of the first grids are expected under every condition, the later ones where they ran.
+    expected = {(c, m) for c in conditions for m in methods if m in BASE_METHODS or (c, m) in cells}
     seeds = sorted({r["seed"] for r in records})
     missing = sorted((c, m, s) for c, m in expected for s in seeds if s not in cells.get((c, m), {}))
     return {"conditions": conditions, "methods": methods, "seeds": seeds, "cells": cells, "families": families,
@@ -491,15 +679,16 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     lines += [_table(["method", *conditions], rows), ""]
 
     def grid_of(family: str, title: str, text: str) -> None:
-        entries = {(e["condition"], e["method"]): e["c"] for e in fam.get(family, [])}
+        # A row is a method, or a method against the reference its entries name (the fair-baseline family).
+        entries = {(e["condition"], (e["method"], e.get("reference"))): e["c"] for e in fam.get(family, [])}
         if not entries:
             return
-        shown = [m for m in methods if any(k[1] == m for k in entries)]
+        shown = sorted({k[1] for k in entries}, key=lambda row: (methods.index(row[0]), METHODS.index(row[1] or "ce")))
         cols = [c for c in conditions if any(k[0] == c for k in entries)]
         def cell(c: stats.PairedComparison) -> str:
             return f"{stats.format_interval(c)}, p<sub>BH</sub> {stats.format_p(c.p_adjusted)}"
 
-        rows = [[LABELS.get(m, m)] + [cell(entries[(c, m)]) if (c, m) in entries else "" for c in cols]
+        rows = [[_row_label(m)] + [cell(entries[(c, m)]) if (c, m) in entries else "" for c in cols]
                 for m in shown]  # fmt: skip
         significant = sum(c.p_table < 0.05 for c in entries.values())
         lines.extend([f"## {title}", "", text, "", f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05.", "",
@@ -516,6 +705,12 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     versus = "Each row: ELR minus that robust loss. " + marks
     grid_of("elr_vs_loss_last", "ELR against the robust losses, last epoch", versus)
     grid_of("elr_vs_loss_early_stopped", "ELR against the robust losses, early-stopped", versus)
+    fair = ("Each row: the MLC-family method minus CE that sees the same clean rows on the same schedule: CE∪clean "
+            "trains on the training rows and the clean rows (oversampled so that a step holds as many clean rows as "
+            "an MLC step's clean batch), CE clean-only on the clean rows alone. " + marks)  # fmt: skip
+    grid_of("mlc_vs_fair_last", "The MLC family against its fair baselines, last epoch", fair)
+    grid_of("mlc_vs_fair_early_stopped", "The MLC family against its fair baselines, early-stopped", fair)
+    lines += _setup_notes(records, cells, conditions)
     mem = s["memorisation"]
     if mem:
         rows = []
@@ -540,7 +735,7 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     for family, entries in fam.items():
         for e in entries:
             c = e["c"]
-            rows.append([family, e["condition"], LABELS.get(e["method"], e["method"]), c.n, f"{c.mean:+.2f}",
+            rows.append([family, e["condition"], _row_label((e["method"], e.get("reference"))), c.n, f"{c.mean:+.2f}",
                          f"[{c.low:+.2f}, {c.high:+.2f}]", stats.format_p(c.p), stats.format_p(c.p_adjusted),
                          f"{c.detectable:.2f}", stats.reading(c)])  # fmt: skip
     lines += ["<details><summary>Every comparison</summary>", "",
@@ -549,6 +744,47 @@ def report(records: list[dict[str, Any]], name: str) -> str:
               _table(["table", "condition", "method", "seeds", "Δ", "95 % CI", "p", "p (BH)", "detectable", "reading"],
                      rows), "", "</details>", ""]  # fmt: skip
     return "\n".join(lines)
+
+
+def _row_label(row: tuple[str, str | None]) -> str:
+    method, reference = row
+    return LABELS.get(method, method) + (f" − {LABELS.get(reference, reference)}" if reference else "")
+
+
+def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[str]) -> list[str]:
+    """What the prune methods flagged, and the clean sets, where the records have them."""
+    lines = []
+    prune = [(c, m) for m in PRUNE_METHODS for c in conditions if cells.get((c, m))]
+    if prune:
+        rows = []
+        for c, m in prune:
+            runs = list(cells[(c, m)].values())
+            recall = [r["flag_recall"] for r in runs if r.get("flag_recall") is not None]
+            precision = [r["flag_precision"] for r in runs if r["flagged"]]  # none flagged: no precision
+            rows.append([LABELS[m], c, len(runs), f"{np.mean([r['flagged'] for r in runs]):,.0f}",
+                         f"{100 * np.mean(precision):.1f}" if precision else "—",
+                         f"{100 * np.mean(recall):.1f}" if recall else "—",
+                         f"{np.mean([r['kept_rows'] for r in runs]):,.0f}",
+                         f"{np.median([r['detect_seconds'] for r in runs]):.0f}"])  # fmt: skip
+        lines += ["## What the prune methods flagged", "",
+                  f"cleanlab prune: `cleanlab.filter.find_label_issues` (defaults) on {PRUNE_FOLDS}-fold out-of-fold "
+                  "probabilities (a linear head / MLP per fold, the run's schedule and initial weights), then CE on the "
+                  f"kept rows. One-run prune: one CE run with `hf_lilaw.TrainingDynamicsRecorder`, "
+                  f"`hf_lilaw.find_label_issues` on its {ONE_RUN_SCORE.upper()} with the automatic split, then CE on the "
+                  "kept rows. Means over seeds; precision and recall against the injected flips.", "",
+                  _table(["method", "condition", "runs", "flagged", "precision %", "recall %", "kept rows",
+                          "median detection s"], rows), ""]  # fmt: skip
+    sizes = sorted({(r["method"].rpartition("_")[2], r["clean_rows"], r["val_rows"]) for r in records if "clean_rows" in r},
+                   key=lambda t: int(t[0]))  # fmt: skip
+    if sizes:
+        listed = "; ".join(f"{p} %: {n:,} clean rows, {v:,} noisy validation rows left" for p, n, v in sizes)
+        lines += ["## Clean sets", "",
+                  "MLC, EBOMLC and their fair baselines take their clean set from the validation split: a class-balanced "
+                  "subset drawn by the seed with its true labels, 2 % or 10 % of the split (10 % of the training rows "
+                  f"would not fit in it). {listed}; the rest of the split keeps its noisy labels "
+                  "and serves early stopping. MLC and EBOMLC are the library's defaults (skip gate on under AdamW), "
+                  "clean batch min(batch, clean rows).", ""]  # fmt: skip
+    return lines
 
 
 def plot(records: list[dict[str, Any]], path: Path) -> Path:
@@ -561,7 +797,8 @@ def plot(records: list[dict[str, Any]], path: Path) -> Path:
     cells = s["cells"]
     fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4))
     rates = [(c, parse_condition(c)[1]) for c in s["conditions"] if parse_condition(c)[0] in (None, "uniform")]
-    for i, m in enumerate(s["methods"]):
+    # The clean-set methods are left out of the plot (their tables compare them); too many lines to read otherwise.
+    for i, m in enumerate(m for m in s["methods"] if m in BASE_METHODS + PRUNE_METHODS):
         for key, style in (("last_test_accuracy", "-"), ("early_stopped_test_accuracy", "--")):
             pts = [(100 * r, 100 * np.mean([x[key] for x in cells[(c, m)].values()])) for c, r in rates if cells.get((c, m))]
             if pts:
@@ -597,8 +834,9 @@ def write_summary(records: list[dict[str, Any]], out_dir: Path, name: str) -> di
         "means": {f"{c}/{m}": {k: float(np.mean([r[k] for r in runs.values()])) for k in
                                ("last_test_accuracy", "early_stopped_test_accuracy", "best_test_accuracy")}
                   for (c, m), runs in s["cells"].items()},
-        "comparisons": {f: [{"condition": e["condition"], "method": e["method"], **e["c"].as_dict()} for e in entries]
-                        for f, entries in s["families"].items()},
+        "comparisons": {f: [{"condition": e["condition"], "method": e["method"],
+                             **({"reference": e["reference"]} if "reference" in e else {}), **e["c"].as_dict()}
+                            for e in entries] for f, entries in s["families"].items()},
         "ce_last_minus_best": [{"condition": e["condition"], **e["c"].as_dict()} for e in s["memorisation"]],
     }  # fmt: skip
     paths = {"md": out_dir / f"{name}.md", "json": out_dir / f"{name}.json", "png": out_dir / f"{name}.png"}
