@@ -78,6 +78,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import grid, stats
+from benchmarks.fashion_mnist_data import feature_cache_path, noisy_split, parse_condition, probe_features
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist"
 BASE_METHODS = ("ce", "sce", "gce", "lilaw", "elr")
@@ -124,21 +125,10 @@ class Config:
         return {**Config().as_json(), **recorded} == self.as_json()
 
 
-def parse_condition(name: str) -> tuple[str | None, float]:
-    """``"clean"`` -> ``(None, 0.0)``, ``"uniform_40"`` -> ``("uniform", 0.4)``, ``"pair_flip_40"`` likewise."""
-    if name == "clean":
-        return None, 0.0
-    kind, _, percent = name.rpartition("_")
-    if kind not in ("uniform", "pair_flip") or not percent.isdigit() or not 0 < int(percent) < 100:
-        raise ValueError(f"Unknown condition {name!r}: use clean, uniform_<percent> or pair_flip_<percent>, e.g. uniform_40.")
-    return kind, int(percent) / 100
-
-
 # ------------------------------------------------------------------------------------------------ data
 
 
 _ARRAYS: dict[tuple[Any, ...], Any] = {}
-PROBE_ARCHITECTURE = "tf_efficientnet_lite0"  # the network hf_lilaw.models.efficientnet_lite0_checkpoint holds
 
 
 def load_arrays(data_dir: str | None, cfg: Config | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
@@ -161,57 +151,6 @@ def load_arrays(data_dir: str | None, cfg: Config | None = None) -> tuple[np.nda
     return _ARRAYS[key]
 
 
-def feature_cache_path(image_size: int) -> Path:
-    """Where the probe's features are kept: ``$HF_LILAW_FEATURE_CACHE``, else ``~/.cache/hf_lilaw/features``."""
-    root = os.environ.get("HF_LILAW_FEATURE_CACHE") or Path.home() / ".cache" / "hf_lilaw" / "features"
-    return Path(root) / f"fashion_mnist_{PROBE_ARCHITECTURE}_{image_size}px.npz"
-
-
-def probe_features(x_train: np.ndarray, x_test: np.ndarray, *, image_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """The pooled 1,280-d features of the ImageNet EfficientNet-Lite0 (hf_lilaw's offline checkpoint) for every
-    image, computed once and cached (float16 on disk); returned standardised with the training images' mean and
-    standard deviation (no labels involved).
-
-    An image is scaled to [0, 1], resized bilinearly to ``image_size`` px, repeated over 3 channels and normalised
-    with the checkpoint's mean = std = 0.5.
-    """
-    path = feature_cache_path(image_size)
-    if not path.is_file():
-        import torch
-        import torch.nn.functional as F
-        import timm
-        from safetensors.torch import load_file
-
-        from hf_lilaw.models import efficientnet_lite0_checkpoint
-
-        backbone = timm.create_model(PROBE_ARCHITECTURE, num_classes=0)
-        weights = load_file(str(Path(efficientnet_lite0_checkpoint()) / "model.safetensors"))
-        backbone.load_state_dict({k: v for k, v in weights.items() if not k.startswith("classifier.")})
-        backbone = backbone.eval().to(memory_format=torch.channels_last)  # about 2x faster on a CPU
-        start = time.perf_counter()
-
-        @torch.inference_mode()
-        def features(x: np.ndarray) -> np.ndarray:
-            out = []
-            for chunk in np.array_split(x, max(1, len(x) // 256)):
-                images = torch.from_numpy(chunk.astype(np.float32)).div_(255.0).unsqueeze(1)
-                images = F.interpolate(images, size=(image_size, image_size), mode="bilinear", align_corners=False)
-                images = images.sub_(0.5).div_(0.5).expand(-1, 3, -1, -1).contiguous(memory_format=torch.channels_last)
-                out.append(backbone(images).numpy())
-            return np.concatenate(out)
-
-        train, test = features(x_train), features(x_test)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        partial = path.with_suffix(f".{os.getpid()}.npz")
-        np.savez(partial, train=train.astype(np.float16), test=test.astype(np.float16))
-        partial.replace(path)  # whole or absent: a killed computation leaves no cache behind
-        print(f"probe features ({image_size} px) computed in {time.perf_counter() - start:.0f} s -> {path}", flush=True)
-    with np.load(path) as cached:
-        train, test = cached["train"].astype(np.float32), cached["test"].astype(np.float32)
-    if train.shape != (len(x_train), 1280) or test.shape != (len(x_test), 1280):
-        raise ValueError(f"{path} holds features of other images ({train.shape}, {test.shape}): delete it.")
-    mean, std = train.mean(0), train.std(0) + 1e-6
-    return (train - mean) / std, (test - mean) / std
 
 
 @dataclasses.dataclass
@@ -228,16 +167,8 @@ class Splits:
 
 def make_splits(seed: int, condition: str, cfg: Config, data_dir: str | None) -> Splits:
     """The seed's validation split and training rows, the condition's noise drawn over all 60,000 labels."""
-    from hf_lilaw.noise import noisy_labels
-
     x, y, x_test, y_test = load_arrays(data_dir, cfg)
-    kind, rate = parse_condition(condition)
-    labels = y if kind is None else noisy_labels(y, noise_type=kind, rate=rate, seed=seed, num_classes=10,
-                                                 rules="fashion_mnist" if kind == "pair_flip" else None)  # fmt: skip
-    if cfg.val_rows < 10 or cfg.val_rows >= len(y):
-        raise ValueError(f"val_rows must be in [10, {len(y)}), got {cfg.val_rows}.")
-    order = np.random.default_rng(seed).permutation(len(y))  # the split depends on the seed only
-    val, train = order[: cfg.val_rows], order[cfg.val_rows :]
+    train, val, labels = noisy_split(seed, condition, y, val_rows=cfg.val_rows)
     if cfg.train_rows is not None:
         train = train[: cfg.train_rows]
     test = slice(None) if cfg.test_rows is None else slice(cfg.test_rows)

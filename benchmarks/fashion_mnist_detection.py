@@ -51,6 +51,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import grid, stats  # first: sets the thread and offline defaults
+from benchmarks.fashion_mnist_data import noisy_split, parse_condition, probe_features
 
 import numpy as np
 
@@ -62,16 +63,8 @@ REFERENCE = "lilaw/w_alpha"
 PAIRED_WITH = "probe64_e10"  # benchmarks/fashion_mnist.py's records of the same trainings
 LABELS = {"lilaw/w_alpha": "W_α (LiLAW)", "lilaw/loss": "loss (LiLAW run)", "ce/loss": "loss (CE run)",
           "ce/aum": "AUM (CE run)", "ce/self_confidence": "self-confidence (CE run)"}  # fmt: skip
-FEATURES_FILE = "fashion_mnist_tf_efficientnet_lite0_64px.npz"  # written by benchmarks/fashion_mnist.py
+IMAGE_SIZE = 64  # the probe64_e10 grid's features
 SETTINGS = {"epochs": 10, "batch_size": 256, "learning_rate": 1e-3, "val_rows": 5000}
-
-
-def parse_condition(name: str) -> tuple[str, float]:
-    """``"uniform_40"`` -> ``("uniform", 0.4)``; ``"pair_flip_40"`` likewise."""
-    kind, _, percent = name.rpartition("_")
-    if kind not in ("uniform", "pair_flip") or not percent.isdigit() or not 0 < int(percent) < 100:
-        raise ValueError(f"Unknown condition {name!r}: use uniform_<percent> or pair_flip_<percent>, e.g. uniform_40.")
-    return kind, int(percent) / 100
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -80,34 +73,20 @@ _FEATURES: dict[str | None, tuple[np.ndarray, ...]] = {}
 
 
 def load_features(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Standardised probe features and labels: ``(x_train, y_train, x_test, y_test)``, read once per process."""
+    """Standardised probe features and labels: ``(x_train, y_train, x_test, y_test)``, read once per process
+    (the features are computed and cached on the first call, as `benchmarks/fashion_mnist.py` does)."""
     if data_dir not in _FEATURES:
         from hf_lilaw.data import fashion_mnist_arrays
 
-        root = os.environ.get("HF_LILAW_FEATURE_CACHE") or Path.home() / ".cache" / "hf_lilaw" / "features"
-        path = Path(root) / FEATURES_FILE
-        if not path.is_file():
-            raise FileNotFoundError(f"No probe features at {path}: compute them once with `python benchmarks/"
-                                    "fashion_mnist.py --model effnet_probe --image-size 64 --epochs 1 --methods ce "
-                                    "--seeds 0 --conditions clean --name features_only`.")  # fmt: skip
-        _, y_train, _, y_test = fashion_mnist_arrays(data_dir=data_dir)
-        with np.load(path) as cached:
-            train, test = cached["train"].astype(np.float32), cached["test"].astype(np.float32)
-        mean, std = train.mean(0), train.std(0) + 1e-6  # as benchmarks/fashion_mnist.py: no labels involved
-        x_train, x_test = (train - mean) / std, (test - mean) / std
+        pixels_train, y_train, pixels_test, y_test = fashion_mnist_arrays(data_dir=data_dir)
+        x_train, x_test = probe_features(pixels_train, pixels_test, image_size=IMAGE_SIZE)
         _FEATURES[data_dir] = (x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64))
     return _FEATURES[data_dir]  # type: ignore[return-value]
 
 
 def make_split(seed: int, condition: str, labels: np.ndarray, val_rows: int) -> tuple[np.ndarray, ...]:
     """``(train rows, validation rows, noisy labels of all rows)``, drawn as `benchmarks/fashion_mnist.py` does."""
-    from hf_lilaw.noise import noisy_labels
-
-    kind, rate = parse_condition(condition)
-    noisy = noisy_labels(labels, noise_type=kind, rate=rate, seed=seed, num_classes=10,
-                         rules="fashion_mnist" if kind == "pair_flip" else None)  # fmt: skip
-    order = np.random.default_rng(seed).permutation(len(labels))  # the split depends on the seed only
-    return order[val_rows:], order[:val_rows], np.asarray(noisy, dtype=np.int64)
+    return noisy_split(seed, condition, labels, val_rows=val_rows)
 
 
 class Gathered(list):
@@ -188,7 +167,6 @@ def detection_metrics(scores: np.ndarray, is_noisy: np.ndarray, *, k_auto: int) 
 
 def _train(kind: str, x: np.ndarray, y: np.ndarray, meta: tuple[np.ndarray, np.ndarray], seed: int) -> dict[str, Any]:
     """One training with a recorder: its dynamics, trainer and seconds."""
-    import torch
     from transformers import PrinterCallback, set_seed
 
     import hf_lilaw

@@ -12,6 +12,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from benchmarks import fashion_mnist as fm  # noqa: E402
+from benchmarks.fashion_mnist_data import PROBE_ARCHITECTURE  # noqa: E402
 from benchmarks.grid import read_records  # noqa: E402
 from benchmarks.stats import benjamini_hochberg, best_epoch, paired_difference  # noqa: E402
 
@@ -158,7 +159,7 @@ def test_probe_features_are_the_backbones_and_cached(data_dir, tmp_path, monkeyp
     np.testing.assert_allclose(x_train.mean(0), 0, atol=1e-3)  # standardised on the training images
     # The cached features are the pretrained backbone's pooled output for the resized, normalised images.
     raw = np.load(fm.feature_cache_path(32))["train"]
-    model = timm.create_model(fm.PROBE_ARCHITECTURE, num_classes=0).eval()
+    model = timm.create_model(PROBE_ARCHITECTURE, num_classes=0).eval()
     weights = load_file(f"{efficientnet_lite0_checkpoint()}/model.safetensors")
     model.load_state_dict({k: v for k, v in weights.items() if not k.startswith("classifier.")})
     pixels = fashion_mnist_arrays(data_dir=str(data_dir))[0]
