@@ -273,10 +273,18 @@ def test_training_plain_module(tmp_path, method, extra):
 
 @pytest.mark.parametrize("method", ["ebomlc", "mlc_d", "mlc"])
 def test_training_tiny_vit(tmp_path, method):
-    trainer = make_trainer(tmp_path, model=tiny_vit(), mlc_method=method, max_steps=4)
+    trainer = make_trainer(tmp_path, model=tiny_vit(), mlc_method=method, max_steps=4, logging_steps=1)
+    model_before = [p.detach().clone() for p in trainer.model.parameters()]
+    meta_before = [p.detach().clone() for p in trainer.meta_model.parameters()]
     trainer.train()
+    # The label-correction network reads the ViT's pooled features through its classifier head.
+    assert find_classification_head(trainer.model)[1] is trainer.model.classifier
     logs = [log for log in trainer.state.log_history if "mlc/lower_loss" in log]
-    assert logs and all(math.isfinite(v) for log in logs for k, v in log.items() if k.startswith("mlc/"))
+    assert len(logs) == 4 and all(math.isfinite(v) for log in logs for k, v in log.items() if k.startswith("mlc/"))
+    # Both levels trained: the main model and the meta model moved, and the feature hook is gone afterwards.
+    assert any(not torch.equal(a, b) for a, b in zip(model_before, trainer.model.parameters()))
+    assert any(not torch.equal(a, b) for a, b in zip(meta_before, trainer.meta_model.parameters()))
+    assert not any(module._forward_pre_hooks for module in trainer.model.modules())
 
 
 def test_training_tiny_timm_wrapper(tmp_path):
