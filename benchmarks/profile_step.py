@@ -3,7 +3,7 @@
     OMP_NUM_THREADS=1 HF_HUB_OFFLINE=1 HF_DATASETS_OFFLINE=1 .venv/bin/python benchmarks/profile_step.py
     .venv/bin/python benchmarks/profile_step.py --models resnet18 --arms ce mlc ebomlc   # the MLC family
 
-For each model (`benchmarks.cost.MODELS`: by default the linear probe, the small CNN and EfficientNet-Lite0),
+For each model (`benchmarks.step_setup.MODELS`: by default the linear probe, the small CNN and EfficientNet-Lite0),
 `Trainer` and `LiLAWTrainer` (no warm-up: every step has a meta step) run ``--blocks`` blocks of ``--steps``
 optimizer steps each, alternately, under one sampling profiler per arm. The report gives each arm's wall time
 per step and, for LiLAW, the time per step spent in the parts of its meta step and loss, found by function
@@ -30,7 +30,7 @@ if __package__ in (None, ""):  # run as a script: make `benchmarks` importable
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 # Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
-from benchmarks import cost
+from benchmarks import step_setup
 from benchmarks.common import RESULTS_DIR, command_line, markdown_table, offline_environment, write_json
 
 import numpy as np
@@ -96,23 +96,23 @@ def _within(root: Any, outer: str) -> list[Any]:
 def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
     from pyinstrument import Profiler
 
-    m = cost.MODELS[model_name]
+    m = step_setup.MODELS[model_name]
     batch_size = args.batch_size or m["batch_size"]
-    data = cost.load_data(model_name, args.seed, clean_fraction=0.02)
-    base = cost.make_model(model_name, args.seed)
+    data = step_setup.load_data(model_name, args.seed, clean_fraction=0.02)
+    base = step_setup.make_model(model_name, args.seed)
     arms = tuple(args.arms)
-    timers = {arm: cost.StepClock() for arm in arms}
+    timers = {arm: step_setup.StepClock() for arm in arms}
     tmp = tempfile.TemporaryDirectory()
     trainers = {
-        arm: cost.make_trainer(arm, copy.deepcopy(base), data, batch_size=batch_size, steps=args.steps + 1,
+        arm: step_setup.make_trainer(arm, copy.deepcopy(base), data, batch_size=batch_size, steps=args.steps + 1,
                                args=args, output_dir=tmp.name, callbacks=[timers[arm]])
         for arm in arms
     }  # fmt: skip
     for arm in arms:  # warm-up: lazy optimizer state, first-call costs
         trainers[arm].train()
     profilers = {arm: Profiler(interval=args.interval) for arm in arms}
-    step_times: dict[str, list[float]] = {f"{clock}:{arm}": [] for arm in arms for clock in cost.CLOCKS}
-    load_before = cost.load()
+    step_times: dict[str, list[float]] = {f"{clock}:{arm}": [] for arm in arms for clock in step_setup.CLOCKS}
+    load_before = step_setup.load()
     for block in range(args.blocks):
         for arm in arms[block % len(arms):] + arms[: block % len(arms)]:
             timers[arm].clear()
@@ -124,7 +124,7 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
     tmp.cleanup()
     steps = args.blocks * (args.steps + 1)
     result: dict[str, Any] = {"model": model_name, "batch_size": batch_size, "load_before": load_before,
-                              "load_after": cost.load(), "blocks": args.blocks, "steps_per_block": args.steps + 1}  # fmt: skip
+                              "load_after": step_setup.load(), "blocks": args.blocks, "steps_per_block": args.steps + 1}  # fmt: skip
     for key, values in step_times.items():
         result[f"{key}_step_ms"] = 1e3 * float(np.median(values))
     result["parts_ms_per_step"] = {}
@@ -163,8 +163,8 @@ def profile_model(model_name: str, args: argparse.Namespace) -> dict[str, Any]:
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--models", nargs="+", default=["linear_probe", "small_cnn", "efficientnet_lite0"],
-                        choices=list(cost.MODELS))  # fmt: skip
-    parser.add_argument("--arms", nargs="+", default=["trainer", "lilaw"], choices=list(cost.ARM_LABELS),
+                        choices=list(step_setup.MODELS))  # fmt: skip
+    parser.add_argument("--arms", nargs="+", default=["trainer", "lilaw"], choices=list(step_setup.ARM_LABELS),
                         help="The first is the reference. E.g. --arms ce mlc ebomlc to see where EBOMLC's time goes.")
     parser.add_argument("--blocks", type=int, default=6)
     parser.add_argument("--steps", type=int, default=10, help="Steps per block (one more is run; it is not timed).")
@@ -191,16 +191,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     rows = []
     for r in results:
         first = True
-        for clock in cost.CLOCKS:
+        for clock in step_setup.CLOCKS:
             reference = r[f"{clock}:{args.arms[0]}_step_ms"]
             for arm in args.arms:
                 ms = r[f"{clock}:{arm}_step_ms"]
                 load = f"{r['load_before']} → {r['load_after']}" if first else ""
                 first = False
-                extra = f" (− {cost.ARM_LABELS[args.arms[0]]}: {ms - reference:+.2f})" if arm != args.arms[0] else ""
-                rows.append([r["model"], f"{cost.ARM_LABELS[arm]} step, {clock}", f"{ms:.2f}{extra}", load])
+                extra = f" (− {step_setup.ARM_LABELS[args.arms[0]]}: {ms - reference:+.2f})" if arm != args.arms[0] else ""
+                rows.append([r["model"], f"{step_setup.ARM_LABELS[arm]} step, {clock}", f"{ms:.2f}{extra}", load])
         for arm, parts in r["parts_ms_per_step"].items():
-            rows += [[r["model"], f"  {cost.ARM_LABELS[arm]}: {label}", f"{ms:.3f}", ""] for label, ms in parts.items()]
+            rows += [[r["model"], f"  {step_setup.ARM_LABELS[arm]}: {label}", f"{ms:.3f}", ""] for label, ms in parts.items()]
     text = "\n".join([
         "# Profile of one LiLAW step against one Trainer step", "",
         f"Command: `{command_line()}`  ",
