@@ -50,8 +50,8 @@ class BaseTrainer(Trainer):
     """A `transformers.Trainer` with what LiLAW and meta label correction both need, so a family adds only its own.
 
     A family subclasses it, sets the class attributes below, registers its one state object with
-    `register_training_state`, and overrides the hooks it needs (`_before_train`, `_training_log_values`,
-    `_model_card_values`). The base owns:
+    `register_training_state`, and overrides the hooks it needs (`before_train`, `training_log_values`,
+    `model_card_values`). The base owns:
 
     - ``args``: a plain `TrainingArguments` is coerced into the family's ``config_class``; ``self.args`` is that
       config object.
@@ -282,7 +282,7 @@ class BaseTrainer(Trainer):
 
     # ---- pre-flight -----------------------------------------------------------------------------------------
 
-    def _preflight_side_set(self) -> SideSet | tuple[Any, str] | None:
+    def preflight_side_set(self) -> SideSet | tuple[Any, str] | None:
         """Hook: the side set of the pre-flight forward (default: the first registered), or ``None`` to skip it.
         A ``(data set, name)`` pair is accepted from families that keep their own sampler."""
         return next(iter(self._side_sets.values()), None)
@@ -292,7 +292,7 @@ class BaseTrainer(Trainer):
         side-set examples, then every label of the side set, of a `datasets.Dataset` training set and of the
         evaluation sets that can be read cheaply checked against the real width of the logits (and their values
         for being finite)."""
-        side = self._preflight_side_set()
+        side = self.preflight_side_set()
         if side is None or self.model_init is not None or not self.can_probe:
             return  # the model is built or sharded inside train(); the first batches check the same things
         if not isinstance(side, SideSet):
@@ -483,7 +483,7 @@ class BaseTrainer(Trainer):
             process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
         )
 
-    def _before_train(self, *, resumed: bool) -> None:
+    def before_train(self, *, resumed: bool) -> None:
         """Hook, called by `train` after the training state was restored (``resumed``) and before the pre-flight."""
 
     def train(
@@ -517,7 +517,7 @@ class BaseTrainer(Trainer):
                 process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
             )
         self._first_batch_checked = False
-        self._before_train(resumed=resumed)
+        self.before_train(resumed=resumed)
         self.preflight()
         self._start_dynamics_observers()
         return super().train(
@@ -550,7 +550,7 @@ class BaseTrainer(Trainer):
         ``eval_loss``, the end-of-training summary ``train_loss``); every process reaches it together."""
         return "loss" in logs
 
-    def _training_log_values(self) -> dict[str, float]:
+    def training_log_values(self) -> dict[str, float]:
         """Hook: instantaneous values added to each training log (e.g. the current α, β, δ)."""
         return {}
 
@@ -574,7 +574,7 @@ class BaseTrainer(Trainer):
 
     def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
         if self.is_training_log(logs):
-            logs = {**logs, **self._training_log_values(), **self._flush_metrics()}
+            logs = {**logs, **self.training_log_values(), **self._flush_metrics()}
         super().log(logs, start_time)
 
     # ---- training dynamics -------------------------------------------------------------------------------------
@@ -617,10 +617,10 @@ class BaseTrainer(Trainer):
 
     @classmethod
     def describes_itself(cls) -> bool:
-        """Whether the family implements `_model_card_values` (then every checkpoint carries a card)."""
-        return cls._model_card_values is not BaseTrainer._model_card_values
+        """Whether the family implements `model_card_values` (then every checkpoint carries a card)."""
+        return cls.model_card_values is not BaseTrainer.model_card_values
 
-    def _model_card_values(self) -> dict[str, Any]:
+    def model_card_values(self) -> dict[str, Any]:
         """Hook: the family's part of the card, as keyword arguments of `render_model_card`
         (``method_description``, ``base_loss``, ``citation``, ``train_snippet`` and any of ``method_table``,
         ``method_facts``, ``method_settings``, ``side_sets``), plus an optional ``plot``: a function
@@ -673,7 +673,7 @@ class BaseTrainer(Trainer):
         if isinstance(train, datasets.Dataset) and NOISY_FLAG_COLUMN in train.column_names:
             flags = column_array(train, NOISY_FLAG_COLUMN)
             realised = float(np.mean(flags)) if len(flags) else 0.0
-        values = dict(self._model_card_values())
+        values = dict(self.model_card_values())
         draw = values.pop("plot", None)
         os.makedirs(output_dir, exist_ok=True)
         plot_file = draw(output_dir) if (plot and draw is not None) else None

@@ -254,7 +254,7 @@ class ELRTrainer(BaseTrainer):
 
     # ---- BaseTrainer hooks ----------------------------------------------------------------------------------
 
-    def _before_train(self, *, resumed: bool) -> None:
+    def before_train(self, *, resumed: bool) -> None:
         if self.train_dataset is None:
             raise ValueError("ELRTrainer.train() needs a train_dataset.")
         num_classes = self._probe_num_classes()
@@ -319,7 +319,7 @@ class ELRTrainer(BaseTrainer):
             f"so that the training step keeps room. {fix}"
         )
 
-    def _model_card_values(self) -> dict[str, Any]:
+    def model_card_values(self) -> dict[str, Any]:
         args = self.args
         state = self.elr_state
         settings: dict[str, Any] = {

@@ -315,14 +315,14 @@ class LiLAWTrainer(BaseTrainer):
 
     # ---- BaseTrainer hooks ----------------------------------------------------------------------------------
 
-    def _before_train(self, *, resumed: bool) -> None:
+    def before_train(self, *, resumed: bool) -> None:
         if self.meta_dataset is None:
             raise ValueError("LiLAWTrainer.train() needs a train_dataset or a meta_dataset to draw meta batches from.")
         if not resumed:
             self.lilaw_state.restart()
         self._warn_if_warmup_covers_the_run()
 
-    def _training_log_values(self) -> dict[str, float]:
+    def training_log_values(self) -> dict[str, float]:
         logs: dict[str, float] = {f"lilaw/{name}": value for name, value in self.lilaw_parameters().items()}
         logs["lilaw/meta_steps"] = self.meta_steps
         skipped = self.skipped_meta_steps
@@ -336,7 +336,7 @@ class LiLAWTrainer(BaseTrainer):
             self._skipped_at_last_log = skipped
         return logs
 
-    def _model_card_values(self) -> dict[str, Any]:
+    def model_card_values(self) -> dict[str, Any]:
         args = self.args
         meta = self.meta_dataset
         meta_size = f"{len(meta)} samples" if has_length(meta) else "a stream"

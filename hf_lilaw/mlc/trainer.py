@@ -409,7 +409,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             return loss
         return loss, outputs if isinstance(outputs, dict) else {"logits": logits}
 
-    def _model_card_values(self) -> dict[str, Any]:
+    def model_card_values(self) -> dict[str, Any]:
         args = self.args
         clean = self.clean_dataset
         clean_size = f"{len(clean)} examples" if has_length(clean) else "a stream"

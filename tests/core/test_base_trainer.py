@@ -56,13 +56,13 @@ class ProbeTrainer(BaseTrainer):
         self.accumulate_metrics({"probe/label": labels.float().sum()}, count=len(labels))
         return super().training_step(model, inputs, num_items_in_batch)
 
-    def _preflight_side_set(self):
+    def preflight_side_set(self):
         return self.side_dataset, "side_dataset"
 
-    def _training_log_values(self):
+    def training_log_values(self):
         return {"probe/side_batches": self.probe_state.side_batches}
 
-    def _model_card_values(self):
+    def model_card_values(self):
         return {"method_description": "A probe.", "base_loss": "cross_entropy", "citation": "@misc{probe}",
                 "train_snippet": "ProbeTrainer(...)", "method_facts": [f"Side batches: {self.probe_state.side_batches}."]}
 
