@@ -78,7 +78,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import grid, stats
-from benchmarks.fashion_mnist_data import feature_cache_path, noisy_split, parse_condition, probe_features
+from benchmarks.fashion_mnist_data import feature_cache_path, noisy_split, parse_condition, probe_features, recorded_rows
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist"
 BASE_METHODS = ("ce", "sce", "gce", "lilaw", "elr")
@@ -341,7 +341,7 @@ def _fit(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, d
             trainer = hf_lilaw.ELRTrainer(args=hf_lilaw.ELRConfig(**values), train_dataset=train, **common)
         elif method == "ce_dynamics":  # CE (ELR with λ = 0) on a datasets.Dataset, for a TrainingDynamicsRecorder
             trainer = hf_lilaw.ELRTrainer(args=hf_lilaw.ELRConfig(**values, elr_lambda=0.0),
-                                          train_dataset=_indexed_dataset(x, y), **common)  # fmt: skip
+                                          train_dataset=recorded_rows(x, y), **common)  # fmt: skip
         elif method in MLC_METHODS:
             cls = hf_lilaw.EBOMLCTrainer if method.startswith("ebomlc") else hf_lilaw.MLCTrainer
             args = hf_lilaw.MetaLabelCorrectionConfig(**values, mlc_clean_batch_size=min(cfg.batch_size, len(clean)))
@@ -355,23 +355,6 @@ def _fit(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, d
         trainer.remove_callback(PrinterCallback)
         trainer.train()
     return trainer
-
-
-def _indexed_dataset(x: np.ndarray, y: np.ndarray) -> Any:
-    """A `datasets.Dataset` of ``sample_id`` and ``label`` whose transform gathers the inputs from memory (what a
-    `TrainingDynamicsRecorder` needs, without writing 55,000 x 1,280 floats to Arrow)."""
-    import datasets
-    import torch
-
-    inputs = torch.from_numpy(x)
-    rows = datasets.Dataset.from_dict({"sample_id": np.arange(len(y)), "label": y})
-
-    def gather(batch: dict[str, list]) -> dict[str, Any]:
-        ids = torch.as_tensor(batch["sample_id"])
-        return {"pixel_values": inputs[ids], "label": batch["label"], "sample_id": ids}
-
-    rows.set_transform(gather)
-    return rows
 
 
 def _fair_baseline_data(method: str, train: dict[str, Any], clean: Rows, values: dict[str, Any]) -> Rows:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -90,3 +91,20 @@ def probe_features(x_train: np.ndarray, x_test: np.ndarray, *, image_size: int) 
         raise ValueError(f"{path} holds features of other images ({train.shape}, {test.shape}): delete it.")
     mean, std = train.mean(0), train.std(0) + 1e-6
     return (train - mean) / std, (test - mean) / std
+
+
+def recorded_rows(x: np.ndarray, y: np.ndarray) -> Any:
+    """A `datasets.Dataset` of ``sample_id`` and ``label`` whose transform gathers the inputs from memory: what a
+    `TrainingDynamicsRecorder` needs (stable sample ids), without writing 55,000 x 1,280 floats to Arrow."""
+    import datasets
+    import torch
+
+    inputs = torch.from_numpy(x)
+    rows = datasets.Dataset.from_dict({"sample_id": np.arange(len(y)), "label": y})
+
+    def gather(batch: dict[str, list]) -> dict[str, Any]:
+        ids = torch.as_tensor(batch["sample_id"])
+        return {"pixel_values": inputs[ids], "label": batch["label"], "sample_id": ids}
+
+    rows.set_transform(gather)
+    return rows

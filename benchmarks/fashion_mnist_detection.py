@@ -51,7 +51,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import grid, stats  # first: sets the thread and offline defaults
-from benchmarks.fashion_mnist_data import noisy_split, parse_condition, probe_features
+from benchmarks.fashion_mnist_data import noisy_split, parse_condition, probe_features, recorded_rows
 
 import numpy as np
 
@@ -87,42 +87,6 @@ def load_features(data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray, 
 def make_split(seed: int, condition: str, labels: np.ndarray, val_rows: int) -> tuple[np.ndarray, ...]:
     """``(train rows, validation rows, noisy labels of all rows)``, drawn as `benchmarks/fashion_mnist.py` does."""
     return noisy_split(seed, condition, labels, val_rows=val_rows)
-
-
-class Gathered(list):
-    """A batch already collated: one dict of tensor columns (`_dataset`'s batched read)."""
-
-
-def _dataset(x: np.ndarray, y: np.ndarray, *, sample_ids: bool = True) -> Any:
-    """A `datasets.Dataset` (what the recorder needs: stable ``sample_id`` rows) whose batched read gathers
-    in-memory tensors once per column: the Arrow rows and their per-row collation took 25 of a 30 ms step."""
-    import datasets
-    import pyarrow as pa
-    import torch
-
-    class TensorColumns(datasets.Dataset):
-        def __getitems__(self, keys: list[int]) -> Gathered:
-            index = torch.as_tensor(keys, dtype=torch.long)
-            return Gathered([{name: column[index] for name, column in self.tensors.items()}])
-
-    columns = {"pixel_values": pa.FixedSizeListArray.from_arrays(pa.array(x.ravel()), x.shape[1]), "label": pa.array(y)}
-    tensors = {"pixel_values": torch.from_numpy(x), "labels": torch.from_numpy(y)}
-    if sample_ids:  # given here, so the trainer keeps this object instead of adding the column to a copy
-        columns["sample_id"] = pa.array(np.arange(len(y), dtype=np.int64))
-        tensors["sample_id"] = torch.arange(len(y))
-    out = datasets.Dataset(pa.table(columns)).with_format("torch")
-    out.__class__ = TensorColumns
-    out.tensors = tensors
-    return out
-
-
-def collate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """`_dataset`'s gathered batch as it is; rows read one by one (e.g. by a pre-flight check) stacked."""
-    if isinstance(rows, Gathered):
-        return rows[0]
-    from transformers import default_data_collator
-
-    return default_data_collator(list(rows))
 
 
 # ------------------------------------------------------------------------------------------------ metrics
@@ -183,10 +147,10 @@ def _train(kind: str, x: np.ndarray, y: np.ndarray, meta: tuple[np.ndarray, np.n
             use_cpu=True, save_strategy="no", eval_strategy="no", logging_strategy="epoch", report_to=[],
             disable_tqdm=True, dataloader_num_workers=0, remove_unused_columns=False,
         )  # fmt: skip
-        common = dict(model=model, data_collator=collate, train_dataset=_dataset(x, y), callbacks=[recorder])
+        common = dict(model=model, train_dataset=recorded_rows(x, y), callbacks=[recorder])
         if kind == "lilaw":
             args = hf_lilaw.LiLAWConfig(**values, lilaw_meta_cache="force")
-            trainer = hf_lilaw.LiLAWTrainer(args=args, meta_dataset=_dataset(*meta, sample_ids=False), **common)
+            trainer = hf_lilaw.LiLAWTrainer(args=args, meta_dataset=recorded_rows(*meta), **common)
         else:  # elr_lambda=0: cross-entropy's loss and gradient, through a trainer that feeds the recorder
             trainer = hf_lilaw.ELRTrainer(args=hf_lilaw.ELRConfig(**values, elr_lambda=0.0), **common)
         trainer.remove_callback(PrinterCallback)
