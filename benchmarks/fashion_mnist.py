@@ -78,6 +78,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import grid, stats
+from benchmarks.common import markdown_table
 from benchmarks.fashion_mnist_data import feature_cache_path, noisy_split, parse_condition, probe_features, recorded_rows
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist"
@@ -516,11 +517,6 @@ def _mean_sd(runs: dict[int, dict], key: str) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
-
-
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Means, the paired comparisons (BH per family) and CE's memorisation, from the records alone."""
     cells = _by_cell(records)
@@ -590,7 +586,7 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     rows = [[LABELS.get(m, m)] + [f"{_mean_sd(cells.get((c, m), {}), 'last_test_accuracy')} / "
                                   f"{_mean_sd(cells.get((c, m), {}), 'early_stopped_test_accuracy')}" for c in conditions]
             for m in methods]  # fmt: skip
-    lines += [_table(["method", *conditions], rows), ""]
+    lines += [markdown_table(["method", *conditions], rows), ""]
 
     def grid_of(family: str, title: str, text: str) -> None:
         # A row is a method, or a method against the reference its entries name (the fair-baseline family).
@@ -606,7 +602,7 @@ def report(records: list[dict[str, Any]], name: str) -> str:
                 for m in shown]  # fmt: skip
         significant = sum(c.p_table < 0.05 for c in entries.values())
         lines.extend([f"## {title}", "", text, "", f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05.", "",
-                      _table(["method", *cols], rows), ""])  # fmt: skip
+                      markdown_table(["method", *cols], rows), ""])  # fmt: skip
 
     marks = ("Mean paired difference in points over seeds [95 % t interval], and the two-sided paired t-test's p "
              "adjusted by Benjamini–Hochberg over this table; ‡: adjusted p < 0.05, †: unadjusted p < 0.05 only. "
@@ -637,14 +633,14 @@ def report(records: list[dict[str, Any]], name: str) -> str:
         lines += ["## CE's memorisation: last epoch against its best test epoch", "",
                   "The best test epoch is read off the test set: it describes how far CE falls from its peak, it is "
                   "no method's score.", "",
-                  _table(["condition", "CE best epoch %", "at epoch (mean)", "CE last %", "CE early-stopped %",
+                  markdown_table(["condition", "CE best epoch %", "at epoch (mean)", "CE last %", "CE early-stopped %",
                           "last − best [95 % CI]"], rows), ""]  # fmt: skip
     rows = []
     for m in methods:
         runs = [r for (c, mm), by in cells.items() if mm == m for r in by.values()]
         rows.append([LABELS.get(m, m), len(runs), f"{np.median([r['step_ms'] for r in runs]):.2f}",
                      f"{np.median([r['wall_seconds'] for r in runs]):.0f}"])  # fmt: skip
-    lines += ["## Cost", "", _table(["method", "runs", "median ms / step", "median s / run"], rows), ""]
+    lines += ["## Cost", "", markdown_table(["method", "runs", "median ms / step", "median s / run"], rows), ""]
     rows = []
     for family, entries in fam.items():
         for e in entries:
@@ -655,7 +651,7 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     lines += ["<details><summary>Every comparison</summary>", "",
               "detectable: the smallest true difference the paired t-test would find with 80 % power at the observed "
               "spread (minimum detectable effect).", "",
-              _table(["table", "condition", "method", "seeds", "Δ", "95 % CI", "p", "p (BH)", "detectable", "reading"],
+              markdown_table(["table", "condition", "method", "seeds", "Δ", "95 % CI", "p", "p (BH)", "detectable", "reading"],
                      rows), "", "</details>", ""]  # fmt: skip
     return "\n".join(lines)
 
@@ -686,7 +682,7 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
                   f"kept rows. One-run prune: one CE run with `hf_lilaw.TrainingDynamicsRecorder`, "
                   f"`hf_lilaw.find_label_issues` on its {ONE_RUN_SCORE.upper()} with the automatic split, then CE on the "
                   "kept rows. Means over seeds; precision and recall against the injected flips.", "",
-                  _table(["method", "condition", "runs", "flagged", "precision %", "recall %", "kept rows",
+                  markdown_table(["method", "condition", "runs", "flagged", "precision %", "recall %", "kept rows",
                           "median detection s"], rows), ""]  # fmt: skip
     sizes = sorted({(r["method"].rpartition("_")[2], r["clean_rows"], r["val_rows"]) for r in records if "clean_rows" in r},
                    key=lambda t: int(t[0]))  # fmt: skip

@@ -51,6 +51,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import grid, stats  # first: sets the thread and offline defaults
+from benchmarks.common import markdown_table
 from benchmarks.fashion_mnist_data import noisy_split, parse_condition, probe_features, recorded_rows
 
 import numpy as np
@@ -252,11 +253,6 @@ def _mean_sd(values: Sequence[float], digits: int = 1) -> str:
     return f"{v.mean():.{digits}f} ± {v.std(ddof=1):.{digits}f}" if v.size > 1 else f"{v[0]:.{digits}f}"
 
 
-def _table(headers: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    lines = ["| " + " | ".join(headers) + " |", "|" + "---|" * len(headers)]
-    return "\n".join(lines + ["| " + " | ".join(str(c) for c in row) + " |" for row in rows])
-
-
 def pairing(records: list[dict[str, Any]], reference: list[dict[str, Any]]) -> str:
     """Whether each training reproduced the `benchmarks/fashion_mnist.py` run of its condition and seed (same
     split, noise, initial weights and batch order): equal test accuracy (and for LiLAW equal final α, β, δ)."""
@@ -318,7 +314,7 @@ def report(records: list[dict[str, Any]], reference: list[dict[str, Any]] = ()) 
                          _mean_sd([100 * e["auprc"] for e in entries]),
                          _mean_sd([100 * o["fraction"] for o in own]), _mean_sd([100 * o["precision"] for o in own]),
                          _mean_sd([100 * o["recall"] for o in own])])  # fmt: skip
-        lines += [_table(["score", "AUROC", "precision = recall @ k oracle", "precision @ k auto", "recall @ k auto",
+        lines += [markdown_table(["score", "AUROC", "precision = recall @ k oracle", "precision @ k auto", "recall @ k auto",
                           "AUPRC", "own automatic split: flagged", "its precision", "its recall"], rows), ""]  # fmt: skip
     marks = ("Each cell: W_α minus that score, mean paired difference over seeds in points [95 % t interval]; ‡: "
              "Benjamini–Hochberg-adjusted p < 0.05 over this table, †: unadjusted p < 0.05 only.")
@@ -330,12 +326,12 @@ def report(records: list[dict[str, Any]], reference: list[dict[str, Any]] = ()) 
         significant = sum(e["c"].p_table < 0.05 for e in entries)
         lines += [f"## W_α against the other scores: {metric}", "", marks, "",
                   f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05.", "",
-                  _table(["W_α minus", *conditions], rows), ""]  # fmt: skip
+                  markdown_table(["W_α minus", *conditions], rows), ""]  # fmt: skip
     rows = [[c, *(_mean_sd([100 * r[f"{k}_test_accuracy"] for r in cells[c].values()]) for k in ("lilaw", "ce")),
              f"{np.median([r['lilaw_train_seconds'] for r in cells[c].values()]):.0f} / "
              f"{np.median([r['ce_train_seconds'] for r in cells[c].values()]):.0f}"] for c in conditions]  # fmt: skip
     lines += ["## The trainings", "", "Test accuracy (%) at the last epoch, and median training seconds.", "",
-              _table(["condition", "LiLAW test", "CE test", "s LiLAW / CE"], rows), ""]  # fmt: skip
+              markdown_table(["condition", "LiLAW test", "CE test", "s LiLAW / CE"], rows), ""]  # fmt: skip
     rows = []
     for metric, entries in s["families"].items():
         for e in entries:
@@ -346,7 +342,7 @@ def report(records: list[dict[str, Any]], reference: list[dict[str, Any]] = ()) 
     lines += ["<details><summary>Every comparison</summary>", "",
               "detectable: the smallest true difference the paired t-test finds with 80 % power at the observed "
               "spread.", "",
-              _table(["metric", "condition", "W_α minus", "seeds", "Δ (points)", "95 % CI", "p", "p (BH)",
+              markdown_table(["metric", "condition", "W_α minus", "seeds", "Δ (points)", "95 % CI", "p", "p (BH)",
                       "detectable", "reading"], rows), "", "</details>", ""]  # fmt: skip
     return "\n".join(lines)
 
