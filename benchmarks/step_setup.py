@@ -33,6 +33,8 @@ MODELS: dict[str, dict[str, Any]] = {
         "spec": {"type": "small_cnn", "width": 16, "blocks": 2, "hidden": 128},
         "image_size": 32, "channels": 1, "batch_size": 64,
     },
+    # The Fashion-MNIST benchmark's MLP from scratch (784-512-512-10, batch 128), on 28-px digits.
+    "mlp_784": {"spec": {"type": "mlp", "hidden": (512, 512)}, "image_size": 28, "channels": 1, "batch_size": 128},
     "efficientnet_lite0": {
         "spec": {"type": "timm", "architecture": "efficientnet_lite0"}, "image_size": 64, "channels": 3, "batch_size": 32,
     },

@@ -48,6 +48,7 @@ def test_parse_condition():
     assert fm.parse_condition("clean") == (None, 0.0)
     assert fm.parse_condition("uniform_40") == ("uniform", 0.4)
     assert fm.parse_condition("pair_flip_40") == ("pair_flip", 0.4)
+    assert fm.parse_condition("rule_map_40") == ("rule_map", 0.4)
     for bad in ("uniform", "asymmetric_40", "uniform_140", "uniform_x"):
         with pytest.raises(ValueError, match="Unknown condition"):
             fm.parse_condition(bad)
@@ -248,3 +249,68 @@ def test_new_methods_run_and_the_fair_baseline_family_is_recomputed(data_dir, tm
     text = (out / "new.md").read_text()
     assert "## The MLC family against its fair baselines, last epoch" in text and "MLC 2 % − CE∪clean 2 %" in text
     assert "## What the prune methods flagged" in text and "## Clean sets" in text
+
+
+def test_rule_map_condition_flips_look_alikes_only(data_dir):
+    cfg = fm.Config(val_rows=100)
+    splits = fm.make_splits(0, "rule_map_40", cfg, str(data_dir))
+    labels = np.concatenate([splits.train_y, splits.val_y])
+    clean = np.concatenate([splits.train_clean, splits.val_clean])
+    flipped = labels != clean
+    # Trouser (1) and Bag (8) have no rule: never flipped; the others are flipped to a look-alike only.
+    assert not flipped[np.isin(clean, (1, 8))].any()
+    from hf_lilaw.noise.labels import RULE_MAPS
+
+    assert all(int(y) in RULE_MAPS["fashion_mnist"][int(c)] for c, y in zip(clean[flipped], labels[flipped]))
+    assert 0.25 < flipped.mean() < 0.4  # 40 % of the 8 classes with a rule
+
+
+def test_models_train_what_they_say(data_dir):
+    import torch
+
+    fm._ARRAYS.clear()
+    cnn = fm.new_model(fm.Config(model="cnn", hidden=(128,)), 0, in_features=28)
+    x = fm.make_splits(0, "clean", fm.Config(model="cnn", hidden=(128,), val_rows=100), str(data_dir)).train_x
+    assert x.shape == (500, 1, 28, 28) and cnn(pixel_values=torch.from_numpy(x[:4]))["logits"].shape == (4, 10)
+    # The same seed, the same initial weights (every method of a seed starts from them).
+    again = fm.new_model(fm.Config(model="cnn", hidden=(128,)), 0, in_features=28)
+    assert all((p == q).all() for p, q in zip(cnn.parameters(), again.parameters()))
+    last2 = fm.new_model(fm.Config(model="effnet_last2", image_size=32, hidden=()), 0, in_features=32)
+    full = fm.new_model(fm.Config(model="effnet_full", image_size=32, hidden=()), 0, in_features=32)
+    trained = {n.split(".")[1] + ("." + n.split(".")[2] if n.split(".")[1] == "blocks" else "")
+               for n, p in last2.named_parameters() if p.requires_grad}
+    assert trained == {"blocks.5", "blocks.6", "conv_head", "bn2", "classifier"}
+    assert all(p.requires_grad for p in full.parameters())
+    cfg = fm.Config(model="effnet_last2", image_size=32, hidden=(), val_rows=100, test_rows=50)
+    splits = fm.make_splits(0, "clean", cfg, str(data_dir))
+    # The images stay 28-px uint8 rows; the transform resizes a batch at a time (what collate and evaluation call).
+    assert splits.train_x.shape == (500, 28, 28) and splits.test_x.shape == (50, 28, 28) and splits.train_x.dtype == np.uint8
+    batch = fm.collate([{"pixel_values": torch.from_numpy(splits.train_x[i]), "label": 1} for i in range(3)],
+                       transform=fm.input_transform(cfg))  # fmt: skip
+    assert batch["pixel_values"].shape == (3, 3, 32, 32) and batch["pixel_values"].dtype == torch.float32
+    assert batch["pixel_values"].min() >= -1.0 and batch["pixel_values"].max() <= 1.0
+    assert (batch["pixel_values"][:, 0] == batch["pixel_values"][:, 2]).all()  # a gray image on 3 channels
+    assert fm.input_transform(fm.Config(model="cnn", hidden=(128,))) is None
+
+
+def test_fine_tuning_runs_and_table14_is_recomputed(data_dir, tmp_path):
+    out = tmp_path / "out"
+    common = ["--image-size", "32", "--epochs", "2", "--batch-size", "16", "--val-rows", "20", "--train-rows", "48",
+              "--test-rows", "40", "--seeds", "0", "1", "--methods", "ce", "lilaw", "--conditions", "clean", "uniform_50",
+              "--data-dir", str(data_dir), "--out-dir", str(out), "--max-minutes", "10"]  # fmt: skip
+    assert fm.main([*common, "--model", "effnet_last2", "--name", "ft2"]) == 0
+    assert fm.main([*common, "--model", "effnet_full", "--name", "ftf", "--methods", "ce"]) == 0
+    last2, full = read_records(out / "ft2_runs.jsonl"), read_records(out / "ftf_runs.jsonl")
+    assert len(last2) == 8 and len(full) == 4 and all(r["steps"] == 6 for r in last2 + full)
+    with pytest.raises(SystemExit, match="effnet_full"):
+        fm.main(["--table14", "ft2", "ft2", "--out-dir", str(out)])
+    assert fm.main(["--table14", "ft2", "ftf", "--out-dir", str(out)]) == 0
+    text = (out / "table14_ft2.md").read_text()
+    by = {(r["condition"], r["method"], r["config"]["model"], r["seed"]): r for r in last2 + full}
+    expected = paired_difference([100 * by[("uniform_50", "lilaw", "effnet_last2", s)]["last_test_accuracy"] for s in (0, 1)],
+                                 [100 * by[("uniform_50", "ce", "effnet_full", s)]["last_test_accuracy"] for s in (0, 1)])
+    row = next(line for line in text.splitlines() if line.startswith("| last epoch | uniform_50 | LiLAW last 2 − CE full"))
+    assert f"{expected.mean:+.1f} [{expected.low:+.1f}, {expected.high:+.1f}]" in row
+    assert "| clean | 88.56 | 89.67 (↑1.11) |" in text and "| uniform_50 | 71.06 | 79.41 (↑8.35) |" in text
+    assert "32 × 32" in text and "48, validation split 20 (29%)" in text
+    fm._ARRAYS.clear()
