@@ -6,6 +6,7 @@ import pytest
 
 from hf_lilaw.analysis.dynamics import TrainingDynamics
 from hf_lilaw.analysis.label_issues import (
+    MAX_GROUP_FRACTION,
     MIN_GROUP_FRACTION,
     automatic_threshold,
     dip_statistic,
@@ -154,6 +155,23 @@ def test_automatic_split_refuses_a_small_group():
     assert split.refused and split.upper_fraction == pytest.approx(0.03) and MIN_GROUP_FRACTION == 0.05
     assert "under 5%" in split.reason
     assert find_label_issues(scores=scores, frac_issues=0.03).sum() == 60  # the way to flag it
+
+
+def test_automatic_split_refuses_a_group_of_most_of_the_data(caplog):
+    rng = np.random.default_rng(0)
+    # Two easy classes far below eight hard ones (a class-conditional rule map leaving two classes clean): 80 %
+    # of the rows in the upper group, which pruning would remove with most of its classes.
+    scores = np.r_[rng.normal(0.0, 0.1, 400), rng.normal(1.0, 0.1, 1600)]
+    split = automatic_threshold(scores)
+    assert split.refused and split.upper_fraction == pytest.approx(0.8) and MAX_GROUP_FRACTION == 0.75
+    assert "over 75%" in split.reason and "easy classes" in split.reason
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.analysis.label_issues"):
+        assert not find_label_issues(scores=scores).any()
+    assert "flagged nothing" in caplog.text
+    assert find_label_issues(scores=scores, frac_issues=0.8).sum() == 1600  # the way to flag it
+    # 70 % (uniform noise at 60-70 % puts that many in the upper group): still flagged.
+    scores = np.r_[rng.normal(0.0, 0.1, 600), rng.normal(1.0, 0.1, 1400)]
+    assert not automatic_threshold(scores).refused and find_label_issues(scores=scores).sum() == 1400
 
 
 def test_max_fraction_caps_the_automatic_split():
