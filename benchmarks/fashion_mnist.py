@@ -55,7 +55,7 @@ Methods, each through the library's public API on the same rows:
   its AUM with the automatic split, then CE on the rows kept (as ``benchmarks/training.py`` prunes on digits, with
   a CE run's AUM in place of a LiLAW run's W_α);
 - ``mlc_<p>``, ``ebomlc_<p>``: `hf_lilaw.MLCTrainer` / `hf_lilaw.EBOMLCTrainer` (defaults; clean batch
-  min(batch, clean rows)) with a clean set of ``p`` % (2 or 10) of the validation split: class-balanced, drawn by
+  min(batch, clean rows), or ``--clean-batch-size``) with a clean set of ``p`` % (2 or 10) of the validation split: class-balanced, drawn by
   the seed, with its TRUE labels; the rest of the split keeps its noisy labels for early stopping. The fair
   baselines see the same clean rows on the MLC run's step count (``benchmarks/mlc_benchmark.py``'s definitions):
   ``ce_union_<p>`` CE on the training rows and the clean rows oversampled so that a step holds the MLC step's
@@ -151,6 +151,11 @@ class Config:
     bf16: bool = False
     model: str = "mlp"  # a key of MODEL_TITLES
     image_size: int | None = None  # the EfficientNet models: the side the 28-px images are resized to
+    clean_batch_size: int | None = None  # the MLC family and fair baselines: clean rows a step (None: min(batch, rows))
+
+    def clean_batch(self, clean_rows: int) -> int:
+        """The MLC step's clean batch (and the fair baselines' clean rows a step)."""
+        return min(self.clean_batch_size or self.batch_size, clean_rows)
 
     def as_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -325,7 +330,8 @@ def _evaluator(splits: Splits, device: Any, bf16: bool, every_steps: int | None 
     class EpochAccuracy(TrainerCallback):
         def __init__(self) -> None:
             sets = (("val", splits.val_x, splits.val_y), ("test", splits.test_x, splits.test_y))
-            self.sets = {name: (torch.as_tensor(x, device=device), torch.as_tensor(y, device=device)) for name, x, y in sets}
+            # torch.tensor copies: the test images can be a view of the read-only arrays of the IDX files.
+            self.sets = {name: (torch.tensor(x, device=device), torch.tensor(y, device=device)) for name, x, y in sets}
             self.val_clean = torch.as_tensor(splits.val_clean, device=device)
             self.history: dict[str, list[float]] = defaultdict(list)
             self.seconds = 0.0
@@ -418,10 +424,10 @@ def _fit(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, d
                                           train_dataset=recorded_rows(x, y), **common)  # fmt: skip
         elif method in MLC_METHODS:
             cls = hf_lilaw.EBOMLCTrainer if method.startswith("ebomlc") else hf_lilaw.MLCTrainer
-            args = hf_lilaw.MetaLabelCorrectionConfig(**values, mlc_clean_batch_size=min(cfg.batch_size, len(clean)))
+            args = hf_lilaw.MetaLabelCorrectionConfig(**values, mlc_clean_batch_size=cfg.clean_batch(len(clean)))
             trainer = cls(args=args, train_dataset=train, clean_dataset=clean, **common)
         elif method in FAIR_BASELINES:
-            train = _fair_baseline_data(method, columns, clean, values)
+            train = _fair_baseline_data(method, columns, clean, values, cfg.clean_batch(len(clean)))
             trainer = Trainer(args=TrainingArguments(**values), compute_loss_func=hf_lilaw.CrossEntropy(),
                               train_dataset=train, **common)  # fmt: skip
         else:
@@ -431,12 +437,12 @@ def _fit(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, d
     return trainer
 
 
-def _fair_baseline_data(method: str, train: dict[str, Any], clean: Rows, values: dict[str, Any]) -> Rows:
+def _fair_baseline_data(method: str, train: dict[str, Any], clean: Rows, values: dict[str, Any], clean_batch: int) -> Rows:
     """The rows of a fair CE baseline; sets its batch size, step count and logging in ``values`` (the definitions
     of `benchmarks/mlc_benchmark.py`'s ``fair_baseline_data``).
 
     Both run the MLC run's number of optimizer steps (epochs x batches of the training rows), every step seeing
-    the clean rows an MLC step sees (its clean batch, ``min(batch, clean rows)``). ``ce_union``: the training rows
+    the clean rows an MLC step sees (its ``clean_batch``). ``ce_union``: the training rows
     plus the clean rows repeated ``max(1, round(clean batch x batches per epoch / clean rows))`` times, in batches
     of ``batch + clean batch``; ``ce_clean``: the clean rows alone, in batches of the clean batch.
     """
@@ -444,7 +450,6 @@ def _fair_baseline_data(method: str, train: dict[str, Any], clean: Rows, values:
 
     batch = values["per_device_train_batch_size"]
     per_epoch = -(-len(train["label"]) // batch)
-    clean_batch = min(batch, len(clean))
     values.update(max_steps=int(values["num_train_epochs"] * per_epoch), logging_strategy="steps", logging_steps=per_epoch)
     if method.startswith("ce_clean"):
         values["per_device_train_batch_size"] = clean_batch
@@ -514,7 +519,7 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
                       "label": torch.from_numpy(splits.val_clean[picked])})  # fmt: skip
         splits = dataclasses.replace(splits, val_x=splits.val_x[rest], val_y=splits.val_y[rest],
                                      val_clean=splits.val_clean[rest])  # fmt: skip
-        extra.update(clean_rows=len(picked), clean_batch=min(cfg.batch_size, len(picked)))
+        extra.update(clean_rows=len(picked), clean_batch=cfg.clean_batch(len(picked)))
         if method in FAIR_BASELINES:
             every_steps = -(-len(train_y) // cfg.batch_size)
     if method in PRUNE_METHODS:
@@ -772,8 +777,13 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
                   "subset drawn by the seed with its true labels, 2 % or 10 % of the split (10 % of the training rows "
                   f"would not fit in it). {listed}; the rest of the split keeps its noisy labels "
                   "and serves early stopping. MLC and EBOMLC are the library's defaults (skip gate on under AdamW), "
-                  "clean batch min(batch, clean rows).", ""]  # fmt: skip
+                  f"clean batch {_clean_batch_text(records)}.", ""]  # fmt: skip
     return lines
+
+
+def _clean_batch_text(records: list[dict[str, Any]]) -> str:
+    size = records[0]["config"].get("clean_batch_size")
+    return f"min({size}, clean rows) (`--clean-batch-size`)" if size else "min(batch, clean rows)"
 
 
 def plot(records: list[dict[str, Any]], path: Path) -> Path:
@@ -932,6 +942,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--train-rows", type=int, help="Train on this many rows only (default: all but validation).")
     parser.add_argument("--test-rows", type=int, help="Score on the first this many test images (default: all).")
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only).")
+    parser.add_argument("--clean-batch-size", type=int, help="The MLC family's clean rows a step (and the fair "
+                        "baselines'); default min(batch size, clean rows).")  # fmt: skip
     parser.add_argument("--model", choices=tuple(MODEL_TITLES), default=defaults.model,
                         help="mlp / cnn: from scratch on pixels; effnet_probe: a linear head on the frozen ImageNet "
                         "EfficientNet-Lite0's pooled features (computed once and cached); effnet_last2 / effnet_full: "
@@ -962,6 +974,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                  weight_decay=args.weight_decay, lr_scheduler_type=args.lr_scheduler_type, val_rows=args.val_rows,
                  train_rows=args.train_rows, test_rows=args.test_rows, bf16=args.bf16, model=args.model,
+                 clean_batch_size=args.clean_batch_size,
                  image_size=args.image_size if args.model.startswith("effnet") else None,
                  hidden={"mlp": Config.hidden, "cnn": (128,)}.get(args.model, ()))  # fmt: skip
     if args.bf16 and args.device != "cuda":
