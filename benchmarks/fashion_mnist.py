@@ -55,8 +55,8 @@ Methods, each through the library's public API on the same rows:
   its AUM with the automatic split, then CE on the rows kept (as ``benchmarks/training.py`` prunes on digits, with
   a CE run's AUM in place of a LiLAW run's W_α);
 - ``mlc_<p>``, ``ebomlc_<p>``: `hf_lilaw.MLCTrainer` / `hf_lilaw.EBOMLCTrainer` (defaults; clean batch
-  min(batch, clean rows), or ``--clean-batch-size``) with a clean set of ``p`` % (2 or 10) of the validation split: class-balanced, drawn by
-  the seed, with its TRUE labels; the rest of the split keeps its noisy labels for early stopping. The fair
+  min(batch, clean rows), or ``--clean-batch-size``) with a clean set of ``p`` % (2 or 10) of the validation split:
+  class-balanced, drawn by the seed, with its TRUE labels; the rest of the split keeps its noisy labels for early stopping. The fair
   baselines see the same clean rows on the MLC run's step count (``benchmarks/mlc_benchmark.py``'s definitions):
   ``ce_union_<p>`` CE on the training rows and the clean rows oversampled so that a step holds the MLC step's
   clean batch, ``ce_clean_<p>`` CE on the clean rows alone; both are scored every epoch of the training rows.
@@ -106,8 +106,8 @@ if __package__ in (None, ""):
 
 from benchmarks import grid, stats
 from benchmarks.common import markdown_table
-from benchmarks.fashion_mnist_data import NOISE_KINDS, feature_cache_path, noisy_split, parse_condition, pretrained_pixels, probe_features
-from benchmarks.fashion_mnist_data import recorded_rows
+from benchmarks.fashion_mnist_data import NOISE_KINDS, feature_cache_path, noisy_split, parse_condition
+from benchmarks.fashion_mnist_data import pretrained_pixels, probe_features, recorded_rows
 
 RESULTS = Path(__file__).resolve().parent / "results" / "fashion_mnist"
 BASE_METHODS = ("ce", "sce", "gce", "lilaw", "elr")
@@ -183,9 +183,7 @@ def load_arrays(data_dir: str | None, cfg: Config | None = None) -> tuple[np.nda
         x_train, y_train, x_test, y_test = fashion_mnist_arrays(data_dir=data_dir)
         if cfg.model == "effnet_probe":
             x_train, x_test = probe_features(x_train, x_test, image_size=cfg.image_size)
-        elif cfg.model in FINE_TUNED:
-            pass
-        else:
+        elif cfg.model not in FINE_TUNED:  # fine-tuning keeps the uint8 images
             def pixels(x: np.ndarray) -> np.ndarray:
                 return ((x.reshape(len(x), -1).astype(np.float32) / 255.0 - PIXEL_MEAN) / PIXEL_STD).astype(np.float32)
 

@@ -201,6 +201,15 @@ def test_clean_set_is_class_balanced_true_labels_and_leaves_validation():
     assert np.array_equal(rows, fm.clean_set_rows(labels, 3, 10)) and not np.array_equal(rows, fm.clean_set_rows(labels, 4, 10))
     assert len(fm.clean_set_rows(labels, 0, 2)) == 10  # 2 % of 500: 1 per class
     assert fm.clean_percent("ebomlc_10") == 10 and fm.clean_percent("ce_union_2") == 2 and fm.clean_percent("ce") is None
+    # The MLC step's clean batch: the training batch unless --clean-batch-size, never more than the clean rows.
+    assert fm.Config(batch_size=256).clean_batch(500) == 256 and fm.Config(batch_size=256).clean_batch(100) == 100
+    assert fm.Config(batch_size=256, clean_batch_size=8).clean_batch(100) == 8
+
+
+def test_summary_columns_are_ordered_by_noise_kind_then_rate():
+    names = ["rule_map_40", "pair_flip_40", "uniform_80", "clean", "uniform_20", "uniform_50"]
+    assert sorted(names, key=fm._condition_order) == [
+        "clean", "uniform_20", "uniform_50", "uniform_80", "pair_flip_40", "rule_map_40"]
 
 
 NEW = [*fm.PRUNE_METHODS, *fm.MLC_METHODS, *fm.FAIR_BASELINES]
