@@ -317,6 +317,14 @@ def eval_chunk(x: Any) -> int:
     return 4096 if x.ndim == 2 else 512 if x.ndim == 4 else 128
 
 
+def eval_logits(model: Any, x: Any, transform: Callable[[Any], Any] | None = None) -> Any:
+    """The model's logits for the stored rows ``x`` (a tensor), `eval_chunk` rows a forward, each chunk
+    ``transform``-ed where given (`input_transform`). The caller sets eval mode, no-grad and autocast."""
+    import torch
+
+    return torch.cat([model(pixel_values=transform(c) if transform else c)["logits"] for c in x.split(eval_chunk(x))])
+
+
 def _evaluator(splits: Splits, device: Any, bf16: bool, every_steps: int | None = None,
                transform: Callable[[Any], Any] | None = None) -> Any:  # fmt: skip
     """Accuracy on the validation split (the labels trained with, and clean) and on test after every epoch, or,
@@ -349,8 +357,7 @@ def _evaluator(splits: Splits, device: Any, bf16: bool, every_steps: int | None 
             predictions = {}
             for name, (x, _) in self.sets.items():
                 with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-                    predictions[name] = torch.cat([model(pixel_values=transform(c) if transform else c)["logits"]
-                                                   .argmax(-1) for c in x.split(eval_chunk(x))])  # fmt: skip
+                    predictions[name] = eval_logits(model, x, transform).argmax(-1)
             model.train()
             h = self.history
             h["epoch"].append(round(float(epoch), 4))
@@ -462,8 +469,7 @@ def _predict_probabilities(model: Any, x: np.ndarray, transform: Callable[[Any],
 
     model.eval()
     with torch.no_grad():
-        logits = torch.cat([model(pixel_values=transform(c) if transform else c)["logits"]
-                            for c in torch.from_numpy(x).split(eval_chunk(x))])  # fmt: skip
+        logits = eval_logits(model, torch.from_numpy(x), transform)
     return torch.softmax(logits.float(), dim=-1).numpy()
 
 
