@@ -56,10 +56,25 @@ def resume_after_a_stop(make: Callable[..., Any], output_dir: str, *, step: int 
 
 
 def write_rank_result(out: str, result: dict) -> None:
-    """In a worker: ``result`` as ``<out>/rank<RANK>.json``, then the process group (if any) closed."""
-    import torch.distributed
-
+    """In a worker: ``result`` as ``<out>/rank<RANK>.json``, then the worker ended (:func:`end_worker`)."""
     with open(os.path.join(out, f"rank{os.environ.get('RANK', '0')}.json"), "w") as file:
         json.dump(result, file)
+    end_worker()
+
+
+def end_worker() -> None:
+    """In a worker, once its results are written: close the process group (if any) and exit with 0 at once.
+
+    Skipping the interpreter's shutdown is deliberate. A gloo worker thread may still hold the last reference to a
+    collective's Python-owned tensor (Trainer's final ``all_gather`` of the FLOP count) when the main thread
+    reaches shutdown; that thread then needs the GIL, is ended by the finalising interpreter, and the process dies
+    with SIGABRT ("terminate called without an active exception") after everything was saved. It is a race in
+    torch, about one start in fifteen on two busy cores; ``os._exit`` leaves it no window.
+    """
+    import torch.distributed
+
     if torch.distributed.is_initialized():
         torch.distributed.destroy_process_group()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(0)

@@ -24,6 +24,7 @@ import torch
 from transformers import TrainerCallback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
+from _distributed import end_worker  # noqa: E402
 from conftest import StopAfter, TinyNet, blobs  # noqa: E402
 from hf_lilaw import LiLAWConfig, LiLAWTrainer  # noqa: E402
 
@@ -136,7 +137,6 @@ if __name__ == "__main__":
             runs.append([]) if arg == "--then" else runs[-1].append(arg)
         for run in runs:  # one after the other in the same processes: one torchrun start for several runs
             train(run)
-        if torch.distributed.is_initialized():
-            torch.distributed.destroy_process_group()
+        end_worker()
     else:
         sys.exit(__doc__)

@@ -1,6 +1,5 @@
 """Run by tests/mlc/test_mlc_distributed.py under `torchrun --nproc_per_node 2`: train, stop, resume; dump each rank."""
 
-import json
 import os
 import sys
 
@@ -8,6 +7,7 @@ import torch
 
 TESTS = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path[:0] = [TESTS, os.path.dirname(TESTS)]  # tests/, for conftest; the checkout's hf_lilaw, not an installed one
+from _distributed import write_rank_result  # noqa: E402
 from conftest import StopAfter, TinyNet, blobs  # noqa: E402
 from hf_lilaw.mlc import MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer  # noqa: E402
 
@@ -44,7 +44,4 @@ if __name__ == "__main__":
     resumed.train(resume_from_checkpoint=os.path.join(out, "resumed", "checkpoint-4"))
     result = {"full": summary(full), "resumed": summary(resumed),
               "files": sorted(os.listdir(os.path.join(out, "resumed", "checkpoint-4")))}  # fmt: skip
-    with open(os.path.join(out, f"rank{int(os.environ.get('RANK', '0'))}.json"), "w") as f:
-        json.dump(result, f)
-    if torch.distributed.is_initialized():
-        torch.distributed.destroy_process_group()
+    write_rank_result(out, result)
