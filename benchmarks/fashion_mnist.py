@@ -55,7 +55,8 @@ Methods, each through the library's public API on the same rows:
   its AUM with the automatic split, then CE on the rows kept (as ``benchmarks/training.py`` prunes on digits, with
   a CE run's AUM in place of a LiLAW run's W_α);
 - ``mlc_<p>``, ``ebomlc_<p>``: `hf_lilaw.MLCTrainer` / `hf_lilaw.EBOMLCTrainer` (defaults; clean batch
-  min(batch, clean rows), or ``--clean-batch-size``) with a clean set of ``p`` % (2 or 10) of the validation split:
+  min(batch, clean rows), or ``--clean-batch-size``; ``--mlc-meta-lr`` and ``--mlc-skip-gate-init`` set those two
+  fields) with a clean set of ``p`` % (2 or 10) of the validation split:
   class-balanced, drawn by the seed, with its TRUE labels; the rest of the split keeps its noisy labels for early stopping. The fair
   baselines see the same clean rows on the MLC run's step count (``benchmarks/mlc_benchmark.py``'s definitions):
   ``ce_union_<p>`` CE on the training rows and the clean rows oversampled so that a step holds the MLC step's
@@ -152,6 +153,8 @@ class Config:
     model: str = "mlp"  # a key of MODEL_TITLES
     image_size: int | None = None  # the EfficientNet models: the side the 28-px images are resized to
     clean_batch_size: int | None = None  # the MLC family and fair baselines: clean rows a step (None: min(batch, rows))
+    mlc_meta_lr: float | None = None  # the MLC family: the meta model's learning rate (None: the library's default)
+    mlc_skip_gate_init: float | None = None  # the MLC family: the skip gate's initial value (None: the default)
 
     def clean_batch(self, clean_rows: int) -> int:
         """The MLC step's clean batch (and the fair baselines' clean rows a step)."""
@@ -429,7 +432,10 @@ def _fit(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, d
                                           train_dataset=recorded_rows(x, y), **common)  # fmt: skip
         elif method in MLC_METHODS:
             cls = hf_lilaw.EBOMLCTrainer if method.startswith("ebomlc") else hf_lilaw.MLCTrainer
-            args = hf_lilaw.MetaLabelCorrectionConfig(**values, mlc_clean_batch_size=cfg.clean_batch(len(clean)))
+            settings = {k: v for k, v in (("mlc_meta_lr", cfg.mlc_meta_lr), ("mlc_skip_gate_init", cfg.mlc_skip_gate_init))
+                        if v is not None}  # fmt: skip
+            args = hf_lilaw.MetaLabelCorrectionConfig(**values, mlc_clean_batch_size=cfg.clean_batch(len(clean)),
+                                                      **settings)  # fmt: skip
             trainer = cls(args=args, train_dataset=train, clean_dataset=clean, **common)
         elif method in FAIR_BASELINES:
             train = _fair_baseline_data(method, columns, clean, values, cfg.clean_batch(len(clean)))
@@ -780,9 +786,17 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
                   "MLC, EBOMLC and their fair baselines take their clean set from the validation split: a class-balanced "
                   "subset drawn by the seed with its true labels, 2 % or 10 % of the split (10 % of the training rows "
                   f"would not fit in it). {listed}; the rest of the split keeps its noisy labels "
-                  "and serves early stopping. MLC and EBOMLC are the library's defaults (skip gate on under AdamW), "
+                  f"and serves early stopping. MLC and EBOMLC: {_mlc_settings_text(records)}, "
                   f"clean batch {_clean_batch_text(records)}.", ""]  # fmt: skip
     return lines
+
+
+def _mlc_settings_text(records: list[dict[str, Any]]) -> str:
+    config = records[0]["config"]
+    settings = [f"`{k}={config[k]}`" for k in ("mlc_meta_lr", "mlc_skip_gate_init") if config.get(k) is not None]
+    if not settings:
+        return "the library's defaults (skip gate on under AdamW)"
+    return "the library's defaults (skip gate on under AdamW) but " + ", ".join(settings) + " (`--mlc-*`)"
 
 
 def _clean_batch_text(records: list[dict[str, Any]]) -> str:
@@ -950,6 +964,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only).")
     parser.add_argument("--clean-batch-size", type=int, help="The MLC family's clean rows a step (and the fair "
                         "baselines'); default min(batch size, clean rows).")  # fmt: skip
+    parser.add_argument("--mlc-meta-lr", type=float, help="The MLC family's mlc_meta_lr (default: the library's).")
+    parser.add_argument("--mlc-skip-gate-init", type=float,
+                        help="The MLC family's mlc_skip_gate_init (default: the library's, none).")  # fmt: skip
     parser.add_argument("--model", choices=tuple(MODEL_TITLES), default=defaults.model,
                         help="mlp / cnn: from scratch on pixels; effnet_probe: a linear head on the frozen ImageNet "
                         "EfficientNet-Lite0's pooled features (computed once and cached); effnet_last2 / effnet_full: "
@@ -980,7 +997,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                  weight_decay=args.weight_decay, lr_scheduler_type=args.lr_scheduler_type, val_rows=args.val_rows,
                  train_rows=args.train_rows, test_rows=args.test_rows, bf16=args.bf16, model=args.model,
-                 clean_batch_size=args.clean_batch_size,
+                 clean_batch_size=args.clean_batch_size, mlc_meta_lr=args.mlc_meta_lr,
+                 mlc_skip_gate_init=args.mlc_skip_gate_init,
                  image_size=args.image_size if args.model.startswith("effnet") else None,
                  hidden={"mlp": Config.hidden, "cnn": (128,)}.get(args.model, ()))  # fmt: skip
     if args.bf16 and args.device != "cuda":

@@ -71,6 +71,12 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             Trainer's default AdamW); on for `"ebomlc"` unless `optim="sgd"` or `mlc_ebomlc_variant="released"`
             (ungated, EBOMLC gains most at heavy noise with a large clean set but loses badly on cleaner data under
             AdamW); off for `"mlc_d"`.
+        mlc_skip_gate_init (`float` or `None`, *optional*, defaults to `None`):
+            With the skip gate, its initial value `g₀` in (0, 1) (the gate output's bias starts at `logit(g₀)`).
+            `None`: MLC's released initialisation, `g` near 0.5, so training starts on labels that put about half
+            their mass away from the given label. Where labels may be mostly right, `0.98` with
+            `mlc_meta_lr=3e-5` keeps MLC within a point of cross-entropy on clean labels, at the price of part of
+            its gain under heavy noise (`docs/ebomlc.md` has the measurements).
         mlc_label_embedding_init (`str` or `None`, *optional*, defaults to `None`):
             `"xavier_uniform"` (MLC's released code) or `"normal"` (N(0, 1), EBOMLC's released code). `None`:
             `"normal"` for `mlc_ebomlc_variant="released"` with EBOMLC, else `"xavier_uniform"`.
@@ -165,6 +171,13 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             "for 'ebomlc' unless optim='sgd' or the released variant; off for 'mlc_d')."
         },
     )
+    mlc_skip_gate_init: float | None = field(
+        default=None,
+        metadata={
+            "help": "Initial value of the skip gate g in (0, 1), e.g. 0.98 to start from the given labels (default: "
+            "MLC's released initialisation, g near 0.5)."
+        },
+    )
     mlc_label_embedding_init: Literal["xavier_uniform", "normal"] | None = field(
         default=None,
         metadata={
@@ -242,6 +255,16 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             )
         if self.mlc_inner_lr is not None and self.mlc_inner_lr <= 0:
             raise ValueError(f"mlc_inner_lr must be > 0 or None (the main learning rate), got {self.mlc_inner_lr}.")
+        if self.mlc_skip_gate_init is not None:
+            if not 0.0 < self.mlc_skip_gate_init < 1.0:
+                raise ValueError(
+                    f"mlc_skip_gate_init must lie strictly between 0 and 1 (e.g. 0.98), got {self.mlc_skip_gate_init}."
+                )
+            if not self.resolved_skip_gate:
+                raise ValueError(
+                    "mlc_skip_gate_init is set but the skip gate is off for this configuration: set "
+                    "mlc_skip_gate=True, or drop mlc_skip_gate_init."
+                )
         if self.mlc_meta_lr <= 0:
             raise ValueError(f"mlc_meta_lr must be > 0, got {self.mlc_meta_lr}.")
         for name in ("mlc_label_embedding_dim", "mlc_meta_hidden_dim"):

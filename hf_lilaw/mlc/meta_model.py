@@ -2,6 +2,8 @@
 
 from typing import Literal
 
+import math
+
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
@@ -25,6 +27,9 @@ class LabelCorrectionNetwork(nn.Module):
         label_embedding_dim: Size `e` of the noisy-label embedding.
         hidden_dim: Width `k` of the two hidden layers.
         skip_gate: Add the gate `g` towards the given label.
+        skip_gate_init: With the gate, its initial value `g₀` in (0, 1): the gate output's bias starts at
+            `logit(g₀)`, so the corrected labels start close to the given ones (`None`: a zero bias, MLC's released
+            initialisation, `g` near 0.5).
         label_embedding_init: `"xavier_uniform"` (MLC's released code; keeps the embedding on the scale of the
             features) or `"normal"` (PyTorch's N(0, 1) default, which EBOMLC's released code keeps).
     """
@@ -37,6 +42,7 @@ class LabelCorrectionNetwork(nn.Module):
         label_embedding_dim: int = 128,
         hidden_dim: int = 128,
         skip_gate: bool = False,
+        skip_gate_init: float | None = None,
         label_embedding_init: Literal["xavier_uniform", "normal"] = "xavier_uniform",
     ):
         super().__init__()
@@ -55,6 +61,13 @@ class LabelCorrectionNetwork(nn.Module):
             if isinstance(layer, nn.Linear):
                 nn.init.xavier_normal_(layer.weight)
                 nn.init.zeros_(layer.bias)
+        if skip_gate_init is not None:
+            if not skip_gate:
+                raise ValueError("skip_gate_init needs skip_gate=True: the network has no gate to initialise.")
+            if not 0.0 < skip_gate_init < 1.0:
+                raise ValueError(f"skip_gate_init must lie strictly between 0 and 1, got {skip_gate_init}.")
+            with torch.no_grad():
+                self.net[-1].bias[-1] = math.log(skip_gate_init / (1.0 - skip_gate_init))
         if label_embedding_init == "xavier_uniform":
             nn.init.xavier_uniform_(self.label_embedding.weight)
         elif label_embedding_init != "normal":

@@ -2,6 +2,7 @@
 
 import math
 import os
+import re
 import warnings
 
 import numpy as np
@@ -353,6 +354,35 @@ def test_skip_gate_mixes_softmax_and_the_given_label():
     torch.testing.assert_close(net(h, y), expected)
     torch.testing.assert_close(net.log_probs(h, y), expected.log())
     assert net.net[-1].out_features == 4 and 0 < g.min() and g.max() < 1
+
+
+def test_skip_gate_init_starts_the_gate_at_its_value_and_the_labels_near_the_given_ones(tmp_path):
+    torch.manual_seed(0)
+    net = LabelCorrectionNetwork(feature_dim=4, num_labels=3, label_embedding_dim=2, hidden_dim=5, skip_gate=True,
+                                 skip_gate_init=0.98)  # fmt: skip
+    assert net.net[-1].bias[-1].item() == pytest.approx(math.log(0.98 / 0.02))
+    assert torch.count_nonzero(net.net[-1].bias[:3]) == 0  # the class scores keep MLC's zero bias
+    h, y = torch.zeros(5, 4), torch.tensor([0, 1, 2, 0, 1])
+    gate, _ = net.gate_and_logits(h, y)
+    # Zero features: the gate's pre-activation is its bias plus the label embedding's (small Xavier) contribution.
+    assert gate.min().item() > 0.95 and net(h, y).gather(1, y[:, None]).min().item() > 0.95
+    trainer = make_trainer(tmp_path, cls=MLCTrainer, mlc_skip_gate_init=0.9)
+    assert trainer.meta_model.net[-1].bias[-1].item() == pytest.approx(math.log(9.0))
+    assert trainer.model_card_values()["method_settings"]["skip gate init"] == 0.9
+
+
+@pytest.mark.parametrize(
+    "settings, message",
+    [
+        ({"mlc_skip_gate_init": 1.0}, "mlc_skip_gate_init must lie strictly between 0 and 1"),
+        ({"mlc_skip_gate_init": 0.0}, "mlc_skip_gate_init must lie strictly between 0 and 1"),
+        ({"mlc_skip_gate_init": 0.9, "mlc_skip_gate": False}, "set mlc_skip_gate=True, or drop mlc_skip_gate_init"),
+        ({"mlc_skip_gate_init": 0.9, "mlc_method": "mlc_d"}, "set mlc_skip_gate=True, or drop mlc_skip_gate_init"),
+    ],
+)
+def test_skip_gate_init_refuses_a_value_it_cannot_use(tmp_path, settings, message):
+    with pytest.raises(ValueError, match=re.escape(message)):
+        make_args(tmp_path, **settings)
 
 
 def test_skip_gate_defaults_per_method(tmp_path):
