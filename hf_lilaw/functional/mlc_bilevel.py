@@ -72,14 +72,22 @@ class MetaStepResult(NamedTuple):
     upper_loss: Tensor
     barrier: Tensor | None = None
     """The barrier coefficient λ (`None` for MLC, which has none)."""
+    label_kept: Tensor | None = None
+    """The corrected labels' mean mass on the given labels of the noisy batch, at the step's start (detached): 1 when
+    the meta model keeps every label, about 1 − the noise rate when it corrects exactly the wrong ones."""
 
     def metrics(self) -> dict[str, Tensor]:
         values = {} if self.barrier is None else {"lambda": self.barrier}
-        return {**values, "upper_loss": self.upper_loss, "lower_loss": self.lower_loss}
+        kept = {} if self.label_kept is None else {"label_kept": self.label_kept}
+        return {**values, "upper_loss": self.upper_loss, "lower_loss": self.lower_loss, **kept}
 
 
 def corrected_lower_loss(
-    inputs: MetaStepInputs, params: Mapping[str, Tensor] | None = None, *, with_clean: bool = True
+    inputs: MetaStepInputs,
+    params: Mapping[str, Tensor] | None = None,
+    *,
+    with_clean: bool = True,
+    stats: dict[str, Tensor] | None = None,
 ) -> Tensor:
     """The lower loss `G(w, a)`: soft CE against the meta model's corrected labels on the noisy batch, mixed with
     plain CE on the clean half `inputs.lower` (see `lower_loss`), at the model's parameters or at `params`.
@@ -87,10 +95,14 @@ def corrected_lower_loss(
     Args:
         with_clean: `False` leaves out the clean term, scaled so that the meta gradient equals `G`'s (the clean
             term does not depend on the meta model), one forward fewer.
+        stats: When given, receives ``"label_kept"``, the corrected labels' mean mass on the given labels
+            (`MetaStepResult.label_kept`).
     """
     noisy, lower, weights = inputs.noisy, inputs.lower, inputs.lower_loss_weights
     logits, features = inputs.forward(noisy[0], params)
     soft_labels = inputs.meta_model(features, noisy[1])
+    if stats is not None:
+        stats["label_kept"] = soft_labels.detach().gather(1, noisy[1][:, None]).mean()
     if weights is None:
         weights = (float(noisy[1].shape[0]), float(lower[1].shape[0]) if lower is not None else 0.0)
     if lower is None or weights[1] == 0:

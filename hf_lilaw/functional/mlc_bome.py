@@ -32,7 +32,8 @@ def mlc_d_step(inputs: MetaStepInputs, *, inner_lr: float, inner_steps: int, bar
     n = len(params)
     reduce = inputs.reduce
 
-    lower_0 = corrected_lower_loss(inputs)
+    stats: dict[str, torch.Tensor] = {}
+    lower_0 = corrected_lower_loss(inputs, stats=stats)
     g0, used = gradients(lower_0, params + meta)
     g0 = reduce(g0)
 
@@ -59,4 +60,4 @@ def mlc_d_step(inputs: MetaStepInputs, *, inner_lr: float, inner_steps: int, bar
     )
     set_gradients(params, [f + lam * q for f, q in zip(grad_f, g0[:n])], [a or b for a, b in zip(used[:n], used_f)])
     step_meta_model(inputs, [lam * q for q in grad_q_meta])
-    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, barrier=lam)
+    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, barrier=lam, label_kept=stats["label_kept"])

@@ -56,7 +56,8 @@ def ebomlc_step(
         optimizer.step()
         optimizer.zero_grad(set_to_none=True)
 
-    lower_0, grad_q, used = _lower_loss_gap(inputs, params, optimizer_step)
+    stats: dict[str, Tensor] = {}
+    lower_0, grad_q, used = _lower_loss_gap(inputs, params, optimizer_step, stats)
     upper_loss, grad_f, used_f = _mixture_upper_loss(inputs, params, rho=rho, space=mixture_space)
 
     lam = alignment_barrier_coefficient(
@@ -69,7 +70,7 @@ def ebomlc_step(
     direction = [f + lam * q for f, q in zip(grad_f, grad_q)]
     set_gradients(params, direction[:n], [a or b for a, b in zip(used[:n], used_f[:n])])
     step_meta_model(inputs, direction[n:])
-    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, barrier=lam)
+    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, barrier=lam, label_kept=stats["label_kept"])
 
 
 def ebomlc_released_step(
@@ -104,7 +105,8 @@ def ebomlc_released_step(
             for p, step in zip(params, lookahead_steps(optimizer, params, grads, fallback_lr=inner_lr)):
                 p.sub_(step.to(p.dtype))
 
-    lower_0, grad_q, used = _lower_loss_gap(inputs, params, lookahead)
+    stats: dict[str, Tensor] = {}
+    lower_0, grad_q, used = _lower_loss_gap(inputs, params, lookahead, stats)
 
     descent_f = [-step for step in step_f]
     lam = alignment_barrier_coefficient(
@@ -117,16 +119,20 @@ def ebomlc_released_step(
     main = [lam * q + f for q, f in zip(grad_q[:n], descent_f)]
     set_gradients(params, main, [a or b for a, b in zip(used[:n], used_f[:n])])
     step_meta_model(inputs, [lam * q + f for q, f in zip(grad_q[n:], grad_f[n:])])
-    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, barrier=lam)
+    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, barrier=lam, label_kept=stats["label_kept"])
 
 
 def _lower_loss_gap(
-    inputs: MetaStepInputs, params: list[Tensor], move: Callable[[list[Tensor], list[bool]], None]
+    inputs: MetaStepInputs,
+    params: list[Tensor],
+    move: Callable[[list[Tensor], list[bool]], None],
+    stats: dict[str, Tensor],
 ) -> tuple[Tensor, list[Tensor], list[bool]]:
     """`(G(w, a), ∇q, which of the main and meta parameters G uses)` with `∇q = ∇G(w, a) − ∇G(w', a)` over both
-    blocks, where `move` takes the main model from `w` to `w'` given the main block of `∇G(w, a)` and its use."""
+    blocks, where `move` takes the main model from `w` to `w'` given the main block of `∇G(w, a)` and its use;
+    `stats` receives `corrected_lower_loss`'s at `w`."""
     tensors, n = params + list(inputs.meta_model.parameters()), len(params)
-    lower_0 = corrected_lower_loss(inputs)
+    lower_0 = corrected_lower_loss(inputs, stats=stats)
     g0, used = gradients(lower_0, tensors)
     g0 = inputs.reduce(g0)
     move(g0[:n], used[:n])

@@ -28,7 +28,8 @@ def mlc_step(inputs: MetaStepInputs, *, optimizer: torch.optim.Optimizer, inner_
         named = [(name, p) for name, p in inputs.net.named_parameters() if p.requires_grad]
         params = [p for _, p in named]
 
-        lower_0 = corrected_lower_loss(inputs)
+        stats: dict[str, torch.Tensor] = {}
+        lower_0 = corrected_lower_loss(inputs, stats=stats)
         grads, used = gradients(lower_0, params, create_graph=True)
         steps = lookahead_steps(optimizer, params, grads, fallback_lr=inner_lr)
         ahead = {name: p - step for (name, p), step in zip(named, steps)}
@@ -41,4 +42,4 @@ def mlc_step(inputs: MetaStepInputs, *, optimizer: torch.optim.Optimizer, inner_
         del ahead, hypergrad, steps
 
         set_gradients(params, inputs.reduce([g.detach() for g in grads]), used)
-    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss)
+    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, label_kept=stats["label_kept"])

@@ -71,6 +71,13 @@ class Setup:
         clean = F.cross_entropy(functional_call(self.net, w, (x_c["x"],))[0], y_c)
         return (len(y_n) * noisy + len(y_c) * clean) / (len(y_n) + len(y_c))
 
+    def label_kept(self):
+        """The corrected labels' mean mass on the given noisy labels, at the starting parameters."""
+        x_n, y_n = NOISY
+        _, h = functional_call(self.net, self.w, (x_n["x"],))
+        soft = functional_call(self.meta, self.a, (h.detach(), y_n))
+        return soft.gather(1, y_n[:, None]).mean().detach()
+
     def mixture(self, w, a, space):
         x, y = UPPER
         logits, h = functional_call(self.net, w, (x["x"],))
@@ -117,7 +124,9 @@ def test_mlc_step_is_the_second_order_hypergradient_through_the_lookahead(sgd):
     s.check(g_w, grad(upper, s.a))
     torch.testing.assert_close(result.lower_loss, lower)
     torch.testing.assert_close(result.upper_loss, upper)
-    assert result.barrier is None and set(result.metrics()) == {"upper_loss", "lower_loss"}
+    assert result.barrier is None and list(result.metrics()) == ["upper_loss", "lower_loss", "label_kept"]
+    torch.testing.assert_close(result.label_kept, s.label_kept())
+    assert 0 < result.label_kept < 1 and not result.label_kept.requires_grad
 
 
 @pytest.mark.parametrize("inner_steps", [1, 3])
@@ -140,7 +149,8 @@ def test_mlc_d_step_is_bomes_barrier_step(inner_steps):
     assert lam > 0  # the barrier is active: both blocks move
     s.check([f + lam * q for f, q in zip(f_w, g0_w)], [lam * q for q in q_a])
     torch.testing.assert_close(result.barrier, lam)
-    assert list(result.metrics()) == ["lambda", "upper_loss", "lower_loss"]
+    assert list(result.metrics()) == ["lambda", "upper_loss", "lower_loss", "label_kept"]
+    torch.testing.assert_close(result.label_kept, s.label_kept())
 
 
 @pytest.mark.parametrize(("space", "max_grad_norm"), [("log_probs", 0.0), ("probs", 0.05)])
@@ -164,6 +174,7 @@ def test_ebomlc_step_keeps_the_inner_step_and_follows_the_alignment_barrier(spac
     s.check([f + lam * q for f, q in zip(f_w, q_w)], [f + lam * q for f, q in zip(f_a, q_a)], after)
     torch.testing.assert_close(result.barrier, lam)
     torch.testing.assert_close(result.upper_loss, upper)
+    torch.testing.assert_close(result.label_kept, s.label_kept())
 
 
 def test_ebomlc_released_step_takes_the_alignment_term_with_the_optimizer_step():
@@ -186,6 +197,7 @@ def test_ebomlc_released_step_takes_the_alignment_term_with_the_optimizer_step()
     after = {k: v.detach() for k, v in ahead.items()}
     s.check([lam * q + d for q, d in zip(q_w, descent)], [lam * q + f for q, f in zip(q_a, f_a)], after)
     torch.testing.assert_close(result.lower_loss, lower)
+    torch.testing.assert_close(result.label_kept, s.label_kept())
 
 
 def test_reduce_averages_every_gradient_the_step_uses():

@@ -264,8 +264,9 @@ def test_training_plain_module(tmp_path, method, extra):
 
     logs = [log for log in trainer.state.log_history if "mlc/upper_loss" in log]
     assert len(logs) == 5
-    keys = ["mlc/upper_loss", "mlc/lower_loss"] + (["mlc/lambda"] if method != "mlc" else [])
+    keys = ["mlc/upper_loss", "mlc/lower_loss", "mlc/label_kept"] + (["mlc/lambda"] if method != "mlc" else [])
     assert all(math.isfinite(log[k]) for log in logs for k in keys)
+    assert all(0 < log["mlc/label_kept"] < 1 for log in logs)
     if method != "mlc":
         assert all(log["mlc/lambda"] >= 0 for log in logs)
     # The feature hook lives only inside each forward: the user's model carries no hook of ours afterwards.
@@ -369,6 +370,18 @@ def test_skip_gate_init_starts_the_gate_at_its_value_and_the_labels_near_the_giv
     trainer = make_trainer(tmp_path, cls=MLCTrainer, mlc_skip_gate_init=0.9)
     assert trainer.meta_model.net[-1].bias[-1].item() == pytest.approx(math.log(9.0))
     assert trainer.model_card_values()["method_settings"]["skip gate init"] == 0.9
+
+
+def test_label_kept_logs_how_much_of_the_given_labels_the_corrections_keep(tmp_path):
+    # Started at the given labels, the corrections keep nearly all of them; MLC's released start spreads half away.
+    logged = {}
+    for gate_init in (0.999, None):
+        trainer = make_trainer(tmp_path / str(gate_init), cls=MLCTrainer, mlc_skip_gate_init=gate_init, max_steps=1,
+                               logging_steps=1, mlc_meta_lr=1e-8)  # fmt: skip
+        trainer.train()
+        logged[gate_init] = trainer.state.log_history[0]["mlc/label_kept"]
+    assert logged[0.999] > 0.99
+    assert 0.3 < logged[None] < 0.8
 
 
 @pytest.mark.parametrize(
