@@ -1,8 +1,7 @@
 """The label correction network (MLC's meta model)."""
 
-from typing import Literal
-
 import math
+from typing import Literal
 
 import torch
 import torch.nn.functional as F
