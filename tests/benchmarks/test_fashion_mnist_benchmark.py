@@ -323,3 +323,24 @@ def test_fine_tuning_runs_and_table14_is_recomputed(data_dir, tmp_path):
     assert "| clean | 88.56 | 89.67 (↑1.11) |" in text and "| uniform_50 | 71.06 | 79.41 (↑8.35) |" in text
     assert "32 × 32" in text and "48, validation split 20 (29%)" in text
     fm._ARRAYS.clear()
+
+
+def test_mlc_settings_reach_the_trainer_and_are_recorded(data_dir, tmp_path, monkeypatch):
+    import hf_lilaw
+
+    made = []
+    config = hf_lilaw.MetaLabelCorrectionConfig
+    monkeypatch.setattr(hf_lilaw, "MetaLabelCorrectionConfig", lambda **kw: made.append(config(**kw)) or made[-1])
+    out = tmp_path / "out"
+    assert fm.main(["--epochs", "1", "--batch-size", "64", "--val-rows", "200", "--conditions", "clean", "--name", "m",
+                    "--seeds", "0", "--methods", "mlc_2", "--mlc-meta-lr", "3e-5", "--mlc-skip-gate-init", "0.98",
+                    "--data-dir", str(data_dir), "--out-dir", str(out)]) == 0  # fmt: skip
+    assert [(c.mlc_meta_lr, c.mlc_skip_gate_init) for c in made] == [(3e-5, 0.98)]
+    (record,) = read_records(out / "m_runs.jsonl")
+    assert record["config"]["mlc_meta_lr"] == 3e-5 and record["config"]["mlc_skip_gate_init"] == 0.98
+    # Records written before these fields read as the defaults; a grid of other settings refuses to mix with them.
+    old = {k: v for k, v in fm.Config().as_json().items() if not k.startswith("mlc_")}
+    assert fm.Config().same_as(old) and not fm.Config(mlc_meta_lr=3e-5).same_as(old)
+    with pytest.raises(SystemExit, match="pass --name to keep them apart"):
+        fm.main(["--epochs", "1", "--batch-size", "64", "--val-rows", "200", "--conditions", "clean", "--name", "m",
+                 "--seeds", "1", "--methods", "mlc_2", "--data-dir", str(data_dir), "--out-dir", str(out)])
