@@ -136,6 +136,10 @@ LABELS = {"ce": "CE", "sce": "SCE", "gce": "GCE", "lilaw": "LiLAW", "elr": "ELR"
 PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 
 
+# Config fields passed as they are to the MLC family's `MetaLabelCorrectionConfig` (`--mlc-meta-lr`, ...).
+MLC_SETTINGS = ("mlc_meta_lr", "mlc_skip_gate_init")
+
+
 @dataclasses.dataclass(frozen=True)
 class Config:
     """What a run's numbers depend on besides its cell; every record carries it, and a grid refuses to mix two."""
@@ -159,6 +163,10 @@ class Config:
     def clean_batch(self, clean_rows: int) -> int:
         """The MLC step's clean batch (and the fair baselines' clean rows a step)."""
         return min(self.clean_batch_size or self.batch_size, clean_rows)
+
+    def mlc_settings(self) -> dict[str, float]:
+        """The `MetaLabelCorrectionConfig` fields of `MLC_SETTINGS` this config sets (the rest keep the library's)."""
+        return {name: getattr(self, name) for name in MLC_SETTINGS if getattr(self, name) is not None}
 
     def as_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
@@ -432,10 +440,8 @@ def _fit(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed: int, d
                                           train_dataset=recorded_rows(x, y), **common)  # fmt: skip
         elif method in MLC_METHODS:
             cls = hf_lilaw.EBOMLCTrainer if method.startswith("ebomlc") else hf_lilaw.MLCTrainer
-            settings = {k: v for k, v in (("mlc_meta_lr", cfg.mlc_meta_lr), ("mlc_skip_gate_init", cfg.mlc_skip_gate_init))
-                        if v is not None}  # fmt: skip
             args = hf_lilaw.MetaLabelCorrectionConfig(**values, mlc_clean_batch_size=cfg.clean_batch(len(clean)),
-                                                      **settings)  # fmt: skip
+                                                      **cfg.mlc_settings())  # fmt: skip
             trainer = cls(args=args, train_dataset=train, clean_dataset=clean, **common)
         elif method in FAIR_BASELINES:
             train = _fair_baseline_data(method, columns, clean, values, cfg.clean_batch(len(clean)))
@@ -793,7 +799,7 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
 
 def _mlc_settings_text(records: list[dict[str, Any]]) -> str:
     config = records[0]["config"]
-    settings = [f"`{k}={config[k]}`" for k in ("mlc_meta_lr", "mlc_skip_gate_init") if config.get(k) is not None]
+    settings = [f"`{k}={config[k]}`" for k in MLC_SETTINGS if config.get(k) is not None]
     if not settings:
         return "the library's defaults (skip gate on under AdamW)"
     return "the library's defaults (skip gate on under AdamW) but " + ", ".join(settings) + " (`--mlc-*`)"
@@ -964,9 +970,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only).")
     parser.add_argument("--clean-batch-size", type=int, help="The MLC family's clean rows a step (and the fair "
                         "baselines'); default min(batch size, clean rows).")  # fmt: skip
-    parser.add_argument("--mlc-meta-lr", type=float, help="The MLC family's mlc_meta_lr (default: the library's).")
-    parser.add_argument("--mlc-skip-gate-init", type=float,
-                        help="The MLC family's mlc_skip_gate_init (default: the library's, none).")  # fmt: skip
+    for name in MLC_SETTINGS:
+        parser.add_argument("--" + name.replace("_", "-"), type=float,
+                            help=f"The MLC family's {name} (default: the library's).")  # fmt: skip
     parser.add_argument("--model", choices=tuple(MODEL_TITLES), default=defaults.model,
                         help="mlp / cnn: from scratch on pixels; effnet_probe: a linear head on the frozen ImageNet "
                         "EfficientNet-Lite0's pooled features (computed once and cached); effnet_last2 / effnet_full: "
@@ -997,8 +1003,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                  weight_decay=args.weight_decay, lr_scheduler_type=args.lr_scheduler_type, val_rows=args.val_rows,
                  train_rows=args.train_rows, test_rows=args.test_rows, bf16=args.bf16, model=args.model,
-                 clean_batch_size=args.clean_batch_size, mlc_meta_lr=args.mlc_meta_lr,
-                 mlc_skip_gate_init=args.mlc_skip_gate_init,
+                 clean_batch_size=args.clean_batch_size, **{name: getattr(args, name) for name in MLC_SETTINGS},
                  image_size=args.image_size if args.model.startswith("effnet") else None,
                  hidden={"mlp": Config.hidden, "cnn": (128,)}.get(args.model, ()))  # fmt: skip
     if args.bf16 and args.device != "cuda":
