@@ -477,3 +477,22 @@ def command_line() -> str:
     """The command that is running, for the reports (paths relative to the repository root)."""
     argv = [os.path.relpath(sys.argv[0], BENCHMARKS_DIR.parent) if sys.argv[0].endswith(".py") else sys.argv[0]]
     return "python " + " ".join(argv + sys.argv[1:])
+
+
+# MLC's released settings: the library's defaults until it started the skip gate at the given labels (0.98) and slowed
+# the meta model (1e-5). The digits, fine-tuning and clean-batch grids were run with them and keep them.
+RELEASED_MLC_SETTINGS = {"mlc_meta_lr": 3e-4, "mlc_skip_gate_init": 0.5}
+
+
+def released_mlc_config(**kwargs: Any) -> Any:
+    """A `MetaLabelCorrectionConfig(**kwargs)` with MLC's released settings for those `kwargs` leave out: meta lr 3e-4,
+    and the skip gate (where this configuration has one) started at 0.5, a zero bias. Pass `mlc_method`: whether
+    there is a gate depends on it."""
+    from hf_lilaw.mlc import MetaLabelCorrectionConfig
+
+    if "mlc_method" not in kwargs:
+        raise ValueError("released_mlc_config needs mlc_method=: whether the skip gate is on depends on it.")
+    args = MetaLabelCorrectionConfig(**{"mlc_meta_lr": RELEASED_MLC_SETTINGS["mlc_meta_lr"], **kwargs})
+    if args.resolved_skip_gate and "mlc_skip_gate_init" not in kwargs:
+        args.mlc_skip_gate_init = RELEASED_MLC_SETTINGS["mlc_skip_gate_init"]
+    return args

@@ -138,6 +138,9 @@ PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 
 # Config fields passed as they are to the MLC family's `MetaLabelCorrectionConfig` (`--mlc-meta-lr`, ...).
 MLC_SETTINGS = ("mlc_meta_lr", "mlc_skip_gate_init")
+# MLC's released settings, the library's defaults until it started the gate at the given labels and slowed the meta
+# model: what a record that names neither setting (or leaves it null) ran with.
+RELEASED_MLC_SETTINGS = {"mlc_meta_lr": 3e-4, "mlc_skip_gate_init": 0.5}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,23 +160,31 @@ class Config:
     model: str = "mlp"  # a key of MODEL_TITLES
     image_size: int | None = None  # the EfficientNet models: the side the 28-px images are resized to
     clean_batch_size: int | None = None  # the MLC family and fair baselines: clean rows a step (None: min(batch, rows))
-    mlc_meta_lr: float | None = None  # the MLC family: the meta model's learning rate (None: the library's default)
-    mlc_skip_gate_init: float | None = None  # the MLC family: the skip gate's initial value (None: the default)
+    # The MLC family's settings, always recorded as values; these are the library's defaults (a test checks).
+    mlc_meta_lr: float = 1e-5
+    mlc_skip_gate_init: float = 0.98
 
     def clean_batch(self, clean_rows: int) -> int:
         """The MLC step's clean batch (and the fair baselines' clean rows a step)."""
         return min(self.clean_batch_size or self.batch_size, clean_rows)
 
     def mlc_settings(self) -> dict[str, float]:
-        """The `MetaLabelCorrectionConfig` fields of `MLC_SETTINGS` this config sets (the rest keep the library's)."""
-        return {name: getattr(self, name) for name in MLC_SETTINGS if getattr(self, name) is not None}
+        """The `MetaLabelCorrectionConfig` fields of `MLC_SETTINGS` (the rest keep the library's defaults)."""
+        return {name: getattr(self, name) for name in MLC_SETTINGS}
 
     def as_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def same_as(self, recorded: dict[str, Any]) -> bool:
-        """Whether a record's config is this one; fields added since it was written read as their defaults."""
-        return {**Config().as_json(), **recorded} == self.as_json()
+        """Whether a record's config is this one (read by `recorded_config`)."""
+        return recorded_config(recorded) == self.as_json()
+
+
+def recorded_config(recorded: dict[str, Any]) -> dict[str, Any]:
+    """A record's config in full: fields added since it was written read as their defaults, except the MLC settings,
+    which read as the ones it ran with (`RELEASED_MLC_SETTINGS`, the library's defaults then)."""
+    mlc = {name: RELEASED_MLC_SETTINGS[name] if recorded.get(name) is None else recorded[name] for name in MLC_SETTINGS}
+    return {**Config().as_json(), **recorded, **mlc}
 
 
 # ------------------------------------------------------------------------------------------------ data
@@ -798,11 +809,15 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
 
 
 def _mlc_settings_text(records: list[dict[str, Any]]) -> str:
-    config = records[0]["config"]
-    settings = [f"`{k}={config[k]}`" for k in MLC_SETTINGS if config.get(k) is not None]
-    if not settings:
-        return "the library's defaults (skip gate on under AdamW)"
-    return "the library's defaults (skip gate on under AdamW) but " + ", ".join(settings) + " (`--mlc-*`)"
+    config = recorded_config(records[0]["config"])
+    settings = ", ".join(f"`{k}={config[k]:g}`" for k in MLC_SETTINGS)
+    if all(config[k] == getattr(Config(), k) for k in MLC_SETTINGS):
+        which = "the library's defaults"
+    elif all(config[k] == v for k, v in RELEASED_MLC_SETTINGS.items()):
+        which = "MLC's released settings (the library's defaults before it started the gate at the given labels)"
+    else:
+        which = "the library's defaults but"
+    return f"{which} {settings} (`--mlc-*`), skip gate on under AdamW"
 
 
 def _clean_batch_text(records: list[dict[str, Any]]) -> str:
@@ -971,8 +986,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--clean-batch-size", type=int, help="The MLC family's clean rows a step (and the fair "
                         "baselines'); default min(batch size, clean rows).")  # fmt: skip
     for name in MLC_SETTINGS:
-        parser.add_argument("--" + name.replace("_", "-"), type=float,
-                            help=f"The MLC family's {name} (default: the library's).")  # fmt: skip
+        parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name),
+                            help=f"The MLC family's {name} (default: the library's, %(default)g; MLC's released "
+                            f"setting: {RELEASED_MLC_SETTINGS[name]:g}).")  # fmt: skip
     parser.add_argument("--model", choices=tuple(MODEL_TITLES), default=defaults.model,
                         help="mlp / cnn: from scratch on pixels; effnet_probe: a linear head on the frozen ImageNet "
                         "EfficientNet-Lite0's pooled features (computed once and cached); effnet_last2 / effnet_full: "

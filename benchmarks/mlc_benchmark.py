@@ -52,7 +52,7 @@ if __package__ in (None, ""):
 # Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
 from benchmarks import baselines, grid, stats
 from benchmarks.common import RESULTS_DIR, LastValue, TensorRows, command_line, image_collator, load_config
-from benchmarks.common import markdown_table, offline_environment, predict_logits
+from benchmarks.common import markdown_table, offline_environment, predict_logits, released_mlc_config
 from benchmarks.features import feature_cache, to_features
 from benchmarks.training import load_base as load_splits
 from benchmarks.training import new_model, prepare_cell, resolve_config
@@ -63,7 +63,7 @@ import torch
 # method -> (mlc_method or None for CE, extra MetaLabelCorrectionConfig fields)
 METHODS: dict[str, tuple[str | None, dict[str, Any]]] = {
     "ce": (None, {}),
-    "mlc": ("mlc", {}),  # the library default: skip gate on
+    "mlc": ("mlc", {}),  # skip gate on
     "mlc_nogate": ("mlc", {"mlc_skip_gate": False}),
     "ebomlc": ("ebomlc", {"mlc_skip_gate": False}),  # the paper's EBOMLC (the library's default under SGD)
     "ebomlc_gate": ("ebomlc", {"mlc_skip_gate": True}),  # the library's default under AdamW
@@ -146,7 +146,7 @@ def run_one_method(cfg: dict[str, Any], method: str, recipe: str, clean_fraction
     """One run; ``clean_batch_size`` overrides the config's clean batch (``None``: the config's)."""
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
-    from hf_lilaw.mlc import MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer
+    from hf_lilaw.mlc import MetaLabelCorrectionTrainer
 
     cell_cfg = copy.deepcopy(cfg)
     cell_cfg["clean_fraction"] = clean_fraction
@@ -166,7 +166,7 @@ def run_one_method(cfg: dict[str, Any], method: str, recipe: str, clean_fraction
             trainer = Trainer(model=model, args=TrainingArguments(**values), data_collator=image_collator,
                               train_dataset=train, compute_loss_func=baselines.make_loss("cross_entropy"))  # fmt: skip
         else:
-            args = MetaLabelCorrectionConfig(**values, mlc_method=mlc_method, mlc_clean_batch_size=clean_bs, **extra)
+            args = released_mlc_config(**values, mlc_method=mlc_method, mlc_clean_batch_size=clean_bs, **extra)
             trainer = MetaLabelCorrectionTrainer(model=model, args=args, data_collator=image_collator,
                                                  train_dataset=cell.train, clean_dataset=cell.clean)  # fmt: skip
         trainer.remove_callback(PrinterCallback)
@@ -491,7 +491,7 @@ def fair_comparisons(runs: list[dict[str, Any]], recipe: str = "default") -> lis
 
 
 def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
-    """MLC and EBOMLC (library defaults, the default recipe) against CE, CE on train ∪ clean and CE on the clean
+    """MLC and EBOMLC (MLC's released settings, the default recipe) against CE, CE on train ∪ clean and CE on the clean
     rows alone: one table per model, BH over each model's comparisons."""
     lines = [f"# The MLC family against baselines that see the clean rows (`{name}`)", "",
              f"Command: `{command_line()}`", "",

@@ -42,6 +42,7 @@ from benchmarks.common import (
     eval_loader,
     image_collator,
     predict_logits,
+    released_mlc_config,
     tensorise_images,
 )
 
@@ -317,7 +318,7 @@ def train_one(
     """Train one model with ``method``'s trainer on ``train_dataset``; per-epoch accuracies and step times."""
     from transformers import PrinterCallback, Trainer, TrainingArguments
 
-    from hf_lilaw import EBOMLCTrainer, LiLAWConfig, LiLAWTrainer, MetaLabelCorrectionConfig, MLCDTrainer, MLCTrainer
+    from hf_lilaw import EBOMLCTrainer, LiLAWConfig, LiLAWTrainer, MLCDTrainer, MLCTrainer
 
     opts = cfg["method_options"]
     bs = cfg["training"]["batch_size"]
@@ -347,8 +348,8 @@ def train_one(
                 meta_dataset=meta, callbacks=callbacks,
             )
         elif method in MLC_METHODS:
-            args = MetaLabelCorrectionConfig(
-                **base, mlc_clean_batch_size=min(opts["mlc"]["clean_batch_size"], len(cell.clean)),
+            args = released_mlc_config(
+                **base, mlc_method=method, mlc_clean_batch_size=min(opts["mlc"]["clean_batch_size"], len(cell.clean)),
                 **{k: v for k, v in opts["mlc"].items() if k.startswith("mlc_")},
             )  # fmt: skip
             cls = {"ebomlc": EBOMLCTrainer, "mlc_d": MLCDTrainer, "mlc": MLCTrainer}[method]

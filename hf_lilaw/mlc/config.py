@@ -6,6 +6,8 @@ from typing import Literal
 from transformers import TrainingArguments
 
 MLC_METHODS = ("ebomlc", "mlc_d", "mlc")
+# Where the skip gate starts unless told otherwise: the given labels nearly as they are (docs/ebomlc.md).
+DEFAULT_SKIP_GATE_INIT = 0.98
 
 
 @dataclass
@@ -55,8 +57,9 @@ class MetaLabelCorrectionConfig(TrainingArguments):
 
         > Meta model (label correction network)
 
-        mlc_meta_lr (`float`, *optional*, defaults to `3e-4`):
-            Learning rate of the meta model's Adam optimizer.
+        mlc_meta_lr (`float`, *optional*, defaults to `1e-5`):
+            Learning rate of the meta model's Adam optimizer. MLC's released code uses `3e-4`: with a small clean set
+            that moves the meta model fast enough to override labels that were right (`docs/ebomlc.md`).
         mlc_meta_weight_decay (`float`, *optional*, defaults to `0.0`):
             Weight decay (L2) of the meta model's Adam optimizer.
         mlc_meta_amsgrad (`bool`, *optional*, defaults to `True`):
@@ -73,10 +76,9 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             AdamW); off for `"mlc_d"`.
         mlc_skip_gate_init (`float` or `None`, *optional*, defaults to `None`):
             With the skip gate, its initial value `g₀` in (0, 1) (the gate output's bias starts at `logit(g₀)`).
-            `None`: MLC's released initialisation, `g` near 0.5, so training starts on labels that put about half
-            their mass away from the given label. Where labels may be mostly right, `0.98` with
-            `mlc_meta_lr=3e-5` keeps MLC within a point of cross-entropy on clean labels, at the price of part of
-            its gain under heavy noise (`docs/ebomlc.md` has the measurements).
+            `None`: `0.98` when the gate is on, so training starts from the given labels. `0.5` is MLC's released
+            initialisation (a zero bias): training then starts on labels with about half their mass away from the
+            given label. Setting it where the gate is off is an error.
         mlc_label_embedding_init (`str` or `None`, *optional*, defaults to `None`):
             `"xavier_uniform"` (MLC's released code) or `"normal"` (N(0, 1), EBOMLC's released code). `None`:
             `"normal"` for `mlc_ebomlc_variant="released"` with EBOMLC, else `"xavier_uniform"`.
@@ -155,7 +157,9 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     )
 
     # Meta model
-    mlc_meta_lr: float = field(default=3e-4, metadata={"help": "Learning rate of the meta model's Adam."})
+    mlc_meta_lr: float = field(
+        default=1e-5, metadata={"help": "Learning rate of the meta model's Adam (MLC's released code: 3e-4)."}
+    )
     mlc_meta_weight_decay: float = field(
         default=0.0, metadata={"help": "Weight decay (L2) of the meta model's Adam."}
     )
@@ -174,8 +178,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     mlc_skip_gate_init: float | None = field(
         default=None,
         metadata={
-            "help": "Initial value of the skip gate g in (0, 1), e.g. 0.98 to start from the given labels (default: "
-            "MLC's released initialisation, g near 0.5)."
+            "help": "Initial value of the skip gate g in (0, 1) (default: 0.98 when the gate is on, i.e. start from "
+            "the given labels; 0.5 is MLC's released initialisation)."
         },
     )
     mlc_label_embedding_init: Literal["xavier_uniform", "normal"] | None = field(
@@ -306,6 +310,13 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         # EBOMLC without the gate gains most at heavy noise but loses badly on cleaner data under an adaptive
         # optimizer (docs/benchmarks.md §4); the SGD recipe and the released step are the authors' ungated setting.
         return self.mlc_method == "ebomlc" and self.mlc_ebomlc_variant == "spec" and self.optim_name != "sgd"
+
+    @property
+    def resolved_skip_gate_init(self) -> float | None:
+        """`mlc_skip_gate_init`, with `None` resolved to `0.98` when the skip gate is on (`None` without the gate)."""
+        if not self.resolved_skip_gate:
+            return None
+        return DEFAULT_SKIP_GATE_INIT if self.mlc_skip_gate_init is None else self.mlc_skip_gate_init
 
     @property
     def optim_name(self) -> str:

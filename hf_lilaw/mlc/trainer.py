@@ -164,7 +164,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             label_embedding_dim=args.mlc_label_embedding_dim,
             hidden_dim=args.mlc_meta_hidden_dim,
             skip_gate=args.resolved_skip_gate,
-            skip_gate_init=args.mlc_skip_gate_init,
+            skip_gate_init=args.resolved_skip_gate_init,
             label_embedding_init=args.resolved_label_embedding_init,
         ).to(args.device)
         meta_optimizer = torch.optim.Adam(
@@ -429,7 +429,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             "lower-loss weights (noisy, clean)": args.mlc_lower_loss_weights or "proportional to the batch sizes",
             "meta learning rate (Adam)": args.mlc_meta_lr,
             "skip gate": args.resolved_skip_gate,
-            **({"skip gate init": args.mlc_skip_gate_init} if args.mlc_skip_gate_init is not None else {}),
+            **({"skip gate init": args.resolved_skip_gate_init} if args.resolved_skip_gate else {}),
         }
         if args.mlc_method == "ebomlc":
             settings.update({

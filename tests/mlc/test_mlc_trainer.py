@@ -113,7 +113,8 @@ def test_config_through_hf_argument_parser(tmp_path):
     assert args.mlc_lower_loss_weights == [1.0, 0.25]
     assert args.mlc_clean_batch_size == 4 and args.logging_steps == 10
     defaults = (args.mlc_rho, args.mlc_barrier_threshold, args.mlc_barrier_scale, args.mlc_barrier_eta, args.mlc_meta_lr)
-    assert defaults == (0.2, 0.25, 0.5, 0.5, 3e-4)
+    assert defaults == (0.2, 0.25, 0.5, 0.5, 1e-5)
+    assert args.mlc_skip_gate_init is None and args.resolved_skip_gate_init is None  # no gate, nothing to start
     mlc_fields = [f for f in MetaLabelCorrectionConfig.__dataclass_fields__.values() if f.name.startswith("mlc_")]
     assert len(mlc_fields) >= 15 and all(f.metadata.get("help") for f in mlc_fields)
 
@@ -372,16 +373,33 @@ def test_skip_gate_init_starts_the_gate_at_its_value_and_the_labels_near_the_giv
     assert trainer.model_card_values()["method_settings"]["skip gate init"] == 0.9
 
 
+def test_the_gate_starts_at_the_given_labels_by_default_and_0_5_is_the_released_start(tmp_path):
+    default = make_trainer(tmp_path / "default", cls=MLCTrainer)
+    assert default.args.resolved_skip_gate_init == 0.98
+    assert default.meta_model.net[-1].bias[-1].item() == pytest.approx(math.log(0.98 / 0.02))
+    assert default.model_card_values()["method_settings"]["skip gate init"] == 0.98
+    # 0.5 is a zero bias: exactly the network MLC's released code builds.
+    released = make_trainer(tmp_path / "released", cls=MLCTrainer, mlc_skip_gate_init=0.5)
+    torch.manual_seed(0)
+    reference = LabelCorrectionNetwork(feature_dim=released.meta_model.feature_dim, num_labels=NUM_LABELS, skip_gate=True)
+    torch.manual_seed(0)
+    rebuilt = LabelCorrectionNetwork(feature_dim=released.meta_model.feature_dim, num_labels=NUM_LABELS, skip_gate=True,
+                                     skip_gate_init=0.5)  # fmt: skip
+    for a, b in zip(reference.state_dict().values(), rebuilt.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
+    assert released.meta_model.net[-1].bias[-1].item() == 0.0
+
+
 def test_label_kept_logs_how_much_of_the_given_labels_the_corrections_keep(tmp_path):
     # Started at the given labels, the corrections keep nearly all of them; MLC's released start spreads half away.
     logged = {}
-    for gate_init in (0.999, None):
+    for gate_init in (0.999, 0.5):
         trainer = make_trainer(tmp_path / str(gate_init), cls=MLCTrainer, mlc_skip_gate_init=gate_init, max_steps=1,
                                logging_steps=1, mlc_meta_lr=1e-8)  # fmt: skip
         trainer.train()
         logged[gate_init] = trainer.state.log_history[0]["mlc/label_kept"]
     assert logged[0.999] > 0.99
-    assert 0.3 < logged[None] < 0.8
+    assert 0.3 < logged[0.5] < 0.8
 
 
 @pytest.mark.parametrize(
