@@ -479,20 +479,21 @@ def command_line() -> str:
     return "python " + " ".join(argv + sys.argv[1:])
 
 
-# MLC's released settings: the library's defaults until it started the skip gate at the given labels (0.98) and slowed
-# the meta model (1e-5). The digits, fine-tuning and clean-batch grids were run with them and keep them.
-RELEASED_MLC_SETTINGS = {"mlc_meta_lr": 3e-4, "mlc_skip_gate_init": 0.5}
+# The library's MLC defaults until it started the skip gate at the given labels (0.98) and slowed the meta model (1e-5):
+# the meta learning rate of MLC's published commands and the gate where MLC's released code starts it (a zero bias).
+# The digits, fine-tuning and clean-batch grids were run with them and keep them.
+FORMER_MLC_DEFAULTS = {"mlc_meta_lr": 3e-4, "mlc_skip_gate_init": 0.5}
 
 
-def released_mlc_config(**kwargs: Any) -> Any:
-    """A `MetaLabelCorrectionConfig(**kwargs)` with MLC's released settings for those `kwargs` leave out: meta lr 3e-4,
+def former_defaults_mlc_config(**kwargs: Any) -> Any:
+    """A `MetaLabelCorrectionConfig(**kwargs)` with the former defaults for what `kwargs` leave out: meta lr 3e-4,
     and the skip gate (where this configuration has one) started at 0.5, a zero bias. Pass `mlc_method`: whether
     there is a gate depends on it."""
     from hf_lilaw.mlc import MetaLabelCorrectionConfig
 
     if "mlc_method" not in kwargs:
-        raise ValueError("released_mlc_config needs mlc_method=: whether the skip gate is on depends on it.")
-    args = MetaLabelCorrectionConfig(**{"mlc_meta_lr": RELEASED_MLC_SETTINGS["mlc_meta_lr"], **kwargs})
+        raise ValueError("former_defaults_mlc_config needs mlc_method=: whether the skip gate is on depends on it.")
+    args = MetaLabelCorrectionConfig(**{"mlc_meta_lr": FORMER_MLC_DEFAULTS["mlc_meta_lr"], **kwargs})
     if args.resolved_skip_gate and "mlc_skip_gate_init" not in kwargs:
-        args.mlc_skip_gate_init = RELEASED_MLC_SETTINGS["mlc_skip_gate_init"]
+        args.mlc_skip_gate_init = FORMER_MLC_DEFAULTS["mlc_skip_gate_init"]
     return args

@@ -106,7 +106,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import grid, stats
-from benchmarks.common import markdown_table
+from benchmarks.common import FORMER_MLC_DEFAULTS, markdown_table
 from benchmarks.fashion_mnist_data import NOISE_KINDS, feature_cache_path, noisy_split, parse_condition
 from benchmarks.fashion_mnist_data import pretrained_pixels, probe_features, recorded_rows
 
@@ -138,9 +138,8 @@ PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 
 # Config fields passed as they are to the MLC family's `MetaLabelCorrectionConfig` (`--mlc-meta-lr`, ...).
 MLC_SETTINGS = ("mlc_meta_lr", "mlc_skip_gate_init")
-# MLC's released settings, the library's defaults until it started the gate at the given labels and slowed the meta
-# model: what a record that names neither setting (or leaves it null) ran with.
-RELEASED_MLC_SETTINGS = {"mlc_meta_lr": 3e-4, "mlc_skip_gate_init": 0.5}
+# The library's MLC defaults until it started the gate at the given labels and slowed the meta model
+# (`benchmarks.common.FORMER_MLC_DEFAULTS`): what a record that names neither setting (or leaves it null) ran with.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -182,8 +181,8 @@ class Config:
 
 def recorded_config(recorded: dict[str, Any]) -> dict[str, Any]:
     """A record's config in full: fields added since it was written read as their defaults, except the MLC settings,
-    which read as the ones it ran with (`RELEASED_MLC_SETTINGS`, the library's defaults then)."""
-    mlc = {name: RELEASED_MLC_SETTINGS[name] if recorded.get(name) is None else recorded[name] for name in MLC_SETTINGS}
+    which read as the ones it ran with (`FORMER_MLC_DEFAULTS`, the library's defaults then)."""
+    mlc = {name: FORMER_MLC_DEFAULTS[name] if recorded.get(name) is None else recorded[name] for name in MLC_SETTINGS}
     return {**Config().as_json(), **recorded, **mlc}
 
 
@@ -813,8 +812,8 @@ def _mlc_settings_text(records: list[dict[str, Any]]) -> str:
     settings = ", ".join(f"`{k}={config[k]:g}`" for k in MLC_SETTINGS)
     if all(config[k] == getattr(Config(), k) for k in MLC_SETTINGS):
         which = "the library's defaults"
-    elif all(config[k] == v for k, v in RELEASED_MLC_SETTINGS.items()):
-        which = "MLC's released settings (the library's defaults before it started the gate at the given labels)"
+    elif all(config[k] == v for k, v in FORMER_MLC_DEFAULTS.items()):
+        which = "the library's former defaults (the gate started at MLC's released 0.5, the published commands' meta lr)"
     else:
         which = "the library's defaults but"
     return f"{which} {settings} (`--mlc-*`), skip gate on under AdamW"
@@ -987,8 +986,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                         "baselines'); default min(batch size, clean rows).")  # fmt: skip
     for name in MLC_SETTINGS:
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name),
-                            help=f"The MLC family's {name} (default: the library's, %(default)g; MLC's released "
-                            f"setting: {RELEASED_MLC_SETTINGS[name]:g}).")  # fmt: skip
+                            help=f"The MLC family's {name} (default: the library's, %(default)g; its former "
+                            f"default: {FORMER_MLC_DEFAULTS[name]:g}).")  # fmt: skip
     parser.add_argument("--model", choices=tuple(MODEL_TITLES), default=defaults.model,
                         help="mlp / cnn: from scratch on pixels; effnet_probe: a linear head on the frozen ImageNet "
                         "EfficientNet-Lite0's pooled features (computed once and cached); effnet_last2 / effnet_full: "

@@ -52,7 +52,7 @@ if __package__ in (None, ""):
 # Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
 from benchmarks import baselines, grid, stats
 from benchmarks.common import RESULTS_DIR, LastValue, TensorRows, command_line, image_collator, load_config
-from benchmarks.common import markdown_table, offline_environment, predict_logits, released_mlc_config
+from benchmarks.common import markdown_table, offline_environment, predict_logits, former_defaults_mlc_config
 from benchmarks.features import feature_cache, to_features
 from benchmarks.training import load_base as load_splits
 from benchmarks.training import new_model, prepare_cell, resolve_config
@@ -166,7 +166,7 @@ def run_one_method(cfg: dict[str, Any], method: str, recipe: str, clean_fraction
             trainer = Trainer(model=model, args=TrainingArguments(**values), data_collator=image_collator,
                               train_dataset=train, compute_loss_func=baselines.make_loss("cross_entropy"))  # fmt: skip
         else:
-            args = released_mlc_config(**values, mlc_method=mlc_method, mlc_clean_batch_size=clean_bs, **extra)
+            args = former_defaults_mlc_config(**values, mlc_method=mlc_method, mlc_clean_batch_size=clean_bs, **extra)
             trainer = MetaLabelCorrectionTrainer(model=model, args=args, data_collator=image_collator,
                                                  train_dataset=cell.train, clean_dataset=cell.clean)  # fmt: skip
         trainer.remove_callback(PrinterCallback)
@@ -491,7 +491,7 @@ def fair_comparisons(runs: list[dict[str, Any]], recipe: str = "default") -> lis
 
 
 def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
-    """MLC and EBOMLC (MLC's released settings, the default recipe) against CE, CE on train ∪ clean and CE on the clean
+    """MLC and EBOMLC (the library's former MLC defaults, the default recipe) against CE, CE on train ∪ clean and CE on the clean
     rows alone: one table per model, BH over each model's comparisons."""
     lines = [f"# The MLC family against baselines that see the clean rows (`{name}`)", "",
              f"Command: `{command_line()}`", "",

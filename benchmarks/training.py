@@ -42,7 +42,7 @@ from benchmarks.common import (
     eval_loader,
     image_collator,
     predict_logits,
-    released_mlc_config,
+    former_defaults_mlc_config,
     tensorise_images,
 )
 
@@ -348,7 +348,7 @@ def train_one(
                 meta_dataset=meta, callbacks=callbacks,
             )
         elif method in MLC_METHODS:
-            args = released_mlc_config(
+            args = former_defaults_mlc_config(
                 **base, mlc_method=method, mlc_clean_batch_size=min(opts["mlc"]["clean_batch_size"], len(cell.clean)),
                 **{k: v for k, v in opts["mlc"].items() if k.startswith("mlc_")},
             )  # fmt: skip

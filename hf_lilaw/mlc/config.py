@@ -58,8 +58,9 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         > Meta model (label correction network)
 
         mlc_meta_lr (`float`, *optional*, defaults to `1e-5`):
-            Learning rate of the meta model's Adam optimizer. MLC's released code uses `3e-4`: with a small clean set
-            that moves the meta model fast enough to override labels that were right (`docs/ebomlc.md`).
+            Learning rate of the meta model's Adam optimizer. MLC's published commands use `3e-4` (its script's
+            default is `3e-5`): on Fashion-MNIST that moves the meta model fast enough to override labels that were
+            right (`docs/ebomlc.md`).
         mlc_meta_weight_decay (`float`, *optional*, defaults to `0.0`):
             Weight decay (L2) of the meta model's Adam optimizer.
         mlc_meta_amsgrad (`bool`, *optional*, defaults to `True`):
@@ -158,7 +159,7 @@ class MetaLabelCorrectionConfig(TrainingArguments):
 
     # Meta model
     mlc_meta_lr: float = field(
-        default=1e-5, metadata={"help": "Learning rate of the meta model's Adam (MLC's released code: 3e-4)."}
+        default=1e-5, metadata={"help": "Learning rate of the meta model's Adam (MLC's published commands: 3e-4)."}
     )
     mlc_meta_weight_decay: float = field(
         default=0.0, metadata={"help": "Weight decay (L2) of the meta model's Adam."}

@@ -345,13 +345,13 @@ def test_mlc_settings_reach_the_trainer_and_are_recorded(data_dir, tmp_path, mon
     assert [(c.mlc_meta_lr, c.mlc_skip_gate_init) for c in made] == [(3e-5, 0.98)]
     (record,) = read_records(out / "m_runs.jsonl")
     assert record["config"]["mlc_meta_lr"] == 3e-5 and record["config"]["mlc_skip_gate_init"] == 0.98
-    # Records written before these fields ran with MLC's released settings (the library's defaults then) and read
+    # Records written before these fields ran with the library's former defaults and read
     # as those; a grid of other settings refuses to mix with them.
     old = {k: v for k, v in fm.Config().as_json().items() if not k.startswith("mlc_")}
     assert fm.recorded_config(old)["mlc_meta_lr"] == 3e-4 and fm.recorded_config(old)["mlc_skip_gate_init"] == 0.5
     assert fm.Config(mlc_meta_lr=3e-4, mlc_skip_gate_init=0.5).same_as(old) and not fm.Config().same_as(old)
     assert fm.Config(mlc_meta_lr=3e-4, mlc_skip_gate_init=0.5).same_as({**old, "mlc_meta_lr": None})
-    assert "MLC's released settings" in fm._mlc_settings_text([{"config": old}])
+    assert "the library's former defaults" in fm._mlc_settings_text([{"config": old}])
     assert fm._mlc_settings_text([{"config": fm.Config().as_json()}]).startswith("the library's defaults `mlc_meta_lr=1e-05`")
     with pytest.raises(SystemExit, match="pass --name to keep them apart"):
         fm.main(["--epochs", "1", "--batch-size", "64", "--val-rows", "200", "--conditions", "clean", "--name", "m",
