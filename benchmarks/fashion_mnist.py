@@ -174,9 +174,13 @@ class Config:
     def as_json(self) -> dict[str, Any]:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
-    def same_as(self, recorded: dict[str, Any]) -> bool:
-        """Whether a record's config is this one (read by `recorded_config`)."""
-        return recorded_config(recorded) == self.as_json()
+    def same_as(self, recorded: dict[str, Any], *, mlc: bool = True) -> bool:
+        """Whether a record's config is this one (read by `recorded_config`); with `mlc=False` (a grid without MLC-family
+        runs) the MLC settings, which nothing else reads, are left out of the comparison."""
+        ours, theirs = self.as_json(), recorded_config(recorded)
+        if not mlc:
+            ours, theirs = ({k: v for k, v in c.items() if k not in MLC_SETTINGS} for c in (ours, theirs))
+        return ours == theirs
 
 
 def recorded_config(recorded: dict[str, Any]) -> dict[str, Any]:
@@ -1023,7 +1027,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                  hidden={"mlp": Config.hidden, "cnn": (128,)}.get(args.model, ()))  # fmt: skip
     if args.bf16 and args.device != "cuda":
         raise SystemExit("--bf16 needs --device cuda (bf16 autocast on a CPU is slower, not faster).")
-    other = [r["config"] for r in grid.read_records(runs_path) if not cfg.same_as(r["config"])]
+    records = grid.read_records(runs_path)
+    mlc = any(m in MLC_METHODS for m in [*args.methods, *(r.get("method") for r in records)])
+    other = [r["config"] for r in records if not cfg.same_as(r["config"], mlc=mlc)]
     if other:
         raise SystemExit(f"{runs_path} holds runs of another config ({json.dumps(other[0])}; this one is "
                          f"{json.dumps(cfg.as_json())}): pass --name to keep them apart.")  # fmt: skip

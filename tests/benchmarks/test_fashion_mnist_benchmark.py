@@ -351,8 +351,15 @@ def test_mlc_settings_reach_the_trainer_and_are_recorded(data_dir, tmp_path, mon
     assert fm.recorded_config(old)["mlc_meta_lr"] == 3e-4 and fm.recorded_config(old)["mlc_skip_gate_init"] == 0.5
     assert fm.Config(mlc_meta_lr=3e-4, mlc_skip_gate_init=0.5).same_as(old) and not fm.Config().same_as(old)
     assert fm.Config(mlc_meta_lr=3e-4, mlc_skip_gate_init=0.5).same_as({**old, "mlc_meta_lr": None})
+    # A grid without MLC-family runs does not depend on them: its old records stay resumable with today's defaults.
+    assert fm.Config().same_as(old, mlc=False) and not fm.Config(epochs=3).same_as(old, mlc=False)
     assert "the library's former defaults" in fm._mlc_settings_text([{"config": old}])
     assert fm._mlc_settings_text([{"config": fm.Config().as_json()}]).startswith("the library's defaults `mlc_meta_lr=1e-05`")
     with pytest.raises(SystemExit, match="pass --name to keep them apart"):
         fm.main(["--epochs", "1", "--batch-size", "64", "--val-rows", "200", "--conditions", "clean", "--name", "m",
                  "--seeds", "1", "--methods", "mlc_2", "--data-dir", str(data_dir), "--out-dir", str(out)])
+    common = ["--epochs", "1", "--batch-size", "64", "--val-rows", "200", "--conditions", "clean", "--name", "plain",
+              "--methods", "ce", "--data-dir", str(data_dir), "--out-dir", str(out)]  # fmt: skip
+    assert fm.main([*common, "--seeds", "0", "--mlc-meta-lr", "3e-4", "--mlc-skip-gate-init", "0.5"]) == 0
+    assert fm.main([*common, "--seeds", "1"]) == 0  # no MLC run in the grid: the settings do not split it
+    assert len(read_records(out / "plain_runs.jsonl")) == 2
