@@ -6,13 +6,18 @@
     # on a GPU machine: 16 worker processes share the device (the IDX files in a folder of their own)
     python benchmarks/fashion_mnist.py --device cuda --workers 16 --data-dir DIR
     # the pretrained linear probe: EfficientNet-Lite0 features of all 70,000 images at 64 px (once, cached), then
-    # a linear head per run (the README's probe table: 10 epochs, batch 256)
+    # a linear head per run (the README's probe table: 10 epochs, batch 256; its MLC family ran with the library's
+    # former MLC defaults, so the grid is resumed with them)
     .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 --batch-size 256 \
-        --name probe64_e10 --methods ce sce gce elr lilaw --workers 1
+        --name probe64_e10 --methods ce sce gce elr lilaw --workers 1 --mlc-meta-lr 3e-4 --mlc-skip-gate-init 0.5
     # the prune methods, MLC/EBOMLC and their fair baselines on the same probe records (issue #21), one process
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 \
         --batch-size 256 --name probe64_e10 --conditions uniform_40 --methods prune_cleanlab prune_one_run mlc_10 \
-        ce_union_10 ce_clean_10 ebomlc_10 mlc_2 ce_union_2 ce_clean_2 ebomlc_2
+        ce_union_10 ce_clean_10 ebomlc_10 mlc_2 ce_union_2 ce_clean_2 ebomlc_2 --mlc-meta-lr 3e-4 --mlc-skip-gate-init 0.5
+    # the MLC family with today's defaults and its fair baselines on the same probe, every condition
+    .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 --batch-size 256 \
+        --name probe64_e10_defaults --methods ce mlc_10 mlc_2 ebomlc_10 ebomlc_2 ce_union_10 ce_clean_10 ce_union_2 \
+        ce_clean_2 --conditions clean uniform_20 uniform_40 uniform_60 uniform_80 pair_flip_40 rule_map_40 --workers 2
     # a small CNN from scratch, sized for a CPU core: 10,000 training rows, 20 epochs, 5,000 test images
     .venv/bin/python benchmarks/fashion_mnist.py --model cnn --epochs 20 --train-rows 10000 --val-rows 2000 \
         --test-rows 5000 --methods ce sce elr lilaw --conditions clean uniform_40 uniform_60 pair_flip_40 --name cnn10k_e20
