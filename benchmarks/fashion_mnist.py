@@ -13,7 +13,8 @@
     # the prune methods, MLC/EBOMLC and their fair baselines on the same probe records (issue #21), one process
     OMP_NUM_THREADS=1 .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 \
         --batch-size 256 --name probe64_e10 --conditions uniform_40 --methods prune_cleanlab prune_one_run mlc_10 \
-        ce_union_10 ce_clean_10 ebomlc_10 mlc_2 ce_union_2 ce_clean_2 ebomlc_2 --mlc-meta-lr 3e-4 --mlc-skip-gate-init 0.5
+        ce_union_10 ce_clean_10 ebomlc_10 mlc_2 ce_union_2 ce_clean_2 ebomlc_2 \
+        --mlc-meta-lr 3e-4 --mlc-skip-gate-init 0.5
     # the MLC family with today's defaults and its fair baselines on the same probe, every condition
     .venv/bin/python benchmarks/fashion_mnist.py --model effnet_probe --image-size 64 --epochs 10 --batch-size 256 \
         --name probe64_e10_defaults --methods ce mlc_10 mlc_2 ebomlc_10 ebomlc_2 ce_union_10 ce_clean_10 ce_union_2 \
@@ -143,8 +144,6 @@ PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 
 # Config fields passed as they are to the MLC family's `MetaLabelCorrectionConfig` (`--mlc-meta-lr`, ...).
 MLC_SETTINGS = ("mlc_meta_lr", "mlc_skip_gate_init")
-# The library's MLC defaults until it started the gate at the given labels and slowed the meta model
-# (`benchmarks.common.FORMER_MLC_DEFAULTS`): what a record that names neither setting (or leaves it null) ran with.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -180,8 +179,8 @@ class Config:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def same_as(self, recorded: dict[str, Any], *, mlc: bool = True) -> bool:
-        """Whether a record's config is this one (read by `recorded_config`); with `mlc=False` (a grid without MLC-family
-        runs) the MLC settings, which nothing else reads, are left out of the comparison."""
+        """Whether a record's config is this one (read by `recorded_config`); with `mlc=False` (a grid without
+        MLC-family runs) the MLC settings, which nothing else reads, are left out of the comparison."""
         ours, theirs = self.as_json(), recorded_config(recorded)
         if not mlc:
             ours, theirs = ({k: v for k, v in c.items() if k not in MLC_SETTINGS} for c in (ours, theirs))
@@ -189,8 +188,8 @@ class Config:
 
 
 def recorded_config(recorded: dict[str, Any]) -> dict[str, Any]:
-    """A record's config in full: fields added since it was written read as their defaults, except the MLC settings,
-    which read as the ones it ran with (`FORMER_MLC_DEFAULTS`, the library's defaults then)."""
+    """A record's config in full: fields added since it was written read as their defaults, except the MLC settings:
+    a record that names neither (or leaves one null) ran with the library's former defaults, `FORMER_MLC_DEFAULTS`."""
     mlc = {name: FORMER_MLC_DEFAULTS[name] if recorded.get(name) is None else recorded[name] for name in MLC_SETTINGS}
     return {**Config().as_json(), **recorded, **mlc}
 
@@ -822,7 +821,7 @@ def _mlc_settings_text(records: list[dict[str, Any]]) -> str:
     if all(config[k] == getattr(Config(), k) for k in MLC_SETTINGS):
         which = "the library's defaults"
     elif all(config[k] == v for k, v in FORMER_MLC_DEFAULTS.items()):
-        which = "the library's former defaults (the gate started at MLC's released 0.5, the published commands' meta lr)"
+        which = "the library's former defaults (MLC's released gate start, its published commands' meta lr)"
     else:
         which = "the library's defaults but"
     return f"{which} {settings} (`--mlc-*`), skip gate on under AdamW"

@@ -52,7 +52,7 @@ if __package__ in (None, ""):
 # Before NumPy and torch: importing `benchmarks` sets the thread and offline defaults.
 from benchmarks import baselines, grid, stats
 from benchmarks.common import RESULTS_DIR, LastValue, TensorRows, command_line, image_collator, load_config
-from benchmarks.common import markdown_table, offline_environment, predict_logits, former_defaults_mlc_config
+from benchmarks.common import former_defaults_mlc_config, markdown_table, offline_environment, predict_logits
 from benchmarks.features import feature_cache, to_features
 from benchmarks.training import load_base as load_splits
 from benchmarks.training import new_model, prepare_cell, resolve_config
@@ -491,8 +491,8 @@ def fair_comparisons(runs: list[dict[str, Any]], recipe: str = "default") -> lis
 
 
 def fair_report(configs: list[str], out_dir: str, name: str) -> Path:
-    """MLC and EBOMLC (the library's former MLC defaults, the default recipe) against CE, CE on train ∪ clean and CE on the clean
-    rows alone: one table per model, BH over each model's comparisons."""
+    """MLC and EBOMLC (the library's former MLC defaults, the default recipe) against CE, CE on train ∪ clean and CE
+    on the clean rows alone: one table per model, BH over each model's comparisons."""
     lines = [f"# The MLC family against baselines that see the clean rows (`{name}`)", "",
              f"Command: `{command_line()}`", "",
              "Recipe `default` (AdamW, linear decay, clipping 1.0). Baselines, all plain cross-entropy with the MLC "

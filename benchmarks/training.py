@@ -40,9 +40,9 @@ from benchmarks.common import (
     TensorRows,
     build_model,
     eval_loader,
+    former_defaults_mlc_config,
     image_collator,
     predict_logits,
-    former_defaults_mlc_config,
     tensorise_images,
 )
 

@@ -354,7 +354,8 @@ def test_mlc_settings_reach_the_trainer_and_are_recorded(data_dir, tmp_path, mon
     # A grid without MLC-family runs does not depend on them: its old records stay resumable with today's defaults.
     assert fm.Config().same_as(old, mlc=False) and not fm.Config(epochs=3).same_as(old, mlc=False)
     assert "the library's former defaults" in fm._mlc_settings_text([{"config": old}])
-    assert fm._mlc_settings_text([{"config": fm.Config().as_json()}]).startswith("the library's defaults `mlc_meta_lr=1e-05`")
+    today = fm._mlc_settings_text([{"config": fm.Config().as_json()}])
+    assert today.startswith("the library's defaults `mlc_meta_lr=1e-05`, `mlc_skip_gate_init=0.98`")
     with pytest.raises(SystemExit, match="pass --name to keep them apart"):
         fm.main(["--epochs", "1", "--batch-size", "64", "--val-rows", "200", "--conditions", "clean", "--name", "m",
                  "--seeds", "1", "--methods", "mlc_2", "--data-dir", str(data_dir), "--out-dir", str(out)])

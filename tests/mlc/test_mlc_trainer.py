@@ -381,10 +381,10 @@ def test_the_gate_starts_at_the_given_labels_by_default_and_0_5_is_the_released_
     # 0.5 is a zero bias: exactly the network MLC's released code builds.
     released = make_trainer(tmp_path / "released", cls=MLCTrainer, mlc_skip_gate_init=0.5)
     torch.manual_seed(0)
-    reference = LabelCorrectionNetwork(feature_dim=released.meta_model.feature_dim, num_labels=NUM_LABELS, skip_gate=True)
+    shape = {"feature_dim": released.meta_model.feature_dim, "num_labels": NUM_LABELS, "skip_gate": True}
+    reference = LabelCorrectionNetwork(**shape)
     torch.manual_seed(0)
-    rebuilt = LabelCorrectionNetwork(feature_dim=released.meta_model.feature_dim, num_labels=NUM_LABELS, skip_gate=True,
-                                     skip_gate_init=0.5)  # fmt: skip
+    rebuilt = LabelCorrectionNetwork(**shape, skip_gate_init=0.5)
     for a, b in zip(reference.state_dict().values(), rebuilt.state_dict().values(), strict=True):
         assert torch.equal(a, b)
     assert released.meta_model.net[-1].bias[-1].item() == 0.0
