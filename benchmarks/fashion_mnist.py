@@ -810,12 +810,13 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
                   "MLC, EBOMLC and their fair baselines take their clean set from the validation split: a class-balanced "
                   "subset drawn by the seed with its true labels, 2 % or 10 % of the split (10 % of the training rows "
                   f"would not fit in it). {listed}; the rest of the split keeps its noisy labels "
-                  f"and serves early stopping. MLC and EBOMLC: {_mlc_settings_text(records)}, "
+                  f"and serves early stopping. MLC and EBOMLC: {mlc_settings_text(records)}, "
                   f"clean batch {_clean_batch_text(records)}.", ""]  # fmt: skip
     return lines
 
 
-def _mlc_settings_text(records: list[dict[str, Any]]) -> str:
+def mlc_settings_text(records: list[dict[str, Any]]) -> str:
+    """The MLC settings a grid's records ran with, named as the library's defaults, its former ones, or neither."""
     config = recorded_config(records[0]["config"])
     settings = ", ".join(f"`{k}={config[k]:g}`" for k in MLC_SETTINGS)
     if all(config[k] == getattr(Config(), k) for k in MLC_SETTINGS):

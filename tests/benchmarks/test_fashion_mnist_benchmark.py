@@ -353,8 +353,8 @@ def test_mlc_settings_reach_the_trainer_and_are_recorded(data_dir, tmp_path, mon
     assert fm.Config(mlc_meta_lr=3e-4, mlc_skip_gate_init=0.5).same_as({**old, "mlc_meta_lr": None})
     # A grid without MLC-family runs does not depend on them: its old records stay resumable with today's defaults.
     assert fm.Config().same_as(old, mlc=False) and not fm.Config(epochs=3).same_as(old, mlc=False)
-    assert "the library's former defaults" in fm._mlc_settings_text([{"config": old}])
-    today = fm._mlc_settings_text([{"config": fm.Config().as_json()}])
+    assert "the library's former defaults" in fm.mlc_settings_text([{"config": old}])
+    today = fm.mlc_settings_text([{"config": fm.Config().as_json()}])
     assert today.startswith("the library's defaults `mlc_meta_lr=1e-05`, `mlc_skip_gate_init=0.98`")
     with pytest.raises(SystemExit, match="pass --name to keep them apart"):
         fm.main(["--epochs", "1", "--batch-size", "64", "--val-rows", "200", "--conditions", "clean", "--name", "m",
