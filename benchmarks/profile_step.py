@@ -178,6 +178,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--out-dir", default=str(RESULTS_DIR / "cost_profile"))
     parser.add_argument("--name", default="profile_step")
     args = parser.parse_args(argv)
+    try:
+        import pyinstrument  # noqa: F401
+    except ImportError as error:
+        raise SystemExit("benchmarks/profile_step.py samples the step with pyinstrument, which is not installed: "
+                         "pip install -e '.[bench]' (or pip install pyinstrument).") from error
     offline_environment(args.threads)
     torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")
