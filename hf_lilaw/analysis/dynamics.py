@@ -178,10 +178,11 @@ class TrainingDynamics:
 class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     """Keeps, for every training sample and epoch, what the classic hardness scores need.
 
-    Add it to a `LiLAWTrainer` (``callbacks=[TrainingDynamicsRecorder()]``). The trainer hands it the statistics of
-    each training micro-batch from the logits it already computed, so recording costs no extra forward or backward pass: the
-    margin (AUM), EL2N, correctness (forgetting), probability of the given label (Data Maps, Data-IQ), loss and
-    the LiLAW weights with the α, β, δ of that step.
+    Add it to a `LiLAWTrainer` or an `ELRTrainer` (``callbacks=[TrainingDynamicsRecorder()]``; an ELR run with
+    ``elr_lambda=0.0`` is plain cross-entropy); under any other trainer it stops the run before its first step.
+    The trainer hands it the statistics of each training micro-batch from the logits it already computed, so
+    recording costs no extra forward or backward pass: the margin (AUM), EL2N, correctness (forgetting),
+    probability of the given label (Data Maps, Data-IQ), loss and the LiLAW weights with the α, β, δ of that step.
 
     Samples are identified by their ``sample_id`` column (`hf_lilaw.data` loaders add one; otherwise the trainer
     adds ``sample_id = row index`` to a `datasets.Dataset` when training starts), so identity survives shuffling,
@@ -205,7 +206,9 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     def record(self, sample_ids: torch.Tensor, stats: dict[str, torch.Tensor], *, epoch: int) -> None:
         """Store one micro-batch's `per_sample_statistics` under row ``epoch``."""
         if self.dynamics is None:
-            raise RuntimeError("TrainingDynamicsRecorder.record called before start(); attach it to a LiLAWTrainer.")
+            raise RuntimeError(
+                "TrainingDynamicsRecorder.record called before start(); attach it to a LiLAWTrainer or an ELRTrainer."
+            )
         self.dynamics.record(sample_ids, stats, epoch=epoch)
 
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:

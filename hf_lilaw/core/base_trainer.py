@@ -74,6 +74,8 @@ class BaseTrainer(Trainer):
     method_name: ClassVar[str] = "hf_lilaw"
     """The method as named in model cards (``"LiLAW"``, ``"EBOMLC"``)."""
     _tag_names: ClassVar[list[str]] = ["hf_lilaw"]
+    _records_training_dynamics: ClassVar[bool] = False
+    """Whether the family hands per-sample statistics to `TrainingDynamicsObserver` callbacks (`record_dynamics`)."""
     _records_lilaw_weights: ClassVar[bool] = False
     """Whether `TrainingDynamicsObserver` callbacks are started with room for the LiLAW weights."""
 
@@ -585,6 +587,13 @@ class BaseTrainer(Trainer):
         ]
         if not self._dynamics_observers:
             return
+        if not self._records_training_dynamics:
+            raise ValueError(
+                f"{type(self).__name__} does not record per-sample statistics, so "
+                f"{type(self._dynamics_observers[0]).__name__} would end the run empty: record the dynamics with "
+                "hf_lilaw.LiLAWTrainer or hf_lilaw.ELRTrainer (ELRConfig(elr_lambda=0.0) trains with plain "
+                "cross-entropy), or remove the callback."
+            )
         train = self.train_dataset
         if not isinstance(train, datasets.Dataset):
             raise ValueError(
@@ -594,7 +603,7 @@ class BaseTrainer(Trainer):
         self.train_dataset = train = with_sample_id(train)
         num_samples = int(column_array(train, SAMPLE_ID_COLUMN).max()) + 1
         for observer in self._dynamics_observers:
-            observer.start(num_samples, weights=self._records_lilaw_weights)
+            observer.begin(num_samples, weights=self._records_lilaw_weights)
 
     @property
     def records_dynamics(self) -> bool:

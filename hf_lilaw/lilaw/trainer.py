@@ -67,6 +67,7 @@ class LiLAWTrainer(BaseTrainer):
     config_class = LiLAWConfig
     method_name = "LiLAW"
     _tag_names = ["lilaw", "hf_lilaw"]
+    _records_training_dynamics = True
     _records_lilaw_weights = True
     args: LiLAWConfig
 

@@ -89,3 +89,46 @@ def test_one_run_finds_the_flipped_labels(tmp_path):
     assert not find_label_issues(dynamics=recorder.dynamics, score="w_alpha").any()
     issues = find_label_issues(dynamics=recorder.dynamics, score="w_alpha", frac_issues=0.3)
     assert is_noisy[issues].mean() > 0.8  # measured 0.83
+
+
+def test_recorder_refuses_trainers_that_record_nothing(tmp_path):
+    """Under transformers.Trainer or the MLC family the recorder would end the run with no dynamics; both stop
+    before the first step instead, and the model is untouched."""
+    from transformers import Trainer, TrainingArguments
+
+    from hf_lilaw import CrossEntropy, MetaLabelCorrectionConfig, MLCTrainer
+
+    common = dict(output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16, report_to=[],
+                  save_strategy="no", disable_tqdm=True)
+    torch.manual_seed(0)
+    model = TinyNet()
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = Trainer(model=model, args=TrainingArguments(**common), train_dataset=blobs(64),
+                      compute_loss_func=CrossEntropy(), callbacks=[TrainingDynamicsRecorder()])
+    with pytest.raises(ValueError, match="attach it to hf_lilaw.LiLAWTrainer or hf_lilaw.ELRTrainer"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+
+    mlc = MLCTrainer(model=TinyNet(), args=MetaLabelCorrectionConfig(**common), train_dataset=blobs(64),
+                     clean_dataset=blobs(32, noise_rate=0.0), callbacks=[TrainingDynamicsRecorder()])
+    with pytest.raises(ValueError, match="MLCTrainer does not record per-sample statistics"):
+        mlc.train()
+    assert mlc.state.global_step == 0
+
+
+def test_recorder_reused_under_a_plain_trainer_still_refuses(tmp_path):
+    """A recorder that already served a LiLAW run is not left 'begun' for the next trainer."""
+    from transformers import Trainer, TrainingArguments
+
+    from hf_lilaw import CrossEntropy
+
+    recorder = TrainingDynamicsRecorder()
+    frozen_trainer(tmp_path, blobs(48, seed=5), recorder).train()
+    assert recorder.dynamics.num_epochs == 3
+    args = TrainingArguments(output_dir=str(tmp_path), num_train_epochs=1, per_device_train_batch_size=16,
+                             report_to=[], save_strategy="no", disable_tqdm=True)
+    trainer = Trainer(model=TinyNet(), args=args, train_dataset=blobs(64), compute_loss_func=CrossEntropy(),
+                      callbacks=[recorder])
+    with pytest.raises(ValueError, match="this trainer hands it none"):
+        trainer.train()
