@@ -132,3 +132,24 @@ def test_recorder_reused_under_a_plain_trainer_still_refuses(tmp_path):
                       callbacks=[recorder])
     with pytest.raises(ValueError, match="this trainer hands it none"):
         trainer.train()
+
+
+def test_elr_run_with_lambda_zero_records_plain_cross_entropy(tmp_path):
+    """The one-run prune's detection run: ELRTrainer with elr_lambda=0 records every epoch's per-sample CE loss of
+    the model as it is (learning rate 0 freezes it), and no LiLAW weights."""
+    from hf_lilaw import ELRConfig, ELRTrainer
+
+    train = blobs(80, seed=7)
+    recorder = TrainingDynamicsRecorder()
+    torch.manual_seed(0)
+    model = TinyNet()
+    args = ELRConfig(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.0,
+                     save_strategy="no", report_to=[], disable_tqdm=True, elr_lambda=0.0)
+    ELRTrainer(model=model, args=args, train_dataset=train, callbacks=[recorder]).train()
+    dynamics = recorder.dynamics
+    assert (dynamics.num_epochs, dynamics.num_samples) == (2, 80) and dynamics.w_alpha is None
+    with torch.no_grad():
+        logits = model(torch.tensor(train["x"]))["logits"]
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(train["label"]), reduction="none").numpy()
+    for epoch in range(2):
+        np.testing.assert_allclose(dynamics.loss[epoch], expected, rtol=1e-5)
