@@ -28,7 +28,7 @@ from .columns import (
 )
 from .labels import check_class_labels, check_label_feature, check_single_label_model, dataset_labels
 from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
-from .observers import TrainingDynamicsObserver
+from .observers import RECORDING_TRAINERS, TrainingDynamicsObserver
 from .outputs import extract_logits
 from .side_set import SideBatchSampler, SideSet, WithSideSets, make_side_sampler, split_labels
 from .tensor_cache import TensorBatchCache
@@ -591,8 +591,7 @@ class BaseTrainer(Trainer):
             raise ValueError(
                 f"{type(self).__name__} does not record per-sample statistics, so "
                 f"{type(self._dynamics_observers[0]).__name__} would end the run empty: record the dynamics with "
-                "hf_lilaw.LiLAWTrainer or hf_lilaw.ELRTrainer (ELRConfig(elr_lambda=0.0) trains with plain "
-                "cross-entropy), or remove the callback."
+                f"{RECORDING_TRAINERS}, or remove the callback."
             )
         train = self.train_dataset
         if not isinstance(train, datasets.Dataset):

@@ -11,6 +11,11 @@ from typing import Any
 import torch
 from transformers import TrainerCallback
 
+RECORDING_TRAINERS = (
+    "hf_lilaw.LiLAWTrainer or hf_lilaw.ELRTrainer (ELRConfig(elr_lambda=0.0) trains with plain cross-entropy)"
+)
+"""The trainer families that hand observers their statistics, as error messages name them."""
+
 
 class TrainingDynamicsObserver(TrainerCallback):
     """A callback that receives per-sample statistics of every training micro-batch.
@@ -34,8 +39,7 @@ class TrainingDynamicsObserver(TrainerCallback):
         if not begun:
             raise ValueError(
                 f"{type(self).__name__} gets its per-sample statistics from the trainer, and this trainer hands it "
-                "none: attach it to hf_lilaw.LiLAWTrainer or hf_lilaw.ELRTrainer (ELRConfig(elr_lambda=0.0) trains "
-                "with plain cross-entropy)."
+                f"none: attach it to {RECORDING_TRAINERS}."
             )
 
     def start(self, num_samples: int, *, weights: bool) -> None:
