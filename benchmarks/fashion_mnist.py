@@ -576,6 +576,9 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
     train_seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     h = dict(evaluator.history)
     h["train_loss"] = [e["loss"] for e in trainer.state.log_history if "loss" in e]
+    # The MLC family's meta-step metrics (`mlc/label_kept`, `mlc/upper_loss`, ...), one epoch mean each.
+    for key in sorted({k for e in trainer.state.log_history for k in e if k.startswith("mlc/")}):
+        h[key] = [e[key] for e in trainer.state.log_history if key in e]
     stopped = stats.best_epoch(h["val_accuracy"])  # ties to the latest epoch
     peak = int(np.argmax(h["test_accuracy"]))
     steps = trainer.state.global_step
@@ -603,7 +606,13 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
 
 def _command() -> str:
     argv = [os.path.relpath(sys.argv[0], Path(__file__).resolve().parent.parent), *sys.argv[1:]]
-    return "python " + " ".join(argv)
+    return launch_command("python " + " ".join(argv))
+
+
+def launch_command(command: str) -> str:
+    """The command that launched a grid, from one of its records: without a worker's ``--shard`` and without
+    ``--log-dir`` (where the worker logs went changes no result; older records still carry it)."""
+    return re.sub(r" --(shard|log-dir)[ =]\S+", "", command)
 
 
 # ------------------------------------------------------------------------------------------------ summary
@@ -685,7 +694,7 @@ def report(records: list[dict[str, Any]], name: str) -> str:
     s = summarise(records)
     conditions, methods, cells, fam = s["conditions"], s["methods"], s["cells"], s["families"]
     first = records[0]
-    command = re.sub(r" --shard \d+/\d+", "", first["command"])  # a worker's: the launch command
+    command = launch_command(first["command"])
     devices = sorted({f"{r['device']}" + (f" ({r['gpu']})" if r.get("gpu") else "") for r in records})
     lines = [
         f"# Fashion-MNIST, {MODEL_TITLES.get(first['config'].get('model', 'mlp'), '')}: `{name}`", "",
@@ -780,7 +789,8 @@ def _row_label(row: tuple[str, str | None]) -> str:
 
 
 def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[str]) -> list[str]:
-    """What the prune methods flagged, and the clean sets, where the records have them."""
+    """What the prune methods flagged, the MLC family's corrected labels and the clean sets, where the records have
+    them."""
     lines = []
     prune = [(c, m) for m in PRUNE_METHODS for c in conditions if cells.get((c, m))]
     if prune:
@@ -802,6 +812,23 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
                   "kept rows. Means over seeds; precision and recall against the injected flips.", "",
                   markdown_table(["method", "condition", "runs", "flagged", "precision %", "recall %", "kept rows",
                           "median detection s"], rows), ""]  # fmt: skip
+    kept = [(c, m) for m in MLC_METHODS for c in conditions
+            if cells.get((c, m)) and all("mlc/label_kept" in r["history"] for r in cells[(c, m)].values())]
+    if kept:
+        rows = []
+        for c, m in kept:
+            runs = list(cells[(c, m)].values())
+            curve = np.mean([r["history"]["mlc/label_kept"] for r in runs], axis=0)
+            rows.append([LABELS[m], c, len(runs), " → ".join(f"{v:.2f}" for v in curve[[0, len(curve) // 2, -1]]),
+                         f"{np.mean([r['history']['train_loss'][-1] for r in runs]):.2f}",
+                         f"{np.mean([r['history']['mlc/upper_loss'][-1] for r in runs]):.2f}"])  # fmt: skip
+        lines += ["## The MLC family's corrected labels", "",
+                  "Label kept: the corrected labels' mean probability on the given label over an epoch's meta steps "
+                  "(1: the given labels kept; a uniform guess 0.1), at the first, middle and last epoch; then the last "
+                  "epoch's training loss of the main model on the corrected labels and its loss on the clean batches "
+                  "(the upper loss). Means over seeds.", "",
+                  markdown_table(["method", "condition", "runs", "label kept (first → middle → last epoch)",
+                                  "training loss, last epoch", "clean-batch loss, last epoch"], rows), ""]  # fmt: skip
     sizes = sorted({(r["method"].rpartition("_")[2], r["clean_rows"], r["val_rows"]) for r in records if "clean_rows" in r},
                    key=lambda t: int(t[0]))  # fmt: skip
     if sizes:
@@ -932,7 +959,7 @@ def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], name
                     entries.append((when, c, label, cmp))
     adjusted = stats.adjust([e[3] for e in entries])
     seeds = " ".join(str(x) for x in cfg["seeds"])
-    commands = [re.sub(r" --seeds( \d+)+", f" --seeds {seeds}", re.sub(r" --shard \d+/\d+", "", r[0]["command"]))
+    commands = [re.sub(r" --seeds( \d+)+", f" --seeds {seeds}", launch_command(r[0]["command"]))
                 for r in (last2, full)]  # fmt: skip
     lines = [f"# The LiLAW paper's Table 14, FashionMNIST-M, replicated at CPU size: `{names[0]}` + `{names[1]}`", "",
              f"Records: `{names[0]}_runs.jsonl` (last 2 blocks: `{commands[0]}`) and `{names[1]}_runs.jsonl` (every "

@@ -240,6 +240,11 @@ def test_new_methods_run_and_the_fair_baseline_family_is_recomputed(data_dir, tm
         size = 20 if method.endswith("_10") else 10  # 10 % / 2 % of 200 validation rows, at least 1 per class
         assert r["clean_rows"] == size and r["val_rows"] == 200 - size and r["clean_batch"] == size
         assert r["steps"] == steps  # the fair baselines run the MLC run's optimizer steps
+        kept = r["history"].get("mlc/label_kept")
+        if method in fm.MLC_METHODS:  # one epoch mean a metric, a probability on the given label
+            assert len(kept) == len(r["history"]["mlc/upper_loss"]) == 2 and all(0 < v <= 1 for v in kept)
+        else:
+            assert kept is None
     summary = json.loads((out / "new.json").read_text())
     # Seed 1 of the methods run once is reported missing; CE has seed 0 only, so there is no comparison with it.
     once = ["ce", *fm.PRUNE_METHODS, "mlc_10", "ebomlc_10", "ce_union_10", "ce_clean_10"]
@@ -258,6 +263,15 @@ def test_new_methods_run_and_the_fair_baseline_family_is_recomputed(data_dir, tm
     text = (out / "new.md").read_text()
     assert "## The MLC family against its fair baselines, last epoch" in text and "MLC 2 % − CE∪clean 2 %" in text
     assert "## What the prune methods flagged" in text and "## Clean sets" in text
+    assert "## The MLC family's corrected labels" in text
+    first = by[("mlc_2", 0)]["history"]["mlc/label_kept"]
+    assert f"| MLC 2 % | uniform_40 | 2 | {np.mean([first, by[('mlc_2', 1)]['history']['mlc/label_kept']], axis=0)[0]:.2f} → " in text
+
+
+def test_the_recorded_command_is_the_launch_command():
+    assert fm.launch_command("python benchmarks/fashion_mnist.py --name a --shard 1/2 --log-dir /tmp/x --seeds 0 1"
+                             ) == "python benchmarks/fashion_mnist.py --name a --seeds 0 1"  # fmt: skip
+    assert fm.launch_command("python b.py --log-dir=/tmp/x --epochs 2") == "python b.py --epochs 2"
 
 
 def test_rule_map_condition_flips_look_alikes_only(data_dir):
