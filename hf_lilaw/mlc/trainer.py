@@ -46,6 +46,11 @@ MLC_STATE_NAME = "mlc_state.pt"
 
 METHOD_NAMES = {"ebomlc": "EBOMLC", "mlc_d": "MLC-D", "mlc": "MLC"}
 
+CLEAN_SET_FITTED_LOSS = 0.01
+"""A training log's mean clean-batch loss (`mlc/upper_loss`) below which the trainer warns, once, that the main
+model has memorised the clean set: the meta model's only signal is then nearly gone (about 99 % probability on
+every clean label)."""
+
 MLC_CITATION = """@inproceedings{zheng2021mlc,
   title={Meta Label Correction for Noisy Label Learning},
   author={Zheng, Guoqing and Awadallah, Ahmed Hassan and Dumais, Susan},
@@ -181,6 +186,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         )
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags([args.mlc_method])
+        self._warned_clean_set_fitted = False
 
     @property
     def method_name(self) -> str:  # type: ignore[override]
@@ -259,6 +265,33 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
                 UserWarning,
                 stacklevel=3,
             )
+
+    def log(self, logs: dict[str, float], start_time: float | None = None) -> None:
+        super().log(logs, start_time)
+        if self.state.log_history:
+            self._warn_if_clean_set_fitted(self.state.log_history[-1])
+
+    def _warn_if_clean_set_fitted(self, logged: dict[str, Any]) -> None:
+        """Warn once a run when the main model fits the clean batches almost exactly (a training log's
+        `mlc/upper_loss` below `CLEAN_SET_FITTED_LOSS`)."""
+        upper = logged.get("mlc/upper_loss")
+        if upper is None or upper >= CLEAN_SET_FITTED_LOSS or self._warned_clean_set_fitted:
+            return
+        self._warned_clean_set_fitted = True
+        if self.args.mlc_method == "mlc_d" or not self.is_world_process_zero():  # MLC-D already warns: no clean term
+            return
+        kept = logged.get("mlc/label_kept")
+        kept_text = "" if kept is None else f" (the corrected labels put {kept:.1%} of their mass on the given labels)"
+        warnings.warn(
+            f"The main model fits the clean set almost exactly (mlc/upper_loss {upper:.2g} at step "
+            f"{self.state.global_step}). The meta model learns from that loss, so from here on the label corrections "
+            f"barely move{kept_text} and the run trains like cross-entropy on the training rows plus the clean rows. "
+            "A network that can memorise (trained from scratch, or a large model fine-tuned) memorises a small clean "
+            "set early: compare with cross-entropy on train + clean before relying on the corrections "
+            "(docs/ebomlc.md, 'From scratch').",
+            UserWarning,
+            stacklevel=2,
+        )
 
     def _probe_model(self) -> tuple[int, int]:
         """One no-grad forward on clean examples: checks the head hook and returns (feature dim, num labels)."""

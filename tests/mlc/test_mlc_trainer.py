@@ -31,7 +31,7 @@ from hf_lilaw.mlc import (
     PenultimateFeatures,
 )
 from hf_lilaw.mlc.features import find_classification_head
-from hf_lilaw.mlc.trainer import MLC_STATE_NAME
+from hf_lilaw.mlc.trainer import CLEAN_SET_FITTED_LOSS, MLC_STATE_NAME
 
 NUM_LABELS = 3
 _PROTOTYPES = np.random.default_rng(0).normal(size=(NUM_LABELS, 3, 8, 8)).astype("float32")
@@ -511,3 +511,24 @@ def test_cached_clean_set_equals_reading_every_batch(tmp_path, method):
     trainer = make_trainer(tmp_path / "transform", mlc_method=method, max_steps=2, clean=CLEAN.with_transform(lambda b: b))
     trainer.train()
     assert trainer.side_batch_cache(trainer.clean_dataset, trainer.mlc_state.clean_sampler, name="clean_dataset", mode="auto") is None
+
+
+@pytest.mark.parametrize("method", ["mlc", "ebomlc"])
+def test_warns_once_when_the_clean_set_is_memorised(tmp_path, method):
+    # 16 clean rows in every step's loss: TinyNet fits them within tens of steps, after which the meta model's
+    # signal (the clean-batch loss) is all but gone.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = make_trainer(tmp_path, mlc_method=method, max_steps=80, learning_rate=3e-2)
+        trainer.train()
+    fitted = [str(w.message) for w in caught if "fits the clean set almost exactly" in str(w.message)]
+    upper = [e["mlc/upper_loss"] for e in trainer.state.log_history if "mlc/upper_loss" in e]
+    first = next(i for i, u in enumerate(upper) if u < CLEAN_SET_FITTED_LOSS)
+    assert len(fitted) == 1 and f"mlc/upper_loss {upper[first]:.2g} at step {2 * (first + 1)}" in fitted[0]
+    assert "put 9" in fitted[0]  # the corrected labels' mass on the given labels, e.g. 98.8 %
+    # A short run whose clean-batch loss stays above the threshold says nothing.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        short = make_trainer(tmp_path, mlc_method="mlc", max_steps=6, learning_rate=3e-2)
+        short.train()
+    assert min(e["mlc/upper_loss"] for e in short.state.log_history if "mlc/upper_loss" in e) >= CLEAN_SET_FITTED_LOSS
