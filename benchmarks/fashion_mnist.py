@@ -825,8 +825,8 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
         lines += ["## The MLC family's corrected labels", "",
                   "Label kept: the corrected labels' mean probability on the given label over an epoch's meta steps "
                   "(1: the given labels kept; a uniform guess 0.1), at the first, middle and last epoch; then the last "
-                  "epoch's training loss of the main model on the corrected labels and its loss on the clean batches "
-                  "(the upper loss). Means over seeds.", "",
+                  "epoch's training loss of the main model (the lower loss: the corrected labels and, by default, the "
+                  "clean rows) and its loss on the clean batches (the upper loss). Means over seeds.", "",
                   markdown_table(["method", "condition", "runs", "label kept (first → middle → last epoch)",
                                   "training loss, last epoch", "clean-batch loss, last epoch"], rows), ""]  # fmt: skip
     sizes = sorted({(r["method"].rpartition("_")[2], r["clean_rows"], r["val_rows"]) for r in records if "clean_rows" in r},

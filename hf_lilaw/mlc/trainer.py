@@ -288,7 +288,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             f"barely move{kept_text} and the run trains like cross-entropy on the training rows plus the clean rows. "
             "A network that can memorise (trained from scratch, or a large model fine-tuned) memorises a small clean "
             "set early: compare with cross-entropy on train + clean before relying on the corrections "
-            "(docs/ebomlc.md, 'From scratch').",
+            "(docs/ebomlc.md, 'From scratch the MLC family does not help').",
             UserWarning,
             stacklevel=2,
         )
