@@ -482,7 +482,7 @@ def command_line() -> str:
 # The library's MLC defaults until it started the skip gate at the given labels (0.98) and slowed the meta model (1e-5):
 # the meta learning rate of MLC's published commands and the gate where MLC's released code starts it (a zero bias).
 # The digits, fine-tuning and clean-batch grids were run with them and keep them.
-FORMER_MLC_DEFAULTS = {"mlc_meta_lr": 3e-4, "mlc_skip_gate_init": 0.5}
+FORMER_MLC_DEFAULTS = {"mlc_meta_lr": 3e-4, "mlc_skip_gate_init": 0.5, "mlc_lower_loss_weights": None}
 
 
 def former_defaults_mlc_config(**kwargs: Any) -> Any:

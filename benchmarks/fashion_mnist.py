@@ -61,8 +61,8 @@ Methods, each through the library's public API on the same rows:
   its AUM with the automatic split, then CE on the rows kept (as ``benchmarks/training.py`` prunes on digits, with
   a CE run's AUM in place of a LiLAW run's W_α);
 - ``mlc_<p>``, ``ebomlc_<p>``: `hf_lilaw.MLCTrainer` / `hf_lilaw.EBOMLCTrainer` (defaults; clean batch
-  min(batch, clean rows), or ``--clean-batch-size``; ``--mlc-meta-lr`` and ``--mlc-skip-gate-init`` set those two
-  fields) with a clean set of ``p`` % (2 or 10) of the validation split:
+  min(batch, clean rows), or ``--clean-batch-size``; ``--mlc-meta-lr``, ``--mlc-skip-gate-init`` and
+  ``--mlc-lower-loss-weights`` set those fields) with a clean set of ``p`` % (2 or 10) of the validation split:
   class-balanced, drawn by the seed, with its TRUE labels; the rest of the split keeps its noisy labels for early stopping. The fair
   baselines see the same clean rows on the MLC run's step count (``benchmarks/mlc_benchmark.py``'s definitions):
   ``ce_union_<p>`` CE on the training rows and the clean rows oversampled so that a step holds the MLC step's
@@ -143,7 +143,7 @@ PIXEL_MEAN, PIXEL_STD = 0.2860, 0.3530
 
 
 # Config fields passed as they are to the MLC family's `MetaLabelCorrectionConfig` (`--mlc-meta-lr`, ...).
-MLC_SETTINGS = ("mlc_meta_lr", "mlc_skip_gate_init")
+MLC_SETTINGS = ("mlc_meta_lr", "mlc_skip_gate_init", "mlc_lower_loss_weights")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -166,12 +166,13 @@ class Config:
     # The MLC family's settings, always recorded as values; these are the library's defaults (a test checks).
     mlc_meta_lr: float = 1e-5
     mlc_skip_gate_init: float = 0.98
+    mlc_lower_loss_weights: tuple[float, float] | None = None  # (noisy, clean); None: by batch size
 
     def clean_batch(self, clean_rows: int) -> int:
         """The MLC step's clean batch (and the fair baselines' clean rows a step)."""
         return min(self.clean_batch_size or self.batch_size, clean_rows)
 
-    def mlc_settings(self) -> dict[str, float]:
+    def mlc_settings(self) -> dict[str, Any]:
         """The `MetaLabelCorrectionConfig` fields of `MLC_SETTINGS` (the rest keep the library's defaults)."""
         return {name: getattr(self, name) for name in MLC_SETTINGS}
 
@@ -189,7 +190,8 @@ class Config:
 
 def recorded_config(recorded: dict[str, Any]) -> dict[str, Any]:
     """A record's config in full: fields added since it was written read as their defaults, except the MLC settings:
-    a record that names neither (or leaves one null) ran with the library's former defaults, `FORMER_MLC_DEFAULTS`."""
+    a record that names none of them (or leaves one null) ran with the library's former defaults,
+    `FORMER_MLC_DEFAULTS`."""
     mlc = {name: FORMER_MLC_DEFAULTS[name] if recorded.get(name) is None else recorded[name] for name in MLC_SETTINGS}
     return {**Config().as_json(), **recorded, **mlc}
 
@@ -845,7 +847,7 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
 def mlc_settings_text(records: list[dict[str, Any]]) -> str:
     """The MLC settings a grid's records ran with, named as the library's defaults, its former ones, or neither."""
     config = recorded_config(records[0]["config"])
-    settings = ", ".join(f"`{k}={config[k]:g}`" for k in MLC_SETTINGS)
+    settings = ", ".join(f"`{k}={_setting_text(config[k])}`" for k in MLC_SETTINGS)
     if all(config[k] == getattr(Config(), k) for k in MLC_SETTINGS):
         which = "the library's defaults"
     elif all(config[k] == v for k, v in FORMER_MLC_DEFAULTS.items()):
@@ -853,6 +855,12 @@ def mlc_settings_text(records: list[dict[str, Any]]) -> str:
     else:
         which = "the library's defaults but"
     return f"{which} {settings} (`--mlc-*`), skip gate on under AdamW"
+
+
+def _setting_text(value: float | list[float] | None) -> str:
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(f"{v:g}" for v in value) + "]"
+    return "None" if value is None else f"{value:g}"
 
 
 def _clean_batch_text(records: list[dict[str, Any]]) -> str:
@@ -1020,10 +1028,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--bf16", action="store_true", help="bf16 autocast (CUDA only).")
     parser.add_argument("--clean-batch-size", type=int, help="The MLC family's clean rows a step (and the fair "
                         "baselines'); default min(batch size, clean rows).")  # fmt: skip
-    for name in MLC_SETTINGS:
+    for name in ("mlc_meta_lr", "mlc_skip_gate_init"):
         parser.add_argument("--" + name.replace("_", "-"), type=float, default=getattr(defaults, name),
                             help=f"The MLC family's {name} (default: the library's, %(default)g; its former "
                             f"default: {FORMER_MLC_DEFAULTS[name]:g}).")  # fmt: skip
+    parser.add_argument("--mlc-lower-loss-weights", nargs=2, type=float, metavar=("NOISY", "CLEAN"),
+                        help="The MLC family's mlc_lower_loss_weights: the weights of the noisy and the clean rows in "
+                        "the main model's loss (default: the library's, proportional to the batch sizes); 1 0 keeps "
+                        "the clean rows out of it, for the meta model only.")  # fmt: skip
     parser.add_argument("--model", choices=tuple(MODEL_TITLES), default=defaults.model,
                         help="mlp / cnn: from scratch on pixels; effnet_probe: a linear head on the frozen ImageNet "
                         "EfficientNet-Lite0's pooled features (computed once and cached); effnet_last2 / effnet_full: "
@@ -1054,7 +1066,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     cfg = Config(epochs=args.epochs, batch_size=args.batch_size, learning_rate=args.learning_rate,
                  weight_decay=args.weight_decay, lr_scheduler_type=args.lr_scheduler_type, val_rows=args.val_rows,
                  train_rows=args.train_rows, test_rows=args.test_rows, bf16=args.bf16, model=args.model,
-                 clean_batch_size=args.clean_batch_size, **{name: getattr(args, name) for name in MLC_SETTINGS},
+                 clean_batch_size=args.clean_batch_size, mlc_meta_lr=args.mlc_meta_lr,
+                 mlc_skip_gate_init=args.mlc_skip_gate_init,
+                 mlc_lower_loss_weights=tuple(args.mlc_lower_loss_weights) if args.mlc_lower_loss_weights else None,
                  image_size=args.image_size if args.model.startswith("effnet") else None,
                  hidden={"mlp": Config.hidden, "cnn": (128,)}.get(args.model, ()))  # fmt: skip
     if args.bf16 and args.device != "cuda":

@@ -346,6 +346,29 @@ def test_the_runner_records_the_librarys_mlc_defaults_as_values():
     assert (fm.Config().mlc_meta_lr, fm.Config().mlc_skip_gate_init) == (args.mlc_meta_lr, args.resolved_skip_gate_init)
 
 
+def test_the_clean_rows_can_be_kept_out_of_the_main_models_loss(data_dir, tmp_path, monkeypatch):
+    import hf_lilaw
+
+    made = []
+    config = hf_lilaw.MetaLabelCorrectionConfig
+    monkeypatch.setattr(hf_lilaw, "MetaLabelCorrectionConfig", lambda **kw: made.append(config(**kw)) or made[-1])
+    out = tmp_path / "out"
+    common = ["--epochs", "1", "--batch-size", "64", "--val-rows", "200", "--conditions", "clean", "--name", "m",
+              "--methods", "mlc_2", "--data-dir", str(data_dir), "--out-dir", str(out)]  # fmt: skip
+    assert fm.main([*common, "--seeds", "0", "--mlc-lower-loss-weights", "1", "0"]) == 0
+    assert [c.mlc_lower_loss_weights for c in made] == [[1.0, 0.0]]
+    records = read_records(out / "m_runs.jsonl")
+    assert records[0]["config"]["mlc_lower_loss_weights"] == [1.0, 0.0]
+    assert "`mlc_lower_loss_weights=[1, 0]`" in fm.mlc_settings_text(records)
+    # Records from before the flag ran with the library's default (None: by batch size), and a grid keeps them apart.
+    old = {k: v for k, v in fm.Config().as_json().items() if k != "mlc_lower_loss_weights"}
+    assert fm.recorded_config(old)["mlc_lower_loss_weights"] is None and fm.Config().same_as(old)
+    with pytest.raises(SystemExit, match="pass --name to keep them apart"):
+        fm.main([*common, "--seeds", "1"])
+    assert fm.main([*common, "--seeds", "1", "--mlc-lower-loss-weights", "1", "0"]) == 0
+    assert len(read_records(out / "m_runs.jsonl")) == 2
+
+
 def test_mlc_settings_reach_the_trainer_and_are_recorded(data_dir, tmp_path, monkeypatch):
     import hf_lilaw
 

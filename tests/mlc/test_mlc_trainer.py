@@ -532,3 +532,10 @@ def test_warns_once_when_the_clean_set_is_memorised(tmp_path, method):
         short = make_trainer(tmp_path, mlc_method="mlc", max_steps=6, learning_rate=3e-2)
         short.train()
     assert min(e["mlc/upper_loss"] for e in short.state.log_history if "mlc/upper_loss" in e) >= CLEAN_SET_FITTED_LOSS
+    # With the clean rows kept out of the main model's loss a low clean-batch loss is generalisation, not memory.
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        unseen = make_trainer(tmp_path, mlc_method=method, max_steps=1, mlc_lower_loss_weights=[1.0, 0.0])
+        unseen._warn_if_clean_set_fitted({"mlc/upper_loss": CLEAN_SET_FITTED_LOSS / 10})
+    with pytest.warns(UserWarning, match="fits the clean set almost exactly"):
+        make_trainer(tmp_path, mlc_method=method, max_steps=1)._warn_if_clean_set_fitted({"mlc/upper_loss": 1e-3})
