@@ -91,7 +91,9 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             `per_device_train_batch_size`.
         mlc_lower_loss_weights (`list[float]` or `None`, *optional*, defaults to `None`):
             Weights (noisy, clean) of the lower loss, normalised by their sum. `None`: proportional to the two batch
-            sizes of each step (as in the released code), i.e. the mean over all rows of the lower loss.
+            sizes of each step (as in the released code), i.e. the mean over all rows of the lower loss. `[1.0, 0.0]`
+            keeps the clean rows for the meta model only (the whole clean batch feeds the upper loss): a network
+            trained from scratch then cannot memorise the clean set, which silences the meta model's signal.
         mlc_feature_module (`str` or `None`, *optional*, defaults to `None`):
             Dotted name of the classification head; its *input* is the penultimate feature fed to the meta model.
             `None` detects it (`classifier`, a timm model's `get_classifier()`, else the last `nn.Linear`).
@@ -200,7 +202,7 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         default=None,
         metadata={
             "help": "Weights (noisy clean) of the lower loss, normalised by their sum (default: proportional to "
-            "the two batch sizes)."
+            "the two batch sizes); 1 0 keeps the clean rows for the meta model only."
         },
     )
     mlc_feature_module: str | None = field(

@@ -526,6 +526,7 @@ def test_warns_once_when_the_clean_set_is_memorised(tmp_path, method):
     first = next(i for i, u in enumerate(upper) if u < CLEAN_SET_FITTED_LOSS)
     assert len(fitted) == 1 and f"mlc/upper_loss {upper[first]:.2g} at step {2 * (first + 1)}" in fitted[0]
     assert "put 9" in fitted[0]  # the corrected labels' mass on the given labels, e.g. 98.8 %
+    assert "mlc_lower_loss_weights=[1.0, 0.0]" in fitted[0]  # the remedy, named
     # A short run whose clean-batch loss stays above the threshold says nothing.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
