@@ -93,7 +93,7 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             Weights (noisy, clean) of the lower loss, normalised by their sum. `None`: proportional to the two batch
             sizes of each step (as in the released code), i.e. the mean over all rows of the lower loss. `[1.0, 0.0]`
             keeps the clean rows for the meta model only (the whole clean batch feeds the upper loss): a network
-            trained from scratch then cannot memorise the clean set, which silences the meta model's signal.
+            trained from scratch then cannot memorise the clean set (which would silence the meta model's signal).
         mlc_feature_module (`str` or `None`, *optional*, defaults to `None`):
             Dotted name of the classification head; its *input* is the penultimate feature fed to the meta model.
             `None` detects it (`classifier`, a timm model's `get_classifier()`, else the last `nn.Linear`).
