@@ -290,9 +290,10 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             f"{self.state.global_step}). The meta model learns from that loss, so from here on the label corrections "
             f"barely move{kept_text} and the run trains like cross-entropy on the training rows plus the clean rows. "
             "A network that can memorise (trained from scratch, or a large model fine-tuned) memorises a small clean "
-            "set early. Keep the clean rows for the meta model only with mlc_lower_loss_weights=[1.0, 0.0], and "
-            "compare with cross-entropy on train + clean and on the clean rows alone before relying on the "
-            "corrections (docs/ebomlc.md, 'From scratch: the clean set is memorised').",
+            "set early. With a clean set of several hundred rows, keep them for the meta model only with "
+            "mlc_lower_loss_weights=[1.0, 0.0]; either way compare with cross-entropy on train + clean and on the "
+            "clean rows alone before relying on the corrections (docs/ebomlc.md, 'From scratch: the clean set is "
+            "memorised').",
             UserWarning,
             stacklevel=2,
         )
