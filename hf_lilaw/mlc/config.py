@@ -283,7 +283,7 @@ class MetaLabelCorrectionConfig(TrainingArguments):
                 "mlc_lower_loss_weights must be two non-negative weights (noisy, clean) with a positive noisy "
                 f"weight, e.g. [1.0, 0.5], or None (proportional to the batch sizes); got {weights}."
             )
-        min_clean = 1 if weights is not None and weights[1] == 0 else 2
+        min_clean = 2 if self.clean_rows_in_lower_loss else 1
         if self.mlc_clean_batch_size < min_clean:
             raise ValueError(
                 f"mlc_clean_batch_size must be >= {min_clean} (the clean batch is split between the upper and the "
@@ -320,6 +320,12 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         if not self.resolved_skip_gate:
             return None
         return DEFAULT_SKIP_GATE_INIT if self.mlc_skip_gate_init is None else self.mlc_skip_gate_init
+
+    @property
+    def clean_rows_in_lower_loss(self) -> bool:
+        """Whether the main model trains on part of each clean batch (`False` when `mlc_lower_loss_weights` gives the
+        clean rows weight 0: the whole clean batch then feeds the upper loss)."""
+        return self.mlc_lower_loss_weights is None or self.mlc_lower_loss_weights[1] != 0
 
     @property
     def optim_name(self) -> str:

@@ -280,8 +280,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         self._warned_clean_set_fitted = True
         if self.args.mlc_method == "mlc_d" or not self.is_world_process_zero():  # MLC-D already warns: no clean term
             return
-        weights = self.args.mlc_lower_loss_weights
-        if weights is not None and weights[1] == 0:  # the main model never trains on the clean rows: nothing memorised
+        if not self.args.clean_rows_in_lower_loss:  # the main model never trains on the clean rows: nothing memorised
             return
         kept = logged.get("mlc/label_kept")
         kept_text = "" if kept is None else f" (the corrected labels put {kept:.1%} of their mass on the given labels)"
@@ -325,8 +324,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             return self._split_clean_batch(examples, collate, names)
 
     def _split_clean_batch(self, rows: Any, collate: Any, names: Any = None) -> tuple[Batch, Batch | None]:
-        weights = self.args.mlc_lower_loss_weights
-        if weights is not None and weights[1] == 0:
+        if not self.args.clean_rows_in_lower_loss:
             return collate(rows, names), None
         half = len(rows) // 2
         upper = collate(rows[:half], names and names[:half])

@@ -537,6 +537,6 @@ def test_warns_once_when_the_clean_set_is_memorised(tmp_path, method):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         unseen = make_trainer(tmp_path, mlc_method=method, max_steps=1, mlc_lower_loss_weights=[1.0, 0.0])
-        unseen._warn_if_clean_set_fitted({"mlc/upper_loss": CLEAN_SET_FITTED_LOSS / 10})
+        unseen.log({"mlc/upper_loss": CLEAN_SET_FITTED_LOSS / 10})
     with pytest.warns(UserWarning, match="fits the clean set almost exactly"):
-        make_trainer(tmp_path, mlc_method=method, max_steps=1)._warn_if_clean_set_fitted({"mlc/upper_loss": 1e-3})
+        make_trainer(tmp_path, mlc_method=method, max_steps=1).log({"mlc/upper_loss": 1e-3})
