@@ -612,9 +612,10 @@ def _command() -> str:
 
 
 def launch_command(command: str) -> str:
-    """The command that launched a grid, from one of its records: without a worker's ``--shard`` and without
-    ``--log-dir`` (where the worker logs went changes no result; older records still carry it)."""
-    return re.sub(r" --(shard|log-dir)[ =]\S+", "", command)
+    """The command that launched a grid, from one of its records: without a worker's ``--shard``, ``--log-dir``
+    and ``--max-minutes`` (where the worker logs went and when the launch stopped starting runs change no result;
+    older records still carry them)."""
+    return re.sub(r" --(shard|log-dir|max-minutes)[ =]\S+", "", command)
 
 
 # ------------------------------------------------------------------------------------------------ summary

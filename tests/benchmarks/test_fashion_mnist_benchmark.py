@@ -272,6 +272,7 @@ def test_the_recorded_command_is_the_launch_command():
     assert fm.launch_command("python benchmarks/fashion_mnist.py --name a --shard 1/2 --log-dir /tmp/x --seeds 0 1"
                              ) == "python benchmarks/fashion_mnist.py --name a --seeds 0 1"  # fmt: skip
     assert fm.launch_command("python b.py --log-dir=/tmp/x --epochs 2") == "python b.py --epochs 2"
+    assert fm.launch_command("python b.py --max-minutes 85 --epochs 2 --max-minutes=3.5") == "python b.py --epochs 2"
 
 
 def test_rule_map_condition_flips_look_alikes_only(data_dir):
