@@ -180,8 +180,9 @@ class Config:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def same_as(self, recorded: dict[str, Any], *, mlc: bool = True) -> bool:
-        """Whether a record's config is this one (read by `recorded_config`); with `mlc=False` (a grid without
-        MLC-family runs) the MLC settings, which nothing else reads, are left out of the comparison."""
+        """Whether a record's config is this one (read by `recorded_config`); with `mlc=False` (a record that is
+        not an MLC or EBOMLC run, or a launch without one) the MLC settings, which nothing else reads, are left out
+        of the comparison."""
         ours, theirs = self.as_json(), recorded_config(recorded)
         if not mlc:
             ours, theirs = ({k: v for k, v in c.items() if k not in MLC_SETTINGS} for c in (ours, theirs))
@@ -846,8 +847,9 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
 
 
 def mlc_settings_text(records: list[dict[str, Any]]) -> str:
-    """The MLC settings a grid's records ran with, named as the library's defaults, its former ones, or neither."""
-    config = recorded_config(records[0]["config"])
+    """The MLC settings a grid's MLC and EBOMLC runs ran with (those of its first record if it has none), named as
+    the library's defaults, its former ones, or neither."""
+    config = recorded_config(next((r for r in records if r.get("method") in MLC_METHODS), records[0])["config"])
     settings = ", ".join(f"`{k}={_setting_text(config[k])}`" for k in MLC_SETTINGS)
     if all(config[k] == getattr(Config(), k) for k in MLC_SETTINGS):
         which = "the library's defaults"
@@ -1075,8 +1077,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.bf16 and args.device != "cuda":
         raise SystemExit("--bf16 needs --device cuda (bf16 autocast on a CPU is slower, not faster).")
     records = grid.read_records(runs_path)
-    mlc = any(m in MLC_METHODS for m in [*args.methods, *(r.get("method") for r in records)])
-    other = [r["config"] for r in records if not cfg.same_as(r["config"], mlc=mlc)]
+    # Only MLC and EBOMLC runs read the MLC settings: the other runs of a grid stay comparable under any of them.
+    mlc = any(m in MLC_METHODS for m in args.methods)
+    other = [r["config"] for r in records if not cfg.same_as(r["config"], mlc=mlc and r["method"] in MLC_METHODS)]
     if other:
         raise SystemExit(f"{runs_path} holds runs of another config ({json.dumps(other[0])}; this one is "
                          f"{json.dumps(cfg.as_json())}): pass --name to keep them apart.")  # fmt: skip

@@ -402,3 +402,10 @@ def test_mlc_settings_reach_the_trainer_and_are_recorded(data_dir, tmp_path, mon
     assert fm.main([*common, "--seeds", "0", "--mlc-meta-lr", "3e-4", "--mlc-skip-gate-init", "0.5"]) == 0
     assert fm.main([*common, "--seeds", "1"]) == 0  # no MLC run in the grid: the settings do not split it
     assert len(read_records(out / "plain_runs.jsonl")) == 2
+    # Nor do they split CE runs from MLC runs joining them later, and the grid's MLC settings are its MLC runs'.
+    mlc = ["mlc_2" if a == "ce" else a for a in common]
+    assert fm.main([*mlc, "--seeds", "0"]) == 0
+    assert fm.mlc_settings_text(read_records(out / "plain_runs.jsonl")).startswith("the library's defaults")
+    with pytest.raises(SystemExit, match="pass --name to keep them apart"):
+        fm.main([*mlc, "--seeds", "1", "--mlc-meta-lr", "3e-4", "--mlc-skip-gate-init", "0.5"])
+    assert [r["method"] for r in read_records(out / "plain_runs.jsonl")] == ["ce", "ce", "mlc_2"]
