@@ -112,7 +112,7 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from benchmarks import grid, stats
-from benchmarks.common import FORMER_MLC_DEFAULTS, markdown_table
+from benchmarks.common import FORMER_MLC_DEFAULTS, cpu_model, markdown_table
 from benchmarks.fashion_mnist_data import NOISE_KINDS, feature_cache_path, noisy_split, parse_condition
 from benchmarks.fashion_mnist_data import pretrained_pixels, probe_features, recorded_rows
 
@@ -599,6 +599,9 @@ def run_one(cell: dict[str, Any], *, cfg: Config, device: str, data_dir: str | N
         "wall_seconds": time.perf_counter() - wall_start,
         "device": device, "gpu": torch.cuda.get_device_name() if device == "cuda" else None,
         "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
+        # Float results of the CNN's convolutions differ between CPU models (not between runs on one machine):
+        # which kernels ran is part of what a record measured.
+        "cpu_model": cpu_model(), "cpu_capability": torch.backends.cpu.get_cpu_capability(),
         "torch": torch.__version__, "transformers": transformers.__version__, "command": _command(),
         **extra,
     }  # fmt: skip

@@ -87,6 +87,8 @@ def test_splits_depend_on_the_seed_only(data_dir):
 
 
 def test_grid_resume_guard_and_summary(data_dir, tmp_path, capsys):
+    import torch
+
     out = tmp_path / "out"
     base = [*ARGS, "--data-dir", str(data_dir), "--out-dir", str(out)]
     assert fm.main(base) == 0
@@ -99,6 +101,7 @@ def test_grid_resume_guard_and_summary(data_dir, tmp_path, capsys):
         assert r["early_stopped_epoch"] == stopped + 1 and r["early_stopped_test_accuracy"] == h["test_accuracy"][stopped]
         assert r["last_test_accuracy"] == h["test_accuracy"][-1] and r["best_test_accuracy"] == max(h["test_accuracy"])
         assert r["steps"] == 16 and r["train_rows"] == 500 and r["device"] == "cpu"  # 2 epochs of ceil(500 / 64)
+        assert r["cpu_capability"] == torch.backends.cpu.get_cpu_capability() and r["cpu_model"]
         expected_rate = 0.4 if r["condition"] == "uniform_40" else 0.0
         assert r["realised_noise_rate"] == pytest.approx(expected_rate, abs=0.06)
         if r["condition"] == "clean":
