@@ -813,10 +813,11 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
                          f"{np.median([r['detect_seconds'] for r in runs]):.0f}"])  # fmt: skip
         lines += ["## What the prune methods flagged", "",
                   f"cleanlab prune: `cleanlab.filter.find_label_issues` (defaults) on {PRUNE_FOLDS}-fold out-of-fold "
-                  "probabilities (a linear head / MLP per fold, the run's schedule and initial weights), then CE on the "
+                  "probabilities (the run's model per fold, its schedule and initial weights), then CE on the "
                   f"kept rows. One-run prune: one CE run with `hf_lilaw.TrainingDynamicsRecorder`, "
                   f"`hf_lilaw.find_label_issues` on its {ONE_RUN_SCORE.upper()} with the automatic split, then CE on the "
-                  "kept rows. Means over seeds; precision and recall against the injected flips.", "",
+                  "kept rows (all of them where nothing is flagged: then the retraining is the CE run itself, identical "
+                  "to it on one machine). Means over seeds; precision and recall against the injected flips.", "",
                   markdown_table(["method", "condition", "runs", "flagged", "precision %", "recall %", "kept rows",
                           "median detection s"], rows), ""]  # fmt: skip
     kept = [(c, m) for m in MLC_METHODS for c in conditions
