@@ -689,10 +689,12 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
         ce = cells.get((condition, "ce"), {})
         if c := _compare(ce, ce, "last_test_accuracy", "best_test_accuracy"):
             memorisation.append({"condition": condition, "method": "ce", "c": c})
-    # The five methods of the first grids are expected under every condition, the later ones where they ran.
+    # The five methods of the first grids are expected under every condition, the later ones where they ran; each
+    # with the seeds it ran anywhere in the grid (a 3-seed method beside 5-seed ones is a choice, not a gap).
     expected = {(c, m) for c in conditions for m in methods if m in BASE_METHODS or (c, m) in cells}
     seeds = sorted({r["seed"] for r in records})
-    missing = sorted((c, m, s) for c, m in expected for s in seeds if s not in cells.get((c, m), {}))
+    method_seeds = {m: {r["seed"] for r in records if r["method"] == m} for m in methods}
+    missing = sorted((c, m, s) for c, m in expected for s in method_seeds[m] if s not in cells.get((c, m), {}))
     return {"conditions": conditions, "methods": methods, "seeds": seeds, "cells": cells, "families": families,
             "memorisation": memorisation, "missing": missing}  # fmt: skip
 
@@ -711,7 +713,8 @@ def report(records: list[dict[str, Any]], name: str) -> str:
         f"validation rows (noisy like the training rows), {first['test_rows']:,} test images.", "",
     ]  # fmt: skip
     if s["missing"]:
-        lines += [f"**{len(s['missing'])} runs missing** (condition, method, seed): {s['missing'][:12]}"
+        lines += [f"**{len(s['missing'])} runs missing** (condition, method, seed; seeds the method ran elsewhere in "
+                  f"this grid): {s['missing'][:12]}"
                   f"{' …' if len(s['missing']) > 12 else ''}", ""]  # fmt: skip
     lines += ["## Test accuracy (%), mean ± sd over seeds: last epoch / early-stopped", "",
               "Early-stopped: the test accuracy at the epoch of best validation accuracy (on the labels trained with, "
