@@ -709,7 +709,7 @@ def report(records: list[dict[str, Any]], name: str) -> str:
         f"# Fashion-MNIST, {MODEL_TITLES.get(first['config'].get('model', 'mlp'), '')}: `{name}`", "",
         f"Command: `{command}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
         f"device {', '.join(devices)}). Summary: `python benchmarks/fashion_mnist.py --summary --name {name}`.", "",
-        f"Config: `{json.dumps(first['config'])}`; {first['train_rows']:,} training rows, {first['val_rows']:,} "
+        f"Config: `{json.dumps(grid_config(records))}`; {first['train_rows']:,} training rows, {first['val_rows']:,} "
         f"validation rows (noisy like the training rows), {first['test_rows']:,} test images.", "",
     ]  # fmt: skip
     if s["missing"]:
@@ -853,6 +853,16 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
     return lines
 
 
+def grid_config(records: list[dict[str, Any]]) -> dict[str, Any]:
+    """A grid's settings: its first record's, with the MLC settings of its MLC and EBOMLC runs, or none where it has
+    none (no other method reads them, and a grid's first records may predate them)."""
+    config = {k: v for k, v in records[0]["config"].items() if k not in MLC_SETTINGS}
+    if mlc := next((r for r in records if r.get("method") in MLC_METHODS), None):
+        recorded = recorded_config(mlc["config"])
+        config |= {k: recorded[k] for k in MLC_SETTINGS}
+    return config
+
+
 def mlc_settings_text(records: list[dict[str, Any]]) -> str:
     """The MLC settings a grid's MLC and EBOMLC runs ran with (those of its first record if it has none), named as
     the library's defaults, its former ones, or neither."""
@@ -921,7 +931,7 @@ def write_summary(records: list[dict[str, Any]], out_dir: Path, name: str) -> di
     text = report(records, name)
     s = summarise(records)
     data = {
-        "config": records[0]["config"], "seeds": s["seeds"], "missing": s["missing"],
+        "config": grid_config(records), "seeds": s["seeds"], "missing": s["missing"],
         "means": {f"{c}/{m}": {k: float(np.mean([r[k] for r in runs.values()])) for k in
                                ("last_test_accuracy", "early_stopped_test_accuracy", "best_test_accuracy")}
                   for (c, m), runs in s["cells"].items()},

@@ -230,6 +230,15 @@ def test_missing_runs_are_a_methods_own_seed_gaps():
                                   ("uniform_40", "sce", 0), ("uniform_40", "sce", 1)]  # fmt: skip
 
 
+def test_the_grid_config_names_the_mlc_runs_settings_only_where_mlc_ran():
+    before = {"epochs": 20, "model": "cnn"}  # a record written before the MLC settings were recorded
+    settings = {"mlc_meta_lr": 3e-5, "mlc_skip_gate_init": 0.9, "mlc_lower_loss_weights": [1.0, 0.0]}
+    ce = {"method": "ce", "config": before}
+    assert fm.grid_config([ce, {"method": "sce", "config": {**before, **settings}}]) == before
+    mlc = {"method": "ebomlc_2", "config": {**before, **settings}}
+    assert fm.grid_config([ce, {"method": "ce_union_2", "config": before}, mlc]) == {**before, **settings}
+
+
 NEW = [*fm.PRUNE_METHODS, *fm.MLC_METHODS, *fm.FAIR_BASELINES]
 
 
