@@ -434,15 +434,23 @@ def hardware_info(device: str = "cpu") -> dict[str, Any]:
     return info
 
 
-def cpu_model() -> str:
-    """The CPU's model name (``/proc/cpuinfo``), else what `platform` knows."""
+def cpu_model(*, cpuinfo: str | os.PathLike[str] = "/proc/cpuinfo") -> str:
+    """The CPU's model name and its family / model / stepping numbers (``/proc/cpuinfo``), else what `platform`
+    knows. The numbers matter: a virtual machine's generic name ("Intel(R) Xeon(R) Processor") covers CPU
+    generations whose convolution kernels round differently."""
+    fields: dict[str, str] = {}
     try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
+        for line in Path(cpuinfo).read_text().splitlines():
+            if not line.strip():
+                break  # the first processor's block is enough
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    if "model name" not in fields:
+        return platform.processor() or "unknown"
+    numbers = [f"{k} {fields[k]}" for k in ("cpu family", "model", "stepping") if k in fields]
+    return fields["model name"] + (f" ({', '.join(numbers)})" if numbers else "")
 
 
 def load_config(path: str | os.PathLike[str]) -> dict[str, Any]:

@@ -15,7 +15,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from benchmarks import accuracy, training  # noqa: E402
-from benchmarks.common import RECORD_KEYS, load_config  # noqa: E402
+from benchmarks.common import RECORD_KEYS, cpu_model, load_config  # noqa: E402
 
 
 @pytest.fixture(autouse=True)
@@ -49,6 +49,16 @@ def header(markdown: str, title: str) -> list[str]:
     start = lines.index(title)
     row = next(line for line in lines[start:] if line.startswith("| "))
     return [cell.strip() for cell in row.strip("|").split("|")]
+
+
+def test_cpu_model_names_the_generation_behind_a_generic_name(tmp_path):
+    block = ("processor\t: {}\nvendor_id\t: GenuineIntel\ncpu family\t: 6\nmodel\t\t: {}\n"
+             "model name\t: Intel(R) Xeon(R) Processor\nstepping\t: 2\n")
+    cpuinfo = tmp_path / "cpuinfo"
+    cpuinfo.write_text(block.format(0, 207) + "\n" + block.format(1, 143))  # only the first processor is read
+    assert cpu_model(cpuinfo=cpuinfo) == "Intel(R) Xeon(R) Processor (cpu family 6, model 207, stepping 2)"
+    cpuinfo.write_text("processor\t: 0\nmodel name\t: Apple M2\n")
+    assert cpu_model(cpuinfo=cpuinfo) == "Apple M2"
 
 
 def test_accuracy_toy_grid(tmp_path):
