@@ -273,8 +273,8 @@ def test_new_methods_run_and_the_fair_baseline_family_is_recomputed(data_dir, tm
         else:
             assert kept is None
     summary = json.loads((out / "new.json").read_text())
-    # The methods run with seed 0 only are not missing seed 1 (see the test below); CE has seed 0 only, so there is
-    # no comparison with it.
+    # The methods run with seed 0 only are not missing seed 1 (test_missing_runs_are_a_methods_own_seed_gaps); CE has
+    # seed 0 only, so there is no comparison with it.
     assert summary["missing"] == [] and "vs_ce_last" not in summary["comparisons"]
     for when, key in (("last", "last_test_accuracy"), ("early_stopped", "early_stopped_test_accuracy")):
         entries = summary["comparisons"][f"mlc_vs_fair_{when}"]
