@@ -853,11 +853,16 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
     return lines
 
 
+def _first_mlc_run(records: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """A grid's first MLC or EBOMLC record: the one whose MLC settings its summary names."""
+    return next((r for r in records if r.get("method") in MLC_METHODS), None)
+
+
 def grid_config(records: list[dict[str, Any]]) -> dict[str, Any]:
     """A grid's settings: its first record's, with the MLC settings of its MLC and EBOMLC runs, or none where it has
     none (no other method reads them, and a grid's first records may predate them)."""
     config = {k: v for k, v in records[0]["config"].items() if k not in MLC_SETTINGS}
-    if mlc := next((r for r in records if r.get("method") in MLC_METHODS), None):
+    if mlc := _first_mlc_run(records):
         recorded = recorded_config(mlc["config"])
         config |= {k: recorded[k] for k in MLC_SETTINGS}
     return config
@@ -866,7 +871,7 @@ def grid_config(records: list[dict[str, Any]]) -> dict[str, Any]:
 def mlc_settings_text(records: list[dict[str, Any]]) -> str:
     """The MLC settings a grid's MLC and EBOMLC runs ran with (those of its first record if it has none), named as
     the library's defaults, its former ones, or neither."""
-    config = recorded_config(next((r for r in records if r.get("method") in MLC_METHODS), records[0])["config"])
+    config = recorded_config((_first_mlc_run(records) or records[0])["config"])
     settings = ", ".join(f"`{k}={_setting_text(config[k])}`" for k in MLC_SETTINGS)
     if all(config[k] == getattr(Config(), k) for k in MLC_SETTINGS):
         which = "the library's defaults"
