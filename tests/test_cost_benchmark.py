@@ -32,11 +32,22 @@ def _header_after(text: str, heading: str) -> list[str]:
 
 
 def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
+    """Both LiLAW arms timed in one process; the memory column from the per-arm peaks (faked here: the subprocess
+    measurement has its own test below, and a fresh process per arm is most of this script's toy-scale time)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
+    peaks = {"trainer": 100.0, "lilaw": 104.0, "lilaw_compiled": 110.0}
+    measured = []
+
+    def fake_memory(model_name, arms, args):
+        measured.append((model_name, arms))
+        return {arm: {"peak_mib": peaks[arm], "increase_mib": 1.0, "kind": "rss_hwm"} for arm in arms}
+
+    monkeypatch.setattr(cost, "measure_memory", fake_memory)
     paths = cost.main([
         "--models", "toy_probe", "--mlc-models", "--blocks", "1", "--warmup-blocks", "0", "--block-steps", "2",
         "--memory-steps", "2", "--out-dir", str(tmp_path), "--name", "toy", "--lilaw-arms", "lilaw", "lilaw_compiled",
     ])  # fmt: skip
+    assert measured == [("toy_probe", ("trainer", "lilaw", "lilaw_compiled"))]  # the floor arm is not measured
     text = paths["markdown"].read_text()
     assert _header_after(text, "### cpu time per step") == LILAW_COLUMNS
     assert _header_after(text, "### wall time per step") == LILAW_COLUMNS
@@ -51,10 +62,26 @@ def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
         block = result["blocks"][0]
         for arm in ("lilaw", "lilaw_compiled"):
             assert result[f"{clock}:{arm}_added_ms"]["median"] == 1e3 * (block[f"{clock}:{arm}"] - block[f"{clock}:floor"])
-    assert set(result["memory"]) == {"trainer", "lilaw", "lilaw_compiled"}
-    assert "| toy_probe | 0.00 M | 32-d features | 16 | LiLAW (lilaw_compile) |" in text
-    assert result["memory"]["trainer"]["peak_mib"] > 0 and result["memory"]["lilaw"]["peak_mib"] > 0
+    assert result["memory"] == fake_memory("toy_probe", ("trainer", "lilaw", "lilaw_compiled"), None)
+    rows = [line for line in text.splitlines() if line.startswith("| toy_probe | 0.00 M | 32-d features | 16 |")]
+    assert len(rows) == 4  # two arms, two clocks
+    for row in rows:
+        cells = [cell.strip() for cell in row.strip("|").split("|")]
+        ratio, met = cells[LILAW_COLUMNS.index("peak memory ratio")], cells[LILAW_COLUMNS.index("target met (time, memory)")]
+        if cells[4] == "LiLAW":
+            assert (ratio, met.split(", ")[1]) == ("1.040", "yes")  # within the 1.05 × Trainer target
+        else:
+            assert (cells[4], ratio, met.split(", ")[1]) == ("LiLAW (lilaw_compile)", "1.100", "no")
     assert len(result["load_before"]) == 3
+
+
+def test_measure_memory_reads_a_fresh_process_peak(monkeypatch):
+    """One fresh process per arm, its peak RSS (VmHWM reset just before training) over the steps it trains."""
+    args = cost.parse_args(["--memory-steps", "2"])
+    memory = cost.measure_memory("toy_probe", ("lilaw",), args)
+    assert set(memory) == {"lilaw"} and memory["lilaw"]["kind"] == "rss_hwm"
+    # a Python process with torch and transformers imported holds well over 100 MiB; training adds to it
+    assert memory["lilaw"]["peak_mib"] > 100 and 0 <= memory["lilaw"]["increase_mib"] < memory["lilaw"]["peak_mib"]
 
 
 def test_cost_mlc_family_table_toy(tmp_path, monkeypatch):

@@ -30,7 +30,7 @@ from kill_worker import MAX_STEPS, WARMUP_STEPS, RecordRun, make_trainer, summar
 WORKER = Path(__file__).with_name("kill_worker.py")
 # Steps 3..10 are weighted; the meta step owed by the last one never runs, as the run ends first.
 META_STEPS = MAX_STEPS - WARMUP_STEPS - 1
-KILL_TRIALS = 10
+KILL_TRIALS = 6
 
 
 def train_here(output_dir, *, resume=None, stop_after=None, per_device_batch=16) -> dict:
