@@ -699,8 +699,9 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             "memorisation": memorisation, "missing": missing}  # fmt: skip
 
 
-def report(records: list[dict[str, Any]], name: str) -> str:
-    s = summarise(records)
+def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] | None = None) -> str:
+    """The grid's Markdown summary; ``summary``: `summarise` of the same records, where the caller has it."""
+    s = summary or summarise(records)
     conditions, methods, cells, fam = s["conditions"], s["methods"], s["cells"], s["families"]
     first = records[0]
     command = launch_command(first["command"])
@@ -933,8 +934,8 @@ def plot(records: list[dict[str, Any]], path: Path) -> Path:
 def write_summary(records: list[dict[str, Any]], out_dir: Path, name: str) -> dict[str, Path]:
     if not records:
         raise ValueError(f"No records in {out_dir / f'{name}_runs.jsonl'}: run the grid first (or pass --name).")
-    text = report(records, name)
     s = summarise(records)
+    text = report(records, name, summary=s)
     data = {
         "config": grid_config(records), "seeds": s["seeds"], "missing": s["missing"],
         "means": {f"{c}/{m}": {k: float(np.mean([r[k] for r in runs.values()])) for k in
