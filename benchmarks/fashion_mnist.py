@@ -701,7 +701,7 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
 
 def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] | None = None) -> str:
     """The grid's Markdown summary; ``summary``: `summarise` of the same records, where the caller has it."""
-    s = summary or summarise(records)
+    s = summary if summary is not None else summarise(records)
     conditions, methods, cells, fam = s["conditions"], s["methods"], s["cells"], s["families"]
     first = records[0]
     command = launch_command(first["command"])

@@ -75,7 +75,7 @@ def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
     assert len(result["load_before"]) == 3
 
 
-def test_measure_memory_reads_a_fresh_process_peak(monkeypatch):
+def test_measure_memory_reads_a_fresh_process_peak():
     """One fresh process per arm, its peak RSS (VmHWM reset just before training) over the steps it trains."""
     args = cost.parse_args(["--memory-steps", "2"])
     memory = cost.measure_memory("toy_probe", ("lilaw",), args)
