@@ -24,11 +24,14 @@ LILAW_COLUMNS = [
 MLC_COLUMNS = ["model", "params", "input", "batch", "method", "ms / step", "× CE", "peak MiB", "peak − before train() MiB", "load"]
 
 
+def _cells(row: str) -> list[str]:
+    return [cell.strip() for cell in row.strip("|").split("|")]
+
+
 def _header_after(text: str, heading: str) -> list[str]:
     lines = text.splitlines()
     start = lines.index(heading)
-    row = next(line for line in lines[start:] if line.startswith("| "))
-    return [cell.strip() for cell in row.strip("|").split("|")]
+    return _cells(next(line for line in lines[start:] if line.startswith("| ")))
 
 
 def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
@@ -36,11 +39,12 @@ def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
     measurement has its own test below, and a fresh process per arm is most of this script's toy-scale time)."""
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     peaks = {"trainer": 100.0, "lilaw": 104.0, "lilaw_compiled": 110.0}
+    memory = {arm: {"peak_mib": peak, "increase_mib": 1.0, "kind": "rss_hwm"} for arm, peak in peaks.items()}
     measured = []
 
     def fake_memory(model_name, arms, args):
         measured.append((model_name, arms))
-        return {arm: {"peak_mib": peaks[arm], "increase_mib": 1.0, "kind": "rss_hwm"} for arm in arms}
+        return {arm: memory[arm] for arm in arms}
 
     monkeypatch.setattr(cost, "measure_memory", fake_memory)
     paths = cost.main([
@@ -62,16 +66,16 @@ def test_cost_lilaw_table_toy(tmp_path, monkeypatch):
         block = result["blocks"][0]
         for arm in ("lilaw", "lilaw_compiled"):
             assert result[f"{clock}:{arm}_added_ms"]["median"] == 1e3 * (block[f"{clock}:{arm}"] - block[f"{clock}:floor"])
-    assert result["memory"] == fake_memory("toy_probe", ("trainer", "lilaw", "lilaw_compiled"), None)
+    assert result["memory"] == memory
     rows = [line for line in text.splitlines() if line.startswith("| toy_probe | 0.00 M | 32-d features | 16 |")]
     assert len(rows) == 4  # two arms, two clocks
     for row in rows:
-        cells = [cell.strip() for cell in row.strip("|").split("|")]
-        ratio, met = cells[LILAW_COLUMNS.index("peak memory ratio")], cells[LILAW_COLUMNS.index("target met (time, memory)")]
-        if cells[4] == "LiLAW":
+        cells = dict(zip(LILAW_COLUMNS, _cells(row)))
+        arm, ratio, met = cells["arm"], cells["peak memory ratio"], cells["target met (time, memory)"]
+        if arm == "LiLAW":
             assert (ratio, met.split(", ")[1]) == ("1.040", "yes")  # within the 1.05 × Trainer target
         else:
-            assert (cells[4], ratio, met.split(", ")[1]) == ("LiLAW (lilaw_compile)", "1.100", "no")
+            assert (arm, ratio, met.split(", ")[1]) == ("LiLAW (lilaw_compile)", "1.100", "no")
     assert len(result["load_before"]) == 3
 
 
