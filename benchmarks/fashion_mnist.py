@@ -639,6 +639,35 @@ def _compare(a: dict[int, dict], b: dict[int, dict], key_a: str, key_b: str | No
     return stats.paired_difference([100 * a[s][key_a] for s in seeds], [100 * b[s][key_b or key_a] for s in seeds])
 
 
+def machine(record: dict[str, Any]) -> str | None:
+    """What computed a record, where it says so exactly enough to tell two machines' floats apart: the GPU's name or
+    the CPU's name with its family / model numbers, and the torch version; None for records written before the CPU
+    numbers were (a virtual machine's generic CPU name covers generations that round differently)."""
+    if record.get("device") == "cuda":
+        hardware = record.get("gpu")
+    else:
+        hardware = record.get("cpu_model") if "cpu family" in (record.get("cpu_model") or "") else None
+    return f"{hardware}, torch {record.get('torch')}" if hardware else None
+
+
+def machine_pairing(a: dict[int, dict], b: dict[int, dict]) -> str:
+    """How a comparison's pairs were computed: ``same`` where every seed's two runs name one machine, ``across``
+    where some seed's two runs name two different ones or ran on different devices (the pair then carries the
+    machines' spread besides the methods' difference), ``unrecorded`` otherwise."""
+    seeds = sorted(set(a) & set(b))
+    pairs = [(machine(a[s]), machine(b[s])) for s in seeds]
+    if any(x and y and x != y for x, y in pairs) or any(a[s].get("device") != b[s].get("device") for s in seeds):
+        return "across"
+    return "same" if all(x and x == y for x, y in pairs) else "unrecorded"
+
+
+def _machines_text(records: list[dict[str, Any]]) -> str:
+    counts: dict[str, int] = defaultdict(int)
+    for r in records:
+        counts[machine(r) or "not recorded"] += 1
+    return "; ".join(f"{m} ({n} runs)" for m, n in sorted(counts.items(), key=lambda kv: -kv[1]))
+
+
 def _mean_sd(runs: dict[int, dict], key: str) -> str:
     if not runs:
         return "—"
@@ -665,20 +694,24 @@ def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
             for method in methods:
                 runs = cells.get((condition, method), {})
                 if method != "ce" and (c := _compare(runs, ce, key)):
-                    families[f"vs_ce_{when}"].append({"condition": condition, "method": method, "c": c})
+                    families[f"vs_ce_{when}"].append(
+                        {"condition": condition, "method": method, "c": c, "machines": machine_pairing(runs, ce)})
                 if condition != "clean" and (c := _compare(runs, oracle, key)):
-                    families[f"vs_oracle_{when}"].append({"condition": condition, "method": method, "c": c})
+                    families[f"vs_oracle_{when}"].append(
+                        {"condition": condition, "method": method, "c": c, "machines": machine_pairing(runs, oracle)})
             elr = cells.get((condition, "elr"), {})
             for loss in ("sce", "gce"):  # ELR's rows name the robust loss it is compared with
-                if c := _compare(elr, cells.get((condition, loss), {}), key):
-                    families[f"elr_vs_loss_{when}"].append({"condition": condition, "method": loss, "c": c})
+                if c := _compare(elr, loss_runs := cells.get((condition, loss), {}), key):
+                    families[f"elr_vs_loss_{when}"].append(
+                        {"condition": condition, "method": loss, "c": c, "machines": machine_pairing(elr, loss_runs)})
             for percent in CLEAN_PERCENTS:  # the MLC family against CE that sees the same clean rows
                 for method in (f"mlc_{percent}", f"ebomlc_{percent}"):
                     for reference in (f"ce_union_{percent}", f"ce_clean_{percent}"):
                         runs, ref = cells.get((condition, method), {}), cells.get((condition, reference), {})
                         if c := _compare(runs, ref, key):
                             families[f"mlc_vs_fair_{when}"].append(
-                                {"condition": condition, "method": method, "reference": reference, "c": c})
+                                {"condition": condition, "method": method, "reference": reference, "c": c,
+                                 "machines": machine_pairing(runs, ref)})  # fmt: skip
     for entries in families.values():
         for e, c in zip(entries, stats.adjust([e["c"] for e in entries])):
             e["c"] = c
@@ -710,6 +743,7 @@ def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] 
         f"# Fashion-MNIST, {MODEL_TITLES.get(first['config'].get('model', 'mlp'), '')}: `{name}`", "",
         f"Command: `{command}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
         f"device {', '.join(devices)}). Summary: `python benchmarks/fashion_mnist.py --summary --name {name}`.", "",
+        f"Machines: {_machines_text(records)}.", "",
         f"Config: `{json.dumps(grid_config(records))}`; {first['train_rows']:,} training rows, {first['val_rows']:,} "
         f"validation rows (noisy like the training rows), {first['test_rows']:,} test images.", "",
     ]  # fmt: skip
@@ -728,24 +762,31 @@ def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] 
 
     def grid_of(family: str, title: str, text: str) -> None:
         # A row is a method, or a method against the reference its entries name (the fair-baseline family).
-        entries = {(e["condition"], (e["method"], e.get("reference"))): e["c"] for e in fam.get(family, [])}
+        entries = {(e["condition"], (e["method"], e.get("reference"))): e for e in fam.get(family, [])}
         if not entries:
             return
         shown = sorted({k[1] for k in entries}, key=lambda row: (methods.index(row[0]), METHODS.index(row[1] or "ce")))
         cols = [c for c in conditions if any(k[0] == c for k in entries)]
-        def cell(c: stats.PairedComparison) -> str:
-            return f"{stats.format_interval(c)}, p<sub>BH</sub> {stats.format_p(c.p_adjusted)}"
+        def cell(e: dict[str, Any]) -> str:
+            c = e["c"]
+            across = " §" if e["machines"] == "across" else ""
+            return f"{stats.format_interval(c)}, p<sub>BH</sub> {stats.format_p(c.p_adjusted)}{across}"
 
         rows = [[_row_label(m)] + [cell(entries[(c, m)]) if (c, m) in entries else "" for c in cols]
                 for m in shown]  # fmt: skip
-        significant = sum(c.p_table < 0.05 for c in entries.values())
-        lines.extend([f"## {title}", "", text, "", f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05.", "",
+        significant = sum(e["c"].p_table < 0.05 for e in entries.values())
+        pairing = {k: sum(e["machines"] == k for e in entries.values()) for k in ("same", "across", "unrecorded")}
+        lines.extend([f"## {title}", "", text, "",
+                      f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05; machines: {pairing['same']} "
+                      f"paired on one machine, {pairing['across']} across machines (§), {pairing['unrecorded']} with a "
+                      "machine not recorded.", "",
                       markdown_table(["method", *cols], rows), ""])  # fmt: skip
 
     marks = ("Mean paired difference in points over seeds [95 % t interval], and the two-sided paired t-test's p "
              "adjusted by Benjamini–Hochberg over this table; ‡: adjusted p < 0.05, †: unadjusted p < 0.05 only. "
              "Without a mark no effect larger than the interval's largest magnitude was detected (the list at the "
-             "end gives each reading and the minimum detectable effect).")  # fmt: skip
+             "end gives each reading and the minimum detectable effect). §: in some seed's pair the two runs ran on "
+             "different machines (CPU models or GPUs round differently: the pair carries that spread too).")  # fmt: skip
     grid_of("vs_ce_last", "Δ vs CE, last epoch", marks)
     grid_of("vs_ce_early_stopped", "Δ vs CE, early-stopped", marks)
     grid_of("vs_oracle_last", "Gap to the oracle (CE on clean labels), last epoch", marks)
@@ -785,11 +826,12 @@ def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] 
             c = e["c"]
             rows.append([family, e["condition"], _row_label((e["method"], e.get("reference"))), c.n, f"{c.mean:+.2f}",
                          f"[{c.low:+.2f}, {c.high:+.2f}]", stats.format_p(c.p), stats.format_p(c.p_adjusted),
-                         f"{c.detectable:.2f}", stats.reading(c)])  # fmt: skip
+                         f"{c.detectable:.2f}", e["machines"], stats.reading(c)])  # fmt: skip
     lines += ["<details><summary>Every comparison</summary>", "",
               "detectable: the smallest true difference the paired t-test would find with 80 % power at the observed "
               "spread (minimum detectable effect).", "",
-              markdown_table(["table", "condition", "method", "seeds", "Δ", "95 % CI", "p", "p (BH)", "detectable", "reading"],
+              markdown_table(["table", "condition", "method", "seeds", "Δ", "95 % CI", "p", "p (BH)", "detectable", "machines",
+                              "reading"],
                      rows), "", "</details>", ""]  # fmt: skip
     return "\n".join(lines)
 
@@ -942,7 +984,8 @@ def write_summary(records: list[dict[str, Any]], out_dir: Path, name: str) -> di
                                ("last_test_accuracy", "early_stopped_test_accuracy", "best_test_accuracy")}
                   for (c, m), runs in s["cells"].items()},
         "comparisons": {f: [{"condition": e["condition"], "method": e["method"],
-                             **({"reference": e["reference"]} if "reference" in e else {}), **e["c"].as_dict()}
+                             **({"reference": e["reference"]} if "reference" in e else {}), **e["c"].as_dict(),
+                             "machines": e["machines"]}
                             for e in entries] for f, entries in s["families"].items()},
         "ce_last_minus_best": [{"condition": e["condition"], **e["c"].as_dict()} for e in s["memorisation"]],
     }  # fmt: skip
@@ -990,7 +1033,7 @@ def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], name
                                ("LiLAW full − CE full (like for like)", b.get((c, "ce"), {}))):  # fmt: skip
                 runs = (b if label.startswith("LiLAW full") else a).get((c, "lilaw"), {})
                 if cmp := _compare(runs, ref, key):
-                    entries.append((when, c, label, cmp))
+                    entries.append((when, c, label, cmp, machine_pairing(runs, ref)))
     adjusted = stats.adjust([e[3] for e in entries])
     seeds = " ".join(str(x) for x in cfg["seeds"])
     commands = [re.sub(r" --seeds( \d+)+", f" --seeds {seeds}", launch_command(r[0]["command"]))
@@ -998,7 +1041,7 @@ def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], name
     lines = [f"# The LiLAW paper's Table 14, FashionMNIST-M, replicated at CPU size: `{names[0]}` + `{names[1]}`", "",
              f"Records: `{names[0]}_runs.jsonl` (last 2 blocks: `{commands[0]}`) and `{names[1]}_runs.jsonl` (every "
              f"layer: `{commands[1]}`). Summary: `python benchmarks/fashion_mnist.py --table14 {names[0]} {names[1]}`.",
-             "",
+             "", f"Machines: {_machines_text(last2 + full)}.", "",
              "## Test accuracy (%), mean ± sd over seeds: last epoch / early-stopped", ""]  # fmt: skip
     columns = [(b, "ce", "ours: CE full"), (a, "ce", "ours: CE last 2"), (a, "lilaw", "ours: LiLAW last 2")]
     if any(m == "lilaw" for _, m in b):  # LiLAW on every layer, where it ran
@@ -1013,10 +1056,13 @@ def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], name
     lines += ["## Differences, paired over seeds", "",
               "Mean paired difference in points [95 % t interval]; p of the two-sided paired t-test adjusted by "
               f"Benjamini–Hochberg over the {len(entries)} rows of this table; detectable: the smallest true difference the "
-              "test would find with 80 % power at the observed spread.", ""]  # fmt: skip
+              "test would find with 80 % power at the observed spread; machines: whether each seed's two runs ran on "
+              "one machine (`same`), on two different ones (`across`: the pair carries the machines' spread too) or "
+              "on one not recorded.", ""]  # fmt: skip
     rows = [[when, c, label, stats.format_interval(cmp), stats.format_p(cmp.p_adjusted), f"{cmp.detectable:.1f}",
-             stats.reading(cmp)] for (when, c, label, _), cmp in zip(entries, adjusted)]  # fmt: skip
-    lines += [markdown_table(["when", "condition", "comparison", "Δ [95 % CI]", "p (BH)", "detectable", "reading"], rows), ""]
+             pairing, stats.reading(cmp)] for (when, c, label, _, pairing), cmp in zip(entries, adjusted)]  # fmt: skip
+    lines += [markdown_table(["when", "condition", "comparison", "Δ [95 % CI]", "p (BH)", "detectable", "machines",
+                              "reading"], rows), ""]  # fmt: skip
     lines += ["## Every difference of setting", "",
               markdown_table(["", "paper", "ours"], [[k, paper, ours.format(**cfg)] for k, paper, ours in TABLE14_SETTINGS]), ""]
     return "\n".join(lines)

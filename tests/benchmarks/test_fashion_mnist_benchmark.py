@@ -230,6 +230,35 @@ def test_missing_runs_are_a_methods_own_seed_gaps():
                                   ("uniform_40", "sce", 0), ("uniform_40", "sce", 1)]  # fmt: skip
 
 
+def test_comparisons_say_whether_each_pair_ran_on_one_machine():
+    cpu = {"device": "cpu", "torch": "2.14.1", "cpu_model": "Intel(R) Xeon(R) Processor (cpu family 6, model 207, stepping 2)"}
+    other_cpu = {**cpu, "cpu_model": "Intel(R) Xeon(R) Processor (cpu family 6, model 143, stepping 8)"}
+    unnamed = {"device": "cpu", "torch": "2.14.1", "cpu_model": "Intel(R) Xeon(R) Processor"}  # no model numbers
+    gpu = {"device": "cuda", "torch": "2.11.0", "gpu": "NVIDIA H200", "cpu_model": None}
+
+    def runs(*machines):
+        return {seed: {**m, "seed": seed} for seed, m in enumerate(machines)}
+
+    assert fm.machine(cpu) == "Intel(R) Xeon(R) Processor (cpu family 6, model 207, stepping 2), torch 2.14.1"
+    assert fm.machine(gpu) == "NVIDIA H200, torch 2.11.0" and fm.machine(unnamed) is None
+    assert fm.machine({**cpu, "torch": "2.11.0"}) != fm.machine(cpu)  # another torch rounds differently too
+    assert fm.machine_pairing(runs(cpu, other_cpu), runs(cpu, other_cpu)) == "same"  # per seed, not per grid
+    assert fm.machine_pairing(runs(cpu, cpu), runs(cpu, other_cpu)) == "across"
+    assert fm.machine_pairing(runs(cpu, unnamed), runs(cpu, unnamed)) == "unrecorded"
+    assert fm.machine_pairing(runs(unnamed, unnamed), runs(gpu, unnamed)) == "across"  # CPU against GPU, known either way
+    assert fm.machine_pairing(runs(cpu, cpu, gpu), runs(cpu, cpu)) == "same"  # only the seeds both sides ran
+
+    def record(method, seed, machine_fields, accuracy):
+        return {"method": method, "condition": "uniform_40", "seed": seed, "last_test_accuracy": accuracy,
+                "early_stopped_test_accuracy": accuracy, "best_test_accuracy": accuracy, **machine_fields}  # fmt: skip
+
+    records = [record("ce", s, cpu, 0.70 + 0.01 * s) for s in range(3)]
+    records += [record("sce", s, cpu, 0.75 + 0.011 * s) for s in range(3)]
+    records += [record("gce", s, gpu if s == 2 else cpu, 0.76 + 0.012 * s) for s in range(3)]
+    family = {e["method"]: e["machines"] for e in fm.summarise(records)["families"]["vs_ce_last"]}
+    assert family == {"sce": "same", "gce": "across"}
+
+
 def test_the_grid_config_names_the_mlc_runs_settings_only_where_mlc_ran():
     before = {"epochs": 20, "model": "cnn"}  # a record written before the MLC settings were recorded
     settings = {"mlc_meta_lr": 3e-5, "mlc_skip_gate_init": 0.9, "mlc_lower_loss_weights": [1.0, 0.0]}
