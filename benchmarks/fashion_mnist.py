@@ -769,7 +769,7 @@ def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] 
         cols = [c for c in conditions if any(k[0] == c for k in entries)]
         def cell(e: dict[str, Any]) -> str:
             c = e["c"]
-            across = " §" if e["machines"] == "across" else ""
+            across = " ⇄" if e["machines"] == "across" else ""
             return f"{stats.format_interval(c)}, p<sub>BH</sub> {stats.format_p(c.p_adjusted)}{across}"
 
         rows = [[_row_label(m)] + [cell(entries[(c, m)]) if (c, m) in entries else "" for c in cols]
@@ -778,14 +778,14 @@ def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] 
         pairing = {k: sum(e["machines"] == k for e in entries.values()) for k in ("same", "across", "unrecorded")}
         lines.extend([f"## {title}", "", text, "",
                       f"{len(entries)} comparisons, {significant} with BH-adjusted p < 0.05; machines: {pairing['same']} "
-                      f"paired on one machine, {pairing['across']} across machines (§), {pairing['unrecorded']} with a "
+                      f"paired on one machine, {pairing['across']} across machines (⇄), {pairing['unrecorded']} with a "
                       "machine not recorded.", "",
                       markdown_table(["method", *cols], rows), ""])  # fmt: skip
 
     marks = ("Mean paired difference in points over seeds [95 % t interval], and the two-sided paired t-test's p "
              "adjusted by Benjamini–Hochberg over this table; ‡: adjusted p < 0.05, †: unadjusted p < 0.05 only. "
              "Without a mark no effect larger than the interval's largest magnitude was detected (the list at the "
-             "end gives each reading and the minimum detectable effect). §: in some seed's pair the two runs ran on "
+             "end gives each reading and the minimum detectable effect). ⇄: in some seed's pair the two runs ran on "
              "different machines (CPU models or GPUs round differently: the pair carries that spread too).")  # fmt: skip
     grid_of("vs_ce_last", "Δ vs CE, last epoch", marks)
     grid_of("vs_ce_early_stopped", "Δ vs CE, early-stopped", marks)
