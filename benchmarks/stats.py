@@ -50,12 +50,16 @@ class PairedComparison:
         p_adjusted: the Benjamini–Hochberg-adjusted p-value over the table this comparison belongs to (`adjust`);
             ``None`` until adjusted.
 
-    With every difference equal (``sd == 0``: e.g. two methods that train identically) there is no spread to test
-    against. The rule then: ``sd`` and ``detectable`` are 0, the interval is the point ``[mean, mean]``, and
-    ``p`` is 1 when the differences are all 0 and 0 otherwise (the limit of the t statistic, ±∞). "Equal" and
-    "0" are up to float rounding: within ``1e-12 · max(1, max |d|)`` (``ptp(d)`` for equal, ``|mean|`` for 0),
-    so accuracies that are the same fraction computed two ways compare as equal. `hf_lilaw.compare_runs`
-    follows the same rule.
+    With every difference equal (``sd == 0``) there is no spread to test against, and the t statistic is 0/0 or
+    ±∞. The rule then: ``sd`` is 0; all 0 (e.g. two methods that train identically): ``p`` 1, the point interval
+    ``[0, 0]``, ``detectable`` 0. All equal but not 0: the exact sign-flip test, which needs no spread (under a
+    null symmetric about 0 each of the ``2ⁿ`` sign patterns is equally likely; the observed one and its mirror
+    are the most extreme): ``p = 2¹⁻ⁿ`` (0.25 over 3 seeds, 0.0625 over 5), and its inverted interval, unbounded
+    (``detectable`` ∞) while that ``p`` exceeds ``1 − confidence``, else the point ``[mean, mean]``. Accuracies on
+    a finite test set are quantised, so three seeds can differ by the same amount by chance; the t-test's limit
+    (p 0) would call that certain. "Equal" and "0" are up to float rounding: within ``1e-12 · max(1, max |d|)``
+    (``ptp(d)`` for equal, ``|mean|`` for 0), so accuracies that are the same fraction computed two ways compare
+    as equal. `hf_lilaw.compare_runs` follows the same rule.
     """
 
     n: int
@@ -97,8 +101,11 @@ def paired_difference(
     mean = float(d.mean())
     rounding = 1e-12 * max(1.0, float(np.abs(d).max()))
     if np.ptp(d) <= rounding:
-        p = 1.0 if abs(mean) <= rounding else 0.0
-        return PairedComparison(n, mean, 0.0, mean, mean, 0.0, p, 0.0, confidence, power)
+        if abs(mean) <= rounding:
+            return PairedComparison(n, mean, 0.0, mean, mean, 0.0, 1.0, 0.0, confidence, power)
+        p = 2.0 ** (1 - n)
+        bound = math.inf if p > 1 - confidence else 0.0
+        return PairedComparison(n, mean, 0.0, mean - bound, mean + bound, bound, p, bound, confidence, power)
     sd = float(d.std(ddof=1))
     se = sd / math.sqrt(n)
     half = float(_st.t.ppf((1 + confidence) / 2, n - 1)) * se
@@ -189,11 +196,14 @@ def reading(c: PairedComparison, *, digits: int = 1, alpha: float = 0.05) -> str
 
     Where the table's p (adjusted if `adjust` ran) is below ``alpha``: ``"ahead by 1.2"`` / ``"behind by 1.2"``.
     Otherwise ``"no effect larger than X detected"``, where X is the largest magnitude the confidence interval
-    leaves possible (``max(|low|, |high|)``): larger effects in either direction are excluded at that confidence.
+    leaves possible (``max(|low|, |high|)``): larger effects in either direction are excluded at that confidence;
+    where the interval is unbounded (every seed the same nonzero difference, too few seeds) it says so.
     Never "tie": a test over few seeds cannot show two methods equal.
     """
     if c.p_table < alpha:
         return f"{'ahead' if c.mean > 0 else 'behind'} by {abs(c.mean):.{digits}f}"
+    if math.isinf(c.half_width):
+        return "no effect detected, none excluded (every seed the same difference: too few seeds to bound it)"
     return f"no effect larger than {max(abs(c.low), abs(c.high)):.{digits}f} detected"
 
 

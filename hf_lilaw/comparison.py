@@ -39,9 +39,11 @@ class RunComparison:
         metrics: per metric, ``{"runs": {run: {"mean", "sd"}}, "differences": {run: {"mean", "sd", "ci_low",
             "ci_high", "p_value"}}}``: the sample sd over seeds; the difference is run − baseline, seed by seed.
             With fewer than two seeds sd, the interval and p are NaN. When every seed gives the same difference
-            (up to float rounding) there is no spread to test against: sd is 0, the interval is the point
-            ``[mean, mean]`` and p is 1 if that difference is 0 (up to rounding), else 0 (the limit of the t
-            statistic).
+            (up to float rounding) there is no spread to test against, and sd is 0: if that difference is 0 (up to
+            rounding), p is 1 and the interval the point ``[0, 0]``; otherwise p is the exact sign-flip test's
+            ``2¹⁻ⁿ`` over n seeds (a t-test would say 0: certainty, from what may be a coincidence of quantised
+            accuracies) and the interval is unbounded while that p exceeds ``1 − confidence``, else the point
+            ``[mean, mean]``.
     """
 
     seeds: list[Hashable]
@@ -136,8 +138,12 @@ def compare_runs(
             # Equal up to rounding (accuracies are multiples of 1/n, computed two ways): no spread, t is ±∞ or 0/0.
             rounding = 1e-12 * max(1.0, float(np.abs(diff).max()))
             if diff.size > 1 and np.ptp(diff) <= rounding:
-                p = 1.0 if abs(found["mean"]) <= rounding else 0.0
-                found.update(sd=0.0, ci_low=found["mean"], ci_high=found["mean"], p_value=p)
+                if abs(found["mean"]) <= rounding:
+                    p, bound = 1.0, 0.0
+                else:  # the sign-flip test: of 2^n equally likely sign patterns, this one and its mirror
+                    p = 2.0 ** (1 - diff.size)
+                    bound = math.inf if p > 1 - confidence else 0.0
+                found.update(sd=0.0, ci_low=found["mean"] - bound, ci_high=found["mean"] + bound, p_value=p)
             elif diff.size > 1:
                 half = t_quantile * found["sd"] / math.sqrt(diff.size)
                 found.update(ci_low=found["mean"] - half, ci_high=found["mean"] + half)
