@@ -19,6 +19,8 @@ import numpy as np
 from scipy import optimize
 from scipy import stats as _st
 
+from hf_lilaw.comparison import paired_difference as library_paired_difference
+
 __all__ = [
     "PairedComparison",
     "adjust",
@@ -50,16 +52,9 @@ class PairedComparison:
         p_adjusted: the Benjamini–Hochberg-adjusted p-value over the table this comparison belongs to (`adjust`);
             ``None`` until adjusted.
 
-    With every difference equal (``sd == 0``) there is no spread to test against, and the t statistic is 0/0 or
-    ±∞. The rule then: ``sd`` is 0; all 0 (e.g. two methods that train identically): ``p`` 1, the point interval
-    ``[0, 0]``, ``detectable`` 0. All equal but not 0: the exact sign-flip test, which needs no spread (under a
-    null symmetric about 0 each of the ``2ⁿ`` sign patterns is equally likely; the observed one and its mirror
-    are the most extreme): ``p = 2¹⁻ⁿ`` (0.25 over 3 seeds, 0.0625 over 5), and its inverted interval, unbounded
-    (``detectable`` ∞) while that ``p`` exceeds ``1 − confidence``, else the point ``[mean, mean]``. Accuracies on
-    a finite test set are quantised, so three seeds can differ by the same amount by chance; the t-test's limit
-    (p 0) would call that certain. "Equal" and "0" are up to float rounding: within ``1e-12 · max(1, max |d|)``
-    (``ptp(d)`` for equal, ``|mean|`` for 0), so accuracies that are the same fraction computed two ways compare
-    as equal. `hf_lilaw.compare_runs` follows the same rule.
+    The interval and p are `hf_lilaw.comparison.paired_difference`'s, the one place the rule for every seed giving
+    the same difference lives (``sd`` 0; p the exact sign-flip test's, 1 where that difference is 0; the interval
+    unbounded while that p exceeds ``1 − confidence``): there ``detectable`` is the interval's half width (0 or ∞).
     """
 
     n: int
@@ -87,31 +82,11 @@ def paired_difference(
     a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95, power: float = 0.8
 ) -> PairedComparison:
     """The paired comparison of ``a`` against ``b`` (equal-length sequences, element ``s`` of each from seed ``s``)."""
-    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
-    if a_arr.shape != b_arr.shape or a_arr.ndim != 1:
-        raise ValueError(f"a and b must be 1-D and of equal length (one value per seed), got {a_arr.shape}, {b_arr.shape}.")
-    if not (np.isfinite(a_arr).all() and np.isfinite(b_arr).all()):
-        raise ValueError("a and b must be finite: drop the seeds with a missing or failed run from both.")
-    n = a_arr.size
-    if n < 2:
-        raise ValueError(f"A paired comparison needs at least 2 pairs (seeds), got {n}.")
-    if not 0 < confidence < 1 or not 0 < power < 1:
-        raise ValueError(f"confidence and power must lie in (0, 1), got {confidence} and {power}.")
-    d = a_arr - b_arr
-    mean = float(d.mean())
-    rounding = 1e-12 * max(1.0, float(np.abs(d).max()))
-    if np.ptp(d) <= rounding:
-        if abs(mean) <= rounding:
-            return PairedComparison(n, mean, 0.0, mean, mean, 0.0, 1.0, 0.0, confidence, power)
-        p = 2.0 ** (1 - n)
-        bound = math.inf if p > 1 - confidence else 0.0
-        return PairedComparison(n, mean, 0.0, mean - bound, mean + bound, bound, p, bound, confidence, power)
-    sd = float(d.std(ddof=1))
-    se = sd / math.sqrt(n)
-    half = float(_st.t.ppf((1 + confidence) / 2, n - 1)) * se
-    p = float(2 * _st.t.sf(abs(mean) / se, n - 1))
-    detectable = minimum_detectable_effect(sd, n, alpha=1 - confidence, power=power)
-    return PairedComparison(n, mean, sd, mean - half, mean + half, half, p, detectable, confidence, power)
+    if not 0 < power < 1:
+        raise ValueError(f"power must lie in (0, 1), got {power}.")
+    d = library_paired_difference(a, b, confidence=confidence)
+    detectable = d.half_width if d.sd == 0 else minimum_detectable_effect(d.sd, d.n, alpha=1 - confidence, power=power)
+    return PairedComparison(d.n, d.mean, d.sd, d.ci_low, d.ci_high, d.half_width, d.p_value, detectable, confidence, power)
 
 
 def paired_over_seeds(

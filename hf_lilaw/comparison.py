@@ -1,5 +1,6 @@
 """Runs compared over seeds: mean ± sd of each run and the paired difference to a baseline, with its confidence
-interval and t-test.
+interval and t-test (`compare_runs`); the paired difference of two sequences of per-seed values
+(`paired_difference`), the one place that rule lives (the benchmarks' tables use it too).
 
 Train two or more runs per seed from the same initial weights, data and schedule (e.g. `transformers.Trainer`
 and `LiLAWTrainer`), evaluate each on the same test set, and pass the metrics to `compare_runs`::
@@ -12,19 +13,80 @@ and `LiLAWTrainer`), evaluate each on the same test set, and pass the metrics to
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Mapping
+from collections.abc import Hashable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-__all__ = ["RunComparison", "compare_runs"]
+__all__ = ["PairedDifference", "RunComparison", "compare_runs", "paired_difference"]
 
 # Entries of Trainer.evaluate() that describe the evaluation, not the model.
 _BOOKKEEPING_SUFFIXES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second")
 _PREFIXES = ("eval_", "test_")
 _LABELS = {"accuracy": "top-1 accuracy", "top5_accuracy": "top-5 accuracy", "roc_auc": "AUROC", "loss": "loss"}
+
+
+@dataclass(frozen=True)
+class PairedDifference:
+    """The paired difference of ``a`` against ``b`` over ``n`` seeds: the per-seed differences ``a_s − b_s``.
+
+    Attributes:
+        n: number of pairs.
+        mean: mean difference.
+        sd: sample standard deviation of the differences (n − 1 in the denominator).
+        ci_low, ci_high: the confidence interval of the mean (Student t, n − 1 degrees of freedom), at level
+            ``confidence``; ``half_width`` is its half width.
+        p_value: the two-sided paired t-test p-value.
+
+    With every difference equal (up to float rounding: within ``1e-12 · max(1, max |d|)``) there is no spread to
+    test against and the t statistic is 0/0 or ±∞. Then ``sd`` is 0 and: all 0 (e.g. two runs that train
+    identically): p 1, the point interval ``[0, 0]``. All equal but not 0: the exact sign-flip test, which needs no
+    spread (under a null symmetric about 0 each of the ``2ⁿ`` sign patterns is equally likely; the observed one
+    and its mirror are the most extreme): ``p = 2¹⁻ⁿ`` (0.25 over 3 seeds, 0.0625 over 5), and its inverted
+    interval: unbounded while that p exceeds ``1 − confidence``, else the point ``[mean, mean]``. Accuracies on a
+    finite test set are quantised, so three seeds can differ by the same amount by chance; the t-test's limit
+    (p 0) would call that certain.
+    """
+
+    n: int
+    mean: float
+    sd: float
+    ci_low: float
+    ci_high: float
+    half_width: float
+    p_value: float
+    confidence: float = 0.95
+
+
+def paired_difference(a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95) -> PairedDifference:
+    """The paired difference of ``a`` against ``b``: equal-length sequences, element ``s`` of each from seed ``s``
+    (same split, noise draw and initial weights), at least 2 pairs, all finite. See `PairedDifference`."""
+    a_arr, b_arr = np.asarray(a, dtype=float), np.asarray(b, dtype=float)
+    if a_arr.shape != b_arr.shape or a_arr.ndim != 1:
+        raise ValueError(f"a and b must be 1-D and of equal length (one value per seed), got {a_arr.shape}, {b_arr.shape}.")
+    if not (np.isfinite(a_arr).all() and np.isfinite(b_arr).all()):
+        raise ValueError("a and b must be finite: drop the seeds with a missing or failed run from both.")
+    n = a_arr.size
+    if n < 2:
+        raise ValueError(f"A paired comparison needs at least 2 pairs (seeds), got {n}.")
+    if not 0 < confidence < 1:
+        raise ValueError(f"confidence must be in (0, 1), e.g. 0.95; got {confidence}.")
+    d = a_arr - b_arr
+    mean = float(d.mean())
+    rounding = 1e-12 * max(1.0, float(np.abs(d).max()))
+    if np.ptp(d) <= rounding:
+        if abs(mean) <= rounding:
+            return PairedDifference(n, mean, 0.0, mean, mean, 0.0, 1.0, confidence)
+        p = 2.0 ** (1 - n)
+        bound = math.inf if p > 1 - confidence else 0.0
+        return PairedDifference(n, mean, 0.0, mean - bound, mean + bound, bound, p, confidence)
+    sd = float(d.std(ddof=1))
+    se = sd / math.sqrt(n)
+    half = float(stats.t.ppf((1 + confidence) / 2, n - 1)) * se
+    p = float(2 * stats.t.sf(abs(mean) / se, n - 1))
+    return PairedDifference(n, mean, sd, mean - half, mean + half, half, p, confidence)
 
 
 @dataclass(frozen=True)
@@ -38,12 +100,9 @@ class RunComparison:
         confidence: level of the confidence intervals.
         metrics: per metric, ``{"runs": {run: {"mean", "sd"}}, "differences": {run: {"mean", "sd", "ci_low",
             "ci_high", "p_value"}}}``: the sample sd over seeds; the difference is run − baseline, seed by seed.
-            With fewer than two seeds sd, the interval and p are NaN. When every seed gives the same difference
-            (up to float rounding) there is no spread to test against, and sd is 0: if that difference is 0 (up to
-            rounding), p is 1 and the interval the point ``[0, 0]``; otherwise p is the exact sign-flip test's
-            ``2¹⁻ⁿ`` over n seeds (a t-test would say 0: certainty, from what may be a coincidence of quantised
-            accuracies) and the interval is unbounded while that p exceeds ``1 − confidence``, else the point
-            ``[mean, mean]``.
+            With fewer than two seeds (or a non-finite value) sd, the interval and p are NaN. The interval and p
+            are `paired_difference`'s: with every seed giving the same difference, sd is 0 and p is the exact
+            sign-flip test's (1 where that difference is 0), not the t-test's limit (see `PairedDifference`).
     """
 
     seeds: list[Hashable]
@@ -64,7 +123,8 @@ class RunComparison:
 
     def to_markdown(self, *, digits: int = 4) -> str:
         """A markdown table: one row per metric; mean ± sd of each run; for each run against the baseline the
-        mean difference, its confidence interval and the paired t-test p-value."""
+        mean difference, its confidence interval and p-value (`paired_difference`'s: the paired t-test's, or the
+        sign-flip test's where every seed gives the same difference)."""
         others = [r for r in self.runs if r != self.baseline] if self.baseline is not None else []
         level = f"{self.confidence:.0%}".replace("%", " %")
         header = ["metric", *self.runs]
@@ -91,7 +151,8 @@ def compare_runs(
     """Mean ± sd of every run's metrics over seeds, and each run's paired difference to ``baseline``.
 
     The difference is taken seed by seed (the runs of one seed share initial weights and data), with a Student-t
-    confidence interval (n − 1 degrees of freedom) and the paired t-test p-value (`scipy.stats.ttest_rel`).
+    confidence interval (n − 1 degrees of freedom) and the paired t-test p-value: `paired_difference`, which also
+    says what happens when every seed gives the same difference.
     Over few seeds the interval is wide: read a difference by its interval, not by whether p crosses 0.05.
 
     Args:
@@ -124,7 +185,6 @@ def compare_runs(
     names.sort(key=lambda k: known.index(_strip(k)) if _strip(k) in known else len(known))
     if not names:
         raise ValueError(f"No numeric metric is shared by every run and seed (runs {runs}, seeds {seeds}).")
-    t_quantile = stats.t.ppf((1 + confidence) / 2, len(seeds) - 1) if len(seeds) > 1 else math.nan
     metrics = {}
     for name in names:
         values = {run: np.array([float(per_seed[s][run][name]) for s in seeds]) for run in runs}
@@ -135,19 +195,9 @@ def compare_runs(
                 continue
             diff = values[run] - values[baseline]
             found = {**_summary(diff), "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
-            # Equal up to rounding (accuracies are multiples of 1/n, computed two ways): no spread, t is ±∞ or 0/0.
-            rounding = 1e-12 * max(1.0, float(np.abs(diff).max()))
-            if diff.size > 1 and np.ptp(diff) <= rounding:
-                if abs(found["mean"]) <= rounding:
-                    p, bound = 1.0, 0.0
-                else:  # the sign-flip test: of 2^n equally likely sign patterns, this one and its mirror
-                    p = 2.0 ** (1 - diff.size)
-                    bound = math.inf if p > 1 - confidence else 0.0
-                found.update(sd=0.0, ci_low=found["mean"] - bound, ci_high=found["mean"] + bound, p_value=p)
-            elif diff.size > 1:
-                half = t_quantile * found["sd"] / math.sqrt(diff.size)
-                found.update(ci_low=found["mean"] - half, ci_high=found["mean"] + half)
-                found["p_value"] = float(stats.ttest_rel(values[run], values[baseline]).pvalue)
+            if diff.size > 1 and np.isfinite(diff).all():
+                paired = paired_difference(values[run], values[baseline], confidence=confidence)
+                found.update(sd=paired.sd, ci_low=paired.ci_low, ci_high=paired.ci_high, p_value=paired.p_value)
             entry["differences"][run] = found
         metrics[name] = entry
     return RunComparison(seeds=seeds, runs=runs, baseline=baseline, confidence=confidence, metrics=metrics)

@@ -5,7 +5,7 @@ import math
 
 import pytest
 
-from hf_lilaw.comparison import compare_runs
+from hf_lilaw.comparison import compare_runs, paired_difference
 
 # Three seeds; LiLAW − Trainer accuracy is +0.02, −0.01, +0.05 (mean 0.02, sd 0.03).
 PER_SEED = {
@@ -79,3 +79,34 @@ def test_bad_input_names_the_fix():
         compare_runs(PER_SEED, confidence=95)
     with pytest.raises(ValueError, match="No numeric metric"):
         compare_runs({0: {"a": {"epoch": 1.0}}})
+
+
+def test_paired_difference_by_hand_and_without_spread():
+    # LiLAW − Trainer accuracy of PER_SEED: +0.02, −0.01, +0.05
+    d = paired_difference([0.82, 0.69, 0.80], [0.80, 0.70, 0.75])
+    t = 0.02 / (0.03 / math.sqrt(3))
+    half = 4.302652729749464 * 0.03 / math.sqrt(3)
+    assert (d.n, d.mean, d.sd) == (3, pytest.approx(0.02), pytest.approx(0.03))
+    assert (d.ci_low, d.ci_high, d.half_width) == (pytest.approx(0.02 - half), pytest.approx(0.02 + half), pytest.approx(half))
+    assert d.p_value == pytest.approx(1 - t / math.sqrt(2 + t**2))
+    # the same nonzero difference on every seed: the sign-flip test's 2^(1-n); unbounded until it is below 0.05
+    three = paired_difference([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])
+    assert (three.sd, three.p_value, three.ci_low, three.ci_high) == (0.0, 0.25, -math.inf, math.inf)
+    six = paired_difference([1.5] * 6, [1.0] * 6)
+    assert (six.p_value, six.ci_low, six.ci_high, six.half_width) == (0.03125, 0.5, 0.5, 0.0)
+    zero = paired_difference([0.1 + 0.2, 0.3], [0.3, 0.3])  # 0 up to rounding
+    assert (zero.p_value, zero.half_width) == (1.0, 0.0)
+    with pytest.raises(ValueError, match="at least 2 pairs"):
+        paired_difference([1.0], [2.0])
+    with pytest.raises(ValueError, match="equal length"):
+        paired_difference([1.0, 2.0], [1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="must be finite: drop the seeds"):
+        paired_difference([1.0, float("nan")], [1.0, 2.0])
+    with pytest.raises(ValueError, match="confidence must be in"):
+        paired_difference([1.0, 2.0], [1.5, 2.0], confidence=95)
+
+
+def test_a_non_finite_metric_gives_nan_not_an_error():
+    per_seed = {s: {"a": {"loss": 1.0 + s}, "b": {"loss": float("nan") if s == 1 else 2.0}} for s in range(3)}
+    diff = compare_runs(per_seed, baseline="a").metrics["loss"]["differences"]["b"]
+    assert math.isnan(diff["p_value"]) and math.isnan(diff["ci_low"])
