@@ -1041,7 +1041,7 @@ def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], name
     lines = [f"# The LiLAW paper's Table 14, FashionMNIST-M, replicated at CPU size: `{names[0]}` + `{names[1]}`", "",
              f"Records: `{names[0]}_runs.jsonl` (last 2 blocks: `{commands[0]}`) and `{names[1]}_runs.jsonl` (every "
              f"layer: `{commands[1]}`). Summary: `python benchmarks/fashion_mnist.py --table14 {names[0]} {names[1]}`.",
-             "", f"Machines: {_machines_text(last2 + full)}.", "",
+             "", f"Machines: {_machines_text([r for r in last2 + full if r['condition'] in conditions])}.", "",
              "## Test accuracy (%), mean ± sd over seeds: last epoch / early-stopped", ""]  # fmt: skip
     columns = [(b, "ce", "ours: CE full"), (a, "ce", "ours: CE last 2"), (a, "lilaw", "ours: LiLAW last 2")]
     if any(m == "lilaw" for _, m in b):  # LiLAW on every layer, where it ran
