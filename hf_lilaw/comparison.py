@@ -1,6 +1,6 @@
 """Runs compared over seeds: mean ± sd of each run and the paired difference to a baseline, with its confidence
 interval and t-test (`compare_runs`); the paired difference of two sequences of per-seed values
-(`paired_difference`), the one place that rule lives (the benchmarks' tables use it too).
+(`paired_difference`, which every benchmark table uses too).
 
 Train two or more runs per seed from the same initial weights, data and schedule (e.g. `transformers.Trainer`
 and `LiLAWTrainer`), evaluate each on the same test set, and pass the metrics to `compare_runs`::
