@@ -1019,7 +1019,8 @@ TABLE14_SETTINGS = [
 def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], names: tuple[str, str]) -> str:
     """The paper's Table-14 FashionMNIST-M row beside ours: LiLAW on the last 2 blocks against CE fine-tuning every
     layer (the paper's protocol), and against CE on the same last 2 blocks (like for like), paired over seeds with
-    BH over the table, last epoch and early-stopped."""
+    BH over the table, last epoch and early-stopped. ``last2`` and ``full``: the grids' runs at the paper's
+    conditions only (`write_table14` passes those), so that its command, settings and machines are theirs."""
     a, b = _by_cell(last2), _by_cell(full)
     conditions = [c for c in PAPER_TABLE14 if (c, "lilaw") in a]
     cfg = {**last2[0]["config"], "train_rows": last2[0]["train_rows"], "val_rows": last2[0]["val_rows"],
@@ -1041,7 +1042,7 @@ def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], name
     lines = [f"# The LiLAW paper's Table 14, FashionMNIST-M, replicated at CPU size: `{names[0]}` + `{names[1]}`", "",
              f"Records: `{names[0]}_runs.jsonl` (last 2 blocks: `{commands[0]}`) and `{names[1]}_runs.jsonl` (every "
              f"layer: `{commands[1]}`). Summary: `python benchmarks/fashion_mnist.py --table14 {names[0]} {names[1]}`.",
-             "", f"Machines: {_machines_text([r for r in last2 + full if r['condition'] in conditions])}.", "",
+             "", f"Machines: {_machines_text(last2 + full)}.", "",
              "## Test accuracy (%), mean ± sd over seeds: last epoch / early-stopped", ""]  # fmt: skip
     columns = [(b, "ce", "ours: CE full"), (a, "ce", "ours: CE last 2"), (a, "lilaw", "ours: LiLAW last 2")]
     if any(m == "lilaw" for _, m in b):  # LiLAW on every layer, where it ran
@@ -1069,10 +1070,12 @@ def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], name
 
 
 def write_table14(out_dir: Path, names: tuple[str, str]) -> Path:
-    records = [grid.read_records(out_dir / f"{n}_runs.jsonl") for n in names]
+    records = [[r for r in grid.read_records(out_dir / f"{n}_runs.jsonl") if r["condition"] in PAPER_TABLE14]
+               for n in names]  # fmt: skip
     for n, r, model in zip(names, records, ("effnet_last2", "effnet_full")):
         if not r or r[0]["config"].get("model") != model:
-            raise SystemExit(f"--table14 LAST2 FULL: {n}_runs.jsonl must hold --model {model} runs.")
+            raise SystemExit(f"--table14 LAST2 FULL: {n}_runs.jsonl must hold --model {model} runs at "
+                             f"{' / '.join(PAPER_TABLE14)}.")  # fmt: skip
     text = table14_report(*records, names)
     path = out_dir / f"table14_{names[0]}.md"
     path.write_text(text)

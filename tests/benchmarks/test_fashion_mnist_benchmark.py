@@ -384,13 +384,15 @@ def test_fine_tuning_runs_and_table14_is_recomputed(data_dir, tmp_path):
     assert len(last2) == 8 and len(full) == 4 and all(r["steps"] == 6 for r in last2 + full)
     with pytest.raises(SystemExit, match="effnet_full"):
         fm.main(["--table14", "ft2", "ft2", "--out-dir", str(out)])
-    other = {**last2[0], "condition": "uniform_40", "device": "cuda", "gpu": "NVIDIA H200", "cpu_model": None}
-    with open(out / "ft2_runs.jsonl", "a") as f:  # a cell outside Table 14, run elsewhere: not in its Machines line
-        f.write(json.dumps(other) + "\n")
+    other = {**last2[0], "condition": "uniform_40", "device": "cuda", "gpu": "NVIDIA H200", "cpu_model": None,
+             "command": "python benchmarks/fashion_mnist.py --model effnet_last2 --conditions uniform_40 --name ft2"}
+    path = out / "ft2_runs.jsonl"  # a cell outside Table 14, run elsewhere, first in the file: not in the table's
+    path.write_text(json.dumps(other) + "\n" + path.read_text())  # Machines line, nor its command
     assert fm.main(["--table14", "ft2", "ftf", "--out-dir", str(out)]) == 0
     text = (out / "table14_ft2.md").read_text()
     machines = next(line for line in text.splitlines() if line.startswith("Machines:"))
     assert "H200" not in machines and "12 runs" in machines, machines
+    assert "uniform_40" not in text  # neither its command nor its machine
     by = {(r["condition"], r["method"], r["config"]["model"], r["seed"]): r for r in last2 + full}
     expected = paired_difference([100 * by[("uniform_50", "lilaw", "effnet_last2", s)]["last_test_accuracy"] for s in (0, 1)],
                                  [100 * by[("uniform_50", "ce", "effnet_full", s)]["last_test_accuracy"] for s in (0, 1)])
