@@ -291,6 +291,7 @@ def test_new_methods_run_and_the_fair_baseline_family_is_recomputed(data_dir, tm
         assert r["flagged"] + r["kept_rows"] == 400 and 0 <= r["flag_precision"] <= 1 and 0 <= r["flag_recall"] <= 1
         assert r["steps"] == 2 * -(-r["kept_rows"] // 64) and r["detect_seconds"] > 0
     assert by[("prune_cleanlab", 0)]["flagged"] > 0  # 40 % noise on an easy task: cleanlab finds some
+    assert by[("prune_one_run_rate", 0)]["flagged"] == 160  # the nominal 40 % of 400 rows, whatever the split says
     for method in fm.MLC_METHODS + fm.FAIR_BASELINES:
         r = by[(method, 0)]
         size = 20 if method.endswith("_10") else 10  # 10 % / 2 % of 200 validation rows, at least 1 per class
