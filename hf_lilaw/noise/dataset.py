@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
@@ -11,10 +12,9 @@ import numpy as np
 from datasets import ClassLabel, Dataset, DatasetDict, Value
 from datasets import Image as ImageFeature
 from datasets.fingerprint import Hasher
-from PIL import Image as PILImage
 
 from ..core.columns import CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN
-from .images import image_noise_fn, noisy_image
+from .images import check_image_mode, image_noise_fn, noisy_image, noisy_pil_image
 from .labels import check_labels, noisy_labels, warn_inferred_num_classes
 from .sampling import STREAM_INPUT_HITS, STREAM_PER_ROW, check_rate_and_seed, hit_indices
 from .series import series_noise_fn
@@ -102,11 +102,45 @@ def _with_format_of(out: Dataset, like: Dataset) -> Dataset:
 
 def realised_noise_rate(dataset: Dataset, *, noisy_flag_column: str = NOISY_FLAG_COLUMN) -> float:
     """Returns the fraction of rows flagged noisy (below `rate` for `rule_map` and `pair_flip` noise when some
-    classes have no rule or partner)."""
+    classes have no rule or partner, and for `keep_original_draw`; depends on the class balance for
+    `noise_matrix`)."""
     if noisy_flag_column not in dataset.column_names:
         raise ValueError(f"Column {noisy_flag_column!r} not found; was noise added with another noisy_flag_column?")
     flags = dataset.with_format("numpy", columns=[noisy_flag_column])[:][noisy_flag_column]
     return float(np.mean(flags)) if len(flags) else 0.0
+
+
+# Why a hit row can keep its label, per noise type (the others always change it).
+_KEPT_LABEL_REASONS = {
+    "rule_map": "have no rule for their class",
+    "pair_flip": "have no partner for their class",
+    "uniform": "redrew a label equal to the original (keep_original_draw=True)",
+}
+
+
+def _warn_realised_rate(flags: np.ndarray, noise_type: str, rate: float, own_matrix: bool) -> None:
+    """Logs a warning when the share of rows flipped is not `rate`, with both rates."""
+    n = len(flags)
+    if n == 0:
+        return
+    realised = float(flags.mean())
+    if noise_type == "noise_matrix":
+        # The matrix fixes the unweighted mean of the per-class flip rates, not the share of rows, which moves
+        # with class balance. A tolerance of 3 binomial standard deviations (at least 0.02) keeps balanced data
+        # quiet (0.387-0.392 for rate 0.4 on 600 rows) and flags the shifts that imbalance causes.
+        tolerance = max(0.02, 3 * math.sqrt(rate * (1 - rate) / n))
+        if not own_matrix and abs(realised - rate) > tolerance:
+            logger.warning(
+                "noise_matrix noise: realised rate %.4f differs from rate %.4f by more than %.4f: `rate` is the "
+                "mean per-class flip rate, and the share of rows flipped depends on the class balance and the seed. "
+                "Use noise_type='uniform' for an exact share of rows.",
+                realised, rate, tolerance,
+            )  # fmt: skip
+    elif noise_type in _KEPT_LABEL_REASONS and realised < int(round(rate * n)) / n:
+        logger.warning(
+            "%s noise: some hit rows %s and keep their label; realised rate %.4f < rate %.4f.",
+            noise_type, _KEPT_LABEL_REASONS[noise_type], realised, rate,
+        )  # fmt: skip
 
 
 def add_label_noise(
@@ -131,14 +165,16 @@ def add_label_noise(
     See `noisy_labels` for the noise types. Only the label column is read and rewritten; a ClassLabel
     feature is kept (and copied to `clean_label_column`). `noisy_flag_column` is `label != clean_label`,
     so hit rows that keep their label (`rule_map` classes without a rule, `pair_flip` classes without a
-    partner, `keep_original_draw`) are not flagged: `rate` is then realised only on the other classes, a
-    warning is logged with both rates, and `realised_noise_rate` gives the resulting rate.
+    partner, `keep_original_draw`) are not flagged: `rate` is then realised only on the other rows, a
+    warning is logged with both rates, and `realised_noise_rate` gives the resulting rate. For
+    `noise_matrix`, `rate` is the mean per-class flip rate: the share of rows flipped depends on the class
+    balance and the seed, and a warning gives both rates when they differ by more than sampling noise.
 
     Args:
         dataset: A training split, or a `DatasetDict` together with `split=`.
         noise_type: One of `LABEL_NOISE_TYPES` (the old names `asymmetric` and `instance` still work, with a
             FutureWarning).
-        rate: Fraction of rows to hit, in [0, 1].
+        rate: Fraction of rows to hit, in [0, 1]; for `noise_matrix`, the mean per-class flip rate.
         seed: Seed.
         label_column: Column of ClassLabel or int class ids.
         num_classes: K; defaults to the ClassLabel's. Give it for plain int labels: otherwise K is guessed as
@@ -170,12 +206,7 @@ def add_label_noise(
     if num_classes is None and not isinstance(feature, ClassLabel):
         warn_inferred_num_classes(k, stacklevel=2)
     flags = new != clean
-    hit_share = int(round(rate * len(clean))) / max(len(clean), 1)
-    if noise_type in ("rule_map", "pair_flip") and len(clean) and flags.mean() < hit_share:
-        logger.warning(
-            "%s noise: some hit rows have no %s for their class and keep their label; realised rate %.4f < rate %.4f.",
-            noise_type, "rule" if noise_type == "rule_map" else "partner", flags.mean(), rate,
-        )  # fmt: skip
+    _warn_realised_rate(flags, noise_type, rate, noise_matrix is not None)
 
     features = dataset.features.copy()
     features[clean_label_column] = feature
@@ -201,15 +232,33 @@ def add_label_noise(
     return put_back(noisy)
 
 
+def _storage_dtype(feature: Any) -> np.dtype | None:
+    """The NumPy dtype of an array feature's values (its leaf `Value` / `Array*D` dtype); None for others."""
+    while isinstance(feature, (list, tuple)) or hasattr(feature, "feature"):
+        feature = feature[0] if isinstance(feature, (list, tuple)) else feature.feature
+    dtype = getattr(feature, "dtype", None)
+    try:
+        return np.dtype(dtype) if isinstance(dtype, str) else None
+    except (TypeError, ValueError):  # Arrow-only types: strings, timestamps, decimals, ...
+        return None
+
+
 class _Pool:
     """Random access to far-OOD replacements: a Dataset column, an array or a sequence."""
 
     def __init__(self, pool: Any, column: str) -> None:
+        self.dtype: np.dtype | None = None
         if isinstance(pool, Dataset):
             if column not in pool.column_names:
                 raise ValueError(f"pool has no column {column!r} (columns: {pool.column_names}); pass pool_column=...")
             self.items, self.column = pool.select_columns([column]), column
             self.fingerprint: Any = pool._fingerprint
+            feature = pool.features[column]
+            if isinstance(feature, ImageFeature):
+                check_image_mode(feature.mode, f"pool column {column!r}")
+            else:
+                # Rows come back as lists or int64 arrays: the stored dtype (uint16 or uint8) gives the pixel scale.
+                self.dtype = _storage_dtype(feature)
         elif isinstance(pool, (np.ndarray, Sequence)) and not isinstance(pool, str):
             self.items, self.column, self.fingerprint = pool, None, Hasher.hash(pool)
         else:
@@ -221,7 +270,10 @@ class _Pool:
         return len(self.items)
 
     def get(self, i: int) -> Any:
-        return self.items[i][self.column] if self.column is not None else self.items[i]
+        if self.column is None:
+            return self.items[i]
+        item = self.items[i][self.column]
+        return item if self.dtype is None else np.asarray(item, dtype=self.dtype)
 
 
 def add_input_noise(
@@ -245,9 +297,10 @@ def add_input_noise(
 ) -> Dataset | DatasetDict:
     """Returns `dataset` with exactly `round(rate * N)` inputs corrupted; labels are kept.
 
-    Images (a datasets `Image` column, or arrays (H, W), (H, W, C), (C, H, W) of uint8 or float in
-    [0, 1]) are noised in [0, 1] and written back in the input's feature type, layout and dtype; an
-    alpha channel is kept as is. Time series are (T,) or (T, D) float arrays.
+    Images (a datasets `Image` column, or arrays (H, W), (H, W, C), (C, H, W) of uint8, uint16 or float
+    in [0, 1]) are noised in [0, 1] and written back in the input's feature type, layout and dtype; an
+    alpha channel is kept as is. 16-bit images (uint16, PIL mode `I;16`) use the 0..65535 scale; PIL
+    modes `I` and `F`, of unknown range, raise a ValueError. Time series are (T,) or (T, D) float arrays.
 
     - `ood_covariate`: `x + N(0, 1) * sigma * max(x)`, clamped to [0, 1].
     - `domain_shift`: `ood_covariate`, then a cartoon effect (median blur 5, adaptive-threshold edge
@@ -309,6 +362,9 @@ def add_input_noise(
     is_image_feature = isinstance(feature, ImageFeature)
     if is_series and is_image_feature:
         raise ValueError(f"{noise_type!r} needs a column of float sequences; {input_column!r} holds images.")
+    if is_image_feature:
+        check_image_mode(feature.mode, f"Image column {input_column!r}")
+    storage_dtype = None if is_image_feature or is_series else _storage_dtype(feature)
     clean = feature_label = None
     if label_column is not None:
         clean, _, feature_label = _dataset_labels(dataset, label_column, None, min_classes=0)
@@ -324,9 +380,8 @@ def add_input_noise(
         rng = np.random.default_rng([seed, STREAM_PER_ROW, index])
         if decoder is not None:
             image = decoder.decode_example(value)
-            if image.mode not in ("L", "LA", "RGB", "RGBA"):
-                image = image.convert("RGB")
-            return ImageFeature().encode_example(PILImage.fromarray(noisy_image(np.asarray(image), fn, rng)))
+            check_image_mode(image.mode, f"Row {index} of image column {input_column!r}")
+            return ImageFeature().encode_example(noisy_pil_image(image, fn, rng))
         a = np.asarray(value)
         if not is_series:
             return noisy_image(a, fn, rng)
@@ -340,6 +395,10 @@ def add_input_noise(
     def corrupt(column: Any, indices: list[int]) -> dict[str, Any]:
         at = np.asarray(indices, dtype=np.int64)
         values = list(column)
+        if storage_dtype is not None:
+            # The numpy format widens integers to int64, but the stored dtype sets the pixel scale (65535 for
+            # uint16); every row is cast so that the batch has one dtype.
+            values = [np.asarray(v, dtype=storage_dtype) for v in values]
         for k in np.flatnonzero(hit[at]):
             values[k] = corrupt_one(values[k], int(at[k]))
         out = {input_column: values, noisy_flag_column: hit[at]}

@@ -60,14 +60,43 @@ def _cartoon(x: np.ndarray) -> np.ndarray:
 
 
 def _match_image(item: Any, height: int, width: int, channels: int) -> np.ndarray:
-    if isinstance(item, PILImage.Image) and item.mode not in ("L", "RGB"):
-        item = item.convert("RGB")
-    x, _ = _to_unit_hwc(np.asarray(item), check_range=False)
+    x, _ = _to_unit_hwc(pil_pixels(item) if isinstance(item, PILImage.Image) else np.asarray(item), check_range=False)
     if x.shape[-1] in (2, 4):
         x = x[..., :-1]
     if x.shape[-1] != channels:
         x = x.mean(axis=-1, keepdims=True) if channels == 1 else np.repeat(x[..., :1], channels, axis=-1)
     return np.clip(_resize(x, height, width), 0.0, 1.0)
+
+
+# PIL modes kept as decoded; other 8-bit modes (P, CMYK, 1, ...) are converted to RGB.
+_KEPT_MODES = ("L", "LA", "RGB", "RGBA")
+# 16-bit grey modes and their NumPy dtypes: noised on the 0..65535 scale and written back in the same mode.
+_UINT16_MODES = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}
+
+
+def check_image_mode(mode: str | None, what: str = "An image") -> None:
+    """Raises for PIL modes of unknown pixel range (32-bit "I" and "F"), which cannot be scaled to [0, 1]."""
+    if mode in ("I", "F"):
+        kind = "32-bit integer" if mode == "I" else "32-bit float"
+        raise ValueError(
+            f"{what} has PIL mode {mode!r} ({kind}), whose pixel range is unknown, so input noise cannot scale it "
+            "to [0, 1]. Rescale the pixels to uint8 (mode 'L' or 'RGB') or uint16 (mode 'I;16') first, or store "
+            "them as a float array in [0, 1]."
+        )
+
+
+def pil_pixels(image: PILImage.Image) -> np.ndarray:
+    """The pixel array to noise: uint16 for 16-bit modes, RGB for 8-bit modes other than L, LA, RGB, RGBA."""
+    check_image_mode(image.mode)
+    if image.mode in _UINT16_MODES:
+        return np.asarray(image).astype(np.uint16)
+    return np.asarray(image if image.mode in _KEPT_MODES else image.convert("RGB"))
+
+
+def noisy_pil_image(image: PILImage.Image, fn: Callable, rng: np.random.Generator) -> PILImage.Image:
+    """`noisy_image` of a PIL image, in its own mode (8-bit modes other than L, LA, RGB, RGBA become RGB)."""
+    out = noisy_image(pil_pixels(image), fn, rng)
+    return PILImage.fromarray(out.astype(_UINT16_MODES[image.mode]) if image.mode in _UINT16_MODES else out)
 
 
 def _to_unit_hwc(a: np.ndarray, check_range: bool = True) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
@@ -91,7 +120,7 @@ def _to_unit_hwc(a: np.ndarray, check_range: bool = True) -> tuple[np.ndarray, C
                 "normalisation, or store uint8 pixels."
             )
     else:
-        raise ValueError(f"Unsupported image dtype {dtype}; use uint8 or float in [0, 1].")
+        raise ValueError(f"Unsupported image dtype {dtype}; use uint8, uint16 or float in [0, 1].")
     x = a.astype(np.float32) / scale
     x = x[..., None] if layout == "hw" else np.moveaxis(x, 0, -1) if layout == "chw" else x
 

@@ -303,13 +303,14 @@ def noisy_labels(
       Pullover<->Coat, Dress->T-shirt, Sandal/Sneaker/Ankle boot among each other (Trouser, Bag kept).
     - `noise_matrix` (needs cleanlab): cleanlab's `generate_noisy_labels` with a matrix of trace
       K*(1-rate) from `generate_noise_matrix_from_trace`, or the given `noise_matrix` (then `rate` is
-      unused). cleanlab fixes per-class flip counts, so the realised rate is only close to `rate`.
+      unused). With the trace, `rate` is the mean per-class flip rate, not the share of rows: that share
+      depends on the class balance and the seed (close to `rate` on balanced classes, maybe far otherwise).
 
     Args:
         labels: Integer class ids in [0, K).
         noise_type: One of `LABEL_NOISE_TYPES` (the old names `asymmetric` and `instance` still work, with a
             FutureWarning).
-        rate: Fraction of rows to hit, in [0, 1].
+        rate: Fraction of rows to hit, in [0, 1]; for `noise_matrix`, the mean per-class flip rate.
         seed: Seed; same seed and inputs give the same output.
         num_classes: K; when None, guessed as `max(labels) + 1` with a warning (classes above the largest
             label present could never be drawn).

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from datasets import Array3D, ClassLabel, Dataset, DatasetDict, Features, Image, Value
+from datasets import Array2D, Array3D, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
 from PIL import Image as PILImage
 
 from hf_lilaw.noise import (
@@ -304,6 +304,40 @@ def test_add_label_noise_rule_map_realised_rate_below_rate(caplog):
     assert np.array_equal(flags, label != clean)
 
 
+def test_keep_original_draw_logs_realised_rate(caplog):
+    ds = Dataset.from_dict({"label": np.arange(200) % 4}, features=Features({"label": ClassLabel(num_classes=4)}))
+    with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
+        out = add_label_noise(ds, noise_type="uniform", rate=0.5, seed=0, keep_original_draw=True)
+    assert realised_noise_rate(out) == 0.37  # about 0.5 * 3/4
+    assert "redrew a label equal to the original" in caplog.text
+    assert "realised rate 0.3700 < rate 0.5000" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
+        add_label_noise(ds, noise_type="uniform", rate=0.5, seed=0)
+    assert caplog.records == []  # the default always changes the label
+
+
+def test_noise_matrix_warns_when_class_balance_moves_the_rate(caplog):
+    pytest.importorskip("cleanlab")
+    features = Features({"label": ClassLabel(num_classes=4)})
+    imbalanced = Dataset.from_dict({"label": np.repeat(np.arange(4), [400, 120, 50, 30])}, features=features)
+    with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
+        out = add_label_noise(imbalanced, noise_type="noise_matrix", rate=0.4, seed=2)
+    realised = realised_noise_rate(out)
+    assert abs(realised - 0.2267) < 1e-4  # cleanlab's per-class rates average 0.38; the big class flips least
+    assert f"realised rate {realised:.4f} differs from rate 0.4000" in caplog.text
+    assert "mean per-class flip rate" in caplog.text
+    balanced = Dataset.from_dict({"label": np.arange(600) % 4}, features=features)
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
+        for seed in range(5):  # realised 0.387 to 0.392
+            add_label_noise(balanced, noise_type="noise_matrix", rate=0.4, seed=seed)
+        # An explicit matrix does not use rate.
+        nm = 0.75 * np.eye(4) + 0.25 * np.roll(np.eye(4), 1, axis=0)
+        add_label_noise(imbalanced, noise_type="noise_matrix", rate=0.0, seed=0, noise_matrix=nm)
+    assert caplog.records == []
+
+
 def test_add_label_noise_after_select_uses_logical_rows():
     ds = _label_ds(n=30, k=3).shuffle(seed=0).select(range(20))
     out = add_label_noise(ds, noise_type="adjacent", rate=0.5, seed=0)
@@ -485,6 +519,77 @@ def test_far_ood_from_pool_dataset_matches_size_and_channels():
         assert a.shape == (8, 8, 3) and len(np.unique(a)) == 1 and int(a[0, 0, 0]) in pool_values
     fallback = _pixels(add_input_noise(_image_ds(_rgb_images(2)), noise_type="far_ood", rate=1.0, seed=0))
     assert all(a.shape == (8, 8, 3) and a.std() > 50 for a in fallback)  # uniform noise: std ~ 74
+
+
+def _uint16_images(n, size=8, seed=0):
+    # Values well above 255, where an 8-bit scale would saturate.
+    return [np.random.default_rng(seed + i).integers(1000, 60000, (size, size), dtype=np.uint16) for i in range(n)]
+
+
+def test_16bit_image_column_keeps_mode_and_scale():
+    arrays = _uint16_images(4)
+    features = Features({"image": Image(), "label": ClassLabel(num_classes=3)})
+    ds = Dataset.from_dict({"image": [PILImage.fromarray(a) for a in arrays], "label": [0, 1, 2, 0]}, features=features)
+    assert {img.mode for img in ds["image"]} == {"I;16"}
+    same = add_input_noise(ds, noise_type="ood_covariate", rate=0.5, seed=0, sigma=0.0)
+    assert sum(same["is_noisy"]) == 2
+    assert {img.mode for img in same["image"]} == {"I;16"}
+    assert all(b.dtype == np.uint16 and np.array_equal(a, b) for a, b in zip(arrays, _pixels(same)))
+    shifted = add_input_noise(ds, noise_type="crop_shift", rate=1.0, seed=0)
+    for a, b in zip(arrays, _pixels(shifted)):
+        assert np.all(b[:, :2] == 0) and np.array_equal(b[:, 2:], a[:, :6])  # round(10/32 * 8) = 2
+    noisy = add_input_noise(ds, noise_type="ood_covariate", rate=1.0, seed=0, sigma=0.01)
+    diff = np.abs(np.stack(_pixels(noisy)).astype(int) - np.stack(arrays))
+    assert 0 < diff.max() <= 0.05 * 65535
+    # Big-endian 16-bit images come back big-endian.
+    big = Dataset.from_dict({"image": [PILImage.fromarray(a.astype(">u2")) for a in arrays[:2]], "label": [0, 1]},
+                            features=features)  # fmt: skip
+    out = add_input_noise(big, noise_type="ood_covariate", rate=1.0, seed=0, sigma=0.0)
+    assert {img.mode for img in out["image"]} == {"I;16B"}
+    assert all(np.array_equal(a, b) for a, b in zip(arrays, _pixels(out)))
+
+
+def test_32bit_image_modes_are_refused():
+    features = Features({"image": Image(), "label": ClassLabel(num_classes=2)})
+    ints = Dataset.from_dict({"image": [PILImage.fromarray(np.full((4, 4), 7, np.int32))] * 2, "label": [0, 1]},
+                             features=features)  # fmt: skip
+    with pytest.raises(ValueError, match=r"image column 'image' has PIL mode 'I' \(32-bit integer\).*uint8.*uint16"):
+        add_input_noise(ints, noise_type="crop_shift", rate=1.0, seed=0)
+    assert ints[0]["image"].mode == "I"
+    floats = Dataset.from_dict(
+        {"image": [PILImage.fromarray(np.full((4, 4), 0.5, np.float32))] * 2, "label": [0, 1]},
+        features=Features({"image": Image(mode="F"), "label": ClassLabel(num_classes=2)}),
+    )
+    # The declared mode is refused before any row is read, even when no row would be hit.
+    with pytest.raises(ValueError, match=r"Image column 'image' has PIL mode 'F' \(32-bit float\).*float array"):
+        add_input_noise(floats, noise_type="crop_shift", rate=0.0, seed=0)
+
+
+@pytest.mark.parametrize("feature", [List(List(Value("uint16"))), Array2D((8, 8), "uint16")])
+def test_uint16_array_images_use_the_16bit_scale(feature):
+    arrays = np.stack(_uint16_images(4))
+    ds = Dataset.from_dict({"image": arrays, "label": [0, 1, 0, 1]},
+                           features=Features({"image": feature, "label": Value("int64")}))  # fmt: skip
+    same = add_input_noise(ds, noise_type="ood_covariate", rate=0.5, seed=0, sigma=0.0)
+    assert same.features["image"] == feature
+    assert sum(same["is_noisy"]) == 2
+    assert np.array_equal(same.with_format("numpy")["image"][:], arrays)
+    noisy = add_input_noise(ds, noise_type="ood_covariate", rate=1.0, seed=0, sigma=0.01)
+    diff = np.abs(np.asarray(noisy.with_format("numpy")["image"][:]) - arrays)
+    assert 0 < diff.max() <= 0.05 * 65535
+
+
+def test_far_ood_scales_16bit_pool_images():
+    values = [30, 90, 150, 210]
+    ds = _image_ds(_rgb_images(6), mode="L")
+    images = Dataset.from_dict({"img": [PILImage.fromarray(np.full((5, 7), 257 * v, np.uint16)) for v in values]},
+                               features=Features({"img": Image()}))  # fmt: skip
+    arrays = Dataset.from_dict({"img": [np.full((5, 7), 257 * v, np.uint16) for v in values]},
+                               features=Features({"img": List(List(Value("uint16")))}))  # fmt: skip
+    for pool in (images, arrays):
+        out = add_input_noise(ds, noise_type="far_ood", rate=1.0, seed=0, pool=pool, pool_column="img")
+        for a in _pixels(out):  # 257 * v / 65535 * 255 = v
+            assert a.shape == (8, 8) and len(np.unique(a)) == 1 and int(a[0, 0]) in values
 
 
 def test_array_images_keep_feature_layout_and_dtype():
