@@ -27,7 +27,14 @@ from typing import Literal
 import datasets
 import numpy as np
 
-from ..core.columns import SAMPLE_ID_COLUMN, column_array, find_label_column
+from ..core.columns import (
+    CLEAN_LABEL_COLUMN,
+    NOISY_FLAG_COLUMN,
+    SAMPLE_ID_COLUMN,
+    column_array,
+    find_label_column,
+    unique_sample_ids,
+)
 from .label_issues import automatic_threshold, find_label_issues
 from .scores import HARDNESS_SCORES, TrainingDynamics
 
@@ -88,7 +95,9 @@ def clean_labels(
 
     Returns:
         A new `datasets.Dataset` (the input is untouched) to retrain on: for ``prune`` the unflagged rows in their
-        order, for ``relabel`` every row, with the label column changed on the flagged rows only.
+        order, for ``relabel`` every row, with the label column changed on the flagged rows only (and, where
+        `add_label_noise`'s ``clean_label`` and ``is_noisy`` columns are present, ``is_noisy`` recomputed as
+        ``label != clean_label``, so detection metrics and `realised_noise_rate` describe the cleaned labels).
     """
     if action not in ("prune", "relabel"):
         raise ValueError(f"action must be 'prune' (drop flagged rows) or 'relabel' (use the prediction), got {action!r}.")
@@ -146,9 +155,14 @@ def clean_labels(
     predicted = _predicted_classes(predictions, n, feature)
     labels = column_array(dataset, label_column)
     new_labels = np.where(flagged, predicted, labels).astype(labels.dtype)
-    return dataset.remove_columns(label_column).add_column(label_column, new_labels.tolist(), feature=feature).select_columns(
-        dataset.column_names
-    )
+    relabelled = dataset.remove_columns(label_column).add_column(label_column, new_labels.tolist(), feature=feature)
+    if {CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN} <= set(dataset.column_names):  # add_label_noise's bookkeeping
+        still_noisy = new_labels != column_array(dataset, CLEAN_LABEL_COLUMN)
+        flag_feature = dataset.features[NOISY_FLAG_COLUMN]
+        relabelled = relabelled.remove_columns(NOISY_FLAG_COLUMN).add_column(
+            NOISY_FLAG_COLUMN, still_noisy.tolist(), feature=flag_feature
+        )
+    return relabelled.select_columns(dataset.column_names)
 
 
 def _warn_beyond_noise(
@@ -205,7 +219,7 @@ def _predicted_classes(predictions: np.ndarray, n: int, feature: object) -> np.n
 def _record_rows(dataset: datasets.Dataset, num_recorded: int) -> np.ndarray:
     """Index into the recorded samples of each row of ``dataset``: its ``sample_id``, or its position."""
     if SAMPLE_ID_COLUMN in dataset.column_names:
-        ids = column_array(dataset, SAMPLE_ID_COLUMN).astype(np.int64)
+        ids = unique_sample_ids(dataset, name="dataset", shared="one recorded score")
         if ids.size and (ids.min() < 0 or ids.max() >= num_recorded):
             raise ValueError(
                 f"sample_id values reach {ids.max()} but the dynamics record {num_recorded} samples; pass the data set "

@@ -16,6 +16,7 @@ import torch
 from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.modelcard import extract_hyperparameters_from_trainer
+from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
 
 from .checkpoint import begin_checkpoint, checkpoint_problem, find_resumable_checkpoint, resume_advice, write_manifest
@@ -24,6 +25,7 @@ from .columns import (
     NOISY_FLAG_COLUMN,
     SAMPLE_ID_COLUMN,
     column_array,
+    unique_sample_ids,
     with_sample_id,
 )
 from .labels import check_class_labels, check_label_feature, check_single_label_model, dataset_labels
@@ -122,6 +124,8 @@ class BaseTrainer(Trainer):
             self.model.add_model_tags(list(self._tag_names))  # so push_to_hub's card carries them
         self._training_state: TrainingState | None = None
         self._in_training_step = False  # True while training_step runs: compute_loss sees a training batch
+        self._trained = False  # train() has started once: with model_init, a second call is refused
+        self._logits_only = False  # True while a scoring pass predicts: outputs reduced to {"logits": ...}
         self._training_state_name = ""
         self._training_state_what = ""
         self._metric_sums: dict[tuple[str, ...], torch.Tensor] = {}
@@ -178,14 +182,24 @@ class BaseTrainer(Trainer):
 
         A family that weights or regularises the loss registers its loss as ``compute_loss_func``, so Trainer's
         ``num_items_in_batch`` bookkeeping (counts over the whole accumulated batch and across processes) holds.
-        Outputs that are a bare tensor come back as ``{"logits": ...}``: Trainer's ``prediction_step`` would
-        otherwise slice the tensor as if it were a tuple.
+        The outputs go back in the form Trainer's ``prediction_step`` reads right: a bare tensor as
+        ``{"logits": ...}`` (it would slice a tensor as if it were a tuple), and a tuple computed without the labels
+        (Trainer takes them out for ``compute_loss_func``) with the loss in front (it drops a tuple's first item as
+        the loss).
         """
         self._batch_sample_ids = inputs.get(SAMPLE_ID_COLUMN)
         inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
+        had_labels = "labels" in inputs
         result = super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
-        if return_outputs and isinstance(result[1], torch.Tensor):
-            return result[0], {"logits": result[1]}
+        if not return_outputs:
+            return result
+        loss, outputs = result
+        if isinstance(outputs, torch.Tensor):
+            return loss, {"logits": outputs}
+        if self._logits_only:
+            return loss, {"logits": extract_logits(outputs)}
+        if isinstance(outputs, tuple) and had_labels and "labels" not in inputs:
+            return loss, (loss, *outputs)
         return result
 
     def training_step(
@@ -456,6 +470,8 @@ class BaseTrainer(Trainer):
             super()._save_checkpoint(model, trial)
         finally:
             args.save_total_limit, args.push_to_hub = save_total_limit, push_to_hub
+        if args.should_save:  # the parent pickled the args with both settings blanked: the run's own values
+            torch.save(args, os.path.join(checkpoint_dir, TRAINING_ARGS_NAME))
         self.accelerator.wait_for_everyone()  # every process's files are written
         if args.should_save:
             write_manifest(checkpoint_dir, checksums=self.checkpoint_checksums)
@@ -512,7 +528,15 @@ class BaseTrainer(Trainer):
                     f"Cannot resume from {resume_from_checkpoint}: {problem}. "
                     + resume_advice(resume_from_checkpoint, required_files=self.checkpoint_files())
                 )
+        if trial is not None:
+            raise ValueError(self._no_search_message())
         resumed = bool(resume_from_checkpoint)
+        if self._trained and self.model_init is not None and not resumed:
+            raise ValueError(
+                f"{type(self).__name__}.train() already ran on this trainer: with model_init the model starts anew, "
+                f"but the method's learned state ({self._training_state_what or 'its state'}) would carry over from "
+                f"that run. Build a new {type(self).__name__} for each run, or resume from one of its checkpoints."
+            )
         if resumed and self._training_state is not None:
             load_training_state(
                 self._checkpointed_state(), str(resume_from_checkpoint), name=self._training_state_name,
@@ -522,8 +546,29 @@ class BaseTrainer(Trainer):
         self.before_train(resumed=resumed)
         self.preflight()
         self._start_dynamics_observers()
+        self._trained = True
         return super().train(
             resume_from_checkpoint=resume_from_checkpoint or None, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
+        )
+
+    def hyperparameter_search(
+        self,
+        hp_space: Callable[[Any], dict[str, float]] | None = None,
+        compute_objective: Callable[[dict[str, float]], float] | None = None,
+        n_trials: int = 20,
+        direction: str | list[str] = "minimize",
+        backend: Any = None,
+        hp_name: Callable[[Any], str] | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Refused: see the message."""
+        raise ValueError(self._no_search_message())
+
+    def _no_search_message(self) -> str:
+        return (
+            f"{type(self).__name__} does not support hyperparameter_search: it reads its method settings when it is "
+            "built, so a trial's values would be ignored, and each trial would start from the learned state of the "
+            f"one before. Search in your own loop that builds a new {type(self).__name__} for each trial."
         )
 
     # ---- metrics ----------------------------------------------------------------------------------------------
@@ -600,7 +645,8 @@ class BaseTrainer(Trainer):
                 "(streamed data has no stable sample ids)."
             )
         self.train_dataset = train = with_sample_id(train)
-        num_samples = int(column_array(train, SAMPLE_ID_COLUMN).max()) + 1
+        ids = unique_sample_ids(train, name="train_dataset", shared="one column of the recorded training dynamics")
+        num_samples = int(ids.max()) + 1
         for observer in self._dynamics_observers:
             observer.begin(num_samples, weights=self._records_lilaw_weights)
 

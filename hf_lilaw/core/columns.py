@@ -25,6 +25,34 @@ def with_sample_id(dataset: datasets.Dataset) -> datasets.Dataset:
     return dataset.add_column(SAMPLE_ID_COLUMN, np.arange(len(dataset), dtype=np.int64))
 
 
+def unique_sample_ids(dataset: datasets.Dataset, *, name: str, shared: str) -> np.ndarray:
+    """``dataset``'s ``sample_id`` column, refused unless it holds one distinct whole number ≥ 0 per row.
+
+    Args:
+        name: the data set's name in the error (``"train_dataset"``).
+        shared: what two rows with one id would share, for the error (``"one ELR target"``).
+    """
+    ids = column_array(dataset, SAMPLE_ID_COLUMN)
+    if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
+        raise ValueError(
+            f"{name}'s '{SAMPLE_ID_COLUMN}' column must hold one integer per row, got {ids.dtype} of shape "
+            f"{ids.shape}: remove the column and hf_lilaw numbers the rows by position."
+        )
+    if ids.size and ids.min() < 0:
+        raise ValueError(f"{name}'s '{SAMPLE_ID_COLUMN}' values must be >= 0, found {int(ids.min())}.")
+    values, counts = np.unique(ids, return_counts=True)
+    if (counts > 1).any():
+        repeated = int(values[np.argmax(counts > 1)])
+        rows = np.flatnonzero(ids == repeated)[:2].tolist()
+        raise ValueError(
+            f"{name}'s '{SAMPLE_ID_COLUMN}' values repeat ({int((counts > 1).sum())} ids, e.g. {repeated} on rows "
+            f"{rows[0]} and {rows[1]}): two rows would share {shared}. The loaders number rows within each split, so "
+            f"splits joined together repeat ids: remove the column (`{name}.remove_columns('{SAMPLE_ID_COLUMN}')`) "
+            "and hf_lilaw numbers the rows by position."
+        )
+    return ids.astype(np.int64)
+
+
 def find_label_column(dataset: datasets.Dataset | datasets.IterableDataset) -> str:
     """The first of ``label``, ``labels``, ``label_ids`` that ``dataset`` has."""
     names = dataset.column_names or []

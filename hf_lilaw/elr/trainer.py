@@ -8,7 +8,6 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import datasets
-import numpy as np
 import psutil
 import torch
 from torch import nn
@@ -16,7 +15,7 @@ from transformers import DefaultDataCollator, TrainingArguments, default_data_co
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
-from ..core.columns import SAMPLE_ID_COLUMN, column_array, with_sample_id
+from ..core.columns import SAMPLE_ID_COLUMN, unique_sample_ids, with_sample_id
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..functional.elr import elr_loss
@@ -358,20 +357,8 @@ def _identified(train_dataset: Any, num_samples: int | None) -> tuple[Any, int]:
     """``(train_dataset with sample ids, rows of the target table)``; refuses what ELR cannot index."""
     if isinstance(train_dataset, datasets.Dataset):
         train_dataset = with_sample_id(train_dataset)
-        ids = column_array(train_dataset, SAMPLE_ID_COLUMN)
-        if not np.issubdtype(ids.dtype, np.integer) or ids.ndim != 1:
-            raise ValueError(
-                f"train_dataset's '{SAMPLE_ID_COLUMN}' column must hold one integer per row, got {ids.dtype} of "
-                f"shape {ids.shape}: remove the column and ELRTrainer adds the row positions."
-            )
-        low, high = int(ids.min()), int(ids.max())
-        if low < 0:
-            raise ValueError(f"train_dataset's '{SAMPLE_ID_COLUMN}' values must be >= 0, found {low}.")
-        if len(np.unique(ids)) != len(ids):
-            raise ValueError(
-                f"train_dataset's '{SAMPLE_ID_COLUMN}' values repeat: two rows would share one ELR target. Give each "
-                "row its own id, or remove the column and ELRTrainer adds the row positions."
-            )
+        ids = unique_sample_ids(train_dataset, name="train_dataset", shared="one ELR target")
+        high = int(ids.max())
         if num_samples is not None and num_samples <= high:
             raise ValueError(
                 f"elr_num_samples={num_samples} but train_dataset has {SAMPLE_ID_COLUMN} {high}: set it to at least "

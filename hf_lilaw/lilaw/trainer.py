@@ -203,14 +203,15 @@ class LiLAWTrainer(BaseTrainer):
             raise ValueError("score_samples needs a dataset (or a trainer built with train_dataset).")
         saved = self.compute_metrics, self.preprocess_logits_for_metrics
         self.compute_metrics = self.preprocess_logits_for_metrics = None  # raw logits, no metric pass
+        self._logits_only = True  # the logits as training reads them, whatever else the forward returns
         try:
             output = self.predict(dataset, metric_key_prefix="score")
         finally:
             self.compute_metrics, self.preprocess_logits_for_metrics = saved
+            self._logits_only = False
         if output.label_ids is None:
             raise ValueError("score_samples needs labels: give the data set a 'label' column.")
-        predictions = output.predictions[0] if isinstance(output.predictions, tuple) else output.predictions
-        logits = torch.as_tensor(predictions)
+        logits = torch.as_tensor(output.predictions)
         stats = per_sample_statistics(logits, torch.as_tensor(output.label_ids), **self.lilaw_parameters())
         columns = {name: stats[name].numpy() for name in ("prob_label", "prob_max", "loss", "w_alpha", "w_beta", "w_delta")}
         columns["w"] = columns["w_alpha"] + columns["w_beta"] + columns["w_delta"]

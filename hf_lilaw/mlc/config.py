@@ -107,8 +107,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         - `logging_steps`: 10 instead of 500, so that short runs log the `mlc/*` metrics.
 
     Not supported (rejected here): `gradient_accumulation_steps > 1` (every step is a bilevel step with its own
-    clean batch and meta update) and `fp16` (the gradients are formed by hand, outside the gradient scaler; use
-    `bf16`).
+    clean batch and meta update), `fp16` (the gradients are formed by hand, outside the gradient scaler; use
+    `bf16`) and `label_smoothing_factor` (the model trains on the corrected soft labels).
     """
 
     # Parameters whose defaults are overridden from TrainingArguments
@@ -301,6 +301,12 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             raise ValueError(
                 "fp16 is not supported by meta label correction (its gradients bypass the fp16 gradient scaler): "
                 "use bf16=True or full precision."
+            )
+        if self.label_smoothing_factor:
+            raise ValueError(
+                f"label_smoothing_factor={self.label_smoothing_factor} is not supported by meta label correction: "
+                "the model trains on the soft corrected labels of the correction network, which smoothing would "
+                "override. Set label_smoothing_factor=0."
             )
 
     @property

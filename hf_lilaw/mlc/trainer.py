@@ -84,7 +84,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     classifiers, `TimmWrapperForImageClassification`, timm models, plain `nn.Module`s returning logits), one process
     or DDP, fp32 or bf16. Not supported: `gradient_accumulation_steps > 1` (refused by the config), fp16, DeepSpeed
     and FSDP (gradients are taken with `torch.autograd.grad` on the unwrapped model and averaged across processes by
-    hand), `model_init`.
+    hand), `model_init`, `compute_loss_func` (the method owns its losses).
 
     The shared machinery (config coercion, tags, checkpointed state, the clean-batch sampler, the pre-flight checks,
     metric logging, model cards) comes from `hf_lilaw.core.BaseTrainer`.
@@ -123,6 +123,11 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     ) -> None:
         if model is None or model_init is not None:
             raise ValueError(f"{type(self).__name__} needs model= (model_init is not supported).")
+        if compute_loss_func is not None:
+            raise ValueError(
+                f"{type(self).__name__} trains on the corrected labels with its own losses, so it does not take "
+                "compute_loss_func. Drop it, or use transformers.Trainer for a custom loss."
+            )
         if clean_dataset is None:
             raise ValueError(
                 f"{type(self).__name__} needs a small clean (trusted) set: pass clean_dataset=, e.g. a "

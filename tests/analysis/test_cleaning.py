@@ -83,6 +83,11 @@ def test_relabel_changes_exactly_the_flagged_rows_to_the_prediction(run):
     assert (new[flagged] != old[flagged]).mean() > 0.8  # low W_α: the model disagrees with the given label
     clean = np.asarray(train["clean_label"])
     assert (new == clean).mean() > (old == clean).mean() + 0.1
+    # add_label_noise's flag follows the new labels, so the noise left is measured on them
+    np.testing.assert_array_equal(relabelled["is_noisy"], new != clean)
+    assert np.mean(relabelled["is_noisy"]) < np.mean(train["is_noisy"]) - 0.1
+    pruned = clean_labels(train, action="prune", scores=table, frac_issues=0.3)
+    np.testing.assert_array_equal(pruned["is_noisy"], np.asarray(train["is_noisy"])[~flagged])  # rows kept as they are
 
 
 def test_relabel_checks_the_class_range(run):
@@ -129,6 +134,8 @@ def test_bad_input_names_the_fix(run):
         clean_labels(train.select(range(10)), action="prune", dynamics=dynamics)
     with pytest.raises(ValueError, match="sample_id values reach"):
         clean_labels(train.add_column("sample_id", [i + 1 for i in range(len(train))]), action="prune", dynamics=dynamics)
+    with pytest.raises(ValueError, match=r"sample_id' values repeat .* share one recorded score"):
+        clean_labels(train.add_column("sample_id", [i // 2 for i in range(len(train))]), action="prune", dynamics=dynamics)
     with pytest.raises(ValueError, match="one value per row"):
         clean_labels(train, action="prune", scores=np.zeros(3))
     with pytest.raises(TypeError):

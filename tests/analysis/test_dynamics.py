@@ -72,6 +72,29 @@ def test_score_samples_columns_order_and_values(tmp_path, blob_splits):
     assert scores["difficulty"] == [["easy", "moderate", "hard"][d] for d in dominant]
 
 
+class FeaturesFirst(TinyNet):
+    """A dict output whose first field is not the logits (Trainer's predictions would start with it)."""
+
+    def forward(self, x, labels=None):
+        features = self.body(x)
+        return {"features": features, "logits": self.head(features)}
+
+
+def test_score_samples_reads_the_logits_whatever_else_the_model_returns(tmp_path, blob_splits):
+    torch.manual_seed(0)
+    model = FeaturesFirst()
+    args = LiLAWConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=16, report_to=[],
+                       save_strategy="no", disable_tqdm=True)
+    trainer = LiLAWTrainer(model=model, args=args, train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    test = blob_splits["test"]
+    scores = trainer.score_samples(test)
+    with torch.no_grad():
+        logits = model(torch.tensor(test["x"]))["logits"]
+    np.testing.assert_array_equal(scores["prediction"], logits.argmax(-1))  # was the argmax of the 16 features
+    np.testing.assert_allclose(scores["prob_max"], logits.softmax(-1).max(-1).values, rtol=1e-5)
+    assert trainer.predict(test).predictions[0].shape == (len(test), 16)  # predict() itself is unchanged
+
+
 def test_one_run_finds_the_flipped_labels(tmp_path):
     """End to end: W_α from the training dynamics ranks the injected label errors first."""
     train = blobs(300, noise_rate=0.3, seed=6)

@@ -5,10 +5,12 @@ from dataclasses import dataclass, field
 
 import pytest
 import torch
+from datasets import concatenate_datasets
 from transformers import TrainingArguments
+from transformers.trainer import TRAINING_ARGS_NAME
 
-from hf_lilaw import BaseTrainer
-from hf_lilaw.core.checkpoint import load_state_file
+from hf_lilaw import BaseTrainer, ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder
+from hf_lilaw.core.checkpoint import checkpoint_problem, load_state_file
 
 from conftest import StopAfter, TinyNet, blobs
 
@@ -114,3 +116,91 @@ def test_an_empty_side_set_and_an_empty_train_set_are_refused(tmp_path):
     with pytest.raises(ValueError, match="train_dataset is empty"):
         ProbeTrainer(model=TinyNet(), args=ProbeConfig(output_dir=str(tmp_path), report_to=[]),
                      train_dataset=blobs(8).select([]), side_dataset=blobs(8))
+
+
+# ---- Trainer's API at its edges: what a family must read or refuse like Trainer -----------------------------------
+
+
+class TupleNet(TinyNet):
+    """``(logits, features)``: the tuple convention of a plain module that computes no loss itself."""
+
+    def forward(self, x, labels=None):
+        features = self.body(x)
+        return self.head(features), features
+
+
+def family_trainer(family, output_dir, model, train, **overrides):
+    values = dict(output_dir=str(output_dir), per_device_train_batch_size=16, max_steps=2, report_to=[],
+                  disable_tqdm=True, save_strategy="no", use_cpu=True)  # fmt: skip
+    values.update(overrides)
+    if family == "lilaw":
+        return LiLAWTrainer(model=model, args=LiLAWConfig(**values), train_dataset=train, meta_dataset=blobs(16, seed=1))
+    return ELRTrainer(model=model, args=ELRConfig(**values), train_dataset=train)
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_a_tuple_output_predicts_its_logits_and_features_as_trainer_does(tmp_path, family):
+    torch.manual_seed(0)
+    model, test = TupleNet(), blobs(24, noise_rate=0.0, seed=2)
+    trainer = family_trainer(family, tmp_path, model, blobs(48))
+    output = trainer.predict(test)
+    with torch.no_grad():
+        logits, features = model(torch.tensor(test["x"]))
+    # Trainer drops a tuple's first item as the loss: without the fix the features came back as the predictions.
+    assert isinstance(output.predictions, tuple) and len(output.predictions) == 2
+    torch.testing.assert_close(torch.as_tensor(output.predictions[0]), logits)
+    torch.testing.assert_close(torch.as_tensor(output.predictions[1]), features)
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor(test["label"])).item()
+    assert output.metrics["test_loss"] == pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_hyperparameter_search_and_a_second_run_from_model_init_are_refused(tmp_path, family):
+    def model_init(trial=None):
+        torch.manual_seed(0)
+        return TinyNet()
+
+    values = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=2, report_to=[],
+                  disable_tqdm=True, save_strategy="no", use_cpu=True)  # fmt: skip
+    if family == "lilaw":
+        trainer = LiLAWTrainer(model_init=model_init, args=LiLAWConfig(**values, lilaw_warmup_steps=0),
+                               train_dataset=blobs(48), meta_dataset=blobs(16, seed=1))  # fmt: skip
+        learned = lambda: trainer.lilaw_parameters()  # noqa: E731
+    else:
+        trainer = ELRTrainer(model_init=model_init, args=ELRConfig(**values), train_dataset=blobs(48))
+        learned = lambda: trainer.elr_state.table.clone()  # noqa: E731
+    with pytest.raises(ValueError, match="does not support hyperparameter_search: it reads its method settings"):
+        trainer.hyperparameter_search(hp_space=lambda trial: {}, n_trials=2)
+    with pytest.raises(ValueError, match="does not support hyperparameter_search"):
+        trainer.train(trial={"learning_rate": 0.1})
+    trainer.train()  # one run from model_init is fine
+    after_one = learned()
+    with pytest.raises(ValueError, match=r"already ran on this trainer: with model_init the model starts anew"):
+        trainer.train()
+    after_refusal = learned()
+    if family == "lilaw":
+        assert after_refusal == after_one
+    else:
+        torch.testing.assert_close(after_refusal, after_one)
+
+
+def test_a_checkpoint_records_the_runs_own_training_arguments(tmp_path):
+    torch.manual_seed(0)
+    trainer = family_trainer("elr", tmp_path, TinyNet(), blobs(48), save_strategy="steps", save_steps=1,
+                             save_total_limit=3)  # fmt: skip
+    trainer.train()
+    saved = torch.load(tmp_path / "checkpoint-2" / TRAINING_ARGS_NAME, weights_only=False)
+    assert saved.save_total_limit == 3 and saved.push_to_hub is False  # was None: blanked while the parent saved
+    assert checkpoint_problem(tmp_path / "checkpoint-2") is None  # rewritten before the manifest
+
+
+def test_repeated_sample_ids_are_refused_before_dynamics_are_recorded(tmp_path):
+    train = blobs(48).add_column("sample_id", list(range(48)))
+    joined = concatenate_datasets([train, blobs(16, seed=3).add_column("sample_id", list(range(16)))])
+    torch.manual_seed(0)
+    trainer = family_trainer("lilaw", tmp_path, TinyNet(), joined)
+    trainer.add_callback(TrainingDynamicsRecorder())
+    with pytest.raises(ValueError, match=r"'sample_id' values repeat \(16 ids, e.g. 0 on rows 0 and 48\).*"
+                                         r"remove_columns\('sample_id'\)"):
+        trainer.train()
+    assert trainer.state.global_step == 0

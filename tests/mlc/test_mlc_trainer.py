@@ -416,6 +416,14 @@ def test_skip_gate_init_refuses_a_value_it_cannot_use(tmp_path, settings, messag
         make_args(tmp_path, **settings)
 
 
+def test_loss_settings_it_would_ignore_are_refused(tmp_path):
+    with pytest.raises(ValueError, match="does not take compute_loss_func"):
+        MLCTrainer(model=TinyNet(), args=make_args(tmp_path), train_dataset=TRAIN, clean_dataset=CLEAN,
+                   compute_loss_func=lambda outputs, labels, num_items_in_batch=None: outputs["logits"].sum())
+    with pytest.raises(ValueError, match="label_smoothing_factor=0.1 is not supported .* Set label_smoothing_factor=0"):
+        make_args(tmp_path, label_smoothing_factor=0.1)
+
+
 def test_skip_gate_defaults_per_method(tmp_path):
     assert make_args(tmp_path, mlc_method="mlc").resolved_skip_gate is True
     # EBOMLC: gated under the Trainer's AdamW, the authors' ungated setting under SGD and for the released step.
