@@ -17,6 +17,7 @@ from typing import Any
 
 from huggingface_hub import ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
+from huggingface_hub.utils.sha import sha_fileobj
 from transformers.modelcard import make_markdown_table, parse_log_history
 
 TEMPLATE_NAME = "model_card.md"
@@ -69,8 +70,10 @@ def starting_weights(model: Any) -> tuple[str | None, str | None]:
     One loaded from the Hub gives its repo id. One loaded from a local folder gives the folder's name as the
     source, and a Hub id only when the checkpoint names its Hub counterpart: a timm ``pretrained_cfg`` with
     ``hf_hub_id`` (as `hf_lilaw.models.efficientnet_lite0_checkpoint` writes it), whose ``source`` then
-    describes the local copy. A config read from a checkpoint but given fresh weights (``from_config``) reads as
-    loaded: pass ``finetuned_from`` to the card to say otherwise.
+    describes the local copy only if the folder's ``model.safetensors`` has the ``source_sha256`` recorded with
+    it (a model fine-tuned from it and saved elsewhere keeps the marker, not the weights). A config read from a
+    checkpoint but given fresh weights (``from_config``) reads as loaded: pass ``finetuned_from`` to the card to
+    say otherwise.
     """
     config = getattr(model, "config", None)
     loaded_from = next(
@@ -84,8 +87,20 @@ def starting_weights(model: Any) -> tuple[str | None, str | None]:
     pretrained_cfg = getattr(config, "pretrained_cfg", None)
     pretrained_cfg = pretrained_cfg if isinstance(pretrained_cfg, Mapping) else {}
     hub_id = pretrained_cfg.get("hf_hub_id")
-    source = pretrained_cfg.get("source") or f"the local checkpoint `{Path(loaded_from).name}`"
+    source = pretrained_cfg.get("source") if _is_described_folder(loaded_from, pretrained_cfg) else None
+    source = source or f"the local checkpoint `{Path(loaded_from).name}`"
     return (hub_id if looks_like_hub_id(hub_id) else None), source
+
+
+def _is_described_folder(folder: str, pretrained_cfg: Mapping[str, Any]) -> bool:
+    """Whether ``pretrained_cfg["source"]`` describes ``folder``'s weights: its ``model.safetensors`` has the
+    recorded sha256. Models saved from that folder copy the marker, but not the weights."""
+    expected = pretrained_cfg.get("source_sha256")  # as hf_lilaw.models.efficientnet_lite writes it
+    weights = Path(folder) / "model.safetensors"
+    if not (isinstance(expected, str) and weights.is_file()):
+        return False
+    with open(weights, "rb") as f:
+        return sha_fileobj(f).hex() == expected
 
 
 def hub_dataset_ids(dataset: str | Sequence[str] | None) -> list[str]:

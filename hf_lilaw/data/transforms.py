@@ -44,12 +44,15 @@ def image_transforms(
 
     The preprocessing is the model's own: a transformers image processor (an instance, or a name/path for
     `AutoImageProcessor.from_pretrained`), or, for a timm model (also inside a transformers
-    ``TimmWrapper`` model), timm's data config (`resolve_data_config` + `create_transform`). Evaluation
-    uses the processor itself (timm: its eval transform); training adds the augmentation of the
-    transformers image-classification example (random resized crop + horizontal flip, resized to the
-    processor's size, normalised with its mean/std; timm: its training transform). Grey images are
-    converted to RGB when the model expects three channels. ``keep_columns`` present in the batch are
-    passed through (``sample_id``, ``is_noisy``, ``clean_label`` by default).
+    ``TimmWrapper`` model), timm's data config (`resolve_data_config` + `create_transform`) from the
+    checkpoint's ``config.pretrained_cfg`` over the timm module's. Evaluation uses the processor itself
+    (timm: its eval transform); training adds the augmentation of the transformers image-classification
+    example (random resized crop to the processor's size + horizontal flip) and then runs the processor
+    with its resizing and cropping off, so rescaling, normalisation and any model-specific step match
+    evaluation (timm: its training transform). Grey images are converted to RGB when the model expects
+    three channels; 16-bit images (PIL ``I;16*``) are scaled to 8 bits first, and 32-bit modes ``I`` and
+    ``F`` (range unknown) raise a ValueError. ``keep_columns`` present in the batch are passed through
+    (``sample_id``, ``is_noisy``, ``clean_label`` by default).
 
     Args:
         model_or_processor: An image processor, a Hub name or local path, a timm model, or a transformers
@@ -60,30 +63,58 @@ def image_transforms(
     if timm_model is not None:
         from timm.data import create_transform, resolve_data_config
 
-        config = resolve_data_config(model=timm_model)
+        config = resolve_data_config(pretrained_cfg=_timm_pretrained_cfg(model_or_processor, timm_model))
         tv_transform = create_transform(**config, is_training=train)
         channels = config["input_size"][0]
         process = lambda images: [tv_transform(im) for im in images]  # noqa: E731
     else:
-        mean, std = getattr(processor, "image_mean", None), getattr(processor, "image_std", None)
+        mean = getattr(processor, "image_mean", None)
         channels = len(mean) if mean is not None and not np.isscalar(mean) else 3
         if train:
             from torchvision import transforms as T
 
-            steps: list[Any] = [T.RandomResizedCrop(_processor_size(processor)), T.RandomHorizontalFlip(), T.ToTensor()]
-            if getattr(processor, "do_normalize", True) and mean is not None:
-                steps.append(T.Normalize(mean, std))
-            tv_transform = T.Compose(steps)
-            process = lambda images: [tv_transform(im) for im in images]  # noqa: E731
+            # Only the geometry is augmented here; the processor itself then rescales, normalises and applies any
+            # model-specific step (channel flip, ...), so training sees what evaluation sees.
+            augment = T.Compose([T.RandomResizedCrop(_processor_size(processor)), T.RandomHorizontalFlip()])
+            no_geometry = {k: False for k in ("do_resize", "do_center_crop") if hasattr(processor, k)}
+
+            def process(images: list) -> list:
+                augmented = [augment(im) for im in images]
+                return list(processor(augmented, return_tensors="pt", **no_geometry)["pixel_values"])
         else:
             process = lambda images: list(processor(images, return_tensors="pt")["pixel_values"])  # noqa: E731
     mode = "RGB" if channels == 3 else "L"
 
     def transform(batch: dict[str, list]) -> dict[str, list]:
-        images = [im if im.mode == mode else im.convert(mode) for im in batch[image_column]]
+        images = [_to_mode(im, mode) for im in batch[image_column]]
         return {"pixel_values": process(images), "labels": batch[label_column], **_passthrough(batch, keep_columns)}
 
     return transform
+
+
+def _to_mode(image: Any, mode: str) -> Any:
+    """``image`` in PIL ``mode``; 16-bit images are scaled to 8 bits first (PIL's own conversion clips at 255)."""
+    from PIL import Image
+
+    if image.mode.startswith("I;16"):
+        image = Image.fromarray(np.rint(np.asarray(image, dtype=np.float64) / 257).astype(np.uint8))  # mode L
+    elif image.mode in ("I", "F"):
+        raise ValueError(
+            f"Image mode {image.mode!r} (32-bit {'integer' if image.mode == 'I' else 'float'}) has no known pixel "
+            "range, so it cannot be scaled to 8 bits for the model; convert the images to uint8 (mode 'L' or 'RGB') "
+            "or uint16 (mode 'I;16') first."
+        )
+    return image if image.mode == mode else image.convert(mode)
+
+
+def _timm_pretrained_cfg(obj: Any, timm_model: Any) -> dict[str, Any]:
+    """The checkpoint's ``config.pretrained_cfg`` over the timm module's own.
+
+    A transformers ``TimmWrapper`` builds its timm module from the architecture name only, so the module's
+    ``pretrained_cfg`` is timm's default tag for it; the checkpoint's config holds that of the weights loaded.
+    """
+    checkpoint_cfg = getattr(getattr(obj, "config", None), "pretrained_cfg", None)
+    return {**dict(timm_model.pretrained_cfg or {}), **dict(checkpoint_cfg or {})}
 
 
 def _resolve_preprocessing(obj: Any) -> tuple[Any, Any]:

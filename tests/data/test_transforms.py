@@ -1,0 +1,120 @@
+"""`image_transforms`: whose preprocessing it resolves, train against eval, and image modes. All offline."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image as PILImage
+from transformers import EfficientNetImageProcessor, MobileViTImageProcessor, ViTImageProcessor
+
+from hf_lilaw.data import image_transforms
+
+
+def pixels(transform, image: PILImage.Image) -> torch.Tensor:
+    return transform({"image": [image], "label": [0]})["pixel_values"][0]
+
+
+# ----------------------------------------------------------------------------- timm: the checkpoint's config
+
+
+# What the checkpoint's config.json says; timm's default tag of test_vit (r160_in1k) differs in every entry.
+CHECKPOINT_CFG = {
+    "input_size": [3, 32, 32], "interpolation": "bilinear", "crop_pct": 1.0,
+    "mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225],
+}  # fmt: skip
+
+
+def test_timm_wrapper_preprocesses_with_the_checkpoints_pretrained_cfg(tmp_path, monkeypatch):
+    pytest.importorskip("timm")
+    import timm.data
+    from transformers import AutoModelForImageClassification, TimmWrapperConfig, TimmWrapperForImageClassification
+
+    model = TimmWrapperForImageClassification(
+        TimmWrapperConfig(architecture="test_vit", pretrained_cfg=dict(CHECKPOINT_CFG), num_labels=3)
+    )
+    assert model.timm_model.pretrained_cfg["mean"] == (0.5, 0.5, 0.5)  # the architecture's default, not the weights'
+    model.save_pretrained(tmp_path)
+    reloaded = AutoModelForImageClassification.from_pretrained(tmp_path)
+
+    seen = []
+    create_transform = timm.data.create_transform
+    monkeypatch.setattr(timm.data, "create_transform", lambda **kw: seen.append(kw) or create_transform(**kw))
+    grey = PILImage.new("RGB", (64, 64), (128, 128, 128))
+    for m in (model, reloaded):
+        for train in (False, True):
+            x = pixels(image_transforms(m, train=train, keep_columns=()), grey)
+            assert x.shape == (3, 32, 32)
+            if not train:
+                expected = [(128 / 255 - mu) / s for mu, s in zip(CHECKPOINT_CFG["mean"], CHECKPOINT_CFG["std"])]
+                torch.testing.assert_close(x.mean((1, 2)), torch.tensor(expected), atol=1e-4, rtol=0)
+    for kwargs in seen:
+        assert tuple(kwargs["input_size"]) == (3, 32, 32)
+        assert (kwargs["interpolation"], kwargs["crop_pct"]) == ("bilinear", 1.0)
+        assert tuple(kwargs["mean"]) == (0.485, 0.456, 0.406) and tuple(kwargs["std"]) == (0.229, 0.224, 0.225)
+    # keys the checkpoint leaves out come from the timm module's own config
+    model.config.pretrained_cfg = {"input_size": [3, 48, 48]}
+    assert pixels(image_transforms(model, train=False, keep_columns=()), grey).shape == (3, 48, 48)
+    assert seen[-1]["mean"] == (0.5, 0.5, 0.5) and seen[-1]["interpolation"] == "bicubic"
+
+
+# ----------------------------------------------------------------------------- processors: train equals eval
+
+
+@pytest.mark.parametrize(
+    "processor, expected",
+    [
+        # RGB -> BGR, in training too
+        (MobileViTImageProcessor(size={"shortest_edge": 32}, crop_size={"height": 32, "width": 32}),
+         [90 / 255, 40 / 255, 200 / 255]),
+        # include_top: normalised with mean = std = 0.5, then divided by std again
+        (EfficientNetImageProcessor(size={"height": 32, "width": 32}), [(v / 255 - 0.5) / 0.25 for v in (200, 40, 90)]),
+        # rescale_factor other than 1/255
+        (ViTImageProcessor(size={"height": 32, "width": 32}, rescale_factor=1 / 510, do_normalize=False),
+         [200 / 510, 40 / 510, 90 / 510]),
+    ],
+    ids=["mobilevit_channel_flip", "efficientnet_include_top", "rescale_factor"],
+)
+def test_training_applies_every_step_of_the_processor(processor, expected):
+    # cropping, flipping and resizing cannot change a solid-colour image: training must equal evaluation
+    image = PILImage.new("RGB", (48, 40), (200, 40, 90))
+    torch.manual_seed(0)
+    evaluation = pixels(image_transforms(processor, train=False, keep_columns=()), image)
+    training = pixels(image_transforms(processor, train=True, keep_columns=()), image)
+    assert training.shape == evaluation.shape == (3, 32, 32)
+    torch.testing.assert_close(training, evaluation, atol=1e-5, rtol=0)
+    torch.testing.assert_close(training.mean((1, 2)), torch.tensor(expected, dtype=training.dtype), atol=1e-4, rtol=0)
+
+
+# ----------------------------------------------------------------------------- image modes
+
+
+def test_16bit_images_are_scaled_to_8_bits_not_clipped():
+    ramp = np.linspace(0, 65535, 64 * 64).round().astype(np.uint16).reshape(64, 64)
+    processor = ViTImageProcessor(do_resize=False, do_normalize=False)
+    x = pixels(image_transforms(processor, train=False, keep_columns=()), PILImage.fromarray(ramp))
+    assert x.shape == (3, 64, 64)
+    torch.testing.assert_close(x[0], torch.from_numpy(np.rint(ramp / 257) / 255).float(), atol=1e-6, rtol=0)
+    assert len(torch.unique(x)) == 256  # PIL's own convert clips everything above 255 to white
+    # training too, both byte orders, and timm's transforms
+    processor = ViTImageProcessor(size={"height": 16, "width": 16}, do_normalize=False)
+    for array in (np.full((20, 20), 128 * 257, np.uint16), np.full((20, 20), 128 * 257, ">u2")):
+        image = PILImage.fromarray(array)
+        assert image.mode in ("I;16", "I;16B")
+        for train in (False, True):
+            x = pixels(image_transforms(processor, train=train, keep_columns=()), image)
+            torch.testing.assert_close(x, torch.full((3, 16, 16), 128 / 255), atol=1e-6, rtol=0)
+    pytest.importorskip("timm")
+    import timm
+
+    model = timm.create_model("test_vit", pretrained=False, num_classes=2)  # mean = std = 0.5
+    x = pixels(image_transforms(model, train=False, keep_columns=()), image)  # timm's training transform jitters colour
+    torch.testing.assert_close(x, torch.full((3, 160, 160), (128 / 255 - 0.5) / 0.5), atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("mode", ["I", "F"])
+def test_32bit_images_of_unknown_range_are_refused(mode):
+    image = PILImage.new(mode, (8, 8), 1000)
+    transform = image_transforms(ViTImageProcessor(size={"height": 8, "width": 8}), train=False, keep_columns=())
+    with pytest.raises(ValueError, match=f"mode '{mode}'.*uint8.*uint16"):
+        transform({"image": [image], "label": [0]})
