@@ -33,6 +33,7 @@ import copy
 import dataclasses
 import json
 import os
+import re
 import time
 from dataclasses import dataclass, field
 
@@ -104,8 +105,8 @@ class ScriptArguments:
     train_last_layers: int | None = field(
         default=None,
         metadata={
-            "help": "Train only the last N blocks of the backbone and what follows them (final norm, head); 0 is linear "
-            "probing. Default: full fine-tuning."
+            "help": "Train only the last N blocks of the backbone (counted across stages) and what follows them (final "
+            "norm, head); 0 is linear probing. Default: full fine-tuning."
         },
     )
     augment: bool = field(
@@ -144,17 +145,24 @@ def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
     return DatasetDict(train=train, validation=validation, test=test)
 
 
-def build_model(args: ScriptArguments, num_labels: int) -> tuple[torch.nn.Module, object]:
-    """The pretrained model with a new ``num_labels`` head, and its preprocessor.
+def build_model(args: ScriptArguments, class_names: list[str]) -> tuple[torch.nn.Module, object]:
+    """The pretrained model with a new head for ``class_names``, and its preprocessor.
 
     For timm models (through transformers' `TimmWrapperForImageClassification`) the preprocessor is the model
     itself: `hf_lilaw.data.image_transforms` reads its timm data config, set here to ``image_size`` without a crop.
     """
     path = efficientnet_lite0_checkpoint() if args.model is None else args.model
-    model = AutoModelForImageClassification.from_pretrained(path, num_labels=num_labels, ignore_mismatched_sizes=True)
+    model = AutoModelForImageClassification.from_pretrained(
+        path, num_labels=len(class_names), id2label=dict(enumerate(class_names)),
+        label2id={name: i for i, name in enumerate(class_names)}, ignore_mismatched_sizes=True,
+    )  # fmt: skip
     if hasattr(model, "timm_model"):
-        size = (3, args.image_size, args.image_size)
-        model.timm_model.pretrained_cfg = {**model.timm_model.pretrained_cfg, "input_size": size, "crop_pct": 1.0}
+        model.config.label_names = list(class_names)  # what TimmWrapperConfig saves instead of id2label
+        # In the config, which save_model and push_to_hub write (and AutoImageProcessor reads back), so the saved
+        # model says the input size it was trained at; timm_model's copy is what the running model uses.
+        size = [3, args.image_size, args.image_size]
+        model.config.pretrained_cfg = {**(model.config.pretrained_cfg or {}), "input_size": size, "crop_pct": 1.0}
+        model.timm_model.pretrained_cfg = {**model.timm_model.pretrained_cfg, **model.config.pretrained_cfg}
         return model, model
     return model, AutoImageProcessor.from_pretrained(path)
 
@@ -162,9 +170,13 @@ def build_model(args: ScriptArguments, num_labels: int) -> tuple[torch.nn.Module
 def freeze_all_but_last(model: torch.nn.Module, n: int) -> None:
     """Trains only the last ``n`` blocks of the backbone and the parameters after them (final norm, head).
 
-    Blocks are timm's coarse parameter groups (stages or blocks; the head is the last group) for timm models,
-    and the entries of the longest `nn.ModuleList` (the encoder layers) for transformers models.
+    Blocks are timm's coarse parameter groups (stages or blocks; the head is the last group) for timm models, and
+    for transformers models the entries of the innermost `nn.ModuleList`s, counted across stages (ViT's encoder
+    layers; ConvNeXt's and Swin's blocks of all stages). The frozen part's BatchNorm layers become timm's
+    `FrozenBatchNorm2d`.
     """
+    from timm.layers import freeze_batch_norm_2d
+
     names = [name for name, _ in model.named_parameters()]
     if hasattr(model, "timm_model"):
         from timm.models import group_parameters
@@ -172,15 +184,26 @@ def freeze_all_but_last(model: torch.nn.Module, n: int) -> None:
         groups = list(group_parameters(model.timm_model, model.timm_model.group_matcher(coarse=True)).values())
         trained = {f"timm_model.{name}" for group in groups[-(n + 1):] for name in group}
     else:
-        prefix, blocks = max(
-            ((p, m) for p, m in model.named_modules() if isinstance(m, torch.nn.ModuleList)), key=lambda pm: len(pm[1])
-        )
-        in_blocks = [i for i, name in enumerate(names) if name.startswith(f"{prefix}.")]
-        first_kept = f"{prefix}.{max(len(blocks) - n, 0)}."
-        start = next(i for i in in_blocks if names[i].startswith(first_kept)) if n > 0 else in_blocks[-1] + 1
+        lists = [name for name, m in model.named_modules() if isinstance(m, torch.nn.ModuleList)]
+        innermost = [name for name in lists if not any(other.startswith(f"{name}.") for other in lists)]
+        longest = max(innermost, key=lambda name: len(model.get_submodule(name)))
+        # A staged model (ConvNeXt, Swin) keeps one list of blocks per stage: take that list of every stage.
+        place = lambda name: re.sub(r"\.\d+(?=\.)", ".#", name)  # noqa: E731
+        blocks = [
+            f"{name}.{i}." for name in innermost if place(name) == place(longest)
+            for i in range(len(model.get_submodule(name)))
+        ]  # fmt: skip
+        after_blocks = max(i for i, name in enumerate(names) if name.startswith(tuple(blocks))) + 1
+        kept = tuple(blocks[max(len(blocks) - n, 0):])  # none when n == 0
+        start = next((i for i, name in enumerate(names) if name.startswith(kept)), after_blocks)
         trained = set(names[start:])
     for name, param in model.named_parameters():
         param.requires_grad_(name in trained)
+    # Trainer trains in train mode, where BatchNorm would still replace the frozen layers' running statistics.
+    for name, module in list(model.named_modules()):
+        if isinstance(module, torch.nn.BatchNorm2d) and module.affine and not module.weight.requires_grad:
+            parent, _, leaf = name.rpartition(".")
+            setattr(model.get_submodule(parent), leaf, freeze_batch_norm_2d(module))
 
 
 def main() -> None:
@@ -197,14 +220,15 @@ def main() -> None:
         out = training_args.output_dir if len(script_args.seeds) == 1 else f"{training_args.output_dir}/seed_{seed}"
         set_seed(seed)  # the new head's initial weights, shared by both runs
         splits = load_noisy_splits(script_args, seed)
-        model, preprocessor = build_model(script_args, splits["train"].features["label"].num_classes)
+        model, preprocessor = build_model(script_args, splits["train"].features["label"].names)
         if script_args.train_last_layers is not None:
             freeze_all_but_last(model, script_args.train_last_layers)
         eval_transform = image_transforms(preprocessor, train=False, keep_columns=())
         train = splits["train"].with_transform(image_transforms(preprocessor, train=script_args.augment, keep_columns=()))
         validation = splits["validation"].with_transform(eval_transform)
         test = splits["test"].with_transform(eval_transform)
-        processing_class = None if preprocessor is model else preprocessor  # timm models carry their data config
+        # timm models carry their data config in config.json (where AutoImageProcessor reads it): nothing to add
+        processing_class = None if preprocessor is model else preprocessor
         metrics = {}
 
         if script_args.compare:

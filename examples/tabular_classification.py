@@ -103,12 +103,14 @@ def main() -> None:
         out = training_args.output_dir if len(seeds) == 1 else f"{training_args.output_dir}/seed_{seed}"
         set_seed(seed)  # the MLP's initial weights, shared by both runs
         splits = load_noisy_splits(script_args, seed)
+        names = splits["train"].features["label"].names  # saved with the model, so it answers with class names
+        labels = dict(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
         if script_args.model is None:
             num_features = len(splits["train"][0]["features"])
-            config = MLPClassifierConfig(input_size=num_features, hidden_sizes=script_args.hidden_sizes, num_labels=2)
+            config = MLPClassifierConfig(input_size=num_features, hidden_sizes=script_args.hidden_sizes, **labels)
             model = MLPForTabularClassification(config)
         else:
-            model = MLPForTabularClassification.from_pretrained(script_args.model)
+            model = MLPForTabularClassification.from_pretrained(script_args.model, **labels)
         train, validation, test = (splits[name].with_transform(transform) for name in ("train", "validation", "test"))
         # compute_metrics reads the groups of the set it scores: one for evaluation, one for the final test.
         validation_metrics = make_fairness_compute_metrics(splits["validation"], group_column=script_args.group_column)

@@ -143,16 +143,17 @@ def main() -> None:
         out = training_args.output_dir if len(script_args.seeds) == 1 else f"{training_args.output_dir}/seed_{seed}"
         set_seed(seed)  # the LSTM's initial weights, shared by both runs
         splits = load_noisy_splits(script_args, seed)
-        num_labels = splits["train"].features["label"].num_classes
+        names = splits["train"].features["label"].names  # saved with the model, so it answers with class names
+        labels = dict(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
         if script_args.model is None:
             series = splits["train"][0]["series"]
             config = LSTMClassifierConfig(
                 input_size=len(series[0]) if isinstance(series[0], list) else 1, hidden_size=script_args.hidden_size,
-                num_layers=script_args.num_layers, num_labels=num_labels,
+                num_layers=script_args.num_layers, **labels,
             )  # fmt: skip
             model = StackedLSTMForTimeSeriesClassification(config)
         else:
-            model = StackedLSTMForTimeSeriesClassification.from_pretrained(script_args.model, num_labels=num_labels)
+            model = StackedLSTMForTimeSeriesClassification.from_pretrained(script_args.model, **labels)
         train, validation, test = (splits[name].with_transform(transform) for name in ("train", "validation", "test"))
         metrics = {}
 

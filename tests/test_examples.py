@@ -206,3 +206,139 @@ def test_selection_uses_the_noisy_validation_split(runs):
         assert state["best_metric"] == next(h["eval_accuracy"] for h in evals if h["step"] == best_step)
     metrics = json.loads((out / "last_layers" / "comparison.json").read_text())["per_seed"]["0"]["metrics"]
     assert all("test_accuracy" in m and not any(k.startswith("eval_") for k in m) for m in metrics.values())
+
+
+def test_saved_image_model_keeps_the_runs_preprocessing(runs):
+    """The run trains at 32 px without a crop; the saved config, the processor and `image_transforms` read back
+    from the saved folder preprocess the same way (not the checkpoint's 224 px, crop 0.875)."""
+    from PIL import Image
+    from transformers import AutoImageProcessor, AutoModelForImageClassification
+
+    from hf_lilaw.data import image_transforms
+
+    out, results = runs
+    assert results["image"].returncode == 0, results["image"].stdout[-5000:]
+    image = Image.new("RGB", (8, 8), (200, 100, 50))
+    for folder in (out / "image" / "seed_0" / "lilaw", out / "image" / "seed_0" / "trainer"):
+        cfg = json.loads((folder / "config.json").read_text())["pretrained_cfg"]
+        assert cfg["input_size"] == [3, 32, 32] and cfg["crop_pct"] == 1.0
+        assert cfg["hf_hub_id"] == "timm/tf_efficientnet_lite0.in1k"  # the rest of the checkpoint's config is kept
+        processor = AutoImageProcessor.from_pretrained(folder)
+        assert tuple(processor(image, return_tensors="pt")["pixel_values"].shape) == (1, 3, 32, 32)
+        transform = image_transforms(AutoModelForImageClassification.from_pretrained(folder), train=False, keep_columns=())
+        assert tuple(transform({"image": [image], "label": [0]})["pixel_values"][0].shape) == (3, 32, 32)
+
+
+@pytest.mark.parametrize(
+    "name, folder, names",
+    [
+        ("image", "seed_0/lilaw", [str(d) for d in range(10)]),
+        ("last_layers", "trainer", [str(d) for d in range(10)]),
+        ("time_series", "seed_0/lilaw", ["1", "2"]),
+        ("tabular", "lilaw", ["<=50K", ">50K"]),
+    ],
+)
+def test_saved_models_name_their_classes(runs, name, folder, names):
+    out, results = runs
+    assert results[name].returncode == 0, results[name].stdout[-5000:]
+    config = json.loads((out / name / folder / "config.json").read_text())
+    if "label_names" in config:  # TimmWrapperConfig saves its id2label as label_names
+        assert config["label_names"] == names
+    else:
+        assert config["id2label"] == {str(i): n for i, n in enumerate(names)}
+        assert config["label2id"] == {n: i for i, n in enumerate(names)}
+
+
+@pytest.fixture(scope="module")
+def image_example():
+    """examples/image_classification.py as a module, for its model-building functions."""
+    spec = importlib.util.spec_from_file_location("image_classification_example", EXAMPLES / "image_classification.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up there
+    spec.loader.exec_module(module)
+    yield module
+    del sys.modules[spec.name]
+
+
+def test_frozen_layers_keep_their_batch_norm_statistics(runs):
+    """--train_last_layers 1 on EfficientNet-Lite0: the frozen stem and blocks 0-5 keep the pretrained running
+    statistics through training (Trainer trains in train mode); the trained block 6 updates its own."""
+    import torch
+    from safetensors.torch import load_file
+
+    from hf_lilaw.models import efficientnet_lite0_checkpoint
+
+    out, results = runs
+    assert results["last_layers"].returncode == 0, results["last_layers"].stdout[-5000:]
+    pretrained = load_file(Path(efficientnet_lite0_checkpoint()) / "model.safetensors")
+    for folder in ("trainer", "lilaw"):
+        saved = load_file(out / "last_layers" / folder / "model.safetensors")
+        stats = [k for k in saved if k.endswith(("running_mean", "running_var"))]
+        frozen = [k for k in stats if k.startswith("bn1.") or (k.startswith("blocks.") and k.split(".")[1] != "6")]
+        trained = [k for k in stats if k.startswith("blocks.6.")]
+        assert len(frozen) == 90 and trained  # bn1 and the 44 BatchNorms of blocks 0-5
+        assert all(torch.equal(saved[k], pretrained[k]) for k in frozen), folder
+        assert not all(torch.equal(saved[k], pretrained[k]) for k in trained), folder
+
+
+def test_linear_probe_freezes_batch_norm(image_example):
+    """--train_last_layers 0 trains the classifier only: a training-mode step changes no buffer of the backbone."""
+    import torch
+    from transformers import AutoModelForImageClassification
+
+    from hf_lilaw.models import efficientnet_lite0_checkpoint
+
+    path = efficientnet_lite0_checkpoint()
+    model = AutoModelForImageClassification.from_pretrained(path, num_labels=10, ignore_mismatched_sizes=True)
+    image_example.freeze_all_but_last(model, 0)
+    assert [n for n, p in model.named_parameters() if p.requires_grad] == [
+        "timm_model.classifier.weight", "timm_model.classifier.bias",
+    ]  # fmt: skip
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    model.train()
+    model(pixel_values=torch.randn(4, 3, 32, 32), labels=torch.arange(4)).loss.backward()
+    assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def trained_blocks(model, blocks: str) -> list[str]:
+    """The entries of the block lists under ``blocks`` (a name pattern with one ``*``) that have trained parameters."""
+    import re
+
+    pattern = re.compile(re.escape(blocks).replace(r"\*", r"\d+") + r"\.\d+\.")
+    return sorted({m.group(0)[:-1] for n, p in model.named_parameters() if p.requires_grad and (m := pattern.match(n))})
+
+
+def test_train_last_layers_counts_blocks_across_stages(image_example):
+    """N counts the blocks of all stages together on staged transformers models, and the encoder layers on ViT."""
+    import torch
+    from transformers import (
+        ConvNextConfig, ConvNextForImageClassification, SwinConfig, SwinForImageClassification, ViTConfig,
+        ViTForImageClassification,
+    )  # fmt: skip
+
+    convnext = ConvNextForImageClassification(ConvNextConfig(depths=[3, 3, 9, 3], hidden_sizes=[8, 8, 8, 8], num_labels=3))
+    image_example.freeze_all_but_last(convnext, 4)
+    assert trained_blocks(convnext, "convnext.encoder.stages.*.layers") == [
+        "convnext.encoder.stages.2.layers.8", *(f"convnext.encoder.stages.3.layers.{i}" for i in range(3))
+    ]
+    trained = {n for n, p in convnext.named_parameters() if p.requires_grad}
+    assert {"convnext.encoder.stages.3.downsampling_layer.1.weight", "classifier.weight"} <= trained
+    assert not any(n.startswith("convnext.encoder.stages.2.layers.7.") for n in trained)
+
+    swin = SwinForImageClassification(
+        SwinConfig(image_size=32, patch_size=4, embed_dim=8, depths=[2, 2, 6, 2], num_heads=[1] * 4, window_size=2)
+    )
+    image_example.freeze_all_but_last(swin, 1)
+    assert trained_blocks(swin, "swin.encoder.layers.*.blocks") == ["swin.encoder.layers.3.blocks.1"]
+    image_example.freeze_all_but_last(swin, 0)
+    assert trained_blocks(swin, "swin.encoder.layers.*.blocks") == []
+    assert {n for n, p in swin.named_parameters() if p.requires_grad} == {
+        "swin.layernorm.weight", "swin.layernorm.bias", "classifier.weight", "classifier.bias",
+    }  # fmt: skip
+
+    vit = ViTForImageClassification(
+        ViTConfig(hidden_size=8, num_hidden_layers=6, num_attention_heads=2, intermediate_size=8, image_size=16, patch_size=8)
+    )
+    image_example.freeze_all_but_last(vit, 2)
+    layers = next(name for name, m in vit.named_modules() if isinstance(m, torch.nn.ModuleList))
+    assert trained_blocks(vit, layers) == [f"{layers}.4", f"{layers}.5"]
