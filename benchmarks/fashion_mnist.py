@@ -633,9 +633,17 @@ def launch_command(command: str) -> str:
 
 
 def _by_cell(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, dict[str, Any]]]:
+    """``{(condition, method): {seed: record}}``; a (condition, method, seed) recorded twice is refused: which of
+    the two a table used would depend on the order of the lines (records merged by hand, or a cell rerun)."""
     out: dict[tuple[str, str], dict[int, dict[str, Any]]] = defaultdict(dict)
     for r in records:
-        out[(r["condition"], r["method"])][r["seed"]] = r
+        runs = out[(r["condition"], r["method"])]
+        if r["seed"] in runs:
+            raise ValueError(
+                f"{r['method']} under {r['condition']}, seed {r['seed']}, is recorded twice: keep one of the two lines "
+                "in the *_runs.jsonl file (to rerun a cell, write the rerun under another --name or --out-dir)."
+            )
+        runs[r["seed"]] = r
     return out
 
 

@@ -172,12 +172,14 @@ def reading(c: PairedComparison, *, digits: int = 1, alpha: float = 0.05) -> str
     Where the table's p (adjusted if `adjust` ran) is below ``alpha``: ``"ahead by 1.2"`` / ``"behind by 1.2"``.
     Otherwise ``"no effect larger than X detected"``, where X is the largest magnitude the confidence interval
     leaves possible (``max(|low|, |high|)``): larger effects in either direction are excluded at that confidence;
-    where the interval is unbounded (every seed the same nonzero difference, too few seeds) it says so.
+    where the interval is unbounded (every seed the same difference, 0 included, over too few seeds) it says so.
     Never "tie": a test over few seeds cannot show two methods equal.
     """
     if c.p_table < alpha:
         return f"{'ahead' if c.mean > 0 else 'behind'} by {abs(c.mean):.{digits}f}"
     if math.isinf(c.half_width):
+        if c.sd == 0 and c.p == 1:  # every difference 0 (up to rounding)
+            return "identical in every seed; none excluded (too few seeds to bound a difference)"
         return "no effect detected, none excluded (every seed the same difference: too few seeds to bound it)"
     return f"no effect larger than {max(abs(c.low), abs(c.high)):.{digits}f} detected"
 

@@ -41,13 +41,14 @@ class PairedDifference:
         p_value: the two-sided paired t-test p-value.
 
     With every difference equal (up to float rounding: within ``1e-12 · max(1, max |d|)``) there is no spread to
-    test against and the t statistic is 0/0 or ±∞. Then ``sd`` is 0 and: all 0 (e.g. two runs that train
-    identically): p 1, the point interval ``[0, 0]``. All equal but not 0: the exact sign-flip test, which needs no
-    spread (under a null symmetric about 0 each of the ``2ⁿ`` sign patterns is equally likely; the observed one
-    and its mirror are the most extreme): ``p = 2¹⁻ⁿ`` (0.25 over 3 seeds, 0.0625 over 5), and its inverted
-    interval: unbounded while that p exceeds ``1 − confidence``, else the point ``[mean, mean]``. Accuracies on a
-    finite test set are quantised, so three seeds can differ by the same amount by chance; the t-test's limit
-    (p 0) would call that certain.
+    test against and the t statistic is 0/0 or ±∞. Then ``sd`` is 0 and p is the exact sign-flip test's, which needs
+    no spread (under a null symmetric about 0 each of the ``2ⁿ`` sign patterns is equally likely; the observed one
+    and its mirror are the most extreme): 1 where every difference is 0 (e.g. two runs that train identically),
+    else ``p = 2¹⁻ⁿ`` (0.25 over 3 seeds, 0.0625 over 5). The interval inverts the same test: any other shift leaves
+    every difference of one sign, so it is unbounded while ``2¹⁻ⁿ`` exceeds ``1 − confidence`` (up to 5 seeds at
+    95 %), else the point ``[mean, mean]`` — identical runs over 3 seeds do not show that no difference exists.
+    Accuracies on a finite test set are quantised, so three seeds can differ by the same amount by chance; the
+    t-test's limit (p 0, or the interval [0, 0]) would call that certain.
     """
 
     n: int
@@ -77,10 +78,9 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, confidence: flo
     mean = float(d.mean())
     rounding = 1e-12 * max(1.0, float(np.abs(d).max()))
     if np.ptp(d) <= rounding:
-        if abs(mean) <= rounding:
-            return PairedDifference(n, mean, 0.0, mean, mean, 0.0, 1.0, confidence)
-        p = 2.0 ** (1 - n)
-        bound = math.inf if p > 1 - confidence else 0.0
+        p = 1.0 if abs(mean) <= rounding else 2.0 ** (1 - n)
+        # Inverting the sign-flip test: any other shift leaves every difference of one sign, p = 2^(1-n).
+        bound = math.inf if 2.0 ** (1 - n) > 1 - confidence else 0.0
         return PairedDifference(n, mean, 0.0, mean - bound, mean + bound, bound, p, confidence)
     sd = float(d.std(ddof=1))
     se = sd / math.sqrt(n)

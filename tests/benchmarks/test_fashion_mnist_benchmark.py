@@ -137,6 +137,14 @@ def test_grid_resume_guard_and_summary(data_dir, tmp_path, capsys):
     assert [e["condition"] for e in summary["ce_last_minus_best"]] == ["clean", "uniform_40"]
     assert all(e["mean"] <= 0 for e in summary["ce_last_minus_best"])
 
+    # A cell recorded twice (records merged by hand): the table would use whichever line came last. Refused.
+    runs = out / "tiny_runs.jsonl"
+    lines = runs.read_text().splitlines(keepends=True)
+    runs.write_text("".join([*lines, lines[0]]))
+    first = json.loads(lines[0])
+    with pytest.raises(ValueError, match=f"{first['method']} under {first['condition']}, seed {first['seed']}, is recorded twice"):
+        fm.main(["--summary", "--name", "tiny", "--out-dir", str(out)])
+
 
 def test_bad_options(data_dir, tmp_path):
     with pytest.raises(SystemExit, match="--bf16 needs --device cuda"):

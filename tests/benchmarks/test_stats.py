@@ -47,8 +47,14 @@ def test_confidence_level_changes_the_interval_only():
 
 
 def test_zero_variance_rule():
+    # Identical runs on every seed: p 1, and over 3 seeds no bound either: the inverted sign-flip test cannot
+    # exclude any other shift (each leaves all 3 differences of one sign, p 0.25). Over 6 seeds it can (p 0.031).
     same = paired_difference([0.8, 0.9, 0.7], [0.8, 0.9, 0.7])
-    assert (same.mean, same.low, same.high, same.p, same.detectable) == (0.0, 0.0, 0.0, 1.0, 0.0)
+    assert (same.mean, same.low, same.high, same.p, same.detectable) == (0.0, -math.inf, math.inf, 1.0, math.inf)
+    assert reading(same).startswith("identical in every seed; none excluded")
+    same_six = paired_difference([0.8, 0.9, 0.7] * 2, [0.8, 0.9, 0.7] * 2)
+    assert (same_six.low, same_six.high, same_six.p, same_six.detectable) == (0.0, 0.0, 1.0, 0.0)
+    assert reading(same_six) == "no effect larger than 0.0 detected"
     # The same nonzero difference on every seed: the exact sign-flip test, p = 2^(1-n), and its interval, unbounded
     # while p > 0.05 (a t-test would say p 0: certainty).
     shifted = paired_difference([1.5, 2.5, 3.5], [1.0, 2.0, 3.0])
@@ -65,8 +71,8 @@ def test_zero_variance_rule():
     assert chance.mean == pytest.approx(-0.24) and chance.p == 0.25 and adjust([chance])[0].p_adjusted == 0.25
     # Equal up to float rounding counts as equal, and as 0 (scipy reports t = 1, p = 0.42 on [5.6e-17, 0] here).
     rounded = paired_difference([0.1 + 0.2, 0.3], [0.3, 0.3])
-    assert (rounded.p, rounded.sd, rounded.detectable) == (1.0, 0.0, 0.0)
-    assert rounded.low == rounded.high == rounded.mean == pytest.approx(2.8e-17, abs=1e-18)
+    assert (rounded.p, rounded.sd, rounded.low, rounded.high) == (1.0, 0.0, -math.inf, math.inf)
+    assert rounded.mean == pytest.approx(2.8e-17, abs=1e-18)
     # A constant difference that is not 0: 0.9 - 0.85 and 0.95 - 0.9 differ in the last bits only.
     constant = paired_difference([0.9, 0.95, 0.6], [0.85, 0.9, 0.55])
     assert (constant.p, constant.sd, constant.high) == (0.25, 0.0, math.inf) and constant.mean == pytest.approx(0.05)
