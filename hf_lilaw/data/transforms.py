@@ -44,26 +44,26 @@ def image_transforms(
 
     The preprocessing is the model's own: a transformers image processor (an instance, or a name/path for
     `AutoImageProcessor.from_pretrained`), or, for a timm model (also inside a transformers
-    ``TimmWrapper`` model), timm's data config (`resolve_data_config` + `create_transform`) from the
-    checkpoint's ``config.pretrained_cfg`` over the timm module's. Evaluation uses the processor itself
-    (timm: its eval transform); training adds the augmentation of the transformers image-classification
-    example (random resized crop to the processor's size + horizontal flip) and then runs the processor
-    with its resizing and cropping off, so rescaling, normalisation and any model-specific step match
-    evaluation (timm: its training transform). Grey images are converted to RGB when the model expects
+    ``TimmWrapper`` model, or the name/path of its checkpoint), timm's data config (`resolve_data_config` +
+    `create_transform`) from the checkpoint's ``config.pretrained_cfg`` over the timm module's. Evaluation
+    uses the processor itself (timm: its eval transform); training adds the augmentation of the transformers
+    image-classification example (random resized crop to the processor's size + horizontal flip) and then runs
+    the processor with its resizing and cropping off, so rescaling, normalisation and any model-specific step
+    match evaluation (timm: its training transform). Grey images are converted to RGB when the model expects
     three channels; 16-bit images (PIL ``I;16*``) are scaled to 8 bits first, and 32-bit modes ``I`` and
     ``F`` (range unknown) raise a ValueError. ``keep_columns`` present in the batch are passed through
     (``sample_id``, ``is_noisy``, ``clean_label`` by default).
 
     Args:
-        model_or_processor: An image processor, a Hub name or local path, a timm model, or a transformers
-            model wrapping a timm model or saved with its processor.
+        model_or_processor: An image processor, a Hub name or local path (of a processor or a timm
+            checkpoint), a timm model, or a transformers model wrapping a timm model or saved with its processor.
         train: Training (augmented) or evaluation transform.
     """
-    processor, timm_model = _resolve_preprocessing(model_or_processor)
-    if timm_model is not None:
+    processor, timm_cfg = _resolve_preprocessing(model_or_processor)
+    if timm_cfg is not None:
         from timm.data import create_transform, resolve_data_config
 
-        config = resolve_data_config(pretrained_cfg=_timm_pretrained_cfg(model_or_processor, timm_model))
+        config = resolve_data_config(pretrained_cfg=timm_cfg)
         tv_transform = create_transform(**config, is_training=train)
         channels = config["input_size"][0]
         process = lambda images: [tv_transform(im) for im in images]  # noqa: E731
@@ -107,33 +107,37 @@ def _to_mode(image: Any, mode: str) -> Any:
     return image if image.mode == mode else image.convert(mode)
 
 
-def _timm_pretrained_cfg(obj: Any, timm_model: Any) -> dict[str, Any]:
+def _timm_pretrained_cfg(config: Any, timm_model: Any) -> dict[str, Any]:
     """The checkpoint's ``config.pretrained_cfg`` over the timm module's own.
 
     A transformers ``TimmWrapper`` builds its timm module from the architecture name only, so the module's
     ``pretrained_cfg`` is timm's default tag for it; the checkpoint's config holds that of the weights loaded.
     """
-    checkpoint_cfg = getattr(getattr(obj, "config", None), "pretrained_cfg", None)
+    checkpoint_cfg = getattr(config, "pretrained_cfg", None)
     return {**dict(timm_model.pretrained_cfg or {}), **dict(checkpoint_cfg or {})}
 
 
-def _resolve_preprocessing(obj: Any) -> tuple[Any, Any]:
-    """Returns ``(image_processor, None)`` or ``(None, timm_model)``."""
+def _resolve_preprocessing(obj: Any) -> tuple[Any, dict[str, Any] | None]:
+    """Returns ``(image_processor, None)`` or, for timm models and checkpoints, ``(None, pretrained_cfg)``."""
     import torch
 
     if isinstance(obj, (str, os.PathLike)):
-        from transformers import AutoImageProcessor
+        from transformers import AutoConfig, AutoImageProcessor, TimmWrapperImageProcessor
 
-        return AutoImageProcessor.from_pretrained(obj), None
+        processor = AutoImageProcessor.from_pretrained(obj)
+        if not isinstance(processor, TimmWrapperImageProcessor):
+            return processor, None
+        # timm's processor reads config.json's pretrained_cfg alone and has no size for the training crop: take the
+        # config of the model that from_pretrained would build instead, whose timm module fills in missing keys.
+        config = AutoConfig.from_pretrained(obj)
+        return None, _timm_pretrained_cfg(config, _timm_module(config))
     if isinstance(obj, torch.nn.Module):
         inner = getattr(obj, "timm_model", obj)
         if hasattr(inner, "pretrained_cfg"):
-            return None, inner
+            return None, _timm_pretrained_cfg(getattr(obj, "config", None), inner)
         name = getattr(getattr(obj, "config", None), "name_or_path", "")
         if name:
-            from transformers import AutoImageProcessor
-
-            return AutoImageProcessor.from_pretrained(name), None
+            return _resolve_preprocessing(name)
         raise ValueError(
             f"{type(obj).__name__} carries no image processor; pass its processor instead, "
             "e.g. image_transforms(ViTImageProcessor(size=...), train=...)."
@@ -141,6 +145,19 @@ def _resolve_preprocessing(obj: Any) -> tuple[Any, Any]:
     if callable(obj) and hasattr(obj, "image_mean"):
         return obj, None
     raise TypeError(f"Expected an image processor, a model or a name, got {type(obj).__name__}.")
+
+
+def _timm_module(config: Any) -> Any:
+    """The timm module a ``TimmWrapper`` model builds from ``config``, without weights (only its config is read)."""
+    import timm
+    import torch
+
+    build = lambda: timm.create_model(config.architecture, pretrained=False, **(config.model_args or {}))  # noqa: E731
+    try:
+        with torch.device("meta"):
+            return build()
+    except (RuntimeError, NotImplementedError):  # a model that computes with its tensors while being built
+        return build()
 
 
 def vector_transform(

