@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.resources
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,8 @@ METRIC_LABELS = {"accuracy": "top-1 accuracy", "top5_accuracy": "top-5 accuracy"
 # Entries of Trainer.evaluate() that describe the evaluation, not the model.
 _BOOKKEEPING = {"epoch", "runtime", "samples_per_second", "steps_per_second"}
 _HUB_METRICS = ("accuracy", "roc_auc", "f1", "precision", "recall")
+# Trainer.evaluate()'s metric_key_prefix: "eval" for the validation set, "test" as the examples name the test set.
+_SPLIT_PREFIXES = ("eval_", "test_")
 # transformers' public mappings (config class -> model class, registered classes included) and their Auto class.
 _AUTO_CLASSES = {
     "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING": "AutoModelForImageClassification",
@@ -124,10 +126,7 @@ def comparison_table(comparison: Mapping[str, Mapping[str, float]], *, digits: i
     """
     if not comparison:
         raise ValueError('comparison is empty; pass {"Trainer": {...metrics}, "LiLAWTrainer": {...}}.')
-    runs = {
-        run: {k.removeprefix("eval_").removeprefix("test_"): v for k, v in metrics.items()}
-        for run, metrics in comparison.items()
-    }
+    runs = {run: {_metric_name(k): v for k, v in metrics.items()} for run, metrics in comparison.items()}
     metrics: list[str] = []
     for values in runs.values():
         metrics += [
@@ -145,6 +144,17 @@ def comparison_table(comparison: Mapping[str, Mapping[str, float]], *, digits: i
             line["Δ"] = f"{last - first:+.{digits}f}" if not (math.isnan(first) or math.isnan(last)) else "nan"
         lines.append(line)
     return make_markdown_table(lines).rstrip("\n")
+
+
+def _metric_name(key: str) -> str:
+    """``key`` without Trainer's ``eval_``/``test_`` prefix: ``test_accuracy`` -> ``accuracy``."""
+    return next((key.removeprefix(p) for p in _SPLIT_PREFIXES if key.startswith(p)), key)
+
+
+def _hub_metric_names(keys: Iterable[str]) -> set[str]:
+    """The Hub metric ids (``accuracy``, ``roc_auc``, ...) among metric names: Trainer.evaluate() keys with or
+    without an ``eval_``/``test_`` prefix, and the title-cased names of its parsed log history (``Roc Auc``)."""
+    return {_metric_name(k.lower().replace(" ", "_")) for k in keys} & set(_HUB_METRICS)
 
 
 def noise_description(*, noise_type: str | None, noise_rate: float | None, realised_rate: float | None = None) -> str:
@@ -267,9 +277,9 @@ def render_model_card(
     path = os.fspath(path)
     _, eval_lines, eval_results = parse_log_history(list(log_history))
     eval_results = {k: format_value(v) for k, v in (eval_results or {}).items()}
-    metric_names = {m for m in _HUB_METRICS for k in eval_results if k.lower().replace(" ", "_") == m}
-    for metrics in (comparison or {}).values():
-        metric_names |= {m for m in _HUB_METRICS if m in metrics or f"eval_{m}" in metrics}
+    # parse_log_history keeps the last eval_ entry only; evaluate(test_set, metric_key_prefix="test") logs count too.
+    logged = [k for entry in log_history for k in entry if k.startswith(_SPLIT_PREFIXES)]
+    metric_names = _hub_metric_names([*eval_results, *logged, *(k for m in (comparison or {}).values() for k in m)])
     datasets_list = _listify(dataset)
     card_data = ModelCardData(
         model_name=model_name,

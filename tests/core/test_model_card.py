@@ -16,7 +16,7 @@ import transformers.trainer
 from huggingface_hub import ModelCard
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, compute_classification_metrics
-from hf_lilaw.core.model_card import comparison_table, looks_like_hub_id, starting_weights
+from hf_lilaw.core.model_card import comparison_table, looks_like_hub_id, render_model_card, starting_weights
 from hf_lilaw.lilaw.trainer import LILAW_CITATION
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
 
@@ -301,3 +301,23 @@ def test_offline_efficientnet_checkpoint_names_its_hub_counterpart(tmp_path):
     again = AutoModelForImageClassification.from_pretrained(tmp_path / "my-digits-model")
     assert again.config.pretrained_cfg["source"] == model.config.pretrained_cfg["source"]  # copied, hence the hash
     assert starting_weights(again) == ("timm/tf_efficientnet_lite0.in1k", "the local checkpoint `my-digits-model`")
+
+
+def test_test_and_eval_prefixed_metrics_fill_the_metadata(tmp_path):
+    # What the examples pass: trainer.evaluate(test, metric_key_prefix="test") of each run, after training without
+    # evaluation (so parse_log_history finds no eval_ entry).
+    test_metrics = {"test_loss": 0.8, "test_accuracy": 0.66, "test_top5_accuracy": 0.98, "test_roc_auc": 0.9,
+                    "test_runtime": 1.3, "epoch": 3.0}  # fmt: skip
+    card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
+                train_snippet="-", citation="-")  # fmt: skip
+    comparison = {"Trainer": {**test_metrics, "test_accuracy": 0.61}, "LiLAWTrainer": test_metrics}
+    data = ModelCard.load(render_model_card(tmp_path / "comparison.md", comparison=comparison, **card)).data.to_dict()
+    assert data["metrics"] == ["accuracy", "roc_auc"]
+    log_history = [{"train_runtime": 5.0, "train_loss": 1.0, "step": 30, "epoch": 3.0}, {**test_metrics, "step": 30}]
+    data = ModelCard.load(render_model_card(tmp_path / "log.md", log_history=log_history, **card)).data.to_dict()
+    assert data["metrics"] == ["accuracy", "roc_auc"]
+    assert "model-index" not in data  # the card names its metrics only: no values, so no split to state
+    # eval_ keys, as before
+    comparison = {"Trainer": {"eval_f1": 0.5, "eval_precision": 0.4}}
+    data = ModelCard.load(render_model_card(tmp_path / "eval.md", comparison=comparison, **card)).data.to_dict()
+    assert data["metrics"] == ["f1", "precision"]
