@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import glob
 import itertools
 import logging
 import os
@@ -18,8 +19,18 @@ from transformers import Trainer, TrainingArguments
 from transformers.modelcard import extract_hyperparameters_from_trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
+from transformers.utils import is_sagemaker_mp_enabled, is_torch_xla_available
 
-from .checkpoint import begin_checkpoint, checkpoint_problem, find_resumable_checkpoint, resume_advice, write_manifest
+from .checkpoint import (
+    FSDP_OPTIMIZER_FILES,
+    OPTIMIZER_FILE,
+    SCHEDULER_FILE,
+    begin_checkpoint,
+    checkpoint_problem,
+    find_resumable_checkpoint,
+    resume_advice,
+    write_manifest,
+)
 from .columns import (
     BOOKKEEPING_COLUMNS,
     NOISY_FLAG_COLUMN,
@@ -441,10 +452,23 @@ class BaseTrainer(Trainer):
         return WithSideSets(self._training_state, self._saved_side_sets)
 
     def checkpoint_files(self) -> list[str]:
-        """The files (glob patterns) this trainer adds to a checkpoint: what a complete checkpoint must have."""
+        """The files (glob patterns) a complete checkpoint of this trainer must have: the `optimizer_files` Trainer
+        saves and those of the registered training state."""
+        files = self.optimizer_files()
         if self._training_state is None:
+            return files
+        return files + [shared_file_name(self._training_state_name), per_rank_file_name(self._training_state_name, "*")]
+
+    def optimizer_files(self) -> list[str]:
+        """The files (glob patterns) of the optimizer and LR scheduler states `Trainer` saves in a checkpoint and
+        needs to resume the run as it would have gone on (a checkpoint without them resumes silently with a fresh
+        optimizer and schedule). None with ``save_only_model`` (its checkpoints hold the weights only), nor under
+        DeepSpeed (inside its own checkpoint folder), XLA or SageMaker model parallelism (their own names)."""
+        if self.args.save_only_model or self.is_deepspeed_enabled:
             return []
-        return [shared_file_name(self._training_state_name), per_rank_file_name(self._training_state_name, "*")]
+        if is_torch_xla_available() or is_sagemaker_mp_enabled():
+            return []
+        return [FSDP_OPTIMIZER_FILES if self.is_fsdp_enabled else OPTIMIZER_FILE, SCHEDULER_FILE]
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         # The manifest is the checkpoint's last file: a pending one first (a folder reused by a later save never
@@ -522,12 +546,28 @@ class BaseTrainer(Trainer):
                     "logged above, with why): train from scratch, without resume_from_checkpoint."
                 )
         elif resume_from_checkpoint:
-            problem = checkpoint_problem(resume_from_checkpoint)
+            # The family's own state may be absent (a plain Trainer checkpoint: it starts fresh, with a warning);
+            # the optimizer's and scheduler's may not, or Trainer would silently restart them.
+            problem = checkpoint_problem(resume_from_checkpoint, required_files=self.optimizer_files())
             if problem is not None:
+                weights_only = bool(_missing(resume_from_checkpoint, self.optimizer_files()))
                 raise ValueError(
                     f"Cannot resume from {resume_from_checkpoint}: {problem}. "
                     + resume_advice(resume_from_checkpoint, required_files=self.checkpoint_files())
+                    + (
+                        " If the checkpoint was saved with save_only_model=True (weights only), set "
+                        "save_only_model=True to resume from its weights with a fresh optimizer and LR schedule."
+                        if weights_only
+                        else ""
+                    )
                 )
+        no_optimizer = resume_from_checkpoint and _missing(resume_from_checkpoint, [FSDP_OPTIMIZER_FILES])
+        if no_optimizer and self.args.save_only_model:
+            logger.warning(
+                "Resuming from %s, which holds no optimizer state (saved with save_only_model=True?): the optimizer "
+                "and LR schedule start fresh, so the run does not continue as an uninterrupted one would.",
+                resume_from_checkpoint,
+            )
         if trial is not None:
             raise ValueError(self._no_search_message())
         resumed = bool(resume_from_checkpoint)
@@ -776,3 +816,8 @@ class BaseTrainer(Trainer):
             self.args.output_dir, model_name=model_name, finetuned_from=finetuned_from, dataset=dataset, tags=tags,
             language=language, license=license, noise_type=noise_type, noise_rate=noise_rate, comparison=comparison,
         )
+
+
+def _missing(folder: str | os.PathLike, patterns: list[str]) -> list[str]:
+    """The glob ``patterns`` that match nothing in ``folder``."""
+    return [p for p in patterns if not glob.glob(os.path.join(glob.escape(os.fspath(folder)), p))]

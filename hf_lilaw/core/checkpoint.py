@@ -42,6 +42,18 @@ MODEL_WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index
 FSDP_WEIGHTS = "pytorch_model_fsdp*"
 DEEPSPEED_LATEST = "latest"
 
+# What `Trainer` saves of the optimizer and the LR schedule (unless ``save_only_model``) and needs to resume as the
+# run would have gone on: without them it resumes silently with a fresh optimizer and schedule. Under FSDP,
+# accelerate names the optimizer ``optimizer.bin``, ``optimizer_0/`` or ``optimizer_0_rank<r>.bin``.
+OPTIMIZER_FILE = "optimizer.pt"
+FSDP_OPTIMIZER_FILES = "optimizer*"
+SCHEDULER_FILE = "scheduler.pt"
+_RESUME_STATE_FILES = {
+    OPTIMIZER_FILE: "the optimizer state",
+    FSDP_OPTIMIZER_FILES: "the optimizer state",
+    SCHEDULER_FILE: "the learning-rate scheduler state",
+}
+
 MANIFEST_NAME = "hf_lilaw_manifest.json"
 """The manifest of a checkpoint folder: written when its save begins (``"complete": false``) and replaced, once
 every file is written, by the list of the folder's files with their sizes and, by default, CRC-32s."""
@@ -290,6 +302,12 @@ def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
         return weights_problem
     for pattern in required_files:
         matches = glob.glob(os.path.join(glob.escape(folder), pattern))
+        if not matches and pattern in _RESUME_STATE_FILES:
+            return (
+                f"{'no file matches ' + repr(pattern) if glob.has_magic(pattern) else pattern + ' is missing'} "
+                f"({_RESUME_STATE_FILES[pattern]}: Trainer would resume with a fresh one, and the run would not "
+                "continue as the interrupted one would have)"
+            )
         if not matches:
             return f"no file matches {pattern!r}"
         empty = [os.path.basename(m) for m in matches if os.path.isfile(m) and os.path.getsize(m) == 0]

@@ -25,6 +25,19 @@ def read_rows(dataset: Any, indices: Sequence[int]) -> list[Any]:
     return [dataset[i] for i in indices]
 
 
+def check_saved_settings(state: dict[str, Any], current: dict[str, Any], *, name: str, setting: str) -> None:
+    """Refuse a saved sampler ``state`` whose settings differ from ``current`` (the resuming sampler's): the
+    position saved in it (batches drawn, stream offset) only means the same thing under the same settings, and a
+    run resumed under others would silently draw other batches than the uninterrupted run."""
+    mismatch = {k: (state.get(k), v) for k, v in current.items() if state.get(k) != v}
+    if mismatch:
+        raise ValueError(
+            f"The checkpoint's {name} sampler does not match this run (saved, current): {mismatch}. Resume with the "
+            f"{name}, {setting} and seed the checkpoint was saved with, or start a new run without "
+            f"resume_from_checkpoint."
+        )
+
+
 class IndexBatchSampler:
     """Endless index batches from ``range(num_samples)``, without replacement within a pass.
 
@@ -70,6 +83,7 @@ class IndexBatchSampler:
         self.batch_size = min(batch_size, num_samples)
         self.seed = seed
         self.name = name
+        self.setting = setting
         self.batches_drawn = 0
         self._batches_per_pass = num_samples // self.batch_size
         self._generator = torch.Generator().manual_seed(seed)
@@ -116,12 +130,8 @@ class IndexBatchSampler:
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         """Continue the stream of ``state``; its settings must be this sampler's."""
-        mismatch = {k: (state.get(k), getattr(self, k)) for k in ("num_samples", "batch_size", "seed") if state.get(k) != getattr(self, k)}
-        if mismatch:
-            raise ValueError(
-                f"The checkpoint's {self.name} sampler does not match this run (saved, current): {mismatch}. Resume "
-                f"with the same {self.name}, batch size and seed."
-            )
+        current = {k: getattr(self, k) for k in ("num_samples", "batch_size", "seed")}
+        check_saved_settings(state, current, name=self.name, setting=self.setting)
         self.fast_forward(int(state["batches_drawn"]))
 
 
@@ -138,9 +148,19 @@ class StreamedBatches:
         seed: seed of the shuffle; give each process its own.
         buffer_size: shuffle buffer of a `datasets.IterableDataset`.
         name: what the set is called in error messages.
+        setting: the user's setting behind ``batch_size``, named in the messages.
     """
 
-    def __init__(self, dataset: Any, batch_size: int, *, seed: int, buffer_size: int = 1000, name: str = "side set") -> None:
+    def __init__(
+        self,
+        dataset: Any,
+        batch_size: int,
+        *,
+        seed: int,
+        buffer_size: int = 1000,
+        name: str = "side set",
+        setting: str = "the batch size",
+    ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
         self.dataset = dataset
@@ -148,6 +168,7 @@ class StreamedBatches:
         self.seed = seed
         self.buffer_size = buffer_size
         self.name = name
+        self.setting = setting
         self.batches_drawn = 0
         self.epoch = 0
         self.consumed = 0
@@ -201,7 +222,9 @@ class StreamedBatches:
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        if state.get("seed", self.seed) != self.seed:
-            raise ValueError(f"The checkpoint's streamed {self.name} sampler used another seed; resume with the same seed.")
+        """Continue the stream of ``state``; its batch size and seed must be this sampler's (the saved position
+        counts batches of the saved size)."""
+        current = {"batch_size": self.batch_size, "seed": self.seed}
+        check_saved_settings(state, current, name=f"streamed {self.name}", setting=self.setting)
         self.batches_drawn, self.epoch, self.consumed = state["batches_drawn"], state["epoch"], state["consumed"]
         self._iterator = None

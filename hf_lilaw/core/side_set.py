@@ -51,7 +51,7 @@ def make_side_sampler(
     """
     if has_length(dataset):
         return IndexBatchSampler(len(dataset), batch_size, seed=seed, strict=strict, name=name, setting=setting)
-    return StreamedBatches(dataset, batch_size, seed=seed, name=name)
+    return StreamedBatches(dataset, batch_size, seed=seed, name=name, setting=setting)
 
 
 def split_labels(inputs: Mapping[str, Any], *, name: str) -> tuple[dict[str, Any], torch.Tensor]:

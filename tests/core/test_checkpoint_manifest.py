@@ -229,3 +229,60 @@ def test_the_hub_gets_each_checkpoint_with_its_finished_manifest(tmp_path, monke
     for name, manifest in hub.manifests.items():
         assert manifest["complete"] and "trainer_state.json" in manifest["files"]
         assert manifest == json.loads((tmp_path / name / MANIFEST_NAME).read_text())
+
+
+# ---- checkpoints without a manifest (plain Trainer, older hf_lilaw) need the optimizer's and scheduler's states ----
+
+
+@pytest.mark.parametrize("lost", [("optimizer.pt",), ("scheduler.pt",), ("optimizer.pt", "scheduler.pt")])
+def test_a_checkpoint_without_manifest_that_lost_its_optimizer_is_skipped_and_the_run_ends_equal(
+    stopped_at_5, uninterrupted, tmp_path, caplog, lost
+):
+    """Without them Trainer resumes silently with a fresh optimizer and LR schedule (weights off by ~0.1); with no
+    manifest to list them, the completeness check itself must ask for them."""
+    output_dir = copy_of(stopped_at_5, tmp_path)
+    for name in (MANIFEST_NAME, *lost):
+        os.remove(output_dir / "checkpoint-5" / name)
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        start, resumed = resume(output_dir)
+    assert start == 4
+    assert resumed == uninterrupted
+    (skipped,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipping")]
+    assert skipped.startswith(f"Skipping checkpoint {output_dir / 'checkpoint-5'}: {lost[0]} is missing")
+
+
+def test_a_named_checkpoint_without_manifest_and_optimizer_is_refused_naming_the_file_and_the_fix(stopped_at_5, tmp_path):
+    output_dir = copy_of(stopped_at_5, tmp_path)
+    for name in (MANIFEST_NAME, "optimizer.pt", "scheduler.pt"):
+        os.remove(output_dir / "checkpoint-5" / name)
+    trainer = make_trainer(output_dir)
+    with pytest.raises(ValueError) as error:
+        trainer.train(resume_from_checkpoint=str(output_dir / "checkpoint-5"))
+    message = str(error.value)
+    assert message.startswith(f"Cannot resume from {output_dir / 'checkpoint-5'}: optimizer.pt is missing (the optimizer")
+    earlier = str(output_dir / "checkpoint-4")
+    assert f"Resume from an earlier checkpoint that verifies: resume_from_checkpoint={earlier!r}" in message
+    assert "set save_only_model=True to resume from its weights" in message
+    assert trainer.state.global_step == 0
+
+
+def test_a_save_only_model_run_still_resumes_from_its_weights_with_a_warning(tmp_path, caplog):
+    """Its checkpoints hold no optimizer: it is not refused for that (Trainer resumes it with a fresh one), it warns."""
+    make_trainer(tmp_path, save_only_model=True, callbacks=[StopAfter(3)]).train()
+    assert not (tmp_path / "checkpoint-3" / "optimizer.pt").exists()
+    start = StartStep()
+    trainer = make_trainer(tmp_path, save_only_model=True, callbacks=[start])
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.base_trainer"):
+        trainer.train(resume_from_checkpoint=True)
+    assert start.step == 3 and trainer.state.global_step == MAX_STEPS
+    assert "holds no optimizer state (saved with save_only_model=True?)" in caplog.text
+
+
+def test_checkpoint_files_follow_how_trainer_saves_the_optimizer(tmp_path):
+    trainer = make_trainer(tmp_path)
+    assert trainer.checkpoint_files() == ["optimizer.pt", "scheduler.pt", "lilaw_state.pt", "lilaw_state_rank*.pt"]
+    trainer.is_fsdp_enabled = True  # accelerate's optimizer.bin, optimizer_0/ or optimizer_0_rank<r>.bin
+    assert trainer.optimizer_files() == ["optimizer*", "scheduler.pt"]
+    trainer.is_fsdp_enabled, trainer.is_deepspeed_enabled = False, True  # inside DeepSpeed's global_step folder
+    assert trainer.optimizer_files() == []
+    assert make_trainer(tmp_path, save_only_model=True).optimizer_files() == []

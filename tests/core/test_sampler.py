@@ -71,3 +71,37 @@ def test_streamed_batches_straddle_passes_and_fast_forward_replays_them():
     state = dict(sampler.state_dict(), batches_drawn=3, epoch=1, consumed=2)
     resumed.load_state_dict(state)
     assert [[row["i"] for row in resumed.next_batch()] for _ in range(3)] == batches[3:]
+
+
+def test_streamed_resume_refuses_another_batch_size_or_seed():
+    """The saved position counts batches of the saved size: resumed under another batch size (or seed) the stream
+    would silently draw other batches than the uninterrupted run, so the checkpoint is refused, as for index batches."""
+    stream = datasets.Dataset.from_dict({"i": list(range(10))}).to_iterable_dataset(num_shards=1)
+    saved = StreamedBatches(stream, 8, seed=0, name="meta_dataset")
+    saved.next_batch()
+    state = saved.state_dict()
+    resumed = StreamedBatches(stream, 4, seed=0, name="meta_dataset")
+    with pytest.raises(
+        ValueError,
+        match=r"streamed meta_dataset sampler does not match this run \(saved, current\): \{'batch_size': \(8, 4\)\}\. "
+        r"Resume with the streamed meta_dataset, the batch size and seed the checkpoint was saved with",
+    ):
+        resumed.load_state_dict(state)
+    with pytest.raises(ValueError, match=r"does not match this run .*'seed': \(0, 1\)"):
+        StreamedBatches(stream, 8, seed=1).load_state_dict(state)
+    same = StreamedBatches(stream, 8, seed=0)
+    same.load_state_dict(state)  # the same settings still resume, where the uninterrupted stream goes on
+    assert same.next_batch() == saved.next_batch()
+
+
+@pytest.mark.parametrize("streamed", [False, True])
+def test_refused_resume_names_the_setting_to_keep(streamed):
+    stream = datasets.Dataset.from_dict({"i": list(range(20))}).to_iterable_dataset(num_shards=1)
+
+    def sampler(batch_size):
+        if streamed:
+            return StreamedBatches(stream, batch_size, seed=0, name="meta_dataset", setting="lilaw_meta_batch_size")
+        return IndexBatchSampler(20, batch_size, seed=0, name="meta_dataset", setting="lilaw_meta_batch_size")
+
+    with pytest.raises(ValueError, match=r"'batch_size': \(8, 4\)\}\. Resume with the .*lilaw_meta_batch_size and seed"):
+        sampler(4).load_state_dict(sampler(8).state_dict())

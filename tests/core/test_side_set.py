@@ -128,6 +128,29 @@ def test_lilaw_saves_the_meta_sets_position_as_before_and_a_resume_continues_it(
     assert resumed.lilaw_parameters() == full.lilaw_parameters()
 
 
+@pytest.mark.parametrize("streamed", [False, True], ids=["map-style", "streamed"])
+def test_a_resume_under_another_meta_batch_size_is_refused(tmp_path, streamed):
+    """The saved position counts meta batches of the saved size: resumed under another size (a streamed meta set
+    was accepted) the run would silently draw other batches than the uninterrupted one."""
+    def run(meta_batch_size, max_steps):
+        torch.manual_seed(0)
+        args = LiLAWConfig(output_dir=str(tmp_path), report_to=[], use_cpu=True, lilaw_meta_batch_size=meta_batch_size,
+                           seed=0, per_device_train_batch_size=16, max_steps=max_steps, save_steps=2,
+                           lilaw_warmup_steps=0, disable_tqdm=True)  # fmt: skip
+        meta = META.to_iterable_dataset() if streamed else META
+        return LiLAWTrainer(model=TinyNet(), args=args, train_dataset=blobs(96), meta_dataset=meta)
+
+    run(8, 2).train()
+    resumed = run(4, 4)
+    with pytest.raises(
+        ValueError,
+        match=r"meta_dataset sampler does not match this run \(saved, current\): \{'batch_size': \(8, 4\)\}\. Resume with"
+        r".*lilaw_meta_batch_size",
+    ):
+        resumed.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert resumed.state.global_step == 0
+
+
 @pytest.mark.parametrize(
     ("dataset", "options", "message"),
     [
