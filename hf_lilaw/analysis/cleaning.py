@@ -76,8 +76,11 @@ def clean_labels(
     - ``issues``: a boolean mask you computed yourself (e.g. with cleanlab), one per row.
 
     ``threshold``, ``num_issues``, ``frac_issues``, ``max_fraction`` choose how many to flag, as in
-    `find_label_issues` (default: its automatic split, which flags nothing when the scores show one group). Rows
-    with no score (NaN, e.g. the meta split) are never flagged.
+    `find_label_issues` (default: its automatic split, which flags nothing when the scores show one group). They
+    count over the rows of ``dataset`` (its scored ones), whichever source the scores come from: with
+    ``dynamics=`` and a data set holding only some of the recorded samples (filtered, or one part of a split),
+    ``num_issues=10`` removes 10 of its rows, ``frac_issues=0.2`` a fifth of its scored rows, and the automatic split is
+    made on its rows' scores. Rows with no score (NaN, e.g. the meta split) are never flagged.
 
     A warning is issued when more rows would be changed than the estimated noise: ``expected_noise_rate`` when you
     give it, otherwise the second group the scores show (`automatic_threshold`: the fraction above Otsu's cut
@@ -128,8 +131,17 @@ def clean_labels(
             raise ValueError(f"Unknown score {score!r}; use one of {sorted(HARDNESS_SCORES)} or pass scores=.")
         rows = _record_rows(dataset, dynamics.num_samples)
         values = np.asarray(HARDNESS_SCORES[score](dynamics, epoch=epoch), dtype=np.float64)[rows]
-        by_id = find_label_issues(dynamics=dynamics, score=score, epoch=epoch, **rule)
-        flagged = by_id[rows]
+        # Rank the rows passed, not the whole recording (a filtered set holds fewer): in sample-id order, so that
+        # ties break as find_label_issues(dynamics=...) breaks them, whatever the rows' order in the data set.
+        if n and np.isnan(values).all():
+            raise ValueError(
+                f"None of the data set's {n} rows has a {score!r} score in the dynamics (never trained on in the "
+                "epochs used, e.g. the meta set LiLAWTrainer split off); pass the data set you gave the trainer."
+            )
+        order = np.argsort(rows, kind="stable")
+        flagged = np.zeros(n, dtype=bool)
+        if n:
+            flagged[order] = find_label_issues(scores=values[order], **rule)
     else:
         if epoch is not None:
             raise ValueError("epoch= selects rows of dynamics=; with scores= compute them at the epoch you want.")

@@ -15,6 +15,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
+from ..core.columns import with_sample_id
 from ..core.labels import check_label_feature
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
@@ -58,7 +59,10 @@ class LiLAWTrainer(BaseTrainer):
 
     Args:
         meta_dataset: the meta (validation) set, with labels, noisy or clean. When ``None``, a seeded,
-            class-stratified ``lilaw_meta_fraction`` of ``train_dataset`` is split off and used instead.
+            class-stratified ``lilaw_meta_fraction`` of ``train_dataset`` is split off and used instead. Its rows
+            are numbered first (a ``sample_id`` column, unless it has one), so recorded training dynamics index the
+            data set you passed: ``clean_labels(train_dataset, ...)`` keeps the meta rows (they score NaN, never
+            flagged).
         All other arguments are those of `transformers.Trainer`. ``args`` may be a `LiLAWConfig` or a plain
         `TrainingArguments` (converted to a `LiLAWConfig` with LiLAW's defaults). ``compute_loss_func`` is not
         accepted: LiLAW owns the loss (see ``lilaw_base_loss``).
@@ -106,6 +110,10 @@ class LiLAWTrainer(BaseTrainer):
                 )
             fraction = args.lilaw_meta_fraction
             full_size = len(train_dataset)
+            # Number the rows of the data set the user holds before the split (unless it has sample_id already):
+            # training dynamics and clean_labels then index it, the meta rows score NaN (never flagged), and
+            # clean_labels(train, ...) keeps them. The ids travel as a bookkeeping column, never reaching the model.
+            train_dataset = with_sample_id(train_dataset)
             train_dataset, meta_dataset = split_meta_set(train_dataset, fraction=fraction, seed=seed)
             logger.warning(
                 "LiLAW: no meta_dataset given, so a class-stratified %.0f%% split (seed %d) of train_dataset is the "

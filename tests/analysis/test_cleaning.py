@@ -7,6 +7,7 @@ import torch
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, find_label_issues
 from hf_lilaw.analysis.cleaning import clean_labels
+from hf_lilaw.analysis.scores import HARDNESS_SCORES
 
 from conftest import TinyNet, blobs
 
@@ -140,3 +141,51 @@ def test_bad_input_names_the_fix(run):
         clean_labels(train, action="prune", scores=np.zeros(3))
     with pytest.raises(TypeError):
         clean_labels(train, "prune", dynamics=dynamics)
+
+
+def test_counts_are_over_the_rows_passed_when_the_data_set_holds_part_of_the_record(run):
+    """num_issues / frac_issues / the ranking count over the rows of a filtered data set, not the whole record."""
+    train, _, dynamics = run
+    with_ids = train.add_column("sample_id", np.arange(len(train)))
+    part = with_ids.select(range(0, len(train), 2))  # 120 of the 240 recorded samples
+    aum = find_label_issues(dynamics=dynamics, score="aum", num_issues=len(train))  # every row scored
+    assert aum.all()
+    values = np.asarray(HARDNESS_SCORES["aum"](dynamics))[part["sample_id"]]
+    for rule, removed in (({"num_issues": 10}, 10), ({"frac_issues": 0.2}, 24)):
+        pruned = clean_labels(part, action="prune", dynamics=dynamics, score="aum", expected_noise_rate=0.3, **rule)
+        assert len(part) - len(pruned) == removed
+        expected = find_label_issues(scores=values, **rule)  # the part's own highest scores
+        assert pruned["row"] == np.asarray(part["row"])[~expected].tolist()
+        # The order of the rows does not matter.
+        shuffled = clean_labels(part.shuffle(seed=1), action="prune", dynamics=dynamics, score="aum",
+                                expected_noise_rate=0.3, **rule)
+        assert sorted(shuffled["row"]) == pruned["row"]
+    # The whole record, in any order, flags what find_label_issues(dynamics=...) flags.
+    everything = clean_labels(with_ids.shuffle(seed=2), action="prune", dynamics=dynamics, score="aum",
+                              num_issues=30, expected_noise_rate=0.3)
+    kept = ~find_label_issues(dynamics=dynamics, score="aum", num_issues=30)
+    assert sorted(everything["row"]) == np.flatnonzero(kept).tolist()
+
+
+def test_readme_flow_with_the_automatic_meta_split_keeps_the_meta_rows(tmp_path):
+    """No meta_dataset and no sample_id: clean_labels(train, ...) on the data set passed to the trainer keeps the
+    rows LiLAW split off as its meta set (never scored, never flagged) and counts over the scored rows."""
+    train = blobs(100, seed=3).add_column("row", list(range(100)))
+    torch.manual_seed(0)
+    recorder = TrainingDynamicsRecorder()
+    args = LiLAWConfig(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05,
+                       save_strategy="no", report_to=[], disable_tqdm=True, seed=0, lilaw_warmup_epochs=1)
+    trainer = LiLAWTrainer(model=TinyNet(), args=args, train_dataset=train, callbacks=[recorder])
+    trainer.train()
+    dynamics = recorder.dynamics
+    meta_rows = np.asarray(trainer.meta_dataset["row"])
+    assert len(meta_rows) == 15 and dynamics.num_samples == len(train)
+    assert np.isnan(np.asarray(HARDNESS_SCORES["w_alpha"](dynamics))[meta_rows]).all()
+    assert clean_labels(train, action="prune", dynamics=dynamics, num_issues=0)["row"] == list(range(100))
+    pruned = clean_labels(train, action="prune", dynamics=dynamics, score="aum", frac_issues=0.2, expected_noise_rate=0.3)
+    assert len(pruned) == 100 - round(0.2 * 85)
+    assert set(meta_rows) <= set(pruned["row"])
+    # The trainer's own (training) part still works: its rows carry the ids.
+    assert len(clean_labels(trainer.train_dataset, action="prune", dynamics=dynamics, num_issues=0)) == 85
+    with pytest.raises(ValueError, match="None of the data set's 15 rows has a 'w_alpha' score"):
+        clean_labels(trainer.meta_dataset, action="prune", dynamics=dynamics, num_issues=1)

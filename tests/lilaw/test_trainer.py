@@ -96,6 +96,36 @@ def test_meta_split_is_stratified_seeded_and_logged(tmp_path, blob_splits, tiny_
     assert again.meta_dataset["x"] == meta["x"]
 
 
+
+def test_meta_split_numbers_the_users_rows_without_changing_the_run(tmp_path, blob_splits):
+    """The automatic split numbers the rows of the data set passed before splitting (so recorded dynamics and
+    clean_labels index it, meta rows included); the ids change neither the batches nor the math."""
+    from hf_lilaw.core import split_meta_set
+
+    train = blob_splits["train"]
+    assert "sample_id" not in train.column_names
+
+    def fit(**data):
+        torch.manual_seed(0)
+        model = TinyNet()
+        trainer = LiLAWTrainer(model=model, args=config(tmp_path / str(len(data))), **data)
+        trainer.train()
+        return trainer, model
+
+    auto, auto_model = fit(train_dataset=train)
+    assert "sample_id" not in train.column_names  # the caller's data set is untouched
+    train_ids, meta_ids = np.asarray(auto.train_dataset["sample_id"]), np.asarray(auto.meta_dataset["sample_id"])
+    np.testing.assert_array_equal(np.sort(np.concatenate([train_ids, meta_ids])), np.arange(len(train)))
+    np.testing.assert_array_equal(np.asarray(train["x"])[meta_ids], np.asarray(auto.meta_dataset["x"]))
+    np.testing.assert_array_equal(np.asarray(train["x"])[train_ids], np.asarray(auto.train_dataset["x"]))
+    # The same split passed explicitly (no ids anywhere): bit-identical weights and scalars.
+    part, meta = split_meta_set(train, fraction=auto.args.lilaw_meta_fraction, seed=auto.args.seed)
+    explicit, explicit_model = fit(train_dataset=part, meta_dataset=meta)
+    assert explicit.meta_steps == auto.meta_steps > 0
+    assert explicit.lilaw_parameters() == auto.lilaw_parameters()
+    for name, value in model_state(explicit_model).items():
+        torch.testing.assert_close(model_state(auto_model)[name], value, rtol=0, atol=0)
+
 def test_warmup_makes_lilaw_identical_to_trainer(tmp_path, blob_splits):
     """During warm-up the loss is Trainer's plain mean CE and the data order is Trainer's."""
     plain_model = trainer_with_cross_entropy(tmp_path, blob_splits["train"])
