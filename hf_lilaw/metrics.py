@@ -19,20 +19,51 @@ from sklearn.metrics import accuracy_score, roc_auc_score, top_k_accuracy_score
 __all__ = ["compute_classification_metrics", "fairness_metrics", "load_classification_metric", "make_fairness_compute_metrics"]
 
 
-def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Logits and labels from an `EvalPrediction` or a ``(predictions, labels)`` pair, ignored (-100) rows dropped."""
+def _is_batch_list(labels: Any) -> bool:
+    """Whether ``labels`` is a list of per-batch label arrays (``TrainingArguments(eval_do_concat_batches=False)``)
+    rather than one array (or a plain list of integer labels)."""
+    return isinstance(labels, (list, tuple)) and len(labels) > 0 and all(np.ndim(b) >= 1 for b in labels)
+
+
+def _logits_of(predictions: Any) -> Any:
+    """The logits from a model output: the first element of a tuple (models that also return hidden states)."""
+    return predictions[0] if isinstance(predictions, (tuple, list)) else predictions
+
+
+def _gather(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """All logits and labels (ignored rows kept) from an `EvalPrediction` or a ``(predictions, labels)`` pair.
+
+    Accepts concatenated arrays (the Trainer's default) and, with ``eval_do_concat_batches=False``, lists of
+    per-batch arrays, which are concatenated here. In both cases the logits may be the first element of a
+    model-output tuple ``(logits, hidden_states, ...)``.
+    """
     if hasattr(eval_pred, "predictions"):
         predictions, labels = eval_pred.predictions, eval_pred.label_ids
     else:
         predictions, labels = eval_pred[0], eval_pred[1]
-    if isinstance(predictions, (tuple, list)):  # models that also return hidden states or attentions
-        predictions = predictions[0]
+    if _is_batch_list(labels):  # one entry per evaluation batch
+        if not isinstance(predictions, (tuple, list)) or len(predictions) != len(labels):
+            raise ValueError(
+                f"label_ids is a list of {len(labels)} per-batch arrays, so predictions must be a list of as many "
+                f"per-batch logits, got {type(predictions).__name__}"
+                + (f" of length {len(predictions)}." if isinstance(predictions, (tuple, list)) else ".")
+            )
+        predictions = np.concatenate([np.asarray(_logits_of(p), dtype=np.float64) for p in predictions])
+        labels = np.concatenate([np.asarray(b) for b in labels])
+    else:
+        predictions = _logits_of(predictions)
     logits, labels = np.asarray(predictions, dtype=np.float64), np.asarray(labels).astype(np.int64)
     if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
         raise ValueError(
             f"Expected logits of shape (N, num_classes) and N labels, got {logits.shape} and {labels.shape}; "
             "pass the classifier's logits (Trainer does this with prediction_loss_only=False)."
         )
+    return logits, labels
+
+
+def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
+    """Logits and labels from an `EvalPrediction` or a ``(predictions, labels)`` pair, ignored (-100) rows dropped."""
+    logits, labels = _gather(eval_pred)
     keep = labels != -100
     return logits[keep], labels[keep]
 
@@ -100,8 +131,19 @@ def fairness_metrics(
     groups: Sequence[Any] | np.ndarray,
     *,
     group_names: Sequence[str] | Mapping[Any, str] | None = None,
+    num_classes: int | None = None,
 ) -> dict[str, float]:
-    """Per-group accuracy and, for a binary task (labels in {0, 1}, 1 positive), group-fairness gaps.
+    """Per-group accuracy and, for a binary task (classes 0 and 1, 1 positive), group-fairness gaps.
+
+    Args:
+        predictions: Predicted class per sample.
+        labels: True class per sample.
+        groups: Group value per sample.
+        group_names: Names for the group values (a mapping, or a sequence indexed by the group value).
+        num_classes: The number of classes the model outputs (``logits.shape[1]``). The task is binary iff it is
+            2. Pass it whenever you know it: without it the task is taken to be binary when the labels and
+            predictions present are all 0 or 1, which is wrong for an evaluation slice of a multi-class task
+            that happens to hold only classes 0 and 1.
 
     Returns:
         ``accuracy_<group>`` for each group and ``accuracy_difference`` (largest minus smallest); for binary
@@ -126,7 +168,16 @@ def fairness_metrics(
     accuracy = {g: float(np.mean(predictions[m] == labels[m])) for g, m in masks.items()}
     out = {f"accuracy_{name(g)}": a for g, a in accuracy.items()}
     out["accuracy_difference"] = max(accuracy.values()) - min(accuracy.values())
-    if set(np.unique(labels)) | set(np.unique(predictions)) <= {0, 1}:
+    present = set(np.unique(labels).tolist()) | set(np.unique(predictions).tolist())
+    if num_classes is None:
+        binary = present <= {0, 1}
+    else:
+        binary = num_classes == 2
+        if not present <= set(range(num_classes)):
+            raise ValueError(
+                f"num_classes={num_classes}, but labels/predictions hold {sorted(present - set(range(num_classes)))}."
+            )
+    if binary:
         positive = predictions == 1
 
         def spread(rates: list[float]) -> float:
@@ -157,18 +208,18 @@ def make_fairness_compute_metrics(eval_dataset: Any, *, group_column: str = "sex
     group_names = getattr(feature, "names", None)
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
-        predictions = eval_pred.predictions if hasattr(eval_pred, "predictions") else eval_pred[0]
-        labels = np.asarray(eval_pred.label_ids if hasattr(eval_pred, "label_ids") else eval_pred[1])
+        logits, labels = _gather(eval_pred)  # also accepts per-batch lists (eval_do_concat_batches=False)
         if len(labels) != len(groups):
             raise ValueError(
                 f"Got {len(labels)} predictions but {len(groups)} group values; build compute_metrics from "
                 "the dataset passed as eval_dataset (one builder per eval dataset)."
             )
-        logits, kept_labels = _unpack((predictions, labels))
-        kept_groups = groups[labels != -100]
-        return {
-            **_classification_metrics(logits, kept_labels),
-            **fairness_metrics(logits.argmax(1), kept_labels, kept_groups, group_names=group_names),
-        }
+        keep = labels != -100
+        logits, kept_labels, kept_groups = logits[keep], labels[keep], groups[keep]
+        # binary or not is the model's number of classes, not the label values this evaluation set happens to hold
+        fairness = fairness_metrics(
+            logits.argmax(1), kept_labels, kept_groups, group_names=group_names, num_classes=logits.shape[1]
+        )
+        return {**_classification_metrics(logits, kept_labels), **fairness}
 
     return compute_metrics

@@ -133,3 +133,105 @@ def test_evaluate_metric_equals_compute_classification_metrics():
     result = metric.compute()
     assert result == compute_classification_metrics((logits, labels))
     assert set(result) == {"accuracy", "top5_accuracy", "roc_auc"} and 0 < result["accuracy"] < 1
+
+
+def _seven_class_eval(seed: int = 0):
+    """Seven-class logits and labels with ignored (-100) rows, and uneven batch boundaries."""
+    rng = np.random.default_rng(seed)
+    logits, labels = rng.normal(size=(23, 7)), rng.integers(0, 7, 23)
+    labels[::6] = -100
+    return logits, labels, [0, 8, 16, 23]
+
+
+def test_per_batch_lists_equal_concatenated_and_sklearn():
+    # TrainingArguments(eval_do_concat_batches=False): predictions and label_ids are lists of per-batch arrays
+    from sklearn.metrics import accuracy_score, roc_auc_score, top_k_accuracy_score
+
+    logits, labels, cuts = _seven_class_eval()
+    batches = list(zip(cuts[:-1], cuts[1:]))
+    concatenated = compute_classification_metrics(EvalPrediction(predictions=logits, label_ids=labels))
+    label_batches = [labels[a:b] for a, b in batches]
+    per_batch = EvalPrediction(predictions=[logits[a:b] for a, b in batches], label_ids=label_batches)
+    # a model returning (logits, features): each batch's prediction is a tuple
+    features = np.ones((len(labels), 3))
+    per_batch_tuples = EvalPrediction(
+        predictions=[(logits[a:b], features[a:b]) for a, b in batches], label_ids=label_batches
+    )
+    keep = labels != -100
+    probs = np.exp(logits[keep]) / np.exp(logits[keep]).sum(1, keepdims=True)
+    expected = {
+        "accuracy": accuracy_score(labels[keep], logits[keep].argmax(1)),
+        "top5_accuracy": top_k_accuracy_score(labels[keep], probs, k=5, labels=np.arange(7)),
+        "roc_auc": roc_auc_score(labels[keep], probs, multi_class="ovr", average="macro", labels=np.arange(7)),
+    }
+    assert set(np.unique(labels[keep])) == set(range(7))  # all classes present: sklearn's macro OvR is comparable
+    assert concatenated == pytest.approx(expected, abs=1e-12)
+    assert compute_classification_metrics(per_batch) == concatenated
+    assert compute_classification_metrics(per_batch_tuples) == concatenated
+    assert compute_classification_metrics(([logits[a:b] for a, b in batches], label_batches)) == concatenated
+    # concatenated batches from a model returning (logits, features) keep working, as do plain-list labels
+    tuple_output = EvalPrediction(predictions=(logits, features), label_ids=labels)
+    assert compute_classification_metrics(tuple_output) == concatenated
+    assert compute_classification_metrics((logits, labels.tolist())) == concatenated
+
+
+def test_fairness_compute_metrics_accepts_per_batch_lists():
+    logits, labels, cuts = _seven_class_eval(1)
+    eval_dataset = Dataset.from_dict({"label": labels.tolist(), "sex": (np.arange(len(labels)) % 2).tolist()})
+    compute = make_fairness_compute_metrics(eval_dataset, group_column="sex")
+    batches = list(zip(cuts[:-1], cuts[1:]))
+    per_batch = EvalPrediction(
+        predictions=[(logits[a:b], None) for a, b in batches], label_ids=[labels[a:b] for a, b in batches]
+    )
+    assert compute(per_batch) == compute(EvalPrediction(predictions=logits, label_ids=labels))
+
+
+def test_trainer_without_batch_concatenation_matches_concatenated():
+    import tempfile
+
+    import torch
+    from conftest import TinyNet
+    from transformers import Trainer, TrainingArguments
+
+    class FeatureNet(TinyNet):  # returns (logits, features): a tuple per batch
+        def forward(self, x, labels=None):
+            features = self.body(x)
+            logits = self.head(features)
+            return {"loss": torch.nn.functional.cross_entropy(logits, labels), "logits": logits, "features": features}
+
+    rng = np.random.default_rng(0)
+    labels = np.arange(30) % 7
+    labels[::8] = -100
+    eval_dataset = Dataset.from_dict({"x": rng.normal(size=(30, 8)).astype(np.float32), "label": labels})
+    results = {}
+    for concat in (True, False):
+        args = TrainingArguments(
+            output_dir=tempfile.mkdtemp(), per_device_eval_batch_size=8, report_to=[], disable_tqdm=True,
+            eval_do_concat_batches=concat, use_cpu=True,
+        )
+        torch.manual_seed(0)
+        trainer = Trainer(model=FeatureNet(num_classes=7), args=args, eval_dataset=eval_dataset,
+                          compute_metrics=compute_classification_metrics)
+        metrics = trainer.evaluate()
+        results[concat] = {k: metrics[k] for k in ("eval_accuracy", "eval_top5_accuracy", "eval_roc_auc")}
+    assert results[False] == pytest.approx(results[True], abs=1e-9)
+
+
+def test_fairness_gaps_follow_the_models_number_of_classes():
+    # three-class model; this evaluation set happens to hold only classes 0 and 1: no binary-only gaps
+    eval_dataset = Dataset.from_dict({"label": [0, 1, 1, 0], "sex": ["a", "a", "b", "b"]})
+    compute = make_fairness_compute_metrics(eval_dataset, group_column="sex")
+    three = np.array([[3.0, 0, 0], [0, 3.0, 0], [3.0, 0, 0], [3.0, 0, 0]])  # predicts 0, 1, 0, 0
+    out = compute(EvalPrediction(predictions=three, label_ids=np.array([0, 1, 1, 0])))
+    assert out["accuracy_difference"] == 0.5
+    assert "demographic_parity_difference" not in out and "equalized_odds_difference" not in out
+    # the same predictions from a two-class model do get them
+    out = compute(EvalPrediction(predictions=three[:, :2], label_ids=np.array([0, 1, 1, 0])))
+    assert (out["demographic_parity_difference"], out["equalized_odds_difference"]) == (0.5, 1.0)
+    # fairness_metrics itself: num_classes decides; without it the values present do (backward compatible)
+    preds, labels, groups = [0, 1, 0, 0], [0, 1, 1, 0], ["a", "a", "b", "b"]
+    assert "equalized_odds_difference" not in fairness_metrics(preds, labels, groups, num_classes=3)
+    assert "equalized_odds_difference" in fairness_metrics(preds, labels, groups, num_classes=2)
+    assert "equalized_odds_difference" in fairness_metrics(preds, labels, groups)
+    with pytest.raises(ValueError, match="num_classes=2"):
+        fairness_metrics([0, 2], [0, 1], ["a", "b"], num_classes=2)
