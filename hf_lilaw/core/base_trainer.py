@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import glob
 import itertools
 import logging
 import os
@@ -28,6 +27,7 @@ from .checkpoint import (
     begin_checkpoint,
     checkpoint_problem,
     find_resumable_checkpoint,
+    missing_files,
     resume_advice,
     write_manifest,
 )
@@ -550,7 +550,7 @@ class BaseTrainer(Trainer):
             # the optimizer's and scheduler's may not, or Trainer would silently restart them.
             problem = checkpoint_problem(resume_from_checkpoint, required_files=self.optimizer_files())
             if problem is not None:
-                weights_only = bool(_missing(resume_from_checkpoint, self.optimizer_files()))
+                weights_only = bool(missing_files(resume_from_checkpoint, self.optimizer_files()))
                 raise ValueError(
                     f"Cannot resume from {resume_from_checkpoint}: {problem}. "
                     + resume_advice(resume_from_checkpoint, required_files=self.checkpoint_files())
@@ -561,8 +561,11 @@ class BaseTrainer(Trainer):
                         else ""
                     )
                 )
-        no_optimizer = resume_from_checkpoint and _missing(resume_from_checkpoint, [FSDP_OPTIMIZER_FILES])
-        if no_optimizer and self.args.save_only_model:
+        if (
+            self.args.save_only_model
+            and resume_from_checkpoint
+            and missing_files(resume_from_checkpoint, [FSDP_OPTIMIZER_FILES])
+        ):
             logger.warning(
                 "Resuming from %s, which holds no optimizer state (saved with save_only_model=True?): the optimizer "
                 "and LR schedule start fresh, so the run does not continue as an uninterrupted one would.",
@@ -816,8 +819,3 @@ class BaseTrainer(Trainer):
             self.args.output_dir, model_name=model_name, finetuned_from=finetuned_from, dataset=dataset, tags=tags,
             language=language, license=license, noise_type=noise_type, noise_rate=noise_rate, comparison=comparison,
         )
-
-
-def _missing(folder: str | os.PathLike, patterns: list[str]) -> list[str]:
-    """The glob ``patterns`` that match nothing in ``folder``."""
-    return [p for p in patterns if not glob.glob(os.path.join(glob.escape(os.fspath(folder)), p))]

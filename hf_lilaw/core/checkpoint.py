@@ -301,7 +301,7 @@ def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
     if weights_problem:
         return weights_problem
     for pattern in required_files:
-        matches = glob.glob(os.path.join(glob.escape(folder), pattern))
+        matches = _matching(folder, pattern)
         if not matches and pattern in _RESUME_STATE_FILES:
             return (
                 f"{'no file matches ' + repr(pattern) if glob.has_magic(pattern) else pattern + ' is missing'} "
@@ -314,6 +314,16 @@ def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
         if empty:
             return f"{', '.join(sorted(empty))} {'is' if len(empty) == 1 else 'are'} empty (0 bytes)"
     return None
+
+
+def missing_files(folder: str | os.PathLike, patterns: Sequence[str]) -> list[str]:
+    """The glob ``patterns`` that match nothing in ``folder``."""
+    return [pattern for pattern in patterns if not _matching(folder, pattern)]
+
+
+def _matching(folder: str | os.PathLike, pattern: str) -> list[str]:
+    """The paths in ``folder`` matching the glob ``pattern`` (the folder's own name taken literally)."""
+    return glob.glob(os.path.join(glob.escape(os.fspath(folder)), pattern))
 
 
 def _weights_problem(folder: str) -> str | None:
@@ -333,7 +343,7 @@ def _weights_problem(folder: str) -> str | None:
             if missing:
                 return f"the weight shards {', '.join(missing)} listed in {name} are missing or empty"
             return next(filter(None, (_safetensors_problem(os.path.join(folder, s)) for s in sorted(shards))), None)
-    if glob.glob(os.path.join(glob.escape(folder), FSDP_WEIGHTS)):
+    if _matching(folder, FSDP_WEIGHTS):
         return None
     latest = os.path.join(folder, DEEPSPEED_LATEST)
     if os.path.isfile(latest):
