@@ -216,15 +216,17 @@ class StreamedBatches:
         return {
             "batch_size": self.batch_size,
             "seed": self.seed,
+            "buffer_size": self.buffer_size,
             "batches_drawn": self.batches_drawn,
             "epoch": self.epoch,
             "consumed": self.consumed,
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        """Continue the stream of ``state``; its batch size and seed must be this sampler's (the saved position
-        counts batches of the saved size)."""
-        current = {"batch_size": self.batch_size, "seed": self.seed}
-        check_saved_settings(state, current, name=f"streamed {self.name}", setting=self.setting)
+        """Continue the stream of ``state``; its batch size, seed and shuffle buffer must be this sampler's (the
+        saved position counts batches of the saved size in the stream shuffled that way)."""
+        current = {"batch_size": self.batch_size, "seed": self.seed, "buffer_size": self.buffer_size}
+        # Older states lack the buffer size: every one was saved with the default (no trainer sets another).
+        check_saved_settings({"buffer_size": 1000, **state}, current, name=f"streamed {self.name}", setting=self.setting)
         self.batches_drawn, self.epoch, self.consumed = state["batches_drawn"], state["epoch"], state["consumed"]
         self._iterator = None

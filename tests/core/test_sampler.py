@@ -63,7 +63,9 @@ def test_streamed_batches_straddle_passes_and_fast_forward_replays_them():
     sampler = StreamedBatches(stream, 4, seed=0)
     batches = [[row["i"] for row in sampler.next_batch()] for _ in range(6)]
     assert sorted(batches[0] + batches[1] + batches[2][:2]) == list(range(10))  # first pass: 10 rows
-    assert sampler.state_dict() == {"batch_size": 4, "seed": 0, "batches_drawn": 6, "epoch": 2, "consumed": 4}
+    assert sampler.state_dict() == {
+        "batch_size": 4, "seed": 0, "buffer_size": 1000, "batches_drawn": 6, "epoch": 2, "consumed": 4
+    }
     again = StreamedBatches(stream, 4, seed=0)
     again.fast_forward(3)
     assert [[row["i"] for row in again.next_batch()] for _ in range(3)] == batches[3:]
@@ -89,9 +91,15 @@ def test_streamed_resume_refuses_another_batch_size_or_seed():
         resumed.load_state_dict(state)
     with pytest.raises(ValueError, match=r"does not match this run .*'seed': \(0, 1\)"):
         StreamedBatches(stream, 8, seed=1).load_state_dict(state)
+    with pytest.raises(ValueError, match=r"does not match this run .*'buffer_size': \(1000, 2\)"):
+        StreamedBatches(stream, 8, seed=0, buffer_size=2).load_state_dict(state)
     same = StreamedBatches(stream, 8, seed=0)
     same.load_state_dict(state)  # the same settings still resume, where the uninterrupted stream goes on
     assert same.next_batch() == saved.next_batch()
+    older = {k: v for k, v in state.items() if k != "buffer_size"}  # saved before the buffer size was recorded
+    StreamedBatches(stream, 8, seed=0).load_state_dict(older)
+    with pytest.raises(ValueError, match=r"'buffer_size': \(1000, 2\)"):
+        StreamedBatches(stream, 8, seed=0, buffer_size=2).load_state_dict(older)
 
 
 @pytest.mark.parametrize("streamed", [False, True])
