@@ -10,6 +10,8 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol
 
 import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as dist_nn
 from torch import Tensor, nn
 
 from .barrier import lower_loss
@@ -22,6 +24,7 @@ __all__ = [
     "Reduce",
     "corrected_lower_loss",
     "gradients",
+    "mean_across_processes_in_graph",
     "set_gradients",
     "step_meta_model",
 ]
@@ -120,6 +123,17 @@ def gradients(
     grads = torch.autograd.grad(loss, list(tensors), allow_unused=True, create_graph=create_graph)
     used = [g is not None for g in grads]
     return [torch.zeros_like(t) if g is None else g for t, g in zip(tensors, grads)], used
+
+
+def mean_across_processes_in_graph(grads: Sequence[Tensor]) -> list[Tensor]:
+    """`grads` averaged across the processes of `torch.distributed`'s default group, kept in the graph (its backward
+    sums the incoming gradients across processes), so every process holds the gradient the optimizer will apply;
+    `list(grads)` without an initialised group of more than one process. Every process must call it (and
+    differentiate through it) together."""
+    if not (dist.is_available() and dist.is_initialized()) or dist.get_world_size() == 1:
+        return list(grads)
+    flat = dist_nn.all_reduce(torch.cat([g.reshape(-1) for g in grads])) / dist.get_world_size()
+    return [t.view_as(g) for t, g in zip(flat.split([g.numel() for g in grads]), grads)]
 
 
 def set_gradients(

@@ -21,8 +21,10 @@ from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
 from ..core.columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS
+from ..core.labels import dataset_labels
 from ..core.outputs import extract_logits
 from ..core.side_set import SideSet
+from ..functional.losses import IGNORE_INDEX
 from ..functional.mlc_bilevel import Batch, MetaStepInputs, MetaStepResult
 from ..functional.mlc_bome import mlc_d_step
 from ..functional.mlc_ebomlc import ebomlc_released_step, ebomlc_step
@@ -73,8 +75,9 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     Look-ahead: MLC (and the released EBOMLC variant) differentiate through one step of the main optimizer. With
     `torch.optim.SGD` that step is SGD's own rule (momentum buffer, dampening, weight decay, Nesterov, per-group
     learning rate); with any other optimizer it is a plain gradient step of `mlc_inner_lr` (default: the current
-    learning rate), see `hf_lilaw.functional.mlc_lookahead.lookahead_steps`. MLC keeps the skip gate on by default:
-    without it, MLC under an adaptive optimizer is known to collapse to near-uniform corrected labels, and
+    learning rate), see `hf_lilaw.functional.mlc_lookahead.lookahead_steps`. MLC's look-ahead takes the gradient the
+    optimizer will apply: averaged across processes, and with SGD clipped to `max_grad_norm`. MLC keeps the skip gate on by
+    default: without it, MLC under an adaptive optimizer is known to collapse to near-uniform corrected labels, and
     construction warns.
 
     MLC-D is an ablation (its meta step has no clean-set term) and warns at construction. `load_best_model_at_end`
@@ -82,9 +85,11 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
 
     Supported: single-label classifiers whose head takes the penultimate features (transformers image and text
     classifiers, `TimmWrapperForImageClassification`, timm models, plain `nn.Module`s returning logits), one process
-    or DDP, fp32 or bf16. Not supported: `gradient_accumulation_steps > 1` (refused by the config), fp16, DeepSpeed
-    and FSDP (gradients are taken with `torch.autograd.grad` on the unwrapped model and averaged across processes by
-    hand), `model_init`, `compute_loss_func` (the method owns its losses).
+    or DDP, fp32 or bf16. Every row of the training and the clean set needs a label: rows labelled -100 are refused
+    before the first step (streamed sets: at the first batch that holds one). Not supported:
+    `gradient_accumulation_steps > 1` (refused by the config), fp16, DeepSpeed and FSDP (gradients are taken with
+    `torch.autograd.grad` on the unwrapped model and averaged across processes by hand), `model_init`,
+    `compute_loss_func` (the method owns its losses).
 
     The shared machinery (config coercion, tags, checkpointed state, the clean-batch sampler, the pre-flight checks,
     metric logging, model cards) comes from `hf_lilaw.core.BaseTrainer`.
@@ -192,6 +197,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags([args.mlc_method])
         self._warned_clean_set_fitted = False
+        self._unlabelled_checks: set[str] = set()  # reset by before_train
 
     @property
     def method_name(self) -> str:  # type: ignore[override]
@@ -310,6 +316,41 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             features = self._features.pop()
         return features.shape[-1], logits.shape[-1]
 
+    def before_train(self, *, resumed: bool) -> None:
+        # The sets whose labels the pre-flight cannot read up front are checked batch by batch.
+        self._unlabelled_checks = {"train_dataset", "clean_dataset"}
+
+    def check_train_labels(self, num_classes: int) -> None:
+        """`BaseTrainer.check_train_labels`, then no row of the training or the clean set may be labelled -100 (the
+        sets that can be read up front now, the others batch by batch)."""
+        super().check_train_labels(num_classes)
+        for name, dataset in (("train_dataset", self.train_dataset), ("clean_dataset", self.clean_dataset)):
+            labels = dataset_labels(dataset, name=name, read_rows=isinstance(dataset, (list, tuple)))
+            if labels is not None:
+                self._refuse_unlabelled_rows(labels, name=name)
+                self._unlabelled_checks.discard(name)
+
+    def _refuse_unlabelled_rows(self, labels: Any, *, name: str, batch: str | None = None) -> None:
+        """Refuse rows labelled -100 in `name` (all its labels, or those of one `batch`): the label correction
+        network maps every noisy label to a corrected one, and the clean labels are the trusted signal, so no
+        method of the family can skip a row."""
+        rows = torch.as_tensor(labels).eq(IGNORE_INDEX).nonzero()  # one host sync for a batch on the device
+        if not len(rows):
+            return
+        i = int(rows[0, 0])
+        where = f"row {i}" if batch is None else f"example {i} of {batch}"
+        role = (
+            "its meta model corrects every training label and cannot skip a row"
+            if name == "train_dataset"
+            else "its clean rows are the trusted labels that every step learns from"
+        )
+        raise ValueError(
+            f"{name} {where} is labelled -100 (unlabelled; {len(rows)} such rows"
+            f"{'' if batch is None else ' in that batch'}), but {self.method_name} needs a label on every row: "
+            f"{role}. Drop the rows labelled -100 from {name} (e.g. {name}.filter(lambda row: row['label'] != -100)) "
+            "or label them."
+        )
+
     # ---- batches and forwards -----------------------------------------------------------------------------------
 
     def _next_clean_batches(self) -> tuple[Batch, Batch | None]:
@@ -389,6 +430,13 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         inputs = {k: v for k, v in self._prepare_inputs(inputs).items() if k not in BOOKKEEPING_COLUMNS}
         noisy = self.split_labels(inputs, name="train_dataset")
         upper, lower = self._next_clean_batches()
+        if self._unlabelled_checks:
+            batch = f"the batch of step {self.state.global_step + 1}"
+            if "train_dataset" in self._unlabelled_checks:
+                self._refuse_unlabelled_rows(noisy[1], name="train_dataset", batch=batch)
+            if "clean_dataset" in self._unlabelled_checks:
+                clean_labels = upper[1] if lower is None else torch.cat([upper[1], lower[1]])
+                self._refuse_unlabelled_rows(clean_labels, name="clean_dataset", batch=f"the clean {batch}")
         self.mlc_state.steps += 1
         with self.compute_loss_context_manager():
             result = self._bilevel_step(net, noisy, upper, lower)
@@ -411,7 +459,9 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             reduce=self._mean_across_processes,
         )
         if args.mlc_method == "mlc":
-            return mlc_step(inputs, optimizer=self.optimizer, inner_lr=self._inner_lr())
+            return mlc_step(
+                inputs, optimizer=self.optimizer, inner_lr=self._inner_lr(), max_grad_norm=args.max_grad_norm
+            )
         if args.mlc_method == "mlc_d":
             return mlc_d_step(
                 inputs, inner_lr=self._inner_lr(), inner_steps=args.mlc_inner_steps, barrier_eta=args.mlc_barrier_eta

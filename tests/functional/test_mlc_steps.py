@@ -129,6 +129,27 @@ def test_mlc_step_is_the_second_order_hypergradient_through_the_lookahead(sgd):
     assert 0 < result.label_kept < 1 and not result.label_kept.requires_grad
 
 
+@pytest.mark.parametrize("sgd", [True, False])
+def test_mlc_step_clips_the_sgd_lookahead_as_the_trainer_clips_its_step(sgd):
+    main = (lambda p: torch.optim.SGD(p, lr=LR, weight_decay=0.01, momentum=0.9)) if sgd else torch.optim.AdamW
+    s = Setup(main)
+    max_grad_norm, inner_lr = 0.05, 0.3
+    result = mlc_step(s.inputs(), optimizer=s.optimizer, inner_lr=inner_lr, max_grad_norm=max_grad_norm)
+
+    g_w = grad(s.lower(s.w, s.a), s.w, create_graph=True)
+    clip = max_grad_norm / (norm_sq(g_w).sqrt().detach() + 1e-6)  # torch.nn.utils.clip_grad_norm_'s factor
+    assert clip < 0.5
+    # Clipping scales the gradient before SGD adds the weight decay; the factor is a constant of the hypergradient.
+    # An adaptive optimizer's plain-gradient surrogate is not clipped (its size is inner_lr's).
+    ahead = {
+        k: w - (LR * (clip * g + 0.01 * w.detach()) if sgd else inner_lr * g)
+        for (k, w), g in zip(s.w.items(), g_w)
+    }
+    upper = F.cross_entropy(functional_call(s.net, ahead, (UPPER[0]["x"],))[0], UPPER[1])
+    s.check(g_w, grad(upper, s.a))  # `.grad` keeps the unclipped gradient: the Trainer clips it
+    torch.testing.assert_close(result.upper_loss, upper)
+
+
 @pytest.mark.parametrize("inner_steps", [1, 3])
 def test_mlc_d_step_is_bomes_barrier_step(inner_steps):
     s = Setup()

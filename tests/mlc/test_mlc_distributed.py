@@ -40,3 +40,20 @@ def test_both_processes_hold_the_same_models(ranks):
     rank0, rank1 = ranks
     assert rank0["full"]["weights"] == rank1["full"]["weights"]
     assert rank0["full"]["meta"] == rank1["full"]["meta"]
+
+
+def test_the_mlc_lookahead_is_the_averaged_clipped_step_each_process_takes(ranks):
+    if "lookahead_gaps" not in ranks[0]:
+        pytest.skip("MLC only: EBOMLC's inner step is a real optimizer step")
+    for rank in ranks:
+        assert len(rank["lookahead_gaps"]) == 8
+        assert max(rank["lookahead_gaps"]) < 1e-6
+        assert min(rank["lookahead_grad_norms"]) > 0.1  # MAX_GRAD_NORM: every look-ahead was clipped
+    assert ranks[0]["lookahead_grad_norms"] == ranks[1]["lookahead_grad_norms"]
+
+
+def test_mlc_step_on_two_halves_equals_the_step_on_the_whole_batches(ranks):
+    if "split_step_gap" not in ranks[0]:
+        pytest.skip("MLC only")
+    for rank in ranks:
+        assert rank["split_step_gap"] < 1e-6

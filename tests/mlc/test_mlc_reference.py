@@ -236,6 +236,23 @@ def test_lookahead_steps_equal_the_sgd_step(options):
             torch.testing.assert_close(b - p.detach(), s, rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("max_grad_norm", [0.5, 100.0])
+def test_lookahead_steps_clip_as_the_trainer_does_before_its_step(max_grad_norm):
+    torch.manual_seed(0)
+    params = [nn.Parameter(torch.randn(4, 3)), nn.Parameter(torch.randn(3))]
+    opt = torch.optim.SGD(params, lr=0.2, momentum=0.9, weight_decay=0.01)
+    for _ in range(3):
+        grads = [torch.randn_like(p) for p in params]  # norm about 4: clipped at 0.5, not at 100
+        steps = lookahead_steps(opt, params, grads, max_grad_norm=max_grad_norm)
+        before = [p.detach().clone() for p in params]
+        for p, g in zip(params, grads):
+            p.grad = g.clone()
+        torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+        opt.step()
+        for b, p, s in zip(before, params, steps):
+            torch.testing.assert_close(b - p.detach(), s, rtol=1e-5, atol=1e-7)
+
+
 def test_lookahead_steps_fall_back_to_a_gradient_step_for_adaptive_optimizers():
     p = nn.Parameter(torch.ones(3))
     g = torch.tensor([1.0, -2.0, 0.5])

@@ -17,6 +17,7 @@ from transformers import (
     ResNetForImageClassification,
     TimmWrapperConfig,
     TimmWrapperForImageClassification,
+    TrainerCallback,
     TrainingArguments,
     ViTConfig,
     ViTForImageClassification,
@@ -224,6 +225,71 @@ def test_error_head_not_called(tmp_path):
 def test_error_clean_batch_larger_than_clean_set(tmp_path):
     with pytest.raises(ValueError, match="pass a smaller batch size or a larger clean_dataset"):
         make_trainer(tmp_path, mlc_clean_batch_size=32)
+
+
+def test_mlc_lookahead_is_the_clipped_step_the_trainer_takes(tmp_path, monkeypatch):
+    import hf_lilaw.functional.mlc_second_order as second_order
+
+    lookahead_steps, seen = second_order.lookahead_steps, {}
+
+    def spy(optimizer, params, grads, **kwargs):
+        steps = lookahead_steps(optimizer, params, grads, **kwargs)
+        seen["lookahead"] = torch.cat([s.detach().flatten() for s in steps])
+        seen.setdefault("norms", []).append(float(torch.cat([g.detach().flatten() for g in grads]).norm()))
+        return steps
+
+    monkeypatch.setattr(second_order, "lookahead_steps", spy)
+    trainer = make_trainer(tmp_path, mlc_method="mlc", optim="sgd", optim_args="momentum=0.9", learning_rate=0.5,
+                           max_grad_norm=0.1, max_steps=3)  # fmt: skip
+    gaps = []
+
+    class Gap(TrainerCallback):
+        def on_step_begin(self, args, state, control, model=None, **kwargs):
+            self.before = torch.cat([p.detach().flatten().clone() for p in model.parameters()])
+
+        def on_optimizer_step(self, args, state, control, model=None, **kwargs):
+            taken = self.before - torch.cat([p.detach().flatten() for p in model.parameters()])
+            gaps.append(float((taken - seen["lookahead"]).abs().max()))
+
+    trainer.add_callback(Gap())
+    trainer.train()
+    assert min(seen["norms"]) > 0.1  # every step was clipped
+    assert len(gaps) == 3 and max(gaps) < 1e-6
+
+
+def with_unlabelled_rows(dataset: Dataset, rows: list[int]) -> Dataset:
+    return dataset.map(lambda row, i: {"label": -100 if i in rows else row["label"]}, with_indices=True)
+
+
+@pytest.mark.filterwarnings("ignore:MLC-D is kept as an ablation")
+@pytest.mark.parametrize("method", ["ebomlc", "mlc", "mlc_d"])
+@pytest.mark.parametrize("where", ["train_dataset", "clean_dataset"])
+def test_rows_labelled_minus_100_are_refused_before_the_first_step(tmp_path, method, where):
+    train = with_unlabelled_rows(TRAIN, [5, 9]) if where == "train_dataset" else TRAIN
+    clean = with_unlabelled_rows(CLEAN, [5, 9]) if where == "clean_dataset" else CLEAN
+    torch.manual_seed(0)
+    trainer = MetaLabelCorrectionTrainer(model=TinyNet(), args=make_args(tmp_path, mlc_method=method),
+                                         train_dataset=train, clean_dataset=clean)  # fmt: skip
+    name = {"ebomlc": "EBOMLC", "mlc": "MLC", "mlc_d": "MLC-D"}[method]
+    with pytest.raises(ValueError) as error:
+        trainer.train()
+    assert trainer.state.global_step == 0
+    assert str(error.value).startswith(
+        f"{where} row 5 is labelled -100 (unlabelled; 2 such rows), but {name} needs a label on every row: "
+    )
+    assert f"Drop the rows labelled -100 from {where}" in str(error.value)
+
+
+def test_a_streamed_training_set_is_checked_for_minus_100_batch_by_batch(tmp_path):
+    stream = with_unlabelled_rows(TRAIN, [11]).to_iterable_dataset()
+    torch.manual_seed(0)
+    trainer = MetaLabelCorrectionTrainer(model=TinyNet(), args=make_args(tmp_path, mlc_method="mlc"),
+                                         train_dataset=stream, clean_dataset=CLEAN)  # fmt: skip
+    before = [p.detach().clone() for p in trainer.model.parameters()]
+    with pytest.raises(ValueError, match=r"train_dataset example 3 of the batch of step 2 is labelled -100"):
+        trainer.train()
+    assert trainer.state.global_step == 1  # the first batch (rows 0-7) trained; the second was refused whole
+    assert any((a - b).abs().max() > 0 for a, b in zip(before, trainer.model.parameters()))
 
 
 def test_method_aliases(tmp_path):
