@@ -61,7 +61,8 @@ class LiLAWConfig(TrainingArguments):
         > Loss and meta forward
 
         lilaw_base_loss (`str`, *optional*, defaults to `"cross_entropy"`):
-            Per-sample base loss: `"cross_entropy"`, `"focal"`, `"gce"` or `"sce"`.
+            Per-sample base loss: `"cross_entropy"`, `"focal"`, `"gce"` or `"sce"`. `label_smoothing_factor`
+            smooths the cross-entropy term of all but `"gce"`, which refuses it.
         lilaw_focal_gamma (`float`, *optional*, defaults to `2.0`):
             γ of the focal loss.
         lilaw_gce_q (`float`, *optional*, defaults to `0.7`):
@@ -202,6 +203,12 @@ class LiLAWConfig(TrainingArguments):
             raise ValueError(f"lilaw_base_loss must be one of {', '.join(BASE_LOSSES)}, got {self.lilaw_base_loss!r}.")
         if not 0 < self.lilaw_gce_q <= 1:
             raise ValueError(f"lilaw_gce_q must be in (0, 1], got {self.lilaw_gce_q!r}.")
+        if self.lilaw_base_loss == "gce" and self.label_smoothing_factor:
+            raise ValueError(
+                f"label_smoothing_factor={self.label_smoothing_factor} has no effect with lilaw_base_loss='gce': the "
+                "generalized cross-entropy has no cross-entropy term to smooth. Set label_smoothing_factor=0, or pick "
+                "a base loss that smooths its cross-entropy term ('cross_entropy', 'focal' or 'sce')."
+            )
         if self.lilaw_meta_cache not in ("auto", "force", "off"):
             raise ValueError(f"lilaw_meta_cache must be 'auto', 'force' or 'off', got {self.lilaw_meta_cache!r}.")
         if self.lilaw_compile not in (None, True, False):

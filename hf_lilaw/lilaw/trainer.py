@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import datasets
@@ -22,7 +23,7 @@ from ..core.outputs import extract_logits
 from ..core.sampler import IndexBatchSampler
 from ..core.splits import split_meta_set
 from ..core.side_set import SideSet
-from ..core.validation import label_column_of
+from ..core.validation import label_column_of, scan_dataset
 from ..functional.lilaw_step import BaseLossSettings, guarded_meta_update, meta_gradient, training_loss_terms
 from ..functional.losses import IGNORE_INDEX, per_sample_loss
 from ..functional.statistics import per_sample_statistics
@@ -108,18 +109,23 @@ class LiLAWTrainer(BaseTrainer):
                     f"LiLAWTrainer can only split a meta set off a datasets.Dataset, not {type(train_dataset).__name__}. "
                     "Pass meta_dataset= (a few hundred labelled samples, noisy labels are fine)."
                 )
+            # Checked before the split, so a bad label is named by its row in the data set the user passed.
+            scan_dataset(train_dataset, name="train_dataset", finite=False)
             fraction = args.lilaw_meta_fraction
             full_size = len(train_dataset)
             # Number the rows of the data set the user holds before the split (unless it has sample_id already):
             # training dynamics and clean_labels then index it, the meta rows score NaN (never flagged), and
             # clean_labels(train, ...) keeps them. The ids travel as a bookkeeping column, never reaching the model.
             train_dataset = with_sample_id(train_dataset)
+            self._split_from = train_dataset
             train_dataset, meta_dataset = split_meta_set(train_dataset, fraction=fraction, seed=seed)
             logger.warning(
                 "LiLAW: no meta_dataset given, so a class-stratified %.0f%% split (seed %d) of train_dataset is the "
                 "meta set: %d meta samples, %d of %d left for training. Pass meta_dataset= to choose it yourself.",
                 100 * fraction, seed, len(meta_dataset), len(train_dataset), full_size,
             )
+        else:
+            self._split_from = None
         self.meta_dataset = meta_dataset
 
         super().__init__(
@@ -209,17 +215,13 @@ class LiLAWTrainer(BaseTrainer):
         dataset = self.train_dataset if dataset is None else dataset
         if dataset is None:
             raise ValueError("score_samples needs a dataset (or a trainer built with train_dataset).")
-        saved = self.compute_metrics, self.preprocess_logits_for_metrics
-        self.compute_metrics = self.preprocess_logits_for_metrics = None  # raw logits, no metric pass
-        self._logits_only = True  # the logits as training reads them, whatever else the forward returns
-        try:
+        with self._scoring_pass():
             output = self.predict(dataset, metric_key_prefix="score")
-        finally:
-            self.compute_metrics, self.preprocess_logits_for_metrics = saved
-            self._logits_only = False
         if output.label_ids is None:
             raise ValueError("score_samples needs labels: give the data set a 'label' column.")
         logits = torch.as_tensor(output.predictions)
+        if has_length(dataset) and len(logits) != len(dataset):
+            raise RuntimeError(f"score_samples scored {len(logits)} rows of a data set of {len(dataset)}; please report this.")
         stats = per_sample_statistics(logits, torch.as_tensor(output.label_ids), **self.lilaw_parameters())
         columns = {name: stats[name].numpy() for name in ("prob_label", "prob_max", "loss", "w_alpha", "w_beta", "w_delta")}
         columns["w"] = columns["w_alpha"] + columns["w_beta"] + columns["w_delta"]
@@ -229,6 +231,25 @@ class LiLAWTrainer(BaseTrainer):
         columns["difficulty"] = np.where(np.isnan(columns["w"]), None, names[dominant]).tolist()
         order = ("prob_label", "prob_max", "prediction", "loss", "w_alpha", "w_beta", "w_delta", "w", "difficulty")
         return datasets.Dataset.from_dict({name: columns[name] for name in order})
+
+    @contextlib.contextmanager
+    def _scoring_pass(self) -> Iterator[None]:
+        """`predict` as scoring needs it, whatever the user's settings: every row (no dropped last batch), the
+        logits even under ``prediction_loss_only``, one array of them, no metric pass; all restored on exit."""
+        overrides = {"dataloader_drop_last": False, "prediction_loss_only": False, "eval_do_concat_batches": True}
+        saved_args = {name: getattr(self.args, name) for name in overrides}
+        saved = self.compute_metrics, self.preprocess_logits_for_metrics
+        try:
+            for name, value in overrides.items():
+                setattr(self.args, name, value)
+            self.compute_metrics = self.preprocess_logits_for_metrics = None
+            self._logits_only = True  # the logits as training reads them, whatever else the forward returns
+            yield
+        finally:
+            for name, value in saved_args.items():
+                setattr(self.args, name, value)
+            self.compute_metrics, self.preprocess_logits_for_metrics = saved
+            self._logits_only = False
 
     # ---- Trainer overrides ------------------------------------------------------------------------------
 
@@ -325,6 +346,14 @@ class LiLAWTrainer(BaseTrainer):
 
     # ---- BaseTrainer hooks ----------------------------------------------------------------------------------
 
+    def preflight(self) -> None:
+        if self._split_from is not None and self.model_init is None and self.can_probe:
+            # The meta set is a split of the user's train_dataset: its labels are checked there first, so that a
+            # bad one is named by its row in train_dataset, not by its row in the split.
+            num_classes, _ = self.probe_num_classes(self.meta_dataset, name="meta_dataset")
+            scan_dataset(self._split_from, name="train_dataset", num_classes=num_classes, finite=False)
+        super().preflight()
+
     def before_train(self, *, resumed: bool) -> None:
         if self.meta_dataset is None:
             raise ValueError("LiLAWTrainer.train() needs a train_dataset or a meta_dataset to draw meta batches from.")
@@ -387,7 +416,10 @@ class LiLAWTrainer(BaseTrainer):
             "meta forward mode": args.lilaw_meta_forward_mode,
             "per-step math compiled (torch.compile)": args.lilaw_compiles,
         }
-        base_loss = args.lilaw_base_loss + (f" (γ = {args.lilaw_focal_gamma})" if args.lilaw_base_loss == "focal" else "")
+        details = [f"γ = {args.lilaw_focal_gamma}"] if args.lilaw_base_loss == "focal" else []
+        if args.label_smoothing_factor:
+            details.append(f"label smoothing {args.label_smoothing_factor}")
+        base_loss = args.lilaw_base_loss + (f" ({', '.join(details)})" if details else "")
 
         def plot(output_dir: str) -> str | None:
             try:
@@ -407,7 +439,7 @@ class LiLAWTrainer(BaseTrainer):
             "method_table": table,
             "method_facts": facts,
             "method_settings": settings,
-            "side_sets": {"Meta set": f"{meta_size}, used only for LiLAW's meta steps" if meta is not None else "none yet"},
+            "side_sets": {"Meta set": f"{meta_size}, which LiLAW's meta steps draw from" if meta is not None else "none yet"},
             "citation": LILAW_CITATION,
             "train_snippet": (
                 "from hf_lilaw import LiLAWConfig, LiLAWTrainer\n\n"

@@ -68,3 +68,17 @@ def test_lilaw_compile_follows_torch_compile_unless_set(tmp_path):
     assert LiLAWConfig(output_dir=str(tmp_path), torch_compile=True).lilaw_compiles
     assert not LiLAWConfig(output_dir=str(tmp_path), torch_compile=True, lilaw_compile=False).lilaw_compiles
     assert LiLAWConfig(output_dir=str(tmp_path), lilaw_compile=True).lilaw_compiles
+
+
+def test_label_smoothing_is_refused_with_the_gce_base_loss(tmp_path):
+    """The per-sample GCE loss has no cross-entropy term to smooth: the setting would be silently ignored."""
+    with pytest.raises(ValueError) as refused:
+        LiLAWConfig(output_dir=str(tmp_path), lilaw_base_loss="gce", label_smoothing_factor=0.1)
+    assert str(refused.value) == (
+        "label_smoothing_factor=0.1 has no effect with lilaw_base_loss='gce': the generalized cross-entropy has no "
+        "cross-entropy term to smooth. Set label_smoothing_factor=0, or pick a base loss that smooths its "
+        "cross-entropy term ('cross_entropy', 'focal' or 'sce')."
+    )
+    for kind in ("cross_entropy", "focal", "sce"):
+        assert LiLAWConfig(output_dir=str(tmp_path), lilaw_base_loss=kind, label_smoothing_factor=0.1).lilaw_base_loss == kind
+    assert LiLAWConfig(output_dir=str(tmp_path), lilaw_base_loss="gce").label_smoothing_factor == 0.0

@@ -1,6 +1,7 @@
 import copy
 import logging
 import os
+import types
 
 import numpy as np
 import pytest
@@ -424,7 +425,8 @@ def test_streamed_train_and_meta_sets(tmp_path, blob_splits, tiny_model):
                            train_dataset=train, meta_dataset=meta)
     trainer.train()
     assert trainer.meta_steps == 9
-    assert trainer.lilaw_state.sampler.state_dict() == {"batch_size": 16, "seed": 0, "batches_drawn": 9, "epoch": 2, "consumed": 48}
+    assert trainer.lilaw_state.sampler.state_dict() == {"batch_size": 16, "seed": 0, "batches_drawn": 9, "epoch": 2, "consumed": 48,
+                                                         "buffer_size": 1000}
     assert trainer.lilaw_parameters()["alpha"] < 10.0
 
 
@@ -521,3 +523,68 @@ def test_bad_input_fails_before_any_training_step(tmp_path, blob_splits, case, m
                                callbacks=[CountSteps()])
         trainer.train()
     assert steps == []
+
+
+# ---- score_samples, the automatic meta split's errors and the model card ------------------------------------------
+
+
+@pytest.mark.parametrize("setting", ["dataloader_drop_last", "prediction_loss_only", "eval_do_concat_batches"])
+def test_score_samples_scores_every_row_whatever_the_evaluation_settings(tmp_path, blob_splits, setting):
+    """Scoring overrides the settings that would drop the last partial batch, skip the logits or keep them per
+    batch, and restores them afterwards, also when the scoring pass fails."""
+    torch.manual_seed(0)
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path, max_steps=4, lilaw_warmup_steps=1,
+                                                        per_device_eval_batch_size=32),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    trainer.train()
+    test = blob_splits["test"].select(range(70))  # 32 + 32 + 6 rows
+    expected = trainer.score_samples(test).to_dict()
+    assert len(expected["w_alpha"]) == 70
+    value = setting != "eval_do_concat_batches"  # the user's value that scoring must override
+    setattr(trainer.args, setting, value)
+    assert trainer.score_samples(test).to_dict() == expected
+    assert getattr(trainer.args, setting) is value
+    bad = test.map(lambda row: {"label": 5 if row["label"] == 2 else row["label"]})
+    with pytest.raises(ValueError, match="labels must lie in"):
+        trainer.score_samples(bad)
+    assert getattr(trainer.args, setting) is value
+    assert trainer.compute_metrics is None and not trainer._logits_only
+
+
+@pytest.mark.parametrize("bad_row", [7, 150])
+def test_bad_labels_under_the_meta_split_are_named_by_their_row_in_train_dataset(tmp_path, blob_splits, bad_row):
+    train = blob_splits["train"]
+    labels = list(train["label"])
+    labels[bad_row] = 5
+    bad = train.remove_columns("label").add_column("label", labels)
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path), train_dataset=bad)
+    with pytest.raises(ValueError) as refused:
+        trainer.train()
+    assert str(refused.value).startswith(
+        "train_dataset has labels in [0, 5] but the model outputs 3 classes: labels must lie in [0, 3) (or be -100 to "
+        f"ignore a row). The first is row {bad_row} (label 5)."
+    )
+    assert trainer.state.global_step == 0
+    with pytest.raises(ValueError, match="^train_dataset has no label column"):
+        LiLAWTrainer(model=TinyNet(), args=config(tmp_path), train_dataset=train.rename_column("label", "target"))
+
+
+def test_model_card_names_label_smoothing(tmp_path, blob_splits):
+    def card(**overrides):
+        model = TinyNet()
+        model.config = types.SimpleNamespace(problem_type=None)  # Trainer reads it when label smoothing is on
+        trainer = LiLAWTrainer(model=model, args=config(tmp_path, **overrides), train_dataset=blob_splits["train"],
+                               meta_dataset=blob_splits["meta"])
+        return trainer.model_card_values()
+
+    assert card()["base_loss"] == "cross_entropy"
+    assert card(label_smoothing_factor=0.1)["base_loss"] == "cross_entropy (label smoothing 0.1)"
+    assert card(lilaw_base_loss="focal", label_smoothing_factor=0.1)["base_loss"] == "focal (γ = 2.0, label smoothing 0.1)"
+    assert card(lilaw_base_loss="focal")["base_loss"] == "focal (γ = 2.0)"
+
+
+def test_model_card_does_not_claim_the_meta_set_for_lilaw_alone(tmp_path, blob_splits):
+    """The meta set may also be the evaluation set (as in the examples): the card says only what LiLAW does with it."""
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path), train_dataset=blob_splits["train"],
+                           meta_dataset=blob_splits["meta"], eval_dataset=blob_splits["meta"])
+    assert trainer.model_card_values()["side_sets"] == {"Meta set": "48 samples, which LiLAW's meta steps draw from"}
