@@ -146,9 +146,10 @@ class BaseTrainer(Trainer):
         self._adopted_sets: dict[str, SideSet] = {}  # built for the (dataset, sampler, name) helpers and probes
         self._saved_side_sets: list[tuple[SideSet, str, Callable[[], int]]] = []  # (side set, state key, count)
         self._num_classes: int | None = None  # the width of the logits, once the pre-flight has seen it
-        self._scanned_eval_sets: set[str] = set()
+        self._scanned_eval_sets: set[tuple[str, int | None]] = set()  # (fingerprint, classes) of scanned eval sets
         self._eval_batch_check: Callable[[Mapping[str, Any]], None] | None = None
         self._first_batch_checked = False
+        self._restored_best = False  # the model (and state) were restored from the best checkpoint at the end
 
     # ---- arguments and data ---------------------------------------------------------------------------------
 
@@ -316,24 +317,25 @@ class BaseTrainer(Trainer):
 
     def preflight(self) -> None:
         """Fail before the first training step on what the first steps would hit: one no-grad forward on two
-        side-set examples, then every label of the side set, of a `datasets.Dataset` training set and of the
-        evaluation sets that can be read cheaply checked against the real width of the logits (and their values
-        for being finite)."""
+        side-set examples, then every label of the side set and of a `datasets.Dataset` training set checked
+        against the real width of the logits; then, for every family, the evaluation sets that can be read
+        cheaply (labels against that width, or ``config.num_labels`` without a probe, and values finite)."""
         side = self.preflight_side_set()
-        if side is None or self.model_init is not None or not self.can_probe:
-            return  # the model is built or sharded inside train(); the first batches check the same things
-        if not isinstance(side, SideSet):
-            dataset, name = side
-            side = self._side_set_for(dataset, name=name)
-        num_classes, labels = self.probe_num_classes(side.dataset, name=side.name)
-        scan = scan_dataset(side.dataset, name=side.name, num_classes=num_classes, finite=side.scan is None)
-        if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
-            check_class_labels(labels, num_classes=num_classes, name=side.name, fix=_LABEL_FIX)
-        else:
-            side.scan = scan
-        self.check_train_labels(num_classes)
+        # With model_init or DeepSpeed/FSDP the model is built or sharded inside train(): no probe forward, the
+        # first side batches check the same things.
+        if side is not None and self.model_init is None and self.can_probe:
+            if not isinstance(side, SideSet):
+                dataset, name = side
+                side = self._side_set_for(dataset, name=name)
+            num_classes, labels = self.probe_num_classes(side.dataset, name=side.name)
+            scan = scan_dataset(side.dataset, name=side.name, num_classes=num_classes, finite=side.scan is None)
+            if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
+                check_class_labels(labels, num_classes=num_classes, name=side.name, fix=_LABEL_FIX)
+            else:
+                side.scan = scan
+            self.check_train_labels(num_classes)
         for eval_name, eval_set in self._eval_sets():
-            self._scan_eval_set(eval_set, name=eval_name, finite=True)
+            self._scan_eval_set(eval_set, name=eval_name)
 
     @property
     def can_probe(self) -> bool:
@@ -374,13 +376,15 @@ class BaseTrainer(Trainer):
             return [(f"eval_dataset[{key!r}]", value) for key, value in self.eval_dataset.items()]
         return [("eval_dataset", self.eval_dataset)]
 
-    def _scan_eval_set(self, dataset: Any, *, name: str, finite: bool) -> bool:
-        """Check an evaluation set in full when it can be read cheaply (once per set); whether it could."""
-        key = getattr(dataset, "_fingerprint", None) if isinstance(dataset, datasets.Dataset) else None
+    def _scan_eval_set(self, dataset: Any, *, name: str) -> bool:
+        """Check an evaluation set in full (labels and finite values) when it can be read cheaply, once per
+        `datasets.Dataset` fingerprint and number of classes; whether it could."""
+        num_classes = self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
+        fingerprint = getattr(dataset, "_fingerprint", None) if isinstance(dataset, datasets.Dataset) else None
+        key = None if fingerprint is None else (fingerprint, num_classes)
         if key is not None and key in self._scanned_eval_sets:
             return True
-        num_classes = self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
-        scan = scan_dataset(dataset, name=name, num_classes=num_classes, finite=finite, labels_required=False)
+        scan = scan_dataset(dataset, name=name, num_classes=num_classes, labels_required=False)
         if scan is None or scan.transformed:
             return False
         if key is not None:
@@ -395,11 +399,13 @@ class BaseTrainer(Trainer):
         ignore_keys: list[str] | None = None,
         metric_key_prefix: str = "eval",
     ):
-        """`Trainer.evaluation_loop`, with the set's labels checked against the model's classes first: in full
-        where the set can be read cheaply, else batch by batch (labels and finite inputs, one sync per batch)."""
+        """`Trainer.evaluation_loop` (so `evaluate` and `predict`), with the set's labels checked against the
+        model's classes and its inputs for being finite first: in full where the set can be read cheaply, else
+        batch by batch (one sync per batch). Trainer would drop a batch with a non-finite loss from the mean
+        (``logging_nan_inf_filter``), so a NaN input would silently leave out its whole batch."""
         name = "eval_dataset" if metric_key_prefix == "eval" else f"the {metric_key_prefix} dataset"
         dataset = getattr(dataloader, "dataset", None)
-        if dataset is None or self._scan_eval_set(dataset, name=name, finite=False):
+        if dataset is None or self._scan_eval_set(dataset, name=name):
             return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         num_classes = self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
         # One process reads a map-style set in order (Trainer's SequentialSampler): batches name their dataset rows.
@@ -511,6 +517,7 @@ class BaseTrainer(Trainer):
         # Trainer restores the model only: the family's state (LiLAW's α, β, δ, a meta model, the counters) must
         # come from the same checkpoint, or the trainer would pair the best model with the last step's state.
         super()._load_best_model()
+        self._restored_best = True
         if self._training_state is None:
             return
         checkpoint = self.state.best_model_checkpoint
@@ -586,6 +593,7 @@ class BaseTrainer(Trainer):
                 process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
             )
         self._first_batch_checked = False
+        self._restored_best = False
         self.before_train(resumed=resumed)
         self.preflight()
         self._start_dynamics_observers()
@@ -770,6 +778,10 @@ class BaseTrainer(Trainer):
         if isinstance(train, datasets.Dataset) and NOISY_FLAG_COLUMN in train.column_names:
             flags = column_array(train, NOISY_FLAG_COLUMN)
             realised = float(np.mean(flags)) if len(flags) else 0.0
+        best_checkpoint = None
+        if self._restored_best:  # the card describes the restored model: its evaluation, not the last one logged
+            step = self.state.best_global_step or int(Path(self.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
+            best_checkpoint = (step, self.args.metric_for_best_model)
         values = dict(self.model_card_values())
         draw = values.pop("plot", None)
         os.makedirs(output_dir, exist_ok=True)
@@ -791,6 +803,7 @@ class BaseTrainer(Trainer):
             comparison=comparison,
             usage=loading_snippet(type(model), type(config) if config is not None else None, hub_id or model_name),
             plot_file=plot_file,
+            best_checkpoint=best_checkpoint,
             **values,
         )
 

@@ -161,16 +161,47 @@ def noise_description(*, noise_type: str | None, noise_rate: float | None, reali
     """One line on the label noise of the training data.
 
     Args:
-        noise_type, noise_rate: what the user says was injected.
-        realised_rate: the share of flipped labels read from the data (an ``is_noisy`` column), used when no
-            ``noise_rate`` is given.
+        noise_type, noise_rate: what the user says was injected (the rate asked for, which a noise type such as
+            ``noise_matrix`` realises only on average).
+        realised_rate: the share of flipped labels read from the data (an ``is_noisy`` column), shown beside
+            ``noise_rate`` when both are known.
     """
-    if noise_rate is None and realised_rate is not None:
-        return f"{noise_type or 'unknown type'}, {realised_rate:.1%} of the training labels (realised, from the `is_noisy` column)"
+    kind = noise_type or "unknown type"
+    if realised_rate is not None:
+        realised = f"{realised_rate:.1%} of the training labels"
+        if noise_rate is not None:
+            return f"{kind}, requested {noise_rate:.1%}, realised {realised}, from the `is_noisy` column"
+        return f"{kind}, {realised} (realised, from the `is_noisy` column)"
     if noise_type is None and noise_rate is None:
         return "not recorded (the training data may hold label noise; the method does not need to know)"
-    rate_text = f"{noise_rate:.1%} of the training samples" if noise_rate is not None else "rate not recorded"
-    return f"{noise_type or 'unknown type'}, {rate_text}"
+    return f"{kind}, {f'{noise_rate:.1%} requested' if noise_rate is not None else 'rate not recorded'}"
+
+
+def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, metric: str) -> dict[str, Any] | None:
+    """The evaluation results of a model restored at the end (``load_best_model_at_end``) from the best checkpoint,
+    saved at ``step`` by ``metric`` (``metric_for_best_model``), as the card shows them, with an ``Evaluated``
+    entry first that says which evaluation it is; ``None`` when the log holds none of that model.
+
+    The last evaluation after training (an explicit `evaluate` of the restored model, on the model as saved) is
+    taken, else the one logged at the checkpoint's step (`transformers.modelcard.parse_log_history` would take the
+    last one logged, of the last step's model).
+    """
+    end = max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
+    after = [e for e in log_history[end + 1 :] if "eval_loss" in e]
+    at_best = [e for e in log_history[:end] if "eval_loss" in e and e.get("step") == step]
+    if after:
+        entry = after[-1]
+        where = f"after training, of the best checkpoint (step {step}, by {metric}), restored at the end"
+    elif at_best:
+        entry, where = at_best[-1], f"at step {step}, the best checkpoint by {metric}, restored at the end"
+    else:
+        return None
+    results: dict[str, Any] = {"Evaluated": where}
+    for key, value in entry.items():
+        key = key.removeprefix("eval_")
+        if key not in ("runtime", "samples_per_second", "steps_per_second", "epoch", "step"):
+            results[" ".join(part.capitalize() for part in key.split("_"))] = value  # parse_log_history's names
+    return results
 
 
 def loading_snippet(model_class: type, config_class: type | None, repo_id: str) -> str:
@@ -246,6 +277,7 @@ def render_model_card(
     log_history: Sequence[Mapping[str, Any]] = (),
     comparison: Mapping[str, Mapping[str, float]] | None = None,
     plot_file: str | None = None,
+    best_checkpoint: tuple[int, str] | None = None,
 ) -> str:
     """Write a model card (``README.md``-style markdown with YAML metadata) to ``path``; returns the path.
 
@@ -273,11 +305,16 @@ def render_model_card(
         log_history: Trainer's ``state.log_history``: evaluation results and the training-results table.
         comparison: ``{run: {metric: value}}`` of runs with and without the method, shown as a table.
         plot_file: an image next to the card to show (relative path).
+        best_checkpoint: ``(step, metric_for_best_model)`` of the best checkpoint the model was restored from at
+            the end (``load_best_model_at_end``): the evaluation results are that model's (`restored_evaluation`).
     """
     path = os.fspath(path)
     _, eval_lines, eval_results = parse_log_history(list(log_history))
+    if best_checkpoint is not None:
+        step, metric = best_checkpoint
+        eval_results = restored_evaluation(log_history, step=step, metric=metric)  # never the last step's
     eval_results = {k: format_value(v) for k, v in (eval_results or {}).items()}
-    # parse_log_history keeps the last eval_ entry only; evaluate(test_set, metric_key_prefix="test") logs count too.
+    # The results keep one eval_ entry only; evaluate(test_set, metric_key_prefix="test") logs count too.
     logged = [k for entry in log_history for k in entry if k.startswith(_SPLIT_PREFIXES)]
     metric_names = _hub_metric_names([*eval_results, *logged, *(k for m in (comparison or {}).values() for k in m)])
     datasets_list = _listify(dataset)

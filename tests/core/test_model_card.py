@@ -16,7 +16,13 @@ import transformers.trainer
 from huggingface_hub import ModelCard
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, compute_classification_metrics
-from hf_lilaw.core.model_card import comparison_table, looks_like_hub_id, render_model_card, starting_weights
+from hf_lilaw.core.model_card import (
+    comparison_table,
+    looks_like_hub_id,
+    noise_description,
+    render_model_card,
+    starting_weights,
+)
 from hf_lilaw.lilaw.trainer import LILAW_CITATION
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
 
@@ -95,7 +101,8 @@ def test_card_records_lilaw_run(trained, tmp_path, no_network):
     assert "| initial | 10.0000 | 2.0000 | 6.0000 |" in text
     assert f"Meta steps taken: {trained.meta_steps}." in text
     assert "Meta set: 16 samples" in text
-    assert "- Noise: uniform, 25.0% of the training samples" in text
+    noise = "- Noise: uniform, requested 25.0%, realised 25.0% of the training labels, from the `is_noisy` column"
+    assert noise in text
     assert "- meta learning rate (SGD): 0.5" in text
     assert "- warm-up (unweighted, no meta steps): 2 optimizer steps" in text
     assert "- meta forward mode: eval" in text
@@ -126,6 +133,49 @@ def test_realised_noise_rate_and_base_model_are_inferred(trained, tmp_path, monk
     assert "- Noise: unknown type, 25.0% of the training labels (realised" in text
     assert not (tmp_path / "lilaw_parameters.png").exists()
     assert "With and without LiLAW" not in text
+
+
+def test_the_noise_line_tells_the_requested_rate_from_the_realised_one():
+    # noise_matrix realises its rate on average only: 0.3 asked for, 0.2235 of the labels flipped.
+    assert noise_description(noise_type="noise_matrix", noise_rate=0.3, realised_rate=0.2235) == (
+        "noise_matrix, requested 30.0%, realised 22.4% of the training labels, from the `is_noisy` column"
+    )
+    assert noise_description(noise_type="noise_matrix", noise_rate=0.3) == "noise_matrix, 30.0% requested"
+    assert noise_description(noise_type=None, noise_rate=None, realised_rate=0.25) == (
+        "unknown type, 25.0% of the training labels (realised, from the `is_noisy` column)"
+    )
+
+
+def test_the_card_of_a_model_restored_from_its_best_checkpoint_reports_that_checkpoints_evaluation(tmp_path):
+    # A metric that only the first evaluation maximises: the best checkpoint is step 4 of 12, not the last.
+    evaluations = []
+
+    def first_is_best(prediction):
+        evaluations.append(len(evaluations) + 1)
+        return {"order": -float(len(evaluations))}
+
+    trainer = make_trainer(tmp_path / "run", max_steps=12, save_strategy="steps", save_steps=4,
+                           load_best_model_at_end=True, metric_for_best_model="order", greater_is_better=True)
+    trainer.compute_metrics = first_is_best
+    trainer.train()
+    assert trainer.state.best_global_step == 4
+    evaluated = {e["step"]: e for e in trainer.state.log_history if "eval_loss" in e}
+    at_best, last = evaluated[4], evaluated[12]
+    assert f"{at_best['eval_loss']:.4f}" != f"{last['eval_loss']:.4f}"
+    _, text = card_of(trainer, tmp_path / "card")
+    results = text.split("### Evaluation results")[1].split("###")[0]
+    assert "- Evaluated: at step 4, the best checkpoint by order, restored at the end" in results
+    assert f"- Loss: {at_best['eval_loss']:.4f}" in results and "- Order: -1.0000" in results
+    # The cards of the checkpoints, written during training, describe the model then: the last evaluation.
+    checkpoint_card = (tmp_path / "run" / "checkpoint-12" / "README.md").read_text()
+    assert "Evaluated:" not in checkpoint_card and "order: -3.0000" in checkpoint_card
+    # An evaluate() after training measures the restored model itself: its entry is taken.
+    again = trainer.evaluate()
+    assert f"{again['eval_loss']:.4f}" == f"{at_best['eval_loss']:.4f}"  # the best checkpoint's model
+    _, text = card_of(trainer, tmp_path / "card")
+    results = text.split("### Evaluation results")[1].split("###")[0]
+    assert "- Evaluated: after training, of the best checkpoint (step 4, by order), restored at the end" in results
+    assert "- Order: -4.0000" in results
 
 
 def test_local_paths_are_not_base_models(tmp_path):
@@ -199,7 +249,7 @@ def test_push_to_hub_uploads_weights_card_and_plot(tmp_path, monkeypatch, no_net
     card = ModelCard.load(readme)
     assert {"lilaw", "hf_lilaw", "noisy-labels"} <= set(card.data.tags)
     params = trainer.lilaw_parameters()
-    assert "## LiLAW" in card.text and "- Noise: uniform, 25.0% of the training samples" in card.text
+    assert "## LiLAW" in card.text and "- Noise: uniform, requested 25.0%, realised 25.0% of the" in card.text
     assert "| top-1 accuracy | 0.5125  | 0.6000       | +0.0875 |" in card.text
     assert f"| final | {params['alpha']:.4f} | {params['beta']:.4f} | {params['delta']:.4f} |" in card.text
     assert (remote / "lilaw_parameters.png").read_bytes()[:8] == PNG_MAGIC

@@ -9,7 +9,8 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from hf_lilaw import LiLAWConfig, LiLAWTrainer
+from hf_lilaw import ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer
+from hf_lilaw.core import base_trainer
 from hf_lilaw.core.validation import check_batch, describe_rows, explain_collate_failure, scan_dataset
 from hf_lilaw.mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MLCTrainer
 
@@ -92,6 +93,49 @@ def test_nan_in_an_eval_set_is_refused_before_training(tmp_path):
     with pytest.raises(ValueError, match=r"eval_dataset has 1 of 32 rows with non-finite values .*\[30\]"):
         lilaw(tmp_path, eval_dataset=eval_set, eval_strategy="steps", eval_steps=4, callbacks=[steps]).train()
     assert steps.steps == 0
+
+
+def elr(tmp_path, eval_dataset, callbacks=()):
+    torch.manual_seed(0)
+    args = ELRConfig(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=12, learning_rate=0.05,
+                     save_strategy="no", report_to=[], disable_tqdm=True, seed=0, use_cpu=True)
+    return ELRTrainer(
+        model=TinyNet(), args=args, train_dataset=TRAIN, eval_dataset=eval_dataset, callbacks=list(callbacks)
+    )
+
+
+@pytest.mark.parametrize("bad", ["nan", "label"])
+def test_an_elr_eval_set_without_a_side_set_is_scanned_before_training(tmp_path, bad):
+    # ELR registers no side set: the eval set is scanned all the same (on main it trained, then evaluated silently).
+    if bad == "nan":
+        eval_set = blobs(32, seed=3).map(lambda row, i: {"x": [float("nan")] * 8 if i == 30 else row["x"]}, with_indices=True)
+        message = r"eval_dataset has 1 of 32 rows with non-finite values \(NaN or inf\) in column 'x' \(first rows: \[30\]"
+    else:
+        eval_set = blobs(48, seed=3).map(lambda row, i: {"label": 12 if i == 40 else row["label"]}, with_indices=True)
+        message = r"eval_dataset has labels in \[0, 12\] .*The first is row 40 \(label 12\)"
+    steps = CountSteps()
+    with pytest.raises(ValueError, match=message):
+        elr(tmp_path, eval_set, callbacks=[steps]).train()
+    assert steps.steps == 0
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_evaluate_and_predict_refuse_a_nan_row_of_the_set_given_them_scanning_it_once(tmp_path, family, monkeypatch):
+    # Trainer leaves a non-finite batch loss out of the mean (logging_nan_inf_filter): on main the NaN row's whole
+    # batch silently dropped out of test_loss.
+    test = blobs(32, seed=3).map(lambda row, i: {"x": [float("nan")] * 8 if i == 3 else row["x"]}, with_indices=True)
+    trainer = lilaw(tmp_path, max_steps=2) if family == "lilaw" else elr(tmp_path, None)
+    trainer.train()
+    message = r"the test dataset has 1 of 32 rows with non-finite values \(NaN or inf\) in column 'x' \(first rows: \[3\]"
+    with pytest.raises(ValueError, match=message):
+        trainer.evaluate(test, metric_key_prefix="test")
+    with pytest.raises(ValueError, match=message):
+        trainer.predict(test)
+    scans = []
+    monkeypatch.setattr(base_trainer, "scan_dataset", lambda *a, **k: scans.append(k["name"]) or scan_dataset(*a, **k))
+    clean = blobs(32, seed=3)
+    assert trainer.evaluate(clean, metric_key_prefix="test")["test_loss"] == trainer.predict(clean).metrics["test_loss"]
+    assert scans == ["the test dataset"]  # once per set (by fingerprint), not per call
 
 
 # ---- labels out of range, all ignored --------------------------------------------------------------------------
