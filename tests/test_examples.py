@@ -7,8 +7,10 @@ few steps: their model cards are checked here.
 import importlib.util
 import json
 import os
+import shutil
 import subprocess
 import sys
+from contextlib import nullcontext
 from pathlib import Path
 
 import pytest
@@ -23,6 +25,7 @@ TINY = [
     "--compare", "--max_steps", "3", "--max_train_samples", "48", "--max_test_samples", "40",
     "--per_device_train_batch_size", "16", "--logging_steps", "1", "--lilaw_warmup_steps", "1", "--disable_tqdm", "true",
 ]  # fmt: skip
+TABULAR = [str(EXAMPLES / "tabular_classification.py"), *TINY, "--num_samples", "300"]
 
 
 def run_all(commands: dict[str, list[str]], timeout: int = 240) -> dict[str, subprocess.CompletedProcess]:
@@ -76,14 +79,19 @@ def runs(tmp_path_factory):
             str(EXAMPLES / "time_series_classification.py"), *TINY, "--seeds", "0", "1",
             "--noise_type", "ts_covariate", "--output_dir", str(out / "time_series"),
         ],
-        "tabular": [
-            str(EXAMPLES / "tabular_classification.py"), *TINY, "--num_samples", "300", "--output_dir", str(out / "tabular"),
+        # checkpoints at steps 2 and 3: test_resume_matches_the_uninterrupted_run resumes from step 2
+        "tabular": [*TABULAR, "--save_strategy", "steps", "--save_steps", "2", "--output_dir", str(out / "tabular")],
+        # refused before any training: no Hub login here, and several seeds
+        "push_offline": [*TABULAR, "--push_to_hub", "--output_dir", str(out / "push_offline")],
+        "push_seeds": [
+            str(EXAMPLES / "time_series_classification.py"), *TINY, "--seeds", "0", "1", "--push_to_hub",
+            "--output_dir", str(out / "push_seeds"),
         ],
     }  # fmt: skip
     if HAS_ELR:
         commands["elr"] = [
             str(EXAMPLES / "tabular_classification.py"), *TINY[:-4], "--disable_tqdm", "true", "--method", "elr",
-            "--num_samples", "300",
+            "--num_samples", "300", "--noise_type", "pair_flip",
             "--output_dir", str(out / "elr"),
         ]  # fmt: skip
     return out, run_all(commands, timeout=900)
@@ -187,6 +195,8 @@ def test_compare_smoke(runs, name):
         else:  # a new MLP or LSTM
             assert card.data.base_model is None and "This model was trained from scratch on" in card.text
         assert card.data.datasets is None  # none of these data sets is a Hub data set
+        if name == "elr":  # the card names the map of pair_flip noise (no built-in one for this data set)
+            assert "pair_flip (y → (y + 1) mod K)" in card.text
         assert "| top-1 accuracy " in card.text and "runtime" not in card.text
 
 
@@ -249,15 +259,28 @@ def test_saved_models_name_their_classes(runs, name, folder, names):
         assert config["label2id"] == {n: i for i, n in enumerate(names)}
 
 
-@pytest.fixture(scope="module")
-def image_example():
-    """examples/image_classification.py as a module, for its model-building functions."""
-    spec = importlib.util.spec_from_file_location("image_classification_example", EXAMPLES / "image_classification.py")
+def load_example(script: str):
+    """An example script as a module, for its functions."""
+    spec = importlib.util.spec_from_file_location(f"{Path(script).stem}_example", EXAMPLES / script)
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there
     spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def image_example():
+    """examples/image_classification.py as a module, for its model-building functions."""
+    module = load_example("image_classification.py")
     yield module
-    del sys.modules[spec.name]
+    del sys.modules[module.__name__]
+
+
+@pytest.fixture(scope="module")
+def tabular_example():
+    module = load_example("tabular_classification.py")
+    yield module
+    del sys.modules[module.__name__]
 
 
 def test_frozen_layers_keep_their_batch_norm_statistics(runs):
@@ -342,3 +365,123 @@ def test_train_last_layers_counts_blocks_across_stages(image_example):
     image_example.freeze_all_but_last(vit, 2)
     layers = next(name for name, m in vit.named_modules() if isinstance(m, torch.nn.ModuleList))
     assert trained_blocks(vit, layers) == [f"{layers}.4", f"{layers}.5"]
+
+
+def test_resume_matches_the_uninterrupted_run(runs, tmp_path):
+    """--resume_from_checkpoint true resumes each run (Trainer and LiLAW) from its own last checkpoint: a run cut
+    after step 2 trains step 3 only and ends with the uninterrupted run's weights and test metrics."""
+    from safetensors.torch import load_file
+
+    out, results = runs
+    assert results["tabular"].returncode == 0, results["tabular"].stdout[-5000:]
+    resumed = tmp_path / "tabular"
+    shutil.copytree(out / "tabular", resumed)
+    for folder in ("trainer", "lilaw"):
+        shutil.rmtree(resumed / folder / "checkpoint-3")  # as if stopped after the checkpoint of step 2
+    result = subprocess.run(
+        [sys.executable, *TABULAR, "--save_strategy", "steps", "--save_steps", "2", "--output_dir", str(resumed),
+         "--resume_from_checkpoint", "true"],
+        cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=600,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout[-5000:]
+    for folder in ("trainer", "lilaw"):
+        assert f"{resumed / folder}: resuming from {resumed / folder / 'checkpoint-2'}" in result.stdout
+    assert result.stdout.count("{'loss': ") == 2  # step 3 of each run, not steps 1 to 3 again
+
+    def metrics(folder):
+        record = json.loads((folder / "comparison.json").read_text())["per_seed"]["42"]["metrics"]
+        return {run: {k: v for k, v in m.items() if "runtime" not in k and "per_second" not in k} for run, m in record.items()}
+
+    assert metrics(resumed) == metrics(out / "tabular")
+    for folder in ("trainer", "lilaw"):
+        before, after = load_file(out / "tabular" / folder / "model.safetensors"), load_file(resumed / folder / "model.safetensors")
+        assert before.keys() == after.keys() and all((before[k] == after[k]).all() for k in before)
+
+
+def test_resume_checkpoints_refuses_what_it_cannot_resume(tabular_example, tmp_path):
+    tabular = tabular_example
+    runs = [str(tmp_path / "seed_0" / "trainer"), str(tmp_path / "seed_0" / "lilaw"), str(tmp_path / "seed_1" / "lilaw")]
+    assert tabular.resume_checkpoints(None, runs) == dict.fromkeys(runs)
+    with pytest.raises(ValueError, match=r"--resume_from_checkpoint true: no checkpoint-\* folder in .*--save_strategy"):
+        tabular.resume_checkpoints("true", runs)
+    for checkpoint in ("seed_0/trainer/checkpoint-2", "seed_0/trainer/checkpoint-10", "seed_0/lilaw/checkpoint-4"):
+        (tmp_path / checkpoint).mkdir(parents=True)
+    assert tabular.resume_checkpoints("True", runs) == {
+        runs[0]: f"{runs[0]}/checkpoint-10", runs[1]: f"{runs[1]}/checkpoint-4", runs[2]: None,
+    }  # fmt: skip
+    # a path resumes its own run from there, the others from their last checkpoints
+    assert tabular.resume_checkpoints(f"{runs[0]}/checkpoint-2", runs)[runs[0]] == f"{runs[0]}/checkpoint-2"
+    elsewhere = tmp_path / "other" / "checkpoint-3"
+    elsewhere.mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"is a checkpoint of none of this command's 3 runs"):
+        tabular.resume_checkpoints(str(elsewhere), runs)
+    assert tabular.resume_checkpoints(str(elsewhere), runs[:1]) == {runs[0]: str(elsewhere)}  # one run: any checkpoint
+    with pytest.raises(ValueError, match="no such folder"):
+        tabular.resume_checkpoints(str(tmp_path / "missing"), runs)
+
+
+def test_push_to_hub_is_refused_before_training(runs):
+    out, results = runs
+    for name, message in (
+        ("push_offline", "--push_to_hub needs a Hub login and network: run `hf auth login` or drop --push_to_hub"),
+        ("push_seeds", "--push_to_hub uploads one model: pass a single seed (--seeds 0) with it."),
+    ):
+        assert results[name].returncode != 0 and message in results[name].stdout, results[name].stdout[-3000:]
+        assert not (out / name).exists()  # nothing trained, not even the baseline
+
+
+def test_push_to_hub_check_with_a_token_but_no_network(image_example, monkeypatch):
+    """A token is not enough: the check asks the Hub (here in offline mode, as without network) and fails fast."""
+    import time
+
+    from huggingface_hub import constants
+
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    args = image_example.TrainingArguments(output_dir="unused", push_to_hub=True)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"needs a Hub login and network: .*offline mode is enabled"):
+        image_example.check_push_to_hub(args, [0])
+    assert time.perf_counter() - start < 15
+
+
+def test_examples_share_their_helpers():
+    """The scripts are self-contained, so each carries these helpers: the copies must stay the same."""
+    import ast
+
+    def functions(script):
+        tree = ast.parse((EXAMPLES / script).read_text())
+        return {node.name: ast.dump(node) for node in tree.body if isinstance(node, ast.FunctionDef)}
+
+    copies = [functions(script) for script in SCRIPTS]
+    for name in ("noise_name", "check_push_to_hub", "resume_checkpoints"):
+        assert all(copy[name] == copies[0][name] for copy in copies), name
+
+
+def test_pair_flip_and_rule_map_use_the_data_sets_maps(image_example, tabular_example):
+    """pair_flip on digits moves each hit row to its look-alike (PAIR_FLIP_MAPS), rule_map (and its old name
+    instance) follows MNIST's RULE_MAPS; --noise_rules takes another map by name or as JSON."""
+    from hf_lilaw.noise import PAIR_FLIP_MAPS, RULE_MAPS
+
+    image, tabular = image_example, tabular_example
+    for noise_type, rules, maps in (
+        ("pair_flip", None, {c: {p} for c, p in PAIR_FLIP_MAPS["digits"].items()}),
+        ("rule_map", None, {c: set(t) for c, t in RULE_MAPS["mnist"].items()}),
+        ("instance", None, {c: set(t) for c, t in RULE_MAPS["mnist"].items()}),
+        ("pair_flip", '{"0": 1, "1": 0}', {0: {1}, 1: {0}}),
+    ):
+        args = image.ScriptArguments(
+            noise_type=noise_type, noise_rules=rules, noise_rate=0.4, max_train_samples=200, max_test_samples=10
+        )
+        with pytest.warns(FutureWarning, match="use noise_type='rule_map'") if noise_type == "instance" else nullcontext():
+            train = image.load_noisy_splits(args, 0)["train"]
+        flips = [(c, y) for c, y, n in zip(train["clean_label"], train["label"], train["is_noisy"]) if n]
+        assert flips and all(y in maps[c] for c, y in flips), (noise_type, flips)
+    assert image.noise_name(image.ScriptArguments(noise_type="pair_flip")) == "pair_flip (map digits)"
+
+    with pytest.raises(ValueError, match=r"--noise_type rule_map needs --noise_rules for --dataset synthetic_adult"):
+        tabular.noise_rules(tabular.ScriptArguments(noise_type="rule_map"))
+    assert tabular.noise_rules(tabular.ScriptArguments(noise_type="rule_map", noise_rules='{"1": [0]}')) == {1: [0]}
+    assert tabular.noise_name(tabular.ScriptArguments(noise_type="pair_flip")) == "pair_flip (y → (y + 1) mod K)"
+    with pytest.raises(ValueError, match="--noise_rules is for --noise_type pair_flip or rule_map, not 'uniform'"):
+        tabular.noise_rules(tabular.ScriptArguments(noise_rules="mnist"))
