@@ -46,10 +46,8 @@ from transformers import (
     AutoModelForImageClassification,
     HfArgumentParser,
     Trainer,
-    TrainingArguments,
     set_seed,
 )
-from transformers.trainer_utils import get_last_checkpoint
 
 from hf_lilaw import (
     ELRConfig,
@@ -64,16 +62,10 @@ from hf_lilaw import (
 from hf_lilaw.analysis import label_issue_metrics, plot_weight_histogram
 from hf_lilaw.data import image_transforms, load_classification_dataset
 from hf_lilaw.models import efficientnet_lite0_checkpoint
-from hf_lilaw.noise import DEPRECATED_LABEL_NOISE_TYPES, INPUT_NOISE_TYPES, PAIR_FLIP_MAPS, RULE_MAPS
+from hf_lilaw.noise import INPUT_NOISE_TYPES
+from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, noise_name, noise_rules, resume_checkpoints
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
-NOISE_RULES_HELP = (
-    "The map of --noise_type pair_flip or rule_map: a key of hf_lilaw.noise.PAIR_FLIP_MAPS / RULE_MAPS, or a JSON "
-    "map ('{\"0\": 1, \"1\": 0}' for pair_flip, '{\"0\": [1]}' for rule_map). Default: the data set's own map where "
-    "hf_lilaw has one; else pair_flip moves y to (y + 1) mod K and rule_map needs this flag."
-)
-# scikit-learn's digits have MNIST's classes: without a rule map of their own they take MNIST's.
-MAP_OF_DATASET = {"digits": "mnist"}
 # Registry names of hf_lilaw.data.load_classification_dataset that read a Hub data set: the model card's metadata.
 HUB_DATASETS = {
     "cifar10": "uoft-cs/cifar10",
@@ -145,93 +137,6 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
-def noise_rules(args: ScriptArguments) -> str | dict | None:
-    """``rules=`` for `add_label_noise`: the map of pair_flip or rule_map noise (None for the other types)."""
-    noise_type = DEPRECATED_LABEL_NOISE_TYPES.get(args.noise_type, args.noise_type)
-    if noise_type not in ("pair_flip", "rule_map"):
-        if args.noise_rules is not None:
-            raise ValueError(f"--noise_rules is for --noise_type pair_flip or rule_map, not {args.noise_type!r}.")
-        return None
-    if args.noise_rules is not None:
-        if args.noise_rules.lstrip().startswith("{"):
-            return {int(source): target for source, target in json.loads(args.noise_rules).items()}
-        return args.noise_rules
-    maps = PAIR_FLIP_MAPS if noise_type == "pair_flip" else RULE_MAPS
-    name = next((name for name in (args.dataset, MAP_OF_DATASET.get(args.dataset)) if name in maps), None)
-    if name is None and noise_type == "rule_map":
-        raise ValueError(
-            f"--noise_type {args.noise_type} needs --noise_rules for --dataset {args.dataset}: a key of "
-            f"hf_lilaw.noise.RULE_MAPS ({', '.join(sorted(RULE_MAPS))}) or a JSON map such as '{{\"0\": [1]}}'."
-        )
-    return name
-
-
-def noise_name(args: ScriptArguments) -> str:
-    """The noise type with the map it used, for the log, the model card and comparison.json."""
-    rules = noise_rules(args)
-    if DEPRECATED_LABEL_NOISE_TYPES.get(args.noise_type, args.noise_type) not in ("pair_flip", "rule_map"):
-        return args.noise_type
-    if rules is None:
-        return f"{args.noise_type} (y → (y + 1) mod K)"
-    return f"{args.noise_type} (map {rules if isinstance(rules, str) else json.dumps(rules)})"
-
-
-def check_push_to_hub(training_args: TrainingArguments, seeds: list[int]) -> None:
-    """Refuses --push_to_hub before any training: with several seeds, or unless the Hub accepts the login."""
-    if not training_args.push_to_hub:
-        return
-    if len(seeds) > 1:
-        raise ValueError("--push_to_hub uploads one model: pass a single seed (--seeds 0) with it.")
-    from huggingface_hub import constants, get_token
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
-
-    token = training_args.hub_token or get_token()
-    try:
-        if token is None:
-            raise LookupError("no Hub token found")
-        # HfApi.whoami, but with a time limit: without network it would wait as long as the connection does.
-        url = f"{constants.ENDPOINT}/api/whoami-v2"
-        hf_raise_for_status(get_session().get(url, headers=build_hf_headers(token=token), timeout=10))
-    except Exception as error:  # no token, offline mode, no network, a refused token: all end the same way
-        raise ValueError(
-            f"--push_to_hub needs a Hub login and network: run `hf auth login` or drop --push_to_hub ({error})"
-        ) from error
-
-
-def resume_checkpoints(resume: str | None, run_dirs: list[str]) -> dict[str, str | None]:
-    """The checkpoint each run (by its output folder) resumes from under ``--resume_from_checkpoint``.
-
-    ``true`` resumes every run from the last ``checkpoint-*`` of its folder (transformers' `get_last_checkpoint`);
-    runs without one start from step 0. A checkpoint path resumes the run whose folder holds it from there (with a
-    single run, any checkpoint folder), the other runs as with ``true``. Raises before any training when there is
-    nothing to resume or the path is not one run's.
-    """
-    if resume is None or resume.lower() == "false":
-        return dict.fromkeys(run_dirs)
-    start = {run: get_last_checkpoint(run) if os.path.isdir(run) else None for run in run_dirs}
-    if resume.lower() != "true":
-        if not os.path.isdir(resume):
-            raise ValueError(f"--resume_from_checkpoint {resume}: no such folder. Pass a checkpoint-* folder or true.")
-        parent = os.path.dirname(os.path.abspath(resume))
-        owners = run_dirs if len(run_dirs) == 1 else [run for run in run_dirs if os.path.abspath(run) == parent]
-        if not owners:
-            raise ValueError(
-                f"--resume_from_checkpoint {resume} is a checkpoint of none of this command's {len(run_dirs)} runs "
-                f"({', '.join(run_dirs)}): pass a checkpoint-* folder of one of them, or true to resume each run "
-                "from its own last checkpoint."
-            )
-        start[owners[0]] = resume
-    elif not any(start.values()):
-        raise ValueError(
-            f"--resume_from_checkpoint true: no checkpoint-* folder in {', '.join(run_dirs)}. Runs save checkpoints "
-            "only with --save_strategy steps or epoch (this script's default is no); check --output_dir and --seeds, "
-            "or drop --resume_from_checkpoint."
-        )
-    for run, checkpoint in start.items():
-        print(f"{run}: resuming from {checkpoint}" if checkpoint else f"{run}: no checkpoint, training from step 0")
-    return start
-
-
 def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
     kwargs = {"size": args.image_size, "rgb": True} if args.dataset == "digits" else {}
@@ -246,7 +151,8 @@ def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
     if args.noise_type in INPUT_NOISE_TYPES:
         add_noise = add_input_noise
     else:
-        add_noise = functools.partial(add_label_noise, rules=noise_rules(args))
+        rules = noise_rules(args.noise_type, dataset=args.dataset, rules=args.noise_rules)
+        add_noise = functools.partial(add_label_noise, rules=rules)
     train = add_noise(train, noise_type=args.noise_type, rate=args.noise_rate, seed=seed)
     validation = add_noise(validation, noise_type=args.noise_type, rate=args.noise_rate, seed=seed + 1)
     return DatasetDict(train=train, validation=validation, test=test)
@@ -316,13 +222,13 @@ def freeze_all_but_last(model: torch.nn.Module, n: int) -> None:
 def main() -> None:
     script_args, training_args = parse_args()
     seeds = script_args.seeds
-    check_push_to_hub(training_args, seeds)
-    noise = noise_name(script_args)
+    check_push_to_hub(training_args, seeds=seeds)
+    noise = noise_name(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules)
     base = training_args.output_dir
     outs = {seed: base if len(seeds) == 1 else f"{base}/seed_{seed}" for seed in seeds}  # one folder per seed
     trainers = ["trainer", script_args.method] if script_args.compare else [script_args.method]
     runs = [f"{outs[seed]}/{trainer}" for seed in seeds for trainer in trainers]
-    resume = resume_checkpoints(training_args.resume_from_checkpoint, runs)  # run folder -> checkpoint or None
+    resume = resume_checkpoints(training_args.resume_from_checkpoint, run_dirs=runs)  # run folder -> checkpoint or None
     dataset = (
         f"scikit-learn digits upscaled to {script_args.image_size}×{script_args.image_size} RGB"
         if script_args.dataset == "digits"
@@ -422,7 +328,8 @@ def main() -> None:
     print(f"\nWall time {time.perf_counter() - start:.0f} s; models, model cards, plots in {training_args.output_dir}")
     record = {
         "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
-        "noise_rules": noise_rules(script_args), "noise_rate": script_args.noise_rate, "seeds": seeds,
+        "noise_rules": noise_rules(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules),
+        "noise_rate": script_args.noise_rate, "seeds": seeds,
         "per_seed": per_seed, "summary": comparison.to_dict(),
     }  # fmt: skip
     with open(f"{training_args.output_dir}/comparison.json", "w") as f:

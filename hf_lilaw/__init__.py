@@ -5,7 +5,8 @@ The top level holds the trainers, their configs, the robust losses and the main 
 subpackage, each with its own ``__all__``: `hf_lilaw.data` (loaders, transforms), `hf_lilaw.noise` (noise types,
 label arrays), `hf_lilaw.analysis` (dynamics, scores, plots), `hf_lilaw.metrics`, `hf_lilaw.comparison`,
 `hf_lilaw.models`, `hf_lilaw.functional` (the pure tensor math), `hf_lilaw.core` (the shared Trainer machinery,
-column names, `split_meta_set`) and the families `hf_lilaw.lilaw`, `hf_lilaw.elr`, `hf_lilaw.mlc`.
+column names, `split_meta_set`), `hf_lilaw.scripts` (helpers for command-line training scripts such as the
+examples) and the families `hf_lilaw.lilaw`, `hf_lilaw.elr`, `hf_lilaw.mlc`.
 
 Names are imported on first use (module ``__getattr__``), so ``import hf_lilaw`` loads neither the trainers
 (and with them ``transformers.Trainer``) nor matplotlib, scikit-learn, scipy or PIL. Import `hf_lilaw.models`

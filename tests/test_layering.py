@@ -35,6 +35,8 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "noise": {"core", "functional"},
     "data": {"core", "functional", "noise"},
     "comparison": _LEAVES,
+    # helpers for command-line training scripts (the examples): noise maps, never a trainer
+    "scripts": {"noise"},
     "__init__": {"*"},
     "_lazy": set(),
 }
@@ -42,7 +44,8 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
 UTILITIES = {"_lazy", "_version"}
 # Examples and benchmarks import hf_lilaw or one of these subpackages, and only names in its __all__.
 PUBLIC_SUBPACKAGES = {
-    "analysis", "comparison", "core", "data", "elr", "functional", "lilaw", "losses", "metrics", "mlc", "models", "noise"
+    "analysis", "comparison", "core", "data", "elr", "functional", "lilaw", "losses", "metrics", "mlc", "models", "noise",
+    "scripts",
 }  # fmt: skip
 
 

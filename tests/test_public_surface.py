@@ -22,7 +22,7 @@ TOP_LEVEL = {
     "compute_classification_metrics", "compare_runs",
 }  # fmt: skip
 PUBLIC = ["analysis", "comparison", "core", "data", "elr", "functional", "lilaw", "losses", "metrics", "mlc", "models",
-          "noise"]  # fmt: skip
+          "noise", "scripts"]  # fmt: skip
 
 
 def test_the_top_level_holds_exactly_the_trainers_configs_losses_and_main_tools():

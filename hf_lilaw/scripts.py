@@ -1,0 +1,115 @@
+"""Helpers for command-line training scripts such as the examples: the noise map of ``--noise_rules``, the
+``--push_to_hub`` check and the checkpoints ``--resume_from_checkpoint`` resumes. Their errors name the flags."""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import TYPE_CHECKING
+
+from transformers.trainer_utils import get_last_checkpoint
+
+from .noise import DEPRECATED_LABEL_NOISE_TYPES, PAIR_FLIP_MAPS, RULE_MAPS
+
+if TYPE_CHECKING:
+    from transformers import TrainingArguments
+
+__all__ = ["NOISE_RULES_HELP", "check_push_to_hub", "noise_name", "noise_rules", "resume_checkpoints"]
+
+NOISE_RULES_HELP = (
+    "The map of --noise_type pair_flip or rule_map: a key of hf_lilaw.noise.PAIR_FLIP_MAPS / RULE_MAPS, or a JSON "
+    "map ('{\"0\": 1, \"1\": 0}' for pair_flip, '{\"0\": [1]}' for rule_map). Default: the data set's own map where "
+    "hf_lilaw has one; else pair_flip moves y to (y + 1) mod K and rule_map needs this flag."
+)
+# scikit-learn's digits have MNIST's classes: without a rule map of their own they take MNIST's.
+_MAP_OF_DATASET = {"digits": "mnist"}
+
+
+def noise_rules(noise_type: str, *, dataset: str, rules: str | None) -> str | dict | None:
+    """``rules=`` for `add_label_noise`: the map of pair_flip or rule_map noise (None for the other types).
+
+    ``rules`` is the ``--noise_rules`` flag (a map's name or JSON); without it, ``dataset``'s own map if it has one.
+    """
+    kind = DEPRECATED_LABEL_NOISE_TYPES.get(noise_type, noise_type)
+    if kind not in ("pair_flip", "rule_map"):
+        if rules is not None:
+            raise ValueError(f"--noise_rules is for --noise_type pair_flip or rule_map, not {noise_type!r}.")
+        return None
+    if rules is not None:
+        if rules.lstrip().startswith("{"):
+            return {int(source): target for source, target in json.loads(rules).items()}
+        return rules
+    maps = PAIR_FLIP_MAPS if kind == "pair_flip" else RULE_MAPS
+    name = next((name for name in (dataset, _MAP_OF_DATASET.get(dataset)) if name in maps), None)
+    if name is None and kind == "rule_map":
+        raise ValueError(
+            f"--noise_type {noise_type} needs --noise_rules for --dataset {dataset}: a key of "
+            f"hf_lilaw.noise.RULE_MAPS ({', '.join(sorted(RULE_MAPS))}) or a JSON map such as '{{\"0\": [1]}}'."
+        )
+    return name
+
+
+def noise_name(noise_type: str, *, dataset: str, rules: str | None) -> str:
+    """The noise type with the map `noise_rules` gives it, for the log, the model card and comparison.json."""
+    used = noise_rules(noise_type, dataset=dataset, rules=rules)
+    if DEPRECATED_LABEL_NOISE_TYPES.get(noise_type, noise_type) not in ("pair_flip", "rule_map"):
+        return noise_type
+    if used is None:
+        return f"{noise_type} (y → (y + 1) mod K)"
+    return f"{noise_type} (map {used if isinstance(used, str) else json.dumps(used)})"
+
+
+def check_push_to_hub(training_args: TrainingArguments, *, seeds: list[int]) -> None:
+    """Refuses --push_to_hub before any training: with several seeds, or unless the Hub accepts the login."""
+    if not training_args.push_to_hub:
+        return
+    if len(seeds) > 1:
+        raise ValueError("--push_to_hub uploads one model: pass a single seed (--seeds 0) with it.")
+    from huggingface_hub import constants, get_token
+    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+
+    token = training_args.hub_token or get_token()
+    try:
+        if token is None:
+            raise LookupError("no Hub token found")
+        # HfApi.whoami, but with a time limit: without network it would wait as long as the connection does.
+        url = f"{constants.ENDPOINT}/api/whoami-v2"
+        hf_raise_for_status(get_session().get(url, headers=build_hf_headers(token=token), timeout=10))
+    except Exception as error:  # no token, offline mode, no network, a refused token: all end the same way
+        raise ValueError(
+            f"--push_to_hub needs a Hub login and network: run `hf auth login` or drop --push_to_hub ({error})"
+        ) from error
+
+
+def resume_checkpoints(resume: str | None, *, run_dirs: list[str]) -> dict[str, str | None]:
+    """The checkpoint each run (by its output folder) resumes from under ``--resume_from_checkpoint``.
+
+    ``true`` resumes every run from the last ``checkpoint-*`` of its folder (transformers' `get_last_checkpoint`);
+    runs without one start from step 0. A checkpoint path resumes the run whose folder holds it from there (with a
+    single run, any checkpoint folder), the other runs as with ``true``. Raises before any training when there is
+    nothing to resume or the path is not one run's.
+    """
+    if resume is None or resume.lower() == "false":
+        return dict.fromkeys(run_dirs)
+    start = {run: get_last_checkpoint(run) if os.path.isdir(run) else None for run in run_dirs}
+    if resume.lower() != "true":
+        if not os.path.isdir(resume):
+            raise ValueError(f"--resume_from_checkpoint {resume}: no such folder. Pass a checkpoint-* folder or true.")
+        parent = os.path.dirname(os.path.abspath(resume))
+        owners = run_dirs if len(run_dirs) == 1 else [run for run in run_dirs if os.path.abspath(run) == parent]
+        if not owners:
+            raise ValueError(
+                f"--resume_from_checkpoint {resume} is a checkpoint of none of this command's {len(run_dirs)} runs "
+                f"({', '.join(run_dirs)}): pass a checkpoint-* folder of one of them, or true to resume each run "
+                "from its own last checkpoint."
+            )
+        start[owners[0]] = resume
+    elif not any(start.values()):
+        raise ValueError(
+            f"--resume_from_checkpoint true: no checkpoint-* folder in {', '.join(run_dirs)}. Runs save checkpoints "
+            "only with --save_strategy steps or epoch (this script's default is no); check --output_dir and --seeds, "
+            "or drop --resume_from_checkpoint."
+        )
+    for run, checkpoint in start.items():
+        print(f"{run}: resuming from {checkpoint}" if checkpoint else f"{run}: no checkpoint, training from step 0")
+    return start

@@ -1,0 +1,85 @@
+"""hf_lilaw.scripts: the helpers of the command-line scripts (the examples run them end to end in test_examples)."""
+
+import time
+
+import pytest
+from huggingface_hub import constants
+from transformers import TrainingArguments
+
+from hf_lilaw.noise import PAIR_FLIP_MAPS, RULE_MAPS
+from hf_lilaw.scripts import check_push_to_hub, noise_name, noise_rules, resume_checkpoints
+
+
+def test_resume_checkpoints_refuses_what_it_cannot_resume(tmp_path):
+    runs = [str(tmp_path / "seed_0" / "trainer"), str(tmp_path / "seed_0" / "lilaw"), str(tmp_path / "seed_1" / "lilaw")]
+    assert resume_checkpoints(None, run_dirs=runs) == dict.fromkeys(runs)
+    assert resume_checkpoints("false", run_dirs=runs) == dict.fromkeys(runs)
+    with pytest.raises(ValueError, match=r"--resume_from_checkpoint true: no checkpoint-\* folder in .*--save_strategy"):
+        resume_checkpoints("true", run_dirs=runs)
+    for checkpoint in ("seed_0/trainer/checkpoint-2", "seed_0/trainer/checkpoint-10", "seed_0/lilaw/checkpoint-4"):
+        (tmp_path / checkpoint).mkdir(parents=True)
+    assert resume_checkpoints("True", run_dirs=runs) == {
+        runs[0]: f"{runs[0]}/checkpoint-10", runs[1]: f"{runs[1]}/checkpoint-4", runs[2]: None,
+    }  # fmt: skip
+    # a path resumes its own run from there, the others from their last checkpoints
+    assert resume_checkpoints(f"{runs[0]}/checkpoint-2", run_dirs=runs) == {
+        runs[0]: f"{runs[0]}/checkpoint-2", runs[1]: f"{runs[1]}/checkpoint-4", runs[2]: None,
+    }  # fmt: skip
+    elsewhere = tmp_path / "other" / "checkpoint-3"
+    elsewhere.mkdir(parents=True)
+    with pytest.raises(ValueError, match=r"is a checkpoint of none of this command's 3 runs"):
+        resume_checkpoints(str(elsewhere), run_dirs=runs)
+    assert resume_checkpoints(str(elsewhere), run_dirs=runs[:1]) == {runs[0]: str(elsewhere)}  # one run: any checkpoint
+    with pytest.raises(ValueError, match="no such folder"):
+        resume_checkpoints(str(tmp_path / "missing"), run_dirs=runs)
+
+
+def test_resume_checkpoints_prints_where_each_run_starts(tmp_path, capsys):
+    runs = [str(tmp_path / "trainer"), str(tmp_path / "lilaw")]
+    (tmp_path / "trainer" / "checkpoint-2").mkdir(parents=True)
+    resume_checkpoints("true", run_dirs=runs)
+    assert capsys.readouterr().out.splitlines() == [
+        f"{runs[0]}: resuming from {runs[0]}/checkpoint-2", f"{runs[1]}: no checkpoint, training from step 0",
+    ]  # fmt: skip
+
+
+def test_push_to_hub_check_refuses_several_seeds_and_passes_without_the_flag():
+    with pytest.raises(ValueError, match=r"^--push_to_hub uploads one model: pass a single seed \(--seeds 0\) with it\.$"):
+        check_push_to_hub(TrainingArguments(output_dir="unused", push_to_hub=True), seeds=[0, 1])
+    assert check_push_to_hub(TrainingArguments(output_dir="unused"), seeds=[0, 1]) is None
+
+
+def test_push_to_hub_check_with_a_token_but_no_network(monkeypatch):
+    """A token is not enough: the check asks the Hub (here in offline mode, as without network) and fails fast."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    args = TrainingArguments(output_dir="unused", push_to_hub=True)
+    start = time.perf_counter()
+    with pytest.raises(ValueError, match=r"needs a Hub login and network: .*offline mode is enabled"):
+        check_push_to_hub(args, seeds=[0])
+    assert time.perf_counter() - start < 15
+
+
+def test_noise_rules_default_to_the_data_sets_map():
+    """pair_flip on digits takes their look-alike pairs; rule_map (and its old name instance) MNIST's rule map."""
+    assert "digits" in PAIR_FLIP_MAPS and "digits" not in RULE_MAPS and "mnist" in RULE_MAPS
+    assert noise_rules("pair_flip", dataset="digits", rules=None) == "digits"
+    assert noise_rules("rule_map", dataset="digits", rules=None) == "mnist"
+    assert noise_rules("instance", dataset="digits", rules=None) == "mnist"
+    assert noise_rules("pair_flip", dataset="fashion_mnist", rules=None) == "fashion_mnist"
+    assert noise_rules("pair_flip", dataset="synthetic_adult", rules=None) is None  # (y + 1) mod K
+    assert noise_rules("uniform", dataset="digits", rules=None) is None
+    assert noise_name("pair_flip", dataset="digits", rules=None) == "pair_flip (map digits)"
+    assert noise_name("pair_flip", dataset="synthetic_adult", rules=None) == "pair_flip (y → (y + 1) mod K)"
+    assert noise_name("uniform", dataset="digits", rules=None) == "uniform"
+
+
+def test_noise_rules_flag_takes_a_map_by_name_or_as_json():
+    assert noise_rules("pair_flip", dataset="digits", rules='{"0": 1, "1": 0}') == {0: 1, 1: 0}
+    assert noise_rules("rule_map", dataset="synthetic_adult", rules='{"1": [0]}') == {1: [0]}
+    assert noise_rules("rule_map", dataset="synthetic_adult", rules="mnist") == "mnist"
+    assert noise_name("rule_map", dataset="synthetic_adult", rules='{"1": [0]}') == 'rule_map (map {"1": [0]})'
+    with pytest.raises(ValueError, match=r"--noise_type rule_map needs --noise_rules for --dataset synthetic_adult"):
+        noise_rules("rule_map", dataset="synthetic_adult", rules=None)
+    with pytest.raises(ValueError, match="--noise_rules is for --noise_type pair_flip or rule_map, not 'uniform'"):
+        noise_rules("uniform", dataset="synthetic_adult", rules="mnist")
