@@ -317,8 +317,8 @@ class BaseTrainer(Trainer):
 
     def preflight(self) -> None:
         """Fail before the first training step on what the first steps would hit: one no-grad forward on two
-        side-set examples, then every label of the side set and of a `datasets.Dataset` training set checked
-        against the real width of the logits; then, for every family, the evaluation sets that can be read
+        side-set examples, then every label of a `datasets.Dataset` training set (first: a side set may be drawn
+        from it) and of the side set checked against the real width of the logits; then, for every family, the evaluation sets that can be read
         cheaply (labels against that width, or ``config.num_labels`` without a probe, and values finite)."""
         side = self.preflight_side_set()
         # With model_init or DeepSpeed/FSDP the model is built or sharded inside train(): no probe forward, the
@@ -328,12 +328,12 @@ class BaseTrainer(Trainer):
                 dataset, name = side
                 side = self._side_set_for(dataset, name=name)
             num_classes, labels = self.probe_num_classes(side.dataset, name=side.name)
+            self.check_train_labels(num_classes)
             scan = scan_dataset(side.dataset, name=side.name, num_classes=num_classes, finite=side.scan is None)
             if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
                 check_class_labels(labels, num_classes=num_classes, name=side.name, fix=_LABEL_FIX)
             else:
                 side.scan = scan
-            self.check_train_labels(num_classes)
         for eval_name, eval_set in self._eval_sets():
             self._scan_eval_set(eval_set, name=eval_name)
 
@@ -369,6 +369,11 @@ class BaseTrainer(Trainer):
         if train_labels is not None:
             check_class_labels(train_labels, num_classes=num_classes, name="train_dataset", fix=_LABEL_FIX)
 
+    @property
+    def _known_num_classes(self) -> int | None:
+        """The width of the logits once the pre-flight has seen it, else the model config's ``num_labels``."""
+        return self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
+
     def _eval_sets(self) -> list[tuple[str, Any]]:
         if self.eval_dataset is None:
             return []
@@ -379,7 +384,7 @@ class BaseTrainer(Trainer):
     def _scan_eval_set(self, dataset: Any, *, name: str) -> bool:
         """Check an evaluation set in full (labels and finite values) when it can be read cheaply, once per
         `datasets.Dataset` fingerprint and number of classes; whether it could."""
-        num_classes = self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
+        num_classes = self._known_num_classes
         fingerprint = getattr(dataset, "_fingerprint", None) if isinstance(dataset, datasets.Dataset) else None
         key = None if fingerprint is None else (fingerprint, num_classes)
         if key is not None and key in self._scanned_eval_sets:
@@ -407,7 +412,7 @@ class BaseTrainer(Trainer):
         dataset = getattr(dataloader, "dataset", None)
         if dataset is None or self._scan_eval_set(dataset, name=name):
             return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
-        num_classes = self._num_classes or getattr(getattr(self.model, "config", None), "num_labels", None)
+        num_classes = self._known_num_classes
         # One process reads a map-style set in order (Trainer's SequentialSampler): batches name their dataset rows.
         in_order = self.args.world_size <= 1 and has_length(dataset) and self.args.train_sampling_strategy != "group_by_length"
         batches, offset = itertools.count(), [0]

@@ -25,6 +25,10 @@ def read_rows(dataset: Any, indices: Sequence[int]) -> list[Any]:
     return [dataset[i] for i in indices]
 
 
+DEFAULT_BUFFER_SIZE = 1000
+"""Shuffle buffer of a streamed side set (`StreamedBatches`); no trainer sets another."""
+
+
 def check_saved_settings(state: dict[str, Any], current: dict[str, Any], *, name: str, setting: str) -> None:
     """Refuse a saved sampler ``state`` whose settings differ from ``current`` (the resuming sampler's): the
     position saved in it (batches drawn, stream offset) only means the same thing under the same settings, and a
@@ -157,7 +161,7 @@ class StreamedBatches:
         batch_size: int,
         *,
         seed: int,
-        buffer_size: int = 1000,
+        buffer_size: int = DEFAULT_BUFFER_SIZE,
         name: str = "side set",
         setting: str = "the batch size",
     ) -> None:
@@ -227,6 +231,7 @@ class StreamedBatches:
         saved position counts batches of the saved size in the stream shuffled that way)."""
         current = {"batch_size": self.batch_size, "seed": self.seed, "buffer_size": self.buffer_size}
         # Older states lack the buffer size: every one was saved with the default (no trainer sets another).
-        check_saved_settings({"buffer_size": 1000, **state}, current, name=f"streamed {self.name}", setting=self.setting)
+        saved = {"buffer_size": DEFAULT_BUFFER_SIZE, **state}
+        check_saved_settings(saved, current, name=f"streamed {self.name}", setting=self.setting)
         self.batches_drawn, self.epoch, self.consumed = state["batches_drawn"], state["epoch"], state["consumed"]
         self._iterator = None

@@ -346,13 +346,11 @@ class LiLAWTrainer(BaseTrainer):
 
     # ---- BaseTrainer hooks ----------------------------------------------------------------------------------
 
-    def preflight(self) -> None:
-        if self._split_from is not None and self.model_init is None and self.can_probe:
-            # The meta set is a split of the user's train_dataset: its labels are checked there first, so that a
-            # bad one is named by its row in train_dataset, not by its row in the split.
-            num_classes, _ = self.probe_num_classes(self.meta_dataset, name="meta_dataset")
+    def check_train_labels(self, num_classes: int) -> None:
+        if self._split_from is None:
+            super().check_train_labels(num_classes)
+        else:  # the meta set is a split of the user's train_dataset: a bad label is named by its row there
             scan_dataset(self._split_from, name="train_dataset", num_classes=num_classes, finite=False)
-        super().preflight()
 
     def before_train(self, *, resumed: bool) -> None:
         if self.meta_dataset is None:
