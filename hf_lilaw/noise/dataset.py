@@ -13,6 +13,7 @@ from datasets import ClassLabel, Dataset, DatasetDict, Value
 from datasets import Image as ImageFeature
 from datasets.fingerprint import Hasher
 
+from .._version import __version__
 from ..core.columns import CLEAN_LABEL_COLUMN, NOISY_FLAG_COLUMN
 from .images import check_image_mode, image_noise_fn, noisy_image, noisy_pil_image
 from .labels import check_labels, noisy_labels, warn_inferred_num_classes
@@ -69,13 +70,17 @@ def _check_dataset(dataset: Any, allow_test_split: bool, new_columns: Sequence[s
             )
 
 
-def _dataset_labels(
-    dataset: Dataset, label_column: str, num_classes: int | None, min_classes: int = 2
-) -> tuple[np.ndarray, int, Any]:
+def _check_label_column(dataset: Dataset, label_column: str) -> None:
     if label_column not in dataset.column_names:
         raise ValueError(
             f"Label column {label_column!r} not found; columns are {dataset.column_names}. Pass label_column=..."
         )
+
+
+def _dataset_labels(
+    dataset: Dataset, label_column: str, num_classes: int | None, min_classes: int = 2
+) -> tuple[np.ndarray, int, Any]:
+    _check_label_column(dataset, label_column)
     feature = dataset.features[label_column]
     if isinstance(feature, ClassLabel):
         if num_classes is not None and num_classes != feature.num_classes:
@@ -91,6 +96,12 @@ def _dataset_labels(
     labels = dataset.with_format("numpy", columns=[label_column])[:][label_column]
     y, k = check_labels(labels, num_classes, min_classes)
     return y, k, feature
+
+
+def _cache_fingerprint(dataset: Dataset, *args: Any) -> str:
+    """`Dataset.map`'s fingerprint of a noised copy of `dataset`: `args` must hold everything that changes the
+    output. The package version stands in for the algorithms' version, so an upgrade never reuses stale caches."""
+    return Hasher.hash([dataset._fingerprint, "hf_lilaw", __version__, *args])
 
 
 def _with_format_of(out: Dataset, like: Dataset) -> Dataset:
@@ -216,20 +227,21 @@ def add_label_noise(
         at = np.asarray(indices, dtype=np.int64)
         return {label_column: new[at], clean_label_column: clean[at], noisy_flag_column: flags[at]}
 
-    noisy = dataset.map(
+    # Mapped unformatted: a transform (set_transform, with_transform) would hide or rename the label column.
+    noisy = dataset.with_format(None).map(
         relabel,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
         input_columns=[label_column],
         features=features,
-        new_fingerprint=Hasher.hash(
-            [dataset._fingerprint, "hf_lilaw.add_label_noise", noise_type, rate, seed, k, new, clean_label_column,
-             noisy_flag_column]
+        new_fingerprint=_cache_fingerprint(
+            dataset, "add_label_noise", noise_type, rate, seed, k, label_column, new, clean_label_column,
+            noisy_flag_column,
         ),  # fmt: skip
         desc=f"{noise_type} label noise",
     )
-    return put_back(noisy)
+    return put_back(_with_format_of(noisy, dataset))
 
 
 def _storage_dtype(feature: Any) -> np.dtype | None:
@@ -252,7 +264,7 @@ class _Pool:
             if column not in pool.column_names:
                 raise ValueError(f"pool has no column {column!r} (columns: {pool.column_names}); pass pool_column=...")
             self.items, self.column = pool.select_columns([column]), column
-            self.fingerprint: Any = pool._fingerprint
+            self.fingerprint: Any = Hasher.hash([pool._fingerprint, column])
             feature = pool.features[column]
             if isinstance(feature, ImageFeature):
                 check_image_mode(feature.mode, f"pool column {column!r}")
@@ -298,8 +310,9 @@ def add_input_noise(
     """Returns `dataset` with exactly `round(rate * N)` inputs corrupted; labels are kept.
 
     Images (a datasets `Image` column, or arrays (H, W), (H, W, C), (C, H, W) of uint8, uint16 or float
-    in [0, 1]) are noised in [0, 1] and written back in the input's feature type, layout and dtype; an
-    alpha channel is kept as is. 16-bit images (uint16, PIL mode `I;16`) use the 0..65535 scale; PIL
+    in [0, 1]; other integers must lie in [0, 255], and a shape whose first and last axes could both be
+    channels is refused) are noised in [0, 1] and written back in the input's feature type, layout and dtype;
+    an alpha channel is kept as is. 16-bit images (uint16, PIL mode `I;16`) use the 0..65535 scale; PIL
     modes `I` and `F`, of unknown range, raise a ValueError. Time series are (T,) or (T, D) float arrays.
 
     - `ood_covariate`: `x + N(0, 1) * sigma * max(x)`, clamped to [0, 1].
@@ -326,7 +339,8 @@ def add_input_noise(
         shift_fraction: Shift as a fraction of the width / length, in (-1, 1).
         pool: Replacements for `far_ood` / `ts_far_ood`: a Dataset, an array or a list.
         pool_column: Column of a Dataset `pool`; defaults to `input_column`.
-        label_column: Label column copied to `clean_label_column`; None for unlabelled data.
+        label_column: Label column copied as it is to `clean_label_column` (any values, e.g. -1 for unlabelled
+            rows, or strings); None for a dataset without one.
         clean_label_column: New column with the (unchanged) labels.
         noisy_flag_column: New boolean column, True on the corrupted rows.
         split: With a `DatasetDict`, the name of the split to noise (the others are returned as they are);
@@ -365,9 +379,8 @@ def add_input_noise(
     if is_image_feature:
         check_image_mode(feature.mode, f"Image column {input_column!r}")
     storage_dtype = None if is_image_feature or is_series else _storage_dtype(feature)
-    clean = feature_label = None
     if label_column is not None:
-        clean, _, feature_label = _dataset_labels(dataset, label_column, None, min_classes=0)
+        _check_label_column(dataset, label_column)
     replacements = _Pool(pool, pool_column or input_column) if pool is not None else None
 
     hit = np.zeros(len(dataset), dtype=bool)
@@ -384,7 +397,7 @@ def add_input_noise(
             return ImageFeature().encode_example(noisy_pil_image(image, fn, rng))
         a = np.asarray(value)
         if not is_series:
-            return noisy_image(a, fn, rng)
+            return noisy_image(a, fn, rng, what=f"Row {index} of image column {input_column!r}")
         if not np.issubdtype(a.dtype, np.floating) or a.ndim not in (1, 2):
             raise ValueError(
                 f"{noise_type!r} needs (T,) or (T, D) float series in {input_column!r}, got dtype {a.dtype}, shape "
@@ -392,7 +405,8 @@ def add_input_noise(
             )
         return fn(a.astype(np.float64), rng).astype(a.dtype)
 
-    def corrupt(column: Any, indices: list[int]) -> dict[str, Any]:
+    def corrupt(column: Any, *labels_and_indices: Any) -> dict[str, Any]:
+        *labels, indices = labels_and_indices
         at = np.asarray(indices, dtype=np.int64)
         values = list(column)
         if storage_dtype is not None:
@@ -402,8 +416,8 @@ def add_input_noise(
         for k in np.flatnonzero(hit[at]):
             values[k] = corrupt_one(values[k], int(at[k]))
         out = {input_column: values, noisy_flag_column: hit[at]}
-        if clean is not None:
-            out[clean_label_column] = clean[at]
+        if labels:  # copied as they are: input noise never reads them, so -1 or strings are fine
+            out[clean_label_column] = labels[0]
         return out
 
     features = dataset.features.copy()
@@ -414,19 +428,18 @@ def add_input_noise(
     else:
         source = dataset.with_format("numpy")
     if label_column is not None:
-        features[clean_label_column] = feature_label
+        features[clean_label_column] = dataset.features[label_column]
     features[noisy_flag_column] = Value("bool")
     out = source.map(
         corrupt,
         batched=True,
         batch_size=batch_size,
         with_indices=True,
-        input_columns=[input_column],
+        input_columns=[input_column] if label_column is None else [input_column, label_column],
         features=features,
-        new_fingerprint=Hasher.hash(
-            [dataset._fingerprint, "hf_lilaw.add_input_noise", noise_type, rate, seed, input_column, sigma,
-             zoom_factor, shift_fraction, replacements.fingerprint if replacements else None, label_column,
-             clean_label_column, noisy_flag_column]
+        new_fingerprint=_cache_fingerprint(
+            dataset, "add_input_noise", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
+            replacements.fingerprint if replacements else None, label_column, clean_label_column, noisy_flag_column,
         ),  # fmt: skip
         desc=f"{noise_type} input noise",
     )

@@ -60,7 +60,10 @@ def _cartoon(x: np.ndarray) -> np.ndarray:
 
 
 def _match_image(item: Any, height: int, width: int, channels: int) -> np.ndarray:
-    x, _ = _to_unit_hwc(pil_pixels(item) if isinstance(item, PILImage.Image) else np.asarray(item), check_range=False)
+    if isinstance(item, PILImage.Image):
+        x, _ = _to_unit_hwc(pil_pixels(item), check_range=False, channels_last=True, what="A pool image")
+    else:
+        x, _ = _to_unit_hwc(np.asarray(item), check_range=False, what="A pool image")
     if x.shape[-1] in (2, 4):
         x = x[..., :-1]
     if x.shape[-1] != channels:
@@ -95,29 +98,50 @@ def pil_pixels(image: PILImage.Image) -> np.ndarray:
 
 def noisy_pil_image(image: PILImage.Image, fn: Callable, rng: np.random.Generator) -> PILImage.Image:
     """`noisy_image` of a PIL image, in its own mode (8-bit modes other than L, LA, RGB, RGBA become RGB)."""
-    out = noisy_image(pil_pixels(image), fn, rng)
+    out = noisy_image(pil_pixels(image), fn, rng, channels_last=True)
     return PILImage.fromarray(out.astype(_UINT16_MODES[image.mode]) if image.mode in _UINT16_MODES else out)
 
 
-def _to_unit_hwc(a: np.ndarray, check_range: bool = True) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
-    """Float HWC image in [0, 1] and the inverse mapping back to `a`'s layout and dtype."""
+def _to_unit_hwc(
+    a: np.ndarray, *, check_range: bool = True, channels_last: bool = False, what: str = "An image"
+) -> tuple[np.ndarray, Callable[[np.ndarray], np.ndarray]]:
+    """Float HWC image in [0, 1] and the inverse mapping back to `a`'s layout and dtype.
+
+    `channels_last` says that a 3-D `a` is (H, W, C), as PIL pixels are; otherwise the layout is read from the
+    shape, and a shape whose first and last axes could both be channels is refused.
+    """
     layout = "hw" if a.ndim == 2 else None
     if a.ndim == 3:
-        if a.shape[-1] in (1, 2, 3, 4):
+        last, first = a.shape[-1] in (1, 2, 3, 4), a.shape[0] in (1, 3, 4)
+        if channels_last or (last and not first):
             layout = "hwc"
-        elif a.shape[0] in (1, 3, 4):
+        elif first and not last:
             layout = "chw"
+        elif first and last:
+            raise ValueError(
+                f"{what} has shape {a.shape}, which reads as (C, H, W) and as (H, W, C): its first and last axes "
+                "could both be channels. Store such small images in a datasets Image column (always H, W, C), or "
+                "as arrays whose height and width exceed 4."
+            )
     if layout is None:
         raise ValueError(f"Expected an image of shape (H, W), (H, W, C) or (C, H, W), got {a.shape}.")
     dtype = a.dtype
     if np.issubdtype(dtype, np.integer):
-        scale = 65535.0 if dtype == np.uint16 else 255.0
+        is_uint16 = dtype.kind == "u" and dtype.itemsize == 2  # either byte order
+        scale = 65535.0 if is_uint16 else 255.0
+        # Only uint16 says that pixels go up to 65535; other integers (int64 from Python ints, int32) must be 8-bit.
+        if not is_uint16 and a.size and (a.min() < 0 or a.max() > 255):
+            raise ValueError(
+                f"{what} has {dtype} pixels in [{a.min()}, {a.max()}], outside [0, 255], the range of integer "
+                "images other than uint16. Cast the column to uint8 (0..255) or uint16 (0..65535), e.g. "
+                "dataset.cast_column(<column>, List(List(Value('uint16')))), or store floats in [0, 1]."
+            )
     elif np.issubdtype(dtype, np.floating):
         scale = 1.0
         if check_range and a.size and (a.min() < 0 or a.max() > 1):
             raise ValueError(
-                f"Float images must be in [0, 1] (got [{a.min():.3g}, {a.max():.3g}]): add input noise before "
-                "normalisation, or store uint8 pixels."
+                f"Float images must be in [0, 1]; {what} has values in [{a.min():.3g}, {a.max():.3g}]: add input "
+                "noise before normalisation, or store uint8 pixels."
             )
     else:
         raise ValueError(f"Unsupported image dtype {dtype}; use uint8, uint16 or float in [0, 1].")
@@ -159,9 +183,14 @@ def image_noise_fn(
     return apply
 
 
-def noisy_image(a: np.ndarray, fn: Callable, rng: np.random.Generator) -> np.ndarray:
-    """``fn`` applied to image array ``a`` in [0, 1], written back in ``a``'s layout and dtype, alpha kept."""
-    x, back = _to_unit_hwc(a)
+def noisy_image(
+    a: np.ndarray, fn: Callable, rng: np.random.Generator, *, channels_last: bool = False, what: str = "An image"
+) -> np.ndarray:
+    """``fn`` applied to image array ``a`` in [0, 1], written back in ``a``'s layout and dtype, alpha kept.
+
+    ``channels_last``: a 3-D ``a`` is (H, W, C) (PIL pixels); ``what`` names the image in errors.
+    """
+    x, back = _to_unit_hwc(a, channels_last=channels_last, what=what)
     if x.shape[-1] in (2, 4):  # keep alpha as is
         return back(np.concatenate([np.clip(fn(x[..., :-1], rng), 0, 1), x[..., -1:]], axis=-1))
     return back(np.clip(fn(x, rng), 0.0, 1.0))

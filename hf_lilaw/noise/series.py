@@ -46,8 +46,9 @@ def series_noise_fn(
                 other = other if x.ndim == 1 else np.repeat(other[:, None], x.shape[1], axis=1)
             return other
         walk = np.cumsum(rng.standard_normal(x.shape), axis=0)
-        # Rescaled to the replaced series' range so magnitude alone does not give it away.
+        # Rescaled to the replaced series' range so magnitude alone does not give it away (a constant series has
+        # a range of width 0, so it stays constant; `or 1.0` only guards a flat walk, e.g. of length 1).
         walk_low, walk_high = walk.min(), walk.max()
-        return low + (walk - walk_low) / ((walk_high - walk_low) or 1.0) * ((high - low) or 1.0)
+        return low + (walk - walk_low) / ((walk_high - walk_low) or 1.0) * (high - low)
 
     return apply

@@ -6,7 +6,7 @@ from collections import Counter
 import numpy as np
 import pytest
 import torch
-from datasets import Array2D, Array3D, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value
+from datasets import Array2D, Array3D, ClassLabel, Dataset, DatasetDict, Features, Image, List, Value, load_from_disk
 from PIL import Image as PILImage
 
 from hf_lilaw.noise import (
@@ -345,6 +345,43 @@ def test_add_label_noise_after_select_uses_logical_rows():
     assert out["text"] == ds["text"]
 
 
+
+def _words_only(batch):
+    return {"words": [t.upper() for t in batch["text"]]}
+
+
+def test_add_label_noise_keeps_a_transform():
+    ds = _label_ds(n=40, k=4)
+    out = add_label_noise(ds.with_transform(_words_only), noise_type="uniform", rate=0.5, seed=0)
+    assert out.format["type"] == "custom" and out.format["format_kwargs"]["transform"] is _words_only
+    assert out[0] == {"words": "ROW 0"}
+    plain = add_label_noise(ds, noise_type="uniform", rate=0.5, seed=0)
+    raw = out.with_format(None)
+    assert raw.column_names == plain.column_names
+    assert raw["label"] == plain["label"] and raw["clean_label"] == ds["label"] and sum(raw["is_noisy"]) == 20
+
+
+def test_noise_caches_depend_on_every_output_changing_argument(tmp_path, monkeypatch):
+    # Datasets loaded from disk reuse the cache file of an equal fingerprint: a missing argument returns old rows.
+    labels = _labels(40, 4).tolist()
+    Dataset.from_dict({"a": labels, "b": labels}).save_to_disk(tmp_path / "labels")
+    ds = load_from_disk(tmp_path / "labels")
+    on_a = add_label_noise(ds, noise_type="uniform", rate=0.5, seed=0, label_column="a", num_classes=4)
+    on_b = add_label_noise(ds, noise_type="uniform", rate=0.5, seed=0, label_column="b", num_classes=4)
+    assert on_a["b"] == labels and on_a["a"] != labels
+    assert on_b["a"] == labels and on_b["b"] == on_a["a"]
+    Dataset.from_dict({"image": np.full((4, 8, 8), 100, np.uint8), "label": [0, 1, 0, 1]}).save_to_disk(tmp_path / "im")
+    images = load_from_disk(tmp_path / "im")
+    pool = Dataset.from_dict({"black": np.zeros((2, 8, 8), np.uint8), "white": np.full((2, 8, 8), 255, np.uint8)})
+    for column, value in (("black", 0), ("white", 255)):
+        out = add_input_noise(images, noise_type="far_ood", rate=1.0, seed=0, pool=pool, pool_column=column)
+        assert np.all(np.asarray(out["image"]) == value)
+    # The package version stands in for the algorithms' version: an upgrade does not reuse old caches.
+    before = add_input_noise(images, noise_type="crop_shift", rate=1.0, seed=0)._fingerprint
+    monkeypatch.setattr("hf_lilaw.noise.dataset.__version__", "999.0")
+    assert add_input_noise(images, noise_type="crop_shift", rate=1.0, seed=0)._fingerprint != before
+
+
 def test_label_noise_refuses_test_split_unless_allowed():
     ds = _label_ds(split="test")
     with pytest.raises(ValueError, match="allow_test_split=True"):
@@ -643,6 +680,40 @@ def test_input_noise_errors():
         add_input_noise(normalised, noise_type="crop_shift", rate=1.0, seed=0)
 
 
+
+def test_integer_pixels_outside_8bit_are_refused():
+    pixels = np.random.default_rng(0).integers(0, 4096, (4, 8, 8))  # 12-bit values, stored as int64
+    ds = Dataset.from_dict({"image": pixels.tolist(), "label": [0, 1, 0, 1]})
+    with pytest.raises(ValueError, match=r"Row \d of image column 'image' has int64 pixels in \[\d+, 40\d\d\], "
+                                         r"outside \[0, 255\].*uint8.*uint16.*floats in \[0, 1\]"):  # fmt: skip
+        add_input_noise(ds, noise_type="zoom_shift", rate=0.5, seed=0)
+    # Python ints in [0, 255] keep the 8-bit scale.
+    small = Dataset.from_dict({"image": (pixels // 16).tolist(), "label": [0, 1, 0, 1]})
+    out = add_input_noise(small, noise_type="crop_shift", rate=1.0, seed=0)
+    got = out.with_format("numpy")["image"][:]
+    assert np.all(got[..., :2] == 0) and np.array_equal(got[..., 2:], pixels[..., :6] // 16)
+
+
+def test_ambiguous_array_layouts_are_refused():
+    chw = np.random.default_rng(0).random((2, 3, 4, 4)).astype(np.float32)  # (C, H, W) or (H, W, C)?
+    ds = Dataset.from_dict({"image": chw, "label": [0, 1]})
+    with pytest.raises(ValueError, match=r"shape \(3, 4, 4\).*first and last axes could both be channels.*Image"):
+        add_input_noise(ds, noise_type="crop_shift", rate=1.0, seed=0)
+    # An Image column is always (H, W, C), however small.
+    tiny = _image_ds([np.full((3, 3, 3), 100, np.uint8)] * 2)
+    out = add_input_noise(tiny, noise_type="crop_shift", rate=1.0, seed=0, shift_fraction=0.34)
+    assert all(np.array_equal(a[:, 0], np.zeros((3, 3))) and np.all(a[:, 1:] == 100) for a in _pixels(out))
+
+
+@pytest.mark.parametrize("labels", [[0, 1, -1, -1], ["cat", "dog", "cat", "dog"]])
+def test_input_noise_copies_labels_as_they_are(labels):
+    _, series = _series_ds(n=4)
+    ds = series.remove_columns("label").add_column("label", labels)
+    out = add_input_noise(ds, noise_type="ts_covariate", rate=0.5, seed=0)
+    assert out["clean_label"] == out["label"] == labels
+    assert out.features["clean_label"] == ds.features["label"]
+
+
 # ----------------------------------------------------------------------------- time series
 
 
@@ -679,6 +750,13 @@ def test_time_series_values():
     assert not np.allclose(walk, ramp)
     noisy = np.array(add_input_noise(ds, noise_type="ts_covariate", rate=1.0, seed=0, sigma=0.1)["series"][0])
     assert 1.0 < np.std(noisy - ramp) < 5.0  # sigma * range = 3.1
+
+
+
+def test_ts_far_ood_fallback_keeps_a_constant_series_constant():
+    ds = Dataset.from_dict({"series": [[2.0] * 10] * 2, "label": [0, 1]})
+    out = add_input_noise(ds, noise_type="ts_far_ood", rate=1.0, seed=0)
+    assert np.array_equal(out.with_format("numpy")["series"][:], np.full((2, 10), 2.0))  # range [2, 2]
 
 
 def test_time_series_pool_and_multivariate():
