@@ -34,6 +34,9 @@ def plot_weight_histogram(
 ) -> Path:
     """Histogram of per-sample weights ``W = W_α + W_β + W_δ``, clean and noisy samples overlaid when known.
 
+    Rows with a NaN weight (never scored, e.g. LiLAW's meta split or rows labelled -100) are left out, and
+    the legend counts only the rows drawn.
+
     Args:
         weights: One weight per sample.
         path: Where to write the PNG.
@@ -43,15 +46,23 @@ def plot_weight_histogram(
     weights = np.asarray(weights, dtype=float).ravel()
     if weights.size == 0:
         raise ValueError("weights is empty; pass one weight per training sample.")
+    if is_noisy is not None:
+        is_noisy = np.asarray(is_noisy, dtype=bool).ravel()
+        if is_noisy.shape != weights.shape:
+            raise ValueError(f"is_noisy has {is_noisy.size} flags for {weights.size} weights; pass one per sample.")
+    scored = ~np.isnan(weights)
+    if not scored.any():
+        raise ValueError(
+            f"all {weights.size} weights are NaN (no sample was scored); pass the weights of the training samples."
+        )
+    weights = weights[scored]
     edges = np.histogram_bin_edges(weights, bins=bins)
     fig = Figure(figsize=(6, 3.5))
     ax = fig.add_subplot()
     if is_noisy is None:
         ax.hist(weights, bins=edges, color="tab:blue")
     else:
-        is_noisy = np.asarray(is_noisy, dtype=bool).ravel()
-        if is_noisy.shape != weights.shape:
-            raise ValueError(f"is_noisy has {is_noisy.size} flags for {weights.size} weights; pass one per sample.")
+        is_noisy = is_noisy[scored]
         for mask, label, color in ((~is_noisy, "clean", "tab:blue"), (is_noisy, "noisy", "tab:red")):
             ax.hist(weights[mask], bins=edges, alpha=0.6, color=color, label=f"{label} (n={int(mask.sum())})")
         ax.legend()
@@ -78,6 +89,9 @@ def plot_data_map(
         color: Per-sample values for the colour scale (e.g. correctness, the fraction of epochs right).
         is_noisy: Per-sample flags; noisy samples are drawn as crosses.
         color_label: Title of the colour bar.
+
+    Rows with a NaN confidence, variability or colour (never scored, e.g. LiLAW's meta split or rows labelled
+    -100) are left out; the colour scale spans the rows drawn.
     """
     confidence = np.asarray(confidence, dtype=float).ravel()
     variability = np.asarray(variability, dtype=float).ravel()
@@ -90,6 +104,12 @@ def plot_data_map(
         raise ValueError("confidence, variability, color and is_noisy need one value per sample each.")
     values = None if color is None else np.asarray(color, dtype=float).ravel()
     noisy = np.zeros(n, dtype=bool) if is_noisy is None else np.asarray(is_noisy, dtype=bool).ravel()
+    scored = ~(np.isnan(confidence) | np.isnan(variability) | (False if values is None else np.isnan(values)))
+    if not scored.any():
+        raise ValueError(f"all {n} samples have a NaN confidence, variability or color; none was scored.")
+    confidence, variability, noisy = confidence[scored], variability[scored], noisy[scored]
+    if values is not None:
+        values = values[scored]
     fig = Figure(figsize=(5.5, 4.5))
     ax = fig.add_subplot()
     scatter = None
