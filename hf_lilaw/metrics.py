@@ -18,6 +18,9 @@ from sklearn.metrics import accuracy_score, roc_auc_score, top_k_accuracy_score
 
 __all__ = ["compute_classification_metrics", "fairness_metrics", "load_classification_metric", "make_fairness_compute_metrics"]
 
+_LABEL_COLUMNS = ("label", "labels", "label_ids")
+"""`hf_lilaw.core.columns.LABEL_COLUMNS`, repeated here: metrics imports nothing from the package (a leaf)."""
+
 
 def _is_batch_list(labels: Any) -> bool:
     """Whether ``labels`` is a list of per-batch label arrays (``TrainingArguments(eval_do_concat_batches=False)``)
@@ -82,6 +85,9 @@ def _roc_auc(probs: np.ndarray, labels: np.ndarray) -> float:
 
 def _classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     num_classes = logits.shape[1]
+    if len(labels) == 0:  # every row ignored: undefined, as NaN under the usual keys rather than a crash mid-training
+        top5 = {"top5_accuracy": float("nan")} if num_classes > 5 else {}
+        return {"accuracy": float("nan"), **top5, "roc_auc": float("nan")}
     probs = softmax(logits, axis=1)
     out = {"accuracy": float(accuracy_score(labels, logits.argmax(1)))}
     if num_classes > 5:
@@ -96,7 +102,7 @@ def compute_classification_metrics(eval_pred: Any) -> dict[str, float]:
     ``top5_accuracy`` is left out for five classes or fewer, where it would be 1.0 by construction.
     ``roc_auc`` is one-vs-rest on softmax probabilities, macro-averaged (the positive class's AUROC for
     two classes); classes missing from the labels are left out, NaN when fewer than two are present.
-    Rows labelled -100 are ignored.
+    Rows labelled -100 are ignored; when every row is, all metrics are NaN.
 
     Args:
         eval_pred: A `transformers.EvalPrediction` or a ``(logits, labels)`` pair.
@@ -149,7 +155,8 @@ def fairness_metrics(
         ``accuracy_<group>`` for each group and ``accuracy_difference`` (largest minus smallest); for binary
         tasks also ``demographic_parity_difference`` (spread of the groups' positive-prediction rates) and
         ``equalized_odds_difference`` (the larger of the spreads of true- and false-positive rates, as in
-        fairlearn). Groups without positives (negatives) are left out of the TPR (FPR) spread.
+        fairlearn). Groups without positives (negatives) are left out of the TPR (FPR) spread; the differences
+        are NaN when there are no samples.
     """
     predictions, labels, groups = np.asarray(predictions), np.asarray(labels), np.asarray(groups)
     if not len(predictions) == len(labels) == len(groups):
@@ -167,7 +174,7 @@ def fairness_metrics(
     masks = {g: groups == g for g in values}
     accuracy = {g: float(np.mean(predictions[m] == labels[m])) for g, m in masks.items()}
     out = {f"accuracy_{name(g)}": a for g, a in accuracy.items()}
-    out["accuracy_difference"] = max(accuracy.values()) - min(accuracy.values())
+    out["accuracy_difference"] = max(accuracy.values()) - min(accuracy.values()) if accuracy else float("nan")
     present = set(np.unique(labels).tolist()) | set(np.unique(predictions).tolist())
     if num_classes is None:
         binary = present <= {0, 1}
@@ -190,20 +197,31 @@ def fairness_metrics(
         out["demographic_parity_difference"] = spread([rate(m) for m in masks.values()])
         tpr = spread([rate(m & (labels == 1)) for m in masks.values()])
         fpr = spread([rate(m & (labels == 0)) for m in masks.values()])
-        out["equalized_odds_difference"] = float(np.nanmax([tpr, fpr]))
+        out["equalized_odds_difference"] = float("nan") if np.isnan([tpr, fpr]).all() else float(np.nanmax([tpr, fpr]))
     return out
 
 
 def make_fairness_compute_metrics(eval_dataset: Any, *, group_column: str = "sex") -> Callable[[Any], dict[str, float]]:
     """A `compute_metrics` that adds `fairness_metrics` by ``group_column`` to the classification metrics.
 
-    The Trainer's evaluation keeps the dataset's row order, so the groups are read once from
-    ``eval_dataset`` (the same dataset you pass to the Trainer as ``eval_dataset``). `ClassLabel` group
-    columns are reported by their names (``accuracy_Female``, ...).
+    The groups are read once from ``eval_dataset`` (the same dataset you pass to the Trainer as ``eval_dataset``)
+    and matched to the predictions by position, so evaluation must keep the dataset's row order. Its labels are
+    read too, and each call checks that the labels it receives are the dataset's labels in order: a ValueError
+    when they are not (e.g. `transformers.Trainer` under ``train_sampling_strategy="group_by_length"``, which
+    evaluates in length-grouped order; hf_lilaw's trainers evaluate in order). A reordering that leaves the label sequence unchanged cannot be seen. `ClassLabel`
+    group columns are reported by their names (``accuracy_Female``, ...).
     """
     if group_column not in eval_dataset.column_names:
         raise ValueError(f"eval_dataset has no column {group_column!r} (columns: {eval_dataset.column_names}).")
+    label_column = next((c for c in _LABEL_COLUMNS if c in eval_dataset.column_names), None)
+    if label_column is None:
+        raise ValueError(
+            f"eval_dataset has no label column (looked for {', '.join(_LABEL_COLUMNS)}; it has "
+            f"{eval_dataset.column_names}), which the check of the row order needs: rename the column holding the "
+            "class index to 'label'."
+        )
     groups = np.asarray(eval_dataset[group_column][:])
+    expected_labels = np.asarray(eval_dataset[label_column][:]).astype(np.int64)
     feature = eval_dataset.features[group_column]
     group_names = getattr(feature, "names", None)
 
@@ -213,6 +231,17 @@ def make_fairness_compute_metrics(eval_dataset: Any, *, group_column: str = "sex
             raise ValueError(
                 f"Got {len(labels)} predictions but {len(groups)} group values; build compute_metrics from "
                 "the dataset passed as eval_dataset (one builder per eval dataset)."
+            )
+        if not np.array_equal(labels, expected_labels):
+            moved = int((labels != expected_labels).sum())
+            raise ValueError(
+                f"The labels evaluation passed to compute_metrics differ from eval_dataset's {label_column!r} column "
+                f"at {moved} of {len(labels)} rows, so its rows came in another order (or from another dataset) and "
+                "the groups would be matched to the wrong predictions. transformers.Trainer evaluates in "
+                "length-grouped order under train_sampling_strategy='group_by_length' (hf_lilaw's trainers do not), "
+                "and any trainer out of order with dataloader_in_order=False and workers: keep the order (an "
+                "hf_lilaw trainer, another train_sampling_strategy, dataloader_in_order=True), and build "
+                "compute_metrics from the dataset passed as eval_dataset."
             )
         keep = labels != -100
         logits, kept_labels, kept_groups = logits[keep], labels[keep], groups[keep]

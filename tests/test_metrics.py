@@ -235,3 +235,38 @@ def test_fairness_gaps_follow_the_models_number_of_classes():
     assert "equalized_odds_difference" in fairness_metrics(preds, labels, groups)
     with pytest.raises(ValueError, match="num_classes=2"):
         fairness_metrics([0, 2], [0, 1], ["a", "b"], num_classes=2)
+
+
+def test_fairness_compute_metrics_refuses_rows_in_another_order():
+    """The groups are matched by position: labels that are not the dataset's, in its order, are refused."""
+    labels = [1, 0, -100, 0, 1, 1, 0, 0]
+    eval_dataset = Dataset.from_dict({"label": labels, "sex": [0, 0, 0, 0, 1, 1, 1, 1]})
+    compute = make_fairness_compute_metrics(eval_dataset, group_column="sex")
+    logits = np.eye(2)[[1, 1, 1, 0, 0, 0, 0, 0]] * 3.0
+    out = compute(EvalPrediction(predictions=logits, label_ids=np.array(labels)))  # -100 rows as Trainer passes them
+    assert (out["accuracy_0"], out["accuracy_1"]) == (2 / 3, 0.5)
+    order = [4, 5, 6, 7, 0, 1, 2, 3]  # e.g. a length-grouped evaluation sampler
+    with pytest.raises(ValueError) as refused:
+        compute(EvalPrediction(predictions=logits[order], label_ids=np.array(labels)[order]))
+    assert str(refused.value).startswith(
+        "The labels evaluation passed to compute_metrics differ from eval_dataset's 'label' column at 4 of 8 rows"
+    )
+    assert "train_sampling_strategy='group_by_length'" in str(refused.value)
+    with pytest.raises(ValueError, match="^eval_dataset has no label column"):
+        make_fairness_compute_metrics(eval_dataset.rename_column("label", "target"), group_column="sex")
+    from hf_lilaw import metrics
+    from hf_lilaw.core.columns import LABEL_COLUMNS
+
+    assert metrics._LABEL_COLUMNS == LABEL_COLUMNS  # the leaf's copy of the label column names
+
+
+def test_all_rows_ignored_gives_nan_metrics():
+    """An evaluation set labelled -100 throughout has no defined metric: NaN under the usual keys, no crash."""
+    logits = np.random.default_rng(0).normal(size=(4, 7))
+    out = compute_classification_metrics((logits, np.full(4, -100)))
+    assert set(out) == {"accuracy", "top5_accuracy", "roc_auc"} and all(math.isnan(v) for v in out.values())
+    eval_dataset = Dataset.from_dict({"label": [-100] * 4, "sex": [0, 0, 1, 1]})
+    out = make_fairness_compute_metrics(eval_dataset, group_column="sex")((logits[:, :2], np.full(4, -100)))
+    assert set(out) == {"accuracy", "roc_auc", "accuracy_difference", "demographic_parity_difference",
+                        "equalized_odds_difference"}
+    assert all(math.isnan(v) for v in out.values())

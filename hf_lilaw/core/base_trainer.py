@@ -43,6 +43,7 @@ from .labels import check_class_labels, check_label_feature, check_single_label_
 from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import RECORDING_TRAINERS, TrainingDynamicsObserver
 from .outputs import extract_logits
+from .rng import preserved_global_rng
 from .side_set import SideBatchSampler, SideSet, WithSideSets, make_side_sampler, split_labels
 from .tensor_cache import TensorBatchCache
 from .training_state import (
@@ -319,7 +320,11 @@ class BaseTrainer(Trainer):
         """Fail before the first training step on what the first steps would hit: one no-grad forward on two
         side-set examples, then every label of a `datasets.Dataset` training set (first: a side set may be drawn
         from it) and of the side set checked against the real width of the logits; then, for every family, the evaluation sets that can be read
-        cheaply (labels against that width, or ``config.num_labels`` without a probe, and values finite)."""
+        cheaply (labels against that width, or ``config.num_labels`` without a probe, and values finite). First of
+        all, the transforms of the training and evaluation sets must not need the columns that Trainer removes
+        (`check_transform_columns`)."""
+        for name, dataset in (("train_dataset", self.train_dataset), *self._eval_sets()):
+            self.check_transform_columns(dataset, name=name)
         side = self.preflight_side_set()
         # With model_init or DeepSpeed/FSDP the model is built or sharded inside train(): no probe forward, the
         # first side batches check the same things.
@@ -336,6 +341,44 @@ class BaseTrainer(Trainer):
                 side.scan = scan
         for eval_name, eval_set in self._eval_sets():
             self._scan_eval_set(eval_set, name=eval_name)
+
+    def check_transform_columns(self, dataset: Any, *, name: str) -> None:
+        """Refuse a `datasets.Dataset` whose transform (``with_transform``/``set_transform``) reads a column that
+        ``remove_unused_columns`` removes: Trainer removes the columns the model's forward does not take before the
+        transform runs, so the first batch would fail with a bare ``KeyError``. The transform runs on the first row
+        with and without those columns (the global RNGs left as they were). Side sets are not checked: their
+        columns are removed after the transform, by the collator."""
+        if not (
+            self.args.remove_unused_columns
+            and isinstance(dataset, datasets.Dataset)
+            and dataset.format.get("type") == "custom"
+            and len(dataset)
+        ):
+            return
+        self._set_signature_columns_if_needed()  # Trainer's own choice of columns (`Trainer._remove_unused_columns`)
+        removed = [c for c in dataset.column_names if c not in self._signature_columns]
+        if not removed or len(removed) == len(dataset.column_names):  # nothing removed, or Trainer refuses the set
+            return
+        with preserved_global_rng():
+            try:
+                dataset[:1]
+            except Exception:
+                return  # the transform fails on the full row too: not this problem, training shows its own error
+            try:
+                dataset.remove_columns(removed)[:1]
+                return
+            except Exception as error:
+                failure = error
+        key = failure.args[0] if isinstance(failure, KeyError) and failure.args else None
+        needed = f"the column {key!r}" if key in removed else f"one of the columns {removed}"
+        model = type(self.accelerator.unwrap_model(self.model)).__name__
+        raise ValueError(
+            f"{name}'s transform (with_transform/set_transform) reads {needed}, which Trainer removes before the "
+            f"transform runs because {model}.forward takes no argument of that name (remove_unused_columns=True, "
+            f"the default); without it the transform fails with {type(failure).__name__}: {failure}. Set "
+            "remove_unused_columns=False in the TrainingArguments (the transform's output then reaches the model "
+            "as it is)."
+        ) from failure
 
     @property
     def can_probe(self) -> bool:
@@ -396,6 +439,18 @@ class BaseTrainer(Trainer):
             self._scanned_eval_sets.add(key)
         return True
 
+    def _get_eval_sampler(self, eval_dataset: Any) -> torch.utils.data.Sampler | None:
+        """Trainer's evaluation sampler, but never a `LengthGroupedSampler`: under
+        ``train_sampling_strategy="group_by_length"`` Trainer would hand one to evaluation and prediction too, and
+        `predict` would return the rows in another order than the data set's. Cleaning, scoring and per-group
+        metrics match predictions to rows by position, so evaluation reads the set in order."""
+        if self.args.train_sampling_strategy != "group_by_length":
+            return super()._get_eval_sampler(eval_dataset)
+        if eval_dataset is None or not has_length(eval_dataset):
+            return None
+        # As Trainer without length grouping: in order on one process, accelerate's in-order shards on several.
+        return torch.utils.data.SequentialSampler(eval_dataset) if self.args.world_size <= 1 else None
+
     def evaluation_loop(
         self,
         dataloader: torch.utils.data.DataLoader,
@@ -414,7 +469,7 @@ class BaseTrainer(Trainer):
             return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         num_classes = self._known_num_classes
         # One process reads a map-style set in order (Trainer's SequentialSampler): batches name their dataset rows.
-        in_order = self.args.world_size <= 1 and has_length(dataset) and self.args.train_sampling_strategy != "group_by_length"
+        in_order = self.args.world_size <= 1 and has_length(dataset)
         batches, offset = itertools.count(), [0]
 
         def check(inputs: Mapping[str, Any]) -> None:

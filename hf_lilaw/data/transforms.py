@@ -52,7 +52,9 @@ def image_transforms(
     match evaluation (timm: its training transform). Grey images are converted to RGB when the model expects
     three channels; 16-bit images (PIL ``I;16*``) are scaled to 8 bits first, and 32-bit modes ``I`` and
     ``F`` (range unknown) raise a ValueError. ``keep_columns`` present in the batch are passed through
-    (``sample_id``, ``is_noisy``, ``clean_label`` by default).
+    (``sample_id``, ``is_noisy``, ``clean_label`` by default). It reads the raw ``image_column``, which the
+    model's forward does not take: train with ``remove_unused_columns=False`` in the `TrainingArguments`, or
+    Trainer removes the column before the transform runs.
 
     Args:
         model_or_processor: An image processor, a Hub name or local path (of a processor or a timm
@@ -170,7 +172,9 @@ def vector_transform(
 
     Use with `Dataset.set_transform`; the Trainer's default collator stacks the float tensors into
     ``(batch, length)`` for `StackedLSTMForTimeSeriesClassification` or ``(batch, features)`` for
-    `MLPForTabularClassification`. All rows of one data set must have the same length.
+    `MLPForTabularClassification`. All rows of one data set must have the same length. It reads the raw
+    ``input_column``, which the model's forward does not take: train with ``remove_unused_columns=False`` in the
+    `TrainingArguments`, or Trainer removes the column before the transform runs.
     """
     import torch
 

@@ -206,6 +206,10 @@ class LiLAWTrainer(BaseTrainer):
     def score_samples(self, dataset: Any = None) -> datasets.Dataset:
         """Per-sample LiLAW scores of ``dataset`` (default: the training set) under the current model and α, β, δ.
 
+        Rows are scored in the dataset's order whatever ``train_sampling_strategy``; a streamed set (no length) is
+        read in the main process (``dataloader_num_workers`` ignored), so its rows come in the order it yields
+        them.
+
         Returns:
             A `datasets.Dataset` with one row per input row, in the same order: ``prob_label`` (``s_y``),
             ``prob_max``, ``prediction``, ``loss`` (cross-entropy), ``w_alpha``, ``w_beta``, ``w_delta``, ``w`` and
@@ -215,7 +219,7 @@ class LiLAWTrainer(BaseTrainer):
         dataset = self.train_dataset if dataset is None else dataset
         if dataset is None:
             raise ValueError("score_samples needs a dataset (or a trainer built with train_dataset).")
-        with self._scoring_pass():
+        with self._scoring_pass(dataset):
             output = self.predict(dataset, metric_key_prefix="score")
         if output.label_ids is None:
             raise ValueError("score_samples needs labels: give the data set a 'label' column.")
@@ -233,10 +237,21 @@ class LiLAWTrainer(BaseTrainer):
         return datasets.Dataset.from_dict({name: columns[name] for name in order})
 
     @contextlib.contextmanager
-    def _scoring_pass(self) -> Iterator[None]:
+    def _scoring_pass(self, dataset: Any) -> Iterator[None]:
         """`predict` as scoring needs it, whatever the user's settings: every row (no dropped last batch), the
-        logits even under ``prediction_loss_only``, one array of them, no metric pass; all restored on exit."""
-        overrides = {"dataloader_drop_last": False, "prediction_loss_only": False, "eval_do_concat_batches": True}
+        logits even under ``prediction_loss_only``, one array of them, no metric pass, and the rows in the order
+        of ``dataset`` (the sampler is sequential, see `BaseTrainer._get_eval_sampler`): batches in order from the
+        workers, and for a streamed set (no length) no worker processes, since each worker streams its own shards
+        and the batches interleave differently from the stream's own order. All restored on exit."""
+        overrides = {
+            "dataloader_drop_last": False,
+            "prediction_loss_only": False,
+            "eval_do_concat_batches": True,
+            "dataloader_in_order": True,
+        }
+        if isinstance(dataset, torch.utils.data.IterableDataset) or not has_length(dataset):
+            overrides |= {"dataloader_num_workers": 0, "dataloader_persistent_workers": False}
+            overrides["dataloader_prefetch_factor"] = None  # DataLoader refuses a prefetch factor without workers
         saved_args = {name: getattr(self.args, name) for name in overrides}
         saved = self.compute_metrics, self.preprocess_logits_for_metrics
         try:

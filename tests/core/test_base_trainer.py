@@ -1,8 +1,11 @@
 """A third method family in a few lines: what BaseTrainer gives a family without copying a trainer."""
 
 import os
+import random
 from dataclasses import dataclass, field
 
+import datasets
+import numpy as np
 import pytest
 import torch
 from datasets import concatenate_datasets
@@ -11,6 +14,8 @@ from transformers.trainer import TRAINING_ARGS_NAME
 
 from hf_lilaw import BaseTrainer, ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder
 from hf_lilaw.core.checkpoint import checkpoint_problem, load_state_file
+from hf_lilaw.data import vector_transform
+from hf_lilaw.models.mlp import MLPClassifierConfig, MLPForTabularClassification
 
 from conftest import StopAfter, TinyNet, blobs
 
@@ -154,6 +159,26 @@ def test_a_tuple_output_predicts_its_logits_and_features_as_trainer_does(tmp_pat
     assert output.metrics["test_loss"] == pytest.approx(expected, rel=1e-5)
 
 
+class LengthNet(TinyNet):
+    def forward(self, x, length=None, labels=None):  # takes the length column, so Trainer keeps it for the sampler
+        return {"logits": self.head(self.body(x))}
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_predict_keeps_the_row_order_under_group_by_length(tmp_path, family):
+    # Trainer gives evaluation a LengthGroupedSampler under group_by_length: the predictions came back shuffled.
+    torch.manual_seed(0)
+    model, test = LengthNet(), blobs(40, seed=2)
+    test = test.add_column("length", np.random.default_rng(0).integers(1, 100, len(test)).tolist())
+    trainer = family_trainer(family, tmp_path, model, blobs(48), train_sampling_strategy="group_by_length",
+                             per_device_eval_batch_size=8)
+    output = trainer.predict(test)
+    with torch.no_grad():
+        logits = model(torch.tensor(test["x"]))["logits"]
+    torch.testing.assert_close(torch.as_tensor(output.predictions), logits)
+    np.testing.assert_array_equal(output.label_ids, test["label"])
+
+
 @pytest.mark.parametrize("family", ["lilaw", "elr"])
 def test_hyperparameter_search_and_a_second_run_from_model_init_are_refused(tmp_path, family):
     def model_init(trial=None):
@@ -204,3 +229,67 @@ def test_repeated_sample_ids_are_refused_before_dynamics_are_recorded(tmp_path):
                                          r"remove_columns\('sample_id'\)"):
         trainer.train()
     assert trainer.state.global_step == 0
+
+
+# ---- a data set's transform against the columns Trainer removes ---------------------------------------------------
+
+
+def vector_set(n, *, column="features", extra=None, seed=0):
+    """blobs(n) as ``{column, label}`` (plus ``extra``'s columns), read through `vector_transform`."""
+    data = blobs(n, seed=seed)
+    values = {column: data["x"], "label": data["label"], **(extra or {})}
+    return datasets.Dataset.from_dict(values).with_transform(vector_transform(input_column=column))
+
+
+def mlp():
+    torch.manual_seed(0)
+    return MLPForTabularClassification(MLPClassifierConfig(input_size=8, num_labels=3))
+
+
+def test_a_transform_that_reads_a_column_trainer_removes_is_refused_before_the_first_step(tmp_path):
+    fix = r"reads the column 'features', which Trainer removes.*Set remove_unused_columns=False in the TrainingArguments"
+    model = mlp()
+    before = [p.clone() for p in model.parameters()]
+    trainer = family_trainer("elr", tmp_path, model, vector_set(48))
+    with pytest.raises(ValueError, match=r"^train_dataset's transform \(with_transform/set_transform\) " + fix):
+        trainer.train()  # was a bare KeyError: 'features' at the first batch
+    assert trainer.state.global_step == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, model.parameters()))
+    trainer = family_trainer("elr", tmp_path, mlp(), blobs(48).rename_column("x", "input_values"))
+    trainer.eval_dataset = {"valid": vector_set(8, seed=1)}
+    with pytest.raises(ValueError, match=r"^eval_dataset\['valid'\]'s transform .*" + fix):
+        trainer.train()
+    trainer = ELRTrainer(model_init=mlp, args=ELRConfig(output_dir=str(tmp_path), max_steps=2, report_to=[],
+                                                        use_cpu=True), train_dataset=vector_set(48))  # fmt: skip
+    with pytest.raises(ValueError, match=fix):
+        trainer.train()
+
+    trainer = family_trainer("elr", tmp_path, mlp(), vector_set(48), remove_unused_columns=False)
+    trainer.eval_dataset = vector_set(8, seed=1)
+    trainer.train()
+    assert trainer.state.global_step == 2 and trainer.evaluate()["eval_loss"] > 0
+
+
+def test_a_random_transform_that_needs_no_removed_column_trains_as_if_unchecked(tmp_path):
+    def noisy(transform):
+        def augment(batch):
+            out = transform(batch)
+            shift = random.random() + np.random.rand()  # every global RNG a transform may draw from
+            out["input_values"] = [v + torch.randn_like(v) * 0.1 + shift for v in out["input_values"]]
+            return out
+
+        return augment
+
+    def run(extra, output_dir):
+        data = blobs(48)
+        train = datasets.Dataset.from_dict({"input_values": data["x"], "label": data["label"], **extra})
+        train = train.with_transform(noisy(vector_transform(input_column="input_values")))
+        trainer = family_trainer("elr", output_dir, mlp(), train)
+        torch.manual_seed(1), np.random.seed(1), random.seed(1)
+        trainer.train()
+        return [p.detach().clone() for p in trainer.model.parameters()]
+
+    # 'note' is removed, so the transform runs once more in the pre-flight, and must leave training as it was.
+    checked = run({"note": ["n"] * 48}, tmp_path / "checked")
+    unchecked = run({}, tmp_path / "unchecked")
+    assert all(torch.equal(a, b) for a, b in zip(checked, unchecked))

@@ -551,6 +551,35 @@ def test_score_samples_scores_every_row_whatever_the_evaluation_settings(tmp_pat
     assert trainer.compute_metrics is None and not trainer._logits_only
 
 
+class LengthNet(TinyNet):
+    def forward(self, x, length=None, labels=None):  # takes the length column, so Trainer keeps it for the sampler
+        return {"logits": self.head(self.body(x))}
+
+
+@pytest.mark.parametrize("case", ["group_by_length", "stream_with_workers"])
+def test_score_samples_keeps_the_row_order(tmp_path, blob_splits, case):
+    """Trainer evaluates in length-grouped order under group_by_length, and workers interleave a sharded stream
+    differently from the stream's own order: scoring reads the rows in order and restores the settings."""
+    rng = np.random.default_rng(0)
+    train, meta, test = (blob_splits[name].add_column("length", rng.integers(1, 100, len(blob_splits[name])).tolist())
+                         for name in ("train", "meta", "test"))
+    overrides = {"train_sampling_strategy": "group_by_length"} if case == "group_by_length" else {
+        "dataloader_num_workers": 2, "dataloader_prefetch_factor": 2}
+    torch.manual_seed(0)
+    trainer = LiLAWTrainer(model=LengthNet(), args=config(tmp_path, max_steps=2, lilaw_warmup_steps=1,
+                                                          per_device_eval_batch_size=8, **overrides),
+                           train_dataset=train, meta_dataset=meta)
+    trainer.train()
+    scored = test if case == "group_by_length" else test.to_iterable_dataset(num_shards=2)
+    rows = list(scored)
+    with torch.no_grad():
+        logits = trainer.model(torch.tensor(np.array([r["x"] for r in rows]), dtype=torch.float32))["logits"]
+    expected = torch.nn.functional.cross_entropy(logits, torch.tensor([r["label"] for r in rows]), reduction="none")
+    np.testing.assert_allclose(trainer.score_samples(scored)["loss"], expected.numpy(), atol=1e-5)
+    assert {name: getattr(trainer.args, name) for name in overrides} == overrides
+    assert trainer.args.dataloader_in_order is True
+
+
 @pytest.mark.parametrize("bad_row", [7, 150])
 def test_bad_labels_under_the_meta_split_are_named_by_their_row_in_train_dataset(tmp_path, blob_splits, bad_row):
     train = blob_splits["train"]
