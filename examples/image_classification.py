@@ -60,7 +60,7 @@ from hf_lilaw import (
     compute_classification_metrics,
 )
 from hf_lilaw.analysis import label_issue_metrics, plot_weight_histogram
-from hf_lilaw.data import image_transforms, load_classification_dataset
+from hf_lilaw.data import dataset_key, image_transforms, load_classification_dataset
 from hf_lilaw.models import efficientnet_lite0_checkpoint
 from hf_lilaw.noise import INPUT_NOISE_TYPES
 from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, noise_name, noise_rules, resume_checkpoints
@@ -232,7 +232,7 @@ def main() -> None:
     dataset = (
         f"scikit-learn digits upscaled to {script_args.image_size}×{script_args.image_size} RGB"
         if script_args.dataset == "digits"
-        else HUB_DATASETS.get(script_args.dataset, script_args.dataset)
+        else HUB_DATASETS.get(dataset_key(script_args.dataset), script_args.dataset)
     )
     per_seed, start = {}, time.perf_counter()
     for seed in seeds:

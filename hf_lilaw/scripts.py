@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 
 from transformers.trainer_utils import get_last_checkpoint
 
+from .data.registry import dataset_key
 from .noise import DEPRECATED_LABEL_NOISE_TYPES, PAIR_FLIP_MAPS, RULE_MAPS
 
 if TYPE_CHECKING:
@@ -40,7 +41,8 @@ def noise_rules(noise_type: str, *, dataset: str, rules: str | None) -> str | di
             return {int(source): target for source, target in json.loads(rules).items()}
         return rules
     maps = PAIR_FLIP_MAPS if kind == "pair_flip" else RULE_MAPS
-    name = next((name for name in (dataset, _MAP_OF_DATASET.get(dataset)) if name in maps), None)
+    key = dataset_key(dataset)  # the registry's spelling: "fashion-mnist" and "CIFAR10" load, so they have maps
+    name = next((name for name in (key, _MAP_OF_DATASET.get(key)) if name in maps), None)
     if name is None and kind == "rule_map":
         raise ValueError(
             f"--noise_type {noise_type} needs --noise_rules for --dataset {dataset}: a key of "

@@ -35,8 +35,8 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "noise": {"core", "functional"},
     "data": {"core", "functional", "noise"},
     "comparison": _LEAVES,
-    # helpers for command-line training scripts (the examples): noise maps, never a trainer
-    "scripts": {"noise"},
+    # helpers for command-line training scripts (the examples): data set names and noise maps, never a trainer
+    "scripts": {"data", "noise"},
     "__init__": {"*"},
     "_lazy": set(),
 }

@@ -74,6 +74,15 @@ def test_noise_rules_default_to_the_data_sets_map():
     assert noise_name("uniform", dataset="digits", rules=None) == "uniform"
 
 
+def test_noise_rules_take_the_map_of_every_spelling_the_registry_accepts():
+    for spelling in ("fashion-mnist", "Fashion_MNIST"):
+        assert noise_rules("pair_flip", dataset=spelling, rules=None) == "fashion_mnist"
+        assert noise_rules("rule_map", dataset=spelling, rules=None) == "fashion_mnist"
+    assert noise_rules("pair_flip", dataset="CIFAR10", rules=None) == "cifar10"
+    assert noise_rules("rule_map", dataset="Digits", rules=None) == "mnist"
+    assert noise_name("pair_flip", dataset="CIFAR10", rules=None) == "pair_flip (map cifar10)"
+
+
 def test_noise_rules_flag_takes_a_map_by_name_or_as_json():
     assert noise_rules("pair_flip", dataset="digits", rules='{"0": 1, "1": 0}') == {0: 1, 1: 0}
     assert noise_rules("rule_map", dataset="synthetic_adult", rules='{"1": [0]}') == {1: [0]}

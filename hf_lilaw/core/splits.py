@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import math
 
 import datasets
 import numpy as np
@@ -18,7 +19,9 @@ def split_meta_set(
     """Seeded, class-stratified split of ``dataset`` into ``(train, meta)``.
 
     Both parts keep the input's row order and format (transforms included); no data is copied.
-    Falls back to an unstratified split, with a warning, when a class has a single sample.
+    Where scikit-learn cannot stratify (a class with a single sample, fewer meta or train rows than classes), each
+    class gives the floor or ceiling of its share instead, still seeded: per class, the meta split then holds the
+    class's share of ``fraction`` to within one sample, like scikit-learn's stratified split.
 
     Args:
         dataset: the training set.
@@ -35,6 +38,27 @@ def split_meta_set(
     try:
         train_idx, meta_idx = train_test_split(indices, test_size=fraction, random_state=seed, stratify=labels)
     except ValueError as err:
-        logger.warning("Meta split not stratified (%s); splitting uniformly at random instead.", err)
-        train_idx, meta_idx = train_test_split(indices, test_size=fraction, random_state=seed)
+        logger.warning("scikit-learn cannot stratify the meta split (%s); carving each class's share instead.", err)
+        meta_idx = _per_class_carve(labels, fraction=fraction, seed=seed)
+        train_idx = np.setdiff1d(indices, meta_idx)
     return dataset.select(np.sort(train_idx)), dataset.select(np.sort(meta_idx))
+
+
+def _per_class_carve(labels: np.ndarray, *, fraction: float, seed: int) -> np.ndarray:
+    """Meta rows: scikit-learn's meta size, each class giving the floor of its share and the largest remainders
+    (ties broken by the seeded generator) one more; the rows within a class are drawn by the same generator."""
+    total = math.ceil(fraction * len(labels))  # the size scikit-learn's split has
+    if total >= len(labels):
+        raise ValueError(
+            f"Cannot split a meta set of {fraction:.0%} off {len(labels)} rows and keep any for training; "
+            "pass more rows or a smaller fraction."
+        )
+    classes, inverse = np.unique(labels, return_inverse=True)
+    shares = np.bincount(inverse, minlength=len(classes)) * fraction
+    take = np.floor(shares).astype(int)
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(len(classes))
+    order = order[np.argsort(take[order] - shares[order], kind="stable")]  # largest remainder first
+    take[order[: total - take.sum()]] += 1
+    rows = [rng.choice(np.flatnonzero(inverse == k), size=take[k], replace=False) for k in range(len(classes))]
+    return np.concatenate(rows).astype(int)

@@ -30,7 +30,7 @@ from .digits import load_digits_images
 from .ecg import ECG5000_CLASS_NAMES, load_ecg5000, load_synthetic_ecg
 from .fashion_mnist import FASHION_MNIST_CLASS_NAMES, fashion_mnist_arrays, load_fashion_mnist
 from .images import MEDMNIST_NUM_CLASSES, MEDMNIST_REPO, load_medmnist
-from .registry import DatasetLoader, available_datasets, load_classification_dataset, register_dataset
+from .registry import DatasetLoader, available_datasets, dataset_key, load_classification_dataset, register_dataset
 from .splits import finish_splits, with_meta_split
 from .transforms import PASSTHROUGH_COLUMNS, image_transforms, vector_transform
 from .ucr import bundled_ucr_sets, load_ucr
@@ -44,6 +44,7 @@ __all__ = [
     "PASSTHROUGH_COLUMNS",
     "available_datasets",
     "bundled_ucr_sets",
+    "dataset_key",
     "fashion_mnist_arrays",
     "finish_splits",
     "image_transforms",

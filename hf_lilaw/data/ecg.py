@@ -16,6 +16,8 @@ from .splits import finish_splits
 # ECG5000 class shares (2,919 / 1,767 / 96 / 194 / 24 of 5,000 beats).
 _ECG5000_SHARES = (0.5838, 0.3534, 0.0192, 0.0388, 0.0048)
 ECG5000_CLASS_NAMES = ("normal", "r_on_t_pvc", "pvc", "sp_or_eb", "unclassified")
+# The fewest samples per class with which the seeded stratified test (20 %) and meta (15 %) carves each keep one.
+_MIN_PER_CLASS = 8
 
 
 def _ecg_template(k: int, num_classes: int, t: np.ndarray) -> np.ndarray:
@@ -51,15 +53,23 @@ def load_synthetic_ecg(
     Each class has its own waveform (P wave, QRS complex at a class-specific place, width and polarity,
     T wave); each sample adds a random shift of up to ±5 steps, amplitude jitter, baseline wander and
     Gaussian noise, then is z-normalised like the UCR series. Class shares follow ECG5000 for 5 classes
-    and halve from class to class otherwise; every class gets at least 6 samples so each split sees it.
+    and halve from class to class otherwise. Every class gets at least 8 samples, so that at the default
+    ``test_fraction`` and ``meta_fraction`` each of ``train``, ``meta`` and ``test`` sees it: where a class's share
+    falls short, every class gets the 8 first and the rest is spread by the shares.
     """
     if num_classes < 2 or length < 16:
         raise ValueError("Need num_classes >= 2 and length >= 16.")
-    if num_samples < 6 * num_classes:
-        raise ValueError(f"num_samples must be at least 6 per class ({6 * num_classes}).")
+    if num_samples < _MIN_PER_CLASS * num_classes:
+        raise ValueError(
+            f"num_samples must be at least {_MIN_PER_CLASS} per class ({_MIN_PER_CLASS * num_classes} for "
+            f"{num_classes} classes), got {num_samples}."
+        )
     rng = np.random.default_rng(seed)
     shares = np.asarray(_ECG5000_SHARES if num_classes == 5 else 0.5 ** np.arange(num_classes))
-    counts = np.maximum(np.floor(shares / shares.sum() * num_samples).astype(int), 6)
+    shares = shares / shares.sum()
+    counts = np.floor(shares * num_samples).astype(int)
+    if counts.min() < _MIN_PER_CLASS:
+        counts = _MIN_PER_CLASS + np.floor(shares * (num_samples - _MIN_PER_CLASS * num_classes)).astype(int)
     counts[0] += num_samples - counts.sum()
     labels = rng.permutation(np.repeat(np.arange(num_classes), counts))
 
@@ -120,6 +130,13 @@ def load_ecg5000(
     raw = datasets.load_dataset(
         "csv", data_files=dict(data_files), delimiter=delimiter, column_names=["target", *steps], **load_kwargs
     )
+    for split, rows in raw.items():
+        found = np.unique(rows["target"])
+        if not np.isin(found, np.arange(1, 6)).all():
+            raise ValueError(
+                f"{data_files[split]}: ECG5000's first column must hold the classes 1..5 (the UCR archive's), found "
+                f"{found.tolist()[:10]}. Map the file's labels to 1..5 (a 0-based copy: add 1) before loading."
+            )
     features = Features({"series": List(Value("float32")), "label": ClassLabel(names=list(ECG5000_CLASS_NAMES))})
 
     def to_series(batch: dict[str, list]) -> dict[str, list]:

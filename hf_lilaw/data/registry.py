@@ -11,7 +11,9 @@ DatasetLoader = Callable[..., DatasetDict]
 _REGISTRY: dict[str, DatasetLoader] = {}
 
 
-def _key(name: str) -> str:
+def dataset_key(name: str) -> str:
+    """The registry's spelling of a data set name (case and ``-`` / ``_`` ignored): ``"Fashion-MNIST"`` ->
+    ``"fashion_mnist"``."""
     return name.lower().replace("-", "_")
 
 
@@ -26,7 +28,7 @@ def register_dataset(name: str) -> Callable[[DatasetLoader], DatasetLoader]:
     """
 
     def decorator(loader: DatasetLoader) -> DatasetLoader:
-        _REGISTRY[_key(name)] = loader
+        _REGISTRY[dataset_key(name)] = loader
         return loader
 
     return decorator
@@ -49,7 +51,7 @@ def load_classification_dataset(name: str, *, meta_fraction: float = 0.15, seed:
             ``cache_dir=``/``revision=`` for Hub sets (forwarded to `datasets.load_dataset`).
     """
     family, slash, member = name.partition("/")
-    key = _key(family) + slash
+    key = dataset_key(family) + slash
     if key not in _REGISTRY:
         raise ValueError(f"Unknown data set {name!r}; pick one of {available_datasets()} or register_dataset() yours.")
     if slash:

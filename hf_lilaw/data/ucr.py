@@ -11,6 +11,7 @@ from __future__ import annotations
 import difflib
 import os
 from importlib import resources
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -55,6 +56,23 @@ def _resolve_name(name: str, archive: dict[str, Any], extract_path: str | os.Pat
     )
 
 
+def _declared_classes(name: str, extract_path: str | os.PathLike[str] | None) -> list[str] | None:
+    """The class names of the ``@classLabel`` line of ``<name>_TRAIN.ts`` in ``extract_path`` or aeon's bundled data,
+    case and order as the archive has them; None when that file is not there (sets aeon downloads to its cache)."""
+    folder = resources.files("aeon.datasets") / "data" if extract_path is None else Path(extract_path)
+    path = folder / name / f"{name}_TRAIN.ts"
+    if not path.is_file():
+        return None
+    with path.open(encoding="utf-8", errors="replace") as lines:
+        for line in lines:
+            head = line.strip()
+            if head.lower().startswith("@data"):
+                return None
+            if head.lower().startswith("@classlabel"):
+                return head.split()[2:] or None
+    return None
+
+
 def _time_first(x: np.ndarray, length: int | None, z_normalise: bool) -> np.ndarray:
     """One case of aeon's ``(channels, steps)`` as ``(steps,)`` (one channel) or ``(steps, channels)``."""
     x = np.asarray(x, dtype=np.float64).T
@@ -84,8 +102,10 @@ def load_ucr(
     them for JapaneseVowels and PickupGestureWiimoteZ). ``test`` is the archive's test split, untouched and in file order; ``meta`` is a seeded,
     class-stratified carve of the archive's training split. Columns: ``series`` (float32; ``(steps,)`` for
     one channel, ``(steps, channels)`` for several, i.e. time first like `add_input_noise` and the
-    stacked LSTM expect), ``label`` (`ClassLabel` named by the archive's class values, in the order the
-    file declares them) and ``sample_id``. Registered as ``"ucr/<name>"``, e.g.
+    stacked LSTM expect), ``label`` and ``sample_id``. The `ClassLabel` names and their order are those of the
+    ``@classLabel`` line of the archive's ``<name>_TRAIN.ts`` where that file is in ``extract_path`` or aeon's
+    bundled data; for sets aeon downloads to its cache they are aeon's ``class_values`` (lowercased, in the order
+    of the file aeon read, the ``_eq`` one where there is one). Registered as ``"ucr/<name>"``, e.g.
     ``load_classification_dataset("ucr/ArrowHead")``.
 
     Args:
@@ -111,11 +131,16 @@ def load_ucr(
             name, split=split, extract_path=extract_path, return_metadata=True, load_equal_length=True,
             load_no_missing=True,
         )  # fmt: skip
-        targets = np.asarray(targets).astype(str)
+        targets = np.char.lower(np.asarray(targets).astype(str))  # aeon lowercases them; the header keeps the case
         if class_names is None:
             declared = metadata.get("class_values")
             class_names = [str(v) for v in declared] if declared else sorted(set(targets))
-        unknown = sorted(set(targets) - set(class_names))
+            header = _declared_classes(name, extract_path)
+            # aeon's class_values come from the _eq file where it reads one, whose order can differ from the archive's
+            if header and sorted({c.lower() for c in header}) == sorted(c.lower() for c in class_names):
+                class_names = header
+        lookup = {c.lower(): i for i, c in enumerate(class_names)}
+        unknown = sorted(set(targets) - set(lookup))
         if unknown:
             raise ValueError(f"{name} {split} has labels {unknown} outside its declared classes {class_names}.")
         series = [_time_first(x, length, z_normalise) for x in cases]
@@ -125,7 +150,6 @@ def load_ucr(
         multivariate = any(s.ndim == 2 for s in series)
         value = List(List(Value("float32"))) if multivariate else List(Value("float32"))
         features = Features({"series": value, "label": ClassLabel(names=class_names)})
-        lookup = {c: i for i, c in enumerate(class_names)}
         splits[split] = Dataset.from_dict(
             {"series": [s.astype(np.float32).tolist() for s in series], "label": [lookup[t] for t in targets]},
             features=features,

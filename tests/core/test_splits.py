@@ -39,11 +39,32 @@ def test_split_keeps_the_transform_and_never_runs_it_for_labels():
     assert meta[0]["double"] == 2 * labelled()[meta._indices.column(0)[0].as_py()]["row"]
 
 
-def test_singleton_class_falls_back_to_an_unstratified_split(caplog):
+def test_stratified_split_is_scikit_learns():
+    """The rows recorded benchmarks were run on: scikit-learn's stratified split, unchanged."""
+    from sklearn.model_selection import train_test_split
+
+    data = labelled()
+    _, meta = split_meta_set(data, fraction=0.15, seed=3)
+    _, expected = train_test_split(np.arange(200), test_size=0.15, random_state=3, stratify=data["label"])
+    assert meta["row"][:] == sorted(expected.tolist())
+
+
+def test_fewer_meta_rows_than_classes_still_give_each_class_its_share(caplog):
+    data = datasets.Dataset.from_dict({"row": np.arange(50), "label": np.repeat(np.arange(10), 5)})
+    for seed in range(5):
+        train, meta = split_meta_set(data, fraction=0.15, seed=seed)
+        per_class = np.bincount(meta["label"], minlength=10)
+        assert len(meta) == 8 and per_class.max() == 1 and per_class.sum() == 8  # 0.75 each, to within one
+        assert sorted(train["row"][:] + meta["row"][:]) == list(range(50))
+        assert split_meta_set(data, fraction=0.15, seed=seed)[1]["row"][:] == meta["row"][:]
+    assert "carving each class's share instead" in caplog.text
+
+
+def test_singleton_class_gets_its_share_too():
     data = datasets.Dataset.from_dict({"label": [0] * 30 + [1]})
     train, meta = split_meta_set(data, fraction=0.2, seed=0)
-    assert len(train) + len(meta) == 31
-    assert "not stratified" in caplog.text
+    # 7 meta rows (scikit-learn's ceil(0.2 · 31)): class 0 its 6, the largest remainder (class 1's 0.2) the seventh
+    assert np.bincount(meta["label"]).tolist() == [6, 1] and len(train) == 24
 
 
 def test_errors_name_the_fix():
@@ -51,3 +72,5 @@ def test_errors_name_the_fix():
         find_label_column(datasets.Dataset.from_dict({"target": [0, 1]}))
     with pytest.raises(ValueError, match="fraction must be in"):
         split_meta_set(labelled(), fraction=0.0, seed=0)
+    with pytest.raises(ValueError, match="keep any for training; pass more rows or a smaller fraction"):
+        split_meta_set(datasets.Dataset.from_dict({"label": [0]}), fraction=0.15, seed=0)

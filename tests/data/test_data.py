@@ -69,8 +69,9 @@ def test_synthetic_ecg_is_imbalanced_seeded_and_learnable():
     assert ecg["meta"]["series"] == again["meta"]["series"]
     assert {k: len(v) for k, v in ecg.items()} == {"train": 408, "meta": 72, "test": 120}
     counts = _counts(ecg["train"]) + _counts(ecg["meta"]) + _counts(ecg["test"])
-    # ECG5000 shares, at least 6 per class: 350 / 212 / 11 / 23 / 6 (class 0 takes the rest)
-    assert [counts[k] for k in range(5)] == [348, 212, 11, 23, 6]
+    # the last class's share (2.88) is short of 8: 8 each first, the other 560 by the ECG5000 shares (class 0 takes
+    # the rounding rest)
+    assert [counts[k] for k in range(5)] == [338, 205, 18, 29, 10]
     assert all(len(_counts(ecg[k])) == 5 for k in ("train", "meta", "test"))
     train = np.asarray(ecg["train"]["series"])
     assert train.shape == (408, 140)
@@ -82,6 +83,19 @@ def test_synthetic_ecg_is_imbalanced_seeded_and_learnable():
     test = np.asarray(ecg["test"]["series"])
     predicted = ((test[:, None, :] - centroids[None]) ** 2).sum(-1).argmin(1)
     assert (predicted == np.asarray(ecg["test"]["label"])).mean() > 0.9
+
+
+def test_synthetic_ecg_gives_every_class_the_minimum_first_and_each_split_sees_it():
+    ecg = load_synthetic_ecg(num_samples=40, length=32, seed=0)  # the old code took class 0's share down to 2
+    counts = _counts(ecg["train"]) + _counts(ecg["meta"]) + _counts(ecg["test"])
+    assert [counts[k] for k in range(5)] == [8] * 5
+    assert all(len(_counts(ecg[k])) == 5 for k in ("train", "meta", "test"))
+    # sizes whose shares all reach the minimum keep the counts they had (the example's default)
+    default = load_synthetic_ecg(num_samples=2000, length=32, seed=0)
+    counts = sum((_counts(default[k]) for k in ("train", "meta", "test")), Counter())
+    assert [counts[k] for k in range(5)] == [1170, 706, 38, 77, 9]
+    with pytest.raises(ValueError, match=r"at least 8 per class \(40 for 5 classes\), got 30"):
+        load_synthetic_ecg(num_samples=30, seed=0)
 
 
 def test_synthetic_adult_has_group_gap():
@@ -183,6 +197,15 @@ def test_ecg5000_reads_ucr_tsv(tmp_path):
     assert out["test"]["label"] == [0, 1, 2, 3, 4] * 2
     assert out["test"].features["label"].names[0] == "normal"
     np.testing.assert_allclose(np.asarray(out["test"]["series"]), test_rows[:, 1:], atol=1e-6)
+
+
+def test_ecg5000_refuses_labels_outside_1_to_5(tmp_path):
+    rng = np.random.default_rng(0)
+    _write_ucr(tmp_path / "ECG5000_TRAIN.tsv", np.repeat(np.arange(0, 5), 8), rng)  # a 0-based copy
+    _write_ucr(tmp_path / "ECG5000_TEST.tsv", np.tile(np.arange(1, 6), 2), rng)
+    found = r"ECG5000_TRAIN\.tsv: .* classes 1\.\.5 .*found \[0\.0, 1\.0, 2\.0, 3\.0, 4\.0\]\. .*add 1"
+    with pytest.raises(ValueError, match=found):
+        load_classification_dataset("ecg5000", data_dir=tmp_path, cache_dir=str(tmp_path / "cache"))
 
 
 def test_ecg5000_without_files_says_what_to_pass():

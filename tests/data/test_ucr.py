@@ -65,7 +65,7 @@ def test_multivariate_is_time_first_and_feeds_the_collator():
 
     x_test, _ = aeon_datasets.load_classification("BasicMotions", split="test")
     out = load_ucr("basicmotions", z_normalise=False)  # archive names are matched case-insensitively
-    assert out["test"].features["label"].names == ["standing", "running", "walking", "badminton"]
+    assert out["test"].features["label"].names == ["Standing", "Running", "Walking", "Badminton"]
     series = np.asarray(out["test"]["series"][:])
     assert series.shape == (40, 100, 6)  # (cases, steps, channels); aeon is (cases, channels, steps)
     np.testing.assert_array_equal(series, x_test.transpose(0, 2, 1).astype(np.float32))
@@ -117,3 +117,21 @@ def test_missing_aeon_names_the_extra(monkeypatch):
     monkeypatch.setitem(sys.modules, "aeon.datasets", None)
     with pytest.raises(ImportError, match=r"pip install 'hf_lilaw\[timeseries\]'"):
         load_ucr("ArrowHead")
+
+
+def test_class_names_and_order_are_the_archive_headers():
+    """aeon lowercases class values and reads PickupGestureWiimoteZ's _eq file, which declares 1 10 2 ... 9."""
+    pickup = load_ucr("PickupGestureWiimoteZ", seed=0)
+    assert pickup["test"].features["label"].names == [str(k) for k in range(1, 11)]
+    _, y_test = aeon_datasets.load_classification("PickupGestureWiimoteZ", split="test", load_equal_length=True)
+    assert pickup["test"]["label"][:] == [int(v) - 1 for v in y_test]
+    motions = load_ucr("BasicMotions", seed=0)
+    assert motions["test"].features["label"].names == ["Standing", "Running", "Walking", "Badminton"]
+    _, y_test = aeon_datasets.load_classification("BasicMotions", split="test")
+    names = [n.lower() for n in motions["test"].features["label"].names]
+    assert motions["test"]["label"][:] == [names.index(str(v).lower()) for v in y_test]
+    # the recorded UCR benchmark's set keeps its label indices
+    italy = load_ucr("ItalyPowerDemand", seed=0)
+    _, y_test = aeon_datasets.load_classification("ItalyPowerDemand", split="test")
+    assert italy["test"].features["label"].names == ["1", "2"]
+    assert italy["test"]["label"][:] == [int(v) - 1 for v in y_test]
