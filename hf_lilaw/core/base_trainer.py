@@ -137,6 +137,7 @@ class BaseTrainer(Trainer):
         self._training_state: TrainingState | None = None
         self._in_training_step = False  # True while training_step runs: compute_loss sees a training batch
         self._trained = False  # train() has started once: with model_init, a second call is refused
+        self.resumed_from: str | None = None  # the checkpoint the running train() resumed from
         self._logits_only = False  # True while a scoring pass predicts: outputs reduced to {"logits": ...}
         self._training_state_name = ""
         self._training_state_what = ""
@@ -652,6 +653,7 @@ class BaseTrainer(Trainer):
                 self._checkpointed_state(), str(resume_from_checkpoint), name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
             )
+        self.resumed_from = str(resume_from_checkpoint) if resumed else None
         self._first_batch_checked = False
         self._restored_best = False
         self.before_train(resumed=resumed)

@@ -14,9 +14,11 @@ class ELRState:
     update are written to, so that update needs neither a host sync nor a data-dependent shape. It is never read.
 
     ``state_dict()`` splits it for `hf_lilaw.core.BaseTrainer`: the targets are identical on every process (each
-    update is gathered and applied everywhere), so they are ``"shared"``, written once; nothing is per process.
-    The table is allocated by the trainer once the number of samples and classes are known, or by
-    `load_state_dict` from a checkpoint.
+    update is gathered and applied everywhere), so they are ``"shared"``, written once, with the training set's
+    ``fingerprint`` (its labels in id order; ``None`` where they cannot be read up front). Per process is ``seen``,
+    which of this process's ids came in which epoch (the repeat check of a set whose ids are checked batch by batch;
+    ``None`` otherwise). The table is allocated by the trainer once the number of samples and classes are known, or
+    by `load_state_dict` from a checkpoint.
 
     Args:
         device: where the table lives (the model's device, or the CPU with ``elr_targets_on_cpu``).
@@ -26,6 +28,11 @@ class ELRState:
         self.device = torch.device(device)
         self.table: torch.Tensor | None = None
         self.updates = 0  # training micro-batches (of each process) whose predictions went into the targets
+        self.fingerprint: str | None = None
+        self.fingerprint_saved = True  # False: restored from a checkpoint written before fingerprints were saved
+        # Per row: 0 never seen, 2e + 1 seen in this process's first batch of epoch e, 2e + 2 later in epoch e.
+        self.seen: torch.Tensor | None = None
+        self.seen_epoch: int | None = None  # the epoch of this process's last checked batch
 
     @property
     def shape(self) -> tuple[int, int] | None:
@@ -46,8 +53,9 @@ class ELRState:
     def state_dict(self) -> dict[str, Any]:
         shared = None
         if self.table is not None:
-            shared = {"targets": self.targets.detach().cpu(), "updates": self.updates}
-        return {"shared": shared, "per_rank": {}}
+            shared = {"targets": self.targets.detach().cpu(), "updates": self.updates, "fingerprint": self.fingerprint}
+        per_rank = {} if self.seen is None else {"seen": self.seen.cpu(), "seen_epoch": self.seen_epoch}
+        return {"shared": shared, "per_rank": per_rank}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         shared = state["shared"]
@@ -63,3 +71,8 @@ class ELRState:
             self.allocate(*saved.shape)
         self.targets.copy_(saved.to(self.device, torch.float32))
         self.updates = shared["updates"]
+        self.fingerprint_saved = "fingerprint" in shared
+        self.fingerprint = shared.get("fingerprint")
+        per_rank = state["per_rank"] or {}  # None: saved by another number of processes, whose rows differ
+        self.seen = per_rank["seen"].to(self.device) if "seen" in per_rank else None
+        self.seen_epoch = per_rank.get("seen_epoch")

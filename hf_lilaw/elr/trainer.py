@@ -2,20 +2,22 @@
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import os
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import datasets
+import numpy as np
 import psutil
 import torch
 from torch import nn
-from transformers import DefaultDataCollator, TrainingArguments, default_data_collator
+from transformers import DefaultDataCollator, TrainerCallback, TrainingArguments, default_data_collator
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
-from ..core.columns import SAMPLE_ID_COLUMN, unique_sample_ids, with_sample_id
+from ..core.columns import SAMPLE_ID_COLUMN, column_array, unique_sample_ids, with_sample_id
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..functional.elr import elr_loss
@@ -101,13 +103,13 @@ class ELRTrainer(BaseTrainer):
             )
         args = self.coerce_args(args)
         self.check_train_dataset(train_dataset)
+        # Trainer's default collator makes the same int64 tensor of plain ints
+        default_collator = data_collator is None or data_collator is default_data_collator or isinstance(
+            data_collator, DefaultDataCollator
+        )
         num_samples = None
         if train_dataset is not None:
-            train_dataset, num_samples = _identified(train_dataset, args.elr_num_samples)
-            if data_collator is None or data_collator is default_data_collator or isinstance(
-                data_collator, DefaultDataCollator
-            ):  # Trainer's default collator makes the same int64 tensor of plain ints
-                train_dataset = _ids_unformatted(train_dataset)
+            train_dataset, num_samples = _identified(train_dataset, args.elr_num_samples, unformat=default_collator)
         super().__init__(
             model=model,
             args=args,
@@ -124,9 +126,13 @@ class ELRTrainer(BaseTrainer):
             preprocess_logits_for_metrics=preprocess_logits_for_metrics,
         )
         self._num_samples = num_samples
+        self._default_collator = default_collator
+        self._identified_set = self.train_dataset  # a set assigned later is identified by before_train
         self._exchange_updates = self.accelerator.num_processes > 1  # one process: no exchange, not even a check
-        # Ids of a datasets.Dataset are checked in full above; any other set's, batch by batch (one host sync).
+        # Ids of a datasets.Dataset are checked in full up front; any other set's, batch by batch (one host sync).
         self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
+        self._passes = _CountPasses()
+        self.add_callback(self._passes)
         self.elr_state = ELRState(torch.device("cpu") if self.args.elr_targets_on_cpu else self.args.device)
         self.register_training_state(self.elr_state, name=ELR_STATE_NAME.removesuffix(".pt"), what="ELR targets")
 
@@ -204,17 +210,48 @@ class ELRTrainer(BaseTrainer):
                 f"The training batch has {batch_size} labels but {ids.shape[0]} '{SAMPLE_ID_COLUMN}' values: the "
                 "collator must keep one id per example."
             )
-        if self._check_ids_per_batch:
-            num_samples = self.elr_state.shape[0]
-            low, high = (int(v) for v in torch.stack([ids.min(), ids.max()]).tolist())
-            if low < 0 or high >= num_samples:
-                raise ValueError(
-                    f"A training batch has {SAMPLE_ID_COLUMN} values in [{low}, {high}] but ELR's targets have "
-                    f"{num_samples} rows: ids must lie in [0, {num_samples}). Set elr_num_samples to the number of "
-                    "samples (the largest id + 1)."
-                )
         device = self.elr_state.device
-        return ids if ids.device == device else ids.to(device)
+        if ids.device != device:
+            ids = ids.to(device)
+        if self._check_ids_per_batch:
+            self._check_batch_ids(ids)
+        return ids
+
+    def _check_batch_ids(self, ids: torch.Tensor) -> None:
+        """Refuse ids outside the table or seen before in this epoch (two samples sharing one target), with one
+        host sync. Under several processes a process's first batch of an epoch is not held against it: the
+        sampler pads the epoch's last batches with the epoch's first samples."""
+        state = self.elr_state
+        num_samples = state.shape[0]
+        # A streamed set's passes are Trainer's epochs, but its state.epoch (sized by max_steps) does not count them.
+        epoch = int(self.state.epoch or 0) if has_length(self.train_dataset) else self._passes.passes
+        first = epoch != state.seen_epoch
+        state.seen_epoch = epoch
+        safe = ids.clamp(0, num_samples)  # the sink row for ids outside, refused below
+        previous = state.seen.index_select(0, safe)
+        repeated = previous == 2 * epoch + 2
+        if not self._exchange_updates:
+            repeated |= previous == 2 * epoch + 1
+        found = torch.where(repeated, ids, -1).max()
+        if len(ids) > 1 and not (self._exchange_updates and first):  # the same id twice in this batch
+            ordered = torch.sort(safe).values
+            found = torch.maximum(found, torch.where(ordered[1:] == ordered[:-1], ordered[1:], -1).max())
+        low, high, repeat = (int(v) for v in torch.stack([ids.min(), ids.max(), found]).tolist())
+        if low < 0 or high >= num_samples:
+            raise ValueError(
+                f"A training batch has {SAMPLE_ID_COLUMN} values in [{low}, {high}] but ELR's targets have "
+                f"{num_samples} rows: ids must lie in [0, {num_samples}). Set elr_num_samples to the number of "
+                "samples (the largest id + 1)."
+            )
+        if repeat >= 0:
+            raise ValueError(
+                f"Two training examples of epoch {epoch} carry {SAMPLE_ID_COLUMN} {repeat}: they would share one ELR "
+                "target. Ids must be unique across the whole training set; parts joined together (a torch "
+                "ConcatDataset, concatenated streams) that were each numbered from 0 repeat them: offset each later "
+                "part's ids by the sizes of the parts before it (e.g. part.map(lambda r: {'sample_id': "
+                "r['sample_id'] + offset})), or join datasets.Dataset parts first and number the result."
+            )
+        state.seen.index_fill_(0, safe, 2 * epoch + (1 if first else 2))
 
     def _write_targets(self, ids: torch.Tensor, rows: torch.Tensor) -> None:
         """Store the batch's updated targets; under several processes every process's rows, on every process."""
@@ -257,18 +294,53 @@ class ELRTrainer(BaseTrainer):
     def before_train(self, *, resumed: bool) -> None:
         if self.train_dataset is None:
             raise ValueError("ELRTrainer.train() needs a train_dataset.")
+        if self.train_dataset is not self._identified_set:  # assigned after construction
+            self.check_train_dataset(self.train_dataset)
+            self.train_dataset, self._num_samples = _identified(
+                self.train_dataset, self.args.elr_num_samples, unformat=self._default_collator
+            )
+            self._identified_set = self.train_dataset
+            self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
         num_classes = self._probe_num_classes()
         num_samples = self._num_samples
         state = self.elr_state
+        origin = f"checkpoint {self.resumed_from}" if resumed else "an earlier train() call"
         if state.table is not None and state.shape != (num_samples, num_classes):
             raise ValueError(
-                f"ELR's targets are {state.shape} (samples, classes), from the checkpoint or an earlier train() call, "
-                f"but this training set has {num_samples} samples and the model {num_classes} classes: resume with "
-                "the training set and model of that run, or build a new ELRTrainer."
+                f"ELR's targets are {state.shape} (samples, classes), from {origin}, but this training set has "
+                f"{num_samples} samples and the model {num_classes} classes: resume with the training set and model "
+                "of that run, or build a new ELRTrainer."
             )
+        fingerprint = _label_fingerprint(self.train_dataset, num_samples)
+        if state.table is not None:
+            if fingerprint is not None and state.fingerprint is not None and fingerprint != state.fingerprint:
+                raise ValueError(
+                    f"ELR's targets, from {origin}, were built for another training set: this one has the same size "
+                    f"but other labels at the same {SAMPLE_ID_COLUMN}s, so every target would belong to another "
+                    "sample. Resume with that run's training set (the same rows, split with the same seed), or "
+                    "build a new ELRTrainer and train from scratch."
+                )
+            if resumed and not state.fingerprint_saved:
+                logger.warning(
+                    "%s predates ELR's training-set fingerprint: that the training set is the checkpoint's cannot "
+                    "be checked (only its size is).", origin[0].upper() + origin[1:],
+                )  # fmt: skip
+        state.fingerprint = fingerprint
         self._check_target_memory(num_samples, num_classes)
         if state.table is None:
             state.allocate(num_samples, num_classes)
+        self._passes.passes = -1
+        # A resume restores this process's record of the ids it saw in the current epoch, unless the checkpoint has
+        # none (older, or another number of processes) or is past a stream's first pass (Trainer then restarts the
+        # stream, and the pass does not continue): the ids are then checked from here on.
+        restore = resumed and state.seen is not None and state.seen.shape[0] == num_samples + 1
+        if not has_length(self.train_dataset) and state.seen_epoch not in (None, 0):
+            restore = False
+        if not self._check_ids_per_batch:
+            state.seen = None
+        elif not restore:
+            state.seen = torch.zeros(num_samples + 1, dtype=torch.int32, device=state.device)
+            state.seen_epoch = None
 
     def _probe_num_classes(self) -> int:
         """The width of the logits (BaseTrainer's probe forward on the training set, its labels then checked in
@@ -353,10 +425,23 @@ class ELRTrainer(BaseTrainer):
         }
 
 
-def _identified(train_dataset: Any, num_samples: int | None) -> tuple[Any, int]:
-    """``(train_dataset with sample ids, rows of the target table)``; refuses what ELR cannot index."""
+class _CountPasses(TrainerCallback):
+    """The number of the epoch under way in this train() call (from 0): a streamed set's pass."""
+
+    def __init__(self) -> None:
+        self.passes = -1
+
+    def on_epoch_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        self.passes += 1
+
+
+def _identified(train_dataset: Any, num_samples: int | None, *, unformat: bool) -> tuple[Any, int]:
+    """``(train_dataset with sample ids, rows of the target table)``; refuses what ELR cannot index. ``unformat``:
+    the ids of a torch-formatted set come out as ints (`_ids_unformatted`)."""
     if isinstance(train_dataset, datasets.Dataset):
         train_dataset = with_sample_id(train_dataset)
+        if unformat:
+            train_dataset = _ids_unformatted(train_dataset)
         ids = unique_sample_ids(train_dataset, name="train_dataset", shared="one ELR target")
         high = int(ids.max())
         if num_samples is not None and num_samples <= high:
@@ -376,6 +461,22 @@ def _identified(train_dataset: Any, num_samples: int | None) -> tuple[Any, int]:
             )
         num_samples = len(train_dataset)
     return train_dataset, num_samples
+
+
+def _label_fingerprint(dataset: Any, num_samples: int) -> str | None:
+    """A hash of a `datasets.Dataset`'s labels in sample-id order (one column read), or ``None`` for a set whose
+    labels cannot be read up front."""
+    if not isinstance(dataset, datasets.Dataset):
+        return None
+    try:
+        labels = column_array(dataset)
+    except ValueError:  # no label column before the transform
+        return None
+    if labels.ndim != 1 or not np.issubdtype(labels.dtype, np.integer):
+        return None
+    by_id = np.full(num_samples, -1, dtype=np.int64)
+    by_id[column_array(dataset, SAMPLE_ID_COLUMN)] = labels
+    return hashlib.sha256(by_id.tobytes()).hexdigest()
 
 
 def _ids_unformatted(dataset: Any) -> Any:
@@ -402,5 +503,7 @@ def _missing_ids_message(kind: str, columns: list[str]) -> str:
     return (
         f"ELR indexes its targets by '{SAMPLE_ID_COLUMN}', but the training examples ({kind}, columns {columns}) "
         "carry none. Add the ids before streaming, e.g. hf_lilaw.core.with_sample_id(dataset).to_iterable_dataset(), "
-        f"or yield a '{SAMPLE_ID_COLUMN}' in [0, elr_num_samples) with each example."
+        f"or yield a '{SAMPLE_ID_COLUMN}' in [0, elr_num_samples) with each example. Ids must be unique across the "
+        "whole training set: parts joined together must not each be numbered from 0 (offset each later part's ids "
+        "by the sizes of the parts before it)."
     )

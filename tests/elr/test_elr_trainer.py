@@ -1,9 +1,10 @@
+import datasets
 import numpy as np
 import pytest
 import torch
 from transformers import TrainerCallback, TrainingArguments, default_data_collator
 
-from hf_lilaw.core.checkpoint import load_state_file
+from hf_lilaw.core.checkpoint import load_state_file, write_manifest
 from hf_lilaw.elr import ELRConfig, ELRTrainer
 from hf_lilaw.elr import trainer as elr_trainer
 from hf_lilaw.elr.trainer import ELR_STATE_NAME
@@ -303,3 +304,180 @@ def test_cross_process_update_pads_to_the_batch_size_and_keeps_one_copy_of_a_rep
     trainer.elr_state.table.index_copy_(0, ids, rows)
     torch.testing.assert_close(trainer.elr_targets()[[5, 9, 7, 1]],
                                torch.tensor([[0.1, 0.2, 0.3], [0.4, 0.5, 0.6], [0, 1.0, 0], [0, 0, 1.0]]))
+
+
+def _joined(*parts, offset: bool) -> torch.utils.data.ConcatDataset:
+    """Parts each numbered from 0 by with_sample_id, joined by torch (ids offset by the earlier parts' sizes or not)."""
+    from hf_lilaw.core import with_sample_id
+
+    joined, start = [], 0
+    for part in parts:
+        part = with_sample_id(part)
+        if offset:
+            part = part.map(lambda row, start=start: {"sample_id": row["sample_id"] + start})
+        joined.append(part.with_format("torch"))
+        start += len(part)
+    return torch.utils.data.ConcatDataset(joined)
+
+
+def test_ids_repeated_across_joined_parts_are_refused(tmp_path):
+    from conftest import blobs
+    from hf_lilaw.core import with_sample_id
+
+    message = r"Two training examples of epoch 0 carry sample_id \d+: they would share one ELR target.*offset"
+    torch.manual_seed(0)
+    steps = CountSteps()
+    trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path, per_device_train_batch_size=8, num_train_epochs=1,
+                                                      gradient_accumulation_steps=2),
+                         train_dataset=_joined(blobs(24), blobs(24, seed=5), offset=False), callbacks=[steps])  # fmt: skip
+    assert trainer._num_samples == 48
+    with pytest.raises(ValueError, match=message):
+        trainer.train()
+    assert steps.steps <= 3  # refused within the first epoch (6 batches of 8 over 24 distinct ids)
+    # concatenated streams: the second part's ids 0-7 come in the fourth batch
+    parts = [with_sample_id(blobs(24, seed=s)).to_iterable_dataset() for s in (0, 5)]
+    stream = datasets.concatenate_datasets(parts)
+    steps = CountSteps()
+    trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path, per_device_train_batch_size=8, max_steps=6,
+                                                      elr_num_samples=48), train_dataset=stream, callbacks=[steps])
+    with pytest.raises(ValueError, match=message.replace(r"\d+", "7")):
+        trainer.train()
+    assert steps.steps == 4 and trainer.elr_state.updates == 3
+    # the same id twice within one batch
+    twice = _joined(blobs(4), blobs(4, seed=5), offset=False)
+    trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path, per_device_train_batch_size=8, num_train_epochs=1),
+                         train_dataset=twice)
+    with pytest.raises(ValueError, match=message):
+        trainer.train()
+    # the missing-ids advice says so too
+    with pytest.raises(ValueError, match="Ids must be unique across the whole training set"):
+        ELRTrainer(model=TinyNet(), args=config(tmp_path, max_steps=2, elr_num_samples=48),
+                   train_dataset=blobs(24).to_iterable_dataset())
+
+
+def test_joined_parts_with_offset_ids_train_and_resume_exactly(tmp_path):
+    from conftest import blobs
+
+    joined = _joined(blobs(24), blobs(24, seed=5), offset=True)
+
+    def make(output_dir, callbacks=None):
+        torch.manual_seed(0)
+        return ELRTrainer(model=TinyNet(), args=config(output_dir, per_device_train_batch_size=8, num_train_epochs=3,
+                                                       gradient_accumulation_steps=2, save_strategy="steps",
+                                                       save_steps=4),
+                          train_dataset=joined, callbacks=callbacks)  # fmt: skip
+
+    full = make(tmp_path / "full")
+    full.train()  # 3 epochs of 6 batches: no repeat within an epoch, so nothing refused
+    torch.testing.assert_close(full.elr_targets().sum(1), torch.full((48,), 1 - 0.7**3), rtol=0, atol=1e-6)
+    make(tmp_path / "resumed", callbacks=[StopAfter(4)]).train()  # checkpoint-4: mid-epoch 1 (3 steps/epoch)
+    resumed = make(tmp_path / "resumed")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "resumed" / "checkpoint-4"))
+    assert resumed.state.global_step == full.state.global_step == 9
+    assert torch.equal(resumed.elr_targets(), full.elr_targets())
+
+
+def test_a_repeat_is_found_after_a_resume_when_its_first_copy_came_before_the_checkpoint(tmp_path):
+    from conftest import blobs
+    from hf_lilaw.core import with_sample_id
+
+    part = with_sample_id(blobs(16))
+    stream = datasets.concatenate_datasets([part.to_iterable_dataset()] * 2)  # ids 0-15 twice
+
+    def make(callbacks=None):
+        torch.manual_seed(0)
+        return ELRTrainer(model=TinyNet(), args=config(tmp_path, per_device_train_batch_size=4, max_steps=8,
+                                                       elr_num_samples=32, save_strategy="steps", save_steps=2),
+                          train_dataset=stream, callbacks=callbacks)  # fmt: skip
+
+    make(callbacks=[StopAfter(2)]).train()  # ids 0-7 seen, then the checkpoint
+    with pytest.raises(ValueError, match="carry sample_id 3: they would share one ELR target"):
+        make().train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))  # batch 5 (ids 0-3) repeats batch 1
+
+
+def test_resume_with_another_training_set_of_the_same_size_is_refused(tmp_path, caplog):
+    from conftest import blobs
+
+    full = blobs(80, noise_rate=0.0)
+
+    def make(seed):
+        torch.manual_seed(0)
+        return ELRTrainer(model=TinyNet(), args=config(tmp_path, per_device_train_batch_size=8, num_train_epochs=2,
+                                                       save_strategy="steps", save_steps=3),
+                          train_dataset=full.train_test_split(test_size=0.5, seed=seed)["train"])  # fmt: skip
+
+    make(1).train()
+    checkpoint = str(tmp_path / "checkpoint-3")
+    saved = load_state_file(tmp_path / "checkpoint-3" / ELR_STATE_NAME, what="ELR targets")["state"]
+    assert isinstance(saved["fingerprint"], str) and len(saved["fingerprint"]) == 64
+    with pytest.raises(ValueError, match=f"from checkpoint {checkpoint}, were built for another training set"):
+        make(2).train(resume_from_checkpoint=checkpoint)
+    make(1).train(resume_from_checkpoint=checkpoint)  # the same set resumes
+    # a checkpoint written before fingerprints were saved still resumes, with a warning
+    del saved["fingerprint"]
+    torch.save({"world_size": 1, "state": saved}, tmp_path / "checkpoint-3" / ELR_STATE_NAME)
+    write_manifest(checkpoint, checksums=True)
+    trainer = make(2)
+    with caplog.at_level("WARNING", logger="hf_lilaw"):
+        trainer.train(resume_from_checkpoint=checkpoint)
+    assert "predates ELR's training-set fingerprint" in caplog.text
+
+
+def test_train_dataset_assigned_after_construction(tmp_path):
+    from conftest import blobs
+    from hf_lilaw.core import with_sample_id
+
+    for dataset in (blobs(24), with_sample_id(blobs(24))):
+        trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path, per_device_train_batch_size=8, num_train_epochs=1))
+        trainer.train_dataset = dataset
+        trainer.train()
+        torch.testing.assert_close(trainer.elr_targets().sum(1), torch.full((24,), 0.3), rtol=0, atol=1e-6)
+    trainer.train_dataset = with_sample_id(blobs(40))  # a second train() with a bigger set
+    with pytest.raises(ValueError, match=r"ELR's targets are \(24, 3\).*from an earlier train\(\) call.*40 samples"):
+        trainer.train()
+    trainer.train_dataset = blobs(24, seed=7)  # the same size, other labels
+    with pytest.raises(ValueError, match=r"from an earlier train\(\) call, were built for another training set"):
+        trainer.train()
+
+
+JOINED_WORKER = '''
+import json, os, sys
+sys.path[:0] = {paths!r}  # tests/ (conftest) and tests/elr/ (this file)
+import torch
+from conftest import TinyNet, blobs
+from test_elr_trainer import _joined
+from hf_lilaw import ELRConfig, ELRTrainer
+
+out, offset = sys.argv[1], sys.argv[2] == "offset"
+args = ELRConfig(output_dir=out, per_device_train_batch_size=8, num_train_epochs=2, learning_rate=0.05, report_to=[],
+                 disable_tqdm=True, save_strategy="no", seed=0, use_cpu=True)
+torch.manual_seed(0)
+trainer = ELRTrainer(model=TinyNet(), args=args, train_dataset=_joined(blobs(12), blobs(8, seed=5), offset=offset))
+try:
+    trainer.train()
+    result = trainer.elr_targets().sum(1).tolist()
+except ValueError as error:
+    result = str(error)
+with open(os.path.join(out, "rank" + os.environ["RANK"] + ".json"), "w") as file:
+    json.dump(result, file)
+'''
+
+
+def test_joined_parts_under_two_processes(tmp_path):
+    """20 rows on 2 × 8: each process's last batch is padded with the epoch's first samples, its own among them;
+    that is no repeat, but ids repeated across the joined parts are."""
+    import json
+    from pathlib import Path
+
+    from _distributed import torchrun
+
+    worker = tmp_path / "worker.py"
+    worker.write_text(JOINED_WORKER.format(paths=[str(Path(__file__).parent.parent), str(Path(__file__).parent)]))
+    for mode in ("offset", "repeat"):
+        (tmp_path / mode).mkdir()
+        torchrun(worker, tmp_path / mode, mode, log=tmp_path / f"{mode}.log")
+        ranks = [json.loads((tmp_path / mode / f"rank{r}.json").read_text()) for r in range(2)]
+        if mode == "offset":
+            assert ranks[0] == ranks[1] and min(ranks[0]) > 0.29  # every sample visited, twice or more
+        else:
+            assert all("they would share one ELR target" in rank for rank in ranks), ranks
