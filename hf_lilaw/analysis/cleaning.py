@@ -90,8 +90,9 @@ def clean_labels(
         dataset: the training set the scores belong to, with its (noisy) label column.
         action: ``"prune"`` drops the flagged rows; ``"relabel"`` sets their label to ``predictions``.
         predictions: for ``relabel``: the model's predicted class per row (or its logits / probabilities, shape
-            ``(rows, classes)``), e.g. ``trainer.predict(dataset).predictions``; not needed when ``scores`` is a
-            ``score_samples`` table. Checked against the classes: the label column's ``ClassLabel``, or the
+            ``(rows, classes)``), in the dataset's row order, e.g. ``trainer.predict(dataset).predictions`` of an
+            hf_lilaw trainer (a plain `transformers.Trainer` under ``train_sampling_strategy="group_by_length"``
+            predicts in another order); not needed when ``scores`` is a ``score_samples`` table. Checked against the classes: the label column's ``ClassLabel``, or the
             number of logits.
         threshold, num_issues, frac_issues, max_fraction: how many rows to flag, as in `find_label_issues`.
         expected_noise_rate: the fraction of rows you expect to be mislabelled, for the warning above.
