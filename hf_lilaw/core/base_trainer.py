@@ -320,10 +320,10 @@ class BaseTrainer(Trainer):
     def preflight(self) -> None:
         """Fail before the first training step on what the first steps would hit: one no-grad forward on two
         side-set examples, then every label of a `datasets.Dataset` training set (first: a side set may be drawn
-        from it) and of the side set checked against the real width of the logits; then, for every family, the evaluation sets that can be read
-        cheaply (labels against that width, or ``config.num_labels`` without a probe, and values finite). First of
-        all, the transforms of the training and evaluation sets must not need the columns that Trainer removes
-        (`check_transform_columns`)."""
+        from it) and of the side set checked against the real width of the logits; then, for every family, the
+        evaluation sets that can be read cheaply (labels against that width, or ``config.num_labels`` without a
+        probe, and values finite). First of all, the transforms of the training and evaluation sets must not need
+        the columns that Trainer removes (`check_transform_columns`)."""
         for name, dataset in (("train_dataset", self.train_dataset), *self._eval_sets()):
             self.check_transform_columns(dataset, name=name)
         side = self.preflight_side_set()

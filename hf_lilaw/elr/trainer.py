@@ -129,12 +129,16 @@ class ELRTrainer(BaseTrainer):
         self._default_collator = default_collator
         self._identified_set = self.train_dataset  # a set assigned later is identified by before_train
         self._exchange_updates = self.accelerator.num_processes > 1  # one process: no exchange, not even a check
-        # Ids of a datasets.Dataset are checked in full up front; any other set's, batch by batch (one host sync).
-        self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
         self._passes = _CountPasses()
         self.add_callback(self._passes)
         self.elr_state = ELRState(torch.device("cpu") if self.args.elr_targets_on_cpu else self.args.device)
         self.register_training_state(self.elr_state, name=ELR_STATE_NAME.removesuffix(".pt"), what="ELR targets")
+
+    @property
+    def _check_ids_per_batch(self) -> bool:
+        """Ids of a `datasets.Dataset` are checked in full up front; any other set's batch by batch (one host
+        sync)."""
+        return not isinstance(self.train_dataset, datasets.Dataset)
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -300,7 +304,6 @@ class ELRTrainer(BaseTrainer):
                 self.train_dataset, self.args.elr_num_samples, unformat=self._default_collator
             )
             self._identified_set = self.train_dataset
-            self._check_ids_per_batch = not isinstance(self.train_dataset, datasets.Dataset)
         num_classes = self._probe_num_classes()
         num_samples = self._num_samples
         state = self.elr_state

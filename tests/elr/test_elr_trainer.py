@@ -330,9 +330,9 @@ def test_ids_repeated_across_joined_parts_are_refused(tmp_path):
     trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path, per_device_train_batch_size=8, num_train_epochs=1,
                                                       gradient_accumulation_steps=2),
                          train_dataset=_joined(blobs(24), blobs(24, seed=5), offset=False), callbacks=[steps])  # fmt: skip
-    assert trainer._num_samples == 48
     with pytest.raises(ValueError, match=message):
         trainer.train()
+    assert trainer.elr_targets().shape[0] == 48  # one row per id of both parts: the ids are only repeated
     assert steps.steps <= 3  # refused within the first epoch (6 batches of 8 over 24 distinct ids)
     # concatenated streams: the second part's ids 0-7 come in the fourth batch
     parts = [with_sample_id(blobs(24, seed=s)).to_iterable_dataset() for s in (0, 5)]
