@@ -78,11 +78,15 @@ class MetaStepResult(NamedTuple):
     label_kept: Tensor | None = None
     """The corrected labels' mean mass on the given labels of the noisy batch, at the step's start (detached): 1 when
     the meta model keeps every label, about 1 − the noise rate when it corrects exactly the wrong ones."""
+    clean_loss: Tensor | None = None
+    """The main model's plain cross-entropy on the upper clean batch (detached), where `upper_loss` is not that
+    (EBOMLC's mixture, which the meta model alone can drive to 0); `None` where `upper_loss` is it (MLC, MLC-D)."""
 
     def metrics(self) -> dict[str, Tensor]:
         values = {} if self.barrier is None else {"lambda": self.barrier}
+        clean = {} if self.clean_loss is None else {"clean_loss": self.clean_loss}
         kept = {} if self.label_kept is None else {"label_kept": self.label_kept}
-        return {**values, "upper_loss": self.upper_loss, "lower_loss": self.lower_loss, **kept}
+        return {**values, "upper_loss": self.upper_loss, **clean, "lower_loss": self.lower_loss, **kept}
 
 
 def corrected_lower_loss(

@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
 
 from .barrier import alignment_barrier_coefficient, mixture_upper_loss
@@ -58,7 +59,7 @@ def ebomlc_step(
 
     stats: dict[str, Tensor] = {}
     lower_0, grad_q, used = _lower_loss_gap(inputs, params, optimizer_step, stats)
-    upper_loss, grad_f, used_f = _mixture_upper_loss(inputs, params, rho=rho, space=mixture_space)
+    upper_loss, clean_loss, grad_f, used_f = _mixture_upper_loss(inputs, params, rho=rho, space=mixture_space)
 
     lam = alignment_barrier_coefficient(
         grad_f_main=grad_f[:n],
@@ -70,7 +71,9 @@ def ebomlc_step(
     direction = [f + lam * q for f, q in zip(grad_f, grad_q)]
     set_gradients(params, direction[:n], [a or b for a, b in zip(used[:n], used_f[:n])])
     step_meta_model(inputs, direction[n:])
-    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, barrier=lam, label_kept=stats["label_kept"])
+    return MetaStepResult(
+        lower_loss=lower_0, upper_loss=upper_loss, barrier=lam, label_kept=stats["label_kept"], clean_loss=clean_loss
+    )
 
 
 def ebomlc_released_step(
@@ -97,7 +100,7 @@ def ebomlc_released_step(
     params = [p for p in inputs.net.parameters() if p.requires_grad]
     n = len(params)
 
-    upper_loss, grad_f, used_f = _mixture_upper_loss(inputs, params, rho=rho, space="probs")
+    upper_loss, clean_loss, grad_f, used_f = _mixture_upper_loss(inputs, params, rho=rho, space="probs")
     step_f = lookahead_steps(optimizer, params, grad_f[:n], fallback_lr=inner_lr)
 
     def lookahead(grads: list[Tensor], used: list[bool]) -> None:
@@ -119,7 +122,9 @@ def ebomlc_released_step(
     main = [lam * q + f for q, f in zip(grad_q[:n], descent_f)]
     set_gradients(params, main, [a or b for a, b in zip(used[:n], used_f[:n])])
     step_meta_model(inputs, [lam * q + f for q, f in zip(grad_q[n:], grad_f[n:])])
-    return MetaStepResult(lower_loss=lower_0, upper_loss=upper_loss, barrier=lam, label_kept=stats["label_kept"])
+    return MetaStepResult(
+        lower_loss=lower_0, upper_loss=upper_loss, barrier=lam, label_kept=stats["label_kept"], clean_loss=clean_loss
+    )
 
 
 def _lower_loss_gap(
@@ -143,12 +148,14 @@ def _lower_loss_gap(
 
 def _mixture_upper_loss(
     inputs: MetaStepInputs, params: list[Tensor], *, rho: float, space: Literal["log_probs", "probs"]
-) -> tuple[Tensor, list[Tensor], list[bool]]:
-    """The mixture upper loss on `inputs.upper` at the model's current parameters, its gradients over both blocks
-    (averaged across processes) and which parameters it uses."""
+) -> tuple[Tensor, Tensor, list[Tensor], list[bool]]:
+    """The mixture upper loss on `inputs.upper` at the model's current parameters, the main model's own
+    cross-entropy there (`MetaStepResult.clean_loss`, detached), the mixture's gradients over both blocks (averaged
+    across processes) and which parameters it uses."""
     x_up, y_up = inputs.upper
     logits, features = inputs.forward(x_up)
     meta_log_probs = inputs.meta_model.log_probs(features, y_up)
     upper_loss = mixture_upper_loss(logits, meta_log_probs, y_up, rho=rho, space=space)
+    clean_loss = F.cross_entropy(logits.detach().float(), y_up)
     grad_f, used_f = gradients(upper_loss, params + list(inputs.meta_model.parameters()))
-    return upper_loss, inputs.reduce(grad_f), used_f
+    return upper_loss, clean_loss, inputs.reduce(grad_f), used_f

@@ -72,9 +72,10 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         mlc_skip_gate (`bool` or `None`, *optional*, defaults to `None`):
             MLC's optional skip gate: corrected label `(1−g)·softmax + g·onehot(ỹ)` with a learned gate `g`.
             `None`: on for `mlc_method="mlc"` (without it MLC collapses under adaptive optimizers such as the
-            Trainer's default AdamW); on for `"ebomlc"` unless `optim="sgd"` or `mlc_ebomlc_variant="released"`
-            (ungated, EBOMLC gains most at heavy noise with a large clean set but loses badly on cleaner data under
-            AdamW); off for `"mlc_d"`.
+            Trainer's default AdamW); on for `"ebomlc"` unless the main optimizer is `torch.optim.SGD` (`optim="sgd"`,
+            or an SGD passed to the trainer with `optimizers=` or `optimizer_cls_and_kwargs=`) or
+            `mlc_ebomlc_variant="released"` (ungated, EBOMLC gains most at heavy noise with a large clean set but
+            loses badly on cleaner data under AdamW); off for `"mlc_d"`.
         mlc_skip_gate_init (`float` or `None`, *optional*, defaults to `None`):
             With the skip gate, its initial value `g₀` in (0, 1) (the gate output's bias starts at `logit(g₀)`).
             `None`: `0.98` when the gate is on, so training starts from the given labels. `0.5` is MLC's released
@@ -92,11 +93,16 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         mlc_lower_loss_weights (`list[float]` or `None`, *optional*, defaults to `None`):
             Weights (noisy, clean) of the lower loss, normalised by their sum. `None`: proportional to the two batch
             sizes of each step (as in the released code), i.e. the mean over all rows of the lower loss. `[1.0, 0.0]`
-            keeps the clean rows for the meta model only (the whole clean batch feeds the upper loss): a network
-            trained from scratch then cannot memorise the clean set (which would silence the meta model's signal).
+            leaves the clean rows out of the lower loss (the whole clean batch feeds the upper loss). With
+            `mlc_method="mlc"` that keeps them for the meta model only: a network trained from scratch then cannot
+            memorise the clean set (which would silence the meta model's signal). EBOMLC's and MLC-D's main update
+            also descends the upper loss on the clean batch (EBOMLC's mixture through `mlc_rho`'s share of the main
+            logits, MLC-D's plain cross-entropy), so their main model still trains on the clean rows.
         mlc_feature_module (`str` or `None`, *optional*, defaults to `None`):
             Dotted name of the classification head; its *input* is the penultimate feature fed to the meta model.
-            `None` detects it (`classifier`, a timm model's `get_classifier()`, else the last `nn.Linear`).
+            `None` detects it (`classifier`, a timm model's `get_classifier()`, else the last `nn.Linear`). A head
+            that receives a token sequence (e.g. Roberta's) gives the input of its last inner `nn.Linear`; a detected
+            head whose output width differs from the logits' is refused.
         mlc_clean_cache (`str`, *optional*, defaults to `"auto"`):
             `"auto"` collates the clean set once into device tensors and indexes it every step when that is known
             to give exactly the per-step batches (as `lilaw_meta_cache`: a `datasets.Dataset` without a format
@@ -175,7 +181,7 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         default=None,
         metadata={
             "help": "MLC's skip gate (1-g)*softmax + g*onehot(label) in the meta model (default: on for 'mlc'; on "
-            "for 'ebomlc' unless optim='sgd' or the released variant; off for 'mlc_d')."
+            "for 'ebomlc' unless the main optimizer is SGD or the released variant; off for 'mlc_d')."
         },
     )
     mlc_skip_gate_init: float | None = field(
@@ -202,7 +208,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         default=None,
         metadata={
             "help": "Weights (noisy clean) of the lower loss, normalised by their sum (default: proportional to "
-            "the two batch sizes); 1 0 keeps the clean rows for the meta model only."
+            "the two batch sizes); 1 0 keeps the clean rows for the meta model only with mlc_method='mlc' (EBOMLC's "
+            "and MLC-D's main update also descends the upper loss on them)."
         },
     )
     mlc_feature_module: str | None = field(
@@ -311,14 +318,20 @@ class MetaLabelCorrectionConfig(TrainingArguments):
 
     @property
     def resolved_skip_gate(self) -> bool:
-        """`mlc_skip_gate`, with `None` resolved for `mlc_method` and `optim`."""
+        """`mlc_skip_gate`, with `None` resolved for `mlc_method` and `optim` (the trainer pins `mlc_skip_gate` in
+        its copy of the config where the optimizer passed to it decides otherwise)."""
+        return self.skip_gate_for(sgd=self.optim_name == "sgd")
+
+    def skip_gate_for(self, *, sgd: bool) -> bool:
+        """`mlc_skip_gate`, with `None` resolved for `mlc_method` and whether the main optimizer is
+        `torch.optim.SGD`."""
         if self.mlc_skip_gate is not None:
             return self.mlc_skip_gate
         if self.mlc_method == "mlc":
             return True
         # EBOMLC without the gate gains most at heavy noise but loses badly on cleaner data under an adaptive
         # optimizer (docs/benchmarks.md §4); the SGD recipe and the released step are the authors' ungated setting.
-        return self.mlc_method == "ebomlc" and self.mlc_ebomlc_variant == "spec" and self.optim_name != "sgd"
+        return self.mlc_method == "ebomlc" and self.mlc_ebomlc_variant == "spec" and not sgd
 
     @property
     def resolved_skip_gate_init(self) -> float | None:

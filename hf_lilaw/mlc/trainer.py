@@ -49,9 +49,9 @@ MLC_STATE_NAME = "mlc_state.pt"
 METHOD_NAMES = {"ebomlc": "EBOMLC", "mlc_d": "MLC-D", "mlc": "MLC"}
 
 CLEAN_SET_FITTED_LOSS = 0.01
-"""A training log's mean clean-batch loss (`mlc/upper_loss`) below which the trainer warns, once, that the main
-model has memorised the clean set: the meta model's only signal is then nearly gone (about 99 % probability on
-every clean label)."""
+"""A training log's mean cross-entropy of the main model on the upper clean batches (MLC's `mlc/upper_loss`,
+EBOMLC's `mlc/clean_loss`) below which the trainer warns, once, that the main model has memorised the clean set: the
+meta model's only signal is then nearly gone (about 99 % probability on every clean label)."""
 
 MLC_CITATION = """@inproceedings{zheng2021mlc,
   title={Meta Label Correction for Noisy Label Learning},
@@ -68,7 +68,8 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     Every optimizer step is one bilevel step of `args.mlc_method` (see [`MetaLabelCorrectionConfig`]) on the noisy
     batch of the Trainer's loop and a fresh clean batch of `mlc_clean_batch_size` examples: its first half feeds the
     upper loss, its second half joins the lower loss, weighted by the two batch sizes unless `mlc_lower_loss_weights`
-    says otherwise (with a zero clean weight the whole clean batch feeds the upper loss). The meta model (Xavier-normal
+    says otherwise (with a zero clean weight the whole clean batch feeds the upper loss; only MLC's main update then
+    leaves out the clean rows, EBOMLC's and MLC-D's also descend the upper loss on them). The meta model (Xavier-normal
     layers, zero biases, optional skip gate) and its Adam live outside the main optimizer: the main optimizer,
     scheduler, clipping and weight decay never see them. Evaluation reports the plain cross-entropy.
 
@@ -86,7 +87,9 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     Supported: single-label classifiers whose head takes the penultimate features (transformers image and text
     classifiers, `TimmWrapperForImageClassification`, timm models, plain `nn.Module`s returning logits), one process
     or DDP, fp32 or bf16. Every row of the training and the clean set needs a label: rows labelled -100 are refused
-    before the first step (streamed sets: at the first batch that holds one). Not supported:
+    before the first step in a `datasets.Dataset` or a list or tuple of rows, and at the first batch that holds one
+    in a torch `Dataset` or a stream (reading every item of a torch `Dataset` up front would run its transforms).
+    Not supported:
     `gradient_accumulation_steps > 1` (refused by the config), fp16, DeepSpeed and FSDP (gradients are taken with
     `torch.autograd.grad` on the unwrapped model and averaged across processes by hand), `model_init`,
     `compute_loss_func` (the method owns its losses).
@@ -140,6 +143,12 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             )
         if has_length(clean_dataset) and len(clean_dataset) == 0:
             raise ValueError("clean_dataset is empty: pass at least mlc_clean_batch_size clean examples.")
+        args = self.coerce_args(args)
+        gate = args.skip_gate_for(sgd=self._main_optimizer_is_sgd(args, optimizers, optimizer_cls_and_kwargs))
+        if gate != args.resolved_skip_gate:  # `optim` names another optimizer than the one passed: pin the gate used
+            args = copy.copy(args)
+            args.mlc_skip_gate = gate
+            args._validate_mlc()
         super().__init__(
             model=model,
             args=args,
@@ -228,6 +237,19 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             args._validate_mlc()
         return args
 
+    @staticmethod
+    def _main_optimizer_is_sgd(
+        args: MetaLabelCorrectionConfig, optimizers: Any, optimizer_cls_and_kwargs: Any
+    ) -> bool:
+        """Whether the main optimizer is `torch.optim.SGD`: the one passed in `optimizers`, else the class in
+        `optimizer_cls_and_kwargs`, else `args.optim`."""
+        optimizer = optimizers[0] if optimizers else None
+        if optimizer is not None:
+            return is_sgd(optimizer)
+        if optimizer_cls_and_kwargs is not None:
+            return issubclass(optimizer_cls_and_kwargs[0], torch.optim.SGD)
+        return args.optim_name == "sgd"
+
     def _warn_known_failures(self, optimizers: Any, optimizer_cls_and_kwargs: Any) -> None:
         """Warn, before training, about settings under which a method is known to fail."""
         args = self.args
@@ -241,12 +263,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
                 stacklevel=3,
             )
         optimizer = optimizers[0] if optimizers else None
-        if optimizer is not None:
-            sgd = is_sgd(optimizer)
-        elif optimizer_cls_and_kwargs is not None:
-            sgd = issubclass(optimizer_cls_and_kwargs[0], torch.optim.SGD)
-        else:
-            sgd = args.optim_name == "sgd"
+        sgd = self._main_optimizer_is_sgd(args, optimizers, optimizer_cls_and_kwargs)
         name = args.optim_name if optimizer is None else type(optimizer).__name__
         if args.mlc_method == "mlc" and not args.resolved_skip_gate and not sgd:
             warnings.warn(
@@ -283,38 +300,68 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             self._warn_if_clean_set_fitted(self.state.log_history[-1])
 
     def _warn_if_clean_set_fitted(self, logged: dict[str, Any]) -> None:
-        """Warn once a run when the main model fits the clean batches almost exactly (a training log's
-        `mlc/upper_loss` below `CLEAN_SET_FITTED_LOSS`)."""
-        upper = logged.get("mlc/upper_loss")
-        if upper is None or upper >= CLEAN_SET_FITTED_LOSS or self._warned_clean_set_fitted:
+        """Warn once a run when the main model fits the clean batches almost exactly (a training log's main-model
+        cross-entropy on them below `CLEAN_SET_FITTED_LOSS`)."""
+        method = self.args.mlc_method
+        # EBOMLC's `mlc/upper_loss` is the mixture, which the meta model alone can drive to 0; MLC's is the main
+        # model's clean cross-entropy after the look-ahead.
+        key = "mlc/clean_loss" if method == "ebomlc" else "mlc/upper_loss"
+        loss = logged.get(key)
+        if loss is None or loss >= CLEAN_SET_FITTED_LOSS or self._warned_clean_set_fitted:
             return
         self._warned_clean_set_fitted = True
-        if self.args.mlc_method == "mlc_d" or not self.is_world_process_zero():  # MLC-D already warns: no clean term
+        if method == "mlc_d" or not self.is_world_process_zero():  # MLC-D already warns: no clean term
             return
-        if not self.args.clean_rows_in_lower_loss:  # the main model never trains on the clean rows: nothing memorised
+        # Only MLC's main update leaves out the clean rows that the lower loss leaves out; EBOMLC's also descends
+        # the mixture upper loss on them.
+        if method == "mlc" and not self.args.clean_rows_in_lower_loss:
             return
         kept = logged.get("mlc/label_kept")
         kept_text = "" if kept is None else f" (the corrected labels put {kept:.1%} of their mass on the given labels)"
+        if method == "mlc":
+            remedy = (
+                "With a clean set of several hundred rows, keep them for the meta model only with "
+                "mlc_lower_loss_weights=[1.0, 0.0]; either way compare"
+            )
+        else:
+            remedy = (
+                "EBOMLC's main update also descends the mixture upper loss on the clean rows, so "
+                "mlc_lower_loss_weights=[1.0, 0.0] does not keep them out of it (it does with mlc_method='mlc'). "
+                "Compare"
+            )
         warnings.warn(
-            f"The main model fits the clean set almost exactly (mlc/upper_loss {upper:.2g} at step "
-            f"{self.state.global_step}). The meta model learns from that loss, so from here on the label corrections "
-            f"barely move{kept_text} and the run trains like cross-entropy on the training rows plus the clean rows. "
-            "A network that can memorise (trained from scratch, or a large model fine-tuned) memorises a small clean "
-            "set early. With a clean set of several hundred rows, keep them for the meta model only with "
-            "mlc_lower_loss_weights=[1.0, 0.0]; either way compare with cross-entropy on train + clean and on the "
-            "clean rows alone before relying on the corrections (docs/ebomlc.md, 'From scratch: the clean set is "
-            "memorised').",
+            f"The main model fits the clean set almost exactly ({key} {loss:.2g} at step "
+            f"{self.state.global_step}). The meta model learns from the clean batches' loss, so from here on the label "
+            f"corrections barely move{kept_text} and the run trains like cross-entropy on the training rows plus the "
+            "clean rows. A network that can memorise (trained from scratch, or a large model fine-tuned) memorises a "
+            f"small clean set early. {remedy} with cross-entropy on train + clean and on the clean rows alone before "
+            "relying on the corrections (docs/ebomlc.md, 'From scratch: the clean set is memorised').",
             UserWarning,
             stacklevel=2,
         )
 
     def _probe_model(self) -> tuple[int, int]:
-        """One no-grad forward on clean examples: checks the head hook and returns (feature dim, num labels)."""
+        """One no-grad forward on clean examples: checks the head hook and returns (feature dim, num labels).
+
+        A detected head must output the logits' width: the fallback to the last registered `nn.Linear` can pick a
+        body layer (a model registering its head first), whose input is not the penultimate feature. A head named by
+        `mlc_feature_module` is taken as given."""
         x, _ = self.clean_set.probe_batch()
         with self._features.capturing():
             logits = extract_logits(self.probe_forward(self.model, x, name="clean_dataset"))
             features = self._features.pop()
-        return features.shape[-1], logits.shape[-1]
+        num_labels, width = logits.shape[-1], self._features.output_width
+        if self.args.mlc_feature_module is None and width is not None and width != num_labels:
+            name = self._features.source_name
+            modules = self.model.named_modules()
+            heads = [n for n, m in modules if isinstance(m, nn.Linear) and m.out_features == num_labels]
+            raise ValueError(
+                f"The detected classification head {name!r} outputs {width} values per row but the logits have "
+                f"{num_labels} classes, so its input is not the penultimate feature. Pass "
+                f"mlc_feature_module='<dotted name of the head>' (the module that outputs the logits"
+                f"{f'; nn.Linear modules with {num_labels} outputs: {heads}' if heads else ''})."
+            )
+        return features.shape[-1], num_labels
 
     def before_train(self, *, resumed: bool) -> None:
         # The sets whose labels the pre-flight cannot read up front are checked batch by batch.

@@ -196,6 +196,11 @@ def test_ebomlc_step_keeps_the_inner_step_and_follows_the_alignment_barrier(spac
     torch.testing.assert_close(result.barrier, lam)
     torch.testing.assert_close(result.upper_loss, upper)
     torch.testing.assert_close(result.label_kept, s.label_kept())
+    # The main model's own clean CE at w' (the mixture's main logits), reported beside the mixture, detached.
+    clean = F.cross_entropy(functional_call(s.net, after, (UPPER[0]["x"],))[0], UPPER[1])
+    torch.testing.assert_close(result.clean_loss, clean)
+    assert not result.clean_loss.requires_grad
+    assert list(result.metrics()) == ["lambda", "upper_loss", "clean_loss", "lower_loss", "label_kept"]
 
 
 def test_ebomlc_released_step_takes_the_alignment_term_with_the_optimizer_step():
@@ -219,6 +224,9 @@ def test_ebomlc_released_step_takes_the_alignment_term_with_the_optimizer_step()
     s.check([lam * q + d for q, d in zip(q_w, descent)], [lam * q + f for q, f in zip(q_a, f_a)], after)
     torch.testing.assert_close(result.lower_loss, lower)
     torch.testing.assert_close(result.label_kept, s.label_kept())
+    clean = F.cross_entropy(functional_call(s.net, s.w, (UPPER[0]["x"],))[0], UPPER[1])  # at w, as the mixture
+    torch.testing.assert_close(result.clean_loss, clean)
+    assert not result.clean_loss.requires_grad
 
 
 def test_reduce_averages_every_gradient_the_step_uses():

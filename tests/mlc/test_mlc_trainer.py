@@ -501,6 +501,31 @@ def test_skip_gate_defaults_per_method(tmp_path):
     assert make_trainer(tmp_path, cls=MLCTrainer).meta_model.skip_gate is True
 
 
+@pytest.mark.parametrize("passed", ["optimizers", "optimizer_cls_and_kwargs"])
+def test_ebomlc_gate_default_follows_an_sgd_passed_to_the_trainer(tmp_path, passed):
+    # optim="adamw_torch" in the args, but the main optimizer is SGD: EBOMLC's default gate is off, as with optim="sgd".
+    args = make_args(tmp_path, mlc_method="ebomlc")
+    model = TinyNet()
+    given = {
+        "optimizers": {"optimizers": (torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9), None)},
+        "optimizer_cls_and_kwargs": {"optimizer_cls_and_kwargs": (torch.optim.SGD, {"lr": 0.1, "momentum": 0.9})},
+    }[passed]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # ungated EBOMLC under SGD: no warning
+        trainer = MetaLabelCorrectionTrainer(model=model, args=args, train_dataset=TRAIN, clean_dataset=CLEAN, **given)
+    assert trainer.meta_model.skip_gate is False and trainer.args.resolved_skip_gate is False
+    assert trainer.model_card_values()["method_settings"]["skip gate"] is False
+    assert args.mlc_skip_gate is None and args.resolved_skip_gate is True  # the caller's args are left as they were
+    with pytest.raises(ValueError, match="the skip gate is off for this configuration: set mlc_skip_gate=True"):
+        MetaLabelCorrectionTrainer(model=model, args=make_args(tmp_path, mlc_skip_gate_init=0.9), train_dataset=TRAIN,
+                                   clean_dataset=CLEAN, **given)  # fmt: skip
+    # And the converse: optim="sgd" with an AdamW passed is an adaptive optimizer, gated.
+    adamw = (torch.optim.AdamW(model.parameters()), None)
+    trainer = MetaLabelCorrectionTrainer(model=model, args=make_args(tmp_path, optim="sgd"), train_dataset=TRAIN,
+                                         clean_dataset=CLEAN, optimizers=adamw)  # fmt: skip
+    assert trainer.meta_model.skip_gate is True and trainer.model_card_values()["method_settings"]["skip gate"] is True
+
+
 def test_mlc_d_warns_that_it_is_an_ablation(tmp_path):
     with pytest.warns(UserWarning, match="MLC-D is kept as an ablation: its meta step has no clean-set term"):
         make_trainer(tmp_path, mlc_method="mlc_d")
@@ -596,9 +621,10 @@ def test_warns_once_when_the_clean_set_is_memorised(tmp_path, method):
         trainer = make_trainer(tmp_path, mlc_method=method, max_steps=80, learning_rate=3e-2)
         trainer.train()
     fitted = [str(w.message) for w in caught if "fits the clean set almost exactly" in str(w.message)]
-    upper = [e["mlc/upper_loss"] for e in trainer.state.log_history if "mlc/upper_loss" in e]
-    first = next(i for i, u in enumerate(upper) if u < CLEAN_SET_FITTED_LOSS)
-    assert len(fitted) == 1 and f"mlc/upper_loss {upper[first]:.2g} at step {2 * (first + 1)}" in fitted[0]
+    key = "mlc/clean_loss" if method == "ebomlc" else "mlc/upper_loss"  # the main model's CE on the clean batches
+    clean = [e[key] for e in trainer.state.log_history if key in e]
+    first = next(i for i, u in enumerate(clean) if u < CLEAN_SET_FITTED_LOSS)
+    assert len(fitted) == 1 and f"{key} {clean[first]:.2g} at step {2 * (first + 1)}" in fitted[0]
     assert "put 9" in fitted[0]  # the corrected labels' mass on the given labels, e.g. 98.8 %
     assert "mlc_lower_loss_weights=[1.0, 0.0]" in fitted[0]  # the remedy, named
     # A short run whose clean-batch loss stays above the threshold says nothing.
@@ -607,10 +633,32 @@ def test_warns_once_when_the_clean_set_is_memorised(tmp_path, method):
         short = make_trainer(tmp_path, mlc_method="mlc", max_steps=6, learning_rate=3e-2)
         short.train()
     assert min(e["mlc/upper_loss"] for e in short.state.log_history if "mlc/upper_loss" in e) >= CLEAN_SET_FITTED_LOSS
-    # With the clean rows kept out of the main model's loss a low clean-batch loss is generalisation, not memory.
+    with pytest.warns(UserWarning, match="fits the clean set almost exactly"):
+        make_trainer(tmp_path, mlc_method=method, max_steps=1).log({key: 1e-3})
+
+
+def test_clean_rows_out_of_the_lower_loss_silence_the_memorised_warning_for_mlc_only(tmp_path):
+    # MLC's main update then never sees the clean rows: a low clean-batch loss is generalisation, not memory.
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        unseen = make_trainer(tmp_path, mlc_method=method, max_steps=1, mlc_lower_loss_weights=[1.0, 0.0])
+        unseen = make_trainer(tmp_path, mlc_method="mlc", max_steps=1, mlc_lower_loss_weights=[1.0, 0.0])
         unseen.log({"mlc/upper_loss": CLEAN_SET_FITTED_LOSS / 10})
-    with pytest.warns(UserWarning, match="fits the clean set almost exactly"):
-        make_trainer(tmp_path, mlc_method=method, max_steps=1).log({"mlc/upper_loss": 1e-3})
+    # EBOMLC's main update still descends the mixture upper loss on them.
+    seen = make_trainer(tmp_path, mlc_method="ebomlc", max_steps=1, mlc_lower_loss_weights=[1.0, 0.0])
+    with pytest.warns(UserWarning, match=r"mlc/clean_loss 0.001 at step 0\b.*mlc_lower_loss_weights=\[1.0, 0.0\] does "
+                      r"not keep them out of it \(it does with mlc_method='mlc'\)"):
+        seen.log({"mlc/upper_loss": 1.0, "mlc/clean_loss": 1e-3})
+
+
+def test_ebomlc_clean_set_warning_reads_the_main_models_clean_loss(tmp_path):
+    # A main model that does not move (lr 1e-9) and a fast meta model: the mixture upper loss falls to ~0 on the meta
+    # model's output alone, while the main model's own clean cross-entropy stays near log 3.
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer = make_trainer(tmp_path, mlc_method="ebomlc", max_steps=20, learning_rate=1e-9, mlc_meta_lr=3e-3,
+                               logging_steps=10, lr_scheduler_type="constant")  # fmt: skip
+        trainer.train()
+    logs = [e for e in trainer.state.log_history if "mlc/upper_loss" in e]
+    assert len(logs) == 2 and all(e["mlc/upper_loss"] < CLEAN_SET_FITTED_LOSS for e in logs)
+    assert all(1.0 < e["mlc/clean_loss"] < 1.3 for e in logs)
+    assert not [w for w in caught if "fits the clean set" in str(w.message)]
