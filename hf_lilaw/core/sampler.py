@@ -8,11 +8,14 @@ processes, re-derives the exact position from its seed and that count.
 
 from __future__ import annotations
 
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
+
+from .rng import preserved_global_rng
 
 logger = logging.getLogger(__name__)
 
@@ -24,6 +27,9 @@ def read_rows(dataset: Any, indices: Sequence[int]) -> list[Any]:
         return dataset.__getitems__(list(indices))
     return [dataset[i] for i in indices]
 
+
+Randomness = Callable[[int], contextlib.AbstractContextManager[None]]
+"""The global RNGs seeded for one draw of a side set (`SideSet.randomness`), under which a replay reads it."""
 
 DEFAULT_BUFFER_SIZE = 1000
 """Shuffle buffer of a streamed side set (`StreamedBatches`); no trainer sets another."""
@@ -143,8 +149,17 @@ class StreamedBatches:
     """Batches of examples from an iterable (streamed) side set, for data without length or random access.
 
     Each pass over the stream is shuffled with a seeded buffer when the stream supports it
-    (`datasets.IterableDataset`); a batch may straddle two passes. The position is ``(pass, examples consumed
-    in it)``; `fast_forward` re-derives it from the number of batches drawn by replaying the stream.
+    (`datasets.IterableDataset`); a batch may straddle two passes. A stream shorter than one batch is refused at
+    the end of its first pass (a batch would repeat examples). The position is ``(pass, examples consumed in
+    it)``; `fast_forward` and `load_state_dict` re-derive it by replaying the stream, each draw's reads under
+    ``randomness(draw)`` as the uninterrupted run read them (a `.map` runs lazily, as rows are read), so that a
+    random map gives the same examples. That is exact for a stream whose passes give the same examples in the same
+    order and a map that draws only from the global generators that ``randomness`` seeds, with two exceptions: a
+    map with a generator or other state of its own continues from wherever the replay leaves it; and a
+    `datasets.IterableDataset` maps each shard's rows one ahead on a worker thread (datasets 5), so in a pass
+    longer than the shuffle buffer, pulled a row at a time as batches are drawn, the draw whose randomness a row's
+    map sees depends on thread timing, in an uninterrupted run too (a pass that fits the buffer is mapped in full
+    inside the draw that opens it).
 
     Args:
         dataset: a `datasets.IterableDataset` or any iterable of examples.
@@ -186,6 +201,13 @@ class StreamedBatches:
         for _ in range(self.consumed):
             next(self._iterator)
 
+    def _check_pass_length(self, rows: int) -> None:
+        if rows < self.batch_size:
+            raise ValueError(
+                f"The streamed {self.name} has {rows} examples, fewer than {self.setting} ({self.batch_size}): a batch "
+                f"would hold some examples twice. Set {self.setting} to at most {rows}, or pass a larger {self.name}."
+            )
+
     def __iter__(self) -> StreamedBatches:
         return self
 
@@ -204,17 +226,29 @@ class StreamedBatches:
             except StopIteration:
                 if self.consumed == 0:
                     raise ValueError(f"The streamed {self.name} yielded no examples; pass a non-empty {self.name}.") from None
+                if self.epoch == 0:
+                    self._check_pass_length(self.consumed)
                 self.epoch, self.consumed = self.epoch + 1, 0
                 self._open()
         self.batches_drawn += 1
         return batch
 
-    def fast_forward(self, batches_drawn: int) -> None:
-        """Move to the position after ``batches_drawn`` batches of this sampler's own stream (replays it)."""
-        self.epoch = self.consumed = self.batches_drawn = 0
-        self._iterator = None
-        for _ in range(batches_drawn):
-            self.next_batch()
+    def fast_forward(self, batches_drawn: int, *, randomness: Randomness | None = None) -> None:
+        """Move to the position after ``batches_drawn`` batches of this sampler's own stream: replays it from its
+        start, draw ``k``'s reads under ``randomness(k)`` (the side set's, `SideSet.randomness`)."""
+        self._replay(batches_drawn, start=(0, 0, 0), randomness=randomness)
+
+    def _replay(self, batches_drawn: int, *, start: tuple[int, int, int], randomness: Randomness | None) -> None:
+        # From ``start`` = (draw, pass, examples consumed in it): the examples skipped to reach it are read outside
+        # the draws (they belong to batches already drawn), then each draw's under its own randomness.
+        draw, self.epoch, self.consumed = start
+        self.batches_drawn, self._iterator = draw, None
+        if self.consumed:
+            with preserved_global_rng():
+                self._open()
+        for draw in range(draw, batches_drawn):
+            with contextlib.nullcontext() if randomness is None else randomness(draw):
+                self.next_batch()
 
     def state_dict(self) -> dict[str, Any]:
         return {
@@ -226,12 +260,21 @@ class StreamedBatches:
             "consumed": self.consumed,
         }
 
-    def load_state_dict(self, state: dict[str, Any]) -> None:
+    def load_state_dict(self, state: dict[str, Any], *, randomness: Randomness | None = None) -> None:
         """Continue the stream of ``state``; its batch size, seed and shuffle buffer must be this sampler's (the
-        saved position counts batches of the saved size in the stream shuffled that way)."""
+        saved position counts batches of the saved size in the stream shuffled that way). Replays the current pass
+        from the draw that opened it, draw ``k``'s reads under ``randomness(k)`` (see the class)."""
         current = {"batch_size": self.batch_size, "seed": self.seed, "buffer_size": self.buffer_size}
         # Older states lack the buffer size: every one was saved with the default (no trainer sets another).
         saved = {"buffer_size": DEFAULT_BUFFER_SIZE, **state}
         check_saved_settings(saved, current, name=f"streamed {self.name}", setting=self.setting)
-        self.batches_drawn, self.epoch, self.consumed = state["batches_drawn"], state["epoch"], state["consumed"]
-        self._iterator = None
+        drawn, epoch, consumed = int(state["batches_drawn"]), int(state["epoch"]), int(state["consumed"])
+        start = (0, 0, 0)  # in the first pass (or passes of uneven length): replay from the stream's start
+        if epoch:
+            pass_rows, uneven = divmod(drawn * self.batch_size - consumed, epoch)
+            if not uneven:
+                self._check_pass_length(pass_rows)
+                # The current pass opened in draw ``first``, after it read the previous pass's last ``tail`` rows.
+                first, tail = divmod(epoch * pass_rows, self.batch_size)
+                start = (first, epoch - 1, pass_rows - tail)
+        self._replay(drawn, start=start, randomness=randomness)

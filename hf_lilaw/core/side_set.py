@@ -296,11 +296,14 @@ class SideSet:
 
     def load_state_dict(self, state: dict[str, Any] | None, *, batches_drawn: int) -> None:
         """Continue from ``state`` (a `state_dict` of this process); without one (resumed under another number of
-        processes) move to where this process's own stream stands after ``batches_drawn`` batches."""
+        processes) move to where this process's own stream stands after ``batches_drawn`` batches. A stream is
+        replayed, each draw's reads under that draw's `randomness` (`StreamedBatches`)."""
+        sampler = self.sampler
+        replay = {"randomness": self.randomness} if isinstance(sampler, StreamedBatches) else {}
         if state is not None:
-            self.sampler.load_state_dict(state)
+            sampler.load_state_dict(state, **replay)
         else:
-            self.sampler.fast_forward(batches_drawn)
+            sampler.fast_forward(batches_drawn, **replay)
 
 
 class WithSideSets:

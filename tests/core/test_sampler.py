@@ -2,6 +2,7 @@ import datasets
 import pytest
 import torch
 
+from hf_lilaw.core.rng import side_set_rng
 from hf_lilaw.core.sampler import IndexBatchSampler, StreamedBatches
 
 
@@ -73,6 +74,65 @@ def test_streamed_batches_straddle_passes_and_fast_forward_replays_them():
     state = dict(sampler.state_dict(), batches_drawn=3, epoch=1, consumed=2)
     resumed.load_state_dict(state)
     assert [[row["i"] for row in resumed.next_batch()] for _ in range(3)] == batches[3:]
+
+
+def randomness(draw):
+    return side_set_rng(0, process_index=0, name="meta_dataset", draw=draw)
+
+
+class NoisyStream:
+    """A stream without shuffle whose rows get noise as they are read (a lazy random map, one row at a time)."""
+
+    def __iter__(self):
+        for i in range(10):
+            yield {"i": i, "noise": torch.rand(()).item()}
+
+
+def noisy_streams():
+    mapped = datasets.Dataset.from_dict({"i": list(range(10))}).to_iterable_dataset(num_shards=1)
+    return {"datasets-map": mapped.map(lambda row: {"noise": torch.rand(()).item()}), "lazy-iterable": NoisyStream()}
+
+
+@pytest.mark.parametrize("kind", ["datasets-map", "lazy-iterable"])
+@pytest.mark.parametrize("batch_size", [4, 5], ids=["straddling", "even"])
+def test_a_resumed_stream_reads_every_draw_under_that_draws_randomness(batch_size, kind):
+    """A random map runs as rows are read: in the uninterrupted run each row gets the noise of the draw that read it
+    (a `datasets` stream maps a whole pass into its shuffle buffer when the pass opens). A resume, from a saved
+    state or fast-forwarded, replays those reads under the same draws: the uninterrupted run's examples follow, at
+    every position, within a pass and across pass ends."""
+    stream = noisy_streams()[kind]
+    full = StreamedBatches(stream, batch_size, seed=0)
+    batches, states = [], []
+    for draw in range(8):
+        states.append(full.state_dict())
+        with randomness(draw):
+            batches.append(full.next_batch())
+    assert states[-1]["epoch"] >= 2
+    for drawn, state in enumerate(states):
+        loaded, forwarded = StreamedBatches(stream, batch_size, seed=0), StreamedBatches(stream, batch_size, seed=0)
+        loaded.load_state_dict(state, randomness=randomness)
+        forwarded.fast_forward(drawn, randomness=randomness)
+        for resumed in (loaded, forwarded):
+            assert resumed.state_dict() == state
+            rest = []
+            for draw in range(drawn, 8):
+                with randomness(draw):
+                    rest.append(resumed.next_batch())
+            assert rest == batches[drawn:], (drawn, resumed is loaded)
+
+
+def test_a_stream_shorter_than_its_batch_is_refused_before_a_batch_repeats_rows():
+    stream = datasets.Dataset.from_dict({"i": list(range(5))}).to_iterable_dataset(num_shards=1)
+    sampler = StreamedBatches(stream, 8, seed=0, name="clean_dataset", setting="mlc_clean_batch_size")
+    with pytest.raises(
+        ValueError,
+        match=r"^The streamed clean_dataset has 5 examples, fewer than mlc_clean_batch_size \(8\): a batch would hold "
+        r"some examples twice\. Set mlc_clean_batch_size to at most 5, or pass a larger clean_dataset\.$",
+    ):
+        sampler.next_batch()
+    assert sampler.batches_drawn == 0
+    exact = StreamedBatches(stream, 5, seed=0)  # a batch of the whole stream is fine
+    assert [sorted(row["i"] for row in exact.next_batch()) for _ in range(3)] == [list(range(5))] * 3
 
 
 def test_streamed_resume_refuses_another_batch_size_or_seed():

@@ -179,3 +179,14 @@ def test_the_preflight_probes_the_registered_side_set(tmp_path):
     side_set(owner, bad)
     with pytest.raises(ValueError, match=r"meta_dataset has labels in \[0, 7\] but the model outputs 3 classes.*row 3"):
         owner.preflight()
+
+
+def test_a_stream_shorter_than_its_batch_is_refused_at_the_first_draw(tmp_path):
+    """The same rows as a map-style set are refused up front; a stream's length shows at the end of its first pass,
+    before the draw would take its first rows again."""
+    stream = META.select(range(5)).to_iterable_dataset()
+    side = side_set(trainer(tmp_path), stream, name="clean_dataset", setting="mlc_clean_batch_size")
+    with pytest.raises(ValueError, match=r"^The streamed clean_dataset has 5 examples, fewer than mlc_clean_batch_size "
+                       r"\(8\): a batch would hold some examples twice\. Set mlc_clean_batch_size to at most 5, or "
+                       r"pass a larger clean_dataset\.$"):  # fmt: skip
+        side.next_batch()

@@ -7,13 +7,14 @@ import random
 from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 from transformers import TrainerCallback
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
 from hf_lilaw.core.checkpoint import MANIFEST_NAME
 from hf_lilaw.core.rng import side_seed, side_set_rng
-from hf_lilaw.mlc import EBOMLCTrainer, MetaLabelCorrectionConfig
+from hf_lilaw.mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer
 
 from _distributed import torchrun
 from conftest import StopAfter, TinyNet, blobs
@@ -120,6 +121,69 @@ def test_random_meta_transform_resumes_exactly_under_any_process_count(tmp_path)
         assert all(torch.equal(a, b) for a, b in zip(transform.noise, full_transform.noise[2:], strict=True))
         for a, b in zip(resumed.model.parameters(), full.model.parameters(), strict=True):
             assert torch.equal(a, b)
+
+
+def noisy_row(row):
+    """A random `.map` of a streamed side set: it runs as the stream's rows are read."""
+    return {"x": (torch.tensor(row["x"]) + 0.1 * torch.randn(len(row["x"]))).tolist()}
+
+
+def noisy_stream(n, **options):
+    return blobs(n, seed=1, **options).to_iterable_dataset().map(noisy_row)
+
+
+def assert_same_parameters(a, b):
+    for x, y in zip(a.parameters(), b.parameters(), strict=True):
+        assert torch.equal(x, y)
+
+
+def test_a_streamed_meta_set_with_a_random_map_resumes_exactly(tmp_path):
+    """12 meta rows, 8 per meta batch: the checkpoint falls inside the second pass, which the second meta batch
+    opened (and mapped) under its own randomness; the resumed run replays that pass under the same draws."""
+    save = dict(save_strategy="steps", save_steps=1)
+    full = lilaw(tmp_path / "full", noisy_stream(12), **save)
+    full.train()
+    stopped = lilaw(tmp_path / "run", noisy_stream(12), [StopAfter(4)], **save)
+    stopped.train()
+    assert (stopped.meta_set.batches_drawn, stopped.meta_set.state_dict()["epoch"]) == (2, 1)
+    checkpoint = tmp_path / "run" / "checkpoint-4"
+    for saved_per_process in (True, False):
+        if not saved_per_process:  # as if saved under 2 processes: the stream is replayed from its start
+            shared = torch.load(checkpoint / "lilaw_state.pt", weights_only=False)
+            torch.save({**shared, "world_size": 2}, checkpoint / "lilaw_state.pt")
+            os.remove(checkpoint / MANIFEST_NAME)
+        resumed = lilaw(tmp_path / "run", noisy_stream(12), **save)
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+        assert resumed.meta_steps == full.meta_steps == 6
+        assert resumed.meta_set.state_dict() == full.meta_set.state_dict()
+        assert resumed.lilaw_parameters() == full.lilaw_parameters()
+        assert_same_parameters(resumed.model, full.model)
+
+
+@pytest.mark.parametrize("method", ["mlc", "ebomlc"])
+def test_a_streamed_clean_set_with_a_random_map_resumes_exactly(tmp_path, method):
+    """12 clean rows, 8 per clean batch: at the checkpoint (step 2) the second pass is open, mapped under the
+    second draw's randomness; the resumed run's clean batches, models and meta models are the uninterrupted run's."""
+    def run(output_dir, callbacks=()):
+        torch.manual_seed(0)
+        args = MetaLabelCorrectionConfig(output_dir=str(output_dir), max_steps=5, per_device_train_batch_size=8,
+                                         mlc_clean_batch_size=8, mlc_method=method, learning_rate=1e-2,
+                                         mlc_meta_lr=1e-2, report_to="none", save_strategy="steps", save_steps=2,
+                                         use_cpu=True, disable_tqdm=True, seed=0)  # fmt: skip
+        return MetaLabelCorrectionTrainer(model=TinyNet(), args=args, train_dataset=blobs(192),
+                                          clean_dataset=noisy_stream(12, noise_rate=0.0), callbacks=list(callbacks))
+
+    full = run(tmp_path / "full")
+    full.train()
+    stopped = run(tmp_path / "run", [StopAfter(2)])
+    stopped.train()
+    assert (stopped.clean_set.batches_drawn, stopped.clean_set.state_dict()["epoch"]) == (2, 1)
+    resumed = run(tmp_path / "run")
+    resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-2"))
+    assert resumed.clean_set.state_dict() == full.clean_set.state_dict()
+    assert full.clean_set.state_dict()["epoch"] == 3
+    assert_same_parameters(resumed.model, full.model)
+    assert_same_parameters(resumed.meta_model, full.meta_model)
 
 
 def test_processes_draw_different_side_noise():
