@@ -23,6 +23,7 @@ from transformers.utils import is_sagemaker_mp_enabled, is_torch_xla_available
 from .checkpoint import (
     FSDP_OPTIMIZER_FILES,
     OPTIMIZER_FILE,
+    RNG_STATE_FILES,
     SCHEDULER_FILE,
     begin_checkpoint,
     checkpoint_problem,
@@ -35,6 +36,7 @@ from .columns import (
     BOOKKEEPING_COLUMNS,
     NOISY_FLAG_COLUMN,
     SAMPLE_ID_COLUMN,
+    check_one_label_column,
     column_array,
     unique_sample_ids,
     with_sample_id,
@@ -408,10 +410,42 @@ class BaseTrainer(Trainer):
 
     def check_train_labels(self, num_classes: int) -> None:
         """Every label of a training set whose labels can be read cheaply (a `datasets.Dataset`) checked against
-        ``num_classes``; other sets are checked batch by batch."""
+        ``num_classes``; other sets are checked batch by batch (`get_batch_samples`)."""
         train_labels = dataset_labels(self.train_dataset, name="train_dataset")
         if train_labels is not None:
             check_class_labels(train_labels, num_classes=num_classes, name="train_dataset", fix=_LABEL_FIX)
+
+    def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> tuple[list, Any]:
+        """`Trainer.get_batch_samples`, with the labels of every batch of a training set whose labels are not read
+        up front (a torch ``Dataset``, a stream: not a `datasets.Dataset`) checked (dtype, shape, range) before the
+        step runs on them: a bad label fails naming the set and the step, not as an index error (a device-side
+        assert on a GPU) inside the loss. One min/max of the label tensor per batch."""
+        batches, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        if not isinstance(self.train_dataset, datasets.Dataset):
+            step, count = self.state.global_step + 1, len(batches)
+            process = f" of process {self.args.process_index}" if self.args.world_size > 1 else ""
+            for i, batch in enumerate(batches):
+                if not isinstance(batch, Mapping):
+                    continue
+                where = (f"step {step}'s batch" if count == 1 else f"batch {i + 1} of {count} of step {step}") + process
+                size = next((len(v) for v in batch.values() if isinstance(v, torch.Tensor) and v.ndim), 0)
+                check_batch(batch, name="train_dataset", rows=describe_rows(None, size, batch=where),
+                            num_classes=self._known_num_classes, labels_only=True, require_labelled=False)  # fmt: skip
+        return batches, num_items_in_batch
+
+    def check_label_columns(self, dataset: Any, *, name: str) -> None:
+        """Refuse a set whose examples reach the collator with more than one label column (`check_one_label_column`):
+        the columns of a `datasets` set (those ``remove_unused_columns`` keeps) or of a list of dicts' first row."""
+        if isinstance(dataset, (datasets.Dataset, datasets.IterableDataset)):
+            columns = list(dataset.column_names or [])
+        elif isinstance(dataset, (list, tuple)) and dataset and isinstance(dataset[0], Mapping):
+            columns = list(dataset[0])
+        else:  # a torch Dataset or a stream: its columns are not known before it is read
+            return
+        if self.args.remove_unused_columns:
+            self._set_signature_columns_if_needed()  # the columns Trainer keeps (`Trainer._remove_unused_columns`)
+            columns = [c for c in columns if c in self._signature_columns]
+        check_one_label_column(columns, name=name)
 
     @property
     def _known_num_classes(self) -> int | None:
@@ -428,6 +462,7 @@ class BaseTrainer(Trainer):
     def _scan_eval_set(self, dataset: Any, *, name: str) -> bool:
         """Check an evaluation set in full (labels and finite values) when it can be read cheaply, once per
         `datasets.Dataset` fingerprint and number of classes; whether it could."""
+        self.check_label_columns(dataset, name=name)
         num_classes = self._known_num_classes
         fingerprint = getattr(dataset, "_fingerprint", None) if isinstance(dataset, datasets.Dataset) else None
         key = None if fingerprint is None else (fingerprint, num_classes)
@@ -519,9 +554,9 @@ class BaseTrainer(Trainer):
         return WithSideSets(self._training_state, self._saved_side_sets)
 
     def checkpoint_files(self) -> list[str]:
-        """The files (glob patterns) a complete checkpoint of this trainer must have: the `optimizer_files` Trainer
+        """The files (glob patterns) a complete checkpoint of this trainer must have: the `resume_files` Trainer
         saves and those of the registered training state."""
-        files = self.optimizer_files()
+        files = self.resume_files()
         if self._training_state is None:
             return files
         return files + [shared_file_name(self._training_state_name), per_rank_file_name(self._training_state_name, "*")]
@@ -536,6 +571,14 @@ class BaseTrainer(Trainer):
         if is_torch_xla_available() or is_sagemaker_mp_enabled():
             return []
         return [FSDP_OPTIMIZER_FILES if self.is_fsdp_enabled else OPTIMIZER_FILE, SCHEDULER_FILE]
+
+    def resume_files(self) -> list[str]:
+        """The files (glob patterns) Trainer saves in a checkpoint and needs to resume the run as it would have gone
+        on: the `optimizer_files` and the RNG state (without it Trainer resumes silently with fresh RNGs: another
+        dropout, another data order). None with ``save_only_model`` (its checkpoints hold the weights only)."""
+        if self.args.save_only_model:
+            return []
+        return [*self.optimizer_files(), RNG_STATE_FILES]
 
     def _save_checkpoint(self, model: nn.Module, trial: Any) -> None:
         # The manifest is the checkpoint's last file: a pending one first (a folder reused by a later save never
@@ -615,8 +658,8 @@ class BaseTrainer(Trainer):
                 )
         elif resume_from_checkpoint:
             # The family's own state may be absent (a plain Trainer checkpoint: it starts fresh, with a warning);
-            # the optimizer's and scheduler's may not, or Trainer would silently restart them.
-            problem = checkpoint_problem(resume_from_checkpoint, required_files=self.optimizer_files())
+            # the optimizer's, scheduler's and RNGs' may not, or Trainer would silently restart them.
+            problem = checkpoint_problem(resume_from_checkpoint, required_files=self.resume_files())
             if problem is not None:
                 weights_only = bool(missing_files(resume_from_checkpoint, self.optimizer_files()))
                 raise ValueError(
@@ -636,8 +679,9 @@ class BaseTrainer(Trainer):
         ):
             logger.warning(
                 "Resuming from %s, which holds no optimizer state (saved with save_only_model=True?): the optimizer "
-                "and LR schedule start fresh, so the run does not continue as an uninterrupted one would.",
+                "and LR schedule start fresh%s, so the run does not continue as an uninterrupted one would.",
                 resume_from_checkpoint,
+                ", and so does the RNG state" if missing_files(resume_from_checkpoint, [RNG_STATE_FILES]) else "",
             )
         if trial is not None:
             raise ValueError(self._no_search_message())
@@ -656,6 +700,9 @@ class BaseTrainer(Trainer):
         self.resumed_from = str(resume_from_checkpoint) if resumed else None
         self._first_batch_checked = False
         self._restored_best = False
+        side_sets = [(side.name, side.dataset) for side in self._side_sets.values()]
+        for name, dataset in (("train_dataset", self.train_dataset), *side_sets):
+            self.check_label_columns(dataset, name=name)
         self.before_train(resumed=resumed)
         self.preflight()
         self._start_dynamics_observers()

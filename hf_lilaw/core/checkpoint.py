@@ -22,6 +22,7 @@ import pickle
 import re
 import secrets
 import struct
+import zipfile
 import zlib
 from collections.abc import Iterator, Sequence
 from typing import Any
@@ -42,17 +43,22 @@ MODEL_WEIGHT_INDEXES = ("model.safetensors.index.json", "pytorch_model.bin.index
 FSDP_WEIGHTS = "pytorch_model_fsdp*"
 DEEPSPEED_LATEST = "latest"
 
-# What `Trainer` saves of the optimizer and the LR schedule (unless ``save_only_model``) and needs to resume as the
-# run would have gone on: without them it resumes silently with a fresh optimizer and schedule. Under FSDP,
-# accelerate names the optimizer ``optimizer.bin``, ``optimizer_0/`` or ``optimizer_0_rank<r>.bin``.
+# What `Trainer` saves of the optimizer, the LR schedule and the RNGs (unless ``save_only_model``) and needs to
+# resume as the run would have gone on: without them it resumes silently with a fresh optimizer, schedule or RNGs.
+# Under FSDP, accelerate names the optimizer ``optimizer.bin``, ``optimizer_0/`` or ``optimizer_0_rank<r>.bin``;
+# the RNGs are in ``rng_state.pth`` (one process) or ``rng_state_<r>.pth`` (one per process).
 OPTIMIZER_FILE = "optimizer.pt"
 FSDP_OPTIMIZER_FILES = "optimizer*"
 SCHEDULER_FILE = "scheduler.pt"
+RNG_STATE_FILES = "rng_state*.pth"
 _RESUME_STATE_FILES = {
     OPTIMIZER_FILE: "the optimizer state",
     FSDP_OPTIMIZER_FILES: "the optimizer state",
     SCHEDULER_FILE: "the learning-rate scheduler state",
+    RNG_STATE_FILES: "the random number generators' state",
 }
+_TORCH_FILE_SUFFIXES = (".pt", ".pth", ".bin")
+_ZIP_MAGIC = b"PK\x03\x04"
 
 MANIFEST_NAME = "hf_lilaw_manifest.json"
 """The manifest of a checkpoint folder: written when its save begins (``"complete": false``) and replaced, once
@@ -169,8 +175,8 @@ def checkpoint_problem(folder: str | os.PathLike, *, required_files: Sequence[st
     """Why ``folder`` cannot be resumed from (naming the file at fault), or ``None`` when it verifies.
 
     The cheap checks come first (`find_resumable_checkpoint` lists them), the manifest's sizes, then its
-    checksums, which read every file once. A folder without a manifest is accepted on the other checks, with a
-    warning.
+    checksums, which read every file once. A folder without a manifest is accepted on the other checks (its
+    required `torch.save` files must end whole), with a warning.
     """
     folder = os.fspath(folder)
     if not os.path.isdir(folder):
@@ -180,6 +186,9 @@ def checkpoint_problem(folder: str | os.PathLike, *, required_files: Sequence[st
         return problem
     manifest = os.path.join(folder, MANIFEST_NAME)
     if not os.path.exists(manifest):
+        problem = _torch_archive_problem(folder, required_files)
+        if problem is not None:
+            return problem
         logger.warning(
             "Checkpoint %s has no %s (saved by plain Trainer or before hf_lilaw wrote manifests): it is accepted "
             "because its trainer state parses and its weights and state files are there, but damaged bytes inside "
@@ -313,6 +322,27 @@ def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
         empty = [os.path.basename(m) for m in matches if os.path.isfile(m) and os.path.getsize(m) == 0]
         if empty:
             return f"{', '.join(sorted(empty))} {'is' if len(empty) == 1 else 'are'} empty (0 bytes)"
+    return None
+
+
+def _torch_archive_problem(folder: str, required_files: Sequence[str]) -> str | None:
+    """Why a `torch.save` file among ``required_files`` is cut short, from the zip directory at its end alone (a
+    few KiB read), or ``None``: without a manifest, a cut ``optimizer.pt`` would otherwise fail inside Trainer."""
+    for pattern in required_files:
+        for path in sorted(_matching(folder, pattern)):
+            if not (path.endswith(_TORCH_FILE_SUFFIXES) and os.path.isfile(path)):
+                continue
+            with open(path, "rb") as file:
+                if file.read(len(_ZIP_MAGIC)) != _ZIP_MAGIC:  # torch's legacy (non-zip) format: nothing to check
+                    continue
+            try:
+                with zipfile.ZipFile(path) as archive:
+                    archive.infolist()
+            except (zipfile.BadZipFile, OSError, ValueError, EOFError) as error:
+                return (
+                    f"{path} is damaged: it is not a whole torch.save archive, its end is cut short or damaged "
+                    f"({type(error).__name__}: {_first_line(error)})"
+                )
     return None
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import datasets
 import numpy as np
 
@@ -62,6 +64,34 @@ def find_label_column(dataset: datasets.Dataset | datasets.IterableDataset) -> s
     raise ValueError(
         f"The data set has no label column (looked for {', '.join(LABEL_COLUMNS)}; it has {names}). "
         "Rename the column holding the class index to 'label'."
+    )
+
+
+def check_one_label_column(columns: Iterable[str], *, name: str) -> None:
+    """Refuse a set whose examples reach the collator with more than one of ``label``, ``labels``, ``label_ids``.
+
+    hf_lilaw reads the first of them (label checks, ELR's targets, the model card's noise rate) while Trainer's
+    default collator trains on ``labels`` over ``label`` over ``label_ids``: two of them would be trained on one and
+    checked on the other, silently.
+
+    Args:
+        columns: the columns that reach the collator (after ``remove_unused_columns``).
+        name: the data set's name in the error (``"train_dataset"``).
+    """
+    present = [c for c in LABEL_COLUMNS if c in set(columns)]
+    if len(present) < 2:
+        return
+    trained = next(c for c in ("labels", "label", "label_ids") if c in present)
+    others = [c for c in present if c != trained]
+    if present[0] == trained:
+        ignored = " and ".join(map(repr, others))
+        use = f"Trainer's default collator and hf_lilaw's label checks use {trained!r} and ignore {ignored}"
+    else:
+        use = f"Trainer's default collator trains on {trained!r} while hf_lilaw's label checks read {present[0]!r}"
+    raise ValueError(
+        f"{name} has the label columns {' and '.join(map(repr, present))}: {use}, so which one holds the labels is "
+        f"ambiguous. Keep one label column: remove or rename the others, e.g. dataset.remove_columns({others!r}) "
+        f"to train on {trained!r}."
     )
 
 

@@ -2,7 +2,8 @@
 
 Every check raises a ``ValueError`` that says what was wrong and how to fix it, so bad data fails before the
 first training step. The checks read whole columns of a `datasets.Dataset` in one batched read (no user
-transform runs); other data sets are checked batch by batch where the trainer sees them.
+transform runs); the labels of other data sets are checked in every batch the trainer reads, before the step that
+uses it (`hf_lilaw.core.validation.check_batch`).
 """
 
 from __future__ import annotations

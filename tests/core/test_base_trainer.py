@@ -293,3 +293,86 @@ def test_a_random_transform_that_needs_no_removed_column_trains_as_if_unchecked(
     checked = run({"note": ["n"] * 48}, tmp_path / "checked")
     unchecked = run({}, tmp_path / "unchecked")
     assert all(torch.equal(a, b) for a, b in zip(checked, unchecked))
+
+
+# ---- labels: one label column, every batch of a set read batch by batch ------------------------------------------
+
+
+def with_column(dataset, name, values):
+    return dataset.add_column(name, list(values))
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_a_set_with_two_label_columns_is_refused_before_the_first_step(tmp_path, family):
+    # The label checks read 'label', the collator trained on 'labels': all-zero 'labels' gave a model predicting 0.
+    train = with_column(blobs(48), "labels", [0] * 48)
+    trainer = family_trainer(family, tmp_path, TinyNet(), train)
+    with pytest.raises(ValueError, match=r"^train_dataset has the label columns 'label' and 'labels': Trainer's "
+                                         r"default collator trains on 'labels'"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+    trainer = family_trainer(family, tmp_path, TinyNet(), blobs(48))
+    trainer.eval_dataset = {"valid": with_column(blobs(8, seed=2), "label_ids", [1] * 8)}
+    with pytest.raises(ValueError, match=r"^the eval_valid dataset has the label columns 'label' and 'label_ids'"):
+        trainer.evaluate()
+    with pytest.raises(ValueError, match=r"^eval_dataset\['valid'\] has the label columns"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+
+def test_a_side_set_with_two_label_columns_is_refused_and_columns_trainer_removes_do_not_count(tmp_path):
+    meta = [{"x": row["x"], "label": row["label"], "labels": 0} for row in blobs(16, seed=1)]
+    trainer = LiLAWTrainer(model=TinyNet(), train_dataset=blobs(48), meta_dataset=meta,
+                           args=LiLAWConfig(output_dir=str(tmp_path), max_steps=2, report_to=[], use_cpu=True))
+    with pytest.raises(ValueError, match=r"^meta_dataset has the label columns 'label' and 'labels'"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+
+    # A column that remove_unused_columns takes away never reaches the collator (as for a forward without `labels`
+    # and label_names=['label']); without remove_unused_columns it does.
+    train = with_column(blobs(48), "labels", [0] * 48)
+    trainer = family_trainer("elr", tmp_path, TinyNet(), train)
+    trainer._signature_columns = ["x", "label", "label_ids", "sample_id"]
+    trainer.check_label_columns(train, name="train_dataset")
+    trainer.args.remove_unused_columns = False
+    with pytest.raises(ValueError, match="^train_dataset has the label columns 'label' and 'labels'"):
+        trainer.check_label_columns(train, name="train_dataset")
+
+
+class TorchRows(torch.utils.data.Dataset):
+    """A torch data set of dict rows: its labels are not read up front."""
+
+    def __init__(self, dataset, bad_rows=(), bad=3):
+        self.rows = [{"x": torch.tensor(row["x"]), "label": row["label"], "sample_id": i} for i, row in enumerate(dataset)]
+        for i in bad_rows:
+            self.rows[i]["label"] = bad
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+@pytest.mark.parametrize("bad", [3, -1])
+def test_every_batch_of_a_torch_training_set_is_checked_naming_the_step(tmp_path, family, bad):
+    # Only the first batch was checked: a bad label in a later one was a raw "IndexError: Target 3 is out of bounds"
+    # (a device-side assert on a GPU).
+    data = blobs(96)
+    trainer = family_trainer(family, tmp_path, TinyNet(), TorchRows(data, bad_rows=[70], bad=bad),
+                             per_device_train_batch_size=8, max_steps=12)
+    with pytest.raises(ValueError) as error:
+        trainer.train()
+    step = trainer.state.global_step + 1
+    assert step > 1  # a later batch: the first one holds no bad row
+    assert str(error.value).startswith("train_dataset example ")
+    assert f" of step {step}'s batch has label {bad}, but the model outputs 3 classes: labels must lie in [0, 3)" in str(
+        error.value
+    )
+
+    trainer = family_trainer(family, tmp_path, TinyNet(), TorchRows(data, bad_rows=[70], bad=-100),
+                             per_device_train_batch_size=8, max_steps=12, gradient_accumulation_steps=2)
+    trainer.train()  # -100 marks a row to skip
+    assert trainer.state.global_step == 12

@@ -1,4 +1,5 @@
 import fractions
+import io
 import json
 import logging
 import os
@@ -319,3 +320,22 @@ def test_advice_without_another_checkpoint_and_for_a_missing_folder(tmp_path):
     newer = make_checkpoint(tmp_path, 9, manifest=True)
     assert f"another checkpoint that verifies: resume_from_checkpoint={newer!r}" in resume_advice(only)
     assert checkpoint_problem(tmp_path / "checkpoint-77") == "there is no such folder"
+
+
+def test_a_cut_torch_file_is_found_without_a_manifest_and_the_legacy_format_is_not_read(tmp_path):
+    buffer = io.BytesIO()
+    torch.save({"state": {0: {"exp_avg": torch.ones(64)}}}, buffer)
+    whole = buffer.getvalue()
+    good = make_checkpoint(tmp_path, 1, extra={"optimizer.pt": whole})
+    make_checkpoint(tmp_path, 2, extra={"optimizer.pt": whole[: len(whole) // 2]})
+    path = tmp_path / "checkpoint-2" / "optimizer.pt"
+    assert checkpoint_problem(tmp_path / "checkpoint-2", required_files=["optimizer.pt"]) == (
+        f"{path} is damaged: it is not a whole torch.save archive, its end is cut short or damaged "
+        "(BadZipFile: File is not a zip file)"
+    )
+    assert find_resumable_checkpoint(tmp_path, required_files=["optimizer.pt"]) == good
+    assert checkpoint_problem(tmp_path / "checkpoint-2") is None  # only the required files are read
+    legacy = io.BytesIO()
+    torch.save({"step": 1}, legacy, _use_new_zipfile_serialization=False)
+    (tmp_path / "checkpoint-2" / "optimizer.pt").write_bytes(legacy.getvalue())
+    assert checkpoint_problem(tmp_path / "checkpoint-2", required_files=["optimizer.pt"]) is None

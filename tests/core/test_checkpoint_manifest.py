@@ -166,9 +166,12 @@ def test_a_save_that_fails_midway_leaves_a_pending_manifest_and_the_older_checkp
     """A save stopped (like a kill) while Trainer writes its files, or while the manifest's checksums are read."""
     output_dir = tmp_path / "run"
     if where == "trainer-files":
+        save_rng_state = Trainer._save_rng_state
+
         def fail_at_step_2(self, folder):  # after the weights, before trainer_state.json
             if folder.endswith("checkpoint-2"):
                 raise OSError("No space left on device")
+            save_rng_state(self, folder)
 
         monkeypatch.setattr(Trainer, "_save_rng_state", fail_at_step_2)
     else:
@@ -187,6 +190,8 @@ def test_a_save_that_fails_midway_leaves_a_pending_manifest_and_the_older_checkp
     assert sorted(os.listdir(output_dir)) == ["checkpoint-1", "checkpoint-2"]
     assert json.loads((output_dir / "checkpoint-2" / MANIFEST_NAME).read_text()) == {"format": 1, "complete": False}
     (output_dir / "checkpoint-2" / "trainer_state.json").write_text("{}")  # even with every file there
+    if where == "trainer-files":
+        shutil.copy(output_dir / "checkpoint-1" / "rng_state.pth", output_dir / "checkpoint-2")
     with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
         start, _ = resume(output_dir)
     assert start == 1
@@ -276,13 +281,62 @@ def test_a_save_only_model_run_still_resumes_from_its_weights_with_a_warning(tmp
         trainer.train(resume_from_checkpoint=True)
     assert start.step == 3 and trainer.state.global_step == MAX_STEPS
     assert "holds no optimizer state (saved with save_only_model=True?)" in caplog.text
+    assert "the optimizer and LR schedule start fresh, and so does the RNG state, so the run" in caplog.text
 
 
 def test_checkpoint_files_follow_how_trainer_saves_the_optimizer(tmp_path):
     trainer = make_trainer(tmp_path)
-    assert trainer.checkpoint_files() == ["optimizer.pt", "scheduler.pt", "lilaw_state.pt", "lilaw_state_rank*.pt"]
+    assert trainer.checkpoint_files() == [
+        "optimizer.pt", "scheduler.pt", "rng_state*.pth", "lilaw_state.pt", "lilaw_state_rank*.pt"
+    ]  # fmt: skip
     trainer.is_fsdp_enabled = True  # accelerate's optimizer.bin, optimizer_0/ or optimizer_0_rank<r>.bin
     assert trainer.optimizer_files() == ["optimizer*", "scheduler.pt"]
+    assert trainer.resume_files() == ["optimizer*", "scheduler.pt", "rng_state*.pth"]
     trainer.is_fsdp_enabled, trainer.is_deepspeed_enabled = False, True  # inside DeepSpeed's global_step folder
     assert trainer.optimizer_files() == []
+    assert trainer.resume_files() == ["rng_state*.pth"]  # Trainer saves the RNGs beside DeepSpeed's folder
     assert make_trainer(tmp_path, save_only_model=True).optimizer_files() == []
+    assert make_trainer(tmp_path, save_only_model=True).resume_files() == []
+
+
+def test_a_checkpoint_without_manifest_that_lost_its_rng_state_is_skipped_or_refused(
+    stopped_at_5, uninterrupted, tmp_path, caplog
+):
+    """Without rng_state.pth Trainer resumes silently with fresh RNGs: another dropout, weights off by ~3e-2."""
+    output_dir = copy_of(stopped_at_5, tmp_path)
+    for name in (MANIFEST_NAME, "rng_state.pth"):
+        os.remove(output_dir / "checkpoint-5" / name)
+    reason = (
+        "no file matches 'rng_state*.pth' (the random number generators' state: Trainer would resume with a fresh "
+        "one, and the run would not continue as the interrupted one would have)"
+    )
+    trainer = make_trainer(output_dir)
+    with pytest.raises(ValueError) as error:
+        trainer.train(resume_from_checkpoint=str(output_dir / "checkpoint-5"))
+    assert str(error.value).startswith(f"Cannot resume from {output_dir / 'checkpoint-5'}: {reason}. Resume from an "
+                                       f"earlier checkpoint that verifies: resume_from_checkpoint="
+                                       f"{str(output_dir / 'checkpoint-4')!r}")  # fmt: skip
+    assert "save_only_model" not in str(error.value)  # the optimizer is there: not a weights-only checkpoint
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        start, resumed = resume(output_dir)
+    assert start == 4
+    assert resumed == uninterrupted
+    (skipped,) = [r.getMessage() for r in caplog.records if r.getMessage().startswith("Skipping")]
+    assert skipped == f"Skipping checkpoint {output_dir / 'checkpoint-5'}: {reason}."
+
+
+def test_a_cut_optimizer_without_manifest_is_refused_naming_the_file_and_an_earlier_checkpoint(stopped_at_5, tmp_path):
+    output_dir = copy_of(stopped_at_5, tmp_path)
+    optimizer = output_dir / "checkpoint-5" / "optimizer.pt"
+    os.remove(output_dir / "checkpoint-5" / MANIFEST_NAME)
+    optimizer.write_bytes(optimizer.read_bytes()[: optimizer.stat().st_size // 2])
+    trainer = make_trainer(output_dir)
+    with pytest.raises(ValueError) as error:  # was Trainer's raw "PytorchStreamReader failed reading zip archive"
+        trainer.train(resume_from_checkpoint=str(output_dir / "checkpoint-5"))
+    assert str(error.value) == (
+        f"Cannot resume from {output_dir / 'checkpoint-5'}: {optimizer} is damaged: it is not a whole torch.save "
+        "archive, its end is cut short or damaged (BadZipFile: File is not a zip file). Resume from an earlier "
+        f"checkpoint that verifies: resume_from_checkpoint={str(output_dir / 'checkpoint-4')!r}, or train from "
+        "scratch (without resume_from_checkpoint)."
+    )
+    assert trainer.state.global_step == 0
