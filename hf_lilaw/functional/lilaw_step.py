@@ -61,7 +61,11 @@ def training_loss_terms(
 def meta_gradient(
     logits: torch.Tensor, labels: torch.Tensor, params: torch.Tensor, *, loss: BaseLossSettings
 ) -> torch.Tensor:
-    """``[∂L/∂α, ∂L/∂β, ∂L/∂δ]`` of the meta loss ``mean(W · ℓ)`` of a meta batch's logits (labelled rows only)."""
+    """``[∂L/∂α, ∂L/∂β, ∂L/∂δ]`` of the meta loss ``mean(W · ℓ)`` of a meta batch's logits (labelled rows only).
+
+    ``ℓ`` is the base loss without label smoothing, whatever ``label_smoothing_factor`` the training loss uses: the
+    meta loss measures the fit to the given labels.
+    """
     logits = logits.float()
     losses = per_sample_loss(logits, labels, **loss._asdict())
     probs = logits.softmax(dim=-1)

@@ -51,7 +51,9 @@ class LiLAWConfig(TrainingArguments):
         > Meta data
 
         lilaw_meta_batch_size (`int` or `None`, *optional*):
-            Meta batch size per device; `None` uses `per_device_train_batch_size`.
+            Meta batch size per device; `None` uses `per_device_train_batch_size × gradient_accumulation_steps`
+            (the rows of one optimizer step, so batch 16 × 1 and 8 × 2 draw the same meta batches). Capped, with a
+            warning, at the size of a meta set that has a length.
         lilaw_meta_fraction (`float`, *optional*, defaults to `0.15`):
             Fraction of `train_dataset` carved off (seeded, class-stratified) as the meta set when no
             `meta_dataset` is given.
@@ -119,7 +121,10 @@ class LiLAWConfig(TrainingArguments):
 
     # Meta data
     lilaw_meta_batch_size: int | None = field(
-        default=None, metadata={"help": "Meta batch size per device (default: per_device_train_batch_size)."}
+        default=None,
+        metadata={
+            "help": "Meta batch size per device (default: per_device_train_batch_size × gradient_accumulation_steps)."
+        },
     )
     lilaw_meta_fraction: float = field(
         default=0.15,
@@ -163,6 +168,16 @@ class LiLAWConfig(TrainingArguments):
         """Whether LiLAW's per-step math runs compiled: ``lilaw_compile``, else ``torch_compile``."""
         return self.torch_compile if self.lilaw_compile is None else self.lilaw_compile
 
+    def lilaw_meta_batch(self) -> tuple[int, str]:
+        """``(meta batch size per device, the setting it comes from)``: ``lilaw_meta_batch_size``, else one optimizer
+        step's rows, ``per_device_train_batch_size × gradient_accumulation_steps``."""
+        if self.lilaw_meta_batch_size:
+            return self.lilaw_meta_batch_size, "lilaw_meta_batch_size"
+        if self.gradient_accumulation_steps == 1:
+            return self.per_device_train_batch_size, "per_device_train_batch_size"
+        setting = "lilaw_meta_batch_size (default: per_device_train_batch_size × gradient_accumulation_steps)"
+        return self.per_device_train_batch_size * self.gradient_accumulation_steps, setting
+
     def lilaw_per_parameter(self, setting: Literal["lr", "weight_decay"]) -> list[float]:
         """``[α's, β's, δ's]`` learning rate or weight decay: the per-parameter value, else the common one."""
         common = getattr(self, f"lilaw_{setting}")
@@ -198,7 +213,10 @@ class LiLAWConfig(TrainingArguments):
             if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
                 raise ValueError(f"{name} must be a non-negative integer or None, got {value!r}.")
         if self.lilaw_meta_batch_size == 0:
-            raise ValueError("lilaw_meta_batch_size must be >= 1, or None to use per_device_train_batch_size.")
+            raise ValueError(
+                "lilaw_meta_batch_size must be >= 1, or None to use per_device_train_batch_size × "
+                "gradient_accumulation_steps."
+            )
         if self.lilaw_base_loss not in BASE_LOSSES:
             raise ValueError(f"lilaw_base_loss must be one of {', '.join(BASE_LOSSES)}, got {self.lilaw_base_loss!r}.")
         if not 0 < self.lilaw_gce_q <= 1:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -53,10 +54,13 @@ class LiLAWTrainer(BaseTrainer):
     """A drop-in `Trainer` that weights each sample's loss with LiLAW (method page: ``docs/lilaw.md``).
 
     Each training loss is ``mean(W_i · ℓ_i)`` with ``W = W_α + W_β + W_δ`` computed from the model's own
-    softmax and three learned scalars α, β, δ. After every optimizer step past the warm-up, one meta step
-    updates α, β, δ on a random batch of the meta set: a no-grad forward, the gradient of ``mean(W·ℓ)`` in the
-    three scalars (averaged across processes), SGD with weight decay, then ``α ≥ 1`` and ``δ ≥ β``. The scalars
-    live outside the model: its optimizer, scheduler, clipping and weight decay never see them.
+    softmax and three learned scalars α, β, δ, and ``ℓ`` LiLAW's per-sample base loss of the logits
+    (``lilaw_base_loss``, cross-entropy by default): the labels are kept out of the forward, so a loss the model
+    computes itself (e.g. a class-weighted one) is not used, not even during the warm-up. After every optimizer
+    step past the warm-up, one meta step updates α, β, δ on a random batch of the meta set: a no-grad forward, the
+    gradient of ``mean(W·ℓ)`` (``ℓ`` unsmoothed) in the three scalars (averaged across processes), SGD with weight
+    decay, then ``α ≥ 1`` and ``δ ≥ β``. The scalars live outside the model: its optimizer, scheduler, clipping and
+    weight decay never see them.
 
     Args:
         meta_dataset: the meta (validation) set, with labels, noisy or clean. When ``None``, a seeded,
@@ -66,7 +70,8 @@ class LiLAWTrainer(BaseTrainer):
             flagged).
         All other arguments are those of `transformers.Trainer`. ``args`` may be a `LiLAWConfig` or a plain
         `TrainingArguments` (converted to a `LiLAWConfig` with LiLAW's defaults). ``compute_loss_func`` is not
-        accepted: LiLAW owns the loss (see ``lilaw_base_loss``).
+        accepted, and a subclass's ``compute_loss`` must return ``super().compute_loss(...)`` (checked at the first
+        training step): LiLAW owns the loss (see ``lilaw_base_loss``).
     """
 
     config_class = LiLAWConfig
@@ -165,10 +170,9 @@ class LiLAWTrainer(BaseTrainer):
         self._meta_weight_decay = torch.tensor(
             self.args.lilaw_per_parameter("weight_decay"), dtype=torch.float32, device=device
         )
-        meta_batch_size = self.args.lilaw_meta_batch_size or self.args.per_device_train_batch_size
+        meta_batch_size, setting = self.args.lilaw_meta_batch()
         meta_seed = seed + self.args.process_index  # each process draws its own meta batches
         if self.meta_dataset is not None:
-            setting = "lilaw_meta_batch_size" if self.args.lilaw_meta_batch_size else "per_device_train_batch_size"
             meta_set = SideSet(self.meta_dataset, name="meta_dataset", batch_size=meta_batch_size, seed=meta_seed,
                                cache=self.args.lilaw_meta_cache, setting=setting)  # fmt: skip
         else:  # no data at all: train() refuses to start
@@ -182,6 +186,7 @@ class LiLAWTrainer(BaseTrainer):
         self.lilaw_state = LiLAWState(initial, meta_set, device)
         self.register_training_state(self.lilaw_state, name=LILAW_STATE_NAME.removesuffix(".pt"), what="LiLAW state")
         self._skipped_at_last_log = 0
+        self._loss_went_through_lilaw = False  # set by _lilaw_loss in a training step: its loss went through LiLAW
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -284,15 +289,41 @@ class LiLAWTrainer(BaseTrainer):
                 self.meta_step(model)
             state.last_step_seen = self.state.global_step
             state.current_step_weighted = not self._in_warmup()
-        return super().training_step(model, inputs, num_items_in_batch)  # the base marks it a training batch
+        self._loss_went_through_lilaw = False
+        loss = super().training_step(model, inputs, num_items_in_batch)  # the base marks it a training batch
+        if not self._loss_went_through_lilaw:  # checked in warm-up too, so the first step fails, before any update
+            self._refuse_bypassed_loss()
+        return loss
+
+    def _refuse_bypassed_loss(self) -> None:
+        if type(self).compute_loss is not LiLAWTrainer.compute_loss:
+            cause = (
+                f"{type(self).__name__} overrides compute_loss and its loss did not come from "
+                "LiLAWTrainer.compute_loss (super().compute_loss)"
+            )
+        elif self.compute_loss_func != self._lilaw_loss:
+            cause = "compute_loss_func was replaced after LiLAWTrainer was built"
+        else:
+            cause = "LiLAW's loss was not called"
+        raise RuntimeError(
+            f"LiLAWTrainer's training loss did not go through LiLAW's per-sample weighting: {cause}. The model "
+            "would train on that loss while α, β, δ still moved in the logs; stopped at step "
+            f"{self.state.global_step + 1}, before its optimizer step. LiLAW weights the per-sample base loss of the "
+            "logits itself: choose it with lilaw_base_loss ('cross_entropy', 'focal', 'gce' or 'sce') and "
+            "label_smoothing_factor, and remove the override (or return super().compute_loss(...) from it); for "
+            "another loss (e.g. class-weighted cross-entropy) use transformers.Trainer."
+        )
 
     # ---- the meta step (one optimizer step's update of α, β, δ) -------------------------------------------
 
     def meta_step(self, model: nn.Module | None = None) -> None:
         """One meta step: the next meta batch, a no-grad forward of ``model`` (default: the trainer's), the
         gradient of the weighted meta loss in α, β, δ averaged across processes, then SGD with weight decay and
-        the constraints. Run by `training_step` once per weighted optimizer step; the model's mode and the
-        global RNGs are left as they were (dropout in ``lilaw_meta_forward_mode="train"`` draws from them)."""
+        the constraints. Run by `training_step` once per weighted optimizer step. The model's mode is restored;
+        drawing the meta batch leaves the global RNGs as they were, and so does the forward in the default
+        ``lilaw_meta_forward_mode="eval"``. In ``"train"`` mode its dropout draws from the global torch RNG, so what
+        draws from it later (training dropout, a random augmentation of the training set) differs from a plain
+        `Trainer` run's."""
         model = self.model if model is None else model
         # From the cache: no Arrow read, collation, copy or RNG save/restore, and no -100 rows to mask.
         cached = self.meta_set.batch_cache() is not None
@@ -326,6 +357,7 @@ class LiLAWTrainer(BaseTrainer):
         self.check_first_batch(logits, labels)
         state = self.lilaw_state
         if self._in_training_step:
+            self._loss_went_through_lilaw = True
             losses, sums = self._training_loss_terms(
                 logits,
                 labels,
@@ -423,7 +455,7 @@ class LiLAWTrainer(BaseTrainer):
             "meta weight decay": args.lilaw_weight_decay,
             **per_parameter,
             "warm-up (unweighted, no meta steps)": warmup,
-            "meta batch size": args.lilaw_meta_batch_size or args.per_device_train_batch_size,
+            "meta batch size": self.meta_set.sampler.batch_size if meta is not None else args.lilaw_meta_batch()[0],
             "meta fraction (when no meta set is given)": args.lilaw_meta_fraction,
             "weights detached in the model's backward": args.lilaw_detach_weights,
             "meta forward mode": args.lilaw_meta_forward_mode,
@@ -456,12 +488,21 @@ class LiLAWTrainer(BaseTrainer):
             "citation": LILAW_CITATION,
             "train_snippet": (
                 "from hf_lilaw import LiLAWConfig, LiLAWTrainer\n\n"
-                'args = LiLAWConfig(output_dir="my-model", lilaw_alpha=10.0, lilaw_beta=2.0, lilaw_delta=6.0)\n'
+                f'args = LiLAWConfig(output_dir="my-model", {self._lilaw_settings_as_code()})\n'
                 "trainer = LiLAWTrainer(model=model, args=args, train_dataset=train, eval_dataset=test, meta_dataset=meta)\n"
                 "trainer.train()"
             ),
             "plot": plot,
         }
+
+    def _lilaw_settings_as_code(self) -> str:
+        """This run's α, β, δ and every other LiLAW field off its default, as keyword arguments of `LiLAWConfig`."""
+        names = [f"lilaw_{name}" for name in PARAMETER_NAMES]
+        names += [
+            f.name for f in dataclasses.fields(LiLAWConfig)
+            if f.name.startswith("lilaw_") and f.name not in names and getattr(self.args, f.name) != f.default
+        ]  # fmt: skip
+        return ", ".join(f"{name}={getattr(self.args, name)!r}" for name in names)
 
     # ---- checks -----------------------------------------------------------------------------------------------
 

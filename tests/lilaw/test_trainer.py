@@ -617,3 +617,117 @@ def test_model_card_does_not_claim_the_meta_set_for_lilaw_alone(tmp_path, blob_s
     trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path), train_dataset=blob_splits["train"],
                            meta_dataset=blob_splits["meta"], eval_dataset=blob_splits["meta"])
     assert trainer.model_card_values()["side_sets"] == {"Meta set": "48 samples, which LiLAW's meta steps draw from"}
+
+
+def test_model_card_states_the_runs_settings_and_the_meta_batch_drawn(tmp_path, blob_splits):
+    # The snippet hard-coded the default α, β, δ, and the card gave the requested meta batch (64), not the 48 rows
+    # the sampler draws from a meta set of 48.
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path, per_device_train_batch_size=64, lilaw_alpha=7.0,
+                                                        lilaw_beta=1.0, lilaw_delta=3.0, lilaw_warmup_steps=1),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    values = trainer.model_card_values()
+    assert values["method_settings"]["meta batch size"] == 48
+    assert (
+        'args = LiLAWConfig(output_dir="my-model", lilaw_alpha=7.0, lilaw_beta=1.0, lilaw_delta=3.0, lilaw_lr=0.5, '
+        "lilaw_warmup_steps=1)\n"
+    ) in values["train_snippet"]
+
+
+class ClassWeightedLiLAW(LiLAWTrainer):
+    """The transformers recipe for a class-weighted loss, which replaces LiLAW's weighted loss."""
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        labels = inputs.pop("labels")
+        outputs = model(x=inputs["x"])
+        loss = torch.nn.functional.cross_entropy(outputs["logits"], labels, weight=torch.tensor([1.0, 2.0, 0.5]))
+        return (loss, outputs) if return_outputs else loss
+
+
+class ScaledLiLAW(LiLAWTrainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        return super().compute_loss(model, inputs, return_outputs=return_outputs, num_items_in_batch=num_items_in_batch)
+
+
+@pytest.mark.parametrize("overrides", [{}, {"lilaw_warmup_steps": 0}], ids=["in-warm-up", "weighted"])
+def test_a_compute_loss_override_that_bypasses_lilaw_is_refused_at_the_first_step(tmp_path, blob_splits, overrides):
+    # It trained unweighted (equal to a plain class-weighted Trainer) while α, β, δ kept moving in the logs.
+    torch.manual_seed(0)
+    model = TinyNet()
+    before = model_state(model)
+    trainer = ClassWeightedLiLAW(model=model, args=config(tmp_path, **overrides), train_dataset=blob_splits["train"],
+                                 meta_dataset=blob_splits["meta"])
+    with pytest.raises(RuntimeError) as error:
+        trainer.train()
+    assert str(error.value) == (
+        "LiLAWTrainer's training loss did not go through LiLAW's per-sample weighting: ClassWeightedLiLAW overrides "
+        "compute_loss and its loss did not come from LiLAWTrainer.compute_loss (super().compute_loss). The model "
+        "would train on that loss while α, β, δ still moved in the logs; stopped at step 1, before its optimizer "
+        "step. LiLAW weights the per-sample base loss of the logits itself: choose it with lilaw_base_loss "
+        "('cross_entropy', 'focal', 'gce' or 'sce') and label_smoothing_factor, and remove the override (or return "
+        "super().compute_loss(...) from it); for another loss (e.g. class-weighted cross-entropy) use "
+        "transformers.Trainer."
+    )
+    assert trainer.state.global_step == 0 and trainer.meta_steps == 0
+    assert all(torch.equal(before[k], v) for k, v in model_state(model).items())
+
+    # An override that returns LiLAW's loss trains as LiLAWTrainer does.
+    trainer = ScaledLiLAW(model=TinyNet(), args=config(tmp_path, max_steps=4, lilaw_warmup_steps=1),
+                          train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    trainer.train()
+    assert trainer.meta_steps == 2
+
+
+def test_gradient_accumulation_by_default_draws_one_optimizer_steps_rows_per_meta_batch(tmp_path, blob_splits):
+    # The default meta batch was one micro-batch (per_device_train_batch_size), so 8 × 1 and 4 × 2 differed.
+    def run(batch_size, accumulation):
+        torch.manual_seed(0)
+        model = TinyNet()
+        trainer = LiLAWTrainer(
+            model=model,
+            args=config(tmp_path / f"{batch_size}x{accumulation}", per_device_train_batch_size=batch_size,
+                        gradient_accumulation_steps=accumulation, lilaw_warmup_steps=1, max_steps=10, logging_steps=1),
+            train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"],
+        )
+        trainer.train()
+        weights = [h["lilaw/w"] for h in trainer.state.log_history if "lilaw/w" in h]
+        return trainer, model, weights
+
+    big, big_model, big_weights = run(8, 1)
+    small, small_model, small_weights = run(4, 2)
+    assert big.meta_steps == small.meta_steps == 8
+    assert small.lilaw_parameters() == pytest.approx(big.lilaw_parameters(), rel=1e-6, abs=0)
+    assert big.meta_set.sampler.batch_size == small.meta_set.sampler.batch_size == 8
+    assert small.lilaw_parameters() != pytest.approx({"alpha": 10.0, "beta": 2.0, "delta": 6.0}, abs=1e-3)
+    assert small_weights == pytest.approx(big_weights, rel=1e-6)
+    for name, value in big_model.state_dict().items():
+        torch.testing.assert_close(small_model.state_dict()[name], value, rtol=1e-5, atol=1e-6)
+
+
+def test_the_meta_loss_is_the_unsmoothed_cross_entropy_whatever_label_smoothing(tmp_path, blob_splits):
+    from hf_lilaw.functional import lilaw_meta_gradient, lilaw_meta_update
+
+    torch.manual_seed(0)
+    model = TinyNet()
+    model.config = types.SimpleNamespace(problem_type=None)  # Trainer reads it when label smoothing is on
+    trainer = LiLAWTrainer(
+        model=model,
+        args=config(tmp_path, label_smoothing_factor=0.3, learning_rate=0.0, max_steps=2, lilaw_warmup_steps=0,
+                    lilaw_meta_batch_size=48, lilaw_lr=5.0, lilaw_weight_decay=0.0),
+        train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"],
+    )
+    trainer.train()  # the model does not move (learning rate 0): one meta step on the whole meta set
+    assert trainer.meta_steps == 1
+    meta = blob_splits["meta"]
+    with torch.no_grad():
+        logits = model(torch.tensor(meta["x"]))["logits"]
+    labels = torch.tensor(meta["label"])
+    start = torch.tensor([10.0, 2.0, 6.0])
+
+    def by_hand(smoothing):
+        losses = torch.nn.functional.cross_entropy(logits, labels, reduction="none", label_smoothing=smoothing)
+        grad = lilaw_meta_gradient(logits.softmax(-1), labels, losses, start)
+        return lilaw_meta_update(start, grad, lr=torch.full((3,), 5.0), weight_decay=torch.zeros(3)).tolist()
+
+    params = list(trainer.lilaw_parameters().values())
+    assert params == pytest.approx(by_hand(0.0), rel=1e-5)
+    assert params != pytest.approx(by_hand(0.3), rel=1e-3)
