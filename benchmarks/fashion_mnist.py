@@ -894,14 +894,21 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
             curve = np.mean([r["history"]["mlc/label_kept"] for r in runs], axis=0)
             rows.append([LABELS[m], c, len(runs), " → ".join(f"{v:.2f}" for v in curve[[0, len(curve) // 2, -1]]),
                          f"{np.mean([r['history']['train_loss'][-1] for r in runs]):.2f}",
-                         f"{np.mean([r['history']['mlc/upper_loss'][-1] for r in runs]):.2f}"])  # fmt: skip
+                         f"{np.mean([r['history']['mlc/upper_loss'][-1] for r in runs]):.2g}",
+                         f"{np.mean([r['history']['mlc/clean_loss'][-1] for r in runs]):.2g}"
+                         if all("mlc/clean_loss" in r["history"] for r in runs) else ""])  # fmt: skip
         lines += ["## The MLC family's corrected labels", "",
                   "Label kept: the corrected labels' mean probability on the given label over an epoch's meta steps "
                   "(1: the given labels kept; a uniform guess 0.1), at the first, middle and last epoch; then the last "
                   "epoch's training loss of the main model (the lower loss: the corrected labels and, by default, the "
-                  "clean rows) and its loss on the clean batches (the upper loss). Means over seeds.", "",
+                  "clean rows) and the upper loss on the clean batches: for MLC the main model's cross-entropy there "
+                  "(after the look-ahead step), for EBOMLC the mixture of the main model's and the meta model's "
+                  "predictions (`mlc_rho`), which the meta model, given the clean labels, can lower on its own; EBOMLC's "
+                  "main model's own clean-batch cross-entropy (`mlc/clean_loss`) where the records keep it (runs "
+                  "made before it was logged: blank). Means over seeds.", "",
                   markdown_table(["method", "condition", "runs", "label kept (first → middle → last epoch)",
-                                  "training loss, last epoch", "clean-batch loss, last epoch"], rows), ""]  # fmt: skip
+                                  "training loss, last epoch", "upper loss, last epoch",
+                                  "EBOMLC main model's clean-batch CE, last epoch"], rows), ""]  # fmt: skip
     sizes = sorted({(r["method"].rpartition("_")[2], r["clean_rows"], r["val_rows"]) for r in records if "clean_rows" in r},
                    key=lambda t: int(t[0]))  # fmt: skip
     if sizes:

@@ -308,6 +308,8 @@ def test_new_methods_run_and_the_fair_baseline_family_is_recomputed(data_dir, tm
         kept = r["history"].get("mlc/label_kept")
         if method in fm.MLC_METHODS:  # one epoch mean a metric, a probability on the given label
             assert len(kept) == len(r["history"]["mlc/upper_loss"]) == 2 and all(0 < v <= 1 for v in kept)
+            # EBOMLC's upper loss is the mixture; the main model's own clean-batch CE is recorded beside it.
+            assert ("mlc/clean_loss" in r["history"]) == method.startswith("ebomlc")
         else:
             assert kept is None
     summary = json.loads((out / "new.json").read_text())
@@ -331,6 +333,11 @@ def test_new_methods_run_and_the_fair_baseline_family_is_recomputed(data_dir, tm
     assert "## The MLC family's corrected labels" in text
     first = by[("mlc_2", 0)]["history"]["mlc/label_kept"]
     assert f"| MLC 2 % | uniform_40 | 2 | {np.mean([first, by[('mlc_2', 1)]['history']['mlc/label_kept']], axis=0)[0]:.2f} → " in text
+    clean = np.mean([by[("ebomlc_2", s)]["history"]["mlc/clean_loss"][-1] for s in (0, 1)])
+    row = next(line for line in text.splitlines() if line.startswith("| EBOMLC 2 % | uniform_40 | 2 |"))
+    assert row.endswith(f" | {clean:.2g} |")
+    row = next(line for line in text.splitlines() if line.startswith("| MLC 2 % | uniform_40 | 2 |"))
+    assert row.endswith(" |  |")  # MLC logs no mlc/clean_loss: blank
 
 
 def test_the_recorded_command_is_the_launch_command():
