@@ -71,14 +71,14 @@ REFERENCE_ARGS = dict(per_device_train_batch_size=16, num_train_epochs=2, learni
 """The schedule of `trainer_with_cross_entropy` (add ``output_dir``)."""
 
 
-def trainer_with_cross_entropy(output_dir, train_dataset) -> TinyNet:
+def trainer_with_cross_entropy(output_dir, train_dataset, *, dropout: float = 0.0, callbacks=None) -> TinyNet:
     """A `TinyNet` (seed 0) trained by plain `transformers.Trainer` with summed cross-entropy over
     ``num_items_in_batch`` under `REFERENCE_ARGS`: what a family must equal bit for bit where it is plain CE."""
     torch.manual_seed(0)
-    model = TinyNet()
+    model = TinyNet(dropout=dropout)
     Trainer(model=model, args=TrainingArguments(output_dir=str(output_dir), **REFERENCE_ARGS), train_dataset=train_dataset,
             compute_loss_func=lambda out, labels, num_items_in_batch=None: torch.nn.functional.cross_entropy(
-                out["logits"], labels, reduction="sum") / num_items_in_batch).train()
+                out["logits"], labels, reduction="sum") / num_items_in_batch, callbacks=callbacks).train()
     return model
 
 

@@ -11,6 +11,7 @@ from transformers import TrainerCallback, TrainingArguments
 from hf_lilaw import LiLAWConfig, LiLAWTrainer
 from hf_lilaw.core.checkpoint import load_state_file
 from hf_lilaw.core.sampler import IndexBatchSampler
+import hf_lilaw.lilaw.trainer as lilaw_trainer_module
 from hf_lilaw.lilaw.trainer import LILAW_STATE_NAME
 
 from conftest import (
@@ -127,11 +128,12 @@ def test_meta_split_numbers_the_users_rows_without_changing_the_run(tmp_path, bl
     for name, value in model_state(explicit_model).items():
         torch.testing.assert_close(model_state(auto_model)[name], value, rtol=0, atol=0)
 
-def test_warmup_makes_lilaw_identical_to_trainer(tmp_path, blob_splits):
-    """During warm-up the loss is Trainer's plain mean CE and the data order is Trainer's."""
-    plain_model = trainer_with_cross_entropy(tmp_path, blob_splits["train"])
+@pytest.mark.parametrize("dropout", [0.0, 0.3])
+def test_warmup_makes_lilaw_identical_to_trainer(tmp_path, blob_splits, dropout):
+    """During warm-up the loss is Trainer's plain mean CE and the data order and dropout masks are Trainer's."""
+    plain_model = trainer_with_cross_entropy(tmp_path, blob_splits["train"], dropout=dropout)
     torch.manual_seed(0)
-    lilaw_model = TinyNet()
+    lilaw_model = TinyNet(dropout=dropout)
     trainer = LiLAWTrainer(model=lilaw_model,
                            args=LiLAWConfig(output_dir=str(tmp_path), **REFERENCE_ARGS, lilaw_warmup_epochs=2),
                            train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
@@ -139,6 +141,33 @@ def test_warmup_makes_lilaw_identical_to_trainer(tmp_path, blob_splits):
     assert trainer.meta_steps == 0
     for name, value in model_state(plain_model).items():
         torch.testing.assert_close(model_state(lilaw_model)[name], value, rtol=0, atol=0)
+
+
+class RngRecorder(TrainerCallback):
+    """The global torch RNG state at the start of every optimizer step."""
+
+    def __init__(self):
+        self.states = []
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        self.states.append(torch.random.get_rng_state())
+
+
+def test_meta_steps_leave_the_training_rng_as_plain_trainers(tmp_path, blob_splits):
+    # Past the warm-up every step is followed by a meta step (eval-mode forward, meta batch from its own generator):
+    # the global RNG that training dropout and augmentations draw from is where a plain Trainer run has it.
+    plain = RngRecorder()
+    trainer_with_cross_entropy(tmp_path / "plain", blob_splits["train"], dropout=0.3, callbacks=[plain])
+    torch.manual_seed(0)
+    lilaw = RngRecorder()
+    trainer = LiLAWTrainer(model=TinyNet(dropout=0.3), callbacks=[lilaw],
+                           args=LiLAWConfig(output_dir=str(tmp_path / "lilaw"), **REFERENCE_ARGS, lilaw_warmup_steps=2),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])  # fmt: skip
+    trainer.train()
+    assert trainer.meta_steps == len(lilaw.states) - 3 > 10
+    assert len(lilaw.states) == len(plain.states)
+    for step, (ours, theirs) in enumerate(zip(lilaw.states, plain.states), start=1):
+        assert torch.equal(ours, theirs), f"step {step}"
 
 
 def test_meta_steps_once_per_optimizer_step_after_warmup(tmp_path, blob_splits, tiny_model):
@@ -326,7 +355,22 @@ def test_bad_input_is_refused_with_the_fix(tmp_path, blob_splits, tiny_model):
 # ---- precision, compilation, data shapes, bad input (issue: "at scale and under stress") -------------------------
 
 
-def test_bf16_autocast_keeps_weights_and_meta_gradients_in_float32(tmp_path, blob_splits, tiny_model):
+def test_bf16_autocast_keeps_weights_and_meta_gradients_in_float32(tmp_path, blob_splits, tiny_model, monkeypatch):
+    # LiLAW's step math runs on float32 logits with autocast off, so no op of it is autocast to bfloat16 (which would
+    # round weights, losses and meta gradients by ~1e-3): each call gives what it gives in plain float32.
+    calls = []
+
+    def spy(function):
+        def recorded(logits, labels, params, **kwargs):
+            out = function(logits, labels, params, **kwargs)
+            calls.append((function, torch.is_autocast_enabled("cpu"), logits.detach().clone(), labels.clone(),
+                          params.detach().clone(), kwargs, out))
+            return out
+
+        return recorded
+
+    for name in ("training_loss_terms", "meta_gradient"):
+        monkeypatch.setattr(lilaw_trainer_module, name, spy(getattr(lilaw_trainer_module, name)))
     trainer = LiLAWTrainer(model=tiny_model, args=config(tmp_path, bf16=True, use_cpu=True, lilaw_warmup_steps=1,
                                                          max_steps=8),
                            train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
@@ -336,6 +380,15 @@ def test_bf16_autocast_keeps_weights_and_meta_gradients_in_float32(tmp_path, blo
     # Training and meta (eval-mode) forwards both ran under bf16 autocast; accelerate hands back float32 outputs.
     assert (True, torch.bfloat16) in head_dtypes and (False, torch.bfloat16) in head_dtypes
     assert trainer.lilaw_state.params.dtype == torch.float32
+    functions = [call[0].__name__ for call in calls]
+    assert functions.count("training_loss_terms") == 8 and functions.count("meta_gradient") == 6
+    assert not any(call[1] for call in calls) and all(call[2].dtype == torch.float32 for call in calls)
+    for function, _, logits, labels, params, kwargs, out in calls:
+        kwargs = {k: v.detach() if isinstance(v, torch.Tensor) else v for k, v in kwargs.items()}
+        expected = function(logits, labels, params, **kwargs)
+        for got, want in zip(*(o if isinstance(o, tuple) else (o,) for o in (out, expected))):
+            assert got.dtype == torch.float32
+            torch.testing.assert_close(got.detach(), want.detach(), rtol=1e-6, atol=1e-7)
     assert trainer.meta_steps == 6
     assert all(np.isfinite(v) for v in trainer.lilaw_parameters().values())
     assert trainer.lilaw_parameters()["alpha"] < 10.0
