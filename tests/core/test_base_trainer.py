@@ -329,15 +329,21 @@ def test_a_side_set_with_two_label_columns_is_refused_and_columns_trainer_remove
         trainer.train()
     assert trainer.state.global_step == 0
 
-    # A column that remove_unused_columns takes away never reaches the collator (as for a forward without `labels`
-    # and label_names=['label']); without remove_unused_columns it does.
+    # A column that remove_unused_columns takes away never reaches the collator (a forward without `labels`, with
+    # label_names=['label']); without remove_unused_columns it does.
     train = with_column(blobs(48), "labels", [0] * 48)
-    trainer = family_trainer("elr", tmp_path, TinyNet(), train)
-    trainer._signature_columns = ["x", "label", "label_ids", "sample_id"]
+    trainer = family_trainer("elr", tmp_path, LabelArgumentNet(), train, label_names=["label"])
     trainer.check_label_columns(train, name="train_dataset")
     trainer.args.remove_unused_columns = False
     with pytest.raises(ValueError, match="^train_dataset has the label columns 'label' and 'labels'"):
         trainer.check_label_columns(train, name="train_dataset")
+
+
+class LabelArgumentNet(TinyNet):
+    """`TinyNet` whose forward names its label argument `label`, so Trainer keeps no `labels` column."""
+
+    def forward(self, x, label=None):
+        return super().forward(x)
 
 
 class TorchRows(torch.utils.data.Dataset):
