@@ -25,7 +25,10 @@ def run_logged(command: list[str], *, cwd: Path, log: Path, timeout: int = 600) 
 
 def torchrun(worker: Path, *args: object, log: Path, processes: int = 2) -> None:
     """``worker`` under ``torch.distributed.run``; ``--standalone`` picks a free port (a fixed one collides with
-    other test runs on the machine)."""
+    other test runs on the machine). The worker must end through :func:`end_worker` (or :func:`write_rank_result`):
+    one that reaches the interpreter's shutdown fails now and then, so it is refused every time."""
+    source = worker.read_text()
+    assert "end_worker(" in source or "write_rank_result(" in source, f"{worker} must end with end_worker()"
     command = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", str(processes),
                str(worker), *map(str, args)]  # fmt: skip
     run_logged(command, cwd=worker.parent, log=log)

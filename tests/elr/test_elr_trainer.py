@@ -441,9 +441,10 @@ def test_train_dataset_assigned_after_construction(tmp_path):
 
 
 JOINED_WORKER = '''
-import json, os, sys
+import sys
 sys.path[:0] = {paths!r}  # tests/ (conftest) and tests/elr/ (this file)
 import torch
+from _distributed import write_rank_result
 from conftest import TinyNet, blobs
 from test_elr_trainer import _joined
 from hf_lilaw import ELRConfig, ELRTrainer
@@ -458,8 +459,7 @@ try:
     result = trainer.elr_targets().sum(1).tolist()
 except ValueError as error:
     result = str(error)
-with open(os.path.join(out, "rank" + os.environ["RANK"] + ".json"), "w") as file:
-    json.dump(result, file)
+write_rank_result(out, result)  # and ends the process the one safe way (see _distributed.end_worker)
 '''
 
 
