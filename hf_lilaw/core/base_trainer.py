@@ -41,7 +41,7 @@ from .columns import (
     unique_sample_ids,
     with_sample_id,
 )
-from .labels import check_class_labels, check_label_feature, check_single_label_model, dataset_labels
+from .labels import check_class_labels, check_finite_columns, check_label_feature, check_single_label_model
 from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import RECORDING_TRAINERS, TrainingDynamicsObserver
 from .outputs import extract_logits
@@ -325,9 +325,11 @@ class BaseTrainer(Trainer):
         from it) and of the side set checked against the real width of the logits; then, for every family, the
         evaluation sets that can be read cheaply (labels against that width, or ``config.num_labels`` without a
         probe, and values finite). First of all, the transforms of the training and evaluation sets must not need
-        the columns that Trainer removes (`check_transform_columns`)."""
+        the columns that Trainer removes (`check_transform_columns`), and the training set's values must be finite
+        (`check_train_values`)."""
         for name, dataset in (("train_dataset", self.train_dataset), *self._eval_sets()):
             self.check_transform_columns(dataset, name=name)
+        self.check_train_values()
         side = self.preflight_side_set()
         # With model_init or DeepSpeed/FSDP the model is built or sharded inside train(): no probe forward, the
         # first side batches check the same things.
@@ -337,7 +339,9 @@ class BaseTrainer(Trainer):
                 side = self._side_set_for(dataset, name=name)
             num_classes, labels = self.probe_num_classes(side.dataset, name=side.name)
             self.check_train_labels(num_classes)
-            scan = scan_dataset(side.dataset, name=side.name, num_classes=num_classes, finite=side.scan is None)
+            # A side set that is the training set (ELR's) had its values scanned by check_train_values.
+            finite = side.scan is None and side.dataset is not self.train_dataset
+            scan = scan_dataset(side.dataset, name=side.name, num_classes=num_classes, finite=finite)
             if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
                 check_class_labels(labels, num_classes=num_classes, name=side.name, fix=_LABEL_FIX)
             else:
@@ -408,18 +412,32 @@ class BaseTrainer(Trainer):
         self._first_batch_checked = True
         return True
 
+    def train_dataset_as_passed(self) -> Any:
+        """The training set in the row numbering of the set the user passed, which errors name; a family that
+        splits rows off it (LiLAW's automatic meta split) returns the set before the split."""
+        return self.train_dataset
+
     def check_train_labels(self, num_classes: int) -> None:
-        """Every label of a training set whose labels can be read cheaply (a `datasets.Dataset`) checked against
-        ``num_classes``; other sets are checked batch by batch (`get_batch_samples`)."""
-        train_labels = dataset_labels(self.train_dataset, name="train_dataset")
-        if train_labels is not None:
-            check_class_labels(train_labels, num_classes=num_classes, name="train_dataset", fix=_LABEL_FIX)
+        """Every label of a training set whose labels can be read cheaply (a `datasets.Dataset`: one column)
+        checked against ``num_classes``, a bad one named by its row (`train_dataset_as_passed`); other sets are
+        checked batch by batch (`get_batch_samples`)."""
+        dataset = self.train_dataset_as_passed()
+        if isinstance(dataset, datasets.Dataset):
+            scan_dataset(dataset, name="train_dataset", num_classes=num_classes, finite=False)
+
+    def check_train_values(self) -> None:
+        """Every floating-point value of a `datasets.Dataset` training set finite, read by column before training
+        (no transform runs); other training sets are checked batch by batch (`get_batch_samples`). Trainer trains
+        on a non-finite row without a word: its loss is NaN, the weights turn NaN at the next optimizer step, and
+        the logged loss leaves the NaN out (``logging_nan_inf_filter``)."""
+        check_finite_columns(self.train_dataset_as_passed(), name="train_dataset")
 
     def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> tuple[list, Any]:
-        """`Trainer.get_batch_samples`, with the labels of every batch of a training set whose labels are not read
-        up front (a torch ``Dataset``, a stream: not a `datasets.Dataset`) checked (dtype, shape, range) before the
-        step runs on them: a bad label fails naming the set and the step, not as an index error (a device-side
-        assert on a GPU) inside the loss. One min/max of the label tensor per batch."""
+        """`Trainer.get_batch_samples`, with every batch of a training set that is not read up front (a torch
+        ``Dataset``, a list, a stream: not a `datasets.Dataset`) checked before the step runs on it: labels (dtype,
+        shape, range) and floating-point values finite. A bad label fails naming the set and the step, not as an
+        index error (a device-side assert on a GPU) inside the loss; a non-finite value before it makes the model
+        NaN. One host sync for the labels and one per floating-point tensor, per batch."""
         batches, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
         if not isinstance(self.train_dataset, datasets.Dataset):
             step, count = self.state.global_step + 1, len(batches)
@@ -430,7 +448,7 @@ class BaseTrainer(Trainer):
                 where = (f"step {step}'s batch" if count == 1 else f"batch {i + 1} of {count} of step {step}") + process
                 size = next((len(v) for v in batch.values() if isinstance(v, torch.Tensor) and v.ndim), 0)
                 check_batch(batch, name="train_dataset", rows=describe_rows(None, size, batch=where),
-                            num_classes=self._known_num_classes, labels_only=True, require_labelled=False)  # fmt: skip
+                            num_classes=self._known_num_classes, require_labelled=False)  # fmt: skip
         return batches, num_items_in_batch
 
     def check_label_columns(self, dataset: Any, *, name: str) -> None:

@@ -393,11 +393,9 @@ class LiLAWTrainer(BaseTrainer):
 
     # ---- BaseTrainer hooks ----------------------------------------------------------------------------------
 
-    def check_train_labels(self, num_classes: int) -> None:
-        if self._split_from is None:
-            super().check_train_labels(num_classes)
-        else:  # the meta set is a split of the user's train_dataset: a bad label is named by its row there
-            scan_dataset(self._split_from, name="train_dataset", num_classes=num_classes, finite=False)
+    def train_dataset_as_passed(self) -> Any:
+        # Under the automatic meta split, rows are named by their index in the set the user passed.
+        return self.train_dataset if self._split_from is None else self._split_from
 
     def before_train(self, *, resumed: bool) -> None:
         if self.meta_dataset is None:

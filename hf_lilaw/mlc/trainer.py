@@ -307,7 +307,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         # model's clean cross-entropy after the look-ahead.
         key = "mlc/clean_loss" if method == "ebomlc" else "mlc/upper_loss"
         loss = logged.get(key)
-        if loss is None or loss >= CLEAN_SET_FITTED_LOSS or self._warned_clean_set_fitted:
+        if loss is None or not loss < CLEAN_SET_FITTED_LOSS or self._warned_clean_set_fitted:  # NaN: not fitted
             return
         self._warned_clean_set_fitted = True
         if method == "mlc_d" or not self.is_world_process_zero():  # MLC-D already warns: no clean term

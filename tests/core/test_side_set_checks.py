@@ -3,6 +3,7 @@ before training where it can be read cheaply, batch by batch otherwise; a bad ro
 row and the fix, never as a raw IndexError, ZeroDivisionError or a NaN model."""
 
 import logging
+import re
 
 import numpy as np
 import pytest
@@ -85,6 +86,49 @@ def test_nan_in_a_torch_clean_set_fails_at_its_batch_naming_the_row(tmp_path):
     with pytest.raises(ValueError, match=r"clean_dataset row 21 holds a non-finite value \(NaN or inf\) in 'x'"):
         trainer.train()
     assert steps.steps < 12 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def family_trainer(tmp_path, family, train, callbacks=()):
+    """A LiLAW (given meta set, or its automatic split of ``train``), MLC or ELR trainer on ``train``, 12 steps."""
+    torch.manual_seed(0)
+    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=12, learning_rate=0.05,
+                  save_strategy="no", report_to=[], disable_tqdm=True, seed=0, use_cpu=True)  # fmt: skip
+    if family.startswith("lilaw"):
+        meta = {"meta_dataset": META} if family == "lilaw" else {}
+        return LiLAWTrainer(model=TinyNet(), args=LiLAWConfig(**common, lilaw_warmup_steps=0), train_dataset=train,
+                            callbacks=list(callbacks), **meta)  # fmt: skip
+    if family == "mlc":
+        return MLCTrainer(model=TinyNet(), args=MetaLabelCorrectionConfig(**common, mlc_clean_batch_size=8),
+                          train_dataset=train, clean_dataset=META, callbacks=list(callbacks))  # fmt: skip
+    return ELRTrainer(model=TinyNet(), args=ELRConfig(**common), train_dataset=train, callbacks=list(callbacks))
+
+
+@pytest.mark.parametrize("family", ["lilaw", "lilaw_split", "mlc", "elr"])
+def test_nan_in_a_training_set_is_refused_before_training(tmp_path, family):
+    # Trainer trains on a NaN row without a word: the weights turn NaN and the logged loss leaves the NaN out.
+    train = TRAIN.map(lambda row, i: {"x": [float("nan")] * 8 if i == 150 else row["x"]}, with_indices=True)
+    steps = CountSteps()
+    trainer = family_trainer(tmp_path, family, train, callbacks=[steps])
+    # Under LiLAW's automatic meta split the row is named by its index in the set passed, whichever part it is in.
+    with pytest.raises(ValueError, match=r"^train_dataset has 1 of 192 rows with non-finite values .* column 'x' .*\[150\]"):
+        trainer.train()
+    assert steps.steps == 0 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+@pytest.mark.parametrize("family", ["lilaw", "mlc", "elr"])
+def test_nan_in_a_torch_training_set_fails_at_its_batch_before_its_step(tmp_path, family):
+    steps = CountSteps()
+    rows = rows_of(TRAIN, row100={"x": torch.full((8,), float("inf"))})
+    if family == "elr":  # ELR tracks rows by id
+        rows = [{**row, "sample_id": i} for i, row in enumerate(rows)]
+    train = Rows(rows)
+    trainer = family_trainer(tmp_path, family, train, callbacks=[steps])
+    with pytest.raises(ValueError, match=r"^train_dataset example \d+ of step (\d+)'s batch holds a non-finite value "
+                       r"\(NaN or inf\) in 'x'") as refused:  # fmt: skip
+        trainer.train()
+    step = int(re.search(r"step (\d+)", str(refused.value)).group(1))
+    assert steps.steps == step - 1  # the steps before it ran; its own did not
+    assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
 def test_nan_in_an_eval_set_is_refused_before_training(tmp_path):

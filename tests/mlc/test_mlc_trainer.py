@@ -635,6 +635,9 @@ def test_warns_once_when_the_clean_set_is_memorised(tmp_path, method):
     assert min(e["mlc/upper_loss"] for e in short.state.log_history if "mlc/upper_loss" in e) >= CLEAN_SET_FITTED_LOSS
     with pytest.warns(UserWarning, match="fits the clean set almost exactly"):
         make_trainer(tmp_path, mlc_method=method, max_steps=1).log({key: 1e-3})
+    with warnings.catch_warnings():  # a NaN clean loss (a diverged model) is not a fitted clean set
+        warnings.simplefilter("error")
+        make_trainer(tmp_path, mlc_method=method, max_steps=1).log({key: float("nan")})
 
 
 def test_clean_rows_out_of_the_lower_loss_silence_the_memorised_warning_for_mlc_only(tmp_path):
