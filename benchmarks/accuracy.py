@@ -179,10 +179,10 @@ def report_markdown(summary: dict[str, Any], cfg: dict[str, Any], meta: dict[str
         "",
         "## Time per optimizer step",
         "",
-        "Median over runs of each run's median step time (callback from `on_step_begin` to `on_step_end`: "
-        "forward, backward, optimizer, plus LiLAW's meta step / the meta label correction's extra passes; "
-        "LiLAW's warm-up epoch has no meta step). Train seconds include the cross-validation models of the "
-        "prune baselines.",
+        "Median over the noise conditions of each condition's median over seeds of the runs' median step time "
+        "(callback from `on_step_begin` to `on_step_end`: forward, backward, optimizer, plus LiLAW's meta step / "
+        "the meta label correction's extra passes; LiLAW's warm-up epoch has no meta step); train seconds "
+        "likewise. Train seconds include the cross-validation models of the prune baselines.",
         "",
         markdown_table(["method", "ms / step", "× CE", "train s / run"], rows),
     ]
