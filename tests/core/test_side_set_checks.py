@@ -115,6 +115,15 @@ def test_nan_in_a_training_set_is_refused_before_training(tmp_path, family):
     assert steps.steps == 0 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
+def test_a_training_set_labelled_only_with_minus_100_is_refused_before_training(tmp_path):
+    train = TRAIN.map(lambda row: {"label": -100})
+    steps = CountSteps()
+    trainer = family_trainer(tmp_path, "lilaw", train, callbacks=[steps])
+    with pytest.raises(ValueError, match=r"^Every label of train_dataset is -100 \(ignored\)"):
+        trainer.train()
+    assert steps.steps == 0
+
+
 @pytest.mark.parametrize("family", ["lilaw", "mlc", "elr"])
 def test_nan_in_a_torch_training_set_fails_at_its_batch_before_its_step(tmp_path, family):
     steps = CountSteps()
