@@ -339,9 +339,7 @@ class BaseTrainer(Trainer):
                 side = self._side_set_for(dataset, name=name)
             num_classes, labels = self.probe_num_classes(side.dataset, name=side.name)
             self.check_train_labels(num_classes)
-            # A side set that is the training set (ELR's) had its values scanned by check_train_values.
-            finite = side.scan is None and side.dataset is not self.train_dataset
-            scan = scan_dataset(side.dataset, name=side.name, num_classes=num_classes, finite=finite)
+            scan = scan_dataset(side.dataset, name=side.name, num_classes=num_classes, finite=side.scan is None)
             if scan is None:  # read batch by batch: the first rows now, each batch as it is drawn
                 check_class_labels(labels, num_classes=num_classes, name=side.name, fix=_LABEL_FIX)
             else:
@@ -429,8 +427,13 @@ class BaseTrainer(Trainer):
         """Every floating-point value of a `datasets.Dataset` training set finite, read by column before training
         (no transform runs); other training sets are checked batch by batch (`get_batch_samples`). Trainer trains
         on a non-finite row without a word: its loss is NaN, the weights turn NaN at the next optimizer step, and
-        the logged loss leaves the NaN out (``logging_nan_inf_filter``)."""
-        check_finite_columns(self.train_dataset_as_passed(), name="train_dataset")
+        the logged loss leaves the NaN out (``logging_nan_inf_filter``). A training set already read in full as a
+        probed set (ELR's, in `before_train`) had its values checked there."""
+        dataset = self.train_dataset_as_passed()
+        probed = self._adopted_sets.get("train_dataset")
+        if probed is not None and probed.dataset is dataset and probed.scan is not None:
+            return
+        check_finite_columns(dataset, name="train_dataset")
 
     def get_batch_samples(self, epoch_iterator: Any, num_batches: int, device: torch.device) -> tuple[list, Any]:
         """`Trainer.get_batch_samples`, with every batch of a training set that is not read up front (a torch

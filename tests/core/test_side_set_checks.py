@@ -49,23 +49,23 @@ class CountSteps(TrainerCallback):
         self.steps += 1
 
 
-def lilaw(tmp_path, meta=META, callbacks=(), **overrides):
+def lilaw(tmp_path, meta=META, callbacks=(), train=TRAIN, **overrides):
     torch.manual_seed(0)
     values = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=12, learning_rate=0.05,
                   lilaw_warmup_steps=1, lilaw_meta_batch_size=8, save_strategy="no", report_to=[], disable_tqdm=True,
                   seed=0, use_cpu=True)
     values.update(overrides)
     eval_dataset = values.pop("eval_dataset", None)
-    return LiLAWTrainer(model=TinyNet(), args=LiLAWConfig(**values), train_dataset=TRAIN, meta_dataset=meta,
+    return LiLAWTrainer(model=TinyNet(), args=LiLAWConfig(**values), train_dataset=train, meta_dataset=meta,
                         eval_dataset=eval_dataset, callbacks=list(callbacks))
 
 
-def mlc(tmp_path, clean, cls=EBOMLCTrainer, callbacks=(), **overrides):
+def mlc(tmp_path, clean, cls=EBOMLCTrainer, callbacks=(), train=TRAIN, **overrides):
     torch.manual_seed(0)
     values = dict(output_dir=str(tmp_path), max_steps=12, per_device_train_batch_size=8, mlc_clean_batch_size=8,
                   learning_rate=1e-2, report_to="none", save_strategy="no", use_cpu=True, disable_tqdm=True, seed=0)
     values.update(overrides)
-    return cls(model=TinyNet(), args=MetaLabelCorrectionConfig(**values), train_dataset=TRAIN, clean_dataset=clean,
+    return cls(model=TinyNet(), args=MetaLabelCorrectionConfig(**values), train_dataset=train, clean_dataset=clean,
                callbacks=list(callbacks))
 
 
@@ -89,18 +89,13 @@ def test_nan_in_a_torch_clean_set_fails_at_its_batch_naming_the_row(tmp_path):
 
 
 def family_trainer(tmp_path, family, train, callbacks=()):
-    """A LiLAW (given meta set, or its automatic split of ``train``), MLC or ELR trainer on ``train``, 12 steps."""
-    torch.manual_seed(0)
-    common = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=12, learning_rate=0.05,
-                  save_strategy="no", report_to=[], disable_tqdm=True, seed=0, use_cpu=True)  # fmt: skip
+    """LiLAW (given meta set, or its automatic split of ``train``: ``"lilaw_split"``), MLC or ELR on ``train``."""
     if family.startswith("lilaw"):
-        meta = {"meta_dataset": META} if family == "lilaw" else {}
-        return LiLAWTrainer(model=TinyNet(), args=LiLAWConfig(**common, lilaw_warmup_steps=0), train_dataset=train,
-                            callbacks=list(callbacks), **meta)  # fmt: skip
+        return lilaw(tmp_path, meta=META if family == "lilaw" else None, callbacks=callbacks, train=train)
     if family == "mlc":
-        return MLCTrainer(model=TinyNet(), args=MetaLabelCorrectionConfig(**common, mlc_clean_batch_size=8),
-                          train_dataset=train, clean_dataset=META, callbacks=list(callbacks))  # fmt: skip
-    return ELRTrainer(model=TinyNet(), args=ELRConfig(**common), train_dataset=train, callbacks=list(callbacks))
+        # 12 steps of 16 rows: every row of TRAIN is drawn (the other helpers use batches of 16 too).
+        return mlc(tmp_path, META, cls=MLCTrainer, callbacks=callbacks, train=train, per_device_train_batch_size=16)
+    return elr(tmp_path, None, callbacks=callbacks, train=train)
 
 
 @pytest.mark.parametrize("family", ["lilaw", "lilaw_split", "mlc", "elr"])
@@ -148,12 +143,12 @@ def test_nan_in_an_eval_set_is_refused_before_training(tmp_path):
     assert steps.steps == 0
 
 
-def elr(tmp_path, eval_dataset, callbacks=()):
+def elr(tmp_path, eval_dataset, callbacks=(), train=TRAIN):
     torch.manual_seed(0)
     args = ELRConfig(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=12, learning_rate=0.05,
                      save_strategy="no", report_to=[], disable_tqdm=True, seed=0, use_cpu=True)
     return ELRTrainer(
-        model=TinyNet(), args=args, train_dataset=TRAIN, eval_dataset=eval_dataset, callbacks=list(callbacks)
+        model=TinyNet(), args=args, train_dataset=train, eval_dataset=eval_dataset, callbacks=list(callbacks)
     )
 
 
