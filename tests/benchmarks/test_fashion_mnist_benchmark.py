@@ -402,8 +402,9 @@ def test_fine_tuning_runs_and_table14_is_recomputed(data_dir, tmp_path):
         fm.main(["--table14", "ft2", "ft2", "--out-dir", str(out)])
     other = {**last2[0], "condition": "uniform_40", "device": "cuda", "gpu": "NVIDIA H200", "cpu_model": None,
              "command": "python benchmarks/fashion_mnist.py --model effnet_last2 --conditions uniform_40 --name ft2"}
-    path = out / "ft2_runs.jsonl"  # a cell outside Table 14, run elsewhere, first in the file: not in the table's
-    path.write_text(json.dumps(other) + "\n" + path.read_text())  # Machines line, nor its command
+    other_method = {**other, "condition": "clean", "method": "sce"}  # a method the table does not show
+    path = out / "ft2_runs.jsonl"  # cells outside Table 14, run elsewhere, first in the file: not in the table's
+    path.write_text(json.dumps(other) + "\n" + json.dumps(other_method) + "\n" + path.read_text())  # Machines line
     assert fm.main(["--table14", "ft2", "ftf", "--out-dir", str(out)]) == 0
     text = (out / "table14_ft2.md").read_text()
     machines = next(line for line in text.splitlines() if line.startswith("Machines:"))
