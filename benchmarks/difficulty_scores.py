@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import datasets
 import numpy as np
@@ -24,6 +26,10 @@ from sklearn.model_selection import StratifiedKFold
 from torch import nn
 from transformers import HfArgumentParser, Trainer, TrainingArguments
 
+if __package__ in (None, ""):
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from benchmarks.common import cpu_model
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, add_label_noise
 from hf_lilaw.analysis import HARDNESS_SCORES, data_maps, label_issue_metrics, plot_data_map
 from hf_lilaw.core import split_meta_set
@@ -101,7 +107,7 @@ def main() -> None:
         rows.append({"method": name, "early_auroc": early["auroc"], "early_auprc": early["auprc"],
                      "late_auroc": late["auroc"], "late_auprc": late["auprc"], "trainings": 1})
 
-    cleanlab_note = "cleanlab not installed"
+    cleanlab_note, cleanlab_record = "cleanlab not installed", None
     try:
         from cleanlab.filter import find_label_issues as cleanlab_find_label_issues
         from cleanlab.rank import get_label_quality_scores
@@ -118,6 +124,8 @@ def main() -> None:
         rows.append({"method": f"cleanlab ({opts.folds}-fold CV)", "early_auroc": float("nan"),
                      "early_auprc": float("nan"), "late_auroc": metrics["auroc"], "late_auprc": metrics["auprc"],
                      "trainings": opts.folds})
+        cleanlab_record = {"flagged": int(mask.sum()), "precision": float(is_noisy[mask].mean()),
+                           "recall": float(mask[is_noisy].mean()), "seconds": cleanlab_seconds}
         cleanlab_note = (f"cleanlab find_label_issues flagged {mask.sum()} samples, precision "
                          f"{is_noisy[mask].mean():.3f}, recall {mask[is_noisy].mean():.3f}; its {opts.folds} "
                          f"trainings took {cleanlab_seconds:.0f} s against {lilaw_seconds:.0f} s for the one LiLAW run")
@@ -138,7 +146,11 @@ def main() -> None:
     with open(os.path.join(opts.output_dir, "table.md"), "w") as f:
         f.write(table + "\n")
     with open(os.path.join(opts.output_dir, "results.json"), "w") as f:
-        json.dump({"options": vars(opts), "rows": rows, "lilaw": trainer.lilaw_parameters()}, f, indent=2)
+        # The note's timings and counts too, so that every figure of table.md is in the record.
+        json.dump({"options": vars(opts), "rows": rows, "lilaw": trainer.lilaw_parameters(),
+                   "lilaw_seconds": lilaw_seconds, "cleanlab": cleanlab_record,
+                   "machine": {"cpu_model": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__}},
+                  f, indent=2)  # fmt: skip
 
     maps = data_maps(dynamics)
     w_alpha = np.nanmean(dynamics.w_alpha, axis=0)

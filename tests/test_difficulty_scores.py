@@ -64,4 +64,11 @@ def test_scores_table_json_and_plot(tmp_path):
         cells = [c.strip() for c in line.strip("|").split("|")]
         assert cells[1:5] == [_cell(r[k]) for k in ("early_auroc", "early_auprc", "late_auroc", "late_auprc")]
     assert "cleanlab find_label_issues flagged 611 samples, precision 0.885, recall 0.708" in table
+    # Every figure of the note is in the record too: the counts, and the timings the table rounds.
+    assert result["cleanlab"]["flagged"] == 611
+    assert result["cleanlab"]["precision"] == pytest.approx(0.885, abs=5e-4)
+    assert result["cleanlab"]["recall"] == pytest.approx(0.708, abs=5e-4)
+    seconds = (result["cleanlab"]["seconds"], result["lilaw_seconds"])
+    assert f"trainings took {seconds[0]:.0f} s against {seconds[1]:.0f} s for the one LiLAW run" in table
+    assert "cpu family" in result["machine"]["cpu_model"] and result["machine"]["threads"] == 1
     assert (out / "data_map.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
