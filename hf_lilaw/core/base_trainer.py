@@ -827,6 +827,11 @@ class BaseTrainer(Trainer):
             )
         self.train_dataset = train = with_sample_id(train)
         ids = unique_sample_ids(train, name="train_dataset", shared="one column of the recorded training dynamics")
+        passed = self.train_dataset_as_passed()
+        if passed is not train and SAMPLE_ID_COLUMN in getattr(passed, "column_names", ()):
+            # Sized by the set the user passed (LiLAW's automatic meta split numbered it): rows split off keep their
+            # columns, NaN, even where the highest ids went to the meta set.
+            ids = column_array(passed, SAMPLE_ID_COLUMN)
         num_samples = int(ids.max()) + 1
         for observer in self._dynamics_observers:
             observer.begin(num_samples, weights=self._records_lilaw_weights)

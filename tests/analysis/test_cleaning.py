@@ -8,6 +8,7 @@ import torch
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder, find_label_issues
 from hf_lilaw.analysis.cleaning import clean_labels
 from hf_lilaw.analysis.scores import HARDNESS_SCORES
+from hf_lilaw.core import split_meta_set
 
 from conftest import TinyNet, blobs
 
@@ -169,17 +170,20 @@ def test_counts_are_over_the_rows_passed_when_the_data_set_holds_part_of_the_rec
 
 def test_readme_flow_with_the_automatic_meta_split_keeps_the_meta_rows(tmp_path):
     """No meta_dataset and no sample_id: clean_labels(train, ...) on the data set passed to the trainer keeps the
-    rows LiLAW split off as its meta set (never scored, never flagged) and counts over the scored rows."""
+    rows LiLAW split off as its meta set (never scored, never flagged) and counts over the scored rows; the split's
+    seed puts the last row in the meta set, so the record must be sized by the set passed, not by the ids trained."""
     train = blobs(100, seed=3).add_column("row", list(range(100)))
+    seed = next(s for s in range(50) if 99 in split_meta_set(train, fraction=0.15, seed=s)[1]["row"])
     torch.manual_seed(0)
     recorder = TrainingDynamicsRecorder()
     args = LiLAWConfig(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=2, learning_rate=0.05,
-                       save_strategy="no", report_to=[], disable_tqdm=True, seed=0, lilaw_warmup_epochs=1)
+                       save_strategy="no", report_to=[], disable_tqdm=True, seed=0, lilaw_seed=seed,
+                       lilaw_warmup_epochs=1)  # fmt: skip
     trainer = LiLAWTrainer(model=TinyNet(), args=args, train_dataset=train, callbacks=[recorder])
     trainer.train()
     dynamics = recorder.dynamics
     meta_rows = np.asarray(trainer.meta_dataset["row"])
-    assert len(meta_rows) == 15 and dynamics.num_samples == len(train)
+    assert len(meta_rows) == 15 and 99 in meta_rows and dynamics.num_samples == len(train)
     assert np.isnan(np.asarray(HARDNESS_SCORES["w_alpha"](dynamics))[meta_rows]).all()
     assert clean_labels(train, action="prune", dynamics=dynamics, num_issues=0)["row"] == list(range(100))
     pruned = clean_labels(train, action="prune", dynamics=dynamics, score="aum", frac_issues=0.2, expected_noise_rate=0.3)
