@@ -124,13 +124,14 @@ class LiLAWTrainer(BaseTrainer):
             train_dataset = with_sample_id(train_dataset)
             self._split_from = train_dataset
             train_dataset, meta_dataset = split_meta_set(train_dataset, fraction=fraction, seed=seed)
+            self._split_part = train_dataset
             logger.warning(
                 "LiLAW: no meta_dataset given, so a class-stratified %.0f%% split (seed %d) of train_dataset is the "
                 "meta set: %d meta samples, %d of %d left for training. Pass meta_dataset= to choose it yourself.",
                 100 * fraction, seed, len(meta_dataset), len(train_dataset), full_size,
             )
         else:
-            self._split_from = None
+            self._split_from = self._split_part = None
         self.meta_dataset = meta_dataset
 
         super().__init__(
@@ -394,8 +395,11 @@ class LiLAWTrainer(BaseTrainer):
     # ---- BaseTrainer hooks ----------------------------------------------------------------------------------
 
     def train_dataset_as_passed(self) -> Any:
-        # Under the automatic meta split, rows are named by their index in the set the user passed.
-        return self.train_dataset if self._split_from is None else self._split_from
+        # Under the automatic meta split, rows are named by their index in the set the user passed; a training set
+        # assigned after construction is its own (the split's source would be stale: checked and sized instead of it).
+        if self._split_from is not None and self.train_dataset is self._split_part:
+            return self._split_from
+        return self.train_dataset
 
     def before_train(self, *, resumed: bool) -> None:
         if self.meta_dataset is None:

@@ -10,7 +10,7 @@ import pytest
 import torch
 from transformers import TrainerCallback
 
-from hf_lilaw import ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer
+from hf_lilaw import ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer, TrainingDynamicsRecorder
 from hf_lilaw.core import base_trainer
 from hf_lilaw.core.validation import check_batch, describe_rows, explain_collate_failure, scan_dataset
 from hf_lilaw.mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MLCTrainer
@@ -108,6 +108,24 @@ def test_nan_in_a_training_set_is_refused_before_training(tmp_path, family):
     with pytest.raises(ValueError, match=r"^train_dataset has 1 of 192 rows with non-finite values .* column 'x' .*\[150\]"):
         trainer.train()
     assert steps.steps == 0 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+
+def test_a_training_set_assigned_after_lilaws_automatic_split_is_checked_and_recorded_as_itself(tmp_path):
+    # The split's source (the set passed to the constructor) is stale once train_dataset is assigned: checking it
+    # instead let a NaN row of the new set train a NaN model, and sizing the dynamics by it failed with IndexError.
+    bad = blobs(160, seed=4).map(lambda row, i: {"x": [float("nan")] * 8 if i == 7 else row["x"]}, with_indices=True)
+    steps = CountSteps()
+    trainer = family_trainer(tmp_path, "lilaw_split", TRAIN, callbacks=[steps])
+    trainer.train_dataset = bad
+    with pytest.raises(ValueError, match=r"^train_dataset has 1 of 160 rows with non-finite values .* column 'x' .*\[7\]"):
+        trainer.train()
+    assert steps.steps == 0 and all(torch.isfinite(p).all() for p in trainer.model.parameters())
+
+    recorder = TrainingDynamicsRecorder()
+    trainer = family_trainer(tmp_path, "lilaw_split", TRAIN, callbacks=[recorder])
+    trainer.train_dataset = blobs(160, seed=4)
+    trainer.train()
+    assert recorder.dynamics.num_samples == 160 and np.isfinite(recorder.dynamics.loss).any(axis=0).sum() == 160
 
 
 def test_a_training_set_labelled_only_with_minus_100_is_refused_before_training(tmp_path):
