@@ -29,6 +29,8 @@
     .venv/bin/python benchmarks/fashion_mnist.py --model effnet_last2 $common --methods ce lilaw --name ft32_last2
     .venv/bin/python benchmarks/fashion_mnist.py --model effnet_full $common --methods ce --name ft32_full
     .venv/bin/python benchmarks/fashion_mnist.py --table14 ft32_last2 ft32_full
+    # cells rerun on another CPU model under another --name, paired by seed: how far the machine moves a result
+    .venv/bin/python benchmarks/fashion_mnist.py --machine-spread ft32_last2 ft32_last2_cpu26
     # the same at the paper's size on a GPU (all 60,000 rows, 15 % of them the validation split, 224 px)
     common="--image-size 224 --epochs 10 --batch-size 16 --learning-rate 2e-4 --val-rows 9000 --conditions clean uniform_50"
     python benchmarks/fashion_mnist.py --device cuda --bf16 --workers 8 --model effnet_last2 $common --methods ce lilaw \
@@ -1023,6 +1025,68 @@ def write_summary(records: list[dict[str, Any]], out_dir: Path, name: str) -> di
     return paths
 
 
+# ------------------------------------------------------------------------------------------------ machine spread
+
+
+def machine_spread_report(first: list[dict[str, Any]], second: list[dict[str, Any]], names: tuple[str, str]) -> str:
+    """How much one protocol's result moves between machines: the runs two grids hold for the same condition,
+    method and seed (one grid's cells rerun elsewhere under another ``--name``), paired by seed, second − first.
+    The spread of those differences is what a pair marked ⇄ carries besides the methods' difference."""
+    a, b = _by_cell(first), _by_cell(second)
+    cells = sorted(set(a) & set(b), key=lambda cm: (_condition_order(cm[0]), cm[1]))
+    if not cells:
+        raise SystemExit(f"--machine-spread: {names[0]} and {names[1]} share no (condition, method) cell.")
+    rows, entries, differences = [], [], []
+    for c, m in cells:
+        seeds = sorted(set(a[(c, m)]) & set(b[(c, m)]))
+        for s in seeds:
+            configs = [recorded_config(runs[(c, m)][s]["config"]) for runs in (a, b)]
+            if m not in MLC_METHODS:  # settings nothing else reads
+                configs = [{k: v for k, v in x.items() if k not in MLC_SETTINGS} for x in configs]
+            if configs[0] != configs[1]:
+                raise SystemExit(f"--machine-spread: {m} under {c}, seed {s}, ran with another config in "
+                                 f"{names[1]} than in {names[0]} ({configs[1]} against {configs[0]}): a rerun must "
+                                 "repeat the first run's command.")  # fmt: skip
+        for when, key in (("last epoch", "last_test_accuracy"), ("early-stopped", "early_stopped_test_accuracy")):
+            d = [100 * (b[(c, m)][s][key] - a[(c, m)][s][key]) for s in seeds]
+            differences += d
+            cmp = _compare(b[(c, m)], a[(c, m)], key)
+            entries.append((c, m, when, seeds, d, cmp))
+    comparisons = stats.adjust([e[5] for e in entries if e[5] is not None])
+    adjusted = iter(comparisons)
+    for c, m, when, seeds, d, cmp in entries:
+        cmp = next(adjusted) if cmp is not None else None
+        rows.append([c, m, when, str(len(seeds)), " ".join(f"{x:+.1f}" for x in d),
+                     stats.format_interval(cmp) if cmp else "", stats.format_p(cmp.p_adjusted) if cmp else "",
+                     f"{max(abs(x) for x in d):.1f}"])  # fmt: skip
+    machines = {n: _machines_text([r for cm in cells for r in runs[cm].values()])
+                for n, runs in zip(names, (a, b))}  # fmt: skip
+    spread = np.std(differences, ddof=1) if len(differences) > 1 else float("nan")
+    lines = [f"# The same runs on two machines: `{names[0]}` against `{names[1]}`", "",
+             f"Records: `{names[0]}_runs.jsonl` ({machines[names[0]]}) and `{names[1]}_runs.jsonl` "
+             f"({machines[names[1]]}). Summary: `python benchmarks/fashion_mnist.py --machine-spread {names[0]} "
+             f"{names[1]}`.", "",
+             "Test accuracy (points), each seed's run in the second file minus the same seed's in the first: the same "
+             "protocol, split, noise and initial weights, so every difference is the machines' rounding carried "
+             "through training. Mean [95 % t interval]; p of the paired t-test adjusted by Benjamini–Hochberg over "
+             f"the {len(comparisons)} rows.", "",
+             markdown_table(["condition", "method", "when", "seeds", "per seed", "mean [95 % CI]", "p (BH)", "largest difference"],
+                            rows), "",
+             f"Over all {len(differences)} differences: sd {spread:.2f} points, mean |Δ| "
+             f"{np.mean(np.abs(differences)):.2f}, max |Δ| {np.max(np.abs(differences)):.1f}. A paired Δ whose two "
+             "runs ran on different machines (⇄) carries this spread on top of the methods' own.", ""]  # fmt: skip
+    return "\n".join(lines)
+
+
+def write_machine_spread(out_dir: Path, names: tuple[str, str]) -> Path:
+    records = [grid.read_records(out_dir / f"{n}_runs.jsonl") for n in names]
+    text = machine_spread_report(*records, names)
+    path = out_dir / f"spread_{names[0]}_{names[1]}.md"
+    path.write_text(text)
+    print(text)
+    return path
+
+
 # ------------------------------------------------------------------------------------------------ Table 14
 
 # The LiLAW paper's Table 14, FashionMNIST-M (ViT-B/16, ImageNet-21k, 224 px): LiLAW on the last 2 layers, and in
@@ -1154,11 +1218,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--table14", nargs=2, metavar=("LAST2", "FULL"),
                         help="Write the paper's Table-14 side by side from the records of two names (an effnet_last2 "
                         "grid and an effnet_full grid), then stop.")  # fmt: skip
+    parser.add_argument("--machine-spread", nargs=2, metavar=("FIRST", "SECOND"),
+                        help="Pair the runs two names hold for the same condition, method and seed (the second a "
+                        "rerun of the first's cells on another machine), write spread_FIRST_SECOND.md, then stop.")  # fmt: skip
     grid.add_grid_arguments(parser)
     args = parser.parse_args(argv)
     out_dir = Path(args.out_dir)
     if args.table14:
         write_table14(out_dir, tuple(args.table14))
+        return 0
+    if args.machine_spread:
+        write_machine_spread(out_dir, tuple(args.machine_spread))
         return 0
     runs_path = out_dir / f"{args.name}_runs.jsonl"
     if args.summary:

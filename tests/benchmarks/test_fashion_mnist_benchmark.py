@@ -489,3 +489,39 @@ def test_mlc_settings_reach_the_trainer_and_are_recorded(data_dir, tmp_path, mon
     with pytest.raises(SystemExit, match="pass --name to keep them apart"):
         fm.main([*mlc, "--seeds", "1", "--mlc-meta-lr", "3e-4", "--mlc-skip-gate-init", "0.5"])
     assert [r["method"] for r in read_records(out / "plain_runs.jsonl")] == ["ce", "ce", "mlc_2"]
+
+
+def test_machine_spread_pairs_the_reruns_of_one_protocol(tmp_path):
+    """Two grids' runs of the same cells and seeds (the second rerun elsewhere): per cell, second − first per seed,
+    its paired interval (BH over the table) and the pooled spread; another config or no shared cell is refused."""
+    config = fm.Config(epochs=10, model="effnet_last2", image_size=32).as_json()
+    intel = {"device": "cpu", "torch": "2.14.1", "cpu_model": "Intel(R) Xeon(R) Processor (cpu family 6, model 207, stepping 2)"}
+    amd = {**intel, "cpu_model": "AMD EPYC (cpu family 26, model 2, stepping 1)"}
+
+    def record(machine, condition, seed, last, early, method="ce"):
+        return {"method": method, "condition": condition, "seed": seed, "config": config,
+                "last_test_accuracy": last, "early_stopped_test_accuracy": early, **machine}  # fmt: skip
+
+    first = [record(intel, "uniform_80", s, 0.30 + 0.01 * s, 0.32) for s in range(3)]
+    first += [record(intel, "pair_flip_40", s, 0.57, 0.58) for s in range(3)]
+    first.append(record(intel, "uniform_80", 0, 0.5, 0.5, method="sce"))  # not rerun: not in the table
+    second = [record(amd, "uniform_80", s, 0.30 + 0.01 * s + d, 0.32 + e)
+              for s, (d, e) in enumerate([(0.01, 0.0), (-0.02, 0.01), (0.004, -0.005)])]  # fmt: skip
+    for name, records in (("a", first), ("b", second)):
+        (tmp_path / f"{name}_runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in records))
+    assert fm.main(["--machine-spread", "a", "b", "--out-dir", str(tmp_path)]) == 0
+    text = (tmp_path / "spread_a_b.md").read_text()
+    last = paired_difference([100 * r["last_test_accuracy"] for r in second], [100 * r["last_test_accuracy"] for r in first[:3]])
+    row = next(line for line in text.splitlines() if line.startswith("| uniform_80 | ce | last epoch |"))
+    assert "| 3 | +1.0 -2.0 +0.4 |" in row and f"{last.mean:+.1f} [{last.low:+.1f}, {last.high:+.1f}]" in row
+    assert row.endswith("| 2.0 |") and "pair_flip_40" not in text and "| sce |" not in text
+    pooled = np.array([1.0, -2.0, 0.4, 0.0, 1.0, -0.5])
+    assert f"Over all 6 differences: sd {pooled.std(ddof=1):.2f} points, mean |Δ| {np.abs(pooled).mean():.2f}" in text
+    assert "cpu family 6, model 207" in text and "cpu family 26, model 2" in text
+
+    (tmp_path / "c_runs.jsonl").write_text(json.dumps({**second[0], "config": {**config, "epochs": 20}}) + "\n")
+    with pytest.raises(SystemExit, match="ce under uniform_80, seed 0, ran with another config"):
+        fm.main(["--machine-spread", "a", "c", "--out-dir", str(tmp_path)])
+    (tmp_path / "d_runs.jsonl").write_text(json.dumps({**second[0], "condition": "clean"}) + "\n")
+    with pytest.raises(SystemExit, match="share no"):
+        fm.main(["--machine-spread", "a", "d", "--out-dir", str(tmp_path)])
