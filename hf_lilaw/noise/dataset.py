@@ -426,7 +426,10 @@ def add_input_noise(
         features[input_column] = ImageFeature(mode=feature.mode, decode=False)
         source = dataset.cast_column(input_column, features[input_column]).with_format(None)
     else:
-        source = dataset.with_format("numpy")
+        # The numpy format's default dtype is float32 for every float: read the input column in its stored dtype, so
+        # that a float64 row not hit comes back bit for bit (and a hit one is noised at full precision).
+        source = dataset.with_format("numpy", columns=[input_column], output_all_columns=True,
+                                     dtype=_storage_dtype(feature))  # fmt: skip
     if label_column is not None:
         features[clean_label_column] = dataset.features[label_column]
     features[noisy_flag_column] = Value("bool")

@@ -753,6 +753,24 @@ def test_time_series_values():
 
 
 
+@pytest.mark.parametrize("rate", [0.0, 0.25])
+def test_float64_inputs_not_hit_come_back_bit_for_bit(rate):
+    # datasets' numpy format reads floats as float32: near 1e7 that rounds a 0.5-amplitude signal away, in every row.
+    rng = np.random.default_rng(0)
+    series = 1e7 + 0.5 * np.sin(np.arange(16) / 2) + 0.01 * rng.standard_normal((8, 16))
+    images = rng.random((8, 4, 4)) / 3 + 1e-9  # float64 in [0, 1]
+    features = Features({"series": List(Value("float64")), "image": List(List(Value("float64"))), "label": Value("int64")})
+    ds = Dataset.from_dict({"series": series, "image": images, "label": [0, 1] * 4}, features=features)
+    for column, noise_type, x in (("series", "ts_time_shift", series), ("image", "crop_shift", images)):
+        out = add_input_noise(ds, noise_type=noise_type, rate=rate, seed=0, input_column=column)
+        got, flags = np.array(out[column]), np.array(out["is_noisy"])
+        assert out.features[column] == features[column] and flags.sum() == round(rate * 8)
+        assert np.array_equal(got[~flags], x[~flags])  # exactly, not to float32 precision
+        assert out["clean_label"] == out["label"] == [0, 1] * 4
+    shifted = np.array(add_input_noise(ds, noise_type="ts_time_shift", rate=1.0, seed=0)["series"])
+    assert np.array_equal(shifted[:, 5:], series[:, :11])  # round(10/32 * 16) = 5 steps, at full precision
+
+
 def test_ts_far_ood_fallback_keeps_a_constant_series_constant():
     ds = Dataset.from_dict({"series": [[2.0] * 10] * 2, "label": [0, 1]})
     out = add_input_noise(ds, noise_type="ts_far_ood", rate=1.0, seed=0)
