@@ -33,9 +33,11 @@ def otsu_threshold(scores: np.ndarray) -> float:
 
     Exact over the sorted values (no histogram bins); equivalent to the global optimum of 2-means in 1-D.
     Returns the largest value of the lower class, so ``scores > threshold`` is the upper class, or
-    ``inf`` when there is nothing to split (fewer than two distinct values). NaN are ignored.
+    ``inf`` when there is nothing to split (fewer than two distinct values). NaN and infinite values are ignored
+    (one infinite value would make every between-class variance infinite or NaN).
     """
-    s = np.sort(np.asarray(scores, dtype=np.float64)[~np.isnan(scores)])
+    s = np.asarray(scores, dtype=np.float64)
+    s = np.sort(s[np.isfinite(s)])
     n = s.size
     if n < 2 or s[0] == s[-1]:
         return math.inf
@@ -112,7 +114,8 @@ def dip_statistic(scores: np.ndarray) -> float:
     NaN are ignored; fewer than 4 values, or all equal, give 0. Ties are spread halfway to their neighbouring
     values first (see ``_spread_ties``).
     """
-    x = _spread_ties(np.asarray(scores, dtype=np.float64)[~np.isnan(scores)])
+    x = np.asarray(scores, dtype=np.float64)
+    x = _spread_ties(x[np.isfinite(x)])
     n = x.size
     if n < 4 or x[0] == x[-1]:
         return 0.0
@@ -192,17 +195,21 @@ def automatic_threshold(scores: np.ndarray) -> AutomaticSplit:
        expect as ``frac_issues=``.
 
     Otherwise the threshold is ``inf`` (nothing flagged) and ``reason`` says which condition failed.
-    NaN are ignored.
+    NaN are ignored. Infinite scores (a ``-log p`` where ``p`` underflowed to 0) take no part in the split or the
+    dip test but count in the group they belong to: ``+inf`` in the upper one (flagged whenever the split is
+    made), ``-inf`` in the lower one.
     """
     values = np.asarray(scores, dtype=np.float64)
     values = values[~np.isnan(values)]
-    n = values.size
-    cut = otsu_threshold(values)
+    finite = values[np.isfinite(values)]
+    cut = otsu_threshold(finite)
     if math.isinf(cut):
-        return AutomaticSplit(math.inf, 0.0, 0.0, "the scores hold fewer than two distinct values: nothing to split")
-    dip = dip_statistic(values)
+        return AutomaticSplit(
+            math.inf, 0.0, 0.0, "the finite scores hold fewer than two distinct values: nothing to split"
+        )
+    dip = dip_statistic(finite)
     upper = float((values > cut).mean())
-    statistic = math.sqrt(n) * dip
+    statistic = math.sqrt(finite.size) * dip
     if statistic <= DIP_CRITICAL_VALUE:
         reason = (
             f"the scores show one group, not two (dip test: √n·dip = {statistic:.2f} ≤ {DIP_CRITICAL_VALUE}), as on "

@@ -67,6 +67,24 @@ def test_nan_scores_never_flagged_and_ties_keep_dataset_order():
     assert find_label_issues(scores=scores, threshold=0.5).tolist() == [False, True, False, True, False]
 
 
+def test_infinite_scores_take_no_part_in_the_split_but_keep_their_side():
+    # -log p(label) is +inf where a float32 softmax gives exactly 0: one such row used to make every cut NaN / inf,
+    # so the automatic split flagged nothing (or cut at the bottom of the scores).
+    rng = np.random.default_rng(0)
+    scores = np.concatenate([rng.normal(0, 1, 300), rng.normal(8, 1, 100)])
+    expected = find_label_issues(scores=scores)
+    assert expected[300:].all() and not expected[:300].any()
+    with_inf = scores.copy()
+    with_inf[-1], with_inf[0] = np.inf, -np.inf
+    split = automatic_threshold(with_inf)
+    assert not split.refused and split.upper_fraction == 0.25
+    assert split.threshold == otsu_threshold(scores[1:-1]) == otsu_threshold(with_inf)
+    assert np.array_equal(find_label_issues(scores=with_inf), expected)
+    assert find_label_issues(scores=with_inf, return_indices_ranked_by="score", num_issues=1).tolist() == [399]
+    # only infinite and one finite value: nothing to split
+    assert automatic_threshold(np.array([np.inf, 1.0, 1.0, -np.inf])).refused
+
+
 def test_otsu_threshold():
     rng = np.random.default_rng(0)
     scores = np.concatenate([rng.normal(0.0, 0.1, 300), rng.normal(1.0, 0.1, 200)])
