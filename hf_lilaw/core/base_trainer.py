@@ -34,6 +34,8 @@ from .checkpoint import (
 )
 from .columns import (
     BOOKKEEPING_COLUMNS,
+    CLEAN_LABEL_COLUMN,
+    LABEL_COLUMNS,
     NOISY_FLAG_COLUMN,
     SAMPLE_ID_COLUMN,
     check_one_label_column,
@@ -908,11 +910,17 @@ class BaseTrainer(Trainer):
         hub_id = getattr(self, "hub_model_id", None) or self.args.hub_model_id
         if model_name is None:
             model_name = hub_id.split("/")[-1] if hub_id else Path(output_dir).absolute().name
-        realised = None
+        realised = inputs = None
         train = self.train_dataset
         if isinstance(train, datasets.Dataset) and NOISY_FLAG_COLUMN in train.column_names:
-            flags = column_array(train, NOISY_FLAG_COLUMN)
+            flags = column_array(train, NOISY_FLAG_COLUMN).astype(bool)
             realised = float(np.mean(flags)) if len(flags) else 0.0
+            label = next((c for c in LABEL_COLUMNS if c in train.column_names), None)
+            if label is not None and CLEAN_LABEL_COLUMN in train.column_names and len(flags):
+                # is_noisy marks the rows a noise function hit: a changed label, or (input noise) a corrupted input
+                # with its label kept, which is no label noise at all.
+                changed = column_array(train, label) != column_array(train, CLEAN_LABEL_COLUMN)
+                realised, inputs = float(np.mean(changed)), float(np.mean(flags & ~changed))
         best_checkpoint = None
         if self._restored_best:  # the card describes the restored model: its evaluation, not the last one logged
             step = self.state.best_global_step or int(Path(self.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
@@ -932,7 +940,9 @@ class BaseTrainer(Trainer):
             tags=[*extra_tags, *(getattr(model, "model_tags", None) or [])],
             language=language,
             license=license,
-            noise_text=noise_description(noise_type=noise_type, noise_rate=noise_rate, realised_rate=realised),
+            noise_text=noise_description(
+                noise_type=noise_type, noise_rate=noise_rate, realised_rate=realised, inputs_rate=inputs
+            ),
             hyperparameters={k: getattr(v, "value", v) for k, v in extract_hyperparameters_from_trainer(self).items()},
             log_history=self.state.log_history,
             comparison=comparison,

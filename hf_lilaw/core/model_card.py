@@ -157,16 +157,29 @@ def _hub_metric_names(keys: Iterable[str]) -> set[str]:
     return {_metric_name(k.lower().replace(" ", "_")) for k in keys} & set(_HUB_METRICS)
 
 
-def noise_description(*, noise_type: str | None, noise_rate: float | None, realised_rate: float | None = None) -> str:
-    """One line on the label noise of the training data.
+def noise_description(
+    *,
+    noise_type: str | None,
+    noise_rate: float | None,
+    realised_rate: float | None = None,
+    inputs_rate: float | None = None,
+) -> str:
+    """One line on the noise of the training data.
 
     Args:
         noise_type, noise_rate: what the user says was injected (the rate asked for, which a noise type such as
             ``noise_matrix`` realises only on average).
-        realised_rate: the share of flipped labels read from the data (an ``is_noisy`` column), shown beside
-            ``noise_rate`` when both are known.
+        realised_rate: the share of training labels changed, read from the data (labels against the
+            ``clean_label`` column, or the ``is_noisy`` column where there is none), shown beside ``noise_rate``
+            when both are known.
+        inputs_rate: the share of rows whose ``is_noisy`` flag marks a corrupted input with its label kept
+            (`add_input_noise`), when there are such rows.
     """
     kind = noise_type or "unknown type"
+    if inputs_rate:
+        requested = f", requested {noise_rate:.1%}" if noise_rate is not None else ""
+        labels = f"; {realised_rate:.1%} of the training labels changed" if realised_rate else "; labels kept"
+        return f"{kind}{requested}: inputs of {inputs_rate:.1%} of the training rows corrupted (`is_noisy`){labels}"
     if realised_rate is not None:
         realised = f"{realised_rate:.1%} of the training labels"
         if noise_rate is not None:

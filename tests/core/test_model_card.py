@@ -15,7 +15,7 @@ import torch
 import transformers.trainer
 from huggingface_hub import ModelCard
 
-from hf_lilaw import LiLAWConfig, LiLAWTrainer, compute_classification_metrics
+from hf_lilaw import LiLAWConfig, LiLAWTrainer, add_input_noise, compute_classification_metrics
 from hf_lilaw.core.model_card import (
     comparison_table,
     looks_like_hub_id,
@@ -143,6 +143,19 @@ def test_the_noise_line_tells_the_requested_rate_from_the_realised_one():
     assert noise_description(noise_type="noise_matrix", noise_rate=0.3) == "noise_matrix, 30.0% requested"
     assert noise_description(noise_type=None, noise_rate=None, realised_rate=0.25) == (
         "unknown type, 25.0% of the training labels (realised, from the `is_noisy` column)"
+    )
+
+
+def test_input_noise_is_not_reported_as_label_noise(trained, tmp_path, monkeypatch):
+    # add_input_noise flags corrupted inputs in is_noisy and keeps every label: the card called them flipped labels.
+    data = tiny_dataset(64, noise_rate=0.0, seed=0).remove_columns(["clean_label", "is_noisy"])
+    noisy = add_input_noise(data, noise_type="ts_time_shift", rate=0.25, seed=0, input_column="input_values")
+    monkeypatch.setattr(trained, "train_dataset", noisy)
+    text = Path(trained.write_model_card(str(tmp_path), noise_type="ts_time_shift", noise_rate=0.25, plot=False)).read_text()
+    assert "- Noise: ts_time_shift, requested 25.0%: inputs of 25.0% of the training rows corrupted (`is_noisy`); labels kept" in text
+    assert "of the training labels" not in text
+    assert noise_description(noise_type=None, noise_rate=None, realised_rate=0.1, inputs_rate=0.2) == (
+        "unknown type: inputs of 20.0% of the training rows corrupted (`is_noisy`); 10.0% of the training labels changed"
     )
 
 
