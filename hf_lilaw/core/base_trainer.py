@@ -321,6 +321,21 @@ class BaseTrainer(Trainer):
         A ``(data set, name)`` pair is accepted from families that keep their own sampler."""
         return next(iter(self._side_sets.values()), None)
 
+    def _warn_if_a_side_set_is_the_training_set(self) -> None:
+        """A side set that is the training set itself (the same object, or a `datasets.Dataset` with the same
+        fingerprint) holds no row the model does not train on: MLC's trusted labels would be the noisy ones."""
+        train = [t for t in (self.train_dataset, self.train_dataset_as_passed()) if t is not None]
+        for side in self._side_sets.values():
+            fingerprint = getattr(side.dataset, "_fingerprint", None)
+            if any(side.dataset is t or (fingerprint and fingerprint == getattr(t, "_fingerprint", None)) for t in train):
+                logger.warning(
+                    "%s is the training set itself: none of its rows is held out, so the method's side step sees only "
+                    "rows the model trains on, with their (possibly noisy) labels. Pass a separate set: for LiLAW a "
+                    "held-out split (noisy labels are fine; leave meta_dataset out for an automatic 15%% split), for "
+                    "the MLC trainers rows whose labels you trust.",
+                    side.name,
+                )
+
     def preflight(self) -> None:
         """Fail before the first training step on what the first steps would hit: one no-grad forward on two
         side-set examples, then every label of a `datasets.Dataset` training set (first: a side set may be drawn
@@ -726,6 +741,7 @@ class BaseTrainer(Trainer):
         side_sets = [(side.name, side.dataset) for side in self._side_sets.values()]
         for name, dataset in (("train_dataset", self.train_dataset), *side_sets):
             self.check_label_columns(dataset, name=name)
+        self._warn_if_a_side_set_is_the_training_set()
         self.before_train(resumed=resumed)
         self.preflight()
         self._start_dynamics_observers()

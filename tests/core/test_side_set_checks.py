@@ -335,3 +335,20 @@ def test_scans_read_columns_and_lists_only():
     with pytest.raises(ValueError, match="m row 1 carries no label"):
         scan_dataset([{"x": 1.0, "label": 0}, {"x": 2.0}], name="m")
     assert explain_collate_failure([{"x": np.zeros(2)}, {"x": np.zeros(2)}], name="m", rows=["row 0", "row 1"]) is None
+
+
+@pytest.mark.parametrize("family", ["lilaw", "mlc"])
+def test_a_side_set_that_is_the_training_set_is_warned_about(tmp_path, family, caplog):
+    # MLC's clean set (or LiLAW's meta set) equal to the training set holds out nothing: the "trusted" labels are
+    # the noisy ones the model trains on. It trained without a word.
+    def build(side):
+        if family == "lilaw":
+            return lilaw(tmp_path, meta=side, train=TRAIN, max_steps=1)
+        return mlc(tmp_path, side, cls=MLCTrainer, train=TRAIN, max_steps=1)
+
+    name = "meta_dataset" if family == "lilaw" else "clean_dataset"
+    for side, warned in ((TRAIN, True), (blobs(192), True), (META, False)):  # blobs(192) rebuilt: same fingerprint
+        caplog.clear()
+        with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.base_trainer"):
+            build(side).train()
+        assert (f"{name} is the training set itself" in caplog.text) is warned
