@@ -57,7 +57,7 @@ from .training_state import (
     save_training_state,
     shared_file_name,
 )
-from .validation import check_batch, describe_rows, explain_forward_failure, scan_dataset
+from .validation import check_batch, describe_rows, explain_forward_failure, label_column_of, scan_dataset
 
 logger = logging.getLogger(__name__)
 
@@ -336,6 +336,21 @@ class BaseTrainer(Trainer):
                     side.name,
                 )
 
+    @staticmethod
+    def _warn_about_missing_classes(side: SideSet, num_classes: int) -> None:
+        """A side set read in full that holds no row of some classes: its step never sees their labels."""
+        if not isinstance(side.dataset, datasets.Dataset):
+            return
+        labels = column_array(side.dataset, label_column_of(side.dataset, name=side.name))
+        missing = sorted(set(range(num_classes)) - {int(y) for y in np.unique(labels) if y >= 0})
+        if missing:
+            shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
+            logger.warning(
+                "%s has no row of %d of the model's %d classes (%s): the method's side step never sees a label of "
+                "those classes. Add rows of every class to it (e.g. a per-class split of your labelled data).",
+                side.name, len(missing), num_classes, shown,
+            )  # fmt: skip
+
     def preflight(self) -> None:
         """Fail before the first training step on what the first steps would hit: one no-grad forward on two
         side-set examples, then every label of a `datasets.Dataset` training set (first: a side set may be drawn
@@ -361,6 +376,7 @@ class BaseTrainer(Trainer):
                 check_class_labels(labels, num_classes=num_classes, name=side.name, fix=_LABEL_FIX)
             else:
                 side.scan = scan
+                self._warn_about_missing_classes(side, num_classes)
         for eval_name, eval_set in self._eval_sets():
             self._scan_eval_set(eval_set, name=eval_name)
 

@@ -352,3 +352,17 @@ def test_a_side_set_that_is_the_training_set_is_warned_about(tmp_path, family, c
         with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.base_trainer"):
             build(side).train()
         assert (f"{name} is the training set itself" in caplog.text) is warned
+
+
+@pytest.mark.parametrize("family", ["lilaw", "mlc"])
+def test_a_side_set_missing_classes_is_warned_about(tmp_path, family, caplog):
+    # A clean (or meta) set without a row of some class trained silently: the side step never sees those labels.
+    num_classes = len(set(TRAIN["label"]))
+    without = META.filter(lambda row: row["label"] != 1)
+    for side, warned in ((without, True), (META, False)):
+        caplog.clear()
+        trainer = lilaw(tmp_path, meta=side, max_steps=1) if family == "lilaw" else mlc(tmp_path, side, cls=MLCTrainer, max_steps=1)
+        with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.base_trainer"):
+            trainer.train()
+        expected = f"has no row of 1 of the model's {num_classes} classes (1)"
+        assert (expected in caplog.text) is warned, caplog.text
