@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import os
+from collections.abc import Mapping
 from typing import Any, Protocol, runtime_checkable
 
 from .checkpoint import load_state_file, save_state_atomically
@@ -42,16 +43,26 @@ def per_rank_file_name(name: str, rank: int | str) -> str:
 
 
 def save_training_state(
-    state: TrainingState, checkpoint_dir: str, *, name: str, process_index: int, world_size: int, save_shared: bool
+    state: TrainingState,
+    checkpoint_dir: str,
+    *,
+    name: str,
+    process_index: int,
+    world_size: int,
+    save_shared: bool,
+    settings: Mapping[str, Any] | None = None,
 ) -> None:
-    """Write this process's part of ``state`` (and the shared part when ``save_shared``), each atomically."""
+    """Write this process's part of ``state`` (and the shared part when ``save_shared``), each atomically.
+    ``settings`` (plain values: the method's settings) are saved with the shared part, for `load_training_state`
+    to compare on resume."""
     parts = state.state_dict()
     if set(parts) != {"shared", "per_rank"}:
         raise TypeError(f"{type(state).__name__}.state_dict() must return {{'shared': ..., 'per_rank': ...}}, got keys {sorted(parts)}.")
     if save_shared:
-        save_state_atomically(
-            {"world_size": world_size, "state": parts["shared"]}, os.path.join(checkpoint_dir, shared_file_name(name))
-        )
+        shared = {"world_size": world_size, "state": parts["shared"]}
+        if settings is not None:
+            shared["settings"] = dict(settings)
+        save_state_atomically(shared, os.path.join(checkpoint_dir, shared_file_name(name)))
     save_state_atomically(
         {"world_size": world_size, "rank": process_index, "state": parts["per_rank"]},
         os.path.join(checkpoint_dir, per_rank_file_name(name, process_index)),
@@ -59,12 +70,20 @@ def save_training_state(
 
 
 def load_training_state(
-    state: TrainingState, checkpoint_dir: str, *, name: str, process_index: int, world_size: int, what: str
+    state: TrainingState,
+    checkpoint_dir: str,
+    *,
+    name: str,
+    process_index: int,
+    world_size: int,
+    what: str,
+    settings: Mapping[str, Any] | None = None,
 ) -> bool:
     """Restore ``state`` from ``checkpoint_dir``; returns ``False`` (and logs why) when the checkpoint has no such state.
 
     Raises:
-        ValueError: a state file is there but unreadable; the message names it.
+        ValueError: a state file is there but unreadable, or it was saved with other ``settings`` than these
+            (checkpoints that predate saved settings are not compared); the message names it.
     """
     shared_path = os.path.join(checkpoint_dir, shared_file_name(name))
     if not os.path.isfile(shared_path):
@@ -74,6 +93,17 @@ def load_training_state(
         )
         return False
     shared = load_state_file(shared_path, what=what)
+    saved = shared.get("settings")
+    if settings is not None and saved is not None:
+        changed = {k: (saved.get(k), settings.get(k)) for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)}
+        if changed:
+            listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
+            raise ValueError(
+                f"Checkpoint {checkpoint_dir} was saved with other method settings than this run's ({listed}): "
+                f"resuming would continue the saved {what} under settings it was not trained with, and describe the "
+                "run by the new ones. Resume with the settings it was saved with, or start a new run without "
+                "resume_from_checkpoint."
+            )
     saved_world_size = shared["world_size"]
     rank_path = os.path.join(checkpoint_dir, per_rank_file_name(name, process_index))
     per_rank = None

@@ -76,6 +76,7 @@ class ELRTrainer(BaseTrainer):
 
     config_class = ELRConfig
     method_name = "ELR"
+    resume_free_settings = frozenset({"elr_targets_on_cpu"})
     _tag_names = ["elr", "hf_lilaw"]
     _records_training_dynamics = True
     args: ELRConfig

@@ -76,6 +76,7 @@ class LiLAWTrainer(BaseTrainer):
 
     config_class = LiLAWConfig
     method_name = "LiLAW"
+    resume_free_settings = frozenset({"lilaw_meta_cache", "lilaw_compile"})
     _tag_names = ["lilaw", "hf_lilaw"]
     _records_training_dynamics = True
     _records_lilaw_weights = True

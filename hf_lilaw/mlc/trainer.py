@@ -107,6 +107,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     """
 
     config_class: ClassVar[type[TrainingArguments]] = MetaLabelCorrectionConfig
+    resume_free_settings = frozenset({"mlc_clean_cache"})
     _method: ClassVar[str | None] = None
     _tag_names: ClassVar[list[str]] = ["hf_lilaw", "meta-label-correction"]
     args: MetaLabelCorrectionConfig

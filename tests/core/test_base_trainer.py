@@ -103,7 +103,9 @@ def test_a_family_gets_config_tags_side_batches_metrics_checkpoints_resume_and_c
 
     checkpoint = tmp_path / "full" / "checkpoint-3"
     assert {"probe_state.pt", "probe_state_rank0.pt", "README.md"} <= set(os.listdir(checkpoint))
-    assert load_state_file(checkpoint / "probe_state.pt", what="probe state") == {"world_size": 1, "state": {"side_batches": 3}}
+    assert load_state_file(checkpoint / "probe_state.pt", what="probe state") == {
+        "world_size": 1, "state": {"side_batches": 3}, "settings": {"method": "Probe", "probe_batch_size": 4}
+    }
     card = (tmp_path / "full" / "checkpoint-6" / "README.md").read_text()
     assert "with **Probe** from the `hf_lilaw` library" in card and "Side batches: 6." in card and "- probe" in card
 

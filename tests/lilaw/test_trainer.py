@@ -1,6 +1,7 @@
 import copy
 import logging
 import os
+import re
 import types
 
 import numpy as np
@@ -235,6 +236,34 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, blob_splits):
     assert resumed.lilaw_parameters() == pytest.approx(full.lilaw_parameters(), rel=1e-6, abs=1e-7)
     for name, value in model_state(full.model).items():
         torch.testing.assert_close(model_state(resumed.model)[name], value, rtol=1e-6, atol=1e-7)
+
+
+def test_a_resume_under_other_lilaw_settings_is_refused_and_a_checkpoint_without_them_resumes(tmp_path, blob_splits):
+    # A resume with lilaw_alpha=3 and a GCE base loss went on silently from the saved α = 10 under cross-entropy's
+    # history, and the card then reported initial α 3 and base loss GCE.
+    def make(**overrides):
+        torch.manual_seed(0)
+        args = config(tmp_path, **{"save_strategy": "steps", "save_steps": 4, "max_steps": 8, "lilaw_warmup_steps": 2,
+                                   **overrides})  # fmt: skip
+        return LiLAWTrainer(model=TinyNet(), args=args, train_dataset=blob_splits["train"],
+                            meta_dataset=blob_splits["meta"])  # fmt: skip
+
+    make(max_steps=4).train()
+    checkpoint = tmp_path / "checkpoint-4"
+    resumed = make(lilaw_alpha=3.0, lilaw_base_loss="gce")
+    with pytest.raises(ValueError, match=re.escape("(lilaw_alpha: saved 10.0, now 3.0; lilaw_base_loss: saved 'cross_entropy', now 'gce')")):
+        resumed.train(resume_from_checkpoint=str(checkpoint))
+    assert resumed.state.global_step == 0 and resumed.lilaw_parameters()["alpha"] == 3.0
+    make(lilaw_meta_cache="off").train(resume_from_checkpoint=str(checkpoint))  # speed only: free to change
+
+    # A checkpoint saved before settings were recorded (as plain Trainer's manifest-free folder) is not compared.
+    state = load_state_file(checkpoint / LILAW_STATE_NAME, what="LiLAW state")
+    del state["settings"]
+    torch.save(state, checkpoint / LILAW_STATE_NAME)
+    os.remove(checkpoint / "hf_lilaw_manifest.json")
+    old = make(lilaw_lr=0.1)
+    old.train(resume_from_checkpoint=str(checkpoint))
+    assert old.state.global_step == 8
 
 
 def test_eval_loss_is_the_plain_mean_cross_entropy(tmp_path, blob_splits, tiny_model):

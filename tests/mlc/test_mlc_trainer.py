@@ -399,6 +399,25 @@ def test_resume_without_mlc_state_starts_the_meta_model_fresh(tmp_path):
     assert fresh.state.global_step == 4 and fresh.mlc_state.clean_sampler.batches_drawn == 2
 
 
+def test_a_resume_under_another_method_or_meta_setting_is_refused_before_anything_loads(tmp_path):
+    # Both trainers write mlc_state.pt: an EBOMLC checkpoint resumed by MLCTrainer switched algorithm halfway, and a
+    # new mlc_meta_lr was silently replaced by the saved optimizer's while the card showed the new one.
+    make_trainer(tmp_path, cls=EBOMLCTrainer, max_steps=2, save_strategy="steps", save_steps=2).train()
+    checkpoint = str(tmp_path / "checkpoint-2")
+    for cls, overrides, changed in (
+        (MLCTrainer, {}, "method: saved 'EBOMLC', now 'MLC'; mlc_method: saved 'ebomlc', now 'mlc'"),
+        (EBOMLCTrainer, {"mlc_meta_lr": 0.5}, "mlc_meta_lr: saved 1e-05, now 0.5"),
+    ):
+        resumed = make_trainer(tmp_path, cls=cls, max_steps=4, **overrides)
+        with pytest.raises(ValueError, match=re.escape(f"was saved with other method settings than this run's ({changed})")):
+            resumed.train(resume_from_checkpoint=checkpoint)
+        assert resumed.state.global_step == 0 and resumed.mlc_state.steps == 0
+    # a cache mode changes how fast a step runs, not what it computes: free to change
+    resumed = make_trainer(tmp_path, cls=EBOMLCTrainer, max_steps=4, mlc_clean_cache="off")
+    resumed.train(resume_from_checkpoint=checkpoint)
+    assert resumed.state.global_step == 4 and resumed.mlc_state.steps == 4
+
+
 # ---- meta model, defaults and warnings (issue: MLC under the Trainer's defaults) --------------------------------
 
 
