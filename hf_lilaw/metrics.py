@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from scipy.special import softmax
 from sklearn.metrics import accuracy_score, roc_auc_score, top_k_accuracy_score
 
 
@@ -71,28 +70,58 @@ def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     return logits[keep], labels[keep]
 
 
-def _roc_auc(probs: np.ndarray, labels: np.ndarray) -> float:
-    """Macro one-vs-rest AUROC; classes absent from ``labels`` are left out of the mean (NaN if < 2 present)."""
+def _one_vs_rest_log_odds(logits: np.ndarray) -> np.ndarray:
+    """``log p_c − log(1 − p_c)`` of the softmax, per row and class, computed from the logits in float64 as
+    ``x_c − logsumexp_{j≠c} x_j``: it orders rows as ``p_c`` does, but never rounds to a tie where ``p_c`` reaches
+    exactly 1.0 (a top-2 logit margin over about 17 in float32, 37 in float64)."""
+    z = np.asarray(logits, dtype=np.float64)
+    rows = np.arange(len(z))
+    top = z.argmax(1)
+    first = z[rows, top]
+    exp_first = np.exp(z - first[:, None])  # the top class's own term is 1, every other at most 1
+    with np.errstate(divide="ignore"):  # the top class's entry (its own term removed) is replaced below
+        others = first[:, None] + np.log(exp_first.sum(1, keepdims=True) - exp_first)
+    if z.shape[1] > 1:
+        rest = z.copy()
+        rest[rows, top] = -np.inf
+        second = rest.max(1)
+        others[rows, top] = second + np.log(np.exp(rest - second[:, None]).sum(1))  # the top class: without it
+    return z - others
+
+
+def _roc_auc(logits: np.ndarray, labels: np.ndarray) -> float:
+    """Macro one-vs-rest AUROC; classes absent from ``labels`` are left out of the mean (NaN if < 2 present).
+    Ranked by `_one_vs_rest_log_odds`, the order of the softmax probabilities without their rounding to 1.0."""
     present = np.unique(labels)
     if len(present) < 2:
         return float("nan")
-    if probs.shape[1] == 2:
-        return float(roc_auc_score(labels, probs[:, 1]))
+    scores = _one_vs_rest_log_odds(logits)
+    if logits.shape[1] == 2:
+        return float(roc_auc_score(labels, scores[:, 1]))
     # macro one-vs-rest is the unweighted mean of the per-class binary AUROCs
     onehot = labels[:, None] == present[None, :]
-    return float(roc_auc_score(onehot, probs[:, present], average="macro"))
+    return float(roc_auc_score(onehot, scores[:, present], average="macro"))
 
 
 def _classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str, float]:
     num_classes = logits.shape[1]
+    outside = (labels < 0) | (labels >= num_classes)
+    if outside.any():
+        values = sorted({int(v) for v in labels[outside]})[:5]
+        raise ValueError(
+            f"{int(outside.sum())} of the {len(labels)} labels scored lie outside the model's {num_classes} classes "
+            f"(values {values}): they would count as wrong predictions, and a negative one would index the last "
+            "class's scores. Mark rows without a label -100 (the value Trainer's losses and these metrics ignore; "
+            "datasets' ClassLabel uses -1), or fix the labels or the model's num_labels."
+        )
     if len(labels) == 0:  # every row ignored: undefined, as NaN under the usual keys rather than a crash mid-training
         top5 = {"top5_accuracy": float("nan")} if num_classes > 5 else {}
         return {"accuracy": float("nan"), **top5, "roc_auc": float("nan")}
-    probs = softmax(logits, axis=1)
     out = {"accuracy": float(accuracy_score(labels, logits.argmax(1)))}
-    if num_classes > 5:
-        out["top5_accuracy"] = float(top_k_accuracy_score(labels, probs, k=5, labels=np.arange(num_classes)))
-    out["roc_auc"] = _roc_auc(probs, labels)
+    if num_classes > 5:  # ranked by the logits: the softmax's order, without its rounding to ties at 1.0
+        scores = np.asarray(logits, dtype=np.float64)
+        out["top5_accuracy"] = float(top_k_accuracy_score(labels, scores, k=5, labels=np.arange(num_classes)))
+    out["roc_auc"] = _roc_auc(logits, labels)
     return out
 
 
@@ -101,8 +130,10 @@ def compute_classification_metrics(eval_pred: Any) -> dict[str, float]:
 
     ``top5_accuracy`` is left out for five classes or fewer, where it would be 1.0 by construction.
     ``roc_auc`` is one-vs-rest on softmax probabilities, macro-averaged (the positive class's AUROC for
-    two classes); classes missing from the labels are left out, NaN when fewer than two are present.
-    Rows labelled -100 are ignored; when every row is, all metrics are NaN.
+    two classes); classes missing from the labels are left out, NaN when fewer than two are present. It ranks
+    rows by each probability's log-odds, computed from the logits, so that probabilities rounded to exactly 1.0
+    by a very confident model do not tie. Rows labelled -100 are ignored; when every row is, all metrics are NaN;
+    any other label outside the model's classes (such as `datasets`' -1 for "no label") raises a ValueError.
 
     Args:
         eval_pred: A `transformers.EvalPrediction` or a ``(logits, labels)`` pair.

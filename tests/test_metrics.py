@@ -67,6 +67,26 @@ def test_ignored_labels_and_tuple_predictions():
     assert (out["accuracy"], out["top5_accuracy"]) == (0.25, 0.75)
 
 
+def test_auroc_ranks_saturated_rows_as_their_logits_do():
+    # Softmax probabilities reach exactly 1.0 once the top-2 margin passes about 37 in float64 (17 in float32),
+    # tying rows the model ranks apart: class 0's AUROC from them was 0.5, the macro mean 0.75 instead of 1.
+    margins = np.array([40.0, 42.0, 44.0, 46.0, 48.0, 50.0])
+    logits = np.zeros((6, 6))
+    logits[:, 0] = margins
+    labels = np.array([1, 1, 1, 0, 0, 0])  # the class-0 rows are the three most confident for class 0
+    shifted = np.exp(logits - logits.max(1, keepdims=True))
+    assert (shifted / shifted.sum(1, keepdims=True))[:, 0].min() == 1.0  # every row saturated
+    out = compute_classification_metrics((logits, labels))
+    assert out["roc_auc"] == 1.0  # class 0: 3 of 3 × 3 pairs right; class 1: the reverse order, also exact
+
+
+def test_labels_outside_the_classes_are_refused_naming_the_fix():
+    # datasets' ClassLabel marks a missing label -1: it counted as a wrong prediction and indexed the last
+    # class's probabilities in the AUROC; only -100 is ignored.
+    with pytest.raises(ValueError, match=r"2 of the 5 labels scored lie outside the model's 6 classes \(values \[-1, 6\]\).*-100"):
+        compute_classification_metrics((np.vstack([LOGITS, LOGITS[:1]]), np.array([0, -1, 0, 6, 1, -100])[[0, 1, 2, 3, 4]]))
+
+
 @pytest.mark.parametrize(("num_classes", "has_top5"), [(2, False), (5, False), (6, True), (10, True)])
 def test_top5_only_above_five_classes(num_classes, has_top5):
     rng = np.random.default_rng(num_classes)
