@@ -149,7 +149,8 @@ def main() -> None:
         # The note's timings and counts too, so that every figure of table.md is in the record.
         json.dump({"options": vars(opts), "rows": rows, "lilaw": trainer.lilaw_parameters(),
                    "lilaw_seconds": lilaw_seconds, "cleanlab": cleanlab_record,
-                   "machine": {"cpu_model": cpu_model(), "threads": torch.get_num_threads(), "torch": torch.__version__}},
+                   "machine": {"cpu_model": cpu_model(), "threads": torch.get_num_threads(),
+                               "torch": torch.__version__}},
                   f, indent=2)  # fmt: skip
 
     maps = data_maps(dynamics)

@@ -331,7 +331,8 @@ class BaseTrainer(Trainer):
         train = [t for t in (self.train_dataset, self.train_dataset_as_passed()) if t is not None]
         for side in self._side_sets.values():
             fingerprint = getattr(side.dataset, "_fingerprint", None)
-            if any(side.dataset is t or (fingerprint and fingerprint == getattr(t, "_fingerprint", None)) for t in train):
+            same = (side.dataset is t or (fingerprint and fingerprint == getattr(t, "_fingerprint", None)) for t in train)
+            if any(same):
                 logger.warning(
                     "%s is the training set itself: none of its rows is held out, so the method's side step sees only "
                     "rows the model trains on, with their (possibly noisy) labels. Pass a separate set: for LiLAW a "

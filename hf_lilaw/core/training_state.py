@@ -95,7 +95,8 @@ def load_training_state(
     shared = load_state_file(shared_path, what=what)
     saved = shared.get("settings")
     if settings is not None and saved is not None:
-        changed = {k: (saved.get(k), settings.get(k)) for k in sorted(set(saved) | set(settings)) if saved.get(k) != settings.get(k)}
+        names = sorted(set(saved) | set(settings))
+        changed = {k: (saved.get(k), settings.get(k)) for k in names if saved.get(k) != settings.get(k)}
         if changed:
             listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(
