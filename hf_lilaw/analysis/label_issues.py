@@ -111,7 +111,7 @@ def dip_statistic(scores: np.ndarray) -> float:
     convex minorant left of it and the least concave majorant right of it, until their largest gap no longer
     exceeds the dip found. Two well-separated groups holding fractions ``p ≤ 1/2`` and ``1 − p`` give a dip of
     about ``p/2`` when flat, about ``0.38 · p`` when bell-shaped; a unimodal sample gives one of order ``1/√n``.
-    NaN are ignored; fewer than 4 values, or all equal, give 0. Ties are spread halfway to their neighbouring
+    NaN and infinite values are ignored; fewer than 4 values, or all equal, give 0. Ties are spread halfway to their neighbouring
     values first (see ``_spread_ties``).
     """
     x = np.asarray(scores, dtype=np.float64)

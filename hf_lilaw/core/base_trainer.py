@@ -99,7 +99,7 @@ class BaseTrainer(Trainer):
     """Whether `TrainingDynamicsObserver` callbacks are started with room for the LiLAW weights."""
     resume_free_settings: ClassVar[frozenset[str]] = frozenset()
     """The family's settings that change how fast a step runs, not what it computes (caches, compilation): a
-    resumed run may set them differently; every other setting of `method_settings` must match the checkpoint's."""
+    resumed run may set them differently; every other setting of `resume_settings` must match the checkpoint's."""
 
     def __init__(
         self,
@@ -606,17 +606,21 @@ class BaseTrainer(Trainer):
             raise TypeError(f"{type(state).__name__} needs state_dict() and load_state_dict() to be saved in checkpoints.")
         self._training_state, self._training_state_name, self._training_state_what = state, name, what
 
-    def method_settings(self) -> dict[str, Any]:
-        """The method and its settings (the fields the family's config adds to `TrainingArguments`, less
-        `resume_free_settings`) as plain values: saved with the training state, and compared on resume, so that a
-        checkpoint never continues under other settings than it was trained with."""
+    def resume_settings(self) -> dict[str, Any]:
+        """The method and its settings as a checkpoint records them, compared on resume (`load_training_state`): the
+        fields the family's `config_class` adds to `TrainingArguments`, less `resume_free_settings` and less those
+        whose value is not a plain JSON value (a function's text would name its address, different in every
+        process)."""
         base = {f.name for f in dataclasses.fields(TrainingArguments)}
-        values = {
-            f.name: getattr(self.args, f.name)
-            for f in dataclasses.fields(self.args)
-            if f.name not in base and f.name not in self.resume_free_settings
-        }
-        return {"method": self.method_name, **json.loads(json.dumps(values, default=str))}
+        settings: dict[str, Any] = {"method": self.method_name}
+        for f in dataclasses.fields(self.config_class):
+            if f.name in base or f.name in self.resume_free_settings or not hasattr(self.args, f.name):
+                continue
+            try:
+                settings[f.name] = json.loads(json.dumps(getattr(self.args, f.name)))  # tuples as lists, as saved
+            except (TypeError, ValueError):
+                continue
+        return settings
 
     def _checkpointed_state(self) -> TrainingState:
         """The registered training state, with the positions of the side sets registered with a state key."""
@@ -665,7 +669,7 @@ class BaseTrainer(Trainer):
             save_training_state(
                 self._checkpointed_state(), checkpoint_dir, name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, save_shared=self.args.should_save,
-                settings=self.method_settings(),
+                settings=self.resume_settings(),
             )
         if self.args.should_save and self.describes_itself():
             self.write_model_card(checkpoint_dir)
@@ -768,7 +772,7 @@ class BaseTrainer(Trainer):
             load_training_state(
                 self._checkpointed_state(), str(resume_from_checkpoint), name=self._training_state_name,
                 process_index=self.args.process_index, world_size=self.args.world_size, what=self._training_state_what,
-                settings=self.method_settings(),
+                settings=self.resume_settings(),
             )
         self.resumed_from = str(resume_from_checkpoint) if resumed else None
         self._first_batch_checked = False

@@ -82,8 +82,10 @@ def load_training_state(
     """Restore ``state`` from ``checkpoint_dir``; returns ``False`` (and logs why) when the checkpoint has no such state.
 
     Raises:
-        ValueError: a state file is there but unreadable, or it was saved with other ``settings`` than these
-            (checkpoints that predate saved settings are not compared); the message names it.
+        ValueError: a state file is there but unreadable, or it was saved with other ``settings`` than these; the
+            message names it. Compared are the settings both sides name and set: one left at ``None`` (derived
+            from other settings), one a checkpoint predates, and every setting of a checkpoint that predates saved
+            settings, are not.
     """
     shared_path = os.path.join(checkpoint_dir, shared_file_name(name))
     if not os.path.isfile(shared_path):
@@ -95,8 +97,8 @@ def load_training_state(
     shared = load_state_file(shared_path, what=what)
     saved = shared.get("settings")
     if settings is not None and saved is not None:
-        names = sorted(set(saved) | set(settings))
-        changed = {k: (saved.get(k), settings.get(k)) for k in names if saved.get(k) != settings.get(k)}
+        both = sorted(k for k in set(saved) & set(settings) if saved[k] is not None and settings[k] is not None)
+        changed = {k: (saved[k], settings[k]) for k in both if saved[k] != settings[k]}
         if changed:
             listed = "; ".join(f"{k}: saved {a!r}, now {b!r}" for k, (a, b) in changed.items())
             raise ValueError(

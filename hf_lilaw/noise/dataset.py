@@ -378,7 +378,7 @@ def add_input_noise(
         raise ValueError(f"{noise_type!r} needs a column of float sequences; {input_column!r} holds images.")
     if is_image_feature:
         check_image_mode(feature.mode, f"Image column {input_column!r}")
-    storage_dtype = None if is_image_feature or is_series else _storage_dtype(feature)
+    storage_dtype = None if is_image_feature else _storage_dtype(feature)
     if label_column is not None:
         _check_label_column(dataset, label_column)
     replacements = _Pool(pool, pool_column or input_column) if pool is not None else None
@@ -408,11 +408,7 @@ def add_input_noise(
     def corrupt(column: Any, *labels_and_indices: Any) -> dict[str, Any]:
         *labels, indices = labels_and_indices
         at = np.asarray(indices, dtype=np.int64)
-        values = list(column)
-        if storage_dtype is not None:
-            # The numpy format widens integers to int64, but the stored dtype sets the pixel scale (65535 for
-            # uint16); every row is cast so that the batch has one dtype.
-            values = [np.asarray(v, dtype=storage_dtype) for v in values]
+        values = list(column)  # read in the stored dtype (below), so rows not hit go back as they came
         for k in np.flatnonzero(hit[at]):
             values[k] = corrupt_one(values[k], int(at[k]))
         out = {input_column: values, noisy_flag_column: hit[at]}
@@ -429,7 +425,7 @@ def add_input_noise(
         # The numpy format's default dtype is float32 for every float: read the input column in its stored dtype, so
         # that a float64 row not hit comes back bit for bit (and a hit one is noised at full precision).
         source = dataset.with_format("numpy", columns=[input_column], output_all_columns=True,
-                                     dtype=_storage_dtype(feature))  # fmt: skip
+                                     dtype=storage_dtype)  # fmt: skip
     if label_column is not None:
         features[clean_label_column] = dataset.features[label_column]
     features[noisy_flag_column] = Value("bool")
@@ -440,8 +436,8 @@ def add_input_noise(
         with_indices=True,
         input_columns=[input_column] if label_column is None else [input_column, label_column],
         features=features,
-        new_fingerprint=_cache_fingerprint(
-            dataset, "add_input_noise", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
+        new_fingerprint=_cache_fingerprint(  # "stored dtype": caches written when float64 was read as float32 differ
+            dataset, "add_input_noise", "stored dtype", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
             replacements.fingerprint if replacements else None, label_column, clean_label_column, noisy_flag_column,
         ),  # fmt: skip
         desc=f"{noise_type} input noise",

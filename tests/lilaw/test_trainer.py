@@ -1,4 +1,5 @@
 import copy
+import dataclasses
 import logging
 import os
 import re
@@ -238,6 +239,13 @@ def test_resume_from_checkpoint_equals_uninterrupted(tmp_path, blob_splits):
         torch.testing.assert_close(model_state(resumed.model)[name], value, rtol=1e-6, atol=1e-7)
 
 
+@dataclasses.dataclass
+class ScriptConfig(LiLAWConfig):
+    """A script's own options beside the method's (the `HfArgumentParser` pattern): not the method's settings."""
+
+    data_dir: str = "/old"
+
+
 def test_a_resume_under_other_lilaw_settings_is_refused_and_a_checkpoint_without_them_resumes(tmp_path, blob_splits):
     # A resume with lilaw_alpha=3 and a GCE base loss went on silently from the saved α = 10 under cross-entropy's
     # history, and the card then reported initial α 3 and base loss GCE.
@@ -255,6 +263,13 @@ def test_a_resume_under_other_lilaw_settings_is_refused_and_a_checkpoint_without
         resumed.train(resume_from_checkpoint=str(checkpoint))
     assert resumed.state.global_step == 0 and resumed.lilaw_parameters()["alpha"] == 3.0
     make(lilaw_meta_cache="off").train(resume_from_checkpoint=str(checkpoint))  # speed only: free to change
+    make(lilaw_seed=0).train(resume_from_checkpoint=str(checkpoint))  # None (= seed, 0) spelt out: not compared
+
+    torch.manual_seed(0)
+    args = ScriptConfig(**{**config(tmp_path, save_strategy="steps", save_steps=4, max_steps=8,
+                                    lilaw_warmup_steps=2).to_dict(), "data_dir": "/new"})  # fmt: skip
+    LiLAWTrainer(model=TinyNet(), args=args, train_dataset=blob_splits["train"],
+                 meta_dataset=blob_splits["meta"]).train(resume_from_checkpoint=str(checkpoint))  # fmt: skip
 
     # A checkpoint saved before settings were recorded (as plain Trainer's manifest-free folder) is not compared.
     state = load_state_file(checkpoint / LILAW_STATE_NAME, what="LiLAW state")
