@@ -1033,9 +1033,9 @@ def machine_spread_report(first: list[dict[str, Any]], second: list[dict[str, An
     method and seed (one grid's cells rerun elsewhere under another ``--name``), paired by seed, second − first.
     The spread of those differences is what a pair marked ⇄ carries besides the methods' difference."""
     a, b = _by_cell(first), _by_cell(second)
-    cells = sorted(set(a) & set(b), key=lambda cm: (_condition_order(cm[0]), cm[1]))
+    cells = sorted((cm for cm in set(a) & set(b) if set(a[cm]) & set(b[cm])), key=lambda cm: (_condition_order(cm[0]), cm[1]))
     if not cells:
-        raise SystemExit(f"--machine-spread: {names[0]} and {names[1]} share no (condition, method) cell.")
+        raise SystemExit(f"--machine-spread: {names[0]} and {names[1]} share no run (condition, method and seed).")
     rows, entries, differences = [], [], []
     for c, m in cells:
         seeds = sorted(set(a[(c, m)]) & set(b[(c, m)]))
@@ -1059,7 +1059,8 @@ def machine_spread_report(first: list[dict[str, Any]], second: list[dict[str, An
         rows.append([c, m, when, str(len(seeds)), " ".join(f"{x:+.1f}" for x in d),
                      stats.format_interval(cmp) if cmp else "", stats.format_p(cmp.p_adjusted) if cmp else "",
                      f"{max(abs(x) for x in d):.1f}"])  # fmt: skip
-    machines = {n: _machines_text([r for cm in cells for r in runs[cm].values()])
+    paired = {cm: sorted(set(a[cm]) & set(b[cm])) for cm in cells}
+    machines = {n: _machines_text([runs[cm][seed] for cm in cells for seed in paired[cm]])
                 for n, runs in zip(names, (a, b))}  # fmt: skip
     spread = np.std(differences, ddof=1) if len(differences) > 1 else float("nan")
     lines = [f"# The same runs on two machines: `{names[0]}` against `{names[1]}`", "",
@@ -1069,7 +1070,7 @@ def machine_spread_report(first: list[dict[str, Any]], second: list[dict[str, An
              "Test accuracy (points), each seed's run in the second file minus the same seed's in the first: the same "
              "protocol, split, noise and initial weights, so every difference is the machines' rounding carried "
              "through training. Mean [95 % t interval]; p of the paired t-test adjusted by Benjamini–Hochberg over "
-             f"the {len(comparisons)} rows.", "",
+             f"the {len(comparisons)} rows with two seeds or more.", "",
              markdown_table(["condition", "method", "when", "seeds", "per seed", "mean [95 % CI]", "p (BH)", "largest difference"],
                             rows), "",
              f"Over all {len(differences)} differences: sd {spread:.2f} points, mean |Δ| "

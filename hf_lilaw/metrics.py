@@ -70,11 +70,21 @@ def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     return logits[keep], labels[keep]
 
 
+def _finite_ranks(logits: np.ndarray) -> np.ndarray:
+    """``logits`` in float64 with ``-inf`` / ``+inf`` (a masked class, an fp16 overflow) replaced by values just
+    below / above every finite one: the same order in every row, and arithmetic without NaN."""
+    z = np.asarray(logits, dtype=np.float64).copy()
+    finite = z[np.isfinite(z)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    z[z == -np.inf], z[z == np.inf] = low - 1.0, high + 1.0
+    return z
+
+
 def _one_vs_rest_log_odds(logits: np.ndarray) -> np.ndarray:
     """``log p_c − log(1 − p_c)`` of the softmax, per row and class, computed from the logits in float64 as
     ``x_c − logsumexp_{j≠c} x_j``: it orders rows as ``p_c`` does, but never rounds to a tie where ``p_c`` reaches
     exactly 1.0 (a top-2 logit margin over about 17 in float32, 37 in float64)."""
-    z = np.asarray(logits, dtype=np.float64)
+    z = _finite_ranks(logits)
     rows = np.arange(len(z))
     top = z.argmax(1)
     first = z[rows, top]
@@ -119,7 +129,7 @@ def _classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str,
         return {"accuracy": float("nan"), **top5, "roc_auc": float("nan")}
     out = {"accuracy": float(accuracy_score(labels, logits.argmax(1)))}
     if num_classes > 5:  # ranked by the logits: the softmax's order, without its rounding to ties at 1.0
-        scores = np.asarray(logits, dtype=np.float64)
+        scores = _finite_ranks(logits)
         out["top5_accuracy"] = float(top_k_accuracy_score(labels, scores, k=5, labels=np.arange(num_classes)))
     out["roc_auc"] = _roc_auc(logits, labels)
     return out

@@ -80,6 +80,18 @@ def test_auroc_ranks_saturated_rows_as_their_logits_do():
     assert out["roc_auc"] == 1.0  # class 0: 3 of 3 × 3 pairs right; class 1: the reverse order, also exact
 
 
+def test_infinite_logits_keep_their_order():
+    # A masked class at -inf (or an fp16 overflow) is ranked below (above) every finite logit, as by its softmax.
+    masked = LOGITS.copy()
+    masked[:, 5] = -np.inf
+    out = compute_classification_metrics((masked, LABELS))
+    probs = np.exp(masked) / np.exp(masked).sum(1, keepdims=True)
+    expected = np.mean([_mann_whitney_auc(probs[:, c], LABELS == c) for c in (0, 1, 4)])
+    assert out["roc_auc"] == pytest.approx(expected, abs=1e-12) and out["top5_accuracy"] == 1.0  # 5 classes left
+    binary = np.array([[-np.inf, 1.0], [0.0, 2.0], [3.0, np.inf], [1.0, 0.0]])
+    assert compute_classification_metrics((binary, np.array([0, 1, 1, 0])))["roc_auc"] == 0.625  # as p_1: 2.5 of 4 pairs
+
+
 def test_labels_outside_the_classes_are_refused_naming_the_fix():
     # datasets' ClassLabel marks a missing label -1: it counted as a wrong prediction and indexed the last
     # class's probabilities in the AUROC; only -100 is ignored.

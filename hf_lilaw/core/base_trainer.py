@@ -341,19 +341,25 @@ class BaseTrainer(Trainer):
                     side.name,
                 )
 
-    @staticmethod
-    def _warn_about_missing_classes(side: SideSet, num_classes: int) -> None:
-        """A side set read in full that holds no row of some classes: its step never sees their labels."""
+    def _warn_about_missing_classes(self, side: SideSet, num_classes: int) -> None:
+        """A side set read in full that holds no row of some classes the training set has (of the model's classes
+        where the training set cannot be read cheaply): its step never sees their labels."""
         if not isinstance(side.dataset, datasets.Dataset):
             return
-        labels = column_array(side.dataset, label_column_of(side.dataset, name=side.name))
-        missing = sorted(set(range(num_classes)) - {int(y) for y in np.unique(labels) if y >= 0})
+
+        def classes(dataset: datasets.Dataset, name: str) -> set[int]:
+            return {int(y) for y in np.unique(column_array(dataset, label_column_of(dataset, name=name))) if y >= 0}
+
+        train = self.train_dataset_as_passed()
+        trained = classes(train, "train_dataset") if isinstance(train, datasets.Dataset) else set(range(num_classes))
+        missing = sorted(trained - classes(side.dataset, side.name))
         if missing:
             shown = ", ".join(map(str, missing[:10])) + (", ..." if len(missing) > 10 else "")
             logger.warning(
-                "%s has no row of %d of the model's %d classes (%s): the method's side step never sees a label of "
-                "those classes. Add rows of every class to it (e.g. a per-class split of your labelled data).",
-                side.name, len(missing), num_classes, shown,
+                "%s has no row of %d of the %d classes trained on (%s): the method's side step never sees a label of "
+                "those classes. Add rows of them to it (under LiLAWTrainer's automatic meta split: a larger "
+                "lilaw_meta_fraction, or a meta_dataset= of your own).",
+                side.name, len(missing), len(trained), shown,
             )  # fmt: skip
 
     def preflight(self) -> None:
@@ -966,16 +972,18 @@ class BaseTrainer(Trainer):
         if model_name is None:
             model_name = hub_id.split("/")[-1] if hub_id else Path(output_dir).absolute().name
         realised = inputs = None
+        realised_from = NOISY_FLAG_COLUMN
         train = self.train_dataset
-        if isinstance(train, datasets.Dataset) and NOISY_FLAG_COLUMN in train.column_names:
-            flags = column_array(train, NOISY_FLAG_COLUMN).astype(bool)
-            realised = float(np.mean(flags)) if len(flags) else 0.0
-            label = next((c for c in LABEL_COLUMNS if c in train.column_names), None)
-            if label is not None and CLEAN_LABEL_COLUMN in train.column_names and len(flags):
-                # is_noisy marks the rows a noise function hit: a changed label, or (input noise) a corrupted input
-                # with its label kept, which is no label noise at all.
-                changed = column_array(train, label) != column_array(train, CLEAN_LABEL_COLUMN)
-                realised, inputs = float(np.mean(changed)), float(np.mean(flags & ~changed))
+        columns = train.column_names if isinstance(train, datasets.Dataset) and len(train) else []
+        flags = column_array(train, NOISY_FLAG_COLUMN).astype(bool) if NOISY_FLAG_COLUMN in columns else None
+        if CLEAN_LABEL_COLUMN in columns and any(c in columns for c in LABEL_COLUMNS):
+            # Labels against the clean ones: is_noisy marks the rows a noise function hit, which under input noise
+            # are corrupted inputs with their labels kept, no label noise at all.
+            changed = column_array(train) != column_array(train, CLEAN_LABEL_COLUMN)
+            realised, realised_from = float(np.mean(changed)), CLEAN_LABEL_COLUMN
+            inputs = float(np.mean(flags & ~changed)) if flags is not None else None
+        elif flags is not None:
+            realised = float(np.mean(flags))
         best_checkpoint = None
         if self._restored_best:  # the card describes the restored model: its evaluation, not the last one logged
             step = self.state.best_global_step or int(Path(self.state.best_model_checkpoint).name.rsplit("-", 1)[-1])
@@ -996,7 +1004,8 @@ class BaseTrainer(Trainer):
             language=language,
             license=license,
             noise_text=noise_description(
-                noise_type=noise_type, noise_rate=noise_rate, realised_rate=realised, inputs_rate=inputs
+                noise_type=noise_type, noise_rate=noise_rate, realised_rate=realised, inputs_rate=inputs,
+                realised_from=realised_from,
             ),
             hyperparameters={k: getattr(v, "value", v) for k, v in extract_hyperparameters_from_trainer(self).items()},
             log_history=self.state.log_history,

@@ -163,6 +163,7 @@ def noise_description(
     noise_rate: float | None,
     realised_rate: float | None = None,
     inputs_rate: float | None = None,
+    realised_from: str = "is_noisy",
 ) -> str:
     """One line on the noise of the training data.
 
@@ -170,8 +171,8 @@ def noise_description(
         noise_type, noise_rate: what the user says was injected (the rate asked for, which a noise type such as
             ``noise_matrix`` realises only on average).
         realised_rate: the share of training labels changed, read from the data (labels against the
-            ``clean_label`` column, or the ``is_noisy`` column where there is none), shown beside ``noise_rate``
-            when both are known.
+            ``clean_label`` column, else the ``is_noisy`` column), shown beside ``noise_rate`` when both are known.
+        realised_from: the column ``realised_rate`` was read from, as the line names it.
         inputs_rate: the share of rows whose ``is_noisy`` flag marks a corrupted input with its label kept
             (`add_input_noise`), when there are such rows.
     """
@@ -183,8 +184,8 @@ def noise_description(
     if realised_rate is not None:
         realised = f"{realised_rate:.1%} of the training labels"
         if noise_rate is not None:
-            return f"{kind}, requested {noise_rate:.1%}, realised {realised}, from the `is_noisy` column"
-        return f"{kind}, {realised} (realised, from the `is_noisy` column)"
+            return f"{kind}, requested {noise_rate:.1%}, realised {realised}, from the `{realised_from}` column"
+        return f"{kind}, {realised} (realised, from the `{realised_from}` column)"
     if noise_type is None and noise_rate is None:
         return "not recorded (the training data may hold label noise; the method does not need to know)"
     return f"{kind}, {f'{noise_rate:.1%} requested' if noise_rate is not None else 'rate not recorded'}"

@@ -505,6 +505,7 @@ def test_machine_spread_pairs_the_reruns_of_one_protocol(tmp_path):
     first = [record(intel, "uniform_80", s, 0.30 + 0.01 * s, 0.32) for s in range(3)]
     first += [record(intel, "pair_flip_40", s, 0.57, 0.58) for s in range(3)]
     first.append(record(intel, "uniform_80", 0, 0.5, 0.5, method="sce"))  # not rerun: not in the table
+    first.append(record(intel, "uniform_80", 5, 0.5, 0.5))  # a seed not rerun: neither in the table nor the counts
     second = [record(amd, "uniform_80", s, 0.30 + 0.01 * s + d, 0.32 + e)
               for s, (d, e) in enumerate([(0.01, 0.0), (-0.02, 0.01), (0.004, -0.005)])]  # fmt: skip
     for name, records in (("a", first), ("b", second)):
@@ -517,11 +518,12 @@ def test_machine_spread_pairs_the_reruns_of_one_protocol(tmp_path):
     assert row.endswith("| 2.0 |") and "pair_flip_40" not in text and "| sce |" not in text
     pooled = np.array([1.0, -2.0, 0.4, 0.0, 1.0, -0.5])
     assert f"Over all 6 differences: sd {pooled.std(ddof=1):.2f} points, mean |Δ| {np.abs(pooled).mean():.2f}" in text
-    assert "cpu family 6, model 207" in text and "cpu family 26, model 2" in text
+    assert "cpu family 6, model 207, stepping 2), torch 2.14.1 (3 runs)" in text and "cpu family 26, model 2" in text
 
     (tmp_path / "c_runs.jsonl").write_text(json.dumps({**second[0], "config": {**config, "epochs": 20}}) + "\n")
     with pytest.raises(SystemExit, match="ce under uniform_80, seed 0, ran with another config"):
         fm.main(["--machine-spread", "a", "c", "--out-dir", str(tmp_path)])
-    (tmp_path / "d_runs.jsonl").write_text(json.dumps({**second[0], "condition": "clean"}) + "\n")
-    with pytest.raises(SystemExit, match="share no"):
-        fm.main(["--machine-spread", "a", "d", "--out-dir", str(tmp_path)])
+    for other in ({**second[0], "condition": "clean"}, {**second[0], "seed": 7}):  # no shared cell, no shared seed
+        (tmp_path / "d_runs.jsonl").write_text(json.dumps(other) + "\n")
+        with pytest.raises(SystemExit, match="share no run"):
+            fm.main(["--machine-spread", "a", "d", "--out-dir", str(tmp_path)])

@@ -101,7 +101,7 @@ def test_card_records_lilaw_run(trained, tmp_path, no_network):
     assert "| initial | 10.0000 | 2.0000 | 6.0000 |" in text
     assert f"Meta steps taken: {trained.meta_steps}." in text
     assert "Meta set: 16 samples" in text
-    noise = "- Noise: uniform, requested 25.0%, realised 25.0% of the training labels, from the `is_noisy` column"
+    noise = "- Noise: uniform, requested 25.0%, realised 25.0% of the training labels, from the `clean_label` column"
     assert noise in text
     assert "- meta learning rate (SGD): 0.5" in text
     assert "- warm-up (unweighted, no meta steps): 2 optimizer steps" in text
@@ -130,7 +130,13 @@ def test_realised_noise_rate_and_base_model_are_inferred(trained, tmp_path, monk
     card = ModelCard(text)
     assert card.data.base_model == "google/vit-base-patch16-224-in21k"
     assert "fine-tuned version of [google/vit-base-patch16-224-in21k]" in text
-    assert "- Noise: unknown type, 25.0% of the training labels (realised" in text
+    assert "- Noise: unknown type, 25.0% of the training labels (realised, from the `clean_label` column)" in text
+    # without is_noisy (CIFAR-N style: noisy and clean labels side by side) the rate is read all the same;
+    # without clean_label, from the flags
+    for dropped, source in (("is_noisy", "clean_label"), ("clean_label", "is_noisy")):
+        monkeypatch.setattr(trained, "train_dataset", tiny_dataset(64, noise_rate=0.25, seed=0).remove_columns(dropped))
+        text = Path(trained.write_model_card(str(tmp_path), plot=False)).read_text()
+        assert f"- Noise: unknown type, 25.0% of the training labels (realised, from the `{source}` column)" in text
     assert not (tmp_path / "lilaw_parameters.png").exists()
     assert "With and without LiLAW" not in text
 
