@@ -1063,6 +1063,18 @@ def machine_spread_report(first: list[dict[str, Any]], second: list[dict[str, An
     machines = {n: _machines_text([runs[cm][seed] for cm in cells for seed in paired[cm]])
                 for n, runs in zip(names, (a, b))}  # fmt: skip
     spread = np.std(differences, ddof=1) if len(differences) > 1 else float("nan")
+    # Per pair of machines: whether they compute the same run at all (every epoch's history equal), and how far
+    # apart their runs end when they do not.
+    by_pair: dict[tuple[str, str], list[tuple[bool, float]]] = defaultdict(list)
+    for cm in cells:
+        for seed in paired[cm]:
+            ra, rb = a[cm][seed], b[cm][seed]
+            key = (machine(ra) or "not recorded", machine(rb) or "not recorded")
+            by_pair[key].append((ra["history"] == rb["history"], 100 * (rb["last_test_accuracy"] - ra["last_test_accuracy"])))
+    pair_rows = [[first_machine, second_machine, str(len(runs)), str(sum(same for same, _ in runs)),
+                  f"{np.std([d for _, d in runs], ddof=1):.2f}" if len(runs) > 1 else "",
+                  f"{max(abs(d) for _, d in runs):.1f}"]
+                 for (first_machine, second_machine), runs in sorted(by_pair.items())]  # fmt: skip
     lines = [f"# The same runs on two machines: `{names[0]}` against `{names[1]}`", "",
              f"Records: `{names[0]}_runs.jsonl` ({machines[names[0]]}) and `{names[1]}_runs.jsonl` "
              f"({machines[names[1]]}). Summary: `python benchmarks/fashion_mnist.py --machine-spread {names[0]} "
@@ -1075,7 +1087,11 @@ def machine_spread_report(first: list[dict[str, Any]], second: list[dict[str, An
                             rows), "",
              f"Over all {len(differences)} differences: sd {spread:.2f} points, mean |Δ| "
              f"{np.mean(np.abs(differences)):.2f}, max |Δ| {np.max(np.abs(differences)):.1f}. A paired Δ whose two "
-             "runs ran on different machines (⇄) carries this spread on top of the methods' own.", ""]  # fmt: skip
+             "runs ran on different machines (⇄) carries this spread on top of the methods' own.", "",
+             "By pair of machines (identical: every epoch's record of the two runs equal, so the two machines compute "
+             "the same run and a pair across them carries no spread; sd and largest difference at the last epoch):",
+             "", markdown_table(["first file's machine", "second file's machine", "runs", "identical", "sd",
+                                 "largest difference"], pair_rows), ""]  # fmt: skip
     return "\n".join(lines)
 
 

@@ -499,7 +499,7 @@ def test_machine_spread_pairs_the_reruns_of_one_protocol(tmp_path):
     amd = {**intel, "cpu_model": "AMD EPYC (cpu family 26, model 2, stepping 1)"}
 
     def record(machine, condition, seed, last, early, method="ce"):
-        return {"method": method, "condition": condition, "seed": seed, "config": config,
+        return {"method": method, "condition": condition, "seed": seed, "config": config, "history": {"loss": [last]},
                 "last_test_accuracy": last, "early_stopped_test_accuracy": early, **machine}  # fmt: skip
 
     first = [record(intel, "uniform_80", s, 0.30 + 0.01 * s, 0.32) for s in range(3)]
@@ -519,6 +519,12 @@ def test_machine_spread_pairs_the_reruns_of_one_protocol(tmp_path):
     pooled = np.array([1.0, -2.0, 0.4, 0.0, 1.0, -0.5])
     assert f"Over all 6 differences: sd {pooled.std(ddof=1):.2f} points, mean |Δ| {np.abs(pooled).mean():.2f}" in text
     assert "cpu family 6, model 207, stepping 2), torch 2.14.1 (3 runs)" in text and "cpu family 26, model 2" in text
+    # seed 2's two runs computed the same history: counted as identical for that pair of machines
+    second[2] = {**second[2], "last_test_accuracy": first[2]["last_test_accuracy"], "history": first[2]["history"]}
+    (tmp_path / "b_runs.jsonl").write_text("".join(json.dumps(r) + "\n" for r in second))
+    assert fm.main(["--machine-spread", "a", "b", "--out-dir", str(tmp_path)]) == 0
+    pair = next(line for line in (tmp_path / "spread_a_b.md").read_text().splitlines() if line.startswith("| Intel"))
+    assert pair.endswith("| 3 | 1 | 1.53 | 2.0 |"), pair
 
     (tmp_path / "c_runs.jsonl").write_text(json.dumps({**second[0], "config": {**config, "epochs": 20}}) + "\n")
     with pytest.raises(SystemExit, match="ce under uniform_80, seed 0, ran with another config"):
