@@ -781,6 +781,13 @@ class BaseTrainer(Trainer):
                 settings=self.resume_settings(),
             )
         self.resumed_from = str(resume_from_checkpoint) if resumed else None
+        if resumed and isinstance(self.train_dataset, (datasets.IterableDataset, torch.utils.data.IterableDataset)):
+            logger.warning(
+                "Resuming with a streamed training set: Trainer skips the batches already trained from the start of "
+                "the stream, so the run continues exactly only from a checkpoint inside the stream's first pass; "
+                "past it the resumed run trains other batches than the uninterrupted one would (plain Trainer does "
+                "the same). For an exact resume, train on a map-style datasets.Dataset."
+            )
         self._first_batch_checked = False
         self._restored_best = False
         side_sets = [(side.name, side.dataset) for side in self._side_sets.values()]

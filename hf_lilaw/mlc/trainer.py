@@ -484,7 +484,9 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
                 self._refuse_unlabelled_rows(noisy[1], name="train_dataset", batch=batch)
             if "clean_dataset" in self._unlabelled_checks:
                 clean_labels = upper[1] if lower is None else torch.cat([upper[1], lower[1]])
-                self._refuse_unlabelled_rows(clean_labels, name="clean_dataset", batch=f"the clean {batch}")
+                self._refuse_unlabelled_rows(
+                    clean_labels, name="clean_dataset", batch=f"the clean batch of step {self.state.global_step + 1}"
+                )
         self.mlc_state.steps += 1
         with self.compute_loss_context_manager():
             result = self._bilevel_step(net, noisy, upper, lower)

@@ -510,6 +510,21 @@ def test_warmup_covering_the_whole_run_is_announced(tmp_path, blob_splits, tiny_
     assert trainer.meta_steps == meta_steps
 
 
+def test_a_resume_with_a_streamed_training_set_warns_that_it_is_exact_only_inside_the_first_pass(
+    tmp_path, blob_splits, caplog
+):
+    def make():
+        torch.manual_seed(0)
+        args = config(tmp_path, max_steps=4, save_strategy="steps", save_steps=2, lilaw_warmup_steps=1)
+        return LiLAWTrainer(model=TinyNet(), args=args, train_dataset=blob_splits["train"].to_iterable_dataset(),
+                            meta_dataset=blob_splits["meta"])  # fmt: skip
+
+    make().train()
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.base_trainer"):
+        make().train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
+    assert "exactly only from a checkpoint inside the stream's first pass" in caplog.text
+
+
 def test_streamed_train_and_meta_sets(tmp_path, blob_splits, tiny_model):
     train = blob_splits["train"].to_iterable_dataset(num_shards=2)
     meta = blob_splits["meta"].to_iterable_dataset(num_shards=1)

@@ -292,6 +292,15 @@ def test_a_streamed_training_set_is_checked_for_minus_100_batch_by_batch(tmp_pat
     assert any((a - b).abs().max() > 0 for a, b in zip(before, trainer.model.parameters()))
 
 
+def test_a_streamed_clean_set_is_checked_for_minus_100_naming_its_batch(tmp_path):
+    clean = with_unlabelled_rows(CLEAN, [2]).to_iterable_dataset()
+    torch.manual_seed(0)
+    trainer = MetaLabelCorrectionTrainer(model=TinyNet(), args=make_args(tmp_path, mlc_method="mlc"),
+                                         train_dataset=TRAIN, clean_dataset=clean)  # fmt: skip
+    with pytest.raises(ValueError, match=r"clean_dataset example \d+ of the clean batch of step \d+ is labelled -100"):
+        trainer.train()
+
+
 def test_method_aliases(tmp_path):
     assert make_trainer(tmp_path, cls=MLCTrainer).args.mlc_method == "mlc"
     with pytest.raises(ValueError, match="EBOMLCTrainer runs mlc_method='ebomlc'"):
