@@ -6,7 +6,7 @@ AUROC and AUPRC against the injected `is_noisy` flags. When cleanlab is installe
 `find_label_issues` on K-fold cross-validated probabilities of the same model (K extra trainings) for comparison.
 Writes a markdown table and a Data-Maps scatter (confidence vs variability, coloured by W_α, noisy samples marked).
 
-    python benchmarks/difficulty_scores.py --noise_rate 0.5 --output_dir docs/difficulty_scores
+    python benchmarks/difficulty_scores.py --noise_rate 0.5 --epochs 40 --early_epoch 2 --output_dir docs/difficulty_scores
 """
 
 from __future__ import annotations
