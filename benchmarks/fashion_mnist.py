@@ -187,10 +187,13 @@ class Config:
         """Whether a record's config is this one (read by `recorded_config`); with `mlc=False` (a record that is
         not an MLC or EBOMLC run, or a launch without one) the MLC settings, which nothing else reads, are left out
         of the comparison."""
-        ours, theirs = self.as_json(), recorded_config(recorded)
-        if not mlc:
-            ours, theirs = ({k: v for k, v in c.items() if k not in MLC_SETTINGS} for c in (ours, theirs))
-        return ours == theirs
+        return compared_config(self.as_json(), mlc=mlc) == compared_config(recorded_config(recorded), mlc=mlc)
+
+
+def compared_config(config: dict[str, Any], *, mlc: bool) -> dict[str, Any]:
+    """``config`` as two runs' configs are compared: without the MLC settings unless ``mlc`` (an MLC or EBOMLC run),
+    since nothing else reads them."""
+    return config if mlc else {k: v for k, v in config.items() if k not in MLC_SETTINGS}
 
 
 def recorded_config(recorded: dict[str, Any]) -> dict[str, Any]:
@@ -1033,44 +1036,40 @@ def machine_spread_report(first: list[dict[str, Any]], second: list[dict[str, An
     method and seed (one grid's cells rerun elsewhere under another ``--name``), paired by seed, second − first.
     The spread of those differences is what a pair marked ⇄ carries besides the methods' difference."""
     a, b = _by_cell(first), _by_cell(second)
-    cells = sorted((cm for cm in set(a) & set(b) if set(a[cm]) & set(b[cm])), key=lambda cm: (_condition_order(cm[0]), cm[1]))
+    paired = {cm: sorted(set(a[cm]) & set(b[cm])) for cm in set(a) & set(b)}
+    cells = sorted((cm for cm, seeds in paired.items() if seeds), key=lambda cm: (_condition_order(cm[0]), cm[1]))
     if not cells:
         raise SystemExit(f"--machine-spread: {names[0]} and {names[1]} share no run (condition, method and seed).")
-    rows, entries, differences = [], [], []
+    entries, differences = [], []
+    # Per pair of machines: whether they compute the same run at all (every epoch's history equal), and how far
+    # apart their runs end when they do not.
+    by_pair: dict[tuple[str, str], list[tuple[bool, float]]] = defaultdict(list)
     for c, m in cells:
-        seeds = sorted(set(a[(c, m)]) & set(b[(c, m)]))
+        seeds = paired[(c, m)]
         for s in seeds:
-            configs = [recorded_config(runs[(c, m)][s]["config"]) for runs in (a, b)]
-            if m not in MLC_METHODS:  # settings nothing else reads
-                configs = [{k: v for k, v in x.items() if k not in MLC_SETTINGS} for x in configs]
+            ra, rb = a[(c, m)][s], b[(c, m)][s]
+            configs = [compared_config(recorded_config(r["config"]), mlc=m in MLC_METHODS) for r in (ra, rb)]
             if configs[0] != configs[1]:
                 raise SystemExit(f"--machine-spread: {m} under {c}, seed {s}, ran with another config in "
                                  f"{names[1]} than in {names[0]} ({configs[1]} against {configs[0]}): a rerun must "
                                  "repeat the first run's command.")  # fmt: skip
+            key = (machine(ra) or "not recorded", machine(rb) or "not recorded")
+            by_pair[key].append((ra["history"] == rb["history"], 100 * (rb["last_test_accuracy"] - ra["last_test_accuracy"])))
         for when, key in (("last epoch", "last_test_accuracy"), ("early-stopped", "early_stopped_test_accuracy")):
             d = [100 * (b[(c, m)][s][key] - a[(c, m)][s][key]) for s in seeds]
             differences += d
-            cmp = _compare(b[(c, m)], a[(c, m)], key)
-            entries.append((c, m, when, seeds, d, cmp))
+            entries.append((c, m, when, seeds, d, _compare(b[(c, m)], a[(c, m)], key)))
     comparisons = stats.adjust([e[5] for e in entries if e[5] is not None])
     adjusted = iter(comparisons)
+    rows = []
     for c, m, when, seeds, d, cmp in entries:
         cmp = next(adjusted) if cmp is not None else None
         rows.append([c, m, when, str(len(seeds)), " ".join(f"{x:+.1f}" for x in d),
                      stats.format_interval(cmp) if cmp else "", stats.format_p(cmp.p_adjusted) if cmp else "",
                      f"{max(abs(x) for x in d):.1f}"])  # fmt: skip
-    paired = {cm: sorted(set(a[cm]) & set(b[cm])) for cm in cells}
     machines = {n: _machines_text([runs[cm][seed] for cm in cells for seed in paired[cm]])
                 for n, runs in zip(names, (a, b))}  # fmt: skip
     spread = np.std(differences, ddof=1) if len(differences) > 1 else float("nan")
-    # Per pair of machines: whether they compute the same run at all (every epoch's history equal), and how far
-    # apart their runs end when they do not.
-    by_pair: dict[tuple[str, str], list[tuple[bool, float]]] = defaultdict(list)
-    for cm in cells:
-        for seed in paired[cm]:
-            ra, rb = a[cm][seed], b[cm][seed]
-            key = (machine(ra) or "not recorded", machine(rb) or "not recorded")
-            by_pair[key].append((ra["history"] == rb["history"], 100 * (rb["last_test_accuracy"] - ra["last_test_accuracy"])))
     pair_rows = [[first_machine, second_machine, str(len(runs)), str(sum(same for same, _ in runs)),
                   f"{np.std([d for _, d in runs], ddof=1):.2f}" if len(runs) > 1 else "",
                   f"{max(abs(d) for _, d in runs):.1f}"]

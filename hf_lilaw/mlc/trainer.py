@@ -479,14 +479,12 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         noisy = self.split_labels(inputs, name="train_dataset")
         upper, lower = self._next_clean_batches()
         if self._unlabelled_checks:
-            batch = f"the batch of step {self.state.global_step + 1}"
+            step = self.state.global_step + 1
             if "train_dataset" in self._unlabelled_checks:
-                self._refuse_unlabelled_rows(noisy[1], name="train_dataset", batch=batch)
+                self._refuse_unlabelled_rows(noisy[1], name="train_dataset", batch=f"the batch of step {step}")
             if "clean_dataset" in self._unlabelled_checks:
                 clean_labels = upper[1] if lower is None else torch.cat([upper[1], lower[1]])
-                self._refuse_unlabelled_rows(
-                    clean_labels, name="clean_dataset", batch=f"the clean batch of step {self.state.global_step + 1}"
-                )
+                self._refuse_unlabelled_rows(clean_labels, name="clean_dataset", batch=f"the clean batch of step {step}")
         self.mlc_state.steps += 1
         with self.compute_loss_context_manager():
             result = self._bilevel_step(net, noisy, upper, lower)
