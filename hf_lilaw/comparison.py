@@ -112,13 +112,16 @@ class RunComparison:
     metrics: dict[str, dict[str, dict[str, dict[str, float]]]]
 
     def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dict (NaN stays NaN, as `json.dump` writes it)."""
+        """A dict that `json.dump` writes as strict JSON: a value that is not finite becomes ``None`` (``null``),
+        as strict parsers (JavaScript's, ``jq``) reject Python's ``NaN``/``Infinity``. An sd, interval or p that
+        does not exist (fewer than two seeds) and an unbounded interval both read ``null``; they differ by the
+        p-value, which the unbounded interval keeps (see `PairedDifference`)."""
         return {
             "seeds": list(self.seeds),
             "runs": list(self.runs),
             "baseline": self.baseline,
             "confidence": self.confidence,
-            "metrics": self.metrics,
+            "metrics": _finite_or_none(self.metrics),
         }
 
     def to_markdown(self, *, digits: int = 4) -> str:
@@ -201,6 +204,12 @@ def compare_runs(
             entry["differences"][run] = found
         metrics[name] = entry
     return RunComparison(seeds=seeds, runs=runs, baseline=baseline, confidence=confidence, metrics=metrics)
+
+
+def _finite_or_none(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {k: _finite_or_none(v) for k, v in value.items()}
+    return value if not isinstance(value, float) or math.isfinite(value) else None
 
 
 def _is_number(value: Any) -> bool:

@@ -54,8 +54,13 @@ def test_markdown_and_json():
     # t(0.95, 2 df) = 2.919986: 0.02 ± 2.919986 · 0.03 / √3 = [−0.0306, +0.0706]
     assert table[2] == "| top-1 accuracy | 0.750 ± 0.050 | 0.770 ± 0.070 | +0.020 ± 0.030 | [-0.031, +0.071] | 0.368 |"
     assert table[3].endswith("| -0.100 ± 0.000 | [-inf, +inf] | 0.250 |")  # the same difference on all 3 seeds
-    back = json.loads(json.dumps(result.to_dict()))
+    back = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # strict JSON: no NaN/Infinity
     assert back["baseline"] == "Trainer" and back["metrics"]["test_accuracy"]["differences"]["LiLAWTrainer"]["mean"] == pytest.approx(0.02)
+    unbounded = back["metrics"]["test_loss"]["differences"]["LiLAWTrainer"]
+    assert unbounded["ci_low"] is None and unbounded["ci_high"] is None and unbounded["p_value"] == 0.25
+    assert result.metrics["test_loss"]["differences"]["LiLAWTrainer"]["ci_low"] == -math.inf  # the object keeps ∞
+    one = json.loads(json.dumps(compare_runs({0: PER_SEED[0]}, baseline="Trainer").to_dict(), allow_nan=False))
+    assert one["metrics"]["test_accuracy"]["differences"]["LiLAWTrainer"]["p_value"] is None
 
 
 def test_one_seed_or_no_baseline():
