@@ -62,6 +62,11 @@ def _check_dataset(dataset: Any, allow_test_split: bool, new_columns: Sequence[s
             f"Refusing to add noise to the test split ({dataset.split!r}): evaluation must stay clean. "
             "Noise the training split instead, or pass allow_test_split=True if this is intended."
         )
+    if len(set(new_columns)) < len(new_columns):
+        raise ValueError(
+            f"clean_label_column and noisy_flag_column are both {new_columns[0]!r}: the flags would overwrite the "
+            "clean labels. Give them different names."
+        )
     for column in new_columns:
         if column in dataset.column_names:
             raise ValueError(
@@ -95,6 +100,12 @@ def _dataset_labels(
         )
     labels = dataset.with_format("numpy", columns=[label_column])[:][label_column]
     y, k = check_labels(labels, num_classes, min_classes)
+    if isinstance(feature, Value) and k - 1 > np.iinfo(feature.dtype).max:
+        raise ValueError(
+            f"Label column {label_column!r} is {feature.dtype}, which cannot hold the noisy labels up to {k - 1} "
+            f"({k} classes). Cast it first, e.g. dataset.cast_column({label_column!r}, Value('int64')), or pass "
+            "the right num_classes."
+        )
     return y, k, feature
 
 

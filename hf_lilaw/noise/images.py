@@ -138,6 +138,11 @@ def _to_unit_hwc(
             )
     elif np.issubdtype(dtype, np.floating):
         scale = 1.0
+        if a.size and not np.isfinite(a).all():
+            raise ValueError(
+                f"{what} has NaN or infinite pixels: the noise would spread them over the whole image (the scale "
+                "is the image's maximum). Repair or drop those rows first, e.g. dataset.filter(...)."
+            )
         if check_range and a.size and (a.min() < 0 or a.max() > 1):
             raise ValueError(
                 f"Float images must be in [0, 1]; {what} has values in [{a.min():.3g}, {a.max():.3g}]: add input "

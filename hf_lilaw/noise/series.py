@@ -27,7 +27,10 @@ def series_noise_fn(
 
     def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         length = len(x)
-        low, high = (float(x.min()), float(x.max())) if x.size else (0.0, 0.0)
+        # The range of the finite values: a NaN (a missing step, e.g. padding to a common length) would make the
+        # scale NaN and spread over the whole series; missing steps stay missing where the noise keeps positions.
+        finite = x[np.isfinite(x)]
+        low, high = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
         if noise_type == "ts_covariate":
             # A constant series has no range; fall back to unit scale so it still gets noise.
             return x + rng.standard_normal(x.shape) * sigma * ((high - low) or 1.0)

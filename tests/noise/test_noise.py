@@ -445,6 +445,17 @@ def test_add_label_noise_errors():
     noisy = add_label_noise(ds, noise_type="uniform", rate=0.1, seed=0)
     with pytest.raises(ValueError, match="'clean_label' already exists"):
         add_label_noise(noisy, noise_type="uniform", rate=0.1, seed=0)
+    # the flags overwrote the clean labels under one name
+    with pytest.raises(ValueError, match="both 'extra'.*Give them different names"):
+        add_label_noise(ds, noise_type="uniform", rate=0.1, seed=0, clean_label_column="extra", noisy_flag_column="extra")
+    with pytest.raises(ValueError, match="both 'extra'"):
+        add_input_noise(Dataset.from_dict({"image": [np.zeros((4, 4))], "label": [0]}), noise_type="crop_shift", rate=1.0,
+                        seed=0, clean_label_column="extra", noisy_flag_column="extra")  # fmt: skip
+    # an int8 column cannot hold 200 classes' labels: a raw Arrow error from inside map before
+    narrow = Dataset.from_dict({"label": list(range(100)) * 3}, features=Features({"label": Value("int8")}))
+    with pytest.raises(ValueError, match=r"'label' is int8, which cannot hold the noisy labels up to 199.*cast_column"):
+        add_label_noise(narrow, noise_type="uniform", rate=0.5, seed=0, num_classes=200)
+    assert add_label_noise(narrow, noise_type="uniform", rate=0.5, seed=0).features["label"] == Value("int8")
 
 
 # ----------------------------------------------------------------------------- image noise
@@ -769,6 +780,22 @@ def test_float64_inputs_not_hit_come_back_bit_for_bit(rate):
         assert out["clean_label"] == out["label"] == [0, 1] * 4
     shifted = np.array(add_input_noise(ds, noise_type="ts_time_shift", rate=1.0, seed=0)["series"])
     assert np.array_equal(shifted[:, 5:], series[:, :11])  # round(10/32 * 16) = 5 steps, at full precision
+
+
+def test_missing_steps_stay_missing_and_nan_pixels_are_refused():
+    # One NaN step made the whole series NaN (its range, the covariate and walk scale, was NaN).
+    ramp = np.arange(12.0)
+    ramp[-1] = np.nan
+    ds = Dataset.from_dict({"series": [ramp], "label": [0]}, features=Features({"series": List(Value("float64")), "label": Value("int64")}))
+    noisy = np.array(add_input_noise(ds, noise_type="ts_covariate", rate=1.0, seed=0, sigma=0.1)["series"][0], dtype=float)
+    assert np.isnan(noisy[-1]) and np.isfinite(noisy[:-1]).all() and 0.3 < np.std(noisy[:-1] - ramp[:-1]) < 2.0  # 0.1 · 10
+    walk = np.array(add_input_noise(ds, noise_type="ts_far_ood", rate=1.0, seed=0)["series"][0], dtype=float)
+    assert np.isfinite(walk).all() and np.isclose(walk.min(), 0) and np.isclose(walk.max(), 10)
+    image = np.full((4, 4), 0.5)
+    image[0, 0] = np.nan
+    images = Dataset.from_dict({"image": [np.full((4, 4), 0.5), image], "label": [0, 1]})
+    with pytest.raises(ValueError, match="Row 1 of image column 'image' has NaN or infinite pixels"):
+        add_input_noise(images, noise_type="ood_covariate", rate=1.0, seed=0)
 
 
 def test_ts_far_ood_fallback_keeps_a_constant_series_constant():
