@@ -139,7 +139,7 @@ def report_markdown(summary: dict[str, Any], cfg: dict[str, Any], meta: dict[str
         f"batch {cfg['training']['batch_size']}, lr {cfg['training']['learning_rate']} "
         f"({cfg['training']['optim']}, {cfg['training']['lr_scheduler_type']}), seeds {cfg['seeds']}. "
         "Test accuracy in %, mean ± std over seeds. Δ is the mean paired difference to CE in points; p is the "
-        "two-sided paired t-test over seeds (scipy `ttest_rel`), not corrected for the number of comparisons; "
+        "two-sided paired t-test over seeds (scipy's `ttest_rel`, or the exact sign-flip test where every seed gives the same difference), not corrected for the number of comparisons; "
         "`*` marks p < 0.05.",
     ]
     for metric, title in (

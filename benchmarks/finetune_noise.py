@@ -230,7 +230,7 @@ def report(summary: dict[str, Any], *, source: str) -> str:
         "",
         "Recomputed from the `.jsonl` records alone (`python benchmarks/finetune_noise.py --summary "
         f"{source}`). Test accuracy in %, mean ± sd over seeds; Δ is the mean paired difference to CE of the "
-        "same setting in points, p the two-sided paired t-test over seeds (scipy `ttest_rel`; no correction for "
+        "same setting in points, p the two-sided paired t-test over seeds (scipy's `ttest_rel`, or the exact sign-flip test where every seed gives the same difference; no correction for "
         "multiple comparisons), `*` p < 0.05. *Last*: after the final epoch; *early-stopped*: at the first epoch "
         "with the best accuracy on the noisy validation split.",
         "",

@@ -82,8 +82,11 @@ def paired_difference(
     a: Sequence[float], b: Sequence[float], *, confidence: float = 0.95, power: float = 0.8
 ) -> PairedComparison:
     """The paired comparison of ``a`` against ``b`` (equal-length sequences, element ``s`` of each from seed ``s``)."""
-    if not 0 < power < 1:
-        raise ValueError(f"power must lie in (0, 1), got {power}.")
+    if not 1 - confidence < power < 1:
+        raise ValueError(
+            f"power must lie in (1 − confidence, 1) = ({1 - confidence:g}, 1), got {power}: a test at level "
+            f"{1 - confidence:g} already rejects that often with no effect at all."
+        )
     d = library_paired_difference(a, b, confidence=confidence)
     detectable = d.half_width if d.sd == 0 else minimum_detectable_effect(d.sd, d.n, alpha=1 - confidence, power=power)
     return PairedComparison(d.n, d.mean, d.sd, d.ci_low, d.ci_high, d.half_width, d.p_value, detectable, confidence, power)
@@ -110,6 +113,8 @@ def minimum_detectable_effect(sd: float, n: int, *, alpha: float = 0.05, power: 
     """
     if n < 2:
         raise ValueError(f"n must be at least 2, got {n}.")
+    if not alpha < power < 1:
+        raise ValueError(f"power must lie in (alpha, 1) = ({alpha:g}, 1), got {power}.")
     if sd == 0:
         return 0.0
     df = n - 1
@@ -193,5 +198,6 @@ def best_epoch(scores: Sequence[float], *, higher_is_better: bool = True) -> int
     values = np.asarray(scores, dtype=float)
     if values.ndim != 1 or values.size == 0 or np.isnan(values).all():
         raise ValueError(f"best_epoch needs at least one non-NaN score, got {list(scores)!r}.")
-    values = np.where(np.isnan(values), -np.inf, values if higher_is_better else -values)
-    return int(values.size - 1 - np.argmax(values[::-1]))
+    values = values if higher_is_better else -values
+    latest_best = np.flatnonzero(values == np.nanmax(values))[-1]  # a NaN never equals the max: never picked
+    return int(latest_best)

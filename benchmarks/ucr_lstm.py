@@ -228,7 +228,7 @@ def report(cells: list[dict[str, Any]], *, source: str, records: list[dict[str, 
         "*early-stopped* the test accuracy at the first epoch with the best accuracy on the noisy meta split. "
         "Δ vs CE is the mean paired difference in points over the seeds both methods have (same initial "
         "weights, noisy labels, data order and schedule per seed), p the two-sided paired t-test "
-        "(scipy `ttest_rel`; no correction for multiple comparisons; * p < 0.05).\n\n"
+        "(scipy's `ttest_rel`, or the exact sign-flip test where every seed gives the same difference; no correction for multiple comparisons; * p < 0.05).\n\n"
         + markdown_table(headers, rows)
         + "\n"
         + runs_note(records)

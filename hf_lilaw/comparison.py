@@ -139,7 +139,7 @@ class RunComparison:
             for run in others:
                 d = entry["differences"][run]
                 ci = "n/a" if math.isnan(d["ci_low"]) else f"[{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
-                p = "n/a" if math.isnan(d["p_value"]) else f"{d['p_value']:.3f}"
+                p = "n/a" if math.isnan(d["p_value"]) else "<0.001" if d["p_value"] < 0.0005 else f"{d['p_value']:.3f}"
                 cells += [_mean_sd(d, digits, sign="+"), ci, p]
             lines.append("| " + " | ".join(cells) + " |")
         return "\n".join(lines)

@@ -56,6 +56,8 @@ def test_markdown_and_json():
     assert table[3].endswith("| -0.100 ± 0.000 | [-inf, +inf] | 0.250 |")  # the same difference on all 3 seeds
     back = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # strict JSON: no NaN/Infinity
     assert back["baseline"] == "Trainer" and back["metrics"]["test_accuracy"]["differences"]["LiLAWTrainer"]["mean"] == pytest.approx(0.02)
+    sure = {s: {"a": {"x": 0.5}, "b": {"x": 0.6 + 1e-3 * s}} for s in range(5)}  # p 1.5e-7 printed 0.000
+    assert compare_runs(sure, baseline="a").to_markdown(digits=2).endswith("| <0.001 |")
     unbounded = back["metrics"]["test_loss"]["differences"]["LiLAWTrainer"]
     assert unbounded["ci_low"] is None and unbounded["ci_high"] is None and unbounded["p_value"] == 0.25
     assert result.metrics["test_loss"]["differences"]["LiLAWTrainer"]["ci_low"] == -math.inf  # the object keeps ∞

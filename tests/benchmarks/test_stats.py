@@ -169,12 +169,24 @@ def test_adjust_and_readings():
     assert format_p(0.0004) == "<0.001" and format_p(0.0123) == "0.012" and format_p(None) == ""
 
 
+def test_power_at_or_below_the_level_is_refused():
+    # scipy's brentq bracket error before: at power ≤ α a test "detects" a zero effect that often
+    for power in (0.05, 0.04):
+        with pytest.raises(ValueError, match=r"power must lie in .* = \(0.05, 1\)"):
+            paired_difference([1.0, 2.0, 4.0], [0.0, 0.0, 0.0], power=power)
+        with pytest.raises(ValueError, match=r"power must lie in \(alpha, 1\) = \(0.05, 1\)"):
+            minimum_detectable_effect(1.0, 5, power=power)
+
+
 def test_best_epoch_breaks_ties_to_the_latest():
     assert best_epoch([0.80, 0.85, 0.85, 0.84]) == 2
     assert best_epoch([0.85, 0.85, 0.85]) == 2
     assert best_epoch([0.9, 0.8, 0.7]) == 0
     assert best_epoch([0.5, float("nan"), 0.5]) == 2
     assert best_epoch([0.30, 0.20, 0.20, 0.25], higher_is_better=False) == 2
+    # a NaN epoch tied the real ±inf score once mapped to −inf, and the latest-tie rule picked it
+    assert best_epoch([-math.inf, float("nan")]) == 0
+    assert best_epoch([math.inf, float("nan")], higher_is_better=False) == 0
     with pytest.raises(ValueError, match="non-NaN"):
         best_epoch([float("nan")])
     with pytest.raises(ValueError, match="non-NaN"):
