@@ -63,7 +63,7 @@ from hf_lilaw.analysis import label_issue_metrics, plot_weight_histogram
 from hf_lilaw.data import dataset_key, image_transforms, load_classification_dataset
 from hf_lilaw.models import efficientnet_lite0_checkpoint
 from hf_lilaw.noise import INPUT_NOISE_TYPES
-from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, noise_name, noise_rules, resume_checkpoints
+from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
 # Registry names of hf_lilaw.data.load_classification_dataset that read a Hub data set: the model card's metadata.
@@ -139,7 +139,7 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
 
 def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
-    kwargs = {"size": args.image_size, "rgb": True} if args.dataset == "digits" else {}
+    kwargs = {"size": args.image_size, "rgb": True} if dataset_key(args.dataset) == "digits" else {}
     splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
@@ -222,6 +222,7 @@ def freeze_all_but_last(model: torch.nn.Module, n: int) -> None:
 def main() -> None:
     script_args, training_args = parse_args()
     seeds = script_args.seeds
+    check_seeds(training_args, seeds=seeds)
     check_push_to_hub(training_args, seeds=seeds)
     noise = noise_name(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules)
     base = training_args.output_dir
@@ -231,7 +232,7 @@ def main() -> None:
     resume = resume_checkpoints(training_args.resume_from_checkpoint, run_dirs=runs)  # run folder -> checkpoint or None
     dataset = (
         f"scikit-learn digits upscaled to {script_args.image_size}×{script_args.image_size} RGB"
-        if script_args.dataset == "digits"
+        if dataset_key(script_args.dataset) == "digits"
         else HUB_DATASETS.get(dataset_key(script_args.dataset), script_args.dataset)
     )
     per_seed, start = {}, time.perf_counter()

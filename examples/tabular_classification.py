@@ -30,10 +30,10 @@ from datasets import DatasetDict
 from transformers import HfArgumentParser, Trainer, set_seed
 
 from hf_lilaw import ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer, add_label_noise, compare_runs
-from hf_lilaw.data import load_classification_dataset, vector_transform
+from hf_lilaw.data import dataset_key, load_classification_dataset, vector_transform
 from hf_lilaw.metrics import make_fairness_compute_metrics
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
-from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, noise_name, noise_rules, resume_checkpoints
+from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
 
@@ -81,7 +81,7 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
 
 def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
     """``train`` and ``validation`` with label noise (seeds ``seed``, ``seed + 1``) and a clean ``test``."""
-    kwargs = {"num_samples": args.num_samples} if args.dataset == "synthetic_adult" else {}
+    kwargs = {"num_samples": args.num_samples} if dataset_key(args.dataset) == "synthetic_adult" else {}
     splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
@@ -101,6 +101,7 @@ def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
 def main() -> None:
     script_args, training_args = parse_args()
     seeds = script_args.seeds or [training_args.seed]
+    check_seeds(training_args, seeds=seeds)
     check_push_to_hub(training_args, seeds=seeds)
     noise = noise_name(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules)
     base = training_args.output_dir
@@ -108,7 +109,7 @@ def main() -> None:
     trainers = ["trainer", script_args.method] if script_args.compare else [script_args.method]
     runs = [f"{outs[seed]}/{trainer}" for seed in seeds for trainer in trainers]
     resume = resume_checkpoints(training_args.resume_from_checkpoint, run_dirs=runs)  # run folder -> checkpoint or None
-    dataset = "scikit-learn/adult-census-income" if script_args.dataset == "adult" else "synthetic Adult-like census data"
+    dataset = "scikit-learn/adult-census-income" if dataset_key(script_args.dataset) == "adult" else "synthetic Adult-like census data"
     transform = vector_transform(input_column="features", keep_columns=())
     per_seed = {}
     for seed in seeds:

@@ -52,10 +52,10 @@ from hf_lilaw import (
     compare_runs,
     compute_classification_metrics,
 )
-from hf_lilaw.data import load_classification_dataset, vector_transform
+from hf_lilaw.data import dataset_key, load_classification_dataset, vector_transform
 from hf_lilaw.noise import INPUT_NOISE_TYPES
 from hf_lilaw.models import LSTMClassifierConfig, StackedLSTMForTimeSeriesClassification
-from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, noise_name, noise_rules, resume_checkpoints
+from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
 
@@ -116,9 +116,9 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
 
 def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
-    if args.dataset == "ecg5000":
+    if dataset_key(args.dataset) == "ecg5000":
         kwargs = {"data_dir": args.data_dir}
-    elif args.dataset == "synthetic_ecg":
+    elif dataset_key(args.dataset) == "synthetic_ecg":
         kwargs = {"num_samples": args.num_samples}
     else:
         kwargs = {"length": args.length}
@@ -143,6 +143,7 @@ def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
 def main() -> None:
     script_args, training_args = parse_args()
     seeds = script_args.seeds
+    check_seeds(training_args, seeds=seeds)
     check_push_to_hub(training_args, seeds=seeds)
     noise = noise_name(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules)
     base = training_args.output_dir
@@ -151,7 +152,7 @@ def main() -> None:
     runs = [f"{outs[seed]}/{trainer}" for seed in seeds for trainer in trainers]
     resume = resume_checkpoints(training_args.resume_from_checkpoint, run_dirs=runs)  # run folder -> checkpoint or None
     descriptions = {"synthetic_ecg": "synthetic ECG5000-like heartbeats", "ecg5000": "ECG5000 (UCR)"}
-    dataset = descriptions.get(script_args.dataset, script_args.dataset.replace("ucr/", "UCR "))
+    dataset = descriptions.get(dataset_key(script_args.dataset), script_args.dataset.replace("ucr/", "UCR "))
     transform = vector_transform(input_column="series", keep_columns=())
     per_seed = {}
     for seed in seeds:

@@ -15,7 +15,7 @@ from .noise import DEPRECATED_LABEL_NOISE_TYPES, PAIR_FLIP_MAPS, RULE_MAPS
 if TYPE_CHECKING:
     from transformers import TrainingArguments
 
-__all__ = ["NOISE_RULES_HELP", "check_push_to_hub", "noise_name", "noise_rules", "resume_checkpoints"]
+__all__ = ["NOISE_RULES_HELP", "check_push_to_hub", "check_seeds", "noise_name", "noise_rules", "resume_checkpoints"]
 
 NOISE_RULES_HELP = (
     "The map of --noise_type pair_flip or rule_map: a key of hf_lilaw.noise.PAIR_FLIP_MAPS / RULE_MAPS, or a JSON "
@@ -38,7 +38,13 @@ def noise_rules(noise_type: str, *, dataset: str, rules: str | None) -> str | di
         return None
     if rules is not None:
         if rules.lstrip().startswith("{"):
-            return {int(source): target for source, target in json.loads(rules).items()}
+            try:
+                return {int(source): target for source, target in json.loads(rules).items()}
+            except ValueError as error:  # json.JSONDecodeError is one
+                raise ValueError(
+                    f"--noise_rules {rules}: not a JSON map from class indices ({error}). Quote the keys, e.g. "
+                    '\'{"0": 6, "6": 0}\' for pair_flip or \'{"0": [6]}\' for rule_map.'
+                ) from error
         return rules
     maps = PAIR_FLIP_MAPS if kind == "pair_flip" else RULE_MAPS
     key = dataset_key(dataset)  # the registry's spelling: "fashion-mnist" and "CIFAR10" load, so they have maps
@@ -59,6 +65,16 @@ def noise_name(noise_type: str, *, dataset: str, rules: str | None) -> str:
     if used is None:
         return f"{noise_type} (y → (y + 1) mod K)"
     return f"{noise_type} (map {used if isinstance(used, str) else json.dumps(used)})"
+
+
+def check_seeds(training_args: TrainingArguments, *, seeds: list[int]) -> None:
+    """Refuses a ``--seed`` that a script running one run per ``--seeds`` would silently ignore."""
+    default = type(training_args).__dataclass_fields__["seed"].default
+    if training_args.seed != default and training_args.seed not in seeds:
+        raise ValueError(
+            f"--seed {training_args.seed} would be ignored: this script makes one run per --seeds "
+            f"({' '.join(map(str, seeds))}), each seeded by its own. Pass --seeds {training_args.seed} instead."
+        )
 
 
 def check_push_to_hub(training_args: TrainingArguments, *, seeds: list[int]) -> None:

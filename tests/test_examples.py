@@ -402,6 +402,20 @@ def test_push_to_hub_is_refused_before_training(runs):
         assert not (out / name).exists()  # nothing trained, not even the baseline
 
 
+def test_any_spelling_the_registry_accepts_keeps_the_examples_own_flags(image_example):
+    # "Digits" loaded the registry's 8×8 grey images, dropping --image_size and the RGB conversion; the tabular
+    # example called real Adult data synthetic, the time-series one passed length=None to synthetic ECG
+    args = image_example.ScriptArguments(dataset="Digits", image_size=16, max_train_samples=20, max_test_samples=5)
+    image = image_example.load_noisy_splits(args, 0)["train"][0]["image"]
+    assert image.mode == "RGB" and image.size == (16, 16)
+    series = load_example("time_series_classification.py")
+    try:
+        args = series.ScriptArguments(dataset="Synthetic-ECG", num_samples=60, max_train_samples=20, max_test_samples=5)
+        assert len(series.load_noisy_splits(args, 0)["train"]) == 20
+    finally:
+        del sys.modules[series.__name__]
+
+
 def test_pair_flip_and_rule_map_use_the_data_sets_maps(image_example):
     """The image script's noise follows `hf_lilaw.scripts.noise_rules`: pair_flip on digits moves each hit row to its
     look-alike (PAIR_FLIP_MAPS), rule_map (and its old name instance) follows MNIST's RULE_MAPS; --noise_rules takes

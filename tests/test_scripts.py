@@ -7,7 +7,7 @@ from huggingface_hub import constants
 from transformers import TrainingArguments
 
 from hf_lilaw.noise import PAIR_FLIP_MAPS, RULE_MAPS
-from hf_lilaw.scripts import check_push_to_hub, noise_name, noise_rules, resume_checkpoints
+from hf_lilaw.scripts import check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
 
 
 def test_resume_checkpoints_refuses_what_it_cannot_resume(tmp_path):
@@ -41,6 +41,14 @@ def test_resume_checkpoints_prints_where_each_run_starts(tmp_path, capsys):
     assert capsys.readouterr().out.splitlines() == [
         f"{runs[0]}: resuming from {runs[0]}/checkpoint-2", f"{runs[1]}: no checkpoint, training from step 0",
     ]  # fmt: skip
+
+
+def test_a_seed_the_seeds_flag_would_override_is_refused():
+    # --seed 5 ran seeds 0, 1, 2 without a word in the image and time-series examples
+    with pytest.raises(ValueError, match=r"^--seed 5 would be ignored: .* \(0 1 2\).*Pass --seeds 5 instead\.$"):
+        check_seeds(TrainingArguments(output_dir="unused", seed=5), seeds=[0, 1, 2])
+    assert check_seeds(TrainingArguments(output_dir="unused"), seeds=[0, 1, 2]) is None  # --seed left at its default
+    assert check_seeds(TrainingArguments(output_dir="unused", seed=5), seeds=[5, 6]) is None
 
 
 def test_push_to_hub_check_refuses_several_seeds_and_passes_without_the_flag():
@@ -85,6 +93,9 @@ def test_noise_rules_take_the_map_of_every_spelling_the_registry_accepts():
 
 def test_noise_rules_flag_takes_a_map_by_name_or_as_json():
     assert noise_rules("pair_flip", dataset="digits", rules='{"0": 1, "1": 0}') == {0: 1, 1: 0}
+    for bad in ('{0: 6, 6: 0}', '{"zero": 6}'):  # a raw JSONDecodeError / int() error before, naming no flag
+        with pytest.raises(ValueError, match=r"^--noise_rules \{.*not a JSON map from class indices.*Quote the keys"):
+            noise_rules("pair_flip", dataset="digits", rules=bad)
     assert noise_rules("rule_map", dataset="synthetic_adult", rules='{"1": [0]}') == {1: [0]}
     assert noise_rules("rule_map", dataset="synthetic_adult", rules="mnist") == "mnist"
     assert noise_name("rule_map", dataset="synthetic_adult", rules='{"1": [0]}') == 'rule_map (map {"1": [0]})'
