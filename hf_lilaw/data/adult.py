@@ -86,7 +86,18 @@ def _encode_tabular(
 
     frames = dict(frames)
     for name, frame in frames.items():
+        if label not in frame.columns:
+            raise ValueError(
+                f"The {name} split has no {label!r} column (columns: {list(frame.columns)}): the Adult loader needs "
+                "the census income column, '>50K' / '<=50K'."
+            )
         y = frame[label].astype(str).str.strip().str.rstrip(".")  # adult.test writes ">50K."
+        other = sorted(set(y) - {">50K", "<=50K"})
+        if other:  # anything else would silently become class 0 (<=50K)
+            raise ValueError(
+                f"The {name} split's {label!r} column holds {other[:5]}, not only '>50K' / '<=50K': the Adult loader "
+                "reads the census encoding. Map the column to those two strings first."
+            )
         frames[name] = frame.assign(**{label: (y == ">50K").astype(int)}).reset_index(drop=True)
     if "test" not in frames:
         # split_meta_set's seeded, stratified carve, done on the frame so the encoder only ever sees train rows

@@ -50,6 +50,8 @@ def load_classification_dataset(name: str, *, meta_fraction: float = 0.15, seed:
         **kwargs: Passed to the loader: e.g. ``size=`` for ``digits``, ``data_dir=`` for ``ecg5000``,
             ``cache_dir=``/``revision=`` for Hub sets (forwarded to `datasets.load_dataset`).
     """
+    if dataset_key(name) in _REGISTRY and not name.endswith("/"):  # a name registered whole, e.g. "org/set"
+        return _REGISTRY[dataset_key(name)](meta_fraction=meta_fraction, seed=seed, **kwargs)
     family, slash, member = name.partition("/")
     key = dataset_key(family) + slash
     if key not in _REGISTRY:

@@ -88,10 +88,20 @@ def image_transforms(
     mode = "RGB" if channels == 3 else "L"
 
     def transform(batch: dict[str, list]) -> dict[str, list]:
-        images = [_to_mode(im, mode) for im in batch[image_column]]
-        return {"pixel_values": process(images), "labels": batch[label_column], **_passthrough(batch, keep_columns)}
+        images = [_to_mode(im, mode) for im in _column(batch, image_column, "image_column")]
+        labels = _column(batch, label_column, "label_column")
+        return {"pixel_values": process(images), "labels": labels, **_passthrough(batch, keep_columns)}
 
     return transform
+
+
+def _column(batch: dict[str, list], name: str, argument: str) -> list:
+    if name not in batch:
+        raise ValueError(
+            f"The batch has no column {name!r} (it has {sorted(batch)}): pass the transform {argument}=<one of them>, "
+            "and train with remove_unused_columns=False, or Trainer drops the raw columns before the transform runs."
+        )
+    return batch[name]
 
 
 def _to_mode(image: Any, mode: str) -> Any:
@@ -179,7 +189,8 @@ def vector_transform(
     import torch
 
     def transform(batch: dict[str, list]) -> dict[str, Any]:
-        values = [torch.as_tensor(np.asarray(v, dtype=np.float32)) for v in batch[input_column]]
-        return {"input_values": values, "labels": batch[label_column], **_passthrough(batch, keep_columns)}
+        values = [torch.as_tensor(np.asarray(v, dtype=np.float32)) for v in _column(batch, input_column, "input_column")]
+        labels = _column(batch, label_column, "label_column")
+        return {"input_values": values, "labels": labels, **_passthrough(batch, keep_columns)}
 
     return transform

@@ -245,6 +245,30 @@ def test_adult_encodes_and_keeps_groups(monkeypatch):
     order = np.argsort(pool["sample_id"][:])
     assert np.asarray(pool["label"][:])[order].tolist() == [0, 0, 1] * (n // 3)
     assert np.asarray(pool["sex"][:])[order].tolist() == [1, 0] * (n // 2)
+    # another encoding of the income column turned every row into class 0 (<=50K) without a word
+    for values in ([0, 1], ["small", "large"]):
+        other = {**raw, "income": values * (n // 2)}
+        monkeypatch.setattr(datasets, "load_dataset", lambda path, **kw: DatasetDict(train=Dataset.from_dict(other)))
+        with pytest.raises(ValueError, match=r"'income' column holds .*not only '>50K' / '<=50K'"):
+            load_classification_dataset("adult", seed=0)
+    renamed = {("class" if k == "income" else k): v for k, v in raw.items()}
+    monkeypatch.setattr(datasets, "load_dataset", lambda path, **kw: DatasetDict(train=Dataset.from_dict(renamed)))
+    with pytest.raises(ValueError, match=r"train split has no 'income' column"):
+        load_classification_dataset("adult", seed=0)
+
+
+def test_registered_names_load_in_any_spelling(monkeypatch):
+    from hf_lilaw.data import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))  # registrations stay in this test
+    whole = DatasetDict(train=Dataset.from_dict({"label": [0]}))
+    data.register_dataset("myorg/noisy_digits")(lambda *, meta_fraction, seed: whole)
+    data.register_dataset("family/")(lambda member, *, meta_fraction, seed: DatasetDict(train=Dataset.from_dict({"m": [member]})))
+    # a name holding "/" was read as a family and refused, while the error listed it among the choices
+    assert data.load_classification_dataset("MyOrg/Noisy-Digits") is whole
+    assert data.load_classification_dataset("Family/ArrowHead")["train"]["m"] == ["ArrowHead"]  # member as typed
+    with pytest.raises(ValueError, match="names no set after the '/'"):
+        data.load_classification_dataset("family/")
 
 
 def test_unknown_name_lists_choices():
