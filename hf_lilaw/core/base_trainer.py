@@ -566,6 +566,10 @@ class BaseTrainer(Trainer):
         (``logging_nan_inf_filter``), so a NaN input would silently leave out its whole batch."""
         name = "eval_dataset" if metric_key_prefix == "eval" else f"the {metric_key_prefix} dataset"
         dataset = getattr(dataloader, "dataset", None)
+        if dataset is not None and self._known_num_classes is None and self.can_probe:
+            # Before train(), a model without config.num_labels gives no width to check the labels against: an
+            # out-of-range label would fail as an index error inside the loss (a device-side assert on a GPU).
+            self.probe_num_classes(dataset, name=name)
         if dataset is None or self._scan_eval_set(dataset, name=name):
             return super().evaluation_loop(dataloader, description, prediction_loss_only, ignore_keys, metric_key_prefix)
         num_classes = self._known_num_classes
@@ -790,6 +794,7 @@ class BaseTrainer(Trainer):
             )
         self._first_batch_checked = False
         self._restored_best = False
+        self._metric_sums.clear()  # steps after an earlier run's last log are not this run's (Trainer drops them too)
         side_sets = [(side.name, side.dataset) for side in self._side_sets.values()]
         for name, dataset in (("train_dataset", self.train_dataset), *side_sets):
             self.check_label_columns(dataset, name=name)

@@ -352,6 +352,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             logits = extract_logits(self.probe_forward(self.model, x, name="clean_dataset"))
             features = self._features.pop()
         num_labels, width = logits.shape[-1], self._features.output_width
+        self._num_classes = num_labels  # what the other checks (an evaluation before train()) compare labels with
         if self.args.mlc_feature_module is None and width is not None and width != num_labels:
             name = self._features.source_name
             modules = self.model.named_modules()

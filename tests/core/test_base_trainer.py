@@ -116,6 +116,20 @@ def test_a_family_gets_config_tags_side_batches_metrics_checkpoints_resume_and_c
     assert resumed.side_labels == expected_batches[3:]  # the side stream continues where the checkpoint left it
 
 
+def test_a_second_train_call_logs_only_its_own_steps(tmp_path):
+    # The sums of the steps after the first run's last log (steps 4-5) were mixed into the second run's first log.
+    trainer = make(tmp_path)
+    trainer.args.max_steps, trainer.args.save_strategy = 5, "no"
+    trainer.train()
+    trainer.train()
+    side = blobs(10, seed=5)["label"]
+    sampler = BaseTrainer.side_batch_sampler(list(range(10)), batch_size=4, seed=trainer.args.seed, name="x")
+    batches = [[side[i] for i in sampler.next_batch()] for _ in range(10)]
+    assert trainer.side_labels == batches
+    first_log_of_second_run = [h for h in trainer.state.log_history if "loss" in h][0]
+    assert first_log_of_second_run["probe/label"] == pytest.approx(sum(map(sum, batches[5:8])) / 12)
+
+
 def test_an_empty_side_set_and_an_empty_train_set_are_refused(tmp_path):
     with pytest.raises(ValueError, match="side_dataset is empty"):
         ProbeTrainer(model=TinyNet(), args=ProbeConfig(output_dir=str(tmp_path), report_to=[]), train_dataset=blobs(8),

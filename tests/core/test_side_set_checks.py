@@ -242,6 +242,18 @@ def test_an_out_of_range_label_in_a_torch_eval_set_fails_clearly_at_its_batch(tm
         trainer.evaluate()
 
 
+@pytest.mark.parametrize("family", ["lilaw", "elr", "ebomlc"])
+def test_an_out_of_range_eval_label_before_train_is_named_not_an_index_error(tmp_path, family):
+    # A baseline evaluate() before train() with a plain nn.Module: LiLAW blamed train_dataset, ELR and EBOMLC
+    # raised a bare IndexError from the loss (no width known yet to check the labels against).
+    bad = blobs(48, seed=3).map(lambda row, i: {"label": 12 if i == 40 else row["label"]}, with_indices=True)
+    make = {"lilaw": lambda: lilaw(tmp_path), "elr": lambda: elr(tmp_path, None), "ebomlc": lambda: mlc(tmp_path, META)}
+    for data in (bad, Rows(rows_of(bad))):
+        with pytest.raises(ValueError, match=r"the test dataset (has labels in \[0, 12\] .*The first is )?row 40"):
+            make[family]().evaluate(data, metric_key_prefix="test")
+    assert make[family]().evaluate(blobs(48, seed=3))["eval_loss"] > 0  # a good set still evaluates
+
+
 def test_a_meta_set_labelled_only_with_minus_100(tmp_path):
     unlabelled = META.map(lambda row: {"label": -100})
     with pytest.raises(ValueError, match=r"Every label of meta_dataset is -100 \(ignored\)"):
