@@ -599,7 +599,16 @@ class BaseTrainer(Trainer):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         if self._eval_batch_check is not None:
             self._eval_batch_check(inputs)
-        return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        if inputs.get("labels") is None or any(inputs.get(name) is not None for name in self.label_names):
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        # A forward that names its label argument `label` makes Trainer's label_names ['label'] while the default
+        # collator yields 'labels', which training reads: Trainer would see no labels here and pass 'labels' to the
+        # forward. The families' losses take them out as in training.
+        label_names, self.label_names = self.label_names, ["labels"]
+        try:
+            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        finally:
+            self.label_names = label_names
 
     # ---- extra training state -------------------------------------------------------------------------------
 

@@ -362,6 +362,20 @@ class LabelArgumentNet(TinyNet):
         return super().forward(x)
 
 
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_a_forward_taking_label_evaluates_and_predicts_as_it_trains(tmp_path, family):
+    # Trainer's label_names ['label'] (from the forward) found no labels in the collated 'labels' at evaluation and
+    # passed them to the forward: TypeError after a whole training run.
+    results = []
+    for net in (LabelArgumentNet, TinyNet):
+        torch.manual_seed(0)
+        trainer = family_trainer(family, tmp_path, net(), blobs(48))
+        trainer.train()
+        output = trainer.predict(blobs(24, seed=2))
+        results.append((output.metrics["test_loss"], output.label_ids.tolist(), trainer.evaluate(blobs(24, seed=2))["eval_loss"]))
+    assert results[0] == results[1]
+
+
 class TorchRows(torch.utils.data.Dataset):
     """A torch data set of dict rows: its labels are not read up front."""
 
