@@ -18,6 +18,7 @@ from torch import nn
 from transformers import Trainer, TrainingArguments
 from transformers.modelcard import extract_hyperparameters_from_trainer
 from transformers.trainer import TRAINING_ARGS_NAME
+from transformers.trainer_pt_utils import LabelSmoother
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
 from transformers.utils import is_sagemaker_mp_enabled, is_torch_xla_available
 
@@ -119,21 +120,32 @@ class BaseTrainer(Trainer):
     ) -> None:
         args = self.coerce_args(args)
         self.check_train_dataset(train_dataset)
-        super().__init__(
-            model=model,
-            args=args,
-            data_collator=data_collator,
-            train_dataset=train_dataset,
-            eval_dataset=eval_dataset,
-            processing_class=processing_class,
-            model_init=model_init,
-            compute_loss_func=compute_loss_func,
-            compute_metrics=compute_metrics,
-            callbacks=callbacks,
-            optimizers=optimizers,
-            optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
-            preprocess_logits_for_metrics=preprocess_logits_for_metrics,
-        )
+        smoothing = args.label_smoothing_factor
+        # Trainer.__init__ reads model.config.problem_type when label smoothing is on: an AttributeError for a plain
+        # nn.Module, which the families support. Its label smoother is made after the call instead.
+        smoothing_later = smoothing != 0 and model is not None and not hasattr(model, "config")
+        if smoothing_later:
+            args.label_smoothing_factor = 0.0
+        try:
+            super().__init__(
+                model=model,
+                args=args,
+                data_collator=data_collator,
+                train_dataset=train_dataset,
+                eval_dataset=eval_dataset,
+                processing_class=processing_class,
+                model_init=model_init,
+                compute_loss_func=compute_loss_func,
+                compute_metrics=compute_metrics,
+                callbacks=callbacks,
+                optimizers=optimizers,
+                optimizer_cls_and_kwargs=optimizer_cls_and_kwargs,
+                preprocess_logits_for_metrics=preprocess_logits_for_metrics,
+            )
+        finally:
+            args.label_smoothing_factor = smoothing
+        if smoothing_later:
+            self.label_smoother = LabelSmoother(epsilon=smoothing)
         if not self.label_names:
             # A plain nn.Module whose forward takes no labels: the collator still yields them as "labels".
             self.label_names = ["labels"]

@@ -3,7 +3,6 @@ import dataclasses
 import logging
 import os
 import re
-import types
 
 import numpy as np
 import pytest
@@ -712,9 +711,7 @@ def test_bad_labels_under_the_meta_split_are_named_by_their_row_in_train_dataset
 
 def test_model_card_names_label_smoothing(tmp_path, blob_splits):
     def card(**overrides):
-        model = TinyNet()
-        model.config = types.SimpleNamespace(problem_type=None)  # Trainer reads it when label smoothing is on
-        trainer = LiLAWTrainer(model=model, args=config(tmp_path, **overrides), train_dataset=blob_splits["train"],
+        trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path, **overrides), train_dataset=blob_splits["train"],
                                meta_dataset=blob_splits["meta"])
         return trainer.model_card_values()
 
@@ -819,8 +816,7 @@ def test_the_meta_loss_is_the_unsmoothed_cross_entropy_whatever_label_smoothing(
     from hf_lilaw.functional import lilaw_meta_gradient, lilaw_meta_update
 
     torch.manual_seed(0)
-    model = TinyNet()
-    model.config = types.SimpleNamespace(problem_type=None)  # Trainer reads it when label smoothing is on
+    model = TinyNet()  # a plain nn.Module: Trainer.__init__ read model.config when label smoothing is on
     trainer = LiLAWTrainer(
         model=model,
         args=config(tmp_path, label_smoothing_factor=0.3, learning_rate=0.0, max_steps=2, lilaw_warmup_steps=0,
