@@ -98,6 +98,11 @@ class BaseTrainer(Trainer):
     """Whether the family hands per-sample statistics to `TrainingDynamicsObserver` callbacks (`record_dynamics`)."""
     _records_lilaw_weights: ClassVar[bool] = False
     """Whether `TrainingDynamicsObserver` callbacks are started with room for the LiLAW weights."""
+    owned_loss: ClassVar[tuple[str, str, str] | None] = None
+    """A family whose loss is its own (the ``compute_loss_func`` it passes to Trainer): ``(what that loss is, what
+    would still look right while the model trained on another, how to choose or keep the loss)``. Then a training
+    step whose loss did not go through it (`mark_owned_loss`: a ``compute_loss`` override returning another loss, a
+    ``compute_loss_func`` replaced after construction) is refused before its optimizer step."""
     resume_free_settings: ClassVar[frozenset[str]] = frozenset()
     """The family's settings that change how fast a step runs, not what it computes (caches, compilation): a
     resumed run may set them differently; every other setting of `resume_settings` must match the checkpoint's."""
@@ -146,6 +151,8 @@ class BaseTrainer(Trainer):
             args.label_smoothing_factor = smoothing
         if smoothing_later:
             self.label_smoother = LabelSmoother(epsilon=smoothing)
+        self._owned_loss_fn = compute_loss_func if self.owned_loss else None
+        self._owned_loss_ran = False
         if not self.label_names:
             # A plain nn.Module whose forward takes no labels: the collator still yields them as "labels".
             self.label_names = ["labels"]
@@ -243,12 +250,38 @@ class BaseTrainer(Trainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
         """`Trainer.training_step`, with ``self._in_training_step`` set while it runs (evaluation also calls
-        `compute_loss`; a family's loss updates its state only for training batches)."""
-        self._in_training_step = True
+        `compute_loss`; a family's loss updates its state only for training batches); a family's `owned_loss`
+        must have made the step's loss."""
+        self._in_training_step, self._owned_loss_ran = True, False
         try:
-            return super().training_step(model, inputs, num_items_in_batch)
+            loss = super().training_step(model, inputs, num_items_in_batch)
         finally:
             self._in_training_step = False
+        if self._owned_loss_fn is not None and not self._owned_loss_ran:  # before the optimizer step uses it
+            self._refuse_bypassed_loss()
+        return loss
+
+    def mark_owned_loss(self) -> None:
+        """Called by a family's `owned_loss` when it computes a training step's loss."""
+        self._owned_loss_ran = True
+
+    def _refuse_bypassed_loss(self) -> None:
+        family = next(c for c in type(self).__mro__ if "owned_loss" in vars(c))  # the class that owns the loss
+        what, still_moving, advice = self.owned_loss
+        if type(self).compute_loss is not family.compute_loss:
+            cause = (
+                f"{type(self).__name__} overrides compute_loss and its loss did not come from "
+                f"{family.__name__}.compute_loss (super().compute_loss)"
+            )
+        elif self.compute_loss_func != self._owned_loss_fn:
+            cause = f"compute_loss_func was replaced after {family.__name__} was built"
+        else:
+            cause = f"{what} was not called"
+        raise RuntimeError(
+            f"{family.__name__}'s training loss did not go through {what}: {cause}. The model would train on that "
+            f"loss while {still_moving}; stopped at step {self.state.global_step + 1}, before its optimizer step. "
+            f"{advice}"
+        )
 
     # ---- side sets ------------------------------------------------------------------------------------------
 

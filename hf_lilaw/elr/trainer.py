@@ -77,6 +77,12 @@ class ELRTrainer(BaseTrainer):
     config_class = ELRConfig
     method_name = "ELR"
     resume_free_settings = frozenset({"elr_targets_on_cpu"})
+    owned_loss = (
+        "ELR's regularised loss",
+        "the logs and the model card described ELR",
+        "ELR adds its regulariser to the cross-entropy of the logits itself (label_smoothing_factor applies): remove "
+        "the override (or return super().compute_loss(...) from it); for another loss use transformers.Trainer.",
+    )
     _tag_names = ["elr", "hf_lilaw"]
     _records_training_dynamics = True
     args: ELRConfig
@@ -160,6 +166,7 @@ class ELRTrainer(BaseTrainer):
             )
         logits = extract_logits(outputs)
         if self._in_training_step:
+            self.mark_owned_loss()
             losses = self._training_losses(logits, labels)
         else:  # evaluation: plain cross-entropy, comparable with Trainer's eval_loss
             losses = per_sample_loss(logits, labels, label_smoothing=self.args.label_smoothing_factor)

@@ -77,6 +77,14 @@ class LiLAWTrainer(BaseTrainer):
     config_class = LiLAWConfig
     method_name = "LiLAW"
     resume_free_settings = frozenset({"lilaw_meta_cache", "lilaw_compile"})
+    owned_loss = (
+        "LiLAW's per-sample weighting",
+        "α, β, δ still moved in the logs",
+        "LiLAW weights the per-sample base loss of the logits itself: choose it with lilaw_base_loss ('cross_entropy', "
+        "'focal', 'gce' or 'sce') and label_smoothing_factor, and remove the override (or return "
+        "super().compute_loss(...) from it); for another loss (e.g. class-weighted cross-entropy) use "
+        "transformers.Trainer.",
+    )
     _tag_names = ["lilaw", "hf_lilaw"]
     _records_training_dynamics = True
     _records_lilaw_weights = True
@@ -188,7 +196,6 @@ class LiLAWTrainer(BaseTrainer):
         self.lilaw_state = LiLAWState(initial, meta_set, device)
         self.register_training_state(self.lilaw_state, name=LILAW_STATE_NAME.removesuffix(".pt"), what="LiLAW state")
         self._skipped_at_last_log = 0
-        self._loss_went_through_lilaw = False  # set by _lilaw_loss in a training step: its loss went through LiLAW
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -291,30 +298,8 @@ class LiLAWTrainer(BaseTrainer):
                 self.meta_step(model)
             state.last_step_seen = self.state.global_step
             state.current_step_weighted = not self._in_warmup()
-        self._loss_went_through_lilaw = False
-        loss = super().training_step(model, inputs, num_items_in_batch)  # the base marks it a training batch
-        if not self._loss_went_through_lilaw:  # checked in warm-up too, so the first step fails, before any update
-            self._refuse_bypassed_loss()
-        return loss
-
-    def _refuse_bypassed_loss(self) -> None:
-        if type(self).compute_loss is not LiLAWTrainer.compute_loss:
-            cause = (
-                f"{type(self).__name__} overrides compute_loss and its loss did not come from "
-                "LiLAWTrainer.compute_loss (super().compute_loss)"
-            )
-        elif self.compute_loss_func != self._lilaw_loss:
-            cause = "compute_loss_func was replaced after LiLAWTrainer was built"
-        else:
-            cause = "LiLAW's loss was not called"
-        raise RuntimeError(
-            f"LiLAWTrainer's training loss did not go through LiLAW's per-sample weighting: {cause}. The model "
-            "would train on that loss while α, β, δ still moved in the logs; stopped at step "
-            f"{self.state.global_step + 1}, before its optimizer step. LiLAW weights the per-sample base loss of the "
-            "logits itself: choose it with lilaw_base_loss ('cross_entropy', 'focal', 'gce' or 'sce') and "
-            "label_smoothing_factor, and remove the override (or return super().compute_loss(...) from it); for "
-            "another loss (e.g. class-weighted cross-entropy) use transformers.Trainer."
-        )
+        # the base marks it a training batch and refuses a loss that bypassed LiLAW's (in warm-up too)
+        return super().training_step(model, inputs, num_items_in_batch)
 
     # ---- the meta step (one optimizer step's update of α, β, δ) -------------------------------------------
 
@@ -359,7 +344,7 @@ class LiLAWTrainer(BaseTrainer):
         self.check_first_batch(logits, labels)
         state = self.lilaw_state
         if self._in_training_step:
-            self._loss_went_through_lilaw = True
+            self.mark_owned_loss()
             losses, sums = self._training_loss_terms(
                 logits,
                 labels,

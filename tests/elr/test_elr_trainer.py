@@ -481,3 +481,24 @@ def test_joined_parts_under_two_processes(tmp_path):
             assert ranks[0] == ranks[1] and min(ranks[0]) > 0.29  # every sample visited, twice or more
         else:
             assert all("they would share one ELR target" in rank for rank in ranks), ranks
+
+
+class PlainLossELR(ELRTrainer):
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        return torch.nn.functional.cross_entropy(model(x=inputs["x"])["logits"], inputs["labels"])
+
+
+def test_a_loss_that_bypasses_elr_is_refused_at_the_first_step(tmp_path, blob_splits):
+    # It trained as plain cross-entropy (targets never updated, no elr/* in the logs) while the card said ELR.
+    torch.manual_seed(0)
+    model = TinyNet()
+    before = model_state(model)
+    trainer = PlainLossELR(model=model, args=config(tmp_path), train_dataset=blob_splits["train"])
+    with pytest.raises(RuntimeError, match=r"^ELRTrainer's training loss did not go through ELR's regularised loss: "
+                                           r"PlainLossELR overrides compute_loss .*stopped at step 1, before its optimizer step"):
+        trainer.train()
+    assert trainer.state.global_step == 0 and all(torch.equal(before[k], v) for k, v in model_state(model).items())
+    trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path), train_dataset=blob_splits["train"])
+    trainer.compute_loss_func = lambda outputs, labels, num_items_in_batch=None: outputs["logits"].sum() * 0
+    with pytest.raises(RuntimeError, match="compute_loss_func was replaced after ELRTrainer was built"):
+        trainer.train()
