@@ -28,8 +28,11 @@ def _is_batch_list(labels: Any) -> bool:
 
 
 def _logits_of(predictions: Any) -> Any:
-    """The logits from a model output: the first element of a tuple (models that also return hidden states)."""
-    return predictions[0] if isinstance(predictions, (tuple, list)) else predictions
+    """The logits from a model output: the first element of a tuple (models that also return hidden states),
+    whose first element holds rows; a plain list of rows (a nested list of logits) is the logits themselves."""
+    if isinstance(predictions, (tuple, list)) and len(predictions) and np.ndim(predictions[0]) >= 2:
+        return predictions[0]
+    return predictions
 
 
 def _gather(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
@@ -55,7 +58,9 @@ def _gather(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     else:
         predictions = _logits_of(predictions)
     logits, labels = np.asarray(predictions, dtype=np.float64), np.asarray(labels).astype(np.int64)
-    if logits.ndim != 2 or logits.shape[0] != labels.shape[0]:
+    if labels.ndim == 2 and labels.shape[1] == 1:  # a column of labels, (N, 1)
+        labels = labels[:, 0]
+    if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:
         raise ValueError(
             f"Expected logits of shape (N, num_classes) and N labels, got {logits.shape} and {labels.shape}; "
             "pass the classifier's logits (Trainer does this with prediction_loss_only=False)."
@@ -184,7 +189,7 @@ def fairness_metrics(
 
     Args:
         predictions: Predicted class per sample.
-        labels: True class per sample.
+        labels: True class per sample; rows labelled -100 are left out.
         groups: Group value per sample.
         group_names: Names for the group values (a mapping, or a sequence indexed by the group value).
         num_classes: The number of classes the model outputs (``logits.shape[1]``). The task is binary iff it is
@@ -205,13 +210,28 @@ def fairness_metrics(
             f"predictions, labels and groups must have one entry per sample, got {len(predictions)}, "
             f"{len(labels)} and {len(groups)}."
         )
+    if predictions.ndim != 1 or (predictions.dtype.kind == "f" and not np.all(predictions == np.round(predictions))):
+        raise ValueError(
+            f"predictions must be one class id per sample, e.g. logits.argmax(-1); got shape {predictions.shape}, "
+            f"dtype {predictions.dtype} (logits or probabilities?)."
+        )
+    keep = labels != -100  # ignored rows, as in compute_classification_metrics
+    predictions, labels, groups = predictions[keep], labels[keep], groups[keep]
+    values = np.unique(groups)
+    if group_names is not None:
+        known = set(group_names) if isinstance(group_names, Mapping) else set(range(len(group_names)))
+        unnamed = [g for g in values.tolist() if g not in known]
+        if unnamed:  # a sequence indexed by -1 named the missing value after the last group
+            raise ValueError(
+                f"groups hold {unnamed}, which group_names does not name (-1 is datasets' missing ClassLabel value): "
+                "fill or filter those rows, or name every group."
+            )
 
     def name(group: Any) -> str:
         if group_names is None:
             return str(group)
         return str(group_names[group] if isinstance(group_names, Mapping) else group_names[int(group)])
 
-    values = np.unique(groups)
     masks = {g: groups == g for g in values}
     accuracy = {g: float(np.mean(predictions[m] == labels[m])) for g, m in masks.items()}
     out = {f"accuracy_{name(g)}": a for g, a in accuracy.items()}
@@ -261,10 +281,16 @@ def make_fairness_compute_metrics(eval_dataset: Any, *, group_column: str = "sex
             f"{eval_dataset.column_names}), which the check of the row order needs: rename the column holding the "
             "class index to 'label'."
         )
-    groups = np.asarray(eval_dataset[group_column][:])
-    expected_labels = np.asarray(eval_dataset[label_column][:]).astype(np.int64)
+    # read as stored: a transform or format that leaves these columns out of the rows must not hide them here
+    stored = eval_dataset.with_format("numpy", columns=[group_column, label_column])[:]
+    groups, expected_labels = np.asarray(stored[group_column]), np.asarray(stored[label_column]).astype(np.int64)
     feature = eval_dataset.features[group_column]
     group_names = getattr(feature, "names", None)
+    if group_names is not None and (groups < 0).any():
+        raise ValueError(
+            f"eval_dataset's {group_column!r} is -1 (datasets' missing ClassLabel value) in {int((groups < 0).sum())} "
+            f"rows, e.g. row {int(np.flatnonzero(groups < 0)[0])}: those rows belong to no group. Fill or filter them."
+        )
 
     def compute_metrics(eval_pred: Any) -> dict[str, float]:
         logits, labels = _gather(eval_pred)  # also accepts per-batch lists (eval_do_concat_batches=False)

@@ -61,6 +61,14 @@ def test_all_classes_present_matches_sklearn_ovr():
     assert "top5_accuracy" not in out  # four classes: top-5 would be 1 by construction
 
 
+def test_nested_lists_and_a_column_of_labels():
+    # a (logits as nested lists, labels) pair lost all but the first row; labels of shape (N, 1) raised IndexError
+    expected = compute_classification_metrics((LOGITS, LABELS))
+    assert compute_classification_metrics((LOGITS.tolist(), LABELS.tolist())) == expected
+    assert compute_classification_metrics((LOGITS, LABELS[:, None])) == expected
+    assert compute_classification_metrics(((LOGITS, np.zeros((4, 7))), LABELS)) == expected  # (logits, hidden)
+
+
 def test_ignored_labels_and_tuple_predictions():
     logits = np.vstack([LOGITS, [[0, 0, 0, 0, 0, 9.0]]])
     out = compute_classification_metrics(EvalPrediction(predictions=(logits, None), label_ids=np.append(LABELS, -100)))
@@ -135,6 +143,25 @@ def test_fairness_metrics_hand_example():
         fairness_metrics([0, 1], [0, 1, 1], [0, 0, 1])
 
 
+def test_fairness_metrics_refuse_unnamed_groups_and_scores_and_leave_out_ignored_rows():
+    groups = np.array([0, 0, 0, 0, 1, 1, 1, 1])
+    labels = np.array([1, 1, 0, 0, 1, 1, 0, 0])
+    preds = np.array([1, 1, 1, 0, 0, 0, 0, 0])
+    # group -1 (a missing ClassLabel value) was named after the last group, hiding that group's accuracy
+    with pytest.raises(ValueError, match=r"groups hold \[-1\], which group_names does not name"):
+        fairness_metrics(preds, labels, np.r_[groups[:7], -1], group_names=["Female", "Male"])
+    with pytest.raises(ValueError, match=r"groups hold \['x'\]"):
+        fairness_metrics(preds, labels, ["a"] * 7 + ["x"], group_names={"a": "A"})
+    # probabilities or logits were compared with the labels as if they were class ids
+    for scores in (np.linspace(0.1, 0.9, 8), np.eye(2)[preds]):
+        with pytest.raises(ValueError, match="predictions must be one class id per sample, e.g. logits.argmax"):
+            fairness_metrics(scores, labels, groups)
+    assert fairness_metrics(preds.astype(float), labels, groups) == fairness_metrics(preds, labels, groups)
+    # -100 rows counted as wrong predictions and made the task non-binary (the gaps vanished)
+    ignored = fairness_metrics(np.r_[preds, 1], np.r_[labels, -100], np.r_[groups, 0])
+    assert ignored == fairness_metrics(preds, labels, groups) and "equalized_odds_difference" in ignored
+
+
 def test_fairness_compute_metrics_reads_the_group_column():
     eval_dataset = Dataset.from_dict({"label": [1, 1, 0, 0, 1, 1, 0, 0], "sex": [0, 0, 0, 0, 1, 1, 1, 1]})
     eval_dataset = eval_dataset.cast_column("sex", ClassLabel(names=["Female", "Male"]))
@@ -150,6 +177,13 @@ def test_fairness_compute_metrics_reads_the_group_column():
         compute(EvalPrediction(predictions=logits[:4], label_ids=np.zeros(4, dtype=int)))
     with pytest.raises(ValueError, match="no column"):
         make_fairness_compute_metrics(eval_dataset, group_column="race")
+    # a transform or format that leaves the group column out of the rows: a bare KeyError('sex') before
+    hidden = eval_dataset.with_format("numpy", columns=["label"])
+    assert make_fairness_compute_metrics(hidden, group_column="sex")(
+        EvalPrediction(predictions=logits, label_ids=np.asarray(eval_dataset["label"][:]))) == out  # fmt: skip
+    missing = eval_dataset.map(lambda row, i: {"sex": -1 if i == 5 else row["sex"]}, with_indices=True)
+    with pytest.raises(ValueError, match=r"'sex' is -1 \(datasets' missing ClassLabel value\) in 1 rows, e.g. row 5"):
+        make_fairness_compute_metrics(missing, group_column="sex")
 
 
 def test_evaluate_metric_equals_compute_classification_metrics():

@@ -203,7 +203,10 @@ def _warn_beyond_noise(
 
 
 def _predicted_classes(predictions: np.ndarray, n: int, feature: object) -> np.ndarray:
-    """Class ids from ``predictions`` (ids or per-class scores), checked against the label column's classes."""
+    """Class ids from ``predictions`` (ids or per-class scores, or a model-output tuple whose first element they
+    are), checked against the label column's classes."""
+    if isinstance(predictions, tuple):  # trainer.predict(...).predictions of a model that also returns features
+        predictions = predictions[0]
     predicted = np.asarray(predictions)
     num_classes = getattr(feature, "num_classes", None)
     if predicted.ndim == 2:

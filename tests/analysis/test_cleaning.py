@@ -111,6 +111,11 @@ def test_relabel_checks_the_class_range(run):
         clean_labels(train, action="relabel", issues=mask, predictions=good + 0.5)
     relabelled = clean_labels(with_classes, action="relabel", issues=mask, predictions=good + 2)
     assert relabelled["label"][:6] == [2, 2, 2, 2, 2, int(train["label"][5])]
+    # trainer.predict(...).predictions of a model that also returns features is a tuple: a numpy error before
+    logits = np.eye(3)[good + 2] * 4.0
+    for features in (np.zeros((len(train), 5)), np.zeros((len(train), 3))):
+        from_tuple = clean_labels(with_classes, action="relabel", issues=mask, predictions=(logits, features))
+        assert from_tuple["label"][:] == relabelled["label"][:]
 
 
 def test_relabel_from_dynamics_with_predictions_matches_a_mask(run):
