@@ -95,11 +95,24 @@ def image_transforms(
     return transform
 
 
+class MissingColumnError(KeyError):
+    """A column the transform reads is not in the batch: a `KeyError` of that column (as a plain lookup raises,
+    which the trainers' pre-flight explains), with a message that says what to pass."""
+
+    def __init__(self, column: str, message: str) -> None:
+        super().__init__(column)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
+
+
 def _column(batch: dict[str, list], name: str, argument: str) -> list:
     if name not in batch:
-        raise ValueError(
+        raise MissingColumnError(
+            name,
             f"The batch has no column {name!r} (it has {sorted(batch)}): pass the transform {argument}=<one of them>, "
-            "and train with remove_unused_columns=False, or Trainer drops the raw columns before the transform runs."
+            "and train with remove_unused_columns=False, or Trainer drops the raw columns before the transform runs.",
         )
     return batch[name]
 
