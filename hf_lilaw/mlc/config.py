@@ -231,10 +231,13 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             self.mlc_clean_batch_size = self.per_device_train_batch_size
         if self.mlc_lower_loss_weights is not None:
             self.mlc_lower_loss_weights = [float(w) for w in self.mlc_lower_loss_weights]
-        self._validate_mlc()
+        # Left at its default, the method is the trainer's to set (MLCTrainer runs "mlc"): the checks that depend on
+        # it wait for the trainer, which validates the config again with its method.
+        self._validate_mlc(method_known=self.mlc_method != MetaLabelCorrectionConfig.mlc_method)
 
-    def _validate_mlc(self) -> None:
-        """Raise ``ValueError`` naming the field and a valid value for any bad meta label correction option."""
+    def _validate_mlc(self, *, method_known: bool = True) -> None:
+        """Raise ``ValueError`` naming the field and a valid value for any bad meta label correction option; the
+        checks that depend on `mlc_method` only where it is ``method_known``."""
         if self.mlc_clean_cache not in ("auto", "force", "off"):
             raise ValueError(f"mlc_clean_cache must be 'auto', 'force' or 'off', got {self.mlc_clean_cache!r}.")
         if self.mlc_method not in MLC_METHODS:
@@ -262,7 +265,7 @@ class MetaLabelCorrectionConfig(TrainingArguments):
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
         if self.mlc_inner_steps < 1:
             raise ValueError(f"mlc_inner_steps must be >= 1, got {self.mlc_inner_steps}.")
-        if self.mlc_method != "mlc_d" and self.mlc_inner_steps != 1:
+        if method_known and self.mlc_method != "mlc_d" and self.mlc_inner_steps != 1:
             raise ValueError(
                 f"mlc_method={self.mlc_method!r} takes exactly one inner step: set mlc_inner_steps=1, "
                 "or use mlc_method='mlc_d' for T > 1 inner steps."
@@ -274,7 +277,7 @@ class MetaLabelCorrectionConfig(TrainingArguments):
                 raise ValueError(
                     f"mlc_skip_gate_init must lie strictly between 0 and 1 (e.g. 0.98), got {self.mlc_skip_gate_init}."
                 )
-            if not self.resolved_skip_gate:
+            if (method_known or self.mlc_skip_gate is not None) and not self.resolved_skip_gate:
                 raise ValueError(
                     "mlc_skip_gate_init is set but the skip gate is off for this configuration: set "
                     "mlc_skip_gate=True, or drop mlc_skip_gate_init."

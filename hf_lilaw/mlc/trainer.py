@@ -225,7 +225,9 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
 
     @classmethod
     def coerce_args(cls, args: TrainingArguments | None) -> MetaLabelCorrectionConfig:
-        """`BaseTrainer.coerce_args`, then the method of a method-specific trainer (`MLCTrainer`...)."""
+        """`BaseTrainer.coerce_args`, then the method of a method-specific trainer (`MLCTrainer`...), and the config
+        validated again with it: also a field set after the config was built (``args.gradient_accumulation_steps =
+        2`` would otherwise reach the trainer unchecked)."""
         args = super().coerce_args(args)
         if cls._method is not None and args.mlc_method != cls._method:
             if args.mlc_method != MetaLabelCorrectionConfig.mlc_method:
@@ -235,7 +237,7 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
                 )
             args = copy.copy(args)
             args.mlc_method = cls._method
-            args._validate_mlc()
+        args._validate_mlc()
         return args
 
     @staticmethod

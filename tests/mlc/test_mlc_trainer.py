@@ -28,6 +28,7 @@ from hf_lilaw.mlc import (
     LabelCorrectionNetwork,
     MetaLabelCorrectionConfig,
     MetaLabelCorrectionTrainer,
+    MLCDTrainer,
     MLCTrainer,
     PenultimateFeatures,
 )
@@ -127,7 +128,7 @@ def test_config_through_hf_argument_parser(tmp_path):
         ({"fp16": True}, "use bf16=True"),
         ({"mlc_method": "bome"}, "mlc_method must be one of"),
         ({"mlc_rho": 1.5}, r"mlc_rho must lie in \[0, 1\]"),
-        ({"mlc_inner_steps": 2}, "use mlc_method='mlc_d'"),
+        ({"mlc_method": "mlc", "mlc_inner_steps": 2}, "use mlc_method='mlc_d'"),
         ({"mlc_clean_batch_size": 1}, "mlc_clean_batch_size must be >= 2"),
         ({"mlc_lower_loss_weights": [0.0, 1.0]}, "positive noisy weight"),
         ({"mlc_barrier_scale": -1.0}, "mlc_barrier_scale must be >= 0"),
@@ -137,6 +138,25 @@ def test_config_through_hf_argument_parser(tmp_path):
 def test_config_errors_name_the_fix(tmp_path, overrides, match):
     with pytest.raises(ValueError, match=match):
         make_args(tmp_path, **overrides)
+
+
+def test_a_trainer_validates_the_config_with_its_own_method_and_late_changes(tmp_path):
+    # MLCTrainer with the authors' SGD recipe and a gate start, MLCDTrainer with 2 inner steps: refused before, the
+    # config being checked against the default method (EBOMLC), whose gate is off under SGD and which takes 1 step.
+    assert make_trainer(tmp_path, cls=MLCTrainer, optim="sgd", mlc_skip_gate_init=0.5).meta_model.skip_gate is True
+    with pytest.warns(UserWarning, match="MLC-D is kept as an ablation"):
+        assert make_trainer(tmp_path, cls=MLCDTrainer, mlc_inner_steps=2).args.mlc_inner_steps == 2
+    with pytest.raises(ValueError, match="use mlc_method='mlc_d'"):
+        make_trainer(tmp_path, cls=EBOMLCTrainer, mlc_inner_steps=2)
+    with pytest.raises(ValueError, match="the skip gate is off for this configuration"):
+        make_trainer(tmp_path, optim="sgd", mlc_skip_gate_init=0.5)  # EBOMLC, ungated under SGD
+    # set after the config was built: EBOMLC trained with each step's first micro-batch's gradient thrown away
+    for cls, late, match in ((EBOMLCTrainer, "gradient_accumulation_steps", "Set gradient_accumulation_steps=1"),
+                             (MetaLabelCorrectionTrainer, "label_smoothing_factor", "Set label_smoothing_factor=0")):
+        args = make_args(tmp_path)
+        setattr(args, late, 2 if late == "gradient_accumulation_steps" else 0.3)
+        with pytest.raises(ValueError, match=match):
+            cls(model=TinyNet(), args=args, train_dataset=TRAIN, clean_dataset=CLEAN)
 
 
 # ---- features ---------------------------------------------------------------------------------------------------
