@@ -138,6 +138,16 @@ class PenultimateFeatures:
             sequence = x
             key, name = "head" if self.inner is self.head else "inner", self.inner_name
             x = inputs.get(key)
+            head_output = shapes.get("head")
+            per_position = isinstance(self.head, nn.Linear) and head_output is not None and len(head_output) == 3
+            if (x is None or x.dim() != 2) and per_position:
+                raise ValueError(
+                    f"The head {self.module_name!r} scores every position of a sequence {tuple(sequence.shape)} and "
+                    "the model picks one position's scores after it (as GPT-2's and Llama's *ForSequenceClassification "
+                    "do with the last token), so no module receives a pooled (batch, features) vector for the meta "
+                    "model: meta label correction does not support this architecture. Use a model that pools before "
+                    "its head (BERT, RoBERTa, DistilBERT...), or LiLAWTrainer / ELRTrainer, which need no features."
+                )
             if x is None or x.dim() != 2:
                 found = (
                     "has no inner nn.Linear"
