@@ -50,7 +50,7 @@ from .model_card import loading_snippet, noise_description, render_model_card, s
 from .observers import RECORDING_TRAINERS, TrainingDynamicsObserver
 from .outputs import extract_logits
 from .rng import preserved_global_rng
-from .side_set import SideBatchSampler, SideSet, WithSideSets, make_side_sampler, split_labels
+from .side_set import SideBatchSampler, SideSet, WithSideSets, make_side_sampler, refuse_dataset_dict, split_labels
 from .tensor_cache import TensorBatchCache
 from .training_state import (
     TrainingState,
@@ -199,7 +199,8 @@ class BaseTrainer(Trainer):
 
     @staticmethod
     def check_train_dataset(train_dataset: Any) -> None:
-        """Refuse an empty training set before anything is split off it."""
+        """Refuse an empty training set, or a `DatasetDict` of splits, before anything is split off it."""
+        refuse_dataset_dict(train_dataset, name="train_dataset")
         if train_dataset is not None and has_length(train_dataset) and len(train_dataset) == 0:
             raise ValueError(
                 "train_dataset is empty (0 rows): pass the labelled training data, e.g. dataset['train'] after "

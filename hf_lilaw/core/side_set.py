@@ -68,6 +68,17 @@ def split_labels(inputs: Mapping[str, Any], *, name: str) -> tuple[dict[str, Any
     return inputs, labels
 
 
+def refuse_dataset_dict(dataset: Any, *, name: str) -> None:
+    """Refuse a `datasets.DatasetDict` (or `IterableDatasetDict`) where one split is meant: its length counts the
+    splits, so the errors that followed spoke of "2 examples"."""
+    if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+        splits = list(dataset)
+        raise ValueError(
+            f"{name} is a DatasetDict with the splits {splits}: pass one split, e.g. {name}=dataset[{splits[0]!r}]."
+            if splits else f"{name} is an empty DatasetDict: pass one split of a data set."
+        )
+
+
 class SideSet:
     """A side set and everything drawn from it: checks, batches, randomness, cache, probe and stream position.
 
@@ -98,6 +109,7 @@ class SideSet:
     ) -> None:
         if cache not in CACHE_MODES:
             raise ValueError(f"cache must be one of {CACHE_MODES} for the {name}, got {cache!r}.")
+        refuse_dataset_dict(dataset, name=name)
         if has_length(dataset) and len(dataset) == 0:
             raise ValueError(f"The {name} is empty; pass a non-empty {name}.")
         self._init(dataset, name=name, cache=cache)

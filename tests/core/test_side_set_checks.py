@@ -386,3 +386,17 @@ def test_a_side_set_missing_classes_is_warned_about(tmp_path, family, caplog):
     with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.base_trainer"):
         trainer.train()
     assert "has no row of" not in caplog.text
+
+
+def test_a_dataset_dict_is_refused_naming_the_splits(tmp_path):
+    # len() of a DatasetDict counts its splits: MLC said "the clean_dataset (2 examples)", then a KeyError
+    import datasets
+
+    splits = datasets.DatasetDict(train=blobs(32), test=blobs(16, seed=1))
+    with pytest.raises(ValueError, match=r"^clean_dataset is a DatasetDict with the splits \['train', 'test'\]: pass one "
+                                         r"split, e.g. clean_dataset=dataset\['train'\]\.$"):
+        mlc(tmp_path, splits)
+    with pytest.raises(ValueError, match=r"^meta_dataset is a DatasetDict"):
+        lilaw(tmp_path, meta=splits)
+    with pytest.raises(ValueError, match=r"^train_dataset is a DatasetDict"):
+        lilaw(tmp_path, train=splits)
