@@ -62,7 +62,7 @@ Methods, each through the library's public API on the same rows:
   (`hf_lilaw.ELRTrainer` with λ = 0) with a `hf_lilaw.TrainingDynamicsRecorder`, `hf_lilaw.find_label_issues` on
   its AUM with the automatic split, then CE on the rows kept (as ``benchmarks/training.py`` prunes on digits, with
   a CE run's AUM in place of a LiLAW run's W_α); ``prune_one_run_rate``: the same CE run, flagging the condition's
-  nominal noise rate of the rows with the highest AUM (``frac_issues=``: a user who knows the rate, or believes
+  nominal noise rate of the rows with the lowest AUM (``frac_issues=``: a user who knows the rate, or believes
   it: under the rule map that is 40 % against about 32 % realised; nothing on clean labels);
 - ``mlc_<p>``, ``ebomlc_<p>``: `hf_lilaw.MLCTrainer` / `hf_lilaw.EBOMLCTrainer` (defaults; clean batch
   min(batch, clean rows), or ``--clean-batch-size``; ``--mlc-meta-lr``, ``--mlc-skip-gate-init`` and
@@ -70,7 +70,9 @@ Methods, each through the library's public API on the same rows:
   class-balanced, drawn by the seed, with its TRUE labels; the rest of the split keeps its noisy labels for early stopping. The fair
   baselines see the same clean rows on the MLC run's step count (``benchmarks/mlc_benchmark.py``'s definitions):
   ``ce_union_<p>`` CE on the training rows and the clean rows oversampled so that a step holds the MLC step's
-  clean batch, ``ce_clean_<p>`` CE on the clean rows alone; both are scored every epoch of the training rows.
+  clean batch on average, ``ce_clean_<p>`` CE on the clean rows alone in batches of the clean batch (each pass
+  over them ends with the remainder: 40 rows in batches of 16 give 16, 16, 8, 83 % of MLC's clean rows a step,
+  where MLC's sampler draws a full batch every step); both are scored every epoch of the training rows.
 
 Conditions: ``clean``, ``uniform_20`` … ``uniform_80`` (that fraction of the 60,000 labels moved to one of the
 9 other classes), ``pair_flip_40`` (40 % moved to the class's partner, `hf_lilaw` rules ``fashion_mnist``),
@@ -486,10 +488,12 @@ def _fair_baseline_data(method: str, train: dict[str, Any], clean: Rows, values:
     """The rows of a fair CE baseline; sets its batch size, step count and logging in ``values`` (the definitions
     of `benchmarks/mlc_benchmark.py`'s ``fair_baseline_data``).
 
-    Both run the MLC run's number of optimizer steps (epochs x batches of the training rows), every step seeing
-    the clean rows an MLC step sees (its ``clean_batch``). ``ce_union``: the training rows
+    Both run the MLC run's number of optimizer steps (epochs x batches of the training rows), a step seeing
+    about the clean rows an MLC step sees (its ``clean_batch``). ``ce_union``: the training rows
     plus the clean rows repeated ``max(1, round(clean batch x batches per epoch / clean rows))`` times, in batches
-    of ``batch + clean batch``; ``ce_clean``: the clean rows alone, in batches of the clean batch.
+    of ``batch + clean batch`` (the clean batch's share on average); ``ce_clean``: the clean rows alone, in batches of
+    the clean batch, each pass over them ending with the remainder (Trainer keeps the last short batch; MLC's sampler
+    draws a full clean batch every step).
     """
     import torch
 
@@ -521,7 +525,7 @@ def prune_flags(method: str, x: np.ndarray, y: np.ndarray, *, cfg: Config, seed:
     ``PRUNE_FOLDS`` CE models (folds stratified on the noisy labels, shuffled by the seed). ``prune_one_run``: one
     CE run with a `hf_lilaw.TrainingDynamicsRecorder`, `hf_lilaw.find_label_issues` on its ``ONE_RUN_SCORE``
     (AUM over the epochs) with the automatic split (nothing flagged when the scores show one group);
-    ``prune_one_run_rate``: the same, flagging the ``noise_rate`` fraction with the highest AUM (``frac_issues=``).
+    ``prune_one_run_rate``: the same, flagging the ``noise_rate`` fraction with the lowest AUM (``frac_issues=``).
     """
     import hf_lilaw
 
@@ -816,7 +820,8 @@ def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] 
     grid_of("elr_vs_loss_early_stopped", "ELR against the robust losses, early-stopped", versus)
     fair = ("Each row: the MLC-family method minus CE that sees the same clean rows on the same schedule: CE∪clean "
             "trains on the training rows and the clean rows (oversampled so that a step holds as many clean rows as "
-            "an MLC step's clean batch), CE clean-only on the clean rows alone. " + marks)  # fmt: skip
+            "an MLC step's clean batch on average), CE clean-only on the clean rows alone, in batches of the clean "
+            "batch, each pass over them ending with the remainder. " + marks)  # fmt: skip
     grid_of("mlc_vs_fair_last", "The MLC family against its fair baselines, last epoch", fair)
     grid_of("mlc_vs_fair_early_stopped", "The MLC family against its fair baselines, early-stopped", fair)
     lines += _setup_notes(records, cells, conditions)
@@ -885,7 +890,7 @@ def _setup_notes(records: list[dict[str, Any]], cells: dict, conditions: list[st
                   "kept rows (all of them where nothing is flagged: then the retraining is the CE run itself, identical "
                   "to it on one machine)."
                   + (" One-run prune at the rate: the same CE run, the condition's nominal noise rate of the rows "
-                     f"flagged (highest {ONE_RUN_SCORE.upper()} first, `frac_issues=`)."
+                     f"flagged (lowest {ONE_RUN_SCORE.upper()} first, `frac_issues=`)."
                      if any(m == "prune_one_run_rate" for _, m in prune) else "")
                   + " Means over seeds; precision and recall against the injected flips.", "",
                   markdown_table(["method", "condition", "runs", "flagged", "precision %", "recall %", "kept rows",
