@@ -189,6 +189,7 @@ class BaseTrainer(Trainer):
         if args is None:
             return cls.config_class(output_dir="trainer_output")
         if isinstance(args, cls.config_class):
+            cls.validate_config(args)  # a field set after the config was built skipped its __post_init__ checks
             return args
         if not isinstance(args, TrainingArguments):
             raise TypeError(f"args must be a {cls.config_class.__name__} or a TrainingArguments, got {type(args).__name__}.")
@@ -196,6 +197,11 @@ class BaseTrainer(Trainer):
         values["hub_token"] = args.hub_token  # to_dict() masks it
         accepted = {f.name for f in dataclasses.fields(cls.config_class) if f.init}
         return cls.config_class(**{k: v for k, v in values.items() if k in accepted})  # another family's fields go
+
+    @classmethod
+    def validate_config(cls, args: TrainingArguments) -> None:
+        """Hook: check the family's settings of a config built by the user (its ``__post_init__`` checks do not
+        see a field set afterwards, e.g. ``args.lilaw_lr = -1``)."""
 
     @staticmethod
     def check_train_dataset(train_dataset: Any) -> None:

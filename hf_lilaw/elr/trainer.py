@@ -87,6 +87,10 @@ class ELRTrainer(BaseTrainer):
     _records_training_dynamics = True
     args: ELRConfig
 
+    @classmethod
+    def validate_config(cls, args: TrainingArguments) -> None:
+        args._validate_elr()
+
     def __init__(
         self,
         model: nn.Module | None = None,

@@ -90,6 +90,10 @@ class LiLAWTrainer(BaseTrainer):
     _records_lilaw_weights = True
     args: LiLAWConfig
 
+    @classmethod
+    def validate_config(cls, args: TrainingArguments) -> None:
+        args._validate_lilaw()
+
     def __init__(
         self,
         model: nn.Module | None = None,

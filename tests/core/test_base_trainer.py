@@ -412,3 +412,18 @@ def test_every_batch_of_a_torch_training_set_is_checked_naming_the_step(tmp_path
                              per_device_train_batch_size=8, max_steps=12, gradient_accumulation_steps=2)
     trainer.train()  # -100 marks a row to skip
     assert trainer.state.global_step == 12
+
+
+@pytest.mark.parametrize(("family", "field", "value", "message"), [
+    ("lilaw", "lilaw_lr", -1.0, "lilaw_lr must be a finite number >= 0"),
+    ("lilaw", "lilaw_alpha", 0.5, "lilaw_alpha must be >= 1"),
+    ("elr", "elr_beta", 1.0, r"elr_beta must be in \[0, 1\)"),
+])  # fmt: skip
+def test_a_setting_changed_after_the_config_was_built_is_checked_by_the_trainer(tmp_path, family, field, value, message):
+    # The config's __post_init__ checks never saw it: LiLAW trained with a negative meta learning rate.
+    config = (LiLAWConfig if family == "lilaw" else ELRConfig)(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    setattr(config, field, value)
+    trainer_class = LiLAWTrainer if family == "lilaw" else ELRTrainer
+    extra = {"meta_dataset": blobs(16, seed=1)} if family == "lilaw" else {}
+    with pytest.raises(ValueError, match=message):
+        trainer_class(model=TinyNet(), args=config, train_dataset=blobs(48), **extra)
