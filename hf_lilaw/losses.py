@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from .functional.losses import IGNORE_INDEX, per_sample_loss
+from .functional.losses import mean_over_items, per_sample_loss
 
 
 __all__ = ["ClassificationLoss", "CrossEntropy", "FocalLoss", "GeneralizedCrossEntropy", "SymmetricCrossEntropy", "make_loss"]
@@ -75,10 +75,7 @@ class ClassificationLoss:
         if labels.is_floating_point():
             raise ValueError("Labels must be integer class indices; cast the label column to int (ClassLabel).")
         logits, labels = logits.reshape(-1, logits.shape[-1]), labels.reshape(-1)
-        total = self.per_sample(logits, labels).sum()
-        if num_items_in_batch is None:
-            return total / (labels != IGNORE_INDEX).sum().clamp_min(1)
-        return total / num_items_in_batch
+        return mean_over_items(self.per_sample(logits, labels).sum(), labels, num_items_in_batch)
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={v!r}" for k, v in self.options.items())

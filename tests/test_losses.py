@@ -59,6 +59,32 @@ def test_processes_sharing_num_items_add_up_to_the_full_batch(name):
     torch.testing.assert_close(halves, full)
 
 
+@pytest.mark.parametrize("name", CLOSED_FORMS)
+def test_a_step_of_unlabelled_rows_gives_zero_loss_and_a_finite_gradient(name):
+    # num_items_in_batch 0 (every row of the optimizer step -100) made 0/0: NaN gradient, NaN model, loss logged 0
+    logits = LOGITS.clone().requires_grad_()
+    loss = CLOSED_FORMS[name][0](logits, torch.full((4,), -100), num_items_in_batch=torch.tensor(0))
+    loss.backward()
+    assert loss.item() == 0 and torch.equal(logits.grad, torch.zeros_like(logits))
+
+
+def test_focal_with_gamma_below_1_keeps_a_confident_rows_gradient_finite():
+    # (1 − p)^γ has an infinite slope at p = 1 (float32 reaches it past a logit margin of about 17): 0 · ∞ = NaN
+    logits = torch.tensor([[40.0, 0.0, 0.0], [0.5, 0.2, 0.1], [40.0, 0.0, 0.0]], requires_grad=True)
+    loss = FocalLoss(gamma=0.5)(logits, torch.tensor([0, 1, -100]))
+    loss.backward()
+    assert torch.isfinite(logits.grad).all() and logits.grad[1].abs().sum() > 0
+    expected = -((1 - torch.softmax(logits[1].detach(), 0)[1]) ** 0.5) * torch.log_softmax(logits[1].detach(), 0)[1]
+    assert loss.item() == pytest.approx(expected.item() / 2, rel=1e-5)
+
+
+def test_negative_labels_other_than_minus_100_are_not_class_0():
+    # GCE read -1 (datasets' "no label") as class 0 and trained on it; the other losses raise
+    for loss in (GeneralizedCrossEntropy(), SymmetricCrossEntropy(), FocalLoss(), CrossEntropy()):
+        with pytest.raises((IndexError, RuntimeError), match="out of bounds"):
+            loss(LOGITS[:2], torch.tensor([-1, 1]))
+
+
 def test_bad_options_and_inputs_name_the_fix():
     with pytest.raises(ValueError, match="q must be in"):
         GeneralizedCrossEntropy(q=0.0)

@@ -21,7 +21,7 @@ from ..core.columns import SAMPLE_ID_COLUMN, column_array, unique_sample_ids, wi
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..functional.elr import elr_loss
-from ..functional.losses import IGNORE_INDEX, per_sample_loss
+from ..functional.losses import IGNORE_INDEX, mean_over_items, per_sample_loss
 from ..functional.statistics import per_sample_statistics
 from .config import ELRConfig
 from .state import ELRState
@@ -174,12 +174,9 @@ class ELRTrainer(BaseTrainer):
             losses = self._training_losses(logits, labels)
         else:  # evaluation: plain cross-entropy, comparable with Trainer's eval_loss
             losses = per_sample_loss(logits, labels, label_smoothing=self.args.label_smoothing_factor)
-        total_loss = losses.sum()
-        if num_items_in_batch is not None:
-            return total_loss / num_items_in_batch
-        # No item count (e.g. evaluation): a per-batch mean, which Trainer scales for accumulation itself.
-        mean = total_loss / (labels != IGNORE_INDEX).sum().clamp_min(1)
-        if self._in_training_step:
+        mean = mean_over_items(losses.sum(), labels, num_items_in_batch)
+        # Without an item count (e.g. evaluation) that is a per-batch mean, which Trainer scales for accumulation.
+        if num_items_in_batch is None and self._in_training_step:
             mean = mean / self.current_gradient_accumulation_steps
         return mean
 

@@ -16,6 +16,7 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
+FOCAL_CLAMP = 1e-6
 """Label of a row that carries no loss (the transformers convention)."""
 
 BaseLoss = Literal["cross_entropy", "focal", "gce", "sce"]
@@ -56,7 +57,8 @@ def per_sample_loss(
             logits, labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing
         )
     labelled = labels != IGNORE_INDEX
-    safe = labels.clamp_min(0).unsqueeze(1)
+    # -100 rows index class 0 (masked below); any other negative label stays out of range and fails as in CE.
+    safe = torch.where(labelled, labels, 0).unsqueeze(1)
     if kind == "gce":
         if not 0 < gce_q <= 1:
             raise ValueError(f"gce_q must be in (0, 1], got {gce_q}.")
@@ -65,9 +67,20 @@ def per_sample_loss(
     ce = F.cross_entropy(logits, labels, reduction="none", ignore_index=IGNORE_INDEX, label_smoothing=label_smoothing)
     if kind == "focal":
         p_y = logits.softmax(dim=1).gather(1, safe).squeeze(1)
-        return (1 - p_y).pow(focal_gamma) * ce
+        # (1 − p)^γ with γ < 1 has an infinite slope at p = 1, which float32 reaches once a row is confident: the
+        # clamp keeps the gradient finite (the factor it changes multiplies a cross-entropy below 1e-6).
+        return torch.where(labelled, (1 - p_y).clamp_min(FOCAL_CLAMP).pow(focal_gamma) * ce, 0.0)
     # sce: the released code clamps the prediction to [1e-7, 1] before the reverse term.
     probs = logits.softmax(dim=1).clamp(min=1e-7, max=1.0)
     p_y = probs.gather(1, safe).squeeze(1)
     rce = -math.log(SCE_LABEL_CLAMP) * (probs.sum(dim=1) - p_y)
     return torch.where(labelled, sce_alpha * ce + sce_beta * rce, 0.0)
+
+
+def mean_over_items(total: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor:
+    """``total``, a sum of per-sample losses, over the labelled items: Trainer's ``num_items_in_batch`` where given
+    (the count over the whole accumulated batch and every process), else this batch's rows not labelled -100. A
+    count of 0 (an optimizer step whose rows are all -100) gives 0, not 0/0: its NaN gradient would make the model
+    NaN while the logged loss, NaN filtered out, read 0."""
+    count = (labels != IGNORE_INDEX).sum() if num_items_in_batch is None else num_items_in_batch
+    return total / (count.clamp_min(1) if isinstance(count, torch.Tensor) else max(count, 1))

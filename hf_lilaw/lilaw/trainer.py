@@ -26,7 +26,7 @@ from ..core.splits import split_meta_set
 from ..core.side_set import SideSet
 from ..core.validation import label_column_of, scan_dataset
 from ..functional.lilaw_step import BaseLossSettings, guarded_meta_update, meta_gradient, training_loss_terms
-from ..functional.losses import IGNORE_INDEX, per_sample_loss
+from ..functional.losses import IGNORE_INDEX, mean_over_items, per_sample_loss
 from ..functional.statistics import per_sample_statistics
 from .config import LiLAWConfig
 from .plot import plot_lilaw_parameters
@@ -366,12 +366,9 @@ class LiLAWTrainer(BaseTrainer):
             losses = per_sample_loss(
                 logits, labels, **self._base_loss._asdict(), label_smoothing=self.args.label_smoothing_factor
             )
-        total_loss = losses.sum()
-        if num_items_in_batch is not None:
-            return total_loss / num_items_in_batch
-        # No item count (e.g. evaluation): a per-batch mean, which Trainer scales for accumulation itself.
-        mean = total_loss / (labels != IGNORE_INDEX).sum().clamp_min(1)
-        if self._in_training_step:
+        mean = mean_over_items(losses.sum(), labels, num_items_in_batch)
+        # Without an item count (e.g. evaluation) that is a per-batch mean, which Trainer scales for accumulation.
+        if num_items_in_batch is None and self._in_training_step:
             mean = mean / self.current_gradient_accumulation_steps
         return mean
 

@@ -1,6 +1,7 @@
 import copy
 import dataclasses
 import logging
+import math
 import os
 import re
 
@@ -839,3 +840,19 @@ def test_the_meta_loss_is_the_unsmoothed_cross_entropy_whatever_label_smoothing(
     params = list(trainer.lilaw_parameters().values())
     assert params == pytest.approx(by_hand(0.0), rel=1e-5)
     assert params != pytest.approx(by_hand(0.3), rel=1e-3)
+
+
+@pytest.mark.parametrize("base_loss", ["cross_entropy", "focal"])
+def test_an_optimizer_step_of_unlabelled_rows_leaves_the_model_finite(tmp_path, blob_splits, base_loss):
+    # Its num_items_in_batch is 0: the loss was 0/0, its NaN gradient made every weight NaN, the logged loss read 0.
+    train = blob_splits["train"].map(lambda row, i: {"label": -100 if i < 8 else row["label"]}, with_indices=True)
+    torch.manual_seed(0)
+    model = TinyNet()
+    trainer = LiLAWTrainer(model=model, args=config(tmp_path, per_device_train_batch_size=8, max_steps=2,
+                                                    train_sampling_strategy="sequential", lilaw_warmup_steps=0,
+                                                    lilaw_base_loss=base_loss, logging_steps=1),
+                           train_dataset=train, meta_dataset=blob_splits["meta"])  # fmt: skip
+    trainer.train()
+    first, second = [h for h in trainer.state.log_history if "loss" in h]
+    assert first["loss"] == 0 and first["grad_norm"] == 0 and math.isfinite(second["grad_norm"]) and second["loss"] > 0
+    assert all(torch.isfinite(p).all() for p in model.parameters())
