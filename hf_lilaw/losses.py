@@ -92,7 +92,10 @@ class CrossEntropy(ClassificationLoss):
 
 
 class FocalLoss(ClassificationLoss):
-    """Focal loss ``(1 − p_y)^γ · CE`` (Lin et al. 2017): down-weights samples the model already gets right."""
+    """Focal loss ``(1 − p_y)^γ · CE`` (Lin et al. 2017): down-weights samples the model already gets right.
+
+    ``1 − p_y`` is clamped at 1e-6 (for γ < 1 its power has an infinite slope where a confident row reaches
+    ``p_y = 1``); the value changes by less than 1e-6 of a cross-entropy that is itself below 1e-6 there."""
 
     kind = "focal"
 
@@ -145,4 +148,6 @@ def make_loss(name: str, **options: Any) -> ClassificationLoss:
     """A loss by its ``lilaw_base_loss`` name (``cross_entropy``, ``focal``, ``gce``, ``sce``) and keyword options."""
     if name not in LOSSES:
         raise ValueError(f"Unknown loss {name!r}; pick one of {', '.join(LOSSES)}.")
-    return LOSSES[name](**options)
+    if name == "gce" and options.get("label_smoothing"):
+        raise ValueError("gce has no cross-entropy term to smooth: drop label_smoothing, or pick cross_entropy, focal or sce.")
+    return LOSSES[name](**{k: v for k, v in options.items() if not (name == "gce" and k == "label_smoothing")})

@@ -85,6 +85,12 @@ def test_negative_labels_other_than_minus_100_are_not_class_0():
             loss(LOGITS[:2], torch.tensor([-1, 1]))
 
 
+def test_make_loss_names_what_gce_cannot_take():
+    with pytest.raises(ValueError, match="gce has no cross-entropy term to smooth"):  # a bare TypeError before
+        make_loss("gce", label_smoothing=0.1)
+    assert repr(make_loss("gce", label_smoothing=0.0, q=0.5)) == repr(GeneralizedCrossEntropy(q=0.5))
+
+
 def test_bad_options_and_inputs_name_the_fix():
     with pytest.raises(ValueError, match="q must be in"):
         GeneralizedCrossEntropy(q=0.0)
