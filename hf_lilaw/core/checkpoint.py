@@ -203,18 +203,27 @@ def resume_advice(checkpoint: str | os.PathLike, *, required_files: Sequence[str
     training from scratch when there is none."""
     checkpoint = os.path.abspath(os.fspath(checkpoint))
     output_dir = os.path.dirname(checkpoint)
-    other = find_resumable_checkpoint(output_dir, required_files=required_files, exclude=checkpoint)
+    match = _CHECKPOINT_FOLDER.match(os.path.basename(checkpoint))
+    # The newest one before the step asked for (the user picked a point of the run), else the newest of the others.
+    step = int(match.group(1)) if match else None
+    earlier = [f for f in _checkpoint_folders(output_dir) if step is not None and _step_of(f) < step]
+    other = next((f for f in earlier if checkpoint_problem(f, required_files=required_files) is None), None)
+    if other is None:
+        other = find_resumable_checkpoint(output_dir, required_files=required_files, exclude=checkpoint)
     if other is None:
         return (
             f"No other checkpoint in {output_dir} verifies: train from scratch (without resume_from_checkpoint), "
             "or with another output_dir."
         )
-    match = _CHECKPOINT_FOLDER.match(os.path.basename(checkpoint))
-    older = match is not None and int(_CHECKPOINT_FOLDER.match(os.path.basename(other)).group(1)) < int(match.group(1))
+    older = step is not None and _step_of(other) < step
     return (
-        f"Resume from {'an earlier' if older else 'another'} checkpoint that verifies: "
+        f"Resume from {'an earlier' if older else 'a later'} checkpoint that verifies: "
         f"resume_from_checkpoint={other!r}, or train from scratch (without resume_from_checkpoint)."
     )
+
+
+def _step_of(folder: str) -> int:
+    return int(_CHECKPOINT_FOLDER.match(os.path.basename(folder)).group(1))
 
 
 def begin_checkpoint(folder: str | os.PathLike) -> None:

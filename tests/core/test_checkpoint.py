@@ -318,8 +318,11 @@ def test_advice_without_another_checkpoint_and_for_a_missing_folder(tmp_path):
     only = make_checkpoint(tmp_path, 4, manifest=True)
     assert resume_advice(only).startswith(f"No other checkpoint in {tmp_path} verifies: train from scratch")
     newer = make_checkpoint(tmp_path, 9, manifest=True)
-    assert f"another checkpoint that verifies: resume_from_checkpoint={newer!r}" in resume_advice(only)
+    assert f"a later checkpoint that verifies: resume_from_checkpoint={newer!r}" in resume_advice(only)
     assert checkpoint_problem(tmp_path / "checkpoint-77") == "there is no such folder"
+    # for checkpoint-6 the newest checkpoint before it (4) is named, not the newest of the run (9), as before
+    earlier = make_checkpoint(tmp_path, 6, manifest=True)
+    assert f"an earlier checkpoint that verifies: resume_from_checkpoint={only!r}" in resume_advice(earlier)
 
 
 def test_a_cut_torch_file_is_found_without_a_manifest_and_the_legacy_format_is_not_read(tmp_path):
