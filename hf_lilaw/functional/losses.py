@@ -16,8 +16,9 @@ import torch
 import torch.nn.functional as F
 
 IGNORE_INDEX = -100
-FOCAL_CLAMP = 1e-6
 """Label of a row that carries no loss (the transformers convention)."""
+FOCAL_CLAMP = 1e-6
+"""The least ``1 − p_y`` the focal factor ``(1 − p_y)^γ`` sees: finite slopes for γ < 1."""
 
 BaseLoss = Literal["cross_entropy", "focal", "gce", "sce"]
 BASE_LOSSES: tuple[str, ...] = ("cross_entropy", "focal", "gce", "sce")
