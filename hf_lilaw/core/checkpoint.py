@@ -137,7 +137,11 @@ def load_state_file(path: str | os.PathLike, *, what: str) -> Any:
 
 
 def find_resumable_checkpoint(
-    output_dir: str | os.PathLike, *, required_files: Sequence[str] = (), exclude: str | os.PathLike | None = None
+    output_dir: str | os.PathLike,
+    *,
+    required_files: Sequence[str] = (),
+    exclude: str | os.PathLike | None = None,
+    before_step: int | None = None,
 ) -> str | None:
     """The newest ``checkpoint-N`` folder of ``output_dir`` that verifies, or ``None`` when there is none.
 
@@ -146,14 +150,17 @@ def find_resumable_checkpoint(
     name or a glob pattern such as ``"lilaw_state*.pt"``) matches at least one non-empty file, and the folder's
     manifest (see `write_manifest`) matches its files. Folders are ranked by their step number N; every newer
     folder that is skipped is logged with the reason and the file at fault. ``exclude``: a folder not to consider.
+    ``before_step``: prefer the folders of earlier steps (newest first), the later ones only when none of them
+    verifies; each folder is checked once.
     """
     output_dir = os.fspath(output_dir)
     if not os.path.isdir(output_dir):
         return None
     excluded = os.path.abspath(exclude) if exclude is not None else None
-    for folder in _checkpoint_folders(output_dir):
-        if os.path.abspath(folder) == excluded:
-            continue
+    folders = [f for f in _checkpoint_folders(output_dir) if os.path.abspath(f) != excluded]
+    if before_step is not None:
+        folders.sort(key=lambda f: _step_of(f) >= before_step)  # stable: newest first within each part
+    for folder in folders:
         problem = checkpoint_problem(folder, required_files=required_files)
         if problem is None:
             return folder
@@ -204,12 +211,9 @@ def resume_advice(checkpoint: str | os.PathLike, *, required_files: Sequence[str
     checkpoint = os.path.abspath(os.fspath(checkpoint))
     output_dir = os.path.dirname(checkpoint)
     match = _CHECKPOINT_FOLDER.match(os.path.basename(checkpoint))
-    # The newest one before the step asked for (the user picked a point of the run), else the newest of the others.
     step = int(match.group(1)) if match else None
-    earlier = [f for f in _checkpoint_folders(output_dir) if step is not None and _step_of(f) < step]
-    other = next((f for f in earlier if checkpoint_problem(f, required_files=required_files) is None), None)
-    if other is None:
-        other = find_resumable_checkpoint(output_dir, required_files=required_files, exclude=checkpoint)
+    # The newest one before the step asked for (the user picked a point of the run), else the newest of the others.
+    other = find_resumable_checkpoint(output_dir, required_files=required_files, exclude=checkpoint, before_step=step)
     if other is None:
         return (
             f"No other checkpoint in {output_dir} verifies: train from scratch (without resume_from_checkpoint), "
