@@ -22,6 +22,7 @@ from transformers.trainer_pt_utils import LabelSmoother
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR, has_length, rotate_checkpoints
 from transformers.utils import is_sagemaker_mp_enabled, is_torch_xla_available
 
+from ..functional.losses import mean_over_items
 from .checkpoint import (
     FSDP_OPTIMIZER_FILES,
     OPTIMIZER_FILE,
@@ -271,6 +272,17 @@ class BaseTrainer(Trainer):
     def mark_owned_loss(self) -> None:
         """Called by a family's `owned_loss` when it computes a training step's loss."""
         self._owned_loss_ran = True
+
+    def reduce_owned_loss(
+        self, losses: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None
+    ) -> torch.Tensor:
+        """A family's per-sample ``losses`` as the loss Trainer expects: their sum over ``num_items_in_batch`` (the
+        count over the whole accumulated batch) where given, else a per-batch mean, divided in training by the
+        accumulation steps (Trainer scales a loss computed without the count for accumulation that way)."""
+        mean = mean_over_items(losses.sum(), labels, num_items_in_batch)
+        if num_items_in_batch is None and self._in_training_step:
+            mean = mean / self.current_gradient_accumulation_steps
+        return mean
 
     def _refuse_bypassed_loss(self) -> None:
         family = next(c for c in type(self).__mro__ if "owned_loss" in vars(c))  # the class that owns the loss

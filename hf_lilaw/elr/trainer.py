@@ -21,7 +21,7 @@ from ..core.columns import SAMPLE_ID_COLUMN, column_array, unique_sample_ids, wi
 from ..core.model_card import format_value
 from ..core.outputs import extract_logits
 from ..functional.elr import elr_loss
-from ..functional.losses import IGNORE_INDEX, mean_over_items, per_sample_loss
+from ..functional.losses import IGNORE_INDEX, per_sample_loss
 from ..functional.statistics import per_sample_statistics
 from .config import ELRConfig
 from .state import ELRState
@@ -174,11 +174,7 @@ class ELRTrainer(BaseTrainer):
             losses = self._training_losses(logits, labels)
         else:  # evaluation: plain cross-entropy, comparable with Trainer's eval_loss
             losses = per_sample_loss(logits, labels, label_smoothing=self.args.label_smoothing_factor)
-        mean = mean_over_items(losses.sum(), labels, num_items_in_batch)
-        # Without an item count (e.g. evaluation) that is a per-batch mean, which Trainer scales for accumulation.
-        if num_items_in_batch is None and self._in_training_step:
-            mean = mean / self.current_gradient_accumulation_steps
-        return mean
+        return self.reduce_owned_loss(losses, labels, num_items_in_batch)
 
     def _training_losses(self, logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
         state = self.elr_state

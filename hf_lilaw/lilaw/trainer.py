@@ -26,7 +26,7 @@ from ..core.splits import split_meta_set
 from ..core.side_set import SideSet
 from ..core.validation import label_column_of, scan_dataset
 from ..functional.lilaw_step import BaseLossSettings, guarded_meta_update, meta_gradient, training_loss_terms
-from ..functional.losses import IGNORE_INDEX, mean_over_items, per_sample_loss
+from ..functional.losses import IGNORE_INDEX, per_sample_loss
 from ..functional.statistics import per_sample_statistics
 from .config import LiLAWConfig
 from .plot import plot_lilaw_parameters
@@ -366,11 +366,7 @@ class LiLAWTrainer(BaseTrainer):
             losses = per_sample_loss(
                 logits, labels, **self._base_loss._asdict(), label_smoothing=self.args.label_smoothing_factor
             )
-        mean = mean_over_items(losses.sum(), labels, num_items_in_batch)
-        # Without an item count (e.g. evaluation) that is a per-batch mean, which Trainer scales for accumulation.
-        if num_items_in_batch is None and self._in_training_step:
-            mean = mean / self.current_gradient_accumulation_steps
-        return mean
+        return self.reduce_owned_loss(losses, labels, num_items_in_batch)
 
     def _in_warmup(self) -> bool:
         steps = self.args.lilaw_warmup_steps
