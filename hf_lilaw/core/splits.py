@@ -8,6 +8,7 @@ import math
 import datasets
 import numpy as np
 
+from ..functional.losses import IGNORE_INDEX
 from .columns import column_array
 
 logger = logging.getLogger(__name__)
@@ -22,6 +23,8 @@ def split_meta_set(
     Where scikit-learn cannot stratify (a class with a single sample, fewer meta or train rows than classes), each
     class gives the floor or ceiling of its share instead, still seeded: per class, the meta split then holds the
     class's share of ``fraction`` to within one sample, like scikit-learn's stratified split.
+    Rows labelled ``-100`` (no label) all stay in ``train``: they carry no meta loss, so ``fraction`` is a share of
+    the labelled rows.
 
     Args:
         dataset: the training set.
@@ -33,14 +36,22 @@ def split_meta_set(
         raise ValueError(f"fraction must be in (0, 1), got {fraction}.")
     from sklearn.model_selection import train_test_split  # scikit-learn only when a split is made
 
-    labels = column_array(dataset, label_column)
-    indices = np.arange(len(labels))
+    all_labels = column_array(dataset, label_column)
+    unlabelled = all_labels == IGNORE_INDEX
+    if unlabelled.all():
+        raise ValueError(
+            f"Cannot split a meta set off {len(all_labels)} rows that are all labelled {IGNORE_INDEX} (no label); "
+            "pass a training set with labelled rows or a meta set of your own."
+        )
+    indices = np.flatnonzero(~unlabelled)
+    labels = all_labels[indices]
     try:
         train_idx, meta_idx = train_test_split(indices, test_size=fraction, random_state=seed, stratify=labels)
     except ValueError as err:
         logger.warning("scikit-learn cannot stratify the meta split (%s); carving each class's share instead.", err)
-        meta_idx = _per_class_carve(labels, fraction=fraction, seed=seed)
+        meta_idx = indices[_per_class_carve(labels, fraction=fraction, seed=seed)]
         train_idx = np.setdiff1d(indices, meta_idx)
+    train_idx = np.concatenate([train_idx, np.flatnonzero(unlabelled)])
     return dataset.select(np.sort(train_idx)), dataset.select(np.sort(meta_idx))
 
 

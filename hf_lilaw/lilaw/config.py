@@ -55,8 +55,8 @@ class LiLAWConfig(TrainingArguments):
             (the rows of one optimizer step, so batch 16 × 1 and 8 × 2 draw the same meta batches). Capped, with a
             warning, at the size of a meta set that has a length.
         lilaw_meta_fraction (`float`, *optional*, defaults to `0.15`):
-            Fraction of `train_dataset` carved off (seeded, class-stratified) as the meta set when no
-            `meta_dataset` is given.
+            Fraction of `train_dataset`'s labelled rows carved off (seeded, class-stratified) as the meta set when
+            no `meta_dataset` is given; rows labelled -100 stay in training.
         lilaw_seed (`int` or `None`, *optional*):
             Seed of the meta split and the meta sampler; `None` uses `seed`.
 

@@ -74,3 +74,20 @@ def test_errors_name_the_fix():
         split_meta_set(labelled(), fraction=0.0, seed=0)
     with pytest.raises(ValueError, match="keep any for training; pass more rows or a smaller fraction"):
         split_meta_set(datasets.Dataset.from_dict({"label": [0]}), fraction=0.15, seed=0)
+
+
+def test_unlabelled_rows_stay_in_train_and_the_labelled_split_is_unchanged():
+    data = labelled()
+    labels = np.asarray(data["label"])
+    mixed = datasets.Dataset.from_dict(
+        {"row": np.arange(260), "label": np.concatenate([labels, np.full(60, -100)])}
+    )
+    train, meta = split_meta_set(mixed, fraction=0.15, seed=0)
+    assert -100 not in meta["label"] and len(meta) == 30  # 15 % of the 200 labelled rows
+    assert meta["row"][:] == split_meta_set(data, fraction=0.15, seed=0)[1]["row"][:]
+    assert set(range(200, 260)) <= set(train["row"]) and len(train) == 230
+    few = datasets.Dataset.from_dict({"row": np.arange(8), "label": [0, 1, -100, -100, 0, 1, -100, -100]})
+    train, meta = split_meta_set(few, fraction=0.5, seed=0)
+    assert sorted(meta["label"]) == [0, 1] and train["label"].count(-100) == 4
+    with pytest.raises(ValueError, match="all labelled -100"):
+        split_meta_set(datasets.Dataset.from_dict({"label": [-100, -100]}), fraction=0.5, seed=0)
