@@ -7,6 +7,7 @@ The scripts are clients of hf_lilaw's public API only. The thread and offline de
 from __future__ import annotations
 
 import json
+import math
 import os
 import platform
 import statistics
@@ -371,10 +372,11 @@ def median_iqr(values: Sequence[float]) -> tuple[float, float, float, float]:
 
 
 def mean_std(values: Sequence[float]) -> tuple[float, float]:
+    """Mean and sample sd; the sd is NaN (shown as ``–``) for a single value, which has no spread to measure."""
     values = [float(v) for v in values]
     if not values:
         return float("nan"), float("nan")
-    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else 0.0)
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else float("nan"))
 
 
 # The record of one run of `finetune_noise.py` and `ucr_lstm.py` (one JSON line each) holds at least these.
@@ -395,8 +397,8 @@ def paired_test(a: Mapping[int, float], b: Mapping[int, float]) -> dict[str, Any
 
 
 def pct(x: float) -> str:
-    """A fraction as a percentage with one decimal: ``0.8234`` -> ``"82.3"``."""
-    return f"{100 * x:.1f}"
+    """A fraction as a percentage with one decimal: ``0.8234`` -> ``"82.3"``; NaN -> ``"–"``."""
+    return "–" if math.isnan(x) else f"{100 * x:.1f}"
 
 
 def format_delta(test: Mapping[str, Any] | None) -> str:

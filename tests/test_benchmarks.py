@@ -212,3 +212,11 @@ def test_finetune_summary_from_records(tmp_path):
     p = 1 - abs(t) / np.sqrt(t**2 + 2)
     assert f"| SCE (α=0.1, β=1) | {100 * np.mean(sce):.1f} ± {100 * np.std(sce, ddof=1):.1f} (+5.3 (p={p:.3f})*) [n=3] |" in text
     assert paths["plot"].stat().st_size > 0
+
+
+def test_one_seed_has_no_spread_to_show():
+    from benchmarks.common import mean_std, pct
+
+    assert mean_std([0.5, 0.7]) == pytest.approx((0.6, 0.1414213), abs=1e-6)
+    mean, sd = mean_std([0.5])
+    assert mean == 0.5 and np.isnan(sd) and f"{pct(mean)} ± {pct(sd)}" == "50.0 ± –"
