@@ -206,8 +206,10 @@ def checkpoint_problem(folder: str | os.PathLike, *, required_files: Sequence[st
 
 
 def resume_advice(checkpoint: str | os.PathLike, *, required_files: Sequence[str] = ()) -> str:
-    """Where to resume from instead of ``checkpoint``: another checkpoint of its run that verifies, named, or
-    training from scratch when there is none."""
+    """Where to resume from instead of ``checkpoint``: another checkpoint of its run that verifies, named (relative
+    to the working directory when ``checkpoint`` is, so it can be pasted back), or training from scratch when there
+    is none."""
+    relative = not os.path.isabs(os.fspath(checkpoint))
     checkpoint = os.path.abspath(os.fspath(checkpoint))
     output_dir = os.path.dirname(checkpoint)
     match = _CHECKPOINT_FOLDER.match(os.path.basename(checkpoint))
@@ -220,6 +222,8 @@ def resume_advice(checkpoint: str | os.PathLike, *, required_files: Sequence[str
             "or with another output_dir."
         )
     older = step is not None and _step_of(other) < step
+    if relative:
+        other = os.path.relpath(other)
     return (
         f"Resume from {'an earlier' if older else 'a later'} checkpoint that verifies: "
         f"resume_from_checkpoint={other!r}, or train from scratch (without resume_from_checkpoint)."

@@ -325,6 +325,15 @@ def test_advice_without_another_checkpoint_and_for_a_missing_folder(tmp_path):
     assert f"an earlier checkpoint that verifies: resume_from_checkpoint={only!r}" in resume_advice(earlier)
 
 
+def test_resume_advice_names_the_checkpoint_as_the_user_did(tmp_path, monkeypatch):
+    make_checkpoint(tmp_path / "out", 4, manifest=True)
+    make_checkpoint(tmp_path / "out", 8, manifest=True)
+    monkeypatch.chdir(tmp_path)
+    assert "resume_from_checkpoint='out/checkpoint-4'," in resume_advice("out/checkpoint-8")
+    absolute = os.path.join(str(tmp_path), "out", "checkpoint-4")
+    assert f"resume_from_checkpoint={absolute!r}," in resume_advice(tmp_path / "out" / "checkpoint-8")
+
+
 def test_a_cut_torch_file_is_found_without_a_manifest_and_the_legacy_format_is_not_read(tmp_path):
     buffer = io.BytesIO()
     torch.save({"state": {0: {"exp_avg": torch.ones(64)}}}, buffer)
