@@ -94,6 +94,8 @@ class SideSet:
         cache: ``"auto"``, ``"force"`` or ``"off"``: whether to collate the set once on the device (`batch_cache`).
         strict: refuse a batch larger than a map-style set instead of capping it (with a warning).
         setting: the option behind ``batch_size``, named in messages.
+        unlabelled_batches: accept a batch whose labels are all -100 (the trainer skips such a step); by default
+            it is refused, naming the row and the fix.
     """
 
     def __init__(
@@ -106,6 +108,7 @@ class SideSet:
         cache: str = "off",
         strict: bool = False,
         setting: str = "the batch size",
+        unlabelled_batches: bool = False,
     ) -> None:
         if cache not in CACHE_MODES:
             raise ValueError(f"cache must be one of {CACHE_MODES} for the {name}, got {cache!r}.")
@@ -113,6 +116,7 @@ class SideSet:
         if has_length(dataset) and len(dataset) == 0:
             raise ValueError(f"The {name} is empty; pass a non-empty {name}.")
         self._init(dataset, name=name, cache=cache)
+        self.unlabelled_batches = unlabelled_batches
         self.validate()
         self.sampler: SideBatchSampler | None = make_side_sampler(
             dataset, batch_size=batch_size, seed=seed, name=name, strict=strict, setting=setting
@@ -131,6 +135,7 @@ class SideSet:
         self.name = name
         self.cache_mode = cache
         self.scan: ScanResult | None = None  # set when the set was checked in full up front
+        self.unlabelled_batches = False
         self.columns: list[str] | None = None  # the columns of the examples last collated (for forward errors)
         self._trainer: BaseTrainer | None = None
         self._collator: Callable | None = None
@@ -173,7 +178,7 @@ class SideSet:
             return
         labels_only = scan is not None and not scan.transformed
         check_batch(batch, name=self.name, rows=rows, num_classes=self._bound._num_classes, labels_only=labels_only,
-                    require_labelled=not probe)  # fmt: skip
+                    require_labelled=not (probe or self.unlabelled_batches))  # fmt: skip
 
     # ---- batches ------------------------------------------------------------------------------------------
 

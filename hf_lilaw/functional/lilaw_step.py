@@ -64,14 +64,19 @@ def meta_gradient(
     """``[∂L/∂α, ∂L/∂β, ∂L/∂δ]`` of the meta loss ``mean(W · ℓ)`` of a meta batch's logits (labelled rows only).
 
     ``ℓ`` is the base loss without label smoothing, whatever ``label_smoothing_factor`` the training loss uses: the
-    meta loss measures the fit to the given labels.
+    meta loss measures the fit to the given labels. A batch without a labelled row has no meta loss: its gradient
+    is NaN, so `guarded_meta_update` skips the step and counts it (its mean over no rows would be a zero gradient,
+    a weight-decay-only step).
     """
     logits = logits.float()
     losses = per_sample_loss(logits, labels, **loss._asdict())
     probs = logits.softmax(dim=-1)
     if torch.compiler.is_compiling():  # lilaw_compile: func.grad is traced into the graph, autograd.grad splits it
-        return torch.func.grad(lambda p: lilaw_meta_loss(probs, labels, losses, p))(params.detach())
-    return lilaw_meta_gradient(probs, labels, losses, params)
+        grad = torch.func.grad(lambda p: lilaw_meta_loss(probs, labels, losses, p))(params.detach())
+    else:
+        grad = lilaw_meta_gradient(probs, labels, losses, params)
+    labelled = (labels != IGNORE_INDEX).any()  # a tensor, not a bool: no host sync
+    return torch.where(labelled, grad, torch.full_like(grad, float("nan")))
 
 
 def guarded_meta_update(

@@ -188,7 +188,7 @@ class LiLAWTrainer(BaseTrainer):
         meta_seed = seed + self.args.process_index  # each process draws its own meta batches
         if self.meta_dataset is not None:
             meta_set = SideSet(self.meta_dataset, name="meta_dataset", batch_size=meta_batch_size, seed=meta_seed,
-                               cache=self.args.lilaw_meta_cache, setting=setting)  # fmt: skip
+                               cache=self.args.lilaw_meta_cache, setting=setting, unlabelled_batches=True)  # fmt: skip
         else:  # no data at all: train() refuses to start
             sampler = IndexBatchSampler(1, 1, seed=meta_seed, name="meta_dataset")
             meta_set = SideSet.adopt(None, name="meta_dataset", sampler=sampler, cache=self.args.lilaw_meta_cache)
@@ -214,7 +214,8 @@ class LiLAWTrainer(BaseTrainer):
 
     @property
     def skipped_meta_steps(self) -> int:
-        """Meta steps whose gradient was not finite, so α, β, δ were left unchanged (one host sync)."""
+        """Meta steps whose gradient was not finite or whose batch held no labelled row, so α, β, δ were left
+        unchanged (one host sync)."""
         return int(self.lilaw_state.skipped_meta_steps)
 
     def next_meta_batch(self) -> tuple[dict[str, Any], torch.Tensor]:
@@ -399,7 +400,7 @@ class LiLAWTrainer(BaseTrainer):
         if skipped > self._skipped_at_last_log:
             logger.warning(
                 "LiLAW skipped %d meta step(s) since the last log because the meta loss or its gradient was not "
-                "finite; α, β, δ were left unchanged for those steps.",
+                "finite (or the meta batch held no labelled row); α, β, δ were left unchanged for those steps.",
                 skipped - self._skipped_at_last_log,
             )
             self._skipped_at_last_log = skipped
@@ -421,7 +422,7 @@ class LiLAWTrainer(BaseTrainer):
         skipped = self.skipped_meta_steps
         facts = [
             f"Meta steps taken: {self.meta_steps}"
-            + (f" ({skipped} skipped because the meta loss was not finite)" if skipped else "")
+            + (f" ({skipped} skipped: a meta loss not finite, or no labelled row in the batch)" if skipped else "")
             + "."
         ]
         warmup = (

@@ -71,6 +71,17 @@ def test_guarded_meta_update_skips_non_finite_gradients():
     assert torch.equal(params, PARAMS) and skipped == 3
 
 
+def test_a_meta_batch_without_labelled_rows_is_skipped_not_decayed():
+    logits, labels = _batch()
+    lr, wd = torch.full((3,), 0.5), torch.full((3,), 1e-4)
+    # The trainer masks -100 rows out before the meta gradient: a batch of only such rows arrives empty.
+    grad = meta_gradient(logits[:0], labels[:0], PARAMS, loss=CE)
+    assert grad.isnan().all()  # a mean over no rows: before, a zero gradient and a weight-decay-only step
+    params, skipped = guarded_meta_update(PARAMS, grad, torch.tensor(0), lr=lr, weight_decay=wd)
+    assert torch.equal(params, PARAMS) and skipped == 1
+    assert meta_gradient(logits[:1], labels[:1].clamp_min(0), PARAMS, loss=CE).isfinite().all()  # one row: a step
+
+
 def test_compiled_step_math_equals_eager():
     logits, labels = _batch(seed=3, rows=32)
     compiled_terms = torch.compile(training_loss_terms)

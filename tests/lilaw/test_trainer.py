@@ -495,6 +495,22 @@ def test_non_finite_meta_batches_are_skipped_with_a_warning(tmp_path, blob_split
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
+def test_meta_batches_of_unlabelled_rows_are_skipped_not_fatal(tmp_path, blob_splits, caplog):
+    # Two of four meta rows unlabelled and meta batches of 2: some draws hold no labelled row. They used to stop
+    # training mid-run with an error; now each is skipped and counted like a non-finite meta step.
+    meta = blob_splits["meta"].select(range(4)).map(lambda row, i: {"label": -100 if i < 2 else row["label"]},
+                                                    with_indices=True)
+    torch.manual_seed(0)
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path, lilaw_warmup_steps=0, max_steps=24, logging_steps=24,
+                                                        lilaw_meta_batch_size=2),
+                           train_dataset=blob_splits["train"], meta_dataset=meta)
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw"):
+        trainer.train()
+    assert trainer.meta_steps == 23 and 0 < trainer.skipped_meta_steps < 23
+    assert "no labelled row" in caplog.text
+    assert trainer.lilaw_parameters() != {"alpha": 10.0, "beta": 2.0, "delta": 6.0}
+
+
 @pytest.mark.parametrize(("overrides", "warns", "meta_steps"), [
     ({"max_steps": 10, "lilaw_warmup_steps": 9}, True, 0),
     ({"max_steps": 10, "lilaw_warmup_steps": 8}, False, 1),
