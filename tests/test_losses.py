@@ -68,6 +68,15 @@ def test_a_step_of_unlabelled_rows_gives_zero_loss_and_a_finite_gradient(name):
     assert loss.item() == 0 and torch.equal(logits.grad, torch.zeros_like(logits))
 
 
+@pytest.mark.parametrize("name", CLOSED_FORMS)
+def test_an_evaluation_batch_of_unlabelled_rows_has_no_loss(name):
+    # Without a graph 0/0 stays NaN, as torch's cross-entropy gives: Trainer then leaves the batch out of eval_loss
+    # (a 0 averaged in made eval_loss depend on per_device_eval_batch_size).
+    with torch.no_grad():
+        assert CLOSED_FORMS[name][0](LOGITS, torch.full((4,), -100)).isnan()
+        assert CLOSED_FORMS[name][0](LOGITS, LABELS).isfinite()
+
+
 def test_focal_with_gamma_below_1_keeps_a_confident_rows_gradient_finite():
     # (1 − p)^γ has an infinite slope at p = 1 (float32 reaches it past a logit margin of about 17): 0 · ∞ = NaN
     logits = torch.tensor([[40.0, 0.0, 0.0], [0.5, 0.2, 0.1], [40.0, 0.0, 0.0]], requires_grad=True)

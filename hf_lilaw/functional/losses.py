@@ -80,8 +80,13 @@ def per_sample_loss(
 
 def mean_over_items(total: torch.Tensor, labels: torch.Tensor, num_items_in_batch: torch.Tensor | int | None = None) -> torch.Tensor:
     """``total``, a sum of per-sample losses, over the labelled items: Trainer's ``num_items_in_batch`` where given
-    (the count over the whole accumulated batch and every process), else this batch's rows not labelled -100. A
-    count of 0 (an optimizer step whose rows are all -100) gives 0, not 0/0: its NaN gradient would make the model
-    NaN while the logged loss, NaN filtered out, read 0."""
+    (the count over the whole accumulated batch and every process), else this batch's rows not labelled -100.
+
+    A count of 0 gives 0 for a loss that will be backpropagated (``total`` has a graph): an optimizer step whose
+    rows are all -100 would otherwise take a NaN gradient and make the model NaN. Without a graph (evaluation) it
+    gives NaN, as torch's cross-entropy does, so Trainer leaves the batch out of ``eval_loss`` instead of
+    averaging a 0 in."""
     count = (labels != IGNORE_INDEX).sum() if num_items_in_batch is None else num_items_in_batch
-    return total / (count.clamp_min(1) if isinstance(count, torch.Tensor) else max(count, 1))
+    if total.requires_grad:
+        count = count.clamp_min(1) if isinstance(count, torch.Tensor) else max(count, 1)
+    return total / count

@@ -495,6 +495,21 @@ def test_non_finite_meta_batches_are_skipped_with_a_warning(tmp_path, blob_split
     assert all(torch.isfinite(p).all() for p in trainer.model.parameters())
 
 
+def test_eval_loss_leaves_out_evaluation_batches_without_a_labelled_row(tmp_path, blob_splits):
+    # Evaluation batches of 8; the second is all -100. It used to count as a loss of 0 (eval_loss 5/6 of the truth).
+    evaluation = blob_splits["meta"].map(lambda row, i: {"label": -100 if 8 <= i < 16 else row["label"]},
+                                         with_indices=True)
+    torch.manual_seed(0)
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path, per_device_eval_batch_size=8, max_steps=2),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+    trainer.train()
+    labels = torch.tensor(evaluation["label"])
+    with torch.no_grad():
+        logits = trainer.model(torch.tensor(evaluation["x"]))["logits"]
+    expected = torch.nn.functional.cross_entropy(logits, labels).item()  # the mean over the 40 labelled rows
+    assert trainer.evaluate(evaluation)["eval_loss"] == pytest.approx(expected, rel=1e-5)
+
+
 def test_meta_batches_of_unlabelled_rows_are_skipped_not_fatal(tmp_path, blob_splits, caplog):
     # Two of four meta rows unlabelled and meta batches of 2: some draws hold no labelled row. They used to stop
     # training mid-run with an error; now each is skipped and counted like a non-finite meta step.
