@@ -663,16 +663,20 @@ class BaseTrainer(Trainer):
     ) -> tuple[torch.Tensor | None, torch.Tensor | None, torch.Tensor | None]:
         if self._eval_batch_check is not None:
             self._eval_batch_check(inputs)
-        if inputs.get("labels") is None or any(inputs.get(name) is not None for name in self.label_names):
-            return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
+        # Without labels Trainer takes a bare tensor output for a tuple and keeps its first element when it has one
+        # (a one-row batch loses its batch dimension): the output is read as {"logits": ...}, as compute_loss does.
+        hook = model.register_forward_hook(_tensor_output_as_logits)
+        label_names = self.label_names
         # A forward that names its label argument `label` makes Trainer's label_names ['label'] while the default
         # collator yields 'labels', which training reads: Trainer would see no labels here and pass 'labels' to the
         # forward. The families' losses take them out as in training.
-        label_names, self.label_names = self.label_names, ["labels"]
+        if inputs.get("labels") is not None and not any(inputs.get(name) is not None for name in label_names):
+            self.label_names = ["labels"]
         try:
             return super().prediction_step(model, inputs, prediction_loss_only, ignore_keys=ignore_keys)
         finally:
             self.label_names = label_names
+            hook.remove()
 
     # ---- extra training state -------------------------------------------------------------------------------
 
@@ -1126,3 +1130,7 @@ class BaseTrainer(Trainer):
             self.args.output_dir, model_name=model_name, finetuned_from=finetuned_from, dataset=dataset, tags=tags,
             language=language, license=license, noise_type=noise_type, noise_rate=noise_rate, comparison=comparison,
         )
+
+
+def _tensor_output_as_logits(module: nn.Module, args: Any, output: Any) -> Any:
+    return {"logits": output} if isinstance(output, torch.Tensor) else None

@@ -427,3 +427,29 @@ def test_a_setting_changed_after_the_config_was_built_is_checked_by_the_trainer(
     extra = {"meta_dataset": blobs(16, seed=1)} if family == "lilaw" else {}
     with pytest.raises(ValueError, match=message):
         trainer_class(model=TinyNet(), args=config, train_dataset=blobs(48), **extra)
+
+
+class BareTensorNet(TinyNet):
+    def forward(self, x, labels=None):
+        return self.head(self.body(x))  # a bare tensor of logits
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_predict_without_labels_keeps_a_bare_tensor_outputs_rows(tmp_path, family):
+    # Trainer read a bare tensor as a tuple without labels: a one-row batch lost its batch dimension (eval batch 1:
+    # a flat array of every logit; a one-row last batch: IndexError). With labels it was read right.
+    train, test = blobs(64, seed=0), blobs(17, seed=1)
+    torch.manual_seed(0)
+    args = dict(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=16, report_to=[], save_strategy="no")
+    if family == "lilaw":
+        trainer = LiLAWTrainer(model=BareTensorNet(), args=LiLAWConfig(**args), train_dataset=train,
+                               meta_dataset=blobs(16, seed=2))  # fmt: skip
+    else:
+        trainer = ELRTrainer(model=BareTensorNet(), args=ELRConfig(**args), train_dataset=train)
+    trainer.train()
+    with torch.no_grad():
+        expected = trainer.model(torch.tensor(test["x"])).numpy()
+    for batch_size in (1, 8):
+        trainer.args.per_device_eval_batch_size = batch_size
+        for data in (test, test.remove_columns(["label"])):
+            np.testing.assert_allclose(trainer.predict(data).predictions, expected, rtol=1e-5, atol=1e-6)
