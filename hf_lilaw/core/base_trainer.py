@@ -360,10 +360,19 @@ class BaseTrainer(Trainer):
         return torch.compile(fn, backend=self.args.torch_compile_backend or "inductor", mode=self.args.torch_compile_mode)
 
     @torch.no_grad()
-    def probe_forward(self, model: nn.Module, inputs: Mapping[str, Any], *, train_mode: bool = False, name: str | None = None) -> Any:
+    def probe_forward(
+        self,
+        model: nn.Module,
+        inputs: Mapping[str, Any],
+        *,
+        train_mode: bool = False,
+        name: str | None = None,
+        side: SideSet | None = None,
+    ) -> Any:
         """A no-grad forward of ``model`` in ``train_mode`` (its previous mode is restored), under the
         Trainer's autocast context; returns the raw output. With ``name`` (a side set's), a forward that refuses
-        the batch because the set's columns are not the forward's arguments fails with a message that says so."""
+        the batch because the set's columns are not the forward's arguments fails with a message that says so;
+        ``side`` is the set the batch came from when it is not registered under ``name``."""
         was_training = model.training
         model.train(train_mode)
         try:
@@ -373,7 +382,7 @@ class BaseTrainer(Trainer):
             problem = None
             if name is not None:
                 unwrapped = self.accelerator.unwrap_model(model)
-                side = self._side_sets.get(name) or self._adopted_sets.get(name)
+                side = side or self._side_sets.get(name) or self._adopted_sets.get(name)
                 columns = side.columns if side is not None else None
                 problem = explain_forward_failure(unwrapped, inputs, columns, name=name)
             if problem is None:
@@ -454,6 +463,20 @@ class BaseTrainer(Trainer):
                 self._warn_about_missing_classes(side, num_classes)
         for eval_name, eval_set in self._eval_sets():
             self._scan_eval_set(eval_set, name=eval_name)
+            if self.args.eval_strategy != "no" and self.model_init is None and self.can_probe:
+                self._probe_eval_set(eval_set, name=eval_name)
+
+    def _probe_eval_set(self, dataset: Any, *, name: str) -> None:
+        """A no-grad forward of the first two rows of a labelled `datasets.Dataset` evaluation set: a set the model
+        cannot read fails now, not at the first evaluation with the training steps before it lost."""
+        if not (isinstance(dataset, datasets.Dataset) and len(dataset)):
+            return
+        if not any(column in dataset.column_names for column in ("labels", *LABEL_COLUMNS)):
+            return
+        side = SideSet.adopt(dataset, name=name)  # not kept: a later eval_dataset is probed afresh
+        side.bind(self)
+        inputs, _ = side.probe_batch()
+        self.probe_forward(self.model, inputs, name=name, side=side)
 
     def check_transform_columns(self, dataset: Any, *, name: str) -> None:
         """Refuse a `datasets.Dataset` whose transform (``with_transform``/``set_transform``) reads a column that

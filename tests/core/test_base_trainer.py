@@ -453,3 +453,18 @@ def test_predict_without_labels_keeps_a_bare_tensor_outputs_rows(tmp_path, famil
         trainer.args.per_device_eval_batch_size = batch_size
         for data in (test, test.remove_columns(["label"])):
             np.testing.assert_allclose(trainer.predict(data).predictions, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_an_evaluation_set_the_model_cannot_read_fails_before_the_first_step(tmp_path):
+    # It used to fail at the first evaluation, after eval_steps of training and before that step's checkpoint.
+    train, evaluation = blobs(64, seed=0), blobs(16, seed=1).rename_column("x", "features")
+    args = LiLAWConfig(output_dir=str(tmp_path), max_steps=4, per_device_train_batch_size=16, report_to=[],
+                       eval_strategy="steps", eval_steps=2, save_strategy="steps", save_steps=2)  # fmt: skip
+    trainer = LiLAWTrainer(model=TinyNet(), args=args, train_dataset=train, meta_dataset=blobs(16, seed=2),
+                           eval_dataset={"held_out": evaluation})  # fmt: skip
+    with pytest.raises(ValueError, match=r"eval_dataset\[.held_out.\].*.features."):
+        trainer.train()
+    assert trainer.state.global_step == 0 and not list(tmp_path.glob("checkpoint-*"))
+    trainer.eval_dataset = {"held_out": evaluation.rename_column("features", "x")}
+    trainer.train()  # the same trainer with a set it can read
+    assert trainer.state.global_step == 4 and "eval_held_out_loss" in trainer.state.log_history[1]
