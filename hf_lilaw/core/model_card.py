@@ -29,6 +29,8 @@ _BOOKKEEPING = {"epoch", "runtime", "samples_per_second", "steps_per_second"}
 _HUB_METRICS = ("accuracy", "roc_auc", "f1", "precision", "recall")
 # Trainer.evaluate()'s metric_key_prefix: "eval" for the validation set, "test" as the examples name the test set.
 _SPLIT_PREFIXES = ("eval_", "test_")
+# The training-results columns parse_log_history builds before the metrics, in its order.
+_RESULTS_LEADING = ("Training Loss", "Epoch", "Step", "Validation Loss")
 # transformers' public mappings (config class -> model class, registered classes included) and their Auto class.
 _AUTO_CLASSES = {
     "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING": "AutoModelForImageClassification",
@@ -189,6 +191,22 @@ def noise_description(
     if noise_type is None and noise_rate is None:
         return "not recorded (the training data may hold label noise; the method does not need to know)"
     return f"{kind}, {f'{noise_rate:.1%} requested' if noise_rate is not None else 'rate not recorded'}"
+
+
+def training_results_table(lines: Sequence[Mapping[str, Any]]) -> str | None:
+    """The card's training-results table of `parse_log_history`'s rows, every row in one column order.
+
+    Rows restored from a checkpoint's ``trainer_state.json`` have their keys sorted, rows logged since the resume
+    keep the order of ``compute_metrics``; `make_markdown_table` takes the header from the first row but writes each
+    row's values in its own order. The columns are parse_log_history's leading ones, then the metrics in the order of
+    the newest row that has them (a run's logged order whenever it evaluated after its last resume); a value a row
+    lacks shows as ``–``.
+    """
+    if not lines:
+        return None
+    metrics = dict.fromkeys(k for line in reversed(lines) for k in line if k not in _RESULTS_LEADING)
+    columns = [k for k in _RESULTS_LEADING if any(k in line for line in lines)] + list(metrics)
+    return make_markdown_table([{k: line.get(k, "–") for k in columns} for line in lines]).rstrip("\n")
 
 
 def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, metric: str) -> dict[str, Any] | None:
@@ -361,7 +379,7 @@ def render_model_card(
         comparison_table=comparison_table(comparison) if comparison else None,
         hyperparameters=dict(hyperparameters or {}),
         eval_results=eval_results,
-        eval_table=make_markdown_table(eval_lines).rstrip("\n") if eval_lines else None,
+        eval_table=training_results_table(eval_lines),
         usage=usage,
         train_snippet=train_snippet,
         versions=library_versions(),

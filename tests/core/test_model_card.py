@@ -390,3 +390,26 @@ def test_test_and_eval_prefixed_metrics_fill_the_metadata(tmp_path):
     comparison = {"Trainer": {"eval_f1": 0.5, "eval_precision": 0.4}}
     data = ModelCard.load(render_model_card(tmp_path / "eval.md", comparison=comparison, **card)).data.to_dict()
     assert data["metrics"] == ["f1", "precision"]
+
+
+def test_training_results_put_every_value_under_its_column_after_a_resume(tmp_path):
+    # Rows restored from trainer_state.json have sorted keys; rows logged since the resume keep compute_metrics' order.
+    restored = {"epoch": 0.2, "eval_accuracy": 0.21, "eval_loss": 2.29, "eval_roc_auc": 0.68, "eval_runtime": 0.1,
+                "eval_top5_accuracy": 0.58, "step": 2}  # fmt: skip
+    logged = {"eval_loss": 2.26, "eval_accuracy": 0.11, "eval_top5_accuracy": 0.57, "eval_roc_auc": 0.71,
+              "eval_runtime": 0.1, "epoch": 0.4, "step": 4}  # fmt: skip
+    log_history = [{"loss": 4.8, "step": 2}, restored, {"loss": 4.6, "step": 4}, logged,
+                   {"train_runtime": 1.0, "train_loss": 4.7, "step": 4}]  # fmt: skip
+    card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
+                train_snippet="-", citation="-")  # fmt: skip
+    text = Path(render_model_card(tmp_path / "README.md", log_history=log_history, **card)).read_text()
+    table = text.split("### Training results")[1].split("##")[0].strip().splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table]
+    header, values = rows[0], rows[2:]
+    assert header == ["Training Loss", "Epoch", "Step", "Validation Loss", "Accuracy", "Top5 Accuracy", "Roc Auc"]
+    assert [dict(zip(header, row)) for row in values] == [
+        {"Training Loss": "4.8", "Epoch": "0.2", "Step": "2", "Validation Loss": "2.29", "Accuracy": "0.21",
+         "Top5 Accuracy": "0.58", "Roc Auc": "0.68"},
+        {"Training Loss": "4.6", "Epoch": "0.4", "Step": "4", "Validation Loss": "2.26", "Accuracy": "0.11",
+         "Top5 Accuracy": "0.57", "Roc Auc": "0.71"},
+    ]  # fmt: skip
