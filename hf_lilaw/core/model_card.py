@@ -236,29 +236,67 @@ def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, 
     return results
 
 
-def loading_snippet(model_class: type, config_class: type | None, repo_id: str) -> str:
-    """Python that loads the pushed model: through its Auto class when the class is registered with one."""
+def peft_adapter(model: Any) -> Any:
+    """The active adapter's config of a PEFT model (whose checkpoints hold only the adapter), else ``None``."""
+    from transformers.utils import is_peft_available
+
+    if not is_peft_available():
+        return None
+    from peft import PeftModel
+
+    return model.peft_config[model.active_adapter] if isinstance(model, PeftModel) else None
+
+
+def library_of(model: Any) -> str:
+    """The card's ``library_name``: ``peft`` for an adapter-only PEFT model, else ``transformers``."""
+    return "peft" if peft_adapter(model) is not None else "transformers"
+
+
+def loading_snippet(model: Any, *, repo_id: str) -> str:
+    """Python that loads ``model`` as saved to ``repo_id``: through its Auto class when its class is registered with
+    one; a PEFT model as its base model with the adapter loaded onto it (`peft.PeftModel.from_pretrained`)."""
+    adapter = peft_adapter(model)
+    if adapter is None:
+        imports, load = _load_lines(model, source=repo_id, name="model")
+        return "\n".join(imports) + "\n\n" + load
+    base = model.get_base_model()
+    imports, load = _load_lines(base, source=adapter.base_model_name_or_path, name="base", adapter=True)
+    imports.append("from peft import PeftModel")
+    return "\n".join(imports) + f'\n\n{load}\nmodel = PeftModel.from_pretrained(base, "{repo_id}")'
+
+
+def _load_lines(model: Any, *, source: str | None, name: str, adapter: bool = False) -> tuple[list[str], str]:
+    """(imports, code) that set ``name`` to ``model`` read from ``source``. ``adapter``: ``model`` is a PEFT
+    model's base, which the adapter's checkpoint does not hold."""
     import transformers
 
-    if not hasattr(model_class, "from_pretrained"):  # a plain torch module: Trainer saved only its state dict
-        return (
-            "from huggingface_hub import hf_hub_download\nfrom safetensors.torch import load_file\n\n"
-            f"model = {model_class.__name__}(...)  # build the architecture as in training\n"
-            f'model.load_state_dict(load_file(hf_hub_download("{repo_id}", "model.safetensors")))'
+    model_class = type(model)
+    config = getattr(model, "config", None)
+    if not hasattr(model_class, "from_pretrained") or (adapter and not source):
+        if adapter:  # a plain torch module or a base built from a config: its weights are not in any checkpoint
+            build = "build the base model and load its weights as in training"
+            return [], f"{name} = {model_class.__name__}(...)  # {build}"
+        # a plain torch module: Trainer saved only its state dict
+        imports = ["from huggingface_hub import hf_hub_download", "from safetensors.torch import load_file"]
+        return imports, (
+            f"{name} = {model_class.__name__}(...)  # build the architecture as in training\n"
+            f'{name}.load_state_dict(load_file(hf_hub_download("{source}", "model.safetensors")))'
         )
     loader = model_class.__name__
     for mapping_name, auto_class in _AUTO_CLASSES.items():
         mapping = getattr(transformers, mapping_name)
-        if config_class is not None and config_class in mapping and mapping[config_class] is model_class:
+        if config is not None and type(config) in mapping and mapping[type(config)] is model_class:
             loader = auto_class
             break
-    if loader == model_class.__name__:
-        imports = f"from {model_class.__module__} import {loader}"
-    else:
-        imports = f"from transformers import {loader}"
+    module = model_class.__module__ if loader == model_class.__name__ else "transformers"
+    imports = [f"from {module} import {loader}"]
     if model_class.__module__.startswith("hf_lilaw"):
-        imports = "import hf_lilaw.models  # registers hf_lilaw's models with the Auto classes\n" + imports
-    return f'{imports}\n\nmodel = {loader}.from_pretrained("{repo_id}")'
+        imports.insert(0, "import hf_lilaw.models  # registers hf_lilaw's models with the Auto classes")
+    # The base's head as trained (the adapter's copy of it replaces its weights): the base checkpoint's may differ.
+    num_labels = getattr(config, "num_labels", None) if adapter else None
+    arguments = f'"{source}"' + (f", num_labels={num_labels}" if num_labels is not None else "")
+    note = "  # the base model's local folder, as training read it" if adapter and not looks_like_hub_id(source) else ""
+    return imports, f"{name} = {loader}.from_pretrained({arguments}){note}"
 
 
 def library_versions() -> dict[str, str]:
@@ -310,6 +348,7 @@ def render_model_card(
     comparison: Mapping[str, Mapping[str, float]] | None = None,
     plot_file: str | None = None,
     best_checkpoint: tuple[int, str] | None = None,
+    library_name: str = "transformers",
 ) -> str:
     """Write a model card (``README.md``-style markdown with YAML metadata) to ``path``; returns the path.
 
@@ -339,6 +378,7 @@ def render_model_card(
         plot_file: an image next to the card to show (relative path).
         best_checkpoint: ``(step, metric_for_best_model)`` of the best checkpoint the model was restored from at
             the end (``load_best_model_at_end``): the evaluation results are that model's (`restored_evaluation`).
+        library_name: the library that loads the saved model (metadata): ``peft`` for an adapter (`library_of`).
     """
     path = os.fspath(path)
     _, eval_lines, eval_results = parse_log_history(list(log_history))
@@ -354,7 +394,7 @@ def render_model_card(
         model_name=model_name,
         base_model=base_model,
         datasets=hub_dataset_ids(datasets_list) or None,
-        library_name="transformers",
+        library_name=library_name,
         license=license,
         language=language,
         tags=list(dict.fromkeys([method.lower(), "hf_lilaw", "noisy-labels", *tags, "generated_from_trainer"])),

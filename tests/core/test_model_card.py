@@ -413,3 +413,33 @@ def test_training_results_put_every_value_under_its_column_after_a_resume(tmp_pa
         {"Training Loss": "4.6", "Epoch": "0.4", "Step": "4", "Validation Loss": "2.26", "Accuracy": "0.11",
          "Top5 Accuracy": "0.57", "Roc Auc": "0.71"},
     ]  # fmt: skip
+
+
+def test_a_peft_adapters_card_loads_it_onto_its_base_model(tmp_path, monkeypatch, no_network):
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(0)
+    config = MLPClassifierConfig(input_size=6, hidden_sizes=[16], num_labels=3)
+    MLPForTabularClassification(config).save_pretrained(tmp_path / "base")
+    base = MLPForTabularClassification.from_pretrained(tmp_path / "base")
+    lora = peft.LoraConfig(r=2, target_modules=["body.0"], modules_to_save=["classifier"])
+    args = LiLAWConfig(output_dir=str(tmp_path / "adapter"), per_device_train_batch_size=16, max_steps=2,
+                       learning_rate=0.05, lilaw_warmup_steps=0, save_strategy="no", report_to=[],
+                       disable_tqdm=True)  # fmt: skip
+    trainer = LiLAWTrainer(model=peft.get_peft_model(base, lora), args=args,
+                           train_dataset=tiny_dataset(64, noise_rate=0.25, seed=0),
+                           meta_dataset=tiny_dataset(16, noise_rate=0.25, seed=1))  # fmt: skip
+    trainer.train()
+    trainer.save_model()  # the adapter only: its config names the base model's folder
+    data, text = card_of(trainer, tmp_path / "adapter")
+    assert data["library_name"] == "peft"
+    snippet = text.split("## Usage")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)  # the snippet names the adapter as the card's folder, "adapter"
+    namespace: dict = {}
+    exec(snippet, namespace)  # the card's own loading code, run as a user would
+    x = torch.tensor(tiny_dataset(8, noise_rate=0.0, seed=2)["input_values"])
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = trainer.model(input_values=x).logits
+        torch.testing.assert_close(namespace["model"].eval()(input_values=x).logits, expected)
+        fresh = MLPForTabularClassification.from_pretrained(tmp_path / "base").eval()
+        assert not torch.allclose(fresh(input_values=x).logits, expected)  # the adapter was loaded, not just the base
