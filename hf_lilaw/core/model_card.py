@@ -8,6 +8,7 @@ imported through ``PYTHONPATH`` reads the folder directly). The card is rendered
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import math
 import os
@@ -207,6 +208,17 @@ def training_results_table(lines: Sequence[Mapping[str, Any]]) -> str | None:
     metrics = dict.fromkeys(k for line in reversed(lines) for k in line if k not in _RESULTS_LEADING)
     columns = [k for k in _RESULTS_LEADING if any(k in line for line in lines)] + list(metrics)
     return make_markdown_table([{k: line.get(k, "–") for k in columns} for line in lines]).rstrip("\n")
+
+
+def settings_as_code(config: Any, *, prefix: str, always: Sequence[str] = ()) -> str:
+    """The method settings of ``config`` (a dataclass) as keyword arguments of its class, for the card's training
+    snippet: the fields in ``always``, then every other field named ``prefix...`` whose value is off its default."""
+    names = list(always)
+    for f in dataclasses.fields(config):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        if f.name.startswith(prefix) and f.name not in names and getattr(config, f.name) != default:
+            names.append(f.name)
+    return ", ".join(f"{name}={getattr(config, name)!r}" for name in names)
 
 
 def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, metric: str) -> dict[str, Any] | None:
