@@ -171,14 +171,17 @@ def noise_description(
     """One line on the noise of the training data.
 
     Args:
-        noise_type, noise_rate: what the user says was injected (the rate asked for, which a noise type such as
-            ``noise_matrix`` realises only on average).
+        noise_type, noise_rate: what the user says was injected (the rate asked for, a fraction in [0, 1], which a
+            noise type such as ``noise_matrix`` realises only on average).
         realised_rate: the share of training labels changed, read from the data (labels against the
             ``clean_label`` column, else the ``is_noisy`` column), shown beside ``noise_rate`` when both are known.
         realised_from: the column ``realised_rate`` was read from, as the line names it.
         inputs_rate: the share of rows whose ``is_noisy`` flag marks a corrupted input with its label kept
             (`add_input_noise`), when there are such rows.
     """
+    if noise_rate is not None and not 0.0 <= noise_rate <= 1.0:
+        percent = f" (pass {noise_rate / 100:g} for {noise_rate:g} %)" if 1.0 < noise_rate <= 100.0 else ""
+        raise ValueError(f"noise_rate is the share of the training data noised, a fraction in [0, 1]; got {noise_rate}{percent}.")
     kind = noise_type or "unknown type"
     if inputs_rate:
         requested = f", requested {noise_rate:.1%}" if noise_rate is not None else ""

@@ -443,3 +443,14 @@ def test_a_peft_adapters_card_loads_it_onto_its_base_model(tmp_path, monkeypatch
         torch.testing.assert_close(namespace["model"].eval()(input_values=x).logits, expected)
         fresh = MLPForTabularClassification.from_pretrained(tmp_path / "base").eval()
         assert not torch.allclose(fresh(input_values=x).logits, expected)  # the adapter was loaded, not just the base
+
+
+def test_a_noise_rate_outside_0_1_is_refused(trained, tmp_path):
+    # A percentage read as a fraction was written as "4000.0% requested".
+    with pytest.raises(ValueError, match=r"fraction in \[0, 1\]; got 40 \(pass 0.4 for 40 %\)"):
+        trained.write_model_card(str(tmp_path / "card"), noise_type="symmetric", noise_rate=40, plot=False)
+    assert not (tmp_path / "card" / "README.md").exists()
+    for rate in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"fraction in \[0, 1\]"):
+            noise_description(noise_type="symmetric", noise_rate=rate)
+    assert noise_description(noise_type="symmetric", noise_rate=1.0) == "symmetric, 100.0% requested"
