@@ -541,7 +541,11 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Tensor | int | None = None,
     ) -> Tensor | tuple[Tensor, Any]:
-        """Plain cross-entropy of the logits (used by evaluation; training goes through `training_step`)."""
+        """Plain cross-entropy of the logits (used by evaluation; training goes through `training_step`).
+
+        The outputs go back as `BaseTrainer.compute_loss` gives them without the labels: a dict as it is, a tuple
+        with the loss in front (Trainer's ``prediction_step`` drops a tuple's first item as the loss), a bare
+        tensor as ``{"logits": ...}``."""
         if not any(k in inputs for k in ("labels", *LABEL_COLUMNS)):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
@@ -551,6 +555,8 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         loss = F.cross_entropy(logits.float(), labels)
         if not return_outputs:
             return loss
+        if isinstance(outputs, tuple):  # the model never saw the labels: no loss of its own in front
+            return loss, (loss, *outputs)
         return loss, outputs if isinstance(outputs, dict) else {"logits": logits}
 
     def model_card_values(self) -> dict[str, Any]:

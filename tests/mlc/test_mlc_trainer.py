@@ -399,6 +399,25 @@ def test_evaluation_reports_plain_cross_entropy(tmp_path):
     assert metrics["eval_loss"] == pytest.approx(_clean_ce(trainer.model), rel=1e-5)
 
 
+class TupleNet(TinyNet):
+    def forward(self, pixel_values, labels=None):
+        features = self.body(pixel_values)
+        return self.fc(features), features
+
+
+@pytest.mark.parametrize("cls", [EBOMLCTrainer, MLCTrainer])
+def test_predict_gives_a_tuple_models_outputs_with_and_without_labels(tmp_path, cls):
+    # With labels the outputs were reduced to the logits, without them the whole tuple came back.
+    trainer = make_trainer(tmp_path, model=TupleNet(), cls=cls, per_device_eval_batch_size=8)
+    labelled, unlabelled = trainer.predict(CLEAN), trainer.predict(CLEAN.remove_columns(["label"]))
+    assert isinstance(labelled.predictions, tuple) and isinstance(unlabelled.predictions, tuple)
+    assert [p.shape for p in labelled.predictions] == [(len(CLEAN), NUM_LABELS), (len(CLEAN), 16)]
+    for a, b in zip(labelled.predictions, unlabelled.predictions):
+        np.testing.assert_array_equal(a, b)
+    loss = F.cross_entropy(torch.as_tensor(labelled.predictions[0]), torch.tensor(CLEAN["label"])).item()
+    assert labelled.metrics["test_loss"] == pytest.approx(loss, rel=1e-5)
+
+
 def test_resume_restores_meta_model_and_optimizer(tmp_path):
     run = dict(max_steps=6, save_strategy="steps", save_steps=3)
     full = make_trainer(tmp_path / "full", **run)
