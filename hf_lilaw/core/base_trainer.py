@@ -47,7 +47,7 @@ from .columns import (
     with_sample_id,
 )
 from .labels import check_class_labels, check_finite_columns, check_label_feature, check_single_label_model
-from .model_card import loading_snippet, noise_description, render_model_card, starting_weights
+from .model_card import library_of, loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import RECORDING_TRAINERS, TrainingDynamicsObserver
 from .outputs import extract_logits
 from .rng import preserved_global_rng
@@ -1078,7 +1078,6 @@ class BaseTrainer(Trainer):
         if not self.is_world_process_zero():
             return path
         model = self.model
-        config = getattr(model, "config", None)
         base_model, pretrained_from = (finetuned_from, None) if finetuned_from else starting_weights(model)
         hub_id = getattr(self, "hub_model_id", None) or self.args.hub_model_id
         if model_name is None:
@@ -1122,7 +1121,8 @@ class BaseTrainer(Trainer):
             hyperparameters={k: getattr(v, "value", v) for k, v in extract_hyperparameters_from_trainer(self).items()},
             log_history=self.state.log_history,
             comparison=comparison,
-            usage=loading_snippet(type(model), type(config) if config is not None else None, hub_id or model_name),
+            usage=loading_snippet(model, repo_id=hub_id or model_name),
+            library_name=library_of(model),
             plot_file=plot_file,
             best_checkpoint=best_checkpoint,
             **values,

@@ -8,6 +8,7 @@ imported through ``PYTHONPATH`` reads the folder directly). The card is rendered
 
 from __future__ import annotations
 
+import dataclasses
 import importlib.resources
 import math
 import os
@@ -29,6 +30,8 @@ _BOOKKEEPING = {"epoch", "runtime", "samples_per_second", "steps_per_second"}
 _HUB_METRICS = ("accuracy", "roc_auc", "f1", "precision", "recall")
 # Trainer.evaluate()'s metric_key_prefix: "eval" for the validation set, "test" as the examples name the test set.
 _SPLIT_PREFIXES = ("eval_", "test_")
+# The training-results columns parse_log_history builds before the metrics, in its order.
+_RESULTS_LEADING = ("Training Loss", "Epoch", "Step", "Validation Loss")
 # transformers' public mappings (config class -> model class, registered classes included) and their Auto class.
 _AUTO_CLASSES = {
     "MODEL_FOR_IMAGE_CLASSIFICATION_MAPPING": "AutoModelForImageClassification",
@@ -168,14 +171,17 @@ def noise_description(
     """One line on the noise of the training data.
 
     Args:
-        noise_type, noise_rate: what the user says was injected (the rate asked for, which a noise type such as
-            ``noise_matrix`` realises only on average).
+        noise_type, noise_rate: what the user says was injected (the rate asked for, a fraction in [0, 1], which a
+            noise type such as ``noise_matrix`` realises only on average).
         realised_rate: the share of training labels changed, read from the data (labels against the
             ``clean_label`` column, else the ``is_noisy`` column), shown beside ``noise_rate`` when both are known.
         realised_from: the column ``realised_rate`` was read from, as the line names it.
         inputs_rate: the share of rows whose ``is_noisy`` flag marks a corrupted input with its label kept
             (`add_input_noise`), when there are such rows.
     """
+    if noise_rate is not None and not 0.0 <= noise_rate <= 1.0:
+        percent = f" (pass {noise_rate / 100:g} for {noise_rate:g} %)" if 1.0 < noise_rate <= 100.0 else ""
+        raise ValueError(f"noise_rate is the share of the training data noised, a fraction in [0, 1]; got {noise_rate}{percent}.")
     kind = noise_type or "unknown type"
     if inputs_rate:
         requested = f", requested {noise_rate:.1%}" if noise_rate is not None else ""
@@ -189,6 +195,33 @@ def noise_description(
     if noise_type is None and noise_rate is None:
         return "not recorded (the training data may hold label noise; the method does not need to know)"
     return f"{kind}, {f'{noise_rate:.1%} requested' if noise_rate is not None else 'rate not recorded'}"
+
+
+def training_results_table(lines: Sequence[Mapping[str, Any]]) -> str | None:
+    """The card's training-results table of `parse_log_history`'s rows, every row in one column order.
+
+    Rows restored from a checkpoint's ``trainer_state.json`` have their keys sorted, rows logged since the resume
+    keep the order of ``compute_metrics``; `make_markdown_table` takes the header from the first row but writes each
+    row's values in its own order. The columns are parse_log_history's leading ones, then the metrics in the order of
+    the newest row that has them (a run's logged order whenever it evaluated after its last resume); a value a row
+    lacks shows as ``–``.
+    """
+    if not lines:
+        return None
+    metrics = dict.fromkeys(k for line in reversed(lines) for k in line if k not in _RESULTS_LEADING)
+    columns = [k for k in _RESULTS_LEADING if any(k in line for line in lines)] + list(metrics)
+    return make_markdown_table([{k: line.get(k, "–") for k in columns} for line in lines]).rstrip("\n")
+
+
+def settings_as_code(config: Any, *, prefix: str, always: Sequence[str] = ()) -> str:
+    """The method settings of ``config`` (a dataclass) as keyword arguments of its class, for the card's training
+    snippet: the fields in ``always``, then every other field named ``prefix...`` whose value is off its default."""
+    names = list(always)
+    for f in dataclasses.fields(config):
+        default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
+        if f.name.startswith(prefix) and f.name not in names and getattr(config, f.name) != default:
+            names.append(f.name)
+    return ", ".join(f"{name}={getattr(config, name)!r}" for name in names)
 
 
 def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, metric: str) -> dict[str, Any] | None:
@@ -218,29 +251,67 @@ def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, 
     return results
 
 
-def loading_snippet(model_class: type, config_class: type | None, repo_id: str) -> str:
-    """Python that loads the pushed model: through its Auto class when the class is registered with one."""
+def peft_adapter(model: Any) -> Any:
+    """The active adapter's config of a PEFT model (whose checkpoints hold only the adapter), else ``None``."""
+    from transformers.utils import is_peft_available
+
+    if not is_peft_available():
+        return None
+    from peft import PeftModel
+
+    return model.peft_config[model.active_adapter] if isinstance(model, PeftModel) else None
+
+
+def library_of(model: Any) -> str:
+    """The card's ``library_name``: ``peft`` for an adapter-only PEFT model, else ``transformers``."""
+    return "peft" if peft_adapter(model) is not None else "transformers"
+
+
+def loading_snippet(model: Any, *, repo_id: str) -> str:
+    """Python that loads ``model`` as saved to ``repo_id``: through its Auto class when its class is registered with
+    one; a PEFT model as its base model with the adapter loaded onto it (`peft.PeftModel.from_pretrained`)."""
+    adapter = peft_adapter(model)
+    if adapter is None:
+        imports, load = _load_lines(model, source=repo_id, name="model")
+        return "\n".join(imports) + "\n\n" + load
+    base = model.get_base_model()
+    imports, load = _load_lines(base, source=adapter.base_model_name_or_path, name="base", adapter=True)
+    imports.append("from peft import PeftModel")
+    return "\n".join(imports) + f'\n\n{load}\nmodel = PeftModel.from_pretrained(base, "{repo_id}")'
+
+
+def _load_lines(model: Any, *, source: str | None, name: str, adapter: bool = False) -> tuple[list[str], str]:
+    """(imports, code) that set ``name`` to ``model`` read from ``source``. ``adapter``: ``model`` is a PEFT
+    model's base, which the adapter's checkpoint does not hold."""
     import transformers
 
-    if not hasattr(model_class, "from_pretrained"):  # a plain torch module: Trainer saved only its state dict
-        return (
-            "from huggingface_hub import hf_hub_download\nfrom safetensors.torch import load_file\n\n"
-            f"model = {model_class.__name__}(...)  # build the architecture as in training\n"
-            f'model.load_state_dict(load_file(hf_hub_download("{repo_id}", "model.safetensors")))'
+    model_class = type(model)
+    config = getattr(model, "config", None)
+    if not hasattr(model_class, "from_pretrained") or (adapter and not source):
+        if adapter:  # a plain torch module or a base built from a config: its weights are not in any checkpoint
+            build = "build the base model and load its weights as in training"
+            return [], f"{name} = {model_class.__name__}(...)  # {build}"
+        # a plain torch module: Trainer saved only its state dict
+        imports = ["from huggingface_hub import hf_hub_download", "from safetensors.torch import load_file"]
+        return imports, (
+            f"{name} = {model_class.__name__}(...)  # build the architecture as in training\n"
+            f'{name}.load_state_dict(load_file(hf_hub_download("{source}", "model.safetensors")))'
         )
     loader = model_class.__name__
     for mapping_name, auto_class in _AUTO_CLASSES.items():
         mapping = getattr(transformers, mapping_name)
-        if config_class is not None and config_class in mapping and mapping[config_class] is model_class:
+        if config is not None and type(config) in mapping and mapping[type(config)] is model_class:
             loader = auto_class
             break
-    if loader == model_class.__name__:
-        imports = f"from {model_class.__module__} import {loader}"
-    else:
-        imports = f"from transformers import {loader}"
+    module = model_class.__module__ if loader == model_class.__name__ else "transformers"
+    imports = [f"from {module} import {loader}"]
     if model_class.__module__.startswith("hf_lilaw"):
-        imports = "import hf_lilaw.models  # registers hf_lilaw's models with the Auto classes\n" + imports
-    return f'{imports}\n\nmodel = {loader}.from_pretrained("{repo_id}")'
+        imports.insert(0, "import hf_lilaw.models  # registers hf_lilaw's models with the Auto classes")
+    # The base's head as trained (the adapter's copy of it replaces its weights): the base checkpoint's may differ.
+    num_labels = getattr(config, "num_labels", None) if adapter else None
+    arguments = f'"{source}"' + (f", num_labels={num_labels}" if num_labels is not None else "")
+    note = "  # the base model's local folder, as training read it" if adapter and not looks_like_hub_id(source) else ""
+    return imports, f"{name} = {loader}.from_pretrained({arguments}){note}"
 
 
 def library_versions() -> dict[str, str]:
@@ -292,6 +363,7 @@ def render_model_card(
     comparison: Mapping[str, Mapping[str, float]] | None = None,
     plot_file: str | None = None,
     best_checkpoint: tuple[int, str] | None = None,
+    library_name: str = "transformers",
 ) -> str:
     """Write a model card (``README.md``-style markdown with YAML metadata) to ``path``; returns the path.
 
@@ -321,6 +393,7 @@ def render_model_card(
         plot_file: an image next to the card to show (relative path).
         best_checkpoint: ``(step, metric_for_best_model)`` of the best checkpoint the model was restored from at
             the end (``load_best_model_at_end``): the evaluation results are that model's (`restored_evaluation`).
+        library_name: the library that loads the saved model (metadata): ``peft`` for an adapter (`library_of`).
     """
     path = os.fspath(path)
     _, eval_lines, eval_results = parse_log_history(list(log_history))
@@ -336,7 +409,7 @@ def render_model_card(
         model_name=model_name,
         base_model=base_model,
         datasets=hub_dataset_ids(datasets_list) or None,
-        library_name="transformers",
+        library_name=library_name,
         license=license,
         language=language,
         tags=list(dict.fromkeys([method.lower(), "hf_lilaw", "noisy-labels", *tags, "generated_from_trainer"])),
@@ -361,7 +434,7 @@ def render_model_card(
         comparison_table=comparison_table(comparison) if comparison else None,
         hyperparameters=dict(hyperparameters or {}),
         eval_results=eval_results,
-        eval_table=make_markdown_table(eval_lines).rstrip("\n") if eval_lines else None,
+        eval_table=training_results_table(eval_lines),
         usage=usage,
         train_snippet=train_snippet,
         versions=library_versions(),

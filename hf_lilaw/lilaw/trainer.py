@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import logging
 import math
 from collections.abc import Callable, Iterator
@@ -19,7 +18,7 @@ from transformers.trainer_utils import has_length
 from ..core.base_trainer import BaseTrainer
 from ..core.columns import with_sample_id
 from ..core.labels import check_label_feature
-from ..core.model_card import format_value
+from ..core.model_card import format_value, settings_as_code
 from ..core.outputs import extract_logits
 from ..core.sampler import IndexBatchSampler
 from ..core.splits import split_meta_set
@@ -483,12 +482,7 @@ class LiLAWTrainer(BaseTrainer):
 
     def _lilaw_settings_as_code(self) -> str:
         """This run's α, β, δ and every other LiLAW field off its default, as keyword arguments of `LiLAWConfig`."""
-        names = [f"lilaw_{name}" for name in PARAMETER_NAMES]
-        names += [
-            f.name for f in dataclasses.fields(LiLAWConfig)
-            if f.name.startswith("lilaw_") and f.name not in names and getattr(self.args, f.name) != f.default
-        ]  # fmt: skip
-        return ", ".join(f"{name}={getattr(self.args, name)!r}" for name in names)
+        return settings_as_code(self.args, prefix="lilaw_", always=[f"lilaw_{name}" for name in PARAMETER_NAMES])
 
     # ---- checks -----------------------------------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ from transformers.trainer_utils import has_length
 from ..core.base_trainer import BaseTrainer
 from ..core.columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS
 from ..core.labels import dataset_labels
+from ..core.model_card import settings_as_code
 from ..core.outputs import extract_logits
 from ..core.side_set import SideSet
 from ..functional.losses import IGNORE_INDEX
@@ -540,7 +541,11 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         return_outputs: bool = False,
         num_items_in_batch: Tensor | int | None = None,
     ) -> Tensor | tuple[Tensor, Any]:
-        """Plain cross-entropy of the logits (used by evaluation; training goes through `training_step`)."""
+        """Plain cross-entropy of the logits (used by evaluation; training goes through `training_step`).
+
+        The outputs go back as `BaseTrainer.compute_loss` gives them without the labels: a dict as it is, a tuple
+        with the loss in front (Trainer's ``prediction_step`` drops a tuple's first item as the loss), a bare
+        tensor as ``{"logits": ...}``."""
         if not any(k in inputs for k in ("labels", *LABEL_COLUMNS)):
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
@@ -550,6 +555,8 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
         loss = F.cross_entropy(logits.float(), labels)
         if not return_outputs:
             return loss
+        if isinstance(outputs, tuple):  # the model never saw the labels: no loss of its own in front
+            return loss, (loss, *outputs)
         return loss, outputs if isinstance(outputs, dict) else {"logits": logits}
 
     def model_card_values(self) -> dict[str, Any]:
@@ -565,21 +572,40 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             "small clean set.",
             "mlc_d": "MLC-D (an ablation): MLC solved with BOME's dynamic barrier; its meta step has no clean-set term.",
         }
+        lookahead = self._lookahead_description()
         settings = {
             "method": args.mlc_method,
             "clean batch size": args.mlc_clean_batch_size,
             "lower-loss weights (noisy, clean)": args.mlc_lower_loss_weights or "proportional to the batch sizes",
             "meta learning rate (Adam)": args.mlc_meta_lr,
+            "meta weight decay": args.mlc_meta_weight_decay,
+            "meta AMSGrad": args.mlc_meta_amsgrad,
+            "meta model (label embedding, hidden width)": f"{args.mlc_label_embedding_dim}, {args.mlc_meta_hidden_dim}",
+            "label embedding init": args.resolved_label_embedding_init,
             "skip gate": args.resolved_skip_gate,
             **({"skip gate init": args.resolved_skip_gate_init} if args.resolved_skip_gate else {}),
+            "classification head (its input is the meta model's feature)": (
+                args.mlc_feature_module or f"{self._features.source_name} (detected)"
+            ),
         }
         if args.mlc_method == "ebomlc":
             settings.update({
                 "EBOMLC variant": args.mlc_ebomlc_variant,
                 "ρ (mixture)": args.mlc_rho,
+                "mixture space": args.resolved_mixture_space,
                 "δ_b (barrier threshold)": args.mlc_barrier_threshold,
                 "ξ (barrier scale)": args.mlc_barrier_scale,
+                **({"look-ahead step": lookahead} if args.mlc_ebomlc_variant == "released" else {}),
             })
+        elif args.mlc_method == "mlc_d":
+            inner_lr = args.mlc_inner_lr if args.mlc_inner_lr is not None else "the main learning rate"
+            settings.update({
+                "T (inner steps)": args.mlc_inner_steps,
+                "inner step size": inner_lr,
+                "η_b (barrier)": args.mlc_barrier_eta,
+            })
+        else:
+            settings["look-ahead step"] = lookahead
         return {
             "method_description": descriptions[args.mlc_method],
             "base_loss": "soft cross-entropy against the corrected labels (+ cross-entropy on clean examples)",
@@ -589,12 +615,26 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             "citation": MLC_CITATION,
             "train_snippet": (
                 "from hf_lilaw.mlc import MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer\n\n"
-                f'args = MetaLabelCorrectionConfig(output_dir="my-model", mlc_method="{args.mlc_method}")\n'
+                f'args = MetaLabelCorrectionConfig(output_dir="my-model", {self._mlc_settings_as_code()})\n'
                 "trainer = MetaLabelCorrectionTrainer(model=model, args=args, train_dataset=noisy, "
                 "clean_dataset=clean)\n"
                 "trainer.train()"
             ),
         }
+
+    def _lookahead_description(self) -> str:
+        """The look-ahead step of MLC and released EBOMLC, as the card names it: SGD's own rule, else a plain
+        gradient step of `mlc_inner_lr` (default: the current learning rate)."""
+        args = self.args
+        sgd = is_sgd(self.optimizer) if self.optimizer is not None else args.optim_name == "sgd"
+        if sgd:
+            return "the main SGD's own update (momentum, weight decay, per-group learning rate)"
+        size = args.mlc_inner_lr if args.mlc_inner_lr is not None else "the main learning rate"
+        return f"a plain gradient step of {size}"
+
+    def _mlc_settings_as_code(self) -> str:
+        """The method and every other ``mlc_*`` field off its default, as keyword arguments of the config."""
+        return settings_as_code(self.args, prefix="mlc_", always=["mlc_method"])
 
 
 class EBOMLCTrainer(MetaLabelCorrectionTrainer):

@@ -390,3 +390,67 @@ def test_test_and_eval_prefixed_metrics_fill_the_metadata(tmp_path):
     comparison = {"Trainer": {"eval_f1": 0.5, "eval_precision": 0.4}}
     data = ModelCard.load(render_model_card(tmp_path / "eval.md", comparison=comparison, **card)).data.to_dict()
     assert data["metrics"] == ["f1", "precision"]
+
+
+def test_training_results_put_every_value_under_its_column_after_a_resume(tmp_path):
+    # Rows restored from trainer_state.json have sorted keys; rows logged since the resume keep compute_metrics' order.
+    restored = {"epoch": 0.2, "eval_accuracy": 0.21, "eval_loss": 2.29, "eval_roc_auc": 0.68, "eval_runtime": 0.1,
+                "eval_top5_accuracy": 0.58, "step": 2}  # fmt: skip
+    logged = {"eval_loss": 2.26, "eval_accuracy": 0.11, "eval_top5_accuracy": 0.57, "eval_roc_auc": 0.71,
+              "eval_runtime": 0.1, "epoch": 0.4, "step": 4}  # fmt: skip
+    log_history = [{"loss": 4.8, "step": 2}, restored, {"loss": 4.6, "step": 4}, logged,
+                   {"train_runtime": 1.0, "train_loss": 4.7, "step": 4}]  # fmt: skip
+    card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
+                train_snippet="-", citation="-")  # fmt: skip
+    text = Path(render_model_card(tmp_path / "README.md", log_history=log_history, **card)).read_text()
+    table = text.split("### Training results")[1].split("##")[0].strip().splitlines()
+    rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in table]
+    header, values = rows[0], rows[2:]
+    assert header == ["Training Loss", "Epoch", "Step", "Validation Loss", "Accuracy", "Top5 Accuracy", "Roc Auc"]
+    assert [dict(zip(header, row)) for row in values] == [
+        {"Training Loss": "4.8", "Epoch": "0.2", "Step": "2", "Validation Loss": "2.29", "Accuracy": "0.21",
+         "Top5 Accuracy": "0.58", "Roc Auc": "0.68"},
+        {"Training Loss": "4.6", "Epoch": "0.4", "Step": "4", "Validation Loss": "2.26", "Accuracy": "0.11",
+         "Top5 Accuracy": "0.57", "Roc Auc": "0.71"},
+    ]  # fmt: skip
+
+
+def test_a_peft_adapters_card_loads_it_onto_its_base_model(tmp_path, monkeypatch, no_network):
+    peft = pytest.importorskip("peft")
+    torch.manual_seed(0)
+    config = MLPClassifierConfig(input_size=6, hidden_sizes=[16], num_labels=3)
+    MLPForTabularClassification(config).save_pretrained(tmp_path / "base")
+    base = MLPForTabularClassification.from_pretrained(tmp_path / "base")
+    lora = peft.LoraConfig(r=2, target_modules=["body.0"], modules_to_save=["classifier"])
+    args = LiLAWConfig(output_dir=str(tmp_path / "adapter"), per_device_train_batch_size=16, max_steps=2,
+                       learning_rate=0.05, lilaw_warmup_steps=0, save_strategy="no", report_to=[],
+                       disable_tqdm=True)  # fmt: skip
+    trainer = LiLAWTrainer(model=peft.get_peft_model(base, lora), args=args,
+                           train_dataset=tiny_dataset(64, noise_rate=0.25, seed=0),
+                           meta_dataset=tiny_dataset(16, noise_rate=0.25, seed=1))  # fmt: skip
+    trainer.train()
+    trainer.save_model()  # the adapter only: its config names the base model's folder
+    data, text = card_of(trainer, tmp_path / "adapter")
+    assert data["library_name"] == "peft"
+    snippet = text.split("## Usage")[1].split("```python\n")[1].split("```")[0]
+    monkeypatch.chdir(tmp_path)  # the snippet names the adapter as the card's folder, "adapter"
+    namespace: dict = {}
+    exec(snippet, namespace)  # the card's own loading code, run as a user would
+    x = torch.tensor(tiny_dataset(8, noise_rate=0.0, seed=2)["input_values"])
+    trainer.model.eval()
+    with torch.no_grad():
+        expected = trainer.model(input_values=x).logits
+        torch.testing.assert_close(namespace["model"].eval()(input_values=x).logits, expected)
+        fresh = MLPForTabularClassification.from_pretrained(tmp_path / "base").eval()
+        assert not torch.allclose(fresh(input_values=x).logits, expected)  # the adapter was loaded, not just the base
+
+
+def test_a_noise_rate_outside_0_1_is_refused(trained, tmp_path):
+    # A percentage read as a fraction was written as "4000.0% requested".
+    with pytest.raises(ValueError, match=r"fraction in \[0, 1\]; got 40 \(pass 0.4 for 40 %\)"):
+        trained.write_model_card(str(tmp_path / "card"), noise_type="symmetric", noise_rate=40, plot=False)
+    assert not (tmp_path / "card" / "README.md").exists()
+    for rate in (-0.1, 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"fraction in \[0, 1\]"):
+            noise_description(noise_type="symmetric", noise_rate=rate)
+    assert noise_description(noise_type="symmetric", noise_rate=1.0) == "symmetric, 100.0% requested"

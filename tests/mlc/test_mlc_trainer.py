@@ -399,6 +399,25 @@ def test_evaluation_reports_plain_cross_entropy(tmp_path):
     assert metrics["eval_loss"] == pytest.approx(_clean_ce(trainer.model), rel=1e-5)
 
 
+class TupleNet(TinyNet):
+    def forward(self, pixel_values, labels=None):
+        features = self.body(pixel_values)
+        return self.fc(features), features
+
+
+@pytest.mark.parametrize("cls", [EBOMLCTrainer, MLCTrainer])
+def test_predict_gives_a_tuple_models_outputs_with_and_without_labels(tmp_path, cls):
+    # With labels the outputs were reduced to the logits, without them the whole tuple came back.
+    trainer = make_trainer(tmp_path, model=TupleNet(), cls=cls, per_device_eval_batch_size=8)
+    labelled, unlabelled = trainer.predict(CLEAN), trainer.predict(CLEAN.remove_columns(["label"]))
+    assert isinstance(labelled.predictions, tuple) and isinstance(unlabelled.predictions, tuple)
+    assert [p.shape for p in labelled.predictions] == [(len(CLEAN), NUM_LABELS), (len(CLEAN), 16)]
+    for a, b in zip(labelled.predictions, unlabelled.predictions):
+        np.testing.assert_array_equal(a, b)
+    loss = F.cross_entropy(torch.as_tensor(labelled.predictions[0]), torch.tensor(CLEAN["label"])).item()
+    assert labelled.metrics["test_loss"] == pytest.approx(loss, rel=1e-5)
+
+
 def test_resume_restores_meta_model_and_optimizer(tmp_path):
     run = dict(max_steps=6, save_strategy="steps", save_steps=3)
     full = make_trainer(tmp_path / "full", **run)
@@ -641,6 +660,32 @@ def test_model_card_describes_the_method_and_the_clean_set(tmp_path):
     card = (tmp_path / "README.md").read_text()
     assert "model_name: tiny-mlc" in card and "MLC: a label correction network" in card
     assert "Clean set" in card and "16 examples" in card and "Bilevel steps taken: 2." in card
+
+
+@pytest.mark.parametrize(
+    "cls, settings, shown",
+    [
+        (EBOMLCTrainer, dict(mlc_rho=0.5, mlc_meta_lr=3e-4, mlc_meta_weight_decay=1e-4, mlc_barrier_scale=0.3),
+         {"ρ (mixture)": 0.5, "meta learning rate (Adam)": 3e-4, "meta weight decay": 1e-4, "ξ (barrier scale)": 0.3}),
+        (MLCDTrainer, dict(mlc_inner_steps=3, mlc_barrier_eta=0.9, mlc_inner_lr=0.02),
+         {"T (inner steps)": 3, "η_b (barrier)": 0.9, "inner step size": 0.02}),
+        (MLCTrainer, dict(mlc_inner_lr=0.02, mlc_meta_hidden_dim=64, mlc_skip_gate_init=0.9),
+         {"look-ahead step": "a plain gradient step of 0.02", "meta model (label embedding, hidden width)": "128, 64",
+          "skip gate init": 0.9}),
+    ],
+)  # fmt: skip
+def test_model_card_shows_the_settings_used_and_its_snippet_reproduces_them(tmp_path, monkeypatch, cls, settings, shown):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # MLC-D's ablation warning
+        trainer = make_trainer(tmp_path, cls=cls, **settings)
+    values = trainer.model_card_values()
+    assert {name: values["method_settings"].get(name) for name in shown} == shown
+    (line,) = [line for line in values["train_snippet"].splitlines() if line.startswith("args = ")]
+    namespace = {"MetaLabelCorrectionConfig": MetaLabelCorrectionConfig}
+    monkeypatch.chdir(tmp_path)
+    exec(line, namespace)  # the card's config, built as a user would
+    fields = [name for name in MetaLabelCorrectionConfig.__dataclass_fields__ if name.startswith("mlc_")]
+    assert {f: getattr(namespace["args"], f) for f in fields} == {f: getattr(trainer.args, f) for f in fields}
 
 
 @pytest.mark.parametrize("method", ["ebomlc", "mlc"])
