@@ -137,10 +137,14 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
-def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+def load_noisy_splits(
+    args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
+) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
     kwargs = {"size": args.image_size, "rgb": True} if dataset_key(args.dataset) == "digits" else {}
-    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    splits = load_classification_dataset(
+        args.dataset, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
+    )
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
         n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
@@ -236,10 +240,16 @@ def main() -> None:
         else HUB_DATASETS.get(dataset_key(script_args.dataset), script_args.dataset)
     )
     per_seed, start = {}, time.perf_counter()
+    # LiLAW's meta set is the validation split: its meta flags carve that split, for every trainer of the run
+    meta_carve = (
+        {"meta_fraction": training_args.lilaw_meta_fraction, "meta_seed": training_args.lilaw_seed}
+        if script_args.method == "lilaw"
+        else {}
+    )
     for seed in seeds:
         out = outs[seed]
         set_seed(seed)  # the new head's initial weights, shared by both runs
-        splits = load_noisy_splits(script_args, seed)
+        splits = load_noisy_splits(script_args, seed, **meta_carve)
         model, preprocessor = build_model(script_args, splits["train"].features["label"].names)
         if script_args.train_last_layers is not None:
             freeze_all_but_last(model, script_args.train_last_layers)

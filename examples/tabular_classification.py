@@ -79,10 +79,14 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
-def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+def load_noisy_splits(
+    args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
+) -> DatasetDict:
     """``train`` and ``validation`` with label noise (seeds ``seed``, ``seed + 1``) and a clean ``test``."""
     kwargs = {"num_samples": args.num_samples} if dataset_key(args.dataset) == "synthetic_adult" else {}
-    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    splits = load_classification_dataset(
+        args.dataset, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
+    )
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
         n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
@@ -112,10 +116,16 @@ def main() -> None:
     dataset = "scikit-learn/adult-census-income" if dataset_key(script_args.dataset) == "adult" else "synthetic Adult-like census data"
     transform = vector_transform(input_column="features", keep_columns=())
     per_seed = {}
+    # LiLAW's meta set is the validation split: its meta flags carve that split, for every trainer of the run
+    meta_carve = (
+        {"meta_fraction": training_args.lilaw_meta_fraction, "meta_seed": training_args.lilaw_seed}
+        if script_args.method == "lilaw"
+        else {}
+    )
     for seed in seeds:
         out = outs[seed]
         set_seed(seed)  # the MLP's initial weights, shared by both runs
-        splits = load_noisy_splits(script_args, seed)
+        splits = load_noisy_splits(script_args, seed, **meta_carve)
         names = splits["train"].features["label"].names  # saved with the model, so it answers with class names
         labels = dict(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
         if script_args.model is None:

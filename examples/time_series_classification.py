@@ -114,7 +114,9 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
-def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+def load_noisy_splits(
+    args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
+) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
     if dataset_key(args.dataset) == "ecg5000":
         kwargs = {"data_dir": args.data_dir}
@@ -122,7 +124,9 @@ def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
         kwargs = {"num_samples": args.num_samples}
     else:
         kwargs = {"length": args.length}
-    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    splits = load_classification_dataset(
+        args.dataset, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
+    )
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
         n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
@@ -155,10 +159,16 @@ def main() -> None:
     dataset = descriptions.get(dataset_key(script_args.dataset), script_args.dataset.replace("ucr/", "UCR "))
     transform = vector_transform(input_column="series", keep_columns=())
     per_seed = {}
+    # LiLAW's meta set is the validation split: its meta flags carve that split, for every trainer of the run
+    meta_carve = (
+        {"meta_fraction": training_args.lilaw_meta_fraction, "meta_seed": training_args.lilaw_seed}
+        if script_args.method == "lilaw"
+        else {}
+    )
     for seed in seeds:
         out = outs[seed]
         set_seed(seed)  # the LSTM's initial weights, shared by both runs
-        splits = load_noisy_splits(script_args, seed)
+        splits = load_noisy_splits(script_args, seed, **meta_carve)
         names = splits["train"].features["label"].names  # saved with the model, so it answers with class names
         labels = dict(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
         if script_args.model is None:

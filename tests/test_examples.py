@@ -436,3 +436,29 @@ def test_pair_flip_and_rule_map_use_the_data_sets_maps(image_example):
             train = image.load_noisy_splits(args, 0)["train"]
         flips = [(c, y) for c, y, n in zip(train["clean_label"], train["label"], train["is_noisy"]) if n]
         assert flips and all(y in maps[c] for c, y in flips), (noise_type, flips)
+
+
+def test_lilaw_meta_flags_carve_the_validation_split(tmp_path):
+    """The examples' meta set is the validation split the loader carves: --lilaw_meta_fraction and --lilaw_seed
+    carve it (they were ignored, the loader's 15 % at the run's seed always); without them it is what it was."""
+    tabular = load_example("tabular_classification.py")
+    try:
+        args = tabular.ScriptArguments(num_samples=300)
+        default = tabular.load_noisy_splits(args, 0)
+        same = tabular.load_noisy_splits(args, 0, meta_fraction=0.15, meta_seed=0)
+        assert same["validation"]["sample_id"] == default["validation"]["sample_id"]
+        assert same["validation"]["label"] == default["validation"]["label"]  # and the noise drawn on it
+        moved = tabular.load_noisy_splits(args, 0, meta_seed=5)
+        assert moved["validation"]["sample_id"] != default["validation"]["sample_id"]
+        assert moved["test"]["sample_id"] == default["test"]["sample_id"]
+    finally:
+        del sys.modules[tabular.__name__]
+    command = [
+        str(EXAMPLES / "tabular_classification.py"), "--max_steps", "1", "--num_samples", "300",
+        "--max_train_samples", "48", "--max_test_samples", "40", "--disable_tqdm", "true",
+        "--lilaw_meta_fraction", "0.5", "--lilaw_seed", "3", "--output_dir", str(tmp_path),
+    ]  # fmt: skip
+    result = run_all({"meta": command})["meta"]
+    assert result.returncode == 0, result.stdout[-5000:]
+    # 240 rows before the carve: 120 meta, 120 train; 48 train rows keep 48 meta rows (8 at the default 15 %)
+    assert "- Meta set: 48 samples" in (tmp_path / "lilaw" / "README.md").read_text()

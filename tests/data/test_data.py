@@ -146,6 +146,17 @@ def test_offline_loaders_name_their_splits_so_test_noise_is_refused(digits):
     assert meta.split == "meta" and meta[0] == {"double": 2 * plain[0]["label"]}
 
 
+def test_meta_seed_carves_the_meta_split_again_and_keeps_the_rest(digits):
+    moved = load_classification_dataset("digits", seed=0, meta_seed=1)
+    assert moved["test"]["sample_id"] == digits["test"]["sample_id"]  # the test carve follows seed, not meta_seed
+    pool = sorted(digits["train"]["sample_id"][:] + digits["meta"]["sample_id"][:])
+    assert sorted(moved["train"]["sample_id"][:] + moved["meta"]["sample_id"][:]) == pool
+    assert len(moved["meta"]) == len(digits["meta"]) and moved["meta"]["sample_id"] != digits["meta"]["sample_id"]
+    assert {k: str(v.split) for k, v in moved.items()} == {"train": "train", "meta": "meta", "test": "test"}
+    again = load_classification_dataset("digits", seed=0, meta_seed=0, meta_fraction=0.3)
+    assert again["meta"]["sample_id"] == load_digits_images(seed=0, meta_fraction=0.3)["meta"]["sample_id"]
+
+
 # ----------------------------------------------------------------------------- Hub paths, faked
 
 

@@ -113,6 +113,14 @@ def test_test_split_is_named_so_noise_is_refused(arrowhead_raw):
         add_input_noise(arrowhead_raw["test"], noise_type="ts_covariate", rate=0.4, seed=0)
     assert sum(add_label_noise(arrowhead_raw["train"], noise_type="uniform", rate=0.4, seed=0)["is_noisy"]) > 0
 
+def test_meta_seed_gives_the_meta_carve_of_that_seed():
+    """load_ucr's seed seeds only the meta carve: carving again at meta_seed must give the loader's carve at it."""
+    moved = load_classification_dataset("ucr/ItalyPowerDemand", seed=0, meta_seed=2, meta_fraction=0.3)
+    direct = load_classification_dataset("ucr/ItalyPowerDemand", seed=2, meta_fraction=0.3)
+    for split in ("train", "meta", "test"):
+        assert moved[split]["sample_id"] == direct[split]["sample_id"]
+        assert moved[split]["label"] == direct[split]["label"] and moved[split]["series"] == direct[split]["series"]
+
 def test_unknown_set_and_registry_errors():
     assert "ucr/" in available_datasets()
     with pytest.raises(ValueError, match=r"Unknown UCR/UEA classification set 'ArrowHeads'.*ArrowHead"):
