@@ -158,6 +158,7 @@ def test_compare_smoke(runs, name):
     seeds = SEEDS[name]
     assert comparison["seeds"] == seeds
     assert set(comparison["per_seed"]) == {str(s) for s in seeds}
+    assert set(comparison["realised_noise_rate"]) == {"train", "validation"}
     for record in comparison["per_seed"].values():
         assert set(record["metrics"]) == {"Trainer", method}
         assert 0.0 <= record["metrics"][method]["test_accuracy"] <= 1.0
@@ -462,3 +463,30 @@ def test_lilaw_meta_flags_carve_the_validation_split(tmp_path):
     assert result.returncode == 0, result.stdout[-5000:]
     # 240 rows before the carve: 120 meta, 120 train; 48 train rows keep 48 meta rows (8 at the default 15 %)
     assert "- Meta set: 48 samples" in (tmp_path / "lilaw" / "README.md").read_text()
+
+
+def test_summary_and_record_give_the_realised_noise_rate(tmp_path):
+    """rule_map flips only the hit rows of classes with a rule: the run printed and recorded the 40 % asked for."""
+    from hf_lilaw.noise import realised_noise_rate
+
+    tabular = load_example("tabular_classification.py")
+    flags = dict(num_samples=300, max_train_samples=48, max_test_samples=40)
+    noise = dict(noise_type="rule_map", noise_rules='{"1": [0]}', noise_rate=0.4)
+    try:
+        splits = tabular.load_noisy_splits(tabular.ScriptArguments(**flags, **noise), 42)  # the script's default seed
+        realised = {split: realised_noise_rate(splits[split]) for split in ("train", "validation")}
+    finally:
+        del sys.modules[tabular.__name__]
+    assert 0 < realised["train"] < 0.3
+    command = [str(EXAMPLES / "tabular_classification.py"), "--max_steps", "1", "--disable_tqdm", "true"]
+    for key, value in {**flags, **noise, "output_dir": tmp_path}.items():
+        command += [f"--{key}", str(value)]
+    result = run_all({"rate": command})["rate"]
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert (
+        f"noise at 40% requested, realised {realised['train']:.1%} of train and {realised['validation']:.1%} of "
+        "validation, seeds [42]"
+    ) in result.stdout
+    record = json.loads((tmp_path / "comparison.json").read_text())
+    assert record["noise_rate"] == 0.4 and record["realised_noise_rate"] == pytest.approx(realised)
+    assert record["per_seed"]["42"]["realised_noise_rate"] == pytest.approx(realised)
