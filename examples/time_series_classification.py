@@ -26,7 +26,7 @@ batch 512, learning rate 0.001):
 
 Splits: ``train`` (noisy) trains the model; ``validation`` (noisy, held out) is the ``eval_dataset`` and LiLAW's
 meta set; ``test`` (clean) is evaluated once, after training. `synthetic_ecg` (a seeded ECG5000-like stand-in)
-stays available for tests: ``--dataset synthetic_ecg``.
+stays available for tests: ``--dataset synthetic_ecg`` (``--length`` sets its series length; ECG5000 refuses it).
 """
 
 from __future__ import annotations
@@ -89,7 +89,11 @@ class ScriptArguments:
         default=None, metadata={"help": "Folder with ECG5000_TRAIN.tsv and ECG5000_TEST.tsv (for --dataset ecg5000)."}
     )
     length: int | None = field(
-        default=None, metadata={"help": "Resample every series of a ucr/ set to this many steps (long sets, e.g. ACSF1)."}
+        default=None,
+        metadata={
+            "help": "Resample every series of a ucr/ set to this many steps (long sets, e.g. ACSF1), or the length of "
+            "the synthetic_ecg series (default 140); ecg5000's beats keep their 140 steps."
+        },
     )
     num_samples: int = field(default=2000, metadata={"help": "Size of the synthetic_ecg data set."})
     max_train_samples: int = field(
@@ -119,9 +123,16 @@ def load_noisy_splits(
 ) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
     if dataset_key(args.dataset) == "ecg5000":
+        if args.length is not None:
+            raise ValueError(
+                f"--length {args.length}: ECG5000 is read as the archive stores it, 140 steps per beat; drop --length, "
+                "or resample the series yourself."
+            )
         kwargs = {"data_dir": args.data_dir}
     elif dataset_key(args.dataset) == "synthetic_ecg":
         kwargs = {"num_samples": args.num_samples}
+        if args.length is not None:  # else the loader's own default, ECG5000's 140 steps
+            kwargs["length"] = args.length
     else:
         kwargs = {"length": args.length}
     splits = load_classification_dataset(

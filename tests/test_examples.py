@@ -490,3 +490,17 @@ def test_summary_and_record_give_the_realised_noise_rate(tmp_path):
     record = json.loads((tmp_path / "comparison.json").read_text())
     assert record["noise_rate"] == 0.4 and record["realised_noise_rate"] == pytest.approx(realised)
     assert record["per_seed"]["42"]["realised_noise_rate"] == pytest.approx(realised)
+
+
+def test_time_series_length_reaches_synthetic_ecg_and_is_refused_for_ecg5000():
+    """--length was passed to ucr/ sets only: synthetic_ecg kept its 140 steps and ecg5000 ignored it, silently."""
+    series = load_example("time_series_classification.py")
+    try:
+        args = series.ScriptArguments(dataset="synthetic_ecg", length=32, num_samples=60, max_test_samples=5)
+        assert len(series.load_noisy_splits(args, 0)["train"][0]["series"]) == 32
+        args = series.ScriptArguments(dataset="synthetic_ecg", num_samples=60, max_test_samples=5)
+        assert len(series.load_noisy_splits(args, 0)["train"][0]["series"]) == 140  # the loader's default
+        with pytest.raises(ValueError, match="--length 64: ECG5000 .* 140 steps per beat; drop --length"):
+            series.load_noisy_splits(series.ScriptArguments(dataset="ecg5000", data_dir="unused", length=64), 0)
+    finally:
+        del sys.modules[series.__name__]
