@@ -62,7 +62,7 @@ from hf_lilaw import (
 from hf_lilaw.analysis import label_issue_metrics, plot_weight_histogram
 from hf_lilaw.data import dataset_key, image_transforms, load_classification_dataset
 from hf_lilaw.models import efficientnet_lite0_checkpoint
-from hf_lilaw.noise import INPUT_NOISE_TYPES
+from hf_lilaw.noise import INPUT_NOISE_TYPES, realised_noise_rate
 from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
@@ -137,10 +137,14 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
-def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+def load_noisy_splits(
+    args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
+) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
     kwargs = {"size": args.image_size, "rgb": True} if dataset_key(args.dataset) == "digits" else {}
-    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    splits = load_classification_dataset(
+        args.dataset, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
+    )
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
         n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
@@ -236,10 +240,17 @@ def main() -> None:
         else HUB_DATASETS.get(dataset_key(script_args.dataset), script_args.dataset)
     )
     per_seed, start = {}, time.perf_counter()
+    # LiLAW's meta set is the validation split: its meta flags carve that split, for every trainer of the run
+    meta_carve = (
+        {"meta_fraction": training_args.lilaw_meta_fraction, "meta_seed": training_args.lilaw_seed}
+        if script_args.method == "lilaw"
+        else {}
+    )
     for seed in seeds:
         out = outs[seed]
         set_seed(seed)  # the new head's initial weights, shared by both runs
-        splits = load_noisy_splits(script_args, seed)
+        splits = load_noisy_splits(script_args, seed, **meta_carve)
+        realised = {split: realised_noise_rate(splits[split]) for split in ("train", "validation")}
         model, preprocessor = build_model(script_args, splits["train"].features["label"].names)
         if script_args.train_last_layers is not None:
             freeze_all_but_last(model, script_args.train_last_layers)
@@ -306,7 +317,7 @@ def main() -> None:
         else:
             trainer.create_model_card(**card)
 
-        per_seed[seed] = {"metrics": metrics}
+        per_seed[seed] = {"metrics": metrics, "realised_noise_rate": realised}
         top1 = ", ".join(f"{k} {v['test_accuracy']:.4f}" for k, v in metrics.items())
         print(f"\nSeed {seed}, top-1 accuracy on {len(test)} test samples: {top1}")
         if isinstance(trainer, LiLAWTrainer):
@@ -324,13 +335,23 @@ def main() -> None:
     baseline = "Trainer" if script_args.compare else None
     comparison = compare_runs({seed: record["metrics"] for seed, record in per_seed.items()}, baseline=baseline)
     model_name = script_args.model or "EfficientNet-Lite0 (ImageNet-1k, timm/tf_efficientnet_lite0.in1k, offline copy)"
-    print(f"\n{model_name} on {dataset}, {noise} noise at {script_args.noise_rate:.0%}, seeds {seeds}, test split:\n")
+    # a noise type can flip fewer rows than asked for (rule_map: classes without a rule), so both rates are shown
+    realised = {
+        split: sum(record["realised_noise_rate"][split] for record in per_seed.values()) / len(per_seed)
+        for split in ("train", "validation")
+    }
+    over_seeds = " (mean over seeds)" if len(seeds) > 1 else ""
+    print(
+        f"\n{model_name} on {dataset}, {noise} noise at {script_args.noise_rate:.0%} requested, realised "
+        f"{realised['train']:.1%} of train and {realised['validation']:.1%} of validation{over_seeds}, "
+        f"seeds {seeds}, test split:\n"
+    )
     print(comparison.to_markdown())
     print(f"\nWall time {time.perf_counter() - start:.0f} s; models, model cards, plots in {training_args.output_dir}")
     record = {
         "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
         "noise_rules": noise_rules(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules),
-        "noise_rate": script_args.noise_rate, "seeds": seeds,
+        "noise_rate": script_args.noise_rate, "realised_noise_rate": realised, "seeds": seeds,
         "per_seed": per_seed, "summary": comparison.to_dict(),
     }  # fmt: skip
     with open(f"{training_args.output_dir}/comparison.json", "w") as f:

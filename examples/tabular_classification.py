@@ -33,6 +33,7 @@ from hf_lilaw import ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer, add_label
 from hf_lilaw.data import dataset_key, load_classification_dataset, vector_transform
 from hf_lilaw.metrics import make_fairness_compute_metrics
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
+from hf_lilaw.noise import realised_noise_rate
 from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
@@ -79,10 +80,14 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
-def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+def load_noisy_splits(
+    args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
+) -> DatasetDict:
     """``train`` and ``validation`` with label noise (seeds ``seed``, ``seed + 1``) and a clean ``test``."""
     kwargs = {"num_samples": args.num_samples} if dataset_key(args.dataset) == "synthetic_adult" else {}
-    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    splits = load_classification_dataset(
+        args.dataset, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
+    )
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
         n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
@@ -112,10 +117,17 @@ def main() -> None:
     dataset = "scikit-learn/adult-census-income" if dataset_key(script_args.dataset) == "adult" else "synthetic Adult-like census data"
     transform = vector_transform(input_column="features", keep_columns=())
     per_seed = {}
+    # LiLAW's meta set is the validation split: its meta flags carve that split, for every trainer of the run
+    meta_carve = (
+        {"meta_fraction": training_args.lilaw_meta_fraction, "meta_seed": training_args.lilaw_seed}
+        if script_args.method == "lilaw"
+        else {}
+    )
     for seed in seeds:
         out = outs[seed]
         set_seed(seed)  # the MLP's initial weights, shared by both runs
-        splits = load_noisy_splits(script_args, seed)
+        splits = load_noisy_splits(script_args, seed, **meta_carve)
+        realised = {split: realised_noise_rate(splits[split]) for split in ("train", "validation")}
         names = splits["train"].features["label"].names  # saved with the model, so it answers with class names
         labels = dict(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
         if script_args.model is None:
@@ -177,19 +189,29 @@ def main() -> None:
             trainer.push_to_hub(**card)  # the model, its card and the card's plot
         else:
             trainer.create_model_card(**card)
-        per_seed[seed] = {"metrics": metrics}
+        per_seed[seed] = {"metrics": metrics, "realised_noise_rate": realised}
         top1 = ", ".join(f"{k} {v['test_accuracy']:.4f}" for k, v in metrics.items())
         print(f"\nSeed {seed}, top-1 accuracy on {len(test)} test samples: {top1}")
 
     baseline = "Trainer" if script_args.compare else None
     comparison = compare_runs({seed: record["metrics"] for seed, record in per_seed.items()}, baseline=baseline)
     model_name = f"MLP {script_args.hidden_sizes}" if script_args.model is None else script_args.model
-    print(f"\n{model_name} on {dataset}, {noise} noise at {script_args.noise_rate:.0%}, seeds {seeds}, test split:\n")
+    # a noise type can flip fewer rows than asked for (rule_map: classes without a rule), so both rates are shown
+    realised = {
+        split: sum(record["realised_noise_rate"][split] for record in per_seed.values()) / len(per_seed)
+        for split in ("train", "validation")
+    }
+    over_seeds = " (mean over seeds)" if len(seeds) > 1 else ""
+    print(
+        f"\n{model_name} on {dataset}, {noise} noise at {script_args.noise_rate:.0%} requested, realised "
+        f"{realised['train']:.1%} of train and {realised['validation']:.1%} of validation{over_seeds}, "
+        f"seeds {seeds}, test split:\n"
+    )
     print(comparison.to_markdown())
     record = {
         "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
         "noise_rules": noise_rules(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules),
-        "noise_rate": script_args.noise_rate, "seeds": seeds,
+        "noise_rate": script_args.noise_rate, "realised_noise_rate": realised, "seeds": seeds,
         "per_seed": per_seed, "summary": comparison.to_dict(),
     }  # fmt: skip
     with open(f"{training_args.output_dir}/comparison.json", "w") as f:

@@ -26,7 +26,7 @@ batch 512, learning rate 0.001):
 
 Splits: ``train`` (noisy) trains the model; ``validation`` (noisy, held out) is the ``eval_dataset`` and LiLAW's
 meta set; ``test`` (clean) is evaluated once, after training. `synthetic_ecg` (a seeded ECG5000-like stand-in)
-stays available for tests: ``--dataset synthetic_ecg``.
+stays available for tests: ``--dataset synthetic_ecg`` (``--length`` sets its series length; ECG5000 refuses it).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ from hf_lilaw import (
     compute_classification_metrics,
 )
 from hf_lilaw.data import dataset_key, load_classification_dataset, vector_transform
-from hf_lilaw.noise import INPUT_NOISE_TYPES
+from hf_lilaw.noise import INPUT_NOISE_TYPES, realised_noise_rate
 from hf_lilaw.models import LSTMClassifierConfig, StackedLSTMForTimeSeriesClassification
 from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
 
@@ -89,7 +89,11 @@ class ScriptArguments:
         default=None, metadata={"help": "Folder with ECG5000_TRAIN.tsv and ECG5000_TEST.tsv (for --dataset ecg5000)."}
     )
     length: int | None = field(
-        default=None, metadata={"help": "Resample every series of a ucr/ set to this many steps (long sets, e.g. ACSF1)."}
+        default=None,
+        metadata={
+            "help": "Resample every series of a ucr/ set to this many steps (long sets, e.g. ACSF1), or the length of "
+            "the synthetic_ecg series (default 140); ecg5000's beats keep their 140 steps."
+        },
     )
     num_samples: int = field(default=2000, metadata={"help": "Size of the synthetic_ecg data set."})
     max_train_samples: int = field(
@@ -114,15 +118,26 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
-def load_noisy_splits(args: ScriptArguments, seed: int) -> DatasetDict:
+def load_noisy_splits(
+    args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
+) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
     if dataset_key(args.dataset) == "ecg5000":
+        if args.length is not None:
+            raise ValueError(
+                f"--length {args.length}: ECG5000 is read as the archive stores it, 140 steps per beat; drop --length, "
+                "or resample the series yourself."
+            )
         kwargs = {"data_dir": args.data_dir}
     elif dataset_key(args.dataset) == "synthetic_ecg":
         kwargs = {"num_samples": args.num_samples}
+        if args.length is not None:  # else the loader's own default, ECG5000's 140 steps
+            kwargs["length"] = args.length
     else:
         kwargs = {"length": args.length}
-    splits = load_classification_dataset(args.dataset, seed=seed, **kwargs)
+    splits = load_classification_dataset(
+        args.dataset, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
+    )
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
         n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))
@@ -155,10 +170,17 @@ def main() -> None:
     dataset = descriptions.get(dataset_key(script_args.dataset), script_args.dataset.replace("ucr/", "UCR "))
     transform = vector_transform(input_column="series", keep_columns=())
     per_seed = {}
+    # LiLAW's meta set is the validation split: its meta flags carve that split, for every trainer of the run
+    meta_carve = (
+        {"meta_fraction": training_args.lilaw_meta_fraction, "meta_seed": training_args.lilaw_seed}
+        if script_args.method == "lilaw"
+        else {}
+    )
     for seed in seeds:
         out = outs[seed]
         set_seed(seed)  # the LSTM's initial weights, shared by both runs
-        splits = load_noisy_splits(script_args, seed)
+        splits = load_noisy_splits(script_args, seed, **meta_carve)
+        realised = {split: realised_noise_rate(splits[split]) for split in ("train", "validation")}
         names = splits["train"].features["label"].names  # saved with the model, so it answers with class names
         labels = dict(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
         if script_args.model is None:
@@ -222,19 +244,29 @@ def main() -> None:
             trainer.push_to_hub(**card)  # the model, its card and the card's plot
         else:
             trainer.create_model_card(**card)
-        per_seed[seed] = {"metrics": metrics}
+        per_seed[seed] = {"metrics": metrics, "realised_noise_rate": realised}
         top1 = ", ".join(f"{k} {v['test_accuracy']:.4f}" for k, v in metrics.items())
         print(f"\nSeed {seed}, top-1 accuracy on {len(test)} test samples: {top1}")
 
     baseline = "Trainer" if script_args.compare else None
     comparison = compare_runs({seed: record["metrics"] for seed, record in per_seed.items()}, baseline=baseline)
     model_name = script_args.model or f"stacked LSTM ({script_args.num_layers}×{script_args.hidden_size})"
-    print(f"\n{model_name} on {dataset}, {noise} noise at {script_args.noise_rate:.0%}, seeds {seeds}, test split:\n")
+    # a noise type can flip fewer rows than asked for (rule_map: classes without a rule), so both rates are shown
+    realised = {
+        split: sum(record["realised_noise_rate"][split] for record in per_seed.values()) / len(per_seed)
+        for split in ("train", "validation")
+    }
+    over_seeds = " (mean over seeds)" if len(seeds) > 1 else ""
+    print(
+        f"\n{model_name} on {dataset}, {noise} noise at {script_args.noise_rate:.0%} requested, realised "
+        f"{realised['train']:.1%} of train and {realised['validation']:.1%} of validation{over_seeds}, "
+        f"seeds {seeds}, test split:\n"
+    )
     print(comparison.to_markdown())
     record = {
         "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,
         "noise_rules": noise_rules(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules),
-        "noise_rate": script_args.noise_rate, "seeds": seeds,
+        "noise_rate": script_args.noise_rate, "realised_noise_rate": realised, "seeds": seeds,
         "per_seed": per_seed, "summary": comparison.to_dict(),
     }  # fmt: skip
     with open(f"{training_args.output_dir}/comparison.json", "w") as f:

@@ -158,6 +158,7 @@ def test_compare_smoke(runs, name):
     seeds = SEEDS[name]
     assert comparison["seeds"] == seeds
     assert set(comparison["per_seed"]) == {str(s) for s in seeds}
+    assert set(comparison["realised_noise_rate"]) == {"train", "validation"}
     for record in comparison["per_seed"].values():
         assert set(record["metrics"]) == {"Trainer", method}
         assert 0.0 <= record["metrics"][method]["test_accuracy"] <= 1.0
@@ -436,3 +437,70 @@ def test_pair_flip_and_rule_map_use_the_data_sets_maps(image_example):
             train = image.load_noisy_splits(args, 0)["train"]
         flips = [(c, y) for c, y, n in zip(train["clean_label"], train["label"], train["is_noisy"]) if n]
         assert flips and all(y in maps[c] for c, y in flips), (noise_type, flips)
+
+
+def test_lilaw_meta_flags_carve_the_validation_split(tmp_path):
+    """The examples' meta set is the validation split the loader carves: --lilaw_meta_fraction and --lilaw_seed
+    carve it (they were ignored, the loader's 15 % at the run's seed always); without them it is what it was."""
+    tabular = load_example("tabular_classification.py")
+    try:
+        args = tabular.ScriptArguments(num_samples=300)
+        default = tabular.load_noisy_splits(args, 0)
+        same = tabular.load_noisy_splits(args, 0, meta_fraction=0.15, meta_seed=0)
+        assert same["validation"]["sample_id"] == default["validation"]["sample_id"]
+        assert same["validation"]["label"] == default["validation"]["label"]  # and the noise drawn on it
+        moved = tabular.load_noisy_splits(args, 0, meta_seed=5)
+        assert moved["validation"]["sample_id"] != default["validation"]["sample_id"]
+        assert moved["test"]["sample_id"] == default["test"]["sample_id"]
+    finally:
+        del sys.modules[tabular.__name__]
+    command = [
+        str(EXAMPLES / "tabular_classification.py"), "--max_steps", "1", "--num_samples", "300",
+        "--max_train_samples", "48", "--max_test_samples", "40", "--disable_tqdm", "true",
+        "--lilaw_meta_fraction", "0.5", "--lilaw_seed", "3", "--output_dir", str(tmp_path),
+    ]  # fmt: skip
+    result = run_all({"meta": command})["meta"]
+    assert result.returncode == 0, result.stdout[-5000:]
+    # 240 rows before the carve: 120 meta, 120 train; 48 train rows keep 48 meta rows (8 at the default 15 %)
+    assert "- Meta set: 48 samples" in (tmp_path / "lilaw" / "README.md").read_text()
+
+
+def test_summary_and_record_give_the_realised_noise_rate(tmp_path):
+    """rule_map flips only the hit rows of classes with a rule: the run printed and recorded the 40 % asked for."""
+    from hf_lilaw.noise import realised_noise_rate
+
+    tabular = load_example("tabular_classification.py")
+    flags = dict(num_samples=300, max_train_samples=48, max_test_samples=40)
+    noise = dict(noise_type="rule_map", noise_rules='{"1": [0]}', noise_rate=0.4)
+    try:
+        splits = tabular.load_noisy_splits(tabular.ScriptArguments(**flags, **noise), 42)  # the script's default seed
+        realised = {split: realised_noise_rate(splits[split]) for split in ("train", "validation")}
+    finally:
+        del sys.modules[tabular.__name__]
+    assert 0 < realised["train"] < 0.3
+    command = [str(EXAMPLES / "tabular_classification.py"), "--max_steps", "1", "--disable_tqdm", "true"]
+    for key, value in {**flags, **noise, "output_dir": tmp_path}.items():
+        command += [f"--{key}", str(value)]
+    result = run_all({"rate": command})["rate"]
+    assert result.returncode == 0, result.stdout[-5000:]
+    assert (
+        f"noise at 40% requested, realised {realised['train']:.1%} of train and {realised['validation']:.1%} of "
+        "validation, seeds [42]"
+    ) in result.stdout
+    record = json.loads((tmp_path / "comparison.json").read_text())
+    assert record["noise_rate"] == 0.4 and record["realised_noise_rate"] == pytest.approx(realised)
+    assert record["per_seed"]["42"]["realised_noise_rate"] == pytest.approx(realised)
+
+
+def test_time_series_length_reaches_synthetic_ecg_and_is_refused_for_ecg5000():
+    """--length was passed to ucr/ sets only: synthetic_ecg kept its 140 steps and ecg5000 ignored it, silently."""
+    series = load_example("time_series_classification.py")
+    try:
+        args = series.ScriptArguments(dataset="synthetic_ecg", length=32, num_samples=60, max_test_samples=5)
+        assert len(series.load_noisy_splits(args, 0)["train"][0]["series"]) == 32
+        args = series.ScriptArguments(dataset="synthetic_ecg", num_samples=60, max_test_samples=5)
+        assert len(series.load_noisy_splits(args, 0)["train"][0]["series"]) == 140  # the loader's default
+        with pytest.raises(ValueError, match="--length 64: ECG5000 .* 140 steps per beat; drop --length"):
+            series.load_noisy_splits(series.ScriptArguments(dataset="ecg5000", data_dir="unused", length=64), 0)
+    finally:
+        del sys.modules[series.__name__]

@@ -22,7 +22,9 @@ def split_meta_set(
     Both parts keep the input's row order and format (transforms included); no data is copied.
     Where scikit-learn cannot stratify (a class with a single sample, fewer meta or train rows than classes), each
     class gives the floor or ceiling of its share instead, still seeded: per class, the meta split then holds the
-    class's share of ``fraction`` to within one sample, like scikit-learn's stratified split.
+    class's share of ``fraction`` to within one sample, like scikit-learn's stratified split, except that no class
+    gives its last row (a class missing from ``train`` cannot be learned): a class that would is capped, and the
+    other classes give the rows it keeps.
     Rows labelled ``-100`` (no label) all stay in ``train``: they carry no meta loss, so ``fraction`` is a share of
     the labelled rows.
 
@@ -57,7 +59,8 @@ def split_meta_set(
 
 def _per_class_carve(labels: np.ndarray, *, fraction: float, seed: int) -> np.ndarray:
     """Meta rows: scikit-learn's meta size, each class giving the floor of its share and the largest remainders
-    (ties broken by the seeded generator) one more; the rows within a class are drawn by the same generator."""
+    (ties broken by the seeded generator) one more, never a class's last row (the rest goes round the other classes
+    in the same order); the rows within a class are drawn by the same generator."""
     total = math.ceil(fraction * len(labels))  # the size scikit-learn's split has
     if total >= len(labels):
         raise ValueError(
@@ -65,11 +68,19 @@ def _per_class_carve(labels: np.ndarray, *, fraction: float, seed: int) -> np.nd
             "pass more rows or a smaller fraction."
         )
     classes, inverse = np.unique(labels, return_inverse=True)
-    shares = np.bincount(inverse, minlength=len(classes)) * fraction
-    take = np.floor(shares).astype(int)
+    counts = np.bincount(inverse, minlength=len(classes))
+    if total > len(labels) - len(classes):
+        raise ValueError(
+            f"Cannot split a meta set of {fraction:.0%} ({total} rows) off {len(labels)} rows of {len(classes)} "
+            "classes and keep a row of every class for training; pass more rows per class or a smaller fraction."
+        )
+    shares = counts * fraction
+    take = np.floor(shares).astype(int)  # at most count - 1, as fraction < 1
     rng = np.random.default_rng(seed)
     order = rng.permutation(len(classes))
     order = order[np.argsort(take[order] - shares[order], kind="stable")]  # largest remainder first
-    take[order[: total - take.sum()]] += 1
+    while (missing := total - take.sum()) > 0:
+        open_classes = order[take[order] < counts[order] - 1]
+        take[open_classes[:missing]] += 1
     rows = [rng.choice(np.flatnonzero(inverse == k), size=take[k], replace=False) for k in range(len(classes))]
     return np.concatenate(rows).astype(int)

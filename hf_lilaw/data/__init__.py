@@ -12,7 +12,7 @@ Every loader returns a `datasets.DatasetDict` with
 a ``label`` column of type `ClassLabel`, a ``sample_id`` column (the row's position in its source split,
 so train and meta ids never collide), and one input column: ``image`` (`datasets.Image`), ``series``
 (floats, ``(length,)`` or ``(length, channels)``) or ``features`` (list of floats, tabular data already
-encoded).
+encoded). Every split is named after its key (`Dataset.split`), so `hf_lilaw.noise` refuses to noise ``test``.
 
 Offline sets (no network): ``digits`` (scikit-learn's bundled 8×8 digits), ``synthetic_ecg`` and
 ``synthetic_adult`` (seeded NumPy generators), ``ucr/<name>`` for the UCR/UEA sets aeon bundles

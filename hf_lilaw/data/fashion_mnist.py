@@ -9,7 +9,7 @@ from typing import Any
 
 import datasets
 import numpy as np
-from datasets import ClassLabel, Dataset, DatasetDict, Features, Image
+from datasets import ClassLabel, Dataset, DatasetDict, Features, Image, NamedSplit
 
 from .registry import register_dataset
 from .splits import finish_splits
@@ -125,8 +125,11 @@ def fashion_mnist_arrays(
     return x_train, y_train, x_test, y_test
 
 
-def _dataset_from_arrays(images: np.ndarray, labels: np.ndarray) -> Dataset:
-    return Dataset.from_dict({"image": list(images), "label": labels.tolist()}, features=FASHION_MNIST_FEATURES)
+def _dataset_from_arrays(images: np.ndarray, labels: np.ndarray, *, split: str) -> Dataset:
+    # named like the Hub's splits, so the test-split guard of hf_lilaw.noise sees the test split
+    return Dataset.from_dict(
+        {"image": list(images), "label": labels.tolist()}, features=FASHION_MNIST_FEATURES, split=NamedSplit(split)
+    )
 
 
 def load_fashion_mnist(
@@ -151,7 +154,9 @@ def load_fashion_mnist(
     """
     directory = _local_dir(data_dir)
     if directory is not None:
-        return DatasetDict({split: _dataset_from_arrays(*_read_split(directory, split)) for split in _FILES})
+        return DatasetDict(
+            {split: _dataset_from_arrays(*_read_split(directory, split), split=split) for split in _FILES}
+        )
     raw = datasets.load_dataset(FASHION_MNIST_REPO, cache_dir=cache_dir, revision=revision)
     out = {}
     for split in _FILES:

@@ -5,7 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from datasets import DatasetDict
+from datasets import DatasetDict, concatenate_datasets
+
+from ..core.columns import SAMPLE_ID_COLUMN
+from .splits import with_meta_split
 
 DatasetLoader = Callable[..., DatasetDict]
 _REGISTRY: dict[str, DatasetLoader] = {}
@@ -39,7 +42,9 @@ def available_datasets() -> list[str]:
     return sorted(_REGISTRY)
 
 
-def load_classification_dataset(name: str, *, meta_fraction: float = 0.15, seed: int = 0, **kwargs: Any) -> DatasetDict:
+def load_classification_dataset(
+    name: str, *, meta_fraction: float = 0.15, seed: int = 0, meta_seed: int | None = None, **kwargs: Any
+) -> DatasetDict:
     """Loads a registered data set with ``train``/``meta``/``test`` splits built like the paper.
 
     Args:
@@ -47,9 +52,23 @@ def load_classification_dataset(name: str, *, meta_fraction: float = 0.15, seed:
             member such as ``"ucr/ArrowHead"``.
         meta_fraction: Share of the training split carved off as the meta split.
         seed: Seeds every split (and the generators of the synthetic sets).
+        meta_seed: Seeds the meta carve alone: the meta split is carved again from the loader's training split
+            (``train`` and ``meta`` together), every other split and the data kept; None (or ``seed``) keeps the
+            loader's carve.
         **kwargs: Passed to the loader: e.g. ``size=`` for ``digits``, ``data_dir=`` for ``ecg5000``,
             ``cache_dir=``/``revision=`` for Hub sets (forwarded to `datasets.load_dataset`).
     """
+    splits = _load(name, meta_fraction=meta_fraction, seed=seed, **kwargs)
+    if meta_seed is None or meta_seed == seed:
+        return splits
+    # train and meta in sample_id order are the training split the loader carved, so meta_seed == seed would
+    # give the loader's carve again
+    pool = concatenate_datasets([splits["train"], splits["meta"]]).sort(SAMPLE_ID_COLUMN)
+    others = {split: part for split, part in splits.items() if split not in ("train", "meta")}
+    return with_meta_split(DatasetDict(train=pool, **others), meta_fraction=meta_fraction, seed=meta_seed)
+
+
+def _load(name: str, *, meta_fraction: float, seed: int, **kwargs: Any) -> DatasetDict:
     if dataset_key(name) in _REGISTRY and not name.endswith("/"):  # a name registered whole, e.g. "org/set"
         return _REGISTRY[dataset_key(name)](meta_fraction=meta_fraction, seed=seed, **kwargs)
     family, slash, member = name.partition("/")

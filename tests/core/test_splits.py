@@ -1,3 +1,5 @@
+import math
+
 import datasets
 import numpy as np
 import pytest
@@ -60,11 +62,25 @@ def test_fewer_meta_rows_than_classes_still_give_each_class_its_share(caplog):
     assert "carving each class's share instead" in caplog.text
 
 
-def test_singleton_class_gets_its_share_too():
+def test_no_class_gives_its_last_training_row():
+    """The fallback carve used to move a singleton class into meta (its 0.2 the largest remainder), leaving training
+    without it. A row can be in one split only: in train the class is learned; in meta it would be scored by a model
+    that never saw it, and a test carve would measure a class the model cannot predict."""
     data = datasets.Dataset.from_dict({"label": [0] * 30 + [1]})
     train, meta = split_meta_set(data, fraction=0.2, seed=0)
-    # 7 meta rows (scikit-learn's ceil(0.2 · 31)): class 0 its 6, the largest remainder (class 1's 0.2) the seventh
-    assert np.bincount(meta["label"]).tolist() == [6, 1] and len(train) == 24
+    # 7 meta rows (scikit-learn's ceil(0.2 · 31)): class 1's share is capped at 0, class 0 gives the seventh
+    assert np.bincount(meta["label"], minlength=2).tolist() == [7, 0] and train["label"].count(1) == 1
+    for sizes in ([1, 20], [2, 2, 2, 2, 40], [1] * 10 + [10]):
+        labels = np.repeat(np.arange(len(sizes)), sizes)
+        for seed in range(5):
+            train, meta = split_meta_set(datasets.Dataset.from_dict({"label": labels}), fraction=0.3, seed=seed)
+            assert np.bincount(train["label"], minlength=len(sizes)).min() >= 1
+            assert len(meta) == math.ceil(0.3 * len(labels))
+    # where no class gives its last row, the carve is what it was (a class of 2 may still give none)
+    three = datasets.Dataset.from_dict({"label": np.repeat([0, 1, 2], [2, 30, 30])})
+    assert np.bincount(split_meta_set(three, fraction=0.15, seed=0)[1]["label"], minlength=3).tolist() == [0, 5, 5]
+    with pytest.raises(ValueError, match="keep a row of every class for training; pass more rows per class"):
+        split_meta_set(datasets.Dataset.from_dict({"label": list(range(10))}), fraction=0.15, seed=0)
 
 
 def test_errors_name_the_fix():

@@ -112,6 +112,51 @@ def test_synthetic_adult_has_group_gap():
     assert y[sex == 1].mean() - y[sex == 0].mean() > 0.1
 
 
+def _guard_sees_only_test(splits: DatasetDict) -> None:
+    from hf_lilaw import add_input_noise, add_label_noise
+
+    for name, split in splits.items():
+        assert split.split == name
+        part = split.select(range(min(len(split), 20)))
+        if name == "test":
+            with pytest.raises(ValueError, match="Refusing to add noise to the test split"):
+                add_label_noise(part, noise_type="uniform", rate=0.4, seed=0)
+        else:
+            assert add_label_noise(part, noise_type="uniform", rate=0.4, seed=0)["is_noisy"].count(True) == 8
+    if "test" in splits and "series" in splits["test"].column_names:
+        with pytest.raises(ValueError, match="Refusing to add noise to the test split"):
+            add_input_noise(splits["test"], noise_type="ts_covariate", rate=0.4, seed=0)
+
+
+def test_offline_loaders_name_their_splits_so_test_noise_is_refused(digits):
+    """from_dict and select leave Dataset.split None, so add_label_noise used to flip these test labels."""
+    for splits in (
+        digits,
+        load_synthetic_ecg(num_samples=200, seed=0),
+        load_synthetic_adult(num_samples=200, seed=0),
+        data.with_meta_split(DatasetDict(train=digits["train"], validation=digits["test"]), seed=0),
+    ):
+        _guard_sees_only_test(splits)
+    # the rows are those of the unnamed splits
+    again = load_digits_images(seed=0)
+    assert {k: v["sample_id"][:] for k, v in again.items()} == {k: v["sample_id"][:] for k, v in digits.items()}
+    transformed = digits["train"].with_transform(lambda b: {"double": [2 * y for y in b["label"]]})
+    meta = data.with_meta_split(DatasetDict(train=transformed), seed=0)["meta"]
+    plain = data.with_meta_split(DatasetDict(train=digits["train"]), seed=0)["meta"]
+    assert meta.split == "meta" and meta[0] == {"double": 2 * plain[0]["label"]}
+
+
+def test_meta_seed_carves_the_meta_split_again_and_keeps_the_rest(digits):
+    moved = load_classification_dataset("digits", seed=0, meta_seed=1)
+    assert moved["test"]["sample_id"] == digits["test"]["sample_id"]  # the test carve follows seed, not meta_seed
+    pool = sorted(digits["train"]["sample_id"][:] + digits["meta"]["sample_id"][:])
+    assert sorted(moved["train"]["sample_id"][:] + moved["meta"]["sample_id"][:]) == pool
+    assert len(moved["meta"]) == len(digits["meta"]) and moved["meta"]["sample_id"] != digits["meta"]["sample_id"]
+    assert {k: str(v.split) for k, v in moved.items()} == {"train": "train", "meta": "meta", "test": "test"}
+    again = load_classification_dataset("digits", seed=0, meta_seed=0, meta_fraction=0.3)
+    assert again["meta"]["sample_id"] == load_digits_images(seed=0, meta_fraction=0.3)["meta"]["sample_id"]
+
+
 # ----------------------------------------------------------------------------- Hub paths, faked
 
 

@@ -96,6 +96,14 @@ def test_registry_adds_meta_split_and_sample_ids(tmp_path):
     assert sorted([*out["train"]["sample_id"], *out["meta"]["sample_id"]]) == list(range(100))
     assert list(out["test"]["sample_id"]) == list(range(20))
 
+    from hf_lilaw import add_label_noise
+
+    # IDX-built splits carry their names like the Hub's, so the test-split guard sees them
+    assert {k: str(v.split) for k, v in out.items()} == {"train": "train", "meta": "meta", "test": "test"}
+    assert str(load_fashion_mnist(data_dir=tmp_path)["test"].split) == "test"
+    with pytest.raises(ValueError, match="Refusing to add noise to the test split"):
+        add_label_noise(out["test"], noise_type="uniform", rate=0.4, seed=0)
+
 
 @pytest.mark.parametrize(
     ("payload", "match"),
@@ -181,7 +189,7 @@ def test_real_files():
     assert (int(y_train[0]), int(x_train[0].sum(dtype=np.int64)), int(y_test[0])) == (9, 76247, 9)
     assert int(x_train.sum(dtype=np.int64)) == 3431114169
     # the full Dataset is built the same way: check it on a slice (PNG-encoding all 70,000 images is slow)
-    part = fm._dataset_from_arrays(x_train[:20], y_train[:20])
+    part = fm._dataset_from_arrays(x_train[:20], y_train[:20], split="train")
     assert part.features == HUB_FEATURES
     np.testing.assert_array_equal(np.asarray(part[7]["image"]), x_train[7])
     assert part["label"] == y_train[:20].tolist()

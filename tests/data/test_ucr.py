@@ -103,6 +103,24 @@ def test_unequal_lengths_from_extract_path(tmp_path):
     assert fixed["test"]["series"][:3] == [[0.0, 1.5, 3.0], [4.0, 5.0, 6.0], [1.0, 5.0, 9.0]]
 
 
+def test_test_split_is_named_so_noise_is_refused(arrowhead_raw):
+    from hf_lilaw import add_input_noise, add_label_noise
+
+    assert {k: str(v.split) for k, v in arrowhead_raw.items()} == {"train": "train", "meta": "meta", "test": "test"}
+    with pytest.raises(ValueError, match="Refusing to add noise to the test split"):
+        add_label_noise(arrowhead_raw["test"], noise_type="uniform", rate=0.4, seed=0)
+    with pytest.raises(ValueError, match="Refusing to add noise to the test split"):
+        add_input_noise(arrowhead_raw["test"], noise_type="ts_covariate", rate=0.4, seed=0)
+    assert sum(add_label_noise(arrowhead_raw["train"], noise_type="uniform", rate=0.4, seed=0)["is_noisy"]) > 0
+
+def test_meta_seed_gives_the_meta_carve_of_that_seed():
+    """load_ucr's seed seeds only the meta carve: carving again at meta_seed must give the loader's carve at it."""
+    moved = load_classification_dataset("ucr/ItalyPowerDemand", seed=0, meta_seed=2, meta_fraction=0.3)
+    direct = load_classification_dataset("ucr/ItalyPowerDemand", seed=2, meta_fraction=0.3)
+    for split in ("train", "meta", "test"):
+        assert moved[split]["sample_id"] == direct[split]["sample_id"]
+        assert moved[split]["label"] == direct[split]["label"] and moved[split]["series"] == direct[split]["series"]
+
 def test_unknown_set_and_registry_errors():
     assert "ucr/" in available_datasets()
     with pytest.raises(ValueError, match=r"Unknown UCR/UEA classification set 'ArrowHeads'.*ArrowHead"):
