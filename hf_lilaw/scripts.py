@@ -78,14 +78,28 @@ def check_seeds(training_args: TrainingArguments, *, seeds: list[int]) -> None:
 
 
 def check_push_to_hub(training_args: TrainingArguments, *, seeds: list[int]) -> None:
-    """Refuses --push_to_hub before any training: with several seeds, or unless the Hub accepts the login."""
+    """Refuses --push_to_hub before any training: with several seeds, an invalid Hub repo id (``--hub_model_id``,
+    else the name of ``--output_dir``, as the examples and Trainer derive it), or unless the Hub accepts the login."""
     if not training_args.push_to_hub:
         return
     if len(seeds) > 1:
         raise ValueError("--push_to_hub uploads one model: pass a single seed (--seeds 0) with it.")
     from huggingface_hub import constants, get_token
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+    from huggingface_hub.utils import (
+        HFValidationError, build_hf_headers, get_session, hf_raise_for_status, validate_repo_id,
+    )  # fmt: skip
 
+    # Offline, so an invalid name fails here and not when the method's trainer is built, after the baseline.
+    repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        source = "--hub_model_id" if training_args.hub_model_id else f"the name of --output_dir {training_args.output_dir}"
+        raise ValueError(
+            f"--push_to_hub would create the Hub repo {repo_id!r} ({source}), not a valid Hub repo id: {error} Pass "
+            "--hub_model_id with a name of letters, digits, '-', '_' and '.' (e.g. --hub_model_id my-model or "
+            "my-org/my-model), or drop --push_to_hub."
+        ) from error
     token = training_args.hub_token or get_token()
     try:
         if token is None:

@@ -68,6 +68,22 @@ def test_push_to_hub_check_with_a_token_but_no_network(monkeypatch):
     assert time.perf_counter() - start < 15
 
 
+
+def test_push_to_hub_check_refuses_an_invalid_repo_id_before_the_login(tmp_path, monkeypatch):
+    """The repo is --hub_model_id, else --output_dir's folder name (as the examples and Trainer name it): an
+    --output_dir 'adult 40%' passed the check and failed when the method's trainer was built, after --compare's
+    baseline had trained."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the login check, if reached, fails: no network here
+    folder = str(tmp_path / "adult 40%")
+    with pytest.raises(ValueError, match=r"Hub repo 'adult 40%' \(the name of --output_dir .*Pass --hub_model_id"):
+        check_push_to_hub(TrainingArguments(output_dir=folder, push_to_hub=True), seeds=[0])
+    with pytest.raises(ValueError, match=r"Hub repo 'me/a--b' \(--hub_model_id\), not a valid Hub repo id"):
+        check_push_to_hub(TrainingArguments(output_dir=folder, hub_model_id="me/a--b", push_to_hub=True), seeds=[0])
+    # a valid --hub_model_id names the repo whatever the folder is called: on to the login check
+    with pytest.raises(ValueError, match="needs a Hub login and network"):
+        check_push_to_hub(TrainingArguments(output_dir=folder, hub_model_id="me/adult-40", push_to_hub=True), seeds=[0])
+
 def test_noise_rules_default_to_the_data_sets_map():
     """pair_flip on digits takes their look-alike pairs; rule_map (and its old name instance) MNIST's rule map."""
     assert "digits" in PAIR_FLIP_MAPS and "digits" not in RULE_MAPS and "mnist" in RULE_MAPS
