@@ -7,8 +7,7 @@ import json
 import os
 from typing import TYPE_CHECKING
 
-from transformers.trainer_utils import get_last_checkpoint
-
+from .core.checkpoint import find_resumable_checkpoint
 from .data.registry import dataset_key
 from .noise import DEPRECATED_LABEL_NOISE_TYPES, PAIR_FLIP_MAPS, RULE_MAPS
 
@@ -78,14 +77,28 @@ def check_seeds(training_args: TrainingArguments, *, seeds: list[int]) -> None:
 
 
 def check_push_to_hub(training_args: TrainingArguments, *, seeds: list[int]) -> None:
-    """Refuses --push_to_hub before any training: with several seeds, or unless the Hub accepts the login."""
+    """Refuses --push_to_hub before any training: with several seeds, an invalid Hub repo id (``--hub_model_id``,
+    else the name of ``--output_dir``, as the examples and Trainer derive it), or unless the Hub accepts the login."""
     if not training_args.push_to_hub:
         return
     if len(seeds) > 1:
         raise ValueError("--push_to_hub uploads one model: pass a single seed (--seeds 0) with it.")
     from huggingface_hub import constants, get_token
-    from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+    from huggingface_hub.utils import (
+        HFValidationError, build_hf_headers, get_session, hf_raise_for_status, validate_repo_id,
+    )  # fmt: skip
 
+    # Offline, so an invalid name fails here and not when the method's trainer is built, after the baseline.
+    repo_id = training_args.hub_model_id or os.path.basename(os.path.abspath(training_args.output_dir))
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as error:
+        source = "--hub_model_id" if training_args.hub_model_id else f"the name of --output_dir {training_args.output_dir}"
+        raise ValueError(
+            f"--push_to_hub would create the Hub repo {repo_id!r} ({source}), not a valid Hub repo id: {error} Pass "
+            "--hub_model_id with a name of letters, digits, '-', '_' and '.' (e.g. --hub_model_id my-model or "
+            "my-org/my-model), or drop --push_to_hub."
+        ) from error
     token = training_args.hub_token or get_token()
     try:
         if token is None:
@@ -102,14 +115,16 @@ def check_push_to_hub(training_args: TrainingArguments, *, seeds: list[int]) -> 
 def resume_checkpoints(resume: str | None, *, run_dirs: list[str]) -> dict[str, str | None]:
     """The checkpoint each run (by its output folder) resumes from under ``--resume_from_checkpoint``.
 
-    ``true`` resumes every run from the last ``checkpoint-*`` of its folder (transformers' `get_last_checkpoint`);
-    runs without one start from step 0. A checkpoint path resumes the run whose folder holds it from there (with a
-    single run, any checkpoint folder), the other runs as with ``true``. Raises before any training when there is
-    nothing to resume or the path is not one run's.
+    ``true`` resumes every run from the newest ``checkpoint-*`` of its folder that verifies (as hf_lilaw's
+    ``train(resume_from_checkpoint=True)`` picks it, `find_resumable_checkpoint`: a folder whose save was cut short is
+    skipped, the reason logged); runs without one start from step 0. A checkpoint path resumes the run whose folder holds it from there
+    (with a single run, any checkpoint folder), the other runs as with ``true``. Raises before any training when
+    there is nothing to resume or the path is not one run's.
     """
     if resume is None or resume.lower() == "false":
         return dict.fromkeys(run_dirs)
-    start = {run: get_last_checkpoint(run) if os.path.isdir(run) else None for run in run_dirs}
+    # Not transformers' get_last_checkpoint: it takes the newest folder, even one a kill left half-written.
+    start = {run: find_resumable_checkpoint(run) for run in run_dirs}
     if resume.lower() != "true":
         if not os.path.isdir(resume):
             raise ValueError(f"--resume_from_checkpoint {resume}: no such folder. Pass a checkpoint-* folder or true.")
@@ -124,10 +139,10 @@ def resume_checkpoints(resume: str | None, *, run_dirs: list[str]) -> dict[str, 
         start[owners[0]] = resume
     elif not any(start.values()):
         raise ValueError(
-            f"--resume_from_checkpoint true: no checkpoint-* folder in {', '.join(run_dirs)}. Runs save checkpoints "
-            "only with --save_strategy steps or epoch (this script's default is no); check --output_dir and --seeds, "
-            "or drop --resume_from_checkpoint."
+            f"--resume_from_checkpoint true: no checkpoint-* folder in {', '.join(run_dirs)} verifies (any skipped is "
+            "logged above, with why). Runs save checkpoints only with --save_strategy steps or epoch (this script's "
+            "default is no); check --output_dir and --seeds, or drop --resume_from_checkpoint."
         )
     for run, checkpoint in start.items():
-        print(f"{run}: resuming from {checkpoint}" if checkpoint else f"{run}: no checkpoint, training from step 0")
+        print(f"{run}: resuming from {checkpoint}" if checkpoint else f"{run}: no checkpoint that verifies, from step 0")
     return start

@@ -35,8 +35,9 @@ ALLOWED_IMPORTS: dict[str, set[str]] = {
     "noise": {"core", "functional"},
     "data": {"core", "functional", "noise"},
     "comparison": _LEAVES,
-    # helpers for command-line training scripts (the examples): data set names and noise maps, never a trainer
-    "scripts": {"data", "noise"},
+    # helpers for command-line training scripts (the examples): data set names, noise maps and the checkpoint
+    # search resuming uses, never a trainer
+    "scripts": {"core", "data", "noise"},
     "__init__": {"*"},
     "_lazy": set(),
 }

@@ -1,13 +1,32 @@
 """hf_lilaw.scripts: the helpers of the command-line scripts (the examples run them end to end in test_examples)."""
 
+import logging
+import os
+import shutil
 import time
 
 import pytest
+import torch
 from huggingface_hub import constants
+from safetensors.torch import save as safetensors_bytes
 from transformers import TrainingArguments
 
+from hf_lilaw.core.checkpoint import begin_checkpoint, write_manifest
 from hf_lilaw.noise import PAIR_FLIP_MAPS, RULE_MAPS
 from hf_lilaw.scripts import check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
+
+
+def make_checkpoint(folder, *, manifest=True):
+    """A checkpoint folder that verifies: a trainer state, whole weights and (like hf_lilaw's) a manifest."""
+    os.makedirs(folder)
+    with open(os.path.join(folder, "trainer_state.json"), "w") as file:
+        file.write("{}")
+    with open(os.path.join(folder, "model.safetensors"), "wb") as file:
+        file.write(safetensors_bytes({"w": torch.zeros(4)}))
+    with open(os.path.join(folder, "optimizer.pt"), "wb") as file:
+        file.write(b"state")
+    if manifest:
+        write_manifest(folder)
 
 
 def test_resume_checkpoints_refuses_what_it_cannot_resume(tmp_path):
@@ -16,8 +35,11 @@ def test_resume_checkpoints_refuses_what_it_cannot_resume(tmp_path):
     assert resume_checkpoints("false", run_dirs=runs) == dict.fromkeys(runs)
     with pytest.raises(ValueError, match=r"--resume_from_checkpoint true: no checkpoint-\* folder in .*--save_strategy"):
         resume_checkpoints("true", run_dirs=runs)
+    (tmp_path / "seed_0" / "trainer" / "checkpoint-1").mkdir(parents=True)  # empty: it does not verify
+    with pytest.raises(ValueError, match=r"--resume_from_checkpoint true: no checkpoint-\* folder in .* verifies"):
+        resume_checkpoints("true", run_dirs=runs)
     for checkpoint in ("seed_0/trainer/checkpoint-2", "seed_0/trainer/checkpoint-10", "seed_0/lilaw/checkpoint-4"):
-        (tmp_path / checkpoint).mkdir(parents=True)
+        make_checkpoint(tmp_path / checkpoint, manifest=checkpoint.startswith("seed_0/lilaw"))  # Trainer writes none
     assert resume_checkpoints("True", run_dirs=runs) == {
         runs[0]: f"{runs[0]}/checkpoint-10", runs[1]: f"{runs[1]}/checkpoint-4", runs[2]: None,
     }  # fmt: skip
@@ -36,11 +58,27 @@ def test_resume_checkpoints_refuses_what_it_cannot_resume(tmp_path):
 
 def test_resume_checkpoints_prints_where_each_run_starts(tmp_path, capsys):
     runs = [str(tmp_path / "trainer"), str(tmp_path / "lilaw")]
-    (tmp_path / "trainer" / "checkpoint-2").mkdir(parents=True)
+    make_checkpoint(tmp_path / "trainer" / "checkpoint-2")
     resume_checkpoints("true", run_dirs=runs)
     assert capsys.readouterr().out.splitlines() == [
-        f"{runs[0]}: resuming from {runs[0]}/checkpoint-2", f"{runs[1]}: no checkpoint, training from step 0",
+        f"{runs[0]}: resuming from {runs[0]}/checkpoint-2", f"{runs[1]}: no checkpoint that verifies, from step 0",
     ]  # fmt: skip
+
+
+def test_resume_true_skips_a_checkpoint_whose_save_was_cut_short(tmp_path, caplog):
+    """As train(resume_from_checkpoint=True) does: the examples' --resume_from_checkpoint true took the newest folder
+    (transformers' get_last_checkpoint), so a run killed while saving failed to resume in exactly that case."""
+    run = str(tmp_path / "lilaw")
+    make_checkpoint(f"{run}/checkpoint-2")
+    make_checkpoint(f"{run}/checkpoint-4")
+    begin_checkpoint(f"{run}/checkpoint-4")  # killed while saving again into checkpoint-4
+    os.remove(f"{run}/checkpoint-4/optimizer.pt")
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        assert resume_checkpoints("true", run_dirs=[run]) == {run: f"{run}/checkpoint-2"}
+    assert f"Skipping checkpoint {run}/checkpoint-4: its save began but did not finish" in caplog.text
+    shutil.rmtree(f"{run}/checkpoint-2")  # nothing of this run verifies: it starts from step 0, as a run without one
+    make_checkpoint(str(tmp_path / "trainer" / "checkpoint-2"))
+    assert resume_checkpoints("true", run_dirs=[str(tmp_path / "trainer"), run])[run] is None
 
 
 def test_a_seed_the_seeds_flag_would_override_is_refused():
@@ -67,6 +105,22 @@ def test_push_to_hub_check_with_a_token_but_no_network(monkeypatch):
         check_push_to_hub(args, seeds=[0])
     assert time.perf_counter() - start < 15
 
+
+
+def test_push_to_hub_check_refuses_an_invalid_repo_id_before_the_login(tmp_path, monkeypatch):
+    """The repo is --hub_model_id, else --output_dir's folder name (as the examples and Trainer name it): an
+    --output_dir 'adult 40%' passed the check and failed when the method's trainer was built, after --compare's
+    baseline had trained."""
+    monkeypatch.setenv("HF_TOKEN", "hf_not_a_real_token")
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)  # the login check, if reached, fails: no network here
+    folder = str(tmp_path / "adult 40%")
+    with pytest.raises(ValueError, match=r"Hub repo 'adult 40%' \(the name of --output_dir .*Pass --hub_model_id"):
+        check_push_to_hub(TrainingArguments(output_dir=folder, push_to_hub=True), seeds=[0])
+    with pytest.raises(ValueError, match=r"Hub repo 'me/a--b' \(--hub_model_id\), not a valid Hub repo id"):
+        check_push_to_hub(TrainingArguments(output_dir=folder, hub_model_id="me/a--b", push_to_hub=True), seeds=[0])
+    # a valid --hub_model_id names the repo whatever the folder is called: on to the login check
+    with pytest.raises(ValueError, match="needs a Hub login and network"):
+        check_push_to_hub(TrainingArguments(output_dir=folder, hub_model_id="me/adult-40", push_to_hub=True), seeds=[0])
 
 def test_noise_rules_default_to_the_data_sets_map():
     """pair_flip on digits takes their look-alike pairs; rule_map (and its old name instance) MNIST's rule map."""

@@ -188,16 +188,26 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     adds ``sample_id = row index`` to a `datasets.Dataset` when training starts), so identity survives shuffling,
     ``remove_unused_columns`` and multiple processes. At the end of training the processes' records are merged
     and ``dynamics`` holds the result on every process; with ``output_dir`` set it is also saved there as
-    ``training_dynamics.npz`` (main process). The record is not part of checkpoints: a run resumed from one
-    records the epochs from the resume on, with the earlier rows NaN.
+    ``training_dynamics.npz`` (main process). A fresh run replaces that file.
+
+    The record is not part of checkpoints: a run resumed from one records the epochs from the checkpoint on. With
+    ``output_dir`` set, the epochs before the checkpoint are taken from the ``training_dynamics.npz`` already there
+    (saved when the run, or its earlier part, ended), so the file keeps every epoch: a checkpoint saved mid-epoch
+    keeps the file's values of that epoch for the rows the resumed run did not see again, and the file's epochs
+    after the checkpoint (a continuation the resume replaces) are dropped. A file of another shape (other sample
+    ids, or LiLAW weights in one and not the other) is not this run's: the resumed run refuses to start rather than
+    overwrite it. A run killed before its end wrote no file, so after such a kill the epochs before the checkpoint
+    stay NaN; without ``output_dir`` they are NaN too.
 
     Args:
-        output_dir: where to save the merged dynamics at the end of training; ``None`` keeps them in memory only.
+        output_dir: where to save the merged dynamics at the end of training (and where a resumed run finds the
+            epochs before its checkpoint); ``None`` keeps them in memory only.
     """
 
     def __init__(self, *, output_dir: str | None = None) -> None:
         self.output_dir = output_dir
         self.dynamics: TrainingDynamics | None = None
+        self._earlier: tuple[TrainingDynamics, float] | None = None  # the file's record, the epoch resumed at
 
     def start(self, num_samples: int, *, weights: bool = True) -> None:
         """Begin a fresh record for sample ids in ``[0, num_samples)``; called by the trainer."""
@@ -211,13 +221,65 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
             )
         self.dynamics.record(sample_ids, stats, epoch=epoch)
 
+    def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        super().on_train_begin(args, state, control, **kwargs)
+        self._earlier = None
+        path = os.path.join(self.output_dir, DYNAMICS_FILE_NAME) if self.output_dir else None
+        # Trainer has loaded the checkpoint's state by now: a step above 0 means a resumed run.
+        if state.global_step and path and os.path.isfile(path) and self.dynamics is not None:
+            self._earlier = _earlier_record(path, like=self.dynamics), float(state.epoch or 0)
+
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.dynamics is None:
             return
         self.dynamics = merge_across_processes(self.dynamics)
+        if self._earlier is not None:
+            self.dynamics = _with_earlier_epochs(self.dynamics, *self._earlier)
+            self._earlier = None
         if self.output_dir and state.is_world_process_zero:
             os.makedirs(self.output_dir, exist_ok=True)
             self.dynamics.save(os.path.join(self.output_dir, DYNAMICS_FILE_NAME))
+
+
+def _earlier_record(path: str, *, like: TrainingDynamics) -> TrainingDynamics:
+    """The record a resumed run continues: ``path`` loaded, refused unless it has ``like``'s samples and fields."""
+    fix = (
+        "Move it elsewhere (or delete it) to keep it apart from this run, or give TrainingDynamicsRecorder "
+        "another output_dir."
+    )
+    try:
+        earlier = TrainingDynamics.load(path)
+    except Exception as error:  # NumPy raises OSError, ValueError, KeyError or zipfile errors for a damaged file
+        raise ValueError(
+            f"Cannot read {path}, the training dynamics this resumed run would continue ({error}). {fix}"
+        ) from error
+    fields = [name for name in WEIGHTS if getattr(like, name) is not None]
+    kept = [name for name in WEIGHTS if getattr(earlier, name) is not None]
+    if earlier.num_samples != like.num_samples or kept != fields:
+        raise ValueError(
+            f"{path} holds the training dynamics of {earlier.num_samples} sample ids, {'with' if kept else 'without'} "
+            f"LiLAW weights; this resumed run records {like.num_samples}, {'with' if fields else 'without'}: it is not "
+            f"this run's record, and the run would overwrite it when it ends. {fix}"
+        )
+    return earlier
+
+
+def _with_earlier_epochs(dynamics: TrainingDynamics, earlier: TrainingDynamics, resumed_at: float) -> TrainingDynamics:
+    """``dynamics`` of a run resumed at epoch ``resumed_at``, with ``earlier``'s rows of the epochs before it."""
+    first = int(resumed_at)  # the row the resumed run recorded into first
+    keep = min(earlier.num_epochs, first + (resumed_at > first))  # with the checkpoint's epoch when it was mid-epoch
+    if keep == 0:
+        return dynamics
+    merged = {}
+    for f in dataclasses.fields(dynamics):
+        value = getattr(dynamics, f.name)
+        if value is None:
+            continue
+        full = np.full((max(dynamics.num_epochs, keep), dynamics.num_samples), np.nan, dtype=np.float32)
+        full[: value.shape[0]] = value
+        full[:keep] = np.where(np.isnan(full[:keep]), getattr(earlier, f.name)[:keep], full[:keep])
+        merged[f.name] = full
+    return TrainingDynamics(**merged)
 
 
 def merge_across_processes(dynamics: TrainingDynamics) -> TrainingDynamics:

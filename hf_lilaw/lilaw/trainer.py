@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import math
+import warnings
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -226,7 +227,9 @@ class LiLAWTrainer(BaseTrainer):
 
         Rows are scored in the dataset's order whatever ``train_sampling_strategy``; a streamed set (no length) is
         read in the main process (``dataloader_num_workers`` ignored), so its rows come in the order it yields
-        them.
+        them. Score the training rows as evaluation sees them: by default they go through the training set's
+        transform, and one that augments at random scores other random views at each call (a warning says so when
+        the default set has a ``set_transform``/``with_transform``); pass ``train.with_transform(eval_transform)``.
 
         Returns:
             A `datasets.Dataset` with one row per input row, in the same order: ``prob_label`` (``s_y``),
@@ -234,7 +237,21 @@ class LiLAWTrainer(BaseTrainer):
             ``difficulty``: ``"easy"``, ``"moderate"`` or ``"hard"`` by which of W_α, W_δ, W_β dominates (``None`` for
             rows labelled -100). Low ``w_alpha`` flags likely label errors (see `hf_lilaw.find_label_issues`).
         """
-        dataset = self.train_dataset if dataset is None else dataset
+        if dataset is None:
+            dataset = self.train_dataset
+            # A warning, not an error: the transform may be deterministic (the tabular and time-series examples
+            # train on one), and nothing tells it apart from random augmentation without running it.
+            if isinstance(dataset, datasets.Dataset) and dataset.format.get("type") == "custom":
+                warnings.warn(
+                    "score_samples() scores the training set through its transform (set_transform/with_transform): if "
+                    "that transform augments at random, as training transforms do, each call scores other random "
+                    "views, and find_label_issues or clean_labels built on the scores change with them. Pass the "
+                    "training rows under the evaluation transform, e.g. trainer.score_samples(train.with_transform("
+                    "image_transforms(model, train=False))); if the transform is deterministic, pass the set itself "
+                    "to score it without this warning.",
+                    UserWarning,
+                    stacklevel=2,
+                )
         if dataset is None:
             raise ValueError("score_samples needs a dataset (or a trainer built with train_dataset).")
         with self._scoring_pass(dataset):

@@ -1,3 +1,5 @@
+import types
+
 import numpy as np
 import pytest
 import torch
@@ -176,3 +178,75 @@ def test_elr_run_with_lambda_zero_records_plain_cross_entropy(tmp_path):
     expected = torch.nn.functional.cross_entropy(logits, torch.tensor(train["label"]), reduction="none").numpy()
     for epoch in range(2):
         np.testing.assert_allclose(dynamics.loss[epoch], expected, rtol=1e-5)
+
+
+def saving_run(tmp_path, *, epochs, recorder, **overrides):
+    """A LiLAW run of 96 rows, 6 steps an epoch, that learns and saves checkpoints in tmp_path."""
+    torch.manual_seed(0)
+    args = LiLAWConfig(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=epochs,
+                       learning_rate=0.05, report_to=[], disable_tqdm=True, lilaw_warmup_steps=0, **overrides)
+    return LiLAWTrainer(model=TinyNet(), args=args, train_dataset=blobs(96, seed=4), meta_dataset=blobs(32, seed=9),
+                        callbacks=[recorder])
+
+
+def recorded_epochs(dynamics):
+    return [epoch for epoch in range(dynamics.num_epochs) if not np.isnan(dynamics.loss[epoch]).all()]
+
+
+def test_a_resumed_run_keeps_the_epochs_recorded_before_its_checkpoint(tmp_path):
+    """Training one more epoch from the last checkpoint replaced training_dynamics.npz by a file of that epoch only."""
+    path = tmp_path / DYNAMICS_FILE_NAME
+    saving_run(tmp_path, epochs=2, recorder=TrainingDynamicsRecorder(output_dir=str(tmp_path)),
+               save_strategy="epoch").train()
+    before = TrainingDynamics.load(path)
+    recorder = TrainingDynamicsRecorder(output_dir=str(tmp_path))
+    saving_run(tmp_path, epochs=3, recorder=recorder, save_strategy="epoch").train(resume_from_checkpoint=True)
+    after = TrainingDynamics.load(path)
+    assert recorded_epochs(before) == [0, 1] and recorded_epochs(after) == [0, 1, 2]
+    for name in ("loss", "margin", "w_alpha"):
+        np.testing.assert_array_equal(getattr(after, name)[:2], getattr(before, name))
+    np.testing.assert_array_equal(recorder.dynamics.loss, after.loss)  # in memory as in the file
+
+
+def test_a_run_resumed_mid_epoch_records_what_the_uninterrupted_run_did(tmp_path):
+    """From checkpoint-9 (epoch 1.5): epoch 0 and the rows of epoch 1 trained before the checkpoint come from the
+    file, the rest from the resumed run, which continues the uninterrupted one exactly."""
+    path = tmp_path / DYNAMICS_FILE_NAME
+    saving_run(tmp_path, epochs=2, recorder=TrainingDynamicsRecorder(output_dir=str(tmp_path)),
+               save_strategy="steps", save_steps=3).train()
+    uninterrupted = TrainingDynamics.load(path)
+    saving_run(tmp_path, epochs=2, recorder=TrainingDynamicsRecorder(output_dir=str(tmp_path)),
+               save_strategy="steps", save_steps=3).train(resume_from_checkpoint=str(tmp_path / "checkpoint-9"))
+    resumed = TrainingDynamics.load(path)
+    for name in ("prob_label", "loss", "correct", "w_alpha", "w_beta", "w_delta"):
+        np.testing.assert_allclose(getattr(resumed, name), getattr(uninterrupted, name), rtol=1e-6)
+
+
+def test_a_resumed_run_refuses_a_dynamics_file_that_is_not_its_own(tmp_path):
+    saving_run(tmp_path, epochs=1, recorder=TrainingDynamicsRecorder(), save_strategy="epoch").train()
+    other = TrainingDynamics.empty(5)
+    other.record(np.arange(5), {"loss": np.ones(5)}, epoch=0)
+    other.save(tmp_path / DYNAMICS_FILE_NAME)
+    trainer = saving_run(tmp_path, epochs=2, recorder=TrainingDynamicsRecorder(output_dir=str(tmp_path)),
+                         save_strategy="epoch")
+    with pytest.raises(ValueError, match=r"holds the training dynamics of 5 sample ids, with LiLAW weights; this "
+                                         r"resumed run records 96, with: it is not this run's record.*Move it"):
+        trainer.train(resume_from_checkpoint=True)
+    assert trainer.state.global_step == 6  # refused before its first step
+    np.testing.assert_array_equal(TrainingDynamics.load(tmp_path / DYNAMICS_FILE_NAME).loss, other.loss)
+
+
+@pytest.mark.parametrize("resumed_at, epoch_1", [(1.5, [1, 1, 5, 5]), (1.0, [np.nan, np.nan, 5, 5])])
+def test_a_resumed_record_takes_the_file_epochs_before_its_checkpoint_only(tmp_path, resumed_at, epoch_1):
+    """Epoch 2 of the file belongs to the continuation the resume replaces; epoch 1 is the file's where the resumed
+    run has not seen a row again, and only when the checkpoint was saved inside it."""
+    earlier = TrainingDynamics.empty(4, weights=False)
+    for epoch in range(3):
+        earlier.record(np.arange(4), {"loss": np.ones(4)}, epoch=epoch)
+    earlier.save(tmp_path / DYNAMICS_FILE_NAME)
+    recorder = TrainingDynamicsRecorder(output_dir=str(tmp_path))
+    recorder.begin(4, weights=False)  # as the trainer does, then Trainer's hooks with the checkpoint's state
+    recorder.on_train_begin(None, types.SimpleNamespace(global_step=9, epoch=resumed_at), None)
+    recorder.record(torch.tensor([2, 3]), {"loss": torch.full((2,), 5.0)}, epoch=1)
+    recorder.on_train_end(None, types.SimpleNamespace(is_world_process_zero=True), None)
+    np.testing.assert_array_equal(TrainingDynamics.load(tmp_path / DYNAMICS_FILE_NAME).loss, [[1, 1, 1, 1], epoch_1])

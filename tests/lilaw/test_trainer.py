@@ -4,6 +4,7 @@ import logging
 import math
 import os
 import re
+import warnings
 
 import numpy as np
 import pytest
@@ -692,6 +693,28 @@ def test_score_samples_scores_every_row_whatever_the_evaluation_settings(tmp_pat
         trainer.score_samples(bad)
     assert getattr(trainer.args, setting) is value
     assert trainer.compute_metrics is None and not trainer._logits_only
+
+
+def test_score_samples_warns_when_it_scores_the_training_set_through_its_transform(tmp_path, blob_splits):
+    """Under the image example's setup the training set augments at random, so score_samples() scored other random
+    views at each call (and find_label_issues / clean_labels with them); scoring an explicit set does not warn."""
+
+    def augment(batch):
+        x = torch.tensor(batch["x"])
+        return {"x": x + torch.randn_like(x), "label": batch["label"]}
+
+    train, meta = blob_splits["train"], blob_splits["meta"]
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path), train_dataset=train.with_transform(augment),
+                           meta_dataset=meta)
+    with pytest.warns(UserWarning, match=r"^score_samples\(\) scores the training set through its transform .* Pass "
+                                         r"the training rows under the evaluation transform, e\.g\. "):
+        assert len(trainer.score_samples()) == len(train)
+    plain = LiLAWTrainer(model=TinyNet(), args=config(tmp_path), train_dataset=train, meta_dataset=meta)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        trainer.score_samples(train)  # the rows as evaluation sees them
+        plain.score_samples()  # no transform
+    assert not [w for w in caught if "score_samples()" in str(w.message)]
 
 
 class LengthNet(TinyNet):
