@@ -123,7 +123,9 @@ class SymmetricCrossEntropy(ClassificationLoss):
     """Symmetric cross-entropy ``α·CE + β·RCE`` (Wang et al. 2019).
 
     The reverse cross-entropy ``RCE = −Σ_k p_k log onehot_k`` takes ``log 0`` as ``log 1e-4`` (the authors'
-    released code), so ``RCE = −log(1e-4)·(1 − p_y)``. α = 0.1, β = 1.0 are the paper's CIFAR-10 values.
+    released code), so ``RCE = −log(1e-4)·(1 − p_y)``. α = 0.1, β = 1.0 are the paper's CIFAR-10 values. As in
+    that code every probability is first clamped at 1e-7, so ``1 − p_y`` reads ``Σ_{k≠y} max(p_k, 1e-7)``: at most
+    ``(C − 1)·1e-7`` more (RCE 0.003 higher per sample with 1,000 classes, 0.03 with 50,000).
     ``label_smoothing`` applies to the CE term.
     """
 

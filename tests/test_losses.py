@@ -46,6 +46,9 @@ def test_limits_focal_0_and_gce_near_0_are_cross_entropy():
     ce = CrossEntropy()(LOGITS, LABELS)
     assert FocalLoss(gamma=0.0)(LOGITS, LABELS).item() == pytest.approx(ce.item(), rel=1e-6)
     assert GeneralizedCrossEntropy(q=1e-4)(LOGITS, LABELS).item() == pytest.approx(ce.item(), rel=1e-3)
+    # float32's 1 − p^q cancelled as q → 0: 0.6914 at q = 1e-5, 0.0 at q = 1e-8 for a CE of 0.693
+    for q in (1e-5, 1e-7, 1e-8):
+        assert GeneralizedCrossEntropy(q=q)(LOGITS, LABELS).item() == pytest.approx(ce.item(), rel=1e-4)
 
 
 @pytest.mark.parametrize("name", CLOSED_FORMS)
