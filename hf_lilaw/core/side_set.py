@@ -94,8 +94,9 @@ class SideSet:
         cache: ``"auto"``, ``"force"`` or ``"off"``: whether to collate the set once on the device (`batch_cache`).
         strict: refuse a batch larger than a map-style set instead of capping it (with a warning).
         setting: the option behind ``batch_size``, named in messages.
-        unlabelled_batches: accept a batch whose labels are all -100 (the trainer skips such a step); by default
-            it is refused, naming the row and the fix.
+        unlabelled_batches: accept a batch whose labels are all -100 (the trainer skips such a step) from a set
+            read in full up front, whose labels are known to hold labelled rows; a set read batch by batch may hold
+            none, so there (and by default everywhere) such a batch is refused, naming the rows and the fix.
     """
 
     def __init__(
@@ -178,7 +179,7 @@ class SideSet:
             return
         labels_only = scan is not None and not scan.transformed
         check_batch(batch, name=self.name, rows=rows, num_classes=self._bound._num_classes, labels_only=labels_only,
-                    require_labelled=not (probe or self.unlabelled_batches))  # fmt: skip
+                    require_labelled=not (probe or (self.unlabelled_batches and scan is not None)))  # fmt: skip
 
     # ---- batches ------------------------------------------------------------------------------------------
 
