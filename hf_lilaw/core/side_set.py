@@ -258,7 +258,7 @@ class SideSet:
                 problem = explain_collate_failure(examples, name=self.name, rows=rows)
                 if problem is None:
                     raise
-                raise ValueError(problem) from error
+                raise ValueError(f"{problem} (The collator said: {error})") from error
             self._check_batch(batch, rows=rows, probe=draw == PROBE_DRAW)
             inputs = trainer._prepare_inputs(batch)
         for column in BOOKKEEPING_COLUMNS:

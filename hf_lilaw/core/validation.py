@@ -247,6 +247,15 @@ def explain_collate_failure(examples: Sequence[Any], *, name: str, rows: Sequenc
         if not isinstance(example, Mapping):
             return _row_problem_for_non_mapping(example, name=name, where=rows[i] if i < len(rows) else f"row {i}")
     for key in examples[0] if examples else ():
+        value = examples[0].get(key)
+        if isinstance(value, str) or (isinstance(value, (list, tuple)) and value and isinstance(value[0], str)):
+            # e.g. a text column kept by remove_unused_columns=False: a padding collator fails on it, not on shapes
+            return (
+                f"{name}'s column '{key}' holds text, which the collator cannot make a tensor of. Drop it "
+                f"({name}.remove_columns('{key}')), or leave remove_unused_columns=True so that the columns the "
+                "model's forward does not take are removed."
+            )
+    for key in examples[0] if examples else ():
         shapes = [tuple(np.shape(example.get(key))) if _is_array_like(example.get(key)) else None for example in examples]
         known = [(i, s) for i, s in enumerate(shapes) if s is not None]
         if len({s for _, s in known}) > 1:

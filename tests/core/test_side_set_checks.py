@@ -400,3 +400,38 @@ def test_a_dataset_dict_is_refused_naming_the_splits(tmp_path):
         lilaw(tmp_path, meta=splits)
     with pytest.raises(ValueError, match=r"^train_dataset is a DatasetDict"):
         lilaw(tmp_path, train=splits)
+
+
+def test_a_text_column_a_padding_collator_cannot_take_is_named(tmp_path):
+    # It was blamed on the rows' shapes, with advice to pass a collator that pads (which the user had done).
+    import datasets
+    from tokenizers import Tokenizer, models, pre_tokenizers
+    from transformers import DataCollatorWithPadding, PreTrainedTokenizerFast
+
+    vocab = {"[PAD]": 0, "[UNK]": 1, "good": 2, "bad": 3, "very": 4}
+    backend = Tokenizer(models.WordLevel(vocab, unk_token="[UNK]"))
+    backend.pre_tokenizer = pre_tokenizers.Whitespace()
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, pad_token="[PAD]", unk_token="[UNK]")
+
+    class Bag(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.embed, self.head = torch.nn.EmbeddingBag(len(vocab), 4), torch.nn.Linear(4, 2)
+
+        def forward(self, input_ids, attention_mask=None):
+            return {"logits": self.head(self.embed(input_ids))}
+
+    def texts(sentences, labels):
+        data = datasets.Dataset.from_dict({"text": sentences, "label": labels})
+        return data.map(lambda row: tokenizer(row["text"]))
+
+    train = texts(["good", "very good", "bad", "very bad"] * 4, [1, 1, 0, 0] * 4).remove_columns("text")
+    meta = texts(["very good", "bad", "good", "very bad"], [1, 0, 1, 0])  # its text column kept
+    args = LiLAWConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=4, report_to=[],
+                       remove_unused_columns=False, lilaw_warmup_steps=0, lilaw_meta_batch_size=2)  # fmt: skip
+    trainer = LiLAWTrainer(model=Bag(), args=args, train_dataset=train, meta_dataset=meta,
+                           data_collator=DataCollatorWithPadding(tokenizer))  # fmt: skip
+    with pytest.raises(ValueError, match=r"meta_dataset's column 'text' holds text.*remove_columns\('text'\).*The collator said"):
+        trainer.train()
+    assert explain_collate_failure([{"x": [1, 2], "t": "a"}, {"x": [1], "t": "b"}], name="m", rows=["row 0", "row 1"]).startswith(
+        "m's column 't' holds text")
