@@ -88,20 +88,32 @@ def _finite_ranks(logits: np.ndarray) -> np.ndarray:
 def _one_vs_rest_log_odds(logits: np.ndarray) -> np.ndarray:
     """``log p_c − log(1 − p_c)`` of the softmax, per row and class, computed from the logits in float64 as
     ``x_c − logsumexp_{j≠c} x_j``: it orders rows as ``p_c`` does, but never rounds to a tie where ``p_c`` reaches
-    exactly 1.0 (a top-2 logit margin over about 17 in float32, 37 in float64)."""
-    z = _finite_ranks(logits)
+    exactly 1.0 (a top-2 logit margin over about 17 in float32, 37 in float64). A ``-inf`` logit (a masked class)
+    is a probability of 0, as in the softmax's limit; a ``+inf`` one (an overflow) takes the row's whole
+    probability, shared with the row's other ``+inf`` classes. Infinite log-odds (``p_c`` of 0 or 1) are then
+    placed just below / above every finite one, in the same order."""
+    z = np.asarray(logits, dtype=np.float64).copy()
+    overflowed = np.isposinf(z).any(1)
+    z[overflowed] = np.where(np.isposinf(z[overflowed]), 0.0, -np.inf)
+    z[np.isneginf(z).all(1)] = 0.0  # a row with every class masked says nothing: read as uniform
     rows = np.arange(len(z))
     top = z.argmax(1)
     first = z[rows, top]
-    exp_first = np.exp(z - first[:, None])  # the top class's own term is 1, every other at most 1
-    with np.errstate(divide="ignore"):  # the top class's entry (its own term removed) is replaced below
+    exp_first = np.exp(z - first[:, None])  # the top class's own term is 1, every other at most 1 (0 if masked)
+    with np.errstate(divide="ignore"):  # log 0: a class against only masked ones, or the top class's own entry
         others = first[:, None] + np.log(exp_first.sum(1, keepdims=True) - exp_first)
-    if z.shape[1] > 1:
-        rest = z.copy()
-        rest[rows, top] = -np.inf
-        second = rest.max(1)
-        others[rows, top] = second + np.log(np.exp(rest - second[:, None]).sum(1))  # the top class: without it
-    return z - others
+        if z.shape[1] > 1:
+            rest = z.copy()
+            rest[rows, top] = -np.inf
+            second = rest.max(1)
+            shift = np.where(np.isneginf(second), 0.0, second)  # every other class masked: log 0 below, p_top = 1
+            others[rows, top] = shift + np.log(np.exp(rest - shift[:, None]).sum(1))  # the top class: without it
+    with np.errstate(invalid="ignore"):
+        scores = z - others
+    finite = scores[np.isfinite(scores)]
+    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
+    scores[scores == -np.inf], scores[scores == np.inf] = low - 1.0, high + 1.0
+    return scores
 
 
 def _roc_auc(logits: np.ndarray, labels: np.ndarray) -> float:

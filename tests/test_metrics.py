@@ -100,6 +100,17 @@ def test_infinite_logits_keep_their_order():
     assert compute_classification_metrics((binary, np.array([0, 1, 1, 0])))["roc_auc"] == 0.625  # as p_1: 2.5 of 4 pairs
 
 
+def test_a_class_masked_in_some_rows_only_keeps_the_softmax_order():
+    # -inf stood in for "lowest finite logit - 1", which gave the masked class a share of the probability and
+    # moved the first row (p0 0.731) below the second (p0 0.702) for class 0: AUROC 0.861 where the softmax gives 0.944.
+    logits = np.array([[1.0, 0.0, -np.inf], [1.0, -0.5, -0.6], [-0.5, 1.0, -0.5], [-0.5, -0.5, 1.0], [0.0, -0.5, 1.0]])
+    labels = np.array([0, 1, 1, 2, 2])
+    with np.errstate(divide="ignore"):
+        probs = np.exp(logits) / np.exp(logits).sum(1, keepdims=True)  # no two rows tie in any class
+    expected = np.mean([_mann_whitney_auc(probs[:, c], labels == c) for c in range(3)])
+    assert compute_classification_metrics((logits, labels))["roc_auc"] == pytest.approx(expected, abs=1e-12)
+
+
 def test_labels_outside_the_classes_are_refused_naming_the_fix():
     # datasets' ClassLabel marks a missing label -1: it counted as a wrong prediction and indexed the last
     # class's probabilities in the AUROC; only -100 is ignored.
