@@ -214,7 +214,8 @@ def fairness_metrics(
         tasks also ``demographic_parity_difference`` (spread of the groups' positive-prediction rates) and
         ``equalized_odds_difference`` (the larger of the spreads of true- and false-positive rates, as in
         fairlearn). Groups without positives (negatives) are left out of the TPR (FPR) spread; the differences
-        are NaN when there are no samples.
+        are NaN when there are no samples. The differences are lower-is-better: as ``metric_for_best_model`` they
+        need ``greater_is_better=False`` (the trainers refuse them without it).
     """
     predictions, labels, groups = np.asarray(predictions), np.asarray(labels), np.asarray(groups)
     if not len(predictions) == len(labels) == len(groups):

@@ -125,6 +125,7 @@ class BaseTrainer(Trainer):
         preprocess_logits_for_metrics: Callable[[torch.Tensor, torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         args = self.coerce_args(args)
+        check_best_metric_direction(args)
         self.check_train_dataset(train_dataset)
         smoothing = args.label_smoothing_factor
         # Trainer.__init__ reads model.config.problem_type when label smoothing is on: an AttributeError for a plain
@@ -1157,3 +1158,19 @@ class BaseTrainer(Trainer):
 
 def _tensor_output_as_logits(module: nn.Module, args: Any, output: Any) -> Any:
     return {"logits": output} if isinstance(output, torch.Tensor) else None
+
+
+# The between-group gaps of `hf_lilaw.make_fairness_compute_metrics`: lower is better.
+GAP_METRICS = ("accuracy_difference", "demographic_parity_difference", "equalized_odds_difference")
+
+
+def check_best_metric_direction(args: TrainingArguments) -> None:
+    """Refuse a fairness gap as ``metric_for_best_model`` with ``greater_is_better`` true: Trainer infers the
+    direction from whether the name ends in ``loss``, so it would keep the least fair checkpoint."""
+    name = args.metric_for_best_model
+    if name and args.greater_is_better and name.endswith(GAP_METRICS):
+        raise ValueError(
+            f"metric_for_best_model={name!r} is a gap between groups (lower is better), but greater_is_better is "
+            "True (Trainer infers it from whether the name ends in 'loss'), so load_best_model_at_end would keep the "
+            "least fair checkpoint. Set greater_is_better=False."
+        )

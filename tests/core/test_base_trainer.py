@@ -468,3 +468,14 @@ def test_an_evaluation_set_the_model_cannot_read_fails_before_the_first_step(tmp
     trainer.eval_dataset = {"held_out": evaluation.rename_column("features", "x")}
     trainer.train()  # the same trainer with a set it can read
     assert trainer.state.global_step == 4 and "eval_held_out_loss" in trainer.state.log_history[1]
+
+
+def test_a_fairness_gap_as_best_metric_needs_lower_is_better(tmp_path):
+    # Trainer read "eval_accuracy_difference" as higher-is-better (its name does not end in "loss").
+    args = dict(output_dir=str(tmp_path), report_to=[], eval_strategy="epoch", save_strategy="epoch",
+                load_best_model_at_end=True, metric_for_best_model="eval_accuracy_difference")  # fmt: skip
+    with pytest.raises(ValueError, match="gap between groups .* Set greater_is_better=False"):
+        ELRTrainer(model=TinyNet(), args=ELRConfig(**args), train_dataset=blobs(32), eval_dataset=blobs(8))
+    trainer = ELRTrainer(model=TinyNet(), args=ELRConfig(**args, greater_is_better=False), train_dataset=blobs(32),
+                         eval_dataset=blobs(8))
+    assert trainer.args.greater_is_better is False
