@@ -231,23 +231,44 @@ def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, 
 
     The last evaluation after training (an explicit `evaluate` of the restored model, on the model as saved) is
     taken, else the one logged at the checkpoint's step (`transformers.modelcard.parse_log_history` would take the
-    last one logged, of the last step's model).
+    last one logged, of the last step's model). With several evaluation sets (``eval_dataset`` a dict: one entry
+    per set, ``eval_<set>_loss``, ...) the entries of that evaluation are shown together.
     """
     end = max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
-    after = [e for e in log_history[end + 1 :] if "eval_loss" in e]
-    at_best = [e for e in log_history[:end] if "eval_loss" in e and e.get("step") == step]
+    after = [e for e in log_history[end + 1 :] if _is_evaluation(e)]
+    at_best = [e for e in log_history[:end] if _is_evaluation(e) and e.get("step") == step]
     if after:
-        entry = after[-1]
+        entries = after
         where = f"after training, of the best checkpoint (step {step}, by {metric}), restored at the end"
     elif at_best:
-        entry, where = at_best[-1], f"at step {step}, the best checkpoint by {metric}, restored at the end"
+        entries, where = at_best, f"at step {step}, the best checkpoint by {metric}, restored at the end"
     else:
         return None
-    results: dict[str, Any] = {"Evaluated": where}
-    for key, value in entry.items():
-        key = key.removeprefix("eval_")
-        if key not in ("runtime", "samples_per_second", "steps_per_second", "epoch", "step"):
-            results[" ".join(part.capitalize() for part in key.split("_"))] = value  # parse_log_history's names
+    return {"Evaluated": where, **_evaluation_results(entries)}
+
+
+def last_evaluation(log_history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
+    """The results of the last evaluation logged (every set's entry of it, with several evaluation sets), as the
+    card shows them; ``None`` when there is none."""
+    entries = [e for e in log_history if _is_evaluation(e)]
+    if not entries:
+        return None
+    step = entries[-1].get("step")
+    return _evaluation_results([e for e in entries if e.get("step") == step])
+
+
+def _is_evaluation(entry: Mapping[str, Any]) -> bool:
+    # eval_loss for one evaluation set, eval_<set>_loss for each of a dict of them
+    return any(key.startswith("eval_") and key.endswith("_loss") for key in entry)
+
+
+def _evaluation_results(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+    results: dict[str, Any] = {}
+    for entry in entries:  # in log order: an evaluation of a set logged again replaces its values
+        for key, value in entry.items():
+            key = key.removeprefix("eval_")
+            if not key.endswith(("runtime", "samples_per_second", "steps_per_second")) and key not in ("epoch", "step"):
+                results[" ".join(part.capitalize() for part in key.split("_"))] = value  # parse_log_history's names
     return results
 
 
@@ -400,6 +421,8 @@ def render_model_card(
     if best_checkpoint is not None:
         step, metric = best_checkpoint
         eval_results = restored_evaluation(log_history, step=step, metric=metric)  # never the last step's
+    elif not eval_results:  # parse_log_history reads eval_loss only: a dict of evaluation sets logs eval_<set>_loss
+        eval_results = last_evaluation(log_history)
     eval_results = {k: format_value(v) for k, v in (eval_results or {}).items()}
     # The results keep one eval_ entry only; evaluate(test_set, metric_key_prefix="test") logs count too.
     logged = [k for entry in log_history for k in entry if k.startswith(_SPLIT_PREFIXES)]

@@ -454,3 +454,20 @@ def test_a_noise_rate_outside_0_1_is_refused(trained, tmp_path):
         with pytest.raises(ValueError, match=r"fraction in \[0, 1\]"):
             noise_description(noise_type="symmetric", noise_rate=rate)
     assert noise_description(noise_type="symmetric", noise_rate=1.0) == "symmetric, 100.0% requested"
+
+
+@pytest.mark.parametrize("best", [False, True])
+def test_a_dict_of_evaluation_sets_gets_its_evaluation_results(tmp_path, best):
+    # Each set logs eval_<set>_loss, ...: the card looked for eval_loss only and showed no evaluation at all.
+    overrides = dict(save_strategy="steps", save_steps=4, load_best_model_at_end=True,
+                     metric_for_best_model="eval_val_accuracy") if best else {}  # fmt: skip
+    trainer = make_trainer(tmp_path / "run", **overrides)
+    trainer.eval_dataset = {"val": tiny_dataset(32, noise_rate=0.0, seed=2), "other": tiny_dataset(16, noise_rate=0.0, seed=3)}
+    trainer.train()
+    step = trainer.state.best_global_step if best else 8
+    logged = {k: v for e in trainer.state.log_history if e.get("step") == step for k, v in e.items() if k.startswith("eval_")}
+    _, text = card_of(trainer, tmp_path / "card")
+    results = text.split("### Evaluation results")[1].split("###")[0]
+    assert f"- Val Accuracy: {logged['eval_val_accuracy']:.4f}" in results
+    assert f"- Other Loss: {logged['eval_other_loss']:.4f}" in results and "Runtime" not in results
+    assert ("- Evaluated: at step" in results) == best
