@@ -154,7 +154,8 @@ def clean_labels(
         if values.shape != (n,):
             raise ValueError(f"scores must have one value per row of the data set, shape ({n},); got {values.shape}.")
         flagged = find_label_issues(scores=values, **rule)
-    _warn_beyond_noise(flagged, values, expected_noise_rate, action)
+    counted = num_issues is not None or frac_issues is not None
+    _warn_beyond_noise(flagged, values, expected_noise_rate, action, counted=counted)
 
     if action == "prune":
         return dataset.select(np.flatnonzero(~flagged))
@@ -179,15 +180,21 @@ def clean_labels(
 
 
 def _warn_beyond_noise(
-    flagged: np.ndarray, values: np.ndarray | None, expected_noise_rate: float | None, action: str
+    flagged: np.ndarray, values: np.ndarray | None, expected_noise_rate: float | None, action: str, *, counted: bool
 ) -> None:
-    """Warn when more rows are flagged than the noise estimate (given, or the second group in the scores)."""
+    """Warn when more rows are flagged than the noise estimate (given, or the second group in the scores). Where
+    the user fixed the count (``num_issues=`` / ``frac_issues=``, ``counted``) the advice is about that count."""
     if expected_noise_rate is not None:
         estimate, source = expected_noise_rate, "the expected_noise_rate you gave"
     elif values is not None and not np.isnan(values).all():
         split = automatic_threshold(values)
         estimate = 0.0 if split.refused else split.upper_fraction
-        source = "the second group in the scores" if not split.refused else f"the scores' shape ({split.reason})"
+        if not split.refused:
+            source = "the second group in the scores"
+        elif counted:  # the refusal's own advice is to pass frac_issues=, which the user did
+            source = "the scores' shape (the automatic split finds no second group in them)"
+        else:
+            source = f"the scores' shape ({split.reason})"
     else:
         return
     n = flagged.size if values is None else int((~np.isnan(values)).sum())
@@ -195,8 +202,10 @@ def _warn_beyond_noise(
         verb = "remove" if action == "prune" else "relabel"
         warnings.warn(
             f"clean_labels would {verb} {int(flagged.sum())} of {n} rows ({flagged.sum() / n:.1%}), more than the "
-            f"estimated noise of {estimate:.1%} from {source}. Check the threshold, or pass expected_noise_rate= or "
-            "max_fraction= if you know the rate.",
+            f"estimated noise of {estimate:.1%} from {source}. "
+            + ("Check that so many rows are mislabelled; pass expected_noise_rate= to state the rate you expect."
+               if counted else
+               "Check the threshold, or pass expected_noise_rate= or max_fraction= if you know the rate."),
             UserWarning,
             stacklevel=3,
         )

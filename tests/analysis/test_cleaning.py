@@ -55,9 +55,13 @@ def test_prune_drops_exactly_the_flagged_rows(run):
 
 def test_warns_when_removing_more_than_the_estimated_noise(run):
     train, _, dynamics = run
+    # The advice fits the rule used: the refusal's own "pass frac_issues=", and max_fraction= (refused beside
+    # frac_issues=), were offered to a user who had passed frac_issues=.
     with pytest.warns(UserWarning, match=r"would remove 72 of 240 rows \(30.0%\), more than the estimated noise of "
-                                         r"0.0% from the scores' shape"):
+                                         r"0.0% from the scores' shape \(the automatic split finds no second group "
+                                         r"in them\)\. Check that so many rows are mislabelled; pass expected_noise_rate=") as caught:
         clean_labels(train, action="prune", dynamics=dynamics, score="aum", frac_issues=0.3)
+    assert not any("max_fraction" in str(w.message) or "frac_issues=" in str(w.message) for w in caught)
     with pytest.warns(UserWarning, match="more than the estimated noise of 20.0% from the expected_noise_rate you gave"):
         clean_labels(train, action="prune", dynamics=dynamics, frac_issues=0.3, expected_noise_rate=0.2)
     capped = clean_labels(train, action="prune", dynamics=dynamics, threshold=-2.0, max_fraction=0.2,

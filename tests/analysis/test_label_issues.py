@@ -245,6 +245,14 @@ def test_metrics_perfect_reversed_and_random():
     assert set(label_issue_metrics(perfect, is_noisy.astype(int))) == {"auroc", "auprc"}
 
 
+def test_metrics_rank_infinite_scores_like_find_label_issues():
+    # A loss of +inf (a probability of 0) is a valid score: scikit-learn raised on it.
+    is_noisy = np.array([False, False, True, True, False])
+    scores = np.array([0.1, -np.inf, np.inf, np.inf, 0.3])
+    assert label_issue_metrics(scores, is_noisy) == pytest.approx({"auroc": 1.0, "auprc": 1.0})
+    assert label_issue_metrics(np.array([0.1, -np.inf, np.inf, 0.2, 0.3]), is_noisy)["auroc"] == pytest.approx(5 / 6)
+
+
 def test_metrics_errors():
     flags = np.array([True, False, False])
     with pytest.raises(ValueError, match="swap the arguments"):
