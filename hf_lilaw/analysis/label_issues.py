@@ -210,6 +210,14 @@ def automatic_threshold(scores: np.ndarray) -> AutomaticSplit:
     dip = dip_statistic(finite)
     upper = float((values > cut).mean())
     statistic = math.sqrt(finite.size) * dip
+    if statistic <= DIP_CRITICAL_VALUE and np.unique(finite).size == 2:
+        top = float((values > finite.min()).mean())
+        reason = (
+            f"the finite scores take two values only, which the dip test cannot tell apart from one group "
+            f"(√n·dip = {statistic:.2f}); nothing flagged. If the higher value marks the mislabelled rows "
+            f"({top:.1%} of them), pass frac_issues={top:.3g} (or threshold=)."
+        )
+        return AutomaticSplit(math.inf, dip, upper, reason)
     if statistic <= DIP_CRITICAL_VALUE:
         reason = (
             f"the scores show one group, not two (dip test: √n·dip = {statistic:.2f} ≤ {DIP_CRITICAL_VALUE}), as on "
@@ -218,9 +226,9 @@ def automatic_threshold(scores: np.ndarray) -> AutomaticSplit:
         return AutomaticSplit(math.inf, dip, upper, reason)
     if upper < MIN_GROUP_FRACTION:
         reason = (
-            f"the upper group holds {upper:.1%} of the scored samples, under {MIN_GROUP_FRACTION:.0%}: too small to "
-            "tell label noise from the samples a model never learns; nothing flagged. If you expect that much noise, "
-            "pass frac_issues= (or threshold=)."
+            f"the upper group holds {upper:.1%} of the scored samples (above Otsu's cut at {cut:.4g}, which a few "
+            f"extreme scores pull up), under {MIN_GROUP_FRACTION:.0%}: too small to tell label noise from the samples "
+            "a model never learns; nothing flagged. If you expect more noise, pass frac_issues= (or threshold=)."
         )
         return AutomaticSplit(math.inf, dip, upper, reason)
     if upper > MAX_GROUP_FRACTION:

@@ -102,7 +102,7 @@ def test_from_dynamics_default_score_is_w_alpha(caplog):
     # Three scored samples cannot show two groups: the automatic split flags nothing and says why.
     with caplog.at_level(logging.WARNING, logger="hf_lilaw.analysis.label_issues"):
         assert not find_label_issues(dynamics=d).any()
-    assert "one group, not two" in caplog.text and "frac_issues=" in caplog.text
+    assert "two values only" in caplog.text and "frac_issues=" in caplog.text  # 3 scores, 2 distinct values
     assert find_label_issues(dynamics=d, epoch=0, return_indices_ranked_by="score", num_issues=1).tolist() == [2]
     assert find_label_issues(dynamics=d, score="aum", num_issues=1).tolist() == [False, False, True, False]
     np.testing.assert_array_equal(
@@ -151,6 +151,15 @@ def test_automatic_split_refuses_one_group(name, caplog):
     with caplog.at_level(logging.WARNING, logger="hf_lilaw.analysis.label_issues"):
         assert not find_label_issues(scores=scores).any()
     assert "flagged nothing" in caplog.text
+
+
+def test_two_valued_scores_are_refused_with_the_rate_to_pass():
+    # forgetting counts of a run that learns the clean rows for good and never the noisy ones: 0 or 12. The
+    # refusal said "one group, as on clean labels" of the clearest two groups there are.
+    scores = np.r_[np.zeros(1600), np.full(400, 12.0)]
+    split = automatic_threshold(scores)
+    assert split.refused and "two values only" in split.reason and "frac_issues=0.2 " in split.reason
+    assert find_label_issues(scores=scores, frac_issues=0.2).sum() == 400
 
 
 def test_automatic_split_flags_the_second_group():
