@@ -116,10 +116,10 @@ def resume_checkpoints(resume: str | None, *, run_dirs: list[str]) -> dict[str, 
     """The checkpoint each run (by its output folder) resumes from under ``--resume_from_checkpoint``.
 
     ``true`` resumes every run from the newest ``checkpoint-*`` of its folder that verifies (as hf_lilaw's
-    ``train(resume_from_checkpoint=True)`` picks it, `find_resumable_checkpoint`: a folder whose save was cut short is
-    skipped, the reason logged); runs without one start from step 0. A checkpoint path resumes the run whose folder holds it from there
-    (with a single run, any checkpoint folder), the other runs as with ``true``. Raises before any training when
-    there is nothing to resume or the path is not one run's.
+    ``train(resume_from_checkpoint=True)`` picks it, `find_resumable_checkpoint`: a folder whose save was cut short
+    is skipped, the reason logged); runs without one start from step 0. A checkpoint path resumes the run whose
+    folder holds it from there (with a single run, any checkpoint folder), the other runs as with ``true``. Raises
+    before any training when there is nothing to resume or the path is not one run's.
     """
     if resume is None or resume.lower() == "false":
         return dict.fromkeys(run_dirs)
