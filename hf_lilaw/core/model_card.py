@@ -218,8 +218,10 @@ def settings_as_code(config: Any, *, prefix: str, always: Sequence[str] = ()) ->
     snippet: the fields in ``always``, then every other field named ``prefix...`` whose value is off its default."""
     names = list(always)
     for f in dataclasses.fields(config):
+        if not f.name.startswith(prefix) or f.name in names:
+            continue
         default = f.default_factory() if f.default is dataclasses.MISSING else f.default  # type: ignore[misc]
-        if f.name.startswith(prefix) and f.name not in names and getattr(config, f.name) != default:
+        if getattr(config, f.name) != default:
             names.append(f.name)
     return ", ".join(f"{name}={getattr(config, name)!r}" for name in names)
 
