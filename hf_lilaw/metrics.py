@@ -75,9 +75,9 @@ def _unpack(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
     return logits[keep], labels[keep]
 
 
-def _finite_ranks(logits: np.ndarray) -> np.ndarray:
-    """``logits`` in float64 with ``-inf`` / ``+inf`` (a masked class, an fp16 overflow) replaced by values just
-    below / above every finite one: the same order in every row, and arithmetic without NaN."""
+def finite_ranks(logits: np.ndarray) -> np.ndarray:
+    """``logits`` (or any scores) in float64 with ``-inf`` / ``+inf`` (a masked class, an fp16 overflow) replaced
+    by values just below / above every finite one: the same order in every row, and arithmetic without NaN."""
     z = np.asarray(logits, dtype=np.float64).copy()
     finite = z[np.isfinite(z)]
     low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
@@ -109,11 +109,7 @@ def _one_vs_rest_log_odds(logits: np.ndarray) -> np.ndarray:
             shift = np.where(np.isneginf(second), 0.0, second)  # every other class masked: log 0 below, p_top = 1
             others[rows, top] = shift + np.log(np.exp(rest - shift[:, None]).sum(1))  # the top class: without it
     with np.errstate(invalid="ignore"):
-        scores = z - others
-    finite = scores[np.isfinite(scores)]
-    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
-    scores[scores == -np.inf], scores[scores == np.inf] = low - 1.0, high + 1.0
-    return scores
+        return finite_ranks(z - others)
 
 
 def _roc_auc(logits: np.ndarray, labels: np.ndarray) -> float:
@@ -146,7 +142,7 @@ def _classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str,
         return {"accuracy": float("nan"), **top5, "roc_auc": float("nan")}
     out = {"accuracy": float(accuracy_score(labels, logits.argmax(1)))}
     if num_classes > 5:  # ranked by the logits: the softmax's order, without its rounding to ties at 1.0
-        scores = _finite_ranks(logits)
+        scores = finite_ranks(logits)
         out["top5_accuracy"] = float(top_k_accuracy_score(labels, scores, k=5, labels=np.arange(num_classes)))
     out["roc_auc"] = _roc_auc(logits, labels)
     return out

@@ -9,6 +9,7 @@ from typing import Literal, NamedTuple
 import numpy as np
 from sklearn.metrics import average_precision_score, roc_auc_score
 
+from ..metrics import finite_ranks
 from .dynamics import TrainingDynamics
 from .scores import HARDNESS_SCORES
 
@@ -388,8 +389,5 @@ def label_issue_metrics(scores: np.ndarray, is_noisy: np.ndarray) -> dict[str, f
         raise ValueError(
             "is_noisy holds a single class, so AUROC is undefined; evaluate on data with both clean and noisy labels."
         )
-    # Both metrics depend on the order alone: ±inf (a loss of a probability 0) just beyond the finite scores.
-    finite = scores[np.isfinite(scores)]
-    low, high = (finite.min(), finite.max()) if finite.size else (0.0, 0.0)
-    scores = np.where(np.isneginf(scores), low - 1.0, np.where(np.isposinf(scores), high + 1.0, scores))
+    scores = finite_ranks(scores)  # both metrics depend on the order alone: ±inf just beyond the finite scores
     return {"auroc": float(roc_auc_score(flags, scores)), "auprc": float(average_precision_score(flags, scores))}
