@@ -34,7 +34,10 @@ from hf_lilaw.data import dataset_key, load_classification_dataset, vector_trans
 from hf_lilaw.metrics import make_fairness_compute_metrics
 from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
 from hf_lilaw.noise import realised_noise_rate
-from hf_lilaw.scripts import NOISE_RULES_HELP, check_push_to_hub, check_seeds, noise_name, noise_rules, resume_checkpoints
+from hf_lilaw.scripts import (
+    NOISE_RULES_HELP, check_push_to_hub, check_seeds, meta_carve, noise_name, noise_rules, noise_summary,
+    resume_checkpoints,
+)
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
 
@@ -117,16 +120,10 @@ def main() -> None:
     dataset = "scikit-learn/adult-census-income" if dataset_key(script_args.dataset) == "adult" else "synthetic Adult-like census data"
     transform = vector_transform(input_column="features", keep_columns=())
     per_seed = {}
-    # LiLAW's meta set is the validation split: its meta flags carve that split, for every trainer of the run
-    meta_carve = (
-        {"meta_fraction": training_args.lilaw_meta_fraction, "meta_seed": training_args.lilaw_seed}
-        if script_args.method == "lilaw"
-        else {}
-    )
     for seed in seeds:
         out = outs[seed]
         set_seed(seed)  # the MLP's initial weights, shared by both runs
-        splits = load_noisy_splits(script_args, seed, **meta_carve)
+        splits = load_noisy_splits(script_args, seed, **meta_carve(training_args, method=script_args.method))
         realised = {split: realised_noise_rate(splits[split]) for split in ("train", "validation")}
         names = splits["train"].features["label"].names  # saved with the model, so it answers with class names
         labels = dict(num_labels=len(names), id2label=dict(enumerate(names)), label2id={n: i for i, n in enumerate(names)})
@@ -196,17 +193,8 @@ def main() -> None:
     baseline = "Trainer" if script_args.compare else None
     comparison = compare_runs({seed: record["metrics"] for seed, record in per_seed.items()}, baseline=baseline)
     model_name = f"MLP {script_args.hidden_sizes}" if script_args.model is None else script_args.model
-    # a noise type can flip fewer rows than asked for (rule_map: classes without a rule), so both rates are shown
-    realised = {
-        split: sum(record["realised_noise_rate"][split] for record in per_seed.values()) / len(per_seed)
-        for split in ("train", "validation")
-    }
-    over_seeds = " (mean over seeds)" if len(seeds) > 1 else ""
-    print(
-        f"\n{model_name} on {dataset}, {noise} noise at {script_args.noise_rate:.0%} requested, realised "
-        f"{realised['train']:.1%} of train and {realised['validation']:.1%} of validation{over_seeds}, "
-        f"seeds {seeds}, test split:\n"
-    )
+    realised, noise_phrase = noise_summary(noise, requested=script_args.noise_rate, per_seed=per_seed)
+    print(f"\n{model_name} on {dataset}, {noise_phrase}, seeds {seeds}, test split:\n")
     print(comparison.to_markdown())
     record = {
         "model": model_name, "dataset": dataset, "method": script_args.method, "noise_type": script_args.noise_type,

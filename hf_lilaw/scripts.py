@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import os
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 from .core.checkpoint import find_resumable_checkpoint
 from .data.registry import dataset_key
@@ -14,7 +15,10 @@ from .noise import DEPRECATED_LABEL_NOISE_TYPES, PAIR_FLIP_MAPS, RULE_MAPS
 if TYPE_CHECKING:
     from transformers import TrainingArguments
 
-__all__ = ["NOISE_RULES_HELP", "check_push_to_hub", "check_seeds", "noise_name", "noise_rules", "resume_checkpoints"]
+__all__ = [
+    "NOISE_RULES_HELP", "check_push_to_hub", "check_seeds", "meta_carve", "noise_name", "noise_rules", "noise_summary",
+    "resume_checkpoints",
+]
 
 NOISE_RULES_HELP = (
     "The map of --noise_type pair_flip or rule_map: a key of hf_lilaw.noise.PAIR_FLIP_MAPS / RULE_MAPS, or a JSON "
@@ -146,3 +150,30 @@ def resume_checkpoints(resume: str | None, *, run_dirs: list[str]) -> dict[str, 
     for run, checkpoint in start.items():
         print(f"{run}: resuming from {checkpoint}" if checkpoint else f"{run}: no checkpoint that verifies, from step 0")
     return start
+
+
+def meta_carve(training_args: TrainingArguments, *, method: str) -> dict[str, Any]:
+    """The meta-split arguments of `load_classification_dataset` for an example's run: LiLAW's meta set is the
+    validation split, so under ``--method lilaw`` its ``--lilaw_meta_fraction`` and ``--lilaw_seed`` carve that
+    split, for every trainer of the run; other methods keep the loader's carve."""
+    if method != "lilaw":
+        return {}
+    return {"meta_fraction": training_args.lilaw_meta_fraction, "meta_seed": training_args.lilaw_seed}
+
+
+def noise_summary(
+    noise: str, *, requested: float, per_seed: Mapping[Any, Mapping[str, Any]]
+) -> tuple[dict[str, float], str]:
+    """``(realised, phrase)``: the realised noise rates of ``train`` and ``validation``, means over the seeds'
+    records (each ``record["realised_noise_rate"]``), and the summary line's phrase that gives them beside the rate
+    asked for (a noise type can flip fewer rows than asked: rule_map leaves classes without a rule alone)."""
+    realised = {
+        split: sum(record["realised_noise_rate"][split] for record in per_seed.values()) / len(per_seed)
+        for split in ("train", "validation")
+    }
+    over_seeds = " (mean over seeds)" if len(per_seed) > 1 else ""
+    phrase = (
+        f"{noise} noise at {requested:.0%} requested, realised {realised['train']:.1%} of train and "
+        f"{realised['validation']:.1%} of validation{over_seeds}"
+    )
+    return realised, phrase

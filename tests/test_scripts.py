@@ -157,3 +157,24 @@ def test_noise_rules_flag_takes_a_map_by_name_or_as_json():
         noise_rules("rule_map", dataset="synthetic_adult", rules=None)
     with pytest.raises(ValueError, match="--noise_rules is for --noise_type pair_flip or rule_map, not 'uniform'"):
         noise_rules("uniform", dataset="synthetic_adult", rules="mnist")
+
+
+def test_noise_summary_gives_the_realised_rates_beside_the_requested_one():
+    from hf_lilaw.scripts import noise_summary
+
+    per_seed = {0: {"realised_noise_rate": {"train": 0.30, "validation": 0.32}},
+                1: {"realised_noise_rate": {"train": 0.34, "validation": 0.30}}}  # fmt: skip
+    realised, phrase = noise_summary("rule_map (map mnist)", requested=0.4, per_seed=per_seed)
+    assert realised == pytest.approx({"train": 0.32, "validation": 0.31})
+    assert phrase == ("rule_map (map mnist) noise at 40% requested, realised 32.0% of train and 31.0% of validation "
+                      "(mean over seeds)")  # fmt: skip
+    assert noise_summary("uniform", requested=0.4, per_seed={0: per_seed[0]})[1].endswith("30.0% of train and 32.0% of validation")
+
+
+def test_meta_carve_passes_lilaws_meta_flags_only_to_lilaw_runs():
+    from hf_lilaw import LiLAWConfig
+    from hf_lilaw.scripts import meta_carve
+
+    args = LiLAWConfig(output_dir="out", lilaw_meta_fraction=0.5, lilaw_seed=3)
+    assert meta_carve(args, method="lilaw") == {"meta_fraction": 0.5, "meta_seed": 3}
+    assert meta_carve(args, method="elr") == {}
