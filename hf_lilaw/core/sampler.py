@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
 import torch
@@ -162,7 +162,8 @@ class StreamedBatches:
     inside the draw that opens it).
 
     Args:
-        dataset: a `datasets.IterableDataset` or any iterable of examples.
+        dataset: a `datasets.IterableDataset` or any iterable of examples that can be iterated again (not an
+            iterator such as a generator).
         batch_size: examples per batch.
         seed: seed of the shuffle; give each process its own.
         buffer_size: shuffle buffer of a `datasets.IterableDataset`.
@@ -182,6 +183,16 @@ class StreamedBatches:
     ) -> None:
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}.")
+        if isinstance(dataset, Iterator) and not isinstance(dataset, torch.utils.data.IterableDataset):
+            # A stream is read again at every pass (and its first examples by the pre-flight probe): an iterator's
+            # examples read once are gone, so the run dropped them, then failed at the end of the first pass. A torch
+            # IterableDataset that is its own iterator may restart in __iter__, so it is left alone.
+            raise ValueError(
+                f"The {name} is an iterator ({type(dataset).__name__}), which can be read only once, but a streamed "
+                f"{name} is read again at every pass: pass a list of examples, a datasets.IterableDataset (e.g. "
+                f"datasets.IterableDataset.from_generator(<generator function>)) or any iterable whose __iter__ "
+                f"returns a new iterator."
+            )
         self.dataset = dataset
         self.batch_size = batch_size
         self.seed = seed

@@ -135,6 +135,29 @@ def test_a_stream_shorter_than_its_batch_is_refused_before_a_batch_repeats_rows(
     assert [sorted(row["i"] for row in exact.next_batch()) for _ in range(3)] == [list(range(5))] * 3
 
 
+def test_an_iterator_is_refused_before_it_is_read():
+    """A generator is read once: the probe took its first examples and the stream's second pass found nothing,
+    failing mid-run with "yielded no examples". It is refused when the stream is built, nothing read."""
+    rows = ({"i": i} for i in range(6))
+    with pytest.raises(ValueError, match=r"^The meta_dataset is an iterator \(generator\), which can be read only once"):
+        StreamedBatches(rows, 2, seed=0, name="meta_dataset")
+    assert next(rows) == {"i": 0}
+    with pytest.raises(ValueError, match=r"^The clean_dataset is an iterator \(map\)"):
+        StreamedBatches(map(dict, [{"i": 0}] * 4), 2, seed=0, name="clean_dataset")
+
+    class Restarting(torch.utils.data.IterableDataset):  # its own iterator, restarted by __iter__
+        def __iter__(self):
+            self.rows = iter([{"i": i} for i in range(6)])
+            return self
+
+        def __next__(self):
+            return next(self.rows)
+
+    for again in ([{"i": i} for i in range(6)], Restarting()):  # read again at every pass
+        sampler = StreamedBatches(again, 4, seed=0)
+        assert [[row["i"] for row in sampler.next_batch()] for _ in range(3)] == [[0, 1, 2, 3], [4, 5, 0, 1], [2, 3, 4, 5]]
+
+
 def test_streamed_resume_refuses_another_batch_size_or_seed():
     """The saved position counts batches of the saved size: resumed under another batch size (or seed) the stream
     would silently draw other batches than the uninterrupted run, so the checkpoint is refused, as for index batches."""
