@@ -504,3 +504,28 @@ def test_time_series_length_reaches_synthetic_ecg_and_is_refused_for_ecg5000():
             series.load_noisy_splits(series.ScriptArguments(dataset="ecg5000", data_dir="unused", length=64), 0)
     finally:
         del sys.modules[series.__name__]
+
+
+def test_time_series_data_dir_reads_the_users_ucr_files(tmp_path):
+    """--data_dir was ignored for ucr/ sets: aeon's bundled copy was trained on, whatever folder the user named."""
+    from importlib import resources
+
+    bundled = Path(str(resources.files("aeon.datasets") / "data" / "ItalyPowerDemand"))
+    own = tmp_path / "ItalyPowerDemand"
+    own.mkdir()
+    shutil.copy(bundled / "ItalyPowerDemand_TEST.ts", own)
+    lines = (bundled / "ItalyPowerDemand_TRAIN.ts").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lower().startswith("@data")) + 1
+    (own / "ItalyPowerDemand_TRAIN.ts").write_text("\n".join(lines[: start + 20]) + "\n")  # 20 of its 67 rows
+    series = load_example("time_series_classification.py")
+    try:
+        for data_dir in (own, tmp_path):  # the set's folder, or the one above it (the archive's layout)
+            args = series.ScriptArguments(dataset="ucr/ItalyPowerDemand", data_dir=str(data_dir))
+            splits = series.load_noisy_splits(args, 0)
+            assert len(splits["train"]) + len(splits["validation"]) == 20 and len(splits["test"]) == 1029
+        with pytest.raises(ValueError, match=r"--data_dir .*nowhere: no ItalyPowerDemand_TRAIN.ts .* drop --data_dir"):
+            series.load_noisy_splits(series.ScriptArguments(data_dir=str(tmp_path / "nowhere")), 0)
+        with pytest.raises(ValueError, match="synthetic_ecg is generated, not read; drop --data_dir"):
+            series.load_noisy_splits(series.ScriptArguments(dataset="synthetic_ecg", data_dir=str(own)), 0)
+    finally:
+        del sys.modules[series.__name__]
