@@ -174,6 +174,13 @@ def load_noisy_splits(
     splits = load_classification_dataset(
         name, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
     )
+    for split, rows in splits.items():
+        lengths = {len(x) for x in rows["series"]}
+        if len(lengths) > 1:  # else a crash in the first batch: default_data_collator stacks the series
+            raise ValueError(
+                f"{args.dataset}: the {split} series have unequal lengths ({min(lengths)} to {max(lengths)} steps), "
+                "and a batch needs one; pass --length <steps> to resample every series to that length."
+            )
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
         n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))

@@ -529,3 +529,24 @@ def test_time_series_data_dir_reads_the_users_ucr_files(tmp_path):
             series.load_noisy_splits(series.ScriptArguments(dataset="synthetic_ecg", data_dir=str(own)), 0)
     finally:
         del sys.modules[series.__name__]
+
+
+def test_time_series_unequal_lengths_are_refused_before_training(tmp_path):
+    """A set of unequal-length series (read from --data_dir) crashed in the first batch (default_data_collator
+    stacks the series); it is refused at loading, naming --length, which gives every series one length."""
+    (tmp_path / "Toy").mkdir()
+    header = ["@problemName Toy", "@timeStamps false", "@missing false", "@univariate true",
+              "@equalLength false", "@classLabel true low high", "@data"]  # fmt: skip
+    rows = [",".join(str(float(v)) for v in range(n)) + f":{label}" for n, label in ((4, "low"), (6, "high")) * 10]
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / "Toy" / f"Toy_{split}.ts").write_text("\n".join(header + rows) + "\n")
+    series = load_example("time_series_classification.py")
+    try:
+        args = series.ScriptArguments(dataset="ucr/Toy", data_dir=str(tmp_path))
+        refused = r"ucr/Toy: the train series have unequal lengths \(4 to 6 steps\).*--length"
+        with pytest.raises(ValueError, match=refused):
+            series.load_noisy_splits(args, 0)
+        args = series.ScriptArguments(dataset="ucr/Toy", data_dir=str(tmp_path), length=5)
+        assert {len(x) for x in series.load_noisy_splits(args, 0)["train"]["series"]} == {5}
+    finally:
+        del sys.modules[series.__name__]
