@@ -14,6 +14,10 @@ downloaded by aeon on first use); long series can be resampled with --length:
 
     python examples/time_series_classification.py --compare --dataset ucr/OSULeaf --length 128
 
+Your own copy of a set (``<Name>_TRAIN.ts`` and ``_TEST.ts``, or the UCR 2018 archive's ``.tsv`` pair):
+
+    python examples/time_series_classification.py --compare --dataset ucr/Coffee --data_dir path/to/Coffee
+
 Input noise instead of label noise (labels kept, series corrupted):
 
     python examples/time_series_classification.py --compare --noise_type ts_covariate --noise_rate 0.3
@@ -89,7 +93,11 @@ class ScriptArguments:
     noise_rate: float = field(default=0.3, metadata={"help": "Fraction of training and validation samples to corrupt."})
     noise_rules: str | None = field(default=None, metadata={"help": NOISE_RULES_HELP})
     data_dir: str | None = field(
-        default=None, metadata={"help": "Folder with ECG5000_TRAIN.tsv and ECG5000_TEST.tsv (for --dataset ecg5000)."}
+        default=None,
+        metadata={
+            "help": "Folder with ECG5000_TRAIN.tsv and ECG5000_TEST.tsv (for --dataset ecg5000), or, for ucr/<Name>, "
+            "with <Name>_TRAIN.ts and <Name>_TEST.ts (or the UCR 2018 archive's .tsv pair), or the folder above it."
+        },
     )
     length: int | None = field(
         default=None,
@@ -121,10 +129,31 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
+def ucr_files(dataset: str, *, data_dir: str) -> tuple[str, str]:
+    """``ucr/<Name>`` as spelled on disk and `load_ucr`'s ``extract_path`` for ``--data_dir``: the folder holding
+    ``<Name>_TRAIN.ts`` and ``_TEST.ts`` (or ``.tsv``), or the one above it; refused where neither holds them (aeon
+    would download into it)."""
+    name = dataset.partition("/")[2]
+    root = os.path.abspath(os.path.expanduser(data_dir))
+    below = [os.path.join(root, e) for e in sorted(os.listdir(root))] if os.path.isdir(root) else []
+    for folder in [root, *below]:
+        found = os.path.basename(folder)
+        if found.lower() == name.lower() and any(
+            all(os.path.isfile(os.path.join(folder, f"{found}_{split}.{ext}")) for split in ("TRAIN", "TEST"))
+            for ext in ("ts", "tsv")
+        ):
+            return f"ucr/{found}", os.path.dirname(folder)
+    raise ValueError(
+        f"--data_dir {data_dir}: no {name}_TRAIN.ts and {name}_TEST.ts (nor .tsv) in {root} or in {root}/{name}. "
+        f"Point --data_dir at the folder holding them (or the one above it), or drop --data_dir to read aeon's copy."
+    )
+
+
 def load_noisy_splits(
     args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
 ) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
+    name = args.dataset
     if dataset_key(args.dataset) == "ecg5000":
         if args.length is not None:
             raise ValueError(
@@ -133,14 +162,25 @@ def load_noisy_splits(
             )
         kwargs = {"data_dir": args.data_dir}
     elif dataset_key(args.dataset) == "synthetic_ecg":
+        if args.data_dir is not None:
+            raise ValueError(f"--data_dir {args.data_dir}: synthetic_ecg is generated, not read; drop --data_dir.")
         kwargs = {"num_samples": args.num_samples}
         if args.length is not None:  # else the loader's own default, ECG5000's 140 steps
             kwargs["length"] = args.length
     else:
         kwargs = {"length": args.length}
+        if args.data_dir is not None:
+            name, kwargs["extract_path"] = ucr_files(args.dataset, data_dir=args.data_dir)
     splits = load_classification_dataset(
-        args.dataset, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
+        name, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
     )
+    for split, rows in splits.items():
+        lengths = {len(x) for x in rows["series"]}
+        if len(lengths) > 1:  # else a crash in the first batch: default_data_collator stacks the series
+            raise ValueError(
+                f"{args.dataset}: the {split} series have unequal lengths ({min(lengths)} to {max(lengths)} steps), "
+                "and a batch needs one; pass --length <steps> to resample every series to that length."
+            )
     train, validation, test = splits["train"], splits["meta"], splits["test"]
     if 0 < args.max_train_samples < len(train):
         n_validation = max(2, round(len(validation) * args.max_train_samples / len(train)))

@@ -504,3 +504,49 @@ def test_time_series_length_reaches_synthetic_ecg_and_is_refused_for_ecg5000():
             series.load_noisy_splits(series.ScriptArguments(dataset="ecg5000", data_dir="unused", length=64), 0)
     finally:
         del sys.modules[series.__name__]
+
+
+def test_time_series_data_dir_reads_the_users_ucr_files(tmp_path):
+    """--data_dir was ignored for ucr/ sets: aeon's bundled copy was trained on, whatever folder the user named."""
+    from importlib import resources
+
+    bundled = Path(str(resources.files("aeon.datasets") / "data" / "ItalyPowerDemand"))
+    own = tmp_path / "ItalyPowerDemand"
+    own.mkdir()
+    shutil.copy(bundled / "ItalyPowerDemand_TEST.ts", own)
+    lines = (bundled / "ItalyPowerDemand_TRAIN.ts").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lower().startswith("@data")) + 1
+    (own / "ItalyPowerDemand_TRAIN.ts").write_text("\n".join(lines[: start + 20]) + "\n")  # 20 of its 67 rows
+    series = load_example("time_series_classification.py")
+    try:
+        for data_dir in (own, tmp_path):  # the set's folder, or the one above it (the archive's layout)
+            args = series.ScriptArguments(dataset="ucr/ItalyPowerDemand", data_dir=str(data_dir))
+            splits = series.load_noisy_splits(args, 0)
+            assert len(splits["train"]) + len(splits["validation"]) == 20 and len(splits["test"]) == 1029
+        with pytest.raises(ValueError, match=r"--data_dir .*nowhere: no ItalyPowerDemand_TRAIN.ts .* drop --data_dir"):
+            series.load_noisy_splits(series.ScriptArguments(data_dir=str(tmp_path / "nowhere")), 0)
+        with pytest.raises(ValueError, match="synthetic_ecg is generated, not read; drop --data_dir"):
+            series.load_noisy_splits(series.ScriptArguments(dataset="synthetic_ecg", data_dir=str(own)), 0)
+    finally:
+        del sys.modules[series.__name__]
+
+
+def test_time_series_unequal_lengths_are_refused_before_training(tmp_path):
+    """A set of unequal-length series (read from --data_dir) crashed in the first batch (default_data_collator
+    stacks the series); it is refused at loading, naming --length, which gives every series one length."""
+    (tmp_path / "Toy").mkdir()
+    header = ["@problemName Toy", "@timeStamps false", "@missing false", "@univariate true",
+              "@equalLength false", "@classLabel true low high", "@data"]  # fmt: skip
+    rows = [",".join(str(float(v)) for v in range(n)) + f":{label}" for n, label in ((4, "low"), (6, "high")) * 10]
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / "Toy" / f"Toy_{split}.ts").write_text("\n".join(header + rows) + "\n")
+    series = load_example("time_series_classification.py")
+    try:
+        args = series.ScriptArguments(dataset="ucr/Toy", data_dir=str(tmp_path))
+        refused = r"ucr/Toy: the train series have unequal lengths \(4 to 6 steps\).*--length"
+        with pytest.raises(ValueError, match=refused):
+            series.load_noisy_splits(args, 0)
+        args = series.ScriptArguments(dataset="ucr/Toy", data_dir=str(tmp_path), length=5)
+        assert {len(x) for x in series.load_noisy_splits(args, 0)["train"]["series"]} == {5}
+    finally:
+        del sys.modules[series.__name__]

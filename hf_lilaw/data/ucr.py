@@ -45,7 +45,9 @@ def _resolve_name(name: str, archive: dict[str, Any], extract_path: str | os.Pat
     by_lower = {n.lower(): n for n in archive}
     if name.lower() in by_lower:
         return by_lower[name.lower()]
-    if extract_path is not None and os.path.isfile(os.path.join(extract_path, name, f"{name}_TRAIN.ts")):
+    if extract_path is not None and any(
+        os.path.isfile(os.path.join(extract_path, name, f"{name}_TRAIN.{ext}")) for ext in ("ts", "tsv")
+    ):
         return name
     close = difflib.get_close_matches(name, list(archive), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -71,6 +73,42 @@ def _declared_classes(name: str, extract_path: str | os.PathLike[str] | None) ->
             if head.lower().startswith("@classlabel"):
                 return head.split()[2:] or None
     return None
+
+
+def _tsv_paths(name: str, extract_path: str | os.PathLike[str] | None) -> dict[str, str] | None:
+    """``<name>/<name>_TRAIN.tsv`` and ``_TEST.tsv`` (the UCR 2018 archive's files) in ``extract_path`` where it
+    holds them and no ``.ts`` pair; None otherwise."""
+    if extract_path is None:
+        return None
+    folder = os.path.join(extract_path, name)
+    if all(os.path.isfile(os.path.join(folder, f"{name}_{s}.ts")) for s in ("TRAIN", "TEST")):
+        return None
+    paths = {s: os.path.join(folder, f"{name}_{s.upper()}.tsv") for s in ("train", "test")}
+    return paths if all(os.path.isfile(p) for p in paths.values()) else None
+
+
+def _read_tsv(path: str) -> tuple[list[np.ndarray], np.ndarray]:
+    """Cases ``(1, steps)`` and labels of a UCR 2018 ``.tsv`` file, read with aeon; the NaNs that pad shorter series
+    to the file's width are dropped from the end."""
+    from aeon.datasets import load_from_tsv_file
+
+    x, y = load_from_tsv_file(path)
+    cases = []
+    for case in x:
+        finite = np.flatnonzero(np.isfinite(case[0]))
+        cases.append(case[:, : finite[-1] + 1] if finite.size else case)
+    if y.dtype.kind == "f" and np.all(y == np.round(y)):  # pandas reads a column of ints with a gap as floats
+        y = y.astype(np.int64)
+    return cases, y
+
+
+def _class_order(targets: np.ndarray) -> list[str]:
+    """The distinct labels of a file without a class header, numerically where they are numbers ("2" before "10")."""
+    values = sorted(set(targets.tolist()))
+    try:
+        return sorted(values, key=float)
+    except ValueError:
+        return values
 
 
 def _time_first(x: np.ndarray, length: int | None, z_normalise: bool) -> np.ndarray:
@@ -105,7 +143,8 @@ def load_ucr(
     stacked LSTM expect), ``label`` and ``sample_id``. The `ClassLabel` names and their order are those of the
     ``@classLabel`` line of the archive's ``<name>_TRAIN.ts`` where that file is in ``extract_path`` or aeon's
     bundled data; for sets aeon downloads to its cache they are aeon's ``class_values`` (lowercased, in the order
-    of the file aeon read, the ``_eq`` one where there is one). Registered as ``"ucr/<name>"``, e.g.
+    of the file aeon read, the ``_eq`` one where there is one); for ``.tsv`` files, their labels in numeric order.
+    Registered as ``"ucr/<name>"``, e.g.
     ``load_classification_dataset("ucr/ArrowHead")``.
 
     Args:
@@ -118,23 +157,28 @@ def load_ucr(
         length: Resamples every series linearly to this many steps (before z-normalising): to shorten
             long sets (ACSF1 has 1,460 steps) or to give sets of unequal length (read from
             ``extract_path`` without an ``_eq`` version) one length. None keeps each series' own length.
-        extract_path: Folder with ``<name>/<name>_TRAIN.ts`` and ``_TEST.ts``; aeon downloads there when
-            they are missing. None: aeon's bundled data, then its download folder.
+        extract_path: Folder with ``<name>/<name>_TRAIN.ts`` and ``_TEST.ts``, or the UCR 2018 archive's
+            ``.tsv`` pair (class first, then the steps; read with aeon's ``load_from_tsv_file``); aeon downloads
+            there when both are missing. None: aeon's bundled data, then its download folder.
     """
     load_classification, archive = _aeon()
     if length is not None and (isinstance(length, bool) or not isinstance(length, int) or length < 2):
         raise ValueError(f"length must be an int >= 2 or None, got {length!r}.")
     name = _resolve_name(name, archive, extract_path)
     splits, class_names = {}, None
+    tsv = _tsv_paths(name, extract_path)
     for split in ("train", "test"):
-        cases, targets, metadata = load_classification(
-            name, split=split, extract_path=extract_path, return_metadata=True, load_equal_length=True,
-            load_no_missing=True,
-        )  # fmt: skip
+        if tsv is None:
+            cases, targets, metadata = load_classification(
+                name, split=split, extract_path=extract_path, return_metadata=True, load_equal_length=True,
+                load_no_missing=True,
+            )  # fmt: skip
+        else:
+            (cases, targets), metadata = _read_tsv(tsv[split]), {}
         targets = np.char.lower(np.asarray(targets).astype(str))  # aeon lowercases them; the header keeps the case
         if class_names is None:
             declared = metadata.get("class_values")
-            class_names = [str(v) for v in declared] if declared else sorted(set(targets))
+            class_names = [str(v) for v in declared] if declared else _class_order(targets)
             header = _declared_classes(name, extract_path)
             # aeon's class_values come from the _eq file where it reads one, whose order can differ from the archive's
             if header and sorted({c.lower() for c in header}) == sorted(c.lower() for c in class_names):

@@ -153,3 +153,21 @@ def test_class_names_and_order_are_the_archive_headers():
     _, y_test = aeon_datasets.load_classification("ItalyPowerDemand", split="test")
     assert italy["test"].features["label"].names == ["1", "2"]
     assert italy["test"]["label"][:] == [int(v) - 1 for v in y_test]
+
+
+def test_ucr_2018_tsv_files_from_extract_path(tmp_path):
+    """The UCR 2018 archive ships .tsv files only (class first, no header; shorter series NaN-padded at the end): they
+    were unreadable (an unknown set, or aeon downloading over them); classes go in numeric order, "2" before "10"."""
+    (tmp_path / "Toy").mkdir()
+    labels = [10, 2, -1, 2, 10, -1] * 3
+    rows = [[float(k), k + 1.0, k + 2.0, k + 3.0] for k in range(len(labels))]
+    lines = [
+        "\t".join([str(y), *(str(v) for v in row[: 3 if k == 1 else 4])] + (["NaN"] if k == 1 else []))
+        for k, (y, row) in enumerate(zip(labels, rows, strict=True))
+    ]
+    for split in ("TRAIN", "TEST"):
+        (tmp_path / "Toy" / f"Toy_{split}.tsv").write_text("\n".join(lines) + "\n")
+    out = load_ucr("Toy", extract_path=tmp_path, z_normalise=False, meta_fraction=0.34)
+    assert out["test"].features["label"].names == ["-1", "2", "10"]
+    assert out["test"]["label"][:] == [{-1: 0, 2: 1, 10: 2}[y] for y in labels]
+    assert out["test"]["series"][:3] == [rows[0], rows[1][:3], rows[2]]
