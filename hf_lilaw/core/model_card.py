@@ -154,10 +154,27 @@ def _metric_name(key: str) -> str:
     return next((key.removeprefix(p) for p in _SPLIT_PREFIXES if key.startswith(p)), key)
 
 
-def _hub_metric_names(keys: Iterable[str]) -> set[str]:
+def _hub_metric_names(keys: Iterable[str], *, sets: Iterable[str] = ()) -> set[str]:
     """The Hub metric ids (``accuracy``, ``roc_auc``, ...) among metric names: Trainer.evaluate() keys with or
-    without an ``eval_``/``test_`` prefix, and the title-cased names of its parsed log history (``Roc Auc``)."""
-    return {_metric_name(k.lower().replace(" ", "_")) for k in keys} & set(_HUB_METRICS)
+    without an ``eval_``/``test_`` prefix, and the title-cased names of its parsed log history (``Roc Auc``).
+    ``sets``: the names of a dict of evaluation sets, whose keys carry them (``eval_clean_accuracy``)."""
+    return {_without_set(_metric_name(k.lower().replace(" ", "_")), sets) for k in keys} & set(_HUB_METRICS)
+
+
+def evaluation_sets(log_history: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The names of a dict of evaluation sets as logged (``eval_<set>_loss``), in log order; none for one set."""
+    return list(dict.fromkeys(
+        key[len("eval_") : -len("_loss")] for entry in log_history if "eval_loss" not in entry
+        for key in entry if key.startswith("eval_") and key.endswith("_loss") and len(key) > len("eval__loss")
+    ))  # fmt: skip
+
+
+def _without_set(name: str, sets: Iterable[str]) -> str:
+    """``name`` without its evaluation set's name: ``clean_accuracy`` -> ``accuracy`` for the set ``clean``."""
+    for s in sorted((s.lower() for s in sets), key=len, reverse=True):  # "clean_2" before "clean"
+        if name.startswith(f"{s}_"):
+            return name[len(s) + 1 :]
+    return name
 
 
 def noise_description(
@@ -428,7 +445,10 @@ def render_model_card(
     eval_results = {k: format_value(v) for k, v in (eval_results or {}).items()}
     # The results keep one eval_ entry only; evaluate(test_set, metric_key_prefix="test") logs count too.
     logged = [k for entry in log_history for k in entry if k.startswith(_SPLIT_PREFIXES)]
-    metric_names = _hub_metric_names([*eval_results, *logged, *(k for m in (comparison or {}).values() for k in m)])
+    compared = list((comparison or {}).values())
+    metric_names = _hub_metric_names(
+        [*eval_results, *logged, *(k for m in compared for k in m)], sets=evaluation_sets([*log_history, *compared])
+    )
     datasets_list = _listify(dataset)
     card_data = ModelCardData(
         model_name=model_name,

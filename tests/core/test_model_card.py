@@ -466,8 +466,23 @@ def test_a_dict_of_evaluation_sets_gets_its_evaluation_results(tmp_path, best):
     trainer.train()
     step = trainer.state.best_global_step if best else 8
     logged = {k: v for e in trainer.state.log_history if e.get("step") == step for k, v in e.items() if k.startswith("eval_")}
-    _, text = card_of(trainer, tmp_path / "card")
+    data, text = card_of(trainer, tmp_path / "card")
     results = text.split("### Evaluation results")[1].split("###")[0]
     assert f"- Val Accuracy: {logged['eval_val_accuracy']:.4f}" in results
     assert f"- Other Loss: {logged['eval_other_loss']:.4f}" in results and "Runtime" not in results
     assert ("- Evaluated: at step" in results) == best
+    # The metadata names the Hub metrics of eval_val_accuracy, ...: it named none (val_accuracy is no Hub metric).
+    assert data["metrics"] == ["accuracy", "roc_auc"]
+
+
+def test_the_metrics_metadata_of_a_dict_of_evaluation_sets_drops_the_set_names(tmp_path):
+    card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
+                train_snippet="-", citation="-")  # fmt: skip
+    log_history = [{"eval_clean_loss": 0.9, "eval_clean_top5_accuracy": 1.0, "eval_clean_f1": 0.5, "step": 2},
+                   {"eval_noisy_2_loss": 1.1, "eval_noisy_2_precision": 0.4, "step": 2}]  # fmt: skip
+    data = ModelCard.load(render_model_card(tmp_path / "README.md", log_history=log_history, **card)).data.to_dict()
+    assert data["metrics"] == ["f1", "precision"]  # top5_accuracy is no Hub metric, nor is it accuracy
+    # the sets of evaluate() outputs compared, without a log
+    comparison = {"Trainer": {"eval_clean_loss": 0.9, "eval_clean_accuracy": 0.5}}
+    data = ModelCard.load(render_model_card(tmp_path / "c.md", comparison=comparison, **card)).data.to_dict()
+    assert data["metrics"] == ["accuracy"]
