@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from huggingface_hub.utils.sha import sha_fileobj
-from transformers.modelcard import make_markdown_table, parse_log_history
+from transformers.modelcard import TASK_TAG_TO_NAME_MAPPING, make_markdown_table, parse_log_history
 
 TEMPLATE_NAME = "model_card.md"
 
@@ -253,27 +253,63 @@ def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, 
     last one logged, of the last step's model). With several evaluation sets (``eval_dataset`` a dict: one entry
     per set, ``eval_<set>_loss``, ...) the entries of that evaluation are shown together.
     """
+    entries, after = _restored_entries(log_history, step=step)
+    if not entries:
+        return None
+    if after:
+        where = f"after training, of the best checkpoint (step {step}, by {metric}), restored at the end"
+    else:
+        where = f"at step {step}, the best checkpoint by {metric}, restored at the end"
+    return {"Evaluated": where, **_evaluation_results(entries)}
+
+
+def _restored_entries(log_history: Sequence[Mapping[str, Any]], *, step: int) -> tuple[list[Mapping[str, Any]], bool]:
+    """The log entries of `restored_evaluation`, and whether they were logged after training."""
     end = max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
     after = [e for e in log_history[end + 1 :] if _is_evaluation(e)]
-    at_best = [e for e in log_history[:end] if _is_evaluation(e) and e.get("step") == step]
     if after:
-        entries = after
-        where = f"after training, of the best checkpoint (step {step}, by {metric}), restored at the end"
-    elif at_best:
-        entries, where = at_best, f"at step {step}, the best checkpoint by {metric}, restored at the end"
-    else:
-        return None
-    return {"Evaluated": where, **_evaluation_results(entries)}
+        return after, True
+    return [e for e in log_history[:end] if _is_evaluation(e) and e.get("step") == step], False
 
 
 def last_evaluation(log_history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The results of the last evaluation logged (every set's entry of it, with several evaluation sets), as the
     card shows them; ``None`` when there is none."""
+    entries = _last_entries(log_history)
+    return _evaluation_results(entries) if entries else None
+
+
+def _last_entries(log_history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     entries = [e for e in log_history if _is_evaluation(e)]
-    if not entries:
-        return None
-    step = entries[-1].get("step")
-    return _evaluation_results([e for e in entries if e.get("step") == step])
+    step = entries[-1].get("step") if entries else None
+    return [e for e in entries if e.get("step") == step]
+
+
+def hub_eval_results(
+    entries: Sequence[Mapping[str, Any]], *, task: str | None, dataset: str | Sequence[str] | None
+) -> list[EvalResult]:
+    """The Hub metrics (``accuracy``, ``roc_auc``, ...) of an evaluation's log entries as `EvalResult`s, the card's
+    ``model-index``: one per metric and evaluation set, each set of a dict of them (``eval_<set>_accuracy``) named
+    as the split of the data set. None without a task (a Hub task id such as ``image-classification``) or a Hub
+    data set (``owner/name``), both of which the Hub requires of every result."""
+    dataset_id = next(iter(hub_dataset_ids(dataset)), None)
+    if not task or dataset_id is None:
+        return []
+    values: dict[str, Any] = {}
+    for entry in entries:  # in log order: an evaluation of a set logged again replaces its values
+        values.update({k.removeprefix("eval_"): v for k, v in entry.items() if k.startswith("eval_")})
+    sets = sorted(evaluation_sets(entries), key=len, reverse=True)  # "clean_2" before "clean"
+    results = []
+    for name, value in values.items():
+        split = next((s for s in sets if name.startswith(f"{s}_")), None)
+        metric = name[len(split) + 1 :] if split else name
+        if metric in _HUB_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            results.append(EvalResult(
+                task_type=task, task_name=TASK_TAG_TO_NAME_MAPPING.get(task), dataset_type=dataset_id,
+                dataset_name=dataset_id, dataset_split=split, metric_type=metric, metric_value=value,
+                metric_name=" ".join(part.capitalize() for part in name.split("_")),  # as the card's text names it
+            ))  # fmt: skip
+    return results
 
 
 def _is_evaluation(entry: Mapping[str, Any]) -> bool:
@@ -404,6 +440,7 @@ def render_model_card(
     plot_file: str | None = None,
     best_checkpoint: tuple[int, str] | None = None,
     library_name: str = "transformers",
+    task: str | None = None,
 ) -> str:
     """Write a model card (``README.md``-style markdown with YAML metadata) to ``path``; returns the path.
 
@@ -434,14 +471,19 @@ def render_model_card(
         best_checkpoint: ``(step, metric_for_best_model)`` of the best checkpoint the model was restored from at
             the end (``load_best_model_at_end``): the evaluation results are that model's (`restored_evaluation`).
         library_name: the library that loads the saved model (metadata): ``peft`` for an adapter (`library_of`).
+        task: the Hub task id (``image-classification``, ``text-classification``, ...): with a Hub data set in
+            ``dataset``, the evaluation results shown go into the ``model-index`` metadata (`hub_eval_results`).
     """
     path = os.fspath(path)
     _, eval_lines, eval_results = parse_log_history(list(log_history))
     if best_checkpoint is not None:
         step, metric = best_checkpoint
         eval_results = restored_evaluation(log_history, step=step, metric=metric)  # never the last step's
-    elif not eval_results:  # parse_log_history reads eval_loss only: a dict of evaluation sets logs eval_<set>_loss
-        eval_results = last_evaluation(log_history)
+        shown = _restored_entries(log_history, step=step)[0]
+    else:
+        shown = _last_entries(log_history)  # the entries of eval_results
+        if not eval_results:  # parse_log_history reads eval_loss only: a dict of evaluation sets logs eval_<set>_loss
+            eval_results = last_evaluation(log_history)
     eval_results = {k: format_value(v) for k, v in (eval_results or {}).items()}
     # The results keep one eval_ entry only; evaluate(test_set, metric_key_prefix="test") logs count too.
     logged = [k for entry in log_history for k in entry if k.startswith(_SPLIT_PREFIXES)]
@@ -459,6 +501,7 @@ def render_model_card(
         language=language,
         tags=list(dict.fromkeys([method.lower(), "hf_lilaw", "noisy-labels", *tags, "generated_from_trainer"])),
         metrics=sorted(metric_names) or None,
+        eval_results=hub_eval_results(shown, task=task, dataset=datasets_list) or None,
     )
     card = ModelCard.from_template(
         card_data,
