@@ -285,23 +285,33 @@ def _last_entries(log_history: Sequence[Mapping[str, Any]]) -> list[Mapping[str,
     return [e for e in entries if e.get("step") == step]
 
 
+def _test_entries(log_history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The last evaluation logged as ``evaluate(test_set, metric_key_prefix="test")`` (the examples' test split)
+    after training; one logged before (of the untrained model) or during training describes another model."""
+    end = max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
+    tests = [e for e in log_history[end + 1 :] if any(k.startswith("test_") and k.endswith("_loss") for k in e)]
+    return tests[-1:]
+
+
 def hub_eval_results(
     entries: Sequence[Mapping[str, Any]], *, task: str | None, dataset: str | Sequence[str] | None
 ) -> list[EvalResult]:
     """The Hub metrics (``accuracy``, ``roc_auc``, ...) of an evaluation's log entries as `EvalResult`s, the card's
     ``model-index``: one per metric and evaluation set, each set of a dict of them (``eval_<set>_accuracy``) named
-    as the split of the data set. None without a task (a Hub task id such as ``image-classification``) or a Hub
-    data set (``owner/name``), both of which the Hub requires of every result."""
+    as the split of the data set, and ``test_`` entries as the split ``test``. None without a task (a Hub task id
+    such as ``image-classification``) or a Hub data set (``owner/name``), both of which the Hub requires of every
+    result."""
     dataset_id = next(iter(hub_dataset_ids(dataset)), None)
     if not task or dataset_id is None:
         return []
     values: dict[str, Any] = {}
     for entry in entries:  # in log order: an evaluation of a set logged again replaces its values
-        values.update({k.removeprefix("eval_"): v for k, v in entry.items() if k.startswith("eval_")})
+        values.update({k: v for k, v in entry.items() if k.startswith(_SPLIT_PREFIXES)})
     sets = sorted(evaluation_sets(entries), key=len, reverse=True)  # "clean_2" before "clean"
     results = []
-    for name, value in values.items():
-        split = next((s for s in sets if name.startswith(f"{s}_")), None)
+    for key, value in values.items():
+        name = key.removeprefix("eval_")
+        split = "test" if key.startswith("test_") else next((s for s in sets if name.startswith(f"{s}_")), None)
         metric = name[len(split) + 1 :] if split else name
         if metric in _HUB_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool):
             results.append(EvalResult(
@@ -465,7 +475,8 @@ def render_model_card(
         language, license: metadata.
         noise_text: the label noise of the training data (see `noise_description`).
         hyperparameters: Trainer hyperparameters, ``{name: value}``.
-        log_history: Trainer's ``state.log_history``: evaluation results and the training-results table.
+        log_history: Trainer's ``state.log_history``: evaluation results (the last evaluation of the evaluation
+            sets, and the last ``evaluate(test_set, metric_key_prefix="test")``) and the training-results table.
         comparison: ``{run: {metric: value}}`` of runs with and without the method, shown as a table.
         plot_file: an image next to the card to show (relative path).
         best_checkpoint: ``(step, metric_for_best_model)`` of the best checkpoint the model was restored from at
@@ -484,6 +495,10 @@ def render_model_card(
         shown = _last_entries(log_history)  # the entries of eval_results
         if not eval_results:  # parse_log_history reads eval_loss only: a dict of evaluation sets logs eval_<set>_loss
             eval_results = last_evaluation(log_history)
+    tested = _test_entries(log_history)
+    if tested:  # the test split's results (Test Loss, ...) beside the evaluation sets' own
+        eval_results = {**(eval_results or {}), **_evaluation_results(tested)}
+        shown = [*shown, *tested]
     eval_results = {k: format_value(v) for k, v in (eval_results or {}).items()}
     # The results keep one eval_ entry only; evaluate(test_set, metric_key_prefix="test") logs count too.
     logged = [k for entry in log_history for k in entry if k.startswith(_SPLIT_PREFIXES)]

@@ -524,3 +524,25 @@ def test_each_evaluation_sets_results_go_into_the_model_index(tmp_path):
     no_hub = {**card, "dataset": "scikit-learn digits"}
     data = ModelCard.load(render_model_card(tmp_path / "b.md", task="image-classification", **no_hub)).data.to_dict()
     assert "model-index" not in data
+
+
+def test_the_test_splits_evaluation_after_training_is_shown(tmp_path):
+    # As the examples do: evaluate(test, metric_key_prefix="test") after training. The card left it out, so it showed
+    # no evaluation at all (no evaluation during training) or only the validation split's, unnamed.
+    test = {"test_loss": 0.8, "test_accuracy": 0.66, "test_roc_auc": 0.9, "test_runtime": 1.3, "epoch": 3.0, "step": 30}
+    card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
+                train_snippet="-", citation="-", dataset="my-org/blobs")  # fmt: skip
+    for validation in ([], [{"eval_loss": 1.1, "eval_accuracy": 0.5, "eval_runtime": 0.1, "epoch": 3.0, "step": 30}]):
+        before = {**test, "test_accuracy": 0.1, "step": 0}  # the untrained model's: not this model's
+        log_history = [before, *validation, {"train_runtime": 5.0, "train_loss": 1.0, "step": 30, "epoch": 3.0}, test]
+        text = Path(render_model_card(tmp_path / "README.md", log_history=log_history, **card)).read_text()
+        results = text.split("### Evaluation results")[1].split("##")[0].strip().splitlines()
+        shown = ["- Loss: 1.1000", "- Accuracy: 0.5000"] if validation else []
+        assert results == [*shown, "- Test Loss: 0.8000", "- Test Accuracy: 0.6600", "- Test Roc Auc: 0.9000"]
+        path = render_model_card(tmp_path / "README.md", log_history=log_history, task="image-classification", **card)
+        _, evals = model_index_to_eval_results(ModelCard.load(path).data.to_dict()["model-index"])
+        expected = {("test", "accuracy"): 0.66, ("test", "roc_auc"): 0.9} | ({(None, "accuracy"): 0.5} if validation else {})
+        assert {(r.dataset_split, r.metric_type): r.metric_value for r in evals} == expected
+    # only a test evaluation before training: none of this model
+    log_history = [before, {"train_runtime": 5.0, "train_loss": 1.0, "step": 30, "epoch": 3.0}]
+    assert "### Evaluation results" not in Path(render_model_card(tmp_path / "c.md", log_history=log_history, **card)).read_text()
