@@ -16,10 +16,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from huggingface_hub import ModelCard, ModelCardData
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
 from huggingface_hub.utils import HFValidationError, validate_repo_id
 from huggingface_hub.utils.sha import sha_fileobj
-from transformers.modelcard import make_markdown_table, parse_log_history
+from transformers.modelcard import TASK_TAG_TO_NAME_MAPPING, make_markdown_table, parse_log_history
 
 TEMPLATE_NAME = "model_card.md"
 
@@ -154,10 +154,27 @@ def _metric_name(key: str) -> str:
     return next((key.removeprefix(p) for p in _SPLIT_PREFIXES if key.startswith(p)), key)
 
 
-def _hub_metric_names(keys: Iterable[str]) -> set[str]:
+def _hub_metric_names(keys: Iterable[str], *, sets: Iterable[str] = ()) -> set[str]:
     """The Hub metric ids (``accuracy``, ``roc_auc``, ...) among metric names: Trainer.evaluate() keys with or
-    without an ``eval_``/``test_`` prefix, and the title-cased names of its parsed log history (``Roc Auc``)."""
-    return {_metric_name(k.lower().replace(" ", "_")) for k in keys} & set(_HUB_METRICS)
+    without an ``eval_``/``test_`` prefix, and the title-cased names of its parsed log history (``Roc Auc``).
+    ``sets``: the names of a dict of evaluation sets, whose keys carry them (``eval_clean_accuracy``)."""
+    return {_without_set(_metric_name(k.lower().replace(" ", "_")), sets) for k in keys} & set(_HUB_METRICS)
+
+
+def evaluation_sets(log_history: Iterable[Mapping[str, Any]]) -> list[str]:
+    """The names of a dict of evaluation sets as logged (``eval_<set>_loss``), in log order; none for one set."""
+    return list(dict.fromkeys(
+        key[len("eval_") : -len("_loss")] for entry in log_history if "eval_loss" not in entry
+        for key in entry if key.startswith("eval_") and key.endswith("_loss") and len(key) > len("eval__loss")
+    ))  # fmt: skip
+
+
+def _without_set(name: str, sets: Iterable[str]) -> str:
+    """``name`` without its evaluation set's name: ``clean_accuracy`` -> ``accuracy`` for the set ``clean``."""
+    for s in sorted((s.lower() for s in sets), key=len, reverse=True):  # "clean_2" before "clean"
+        if name.startswith(f"{s}_"):
+            return name[len(s) + 1 :]
+    return name
 
 
 def noise_description(
@@ -236,27 +253,73 @@ def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, 
     last one logged, of the last step's model). With several evaluation sets (``eval_dataset`` a dict: one entry
     per set, ``eval_<set>_loss``, ...) the entries of that evaluation are shown together.
     """
+    entries, after = _restored_entries(log_history, step=step)
+    if not entries:
+        return None
+    if after:
+        where = f"after training, of the best checkpoint (step {step}, by {metric}), restored at the end"
+    else:
+        where = f"at step {step}, the best checkpoint by {metric}, restored at the end"
+    return {"Evaluated": where, **_evaluation_results(entries)}
+
+
+def _restored_entries(log_history: Sequence[Mapping[str, Any]], *, step: int) -> tuple[list[Mapping[str, Any]], bool]:
+    """The log entries of `restored_evaluation`, and whether they were logged after training."""
     end = max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
     after = [e for e in log_history[end + 1 :] if _is_evaluation(e)]
-    at_best = [e for e in log_history[:end] if _is_evaluation(e) and e.get("step") == step]
     if after:
-        entries = after
-        where = f"after training, of the best checkpoint (step {step}, by {metric}), restored at the end"
-    elif at_best:
-        entries, where = at_best, f"at step {step}, the best checkpoint by {metric}, restored at the end"
-    else:
-        return None
-    return {"Evaluated": where, **_evaluation_results(entries)}
+        return after, True
+    return [e for e in log_history[:end] if _is_evaluation(e) and e.get("step") == step], False
 
 
 def last_evaluation(log_history: Sequence[Mapping[str, Any]]) -> dict[str, Any] | None:
     """The results of the last evaluation logged (every set's entry of it, with several evaluation sets), as the
     card shows them; ``None`` when there is none."""
+    entries = _last_entries(log_history)
+    return _evaluation_results(entries) if entries else None
+
+
+def _last_entries(log_history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     entries = [e for e in log_history if _is_evaluation(e)]
-    if not entries:
-        return None
-    step = entries[-1].get("step")
-    return _evaluation_results([e for e in entries if e.get("step") == step])
+    step = entries[-1].get("step") if entries else None
+    return [e for e in entries if e.get("step") == step]
+
+
+def _test_entries(log_history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The last evaluation logged as ``evaluate(test_set, metric_key_prefix="test")`` (the examples' test split)
+    after training; one logged before (of the untrained model) or during training describes another model."""
+    end = max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
+    tests = [e for e in log_history[end + 1 :] if any(k.startswith("test_") and k.endswith("_loss") for k in e)]
+    return tests[-1:]
+
+
+def hub_eval_results(
+    entries: Sequence[Mapping[str, Any]], *, task: str | None, dataset: str | Sequence[str] | None
+) -> list[EvalResult]:
+    """The Hub metrics (``accuracy``, ``roc_auc``, ...) of an evaluation's log entries as `EvalResult`s, the card's
+    ``model-index``: one per metric and evaluation set, each set of a dict of them (``eval_<set>_accuracy``) named
+    as the split of the data set, and ``test_`` entries as the split ``test``. None without a task (a Hub task id
+    such as ``image-classification``) or a Hub data set (``owner/name``), both of which the Hub requires of every
+    result."""
+    dataset_id = next(iter(hub_dataset_ids(dataset)), None)
+    if not task or dataset_id is None:
+        return []
+    values: dict[str, Any] = {}
+    for entry in entries:  # in log order: an evaluation of a set logged again replaces its values
+        values.update({k: v for k, v in entry.items() if k.startswith(_SPLIT_PREFIXES)})
+    sets = sorted(evaluation_sets(entries), key=len, reverse=True)  # "clean_2" before "clean"
+    results = []
+    for key, value in values.items():
+        name = key.removeprefix("eval_")
+        split = "test" if key.startswith("test_") else next((s for s in sets if name.startswith(f"{s}_")), None)
+        metric = name[len(split) + 1 :] if split else name
+        if metric in _HUB_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool):
+            results.append(EvalResult(
+                task_type=task, task_name=TASK_TAG_TO_NAME_MAPPING.get(task), dataset_type=dataset_id,
+                dataset_name=dataset_id, dataset_split=split, metric_type=metric, metric_value=value,
+                metric_name=" ".join(part.capitalize() for part in name.split("_")),  # as the card's text names it
+            ))  # fmt: skip
+    return results
 
 
 def _is_evaluation(entry: Mapping[str, Any]) -> bool:
@@ -387,6 +450,7 @@ def render_model_card(
     plot_file: str | None = None,
     best_checkpoint: tuple[int, str] | None = None,
     library_name: str = "transformers",
+    task: str | None = None,
 ) -> str:
     """Write a model card (``README.md``-style markdown with YAML metadata) to ``path``; returns the path.
 
@@ -411,24 +475,37 @@ def render_model_card(
         language, license: metadata.
         noise_text: the label noise of the training data (see `noise_description`).
         hyperparameters: Trainer hyperparameters, ``{name: value}``.
-        log_history: Trainer's ``state.log_history``: evaluation results and the training-results table.
+        log_history: Trainer's ``state.log_history``: evaluation results (the last evaluation of the evaluation
+            sets, and the last ``evaluate(test_set, metric_key_prefix="test")``) and the training-results table.
         comparison: ``{run: {metric: value}}`` of runs with and without the method, shown as a table.
         plot_file: an image next to the card to show (relative path).
         best_checkpoint: ``(step, metric_for_best_model)`` of the best checkpoint the model was restored from at
             the end (``load_best_model_at_end``): the evaluation results are that model's (`restored_evaluation`).
         library_name: the library that loads the saved model (metadata): ``peft`` for an adapter (`library_of`).
+        task: the Hub task id (``image-classification``, ``text-classification``, ...): with a Hub data set in
+            ``dataset``, the evaluation results shown go into the ``model-index`` metadata (`hub_eval_results`).
     """
     path = os.fspath(path)
     _, eval_lines, eval_results = parse_log_history(list(log_history))
     if best_checkpoint is not None:
         step, metric = best_checkpoint
         eval_results = restored_evaluation(log_history, step=step, metric=metric)  # never the last step's
-    elif not eval_results:  # parse_log_history reads eval_loss only: a dict of evaluation sets logs eval_<set>_loss
-        eval_results = last_evaluation(log_history)
+        shown = _restored_entries(log_history, step=step)[0]
+    else:
+        shown = _last_entries(log_history)  # the entries of eval_results
+        if not eval_results:  # parse_log_history reads eval_loss only: a dict of evaluation sets logs eval_<set>_loss
+            eval_results = last_evaluation(log_history)
+    tested = _test_entries(log_history)
+    if tested:  # the test split's results (Test Loss, ...) beside the evaluation sets' own
+        eval_results = {**(eval_results or {}), **_evaluation_results(tested)}
+        shown = [*shown, *tested]
     eval_results = {k: format_value(v) for k, v in (eval_results or {}).items()}
     # The results keep one eval_ entry only; evaluate(test_set, metric_key_prefix="test") logs count too.
     logged = [k for entry in log_history for k in entry if k.startswith(_SPLIT_PREFIXES)]
-    metric_names = _hub_metric_names([*eval_results, *logged, *(k for m in (comparison or {}).values() for k in m)])
+    compared = list((comparison or {}).values())
+    metric_names = _hub_metric_names(
+        [*eval_results, *logged, *(k for m in compared for k in m)], sets=evaluation_sets([*log_history, *compared])
+    )
     datasets_list = _listify(dataset)
     card_data = ModelCardData(
         model_name=model_name,
@@ -439,6 +516,7 @@ def render_model_card(
         language=language,
         tags=list(dict.fromkeys([method.lower(), "hf_lilaw", "noisy-labels", *tags, "generated_from_trainer"])),
         metrics=sorted(metric_names) or None,
+        eval_results=hub_eval_results(shown, task=task, dataset=datasets_list) or None,
     )
     card = ModelCard.from_template(
         card_data,

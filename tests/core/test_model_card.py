@@ -14,6 +14,7 @@ import pytest
 import torch
 import transformers.trainer
 from huggingface_hub import ModelCard
+from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, add_input_noise, compute_classification_metrics
 from hf_lilaw.core.model_card import (
@@ -466,8 +467,82 @@ def test_a_dict_of_evaluation_sets_gets_its_evaluation_results(tmp_path, best):
     trainer.train()
     step = trainer.state.best_global_step if best else 8
     logged = {k: v for e in trainer.state.log_history if e.get("step") == step for k, v in e.items() if k.startswith("eval_")}
-    _, text = card_of(trainer, tmp_path / "card")
+    data, text = card_of(trainer, tmp_path / "card")
     results = text.split("### Evaluation results")[1].split("###")[0]
     assert f"- Val Accuracy: {logged['eval_val_accuracy']:.4f}" in results
     assert f"- Other Loss: {logged['eval_other_loss']:.4f}" in results and "Runtime" not in results
     assert ("- Evaluated: at step" in results) == best
+    # The metadata names the Hub metrics of eval_val_accuracy, ...: it named none (val_accuracy is no Hub metric).
+    assert data["metrics"] == ["accuracy", "roc_auc"]
+
+
+def test_the_metrics_metadata_of_a_dict_of_evaluation_sets_drops_the_set_names(tmp_path):
+    card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
+                train_snippet="-", citation="-")  # fmt: skip
+    log_history = [{"eval_clean_loss": 0.9, "eval_clean_top5_accuracy": 1.0, "eval_clean_f1": 0.5, "step": 2},
+                   {"eval_noisy_2_loss": 1.1, "eval_noisy_2_precision": 0.4, "step": 2}]  # fmt: skip
+    data = ModelCard.load(render_model_card(tmp_path / "README.md", log_history=log_history, **card)).data.to_dict()
+    assert data["metrics"] == ["f1", "precision"]  # top5_accuracy is no Hub metric, nor is it accuracy
+    # the sets of evaluate() outputs compared, without a log
+    comparison = {"Trainer": {"eval_clean_loss": 0.9, "eval_clean_accuracy": 0.5}}
+    data = ModelCard.load(render_model_card(tmp_path / "c.md", comparison=comparison, **card)).data.to_dict()
+    assert data["metrics"] == ["accuracy"]
+
+
+def test_each_evaluation_sets_results_go_into_the_model_index(tmp_path):
+    # A dict of evaluation sets, evaluated at steps 2 and 4; the card's YAML had no model-index at all.
+    log_history = [
+        {"eval_clean_loss": 0.9, "eval_clean_accuracy": 0.5, "eval_clean_top5_accuracy": 1.0, "step": 2},
+        {"eval_noisy_loss": 1.2, "eval_noisy_accuracy": 0.25, "eval_noisy_roc_auc": 0.6, "step": 2},
+        {"eval_clean_loss": 0.8, "eval_clean_accuracy": 0.75, "eval_clean_top5_accuracy": 1.0, "step": 4},
+        {"eval_noisy_loss": 1.1, "eval_noisy_accuracy": 0.375, "eval_noisy_roc_auc": 0.7, "step": 4},
+        {"train_runtime": 1.0, "train_loss": 1.0, "step": 4},
+    ]
+    card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
+                train_snippet="-", citation="-", log_history=log_history, dataset="my-org/blobs")  # fmt: skip
+
+    def model_index(**kwargs):
+        data = ModelCard.load(render_model_card(tmp_path / "README.md", **{**card, **kwargs})).data
+        name, results = model_index_to_eval_results(data.to_dict()["model-index"])
+        assert name == "m" and {r.task_type for r in results} == {"image-classification"}
+        assert {(r.dataset_type, r.dataset_name) for r in results} == {("my-org/blobs", "my-org/blobs")}
+        return {(r.dataset_split, r.metric_type, r.metric_name): r.metric_value for r in results}
+
+    assert model_index(task="image-classification") == {
+        ("clean", "accuracy", "Clean Accuracy"): 0.75,
+        ("noisy", "accuracy", "Noisy Accuracy"): 0.375,
+        ("noisy", "roc_auc", "Noisy Roc Auc"): 0.7,
+    }  # the last evaluation, as the card's text; loss and top5_accuracy are no Hub metrics
+    # restored from the best checkpoint at the end: that checkpoint's evaluation, as the text says
+    restored = model_index(task="image-classification", best_checkpoint=(2, "eval_clean_accuracy"))
+    assert restored[("clean", "accuracy", "Clean Accuracy")] == 0.5
+    # one evaluation set: no split named
+    single = [{"eval_loss": 0.8, "eval_accuracy": 0.75, "step": 4}, {"train_runtime": 1.0, "step": 4}]
+    assert model_index(task="image-classification", log_history=single) == {(None, "accuracy", "Accuracy"): 0.75}
+    # without a task or a Hub data set (both required by the Hub) there is none
+    assert "model-index" not in ModelCard.load(render_model_card(tmp_path / "a.md", **card)).data.to_dict()
+    no_hub = {**card, "dataset": "scikit-learn digits"}
+    data = ModelCard.load(render_model_card(tmp_path / "b.md", task="image-classification", **no_hub)).data.to_dict()
+    assert "model-index" not in data
+
+
+def test_the_test_splits_evaluation_after_training_is_shown(tmp_path):
+    # As the examples do: evaluate(test, metric_key_prefix="test") after training. The card left it out, so it showed
+    # no evaluation at all (no evaluation during training) or only the validation split's, unnamed.
+    test = {"test_loss": 0.8, "test_accuracy": 0.66, "test_roc_auc": 0.9, "test_runtime": 1.3, "epoch": 3.0, "step": 30}
+    card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
+                train_snippet="-", citation="-", dataset="my-org/blobs")  # fmt: skip
+    for validation in ([], [{"eval_loss": 1.1, "eval_accuracy": 0.5, "eval_runtime": 0.1, "epoch": 3.0, "step": 30}]):
+        before = {**test, "test_accuracy": 0.1, "step": 0}  # the untrained model's: not this model's
+        log_history = [before, *validation, {"train_runtime": 5.0, "train_loss": 1.0, "step": 30, "epoch": 3.0}, test]
+        text = Path(render_model_card(tmp_path / "README.md", log_history=log_history, **card)).read_text()
+        results = text.split("### Evaluation results")[1].split("##")[0].strip().splitlines()
+        shown = ["- Loss: 1.1000", "- Accuracy: 0.5000"] if validation else []
+        assert results == [*shown, "- Test Loss: 0.8000", "- Test Accuracy: 0.6600", "- Test Roc Auc: 0.9000"]
+        path = render_model_card(tmp_path / "README.md", log_history=log_history, task="image-classification", **card)
+        _, evals = model_index_to_eval_results(ModelCard.load(path).data.to_dict()["model-index"])
+        expected = {("test", "accuracy"): 0.66, ("test", "roc_auc"): 0.9} | ({(None, "accuracy"): 0.5} if validation else {})
+        assert {(r.dataset_split, r.metric_type): r.metric_value for r in evals} == expected
+    # only a test evaluation before training: none of this model
+    log_history = [before, {"train_runtime": 5.0, "train_loss": 1.0, "step": 30, "epoch": 3.0}]
+    assert "### Evaluation results" not in Path(render_model_card(tmp_path / "c.md", log_history=log_history, **card)).read_text()
