@@ -1057,6 +1057,7 @@ class BaseTrainer(Trainer):
         noise_rate: float | None = None,
         comparison: Mapping[str, Mapping[str, float]] | None = None,
         plot: bool = True,
+        task: str | None = None,
     ) -> str:
         """Write ``README.md`` (and the family's plot) into ``output_dir``; the main process writes, every process
         gets the path.
@@ -1074,6 +1075,8 @@ class BaseTrainer(Trainer):
                 rate is read from the training set's ``is_noisy`` column when it has one.
             comparison: ``{run: {metric: value}}`` of runs with and without the method, shown as a table.
             plot: draw the family's plot next to the card.
+            task: the Hub task id (``image-classification``, ...): with a Hub data set in ``dataset``, the
+                evaluation results go into the card's ``model-index`` metadata.
         """
         path = os.path.join(output_dir, "README.md")
         if not self.is_world_process_zero():
@@ -1126,6 +1129,7 @@ class BaseTrainer(Trainer):
             library_name=library_of(model),
             plot_file=plot_file,
             best_checkpoint=best_checkpoint,
+            task=task,
             **values,
         )
 
@@ -1147,12 +1151,16 @@ class BaseTrainer(Trainer):
     ) -> None:
         """Write ``README.md`` and the family's plot into ``output_dir`` (see `write_model_card`).
 
-        ``tasks``, ``dataset_tags`` and ``dataset_args`` are accepted for the parent's signature and not used.
-        `push_to_hub(**kwargs)` passes its keyword arguments here.
+        ``tasks``: the Hub task id (the first of a list), which with a Hub data set in
+        ``dataset`` puts the evaluation results into the ``model-index`` metadata. ``dataset_tags`` and
+        ``dataset_args`` are accepted for the parent's signature and not used. `push_to_hub(**kwargs)` passes its
+        keyword arguments here.
         """
+        task = tasks if isinstance(tasks, str) or tasks is None else next(iter(tasks), None)
         self.write_model_card(
             self.args.output_dir, model_name=model_name, finetuned_from=finetuned_from, dataset=dataset, tags=tags,
             language=language, license=license, noise_type=noise_type, noise_rate=noise_rate, comparison=comparison,
+            task=task,
         )
 
 

@@ -546,3 +546,16 @@ def test_the_test_splits_evaluation_after_training_is_shown(tmp_path):
     # only a test evaluation before training: none of this model
     log_history = [before, {"train_runtime": 5.0, "train_loss": 1.0, "step": 30, "epoch": 3.0}]
     assert "### Evaluation results" not in Path(render_model_card(tmp_path / "c.md", log_history=log_history, **card)).read_text()
+
+
+def test_create_model_card_puts_tasks_into_the_model_index(trained, tmp_path, monkeypatch):
+    # Trainer's create_model_card(tasks=...) (and push_to_hub(tasks=...)) reached no model-index: tasks was dropped.
+    monkeypatch.setattr(trained.args, "output_dir", str(tmp_path))
+    trained.create_model_card(tasks=["text-classification"], dataset="my-org/noisy-blobs")
+    data = ModelCard.load(tmp_path / "README.md").data.to_dict()
+    _, results = model_index_to_eval_results(data["model-index"])
+    last = [e for e in trained.state.log_history if "eval_accuracy" in e][-1]
+    assert {(r.task_type, r.dataset_name, r.dataset_split, r.metric_type): r.metric_value for r in results} == {
+        ("text-classification", "my-org/noisy-blobs", None, "accuracy"): last["eval_accuracy"],
+        ("text-classification", "my-org/noisy-blobs", None, "roc_auc"): last["eval_roc_auc"],
+    }
