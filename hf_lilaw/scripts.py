@@ -8,7 +8,10 @@ import os
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from .core.checkpoint import find_resumable_checkpoint
+from .core.checkpoint import (
+    FSDP_OPTIMIZER_FILES, RNG_STATE_FILES, SCHEDULER_FILE, checkpoint_problem, find_resumable_checkpoint, missing_files,
+    resume_advice,
+)  # fmt: skip
 from .data.registry import dataset_key
 from .noise import DEPRECATED_LABEL_NOISE_TYPES, PAIR_FLIP_MAPS, RULE_MAPS
 
@@ -116,19 +119,26 @@ def check_push_to_hub(training_args: TrainingArguments, *, seeds: list[int]) -> 
         ) from error
 
 
-def resume_checkpoints(resume: str | None, *, run_dirs: list[str]) -> dict[str, str | None]:
+def resume_checkpoints(
+    resume: str | None, *, run_dirs: list[str], save_only_model: bool = False
+) -> dict[str, str | None]:
     """The checkpoint each run (by its output folder) resumes from under ``--resume_from_checkpoint``.
 
     ``true`` resumes every run from the newest ``checkpoint-*`` of its folder that verifies (as hf_lilaw's
     ``train(resume_from_checkpoint=True)`` picks it, `find_resumable_checkpoint`: a folder whose save was cut short
     is skipped, the reason logged); runs without one start from step 0. A checkpoint path resumes the run whose
     folder holds it from there (with a single run, any checkpoint folder), the other runs as with ``true``. Raises
-    before any training when there is nothing to resume or the path is not one run's.
+    before any training when there is nothing to resume, the path is not one run's or it does not verify.
+
+    Unless ``save_only_model`` (``--save_only_model``: checkpoints of weights only), a checkpoint verifies only with
+    the optimizer, LR scheduler and RNG states Trainer needs to go on as the run would have: a plain `Trainer` (the
+    examples' baseline) writes no manifest and would resume silently without them, with fresh ones.
     """
     if resume is None or resume.lower() == "false":
         return dict.fromkeys(run_dirs)
+    required = [] if save_only_model else [FSDP_OPTIMIZER_FILES, SCHEDULER_FILE, RNG_STATE_FILES]
     # Not transformers' get_last_checkpoint: it takes the newest folder, even one a kill left half-written.
-    start = {run: find_resumable_checkpoint(run) for run in run_dirs}
+    start = {run: find_resumable_checkpoint(run, required_files=required) for run in run_dirs}
     if resume.lower() != "true":
         if not os.path.isdir(resume):
             raise ValueError(f"--resume_from_checkpoint {resume}: no such folder. Pass a checkpoint-* folder or true.")
@@ -139,6 +149,19 @@ def resume_checkpoints(resume: str | None, *, run_dirs: list[str]) -> dict[str, 
                 f"--resume_from_checkpoint {resume} is a checkpoint of none of this command's {len(run_dirs)} runs "
                 f"({', '.join(run_dirs)}): pass a checkpoint-* folder of one of them, or true to resume each run "
                 "from its own last checkpoint."
+            )
+        problem = checkpoint_problem(resume, required_files=required)
+        if problem is not None:
+            weights_only = bool(missing_files(resume, [FSDP_OPTIMIZER_FILES]))
+            raise ValueError(
+                f"--resume_from_checkpoint {resume}: cannot resume from it: {problem}. "
+                + resume_advice(resume, required_files=required)
+                + (
+                    " If it was saved with --save_only_model (weights only), pass --save_only_model to resume from "
+                    "its weights with a fresh optimizer and LR schedule."
+                    if weights_only
+                    else ""
+                )
             )
         start[owners[0]] = resume
     elif not any(start.values()):

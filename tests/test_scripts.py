@@ -9,7 +9,10 @@ import pytest
 import torch
 from huggingface_hub import constants
 from safetensors.torch import save as safetensors_bytes
-from transformers import TrainingArguments
+from torch.nn.functional import cross_entropy
+from transformers import Trainer, TrainingArguments
+
+from conftest import StopAfter, TinyNet, blobs
 
 from hf_lilaw.core.checkpoint import begin_checkpoint, write_manifest
 from hf_lilaw.noise import PAIR_FLIP_MAPS, RULE_MAPS
@@ -17,14 +20,15 @@ from hf_lilaw.scripts import check_push_to_hub, check_seeds, noise_name, noise_r
 
 
 def make_checkpoint(folder, *, manifest=True):
-    """A checkpoint folder that verifies: a trainer state, whole weights and (like hf_lilaw's) a manifest."""
+    """A checkpoint folder that verifies: a trainer state, whole weights, Trainer's optimizer, scheduler and RNG
+    states and (like hf_lilaw's) a manifest."""
     os.makedirs(folder)
     with open(os.path.join(folder, "trainer_state.json"), "w") as file:
         file.write("{}")
     with open(os.path.join(folder, "model.safetensors"), "wb") as file:
         file.write(safetensors_bytes({"w": torch.zeros(4)}))
-    with open(os.path.join(folder, "optimizer.pt"), "wb") as file:
-        file.write(b"state")
+    for name in ("optimizer.pt", "scheduler.pt", "rng_state.pth"):
+        torch.save({"state": 1}, os.path.join(folder, name))
     if manifest:
         write_manifest(folder)
 
@@ -48,7 +52,7 @@ def test_resume_checkpoints_refuses_what_it_cannot_resume(tmp_path):
         runs[0]: f"{runs[0]}/checkpoint-2", runs[1]: f"{runs[1]}/checkpoint-4", runs[2]: None,
     }  # fmt: skip
     elsewhere = tmp_path / "other" / "checkpoint-3"
-    elsewhere.mkdir(parents=True)
+    make_checkpoint(elsewhere)
     with pytest.raises(ValueError, match=r"is a checkpoint of none of this command's 3 runs"):
         resume_checkpoints(str(elsewhere), run_dirs=runs)
     assert resume_checkpoints(str(elsewhere), run_dirs=runs[:1]) == {runs[0]: str(elsewhere)}  # one run: any checkpoint
@@ -72,13 +76,59 @@ def test_resume_true_skips_a_checkpoint_whose_save_was_cut_short(tmp_path, caplo
     make_checkpoint(f"{run}/checkpoint-2")
     make_checkpoint(f"{run}/checkpoint-4")
     begin_checkpoint(f"{run}/checkpoint-4")  # killed while saving again into checkpoint-4
-    os.remove(f"{run}/checkpoint-4/optimizer.pt")
+    with open(f"{run}/checkpoint-4/optimizer.pt", "r+b") as file:
+        file.truncate(10)
     with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
         assert resume_checkpoints("true", run_dirs=[run]) == {run: f"{run}/checkpoint-2"}
     assert f"Skipping checkpoint {run}/checkpoint-4: its save began but did not finish" in caplog.text
     shutil.rmtree(f"{run}/checkpoint-2")  # nothing of this run verifies: it starts from step 0, as a run without one
     make_checkpoint(str(tmp_path / "trainer" / "checkpoint-2"))
     assert resume_checkpoints("true", run_dirs=[str(tmp_path / "trainer"), run])[run] is None
+
+
+def _train_plain(output_dir, *, resume=None, stop_after=None):
+    """A plain Trainer run (the examples' baseline) of 6 steps, a checkpoint every 2; returns its final weights."""
+    torch.manual_seed(0)
+    model = TinyNet()
+    args = TrainingArguments(
+        output_dir=str(output_dir), per_device_train_batch_size=16, max_steps=6, learning_rate=0.05, save_steps=2,
+        save_strategy="steps", report_to=[], disable_tqdm=True, seed=0, use_cpu=True, logging_steps=100,
+    )  # fmt: skip
+    Trainer(
+        model=model, args=args, train_dataset=blobs(96), callbacks=[StopAfter(stop_after)] if stop_after else None,
+        compute_loss_func=lambda outputs, labels, num_items_in_batch=None: cross_entropy(outputs["logits"], labels),
+    ).train(resume_from_checkpoint=resume)
+    return torch.cat([p.detach().flatten() for p in model.parameters()])
+
+
+def test_a_plain_trainer_checkpoint_without_its_optimizer_state_is_not_resumed(tmp_path, caplog):
+    """A plain Trainer checkpoint (no manifest) without optimizer.pt was taken: Trainer resumed silently with a
+    fresh optimizer, and the run ended with other weights than the uninterrupted one."""
+    full = _train_plain(tmp_path / "full")
+    run = tmp_path / "trainer"
+    _train_plain(run, stop_after=4)
+    os.remove(run / "checkpoint-4" / "optimizer.pt")
+    with pytest.raises(ValueError) as error:
+        resume_checkpoints(str(run / "checkpoint-4"), run_dirs=[str(run)])
+    assert str(error.value).startswith(
+        f"--resume_from_checkpoint {run}/checkpoint-4: cannot resume from it: optimizer.pt is missing"
+    )
+    assert f"resume_from_checkpoint='{run}/checkpoint-2'" in str(error.value)
+    assert "pass --save_only_model" in str(error.value)
+    assert resume_checkpoints(str(run / "checkpoint-4"), run_dirs=[str(run)], save_only_model=True) == {
+        str(run): str(run / "checkpoint-4")
+    }  # weights only, as asked
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        start = resume_checkpoints("true", run_dirs=[str(run)])
+    assert start == {str(run): str(run / "checkpoint-2")}
+    assert f"Skipping checkpoint {run}/checkpoint-4: optimizer.pt is missing" in caplog.text
+    assert torch.equal(_train_plain(run, resume=start[str(run)]), full)
+    for name in ("scheduler.pt", "rng_state.pth"):
+        shutil.rmtree(run / "checkpoint-2")
+        shutil.copytree(run / "checkpoint-6", run / "checkpoint-2")  # a whole one, then one file less
+        os.remove(run / "checkpoint-2" / name)
+        with pytest.raises(ValueError, match=rf"checkpoint-2: cannot resume from it: (no file matches '{name[:9]}|{name} is missing)"):
+            resume_checkpoints(str(run / "checkpoint-2"), run_dirs=[str(run)])
 
 
 def test_a_seed_the_seeds_flag_would_override_is_refused():

@@ -3,6 +3,7 @@ from the forward passes training already makes."""
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import logging
 import os
@@ -188,20 +189,21 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     adds ``sample_id = row index`` to a `datasets.Dataset` when training starts), so identity survives shuffling,
     ``remove_unused_columns`` and multiple processes. At the end of training the processes' records are merged
     and ``dynamics`` holds the result on every process; with ``output_dir`` set it is also saved there as
-    ``training_dynamics.npz`` (main process). A fresh run replaces that file.
+    ``training_dynamics.npz`` (main process), and so is the record so far whenever Trainer saves a checkpoint. A
+    fresh run replaces that file.
 
     The record is not part of checkpoints: a run resumed from one records the epochs from the checkpoint on. With
     ``output_dir`` set, the epochs before the checkpoint are taken from the ``training_dynamics.npz`` already there
-    (saved when the run, or its earlier part, ended), so the file keeps every epoch: a checkpoint saved mid-epoch
-    keeps the file's values of that epoch for the rows the resumed run did not see again, and the file's epochs
-    after the checkpoint (a continuation the resume replaces) are dropped. A file of another shape (other sample
+    (saved at the run's last checkpoint, or when it ended), so the file keeps every epoch: a checkpoint saved
+    mid-epoch keeps the file's values of that epoch for the rows the resumed run did not see again, and the file's
+    epochs after the checkpoint (a continuation the resume replaces) are dropped. A run killed after a checkpoint
+    and resumed from it thus records what the uninterrupted run would have. A file of another shape (other sample
     ids, or LiLAW weights in one and not the other) is not this run's: the resumed run refuses to start rather than
-    overwrite it. A run killed before its end wrote no file, so after such a kill the epochs before the checkpoint
-    stay NaN; without ``output_dir`` they are NaN too.
+    overwrite it. Without ``output_dir`` the epochs before the checkpoint stay NaN.
 
     Args:
-        output_dir: where to save the merged dynamics at the end of training (and where a resumed run finds the
-            epochs before its checkpoint); ``None`` keeps them in memory only.
+        output_dir: where to save the merged dynamics at each checkpoint and at the end of training (and where a
+            resumed run finds the epochs before its checkpoint); ``None`` keeps them in memory only.
     """
 
     def __init__(self, *, output_dir: str | None = None) -> None:
@@ -229,16 +231,38 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         if state.global_step and path and os.path.isfile(path) and self.dynamics is not None:
             self._earlier = _earlier_record(path, like=self.dynamics), float(state.epoch or 0)
 
+    def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
+        # The record so far, for a run killed after this checkpoint to resume with: the in-memory record stays
+        # this process's own until the end.
+        if self.dynamics is not None and self.output_dir:
+            self._save(self._merged(), state)
+
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.dynamics is None:
             return
-        self.dynamics = merge_across_processes(self.dynamics)
-        if self._earlier is not None:
-            self.dynamics = _with_earlier_epochs(self.dynamics, *self._earlier)
-            self._earlier = None
-        if self.output_dir and state.is_world_process_zero:
-            os.makedirs(self.output_dir, exist_ok=True)
-            self.dynamics.save(os.path.join(self.output_dir, DYNAMICS_FILE_NAME))
+        self.dynamics = self._merged()
+        self._earlier = None
+        if self.output_dir:
+            self._save(self.dynamics, state)
+
+    def _merged(self) -> TrainingDynamics:
+        """Every process's record (a collective: all processes call it), with the epochs before a resume."""
+        merged = merge_across_processes(self.dynamics)
+        return merged if self._earlier is None else _with_earlier_epochs(merged, *self._earlier)
+
+    def _save(self, dynamics: TrainingDynamics, state: Any) -> None:
+        if not state.is_world_process_zero:
+            return
+        os.makedirs(self.output_dir, exist_ok=True)
+        # Whole or not at all: a kill while saving must leave the previous save's record, not a cut file.
+        temporary = os.path.join(self.output_dir, f".{DYNAMICS_FILE_NAME}.{os.getpid()}.tmp.npz")
+        try:
+            dynamics.save(temporary)
+            os.replace(temporary, os.path.join(self.output_dir, DYNAMICS_FILE_NAME))
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.remove(temporary)
+            raise
 
 
 def _earlier_record(path: str, *, like: TrainingDynamics) -> TrainingDynamics:

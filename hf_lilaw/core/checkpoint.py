@@ -329,8 +329,11 @@ def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
     for pattern in required_files:
         matches = _matching(folder, pattern)
         if not matches and pattern in _RESUME_STATE_FILES:
+            missing = f"{pattern} is missing" if not glob.has_magic(pattern) else f"no file matches {pattern!r}"
+            if pattern == FSDP_OPTIMIZER_FILES:  # Trainer's own name first: FSDP's are the exception
+                missing = f"{OPTIMIZER_FILE} is missing (no file matches {pattern!r})"
             return (
-                f"{'no file matches ' + repr(pattern) if glob.has_magic(pattern) else pattern + ' is missing'} "
+                f"{missing} "
                 f"({_RESUME_STATE_FILES[pattern]}: Trainer would resume with a fresh one, and the run would not "
                 "continue as the interrupted one would have)"
             )

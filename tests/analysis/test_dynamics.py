@@ -1,8 +1,10 @@
+import os
 import types
 
 import numpy as np
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, find_label_issues
 from hf_lilaw.analysis import HARDNESS_SCORES, TrainingDynamics, label_issue_metrics
@@ -180,13 +182,13 @@ def test_elr_run_with_lambda_zero_records_plain_cross_entropy(tmp_path):
         np.testing.assert_allclose(dynamics.loss[epoch], expected, rtol=1e-5)
 
 
-def saving_run(tmp_path, *, epochs, recorder, **overrides):
+def saving_run(tmp_path, *, epochs, recorder, callbacks=(), **overrides):
     """A LiLAW run of 96 rows, 6 steps an epoch, that learns and saves checkpoints in tmp_path."""
     torch.manual_seed(0)
     args = LiLAWConfig(output_dir=str(tmp_path), per_device_train_batch_size=16, num_train_epochs=epochs,
                        learning_rate=0.05, report_to=[], disable_tqdm=True, lilaw_warmup_steps=0, **overrides)
     return LiLAWTrainer(model=TinyNet(), args=args, train_dataset=blobs(96, seed=4), meta_dataset=blobs(32, seed=9),
-                        callbacks=[recorder])
+                        callbacks=[recorder, *callbacks])
 
 
 def recorded_epochs(dynamics):
@@ -220,6 +222,39 @@ def test_a_run_resumed_mid_epoch_records_what_the_uninterrupted_run_did(tmp_path
     resumed = TrainingDynamics.load(path)
     for name in ("prob_label", "loss", "correct", "w_alpha", "w_beta", "w_delta"):
         np.testing.assert_allclose(getattr(resumed, name), getattr(uninterrupted, name), rtol=1e-6)
+
+
+class KillAfter(TrainerCallback):
+    """A kill right after the checkpoint of ``step``: the run ends without on_train_end."""
+
+    def __init__(self, step):
+        self.step = step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
+def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_record(tmp_path):
+    """The record was written only when training ended: a run killed after checkpoint-9 (epoch 1.5) left no file,
+    and the resumed run's record had NaN for all of epoch 0 and half of epoch 1."""
+    saving_run(tmp_path / "full", epochs=2, recorder=TrainingDynamicsRecorder(output_dir=str(tmp_path / "full")),
+               save_strategy="steps", save_steps=3).train()
+    uninterrupted = TrainingDynamics.load(tmp_path / "full" / DYNAMICS_FILE_NAME)
+    run = tmp_path / "killed"
+    trainer = saving_run(run, epochs=2, recorder=TrainingDynamicsRecorder(output_dir=str(run)), save_strategy="steps",
+                         save_steps=3, callbacks=[KillAfter(9)])
+    with pytest.raises(KeyboardInterrupt):
+        trainer.train()
+    assert recorded_epochs(TrainingDynamics.load(run / DYNAMICS_FILE_NAME)) == [0, 1]  # saved at each checkpoint
+    assert sorted(os.listdir(run)) == ["checkpoint-3", "checkpoint-6", "checkpoint-9", DYNAMICS_FILE_NAME]
+    recorder = TrainingDynamicsRecorder(output_dir=str(run))
+    saving_run(run, epochs=2, recorder=recorder, save_strategy="steps", save_steps=3).train(resume_from_checkpoint=True)
+    resumed = TrainingDynamics.load(run / DYNAMICS_FILE_NAME)
+    assert not np.isnan(resumed.loss).any()
+    for name in ("prob_label", "prob_max", "margin", "el2n", "loss", "correct", "w_alpha", "w_beta", "w_delta"):
+        np.testing.assert_array_equal(getattr(resumed, name), getattr(uninterrupted, name))
+        np.testing.assert_array_equal(getattr(recorder.dynamics, name), getattr(uninterrupted, name))
 
 
 def test_a_resumed_run_refuses_a_dynamics_file_that_is_not_its_own(tmp_path):
