@@ -66,6 +66,7 @@ every file is written, by the list of the folder's files with their sizes and, b
 _MANIFEST_FORMAT = 1
 _READ_CHUNK = 8 << 20
 
+_PER_RANK_STATE = re.compile(r"(.+)_rank\d+\.pt")
 _CHECKPOINT_FOLDER = re.compile(rf"^{PREFIX_CHECKPOINT_DIR}-(\d+)$")
 
 
@@ -342,6 +343,12 @@ def _incompleteness(folder: str, required_files: Sequence[str]) -> str | None:
         empty = [os.path.basename(m) for m in matches if os.path.isfile(m) and os.path.getsize(m) == 0]
         if empty:
             return f"{', '.join(sorted(empty))} {'is' if len(empty) == 1 else 'are'} empty (0 bytes)"
+    # A family state's per-process files (`<name>_rank<N>.pt`, core.training_state) without its shared `<name>.pt`:
+    # the state was saved and part of it lost, which even a folder without a manifest shows.
+    for file_name in sorted(os.listdir(folder)):
+        shared = _PER_RANK_STATE.fullmatch(file_name)
+        if shared and not os.path.isfile(os.path.join(folder, f"{shared[1]}.pt")):
+            return f"{shared[1]}.pt is missing beside {file_name} (the family state's shared part)"
     return None
 
 

@@ -10,6 +10,7 @@ re-derive its per-rank part (``load_state_dict`` gets ``"per_rank": None``).
 
 from __future__ import annotations
 
+import glob
 import logging
 import os
 from collections.abc import Mapping
@@ -88,6 +89,15 @@ def load_training_state(
             settings, are not.
     """
     shared_path = os.path.join(checkpoint_dir, shared_file_name(name))
+    ranks = sorted(glob.glob(os.path.join(glob.escape(checkpoint_dir), per_rank_file_name(name, "*"))))
+    if not os.path.isfile(shared_path) and ranks:
+        # The per-rank files say this run saved the state: its shared part was lost, not never written, and
+        # starting it fresh would silently continue another run than the checkpoint's.
+        raise ValueError(
+            f"Checkpoint {checkpoint_dir} has {os.path.basename(ranks[0])} but no {shared_file_name(name)}: its "
+            f"{what} was saved and its shared part is missing, so the checkpoint is damaged. Resume from an earlier "
+            "checkpoint (resume_from_checkpoint=True picks the newest that verifies) or train from scratch."
+        )
     if not os.path.isfile(shared_path):
         logger.warning(
             "Checkpoint %s has no %s: the %s starts fresh (was the checkpoint saved by plain Trainer?).",

@@ -351,3 +351,13 @@ def test_a_cut_torch_file_is_found_without_a_manifest_and_the_legacy_format_is_n
     torch.save({"step": 1}, legacy, _use_new_zipfile_serialization=False)
     (tmp_path / "checkpoint-2" / "optimizer.pt").write_bytes(legacy.getvalue())
     assert checkpoint_problem(tmp_path / "checkpoint-2", required_files=["optimizer.pt"]) is None
+
+
+def test_a_family_states_per_rank_file_without_its_shared_file_does_not_verify(tmp_path, caplog):
+    # Without a manifest nothing told the lost shared file: LiLAW resumed from such a folder with alpha, beta, delta
+    # reset (resume_checkpoints, which requires no family file, picked it).
+    earlier = make_checkpoint(tmp_path, 2, extra={"lilaw_state.pt": b"x", "lilaw_state_rank0.pt": b"x"})
+    make_checkpoint(tmp_path, 4, extra={"lilaw_state_rank0.pt": b"x", "lilaw_state_rank1.pt": b"x"})
+    with caplog.at_level(logging.WARNING, logger="hf_lilaw.core.checkpoint"):
+        assert find_resumable_checkpoint(tmp_path) == earlier
+    assert "checkpoint-4: lilaw_state.pt is missing beside lilaw_state_rank0.pt" in caplog.text

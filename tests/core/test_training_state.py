@@ -69,3 +69,12 @@ def test_a_state_without_the_split_is_refused(tmp_path):
 
     with pytest.raises(TypeError, match="'shared': ..., 'per_rank'"):
         save_training_state(Flat(0), str(tmp_path), name="x", process_index=0, world_size=1, save_shared=True)
+
+
+def test_per_rank_files_without_the_shared_one_are_refused(tmp_path):
+    # A checkpoint whose shared file was lost (no manifest to tell): the state started fresh with a warning, so a
+    # LiLAW run resumed from it reset alpha, beta, delta and went on as another run than the checkpoint's.
+    save_from(2, tmp_path)
+    (tmp_path / "demo_state.pt").unlink()
+    with pytest.raises(ValueError, match=r"has demo_state_rank0.pt but no demo_state.pt"):
+        load_training_state(Counter(0), str(tmp_path), name="demo_state", process_index=0, world_size=2, what="demo")
