@@ -133,6 +133,11 @@ class ScriptArguments:
                 "trains into the same run folders again and counts once in the comparison. Pass each seed once "
                 f"(e.g. --seeds {' '.join(map(str, dict.fromkeys(self.seeds)))})."
             )
+        if self.train_last_layers is not None and self.train_last_layers < 0:
+            raise ValueError(
+                f"--train_last_layers {self.train_last_layers}: pass the number of last blocks to train, 0 or more "
+                "(0 trains the head alone), or leave it out for full fine-tuning."
+            )
 
 
 def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:

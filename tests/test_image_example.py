@@ -31,3 +31,10 @@ def test_a_repeated_seed_is_refused(image_example, monkeypatch):
         parse(image_example, monkeypatch, "--compare", "--seeds", "0", "1", "0")
     script_args, _ = parse(image_example, monkeypatch, "--compare", "--seeds", "2", "0", "1")
     assert script_args.seeds == [2, 0, 1]
+
+
+def test_a_negative_train_last_layers_is_refused(image_example, monkeypatch):
+    # -1 fine-tuned all of EfficientNet-Lite0 (timm's groups[0:]) but trained only the head of a ViT
+    with pytest.raises(ValueError, match=r"--train_last_layers -1: pass the number of last blocks to train, 0 or more"):
+        parse(image_example, monkeypatch, "--train_last_layers", "-1")
+    assert parse(image_example, monkeypatch, "--train_last_layers", "0")[0].train_last_layers == 0
