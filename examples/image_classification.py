@@ -125,6 +125,20 @@ class ScriptArguments:
         default=False, metadata={"help": "Train on the model's training augmentation (random resized crops, flips)."}
     )
 
+    def __post_init__(self) -> None:
+        repeated = sorted({seed for seed in self.seeds if self.seeds.count(seed) > 1})
+        if repeated:
+            raise ValueError(
+                f"--seeds {' '.join(map(str, self.seeds))} repeats {', '.join(map(str, repeated))}: a repeated seed "
+                "trains into the same run folders again and counts once in the comparison. Pass each seed once "
+                f"(e.g. --seeds {' '.join(map(str, dict.fromkeys(self.seeds)))})."
+            )
+        if self.train_last_layers is not None and self.train_last_layers < 0:
+            raise ValueError(
+                f"--train_last_layers {self.train_last_layers}: pass the number of last blocks to train, 0 or more "
+                "(0 trains the head alone), or leave it out for full fine-tuning."
+            )
+
 
 def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`)."""

@@ -22,8 +22,12 @@ from scipy import stats
 
 __all__ = ["PairedDifference", "RunComparison", "compare_runs", "paired_difference"]
 
-# Entries of Trainer.evaluate() that describe the evaluation, not the model.
-_BOOKKEEPING_SUFFIXES = ("epoch", "_runtime", "_samples_per_second", "_steps_per_second")
+# Entries of Trainer.evaluate() that describe the evaluation, not the model: speed, and the memory deltas of
+# skip_memory_metrics=False (named after the stage, "eval_", whatever the metric_key_prefix).
+_BOOKKEEPING_SUFFIXES = (
+    "epoch", "_runtime", "_samples_per_second", "_steps_per_second", "_tokens_per_second", "_model_preparation_time",
+    "_alloc_delta", "_peaked_delta", "_mem_cpu", "_mem_gpu",
+)  # fmt: skip
 _PREFIXES = ("eval_", "test_")
 _LABELS = {"accuracy": "top-1 accuracy", "top5_accuracy": "top-5 accuracy", "roc_auc": "AUROC", "loss": "loss"}
 
@@ -161,7 +165,7 @@ def compare_runs(
     Args:
         per_seed: ``{seed: {run name: {metric: value}}}``, every seed with the same runs, e.g. the output of
             ``trainer.evaluate(test_set)`` per run. Non-numeric entries and Trainer's bookkeeping (epoch, runtime,
-            throughput) are left out; metrics missing from any run or seed are left out.
+            throughput, model preparation time, memory deltas) are left out; metrics missing from any run or seed are left out.
         baseline: the run every other run is compared with; ``None`` reports mean ± sd only.
         confidence: level of the confidence intervals, in (0, 1).
     """

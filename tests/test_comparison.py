@@ -117,3 +117,17 @@ def test_a_non_finite_metric_gives_nan_not_an_error():
     per_seed = {s: {"a": {"loss": 1.0 + s}, "b": {"loss": float("nan") if s == 1 else 2.0}} for s in range(3)}
     diff = compare_runs(per_seed, baseline="a").metrics["loss"]["differences"]["b"]
     assert math.isnan(diff["p_value"]) and math.isnan(diff["ci_low"])
+
+
+def test_memory_and_speed_bookkeeping_is_left_out():
+    # Trainer.evaluate(test, metric_key_prefix="test") with skip_memory_metrics=False: the memory deltas are named
+    # after the stage ("eval_"), and the first call after init also reports "before_init_mem_cpu"
+    extra = {
+        "test_tokens_per_second": 9.0, "test_model_preparation_time": 0.01, "eval_mem_cpu_alloc_delta": 339968,
+        "eval_mem_cpu_peaked_delta": 4096, "eval_mem_gpu_alloc_delta": 0, "eval_mem_gpu_peaked_delta": 0,
+        "before_init_mem_cpu": 1e9, "before_init_mem_gpu": 0,
+    }  # fmt: skip
+    per_seed = {s: {r: {**m, **extra} for r, m in runs.items()} for s, runs in PER_SEED.items()}
+    result = compare_runs(per_seed, baseline="Trainer")
+    assert list(result.metrics) == ["test_accuracy", "test_loss"]
+    assert len(result.to_markdown().splitlines()) == 4  # header, rule, accuracy, loss
