@@ -126,13 +126,6 @@ class ScriptArguments:
     )
 
     def __post_init__(self) -> None:
-        repeated = sorted({seed for seed in self.seeds if self.seeds.count(seed) > 1})
-        if repeated:
-            raise ValueError(
-                f"--seeds {' '.join(map(str, self.seeds))} repeats {', '.join(map(str, repeated))}: a repeated seed "
-                "trains into the same run folders again and counts once in the comparison. Pass each seed once "
-                f"(e.g. --seeds {' '.join(map(str, dict.fromkeys(self.seeds)))})."
-            )
         if self.train_last_layers is not None and self.train_last_layers < 0:
             raise ValueError(
                 f"--train_last_layers {self.train_last_layers}: pass the number of last blocks to train, 0 or more "
@@ -250,7 +243,9 @@ def main() -> None:
     outs = {seed: base if len(seeds) == 1 else f"{base}/seed_{seed}" for seed in seeds}  # one folder per seed
     trainers = ["trainer", script_args.method] if script_args.compare else [script_args.method]
     runs = [f"{outs[seed]}/{trainer}" for seed in seeds for trainer in trainers]
-    resume = resume_checkpoints(training_args.resume_from_checkpoint, run_dirs=runs)  # run folder -> checkpoint or None
+    resume = resume_checkpoints(
+        training_args.resume_from_checkpoint, run_dirs=runs, save_only_model=training_args.save_only_model
+    )  # run folder -> checkpoint or None
     dataset = (
         f"scikit-learn digits upscaled to {script_args.image_size}×{script_args.image_size} RGB"
         if dataset_key(script_args.dataset) == "digits"

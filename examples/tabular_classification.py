@@ -116,7 +116,9 @@ def main() -> None:
     outs = {seed: base if len(seeds) == 1 else f"{base}/seed_{seed}" for seed in seeds}  # one folder per seed
     trainers = ["trainer", script_args.method] if script_args.compare else [script_args.method]
     runs = [f"{outs[seed]}/{trainer}" for seed in seeds for trainer in trainers]
-    resume = resume_checkpoints(training_args.resume_from_checkpoint, run_dirs=runs)  # run folder -> checkpoint or None
+    resume = resume_checkpoints(
+        training_args.resume_from_checkpoint, run_dirs=runs, save_only_model=training_args.save_only_model
+    )  # run folder -> checkpoint or None
     dataset = "scikit-learn/adult-census-income" if dataset_key(script_args.dataset) == "adult" else "synthetic Adult-like census data"
     transform = vector_transform(input_column="features", keep_columns=())
     per_seed = {}

@@ -208,7 +208,9 @@ def main() -> None:
     outs = {seed: base if len(seeds) == 1 else f"{base}/seed_{seed}" for seed in seeds}  # one folder per seed
     trainers = ["trainer", script_args.method] if script_args.compare else [script_args.method]
     runs = [f"{outs[seed]}/{trainer}" for seed in seeds for trainer in trainers]
-    resume = resume_checkpoints(training_args.resume_from_checkpoint, run_dirs=runs)  # run folder -> checkpoint or None
+    resume = resume_checkpoints(
+        training_args.resume_from_checkpoint, run_dirs=runs, save_only_model=training_args.save_only_model
+    )  # run folder -> checkpoint or None
     descriptions = {"synthetic_ecg": "synthetic ECG5000-like heartbeats", "ecg5000": "ECG5000 (UCR)"}
     dataset = descriptions.get(dataset_key(script_args.dataset), script_args.dataset.replace("ucr/", "UCR "))
     transform = vector_transform(input_column="series", keep_columns=())

@@ -74,7 +74,15 @@ def noise_name(noise_type: str, *, dataset: str, rules: str | None) -> str:
 
 
 def check_seeds(training_args: TrainingArguments, *, seeds: list[int]) -> None:
-    """Refuses a ``--seed`` that a script running one run per ``--seeds`` would silently ignore."""
+    """Refuses a ``--seed`` that a script running one run per ``--seeds`` would silently ignore, and a seed given
+    twice in ``--seeds`` (it would train into the same run folders again and count once in the comparison)."""
+    repeated = sorted({seed for seed in seeds if seeds.count(seed) > 1})
+    if repeated:
+        raise ValueError(
+            f"--seeds {' '.join(map(str, seeds))} repeats {', '.join(map(str, repeated))}: a repeated seed trains into "
+            f"the same run folders again and counts once in the comparison. Pass each seed once (e.g. --seeds "
+            f"{' '.join(map(str, dict.fromkeys(seeds)))})."
+        )
     default = type(training_args).__dataclass_fields__["seed"].default
     if training_args.seed != default and training_args.seed not in seeds:
         raise ValueError(

@@ -278,6 +278,17 @@ def image_example():
     del sys.modules[module.__name__]
 
 
+def test_a_negative_train_last_layers_is_refused(image_example, monkeypatch):
+    # -1 fine-tuned all of EfficientNet-Lite0 (timm's groups[0:]) but trained only the head of a ViT
+    def parse(*flags):
+        monkeypatch.setattr(sys, "argv", ["image_classification.py", "--output_dir", "unused", *flags])
+        return image_example.parse_args()
+
+    with pytest.raises(ValueError, match=r"--train_last_layers -1: pass the number of last blocks to train, 0 or more"):
+        parse("--train_last_layers", "-1")
+    assert parse("--train_last_layers", "0")[0].train_last_layers == 0
+
+
 def test_frozen_layers_keep_their_batch_norm_statistics(runs):
     """--train_last_layers 1 on EfficientNet-Lite0: the frozen stem and blocks 0-5 keep the pretrained running
     statistics through training (Trainer trains in train mode); the trained block 6 updates its own."""

@@ -137,6 +137,9 @@ def test_a_seed_the_seeds_flag_would_override_is_refused():
         check_seeds(TrainingArguments(output_dir="unused", seed=5), seeds=[0, 1, 2])
     assert check_seeds(TrainingArguments(output_dir="unused"), seeds=[0, 1, 2]) is None  # --seed left at its default
     assert check_seeds(TrainingArguments(output_dir="unused", seed=5), seeds=[5, 6]) is None
+    # --seeds 0 1 0 trained seed 0 twice into the same folders and printed "seeds [0, 1, 0]" over a 2-seed table
+    with pytest.raises(ValueError, match=r"^--seeds 0 1 0 repeats 0: .* counts once .* \(e\.g\. --seeds 0 1\)\.$"):
+        check_seeds(TrainingArguments(output_dir="unused"), seeds=[0, 1, 0])
 
 
 def test_push_to_hub_check_refuses_several_seeds_and_passes_without_the_flag():
