@@ -7,12 +7,15 @@ or fewer it is 1.0 by construction.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 from sklearn.metrics import accuracy_score, roc_auc_score, top_k_accuracy_score
+
+logger = logging.getLogger(__name__)
 
 
 __all__ = ["compute_classification_metrics", "fairness_metrics", "load_classification_metric", "make_fairness_compute_metrics"]
@@ -137,7 +140,15 @@ def _classification_metrics(logits: np.ndarray, labels: np.ndarray) -> dict[str,
             "class's scores. Mark rows without a label -100 (the value Trainer's losses and these metrics ignore; "
             "datasets' ClassLabel uses -1), or fix the labels or the model's num_labels."
         )
-    if len(labels) == 0:  # every row ignored: undefined, as NaN under the usual keys rather than a crash mid-training
+    diverged = int(np.isnan(logits).any(axis=1).sum())
+    if len(labels) == 0 or diverged:
+        # Undefined: every row ignored, or a diverged model's NaN logits (whose argmax is an arbitrary class and
+        # which scikit-learn's ranking refuses): NaN under the usual keys rather than a number or a crash mid-run.
+        if diverged:
+            logger.warning(
+                "%d of the %d rows scored have NaN logits (the model diverged): every metric is NaN. Lower the "
+                "learning rate, or clip gradients (max_grad_norm).", diverged, len(labels),
+            )  # fmt: skip
         top5 = {"top5_accuracy": float("nan")} if num_classes > 5 else {}
         return {"accuracy": float("nan"), **top5, "roc_auc": float("nan")}
     out = {"accuracy": float(accuracy_score(labels, logits.argmax(1)))}
@@ -325,6 +336,8 @@ def make_fairness_compute_metrics(eval_dataset: Any, *, group_column: str = "sex
         fairness = fairness_metrics(
             logits.argmax(1), kept_labels, kept_groups, group_names=group_names, num_classes=logits.shape[1]
         )
+        if np.isnan(logits).any():  # a diverged model's argmax is arbitrary: its gaps are as undefined as its accuracy
+            fairness = dict.fromkeys(fairness, float("nan"))
         return {**_classification_metrics(logits, kept_labels), **fairness}
 
     return compute_metrics

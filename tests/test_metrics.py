@@ -347,3 +347,19 @@ def test_all_rows_ignored_gives_nan_metrics():
     assert set(out) == {"accuracy", "roc_auc", "accuracy_difference", "demographic_parity_difference",
                         "equalized_odds_difference"}
     assert all(math.isnan(v) for v in out.values())
+
+
+def test_a_diverged_models_nan_logits_give_nan_metrics(caplog):
+    # NaN logits raised in scikit-learn's top-5 ranking (a crash after the examples' baseline had trained) and, with
+    # 5 classes or fewer, gave an accuracy of argmax's arbitrary class (NaN counts as the largest value).
+    logits = np.eye(4, 7) * 5
+    logits[1, :] = np.nan
+    with caplog.at_level("WARNING", logger="hf_lilaw.metrics"):
+        out = compute_classification_metrics((logits, np.array([0, 1, 2, 3])))
+    assert set(out) == {"accuracy", "top5_accuracy", "roc_auc"} and all(math.isnan(v) for v in out.values())
+    assert "1 of the 4 rows scored have NaN logits (the model diverged)" in caplog.text
+    few = np.array([[np.nan, 0.0], [0.0, 1.0], [1.0, 0.0], [0.0, 1.0]])
+    assert all(math.isnan(v) for v in compute_classification_metrics((few, np.array([0, 1, 0, 1]))).values())
+    eval_dataset = Dataset.from_dict({"label": [0, 1, 0, 1], "sex": [0, 0, 1, 1]})
+    out = make_fairness_compute_metrics(eval_dataset, group_column="sex")((few, np.array([0, 1, 0, 1])))
+    assert len(out) == 7 and all(math.isnan(v) for v in out.values())  # per-group accuracies and the gaps too
