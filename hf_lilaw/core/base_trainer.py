@@ -886,6 +886,8 @@ class BaseTrainer(Trainer):
                 settings=self.resume_settings(),
             )
         self.resumed_from = str(resume_from_checkpoint) if resumed else None
+        if resumed:
+            self._warn_if_a_random_transform_resumes_mid_epoch(str(resume_from_checkpoint))
         if resumed and isinstance(self.train_dataset, (datasets.IterableDataset, torch.utils.data.IterableDataset)):
             logger.warning(
                 "Resuming with a streamed training set: Trainer skips the batches already trained from the start of "
@@ -907,6 +909,21 @@ class BaseTrainer(Trainer):
         return super().train(
             resume_from_checkpoint=resume_from_checkpoint or None, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
         )
+
+    def _warn_if_a_random_transform_resumes_mid_epoch(self, checkpoint: str) -> None:
+        train = self.train_dataset
+        if not (isinstance(train, datasets.Dataset) and train.format.get("type") == "custom"):
+            return
+        with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as file:
+            epoch = float(json.load(file).get("epoch") or 0)
+        if epoch != round(epoch):
+            logger.warning(
+                "Resuming from %s, saved mid-epoch (epoch %.2f), with a training set transform (set_transform / "
+                "with_transform): Trainer restores the checkpoint's RNG state only after it fetched the first "
+                "resumed batch, so if the transform draws random numbers (augmentation) that batch, and the run from "
+                "it on, differ from the uninterrupted run (plain Trainer's too). A checkpoint saved at an epoch's end "
+                "(save_strategy=\"epoch\") resumes exactly.", checkpoint, epoch,
+            )  # fmt: skip
 
     def hyperparameter_search(
         self,

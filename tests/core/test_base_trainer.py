@@ -311,6 +311,34 @@ def test_a_random_transform_that_needs_no_removed_column_trains_as_if_unchecked(
     assert all(torch.equal(a, b) for a, b in zip(checked, unchecked))
 
 
+def test_a_random_transform_resumes_exactly_from_an_epochs_end_and_is_warned_about_mid_epoch(tmp_path, caplog):
+    # Trainer restores a mid-epoch checkpoint's RNG state only after fetching the first resumed batch, so a random
+    # augmentation made that resume differ from the uninterrupted run without a word.
+    transform = vector_transform(input_column="input_values")
+
+    def augment(batch):
+        out = transform(batch)
+        out["input_values"] = [v + torch.rand_like(v) for v in out["input_values"]]
+        return out
+
+    def run(output_dir, resume=None):
+        data = blobs(32)
+        train = datasets.Dataset.from_dict({"input_values": data["x"], "label": data["label"]}).with_transform(augment)
+        trainer = family_trainer("elr", output_dir, mlp(), train, per_device_train_batch_size=8, max_steps=8,
+                                 save_strategy="steps", save_steps=2)  # 4 steps an epoch  # fmt: skip
+        trainer.train(resume_from_checkpoint=resume)
+        return torch.cat([p.detach().flatten() for p in trainer.model.parameters()])
+
+    full = run(tmp_path / "full")
+    with caplog.at_level("WARNING", logger="hf_lilaw.core.base_trainer"):
+        ended = run(tmp_path / "ended", resume=str(tmp_path / "full" / "checkpoint-4"))  # epoch 1.0
+    assert "mid-epoch" not in caplog.text and torch.equal(ended, full)
+    with caplog.at_level("WARNING", logger="hf_lilaw.core.base_trainer"):
+        mid = run(tmp_path / "mid", resume=str(tmp_path / "full" / "checkpoint-6"))  # epoch 1.5
+    assert "saved mid-epoch (epoch 1.50), with a training set transform" in caplog.text
+    assert not torch.equal(mid, full)  # Trainer's behaviour, which the warning describes
+
+
 # ---- labels: one label column, every batch of a set read batch by batch ------------------------------------------
 
 
