@@ -18,7 +18,7 @@ from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
 from ..core.columns import SAMPLE_ID_COLUMN, column_array, unique_sample_ids, with_sample_id
-from ..core.model_card import format_value
+from ..core.model_card import format_value, settings_as_code
 from ..core.outputs import extract_logits
 from ..functional.elr import elr_loss
 from ..functional.losses import IGNORE_INDEX, per_sample_loss
@@ -426,7 +426,7 @@ class ELRTrainer(BaseTrainer):
             "citation": ELR_CITATION,
             "train_snippet": (
                 "from hf_lilaw import ELRConfig, ELRTrainer\n\n"
-                f'args = ELRConfig(output_dir="my-model", elr_lambda={args.elr_lambda:g}, elr_beta={args.elr_beta:g})\n'
+                f'args = ELRConfig(output_dir="my-model", {settings_as_code(args, prefix="elr_", always=["elr_lambda", "elr_beta"])})\n'
                 "trainer = ELRTrainer(model=model, args=args, train_dataset=train, eval_dataset=test)\n"
                 "trainer.train()"
             ),

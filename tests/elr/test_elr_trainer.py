@@ -502,3 +502,14 @@ def test_a_loss_that_bypasses_elr_is_refused_at_the_first_step(tmp_path, blob_sp
     trainer.compute_loss_func = lambda outputs, labels, num_items_in_batch=None: outputs["logits"].sum() * 0
     with pytest.raises(RuntimeError, match="compute_loss_func was replaced after ELRTrainer was built"):
         trainer.train()
+
+
+def test_the_cards_training_snippet_configures_this_run(tmp_path, blob_splits, tiny_model):
+    # The snippet rounded λ and β (":g": 0.123456789 -> 0.123457) and left out elr_num_samples / elr_targets_on_cpu.
+    args = config(tmp_path, elr_lambda=0.123456789, elr_beta=0.7, elr_num_samples=500, elr_targets_on_cpu=True)
+    trainer = ELRTrainer(model=tiny_model, args=args, train_dataset=blob_splits["train"])
+    snippet = trainer.model_card_values()["train_snippet"]
+    code = snippet.split("args = ", 1)[1].split("\n", 1)[0]
+    rebuilt = eval(code, {"ELRConfig": ELRConfig})
+    assert {f: getattr(rebuilt, f) for f in ("elr_lambda", "elr_beta", "elr_num_samples", "elr_targets_on_cpu")} == {
+        "elr_lambda": 0.123456789, "elr_beta": 0.7, "elr_num_samples": 500, "elr_targets_on_cpu": True}
