@@ -83,6 +83,16 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
+def check_args(args: ScriptArguments) -> None:
+    """Refuses, before any data is loaded, a flag this run would silently ignore."""
+    defaults = ScriptArguments()
+    if args.model is not None and args.hidden_sizes != defaults.hidden_sizes:
+        raise ValueError(
+            f"--hidden_sizes {' '.join(map(str, args.hidden_sizes))} sizes a new MLP, but --model {args.model} keeps "
+            "the layers it was saved with. Drop --hidden_sizes, or drop --model to train a new MLP."
+        )
+
+
 def load_noisy_splits(
     args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
 ) -> DatasetDict:
@@ -111,6 +121,7 @@ def main() -> None:
     seeds = script_args.seeds or [training_args.seed]
     check_seeds(training_args, seeds=seeds)
     check_push_to_hub(training_args, seeds=seeds)
+    check_args(script_args)
     noise = noise_name(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules)
     base = training_args.output_dir
     outs = {seed: base if len(seeds) == 1 else f"{base}/seed_{seed}" for seed in seeds}  # one folder per seed
