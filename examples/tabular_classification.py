@@ -86,6 +86,11 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
 def check_args(args: ScriptArguments) -> None:
     """Refuses, before any data is loaded, a flag this run would silently ignore."""
     defaults = ScriptArguments()
+    if dataset_key(args.dataset) == "adult" and args.num_samples != defaults.num_samples:
+        raise ValueError(
+            f"--num_samples {args.num_samples} sizes synthetic_adult only: --dataset adult loads all of UCI Adult. "
+            "Drop --num_samples; --max_train_samples and --max_test_samples keep fewer rows."
+        )
     if args.model is not None and args.hidden_sizes != defaults.hidden_sizes:
         raise ValueError(
             f"--hidden_sizes {' '.join(map(str, args.hidden_sizes))} sizes a new MLP, but --model {args.model} keeps "

@@ -45,3 +45,13 @@ def test_hidden_sizes_with_a_saved_model_is_refused(tabular, monkeypatch, tmp_pa
         run(tabular, monkeypatch, tmp_path, "--model", "my-mlp")
     with pytest.raises(AssertionError, match="the run loaded data"):
         run(tabular, monkeypatch, tmp_path, "--hidden_sizes", "128", "128")
+
+
+def test_num_samples_with_real_adult_is_refused(tabular, monkeypatch, tmp_path):
+    # --num_samples 500 --dataset adult trained on all 32,561 rows of UCI Adult, without a word
+    with pytest.raises(ValueError, match=r"--num_samples 500 sizes synthetic_adult only: --dataset adult loads all"):
+        run(tabular, monkeypatch, tmp_path, "--dataset", "adult", "--num_samples", "500")
+    with pytest.raises(AssertionError, match="the run loaded data"):
+        run(tabular, monkeypatch, tmp_path, "--dataset", "adult", "--max_train_samples", "500")
+    with pytest.raises(AssertionError, match="the run loaded data"):
+        run(tabular, monkeypatch, tmp_path, "--num_samples", "500")
