@@ -86,6 +86,12 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
 def check_args(args: ScriptArguments) -> None:
     """Refuses, before any data is loaded, a flag this run would silently ignore."""
     defaults = ScriptArguments()
+    if dataset_key(args.dataset) not in ("synthetic_adult", "adult"):
+        # other registered sets have no encoded 'features' column (nor the groups): a KeyError after loading
+        raise ValueError(
+            f"--dataset {args.dataset}: this script trains an MLP on 'synthetic_adult' or 'adult' (encoded census rows "
+            "with their groups). For image or time-series sets, use the image or time-series example."
+        )
     if dataset_key(args.dataset) == "adult" and args.num_samples != defaults.num_samples:
         raise ValueError(
             f"--num_samples {args.num_samples} sizes synthetic_adult only: --dataset adult loads all of UCI Adult. "

@@ -55,3 +55,11 @@ def test_num_samples_with_real_adult_is_refused(tabular, monkeypatch, tmp_path):
         run(tabular, monkeypatch, tmp_path, "--dataset", "adult", "--max_train_samples", "500")
     with pytest.raises(AssertionError, match="the run loaded data"):
         run(tabular, monkeypatch, tmp_path, "--num_samples", "500")
+
+
+def test_a_data_set_the_script_cannot_encode_is_refused(tabular, monkeypatch, tmp_path):
+    # --dataset digits loaded the images, then crashed with KeyError: 'features'
+    with pytest.raises(ValueError, match=r"--dataset digits: this script trains an MLP on 'synthetic_adult' or"):
+        run(tabular, monkeypatch, tmp_path, "--dataset", "digits")
+    with pytest.raises(AssertionError, match="the run loaded data"):  # any spelling the registry takes
+        run(tabular, monkeypatch, tmp_path, "--dataset", "Synthetic-Adult")
