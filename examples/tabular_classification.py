@@ -83,6 +83,27 @@ def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
     return parser.parse_args_into_dataclasses()
 
 
+def check_args(args: ScriptArguments) -> None:
+    """Refuses, before any data is loaded, a flag this run would silently ignore."""
+    defaults = ScriptArguments()
+    if dataset_key(args.dataset) not in ("synthetic_adult", "adult"):
+        # other registered sets have no encoded 'features' column (nor the groups): a KeyError after loading
+        raise ValueError(
+            f"--dataset {args.dataset}: this script trains an MLP on 'synthetic_adult' or 'adult' (encoded census rows "
+            "with their groups). For image or time-series sets, use the image or time-series example."
+        )
+    if dataset_key(args.dataset) == "adult" and args.num_samples != defaults.num_samples:
+        raise ValueError(
+            f"--num_samples {args.num_samples} sizes synthetic_adult only: --dataset adult loads all of UCI Adult. "
+            "Drop --num_samples; --max_train_samples and --max_test_samples keep fewer rows."
+        )
+    if args.model is not None and args.hidden_sizes != defaults.hidden_sizes:
+        raise ValueError(
+            f"--hidden_sizes {' '.join(map(str, args.hidden_sizes))} sizes a new MLP, but --model {args.model} keeps "
+            "the layers it was saved with. Drop --hidden_sizes, or drop --model to train a new MLP."
+        )
+
+
 def load_noisy_splits(
     args: ScriptArguments, seed: int, *, meta_fraction: float = 0.15, meta_seed: int | None = None
 ) -> DatasetDict:
@@ -111,6 +132,7 @@ def main() -> None:
     seeds = script_args.seeds or [training_args.seed]
     check_seeds(training_args, seeds=seeds)
     check_push_to_hub(training_args, seeds=seeds)
+    check_args(script_args)
     noise = noise_name(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules)
     base = training_args.output_dir
     outs = {seed: base if len(seeds) == 1 else f"{base}/seed_{seed}" for seed in seeds}  # one folder per seed

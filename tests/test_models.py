@@ -80,3 +80,13 @@ def test_mlp_round_trip_and_required_input_size(tmp_path):
     torch.testing.assert_close(out.loss, torch.nn.functional.cross_entropy(out.logits, labels), rtol=0, atol=0)
     with pytest.raises(ValueError, match="input_size=<number of features>"):
         MLPForTabularClassification(MLPClassifierConfig())
+
+
+def test_mlp_refuses_configs_its_cross_entropy_cannot_train():
+    # one logit made the loss 0 for every row, and regression targets were cast to class indices, without a word
+    for kwargs in ({"num_labels": 1}, {"num_labels": 1, "problem_type": "regression"},
+                   {"num_labels": 3, "problem_type": "multi_label_classification"}):  # fmt: skip
+        with pytest.raises(ValueError, match=r"single-label classifier .* num_labels to the number of classes"):
+            MLPForTabularClassification(MLPClassifierConfig(input_size=3, **kwargs))
+    config = MLPClassifierConfig(input_size=3, num_labels=2, problem_type="single_label_classification")
+    assert MLPForTabularClassification(config).classifier.out_features == 2

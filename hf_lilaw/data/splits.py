@@ -12,7 +12,7 @@ from ..core.splits import split_meta_set
 
 
 def with_meta_split(
-    dataset: DatasetDict, *, meta_fraction: float = 0.15, seed: int = 0, label_column: str = "label"
+    dataset: DatasetDict, *, meta_fraction: float = 0.15, seed: int = 0, label_column: str | None = None
 ) -> DatasetDict:
     """Adds a ``meta`` split carved from ``train`` by `split_meta_set`; other splits keep their rows.
 
@@ -20,6 +20,7 @@ def with_meta_split(
     ``meta_fraction`` to within one sample. A ``sample_id`` column is added first to every split that lacks
     one, so meta rows stay traceable to their position in the original training split. Every split is named
     after its key (`Dataset.split`), so `add_label_noise` and `add_input_noise` refuse ``test``.
+    ``label_column`` is found automatically (``label``, ``labels`` or ``label_ids``) when None.
     """
     if "train" not in dataset:
         raise ValueError(f"Need a 'train' split to carve the meta split from, got {list(dataset)}.")

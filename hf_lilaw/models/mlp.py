@@ -15,7 +15,7 @@ class MLPClassifierConfig(PreTrainedConfig):
         input_size: Number of features per row (length of the ``features`` column); required.
         hidden_sizes: Width of each hidden layer.
         dropout: Dropout after each hidden layer.
-        num_labels: Number of classes.
+        num_labels: Number of classes, at least 2 (the loss is cross-entropy over one logit per class).
     """
 
     model_type = "lilaw_tabular_mlp"
@@ -37,6 +37,14 @@ class MLPForTabularClassification(PreTrainedModel):
         if config.input_size < 1:
             raise ValueError(
                 "Set MLPClassifierConfig(input_size=<number of features>), e.g. len(dataset[0]['features'])."
+            )
+        # forward's cross-entropy takes class indices: with one logit it is 0 for every row, and regression or
+        # multi-label targets are cast to indices, so such a config would train on a wrong loss without a word
+        if config.num_labels < 2 or config.problem_type not in (None, "single_label_classification"):
+            raise ValueError(
+                f"MLPForTabularClassification is a single-label classifier (cross-entropy over one logit per class), "
+                f"got num_labels={config.num_labels}, problem_type={config.problem_type!r}. Set num_labels to the "
+                "number of classes, 2 or more (2 for a binary task), and leave problem_type unset."
             )
         layers: list[nn.Module] = []
         width = config.input_size
