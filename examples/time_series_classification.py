@@ -198,11 +198,29 @@ def load_noisy_splits(
     return DatasetDict(train=train, validation=validation, test=test)
 
 
+def check_args(args: ScriptArguments) -> None:
+    """Refuses, before any data is loaded, a flag this run would silently ignore."""
+    defaults = ScriptArguments()
+    if dataset_key(args.dataset) != "synthetic_ecg" and args.num_samples != defaults.num_samples:
+        raise ValueError(
+            f"--num_samples {args.num_samples} sizes synthetic_ecg only: --dataset {args.dataset} loads the whole set. "
+            "Drop --num_samples; --max_train_samples keeps fewer training rows."
+        )
+    resized = [f"--{name} {getattr(args, name)}" for name in ("hidden_size", "num_layers")
+               if getattr(args, name) != getattr(defaults, name)]  # fmt: skip
+    if args.model is not None and resized:
+        raise ValueError(
+            f"{' '.join(resized)} sizes a new LSTM, but --model {args.model} keeps the layers it was saved with. Drop "
+            f"{' and '.join(r.split()[0] for r in resized)}, or drop --model to train a new LSTM."
+        )
+
+
 def main() -> None:
     script_args, training_args = parse_args()
     seeds = script_args.seeds
     check_seeds(training_args, seeds=seeds)
     check_push_to_hub(training_args, seeds=seeds)
+    check_args(script_args)
     noise = noise_name(script_args.noise_type, dataset=script_args.dataset, rules=script_args.noise_rules)
     base = training_args.output_dir
     outs = {seed: base if len(seeds) == 1 else f"{base}/seed_{seed}" for seed in seeds}  # one folder per seed

@@ -278,6 +278,63 @@ def image_example():
     del sys.modules[module.__name__]
 
 
+def run_refusing_data(script, monkeypatch, tmp_path, *flags):
+    """``main()`` of an example in process, its data loading replaced by a failure: a refused flag never reaches it."""
+    module = load_example(script)
+
+    def loaded(*args, **kwargs):
+        raise AssertionError("the run loaded data: the flags were not refused")
+
+    monkeypatch.setattr(module, "load_noisy_splits", loaded)
+    monkeypatch.setattr(sys, "argv", [script, "--output_dir", str(tmp_path), *flags])
+    try:
+        module.main()
+    finally:
+        del sys.modules[module.__name__]
+
+
+def test_hidden_sizes_with_a_saved_model_is_refused(monkeypatch, tmp_path):
+    # the saved model's layers were trained and --hidden_sizes 128 128 was ignored, without a word
+    with pytest.raises(ValueError, match=r"--hidden_sizes 128 128 sizes a new MLP, but --model my-mlp keeps"):
+        run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--model", "my-mlp", "--hidden_sizes", "128", "128")
+    with pytest.raises(AssertionError, match="the run loaded data"):  # each alone is taken
+        run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--model", "my-mlp")
+    with pytest.raises(AssertionError, match="the run loaded data"):
+        run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--hidden_sizes", "128", "128")
+
+
+def test_num_samples_with_real_adult_is_refused(monkeypatch, tmp_path):
+    # --num_samples 500 --dataset adult trained on all 32,561 rows of UCI Adult, without a word
+    with pytest.raises(ValueError, match=r"--num_samples 500 sizes synthetic_adult only: --dataset adult loads all"):
+        run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--dataset", "adult", "--num_samples", "500")
+    with pytest.raises(AssertionError, match="the run loaded data"):
+        run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--dataset", "adult", "--max_train_samples", "500")
+    with pytest.raises(AssertionError, match="the run loaded data"):
+        run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--num_samples", "500")
+
+
+def test_a_data_set_the_script_cannot_encode_is_refused(monkeypatch, tmp_path):
+    # --dataset digits loaded the images, then crashed with KeyError: 'features'
+    with pytest.raises(ValueError, match=r"--dataset digits: this script trains an MLP on 'synthetic_adult' or"):
+        run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--dataset", "digits")
+    with pytest.raises(AssertionError, match="the run loaded data"):  # any spelling the registry takes
+        run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--dataset", "Synthetic-Adult")
+
+
+def test_time_series_flags_the_run_would_ignore_are_refused(monkeypatch, tmp_path):
+    # --num_samples sized synthetic_ecg only and --hidden_size / --num_layers a new LSTM: ignored without a word
+    def run(*flags):
+        run_refusing_data("time_series_classification.py", monkeypatch, tmp_path, *flags)
+
+    with pytest.raises(ValueError, match=r"^--num_samples 300 sizes synthetic_ecg only: --dataset ucr/Coffee loads"):
+        run("--dataset", "ucr/Coffee", "--num_samples", "300")
+    with pytest.raises(ValueError, match=r"^--hidden_size 64 sizes a new LSTM, but --model my-lstm keeps .* Drop --hidden_size,"):
+        run("--model", "my-lstm", "--hidden_size", "64")
+    for flags in (["--dataset", "synthetic_ecg", "--num_samples", "300"], ["--model", "my-lstm"], ["--dataset", "ucr/Coffee"]):
+        with pytest.raises(AssertionError, match="the run loaded data"):  # each alone is taken
+            run(*flags)
+
+
 def test_a_negative_train_last_layers_is_refused(image_example, monkeypatch):
     # -1 fine-tuned all of EfficientNet-Lite0 (timm's groups[0:]) but trained only the head of a ViT
     def parse(*flags):

@@ -90,3 +90,12 @@ def test_mlp_refuses_configs_its_cross_entropy_cannot_train():
             MLPForTabularClassification(MLPClassifierConfig(input_size=3, **kwargs))
     config = MLPClassifierConfig(input_size=3, num_labels=2, problem_type="single_label_classification")
     assert MLPForTabularClassification(config).classifier.out_features == 2
+
+
+
+def test_lstm_refuses_configs_its_cross_entropy_cannot_train():
+    # as the MLP: one logit made the loss 0 for every row (0.0 on targets 0.3 / 0.7 / 0.9 under regression)
+    for kwargs in ({"num_labels": 1}, {"num_labels": 1, "problem_type": "regression"}):
+        with pytest.raises(ValueError, match=r"single-label classifier .* num_labels to the number of classes"):
+            StackedLSTMForTimeSeriesClassification(LSTMClassifierConfig(input_size=1, **kwargs))
+    assert StackedLSTMForTimeSeriesClassification(LSTMClassifierConfig(input_size=1, num_labels=2)).classifier.out_features == 2

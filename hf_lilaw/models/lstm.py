@@ -45,6 +45,14 @@ class StackedLSTMForTimeSeriesClassification(PreTrainedModel):
 
     def __init__(self, config: LSTMClassifierConfig) -> None:
         super().__init__(config)
+        # forward's cross-entropy takes class indices: with one logit it is 0 for every row, and regression or
+        # multi-label targets are cast to indices, so such a config would train on a wrong loss without a word
+        if config.num_labels < 2 or config.problem_type not in (None, "single_label_classification"):
+            raise ValueError(
+                f"StackedLSTMForTimeSeriesClassification is a single-label classifier (cross-entropy over one logit per "
+                f"class), got num_labels={config.num_labels}, problem_type={config.problem_type!r}. Set num_labels "
+                "to the number of classes, 2 or more (2 for a binary task), and leave problem_type unset."
+            )
         self.lstm = nn.LSTM(
             input_size=config.input_size,
             hidden_size=config.hidden_size,
