@@ -139,11 +139,7 @@ class TrainingDynamics:
             stats: `per_sample_statistics` output (or any subset of the fields), each of shape ``(batch,)``.
             epoch: 0-based row; a sample seen twice in one epoch keeps its last value.
         """
-        if epoch < 0:
-            raise ValueError(f"epoch must be a 0-based row index ≥ 0, got {epoch}.")
-        idx = _to_numpy(indices, np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
-            raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
+        idx = self._checked(indices, epoch=epoch)
         names = [f.name for f in dataclasses.fields(self)]
         values = {}
         for name, value in stats.items():
@@ -163,6 +159,15 @@ class TrainingDynamics:
                     setattr(self, name, np.concatenate([getattr(self, name), pad]))
         for name, value in values.items():
             getattr(self, name)[epoch, idx] = value
+
+    def _checked(self, indices: torch.Tensor | np.ndarray, *, epoch: int) -> np.ndarray:
+        """``indices`` as a flat int64 array, refused unless they and ``epoch`` can address a row."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be a 0-based row index ≥ 0, got {epoch}.")
+        idx = _to_numpy(indices, np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
+            raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
+        return idx
 
     def save(self, path: str | PathLike) -> None:
         """Save to a compressed ``.npz`` file."""
@@ -210,18 +215,37 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         self.output_dir = output_dir
         self.dynamics: TrainingDynamics | None = None
         self._earlier: tuple[TrainingDynamics, float] | None = None  # the file's record, the epoch resumed at
+        # When this process recorded each value (the number of its `record` call; -1: not yet), shape
+        # (num_epochs, num_samples): the distributed sampler pads an uneven last batch with the epoch's first rows,
+        # and a sample keeps its first visit of an epoch, as one process records it.
+        self._order = np.empty((0, 0), dtype=np.int64)
+        self._calls = 0
 
     def start(self, num_samples: int, *, weights: bool = True) -> None:
         """Begin a fresh record for sample ids in ``[0, num_samples)``; called by the trainer."""
         self.dynamics = TrainingDynamics.empty(num_samples, weights=weights)
+        self._order = np.empty((0, num_samples), dtype=np.int64)
+        self._calls = 0
 
     def record(self, sample_ids: torch.Tensor, stats: dict[str, torch.Tensor], *, epoch: int) -> None:
-        """Store one micro-batch's `per_sample_statistics` under row ``epoch``."""
+        """Store one micro-batch's `per_sample_statistics` under row ``epoch``; a sample already recorded in that
+        epoch (a padded copy) keeps its first value."""
         if self.dynamics is None:
             raise RuntimeError(
                 "TrainingDynamicsRecorder.record called before start(); attach it to a LiLAWTrainer or an ELRTrainer."
             )
-        self.dynamics.record(sample_ids, stats, epoch=epoch)
+        ids = self.dynamics._checked(sample_ids, epoch=epoch)
+        values = {name: _to_numpy(value, np.float32).reshape(-1) for name, value in stats.items()}
+        if any(value.shape != ids.shape for value in values.values()):
+            self.dynamics.record(ids, values, epoch=epoch)  # refuses, naming the statistic
+        if epoch >= len(self._order):
+            pad = np.full((epoch + 1 - len(self._order), self.dynamics.num_samples), -1, dtype=np.int64)
+            self._order = np.concatenate([self._order, pad])
+        _, first = np.unique(ids, return_index=True)
+        first = np.sort(first[self._order[epoch, ids[first]] < 0])
+        self.dynamics.record(ids[first], {name: value[first] for name, value in values.items()}, epoch=epoch)
+        self._order[epoch, ids[first]] = self._calls
+        self._calls += 1
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         super().on_train_begin(args, state, control, **kwargs)
@@ -247,7 +271,7 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
 
     def _merged(self) -> TrainingDynamics:
         """Every process's record (a collective: all processes call it), with the epochs before a resume."""
-        merged = merge_across_processes(self.dynamics)
+        merged = merge_across_processes(self.dynamics, order=self._order)
         return merged if self._earlier is None else _with_earlier_epochs(merged, *self._earlier)
 
     def _save(self, dynamics: TrainingDynamics, state: Any) -> None:
@@ -306,11 +330,14 @@ def _with_earlier_epochs(dynamics: TrainingDynamics, earlier: TrainingDynamics, 
     return TrainingDynamics(**merged)
 
 
-def merge_across_processes(dynamics: TrainingDynamics) -> TrainingDynamics:
+def merge_across_processes(dynamics: TrainingDynamics, *, order: np.ndarray | None = None) -> TrainingDynamics:
     """Combine each process's partial record into the full one, identical on every process.
 
-    Every process saw a different shard of each epoch; a sample seen by several processes in one epoch (the
-    padding of an uneven last batch) gets the mean of their values.
+    Every process saw a different shard of each epoch. A sample seen by several processes in one epoch (the
+    distributed sampler pads an uneven last batch with the epoch's first rows) keeps its first value there, where
+    ``order`` says when each process recorded each value (shape ``(num_epochs, num_samples)``, smaller = earlier,
+    -1 = not recorded; the same count on every process), the value of the lowest process where two tie; without
+    ``order``, the mean of their values.
     """
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return dynamics
@@ -319,10 +346,24 @@ def merge_across_processes(dynamics: TrainingDynamics) -> TrainingDynamics:
     device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     epochs = torch.tensor([dynamics.num_epochs], device=device)
     torch.distributed.all_reduce(epochs, op=torch.distributed.ReduceOp.MAX)
+    first = None
+    if order is not None:
+        if order.shape != (dynamics.num_epochs, dynamics.num_samples):
+            raise ValueError(f"order has shape {order.shape}; the dynamics have {dynamics.prob_label.shape}.")
+        # (when, process) as one number; the earliest visit of each (epoch, sample) is the one kept
+        world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+        full = np.full((int(epochs), dynamics.num_samples), np.iinfo(np.int64).max, dtype=np.int64)
+        full[: order.shape[0]] = np.where(order < 0, np.iinfo(np.int64).max, order * world + rank)
+        visit = torch.from_numpy(full).to(device)
+        earliest = visit.clone()
+        torch.distributed.all_reduce(earliest, op=torch.distributed.ReduceOp.MIN)
+        first = (visit == earliest).cpu().numpy()
     merged = {}
     for name, value in fields.items():
         full = np.full((int(epochs), dynamics.num_samples), np.nan, dtype=np.float32)
         full[: value.shape[0]] = value
+        if first is not None:
+            full[~first] = np.nan  # another process's earlier visit, or nobody's
         values = torch.from_numpy(full).to(device)
         seen = ~torch.isnan(values)
         total = torch.where(seen, values, torch.zeros_like(values)).double()

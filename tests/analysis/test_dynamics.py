@@ -285,3 +285,13 @@ def test_a_resumed_record_takes_the_file_epochs_before_its_checkpoint_only(tmp_p
     recorder.record(torch.tensor([2, 3]), {"loss": torch.full((2,), 5.0)}, epoch=1)
     recorder.on_train_end(None, types.SimpleNamespace(is_world_process_zero=True), None)
     np.testing.assert_array_equal(TrainingDynamics.load(tmp_path / DYNAMICS_FILE_NAME).loss, [[1, 1, 1, 1], epoch_1])
+
+
+def test_a_sample_recorded_twice_in_an_epoch_keeps_its_first_visit():
+    # The distributed sampler pads an uneven last batch with the epoch's first rows, on the same process too.
+    recorder = TrainingDynamicsRecorder()
+    recorder.start(4, weights=False)
+    recorder.record(torch.tensor([2, 0]), {"loss": torch.tensor([0.5, 0.25])}, epoch=0)
+    recorder.record(torch.tensor([1, 2, 2]), {"loss": torch.tensor([1.0, 9.0, 8.0])}, epoch=0)
+    recorder.record(torch.tensor([2]), {"loss": torch.tensor([3.0])}, epoch=1)
+    np.testing.assert_array_equal(recorder.dynamics.loss, [[0.25, 1.0, 0.5, np.nan], [np.nan, np.nan, 3.0, np.nan]])
