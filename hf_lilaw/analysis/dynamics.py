@@ -21,6 +21,9 @@ from ..functional.statistics import STATISTICS, WEIGHTS, per_sample_statistics
 logger = logging.getLogger(__name__)
 
 DYNAMICS_FILE_NAME = "training_dynamics.npz"
+SAVED_AT_STEP = "saved_at_step"
+"""The recorder's file also holds the optimizer step it was saved at, under this name (`TrainingDynamics.load`
+skips it)."""
 
 
 def _to_numpy(x: Any, dtype: type) -> np.ndarray:
@@ -169,16 +172,17 @@ class TrainingDynamics:
             raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
         return idx
 
-    def save(self, path: str | PathLike) -> None:
-        """Save to a compressed ``.npz`` file."""
+    def save(self, path: str | PathLike, **extra: np.ndarray) -> None:
+        """Save to a compressed ``.npz`` file, with ``extra`` arrays that `load` skips."""
         arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
-        np.savez_compressed(path, **arrays)
+        np.savez_compressed(path, **arrays, **extra)
 
     @classmethod
     def load(cls, path: str | PathLike) -> TrainingDynamics:
         """Load what `save` wrote."""
+        names = {f.name for f in dataclasses.fields(cls)}
         with np.load(path) as data:
-            return cls(**{name: data[name] for name in data.files})
+            return cls(**{name: data[name] for name in data.files if name in names})
 
 
 class TrainingDynamicsRecorder(TrainingDynamicsObserver):
@@ -200,11 +204,13 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     The record is not part of checkpoints: a run resumed from one records the epochs from the checkpoint on. With
     ``output_dir`` set, the epochs before the checkpoint are taken from the ``training_dynamics.npz`` already there
     (saved at the run's last checkpoint, or when it ended), so the file keeps every epoch: a checkpoint saved
-    mid-epoch keeps the file's values of that epoch for the rows the resumed run did not see again, and the file's
-    epochs after the checkpoint (a continuation the resume replaces) are dropped. A run killed after a checkpoint
-    and resumed from it thus records what the uninterrupted run would have. A file of another shape (other sample
-    ids, or LiLAW weights in one and not the other) is not this run's: the resumed run refuses to start rather than
-    overwrite it. Without ``output_dir`` the epochs before the checkpoint stay NaN.
+    mid-epoch keeps the file's values of that epoch for the rows the resumed run did not see again (and, from a file
+    saved at that checkpoint, for the epoch's first rows it sees again as padding of an uneven last batch under
+    several processes), and the file's epochs after the checkpoint (a continuation the resume replaces) are
+    dropped. A run killed after a checkpoint and resumed from it thus records what the uninterrupted run would have.
+    A file of another shape (other sample ids, or LiLAW weights in one and not the other) is not this run's: the
+    resumed run refuses to start rather than overwrite it. Without ``output_dir`` the epochs before the checkpoint
+    stay NaN.
 
     Args:
         output_dir: where to save the merged dynamics at each checkpoint and at the end of training (and where a
@@ -214,7 +220,8 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     def __init__(self, *, output_dir: str | None = None) -> None:
         self.output_dir = output_dir
         self.dynamics: TrainingDynamics | None = None
-        self._earlier: tuple[TrainingDynamics, float] | None = None  # the file's record, the epoch resumed at
+        # the file's record, the epoch resumed at, whether the file was saved at the checkpoint resumed from
+        self._earlier: tuple[TrainingDynamics, float, bool] | None = None
         # When this process recorded each value (the number of its `record` call; -1: not yet), shape
         # (num_epochs, num_samples): the distributed sampler pads an uneven last batch with the epoch's first rows,
         # and a sample keeps its first visit of an epoch, as one process records it.
@@ -253,7 +260,8 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         path = os.path.join(self.output_dir, DYNAMICS_FILE_NAME) if self.output_dir else None
         # Trainer has loaded the checkpoint's state by now: a step above 0 means a resumed run.
         if state.global_step and path and os.path.isfile(path) and self.dynamics is not None:
-            self._earlier = _earlier_record(path, like=self.dynamics), float(state.epoch or 0)
+            earlier, saved_at = _earlier_record(path, like=self.dynamics)
+            self._earlier = earlier, float(state.epoch or 0), saved_at == state.global_step
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # The record so far, for a run killed after this checkpoint to resume with: the in-memory record stays
@@ -281,7 +289,7 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         # Whole or not at all: a kill while saving must leave the previous save's record, not a cut file.
         temporary = os.path.join(self.output_dir, f".{DYNAMICS_FILE_NAME}.{os.getpid()}.tmp.npz")
         try:
-            dynamics.save(temporary)
+            dynamics.save(temporary, **{SAVED_AT_STEP: np.int64(state.global_step)})
             os.replace(temporary, os.path.join(self.output_dir, DYNAMICS_FILE_NAME))
         except BaseException:
             with contextlib.suppress(OSError):
@@ -289,14 +297,17 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
             raise
 
 
-def _earlier_record(path: str, *, like: TrainingDynamics) -> TrainingDynamics:
-    """The record a resumed run continues: ``path`` loaded, refused unless it has ``like``'s samples and fields."""
+def _earlier_record(path: str, *, like: TrainingDynamics) -> tuple[TrainingDynamics, int | None]:
+    """The record a resumed run continues and the step it was saved at (``None``: not said): ``path`` loaded,
+    refused unless it has ``like``'s samples and fields."""
     fix = (
         "Move it elsewhere (or delete it) to keep it apart from this run, or give TrainingDynamicsRecorder "
         "another output_dir."
     )
     try:
         earlier = TrainingDynamics.load(path)
+        with np.load(path) as data:
+            saved_at = int(data[SAVED_AT_STEP]) if SAVED_AT_STEP in data.files else None
     except Exception as error:  # NumPy raises OSError, ValueError, KeyError or zipfile errors for a damaged file
         raise ValueError(
             f"Cannot read {path}, the training dynamics this resumed run would continue ({error}). {fix}"
@@ -309,11 +320,17 @@ def _earlier_record(path: str, *, like: TrainingDynamics) -> TrainingDynamics:
             f"LiLAW weights; this resumed run records {like.num_samples}, {'with' if fields else 'without'}: it is not "
             f"this run's record, and the run would overwrite it when it ends. {fix}"
         )
-    return earlier
+    return earlier, saved_at
 
 
-def _with_earlier_epochs(dynamics: TrainingDynamics, earlier: TrainingDynamics, resumed_at: float) -> TrainingDynamics:
-    """``dynamics`` of a run resumed at epoch ``resumed_at``, with ``earlier``'s rows of the epochs before it."""
+def _with_earlier_epochs(
+    dynamics: TrainingDynamics, earlier: TrainingDynamics, resumed_at: float, at_checkpoint: bool = False
+) -> TrainingDynamics:
+    """``dynamics`` of a run resumed at epoch ``resumed_at``, with ``earlier``'s rows of the epochs before it.
+
+    ``at_checkpoint``: ``earlier`` was saved at the checkpoint resumed from, so its values of a checkpoint's epoch
+    are first visits, and win over the resumed run's (there, the padded copies of an uneven last batch).
+    """
     first = int(resumed_at)  # the row the resumed run recorded into first
     keep = min(earlier.num_epochs, first + (resumed_at > first))  # with the checkpoint's epoch when it was mid-epoch
     if keep == 0:
@@ -326,6 +343,9 @@ def _with_earlier_epochs(dynamics: TrainingDynamics, earlier: TrainingDynamics, 
         full = np.full((max(dynamics.num_epochs, keep), dynamics.num_samples), np.nan, dtype=np.float32)
         full[: value.shape[0]] = value
         full[:keep] = np.where(np.isnan(full[:keep]), getattr(earlier, f.name)[:keep], full[:keep])
+        if at_checkpoint and keep > first:
+            before = getattr(earlier, f.name)[first]
+            full[first] = np.where(np.isnan(before), full[first], before)
         merged[f.name] = full
     return TrainingDynamics(**merged)
 

@@ -43,3 +43,10 @@ def test_the_file_is_the_merged_record(results):
         np.testing.assert_array_equal(rank0[run]["saved_prob_label"], rank0[run]["prob_label"])
     np.testing.assert_array_equal(rank0["no_save"]["prob_label"], rank0["full"]["prob_label"])
 
+
+
+def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_uninterrupted_record(results):
+    (rank0, rank1), _ = results
+    for rank in (rank0, rank1):
+        np.testing.assert_array_equal(rank["resumed"]["prob_label"], rank0["full"]["prob_label"])
+        np.testing.assert_array_equal(rank["resumed"]["saved_prob_label"], rank0["full"]["prob_label"])
