@@ -21,6 +21,9 @@ from ..functional.statistics import STATISTICS, WEIGHTS, per_sample_statistics
 logger = logging.getLogger(__name__)
 
 DYNAMICS_FILE_NAME = "training_dynamics.npz"
+SAVED_AT_STEP = "saved_at_step"
+"""The recorder's file also holds the optimizer step it was saved at, under this name (`TrainingDynamics.load`
+skips it)."""
 
 
 def _to_numpy(x: Any, dtype: type) -> np.ndarray:
@@ -139,11 +142,7 @@ class TrainingDynamics:
             stats: `per_sample_statistics` output (or any subset of the fields), each of shape ``(batch,)``.
             epoch: 0-based row; a sample seen twice in one epoch keeps its last value.
         """
-        if epoch < 0:
-            raise ValueError(f"epoch must be a 0-based row index ≥ 0, got {epoch}.")
-        idx = _to_numpy(indices, np.int64).reshape(-1)
-        if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
-            raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
+        idx = self._checked(indices, epoch=epoch)
         names = [f.name for f in dataclasses.fields(self)]
         values = {}
         for name, value in stats.items():
@@ -164,16 +163,26 @@ class TrainingDynamics:
         for name, value in values.items():
             getattr(self, name)[epoch, idx] = value
 
-    def save(self, path: str | PathLike) -> None:
-        """Save to a compressed ``.npz`` file."""
+    def _checked(self, indices: torch.Tensor | np.ndarray, *, epoch: int) -> np.ndarray:
+        """``indices`` as a flat int64 array, refused unless they and ``epoch`` can address a row."""
+        if epoch < 0:
+            raise ValueError(f"epoch must be a 0-based row index ≥ 0, got {epoch}.")
+        idx = _to_numpy(indices, np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= self.num_samples):
+            raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
+        return idx
+
+    def save(self, path: str | PathLike, **extra: np.ndarray) -> None:
+        """Save to a compressed ``.npz`` file, with ``extra`` arrays that `load` skips."""
         arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
-        np.savez_compressed(path, **arrays)
+        np.savez_compressed(path, **arrays, **extra)
 
     @classmethod
     def load(cls, path: str | PathLike) -> TrainingDynamics:
         """Load what `save` wrote."""
+        names = {f.name for f in dataclasses.fields(cls)}
         with np.load(path) as data:
-            return cls(**{name: data[name] for name in data.files})
+            return cls(**{name: data[name] for name in data.files if name in names})
 
 
 class TrainingDynamicsRecorder(TrainingDynamicsObserver):
@@ -195,11 +204,13 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     The record is not part of checkpoints: a run resumed from one records the epochs from the checkpoint on. With
     ``output_dir`` set, the epochs before the checkpoint are taken from the ``training_dynamics.npz`` already there
     (saved at the run's last checkpoint, or when it ended), so the file keeps every epoch: a checkpoint saved
-    mid-epoch keeps the file's values of that epoch for the rows the resumed run did not see again, and the file's
-    epochs after the checkpoint (a continuation the resume replaces) are dropped. A run killed after a checkpoint
-    and resumed from it thus records what the uninterrupted run would have. A file of another shape (other sample
-    ids, or LiLAW weights in one and not the other) is not this run's: the resumed run refuses to start rather than
-    overwrite it. Without ``output_dir`` the epochs before the checkpoint stay NaN.
+    mid-epoch keeps the file's values of that epoch for the rows the resumed run did not see again (and, from a file
+    saved at that checkpoint, for the epoch's first rows it sees again as padding of an uneven last batch under
+    several processes), and the file's epochs after the checkpoint (a continuation the resume replaces) are
+    dropped. A run killed after a checkpoint and resumed from it thus records what the uninterrupted run would have.
+    A file of another shape (other sample ids, or LiLAW weights in one and not the other) is not this run's: the
+    resumed run refuses to start rather than overwrite it. Without ``output_dir`` the epochs before the checkpoint
+    stay NaN.
 
     Args:
         output_dir: where to save the merged dynamics at each checkpoint and at the end of training (and where a
@@ -209,19 +220,39 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     def __init__(self, *, output_dir: str | None = None) -> None:
         self.output_dir = output_dir
         self.dynamics: TrainingDynamics | None = None
-        self._earlier: tuple[TrainingDynamics, float] | None = None  # the file's record, the epoch resumed at
+        # the file's record, the epoch resumed at, whether the file was saved at the checkpoint resumed from
+        self._earlier: tuple[TrainingDynamics, float, bool] | None = None
+        # When this process recorded each value (the number of its `record` call; -1: not yet), shape
+        # (num_epochs, num_samples): the distributed sampler pads an uneven last batch with the epoch's first rows,
+        # and a sample keeps its first visit of an epoch, as one process records it.
+        self._order = np.empty((0, 0), dtype=np.int64)
+        self._calls = 0
 
     def start(self, num_samples: int, *, weights: bool = True) -> None:
         """Begin a fresh record for sample ids in ``[0, num_samples)``; called by the trainer."""
         self.dynamics = TrainingDynamics.empty(num_samples, weights=weights)
+        self._order = np.empty((0, num_samples), dtype=np.int64)
+        self._calls = 0
 
     def record(self, sample_ids: torch.Tensor, stats: dict[str, torch.Tensor], *, epoch: int) -> None:
-        """Store one micro-batch's `per_sample_statistics` under row ``epoch``."""
+        """Store one micro-batch's `per_sample_statistics` under row ``epoch``; a sample already recorded in that
+        epoch (a padded copy) keeps its first value."""
         if self.dynamics is None:
             raise RuntimeError(
                 "TrainingDynamicsRecorder.record called before start(); attach it to a LiLAWTrainer or an ELRTrainer."
             )
-        self.dynamics.record(sample_ids, stats, epoch=epoch)
+        ids = self.dynamics._checked(sample_ids, epoch=epoch)
+        values = {name: _to_numpy(value, np.float32).reshape(-1) for name, value in stats.items()}
+        if any(value.shape != ids.shape for value in values.values()):
+            self.dynamics.record(ids, values, epoch=epoch)  # refuses, naming the statistic
+        if epoch >= len(self._order):
+            pad = np.full((epoch + 1 - len(self._order), self.dynamics.num_samples), -1, dtype=np.int64)
+            self._order = np.concatenate([self._order, pad])
+        _, first = np.unique(ids, return_index=True)
+        first = np.sort(first[self._order[epoch, ids[first]] < 0])
+        self.dynamics.record(ids[first], {name: value[first] for name, value in values.items()}, epoch=epoch)
+        self._order[epoch, ids[first]] = self._calls
+        self._calls += 1
 
     def on_train_begin(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         super().on_train_begin(args, state, control, **kwargs)
@@ -229,7 +260,8 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         path = os.path.join(self.output_dir, DYNAMICS_FILE_NAME) if self.output_dir else None
         # Trainer has loaded the checkpoint's state by now: a step above 0 means a resumed run.
         if state.global_step and path and os.path.isfile(path) and self.dynamics is not None:
-            self._earlier = _earlier_record(path, like=self.dynamics), float(state.epoch or 0)
+            earlier, saved_at = _earlier_record(path, like=self.dynamics)
+            self._earlier = earlier, float(state.epoch or 0), saved_at == state.global_step
 
     def on_save(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         # The record so far, for a run killed after this checkpoint to resume with: the in-memory record stays
@@ -247,7 +279,7 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
 
     def _merged(self) -> TrainingDynamics:
         """Every process's record (a collective: all processes call it), with the epochs before a resume."""
-        merged = merge_across_processes(self.dynamics)
+        merged = merge_across_processes(self.dynamics, order=self._order)
         return merged if self._earlier is None else _with_earlier_epochs(merged, *self._earlier)
 
     def _save(self, dynamics: TrainingDynamics, state: Any) -> None:
@@ -257,7 +289,7 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         # Whole or not at all: a kill while saving must leave the previous save's record, not a cut file.
         temporary = os.path.join(self.output_dir, f".{DYNAMICS_FILE_NAME}.{os.getpid()}.tmp.npz")
         try:
-            dynamics.save(temporary)
+            dynamics.save(temporary, **{SAVED_AT_STEP: np.int64(state.global_step)})
             os.replace(temporary, os.path.join(self.output_dir, DYNAMICS_FILE_NAME))
         except BaseException:
             with contextlib.suppress(OSError):
@@ -265,14 +297,17 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
             raise
 
 
-def _earlier_record(path: str, *, like: TrainingDynamics) -> TrainingDynamics:
-    """The record a resumed run continues: ``path`` loaded, refused unless it has ``like``'s samples and fields."""
+def _earlier_record(path: str, *, like: TrainingDynamics) -> tuple[TrainingDynamics, int | None]:
+    """The record a resumed run continues and the step it was saved at (``None``: not said): ``path`` loaded,
+    refused unless it has ``like``'s samples and fields."""
     fix = (
         "Move it elsewhere (or delete it) to keep it apart from this run, or give TrainingDynamicsRecorder "
         "another output_dir."
     )
     try:
         earlier = TrainingDynamics.load(path)
+        with np.load(path) as data:
+            saved_at = int(data[SAVED_AT_STEP]) if SAVED_AT_STEP in data.files else None
     except Exception as error:  # NumPy raises OSError, ValueError, KeyError or zipfile errors for a damaged file
         raise ValueError(
             f"Cannot read {path}, the training dynamics this resumed run would continue ({error}). {fix}"
@@ -285,11 +320,17 @@ def _earlier_record(path: str, *, like: TrainingDynamics) -> TrainingDynamics:
             f"LiLAW weights; this resumed run records {like.num_samples}, {'with' if fields else 'without'}: it is not "
             f"this run's record, and the run would overwrite it when it ends. {fix}"
         )
-    return earlier
+    return earlier, saved_at
 
 
-def _with_earlier_epochs(dynamics: TrainingDynamics, earlier: TrainingDynamics, resumed_at: float) -> TrainingDynamics:
-    """``dynamics`` of a run resumed at epoch ``resumed_at``, with ``earlier``'s rows of the epochs before it."""
+def _with_earlier_epochs(
+    dynamics: TrainingDynamics, earlier: TrainingDynamics, resumed_at: float, at_checkpoint: bool = False
+) -> TrainingDynamics:
+    """``dynamics`` of a run resumed at epoch ``resumed_at``, with ``earlier``'s rows of the epochs before it.
+
+    ``at_checkpoint``: ``earlier`` was saved at the checkpoint resumed from, so its values of a checkpoint's epoch
+    are first visits, and win over the resumed run's (there, the padded copies of an uneven last batch).
+    """
     first = int(resumed_at)  # the row the resumed run recorded into first
     keep = min(earlier.num_epochs, first + (resumed_at > first))  # with the checkpoint's epoch when it was mid-epoch
     if keep == 0:
@@ -302,15 +343,21 @@ def _with_earlier_epochs(dynamics: TrainingDynamics, earlier: TrainingDynamics, 
         full = np.full((max(dynamics.num_epochs, keep), dynamics.num_samples), np.nan, dtype=np.float32)
         full[: value.shape[0]] = value
         full[:keep] = np.where(np.isnan(full[:keep]), getattr(earlier, f.name)[:keep], full[:keep])
+        if at_checkpoint and keep > first:
+            before = getattr(earlier, f.name)[first]
+            full[first] = np.where(np.isnan(before), full[first], before)
         merged[f.name] = full
     return TrainingDynamics(**merged)
 
 
-def merge_across_processes(dynamics: TrainingDynamics) -> TrainingDynamics:
+def merge_across_processes(dynamics: TrainingDynamics, *, order: np.ndarray | None = None) -> TrainingDynamics:
     """Combine each process's partial record into the full one, identical on every process.
 
-    Every process saw a different shard of each epoch; a sample seen by several processes in one epoch (the
-    padding of an uneven last batch) gets the mean of their values.
+    Every process saw a different shard of each epoch. A sample seen by several processes in one epoch (the
+    distributed sampler pads an uneven last batch with the epoch's first rows) keeps its first value there, where
+    ``order`` says when each process recorded each value (shape ``(num_epochs, num_samples)``, smaller = earlier,
+    -1 = not recorded; the same count on every process), the value of the lowest process where two tie; without
+    ``order``, the mean of their values.
     """
     if not (torch.distributed.is_available() and torch.distributed.is_initialized()):
         return dynamics
@@ -319,10 +366,24 @@ def merge_across_processes(dynamics: TrainingDynamics) -> TrainingDynamics:
     device = torch.device("cuda", torch.cuda.current_device()) if nccl else torch.device("cpu")
     epochs = torch.tensor([dynamics.num_epochs], device=device)
     torch.distributed.all_reduce(epochs, op=torch.distributed.ReduceOp.MAX)
+    first = None
+    if order is not None:
+        if order.shape != (dynamics.num_epochs, dynamics.num_samples):
+            raise ValueError(f"order has shape {order.shape}; the dynamics have {dynamics.prob_label.shape}.")
+        # (when, process) as one number; the earliest visit of each (epoch, sample) is the one kept
+        world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
+        full = np.full((int(epochs), dynamics.num_samples), np.iinfo(np.int64).max, dtype=np.int64)
+        full[: order.shape[0]] = np.where(order < 0, np.iinfo(np.int64).max, order * world + rank)
+        visit = torch.from_numpy(full).to(device)
+        earliest = visit.clone()
+        torch.distributed.all_reduce(earliest, op=torch.distributed.ReduceOp.MIN)
+        first = (visit == earliest).cpu().numpy()
     merged = {}
     for name, value in fields.items():
         full = np.full((int(epochs), dynamics.num_samples), np.nan, dtype=np.float32)
         full[: value.shape[0]] = value
+        if first is not None:
+            full[~first] = np.nan  # another process's earlier visit, or nobody's
         values = torch.from_numpy(full).to(device)
         seen = ~torch.isnan(values)
         total = torch.where(seen, values, torch.zeros_like(values)).double()

@@ -283,5 +283,31 @@ def test_a_resumed_record_takes_the_file_epochs_before_its_checkpoint_only(tmp_p
     recorder.begin(4, weights=False)  # as the trainer does, then Trainer's hooks with the checkpoint's state
     recorder.on_train_begin(None, types.SimpleNamespace(global_step=9, epoch=resumed_at), None)
     recorder.record(torch.tensor([2, 3]), {"loss": torch.full((2,), 5.0)}, epoch=1)
-    recorder.on_train_end(None, types.SimpleNamespace(is_world_process_zero=True), None)
+    recorder.on_train_end(None, types.SimpleNamespace(is_world_process_zero=True, global_step=12), None)
     np.testing.assert_array_equal(TrainingDynamics.load(tmp_path / DYNAMICS_FILE_NAME).loss, [[1, 1, 1, 1], epoch_1])
+
+
+@pytest.mark.parametrize("saved_at, epoch_1", [(9, [1, 1, 5, np.nan]), (11, [5, 1, 5, np.nan])])
+def test_a_file_saved_at_the_checkpoint_keeps_its_first_visits_of_that_epoch(tmp_path, saved_at, epoch_1):
+    """Under several processes the resumed run meets again, as padding of an uneven last batch, rows the file saw
+    before a mid-epoch checkpoint; a file saved at a later step may hold visits the resume replaces."""
+    recorder = TrainingDynamicsRecorder(output_dir=str(tmp_path))
+    recorder.start(4, weights=False)
+    recorder.record(np.arange(4), {"loss": np.ones(4)}, epoch=0)
+    recorder.record(np.array([0, 1]), {"loss": np.ones(2)}, epoch=1)
+    recorder.on_train_end(None, types.SimpleNamespace(is_world_process_zero=True, global_step=saved_at), None)
+    recorder.begin(4, weights=False)
+    recorder.on_train_begin(None, types.SimpleNamespace(global_step=9, epoch=1.5), None)
+    recorder.record(torch.tensor([2, 0]), {"loss": torch.full((2,), 5.0)}, epoch=1)  # row 0: a padded copy
+    recorder.on_train_end(None, types.SimpleNamespace(is_world_process_zero=True, global_step=12), None)
+    np.testing.assert_array_equal(TrainingDynamics.load(tmp_path / DYNAMICS_FILE_NAME).loss, [[1, 1, 1, 1], epoch_1])
+
+
+def test_a_sample_recorded_twice_in_an_epoch_keeps_its_first_visit():
+    # The distributed sampler pads an uneven last batch with the epoch's first rows, on the same process too.
+    recorder = TrainingDynamicsRecorder()
+    recorder.start(4, weights=False)
+    recorder.record(torch.tensor([2, 0]), {"loss": torch.tensor([0.5, 0.25])}, epoch=0)
+    recorder.record(torch.tensor([1, 2, 2]), {"loss": torch.tensor([1.0, 9.0, 8.0])}, epoch=0)
+    recorder.record(torch.tensor([2]), {"loss": torch.tensor([3.0])}, epoch=1)
+    np.testing.assert_array_equal(recorder.dynamics.loss, [[0.25, 1.0, 0.5, np.nan], [np.nan, np.nan, 3.0, np.nan]])
