@@ -26,7 +26,10 @@ TEMPLATE_NAME = "model_card.md"
 # Display names of the metrics of `hf_lilaw.metrics`; other metrics keep their own names.
 METRIC_LABELS = {"accuracy": "top-1 accuracy", "top5_accuracy": "top-5 accuracy", "roc_auc": "AUROC", "loss": "loss"}
 # Entries of Trainer.evaluate() that describe the evaluation, not the model.
-_BOOKKEEPING = {"epoch", "runtime", "samples_per_second", "steps_per_second"}
+# Entries of an evaluation that describe the evaluation, not the model (as `hf_lilaw.comparison` leaves them out).
+_BOOKKEEPING = (
+    "epoch", "runtime", "samples_per_second", "steps_per_second", "tokens_per_second", "model_preparation_time",
+)  # fmt: skip
 _HUB_METRICS = ("accuracy", "roc_auc", "f1", "precision", "recall")
 # Trainer.evaluate()'s metric_key_prefix: "eval" for the validation set, "test" as the examples name the test set.
 _SPLIT_PREFIXES = ("eval_", "test_")
@@ -332,7 +335,7 @@ def _evaluation_results(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     for entry in entries:  # in log order: an evaluation of a set logged again replaces its values
         for key, value in entry.items():
             key = key.removeprefix("eval_")
-            if not key.endswith(("runtime", "samples_per_second", "steps_per_second")) and key not in ("epoch", "step"):
+            if key not in _BOOKKEEPING and key != "step" and not key.endswith(tuple(f"_{b}" for b in _BOOKKEEPING)):
                 results[" ".join(part.capitalize() for part in key.split("_"))] = value  # parse_log_history's names
     return results
 

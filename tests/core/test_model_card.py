@@ -529,7 +529,7 @@ def test_each_evaluation_sets_results_go_into_the_model_index(tmp_path):
 def test_the_test_splits_evaluation_after_training_is_shown(tmp_path):
     # As the examples do: evaluate(test, metric_key_prefix="test") after training. The card left it out, so it showed
     # no evaluation at all (no evaluation during training) or only the validation split's, unnamed.
-    test = {"test_loss": 0.8, "test_accuracy": 0.66, "test_roc_auc": 0.9, "test_runtime": 1.3, "epoch": 3.0, "step": 30}
+    test = {"test_loss": 0.8, "test_accuracy": 0.66, "test_roc_auc": 0.9, "test_runtime": 1.3, "test_model_preparation_time": 0.01, "epoch": 3.0, "step": 30}
     card = dict(method="LiLAW", method_description="-", base_loss="cross-entropy", model_name="m", usage="-",
                 train_snippet="-", citation="-", dataset="my-org/blobs")  # fmt: skip
     for validation in ([], [{"eval_loss": 1.1, "eval_accuracy": 0.5, "eval_runtime": 0.1, "epoch": 3.0, "step": 30}]):
