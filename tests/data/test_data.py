@@ -14,12 +14,14 @@ from transformers import ViTImageProcessor, default_data_collator
 
 from hf_lilaw import data
 from hf_lilaw.data import (
+    finish_splits,
     image_transforms,
     load_classification_dataset,
     load_digits_images,
     load_synthetic_adult,
     load_synthetic_ecg,
     vector_transform,
+    with_meta_split,
 )
 
 
@@ -372,3 +374,16 @@ def test_vector_transform_feeds_the_collator():
     assert batch["labels"].dtype == torch.long
     assert "sample_id" in batch
     assert data.PASSTHROUGH_COLUMNS == ("sample_id", "is_noisy", "clean_label")
+
+
+def test_splits_find_a_labels_column_as_the_test_carve_does():
+    # the test carve found 'labels', then the meta carve raised "Columns ['label'] not in the dataset"
+    rows = Dataset.from_dict({"x": list(range(40)), "labels": [0, 1, 1, 1] * 10})
+    out = finish_splits(DatasetDict(train=rows), meta_fraction=0.25, seed=0, test_fraction=0.25)
+    assert {name: len(split) for name, split in out.items()} == {"train": 22, "meta": 8, "test": 10}
+    for split in out.values():  # stratified: a quarter of each split is class 0, to within one row
+        assert abs(split["labels"].count(0) - len(split) / 4) < 1
+    ids = [set(split["sample_id"]) for split in out.values()]
+    assert set.union(*ids) == set(range(40)) and sum(map(len, ids)) == 40  # disjoint, every row kept
+    meta = with_meta_split(DatasetDict(train=rows), meta_fraction=0.25, seed=0)["meta"]
+    assert len(meta) == 10 and meta["labels"].count(0) in (2, 3)
