@@ -440,8 +440,8 @@ def test_resume_restores_meta_model_and_optimizer(tmp_path):
 def test_resume_without_mlc_state_starts_the_meta_model_fresh(tmp_path):
     trainer = make_trainer(tmp_path, max_steps=4, save_strategy="steps", save_steps=2)
     trainer.train()
-    os.remove(tmp_path / "checkpoint-2" / MLC_STATE_NAME)  # the clean-stream file alone is not used
-    os.remove(tmp_path / "checkpoint-2" / "hf_lilaw_manifest.json")  # as plain Trainer saves it
+    for name in (MLC_STATE_NAME, "mlc_state_rank0.pt", "hf_lilaw_manifest.json"):  # as plain Trainer saves it
+        os.remove(tmp_path / "checkpoint-2" / name)
     fresh = make_trainer(tmp_path, max_steps=4)
     fresh.train(resume_from_checkpoint=str(tmp_path / "checkpoint-2"))
     assert fresh.state.global_step == 4 and fresh.mlc_state.clean_sampler.batches_drawn == 2
