@@ -34,13 +34,13 @@ def torchrun(worker: Path, *args: object, log: Path, processes: int = 2) -> None
     run_logged(command, cwd=worker.parent, log=log)
 
 
-def two_processes_and_one(worker: Path, tmp_path: Path) -> tuple[list[dict], dict]:
-    """``worker <folder> <per-device batch>`` under two processes with batch 8 and as one process with batch 16 (the
-    same global batch). Returns the two ranks' ``rank<r>.json`` and the single process's ``rank0.json``."""
+def two_processes_and_one(worker: Path, tmp_path: Path, *, batch: int = 8) -> tuple[list[dict], dict]:
+    """``worker <folder> <per-device batch>`` under two processes with ``batch`` and as one process with twice it
+    (the same global batch). Returns the two ranks' ``rank<r>.json`` and the single process's ``rank0.json``."""
     two, one = tmp_path / "two", tmp_path / "one"
     two.mkdir(), one.mkdir()
-    torchrun(worker, two, 8, log=tmp_path / "two.log")
-    run_logged([sys.executable, str(worker), str(one), "16"], cwd=worker.parent, log=tmp_path / "one.log")
+    torchrun(worker, two, batch, log=tmp_path / "two.log")
+    run_logged([sys.executable, str(worker), str(one), str(2 * batch)], cwd=worker.parent, log=tmp_path / "one.log")
     ranks = [json.loads((two / f"rank{r}.json").read_text()) for r in range(2)]
     return ranks, json.loads((one / "rank0.json").read_text())
 

@@ -1,26 +1,18 @@
 """Training dynamics under two CPU processes (torchrun, gloo) against one process with the same global batch."""
 
-import json
-import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from _distributed import run_logged, torchrun
+from _distributed import two_processes_and_one
 
 WORKER = Path(__file__).with_name("dynamics_distributed_worker.py")
 
 
 @pytest.fixture(scope="module")
 def results(tmp_path_factory):
-    tmp_path = tmp_path_factory.mktemp("ddp_dynamics")
-    two, one = tmp_path / "two", tmp_path / "one"
-    two.mkdir(), one.mkdir()
-    torchrun(WORKER, two, 4, log=tmp_path / "two.log")
-    run_logged([sys.executable, str(WORKER), str(one), "8"], cwd=WORKER.parent, log=tmp_path / "one.log")
-    ranks = [json.loads((two / f"rank{r}.json").read_text()) for r in range(2)]
-    return ranks, json.loads((one / "rank0.json").read_text())
+    return two_processes_and_one(WORKER, tmp_path_factory.mktemp("ddp_dynamics"), batch=4)
 
 
 def test_padded_rows_keep_their_first_visit(results):
@@ -42,7 +34,6 @@ def test_the_file_is_the_merged_record(results):
         assert rank0[run]["files"] == ["training_dynamics.npz"]  # no process left a temporary file
         np.testing.assert_array_equal(rank0[run]["saved_prob_label"], rank0[run]["prob_label"])
     np.testing.assert_array_equal(rank0["no_save"]["prob_label"], rank0["full"]["prob_label"])
-
 
 
 def test_a_run_killed_after_a_mid_epoch_checkpoint_resumes_to_the_uninterrupted_record(results):
