@@ -161,7 +161,8 @@ def _hub_metric_names(keys: Iterable[str], *, sets: Iterable[str] = ()) -> set[s
     """The Hub metric ids (``accuracy``, ``roc_auc``, ...) among metric names: Trainer.evaluate() keys with or
     without an ``eval_``/``test_`` prefix, and the title-cased names of its parsed log history (``Roc Auc``).
     ``sets``: the names of a dict of evaluation sets, whose keys carry them (``eval_clean_accuracy``)."""
-    return {_without_set(_metric_name(k.lower().replace(" ", "_")), sets) for k in keys} & set(_HUB_METRICS)
+    lowered = [s.lower() for s in sets]
+    return {_split_set(_metric_name(k.lower().replace(" ", "_")), lowered)[1] for k in keys} & set(_HUB_METRICS)
 
 
 def evaluation_sets(log_history: Iterable[Mapping[str, Any]]) -> list[str]:
@@ -172,12 +173,23 @@ def evaluation_sets(log_history: Iterable[Mapping[str, Any]]) -> list[str]:
     ))  # fmt: skip
 
 
-def _without_set(name: str, sets: Iterable[str]) -> str:
-    """``name`` without its evaluation set's name: ``clean_accuracy`` -> ``accuracy`` for the set ``clean``."""
-    for s in sorted((s.lower() for s in sets), key=len, reverse=True):  # "clean_2" before "clean"
+def _split_set(name: str, sets: Iterable[str]) -> tuple[str | None, str]:
+    """``name``'s evaluation set and the rest: ``clean_accuracy`` -> ``("clean", "accuracy")`` for the set
+    ``clean``; ``(None, name)`` where no set's name starts it."""
+    for s in sorted(sets, key=len, reverse=True):  # "clean_2" before "clean"
         if name.startswith(f"{s}_"):
-            return name[len(s) + 1 :]
-    return name
+            return s, name[len(s) + 1 :]
+    return None, name
+
+
+def _title(key: str) -> str:
+    """A metric key as the card's text names it (`transformers.modelcard.parse_log_history`'s names)."""
+    return " ".join(part.capitalize() for part in key.split("_"))
+
+
+def _training_end(log_history: Sequence[Mapping[str, Any]]) -> int:
+    """The index of the log entry that ends training (``train_runtime``), or the log's length without one."""
+    return max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
 
 
 def noise_description(
@@ -268,7 +280,7 @@ def restored_evaluation(log_history: Sequence[Mapping[str, Any]], *, step: int, 
 
 def _restored_entries(log_history: Sequence[Mapping[str, Any]], *, step: int) -> tuple[list[Mapping[str, Any]], bool]:
     """The log entries of `restored_evaluation`, and whether they were logged after training."""
-    end = max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
+    end = _training_end(log_history)
     after = [e for e in log_history[end + 1 :] if _is_evaluation(e)]
     if after:
         return after, True
@@ -291,8 +303,7 @@ def _last_entries(log_history: Sequence[Mapping[str, Any]]) -> list[Mapping[str,
 def _test_entries(log_history: Sequence[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
     """The last evaluation logged as ``evaluate(test_set, metric_key_prefix="test")`` (the examples' test split)
     after training; one logged before (of the untrained model) or during training describes another model."""
-    end = max((i for i, e in enumerate(log_history) if "train_runtime" in e), default=len(log_history))
-    tests = [e for e in log_history[end + 1 :] if any(k.startswith("test_") and k.endswith("_loss") for k in e)]
+    tests = [e for e in log_history[_training_end(log_history) + 1 :] if any(k.startswith("test_") and k.endswith("_loss") for k in e)]
     return tests[-1:]
 
 
@@ -310,17 +321,16 @@ def hub_eval_results(
     values: dict[str, Any] = {}
     for entry in entries:  # in log order: an evaluation of a set logged again replaces its values
         values.update({k: v for k, v in entry.items() if k.startswith(_SPLIT_PREFIXES)})
-    sets = sorted(evaluation_sets(entries), key=len, reverse=True)  # "clean_2" before "clean"
+    sets = evaluation_sets(entries)
     results = []
     for key, value in values.items():
         name = key.removeprefix("eval_")
-        split = "test" if key.startswith("test_") else next((s for s in sets if name.startswith(f"{s}_")), None)
-        metric = name[len(split) + 1 :] if split else name
+        split, metric = ("test", name.removeprefix("test_")) if key.startswith("test_") else _split_set(name, sets)
         if metric in _HUB_METRICS and isinstance(value, (int, float)) and not isinstance(value, bool):
             results.append(EvalResult(
                 task_type=task, task_name=TASK_TAG_TO_NAME_MAPPING.get(task), dataset_type=dataset_id,
                 dataset_name=dataset_id, dataset_split=split, metric_type=metric, metric_value=value,
-                metric_name=" ".join(part.capitalize() for part in name.split("_")),  # as the card's text names it
+                metric_name=_title(name),
             ))  # fmt: skip
     return results
 
@@ -336,7 +346,7 @@ def _evaluation_results(entries: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
         for key, value in entry.items():
             key = key.removeprefix("eval_")
             if key not in _BOOKKEEPING and key != "step" and not key.endswith(tuple(f"_{b}" for b in _BOOKKEEPING)):
-                results[" ".join(part.capitalize() for part in key.split("_"))] = value  # parse_log_history's names
+                results[_title(key)] = value
     return results
 
 
