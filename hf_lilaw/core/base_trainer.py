@@ -15,7 +15,7 @@ import datasets
 import numpy as np
 import torch
 from torch import nn
-from transformers import Trainer, TrainingArguments
+from transformers import Trainer, TrainerState, TrainingArguments
 from transformers.modelcard import extract_hyperparameters_from_trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_pt_utils import LabelSmoother
@@ -28,6 +28,7 @@ from .checkpoint import (
     OPTIMIZER_FILE,
     RNG_STATE_FILES,
     SCHEDULER_FILE,
+    TRAINER_STATE_NAME,
     begin_checkpoint,
     checkpoint_problem,
     find_resumable_checkpoint,
@@ -43,6 +44,7 @@ from .columns import (
     SAMPLE_ID_COLUMN,
     check_one_label_column,
     column_array,
+    has_transform,
     unique_sample_ids,
     with_sample_id,
 )
@@ -485,12 +487,7 @@ class BaseTrainer(Trainer):
         transform runs, so the first batch would fail with a bare ``KeyError``. The transform runs on the first row
         with and without those columns (the global RNGs left as they were). Side sets are not checked: their
         columns are removed after the transform, by the collator."""
-        if not (
-            self.args.remove_unused_columns
-            and isinstance(dataset, datasets.Dataset)
-            and dataset.format.get("type") == "custom"
-            and len(dataset)
-        ):
+        if not (self.args.remove_unused_columns and has_transform(dataset) and len(dataset)):
             return
         self._set_signature_columns_if_needed()  # Trainer's own choice of columns (`Trainer._remove_unused_columns`)
         removed = [c for c in dataset.column_names if c not in self._signature_columns]
@@ -911,11 +908,9 @@ class BaseTrainer(Trainer):
         )
 
     def _warn_if_a_random_transform_resumes_mid_epoch(self, checkpoint: str) -> None:
-        train = self.train_dataset
-        if not (isinstance(train, datasets.Dataset) and train.format.get("type") == "custom"):
+        if not has_transform(self.train_dataset):
             return
-        with open(os.path.join(checkpoint, "trainer_state.json"), encoding="utf-8") as file:
-            epoch = float(json.load(file).get("epoch") or 0)
+        epoch = TrainerState.load_from_json(os.path.join(checkpoint, TRAINER_STATE_NAME)).epoch or 0.0
         if epoch != round(epoch):
             logger.warning(
                 "Resuming from %s, saved mid-epoch (epoch %.2f), with a training set transform (set_transform / "

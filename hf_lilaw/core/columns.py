@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import Any
 
 import datasets
 import numpy as np
@@ -93,6 +94,13 @@ def check_one_label_column(columns: Iterable[str], *, name: str) -> None:
         f"ambiguous. Keep one label column: remove or rename the others, e.g. dataset.remove_columns({others!r}) "
         f"to train on {trained!r}."
     )
+
+
+def has_transform(dataset: Any) -> bool:
+    """Whether ``dataset`` is a `datasets.Dataset` read through a transform (``set_transform`` /
+    ``with_transform``, which shows up as the format ``"custom"``): its rows are what the transform makes of them,
+    possibly at random."""
+    return isinstance(dataset, datasets.Dataset) and dataset.format.get("type") == "custom"
 
 
 def column_array(dataset: datasets.Dataset, column: str | None = None) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ..functional.losses import IGNORE_INDEX
-from .columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS, column_array
+from .columns import BOOKKEEPING_COLUMNS, LABEL_COLUMNS, column_array, has_transform
 from .labels import check_class_labels, check_finite_columns, check_label_feature
 
 __all__ = [
@@ -137,7 +137,7 @@ def scan_dataset(
     evaluation set) a set without labels passes. Errors name the set, the row and the fix.
     """
     if isinstance(dataset, datasets.Dataset):
-        transformed = dataset.format.get("type") == "custom"
+        transformed = has_transform(dataset)
         if not labels_required and not any(c in (dataset.column_names or []) for c in LABEL_COLUMNS):
             has_ignored = False
         else:

@@ -17,7 +17,7 @@ from transformers import TrainingArguments
 from transformers.trainer_utils import has_length
 
 from ..core.base_trainer import BaseTrainer
-from ..core.columns import with_sample_id
+from ..core.columns import has_transform, with_sample_id
 from ..core.labels import check_label_feature
 from ..core.model_card import format_value, settings_as_code
 from ..core.outputs import extract_logits
@@ -241,7 +241,7 @@ class LiLAWTrainer(BaseTrainer):
             dataset = self.train_dataset
             # A warning, not an error: the transform may be deterministic (the tabular and time-series examples
             # train on one), and nothing tells it apart from random augmentation without running it.
-            if isinstance(dataset, datasets.Dataset) and dataset.format.get("type") == "custom":
+            if has_transform(dataset):
                 warnings.warn(
                     "score_samples() scores the training set through its transform (set_transform/with_transform): if "
                     "that transform augments at random, as training transforms do, each call scores other random "
