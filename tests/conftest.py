@@ -51,6 +51,18 @@ class StopAfter(TrainerCallback):
             control.should_training_stop = True
 
 
+class KillAfter(TrainerCallback):
+    """A kill (``KeyboardInterrupt``) right after step ``step`` and its checkpoint: the run ends without
+    on_train_end, as a killed process does."""
+
+    def __init__(self, step: int):
+        self.step = step
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            raise KeyboardInterrupt
+
+
 @pytest.fixture
 def tiny_model():
     torch.manual_seed(0)

@@ -6,11 +6,10 @@ import os
 import sys
 
 import torch
-from transformers import TrainerCallback
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # tests/, for conftest
 from _distributed import write_rank_result  # noqa: E402
-from conftest import TinyNet, blobs  # noqa: E402
+from conftest import KillAfter, TinyNet, blobs  # noqa: E402
 from hf_lilaw import ELRConfig, ELRTrainer  # noqa: E402
 from hf_lilaw.analysis import TrainingDynamics, TrainingDynamicsRecorder  # noqa: E402
 from hf_lilaw.analysis.dynamics import DYNAMICS_FILE_NAME  # noqa: E402
@@ -18,33 +17,18 @@ from hf_lilaw.analysis.dynamics import DYNAMICS_FILE_NAME  # noqa: E402
 NUM_ROWS = 22  # not a multiple of the global batch of 8: the last batch is padded under two processes
 
 
-class Killed(Exception):
-    pass
-
-
-class KillAt(TrainerCallback):
-    """A crash at the end of ``step``, after the checkpoint before it: on_train_end never runs."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise Killed
-
-
-def run(output_dir, per_device_batch, *, kill_at=None, resume=None, **overrides):
+def run(output_dir, per_device_batch, *, kill_after=None, resume=None, **overrides):
     torch.manual_seed(0)
     settings = dict(per_device_train_batch_size=per_device_batch, num_train_epochs=2, learning_rate=0.5,
                     elr_lambda=0.0, save_strategy="steps", save_steps=4, report_to=[], disable_tqdm=True, seed=0,
                     use_cpu=True)  # fmt: skip
     args = ELRConfig(output_dir=output_dir, **{**settings, **overrides})
     recorder = TrainingDynamicsRecorder(output_dir=os.path.join(output_dir, "dynamics"))
-    callbacks = [recorder] + ([KillAt(kill_at)] if kill_at else [])
+    callbacks = [recorder] + ([KillAfter(kill_after)] if kill_after else [])
     trainer = ELRTrainer(model=TinyNet(), args=args, train_dataset=blobs(NUM_ROWS), callbacks=callbacks)
     try:
         trainer.train(resume_from_checkpoint=resume)
-    except Killed:
+    except KeyboardInterrupt:  # the kill
         pass
     saved = os.path.join(output_dir, "dynamics", DYNAMICS_FILE_NAME)
     return {
@@ -60,7 +44,7 @@ if __name__ == "__main__":
     result = {"full": run(os.path.join(out, "full"), per_device_batch)}
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:
         killed = os.path.join(out, "killed")
-        run(killed, per_device_batch, kill_at=5)  # 3 steps an epoch: checkpoint-4 is mid-epoch 1
+        run(killed, per_device_batch, kill_after=4)  # 3 steps an epoch: checkpoint-4 is mid-epoch 1
         result["resumed"] = run(killed, per_device_batch, resume=os.path.join(killed, "checkpoint-4"))
         result["no_save"] = run(os.path.join(out, "no_save"), per_device_batch, save_strategy="no")
     write_rank_result(out, result)

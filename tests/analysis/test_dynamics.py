@@ -4,13 +4,12 @@ import types
 import numpy as np
 import pytest
 import torch
-from transformers import TrainerCallback
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, find_label_issues
 from hf_lilaw.analysis import HARDNESS_SCORES, TrainingDynamics, label_issue_metrics
 from hf_lilaw.analysis.dynamics import DYNAMICS_FILE_NAME, TrainingDynamicsRecorder
 
-from conftest import TinyNet, blobs
+from conftest import KillAfter, TinyNet, blobs
 
 
 def frozen_trainer(tmp_path, train, recorder, **overrides):
@@ -222,17 +221,6 @@ def test_a_run_resumed_mid_epoch_records_what_the_uninterrupted_run_did(tmp_path
     resumed = TrainingDynamics.load(path)
     for name in ("prob_label", "loss", "correct", "w_alpha", "w_beta", "w_delta"):
         np.testing.assert_allclose(getattr(resumed, name), getattr(uninterrupted, name), rtol=1e-6)
-
-
-class KillAfter(TrainerCallback):
-    """A kill right after the checkpoint of ``step``: the run ends without on_train_end."""
-
-    def __init__(self, step):
-        self.step = step
-
-    def on_step_begin(self, args, state, control, **kwargs):
-        if state.global_step == self.step:
-            raise KeyboardInterrupt
 
 
 def test_a_run_killed_after_a_checkpoint_resumes_to_the_uninterrupted_record(tmp_path):
