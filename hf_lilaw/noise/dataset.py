@@ -126,6 +126,13 @@ def realised_noise_rate(dataset: Dataset, *, noisy_flag_column: str = NOISY_FLAG
     """Returns the fraction of rows flagged noisy (below `rate` for `rule_map` and `pair_flip` noise when some
     classes have no rule or partner, and for `keep_original_draw`; depends on the class balance for
     `noise_matrix`)."""
+    if isinstance(dataset, DatasetDict):
+        # Its column_names is a dict of splits, so the check below would claim the flag column is missing.
+        noised = [split for split, part in dataset.items() if noisy_flag_column in part.column_names]
+        raise TypeError(
+            f"realised_noise_rate takes one split, got a DatasetDict with {list(dataset)} (noised: {noised}); "
+            f"pass one, e.g. realised_noise_rate(dataset[{(noised or list(dataset) or ['train'])[0]!r}])."
+        )
     if noisy_flag_column not in dataset.column_names:
         raise ValueError(f"Column {noisy_flag_column!r} not found; was noise added with another noisy_flag_column?")
     flags = dataset.with_format("numpy", columns=[noisy_flag_column])[:][noisy_flag_column]

@@ -423,6 +423,16 @@ def test_train_test_split_halves_are_guarded_through_the_dict():
         add_label_noise(parts["train"], split="train", noise_type="uniform", rate=0.5, seed=0)
 
 
+def test_realised_noise_rate_of_a_dataset_dict_names_the_split_to_pass():
+    # add_label_noise(..., split="train") returns a DatasetDict; its column_names is a dict of splits, so this
+    # used to say that the flag column "is_noisy" was not found, as if noise had been added under another name.
+    noisy = add_label_noise(_label_ds(n=40).train_test_split(test_size=0.25, seed=0), split="train",
+                            noise_type="uniform", rate=0.5, seed=0)  # fmt: skip
+    with pytest.raises(TypeError, match=r"one split.*\['train', 'test'\] \(noised: \['train'\]\).*dataset\['train'\]"):
+        realised_noise_rate(noisy)
+    assert realised_noise_rate(noisy["train"]) == 0.5
+
+
 def test_add_label_noise_errors():
     ds = _label_ds()
     with pytest.raises(TypeError, match=r"dataset\['train'\]"):
