@@ -141,8 +141,8 @@ def realised_noise_rate(dataset: Dataset, *, noisy_flag_column: str = NOISY_FLAG
 
 # Why a hit row can keep its label, per noise type (the others always change it).
 _KEPT_LABEL_REASONS = {
-    "rule_map": "have no rule for their class",
-    "pair_flip": "have no partner for their class",
+    "rule_map": "have no rule for their class, or drew their own class from its rule,",
+    "pair_flip": "have no partner for their class, or are their own partner,",
     "uniform": "redrew a label equal to the original (keep_original_draw=True)",
 }
 

@@ -883,6 +883,20 @@ def test_pair_flip_partner_missing_logs_realised_rate(caplog):
     assert "no partner for their class" in caplog.text and "realised rate 0.5000 < rate 1.0000" in caplog.text
 
 
+def test_maps_that_keep_a_class_say_so_in_the_realised_rate_warning(caplog):
+    # Every class has a rule / a partner here, yet the warning used to blame hit rows with "no rule" ("no partner").
+    ds = Dataset.from_dict({"label": [0, 1, 2] * 4}, features=Features({"label": ClassLabel(num_classes=3)}))
+    with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
+        out = add_label_noise(ds, noise_type="rule_map", rate=1.0, seed=0, rules={0: [0, 1], 1: [2], 2: [0]})
+    assert out["label"][:3] == [0, 2, 0] and realised_noise_rate(out) == 8 / 12  # every hit class-0 row drew 0
+    assert "no rule for their class, or drew their own class from its rule, and keep their label" in caplog.text
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="hf_lilaw.noise"):
+        out = add_label_noise(ds, noise_type="pair_flip", rate=1.0, seed=0, rules={0: 0, 1: 2, 2: 1})
+    assert out["label"][:3] == [0, 2, 1] and realised_noise_rate(out) == 8 / 12
+    assert "no partner for their class, or are their own partner, and keep their label" in caplog.text
+
+
 @pytest.mark.parametrize(
     ("rules", "error", "match"),
     [
