@@ -75,10 +75,11 @@ def _check_dataset(dataset: Any, allow_test_split: bool, new_columns: Sequence[s
             )
 
 
-def _check_label_column(dataset: Dataset, label_column: str) -> None:
+def _check_label_column(dataset: Dataset, label_column: str, *, optional: bool = False) -> None:
     if label_column not in dataset.column_names:
+        none = ", or label_column=None for a dataset without labels" if optional else ""
         raise ValueError(
-            f"Label column {label_column!r} not found; columns are {dataset.column_names}. Pass label_column=..."
+            f"Label column {label_column!r} not found; columns are {dataset.column_names}. Pass label_column=...{none}."
         )
 
 
@@ -398,7 +399,7 @@ def add_input_noise(
         check_image_mode(feature.mode, f"Image column {input_column!r}")
     storage_dtype = None if is_image_feature else _storage_dtype(feature)
     if label_column is not None:
-        _check_label_column(dataset, label_column)
+        _check_label_column(dataset, label_column, optional=True)
     replacements = _Pool(pool, pool_column or input_column) if pool is not None else None
 
     hit = np.zeros(len(dataset), dtype=bool)

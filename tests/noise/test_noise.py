@@ -685,8 +685,14 @@ def test_input_noise_errors():
         add_input_noise(ds, noise_type="crop_shift", rate=-0.5, seed=0)
     with pytest.raises(ValueError, match="Input column 'pixels' not found.*input_column="):
         add_input_noise(ds, noise_type="crop_shift", rate=0.1, seed=0, input_column="pixels")
-    with pytest.raises(ValueError, match="Label column 'y' not found"):
+    with pytest.raises(ValueError, match="Label column 'y' not found.*or label_column=None for a dataset without labels"):
         add_input_noise(ds, noise_type="crop_shift", rate=0.1, seed=0, label_column="y")
+    unlabelled = ds.remove_columns("label")  # the default label_column="label" is missing: say how to go without
+    with pytest.raises(ValueError, match=r"'label' not found; columns are \['image'\].*label_column=None"):
+        add_input_noise(unlabelled, noise_type="crop_shift", rate=0.5, seed=0)
+    assert add_input_noise(unlabelled, noise_type="crop_shift", rate=0.5, seed=0, label_column=None)["is_noisy"][:] == [
+        False, True, False, True
+    ]
     with pytest.raises(ValueError, match="allow_test_split=True"):
         add_input_noise(Dataset.from_dict(ds.to_dict(), features=ds.features, split="test"),
                         noise_type="crop_shift", rate=0.1, seed=0)  # fmt: skip
