@@ -135,7 +135,7 @@ class RunComparison:
         mean difference, its confidence interval and p-value (`paired_difference`'s: the paired t-test's, or the
         sign-flip test's where every seed gives the same difference)."""
         others = [r for r in self.runs if r != self.baseline] if self.baseline is not None else []
-        level = f"{self.confidence:.0%}".replace("%", " %")
+        level = f"{round(100 * self.confidence, 6):g} %"  # 97.5 %, not 98 % (nor 100 % for 0.995)
         header = ["metric", *self.runs]
         for run in others:
             header += [f"Δ ({run} − {self.baseline})", f"{level} CI", "p (paired t)"]

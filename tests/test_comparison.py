@@ -65,6 +65,13 @@ def test_markdown_and_json():
     assert one["metrics"]["test_accuracy"]["differences"]["LiLAWTrainer"]["p_value"] is None
 
 
+def test_markdown_names_the_confidence_level_exactly():
+    # rounded to a whole percent before: 0.975 (Bonferroni over two comparisons) read "98 % CI", 0.995 "100 % CI"
+    for confidence, level in ((0.975, "97.5 % CI"), (0.995, "99.5 % CI"), (0.9, "90 % CI")):
+        header = compare_runs(PER_SEED, baseline="Trainer", confidence=confidence).to_markdown().splitlines()[0]
+        assert f"| {level} |" in header
+
+
 def test_one_seed_or_no_baseline():
     one = compare_runs({0: PER_SEED[0]}, baseline="Trainer")
     diff = one.metrics["test_accuracy"]["differences"]["LiLAWTrainer"]
