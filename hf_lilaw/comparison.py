@@ -44,15 +44,16 @@ class PairedDifference:
             ``confidence``; ``half_width`` is its half width.
         p_value: the two-sided paired t-test p-value.
 
-    With every difference equal (up to float rounding: within ``1e-12 · max(1, max |d|)``) there is no spread to
-    test against and the t statistic is 0/0 or ±∞. Then ``sd`` is 0 and p is the exact sign-flip test's, which needs
-    no spread (under a null symmetric about 0 each of the ``2ⁿ`` sign patterns is equally likely; the observed one
-    and its mirror are the most extreme): 1 where every difference is 0 (e.g. two runs that train identically),
-    else ``p = 2¹⁻ⁿ`` (0.25 over 3 seeds, 0.0625 over 5). The interval inverts the same test: any other shift leaves
-    every difference of one sign, so it is unbounded while ``2¹⁻ⁿ`` exceeds ``1 − confidence`` (up to 5 seeds at
-    95 %), else the point ``[mean, mean]`` — identical runs over 3 seeds do not show that no difference exists.
-    Accuracies on a finite test set are quantised, so three seeds can differ by the same amount by chance; the
-    t-test's limit (p 0, or the interval [0, 0]) would call that certain.
+    With every difference equal (up to float rounding: within ``1e-12 · max(1, max |a|, max |b|)``, the scale of
+    the rounding in ``a_s − b_s``) there is no spread to test against and the t statistic is 0/0 or ±∞. Then ``sd``
+    is 0 and p is the exact sign-flip test's, which needs no spread (under a null symmetric about 0 each of the
+    ``2ⁿ`` sign patterns is equally likely; the observed one and its mirror are the most extreme): 1 where every
+    difference is 0 (e.g. two runs that train identically), else ``p = 2¹⁻ⁿ`` (0.25 over 3 seeds, 0.0625 over 5).
+    The interval inverts the same test: any other shift leaves every difference of one sign, so it is unbounded
+    while ``2¹⁻ⁿ`` exceeds ``1 − confidence`` (up to 5 seeds at 95 %), else the point ``[mean, mean]`` — identical
+    runs over 3 seeds do not show that no difference exists. Accuracies on a finite test set are quantised, so three
+    seeds can differ by the same amount by chance; the t-test's limit (p 0, or the interval [0, 0]) would call that
+    certain.
     """
 
     n: int
@@ -80,7 +81,8 @@ def paired_difference(a: Sequence[float], b: Sequence[float], *, confidence: flo
         raise ValueError(f"confidence must be in (0, 1), e.g. 0.95; got {confidence}.")
     d = a_arr - b_arr
     mean = float(d.mean())
-    rounding = 1e-12 * max(1.0, float(np.abs(d).max()))
+    # a_s - b_s is rounded at the scale of a and b, not of d: 30000.3 - 30000.2 is 0.1 give or take 4e-12.
+    rounding = 1e-12 * max(1.0, float(np.abs(a_arr).max()), float(np.abs(b_arr).max()))
     if np.ptp(d) <= rounding:
         p = 1.0 if abs(mean) <= rounding else 2.0 ** (1 - n)
         # Inverting the sign-flip test: any other shift leaves every difference of one sign, p = 2^(1-n).
@@ -133,7 +135,7 @@ class RunComparison:
         mean difference, its confidence interval and p-value (`paired_difference`'s: the paired t-test's, or the
         sign-flip test's where every seed gives the same difference)."""
         others = [r for r in self.runs if r != self.baseline] if self.baseline is not None else []
-        level = f"{self.confidence:.0%}".replace("%", " %")
+        level = f"{round(100 * self.confidence, 6):g} %"  # 97.5 %, not 98 % (nor 100 % for 0.995)
         header = ["metric", *self.runs]
         for run in others:
             header += [f"Δ ({run} − {self.baseline})", f"{level} CI", "p (paired t)"]

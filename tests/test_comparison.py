@@ -65,6 +65,13 @@ def test_markdown_and_json():
     assert one["metrics"]["test_accuracy"]["differences"]["LiLAWTrainer"]["p_value"] is None
 
 
+def test_markdown_names_the_confidence_level_exactly():
+    # rounded to a whole percent before: 0.975 (Bonferroni over two comparisons) read "98 % CI", 0.995 "100 % CI"
+    for confidence, level in ((0.975, "97.5 % CI"), (0.995, "99.5 % CI"), (0.9, "90 % CI")):
+        header = compare_runs(PER_SEED, baseline="Trainer", confidence=confidence).to_markdown().splitlines()[0]
+        assert f"| {level} |" in header
+
+
 def test_one_seed_or_no_baseline():
     one = compare_runs({0: PER_SEED[0]}, baseline="Trainer")
     diff = one.metrics["test_accuracy"]["differences"]["LiLAWTrainer"]
@@ -111,6 +118,17 @@ def test_paired_difference_by_hand_and_without_spread():
         paired_difference([1.0, float("nan")], [1.0, 2.0])
     with pytest.raises(ValueError, match="confidence must be in"):
         paired_difference([1.0, 2.0], [1.5, 2.0], confidence=95)
+
+
+def test_a_constant_difference_between_large_values_is_still_constant():
+    # 30000.3 - 30000.2 rounds to 0.1 give or take 4e-12, more than 1e-12 of |d|: the t-test read that rounding as
+    # spread, p 4e-23 and the interval [0.1, 0.1] (a regression loss, a perplexity, a sum over a test set)
+    a = [10000.3, 20000.3, 30000.3]
+    d = paired_difference(a, [x - 0.1 for x in a])
+    assert (d.sd, d.p_value, d.ci_low, d.ci_high) == (0.0, 0.25, -math.inf, math.inf)
+    assert d.mean == pytest.approx(0.1)
+    same = paired_difference(a, [x - 0.1 + 0.1 for x in a])  # 0 up to rounding, at that scale too
+    assert (same.sd, same.p_value) == (0.0, 1.0)
 
 
 def test_a_non_finite_metric_gives_nan_not_an_error():
