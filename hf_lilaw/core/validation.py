@@ -96,6 +96,10 @@ def _labels_of_rows(rows: Sequence[Any], *, name: str) -> np.ndarray:
                 f"(it has {sorted(row)})."
             )
         label = row[column]
+        if label is None:
+            missing = [j for j, other in enumerate(rows) if isinstance(other, Mapping) and other.get(column) is None]
+            keep = f"[row for row in {name} if row['{column}'] is not None]"
+            raise ValueError(_missing_label_message(name, missing, column=column, keep=keep))
         labels.append(label.item() if isinstance(label, (torch.Tensor, np.ndarray)) and np.size(label) == 1 else label)
     return np.asarray(labels)
 
@@ -143,8 +147,14 @@ def scan_dataset(
         else:
             column = label_column_of(dataset, name=name)
             check_label_feature(dataset, name=name)
+            labels = column_array(dataset, column)
+            if np.issubdtype(labels.dtype, np.floating):  # an integer column with empty (None) entries reads as NaN
+                missing = np.flatnonzero(np.isnan(labels)).tolist()
+                if missing:
+                    keep = f"{name}.filter(lambda row: row['{column}'] is not None)"
+                    raise ValueError(_missing_label_message(name, missing, column=column, keep=keep))
             has_ignored = _check_label_values(
-                column_array(dataset, column), name=name, num_classes=num_classes, require_labelled=labels_required
+                labels, name=name, num_classes=num_classes, require_labelled=labels_required
             )
         if finite:
             check_finite_columns(dataset, name=name)
@@ -167,6 +177,13 @@ def scan_dataset(
                         raise ValueError(_non_finite_message(name, f"row {i}", key))
         return ScanResult(has_ignored=has_ignored, transformed=False)
     return None
+
+
+def _missing_label_message(name: str, missing: Sequence[int], *, column: str, keep: str) -> str:
+    return (
+        f"{name} row {missing[0]} has no label: its '{column}' is None ({len(missing)} such rows). Drop them, e.g. "
+        f"{keep}, or give each a class index (-100 to skip the row)."
+    )
 
 
 def _non_finite_message(name: str, row: str, key: str) -> str:
