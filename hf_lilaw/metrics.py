@@ -60,7 +60,17 @@ def _gather(eval_pred: Any) -> tuple[np.ndarray, np.ndarray]:
         labels = np.concatenate([np.asarray(b) for b in labels])
     else:
         predictions = _logits_of(predictions)
-    logits, labels = np.asarray(predictions, dtype=np.float64), np.asarray(labels).astype(np.int64)
+    logits, labels = np.asarray(predictions, dtype=np.float64), np.asarray(labels)
+    if labels.dtype.kind == "f":  # float class ids (0.0, 1.0) are fine; casting 0.6 to int would score it as 0
+        fractional = ~np.isfinite(labels) | (labels != np.round(labels))
+        if fractional.any():
+            raise ValueError(
+                f"{int(fractional.sum())} of the {labels.size} labels scored are not class indices (values "
+                f"{np.unique(labels[fractional])[:5].tolist()}): these metrics score a classifier's logits against "
+                "integer class labels, and would have truncated them to classes. Score regression or soft-label "
+                "targets with other metrics; give a row without a label -100."
+            )
+    labels = labels.astype(np.int64)
     if labels.ndim == 2 and labels.shape[1] == 1:  # a column of labels, (N, 1)
         labels = labels[:, 0]
     if logits.ndim != 2 or labels.ndim != 1 or logits.shape[0] != labels.shape[0]:

@@ -118,6 +118,19 @@ def test_labels_outside_the_classes_are_refused_naming_the_fix():
         compute_classification_metrics((np.vstack([LOGITS, LOGITS[:1]]), np.array([0, -1, 0, 6, 1])))
 
 
+def test_fractional_labels_are_refused_and_float_class_ids_scored():
+    # Labels were cast to int: regression targets in [0, 1) scored against one logit gave accuracy 1.0, and
+    # fractional labels were truncated to classes; NaN became a huge negative "class".
+    logits = np.array([[2.0, 0.0], [0.0, 2.0], [2.0, 0.0]])
+    for labels in (np.array([0.6, 1.4, 0.9]), np.array([0.0, 1.0, np.nan])):
+        with pytest.raises(ValueError, match=r"labels scored are not class indices"):
+            compute_classification_metrics((logits, labels))
+    with pytest.raises(ValueError, match=r"^3 of the 3 labels scored are not class indices \(values \[0.2, 0.5, 0.7\]\)"):
+        compute_classification_metrics((np.zeros((3, 1)), np.array([0.2, 0.5, 0.7])))
+    out = compute_classification_metrics((logits, np.array([0.0, 1.0, 1.0])))  # float class ids, as from pandas
+    assert out == compute_classification_metrics((logits, np.array([0, 1, 1]))) and out["accuracy"] == pytest.approx(2 / 3)
+
+
 @pytest.mark.parametrize(("num_classes", "has_top5"), [(2, False), (5, False), (6, True), (10, True)])
 def test_top5_only_above_five_classes(num_classes, has_top5):
     rng = np.random.default_rng(num_classes)

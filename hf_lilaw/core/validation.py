@@ -36,6 +36,16 @@ __all__ = [
 _LABEL_FIX = "Fix the label, or give the model one output per class (num_labels, or the width of its last layer)."
 
 
+def _label_fix(bad: Any, *, column: str = "label") -> str:
+    """How to fix the out-of-range labels ``bad``: -1 is `datasets`' missing ClassLabel (a test split's labels)."""
+    bad = np.asarray(bad)
+    missing = (
+        "-1 is datasets' ClassLabel value for a missing label: mark such rows -100 to skip them, or, for a set "
+        f"without labels (a test split), remove the label column (dataset.remove_columns('{column}'))."
+    )
+    return " ".join([*([missing] if (bad == -1).any() else []), *([_LABEL_FIX] if (bad != -1).any() else [])])
+
+
 @dataclass(frozen=True)
 class ScanResult:
     """What a full scan of a set found (it raised on anything wrong)."""
@@ -96,11 +106,17 @@ def _labels_of_rows(rows: Sequence[Any], *, name: str) -> np.ndarray:
                 f"(it has {sorted(row)})."
             )
         label = row[column]
+        if label is None:
+            missing = [j for j, other in enumerate(rows) if isinstance(other, Mapping) and other.get(column) is None]
+            keep = f"[row for row in {name} if row['{column}'] is not None]"
+            raise ValueError(_missing_label_message(name, missing, column=column, keep=keep))
         labels.append(label.item() if isinstance(label, (torch.Tensor, np.ndarray)) and np.size(label) == 1 else label)
     return np.asarray(labels)
 
 
-def _check_label_values(labels: np.ndarray, *, name: str, num_classes: int | None, require_labelled: bool) -> bool:
+def _check_label_values(
+    labels: np.ndarray, *, name: str, num_classes: int | None, require_labelled: bool, column: str = "label"
+) -> bool:
     """Dtype, shape and range of every label of a scanned set; returns whether some are -100."""
     integer = np.issubdtype(labels.dtype, np.integer) and labels.ndim == 1
     if num_classes is None or not integer:
@@ -108,7 +124,9 @@ def _check_label_values(labels: np.ndarray, *, name: str, num_classes: int | Non
             check_class_labels(labels, num_classes=num_classes or 1, name=name)
     else:
         bad = np.flatnonzero((labels != IGNORE_INDEX) & ((labels < 0) | (labels >= num_classes)))
-        fix = f"The first is row {bad[0]} (label {labels[bad[0]]}). {_LABEL_FIX}" if len(bad) else _LABEL_FIX
+        fix = _LABEL_FIX
+        if len(bad):
+            fix = f"The first is row {bad[0]} (label {labels[bad[0]]}). {_label_fix(labels[bad], column=column)}"
         check_class_labels(labels, num_classes=num_classes, name=name, fix=fix)
     ignored = labels == IGNORE_INDEX
     if require_labelled and len(labels) and ignored.all():
@@ -143,8 +161,14 @@ def scan_dataset(
         else:
             column = label_column_of(dataset, name=name)
             check_label_feature(dataset, name=name)
+            labels = column_array(dataset, column)
+            if np.issubdtype(labels.dtype, np.floating):  # an integer column with empty (None) entries reads as NaN
+                missing = np.flatnonzero(np.isnan(labels)).tolist()
+                if missing:
+                    keep = f"{name}.filter(lambda row: row['{column}'] is not None)"
+                    raise ValueError(_missing_label_message(name, missing, column=column, keep=keep))
             has_ignored = _check_label_values(
-                column_array(dataset, column), name=name, num_classes=num_classes, require_labelled=labels_required
+                labels, name=name, num_classes=num_classes, require_labelled=labels_required, column=column
             )
         if finite:
             check_finite_columns(dataset, name=name)
@@ -167,6 +191,13 @@ def scan_dataset(
                         raise ValueError(_non_finite_message(name, f"row {i}", key))
         return ScanResult(has_ignored=has_ignored, transformed=False)
     return None
+
+
+def _missing_label_message(name: str, missing: Sequence[int], *, column: str, keep: str) -> str:
+    return (
+        f"{name} row {missing[0]} has no label: its '{column}' is None ({len(missing)} such rows). Drop them, e.g. "
+        f"{keep}, or give each a class index (-100 to skip the row)."
+    )
 
 
 def _non_finite_message(name: str, row: str, key: str) -> str:
@@ -220,7 +251,7 @@ def check_batch(
                 i = int(bad.nonzero()[0, 0])
                 raise ValueError(
                     f"{name} {rows[i]} has label {int(labels[i])}, but the model outputs {num_classes} classes: labels "
-                    f"must lie in [0, {num_classes}) (or be -100 to skip a row). {_LABEL_FIX}"
+                    f"must lie in [0, {num_classes}) (or be -100 to skip a row). {_label_fix(labels[bad])}"
                 )
         if require_labelled and len(labels) and not bool(labelled.any()):
             raise ValueError(
