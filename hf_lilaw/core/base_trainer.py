@@ -131,8 +131,9 @@ class BaseTrainer(Trainer):
         self.check_train_dataset(train_dataset)
         smoothing = args.label_smoothing_factor
         # Trainer.__init__ reads model.config.problem_type when label smoothing is on: an AttributeError for a plain
-        # nn.Module, which the families support. Its label smoother is made after the call instead.
-        smoothing_later = smoothing != 0 and model is not None and not hasattr(model, "config")
+        # nn.Module, which the families support, also one that model_init builds inside that call (model is None
+        # here). Its label smoother is made after the call instead; a multi-label config is refused below anyway.
+        smoothing_later = smoothing != 0 and not hasattr(model, "config")
         if smoothing_later:
             args.label_smoothing_factor = 0.0
         try:
