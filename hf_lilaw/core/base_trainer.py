@@ -236,9 +236,9 @@ class BaseTrainer(Trainer):
         A family that weights or regularises the loss registers its loss as ``compute_loss_func``, so Trainer's
         ``num_items_in_batch`` bookkeeping (counts over the whole accumulated batch and across processes) holds.
         The outputs go back in the form Trainer's ``prediction_step`` reads right: a bare tensor as
-        ``{"logits": ...}`` (it would slice a tensor as if it were a tuple), and a tuple computed without the labels
-        (Trainer takes them out for ``compute_loss_func``) with the loss in front (it drops a tuple's first item as
-        the loss).
+        ``{"logits": ...}`` (it would slice a tensor as if it were a tuple), and a tuple or list computed without the
+        labels (Trainer takes them out for ``compute_loss_func``) with the loss in front (it drops a tuple's first item
+        as the loss).
         """
         self._batch_sample_ids = inputs.get(SAMPLE_ID_COLUMN)
         inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
@@ -251,7 +251,7 @@ class BaseTrainer(Trainer):
             return loss, {"logits": outputs}
         if self._logits_only:
             return loss, {"logits": extract_logits(outputs)}
-        if isinstance(outputs, tuple) and had_labels and "labels" not in inputs:
+        if isinstance(outputs, (tuple, list)) and had_labels and "labels" not in inputs:  # a list as extract_logits
             return loss, (loss, *outputs)
         return result
 

@@ -175,6 +175,31 @@ def test_a_tuple_output_predicts_its_logits_and_features_as_trainer_does(tmp_pat
     assert output.metrics["test_loss"] == pytest.approx(expected, rel=1e-5)
 
 
+
+class ListNet(TinyNet):
+    """``[logits, features]``: a list, which the families' losses read as a tuple."""
+
+    def forward(self, x, labels=None):
+        features = self.body(x)
+        return [self.head(features), features]
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_a_list_output_predicts_and_evaluates_its_logits(tmp_path, family):
+    # Trainer dropped the list's first item as the loss: the features came back as predictions, and compute_metrics
+    # scored them (argmax over 16 features) without a word.
+    torch.manual_seed(0)
+    model, test = ListNet(), blobs(24, noise_rate=0.0, seed=2)
+    trainer = family_trainer(family, tmp_path, model, blobs(48))
+    trainer.compute_metrics = lambda p: {"accuracy": float((np.argmax(p.predictions[0], -1) == p.label_ids).mean())}
+    output = trainer.predict(test)
+    with torch.no_grad():
+        logits, features = model(torch.tensor(test["x"]))
+    torch.testing.assert_close(torch.as_tensor(output.predictions[0]), logits)
+    torch.testing.assert_close(torch.as_tensor(output.predictions[1]), features)
+    accuracy = (logits.argmax(-1) == torch.tensor(test["label"])).float().mean().item()
+    assert output.metrics["test_accuracy"] == pytest.approx(accuracy)
+
 class LengthNet(TinyNet):
     def forward(self, x, length=None, labels=None):  # takes the length column, so Trainer keeps it for the sampler
         return {"logits": self.head(self.body(x))}
