@@ -131,8 +131,9 @@ class BaseTrainer(Trainer):
         self.check_train_dataset(train_dataset)
         smoothing = args.label_smoothing_factor
         # Trainer.__init__ reads model.config.problem_type when label smoothing is on: an AttributeError for a plain
-        # nn.Module, which the families support. Its label smoother is made after the call instead.
-        smoothing_later = smoothing != 0 and model is not None and not hasattr(model, "config")
+        # nn.Module, which the families support, also one that model_init builds inside that call (model is None
+        # here). Its label smoother is made after the call instead; a multi-label config is refused below anyway.
+        smoothing_later = smoothing != 0 and not hasattr(model, "config")
         if smoothing_later:
             args.label_smoothing_factor = 0.0
         try:
@@ -235,9 +236,9 @@ class BaseTrainer(Trainer):
         A family that weights or regularises the loss registers its loss as ``compute_loss_func``, so Trainer's
         ``num_items_in_batch`` bookkeeping (counts over the whole accumulated batch and across processes) holds.
         The outputs go back in the form Trainer's ``prediction_step`` reads right: a bare tensor as
-        ``{"logits": ...}`` (it would slice a tensor as if it were a tuple), and a tuple computed without the labels
-        (Trainer takes them out for ``compute_loss_func``) with the loss in front (it drops a tuple's first item as
-        the loss).
+        ``{"logits": ...}`` (it would slice a tensor as if it were a tuple), and a tuple or list computed without the
+        labels (Trainer takes them out for ``compute_loss_func``) with the loss in front (it drops a tuple's first item
+        as the loss).
         """
         self._batch_sample_ids = inputs.get(SAMPLE_ID_COLUMN)
         inputs = {k: v for k, v in inputs.items() if k not in BOOKKEEPING_COLUMNS}
@@ -250,7 +251,7 @@ class BaseTrainer(Trainer):
             return loss, {"logits": outputs}
         if self._logits_only:
             return loss, {"logits": extract_logits(outputs)}
-        if isinstance(outputs, tuple) and had_labels and "labels" not in inputs:
+        if isinstance(outputs, (tuple, list)) and had_labels and "labels" not in inputs:  # a list as extract_logits
             return loss, (loss, *outputs)
         return result
 

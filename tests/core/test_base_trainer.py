@@ -175,6 +175,31 @@ def test_a_tuple_output_predicts_its_logits_and_features_as_trainer_does(tmp_pat
     assert output.metrics["test_loss"] == pytest.approx(expected, rel=1e-5)
 
 
+
+class ListNet(TinyNet):
+    """``[logits, features]``: a list, which the families' losses read as a tuple."""
+
+    def forward(self, x, labels=None):
+        features = self.body(x)
+        return [self.head(features), features]
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_a_list_output_predicts_and_evaluates_its_logits(tmp_path, family):
+    # Trainer dropped the list's first item as the loss: the features came back as predictions, and compute_metrics
+    # scored them (argmax over 16 features) without a word.
+    torch.manual_seed(0)
+    model, test = ListNet(), blobs(24, noise_rate=0.0, seed=2)
+    trainer = family_trainer(family, tmp_path, model, blobs(48))
+    trainer.compute_metrics = lambda p: {"accuracy": float((np.argmax(p.predictions[0], -1) == p.label_ids).mean())}
+    output = trainer.predict(test)
+    with torch.no_grad():
+        logits, features = model(torch.tensor(test["x"]))
+    torch.testing.assert_close(torch.as_tensor(output.predictions[0]), logits)
+    torch.testing.assert_close(torch.as_tensor(output.predictions[1]), features)
+    accuracy = (logits.argmax(-1) == torch.tensor(test["label"])).float().mean().item()
+    assert output.metrics["test_accuracy"] == pytest.approx(accuracy)
+
 class LengthNet(TinyNet):
     def forward(self, x, length=None, labels=None):  # takes the length column, so Trainer keeps it for the sampler
         return {"logits": self.head(self.body(x))}
@@ -507,3 +532,27 @@ def test_a_fairness_gap_as_best_metric_needs_lower_is_better(tmp_path):
     trainer = ELRTrainer(model=TinyNet(), args=ELRConfig(**args, greater_is_better=False), train_dataset=blobs(32),
                          eval_dataset=blobs(8))
     assert trainer.args.greater_is_better is False
+
+
+@pytest.mark.parametrize("family", ["lilaw", "elr"])
+def test_label_smoothing_with_a_plain_module_from_model_init_trains_and_evaluates_smoothed(tmp_path, family):
+    # Trainer.__init__ builds the model_init model and reads its .config for label smoothing: an AttributeError.
+    def model_init(trial=None):
+        torch.manual_seed(0)
+        return TinyNet()
+
+    values = dict(output_dir=str(tmp_path), per_device_train_batch_size=16, max_steps=1, report_to=[],
+                  disable_tqdm=True, save_strategy="no", use_cpu=True, label_smoothing_factor=0.2)  # fmt: skip
+    if family == "lilaw":
+        trainer = LiLAWTrainer(model_init=model_init, args=LiLAWConfig(**values, lilaw_warmup_steps=0),
+                               train_dataset=blobs(32), meta_dataset=blobs(16, seed=1))  # fmt: skip
+    else:
+        trainer = ELRTrainer(model_init=model_init, args=ELRConfig(**values, elr_lambda=0.0), train_dataset=blobs(32))
+    test = blobs(24, seed=2)
+    with torch.no_grad():
+        logits = model_init()(torch.tensor(test["x"]))["logits"]
+    smoothed = torch.nn.functional.cross_entropy(logits, torch.tensor(test["label"]), label_smoothing=0.2).item()
+    assert trainer.args.label_smoothing_factor == 0.2
+    assert trainer.evaluate(test)["eval_loss"] == pytest.approx(smoothed, rel=1e-6)
+    trainer.train()
+    assert trainer.state.global_step == 1
