@@ -15,6 +15,9 @@ so gradient accumulation and multi-process training give the gradients of one bi
 mean over labelled rows. Rows labelled ``-100`` carry no loss. Probabilities are float32 whatever the model's
 precision.
 
+Label smoothing: pass ``label_smoothing=`` to the loss. Trainer ignores ``TrainingArguments.label_smoothing_factor``
+whenever ``compute_loss_func`` is given, and a loss cannot see the arguments.
+
 | class | loss of one sample (``p_y``: softmax probability of the label) | reference |
 |---|---|---|
 | `CrossEntropy` | ``−log p_y`` | |
