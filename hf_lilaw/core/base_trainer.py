@@ -48,7 +48,13 @@ from .columns import (
     unique_sample_ids,
     with_sample_id,
 )
-from .labels import check_class_labels, check_finite_columns, check_label_feature, check_single_label_model
+from .labels import (
+    check_class_labels,
+    check_class_names,
+    check_finite_columns,
+    check_label_feature,
+    check_single_label_model,
+)
 from .model_card import library_of, loading_snippet, noise_description, render_model_card, starting_weights
 from .observers import RECORDING_TRAINERS, TrainingDynamicsObserver
 from .outputs import extract_logits
@@ -164,6 +170,8 @@ class BaseTrainer(Trainer):
         if self.model is not None:
             check_single_label_model(self.model)
         check_label_feature(self.train_dataset, name="train_dataset")
+        if self.model is not None:
+            check_class_names(self.model, self.train_dataset, name="train_dataset")
         if hasattr(self.model, "add_model_tags"):
             self.model.add_model_tags(list(self._tag_names))  # so push_to_hub's card carries them
         self._training_state: TrainingState | None = None

@@ -11,6 +11,9 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+import logging
+import re
+
 import datasets
 import numpy as np
 import torch
@@ -18,8 +21,11 @@ import torch
 from ..functional.losses import IGNORE_INDEX
 from .columns import LABEL_COLUMNS, column_array, find_label_column
 
+logger = logging.getLogger(__name__)
+
 __all__ = [
     "check_class_labels",
+    "check_class_names",
     "check_finite_columns",
     "check_label_feature",
     "check_single_label_model",
@@ -46,6 +52,39 @@ def check_label_feature(dataset: Any, *, name: str) -> None:
             f"{name}'s '{column}' column holds {type(feature).__name__} values (multi-label?); the trainer handles "
             "single-label classification: give one integer class index per sample."
         )
+
+
+def check_class_names(model: Any, dataset: Any, *, name: str) -> None:
+    """The model's class names (``config.id2label``) must be the training set's ``ClassLabel`` names, index by index.
+
+    A saved model names its outputs by ``id2label``; trained on a ``ClassLabel`` in another order it would name
+    every prediction wrongly. The same names in another order are refused; other names only warned about (they
+    may be the same classes spelt differently). Default names (``LABEL_0``, …) and sets without ``ClassLabel``
+    names are not checked.
+    """
+    features = getattr(dataset, "features", None)
+    id2label = getattr(getattr(model, "config", None), "id2label", None)
+    if not features or not id2label:
+        return
+    column = next((c for c in LABEL_COLUMNS if c in features), None)
+    feature = features[column] if column is not None else None
+    if not isinstance(feature, datasets.ClassLabel) or len(id2label) != feature.num_classes:
+        return
+    model_names = [str(id2label.get(i, id2label.get(str(i), ""))) for i in range(feature.num_classes)]
+    if all(re.fullmatch(r"LABEL_\d+", label) for label in model_names) or model_names == list(feature.names):
+        return
+    fix = (
+        f"Give the model the data's names, e.g. model.config.id2label = dict(enumerate(names)); "
+        f"model.config.label2id = {{n: i for i, n in enumerate(names)}} with names = {name}.features['{column}'].names, "
+        "or build the model with id2label/label2id from them."
+    )
+    message = (
+        f"The model's class names (config.id2label) are {model_names}, but {name}'s '{column}' ClassLabel names its "
+        f"classes {list(feature.names)}: trained on these labels, the saved model would name its outputs wrongly."
+    )
+    if sorted(model_names) == sorted(feature.names):
+        raise ValueError(f"{message} {fix}")
+    logger.warning("%s %s", message, fix)
 
 
 def dataset_labels(dataset: Any, *, name: str, read_rows: bool = False) -> np.ndarray | None:

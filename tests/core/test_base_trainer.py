@@ -556,3 +556,15 @@ def test_label_smoothing_with_a_plain_module_from_model_init_trains_and_evaluate
     assert trainer.evaluate(test)["eval_loss"] == pytest.approx(smoothed, rel=1e-6)
     trainer.train()
     assert trainer.state.global_step == 1
+
+
+@pytest.mark.parametrize("trainer_class", [LiLAWTrainer, ELRTrainer])
+def test_class_names_in_another_order_than_the_datas_are_refused_before_training(tmp_path, trainer_class):
+    data = blobs(24).cast_column("label", datasets.ClassLabel(names=["cat", "dog", "bird"]))
+    data = data.rename_column("x", "input_values").select_columns(["input_values", "label"])
+    config = MLPClassifierConfig(input_size=8, num_labels=3, id2label={0: "dog", 1: "bird", 2: "cat"})
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True)
+    with pytest.raises(ValueError, match=r"id2label\) are \['dog', 'bird', 'cat'\].*\['cat', 'dog', 'bird'\]"):
+        trainer_class(model=MLPForTabularClassification(config), args=args, train_dataset=data)
+    config.id2label, config.label2id = {0: "cat", 1: "dog", 2: "bird"}, {"cat": 0, "dog": 1, "bird": 2}
+    trainer_class(model=MLPForTabularClassification(config), args=args, train_dataset=data)

@@ -5,6 +5,7 @@ import torch
 
 from hf_lilaw.core.labels import (
     check_class_labels,
+    check_class_names,
     check_finite_columns,
     check_label_feature,
     check_single_label_model,
@@ -75,3 +76,28 @@ def test_models_set_up_for_another_task_are_refused():
         check_single_label_model(Model(num_labels=1))
     with pytest.raises(ValueError, match="multi_label_classification"):
         check_single_label_model(Model(num_labels=3, problem_type="multi_label_classification"))
+
+
+def test_class_names_must_match_the_training_sets_class_label(caplog):
+    from transformers import PretrainedConfig
+
+    def model(names):
+        module = torch.nn.Linear(2, 3)
+        id2label = dict(enumerate(names)) if names else None
+        module.config = PretrainedConfig(num_labels=3, **({"id2label": id2label} if id2label else {}))
+        return module
+
+    data = datasets.Dataset.from_dict(
+        {"features": [[0.0, 1.0]] * 3, "label": [0, 1, 2]},
+        features=datasets.Features(
+            {"features": datasets.Sequence(datasets.Value("float32")), "label": datasets.ClassLabel(names=["cat", "dog", "bird"])}
+        ),
+    )
+    check_class_names(model(["cat", "dog", "bird"]), data, name="train_dataset")
+    check_class_names(model(None), data, name="train_dataset")  # LABEL_0, LABEL_1, LABEL_2: nothing to compare
+    check_class_names(model(["dog", "bird", "cat"]), data.cast_column("label", datasets.Value("int64")), name="t")
+    with pytest.raises(ValueError, match=r"\['dog', 'bird', 'cat'\].*\['cat', 'dog', 'bird'\].*id2label = dict"):
+        check_class_names(model(["dog", "bird", "cat"]), data, name="train_dataset")
+    with caplog.at_level("WARNING", logger="hf_lilaw.core.labels"):
+        check_class_names(model(["Cat", "Dog", "Bird"]), data, name="train_dataset")
+    assert "name its outputs wrongly" in caplog.text
