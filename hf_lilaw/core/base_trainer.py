@@ -68,7 +68,14 @@ from .training_state import (
     save_training_state,
     shared_file_name,
 )
-from .validation import check_batch, describe_rows, explain_forward_failure, label_column_of, scan_dataset
+from .validation import (
+    check_batch,
+    describe_rows,
+    explain_collate_failure,
+    explain_forward_failure,
+    label_column_of,
+    scan_dataset,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -579,7 +586,11 @@ class BaseTrainer(Trainer):
         shape, range) and floating-point values finite. A bad label fails naming the set and the step, not as an
         index error (a device-side assert on a GPU) inside the loss; a non-finite value before it makes the model
         NaN. One host sync for the labels and one per floating-point tensor, per batch."""
-        batches, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        try:
+            batches, num_items_in_batch = super().get_batch_samples(epoch_iterator, num_batches, device)
+        except TypeError as error:
+            self._explain_row_type(error)
+            raise
         if not isinstance(self.train_dataset, datasets.Dataset):
             step, count = self.state.global_step + 1, len(batches)
             process = f" of process {self.args.process_index}" if self.args.world_size > 1 else ""
@@ -591,6 +602,21 @@ class BaseTrainer(Trainer):
                 check_batch(batch, name="train_dataset", rows=describe_rows(None, size, batch=where),
                             num_classes=self._known_num_classes, require_labelled=False)  # fmt: skip
         return batches, num_items_in_batch
+
+    def _explain_row_type(self, error: TypeError) -> None:
+        """Raise a `ValueError` naming the fix when a map-style training set's rows are not dicts (e.g. ``(x, y)``
+        tuples of a torch ``Dataset``), which transformers' collators fail on with a bare ``TypeError``."""
+        dataset, collator = self.train_dataset, self.data_collator
+        if isinstance(dataset, (datasets.Dataset, datasets.IterableDataset)) or not hasattr(dataset, "__getitem__"):
+            return
+        if not getattr(collator, "__module__", "").startswith("transformers."):
+            return  # a collator of the user's own may take any rows: the failure is its own
+        try:
+            row = dataset[0]
+        except Exception:  # not even its first row reads: the original error is the better one
+            return
+        if not isinstance(row, Mapping):
+            raise ValueError(explain_collate_failure([row], name="train_dataset", rows=["row 0"])) from error
 
     def check_label_columns(self, dataset: Any, *, name: str) -> None:
         """Refuse a set whose examples reach the collator with more than one label column (`check_one_label_column`):

@@ -568,3 +568,30 @@ def test_class_names_in_another_order_than_the_datas_are_refused_before_training
         trainer_class(model=MLPForTabularClassification(config), args=args, train_dataset=data)
     config.id2label, config.label2id = {0: "cat", 1: "dog", 2: "bird"}, {"cat": 0, "dog": 1, "bird": 2}
     trainer_class(model=MLPForTabularClassification(config), args=args, train_dataset=data)
+
+
+class _TupleRows(torch.utils.data.Dataset):
+    """A torch Dataset of ``(x, y)`` tuples, as torchvision's sets give."""
+
+    def __len__(self):
+        return 16
+
+    def __getitem__(self, i):
+        return torch.full((8,), float(i)), i % 3
+
+
+def test_a_torch_dataset_of_tuples_is_explained_not_left_to_the_collators_type_error(tmp_path):
+    args = TrainingArguments(output_dir=str(tmp_path), report_to=[], use_cpu=True, max_steps=1,
+                             per_device_train_batch_size=4)  # fmt: skip
+    meta = [{"x": torch.zeros(8), "label": 1}] * 4
+    trainer = LiLAWTrainer(model=TinyNet(), args=args, train_dataset=_TupleRows(), meta_dataset=meta)
+    with pytest.raises(ValueError, match=r"^train_dataset rows must be dicts .* row 0 is a tuple\. Convert the set"):
+        trainer.train()
+
+    def collate(rows):  # a collator of the user's own that takes tuples: nothing to explain, it trains
+        pairs = [(row["x"], row["label"]) if isinstance(row, dict) else row for row in rows]  # the meta set's dicts too
+        return {"x": torch.stack([x for x, _ in pairs]), "labels": torch.tensor([y for _, y in pairs])}
+
+    trainer = LiLAWTrainer(model=TinyNet(), args=args, train_dataset=_TupleRows(), meta_dataset=meta,
+                           data_collator=collate)  # fmt: skip
+    assert trainer.train().global_step == 1
