@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import logging
+import re
 import math
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
@@ -25,10 +26,13 @@ logger = logging.getLogger(__name__)
 
 
 def _names_test_data(split: Any) -> bool:
-    """Whether a split name or expression (``"test"``, ``"test[:10%]"``, ``"train+test"``) includes test data."""
+    """Whether a split name or expression (``"test"``, ``"test[:10%]"``, ``"train+test"``) includes test data; a
+    name that is ``test`` and a qualifier (``"test_matched"``, ``"test.clean"``, ``"test-other"``, ``"test2"``)
+    counts, a longer word (``"testing"``) does not."""
     if split is None:
         return False
-    return any(part.split("[")[0].strip().lower() == "test" for part in str(split).split("+"))
+    names = (part.split("[")[0].strip().lower() for part in str(split).split("+"))
+    return any(re.fullmatch(r"test([^a-z].*)?", name) for name in names)
 
 
 def _one_split(

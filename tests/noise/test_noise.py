@@ -394,7 +394,7 @@ def test_label_noise_refuses_test_split_unless_allowed():
 
 
 def test_split_expressions_with_test_data_are_refused():
-    for split in ("TEST", "test[:50%]", "train+test", "train[:10]+test[:10]"):
+    for split in ("TEST", "test[:50%]", "train+test", "train[:10]+test[:10]", "test_matched", "test.clean", "test-other[:5]"):
         with pytest.raises(ValueError, match="test split"):
             add_label_noise(_label_ds(split=split), noise_type="uniform", rate=0.1, seed=0)
     # "testing" or "contest" are not "test"
