@@ -931,3 +931,24 @@ def test_settings_changed_on_trainer_args_after_it_was_built_are_refused(tmp_pat
     trainer.train()
     trainer.train()
     assert trainer.state.global_step == 3
+
+
+def test_auto_find_batch_size_retry_takes_no_meta_step_at_its_first_step(tmp_path, blob_splits):
+    # After an out-of-memory error at step 3, Trainer retries from step 0 with a smaller batch: the meta step owed by
+    # the abandoned loop's last step ran before the retried loop's first step, inside its warm-up.
+    class OutOfMemoryOnce(TrainerCallback):
+        fired = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3 and not self.fired:
+                self.fired = True
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    torch.manual_seed(0)
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path, max_steps=6, lilaw_warmup_steps=1, auto_find_batch_size=True),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"], callbacks=[OutOfMemoryOnce()])  # fmt: skip
+    at, meta_step = [], trainer.meta_step
+    trainer.meta_step = lambda model=None: (at.append(trainer.state.global_step), meta_step(model))
+    trainer.train()
+    assert trainer._train_batch_size == 14
+    assert at == [2, 2, 3, 4, 5] and trainer.meta_steps == 5  # the abandoned loop's one, then an uninterrupted run's
