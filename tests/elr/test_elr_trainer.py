@@ -513,3 +513,42 @@ def test_the_cards_training_snippet_configures_this_run(tmp_path, blob_splits, t
     rebuilt = eval(code, {"ELRConfig": ELRConfig})
     assert {f: getattr(rebuilt, f) for f in ("elr_lambda", "elr_beta", "elr_num_samples", "elr_targets_on_cpu")} == {
         "elr_lambda": 0.123456789, "elr_beta": 0.7, "elr_num_samples": 500, "elr_targets_on_cpu": True}
+
+
+class OutOfMemoryOnce(TrainerCallback):
+    """A CUDA out-of-memory error right after optimizer step ``step``, once: auto_find_batch_size retries."""
+
+    def __init__(self, step: int):
+        self.step, self.fired = step, False
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step and not self.fired:
+            self.fired = True
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+
+class RowsWithIds(torch.utils.data.Dataset):
+    """A torch Dataset (ids checked batch by batch) of ``dataset``'s rows with their sample ids."""
+
+    def __init__(self, dataset):
+        self.rows = [{"x": row["x"], "label": row["label"], "sample_id": i} for i, row in enumerate(dataset)]
+
+    def __len__(self):
+        return len(self.rows)
+
+    def __getitem__(self, i):
+        return self.rows[i]
+
+
+@pytest.mark.parametrize("step", [1, 2])
+def test_auto_find_batch_size_retries_after_an_out_of_memory_error_without_a_false_repeat(tmp_path, step):
+    # The retried loop starts again at epoch 0: the ids the abandoned loop had seen were taken for repeats, and the
+    # run stopped with "Two training examples of epoch 0 carry sample_id ..." about ids that were unique.
+    from conftest import blobs
+
+    torch.manual_seed(0)
+    trainer = ELRTrainer(model=TinyNet(), args=config(tmp_path, max_steps=4, auto_find_batch_size=True),
+                         train_dataset=RowsWithIds(blobs(64)), callbacks=[OutOfMemoryOnce(step)])  # fmt: skip
+    trainer.train()
+    assert trainer._train_batch_size == 14 and trainer.state.global_step == 4
+    assert trainer.elr_state.updates == step + 4  # the abandoned loop's batches, then the retried loop's

@@ -910,3 +910,45 @@ def test_an_optimizer_step_of_unlabelled_rows_leaves_the_model_finite(tmp_path, 
     first, second = [h for h in trainer.state.log_history if "loss" in h]
     assert first["loss"] == 0 and first["grad_norm"] == 0 and math.isfinite(second["grad_norm"]) and second["loss"] > 0
     assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_settings_changed_on_trainer_args_after_it_was_built_are_refused(tmp_path, blob_splits):
+    # The meta step's learning rate and the initial α were read at construction: the run would have trained with
+    # lilaw_lr 0.005 and α 10 while its card and checkpoints said 0.5 and 3.
+    for late, value in (("lilaw_lr", 0.5), ("lilaw_alpha", 3.0), ("lilaw_base_loss", "gce")):
+        trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path, lilaw_lr=0.005, max_steps=2),
+                               train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"])
+        setattr(trainer.args, late, value)
+        with pytest.raises(ValueError, match=rf"trainer.args changed after LiLAWTrainer was built \({late} .* -> "
+                                             rf"{value!r}\).*Build a new LiLAWTrainer"):
+            trainer.train()
+        assert trainer.state.global_step == 0 and trainer.meta_steps == 0
+    trainer.args.lilaw_lr = -1.0  # and a value the config refuses is refused as it would have been at construction
+    with pytest.raises(ValueError, match="lilaw_lr"):
+        trainer.train()
+    trainer.args.lilaw_lr, trainer.args.lilaw_base_loss = 0.005, "cross_entropy"
+    trainer.args.max_steps = 3  # a Trainer setting, and the method's as built: trains, twice
+    trainer.train()
+    trainer.train()
+    assert trainer.state.global_step == 3
+
+
+def test_auto_find_batch_size_retry_takes_no_meta_step_at_its_first_step(tmp_path, blob_splits):
+    # After an out-of-memory error at step 3, Trainer retries from step 0 with a smaller batch: the meta step owed by
+    # the abandoned loop's last step ran before the retried loop's first step, inside its warm-up.
+    class OutOfMemoryOnce(TrainerCallback):
+        fired = False
+
+        def on_step_end(self, args, state, control, **kwargs):
+            if state.global_step == 3 and not self.fired:
+                self.fired = True
+                raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    torch.manual_seed(0)
+    trainer = LiLAWTrainer(model=TinyNet(), args=config(tmp_path, max_steps=6, lilaw_warmup_steps=1, auto_find_batch_size=True),
+                           train_dataset=blob_splits["train"], meta_dataset=blob_splits["meta"], callbacks=[OutOfMemoryOnce()])  # fmt: skip
+    at, meta_step = [], trainer.meta_step
+    trainer.meta_step = lambda model=None: (at.append(trainer.state.global_step), meta_step(model))
+    trainer.train()
+    assert trainer._train_batch_size == 14
+    assert at == [2, 2, 3, 4, 5] and trainer.meta_steps == 5  # the abandoned loop's one, then an uninterrupted run's
