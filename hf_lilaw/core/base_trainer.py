@@ -199,6 +199,7 @@ class BaseTrainer(Trainer):
         self._eval_batch_check: Callable[[Mapping[str, Any]], None] | None = None
         self._first_batch_checked = False
         self._restored_best = False  # the model (and state) were restored from the best checkpoint at the end
+        self._built_settings = self.resume_settings()  # the family sets its state up from these, now
 
     # ---- arguments and data ---------------------------------------------------------------------------------
 
@@ -904,6 +905,7 @@ class BaseTrainer(Trainer):
             )
         if trial is not None:
             raise ValueError(self._no_search_message())
+        self._refuse_settings_changed_since_built()
         resumed = bool(resume_from_checkpoint)
         if self._trained and self.model_init is not None and not resumed:
             raise ValueError(
@@ -941,6 +943,20 @@ class BaseTrainer(Trainer):
         return super().train(
             resume_from_checkpoint=resume_from_checkpoint or None, trial=trial, ignore_keys_for_eval=ignore_keys_for_eval, **kwargs
         )
+
+    def _refuse_settings_changed_since_built(self) -> None:
+        """Refuse method settings set on ``trainer.args`` after the trainer was built: the family set its state up
+        from the earlier values, while checkpoints and the model card would name the new ones."""
+        self.validate_config(self.args)
+        now = self.resume_settings()
+        changed = [f"{k} {v!r} -> {now.get(k)!r}" for k, v in self._built_settings.items() if now.get(k) != v]
+        if changed:
+            name = type(self).__name__
+            raise ValueError(
+                f"trainer.args changed after {name} was built ({'; '.join(changed)}), but {name} sets its method up "
+                "from these settings when it is built, so this run would not follow them while its checkpoints and "
+                f"model card name the new values. Build a new {name} with the new settings."
+            )
 
     def _warn_if_a_random_transform_resumes_mid_epoch(self, checkpoint: str) -> None:
         if not has_transform(self.train_dataset):

@@ -200,7 +200,6 @@ class LiLAWTrainer(BaseTrainer):
         self.lilaw_state = LiLAWState(initial, meta_set, device)
         self.register_training_state(self.lilaw_state, name=LILAW_STATE_NAME.removesuffix(".pt"), what="LiLAW state")
         self._skipped_at_last_log = 0
-        self._built_settings = self.resume_settings()  # what the meta step, meta set and scalars were set up from
 
     # ---- public API -------------------------------------------------------------------------------------
 
@@ -409,16 +408,6 @@ class LiLAWTrainer(BaseTrainer):
     def before_train(self, *, resumed: bool) -> None:
         if self.meta_dataset is None:
             raise ValueError("LiLAWTrainer.train() needs a train_dataset or a meta_dataset to draw meta batches from.")
-        self.validate_config(self.args)
-        now = self.resume_settings()
-        changed = [f"{k} {v!r} -> {now.get(k)!r}" for k, v in self._built_settings.items() if now.get(k) != v]
-        if changed:
-            raise ValueError(
-                f"trainer.args changed after LiLAWTrainer was built ({'; '.join(changed)}), but LiLAWTrainer sets its "
-                "method up from these settings when it is built (α, β, δ, the meta step, the meta set's batches), so "
-                "this run would not follow them while its checkpoints and model card name the new values. Build a "
-                "new LiLAWTrainer with the new settings."
-            )
         if not resumed:
             self.lilaw_state.restart()
         self._warn_if_warmup_covers_the_run()

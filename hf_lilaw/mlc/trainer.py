@@ -225,6 +225,11 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
     # ---- set-up -------------------------------------------------------------------------------------------------
 
     @classmethod
+    def validate_config(cls, args: TrainingArguments) -> None:
+        # Before `coerce_args` sets a method-specific trainer's method, the checks that depend on it wait.
+        args._validate_mlc(method_known=cls._method is None or args.mlc_method == cls._method)
+
+    @classmethod
     def coerce_args(cls, args: TrainingArguments | None) -> MetaLabelCorrectionConfig:
         """`BaseTrainer.coerce_args`, then the method of a method-specific trainer (`MLCTrainer`...), and the config
         validated again with it: also a field set after the config was built (``args.gradient_accumulation_steps =

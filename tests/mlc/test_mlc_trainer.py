@@ -758,3 +758,21 @@ def test_ebomlc_clean_set_warning_reads_the_main_models_clean_loss(tmp_path):
     assert len(logs) == 2 and all(e["mlc/upper_loss"] < CLEAN_SET_FITTED_LOSS for e in logs)
     assert all(1.0 < e["mlc/clean_loss"] < 1.3 for e in logs)
     assert not [w for w in caught if "fits the clean set" in str(w.message)]
+
+
+@pytest.mark.parametrize("cls", [MetaLabelCorrectionTrainer, EBOMLCTrainer])
+def test_settings_changed_on_trainer_args_after_it_was_built_are_refused(tmp_path, cls):
+    # The meta model's optimizer was built with mlc_meta_lr at construction: set later it was ignored (the meta
+    # model bit-identical to the default run's) while checkpoints and the card named it.
+    trainer = make_trainer(tmp_path, cls=cls, max_steps=2)
+    trainer.args.mlc_meta_lr = 0.1
+    with pytest.raises(ValueError, match=rf"after {cls.__name__} was built \(mlc_meta_lr 1e-05 -> 0.1\)"):
+        trainer.train()
+    # A Trainer setting the config refuses for this family: refused as it is at construction, not trained with.
+    trainer = make_trainer(tmp_path, cls=cls, max_steps=2)
+    trainer.args.gradient_accumulation_steps = 2
+    with pytest.raises(ValueError, match="gradient_accumulation_steps=2"):
+        trainer.train()
+    assert trainer.state.global_step == 0
+    trainer.args.gradient_accumulation_steps = 1
+    assert trainer.train().global_step == 2
