@@ -321,6 +321,24 @@ def test_a_data_set_the_script_cannot_encode_is_refused(monkeypatch, tmp_path):
         run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--dataset", "Synthetic-Adult")
 
 
+def test_a_settings_file_gives_the_flags(monkeypatch, tmp_path):
+    # `python tabular_classification.py run.json` stopped with "Some specified arguments are not used by the
+    # HfArgumentParser: ['run.json']"; the file now gives the flags, with the script's own defaults under them
+    settings = tmp_path / "run.json"
+    settings.write_text('{"method": "elr", "seeds": [1], "hidden_sizes": [8], "max_steps": 2, "compare": true}')
+    module = load_example("tabular_classification.py")
+    try:
+        monkeypatch.setattr(sys, "argv", ["tabular_classification.py", str(settings), "--elr_lambda", "5"])
+        script_args, training_args = module.parse_args()
+    finally:
+        del sys.modules[module.__name__]
+    assert (script_args.method, script_args.seeds, script_args.hidden_sizes) == ("elr", [1], [8])
+    assert script_args.compare is True and type(training_args).__name__ == "ELRConfig"
+    assert (training_args.max_steps, training_args.elr_lambda) == (2, 5.0)
+    assert training_args.output_dir == "outputs/tabular_classification" and training_args.remove_unused_columns is False
+    assert training_args.learning_rate == 1e-3 and training_args.save_strategy == "no"
+
+
 def test_time_series_flags_the_run_would_ignore_are_refused(monkeypatch, tmp_path):
     # --num_samples sized synthetic_ecg only and --hidden_size / --num_layers a new LSTM: ignored without a word
     def run(*flags):
