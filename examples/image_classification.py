@@ -226,7 +226,16 @@ def freeze_all_but_last(model: torch.nn.Module, n: int) -> None:
     for name, module in list(model.named_modules()):
         if isinstance(module, torch.nn.BatchNorm2d) and module.affine and not module.weight.requires_grad:
             parent, _, leaf = name.rpartition(".")
-            setattr(model.get_submodule(parent), leaf, freeze_batch_norm_2d(module))
+            frozen = freeze_batch_norm_2d(module)
+            # The frozen layer has no num_batches_tracked: the saved model would reload as a BatchNorm2d "newly
+            # initialized" in transformers' load report. It saves the count it was frozen at (and ignores it on load).
+            frozen.register_buffer("num_batches_tracked", module.num_batches_tracked, persistent=False)
+            frozen.register_state_dict_post_hook(_save_num_batches_tracked)
+            setattr(model.get_submodule(parent), leaf, frozen)
+
+
+def _save_num_batches_tracked(module: torch.nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    state_dict[f"{prefix}num_batches_tracked"] = module.num_batches_tracked
 
 
 def main() -> None:

@@ -404,6 +404,31 @@ def test_linear_probe_freezes_batch_norm(image_example):
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
 
 
+def test_a_model_with_frozen_batch_norm_reloads_without_missing_weights(image_example, tmp_path):
+    """The frozen BatchNorms (timm's FrozenBatchNorm2d) had no num_batches_tracked: every --train_last_layers model
+    reloaded with transformers' load report listing them MISSING, "newly initialized ... Consider training on your
+    downstream task". They now save the count they were frozen at; the frozen model still loads its own saves."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageClassification, ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=3)
+    model = ResNetForImageClassification(config)
+    model.train()
+    model(pixel_values=torch.randn(4, 3, 16, 16))  # counts a batch: the saved count is the model's own
+    model.eval()
+    image_example.freeze_all_but_last(model, 1)
+    model.save_pretrained(tmp_path)
+    reloaded, info = AutoModelForImageClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    counts = {k: v for k, v in load_file(tmp_path / "model.safetensors").items() if k.endswith("num_batches_tracked")}
+    assert len(counts) == 6 and all(v.item() == 1 for v in counts.values())
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(model(pixel_values=x).logits, reloaded.eval()(pixel_values=x).logits, atol=1e-6)
+    model.load_state_dict(load_file(tmp_path / "model.safetensors"))  # strict: a resume, the best checkpoint
+
+
 def trained_blocks(model, blocks: str) -> list[str]:
     """The entries of the block lists under ``blocks`` (a name pattern with one ``*``) that have trained parameters."""
     import re
