@@ -28,7 +28,6 @@ The paper's CIFAR-100 / ViT-B/16 setting (GPU, downloads model and data from the
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import functools
@@ -44,7 +43,6 @@ from datasets import DatasetDict
 from transformers import (
     AutoImageProcessor,
     AutoModelForImageClassification,
-    HfArgumentParser,
     Trainer,
     set_seed,
 )
@@ -65,7 +63,7 @@ from hf_lilaw.models import efficientnet_lite0_checkpoint
 from hf_lilaw.noise import INPUT_NOISE_TYPES, realised_noise_rate
 from hf_lilaw.scripts import (
     NOISE_RULES_HELP, check_push_to_hub, check_seeds, meta_carve, noise_name, noise_rules, noise_summary,
-    resume_checkpoints,
+    parse_script_args, resume_checkpoints,
 )
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
@@ -134,17 +132,15 @@ class ScriptArguments:
 
 
 def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
-    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`)."""
-    method = argparse.ArgumentParser(add_help=False)
-    method.add_argument("--method", default="lilaw", choices=list(CONFIGS))
-    parser = HfArgumentParser((ScriptArguments, CONFIGS[method.parse_known_args()[0].method]))
+    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`), from flags or a
+    JSON or YAML file of them (``python script.py run.json``)."""
     # The images are made by Dataset.with_transform: Trainer must not drop the raw columns it reads.
-    parser.set_defaults(
+    defaults = dict(
         output_dir="outputs/image_classification", num_train_epochs=3, per_device_train_batch_size=32,
         per_device_eval_batch_size=128, learning_rate=3e-3, warmup_steps=0.1, logging_steps=5,
         remove_unused_columns=False, report_to="none", save_strategy="no",
     )  # fmt: skip
-    return parser.parse_args_into_dataclasses()
+    return parse_script_args(ScriptArguments, CONFIGS, defaults=defaults)
 
 
 def load_noisy_splits(
@@ -230,7 +226,16 @@ def freeze_all_but_last(model: torch.nn.Module, n: int) -> None:
     for name, module in list(model.named_modules()):
         if isinstance(module, torch.nn.BatchNorm2d) and module.affine and not module.weight.requires_grad:
             parent, _, leaf = name.rpartition(".")
-            setattr(model.get_submodule(parent), leaf, freeze_batch_norm_2d(module))
+            frozen = freeze_batch_norm_2d(module)
+            # The frozen layer has no num_batches_tracked: the saved model would reload as a BatchNorm2d "newly
+            # initialized" in transformers' load report. It saves the count it was frozen at (and ignores it on load).
+            frozen.register_buffer("num_batches_tracked", module.num_batches_tracked, persistent=False)
+            frozen.register_state_dict_post_hook(_save_num_batches_tracked)
+            setattr(model.get_submodule(parent), leaf, frozen)
+
+
+def _save_num_batches_tracked(module: torch.nn.Module, state_dict: dict, prefix: str, local_metadata: dict) -> None:
+    state_dict[f"{prefix}num_batches_tracked"] = module.num_batches_tracked
 
 
 def main() -> None:

@@ -19,7 +19,6 @@ per group and, for this binary task, the demographic parity and equalized odds d
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import json
@@ -27,7 +26,7 @@ import os
 from dataclasses import dataclass, field
 
 from datasets import DatasetDict
-from transformers import HfArgumentParser, Trainer, set_seed
+from transformers import Trainer, set_seed
 
 from hf_lilaw import ELRConfig, ELRTrainer, LiLAWConfig, LiLAWTrainer, add_label_noise, compare_runs
 from hf_lilaw.data import dataset_key, load_classification_dataset, vector_transform
@@ -36,7 +35,7 @@ from hf_lilaw.models import MLPClassifierConfig, MLPForTabularClassification
 from hf_lilaw.noise import realised_noise_rate
 from hf_lilaw.scripts import (
     NOISE_RULES_HELP, check_push_to_hub, check_seeds, meta_carve, noise_name, noise_rules, noise_summary,
-    resume_checkpoints,
+    parse_script_args, resume_checkpoints,
 )
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
@@ -70,17 +69,15 @@ class ScriptArguments:
 
 
 def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
-    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`)."""
-    method = argparse.ArgumentParser(add_help=False)
-    method.add_argument("--method", default="lilaw", choices=list(CONFIGS))
-    parser = HfArgumentParser((ScriptArguments, CONFIGS[method.parse_known_args()[0].method]))
+    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`), from flags or a
+    JSON or YAML file of them (``python script.py run.json``)."""
     # The inputs are made by Dataset.with_transform: Trainer must not drop the raw columns it reads.
-    parser.set_defaults(
+    defaults = dict(
         output_dir="outputs/tabular_classification", num_train_epochs=10, per_device_train_batch_size=64,
         per_device_eval_batch_size=512, learning_rate=1e-3, logging_steps=10, remove_unused_columns=False,
         report_to="none", save_strategy="no",
     )  # fmt: skip
-    return parser.parse_args_into_dataclasses()
+    return parse_script_args(ScriptArguments, CONFIGS, defaults=defaults)
 
 
 def check_args(args: ScriptArguments) -> None:

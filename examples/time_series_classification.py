@@ -35,7 +35,6 @@ stays available for tests: ``--dataset synthetic_ecg`` (``--length`` sets its se
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import functools
@@ -44,7 +43,7 @@ import os
 from dataclasses import dataclass, field
 
 from datasets import DatasetDict
-from transformers import HfArgumentParser, Trainer, set_seed
+from transformers import Trainer, set_seed
 
 from hf_lilaw import (
     ELRConfig,
@@ -61,7 +60,7 @@ from hf_lilaw.noise import INPUT_NOISE_TYPES, realised_noise_rate
 from hf_lilaw.models import LSTMClassifierConfig, StackedLSTMForTimeSeriesClassification
 from hf_lilaw.scripts import (
     NOISE_RULES_HELP, check_push_to_hub, check_seeds, meta_carve, noise_name, noise_rules, noise_summary,
-    resume_checkpoints,
+    parse_script_args, resume_checkpoints,
 )
 
 CONFIGS = {"lilaw": LiLAWConfig, "elr": ELRConfig}
@@ -116,17 +115,15 @@ class ScriptArguments:
 
 
 def parse_args() -> tuple[ScriptArguments, LiLAWConfig | ELRConfig]:
-    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`)."""
-    method = argparse.ArgumentParser(add_help=False)
-    method.add_argument("--method", default="lilaw", choices=list(CONFIGS))
-    parser = HfArgumentParser((ScriptArguments, CONFIGS[method.parse_known_args()[0].method]))
+    """The script's arguments and the chosen method's config (`LiLAWConfig` or `ELRConfig`), from flags or a
+    JSON or YAML file of them (``python script.py run.json``)."""
     # The inputs are made by Dataset.with_transform: Trainer must not drop the raw columns it reads.
-    parser.set_defaults(
+    defaults = dict(
         output_dir="outputs/time_series_classification", num_train_epochs=60, per_device_train_batch_size=16,
         per_device_eval_batch_size=512, learning_rate=1e-2, logging_steps=10, remove_unused_columns=False,
         report_to="none", save_strategy="no",
     )  # fmt: skip
-    return parser.parse_args_into_dataclasses()
+    return parse_script_args(ScriptArguments, CONFIGS, defaults=defaults)
 
 
 def ucr_files(dataset: str, *, data_dir: str) -> tuple[str, str]:

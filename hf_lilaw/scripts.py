@@ -1,10 +1,13 @@
-"""Helpers for command-line training scripts such as the examples: the noise map of ``--noise_rules``, the
-``--push_to_hub`` check and the checkpoints ``--resume_from_checkpoint`` resumes. Their errors name the flags."""
+"""Helpers for command-line training scripts such as the examples: their flags (or a JSON or YAML file of them),
+the noise map of ``--noise_rules``, the ``--push_to_hub`` check and the checkpoints ``--resume_from_checkpoint``
+resumes. Their errors name the flags."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
+import sys
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -20,7 +23,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "NOISE_RULES_HELP", "check_push_to_hub", "check_seeds", "meta_carve", "noise_name", "noise_rules", "noise_summary",
-    "resume_checkpoints",
+    "parse_script_args", "resume_checkpoints",
 ]
 
 NOISE_RULES_HELP = (
@@ -30,6 +33,60 @@ NOISE_RULES_HELP = (
 )
 # scikit-learn's digits have MNIST's classes: without a rule map of their own they take MNIST's.
 _MAP_OF_DATASET = {"digits": "mnist"}
+
+
+def parse_script_args(
+    script_arguments: type, configs: Mapping[str, type], *, defaults: Mapping[str, Any], args: list[str] | None = None
+) -> tuple[Any, Any]:
+    """``(script arguments, config)`` of a script whose ``--method`` (a key of ``configs``) picks its config class.
+
+    ``args`` (default: the command line) are flags, or, as in transformers' example scripts, a JSON or YAML file
+    of the same settings by field name (``{"method": "elr", "seeds": [0], "max_steps": 100}``; null keeps a
+    default), optionally followed by flags that override it. ``defaults`` are the script's own defaults for
+    fields of either dataclass.
+    """
+    from transformers import HfArgumentParser
+
+    args = sys.argv[1:] if args is None else list(args)
+    if args and args[0].endswith((".json", ".yaml", ".yml")) and not args[0].startswith("-"):
+        args = _settings_as_flags(args[0]) + args[1:]
+    method = argparse.ArgumentParser(add_help=False)
+    default = script_arguments.__dataclass_fields__["method"].default
+    method.add_argument("--method", default=default, choices=list(configs))
+    parser = HfArgumentParser((script_arguments, configs[method.parse_known_args(args)[0].method]))
+    parser.set_defaults(**defaults)
+    return parser.parse_args_into_dataclasses(args=args)
+
+
+def _settings_as_flags(path: str) -> list[str]:
+    """A JSON or YAML file's settings as the flags that give them, so they are parsed, checked and defaulted as
+    flags are (HfArgumentParser.parse_json_file would skip the script's defaults and every type conversion)."""
+    import yaml
+
+    try:
+        with open(path, encoding="utf-8") as file:
+            settings = json.load(file) if path.endswith(".json") else yaml.safe_load(file)
+    except (OSError, ValueError, yaml.YAMLError) as error:  # json.JSONDecodeError is a ValueError
+        raise ValueError(f"{path}: cannot read the settings file ({error}).") from error
+    if not isinstance(settings, dict):
+        raise ValueError(
+            f"{path}: a settings file holds one mapping of field names to values, e.g. "
+            f'{{"method": "lilaw", "seeds": [0]}}; got {type(settings).__name__}.'
+        )
+    flags = []
+    for key, value in settings.items():
+        if value is None:
+            continue
+        if isinstance(value, bool):
+            value = [str(value).lower()]
+        elif isinstance(value, dict):  # --noise_rules, TrainingArguments' dict fields: their JSON text
+            value = [json.dumps(value)]
+        elif isinstance(value, (list, tuple)):
+            value = [str(v) for v in value]
+        else:
+            value = [str(value)]
+        flags += [f"--{key}", *value]
+    return flags
 
 
 def noise_rules(noise_type: str, *, dataset: str, rules: str | None) -> str | dict | None:

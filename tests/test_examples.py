@@ -321,6 +321,24 @@ def test_a_data_set_the_script_cannot_encode_is_refused(monkeypatch, tmp_path):
         run_refusing_data("tabular_classification.py", monkeypatch, tmp_path, "--dataset", "Synthetic-Adult")
 
 
+def test_a_settings_file_gives_the_flags(monkeypatch, tmp_path):
+    # `python tabular_classification.py run.json` stopped with "Some specified arguments are not used by the
+    # HfArgumentParser: ['run.json']"; the file now gives the flags, with the script's own defaults under them
+    settings = tmp_path / "run.json"
+    settings.write_text('{"method": "elr", "seeds": [1], "hidden_sizes": [8], "max_steps": 2, "compare": true}')
+    module = load_example("tabular_classification.py")
+    try:
+        monkeypatch.setattr(sys, "argv", ["tabular_classification.py", str(settings), "--elr_lambda", "5"])
+        script_args, training_args = module.parse_args()
+    finally:
+        del sys.modules[module.__name__]
+    assert (script_args.method, script_args.seeds, script_args.hidden_sizes) == ("elr", [1], [8])
+    assert script_args.compare is True and type(training_args).__name__ == "ELRConfig"
+    assert (training_args.max_steps, training_args.elr_lambda) == (2, 5.0)
+    assert training_args.output_dir == "outputs/tabular_classification" and training_args.remove_unused_columns is False
+    assert training_args.learning_rate == 1e-3 and training_args.save_strategy == "no"
+
+
 def test_time_series_flags_the_run_would_ignore_are_refused(monkeypatch, tmp_path):
     # --num_samples sized synthetic_ecg only and --hidden_size / --num_layers a new LSTM: ignored without a word
     def run(*flags):
@@ -384,6 +402,31 @@ def test_linear_probe_freezes_batch_norm(image_example):
     model.train()
     model(pixel_values=torch.randn(4, 3, 32, 32), labels=torch.arange(4)).loss.backward()
     assert all(torch.equal(v, before[k]) for k, v in model.state_dict().items())
+
+
+def test_a_model_with_frozen_batch_norm_reloads_without_missing_weights(image_example, tmp_path):
+    """The frozen BatchNorms (timm's FrozenBatchNorm2d) had no num_batches_tracked: every --train_last_layers model
+    reloaded with transformers' load report listing them MISSING, "newly initialized ... Consider training on your
+    downstream task". They now save the count they were frozen at; the frozen model still loads its own saves."""
+    import torch
+    from safetensors.torch import load_file
+    from transformers import AutoModelForImageClassification, ResNetConfig, ResNetForImageClassification
+
+    torch.manual_seed(0)
+    config = ResNetConfig(embedding_size=8, hidden_sizes=[8, 16], depths=[1, 1], layer_type="basic", num_labels=3)
+    model = ResNetForImageClassification(config)
+    model.train()
+    model(pixel_values=torch.randn(4, 3, 16, 16))  # counts a batch: the saved count is the model's own
+    model.eval()
+    image_example.freeze_all_but_last(model, 1)
+    model.save_pretrained(tmp_path)
+    reloaded, info = AutoModelForImageClassification.from_pretrained(tmp_path, output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"]
+    counts = {k: v for k, v in load_file(tmp_path / "model.safetensors").items() if k.endswith("num_batches_tracked")}
+    assert len(counts) == 6 and all(v.item() == 1 for v in counts.values())
+    x = torch.randn(2, 3, 16, 16)
+    assert torch.allclose(model(pixel_values=x).logits, reloaded.eval()(pixel_values=x).logits, atol=1e-6)
+    model.load_state_dict(load_file(tmp_path / "model.safetensors"))  # strict: a resume, the best checkpoint
 
 
 def trained_blocks(model, blocks: str) -> list[str]:

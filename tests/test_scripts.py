@@ -231,3 +231,47 @@ def test_meta_carve_passes_lilaws_meta_flags_only_to_lilaw_runs():
     args = LiLAWConfig(output_dir="out", lilaw_meta_fraction=0.5, lilaw_seed=3)
     assert meta_carve(args, method="lilaw") == {"meta_fraction": 0.5, "meta_seed": 3}
     assert meta_carve(args, method="elr") == {}
+
+
+def test_script_args_come_from_flags_or_a_json_or_yaml_file(tmp_path):
+    """``python example.py run.json`` (transformers' convention) stopped with "Some specified arguments are not used
+    by the HfArgumentParser: ['run.json']". The file's settings now go through the flags' parser: its --method
+    picks the config, the script's defaults apply, values are converted, and later flags override them."""
+    from dataclasses import dataclass, field
+
+    from hf_lilaw import ELRConfig, LiLAWConfig
+    from hf_lilaw.scripts import parse_script_args
+
+    @dataclass
+    class Script:
+        method: str = "lilaw"
+        seeds: list[int] = field(default_factory=lambda: [0, 1, 2])
+        compare: bool = False
+        noise_rules: str | None = None
+
+    configs = {"lilaw": LiLAWConfig, "elr": ELRConfig}
+    defaults = {"output_dir": str(tmp_path / "default"), "remove_unused_columns": False, "learning_rate": 1e-2}
+    settings = tmp_path / "run.json"
+    settings.write_text(
+        '{"method": "elr", "seeds": [3], "compare": true, "noise_rules": {"0": 1}, "elr_lambda": 5, "max_steps": 2}'
+    )
+    script, args = parse_script_args(Script, configs, defaults=defaults, args=[str(settings)])
+    assert isinstance(args, ELRConfig) and (script.method, script.seeds, script.compare) == ("elr", [3], True)
+    assert script.noise_rules == '{"0": 1}' and (args.elr_lambda, args.max_steps) == (5.0, 2)
+    assert args.output_dir == str(tmp_path / "default") and args.remove_unused_columns is False
+    assert args.learning_rate == 1e-2
+    script, args = parse_script_args(Script, configs, defaults=defaults, args=[str(settings), "--seeds", "4", "5"])
+    assert script.seeds == [4, 5] and isinstance(args, ELRConfig)
+    yaml = tmp_path / "run.yaml"
+    yaml.write_text("learning_rate: 3e-3\nseeds: null\nlilaw_alpha: 2\n")  # null keeps the default
+    script, args = parse_script_args(Script, configs, defaults=defaults, args=[str(yaml)])
+    # YAML reads 3e-3 as text: parsed as the flag is, it is the float
+    assert isinstance(args, LiLAWConfig) and args.learning_rate == 3e-3 and args.lilaw_alpha == 2.0
+    assert script == Script()
+    script, args = parse_script_args(Script, configs, defaults=defaults, args=["--method", "elr", "--seeds", "1"])
+    assert isinstance(args, ELRConfig) and script.seeds == [1] and args.remove_unused_columns is False
+    yaml.write_text("- 1\n- 2\n")
+    with pytest.raises(ValueError, match=r"run\.yaml: a settings file holds one mapping of field names to values"):
+        parse_script_args(Script, configs, defaults=defaults, args=[str(yaml)])
+    with pytest.raises(ValueError, match=r"missing\.json: cannot read the settings file"):
+        parse_script_args(Script, configs, defaults=defaults, args=[str(tmp_path / "missing.json")])
