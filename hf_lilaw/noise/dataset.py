@@ -4,8 +4,8 @@
 from __future__ import annotations
 
 import logging
-import re
 import math
+import re
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
