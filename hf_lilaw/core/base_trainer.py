@@ -15,7 +15,7 @@ import datasets
 import numpy as np
 import torch
 from torch import nn
-from transformers import Trainer, TrainerState, TrainingArguments
+from transformers import Trainer, TrainerCallback, TrainerState, TrainingArguments
 from transformers.modelcard import extract_hyperparameters_from_trainer
 from transformers.trainer import TRAINING_ARGS_NAME
 from transformers.trainer_pt_utils import LabelSmoother
@@ -199,6 +199,8 @@ class BaseTrainer(Trainer):
         self._eval_batch_check: Callable[[Mapping[str, Any]], None] | None = None
         self._first_batch_checked = False
         self._restored_best = False  # the model (and state) were restored from the best checkpoint at the end
+        self._loops_started = 0  # starts of Trainer's training loop in this train() call
+        self.add_callback(_LoopStarts(self._on_loop_start))
         self._built_settings = self.resume_settings()  # the family sets its state up from these, now
 
     # ---- arguments and data ---------------------------------------------------------------------------------
@@ -859,6 +861,15 @@ class BaseTrainer(Trainer):
     def before_train(self, *, resumed: bool) -> None:
         """Hook, called by `train` after the training state was restored (``resumed``) and before the pre-flight."""
 
+    def restart_loop(self) -> None:
+        """Hook, called when Trainer starts its training loop again within one `train` call (``auto_find_batch_size``
+        retrying a smaller batch after an out-of-memory error): forget the abandoned loop's step bookkeeping."""
+
+    def _on_loop_start(self) -> None:
+        self._loops_started += 1
+        if self._loops_started > 1:
+            self.restart_loop()
+
     def train(
         self,
         resume_from_checkpoint: str | bool | None = None,
@@ -931,6 +942,7 @@ class BaseTrainer(Trainer):
             )
         self._first_batch_checked = False
         self._restored_best = False
+        self._loops_started = 0
         self._metric_sums.clear()  # steps after an earlier run's last log are not this run's (Trainer drops them too)
         side_sets = [(side.name, side.dataset) for side in self._side_sets.values()]
         for name, dataset in (("train_dataset", self.train_dataset), *side_sets):
@@ -1225,6 +1237,17 @@ class BaseTrainer(Trainer):
             language=language, license=license, noise_type=noise_type, noise_rate=noise_rate, comparison=comparison,
             task=task,
         )
+
+
+class _LoopStarts(TrainerCallback):
+    """Calls ``started`` at each start of Trainer's training loop (``on_train_begin``: once per loop, so twice in a
+    `train` call whose first loop ``auto_find_batch_size`` abandoned)."""
+
+    def __init__(self, started: Callable[[], None]) -> None:
+        self.started = started
+
+    def on_train_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
+        self.started()
 
 
 def _tensor_output_as_logits(module: nn.Module, args: Any, output: Any) -> Any:

@@ -140,7 +140,7 @@ class ELRTrainer(BaseTrainer):
         self._default_collator = default_collator
         self._identified_set = self.train_dataset  # a set assigned later is identified by before_train
         self._exchange_updates = self.accelerator.num_processes > 1  # one process: no exchange, not even a check
-        self._passes = _CountPasses(restart=self._forget_ids_seen)
+        self._passes = _CountPasses()
         self.add_callback(self._passes)
         self.elr_state = ELRState(torch.device("cpu") if self.args.elr_targets_on_cpu else self.args.device)
         self.register_training_state(self.elr_state, name=ELR_STATE_NAME.removesuffix(".pt"), what="ELR targets")
@@ -337,7 +337,6 @@ class ELRTrainer(BaseTrainer):
         self._check_target_memory(num_samples, num_classes)
         if state.table is None:
             state.allocate(num_samples, num_classes)
-        self._passes.loops = 0
         # A resume restores this process's record of the ids it saw in the current epoch, unless the checkpoint has
         # none (older, or another number of processes) or is past a stream's first pass (Trainer then restarts the
         # stream, and the pass does not continue): the ids are then checked from here on.
@@ -350,9 +349,8 @@ class ELRTrainer(BaseTrainer):
             state.seen = torch.zeros(num_samples + 1, dtype=torch.int32, device=state.device)
             state.seen_epoch = None
 
-    def _forget_ids_seen(self) -> None:
-        # Trainer restarted its loop from its first step (auto_find_batch_size after an out-of-memory error): the ids
-        # the abandoned loop saw are not repeats in this one.
+    def restart_loop(self) -> None:
+        # The ids the abandoned loop saw are not repeats in this one.
         if self.elr_state.seen is not None:
             self.elr_state.seen.zero_()
             self.elr_state.seen_epoch = None
@@ -441,19 +439,13 @@ class ELRTrainer(BaseTrainer):
 
 
 class _CountPasses(TrainerCallback):
-    """The number of the epoch under way in Trainer's loop (from 0): a streamed set's pass. Each start of the loop
-    after the first in one train() call (auto_find_batch_size retrying a smaller batch) calls ``restart``."""
+    """The number of the epoch under way in Trainer's loop (from 0): a streamed set's pass."""
 
-    def __init__(self, *, restart: Callable[[], None]) -> None:
+    def __init__(self) -> None:
         self.passes = -1
-        self.loops = 0  # loops started in this train() call
-        self.restart = restart
 
     def on_train_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
         self.passes = -1
-        self.loops += 1
-        if self.loops > 1:
-            self.restart()
 
     def on_epoch_begin(self, args: TrainingArguments, state: Any, control: Any, **kwargs: Any) -> None:
         self.passes += 1

@@ -310,10 +310,6 @@ class LiLAWTrainer(BaseTrainer):
         num_items_in_batch: torch.Tensor | int | None = None,
     ) -> torch.Tensor:
         state = self.lilaw_state
-        if self.state.global_step < state.last_step_seen:
-            # Trainer restarted its loop (auto_find_batch_size, a smaller batch after an out-of-memory error): the
-            # abandoned loop's last step owes no meta step to this loop's first.
-            state.restart()
         # Trainer calls training_step once per micro-batch and bumps global_step after each optimizer step, so a
         # new global_step marks the first micro-batch of an optimizer step. The meta step owed by the previous
         # optimizer step runs here, before anything uses α, β, δ again: the paper's order (θ update, then the
@@ -411,6 +407,10 @@ class LiLAWTrainer(BaseTrainer):
         if not resumed:
             self.lilaw_state.restart()
         self._warn_if_warmup_covers_the_run()
+
+    def restart_loop(self) -> None:
+        # The abandoned loop's last step owes no meta step to this loop's first.
+        self.lilaw_state.restart()
 
     def training_log_values(self) -> dict[str, float]:
         logs: dict[str, float] = {f"lilaw/{name}": value for name, value in self.lilaw_parameters().items()}
