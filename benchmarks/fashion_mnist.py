@@ -656,6 +656,26 @@ def _by_cell(records: list[dict[str, Any]]) -> dict[tuple[str, str], dict[int, d
     return out
 
 
+def _check_one_config(records: list[dict[str, Any]]) -> None:
+    """Refuse a grid whose runs ran under different configs (files merged by hand, or written by another launch):
+    its tables would pair runs of another schedule, size or model as if they were one protocol. The MLC settings
+    are compared among the MLC and EBOMLC runs only, since nothing else reads them."""
+    first_mlc = _first_mlc_run(records)
+    for r in records:
+        for mlc, reference in ((False, records[0]), (True, first_mlc)):
+            if mlc and r["method"] not in MLC_METHODS:
+                continue
+            a, b = (compared_config(recorded_config(x.get("config", {})), mlc=mlc) for x in (reference, r))
+            if a == b:
+                continue
+            differs = ", ".join(f"{k} {b.get(k)!r} against {a.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))
+            raise ValueError(
+                f"{r['method']} under {r['condition']}, seed {r['seed']}, ran with another config than the grid's "
+                f"{'first MLC-family run' if mlc else 'first run'} ({differs}): a summary pairs the runs of one "
+                "config; move the other runs to a *_runs.jsonl of another --name."
+            )
+
+
 def _compare(a: dict[int, dict], b: dict[int, dict], key_a: str, key_b: str | None = None) -> stats.PairedComparison | None:
     seeds = sorted(set(a) & set(b))
     if len(seeds) < 2:
@@ -707,6 +727,7 @@ def _condition_order(condition: str) -> tuple[int, float]:
 
 def summarise(records: list[dict[str, Any]]) -> dict[str, Any]:
     """Means, the paired comparisons (BH per family) and CE's memorisation, from the records alone."""
+    _check_one_config(records)
     cells = _by_cell(records)
     conditions = sorted({k[0] for k in cells}, key=_condition_order)
     methods = [m for m in METHODS if any(k[1] == m for k in cells)]

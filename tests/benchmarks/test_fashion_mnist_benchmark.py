@@ -267,6 +267,29 @@ def test_comparisons_say_whether_each_pair_ran_on_one_machine():
     assert family == {"sce": "same", "gce": "across"}
 
 
+def test_a_summary_refuses_runs_of_another_config():
+    """Records merged by hand from another launch (here one 64-px, 20-epoch run among 32-px, 10-epoch ones) would
+    be paired as one protocol; the MLC settings split only the MLC family's runs."""
+    config = fm.Config(epochs=10, model="effnet_last2", image_size=32).as_json()
+
+    def record(method, seed, accuracy, **changed):
+        return {"method": method, "condition": "uniform_40", "seed": seed, "config": {**config, **changed},
+                "last_test_accuracy": accuracy, "early_stopped_test_accuracy": accuracy, "best_test_accuracy": accuracy}  # fmt: skip
+
+    records = [record("ce", s, 0.70 + 0.01 * s) for s in range(3)] + [record("sce", s, 0.75 + 0.02 * s) for s in range(2)]
+    records.append(record("sce", 2, 0.90, image_size=64, epochs=20))
+    with pytest.raises(ValueError, match=r"sce under uniform_40, seed 2, ran with another config than the grid's first "
+                       r"run \(epochs 20 against 10, image_size 64 against 32\)"):  # fmt: skip
+        fm.summarise(records)
+    with pytest.raises(ValueError, match="another config"):
+        fm.write_summary(records, Path("/nonexistent"), "mixed")  # refused before anything is written
+    # Another meta lr splits two MLC runs, not a CE run from the MLC family.
+    mlc = [record("mlc_2", s, 0.6, mlc_meta_lr=3e-5) for s in range(2)]
+    assert len(fm.summarise(records[:-1] + mlc)["families"]["vs_ce_last"]) == 2
+    with pytest.raises(ValueError, match="mlc_2 under uniform_40, seed 2, .* first MLC-family run \\(mlc_meta_lr 1e-05 against 3e-05\\)"):
+        fm.summarise(records[:-1] + mlc + [record("mlc_2", 2, 0.6)])
+
+
 def test_the_grid_config_names_the_mlc_runs_settings_only_where_mlc_ran():
     before = {"epochs": 20, "model": "cnn"}  # a record written before the MLC settings were recorded
     settings = {"mlc_meta_lr": 3e-5, "mlc_skip_gate_init": 0.9, "mlc_lower_loss_weights": [1.0, 0.0]}
