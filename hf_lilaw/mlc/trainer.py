@@ -6,6 +6,7 @@ The bilevel steps themselves are pure functions in `hf_lilaw.functional` (`mlc_s
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import functools
 import warnings
@@ -60,6 +61,27 @@ MLC_CITATION = """@inproceedings{zheng2021mlc,
   booktitle={AAAI},
   year={2021}
 }"""
+
+
+CHECKPOINTING_FLAGS = ("gradient_checkpointing", "grad_checkpointing")
+"""The attributes by which transformers' layers and timm's models turn gradient checkpointing on."""
+
+
+@contextlib.contextmanager
+def checkpointing_off(net: nn.Module):
+    """Gradient checkpointing off in ``net`` (transformers and timm layers) for the forwards inside.
+
+    A checkpointed layer recomputes its forward during the backward, after `functional_call` has put the module's own
+    parameters back: a forward at a functional copy (MLC's look-ahead ``w'``) would be differentiated with the
+    activations of ``w``, a silently wrong hypergradient. Only that forward keeps its activations."""
+    flags = [(m, a) for m in net.modules() for a in CHECKPOINTING_FLAGS if getattr(m, a, None) is True]
+    for module, attribute in flags:
+        setattr(module, attribute, False)
+    try:
+        yield
+    finally:
+        for module, attribute in flags:
+            setattr(module, attribute, True)
 
 
 class MetaLabelCorrectionTrainer(BaseTrainer):
@@ -441,7 +463,8 @@ class MetaLabelCorrectionTrainer(BaseTrainer):
             if params is None:
                 outputs = net(**inputs)
             else:
-                outputs = functional_call(net, params, args=(), kwargs=inputs)
+                with checkpointing_off(net):
+                    outputs = functional_call(net, params, args=(), kwargs=inputs)
             features = self._features.pop()
         return extract_logits(outputs), features
 
