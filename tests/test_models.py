@@ -99,3 +99,43 @@ def test_lstm_refuses_configs_its_cross_entropy_cannot_train():
         with pytest.raises(ValueError, match=r"single-label classifier .* num_labels to the number of classes"):
             StackedLSTMForTimeSeriesClassification(LSTMClassifierConfig(input_size=1, **kwargs))
     assert StackedLSTMForTimeSeriesClassification(LSTMClassifierConfig(input_size=1, num_labels=2)).classifier.out_features == 2
+
+def test_saved_models_load_without_hf_lilaw_through_their_own_code(tmp_path):
+    # transformers did not know the model types, so a folder loaded where hf_lilaw.models was not imported failed with
+    # "Transformers does not recognize this architecture ... pip install --upgrade transformers"
+    import json
+    import subprocess
+    import sys
+
+    torch.manual_seed(0)
+    mlp = MLPForTabularClassification(MLPClassifierConfig(input_size=3, hidden_sizes=[4], num_labels=2)).eval()
+    lstm = StackedLSTMForTimeSeriesClassification(LSTMClassifierConfig(hidden_size=4, num_labels=3)).eval()
+    x = {"mlp": torch.randn(2, 3), "lstm": torch.randn(2, 7)}
+    for name, model in (("mlp", mlp), ("lstm", lstm)):
+        model.save_pretrained(tmp_path / name)
+        torch.save(x[name], tmp_path / f"{name}_x.pt")
+        with torch.no_grad():
+            torch.save(model(x[name]).logits, tmp_path / f"{name}_logits.pt")
+        assert (tmp_path / name / f"{name}.py").is_file()
+        assert json.loads((tmp_path / name / "config.json").read_text())["auto_map"]["AutoConfig"].startswith(f"{name}.")
+        # with hf_lilaw.models imported, its own classes
+        assert type(AutoModelForSequenceClassification.from_pretrained(tmp_path / name)) is type(model)
+    script = f"""
+import sys, torch
+from transformers import AutoModelForSequenceClassification
+for name in ("mlp", "lstm"):
+    try:
+        AutoModelForSequenceClassification.from_pretrained(r"{tmp_path}" + "/" + name)
+    except ValueError as error:
+        assert "trust_remote_code=True" in str(error), error
+    else:
+        raise AssertionError("loaded custom code without trust_remote_code")
+    model = AutoModelForSequenceClassification.from_pretrained(r"{tmp_path}" + "/" + name, trust_remote_code=True).eval()
+    with torch.no_grad():
+        logits = model(torch.load(r"{tmp_path}" + f"/{{name}}_x.pt")).logits
+    assert torch.equal(logits, torch.load(r"{tmp_path}" + f"/{{name}}_logits.pt")), name
+assert not any(m.startswith("hf_lilaw") for m in sys.modules)
+print("ok")
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, stdin=subprocess.DEVNULL)
+    assert result.stdout.endswith("ok\n"), result.stderr[-2000:]  # after transformers' [y/N] prompt

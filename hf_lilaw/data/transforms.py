@@ -139,7 +139,41 @@ def _timm_pretrained_cfg(config: Any, timm_model: Any) -> dict[str, Any]:
     ``pretrained_cfg`` is timm's default tag for it; the checkpoint's config holds that of the weights loaded.
     """
     checkpoint_cfg = getattr(config, "pretrained_cfg", None)
-    return {**dict(timm_model.pretrained_cfg or {}), **dict(checkpoint_cfg or {})}
+    cfg = {**dict(timm_model.pretrained_cfg or {}), **dict(checkpoint_cfg or {})}
+    return _match_input_channels(cfg, _input_channels(timm_model, cfg.get("first_conv")))
+
+
+def _input_channels(timm_model: Any, first_conv: str | None) -> int | None:
+    """Channels the timm module's first convolution takes (``None`` when it has none)."""
+    if first_conv:
+        try:
+            return int(timm_model.get_submodule(first_conv).in_channels)
+        except AttributeError:  # a name this module does not have: look for the first convolution instead
+            pass
+    channels = (m.in_channels for m in timm_model.modules() if isinstance(getattr(m, "in_channels", None), int))
+    return next(channels, None)
+
+
+def _match_input_channels(cfg: dict[str, Any], channels: int | None) -> dict[str, Any]:
+    """``cfg`` with ``input_size``, ``mean`` and ``std`` for a module taking ``channels`` channels.
+
+    A timm model built with ``in_chans=1`` keeps its architecture's RGB ``pretrained_cfg``, from which timm's transform
+    makes three channels the model refuses; it gets grey images, normalised with the mean of the three means and of
+    the three stds (the RGB normalisation of a grey image when they are equal, as timm's 0.5s).
+    """
+    size = cfg.get("input_size")
+    if channels is None or size is None or channels == size[0]:
+        return cfg
+    if channels not in (1, 3):
+        raise ValueError(
+            f"The timm model takes {channels} input channels, but image_transforms makes grey (1) or RGB (3) images; "
+            "build the model with in_chans=1 or 3, or write a transform that makes its channels."
+        )
+    cfg = {**cfg, "input_size": (channels, *size[1:])}
+    for key in ("mean", "std"):
+        if channels == 1 and cfg.get(key) is not None and not np.isscalar(cfg[key]):
+            cfg[key] = (float(np.mean(cfg[key])),)
+    return cfg
 
 
 def _resolve_preprocessing(obj: Any) -> tuple[Any, dict[str, Any] | None]:

@@ -202,3 +202,30 @@ def test_other_column_names_are_named_with_the_argument_to_pass():
                             image_column="img")({"img": [image], "label": [3]})["labels"] == [3]  # fmt: skip
     with pytest.raises(KeyError, match=r"no column 'series' .*input_column="):
         vector_transform()({"features": [[0.0]], "label": [0]})
+
+
+def test_a_timm_model_built_with_one_input_channel_gets_grey_pixels(tmp_path):
+    # its pretrained_cfg stays the architecture's RGB one: timm's transform made (3, H, W) pixels and the first forward
+    # failed ("expected input[...] to have 1 channels, but got 3 channels instead")
+    pytest.importorskip("timm")
+    import timm
+    from transformers import TimmWrapperConfig, TimmWrapperForImageClassification
+
+    bare = timm.create_model("test_resnet", pretrained=False, num_classes=3, in_chans=1).eval()
+    rgb_cfg = {"input_size": [3, 32, 32], "mean": [0.4, 0.5, 0.6], "std": [0.2] * 3}
+    config = TimmWrapperConfig(architecture="test_resnet", num_labels=3, model_args={"in_chans": 1}, pretrained_cfg=rgb_cfg)
+    wrapper = TimmWrapperForImageClassification(config).eval()
+    wrapper.save_pretrained(tmp_path)
+    grey = PILImage.new("L", (40, 40), 128)
+    # the channels' mean mean and std: test_resnet's own 0.5 and 0.5, the checkpoint's 0.5 and 0.2
+    for model, size, std in ((bare, 160, 0.5), (wrapper, 32, 0.2), (str(tmp_path), 32, 0.2)):
+        assert pixels(image_transforms(model, train=True, keep_columns=()), grey).shape == (1, size, size)
+        x = pixels(image_transforms(model, train=False, keep_columns=()), grey)
+        torch.testing.assert_close(x, torch.full((1, size, size), (128 / 255 - 0.5) / std), atol=1e-5, rtol=0)
+    with torch.no_grad():
+        assert wrapper(pixel_values=x[None]).logits.shape == (1, 3)
+    # an RGB model is unchanged, and channel counts neither mode makes are refused by name
+    assert pixels(image_transforms(timm.create_model("test_resnet", pretrained=False), train=False, keep_columns=()),
+                  grey).shape == (3, 160, 160)  # fmt: skip
+    with pytest.raises(ValueError, match="takes 4 input channels.*in_chans=1 or 3"):
+        image_transforms(timm.create_model("test_resnet", pretrained=False, in_chans=4), train=False)
