@@ -133,7 +133,8 @@ class RunComparison:
     def to_markdown(self, *, digits: int = 4) -> str:
         """A markdown table: one row per metric; mean ± sd of each run; for each run against the baseline the
         mean difference, its confidence interval and p-value (`paired_difference`'s: the paired t-test's, or the
-        sign-flip test's where every seed gives the same difference)."""
+        sign-flip test's where every seed gives the same difference). An unbounded interval (every seed the same
+        difference, over too few seeds to bound it) reads ``unbounded``."""
         others = [r for r in self.runs if r != self.baseline] if self.baseline is not None else []
         level = f"{round(100 * self.confidence, 6):g} %"  # 97.5 %, not 98 % (nor 100 % for 0.995)
         header = ["metric", *self.runs]
@@ -144,7 +145,11 @@ class RunComparison:
             cells = [_label(metric), *(_mean_sd(entry["runs"][run], digits) for run in self.runs)]
             for run in others:
                 d = entry["differences"][run]
-                ci = "n/a" if math.isnan(d["ci_low"]) else f"[{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
+                ci = (
+                    "n/a" if math.isnan(d["ci_low"])
+                    else "unbounded" if math.isinf(d["ci_low"])
+                    else f"[{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
+                )  # fmt: skip
                 p = "n/a" if math.isnan(d["p_value"]) else "<0.001" if d["p_value"] < 0.0005 else f"{d['p_value']:.3f}"
                 cells += [_mean_sd(d, digits, sign="+"), ci, p]
             lines.append("| " + " | ".join(cells) + " |")
