@@ -73,7 +73,8 @@ def clean_labels(
       table `LiLAWTrainer.score_samples` returns for ``dataset``, read at its ``score`` column (``w_alpha``,
       ``w_beta``, ``w_delta``, ``w``, ``loss`` or ``prob_label``; oriented for you), whose ``prediction`` column
       then serves ``relabel``.
-    - ``issues``: a boolean mask you computed yourself (e.g. with cleanlab), one per row.
+    - ``issues``: a boolean mask you computed yourself (e.g. with cleanlab), one per row; it is the flag as given
+      (``threshold``, ``num_issues``, ``frac_issues``, ``max_fraction`` and ``epoch`` are refused beside it).
 
     ``threshold``, ``num_issues``, ``frac_issues``, ``max_fraction`` choose how many to flag, as in
     `find_label_issues` (default: its automatic split, which flags nothing when the scores show one group). They
@@ -124,6 +125,13 @@ def clean_labels(
     values = None
 
     if issues is not None:
+        chosen = [name for name, value in {**rule, "epoch": epoch}.items() if value is not None]
+        if chosen:  # the mask is the flag: a count or threshold given beside it would be silently ignored
+            raise ValueError(
+                f"issues= is already the flag of each row, so {', '.join(f'{name}=' for name in chosen)} (for "
+                "flagging by scores) would be ignored; leave it out, or pass scores= (or dynamics=) instead of "
+                "issues= to flag by it."
+            )
         flagged = np.asarray(issues)
         if flagged.dtype != bool or flagged.shape != (n,):
             raise ValueError(f"issues must be a boolean mask of shape ({n},), got dtype {flagged.dtype}, shape {flagged.shape}.")

@@ -202,3 +202,13 @@ def test_readme_flow_with_the_automatic_meta_split_keeps_the_meta_rows(tmp_path)
     assert len(clean_labels(trainer.train_dataset, action="prune", dynamics=dynamics, num_issues=0)) == 85
     with pytest.raises(ValueError, match="None of the data set's 15 rows has a 'w_alpha' score"):
         clean_labels(trainer.meta_dataset, action="prune", dynamics=dynamics, num_issues=1)
+
+
+def test_a_mask_refuses_the_rules_that_choose_rows_from_scores():
+    # issues= with num_issues=1 dropped both flagged rows, the count silently ignored (threshold=, epoch= too)
+    train = datasets.Dataset.from_dict({"x": [[float(i)] for i in range(6)], "label": [0, 1, 2, 0, 1, 2]})
+    mask = np.array([False, True, False, False, True, False])
+    assert clean_labels(train, action="prune", issues=mask)["x"] == [[0.0], [2.0], [3.0], [5.0]]
+    for rule in ({"num_issues": 1}, {"frac_issues": 0.1}, {"threshold": 5.0}, {"max_fraction": 0.1}, {"epoch": 2}):
+        with pytest.raises(ValueError, match=rf"issues= is already the flag of each row, so {next(iter(rule))}= \(for flagging by scores\) would be ignored"):
+            clean_labels(train, action="prune", issues=mask, **rule)
