@@ -161,6 +161,11 @@ def clean_labels(
         values = np.asarray(scores, dtype=np.float64)
         if values.shape != (n,):
             raise ValueError(f"scores must have one value per row of the data set, shape ({n},); got {values.shape}.")
+        if n and np.isnan(values).all():
+            raise ValueError(
+                f"All {n} scores are NaN: none of the rows was scored (e.g. every label is -100), so there is "
+                "nothing to rank; pass the scores of labelled rows, e.g. trainer.score_samples(dataset)."
+            )
         flagged = find_label_issues(scores=values, **rule)
     counted = num_issues is not None or frac_issues is not None
     _warn_beyond_noise(flagged, values, expected_noise_rate, action, counted=counted)

@@ -212,3 +212,12 @@ def test_a_mask_refuses_the_rules_that_choose_rows_from_scores():
     for rule in ({"num_issues": 1}, {"frac_issues": 0.1}, {"threshold": 5.0}, {"max_fraction": 0.1}, {"epoch": 2}):
         with pytest.raises(ValueError, match=rf"issues= is already the flag of each row, so {next(iter(rule))}= \(for flagging by scores\) would be ignored"):
             clean_labels(train, action="prune", issues=mask, **rule)
+
+
+def test_scores_that_are_all_nan_say_so():
+    # "check the recorder or epoch=" before: neither is involved with scores= (epoch= is refused there)
+    train = datasets.Dataset.from_dict({"x": [[0.0], [1.0], [2.0]], "label": [0, 1, -100]})
+    table = datasets.Dataset.from_dict({"w_alpha": [float("nan")] * 3, "prediction": [0, 1, 1]})
+    for scores in (np.full(3, np.nan), table):
+        with pytest.raises(ValueError, match="All 3 scores are NaN: none of the rows was scored"):
+            clean_labels(train, action="prune", scores=scores, num_issues=1)
