@@ -107,9 +107,14 @@ def clean_labels(
     if action not in ("prune", "relabel"):
         raise ValueError(f"action must be 'prune' (drop flagged rows) or 'relabel' (use the prediction), got {action!r}.")
     if not isinstance(dataset, datasets.Dataset):
+        if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+            fix = f"pass the split you trained on, e.g. dataset[{next(iter(dataset), 'train')!r}]"
+        elif isinstance(dataset, datasets.IterableDataset):
+            fix = "for a streamed set, materialise the training split first"
+        else:  # e.g. a torch Dataset
+            fix = "convert it, e.g. datasets.Dataset.from_list([dataset[i] for i in range(len(dataset))])"
         raise ValueError(
-            f"clean_labels needs a datasets.Dataset (random access to its rows), got {type(dataset).__name__}; "
-            "for a streamed set, materialise the training split first."
+            f"clean_labels needs a datasets.Dataset (random access to its rows), got {type(dataset).__name__}; {fix}."
         )
     given = sum(source is not None for source in (dynamics, scores, issues))
     if given != 1:

@@ -221,3 +221,25 @@ def test_scores_that_are_all_nan_say_so():
     for scores in (np.full(3, np.nan), table):
         with pytest.raises(ValueError, match="All 3 scores are NaN: none of the rows was scored"):
             clean_labels(train, action="prune", scores=scores, num_issues=1)
+
+
+def test_a_data_set_of_another_kind_is_told_how_to_convert():
+    # every kind was told "for a streamed set, materialise the training split first"
+    train = datasets.Dataset.from_dict({"x": [[0.0], [1.0]], "label": [0, 1]})
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return train[i]
+
+    for dataset, fix in (
+        (datasets.DatasetDict({"train": train}), r"pass the split you trained on, e.g. dataset\['train'\]"),
+        (Rows(), r"convert it, e.g. datasets.Dataset.from_list"),
+        (train.to_iterable_dataset(), "for a streamed set, materialise the training split first"),
+    ):
+        with pytest.raises(ValueError, match=f"needs a datasets.Dataset .*, got {type(dataset).__name__}; {fix}"):
+            clean_labels(dataset, action="prune", issues=np.zeros(2, dtype=bool))
+    rows = datasets.Dataset.from_list([Rows()[i] for i in range(len(Rows()))])  # the conversion offered works
+    assert clean_labels(rows, action="prune", issues=np.array([True, False]))["x"] == [[1.0]]
