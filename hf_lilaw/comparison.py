@@ -108,7 +108,8 @@ class RunComparison:
             "ci_high", "p_value"}}}``: the sample sd over seeds; the difference is run − baseline, seed by seed.
             With fewer than two seeds (or a non-finite value) sd, the interval and p are NaN. The interval and p
             are `paired_difference`'s: with every seed giving the same difference, sd is 0 and p is the exact
-            sign-flip test's (1 where that difference is 0), not the t-test's limit (see `PairedDifference`).
+            sign-flip test's (1 where that difference is 0, and then the mean, and a bounded interval, exactly 0
+            rather than the float rounding in ``a_s − b_s``), not the t-test's limit (see `PairedDifference`).
     """
 
     seeds: list[Hashable]
@@ -133,7 +134,9 @@ class RunComparison:
     def to_markdown(self, *, digits: int = 4) -> str:
         """A markdown table: one row per metric; mean ± sd of each run; for each run against the baseline the
         mean difference, its confidence interval and p-value (`paired_difference`'s: the paired t-test's, or the
-        sign-flip test's where every seed gives the same difference)."""
+        sign-flip test's where every seed gives the same difference). An unbounded interval (every seed the same
+        difference, over too few seeds to bound it) reads ``unbounded``; a mean that rounds to 0 at ``digits``
+        reads ``0.0000`` (``+0.0000`` for a difference), not ``-0.0000``."""
         others = [r for r in self.runs if r != self.baseline] if self.baseline is not None else []
         level = f"{round(100 * self.confidence, 6):g} %"  # 97.5 %, not 98 % (nor 100 % for 0.995)
         header = ["metric", *self.runs]
@@ -144,7 +147,11 @@ class RunComparison:
             cells = [_label(metric), *(_mean_sd(entry["runs"][run], digits) for run in self.runs)]
             for run in others:
                 d = entry["differences"][run]
-                ci = "n/a" if math.isnan(d["ci_low"]) else f"[{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
+                ci = (
+                    "n/a" if math.isnan(d["ci_low"])
+                    else "unbounded" if math.isinf(d["ci_low"])
+                    else f"[{d['ci_low']:+.{digits}f}, {d['ci_high']:+.{digits}f}]"
+                )  # fmt: skip
                 p = "n/a" if math.isnan(d["p_value"]) else "<0.001" if d["p_value"] < 0.0005 else f"{d['p_value']:.3f}"
                 cells += [_mean_sd(d, digits, sign="+"), ci, p]
             lines.append("| " + " | ".join(cells) + " |")
@@ -206,7 +213,12 @@ def compare_runs(
             found = {**_summary(diff), "ci_low": math.nan, "ci_high": math.nan, "p_value": math.nan}
             if diff.size > 1 and np.isfinite(diff).all():
                 paired = paired_difference(values[run], values[baseline], confidence=confidence)
-                found.update(sd=paired.sd, ci_low=paired.ci_low, ci_high=paired.ci_high, p_value=paired.p_value)
+                # Every difference 0 up to rounding (p 1 without spread): the -5.6e-17 left is no difference.
+                residue = paired.mean if paired.sd == 0 and paired.p_value == 1 else 0.0
+                found.update(
+                    mean=paired.mean - residue, sd=paired.sd, ci_low=paired.ci_low - residue,
+                    ci_high=paired.ci_high - residue, p_value=paired.p_value,
+                )  # fmt: skip
             entry["differences"][run] = found
         metrics[name] = entry
     return RunComparison(seeds=seeds, runs=runs, baseline=baseline, confidence=confidence, metrics=metrics)
@@ -239,4 +251,5 @@ def _label(metric: str) -> str:
 
 def _mean_sd(entry: Mapping[str, float], digits: int, sign: str = "") -> str:
     sd = "" if math.isnan(entry["sd"]) else f" ± {entry['sd']:.{digits}f}"
-    return f"{entry['mean']:{sign}.{digits}f}{sd}"
+    mean = entry["mean"] if round(entry["mean"], digits) != 0 else 0.0  # no "-0.0000"
+    return f"{mean:{sign}.{digits}f}{sd}"

@@ -53,7 +53,8 @@ def test_markdown_and_json():
     assert table[0] == "| metric | Trainer | LiLAWTrainer | Δ (LiLAWTrainer − Trainer) | 90 % CI | p (paired t) |"
     # t(0.95, 2 df) = 2.919986: 0.02 ± 2.919986 · 0.03 / √3 = [−0.0306, +0.0706]
     assert table[2] == "| top-1 accuracy | 0.750 ± 0.050 | 0.770 ± 0.070 | +0.020 ± 0.030 | [-0.031, +0.071] | 0.368 |"
-    assert table[3].endswith("| -0.100 ± 0.000 | [-inf, +inf] | 0.250 |")  # the same difference on all 3 seeds
+    # the same difference on all 3 seeds: no interval bounds it (printed "[-inf, +inf]" before)
+    assert table[3].endswith("| -0.100 ± 0.000 | unbounded | 0.250 |")
     back = json.loads(json.dumps(result.to_dict(), allow_nan=False))  # strict JSON: no NaN/Infinity
     assert back["baseline"] == "Trainer" and back["metrics"]["test_accuracy"]["differences"]["LiLAWTrainer"]["mean"] == pytest.approx(0.02)
     sure = {s: {"a": {"x": 0.5}, "b": {"x": 0.6 + 1e-3 * s}} for s in range(5)}  # p 1.5e-7 printed 0.000
@@ -149,3 +150,19 @@ def test_memory_and_speed_bookkeeping_is_left_out():
     result = compare_runs(per_seed, baseline="Trainer")
     assert list(result.metrics) == ["test_accuracy", "test_loss"]
     assert len(result.to_markdown().splitlines()) == 4  # header, rule, accuracy, loss
+
+
+def test_no_difference_prints_as_zero_not_minus_zero():
+    # b − a is 0.3 − (0.1 + 0.2) = −5.6e-17 on every seed: no difference, printed "-0.0000" before (and the
+    # interval over 6 seeds "[-0.0000, -0.0000]")
+    for seeds, ci in ((3, "unbounded"), (6, "[+0.0000, +0.0000]")):
+        per_seed = {s: {"a": {"x": 0.1 + 0.2}, "b": {"x": 0.3}} for s in range(seeds)}
+        result = compare_runs(per_seed, baseline="a")
+        diff = result.metrics["x"]["differences"]["b"]
+        assert (diff["mean"], diff["sd"], diff["p_value"]) == (0.0, 0.0, 1.0)
+        assert result.to_markdown().splitlines()[2] == f"| x | 0.3000 ± 0.0000 | 0.3000 ± 0.0000 | +0.0000 ± 0.0000 | {ci} | 1.000 |"
+    one = compare_runs({0: {"a": {"x": 0.1 + 0.2}, "b": {"x": 0.3}}}, baseline="a").to_markdown()  # one seed
+    assert one.splitlines()[2] == "| x | 0.3000 | 0.3000 | +0.0000 | n/a | n/a |"
+    # a real difference that rounds to 0 at the digits printed keeps its interval's signs
+    small = {s: {"a": {"x": 0.5}, "b": {"x": 0.5 + d}} for s, d in enumerate((1e-5, -2e-5, 0.0))}
+    assert "| +0.0000 ± 0.0000 | [-0.0000, +0.0000] |" in compare_runs(small, baseline="a").to_markdown()

@@ -73,7 +73,8 @@ def clean_labels(
       table `LiLAWTrainer.score_samples` returns for ``dataset``, read at its ``score`` column (``w_alpha``,
       ``w_beta``, ``w_delta``, ``w``, ``loss`` or ``prob_label``; oriented for you), whose ``prediction`` column
       then serves ``relabel``.
-    - ``issues``: a boolean mask you computed yourself (e.g. with cleanlab), one per row.
+    - ``issues``: a boolean mask you computed yourself (e.g. with cleanlab), one per row; it is the flag as given
+      (``threshold``, ``num_issues``, ``frac_issues``, ``max_fraction`` and ``epoch`` are refused beside it).
 
     ``threshold``, ``num_issues``, ``frac_issues``, ``max_fraction`` choose how many to flag, as in
     `find_label_issues` (default: its automatic split, which flags nothing when the scores show one group). They
@@ -106,9 +107,14 @@ def clean_labels(
     if action not in ("prune", "relabel"):
         raise ValueError(f"action must be 'prune' (drop flagged rows) or 'relabel' (use the prediction), got {action!r}.")
     if not isinstance(dataset, datasets.Dataset):
+        if isinstance(dataset, (datasets.DatasetDict, datasets.IterableDatasetDict)):
+            fix = f"pass the split you trained on, e.g. dataset[{next(iter(dataset), 'train')!r}]"
+        elif isinstance(dataset, datasets.IterableDataset):
+            fix = "for a streamed set, materialise the training split first"
+        else:  # e.g. a torch Dataset
+            fix = "convert it, e.g. datasets.Dataset.from_list([dataset[i] for i in range(len(dataset))])"
         raise ValueError(
-            f"clean_labels needs a datasets.Dataset (random access to its rows), got {type(dataset).__name__}; "
-            "for a streamed set, materialise the training split first."
+            f"clean_labels needs a datasets.Dataset (random access to its rows), got {type(dataset).__name__}; {fix}."
         )
     given = sum(source is not None for source in (dynamics, scores, issues))
     if given != 1:
@@ -124,6 +130,13 @@ def clean_labels(
     values = None
 
     if issues is not None:
+        chosen = [name for name, value in {**rule, "epoch": epoch}.items() if value is not None]
+        if chosen:  # the mask is the flag: a count or threshold given beside it would be silently ignored
+            raise ValueError(
+                f"issues= is already the flag of each row, so {', '.join(f'{name}=' for name in chosen)} (for "
+                "flagging by scores) would be ignored; leave it out, or pass scores= (or dynamics=) instead of "
+                "issues= to flag by it."
+            )
         flagged = np.asarray(issues)
         if flagged.dtype != bool or flagged.shape != (n,):
             raise ValueError(f"issues must be a boolean mask of shape ({n},), got dtype {flagged.dtype}, shape {flagged.shape}.")
@@ -153,6 +166,11 @@ def clean_labels(
         values = np.asarray(scores, dtype=np.float64)
         if values.shape != (n,):
             raise ValueError(f"scores must have one value per row of the data set, shape ({n},); got {values.shape}.")
+        if n and np.isnan(values).all():
+            raise ValueError(
+                f"All {n} scores are NaN: none of the rows was scored (e.g. every label is -100), so there is "
+                "nothing to rank; pass the scores of labelled rows, e.g. trainer.score_samples(dataset)."
+            )
         flagged = find_label_issues(scores=values, **rule)
     counted = num_issues is not None or frac_issues is not None
     _warn_beyond_noise(flagged, values, expected_noise_rate, action, counted=counted)

@@ -202,3 +202,44 @@ def test_readme_flow_with_the_automatic_meta_split_keeps_the_meta_rows(tmp_path)
     assert len(clean_labels(trainer.train_dataset, action="prune", dynamics=dynamics, num_issues=0)) == 85
     with pytest.raises(ValueError, match="None of the data set's 15 rows has a 'w_alpha' score"):
         clean_labels(trainer.meta_dataset, action="prune", dynamics=dynamics, num_issues=1)
+
+
+def test_a_mask_refuses_the_rules_that_choose_rows_from_scores():
+    # issues= with num_issues=1 dropped both flagged rows, the count silently ignored (threshold=, epoch= too)
+    train = datasets.Dataset.from_dict({"x": [[float(i)] for i in range(6)], "label": [0, 1, 2, 0, 1, 2]})
+    mask = np.array([False, True, False, False, True, False])
+    assert clean_labels(train, action="prune", issues=mask)["x"] == [[0.0], [2.0], [3.0], [5.0]]
+    for rule in ({"num_issues": 1}, {"frac_issues": 0.1}, {"threshold": 5.0}, {"max_fraction": 0.1}, {"epoch": 2}):
+        with pytest.raises(ValueError, match=rf"issues= is already the flag of each row, so {next(iter(rule))}= \(for flagging by scores\) would be ignored"):
+            clean_labels(train, action="prune", issues=mask, **rule)
+
+
+def test_scores_that_are_all_nan_say_so():
+    # "check the recorder or epoch=" before: neither is involved with scores= (epoch= is refused there)
+    train = datasets.Dataset.from_dict({"x": [[0.0], [1.0], [2.0]], "label": [0, 1, -100]})
+    table = datasets.Dataset.from_dict({"w_alpha": [float("nan")] * 3, "prediction": [0, 1, 1]})
+    for scores in (np.full(3, np.nan), table):
+        with pytest.raises(ValueError, match="All 3 scores are NaN: none of the rows was scored"):
+            clean_labels(train, action="prune", scores=scores, num_issues=1)
+
+
+def test_a_data_set_of_another_kind_is_told_how_to_convert():
+    # every kind was told "for a streamed set, materialise the training split first"
+    train = datasets.Dataset.from_dict({"x": [[0.0], [1.0]], "label": [0, 1]})
+
+    class Rows(torch.utils.data.Dataset):
+        def __len__(self):
+            return 2
+
+        def __getitem__(self, i):
+            return train[i]
+
+    for dataset, fix in (
+        (datasets.DatasetDict({"train": train}), r"pass the split you trained on, e.g. dataset\['train'\]"),
+        (Rows(), r"convert it, e.g. datasets.Dataset.from_list"),
+        (train.to_iterable_dataset(), "for a streamed set, materialise the training split first"),
+    ):
+        with pytest.raises(ValueError, match=f"needs a datasets.Dataset .*, got {type(dataset).__name__}; {fix}"):
+            clean_labels(dataset, action="prune", issues=np.zeros(2, dtype=bool))
+    rows = datasets.Dataset.from_list([Rows()[i] for i in range(len(Rows()))])  # the conversion offered works
+    assert clean_labels(rows, action="prune", issues=np.array([True, False]))["x"] == [[1.0]]
