@@ -786,7 +786,8 @@ def report(records: list[dict[str, Any]], name: str, *, summary: dict[str, Any] 
     devices = sorted({f"{r['device']}" + (f" ({r['gpu']})" if r.get("gpu") else "") for r in records})
     lines = [
         f"# Fashion-MNIST, {MODEL_TITLES.get(first['config'].get('model', 'mlp'), '')}: `{name}`", "",
-        f"Command: `{command}`. Records: `{name}_runs.jsonl` ({len(records)} runs; seeds {s['seeds']}; "
+        f"First run's command: `{command}` (each run's own is in its record). Records: `{name}_runs.jsonl` "
+        f"({len(records)} runs; seeds {s['seeds']}; "
         f"device {', '.join(devices)}). Summary: `python benchmarks/fashion_mnist.py --summary --name {name}`.", "",
         f"Machines: {_machines_text(records)}.", "",
         f"Config: `{json.dumps(grid_config(records))}`; {first['train_rows']:,} training rows, {first['val_rows']:,} "

@@ -119,6 +119,8 @@ def test_grid_resume_guard_and_summary(data_dir, tmp_path, capsys):
     assert fm.main(["--summary", "--name", "tiny", "--out-dir", str(out)]) == 0
     text = (out / "tiny.md").read_text()
     assert "## Δ vs CE, last epoch" in text and "## Gap to the oracle" in text and "no effect larger than" in text
+    # the command shown is the first run's, named as such: the grid's runs were launched with other flags too
+    assert f"First run's command: `{records[0]['command']}` (each run's own is in its record)" in text
     assert (out / "tiny.png").stat().st_size > 0
     summary = json.loads((out / "tiny.json").read_text())
     assert summary["missing"] == [] and summary["seeds"] == [0, 1]
