@@ -229,6 +229,11 @@ class LiLAWConfig(TrainingArguments):
             )
         if self.lilaw_meta_cache not in ("auto", "force", "off"):
             raise ValueError(f"lilaw_meta_cache must be 'auto', 'force' or 'off', got {self.lilaw_meta_cache!r}.")
+        if self.lilaw_detach_weights not in (True, False):
+            raise ValueError(
+                f"lilaw_detach_weights must be True or False, got {self.lilaw_detach_weights!r}; in a JSON or YAML "
+                "file write true or false without quotes."
+            )
         if self.lilaw_compile not in (None, True, False):
             raise ValueError(f"lilaw_compile must be True, False or None (follow torch_compile), got {self.lilaw_compile!r}.")
         if self.lilaw_meta_forward_mode not in ("eval", "train"):

@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from transformers import HfArgumentParser
 
@@ -82,3 +84,18 @@ def test_label_smoothing_is_refused_with_the_gce_base_loss(tmp_path):
     for kind in ("cross_entropy", "focal", "sce"):
         assert LiLAWConfig(output_dir=str(tmp_path), lilaw_base_loss=kind, label_smoothing_factor=0.1).lilaw_base_loss == kind
     assert LiLAWConfig(output_dir=str(tmp_path), lilaw_base_loss="gce").label_smoothing_factor == 0.0
+
+
+def test_a_quoted_false_from_a_settings_file_is_refused_not_read_as_true(tmp_path):
+    """``"lilaw_detach_weights": "false"`` in a JSON file reached the trainer as the truthy string 'false', so the
+    weights were detached: the opposite of the setting."""
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"output_dir": str(tmp_path), "lilaw_detach_weights": "false"}))
+    with pytest.raises(ValueError) as refused:
+        HfArgumentParser(LiLAWConfig).parse_json_file(str(settings))
+    assert str(refused.value) == (
+        "lilaw_detach_weights must be True or False, got 'false'; in a JSON or YAML file write true or false without "
+        "quotes."
+    )
+    settings.write_text(json.dumps({"output_dir": str(tmp_path), "lilaw_detach_weights": False}))
+    assert HfArgumentParser(LiLAWConfig).parse_json_file(str(settings))[0].lilaw_detach_weights is False
