@@ -238,6 +238,15 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     def _validate_mlc(self, *, method_known: bool = True) -> None:
         """Raise ``ValueError`` naming the field and a valid value for any bad meta label correction option; the
         checks that depend on `mlc_method` only where it is ``method_known``."""
+        for name, allowed, text in (
+            ("mlc_meta_amsgrad", (True, False), "True or False"),
+            ("mlc_skip_gate", (None, True, False), "True, False or None (per method)"),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be {text}, got {getattr(self, name)!r}; in a JSON or YAML file write true or false "
+                    "without quotes."
+                )
         if self.mlc_clean_cache not in ("auto", "force", "off"):
             raise ValueError(f"mlc_clean_cache must be 'auto', 'force' or 'off', got {self.mlc_clean_cache!r}.")
         if self.mlc_method not in MLC_METHODS:
