@@ -1,5 +1,6 @@
 """Configuration of the meta label correction trainers (EBOMLC, MLC-D, MLC)."""
 
+import math
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -267,6 +268,16 @@ class MetaLabelCorrectionConfig(TrainingArguments):
                 "mlc_label_embedding_init must be 'xavier_uniform', 'normal' or None, got "
                 f"{self.mlc_label_embedding_init!r}."
             )
+        optional = ("mlc_inner_lr", "mlc_skip_gate_init")
+        for name in ("mlc_rho", "mlc_barrier_threshold", "mlc_barrier_scale", "mlc_barrier_eta", "mlc_meta_lr",
+                     "mlc_meta_weight_decay", *optional):  # fmt: skip
+            value = getattr(self, name)
+            if value is None and name in optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(
+                    f"{name} must be a finite number{' or None' if name in optional else ''}, got {value!r}."
+                )
         if not 0.0 <= self.mlc_rho <= 1.0:
             raise ValueError(f"mlc_rho must lie in [0, 1], got {self.mlc_rho}.")
         for name in ("mlc_barrier_threshold", "mlc_barrier_scale", "mlc_barrier_eta", "mlc_meta_weight_decay"):
@@ -297,9 +308,11 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         weights = self.mlc_lower_loss_weights
-        if weights is not None and (len(weights) != 2 or min(weights) < 0 or weights[0] == 0):
+        if weights is not None and (
+            len(weights) != 2 or not all(map(math.isfinite, weights)) or min(weights) < 0 or weights[0] == 0
+        ):
             raise ValueError(
-                "mlc_lower_loss_weights must be two non-negative weights (noisy, clean) with a positive noisy "
+                "mlc_lower_loss_weights must be two finite non-negative weights (noisy, clean) with a positive noisy "
                 f"weight, e.g. [1.0, 0.5], or None (proportional to the batch sizes); got {weights}."
             )
         min_clean = 2 if self.clean_rows_in_lower_loss else 1
