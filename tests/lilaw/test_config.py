@@ -58,6 +58,12 @@ def test_per_parameter_settings_fall_back_to_the_common_one(tmp_path):
         ({"lilaw_meta_batch_size": 0}, "lilaw_meta_batch_size must be >= 1"),
         ({"lilaw_warmup_steps": -3}, "lilaw_warmup_steps"),
         ({"lilaw_compile": "yes"}, "lilaw_compile must be True, False or None"),
+        # None or a string (a settings file read with parse_json_file) raised a TypeError naming no field
+        ({"lilaw_alpha": None}, "lilaw_alpha must be a finite number >= 0, got None"),
+        ({"lilaw_meta_fraction": "0.2"}, "lilaw_meta_fraction must be a finite number >= 0, got '0.2'"),
+        ({"lilaw_gce_q": None}, "lilaw_gce_q must be a finite number >= 0, got None"),
+        ({"lilaw_lr": None}, "lilaw_lr must be a finite number >= 0, got None"),
+        ({"lilaw_warmup_epochs": True}, "lilaw_warmup_epochs must be a finite number >= 0, got True"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path, overrides, message):
