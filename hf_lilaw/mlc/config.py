@@ -54,7 +54,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             Step size of MLC-D's inner steps, and of MLC's look-ahead (and the released EBOMLC's) when the main
             optimizer is not `torch.optim.SGD`: the look-ahead is then a plain gradient step `w − η·∇G`. With SGD the
             look-ahead applies SGD's own rule (per-group learning rate, momentum buffer, dampening, weight decay,
-            Nesterov) and this value is not used. `None` uses the main optimizer's current learning rate.
+            Nesterov) and this value is not used. `None` uses the main optimizer's current learning rate. Refused with
+            the spec EBOMLC, whose look-ahead is always a step of the main optimizer.
 
         > Meta model (label correction network)
 
@@ -292,6 +293,14 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             )
         if self.mlc_inner_lr is not None and self.mlc_inner_lr <= 0:
             raise ValueError(f"mlc_inner_lr must be > 0 or None (the main learning rate), got {self.mlc_inner_lr}.")
+        if method_known and self.mlc_inner_lr is not None and (self.mlc_method, self.mlc_ebomlc_variant) == (
+            "ebomlc", "spec"
+        ):
+            raise ValueError(
+                f"mlc_inner_lr={self.mlc_inner_lr} is not used by EBOMLC's spec variant, whose look-ahead is a step "
+                "of the main optimizer at its own learning rate: drop mlc_inner_lr, or use "
+                "mlc_ebomlc_variant='released', mlc_method='mlc' or mlc_method='mlc_d', which take it."
+            )
         if self.mlc_skip_gate_init is not None:
             if not 0.0 < self.mlc_skip_gate_init < 1.0:
                 raise ValueError(

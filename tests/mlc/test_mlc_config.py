@@ -1,9 +1,11 @@
 import json
 
 import pytest
+from datasets import Dataset
+from torch import nn
 from transformers import HfArgumentParser
 
-from hf_lilaw.mlc import MetaLabelCorrectionConfig
+from hf_lilaw.mlc import EBOMLCTrainer, MetaLabelCorrectionConfig, MetaLabelCorrectionTrainer
 
 
 @pytest.mark.parametrize(
@@ -47,3 +49,33 @@ def test_non_finite_or_non_numeric_settings_are_refused_when_built(tmp_path, ove
         MetaLabelCorrectionConfig(output_dir=str(tmp_path), **overrides)
     if "\\" not in message:
         assert str(refused.value) == message
+
+
+class _TinyNet(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body, self.fc = nn.Linear(2, 4), nn.Linear(4, 2)
+
+    def forward(self, x, labels=None):
+        return self.fc(self.body(x))
+
+
+def test_an_inner_step_size_the_spec_ebomlc_step_never_uses_is_refused(tmp_path):
+    """EBOMLC's spec look-ahead is a step of the main optimizer: mlc_inner_lr changed nothing in the run, while the
+    model card's training snippet listed it."""
+    message = (
+        "mlc_inner_lr=0.1 is not used by EBOMLC's spec variant, whose look-ahead is a step of the main optimizer at "
+        "its own learning rate: drop mlc_inner_lr, or use mlc_ebomlc_variant='released', mlc_method='mlc' or "
+        "mlc_method='mlc_d', which take it."
+    )
+    # mlc_method left at (or set to) its default "ebomlc": the trainer decides the method and refuses it when built.
+    data = Dataset.from_dict({"x": [[0.0, 1.0], [1.0, 0.0]], "label": [0, 1]})
+    for cls in (MetaLabelCorrectionTrainer, EBOMLCTrainer):
+        args = MetaLabelCorrectionConfig(
+            output_dir=str(tmp_path), mlc_inner_lr=0.1, per_device_train_batch_size=2, report_to="none"
+        )
+        with pytest.raises(ValueError) as refused:
+            cls(model=_TinyNet(), args=args, train_dataset=data, clean_dataset=data)
+        assert str(refused.value) == message
+    for settings in ({"mlc_ebomlc_variant": "released"}, {"mlc_method": "mlc"}, {"mlc_method": "mlc_d"}):
+        assert MetaLabelCorrectionConfig(output_dir=str(tmp_path), mlc_inner_lr=0.1, **settings).mlc_inner_lr == 0.1
