@@ -1,6 +1,7 @@
 """Configuration of the meta label correction trainers (EBOMLC, MLC-D, MLC)."""
 
 import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -284,6 +285,10 @@ class MetaLabelCorrectionConfig(TrainingArguments):
         for name in ("mlc_barrier_threshold", "mlc_barrier_scale", "mlc_barrier_eta", "mlc_meta_weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        for name in ("mlc_inner_steps", "mlc_label_embedding_dim", "mlc_meta_hidden_dim", "mlc_clean_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be a whole number, got {value!r}.")
         if self.mlc_inner_steps < 1:
             raise ValueError(f"mlc_inner_steps must be >= 1, got {self.mlc_inner_steps}.")
         if method_known and self.mlc_method != "mlc_d" and self.mlc_inner_steps != 1:

@@ -79,3 +79,20 @@ def test_an_inner_step_size_the_spec_ebomlc_step_never_uses_is_refused(tmp_path)
         assert str(refused.value) == message
     for settings in ({"mlc_ebomlc_variant": "released"}, {"mlc_method": "mlc"}, {"mlc_method": "mlc_d"}):
         assert MetaLabelCorrectionConfig(output_dir=str(tmp_path), mlc_inner_lr=0.1, **settings).mlc_inner_lr == 0.1
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"mlc_method": "mlc_d", "mlc_inner_steps": 2.5}, "mlc_inner_steps must be a whole number, got 2.5."),
+        ({"mlc_method": "mlc_d", "mlc_inner_steps": True}, "mlc_inner_steps must be a whole number, got True."),
+        ({"mlc_clean_batch_size": 3.5}, "mlc_clean_batch_size must be a whole number, got 3.5."),
+        ({"mlc_label_embedding_dim": 2.5}, "mlc_label_embedding_dim must be a whole number, got 2.5."),
+        ({"mlc_meta_hidden_dim": "64"}, "mlc_meta_hidden_dim must be a whole number, got '64'."),
+    ],
+)
+def test_fractional_counts_are_refused_when_built(tmp_path, overrides, message):
+    """mlc_inner_steps=2.5 or mlc_clean_batch_size=3.5 failed in the first step with a TypeError naming no setting."""
+    with pytest.raises(ValueError) as refused:
+        MetaLabelCorrectionConfig(output_dir=str(tmp_path), **overrides)
+    assert str(refused.value) == message
