@@ -189,12 +189,16 @@ class LiLAWConfig(TrainingArguments):
         per_parameter = [f"lilaw_{name}_{key}" for key in ("lr", "weight_decay") for name in ("alpha", "beta", "delta")]
         for name in (
             "lilaw_alpha", "lilaw_beta", "lilaw_delta", "lilaw_focal_gamma", "lilaw_sce_alpha", "lilaw_sce_beta",
-            "lilaw_warmup_epochs", "lilaw_lr", "lilaw_weight_decay", *per_parameter,
+            "lilaw_warmup_epochs", "lilaw_lr", "lilaw_weight_decay", "lilaw_meta_fraction", "lilaw_gce_q",
+            *per_parameter,
         ):
             value = getattr(self, name)
-            if value is None:
+            if value is None and name in per_parameter:
                 continue
-            if not isinstance(value, (int, float)) or not math.isfinite(value) or value < 0:
+            if (
+                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
+                or value < 0
+            ):
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
         if self.lilaw_alpha < 1:
             raise ValueError(f"lilaw_alpha must be >= 1 (LiLAW keeps α >= 1), got {self.lilaw_alpha}.")
@@ -229,6 +233,11 @@ class LiLAWConfig(TrainingArguments):
             )
         if self.lilaw_meta_cache not in ("auto", "force", "off"):
             raise ValueError(f"lilaw_meta_cache must be 'auto', 'force' or 'off', got {self.lilaw_meta_cache!r}.")
+        if self.lilaw_detach_weights not in (True, False):
+            raise ValueError(
+                f"lilaw_detach_weights must be True or False, got {self.lilaw_detach_weights!r}; in a JSON or YAML "
+                "file write true or false without quotes."
+            )
         if self.lilaw_compile not in (None, True, False):
             raise ValueError(f"lilaw_compile must be True, False or None (follow torch_compile), got {self.lilaw_compile!r}.")
         if self.lilaw_meta_forward_mode not in ("eval", "train"):

@@ -1,5 +1,7 @@
 """Configuration of the meta label correction trainers (EBOMLC, MLC-D, MLC)."""
 
+import math
+import numbers
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -53,7 +55,8 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             Step size of MLC-D's inner steps, and of MLC's look-ahead (and the released EBOMLC's) when the main
             optimizer is not `torch.optim.SGD`: the look-ahead is then a plain gradient step `w − η·∇G`. With SGD the
             look-ahead applies SGD's own rule (per-group learning rate, momentum buffer, dampening, weight decay,
-            Nesterov) and this value is not used. `None` uses the main optimizer's current learning rate.
+            Nesterov) and this value is not used. `None` uses the main optimizer's current learning rate. Refused with
+            the spec EBOMLC, whose look-ahead is always a step of the main optimizer.
 
         > Meta model (label correction network)
 
@@ -238,6 +241,15 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     def _validate_mlc(self, *, method_known: bool = True) -> None:
         """Raise ``ValueError`` naming the field and a valid value for any bad meta label correction option; the
         checks that depend on `mlc_method` only where it is ``method_known``."""
+        for name, allowed, text in (
+            ("mlc_meta_amsgrad", (True, False), "True or False"),
+            ("mlc_skip_gate", (None, True, False), "True, False or None (per method)"),
+        ):
+            if getattr(self, name) not in allowed:
+                raise ValueError(
+                    f"{name} must be {text}, got {getattr(self, name)!r}; in a JSON or YAML file write true or false "
+                    "without quotes."
+                )
         if self.mlc_clean_cache not in ("auto", "force", "off"):
             raise ValueError(f"mlc_clean_cache must be 'auto', 'force' or 'off', got {self.mlc_clean_cache!r}.")
         if self.mlc_method not in MLC_METHODS:
@@ -258,11 +270,25 @@ class MetaLabelCorrectionConfig(TrainingArguments):
                 "mlc_label_embedding_init must be 'xavier_uniform', 'normal' or None, got "
                 f"{self.mlc_label_embedding_init!r}."
             )
+        optional = ("mlc_inner_lr", "mlc_skip_gate_init")
+        for name in ("mlc_rho", "mlc_barrier_threshold", "mlc_barrier_scale", "mlc_barrier_eta", "mlc_meta_lr",
+                     "mlc_meta_weight_decay", *optional):  # fmt: skip
+            value = getattr(self, name)
+            if value is None and name in optional:
+                continue
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                raise ValueError(
+                    f"{name} must be a finite number{' or None' if name in optional else ''}, got {value!r}."
+                )
         if not 0.0 <= self.mlc_rho <= 1.0:
             raise ValueError(f"mlc_rho must lie in [0, 1], got {self.mlc_rho}.")
         for name in ("mlc_barrier_threshold", "mlc_barrier_scale", "mlc_barrier_eta", "mlc_meta_weight_decay"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{name} must be >= 0, got {getattr(self, name)}.")
+        for name in ("mlc_inner_steps", "mlc_label_embedding_dim", "mlc_meta_hidden_dim", "mlc_clean_batch_size"):
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+                raise ValueError(f"{name} must be a whole number, got {value!r}.")
         if self.mlc_inner_steps < 1:
             raise ValueError(f"mlc_inner_steps must be >= 1, got {self.mlc_inner_steps}.")
         if method_known and self.mlc_method != "mlc_d" and self.mlc_inner_steps != 1:
@@ -272,6 +298,14 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             )
         if self.mlc_inner_lr is not None and self.mlc_inner_lr <= 0:
             raise ValueError(f"mlc_inner_lr must be > 0 or None (the main learning rate), got {self.mlc_inner_lr}.")
+        if method_known and self.mlc_inner_lr is not None and (self.mlc_method, self.mlc_ebomlc_variant) == (
+            "ebomlc", "spec"
+        ):
+            raise ValueError(
+                f"mlc_inner_lr={self.mlc_inner_lr} is not used by EBOMLC's spec variant, whose look-ahead is a step "
+                "of the main optimizer at its own learning rate: drop mlc_inner_lr, or use "
+                "mlc_ebomlc_variant='released', mlc_method='mlc' or mlc_method='mlc_d', which take it."
+            )
         if self.mlc_skip_gate_init is not None:
             if not 0.0 < self.mlc_skip_gate_init < 1.0:
                 raise ValueError(
@@ -288,9 +322,11 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be >= 1, got {getattr(self, name)}.")
         weights = self.mlc_lower_loss_weights
-        if weights is not None and (len(weights) != 2 or min(weights) < 0 or weights[0] == 0):
+        if weights is not None and (
+            len(weights) != 2 or not all(map(math.isfinite, weights)) or min(weights) < 0 or weights[0] == 0
+        ):
             raise ValueError(
-                "mlc_lower_loss_weights must be two non-negative weights (noisy, clean) with a positive noisy "
+                "mlc_lower_loss_weights must be two finite non-negative weights (noisy, clean) with a positive noisy "
                 f"weight, e.g. [1.0, 0.5], or None (proportional to the batch sizes); got {weights}."
             )
         min_clean = 2 if self.clean_rows_in_lower_loss else 1

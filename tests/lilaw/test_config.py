@@ -1,3 +1,5 @@
+import json
+
 import pytest
 from transformers import HfArgumentParser
 
@@ -56,6 +58,12 @@ def test_per_parameter_settings_fall_back_to_the_common_one(tmp_path):
         ({"lilaw_meta_batch_size": 0}, "lilaw_meta_batch_size must be >= 1"),
         ({"lilaw_warmup_steps": -3}, "lilaw_warmup_steps"),
         ({"lilaw_compile": "yes"}, "lilaw_compile must be True, False or None"),
+        # None or a string (a settings file read with parse_json_file) raised a TypeError naming no field
+        ({"lilaw_alpha": None}, "lilaw_alpha must be a finite number >= 0, got None"),
+        ({"lilaw_meta_fraction": "0.2"}, "lilaw_meta_fraction must be a finite number >= 0, got '0.2'"),
+        ({"lilaw_gce_q": None}, "lilaw_gce_q must be a finite number >= 0, got None"),
+        ({"lilaw_lr": None}, "lilaw_lr must be a finite number >= 0, got None"),
+        ({"lilaw_warmup_epochs": True}, "lilaw_warmup_epochs must be a finite number >= 0, got True"),
     ],
 )
 def test_bad_values_name_the_field(tmp_path, overrides, message):
@@ -82,3 +90,18 @@ def test_label_smoothing_is_refused_with_the_gce_base_loss(tmp_path):
     for kind in ("cross_entropy", "focal", "sce"):
         assert LiLAWConfig(output_dir=str(tmp_path), lilaw_base_loss=kind, label_smoothing_factor=0.1).lilaw_base_loss == kind
     assert LiLAWConfig(output_dir=str(tmp_path), lilaw_base_loss="gce").label_smoothing_factor == 0.0
+
+
+def test_a_quoted_false_from_a_settings_file_is_refused_not_read_as_true(tmp_path):
+    """``"lilaw_detach_weights": "false"`` in a JSON file reached the trainer as the truthy string 'false', so the
+    weights were detached: the opposite of the setting."""
+    settings = tmp_path / "settings.json"
+    settings.write_text(json.dumps({"output_dir": str(tmp_path), "lilaw_detach_weights": "false"}))
+    with pytest.raises(ValueError) as refused:
+        HfArgumentParser(LiLAWConfig).parse_json_file(str(settings))
+    assert str(refused.value) == (
+        "lilaw_detach_weights must be True or False, got 'false'; in a JSON or YAML file write true or false without "
+        "quotes."
+    )
+    settings.write_text(json.dumps({"output_dir": str(tmp_path), "lilaw_detach_weights": False}))
+    assert HfArgumentParser(LiLAWConfig).parse_json_file(str(settings))[0].lilaw_detach_weights is False
