@@ -250,6 +250,13 @@ class MetaLabelCorrectionConfig(TrainingArguments):
                     f"{name} must be {text}, got {getattr(self, name)!r}; in a JSON or YAML file write true or false "
                     "without quotes."
                 )
+        if self.gradient_checkpointing and (self.gradient_checkpointing_kwargs or {}).get("use_reentrant") is True:
+            # torch's reentrant checkpoint cannot be differentiated by torch.autograd.grad: it would fail at step 1.
+            raise ValueError(
+                "gradient_checkpointing_kwargs={'use_reentrant': True} cannot be used with meta label correction: its "
+                "meta step differentiates the model's forward with torch.autograd.grad, which reentrant checkpointing "
+                "does not support. Set use_reentrant to False (transformers' default) or leave it out."
+            )
         if self.mlc_clean_cache not in ("auto", "force", "off"):
             raise ValueError(f"mlc_clean_cache must be 'auto', 'force' or 'off', got {self.mlc_clean_cache!r}.")
         if self.mlc_method not in MLC_METHODS:

@@ -96,3 +96,16 @@ def test_fractional_counts_are_refused_when_built(tmp_path, overrides, message):
     with pytest.raises(ValueError) as refused:
         MetaLabelCorrectionConfig(output_dir=str(tmp_path), **overrides)
     assert str(refused.value) == message
+
+
+def test_reentrant_gradient_checkpointing_is_refused_when_built(tmp_path):
+    """Reentrant checkpointing failed at step 1 inside the meta step's torch.autograd.grad."""
+    with pytest.raises(ValueError, match="use_reentrant.*Set use_reentrant to False"):
+        MetaLabelCorrectionConfig(
+            output_dir=str(tmp_path), gradient_checkpointing=True, gradient_checkpointing_kwargs={"use_reentrant": True}
+        )
+    for kwargs in ({"use_reentrant": False}, None):
+        args = MetaLabelCorrectionConfig(
+            output_dir=str(tmp_path), gradient_checkpointing=True, gradient_checkpointing_kwargs=kwargs
+        )
+        assert args.gradient_checkpointing
