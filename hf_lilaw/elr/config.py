@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 
 from transformers import TrainingArguments
+
+from ..core.settings import is_finite_number
 
 
 @dataclass
@@ -62,7 +63,7 @@ class ELRConfig(TrainingArguments):
     def _validate_elr(self) -> None:
         """Raise ``ValueError`` naming the field and a valid value for any bad ELR option."""
         lam = self.elr_lambda
-        if isinstance(lam, bool) or not isinstance(lam, (int, float)) or not math.isfinite(lam) or lam < 0:
+        if not is_finite_number(lam) or lam < 0:
             raise ValueError(f"elr_lambda must be a finite number >= 0 (the authors use 3 to 7), got {lam!r}.")
         beta = self.elr_beta
         if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:

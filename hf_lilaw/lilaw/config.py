@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Literal
 
 from transformers import TrainingArguments
 
+from ..core.settings import check_flag, is_finite_number
 from ..functional.losses import BASE_LOSSES
 
 
@@ -195,10 +195,7 @@ class LiLAWConfig(TrainingArguments):
             value = getattr(self, name)
             if value is None and name in per_parameter:
                 continue
-            if (
-                isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value)
-                or value < 0
-            ):
+            if not is_finite_number(value) or value < 0:
                 raise ValueError(f"{name} must be a finite number >= 0, got {value!r}.")
         if self.lilaw_alpha < 1:
             raise ValueError(f"lilaw_alpha must be >= 1 (LiLAW keeps α >= 1), got {self.lilaw_alpha}.")
@@ -233,11 +230,7 @@ class LiLAWConfig(TrainingArguments):
             )
         if self.lilaw_meta_cache not in ("auto", "force", "off"):
             raise ValueError(f"lilaw_meta_cache must be 'auto', 'force' or 'off', got {self.lilaw_meta_cache!r}.")
-        if self.lilaw_detach_weights not in (True, False):
-            raise ValueError(
-                f"lilaw_detach_weights must be True or False, got {self.lilaw_detach_weights!r}; in a JSON or YAML "
-                "file write true or false without quotes."
-            )
+        check_flag(self.lilaw_detach_weights, name="lilaw_detach_weights")
         if self.lilaw_compile not in (None, True, False):
             raise ValueError(f"lilaw_compile must be True, False or None (follow torch_compile), got {self.lilaw_compile!r}.")
         if self.lilaw_meta_forward_mode not in ("eval", "train"):

@@ -7,6 +7,8 @@ from typing import Literal
 
 from transformers import TrainingArguments
 
+from ..core.settings import check_flag, is_finite_number
+
 MLC_METHODS = ("ebomlc", "mlc_d", "mlc")
 # Where the skip gate starts unless told otherwise: the given labels nearly as they are (docs/ebomlc.md).
 DEFAULT_SKIP_GATE_INIT = 0.98
@@ -241,15 +243,10 @@ class MetaLabelCorrectionConfig(TrainingArguments):
     def _validate_mlc(self, *, method_known: bool = True) -> None:
         """Raise ``ValueError`` naming the field and a valid value for any bad meta label correction option; the
         checks that depend on `mlc_method` only where it is ``method_known``."""
-        for name, allowed, text in (
-            ("mlc_meta_amsgrad", (True, False), "True or False"),
-            ("mlc_skip_gate", (None, True, False), "True, False or None (per method)"),
-        ):
-            if getattr(self, name) not in allowed:
-                raise ValueError(
-                    f"{name} must be {text}, got {getattr(self, name)!r}; in a JSON or YAML file write true or false "
-                    "without quotes."
-                )
+        check_flag(self.mlc_meta_amsgrad, name="mlc_meta_amsgrad")
+        check_flag(
+            self.mlc_skip_gate, name="mlc_skip_gate", allowed=(None, True, False), text="True, False or None (per method)"
+        )
         if self.gradient_checkpointing and (self.gradient_checkpointing_kwargs or {}).get("use_reentrant") is True:
             # torch's reentrant checkpoint cannot be differentiated by torch.autograd.grad: it would fail at step 1.
             raise ValueError(
@@ -283,7 +280,7 @@ class MetaLabelCorrectionConfig(TrainingArguments):
             value = getattr(self, name)
             if value is None and name in optional:
                 continue
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if not is_finite_number(value):
                 raise ValueError(
                     f"{name} must be a finite number{' or None' if name in optional else ''}, got {value!r}."
                 )
