@@ -89,7 +89,7 @@ def image_transforms(
     mode = "RGB" if channels == 3 else "L"
 
     def transform(batch: dict[str, list]) -> dict[str, list]:
-        images = [_to_mode(im, mode) for im in _column(batch, image_column, "image_column")]
+        images = [_to_mode(im, mode, image_column) for im in _column(batch, image_column, "image_column")]
         labels = _column(batch, label_column, "label_column")
         return {"pixel_values": process(images), "labels": labels, **_passthrough(batch, keep_columns)}
 
@@ -118,11 +118,25 @@ def _column(batch: dict[str, list], name: str, argument: str) -> list:
     return batch[name]
 
 
-def _to_mode(image: Any, mode: str) -> Any:
+def _image_column_recipe(column: str) -> str:
+    # datasets' own Image() cast turns grey integer lists into 32-bit mode "I": PIL builds them from uint8 instead
+    return (
+        f"features = dataset.features.copy(); features[{column!r}] = datasets.Image(); dataset = dataset.map(lambda "
+        f"row: {{{column!r}: PIL.Image.fromarray(np.asarray(row[{column!r}], np.uint8))}}, features=features)"
+    )
+
+
+def _to_mode(image: Any, mode: str, column: str = "image") -> Any:
     """``image`` in PIL ``mode``; 16-bit images are scaled to 8 bits first (PIL's own conversion clips at 255), and
     transparent pixels (an alpha band, or a palette's or grey PNG's transparent colour) are put over white."""
     from PIL import Image
 
+    if not isinstance(image, Image.Image):
+        raise TypeError(
+            f"The image_column {column!r} holds {type(image).__name__} values, not images: make it a datasets Image "
+            f"column first, e.g. for 8-bit pixel arrays (H, W) or (H, W, C): {_image_column_recipe(column)}; for file "
+            f"paths: dataset = dataset.cast_column({column!r}, datasets.Image())."
+        )
     if image.mode.startswith("I;16"):
         image = Image.fromarray(np.rint(np.asarray(image, dtype=np.float64) / 257).astype(np.uint8))  # mode L
     elif image.mode in ("I", "F"):

@@ -261,3 +261,24 @@ def test_transparent_pixels_are_put_over_white_as_the_processor_does():
     flat = np.zeros((8, 8, 4), np.uint8)  # transparent everywhere: any crop is white
     x = pixels(image_transforms(processor, train=True, keep_columns=()), PILImage.fromarray(flat, "RGBA"))
     torch.testing.assert_close(x, torch.ones(3, 8, 8))
+
+
+def test_an_image_column_of_pixel_arrays_is_refused_with_a_recipe_that_works():
+    # AttributeError: 'list' object has no attribute 'mode' before, at the first batch
+    import re
+
+    import datasets
+    import PIL.Image
+
+    grey = np.random.default_rng(0).integers(0, 256, (2, 8, 8), dtype=np.uint8)
+    dataset = datasets.Dataset.from_dict({"pixels": grey.tolist(), "label": [0, 1]})
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, do_normalize=False)
+    transform = image_transforms(processor, train=False, keep_columns=(), image_column="pixels")
+    with pytest.raises(TypeError, match="The image_column 'pixels' holds list values, not images") as error:
+        dataset.with_transform(transform)[0]
+    recipe = re.search(r"\(H, W, C\): (.*); for file paths", str(error.value)).group(1)
+    namespace = {"dataset": dataset, "datasets": datasets, "PIL": PIL, "np": np}
+    exec(recipe, namespace)
+    assert namespace["dataset"][0]["pixels"].mode == "L"
+    x = namespace["dataset"].with_transform(transform)[0]["pixel_values"]
+    torch.testing.assert_close(x, torch.from_numpy(grey[0] / 255).float().expand(3, 8, 8), atol=1e-6, rtol=0)
