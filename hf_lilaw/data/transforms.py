@@ -50,11 +50,12 @@ def image_transforms(
     image-classification example (random resized crop to the processor's size + horizontal flip) and then runs
     the processor with its resizing and cropping off, so rescaling, normalisation and any model-specific step
     match evaluation (timm: its training transform). Grey images are converted to RGB when the model expects
-    three channels; 16-bit images (PIL ``I;16*``) are scaled to 8 bits first, and 32-bit modes ``I`` and
-    ``F`` (range unknown) raise a ValueError. ``keep_columns`` present in the batch are passed through
-    (``sample_id``, ``is_noisy``, ``clean_label`` by default). It reads the raw ``image_column``, which the
-    model's forward does not take: train with ``remove_unused_columns=False`` in the `TrainingArguments`, or
-    Trainer removes the column before the transform runs.
+    three channels; transparent pixels are put over white (as transformers' processors do), 16-bit images (PIL
+    ``I;16*``) are scaled to 8 bits first, and 32-bit modes ``I`` and ``F`` (range unknown) raise a ValueError.
+    ``keep_columns`` present in the batch are passed through (``sample_id``, ``is_noisy``, ``clean_label`` by
+    default). It reads the raw ``image_column``, which the model's forward does not take: train with
+    ``remove_unused_columns=False`` in the `TrainingArguments`, or Trainer removes the column before the transform
+    runs.
 
     Args:
         model_or_processor: An image processor, a Hub name or local path (of a processor or a timm
@@ -88,7 +89,7 @@ def image_transforms(
     mode = "RGB" if channels == 3 else "L"
 
     def transform(batch: dict[str, list]) -> dict[str, list]:
-        images = [_to_mode(im, mode) for im in _column(batch, image_column, "image_column")]
+        images = [_to_mode(im, mode, image_column) for im in _column(batch, image_column, "image_column")]
         labels = _column(batch, label_column, "label_column")
         return {"pixel_values": process(images), "labels": labels, **_passthrough(batch, keep_columns)}
 
@@ -117,10 +118,25 @@ def _column(batch: dict[str, list], name: str, argument: str) -> list:
     return batch[name]
 
 
-def _to_mode(image: Any, mode: str) -> Any:
-    """``image`` in PIL ``mode``; 16-bit images are scaled to 8 bits first (PIL's own conversion clips at 255)."""
+def _image_column_recipe(column: str) -> str:
+    # datasets' own Image() cast turns grey integer lists into 32-bit mode "I": PIL builds them from uint8 instead
+    return (
+        f"features = dataset.features.copy(); features[{column!r}] = datasets.Image(); dataset = dataset.map(lambda "
+        f"row: {{{column!r}: PIL.Image.fromarray(np.asarray(row[{column!r}], np.uint8))}}, features=features)"
+    )
+
+
+def _to_mode(image: Any, mode: str, column: str = "image") -> Any:
+    """``image`` in PIL ``mode``; 16-bit images are scaled to 8 bits first (PIL's own conversion clips at 255), and
+    transparent pixels (an alpha band, or a palette's or grey PNG's transparent colour) are put over white."""
     from PIL import Image
 
+    if not isinstance(image, Image.Image):
+        raise TypeError(
+            f"The image_column {column!r} holds {type(image).__name__} values, not images: make it a datasets Image "
+            f"column first, e.g. for 8-bit pixel arrays (H, W) or (H, W, C): {_image_column_recipe(column)}; for file "
+            f"paths: dataset = dataset.cast_column({column!r}, datasets.Image())."
+        )
     if image.mode.startswith("I;16"):
         image = Image.fromarray(np.rint(np.asarray(image, dtype=np.float64) / 257).astype(np.uint8))  # mode L
     elif image.mode in ("I", "F"):
@@ -129,6 +145,10 @@ def _to_mode(image: Any, mode: str) -> Any:
             "range, so it cannot be scaled to 8 bits for the model; convert the images to uint8 (mode 'L' or 'RGB') "
             "or uint16 (mode 'I;16') first."
         )
+    elif "A" in image.getbands() or image.info.get("transparency") is not None:
+        # as transformers' convert_to_rgb does, so training sees what the saved processor gives at inference; PIL's
+        # own conversion drops the alpha band, leaving whatever colour the transparent pixels hold (mostly black)
+        image = Image.alpha_composite(Image.new("RGBA", image.size, (255, 255, 255, 255)), image.convert("RGBA"))
     return image if image.mode == mode else image.convert(mode)
 
 

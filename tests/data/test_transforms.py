@@ -229,3 +229,56 @@ def test_a_timm_model_built_with_one_input_channel_gets_grey_pixels(tmp_path):
                   grey).shape == (3, 160, 160)  # fmt: skip
     with pytest.raises(ValueError, match="takes 4 input channels.*in_chans=1 or 3"):
         image_transforms(timm.create_model("test_resnet", pretrained=False, in_chans=4), train=False)
+
+
+def test_transparent_pixels_are_put_over_white_as_the_processor_does():
+    # PIL's convert dropped the alpha band: training saw the transparent half black (RGBA, LA), while the saved
+    # processor (convert_to_rgb, here CLIP's) shows the model white at inference
+    from transformers import CLIPImageProcessor
+
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[:4] = (255, 0, 0, 255)  # top half opaque red, bottom half transparent black
+    palette = PILImage.new("P", (8, 8), 0)
+    palette.putpalette([0, 0, 0, 255, 0, 0] + [0] * 762)
+    palette.paste(1, (0, 0, 8, 4))
+    palette.info["transparency"] = 0
+    half = np.zeros((8, 8, 2), np.uint8)
+    half[:4] = (60, 255)
+    processor = CLIPImageProcessor(size={"shortest_edge": 8}, crop_size={"height": 8, "width": 8}, do_normalize=False)
+    for image, top in (
+        (PILImage.fromarray(rgba, "RGBA"), (1.0, 0.0, 0.0)),
+        (palette, (1.0, 0.0, 0.0)),
+        (PILImage.fromarray(half, "LA"), (60 / 255,) * 3),
+    ):
+        x = pixels(image_transforms(processor, train=False, keep_columns=()), image)
+        torch.testing.assert_close(x, processor(image, return_tensors="pt")["pixel_values"][0])
+        torch.testing.assert_close(x[:, 6], torch.ones(3, 8))  # white, as at inference
+        torch.testing.assert_close(x[:, 1], torch.tensor(top)[:, None].expand(3, 8), atol=1e-6, rtol=0)
+    # a grey model, and training: over white too
+    grey = ViTImageProcessor(size={"height": 8, "width": 8}, do_normalize=False, image_mean=[0.5], image_std=[0.5])
+    x = pixels(image_transforms(grey, train=False, keep_columns=()), PILImage.fromarray(rgba, "RGBA"))
+    assert x.shape == (1, 8, 8) and torch.equal(x[0, 6], torch.ones(8))
+    flat = np.zeros((8, 8, 4), np.uint8)  # transparent everywhere: any crop is white
+    x = pixels(image_transforms(processor, train=True, keep_columns=()), PILImage.fromarray(flat, "RGBA"))
+    torch.testing.assert_close(x, torch.ones(3, 8, 8))
+
+
+def test_an_image_column_of_pixel_arrays_is_refused_with_a_recipe_that_works():
+    # AttributeError: 'list' object has no attribute 'mode' before, at the first batch
+    import re
+
+    import datasets
+    import PIL.Image
+
+    grey = np.random.default_rng(0).integers(0, 256, (2, 8, 8), dtype=np.uint8)
+    dataset = datasets.Dataset.from_dict({"pixels": grey.tolist(), "label": [0, 1]})
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, do_normalize=False)
+    transform = image_transforms(processor, train=False, keep_columns=(), image_column="pixels")
+    with pytest.raises(TypeError, match="The image_column 'pixels' holds list values, not images") as error:
+        dataset.with_transform(transform)[0]
+    recipe = re.search(r"\(H, W, C\): (.*); for file paths", str(error.value)).group(1)
+    namespace = {"dataset": dataset, "datasets": datasets, "PIL": PIL, "np": np}
+    exec(recipe, namespace)
+    assert namespace["dataset"][0]["pixels"].mode == "L"
+    x = namespace["dataset"].with_transform(transform)[0]["pixel_values"]
+    torch.testing.assert_close(x, torch.from_numpy(grey[0] / 255).float().expand(3, 8, 8), atol=1e-6, rtol=0)
