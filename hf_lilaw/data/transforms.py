@@ -143,7 +143,8 @@ def _to_mode(image: Any, mode: str, column: str = "image") -> Any:
         raise ValueError(
             f"Image mode {image.mode!r} (32-bit {'integer' if image.mode == 'I' else 'float'}) has no known pixel "
             "range, so it cannot be scaled to 8 bits for the model; convert the images to uint8 (mode 'L' or 'RGB') "
-            "or uint16 (mode 'I;16') first."
+            "or uint16 (mode 'I;16') first. datasets' Image() cast makes mode 'I' of grey pixel lists even when they "
+            f"are 8-bit; build those images from uint8 instead: {_image_column_recipe(column)}."
         )
     elif "A" in image.getbands() or image.info.get("transparency") is not None:
         # as transformers' convert_to_rgb does, so training sees what the saved processor gives at inference; PIL's

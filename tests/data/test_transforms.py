@@ -282,3 +282,25 @@ def test_an_image_column_of_pixel_arrays_is_refused_with_a_recipe_that_works():
     assert namespace["dataset"][0]["pixels"].mode == "L"
     x = namespace["dataset"].with_transform(transform)[0]["pixel_values"]
     torch.testing.assert_close(x, torch.from_numpy(grey[0] / 255).float().expand(3, 8, 8), atol=1e-6, rtol=0)
+
+
+def test_the_mode_I_refusal_carries_a_recipe_that_works_for_grey_pixel_lists():
+    # datasets' Image() cast makes mode "I" of 8-bit grey lists; the refusal said "convert to uint8" and no more
+    import re
+
+    import datasets
+    import PIL.Image
+
+    grey = np.random.default_rng(1).integers(0, 256, (2, 8, 8), dtype=np.uint8)
+    raw = datasets.Dataset.from_dict({"pixels": grey.tolist(), "label": [0, 1]})
+    cast = raw.cast_column("pixels", datasets.Image())
+    assert cast[0]["pixels"].mode == "I"
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, do_normalize=False)
+    transform = image_transforms(processor, train=False, keep_columns=(), image_column="pixels")
+    with pytest.raises(ValueError, match="Image mode 'I'") as error:
+        cast.with_transform(transform)[0]
+    recipe = re.search(r"build those images from uint8 instead: (.*)\.$", str(error.value)).group(1)
+    namespace = {"dataset": raw, "datasets": datasets, "PIL": PIL, "np": np}
+    exec(recipe, namespace)
+    x = namespace["dataset"].with_transform(transform)[1]["pixel_values"]
+    torch.testing.assert_close(x, torch.from_numpy(grey[1] / 255).float().expand(3, 8, 8), atol=1e-6, rtol=0)
