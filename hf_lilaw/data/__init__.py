@@ -19,7 +19,8 @@ Offline sets (no network): ``digits`` (scikit-learn's bundled 8×8 digits), ``sy
 (``ucr/ArrowHead``, ``ucr/GunPoint``, ...; other UCR sets are downloaded by aeon), and ``fashion_mnist``
 read from its IDX files when found (else from the Hub). Hub sets: ``cifar10``, ``cifar100``, ``mnist``,
 the MedMNIST v2 2D sets by their flags (``pathmnist``, ``dermamnist``, ...), ``ecg5000`` (UCR files you
-point to) and ``adult``.
+point to) and ``adult``. Any other image set by Hub id (``"AI-Lab-Makerere/beans"``) or local folder:
+`load_image_dataset`, which `load_classification_dataset` calls for such names.
 
 Modules: `registry` (names → loaders), `splits` (the meta and test carves), one module per source
 (`digits`, `ecg`, `adult`, `fashion_mnist`, `images`, `ucr`) and `transforms` (columns → model inputs).
@@ -29,7 +30,7 @@ from .adult import load_adult, load_synthetic_adult
 from .digits import load_digits_images
 from .ecg import ECG5000_CLASS_NAMES, load_ecg5000, load_synthetic_ecg
 from .fashion_mnist import FASHION_MNIST_CLASS_NAMES, fashion_mnist_arrays, load_fashion_mnist
-from .images import MEDMNIST_NUM_CLASSES, MEDMNIST_REPO, load_medmnist
+from .images import MEDMNIST_NUM_CLASSES, MEDMNIST_REPO, load_image_dataset, load_medmnist
 from .registry import DatasetLoader, available_datasets, dataset_key, load_classification_dataset, register_dataset
 from .splits import finish_splits, with_meta_split
 from .transforms import PASSTHROUGH_COLUMNS, image_transforms, vector_transform
@@ -53,6 +54,7 @@ __all__ = [
     "load_digits_images",
     "load_ecg5000",
     "load_fashion_mnist",
+    "load_image_dataset",
     "load_medmnist",
     "load_synthetic_adult",
     "load_synthetic_ecg",

@@ -16,7 +16,7 @@ from .splits import finish_splits
 
 
 def _normalise_image_split(
-    split: Dataset, *, image: str, label: str, num_classes: int, keep: Sequence[str] = ()
+    split: Dataset, *, image: str, label: str, num_classes: int | ClassLabel, keep: Sequence[str] = ()
 ) -> Dataset:
     split = split.select_columns([image, label, *keep])
     if image != "image":
@@ -26,8 +26,83 @@ def _normalise_image_split(
     if not isinstance(split.features["image"], Image):
         split = split.cast_column("image", Image())
     if not isinstance(split.features["label"], ClassLabel):
-        split = split.cast_column("label", ClassLabel(num_classes=num_classes))
+        classes = num_classes if isinstance(num_classes, ClassLabel) else ClassLabel(num_classes=num_classes)
+        if classes.names != [str(i) for i in range(classes.num_classes)]:  # string labels: names → ids
+            split = split.map(lambda row: {"label": classes.str2int(str(row["label"]))})
+        split = split.cast_column("label", classes)
     return split
+
+
+def load_image_dataset(
+    path: str,
+    *,
+    image_column: str | None = None,
+    label_column: str | None = None,
+    meta_fraction: float = 0.15,
+    seed: int = 0,
+    test_fraction: float = 0.2,
+    **load_kwargs: Any,
+) -> DatasetDict:
+    """Any single-label image classification set `datasets.load_dataset` reads — a Hub id such as
+    ``"AI-Lab-Makerere/beans"`` or a local folder (class sub-folders, or parquet/arrow files) — with the
+    ``image``/``label``/``sample_id`` columns and ``train``/``meta``/``test`` splits of the registered sets.
+
+    The image column is the split's one `datasets.Image` column and the label column its one `ClassLabel`
+    column (else one named ``label`` or ``labels``) unless named. Labels without a `ClassLabel` get one: integer
+    ids keep their values, other values become classes in sorted order. A set without a ``test`` split has one
+    carved (``test_fraction``, seeded and stratified like the meta split); other splits (e.g. ``validation``)
+    are kept as they come.
+    """
+    raw = datasets.load_dataset(path, **load_kwargs)
+    if not isinstance(raw, DatasetDict) or "train" not in raw:
+        raise ValueError(
+            f"{path!r} loaded as {type(raw).__name__} with splits {list(getattr(raw, 'keys', list)())}: an image set "
+            "needs a 'train' split; pass split names the loader understands (e.g. data_files={'train': ..., "
+            "'test': ...})."
+        )
+    features = raw["train"].features
+    image = image_column or _one_column(path, features, lambda f: isinstance(f, Image), "image", "an Image")
+    label = label_column or _one_column(
+        path, features, lambda f: isinstance(f, ClassLabel), "label", "a ClassLabel", fallback=("label", "labels")
+    )
+    for name, split in raw.items():
+        missing = [c for c in (image, label) if c not in split.column_names]
+        if missing:
+            raise ValueError(
+                f"The {name!r} split of {path!r} has no column {missing[0]!r} (columns: {split.column_names}); pass "
+                "image_column= / label_column= (the example's --image_column / --label_column)."
+            )
+    classes = features[label]
+    if not isinstance(classes, ClassLabel):
+        values = sorted({v for split in raw.values() for v in split[label]}, key=lambda v: (str(type(v)), v))
+        if any(v is None for v in values):
+            raise ValueError(f"The {label!r} column of {path!r} has missing labels (None): drop those rows first.")
+        if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in values):
+            if values[0] < 0:
+                raise ValueError(f"The {label!r} column of {path!r} holds negative ids ({values[0]}): map them to 0..n-1.")
+            classes = ClassLabel(num_classes=int(values[-1]) + 1)
+        else:
+            classes = ClassLabel(names=sorted(str(v) for v in values))
+    normalised = DatasetDict(
+        {name: _normalise_image_split(split, image=image, label=label, num_classes=classes) for name, split in raw.items()}
+    )
+    return finish_splits(normalised, meta_fraction=meta_fraction, seed=seed, test_fraction=test_fraction)
+
+
+def _one_column(path, features, is_kind, default, kind, fallback=()) -> str:
+    found = [name for name, feature in features.items() if is_kind(feature)]
+    if len(found) == 1:
+        return found[0]
+    if not found:
+        named = [name for name in (default, *fallback) if name in features]
+        if named:
+            return named[0]
+    argument = f"{default}_column"
+    raise ValueError(
+        f"{path!r}'s train split has {len(found) or 'no'} column{'s' if len(found) != 1 else ''} of {kind} feature"
+        f"{': ' + str(found) if found else ''} (columns: {list(features)}): pass {argument}= (the example's "
+        f"--{argument}) to say which one holds the {default}."
+    )
 
 
 def _hub_image_loader(

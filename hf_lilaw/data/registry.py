@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
 from typing import Any
 
@@ -49,7 +50,8 @@ def load_classification_dataset(
 
     Args:
         name: One of `available_datasets()`, e.g. ``"cifar100"``, the offline ``"digits"``, or a family
-            member such as ``"ucr/ArrowHead"``.
+            member such as ``"ucr/ArrowHead"``; any other Hub id (``"org/name"``) or local folder is read as an
+            image set by `load_image_dataset` (its ``image_column=`` / ``label_column=`` through ``kwargs``).
         meta_fraction: Share of the training split carved off as the meta split.
         seed: Seeds every split (and the generators of the synthetic sets).
         meta_seed: Seeds the meta carve alone: the meta split is carved again from the loader's training split
@@ -74,7 +76,14 @@ def _load(name: str, *, meta_fraction: float, seed: int, **kwargs: Any) -> Datas
     family, slash, member = name.partition("/")
     key = dataset_key(family) + slash
     if key not in _REGISTRY:
-        raise ValueError(f"Unknown data set {name!r}; pick one of {available_datasets()} or register_dataset() yours.")
+        if slash or os.path.isdir(name):  # a Hub id ("org/name") or a local folder: read as an image set
+            from .images import load_image_dataset
+
+            return load_image_dataset(name, meta_fraction=meta_fraction, seed=seed, **kwargs)
+        raise ValueError(
+            f"Unknown data set {name!r}; pick one of {available_datasets()}, give an image set's Hub id ('org/name') "
+            "or local folder, or register_dataset() yours."
+        )
     if slash:
         if not member:
             raise ValueError(f"{name!r} names no set after the '/'; e.g. 'ucr/ArrowHead'.")
