@@ -97,3 +97,17 @@ def test_unknown_method_is_refused_before_training():
     cfg["methods"] = ["ce", "mixup"]
     with pytest.raises(ValueError, match="Unknown methods"):
         ucr_lstm.validate(cfg)
+
+
+def test_runs_of_another_protocol_in_the_records_are_refused(tmp_path):
+    """A smoke run (--epochs 1) into a file counted as done for a later grid at other epochs: its cells were skipped
+    and the summary paired 1-epoch CE with 60-epoch LiLAW, without a word."""
+    cfg = json.loads(CONFIG.read_text())
+    cfg.update(conditions=[["uniform", 0.2]], seeds=[0], methods=["ce"])
+    out = _write(tmp_path / "mixed.jsonl", [("ce", 0, 0.5, 0.5)])
+    record = json.loads(out.read_text())
+    out.write_text(json.dumps({**record, "dataset": "ItalyPowerDemand", "epochs": 1}) + "\n")
+    with pytest.raises(ValueError, match=r"another protocol \(ce at uniform 0.2, seed 0: epochs 1, not 60\).*--out"):
+        ucr_lstm.run(cfg, out)
+    # the recorded grid was written by the shipped config: no refusal
+    ucr_lstm.check_records(json.loads(CONFIG.read_text()), CONFIG.parent.parent / "results" / "ucr" / "ucr_lstm.jsonl")
