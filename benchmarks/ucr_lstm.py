@@ -243,8 +243,9 @@ def report(cells: list[dict[str, Any]], *, source: str, records: list[dict[str, 
             row += [f"{pct(m['mean'])} ± {pct(m['sd'])}", format_delta(m["vs_ce"])]
         row.append(f"{c['seconds_mean']:.1f}")
         rows.append(row)
+    names = sorted({str(r["dataset"]) for r in records if r.get("dataset")}) or ["(set not recorded)"]
     return (
-        f"# UCR ItalyPowerDemand, stacked LSTM from scratch, under uniform label noise\n\n"
+        f"# UCR {', '.join(names)}, stacked LSTM from scratch, under uniform label noise\n\n"
         f"Recomputed from the `.jsonl` records alone (`python benchmarks/ucr_lstm.py --summary {source}`). "
         "Test accuracy on the clean test split, mean ± sample sd over seeds; *last epoch* is the final model, "
         "*early-stopped* the test accuracy at the first epoch with the best accuracy on the noisy meta split. "

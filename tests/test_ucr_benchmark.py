@@ -111,3 +111,10 @@ def test_runs_of_another_protocol_in_the_records_are_refused(tmp_path):
         ucr_lstm.run(cfg, out)
     # the recorded grid was written by the shipped config: no refusal
     ucr_lstm.check_records(json.loads(CONFIG.read_text()), CONFIG.parent.parent / "results" / "ucr" / "ucr_lstm.jsonl")
+
+
+def test_summary_title_names_the_recorded_set(tmp_path):
+    """The summary's title said ItalyPowerDemand whatever set the config named."""
+    path = _write(tmp_path / "gun.jsonl", [("ce", 0, 0.5, 0.4), ("lilaw", 0, 0.6, 0.4)])
+    path.write_text("".join(json.dumps({**json.loads(line), "dataset": "GunPoint"}) + "\n" for line in path.read_text().splitlines()))
+    assert ucr_lstm.write_summary(path).read_text().startswith("# UCR GunPoint, stacked LSTM")
