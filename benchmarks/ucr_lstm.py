@@ -63,6 +63,27 @@ def validate(cfg: dict[str, Any]) -> None:
             raise ValueError(f"Condition {[noise_type, rate]}: this benchmark takes ['uniform', rate] with 0 <= rate < 1.")
 
 
+def protocol(cfg: dict[str, Any]) -> dict[str, Any]:
+    """The record fields naming what a run trained on and how: runs that differ in one are not one grid."""
+    ds = cfg["dataset"]
+    return {"dataset": ds["name"], "meta_fraction": ds.get("meta_fraction", 0.15), "epochs": cfg["training"]["epochs"],
+            "model": cfg["model"], "training": cfg["training"]}  # fmt: skip
+
+
+def check_records(cfg: dict[str, Any], out: Path) -> None:
+    """Refuse an ``out`` holding runs of another protocol: they would count as done and be paired with this one's.
+    Fields a record lacks (records written before they were) are not compared."""
+    ours = protocol(cfg)
+    for r in grid.read_records(out):
+        differs = [f"{k} {r[k]!r}, not {v!r}" for k, v in ours.items() if k in r and r[k] != v]
+        if differs:
+            raise ValueError(
+                f"{out} holds a run of another protocol ({r.get('method')} at {r.get('noise_type')} {r.get('noise_rate')}, "
+                f"seed {r.get('seed')}: {'; '.join(differs)}); it would count as done and enter this grid's summary. "
+                "Pass --out <another .jsonl>, or the config (and --epochs) that wrote it."
+            )
+
+
 def noisy_splits(cfg: dict[str, Any], *, noise_type: str, rate: float, seed: int):
     """The seed's train/meta/test splits with label noise in train and meta (test clean)."""
     from hf_lilaw import add_label_noise
@@ -159,6 +180,7 @@ def grid_cells(cfg: dict[str, Any], *, seeds: list[int] | None = None, methods: 
 def run(cfg: dict[str, Any], out: Path, *, seeds: list[int] | None = None, methods: list[str] | None = None) -> None:
     """Run every (condition, seed, method) of ``cfg`` not yet in ``out``, appending one record per run."""
     validate(cfg)
+    check_records(cfg, out)
     cells = LastValue()  # the cell's splits and initial model, shared by its methods
     with tempfile.TemporaryDirectory() as tmp:
 
@@ -176,7 +198,7 @@ def run(cfg: dict[str, Any], out: Path, *, seeds: list[int] | None = None, metho
                 "test_accuracy": result.pop("test_accuracy"),
                 "test_accuracy_early_stopped": result.pop("test_accuracy_early_stopped"),
                 "seconds": time.perf_counter() - t0,
-                "config": cfg["name"], "dataset": cfg["dataset"]["name"], "epochs": cfg["training"]["epochs"],
+                "config": cfg["name"], **protocol(cfg),
                 "n_train": len(splits["train"]), "n_meta": len(splits["meta"]), "n_test": len(splits["test"]),
                 **result,
             }  # fmt: skip
@@ -221,8 +243,9 @@ def report(cells: list[dict[str, Any]], *, source: str, records: list[dict[str, 
             row += [f"{pct(m['mean'])} ± {pct(m['sd'])}", format_delta(m["vs_ce"])]
         row.append(f"{c['seconds_mean']:.1f}")
         rows.append(row)
+    names = sorted({str(r["dataset"]) for r in records if r.get("dataset")}) or ["(set not recorded)"]
     return (
-        f"# UCR ItalyPowerDemand, stacked LSTM from scratch, under uniform label noise\n\n"
+        f"# UCR {', '.join(names)}, stacked LSTM from scratch, under uniform label noise\n\n"
         f"Recomputed from the `.jsonl` records alone (`python benchmarks/ucr_lstm.py --summary {source}`). "
         "Test accuracy on the clean test split, mean ± sample sd over seeds; *last epoch* is the final model, "
         "*early-stopped* the test accuracy at the first epoch with the best accuracy on the noisy meta split. "

@@ -97,3 +97,24 @@ def test_unknown_method_is_refused_before_training():
     cfg["methods"] = ["ce", "mixup"]
     with pytest.raises(ValueError, match="Unknown methods"):
         ucr_lstm.validate(cfg)
+
+
+def test_runs_of_another_protocol_in_the_records_are_refused(tmp_path):
+    """A smoke run (--epochs 1) into a file counted as done for a later grid at other epochs: its cells were skipped
+    and the summary paired 1-epoch CE with 60-epoch LiLAW, without a word."""
+    cfg = json.loads(CONFIG.read_text())
+    cfg.update(conditions=[["uniform", 0.2]], seeds=[0], methods=["ce"])
+    out = _write(tmp_path / "mixed.jsonl", [("ce", 0, 0.5, 0.5)])
+    record = json.loads(out.read_text())
+    out.write_text(json.dumps({**record, "dataset": "ItalyPowerDemand", "epochs": 1}) + "\n")
+    with pytest.raises(ValueError, match=r"another protocol \(ce at uniform 0.2, seed 0: epochs 1, not 60\).*--out"):
+        ucr_lstm.run(cfg, out)
+    # the recorded grid was written by the shipped config: no refusal
+    ucr_lstm.check_records(json.loads(CONFIG.read_text()), CONFIG.parent.parent / "results" / "ucr" / "ucr_lstm.jsonl")
+
+
+def test_summary_title_names_the_recorded_set(tmp_path):
+    """The summary's title said ItalyPowerDemand whatever set the config named."""
+    path = _write(tmp_path / "gun.jsonl", [("ce", 0, 0.5, 0.4), ("lilaw", 0, 0.6, 0.4)])
+    path.write_text("".join(json.dumps({**json.loads(line), "dataset": "GunPoint"}) + "\n" for line in path.read_text().splitlines()))
+    assert ucr_lstm.write_summary(path).read_text().startswith("# UCR GunPoint, stacked LSTM")

@@ -42,13 +42,14 @@ def bundled_ucr_sets() -> list[str]:
 def _resolve_name(name: str, archive: dict[str, Any], extract_path: str | os.PathLike[str] | None) -> str:
     if name in archive:
         return name
-    by_lower = {n.lower(): n for n in archive}
-    if name.lower() in by_lower:
-        return by_lower[name.lower()]
+    # the user's files as spelled come before the archive's spelling, which aeon would download over them
     if extract_path is not None and any(
         os.path.isfile(os.path.join(extract_path, name, f"{name}_TRAIN.{ext}")) for ext in ("ts", "tsv")
     ):
         return name
+    by_lower = {n.lower(): n for n in archive}
+    if name.lower() in by_lower:
+        return by_lower[name.lower()]
     close = difflib.get_close_matches(name, list(archive), n=3)
     hint = f" Did you mean {', '.join(close)}?" if close else ""
     raise ValueError(

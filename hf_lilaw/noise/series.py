@@ -50,8 +50,13 @@ def series_noise_fn(
             return other
         walk = np.cumsum(rng.standard_normal(x.shape), axis=0)
         # Rescaled to the replaced series' range so magnitude alone does not give it away (a constant series has
-        # a range of width 0, so it stays constant; `or 1.0` only guards a flat walk, e.g. of length 1).
-        walk_low, walk_high = walk.min(), walk.max()
-        return low + (walk - walk_low) / ((walk_high - walk_low) or 1.0) * (high - low)
+        # a range of width 0, so it stays constant; a flat walk, e.g. of length 1, is not divided by 0). Channel by
+        # channel: the whole series' range put a 0..1 channel beside a 100..200 one up to 100s.
+        mask = np.isfinite(x)
+        seen = mask.any(axis=0)
+        low = np.where(seen, np.where(mask, x, np.inf).min(axis=0), 0.0)
+        high = np.where(seen, np.where(mask, x, -np.inf).max(axis=0), 0.0)
+        walk_low, walk_high = walk.min(axis=0), walk.max(axis=0)
+        return low + (walk - walk_low) / np.where(walk_high > walk_low, walk_high - walk_low, 1.0) * (high - low)
 
     return apply

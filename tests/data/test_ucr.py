@@ -171,3 +171,23 @@ def test_ucr_2018_tsv_files_from_extract_path(tmp_path):
     assert out["test"].features["label"].names == ["-1", "2", "10"]
     assert out["test"]["label"][:] == [{-1: 0, 2: 1, 10: 2}[y] for y in labels]
     assert out["test"]["series"][:3] == [rows[0], rows[1][:3], rows[2]]
+
+
+def test_extract_path_files_spelled_otherwise_than_the_archive_are_read(tmp_path):
+    """A user's copy named ``italypowerdemand/italypowerdemand_TRAIN.ts`` was resolved to the archive's spelling,
+    which aeon then downloaded into extract_path (offline: a Zenodo error), never reading the user's files."""
+    import shutil
+    from importlib import resources
+    from pathlib import Path
+
+    bundled = Path(str(resources.files("aeon.datasets") / "data" / "ItalyPowerDemand"))
+    own = tmp_path / "italypowerdemand"
+    own.mkdir()
+    shutil.copy(bundled / "ItalyPowerDemand_TEST.ts", own / "italypowerdemand_TEST.ts")
+    lines = (bundled / "ItalyPowerDemand_TRAIN.ts").read_text().splitlines()
+    start = next(i for i, line in enumerate(lines) if line.lower().startswith("@data")) + 1
+    (own / "italypowerdemand_TRAIN.ts").write_text("\n".join(lines[: start + 20]) + "\n")  # 20 of its 67 rows
+    out = load_ucr("italypowerdemand", extract_path=tmp_path, seed=0)
+    assert len(out["train"]) + len(out["meta"]) == 20 and len(out["test"]) == 1029
+    assert out["test"].features["label"].names == ["1", "2"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["italypowerdemand"]  # nothing downloaded beside it

@@ -25,6 +25,7 @@ from hf_lilaw.noise import (
     random_transition_matrix,
     realised_noise_rate,
 )
+from hf_lilaw.noise.sampling import STREAM_PER_ROW
 
 ALWAYS_CHANGING = ("uniform", "pair_flip", "random_transition", "adjacent")
 
@@ -818,6 +819,21 @@ def test_ts_far_ood_fallback_keeps_a_constant_series_constant():
     ds = Dataset.from_dict({"series": [[2.0] * 10] * 2, "label": [0, 1]})
     out = add_input_noise(ds, noise_type="ts_far_ood", rate=1.0, seed=0)
     assert np.array_equal(out.with_format("numpy")["series"][:], np.full((2, 10), 2.0))  # range [2, 2]
+
+
+def test_ts_far_ood_fallback_keeps_each_channels_range():
+    """Without a pool the walk was rescaled to the whole series' range: a 0..1 channel beside a 100..200 one got
+    values up to ~114, so magnitude gave the replaced series away; univariate walks are unchanged."""
+    x = np.stack([np.linspace(0, 1, 50), np.linspace(100, 200, 50)], axis=1)
+    ds = Dataset.from_dict({"series": [x, x[:, ::-1]], "label": [0, 1]})
+    got = add_input_noise(ds, noise_type="ts_far_ood", rate=1.0, seed=0).with_format("numpy")["series"][:].astype(float)
+    for s in (got[0], got[1][:, ::-1]):
+        np.testing.assert_allclose(s.min(0), [0, 100], atol=1e-5)
+        np.testing.assert_allclose(s.max(0), [1, 200], rtol=1e-6)
+    one = Dataset.from_dict({"series": [x[:, 1]], "label": [0]})
+    walk = np.cumsum(np.random.default_rng([0, STREAM_PER_ROW, 0]).standard_normal(50))
+    expected = 100 + (walk - walk.min()) / (walk.max() - walk.min()) * 100
+    np.testing.assert_allclose(add_input_noise(one, noise_type="ts_far_ood", rate=1.0, seed=0)["series"][0], expected, rtol=1e-6)
 
 
 def test_time_series_pool_and_multivariate():
