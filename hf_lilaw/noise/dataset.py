@@ -311,6 +311,11 @@ class _Pool:
         return item if self.dtype is None else np.asarray(item, dtype=self.dtype)
 
 
+def _has_missing_steps(value: Any) -> bool:
+    """Whether a series read as Python lists has None steps."""
+    return isinstance(value, list) and any(v is None or (isinstance(v, list) and None in v) for v in value)
+
+
 def add_input_noise(
     dataset: Dataset | DatasetDict,
     *,
@@ -418,7 +423,7 @@ def add_input_noise(
             image = decoder.decode_example(value)
             check_image_mode(image.mode, f"Row {index} of image column {input_column!r}")
             return ImageFeature().encode_example(noisy_pil_image(image, fn, rng))
-        a = np.asarray(value)
+        a = np.asarray(value) if not is_series else np.array(value, dtype=storage_dtype or np.float64)
         if not is_series:
             return noisy_image(a, fn, rng, what=f"Row {index} of image column {input_column!r}")
         if not np.issubdtype(a.dtype, np.floating) or a.ndim not in (1, 2):
@@ -426,7 +431,11 @@ def add_input_noise(
                 f"{noise_type!r} needs (T,) or (T, D) float series in {input_column!r}, got dtype {a.dtype}, shape "
                 f"{a.shape}; cast it, e.g. dataset.cast_column({input_column!r}, List(Value('float32')))."
             )
-        return fn(a.astype(np.float64), rng).astype(a.dtype)
+        noisy = fn(a.astype(np.float64), rng).astype(a.dtype)
+        if not _has_missing_steps(value):
+            return noisy
+        # a series stored with None steps keeps None where the noise leaves a step missing (moved, or spread by zoom)
+        return np.where(np.isnan(noisy), None, noisy.astype(object)).tolist()
 
     def corrupt(column: Any, *labels_and_indices: Any) -> dict[str, Any]:
         *labels, indices = labels_and_indices
@@ -444,6 +453,9 @@ def add_input_noise(
         # Undecoded images pass through byte for byte: re-encoding a JPEG would alter rows not hit.
         features[input_column] = ImageFeature(mode=feature.mode, decode=False)
         source = dataset.cast_column(input_column, features[input_column]).with_format(None)
+    elif is_series:
+        # As Python lists: the numpy format reads a None step as NaN, which went back into every row, hit or not.
+        source = dataset.with_format(None)
     else:
         # The numpy format's default dtype is float32 for every float: read the input column in its stored dtype, so
         # that a float64 row not hit comes back bit for bit (and a hit one is noised at full precision).
@@ -460,7 +472,7 @@ def add_input_noise(
         input_columns=[input_column] if label_column is None else [input_column, label_column],
         features=features,
         new_fingerprint=_cache_fingerprint(  # "stored dtype": caches written when float64 was read as float32 differ
-            dataset, "add_input_noise", "stored dtype", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
+            dataset, "add_input_noise", "stored dtype", "None steps kept", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
             replacements.fingerprint if replacements else None, label_column, clean_label_column, noisy_flag_column,
         ),  # fmt: skip
         desc=f"{noise_type} input noise",

@@ -815,6 +815,21 @@ def test_missing_steps_stay_missing_and_nan_pixels_are_refused():
         add_input_noise(images, noise_type="ood_covariate", rate=1.0, seed=0)
 
 
+@pytest.mark.parametrize("noise_type", ["ts_covariate", "ts_time_shift", "ts_time_zoom", "ts_far_ood"])
+def test_series_with_none_steps_keep_them_in_rows_not_hit(noise_type):
+    # The numpy format read a None step as NaN, and the NaN went back into every row, hit or not.
+    features = Features({"series": List(Value("float32")), "label": Value("int64")})
+    rows = [[1.0, None, 3.0, 4.0], [1.0, 2.0, 3.0, 4.0], [0.0, None, 2.0, 8.0], [5.0, 6.0, 7.0, 8.0]]
+    ds = Dataset.from_dict({"series": rows, "label": [0, 1, 0, 1]}, features=features)
+    out = add_input_noise(ds, noise_type=noise_type, rate=0.5, seed=0)
+    flags = out["is_noisy"]
+    assert sum(flags) == 2
+    for row, got, hit in zip(rows, out["series"], flags):
+        assert not any(isinstance(v, float) and np.isnan(v) for v in got)  # missing steps stay None, never NaN
+        if not hit:
+            assert got == row
+
+
 def test_ts_far_ood_fallback_keeps_a_constant_series_constant():
     ds = Dataset.from_dict({"series": [[2.0] * 10] * 2, "label": [0, 1]})
     out = add_input_noise(ds, noise_type="ts_far_ood", rate=1.0, seed=0)
