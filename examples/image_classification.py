@@ -18,6 +18,11 @@ The same with the Hub checkpoint of this network, or any Hub image classifier (d
 
     python examples/image_classification.py --compare --model timm/tf_efficientnet_lite0.in1k
 
+Any other image classification set, by Hub id or local folder (class sub-folders or parquet files; the image and
+label columns are found, or named with ``--image_column`` / ``--label_column``):
+
+    python examples/image_classification.py --compare --dataset AI-Lab-Makerere/beans --max_train_samples 0
+
 The paper's CIFAR-100 / ViT-B/16 setting (GPU, downloads model and data from the Hub):
 
     python examples/image_classification.py --compare --dataset cifar100 --model google/vit-base-patch16-224-in21k \
@@ -86,7 +91,18 @@ class ScriptArguments:
     )
     seeds: list[int] = field(default_factory=lambda: [0, 1, 2], metadata={"help": "One run per seed."})
     dataset: str = field(
-        default="digits", metadata={"help": "Name for hf_lilaw.data.load_classification_dataset (digits, cifar100, ...)."}
+        default="digits",
+        metadata={
+            "help": "A name of hf_lilaw.data.load_classification_dataset (digits, cifar100, ...), or any image "
+            "classification set's Hub id (AI-Lab-Makerere/beans) or local folder."
+        },
+    )
+    image_column: str | None = field(
+        default=None, metadata={"help": "For a Hub id or folder: the image column (default: its one Image column)."}
+    )
+    label_column: str | None = field(
+        default=None,
+        metadata={"help": "For a Hub id or folder: the label column (default: its one ClassLabel column, else 'label')."},
     )
     model: str | None = field(
         default=None,
@@ -148,6 +164,8 @@ def load_noisy_splits(
 ) -> DatasetDict:
     """``train`` and ``validation`` with noise (seeds ``seed``, ``seed + 1``) and a clean ``test``, shortened."""
     kwargs = {"size": args.image_size, "rgb": True} if dataset_key(args.dataset) == "digits" else {}
+    columns = {"image_column": args.image_column, "label_column": args.label_column}
+    kwargs.update({name: value for name, value in columns.items() if value is not None})
     splits = load_classification_dataset(
         args.dataset, seed=seed, meta_fraction=meta_fraction, meta_seed=meta_seed, **kwargs
     )

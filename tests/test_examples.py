@@ -661,3 +661,32 @@ def test_time_series_unequal_lengths_are_refused_before_training(tmp_path):
         assert {len(x) for x in series.load_noisy_splits(args, 0)["train"]["series"]} == {5}
     finally:
         del sys.modules[series.__name__]
+
+
+def test_the_image_example_reads_any_image_set_folder_with_its_column_flags(image_example, monkeypatch, tmp_path):
+    # Only registered names loaded before ("Unknown data set ...; register_dataset() yours"): no beans, no folder.
+    import datasets
+    import numpy as np
+    import PIL.Image
+
+    images = [PIL.Image.fromarray(np.full((4, 4, 3), 3 * i, np.uint8)) for i in range(40)]
+    features = datasets.Features(
+        {"img": datasets.Image(), "fine": datasets.ClassLabel(names=list("abcd")), "coarse": datasets.ClassLabel(names=["x", "y"])}
+    )
+    part = datasets.Dataset.from_dict({"img": images, "fine": [i % 4 for i in range(40)], "coarse": [i % 2 for i in range(40)]}, features=features)
+    for split in ("train", "test"):
+        part.to_parquet(str(tmp_path / f"{split}.parquet"))
+
+    def splits(*flags):
+        argv = ["image_classification.py", "--output_dir", "unused", "--dataset", str(tmp_path), "--max_train_samples", "0"]
+        monkeypatch.setattr(sys, "argv", [*argv, "--noise_rate", "0.25", *flags])
+        return image_example.load_noisy_splits(image_example.parse_args()[0], 0)
+
+    with pytest.raises(ValueError, match=r"2 columns of a ClassLabel feature.*--label_column"):
+        splits()
+    out = splits("--label_column", "coarse")
+    assert out["train"].features["label"].names == ["x", "y"]
+    assert out["test"]["label"] == [i % 2 for i in range(40)] and "is_noisy" not in out["test"].column_names
+    assert sum(out["train"]["is_noisy"]) == round(0.25 * len(out["train"]))
+    pixels = [int(np.asarray(row["image"])[0, 0, 0]) for row in out["test"]]
+    assert pixels == [3 * i for i in range(40)]
