@@ -172,10 +172,11 @@ class TrainingDynamics:
             raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
         return idx
 
-    def save(self, path: str | PathLike, **extra: np.ndarray) -> None:
-        """Save to a compressed ``.npz`` file, with ``extra`` arrays that `load` skips."""
+    def save(self, path: str | PathLike, *, compressed: bool = True, **extra: np.ndarray) -> None:
+        """Save to an ``.npz`` file (zlib-compressed unless ``compressed=False``), with ``extra`` arrays that `load`
+        skips."""
         arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
-        np.savez_compressed(path, **arrays, **extra)
+        (np.savez_compressed if compressed else np.savez)(path, **arrays, **extra)
 
     @classmethod
     def load(cls, path: str | PathLike) -> TrainingDynamics:
@@ -198,8 +199,9 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     adds ``sample_id = row index`` to a `datasets.Dataset` when training starts), so identity survives shuffling,
     ``remove_unused_columns`` and multiple processes. At the end of training the processes' records are merged
     and ``dynamics`` holds the result on every process; with ``output_dir`` set it is also saved there as
-    ``training_dynamics.npz`` (main process), and so is the record so far whenever Trainer saves a checkpoint. A
-    fresh run replaces that file.
+    ``training_dynamics.npz`` (main process), and so is the record so far whenever Trainer saves a checkpoint, both
+    uncompressed (``TrainingDynamics.load(path).save(other)`` writes a compressed copy). A fresh run replaces that
+    file.
 
     The record is not part of checkpoints: a run resumed from one records the epochs from the checkpoint on. With
     ``output_dir`` set, the epochs before the checkpoint are taken from the ``training_dynamics.npz`` already there
@@ -289,7 +291,9 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         # Whole or not at all: a kill while saving must leave the previous save's record, not a cut file.
         temporary = os.path.join(self.output_dir, f".{DYNAMICS_FILE_NAME}.{os.getpid()}.tmp.npz")
         try:
-            dynamics.save(temporary, **{SAVED_AT_STEP: np.int64(state.global_step)})
+            # Uncompressed: the float32 statistics hardly compress (about a quarter smaller), while zlib took
+            # hundreds of times as long as the write, at every checkpoint, for a record of epochs × samples.
+            dynamics.save(temporary, compressed=False, **{SAVED_AT_STEP: np.int64(state.global_step)})
             os.replace(temporary, os.path.join(self.output_dir, DYNAMICS_FILE_NAME))
         except BaseException:
             with contextlib.suppress(OSError):
