@@ -34,6 +34,17 @@ def _to_numpy(x: Any, dtype: type) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
+def _host_values(stats: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``stats`` as flat float32 arrays; tensors of one shape on one device are copied to the host in one transfer
+    (one device sync per micro-batch, not one per statistic)."""
+    tensors = list(stats.values())
+    if len(tensors) > 1 and all(isinstance(v, torch.Tensor) for v in tensors):
+        if len({(v.shape, v.device) for v in tensors}) == 1:
+            stacked = _to_numpy(torch.stack([v.detach().float() for v in tensors]), np.float32)
+            return {name: row.reshape(-1) for name, row in zip(stats, stacked)}
+    return {name: _to_numpy(value, np.float32).reshape(-1) for name, value in stats.items()}
+
+
 @dataclass(eq=False)  # `==` on array fields would be ambiguous
 class TrainingDynamics:
     """Per-epoch, per-sample statistics of one training run.
@@ -244,7 +255,7 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
                 "TrainingDynamicsRecorder.record called before start(); attach it to a LiLAWTrainer or an ELRTrainer."
             )
         ids = self.dynamics._checked(sample_ids, epoch=epoch)
-        values = {name: _to_numpy(value, np.float32).reshape(-1) for name, value in stats.items()}
+        values = _host_values(stats)
         if any(value.shape != ids.shape for value in values.values()):
             self.dynamics.record(ids, values, epoch=epoch)  # refuses, naming the statistic
         if epoch >= len(self._order):

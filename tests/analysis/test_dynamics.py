@@ -332,3 +332,25 @@ def test_the_recorder_saves_its_file_uncompressed_at_checkpoints_and_at_the_end(
     with zipfile.ZipFile(tmp_path / "copy.npz") as archive:
         assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
     np.testing.assert_array_equal(TrainingDynamics.load(tmp_path / "copy.npz").loss, saved.loss)
+
+
+def test_the_recorder_copies_a_batch_to_the_host_once_with_the_same_values(monkeypatch):
+    """Each statistic went to the host on its own: 10 device syncs per micro-batch (9 statistics and the ids)."""
+    from hf_lilaw.functional.statistics import per_sample_statistics
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, -100, 1, 0])
+    stats = per_sample_statistics(logits, labels, alpha=torch.tensor(9.5), beta=torch.tensor(2.0), delta=torch.tensor(6.0))
+    ids = torch.tensor([5, 1, 0, 3, 2, 4])
+    reference = TrainingDynamics.empty(8)
+    reference.record(ids, stats, epoch=0)  # statistic by statistic
+    copies = []
+    original = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: copies.append(tuple(self.shape)) or original(self, *a, **k))
+    recorder = TrainingDynamicsRecorder()
+    recorder.start(8, weights=True)
+    recorder.record(ids, stats, epoch=0)
+    assert copies == [(6,), (9, 6)]  # the ids, then the statistics at once
+    for name in (*stats,):
+        np.testing.assert_array_equal(getattr(recorder.dynamics, name), getattr(reference, name))
+    assert np.isnan(recorder.dynamics.loss[0, 3]) and np.isnan(recorder.dynamics.loss[0, 6:]).all()
