@@ -34,6 +34,17 @@ def _to_numpy(x: Any, dtype: type) -> np.ndarray:
     return np.asarray(x, dtype=dtype)
 
 
+def _host_values(stats: Mapping[str, Any]) -> dict[str, np.ndarray]:
+    """``stats`` as flat float32 arrays; tensors of one shape on one device are copied to the host in one transfer
+    (one device sync per micro-batch, not one per statistic)."""
+    tensors = list(stats.values())
+    if len(tensors) > 1 and all(isinstance(v, torch.Tensor) for v in tensors):
+        if len({(v.shape, v.device) for v in tensors}) == 1:
+            stacked = _to_numpy(torch.stack([v.detach().float() for v in tensors]), np.float32)
+            return {name: row.reshape(-1) for name, row in zip(stats, stacked)}
+    return {name: _to_numpy(value, np.float32).reshape(-1) for name, value in stats.items()}
+
+
 @dataclass(eq=False)  # `==` on array fields would be ambiguous
 class TrainingDynamics:
     """Per-epoch, per-sample statistics of one training run.
@@ -172,10 +183,11 @@ class TrainingDynamics:
             raise IndexError(f"indices must lie in [0, {self.num_samples}); pass dataset indices, not batch positions.")
         return idx
 
-    def save(self, path: str | PathLike, **extra: np.ndarray) -> None:
-        """Save to a compressed ``.npz`` file, with ``extra`` arrays that `load` skips."""
+    def save(self, path: str | PathLike, *, compressed: bool = True, **extra: np.ndarray) -> None:
+        """Save to an ``.npz`` file (zlib-compressed unless ``compressed=False``), with ``extra`` arrays that `load`
+        skips."""
         arrays = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if getattr(self, f.name) is not None}
-        np.savez_compressed(path, **arrays, **extra)
+        (np.savez_compressed if compressed else np.savez)(path, **arrays, **extra)
 
     @classmethod
     def load(cls, path: str | PathLike) -> TrainingDynamics:
@@ -198,8 +210,9 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     adds ``sample_id = row index`` to a `datasets.Dataset` when training starts), so identity survives shuffling,
     ``remove_unused_columns`` and multiple processes. At the end of training the processes' records are merged
     and ``dynamics`` holds the result on every process; with ``output_dir`` set it is also saved there as
-    ``training_dynamics.npz`` (main process), and so is the record so far whenever Trainer saves a checkpoint. A
-    fresh run replaces that file.
+    ``training_dynamics.npz`` (main process), and so is the record so far whenever Trainer saves a checkpoint, both
+    uncompressed (``TrainingDynamics.load(path).save(other)`` writes a compressed copy). A fresh run replaces that
+    file.
 
     The record is not part of checkpoints: a run resumed from one records the epochs from the checkpoint on. With
     ``output_dir`` set, the epochs before the checkpoint are taken from the ``training_dynamics.npz`` already there
@@ -242,7 +255,7 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
                 "TrainingDynamicsRecorder.record called before start(); attach it to a LiLAWTrainer or an ELRTrainer."
             )
         ids = self.dynamics._checked(sample_ids, epoch=epoch)
-        values = {name: _to_numpy(value, np.float32).reshape(-1) for name, value in stats.items()}
+        values = _host_values(stats)
         if any(value.shape != ids.shape for value in values.values()):
             self.dynamics.record(ids, values, epoch=epoch)  # refuses, naming the statistic
         if epoch >= len(self._order):
@@ -289,7 +302,9 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         # Whole or not at all: a kill while saving must leave the previous save's record, not a cut file.
         temporary = os.path.join(self.output_dir, f".{DYNAMICS_FILE_NAME}.{os.getpid()}.tmp.npz")
         try:
-            dynamics.save(temporary, **{SAVED_AT_STEP: np.int64(state.global_step)})
+            # Uncompressed: the float32 statistics hardly compress (about a quarter smaller), while zlib took
+            # hundreds of times as long as the write, at every checkpoint, for a record of epochs × samples.
+            dynamics.save(temporary, compressed=False, **{SAVED_AT_STEP: np.int64(state.global_step)})
             os.replace(temporary, os.path.join(self.output_dir, DYNAMICS_FILE_NAME))
         except BaseException:
             with contextlib.suppress(OSError):

@@ -4,6 +4,7 @@ import types
 import numpy as np
 import pytest
 import torch
+from transformers import TrainerCallback
 
 from hf_lilaw import LiLAWConfig, LiLAWTrainer, find_label_issues
 from hf_lilaw.analysis import HARDNESS_SCORES, TrainingDynamics, label_issue_metrics
@@ -299,3 +300,57 @@ def test_a_sample_recorded_twice_in_an_epoch_keeps_its_first_visit():
     recorder.record(torch.tensor([1, 2, 2]), {"loss": torch.tensor([1.0, 9.0, 8.0])}, epoch=0)
     recorder.record(torch.tensor([2]), {"loss": torch.tensor([3.0])}, epoch=1)
     np.testing.assert_array_equal(recorder.dynamics.loss, [[0.25, 1.0, 0.5, np.nan], [np.nan, np.nan, 3.0, np.nan]])
+
+
+def test_the_recorder_saves_its_file_uncompressed_at_checkpoints_and_at_the_end(tmp_path):
+    """zlib over the record of epochs × samples took hundreds of times as long as the write, at every checkpoint,
+    for a file about a quarter smaller: the recorder writes it stored; `TrainingDynamics.save` still compresses by
+    default."""
+    import zipfile
+
+    class AtCheckpoint(TrainerCallback):  # after the recorder's on_save: the file as the checkpoint left it
+        def __init__(self):
+            self.methods = []
+
+        def on_save(self, args, state, control, **kwargs):
+            with zipfile.ZipFile(tmp_path / "dyn" / DYNAMICS_FILE_NAME) as archive:
+                self.methods.append({info.compress_type for info in archive.infolist()})
+
+    recorder = TrainingDynamicsRecorder(output_dir=str(tmp_path / "dyn"))
+    checkpoint = AtCheckpoint()
+    trainer = saving_run(tmp_path, epochs=2, recorder=recorder, save_strategy="epoch", callbacks=[checkpoint])
+    trainer.train()
+    assert checkpoint.methods == [{zipfile.ZIP_STORED}, {zipfile.ZIP_STORED}]
+    path = tmp_path / "dyn" / DYNAMICS_FILE_NAME
+    with zipfile.ZipFile(path) as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_STORED}
+    saved = TrainingDynamics.load(path)
+    for name in ("prob_label", "margin", "w_alpha"):
+        np.testing.assert_array_equal(getattr(saved, name), getattr(recorder.dynamics, name))
+    assert recorder.dynamics.num_epochs == 2 and not np.isnan(saved.prob_label).all()
+    saved.save(tmp_path / "copy.npz")
+    with zipfile.ZipFile(tmp_path / "copy.npz") as archive:
+        assert {info.compress_type for info in archive.infolist()} == {zipfile.ZIP_DEFLATED}
+    np.testing.assert_array_equal(TrainingDynamics.load(tmp_path / "copy.npz").loss, saved.loss)
+
+
+def test_the_recorder_copies_a_batch_to_the_host_once_with_the_same_values(monkeypatch):
+    """Each statistic went to the host on its own: 10 device syncs per micro-batch (9 statistics and the ids)."""
+    from hf_lilaw.functional.statistics import per_sample_statistics
+
+    torch.manual_seed(0)
+    logits, labels = torch.randn(6, 3), torch.tensor([0, 1, 2, -100, 1, 0])
+    stats = per_sample_statistics(logits, labels, alpha=torch.tensor(9.5), beta=torch.tensor(2.0), delta=torch.tensor(6.0))
+    ids = torch.tensor([5, 1, 0, 3, 2, 4])
+    reference = TrainingDynamics.empty(8)
+    reference.record(ids, stats, epoch=0)  # statistic by statistic
+    copies = []
+    original = torch.Tensor.cpu
+    monkeypatch.setattr(torch.Tensor, "cpu", lambda self, *a, **k: copies.append(tuple(self.shape)) or original(self, *a, **k))
+    recorder = TrainingDynamicsRecorder()
+    recorder.start(8, weights=True)
+    recorder.record(ids, stats, epoch=0)
+    assert copies == [(6,), (9, 6)]  # the ids, then the statistics at once
+    for name in (*stats,):
+        np.testing.assert_array_equal(getattr(recorder.dynamics, name), getattr(reference, name))
+    assert np.isnan(recorder.dynamics.loss[0, 3]) and np.isnan(recorder.dynamics.loss[0, 6:]).all()
