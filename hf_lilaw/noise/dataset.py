@@ -433,7 +433,7 @@ def add_input_noise(
             )
         noisy = fn(a.astype(np.float64), rng).astype(a.dtype)
         if not _has_missing_steps(value):
-            return noisy
+            return noisy.tolist()  # lists like the rows not hit: a float32 array beside them fails arrow's concatenation
         # a series stored with None steps keeps None where the noise leaves a step missing (moved, or spread by zoom)
         return np.where(np.isnan(noisy), None, noisy.astype(object)).tolist()
 

@@ -828,6 +828,12 @@ def test_series_with_none_steps_keep_them_in_rows_not_hit(noise_type):
         assert not any(isinstance(v, float) and np.isnan(v) for v in got)  # missing steps stay None, never NaN
         if not hit:
             assert got == row
+    # float32 series without missing steps, noised in part: hit rows and rows not hit go back as one column
+    plain = Dataset.from_dict({"series": [[float(i + j) for j in range(4)] for i in range(8)], "label": [0, 1] * 4}, features=features)
+    out = add_input_noise(plain, noise_type=noise_type, rate=0.5, seed=0)
+    assert out.features["series"] == features["series"] and sum(out["is_noisy"]) == 4
+    for row, got, hit in zip(plain["series"], out["series"], out["is_noisy"]):
+        assert len(got) == 4 and (hit or got == row)
 
 
 def test_ts_far_ood_fallback_keeps_a_constant_series_constant():
