@@ -660,12 +660,17 @@ def _check_one_config(records: list[dict[str, Any]]) -> None:
     """Refuse a grid whose runs ran under different configs (files merged by hand, or written by another launch):
     its tables would pair runs of another schedule, size or model as if they were one protocol. The MLC settings
     are compared among the MLC and EBOMLC runs only, since nothing else reads them."""
+
+    def compared(record: dict[str, Any], *, mlc: bool) -> dict[str, Any]:
+        return compared_config(recorded_config(record.get("config", {})), mlc=mlc)
+
     first_mlc = _first_mlc_run(records)
+    references = {False: compared(records[0], mlc=False), True: None if first_mlc is None else compared(first_mlc, mlc=True)}
     for r in records:
-        for mlc, reference in ((False, records[0]), (True, first_mlc)):
+        for mlc, a in references.items():
             if mlc and r["method"] not in MLC_METHODS:
                 continue
-            a, b = (compared_config(recorded_config(x.get("config", {})), mlc=mlc) for x in (reference, r))
+            b = compared(r, mlc=mlc)
             if a == b:
                 continue
             differs = ", ".join(f"{k} {b.get(k)!r} against {a.get(k)!r}" for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k))

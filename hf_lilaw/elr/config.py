@@ -66,7 +66,7 @@ class ELRConfig(TrainingArguments):
         if not is_finite_number(lam) or lam < 0:
             raise ValueError(f"elr_lambda must be a finite number >= 0 (the authors use 3 to 7), got {lam!r}.")
         beta = self.elr_beta
-        if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 <= beta < 1:
+        if not is_finite_number(beta) or not 0 <= beta < 1:
             raise ValueError(
                 f"elr_beta must be in [0, 1) (the authors use 0.7 to 0.9), got {beta!r}: with β = 1 the targets "
                 "would never move from zero and ELR would do nothing."

@@ -263,44 +263,48 @@ def test_transparent_pixels_are_put_over_white_as_the_processor_does():
     torch.testing.assert_close(x, torch.ones(3, 8, 8))
 
 
-def test_an_image_column_of_pixel_arrays_is_refused_with_a_recipe_that_works():
-    # AttributeError: 'list' object has no attribute 'mode' before, at the first batch
+def _grey_pixel_lists(seed):
+    """Two 8×8 uint8 grey images stored as pixel lists in a ``pixels`` column, and an evaluation transform reading it."""
+    import datasets
+
+    grey = np.random.default_rng(seed).integers(0, 256, (2, 8, 8), dtype=np.uint8)
+    dataset = datasets.Dataset.from_dict({"pixels": grey.tolist(), "label": [0, 1]})
+    processor = ViTImageProcessor(size={"height": 8, "width": 8}, do_normalize=False)
+    return grey, dataset, image_transforms(processor, train=False, keep_columns=(), image_column="pixels")
+
+
+def _run_recipe(error, pattern, dataset):
+    """The recipe an error message gives (group 1 of ``pattern``), run on ``dataset``: the dataset it makes."""
     import re
 
     import datasets
     import PIL.Image
 
-    grey = np.random.default_rng(0).integers(0, 256, (2, 8, 8), dtype=np.uint8)
-    dataset = datasets.Dataset.from_dict({"pixels": grey.tolist(), "label": [0, 1]})
-    processor = ViTImageProcessor(size={"height": 8, "width": 8}, do_normalize=False)
-    transform = image_transforms(processor, train=False, keep_columns=(), image_column="pixels")
+    namespace = {"dataset": dataset, "datasets": datasets, "PIL": PIL, "np": np}
+    exec(re.search(pattern, str(error.value)).group(1), namespace)
+    return namespace["dataset"]
+
+
+def test_an_image_column_of_pixel_arrays_is_refused_with_a_recipe_that_works():
+    # AttributeError: 'list' object has no attribute 'mode' before, at the first batch
+    grey, dataset, transform = _grey_pixel_lists(0)
     with pytest.raises(TypeError, match="The image_column 'pixels' holds list values, not images") as error:
         dataset.with_transform(transform)[0]
-    recipe = re.search(r"\(H, W, C\): (.*); for file paths", str(error.value)).group(1)
-    namespace = {"dataset": dataset, "datasets": datasets, "PIL": PIL, "np": np}
-    exec(recipe, namespace)
-    assert namespace["dataset"][0]["pixels"].mode == "L"
-    x = namespace["dataset"].with_transform(transform)[0]["pixel_values"]
+    fixed = _run_recipe(error, r"\(H, W, C\): (.*); for file paths", dataset)
+    assert fixed[0]["pixels"].mode == "L"
+    x = fixed.with_transform(transform)[0]["pixel_values"]
     torch.testing.assert_close(x, torch.from_numpy(grey[0] / 255).float().expand(3, 8, 8), atol=1e-6, rtol=0)
 
 
 def test_the_mode_I_refusal_carries_a_recipe_that_works_for_grey_pixel_lists():
     # datasets' Image() cast makes mode "I" of 8-bit grey lists; the refusal said "convert to uint8" and no more
-    import re
-
     import datasets
-    import PIL.Image
 
-    grey = np.random.default_rng(1).integers(0, 256, (2, 8, 8), dtype=np.uint8)
-    raw = datasets.Dataset.from_dict({"pixels": grey.tolist(), "label": [0, 1]})
+    grey, raw, transform = _grey_pixel_lists(1)
     cast = raw.cast_column("pixels", datasets.Image())
     assert cast[0]["pixels"].mode == "I"
-    processor = ViTImageProcessor(size={"height": 8, "width": 8}, do_normalize=False)
-    transform = image_transforms(processor, train=False, keep_columns=(), image_column="pixels")
     with pytest.raises(ValueError, match="Image mode 'I'") as error:
         cast.with_transform(transform)[0]
-    recipe = re.search(r"build those images from uint8 instead: (.*)\.$", str(error.value)).group(1)
-    namespace = {"dataset": raw, "datasets": datasets, "PIL": PIL, "np": np}
-    exec(recipe, namespace)
-    x = namespace["dataset"].with_transform(transform)[1]["pixel_values"]
+    fixed = _run_recipe(error, r"build those images from uint8 instead: (.*)\.$", raw)
+    x = fixed.with_transform(transform)[1]["pixel_values"]
     torch.testing.assert_close(x, torch.from_numpy(grey[1] / 255).float().expand(3, 8, 8), atol=1e-6, rtol=0)
