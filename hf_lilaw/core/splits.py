@@ -20,11 +20,12 @@ def split_meta_set(
     """Seeded, class-stratified split of ``dataset`` into ``(train, meta)``.
 
     Both parts keep the input's row order and format (transforms included); no data is copied.
-    Where scikit-learn cannot stratify (a class with a single sample, fewer meta or train rows than classes), each
-    class gives the floor or ceiling of its share instead, still seeded: per class, the meta split then holds the
-    class's share of ``fraction`` to within one sample, like scikit-learn's stratified split, except that no class
-    gives its last row (a class missing from ``train`` cannot be learned): a class that would is capped, and the
-    other classes give the rows it keeps.
+    Where scikit-learn cannot stratify (a class with a single sample, fewer meta or train rows than classes), or its
+    split would leave a class no training row (a class of a few rows and ``fraction`` above 0.5), each class gives
+    the floor or ceiling of its share instead, still seeded: per class, the meta split then holds the class's share
+    of ``fraction`` to within one sample, like scikit-learn's stratified split, except that no class gives its last
+    row (a class missing from ``train`` cannot be learned): a class that would is capped, and the other classes give
+    the rows it keeps.
     Rows labelled ``-100`` (no label) all stay in ``train``: they carry no meta loss, so ``fraction`` is a share of
     the labelled rows.
 
@@ -49,6 +50,9 @@ def split_meta_set(
     labels = all_labels[indices]
     try:
         train_idx, meta_idx = train_test_split(indices, test_size=fraction, random_state=seed, stratify=labels)
+        lost = np.setdiff1d(labels, all_labels[train_idx])
+        if lost.size:  # it rounds each class's training share down: to 0 for a class of 2 when fraction > 0.5
+            raise ValueError(f"its split leaves classes {lost.tolist()} without a training row")
     except ValueError as err:
         logger.warning("scikit-learn cannot stratify the meta split (%s); carving each class's share instead.", err)
         meta_idx = indices[_per_class_carve(labels, fraction=fraction, seed=seed)]
