@@ -231,9 +231,23 @@ def _noise_matrix_labels(y: np.ndarray, num_classes: int, rate: float, seed: int
             if noise_matrix is None:
                 raise ValueError(f"cleanlab found no valid noise matrix for rate={rate}; try a lower rate.")
         np.random.seed(seed)
-        return np.asarray(generate_noisy_labels(y, noise_matrix), dtype=np.int64)
+        out = np.asarray(generate_noisy_labels(y, noise_matrix), dtype=np.int64)
     finally:
         np.random.set_state(state)
+    # cleanlab rounds down the number of rows each class sends to each other class: with many classes and few
+    # rows per class most of these counts round to 0, and the noise asked for is silently not added.
+    asked = float(np.mean(1 - np.diag(noise_matrix)))
+    realised = float(np.mean(np.bincount(y[out != y], minlength=num_classes) / counts))
+    if asked - realised > 0.1 * asked:
+        warnings.warn(
+            f"noise_type='noise_matrix' flipped a mean per-class share of {realised:.4f} instead of {asked:.4f}: "
+            f"cleanlab rounds down the number of rows each class sends to each other class, which with {num_classes} "
+            f"classes of {counts.min()} to {counts.max()} rows loses {1 - realised / asked:.0%} of the noise. Use "
+            "noise_type='random_transition' (exactly round(rate * N) rows hit) or fewer classes with more rows.",
+            UserWarning,
+            stacklevel=4,
+        )
+    return out
 
 
 def _relabel(
