@@ -194,10 +194,11 @@ def _draw_from_rows(rows: np.ndarray, sources: np.ndarray, rng: np.random.Genera
 
 def _noise_matrix_labels(y: np.ndarray, num_classes: int, rate: float, seed: int, noise_matrix: Any) -> np.ndarray:
     try:
-        from cleanlab.benchmarking.noise_generation import (
-            generate_noise_matrix_from_trace,
-            generate_noisy_labels,
-        )
+        with warnings.catch_warnings():  # importing cleanlab turns every warning off, process-wide, for good
+            from cleanlab.benchmarking.noise_generation import (
+                generate_noise_matrix_from_trace,
+                generate_noisy_labels,
+            )
     except ImportError as err:
         raise ImportError(
             "noise_type='noise_matrix' needs cleanlab: pip install hf_lilaw[cleanlab]"

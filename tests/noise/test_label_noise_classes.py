@@ -1,3 +1,6 @@
+import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -26,3 +29,22 @@ def test_noise_matrix_says_when_cleanlabs_rounding_drops_the_noise():
         warnings.simplefilter("error")  # where rounding costs little (0.392 for 0.4), nothing is said
         out = noisy_labels(np.arange(600) % 4, noise_type="noise_matrix", rate=0.4, seed=0, num_classes=4)
     assert (out != np.arange(600) % 4).mean() == pytest.approx(0.392, abs=1e-3)
+
+
+def test_noise_matrix_leaves_the_warning_filters_as_they_were():
+    """Importing cleanlab added an 'ignore every Warning' filter: after the first noise_matrix call no warning of
+    any library reached the user, this module's own (a guessed num_classes, the rounding above) included."""
+    pytest.importorskip("cleanlab")
+    import hf_lilaw
+
+    code = (
+        "import warnings, numpy as np\n"
+        "from hf_lilaw.noise import noisy_labels\n"
+        "noisy_labels(np.repeat(np.arange(10), 100), noise_type='noise_matrix', rate=0.2, seed=0)\n"
+        "warnings.warn('still heard')\n"
+    )
+    root = os.path.dirname(os.path.dirname(hf_lilaw.__file__))
+    env = {**os.environ, "PYTHONPATH": root, "PYTHONWARNINGS": ""}
+    stderr = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True).stderr
+    assert "K = max(label) + 1 = 10 is a guess" in stderr and "instead of 0.2000" in stderr
+    assert "UserWarning: still heard" in stderr
