@@ -262,15 +262,16 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         self._earlier: tuple[TrainingDynamics, float, bool] | None = None
         # When this process recorded each value (the number of its `record` call; -1: not yet), shape
         # (num_epochs, num_samples): the distributed sampler pads an uneven last batch with the epoch's first rows,
-        # and a sample keeps its first visit of an epoch, as one process records it.
-        self._order = np.empty((0, 0), dtype=np.int64)
+        # and a sample keeps its first visit of an epoch, as one process records it. int32 (half the memory of int64,
+        # a ninth of the record's) until the count outgrows it.
+        self._order = np.empty((0, 0), dtype=np.int32)
         self._calls = 0
         self._spare: dict[str, np.ndarray] = {}  # the buffers the record and `_order` are the leading rows of
 
     def start(self, num_samples: int, *, weights: bool = True) -> None:
         """Begin a fresh record for sample ids in ``[0, num_samples)``; called by the trainer."""
         self.dynamics = TrainingDynamics.empty(num_samples, weights=weights)
-        self._order = np.empty((0, num_samples), dtype=np.int64)
+        self._order = np.empty((0, num_samples), dtype=np.int32)
         self._calls = 0
         self._spare = {}
 
@@ -291,6 +292,8 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
         _, first = np.unique(ids, return_index=True)
         first = np.sort(first[self._order[epoch, ids[first]] < 0])
         self.dynamics.record(ids[first], {name: value[first] for name, value in values.items()}, epoch=epoch)
+        if self._calls > np.iinfo(self._order.dtype).max:
+            self._order = self._order.astype(np.int64)
         self._order[epoch, ids[first]] = self._calls
         self._calls += 1
 
@@ -415,7 +418,7 @@ def merge_across_processes(dynamics: TrainingDynamics, *, order: np.ndarray | No
         # (when, process) as one number; the earliest visit of each (epoch, sample) is the one kept
         world, rank = torch.distributed.get_world_size(), torch.distributed.get_rank()
         full = np.full((int(epochs), dynamics.num_samples), np.iinfo(np.int64).max, dtype=np.int64)
-        full[: order.shape[0]] = np.where(order < 0, np.iinfo(np.int64).max, order * world + rank)
+        full[: order.shape[0]] = np.where(order < 0, np.iinfo(np.int64).max, order.astype(np.int64) * world + rank)
         visit = torch.from_numpy(full).to(device)
         earliest = visit.clone()
         torch.distributed.all_reduce(earliest, op=torch.distributed.ReduceOp.MIN)

@@ -28,3 +28,16 @@ def test_a_record_growing_epoch_by_epoch_is_not_copied_every_epoch():
     np.testing.assert_array_equal(recorder.dynamics.loss, reference.loss)
     assert np.isnan(recorder.dynamics.w_alpha).all()
     np.testing.assert_array_equal(recorder._order[:, 4], np.arange(64))
+
+
+def test_the_visit_order_takes_four_bytes_a_value_and_widens_past_int32():
+    """The order of visits (one value per sample and epoch, beside the record's nine float32) was int64: 229 MiB at
+    10⁶ samples × 30 epochs where a count of micro-batches fits in int32 until 2³¹ of them."""
+    recorder = TrainingDynamicsRecorder()
+    recorder.start(3, weights=False)
+    recorder.record(torch.tensor([0]), {"loss": torch.ones(1)}, epoch=0)
+    assert recorder._order.nbytes == 4 * 3
+    recorder._calls = 2**31 - 1  # as after that many micro-batches
+    recorder.record(torch.tensor([1]), {"loss": torch.ones(1)}, epoch=0)
+    recorder.record(torch.tensor([2, 1]), {"loss": torch.ones(2)}, epoch=1)
+    assert recorder._order.tolist() == [[0, 2**31 - 1, -1], [-1, 2**31, 2**31]]
