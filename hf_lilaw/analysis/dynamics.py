@@ -41,7 +41,7 @@ def _with_rows(
 
     A spare buffer that is full is replaced by one of twice the rows (the rows not yet used are left unwritten, so
     the OS commits no memory to them): a record growing epoch by epoch is copied O(log epochs) times, not every
-    epoch (O(epochs² × samples) in all, minutes of copying at 10⁶ samples × 30 epochs).
+    epoch (O(epochs² × samples) in all).
     """
     have = array.shape[0]
     buffer = None if spare is None else spare.get(key)
