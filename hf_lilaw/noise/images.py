@@ -71,7 +71,7 @@ def _match_image(item: Any, height: int, width: int, channels: int) -> np.ndarra
     return np.clip(_resize(x, height, width), 0.0, 1.0)
 
 
-# PIL modes kept as decoded; other 8-bit modes (P, CMYK, 1, ...) are converted to RGB.
+# PIL modes kept as decoded; other 8-bit modes (P, CMYK, 1, ...) are converted to RGB, or RGBA when transparent.
 _KEPT_MODES = ("L", "LA", "RGB", "RGBA")
 # 16-bit grey modes and their NumPy dtypes: noised on the 0..65535 scale and written back in the same mode.
 _UINT16_MODES = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}
@@ -89,15 +89,22 @@ def check_image_mode(mode: str | None, what: str = "An image") -> None:
 
 
 def pil_pixels(image: PILImage.Image) -> np.ndarray:
-    """The pixel array to noise: uint16 for 16-bit modes, RGB for 8-bit modes other than L, LA, RGB, RGBA."""
+    """The pixel array to noise: uint16 for 16-bit modes; 8-bit modes other than L, LA, RGB, RGBA as RGB, or as
+    LA (grey) / RGBA when they have transparency (an alpha band, or a palette's or PNG's transparent colour)."""
     check_image_mode(image.mode)
     if image.mode in _UINT16_MODES:
         return np.asarray(image).astype(np.uint16)
+    if image.mode not in ("LA", "RGBA") and ("A" in image.getbands() or image.info.get("transparency") is not None):
+        # an RGB or L conversion drops the transparency, leaving the colour the transparent pixels hold (mostly
+        # black) where `image_transforms` shows the rows not hit white; RGBA to LA is PIL's oldest grey-alpha path
+        rgba = image.convert("RGBA")
+        return np.asarray(rgba.convert("LA") if image.mode == "L" else rgba)
     return np.asarray(image if image.mode in _KEPT_MODES else image.convert("RGB"))
 
 
 def noisy_pil_image(image: PILImage.Image, fn: Callable, rng: np.random.Generator) -> PILImage.Image:
-    """`noisy_image` of a PIL image, in its own mode (8-bit modes other than L, LA, RGB, RGBA become RGB)."""
+    """`noisy_image` of a PIL image, in its own mode (8-bit modes other than L, LA, RGB, RGBA become RGB, or LA /
+    RGBA when transparent)."""
     out = noisy_image(pil_pixels(image), fn, rng, channels_last=True)
     return PILImage.fromarray(out.astype(_UINT16_MODES[image.mode]) if image.mode in _UINT16_MODES else out)
 

@@ -1,0 +1,68 @@
+"""Image input noise across PIL modes: transparency, palettes, bit depths, on the noised rows and in far-OOD pools."""
+
+import io
+
+import numpy as np
+import pytest
+from datasets import Dataset, Features, Image
+from PIL import Image as PILImage
+
+from hf_lilaw.noise import add_input_noise
+
+
+@pytest.fixture(autouse=True)
+def _quiet_progress_bars():
+    import datasets
+
+    datasets.disable_progress_bars()
+    yield
+    datasets.enable_progress_bars()
+
+
+def _half_transparent(mode):
+    """8x8, left half opaque grey 200, right half transparent (stored colour black), in ``mode``."""
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[:, :4] = (200, 200, 200, 255)
+    if mode in ("RGBA", "LA", "PA"):
+        return PILImage.fromarray(rgba).convert(mode)
+    if mode == "P":
+        image = PILImage.fromarray(np.where(rgba[..., 3] > 0, 1, 0).astype(np.uint8), "P")
+        image.putpalette([0, 0, 0, 200, 200, 200])
+        image.info["transparency"] = 0
+        return image
+    image = PILImage.fromarray(rgba[..., :3]).convert(mode)  # "L" or "RGB", with a PNG transparent colour
+    image.info["transparency"] = 0 if mode == "L" else (0, 0, 0)
+    return image
+
+
+def _png_column(images):
+    """An Image column of PNG bytes, as read from files: datasets saves a P image given as PIL as TIFF, which drops
+    its transparency (PA, which PNG cannot hold, stays PIL: datasets' TIFF keeps it)."""
+    rows = []
+    for image in images:
+        buf = io.BytesIO()
+        if image.mode == "PA":
+            rows.append(image)
+            continue
+        image.save(buf, format="PNG")
+        rows.append({"bytes": buf.getvalue(), "path": None})
+    return Dataset.from_dict({"image": rows}, features=Features({"image": Image()}))
+
+
+def _over_white(image):
+    """The grey values ``image_transforms`` gives the model: transparent pixels over white."""
+    rgba = image.convert("RGBA")
+    return np.asarray(PILImage.alpha_composite(PILImage.new("RGBA", rgba.size, (255,) * 4), rgba).convert("L"))
+
+
+@pytest.mark.parametrize("mode", ["P", "L", "RGB", "PA"])
+def test_noised_rows_keep_a_transparent_colour(mode):
+    """A palette's or PNG's transparent colour (and PA's alpha) was dropped on the rows hit: their transparent
+    background turned black, where the rows not hit show it white."""
+    ds = _png_column([_half_transparent(mode)] * 2)
+    clean = _over_white(ds[0]["image"])
+    assert clean[0].tolist() == [200] * 4 + [255] * 4
+    out = add_input_noise(ds, noise_type="ood_covariate", rate=0.5, seed=0, sigma=0.0, label_column=None)
+    hit = [image for image, flag in zip(out["image"], out["is_noisy"]) if flag][0]
+    np.testing.assert_array_equal(_over_white(hit), clean)
+    assert hit.mode == ("LA" if mode == "L" else "RGBA")
