@@ -60,12 +60,15 @@ def _cartoon(x: np.ndarray) -> np.ndarray:
 
 
 def _match_image(item: Any, height: int, width: int, channels: int) -> np.ndarray:
+    """A pool image as a float (height, width, channels) image, transparent pixels put over white as
+    `image_transforms` (and transformers' processors) show them."""
     if isinstance(item, PILImage.Image):
         x, _ = _to_unit_hwc(pil_pixels(item), check_range=False, channels_last=True, what="A pool image")
     else:
         x, _ = _to_unit_hwc(np.asarray(item), check_range=False, what="A pool image")
     if x.shape[-1] in (2, 4):
-        x = x[..., :-1]
+        # dropping the alpha band alone left the colour transparent pixels store, mostly black
+        x = x[..., :-1] * x[..., -1:] + (1.0 - x[..., -1:])
     if x.shape[-1] != channels:
         x = x.mean(axis=-1, keepdims=True) if channels == 1 else np.repeat(x[..., :1], channels, axis=-1)
     return np.clip(_resize(x, height, width), 0.0, 1.0)

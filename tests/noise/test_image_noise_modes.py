@@ -66,3 +66,25 @@ def test_noised_rows_keep_a_transparent_colour(mode):
     hit = [image for image, flag in zip(out["image"], out["is_noisy"]) if flag][0]
     np.testing.assert_array_equal(_over_white(hit), clean)
     assert hit.mode == ("LA" if mode == "L" else "RGBA")
+
+
+@pytest.mark.parametrize("pool_mode", ["RGBA", "LA", "PA", "P", "L", "RGB"])
+@pytest.mark.parametrize("set_mode", ["RGB", "L"])
+def test_far_ood_puts_transparent_pool_pixels_over_white(set_mode, pool_mode):
+    """Transparent pool pixels came out in the colour they store (black here) instead of white, as the pool image
+    itself is shown to a model."""
+    pool = _png_column([_half_transparent(pool_mode)])
+    assert _over_white(pool[0]["image"])[0].tolist() == [200] * 4 + [255] * 4
+    ds = Dataset.from_dict({"image": [PILImage.new(set_mode, (8, 8), 100)]}, features=Features({"image": Image()}))
+    out = add_input_noise(ds, noise_type="far_ood", rate=1.0, seed=0, pool=pool, label_column=None)
+    got = np.asarray(out[0]["image"])
+    assert out[0]["image"].mode == set_mode
+    np.testing.assert_array_equal(got if set_mode == "L" else got[..., 0], np.tile([200] * 4 + [255] * 4, (8, 1)))
+
+
+def test_far_ood_puts_transparent_array_pool_pixels_over_white():
+    gray_alpha = np.zeros((6, 6, 2), np.float32)
+    gray_alpha[:, :3] = (0.4, 1.0)  # left opaque 0.4, right transparent black
+    ds = Dataset.from_dict({"image": np.full((1, 6, 6), 0.5, np.float32)})
+    out = add_input_noise(ds, noise_type="far_ood", rate=1.0, seed=0, pool=[gray_alpha], label_column=None)
+    np.testing.assert_allclose(out.with_format("numpy")["image"][0], np.tile([0.4] * 3 + [1.0] * 3, (6, 1)))
