@@ -173,12 +173,17 @@ def _to_unit_hwc(
 def image_noise_fn(
     noise_type: str, sigma: float, zoom_factor: float, shift_fraction: float, pool: Any
 ) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
-    """The function ``(x, rng) -> noisy x`` of one image noise type.
+    """The function ``(x, rng) -> noisy x`` of one image noise type; a last band of 2 or 4 is alpha.
 
     ``pool`` (far OOD only) has ``len()`` and ``get(i)`` returning a replacement; None for the random fallback.
     """
 
     def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+        alpha = x[..., -1:] if x.shape[-1] in (2, 4) else None
+        if alpha is not None:
+            colour = apply(x[..., :-1], rng)
+            # a replacement is opaque: the row's own alpha would cut it to the row's shape, which shows its class
+            return np.concatenate([colour, np.ones_like(alpha) if noise_type == "far_ood" else alpha], axis=-1)
         height, width, channels = x.shape
         if noise_type == "ood_covariate":
             return _covariate(x, rng, sigma)
@@ -201,11 +206,9 @@ def image_noise_fn(
 def noisy_image(
     a: np.ndarray, fn: Callable, rng: np.random.Generator, *, channels_last: bool = False, what: str = "An image"
 ) -> np.ndarray:
-    """``fn`` applied to image array ``a`` in [0, 1], written back in ``a``'s layout and dtype, alpha kept.
+    """``fn`` applied to image array ``a`` in [0, 1], written back in ``a``'s layout and dtype.
 
     ``channels_last``: a 3-D ``a`` is (H, W, C) (PIL pixels); ``what`` names the image in errors.
     """
     x, back = _to_unit_hwc(a, channels_last=channels_last, what=what)
-    if x.shape[-1] in (2, 4):  # keep alpha as is
-        return back(np.concatenate([np.clip(fn(x[..., :-1], rng), 0, 1), x[..., -1:]], axis=-1))
     return back(np.clip(fn(x, rng), 0.0, 1.0))

@@ -88,3 +88,19 @@ def test_far_ood_puts_transparent_array_pool_pixels_over_white():
     ds = Dataset.from_dict({"image": np.full((1, 6, 6), 0.5, np.float32)})
     out = add_input_noise(ds, noise_type="far_ood", rate=1.0, seed=0, pool=[gray_alpha], label_column=None)
     np.testing.assert_allclose(out.with_format("numpy")["image"][0], np.tile([0.4] * 3 + [1.0] * 3, (6, 1)))
+
+
+@pytest.mark.parametrize("set_mode", ["RGBA", "LA"])
+def test_far_ood_replaces_the_alpha_band_too(set_mode):
+    """The row's own alpha was kept: the replacement showed only inside the row's object, whose shape (and so
+    its class) a model could still see, with white around it."""
+    ds = Dataset.from_dict({"image": [_half_transparent(set_mode)] * 2}, features=Features({"image": Image()}))
+    out = add_input_noise(ds, noise_type="far_ood", rate=1.0, seed=0, pool=[np.full((6, 6, 3), 60, np.uint8)],
+                          label_column=None)  # fmt: skip
+    for image in out["image"]:
+        assert image.mode == set_mode
+        np.testing.assert_array_equal(_over_white(image), np.full((8, 8), 60))
+    fallback = add_input_noise(ds, noise_type="far_ood", rate=1.0, seed=0, label_column=None)
+    for image in fallback["image"]:
+        pixels = np.asarray(image)
+        assert np.all(pixels[..., -1] == 255) and pixels[..., :-1].std() > 50  # opaque uniform noise
