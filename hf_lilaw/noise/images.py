@@ -179,26 +179,38 @@ def image_noise_fn(
     """
 
     def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        alpha = x[..., -1:] if x.shape[-1] in (2, 4) else None
-        if alpha is not None:
-            colour = apply(x[..., :-1], rng)
+        height, width, channels = x.shape
+        has_alpha = channels in (2, 4)
+        if noise_type == "zoom_shift":  # an alpha band is zoomed with the colours
+            crop_h, crop_w = max(1, int(height / zoom_factor)), max(1, int(width / zoom_factor))
+            top, left = (height - crop_h) // 2, (width - crop_w) // 2
+            crop = x[top : top + crop_h, left : left + crop_w]
+            if not has_alpha:
+                return _resize(crop, height, width)
+            # premultiplied, or the colour transparent pixels store (mostly black) bleeds into the object's edge
+            zoomed = _resize(np.concatenate([crop[..., :-1] * crop[..., -1:], crop[..., -1:]], axis=-1), height, width)
+            alpha = zoomed[..., -1:]
+            colour = np.divide(zoomed[..., :-1], alpha, out=np.zeros_like(zoomed[..., :-1]), where=alpha > 0)
+            return np.concatenate([colour, alpha], axis=-1)
+        if noise_type == "crop_shift":
+            # whole-pixel shift along the width, zero fill; an alpha band moves too, opaque in the columns shifted
+            # in, so that they show black as without alpha
+            shift = int(round(shift_fraction * width))
+            out = ndimage.shift(x, (0, shift, 0), order=0, mode="constant", cval=0.0)
+            if has_alpha:
+                out[..., -1] = ndimage.shift(x[..., -1], (0, shift), order=0, mode="constant", cval=1.0)
+            return out
+        if has_alpha:
+            colour, alpha = apply(x[..., :-1], rng), x[..., -1:]
             # a replacement is opaque: the row's own alpha would cut it to the row's shape, which shows its class
             return np.concatenate([colour, np.ones_like(alpha) if noise_type == "far_ood" else alpha], axis=-1)
-        height, width, channels = x.shape
         if noise_type == "ood_covariate":
             return _covariate(x, rng, sigma)
         if noise_type == "domain_shift":
             return _cartoon(_covariate(x, rng, sigma))
-        if noise_type == "far_ood":
-            if pool is None:
-                return rng.random(x.shape, dtype=np.float32)
-            return _match_image(pool.get(int(rng.integers(len(pool)))), height, width, channels)
-        if noise_type == "zoom_shift":
-            crop_h, crop_w = max(1, int(height / zoom_factor)), max(1, int(width / zoom_factor))
-            top, left = (height - crop_h) // 2, (width - crop_w) // 2
-            return _resize(x[top : top + crop_h, left : left + crop_w], height, width)
-        # crop_shift: whole-pixel shift along the width, zero fill
-        return ndimage.shift(x, (0, int(round(shift_fraction * width)), 0), order=0, mode="constant", cval=0.0)
+        if pool is None:  # far_ood
+            return rng.random(x.shape, dtype=np.float32)
+        return _match_image(pool.get(int(rng.integers(len(pool)))), height, width, channels)
 
     return apply
 

@@ -104,3 +104,24 @@ def test_far_ood_replaces_the_alpha_band_too(set_mode):
     for image in fallback["image"]:
         pixels = np.asarray(image)
         assert np.all(pixels[..., -1] == 255) and pixels[..., :-1].std() > 50  # opaque uniform noise
+
+
+@pytest.mark.parametrize("set_mode", ["RGBA", "LA"])
+@pytest.mark.parametrize(("noise_type", "setting"), [("crop_shift", {"shift_fraction": 0.25}),
+                                                     ("crop_shift", {"shift_fraction": -0.25}),
+                                                     ("zoom_shift", {"zoom_factor": 2.0})])  # fmt: skip
+def test_geometric_noise_moves_the_alpha_band_with_the_pixels(set_mode, noise_type, setting):
+    """The alpha band stayed in place: a shifted object was cut off at its old outline (and the transparent
+    colour shifted in showed black), and a zoomed one kept its old size. A model now sees the noise of the image
+    it sees: the same noise on the image put over white."""
+    rgba = np.zeros((8, 8, 4), np.uint8)
+    rgba[:, 1:5] = (200, 200, 200, 255)
+    rgba[2:6, 2:4, :3] = 90  # a darker square in the object
+    image = PILImage.fromarray(rgba).convert(set_mode)
+    features = Features({"image": Image()})
+    ds = Dataset.from_dict({"image": [image]}, features=features)
+    shown = Dataset.from_dict({"image": [PILImage.fromarray(_over_white(image))]}, features=features)
+    got = add_input_noise(ds, noise_type=noise_type, rate=1.0, seed=0, label_column=None, **setting)[0]["image"]
+    want = add_input_noise(shown, noise_type=noise_type, rate=1.0, seed=0, label_column=None, **setting)[0]["image"]
+    assert got.mode == set_mode
+    np.testing.assert_array_equal(_over_white(got), np.asarray(want))
