@@ -201,9 +201,14 @@ def image_noise_fn(
                 out[..., -1] = ndimage.shift(x[..., -1], (0, shift), order=0, mode="constant", cval=1.0)
             return out
         if has_alpha:
-            colour, alpha = apply(x[..., :-1], rng), x[..., -1:]
-            # a replacement is opaque: the row's own alpha would cut it to the row's shape, which shows its class
-            return np.concatenate([colour, np.ones_like(alpha) if noise_type == "far_ood" else alpha], axis=-1)
+            colour, alpha = x[..., :-1], x[..., -1:]
+            if noise_type == "far_ood":  # opaque: the row's own alpha would cut it to the row's shape, i.e. its class
+                return np.concatenate([apply(colour, rng), np.ones_like(alpha)], axis=-1)
+            # the noise of the image as shown, over white, put back under the same alpha: the colours transparent
+            # pixels store, never seen, set the noise scale and the cartoon's edges otherwise
+            shown = apply(colour * alpha + (1.0 - alpha), rng)
+            colour = np.divide(shown - (1.0 - alpha), alpha, out=colour.copy(), where=alpha > 0)
+            return np.concatenate([np.clip(colour, 0.0, 1.0), alpha], axis=-1)
         if noise_type == "ood_covariate":
             return _covariate(x, rng, sigma)
         if noise_type == "domain_shift":

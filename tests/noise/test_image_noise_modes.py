@@ -125,3 +125,24 @@ def test_geometric_noise_moves_the_alpha_band_with_the_pixels(set_mode, noise_ty
     want = add_input_noise(shown, noise_type=noise_type, rate=1.0, seed=0, label_column=None, **setting)[0]["image"]
     assert got.mode == set_mode
     np.testing.assert_array_equal(_over_white(got), np.asarray(want))
+
+
+@pytest.mark.parametrize("noise_type", ["ood_covariate", "domain_shift"])
+def test_pixel_noise_does_not_depend_on_colours_under_full_transparency(noise_type):
+    """The colour that transparent pixels store, which nobody sees, set the covariate noise scale (the image's
+    maximum) and the cartoon's edges: of two images shown alike, the cartoon turned one object black and left the
+    other almost as it was. The noise is now of the image as shown, over white, alpha kept."""
+    views, raw = [], []
+    for stored in (0, 255):
+        rgba = np.full((16, 16, 4), stored, np.uint8)
+        rgba[..., 3] = 0
+        rgba[4:12, 4:12] = (180, 180, 180, 255)
+        rgba[4:12, 4] = (120, 120, 120, 128)  # a half-transparent left edge
+        ds = Dataset.from_dict({"image": [PILImage.fromarray(rgba)]}, features=Features({"image": Image()}))
+        out = add_input_noise(ds, noise_type=noise_type, rate=1.0, seed=0, sigma=0.2, label_column=None)
+        views.append(_over_white(out[0]["image"]).astype(int))
+        raw.append(np.asarray(out[0]["image"]))
+        np.testing.assert_array_equal(raw[-1][..., 3], rgba[..., 3])
+    np.testing.assert_allclose(views[0], views[1], atol=1)
+    identity = add_input_noise(ds, noise_type="ood_covariate", rate=1.0, seed=0, sigma=0.0, label_column=None)
+    np.testing.assert_array_equal(np.asarray(identity[0]["image"])[4:12, 4:12], rgba[4:12, 4:12])
