@@ -60,18 +60,21 @@ def _cartoon(x: np.ndarray) -> np.ndarray:
 
 
 def _match_image(item: Any, height: int, width: int, channels: int) -> np.ndarray:
+    """A pool image as a float (height, width, channels) image, transparent pixels put over white as
+    `image_transforms` (and transformers' processors) show them."""
     if isinstance(item, PILImage.Image):
         x, _ = _to_unit_hwc(pil_pixels(item), check_range=False, channels_last=True, what="A pool image")
     else:
         x, _ = _to_unit_hwc(np.asarray(item), check_range=False, what="A pool image")
     if x.shape[-1] in (2, 4):
-        x = x[..., :-1]
+        # dropping the alpha band alone left the colour transparent pixels store, mostly black
+        x = x[..., :-1] * x[..., -1:] + (1.0 - x[..., -1:])
     if x.shape[-1] != channels:
         x = x.mean(axis=-1, keepdims=True) if channels == 1 else np.repeat(x[..., :1], channels, axis=-1)
     return np.clip(_resize(x, height, width), 0.0, 1.0)
 
 
-# PIL modes kept as decoded; other 8-bit modes (P, CMYK, 1, ...) are converted to RGB.
+# PIL modes kept as decoded; other 8-bit modes (P, CMYK, 1, ...) are converted to RGB, or RGBA when transparent.
 _KEPT_MODES = ("L", "LA", "RGB", "RGBA")
 # 16-bit grey modes and their NumPy dtypes: noised on the 0..65535 scale and written back in the same mode.
 _UINT16_MODES = {"I;16": "<u2", "I;16L": "<u2", "I;16B": ">u2", "I;16N": "=u2"}
@@ -89,15 +92,22 @@ def check_image_mode(mode: str | None, what: str = "An image") -> None:
 
 
 def pil_pixels(image: PILImage.Image) -> np.ndarray:
-    """The pixel array to noise: uint16 for 16-bit modes, RGB for 8-bit modes other than L, LA, RGB, RGBA."""
+    """The pixel array to noise: uint16 for 16-bit modes; 8-bit modes other than L, LA, RGB, RGBA as RGB, or as
+    LA (grey) / RGBA when they have transparency (an alpha band, or a palette's or PNG's transparent colour)."""
     check_image_mode(image.mode)
     if image.mode in _UINT16_MODES:
         return np.asarray(image).astype(np.uint16)
+    if image.mode not in ("LA", "RGBA") and ("A" in image.getbands() or image.info.get("transparency") is not None):
+        # an RGB or L conversion drops the transparency, leaving the colour the transparent pixels hold (mostly
+        # black) where `image_transforms` shows the rows not hit white; RGBA to LA is PIL's oldest grey-alpha path
+        rgba = image.convert("RGBA")
+        return np.asarray(rgba.convert("LA") if image.mode == "L" else rgba)
     return np.asarray(image if image.mode in _KEPT_MODES else image.convert("RGB"))
 
 
 def noisy_pil_image(image: PILImage.Image, fn: Callable, rng: np.random.Generator) -> PILImage.Image:
-    """`noisy_image` of a PIL image, in its own mode (8-bit modes other than L, LA, RGB, RGBA become RGB)."""
+    """`noisy_image` of a PIL image, in its own mode (8-bit modes other than L, LA, RGB, RGBA become RGB, or LA /
+    RGBA when transparent)."""
     out = noisy_image(pil_pixels(image), fn, rng, channels_last=True)
     return PILImage.fromarray(out.astype(_UINT16_MODES[image.mode]) if image.mode in _UINT16_MODES else out)
 
@@ -163,27 +173,49 @@ def _to_unit_hwc(
 def image_noise_fn(
     noise_type: str, sigma: float, zoom_factor: float, shift_fraction: float, pool: Any
 ) -> Callable[[np.ndarray, np.random.Generator], np.ndarray]:
-    """The function ``(x, rng) -> noisy x`` of one image noise type.
+    """The function ``(x, rng) -> noisy x`` of one image noise type; a last band of 2 or 4 is alpha.
 
     ``pool`` (far OOD only) has ``len()`` and ``get(i)`` returning a replacement; None for the random fallback.
     """
 
     def apply(x: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         height, width, channels = x.shape
+        has_alpha = channels in (2, 4)
+        if noise_type == "zoom_shift":  # an alpha band is zoomed with the colours
+            crop_h, crop_w = max(1, int(height / zoom_factor)), max(1, int(width / zoom_factor))
+            top, left = (height - crop_h) // 2, (width - crop_w) // 2
+            crop = x[top : top + crop_h, left : left + crop_w]
+            if not has_alpha:
+                return _resize(crop, height, width)
+            # premultiplied, or the colour transparent pixels store (mostly black) bleeds into the object's edge
+            zoomed = _resize(np.concatenate([crop[..., :-1] * crop[..., -1:], crop[..., -1:]], axis=-1), height, width)
+            alpha = zoomed[..., -1:]
+            colour = np.divide(zoomed[..., :-1], alpha, out=np.zeros_like(zoomed[..., :-1]), where=alpha > 0)
+            return np.concatenate([colour, alpha], axis=-1)
+        if noise_type == "crop_shift":
+            # whole-pixel shift along the width, zero fill; an alpha band moves too, opaque in the columns shifted
+            # in, so that they show black as without alpha
+            shift = int(round(shift_fraction * width))
+            out = ndimage.shift(x, (0, shift, 0), order=0, mode="constant", cval=0.0)
+            if has_alpha:
+                out[..., -1] = ndimage.shift(x[..., -1], (0, shift), order=0, mode="constant", cval=1.0)
+            return out
+        if has_alpha:
+            colour, alpha = x[..., :-1], x[..., -1:]
+            if noise_type == "far_ood":  # opaque: the row's own alpha would cut it to the row's shape, i.e. its class
+                return np.concatenate([apply(colour, rng), np.ones_like(alpha)], axis=-1)
+            # the noise of the image as shown, over white, put back under the same alpha: the colours transparent
+            # pixels store, never seen, set the noise scale and the cartoon's edges otherwise
+            shown = apply(colour * alpha + (1.0 - alpha), rng)
+            colour = np.divide(shown - (1.0 - alpha), alpha, out=colour.copy(), where=alpha > 0)
+            return np.concatenate([np.clip(colour, 0.0, 1.0), alpha], axis=-1)
         if noise_type == "ood_covariate":
             return _covariate(x, rng, sigma)
         if noise_type == "domain_shift":
             return _cartoon(_covariate(x, rng, sigma))
-        if noise_type == "far_ood":
-            if pool is None:
-                return rng.random(x.shape, dtype=np.float32)
-            return _match_image(pool.get(int(rng.integers(len(pool)))), height, width, channels)
-        if noise_type == "zoom_shift":
-            crop_h, crop_w = max(1, int(height / zoom_factor)), max(1, int(width / zoom_factor))
-            top, left = (height - crop_h) // 2, (width - crop_w) // 2
-            return _resize(x[top : top + crop_h, left : left + crop_w], height, width)
-        # crop_shift: whole-pixel shift along the width, zero fill
-        return ndimage.shift(x, (0, int(round(shift_fraction * width)), 0), order=0, mode="constant", cval=0.0)
+        if pool is None:  # far_ood
+            return rng.random(x.shape, dtype=np.float32)
+        return _match_image(pool.get(int(rng.integers(len(pool)))), height, width, channels)
 
     return apply
 
@@ -191,11 +223,9 @@ def image_noise_fn(
 def noisy_image(
     a: np.ndarray, fn: Callable, rng: np.random.Generator, *, channels_last: bool = False, what: str = "An image"
 ) -> np.ndarray:
-    """``fn`` applied to image array ``a`` in [0, 1], written back in ``a``'s layout and dtype, alpha kept.
+    """``fn`` applied to image array ``a`` in [0, 1], written back in ``a``'s layout and dtype.
 
     ``channels_last``: a 3-D ``a`` is (H, W, C) (PIL pixels); ``what`` names the image in errors.
     """
     x, back = _to_unit_hwc(a, channels_last=channels_last, what=what)
-    if x.shape[-1] in (2, 4):  # keep alpha as is
-        return back(np.concatenate([np.clip(fn(x[..., :-1], rng), 0, 1), x[..., -1:]], axis=-1))
     return back(np.clip(fn(x, rng), 0.0, 1.0))
