@@ -340,14 +340,16 @@ def add_input_noise(
     Images (a datasets `Image` column, or arrays (H, W), (H, W, C), (C, H, W) of uint8, uint16 or float
     in [0, 1]; other integers must lie in [0, 255], and a shape whose first and last axes could both be
     channels is refused) are noised in [0, 1] and written back in the input's feature type, layout and dtype;
-    an alpha channel is kept as is. 16-bit images (uint16, PIL mode `I;16`) use the 0..65535 scale; PIL
+    images with transparency (an alpha band, or a palette's or PNG's transparent colour: noised as LA / RGBA)
+    are noised as shown over white, the alpha band kept, moved by `crop_shift` / `zoom_shift`, made opaque by
+    `far_ood`. 16-bit images (uint16, PIL mode `I;16`) use the 0..65535 scale; PIL
     modes `I` and `F`, of unknown range, raise a ValueError. Time series are (T,) or (T, D) float arrays.
 
     - `ood_covariate`: `x + N(0, 1) * sigma * max(x)`, clamped to [0, 1].
     - `domain_shift`: `ood_covariate`, then a cartoon effect (median blur 5, adaptive-threshold edge
       mask block 9 / C 9, bilateral filter 9 / 250 / 250), in NumPy.
-    - `far_ood`: replaced by a random `pool` image, resized bilinearly, channels matched (mean to gray,
-      gray repeated to RGB); uniform random noise when `pool` is None.
+    - `far_ood`: replaced by a random `pool` image, transparent pixels over white, resized bilinearly, channels
+      matched (mean to gray, gray repeated to RGB); uniform random noise when `pool` is None.
     - `zoom_shift`: centre crop `H / zoom_factor x W / zoom_factor`, resized back bilinearly.
     - `crop_shift`: shifted right by `round(shift_fraction * W)` pixels (left if negative), zero fill.
     - `ts_covariate`: `x + N(0, 1) * sigma * (max(x) - min(x))`.
@@ -472,7 +474,7 @@ def add_input_noise(
         input_columns=[input_column] if label_column is None else [input_column, label_column],
         features=features,
         new_fingerprint=_cache_fingerprint(  # "stored dtype": caches written when float64 was read as float32 differ
-            dataset, "add_input_noise", "stored dtype", "None steps kept", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
+            dataset, "add_input_noise", "stored dtype", "None steps kept", "alpha as shown", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
             replacements.fingerprint if replacements else None, label_column, clean_label_column, noisy_flag_column,
         ),  # fmt: skip
         desc=f"{noise_type} input noise",
