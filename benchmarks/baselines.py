@@ -12,6 +12,7 @@ the estimated noise rate).
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from typing import Any
 
@@ -38,7 +39,8 @@ def cleanlab_issues(labels: np.ndarray, pred_probs: np.ndarray, **options: Any) 
     (``filter_by="prune_by_noise_rate"``).
     """
     try:
-        from cleanlab.filter import find_label_issues
+        with warnings.catch_warnings():  # importing cleanlab turns every warning off, process-wide, for good
+            from cleanlab.filter import find_label_issues
     except ImportError as err:  # optional dependency
         raise ImportError("The cleanlab baseline needs cleanlab: pip install 'hf_lilaw[cleanlab]'.") from err
     return np.asarray(find_label_issues(labels=np.asarray(labels), pred_probs=np.asarray(pred_probs), **options))

@@ -15,6 +15,7 @@ import json
 import os
 import sys
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -109,8 +110,9 @@ def main() -> None:
 
     cleanlab_note, cleanlab_record = "cleanlab not installed", None
     try:
-        from cleanlab.filter import find_label_issues as cleanlab_find_label_issues
-        from cleanlab.rank import get_label_quality_scores
+        with warnings.catch_warnings():  # importing cleanlab turns every warning off, process-wide, for good
+            from cleanlab.filter import find_label_issues as cleanlab_find_label_issues
+            from cleanlab.rank import get_label_quality_scores
     except ImportError:
         pass
     else:
