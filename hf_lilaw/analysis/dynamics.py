@@ -45,7 +45,7 @@ def _with_rows(
     """
     have = array.shape[0]
     buffer = None if spare is None else spare.get(key)
-    if buffer is None or buffer.shape[0] < rows or buffer[:have].__array_interface__ != array.__array_interface__:
+    if buffer is None or buffer.shape[0] < rows or array.base is not buffer:  # full, or `array` replaced since
         buffer = np.empty((rows if spare is None else max(rows, 2 * have), *array.shape[1:]), dtype=array.dtype)
         buffer[:have] = array
         if spare is not None:

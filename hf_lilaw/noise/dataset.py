@@ -425,9 +425,9 @@ def add_input_noise(
             image = decoder.decode_example(value)
             check_image_mode(image.mode, f"Row {index} of image column {input_column!r}")
             return ImageFeature().encode_example(noisy_pil_image(image, fn, rng))
-        a = np.asarray(value) if not is_series else np.array(value, dtype=storage_dtype or np.float64)
         if not is_series:
-            return noisy_image(a, fn, rng, what=f"Row {index} of image column {input_column!r}")
+            return noisy_image(np.asarray(value), fn, rng, what=f"Row {index} of image column {input_column!r}")
+        a = np.array(value, dtype=storage_dtype or np.float64)
         if not np.issubdtype(a.dtype, np.floating) or a.ndim not in (1, 2):
             raise ValueError(
                 f"{noise_type!r} needs (T,) or (T, D) float series in {input_column!r}, got dtype {a.dtype}, shape "

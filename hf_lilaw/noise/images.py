@@ -59,6 +59,11 @@ def _cartoon(x: np.ndarray) -> np.ndarray:
     return _bilateral(img, 9, 250.0, 250.0) * edges[..., None] / 255.0
 
 
+def _over_white(x: np.ndarray) -> np.ndarray:
+    """The colour bands of float image ``x`` (last band alpha) put over white, as the image is shown."""
+    return x[..., :-1] * x[..., -1:] + (1.0 - x[..., -1:])
+
+
 def _match_image(item: Any, height: int, width: int, channels: int) -> np.ndarray:
     """A pool image as a float (height, width, channels) image, transparent pixels put over white as
     `image_transforms` (and transformers' processors) show them."""
@@ -68,7 +73,7 @@ def _match_image(item: Any, height: int, width: int, channels: int) -> np.ndarra
         x, _ = _to_unit_hwc(np.asarray(item), check_range=False, what="A pool image")
     if x.shape[-1] in (2, 4):
         # dropping the alpha band alone left the colour transparent pixels store, mostly black
-        x = x[..., :-1] * x[..., -1:] + (1.0 - x[..., -1:])
+        x = _over_white(x)
     if x.shape[-1] != channels:
         x = x.mean(axis=-1, keepdims=True) if channels == 1 else np.repeat(x[..., :1], channels, axis=-1)
     return np.clip(_resize(x, height, width), 0.0, 1.0)
@@ -206,7 +211,7 @@ def image_noise_fn(
                 return np.concatenate([apply(colour, rng), np.ones_like(alpha)], axis=-1)
             # the noise of the image as shown, over white, put back under the same alpha: the colours transparent
             # pixels store, never seen, set the noise scale and the cartoon's edges otherwise
-            shown = apply(colour * alpha + (1.0 - alpha), rng)
+            shown = apply(_over_white(x), rng)
             colour = np.divide(shown - (1.0 - alpha), alpha, out=colour.copy(), where=alpha > 0)
             return np.concatenate([np.clip(colour, 0.0, 1.0), alpha], axis=-1)
         if noise_type == "ood_covariate":
