@@ -27,6 +27,7 @@ import copy
 import json
 import tempfile
 import time
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -493,7 +494,8 @@ def run_method(method: str, cfg: dict[str, Any], cell: CellData, seed: int, devi
 
 def has_cleanlab() -> bool:
     try:
-        import cleanlab  # noqa: F401
+        with warnings.catch_warnings():  # importing cleanlab turns every warning off, process-wide, for good
+            import cleanlab  # noqa: F401
     except ImportError:
         return False
     return True

@@ -474,7 +474,7 @@ def add_input_noise(
         input_columns=[input_column] if label_column is None else [input_column, label_column],
         features=features,
         new_fingerprint=_cache_fingerprint(  # "stored dtype": caches written when float64 was read as float32 differ
-            dataset, "add_input_noise", "stored dtype", "None steps kept", "alpha as shown", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
+            dataset, "add_input_noise", "stored dtype", "None steps kept", "alpha as shown", "LAB opaque", noise_type, rate, seed, input_column, sigma, zoom_factor, shift_fraction,
             replacements.fingerprint if replacements else None, label_column, clean_label_column, noisy_flag_column,
         ),  # fmt: skip
         desc=f"{noise_type} input noise",

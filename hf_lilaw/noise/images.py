@@ -102,7 +102,8 @@ def pil_pixels(image: PILImage.Image) -> np.ndarray:
     check_image_mode(image.mode)
     if image.mode in _UINT16_MODES:
         return np.asarray(image).astype(np.uint16)
-    if image.mode not in ("LA", "RGBA") and ("A" in image.getbands() or image.info.get("transparency") is not None):
+    alpha_band = "A" in image.getbands() and image.mode != "LAB"  # LAB's band A is the a* colour axis, not alpha
+    if image.mode not in ("LA", "RGBA") and (alpha_band or image.info.get("transparency") is not None):
         # an RGB or L conversion drops the transparency, leaving the colour the transparent pixels hold (mostly
         # black) where `image_transforms` shows the rows not hit white; RGBA to LA is PIL's oldest grey-alpha path
         rgba = image.convert("RGBA")

@@ -146,3 +146,14 @@ def test_pixel_noise_does_not_depend_on_colours_under_full_transparency(noise_ty
     np.testing.assert_allclose(views[0], views[1], atol=1)
     identity = add_input_noise(ds, noise_type="ood_covariate", rate=1.0, seed=0, sigma=0.0, label_column=None)
     np.testing.assert_array_equal(np.asarray(identity[0]["image"])[4:12, 4:12], rgba[4:12, 4:12])
+
+
+def test_lab_images_are_not_taken_for_transparent():
+    """LAB's band "A" (the a* colour axis) was read as an alpha band: a hit LAB row came back RGBA (opaque), a
+    4-band image beside 3-band rows, where every other mode without transparency becomes RGB."""
+    rgb = PILImage.fromarray(np.random.default_rng(0).integers(0, 256, (8, 8, 3), dtype=np.uint8))
+    ds = Dataset.from_dict({"image": [rgb.convert("LAB")] * 2}, features=Features({"image": Image()}))
+    assert ds[0]["image"].mode == "LAB"
+    for noise_type in ("ood_covariate", "zoom_shift"):
+        out = add_input_noise(ds, noise_type=noise_type, rate=1.0, seed=0, label_column=None)
+        assert [image.mode for image in out["image"]] == ["RGB", "RGB"]
