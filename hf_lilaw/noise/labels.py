@@ -3,6 +3,8 @@ matrix."""
 
 from __future__ import annotations
 
+import os
+import sys
 import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -246,9 +248,21 @@ def _noise_matrix_labels(y: np.ndarray, num_classes: int, rate: float, seed: int
             f"classes of {counts.min()} to {counts.max()} rows loses {1 - realised / asked:.0%} of the noise. Use "
             "noise_type='random_transition' (exactly round(rate * N) rows hit) or fewer classes with more rows.",
             UserWarning,
-            stacklevel=4,
+            stacklevel=_stacklevel_outside_package(),
         )
     return out
+
+
+_PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__))) + os.sep
+
+
+def _stacklevel_outside_package() -> int:
+    """The `stacklevel` that points a warning at the first caller outside hf_lilaw, for a warning raised under
+    several public entry points (`noisy_labels`, `add_label_noise`) at different depths."""
+    level, frame = 1, sys._getframe(1)
+    while frame is not None and os.path.abspath(frame.f_code.co_filename).startswith(_PACKAGE_DIR):
+        level, frame = level + 1, frame.f_back
+    return level
 
 
 def _relabel(

@@ -31,6 +31,20 @@ def test_noise_matrix_says_when_cleanlabs_rounding_drops_the_noise():
     assert (out != np.arange(600) % 4).mean() == pytest.approx(0.392, abs=1e-3)
 
 
+def test_noise_matrix_warning_points_at_the_callers_line():
+    """The rounding warning pointed three frames up from where it was raised: at the user's line when called
+    through noisy_labels, but at hf_lilaw/noise/dataset.py when called through add_label_noise."""
+    pytest.importorskip("cleanlab")
+    y = np.repeat(np.arange(10), 100)
+    with pytest.warns(UserWarning, match="instead of 0.2000") as caught:
+        noisy_labels(y, noise_type="noise_matrix", rate=0.2, seed=0, num_classes=10)
+    assert [w.filename for w in caught] == [__file__]
+    data = Dataset.from_dict({"label": y}, features=Features({"label": ClassLabel(num_classes=10)}))
+    with pytest.warns(UserWarning, match="instead of 0.2000") as caught:
+        add_label_noise(data, noise_type="noise_matrix", rate=0.2, seed=0)
+    assert [w.filename for w in caught if "instead of" in str(w.message)] == [__file__]
+
+
 def test_noise_matrix_leaves_the_warning_filters_as_they_were():
     """Importing cleanlab added an 'ignore every Warning' filter: after the first noise_matrix call no warning of
     any library reached the user, this module's own (a guessed num_classes, the rounding above) included."""
