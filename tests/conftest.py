@@ -1,6 +1,8 @@
 """Tiny offline models and data shared by the trainer tests."""
 
+import logging
 import os
+import warnings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -72,6 +74,31 @@ def tiny_model():
 @pytest.fixture(scope="session")
 def blob_splits():
     return {"train": blobs(192, seed=0), "meta": blobs(48, seed=1), "test": blobs(96, noise_rate=0.0, seed=2)}
+
+
+@pytest.fixture(autouse=True)
+def restore_process_state():
+    """Tests that call a benchmark script's ``main`` in-process get the process-wide state it sets for its runs
+    (threads, environment, log levels and handlers, progress bars). Restored after every test, so that no outcome
+    depends on which tests ran before in the same process (pytest-xdist changes that order)."""
+    threads = torch.get_num_threads()
+    environ = dict(os.environ)
+    for name in ("transformers", "hf_lilaw", "datasets", "accelerate"):
+        logging.getLogger(name)  # a logger first made during the test would keep its level
+    loggers = [logging.root, *(x for x in logging.root.manager.loggerDict.values() if isinstance(x, logging.Logger))]
+    levels = {logger: logger.level for logger in loggers}
+    handlers = list(logging.root.handlers)
+    bars = datasets.is_progress_bar_enabled()
+    with warnings.catch_warnings():
+        yield
+    torch.set_num_threads(threads)
+    os.environ.clear()
+    os.environ.update(environ)
+    for logger, level in levels.items():
+        logger.setLevel(level)
+    logging.root.handlers[:] = handlers
+    if bars:
+        datasets.enable_progress_bars()
 
 
 def model_state(model: nn.Module) -> dict[str, torch.Tensor]:

@@ -18,31 +18,6 @@ from benchmarks import accuracy, training  # noqa: E402
 from benchmarks.common import RECORD_KEYS, cpu_model, load_config  # noqa: E402
 
 
-@pytest.fixture(autouse=True)
-def restore_globals():
-    """The scripts set process-wide state for their own runs (threads, log levels, warnings, progress bars)."""
-    import logging
-    import os
-    import warnings
-
-    import datasets
-    import torch
-
-    threads = torch.get_num_threads()
-    environ = dict(os.environ)
-    levels = {name: logging.getLogger(name).level for name in ("transformers", "hf_lilaw", "datasets", "accelerate")}
-    bars = datasets.is_progress_bar_enabled()
-    with warnings.catch_warnings():
-        yield
-    torch.set_num_threads(threads)
-    os.environ.clear()
-    os.environ.update(environ)
-    for name, level in levels.items():
-        logging.getLogger(name).setLevel(level)
-    if bars:
-        datasets.enable_progress_bars()
-
-
 def header(markdown: str, title: str) -> list[str]:
     """The column names of the first table after the heading ``title``."""
     lines = markdown.splitlines()

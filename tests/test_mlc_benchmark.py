@@ -13,8 +13,6 @@ sys.path.insert(0, str(ROOT))
 
 from benchmarks import mlc_benchmark  # noqa: E402
 
-from test_benchmarks import restore_globals  # noqa: E402, F401  (autouse: the script sets process-wide state)
-
 
 def _record(method, seed, acc, *, recipe="default", fraction=0.1, noise="uniform", rate=0.5):
     return {"method": method, "seed": seed, "test_accuracy": acc, "recipe": recipe, "clean_fraction": fraction,
