@@ -315,10 +315,20 @@ class TrainingDynamicsRecorder(TrainingDynamicsObserver):
     def on_train_end(self, args: Any, state: Any, control: Any, **kwargs: Any) -> None:
         if self.dynamics is None:
             return
-        self.dynamics = self._merged()
+        self.dynamics = self._released(self._merged())
         self._earlier = None
         if self.output_dir:
             self._save(self.dynamics, state)
+
+    def _released(self, dynamics: TrainingDynamics) -> TrainingDynamics:
+        """``dynamics`` with arrays of its own and the spare growth buffers freed: a record that is still their
+        leading rows (one process) would keep up to twice its memory alive for as long as the user holds it."""
+        buffers = {id(buffer) for buffer in self._spare.values()}
+        views = any(value is not None and id(value.base) in buffers for value in vars(dynamics).values())
+        if id(self._order.base) in buffers:
+            self._order = self._order.copy()
+        self._spare = {}
+        return dataclasses.replace(dynamics) if views else dynamics  # a new record copies its arrays
 
     def _merged(self) -> TrainingDynamics:
         """Every process's record (a collective: all processes call it), with the epochs before a resume."""

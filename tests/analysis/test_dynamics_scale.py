@@ -41,3 +41,20 @@ def test_the_visit_order_takes_four_bytes_a_value_and_widens_past_int32():
     recorder.record(torch.tensor([1]), {"loss": torch.ones(1)}, epoch=0)
     recorder.record(torch.tensor([2, 1]), {"loss": torch.ones(2)}, epoch=1)
     assert recorder._order.tolist() == [[0, 2**31 - 1, -1], [-1, 2**31, 2**31]]
+
+
+def test_the_finished_record_owns_its_memory_and_the_spare_buffers_are_freed():
+    """At the end of training the record stayed the leading rows of its growth buffers (up to twice its rows: 3
+    epochs in buffers of 4), alive for as long as the user held `recorder.dynamics`."""
+    recorder = TrainingDynamicsRecorder()
+    recorder.start(5, weights=False)
+    for epoch in range(3):
+        recorder.record(torch.arange(5), {"loss": torch.full((5,), float(epoch))}, epoch=epoch)
+    assert recorder.dynamics.loss.base is not None and recorder.dynamics.loss.base.shape == (4, 5)
+    recorder.on_train_end(None, None, None)
+    for name, value in vars(recorder.dynamics).items():
+        if value is not None:
+            assert value.base is None and value.shape == (3, 5), name
+    assert recorder._order.base is None and recorder._order.tolist() == [[0] * 5, [1] * 5, [2] * 5]
+    assert recorder._spare == {}
+    np.testing.assert_array_equal(recorder.dynamics.loss, np.repeat([[0.0], [1.0], [2.0]], 5, axis=1))
