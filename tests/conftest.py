@@ -15,6 +15,16 @@ import torch  # noqa: E402
 from torch import nn  # noqa: E402
 from transformers import Trainer, TrainerCallback, TrainingArguments  # noqa: E402
 
+# Under pytest-xdist every worker is a busy process of its own: torch's default of one thread per core in each of
+# them oversubscribes the machine and slows the whole suite, so the cores are shared out (and inherited by the
+# subprocesses the tests start).
+_WORKERS = int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1"))
+if _WORKERS > 1:
+    _cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    _threads = max(1, _cores // _WORKERS)
+    os.environ["OMP_NUM_THREADS"] = str(_threads)
+    torch.set_num_threads(_threads)
+
 NUM_FEATURES, NUM_CLASSES = 8, 3
 
 
